@@ -1,0 +1,384 @@
+//! The server's request parser: multibulk (`*N\r\n$len\r\n...`) and inline
+//! commands, with Redis's limits and error texts.
+//!
+//! It records argument positions instead of copying arguments, so parsing a
+//! pipelined batch allocates nothing once the [`Request`] buffers have grown.
+//! Handlers copy only what they store; keeping slices of the read buffer in
+//! the keyspace would pin whole buffers for a few bytes each.
+
+use crate::error::ProtocolError;
+
+/// Longest inline request, and longest count line, that Redis buffers before
+/// giving up (`PROTO_INLINE_MAX_SIZE`).
+pub const PROTO_INLINE_MAX_SIZE: usize = 64 * 1024;
+
+/// Limits the parser enforces, from the config (`proto-max-bulk-len`) and
+/// from the connection (unauthenticated clients get small limits).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    pub max_bulk_len: i64,
+    pub max_multibulk_len: i64,
+    pub authenticated: bool,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk_len: i32::MAX as i64,
+            authenticated: true,
+        }
+    }
+}
+
+/// One parsed command: argument positions in the input, or, for inline
+/// commands whose quoting rewrote bytes, in a private buffer.
+#[derive(Debug, Default)]
+pub struct Request {
+    ranges: Vec<(usize, usize)>,
+    inline: Vec<u8>,
+    is_inline: bool,
+}
+
+impl Request {
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    pub fn is_inline(&self) -> bool {
+        self.is_inline
+    }
+
+    /// Argument `i`, given the same input slice the request was parsed from.
+    pub fn arg<'a>(&'a self, input: &'a [u8], i: usize) -> &'a [u8] {
+        let (s, e) = self.ranges[i];
+        if self.is_inline {
+            &self.inline[s..e]
+        } else {
+            &input[s..e]
+        }
+    }
+
+    /// All arguments as slices, given the input the request was parsed from.
+    pub fn args<'a>(&'a self, input: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        (0..self.len()).map(move |i| self.arg(input, i))
+    }
+
+    fn clear(&mut self) {
+        self.ranges.clear();
+        self.inline.clear();
+        self.is_inline = false;
+    }
+}
+
+/// Parses one command from the front of `input` into `req`.
+///
+/// Returns `Ok(None)` when more bytes are needed, `Ok(Some(n))` when `n`
+/// bytes were consumed; `req` may then be empty (`*0`, a blank line), which
+/// Redis skips silently. Positions in `req` are relative to `input`.
+pub fn parse_request(
+    input: &[u8],
+    limits: &RequestLimits,
+    req: &mut Request,
+) -> Result<Option<usize>, ProtocolError> {
+    req.clear();
+    match input.first() {
+        None => Ok(None),
+        Some(b'*') => parse_multibulk(input, limits, req),
+        Some(_) => parse_inline(input, req),
+    }
+}
+
+fn find_cr(input: &[u8], from: usize) -> Option<usize> {
+    input[from..].iter().position(|&b| b == b'\r').map(|p| p + from)
+}
+
+/// Redis's `string2ll`: optional '-', no leading '+', no leading zeros, no
+/// spaces, fits in i64.
+pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    let (neg, digits) = match s[0] {
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || (digits[0] == b'0' && digits.len() > 1) || (neg && digits == b"0") {
+        return if digits == b"0" && !neg { Some(0) } else { None };
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let digit = (d - b'0') as i64;
+        v = v.checked_mul(10)?;
+        v = if neg { v.checked_sub(digit)? } else { v.checked_add(digit)? };
+    }
+    Some(v)
+}
+
+fn parse_multibulk(
+    input: &[u8],
+    limits: &RequestLimits,
+    req: &mut Request,
+) -> Result<Option<usize>, ProtocolError> {
+    let Some(cr) = find_cr(input, 1) else {
+        if input.len() > PROTO_INLINE_MAX_SIZE {
+            return Err(ProtocolError::TooBigMbulkCount);
+        }
+        return Ok(None);
+    };
+    if cr + 2 > input.len() {
+        return Ok(None);
+    }
+    let count = parse_i64(&input[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+    if count > limits.max_multibulk_len {
+        return Err(ProtocolError::InvalidMultibulkLength);
+    }
+    if !limits.authenticated && count > 10 {
+        return Err(ProtocolError::UnauthenticatedMultibulk);
+    }
+    let mut pos = cr + 2;
+    if count <= 0 {
+        return Ok(Some(pos));
+    }
+    // Do not trust the count for the allocation: a client could claim 2^31.
+    req.ranges.reserve((count as usize).min(1024));
+    for _ in 0..count {
+        let Some(&first) = input.get(pos) else {
+            return Ok(None);
+        };
+        if first != b'$' {
+            return Err(ProtocolError::ExpectedDollar(first as char));
+        }
+        let Some(cr) = find_cr(input, pos + 1) else {
+            if input.len() - pos > PROTO_INLINE_MAX_SIZE {
+                return Err(ProtocolError::TooBigBulkCount);
+            }
+            return Ok(None);
+        };
+        if cr + 2 > input.len() {
+            return Ok(None);
+        }
+        let len = parse_i64(&input[pos + 1..cr]).ok_or(ProtocolError::InvalidBulkLength)?;
+        if len < 0 || len > limits.max_bulk_len {
+            return Err(ProtocolError::InvalidBulkLength);
+        }
+        if !limits.authenticated && len > 16384 {
+            return Err(ProtocolError::UnauthenticatedBulk);
+        }
+        let start = cr + 2;
+        let end = start + len as usize;
+        if end + 2 > input.len() {
+            return Ok(None);
+        }
+        req.ranges.push((start, end));
+        pos = end + 2;
+    }
+    Ok(Some(pos))
+}
+
+fn parse_inline(input: &[u8], req: &mut Request) -> Result<Option<usize>, ProtocolError> {
+    let Some(nl) = input.iter().position(|&b| b == b'\n') else {
+        if input.len() > PROTO_INLINE_MAX_SIZE {
+            return Err(ProtocolError::TooBigInline);
+        }
+        return Ok(None);
+    };
+    let mut line = &input[..nl];
+    if let Some(stripped) = line.strip_suffix(b"\r") {
+        line = stripped;
+    }
+    req.is_inline = true;
+    split_args(line, &mut req.inline, &mut req.ranges)?;
+    Ok(Some(nl + 1))
+}
+
+/// C's `isspace`, which `sdssplitargs` uses between words.
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Redis's `sdssplitargs`: whitespace-separated words, "double quotes" with
+/// C escapes (\n \r \t \b \a \xHH), 'single quotes' with only \' escaped. A
+/// closing quote must be followed by whitespace or the end of the line.
+fn split_args(
+    line: &[u8],
+    out: &mut Vec<u8>,
+    ranges: &mut Vec<(usize, usize)>,
+) -> Result<(), ProtocolError> {
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && is_space(line[i]) {
+            i += 1;
+        }
+        if i >= n {
+            return Ok(());
+        }
+        let start = out.len();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                if i >= n {
+                    return Err(ProtocolError::UnbalancedQuotes);
+                }
+                let c = line[i];
+                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' {
+                    if let (Some(h), Some(l)) = (hex_val(line[i + 2]), hex_val(line[i + 3])) {
+                        out.push(h * 16 + l);
+                        i += 4;
+                        continue;
+                    }
+                }
+                if c == b'\\' && i + 1 < n {
+                    i += 1;
+                    out.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    if i + 1 < n && !is_space(line[i + 1]) {
+                        return Err(ProtocolError::UnbalancedQuotes);
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    out.push(c);
+                }
+                i += 1;
+            } else if in_sq {
+                if i >= n {
+                    return Err(ProtocolError::UnbalancedQuotes);
+                }
+                let c = line[i];
+                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    out.push(b'\'');
+                    i += 2;
+                    continue;
+                } else if c == b'\'' {
+                    if i + 1 < n && !is_space(line[i + 1]) {
+                        return Err(ProtocolError::UnbalancedQuotes);
+                    }
+                    i += 1;
+                    break;
+                }
+                out.push(c);
+                i += 1;
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
+                    b'"' => in_dq = true,
+                    b'\'' => in_sq = true,
+                    c => out.push(c),
+                }
+                i += 1;
+            }
+        }
+        ranges.push((start, out.len()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(input: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, ProtocolError> {
+        let mut req = Request::default();
+        let r = parse_request(input, &RequestLimits::default(), &mut req)?;
+        Ok(r.map(|n| (req.args(input).map(|a| a.to_vec()).collect(), n)))
+    }
+
+    #[test]
+    fn multibulk_complete_and_partial() {
+        let full = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+        let (args, n) = parse(full).unwrap().unwrap();
+        assert_eq!(args, vec![b"GET".to_vec(), b"k".to_vec()]);
+        assert_eq!(n, full.len());
+        for cut in 0..full.len() {
+            assert_eq!(parse(&full[..cut]).unwrap(), None, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn multibulk_errors_use_redis_text() {
+        assert_eq!(
+            parse(b"*x\r\n").unwrap_err().to_string(),
+            "Protocol error: invalid multibulk length"
+        );
+        assert_eq!(
+            parse(b"*1\r\n+foo\r\n").unwrap_err().to_string(),
+            "Protocol error: expected '$', got '+'"
+        );
+        assert_eq!(
+            parse(b"*1\r\n$-5\r\n").unwrap_err().to_string(),
+            "Protocol error: invalid bulk length"
+        );
+        let big = vec![b'*'; PROTO_INLINE_MAX_SIZE + 10];
+        assert_eq!(parse(&big).unwrap_err(), ProtocolError::TooBigMbulkCount);
+        let big = vec![b'a'; PROTO_INLINE_MAX_SIZE + 10];
+        assert_eq!(parse(&big).unwrap_err(), ProtocolError::TooBigInline);
+    }
+
+    #[test]
+    fn bulk_len_limit_is_enforced() {
+        let limits = RequestLimits { max_bulk_len: 4, ..Default::default() };
+        let mut req = Request::default();
+        let err = parse_request(b"*1\r\n$5\r\nhello\r\n", &limits, &mut req).unwrap_err();
+        assert_eq!(err, ProtocolError::InvalidBulkLength);
+    }
+
+    #[test]
+    fn unauthenticated_limits() {
+        let limits = RequestLimits { authenticated: false, ..Default::default() };
+        let mut req = Request::default();
+        let err = parse_request(b"*11\r\n", &limits, &mut req).unwrap_err();
+        assert_eq!(err, ProtocolError::UnauthenticatedMultibulk);
+        let err = parse_request(b"*1\r\n$16385\r\n", &limits, &mut req).unwrap_err();
+        assert_eq!(err, ProtocolError::UnauthenticatedBulk);
+    }
+
+    #[test]
+    fn empty_multibulk_is_skipped() {
+        assert_eq!(parse(b"*0\r\n").unwrap(), Some((vec![], 4)));
+        assert_eq!(parse(b"*-1\r\n").unwrap(), Some((vec![], 5)));
+    }
+
+    #[test]
+    fn inline_quotes_and_escapes() {
+        let (args, _) = parse(b"set \"a\\x41\\n\" 'it\\'s' plain\r\n").unwrap().unwrap();
+        assert_eq!(args, vec![b"set".to_vec(), b"aA\n".to_vec(), b"it's".to_vec(), b"plain".to_vec()]);
+        assert_eq!(parse(b"   \r\n").unwrap(), Some((vec![], 5)));
+        assert_eq!(parse(b"get \"unterminated\r\n").unwrap_err(), ProtocolError::UnbalancedQuotes);
+        assert_eq!(parse(b"get \"a\"b\r\n").unwrap_err(), ProtocolError::UnbalancedQuotes);
+        assert_eq!(parse(b"ping").unwrap(), None);
+    }
+
+    #[test]
+    fn string2ll_rules() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-0"), None);
+        assert_eq!(parse_i64(b"007"), None);
+        assert_eq!(parse_i64(b"+1"), None);
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+    }
+}
