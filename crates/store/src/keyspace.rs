@@ -1,0 +1,562 @@
+//! The sharded keyspace.
+//!
+//! A database is `2^k` shards, each an insertion-ordered map behind its own
+//! mutex plus an expiry index ordered by deadline. Callers get a [`Tx`]:
+//! the locks of the shards they need, taken in ascending (db, shard) order
+//! so that no two callers can deadlock, and released on drop.
+//!
+//! Why an `IndexMap`: SCAN walks each shard from its highest index down.
+//! Inserts append above the cursor and `swap_remove` only ever moves the
+//! last, already visited, entry into a lower slot. So every key present for
+//! the whole scan is returned at least once, as Redis promises, without
+//! Redis's reverse-binary bucket trick. It also makes RANDOMKEY O(1).
+//!
+//! Why an expiry index: the active cycle pops exactly the keys whose time
+//! has passed, so expired keys never linger and no sampling is needed.
+
+use crate::effect::EffectStream;
+use crate::value::Value;
+use bytes::Bytes;
+use indexmap::IndexMap;
+use parking_lot::{Mutex, MutexGuard};
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
+
+type Map = IndexMap<Bytes, Entry, foldhash::fast::RandomState>;
+
+/// One key's value and metadata.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute deadline in ms since the epoch; 0 means no TTL. Private so
+    /// the expiry index cannot go out of step: change it through [`Tx`].
+    expire_at: u64,
+    /// Last access, in seconds of the store's clock (OBJECT IDLETIME).
+    pub lru: u32,
+    /// Logarithmic access counter (OBJECT FREQ under an LFU policy).
+    pub freq: u8,
+}
+
+/// Redis's `LFU_INIT_VAL`: new keys start warm enough to survive a while.
+pub const LFU_INIT_VAL: u8 = 5;
+
+impl Entry {
+    pub fn new(value: Value, now_ms: u64) -> Entry {
+        Entry { value, expire_at: 0, lru: lru_clock(now_ms), freq: LFU_INIT_VAL }
+    }
+
+    pub fn expire_at(&self) -> Option<u64> {
+        (self.expire_at != 0).then_some(self.expire_at)
+    }
+
+    fn is_expired(&self, now: u64) -> bool {
+        self.expire_at != 0 && self.expire_at <= now
+    }
+
+    /// Records an access: the LRU clock, and Redis's `LFULogIncr` with
+    /// lfu-log-factor 10 (the counter grows ever more slowly).
+    fn touch(&mut self, now_ms: u64) {
+        self.lru = lru_clock(now_ms);
+        if self.freq < 255 {
+            let base = self.freq.saturating_sub(LFU_INIT_VAL) as f64;
+            let p = 1.0 / (base * 10.0 + 1.0);
+            if rand::random::<f64>() < p {
+                self.freq += 1;
+            }
+        }
+    }
+}
+
+fn lru_clock(now_ms: u64) -> u32 {
+    (now_ms / 1000) as u32
+}
+
+/// What SET-like writes do with an existing TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    Clear,
+    Keep,
+    At(u64),
+}
+
+#[derive(Default)]
+struct Shard {
+    map: Map,
+    expiry: BTreeSet<(u64, Bytes)>,
+}
+
+impl Shard {
+    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let (_, k, e) = self.map.swap_remove_full(key)?;
+        if e.expire_at != 0 {
+            self.expiry.remove(&(e.expire_at, k));
+        }
+        Some(e)
+    }
+
+    fn insert(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
+        if entry.expire_at != 0 {
+            self.expiry.insert((entry.expire_at, key.clone()));
+        }
+        let old = self.map.insert(key.clone(), entry)?;
+        if old.expire_at != 0 {
+            self.expiry.remove(&(old.expire_at, key));
+        }
+        Some(old)
+    }
+
+    fn set_expire(&mut self, key: &[u8], at: u64) -> bool {
+        let Some((_, k, e)) = self.map.get_full_mut(key) else {
+            return false;
+        };
+        if e.expire_at != 0 {
+            self.expiry.remove(&(e.expire_at, k.clone()));
+        }
+        e.expire_at = at;
+        if at != 0 {
+            self.expiry.insert((at, k.clone()));
+        }
+        true
+    }
+}
+
+struct Db {
+    shards: Box<[Mutex<Shard>]>,
+}
+
+/// All databases, the effect stream, and the shard hash.
+pub struct Keyspace {
+    dbs: Box<[Db]>,
+    pub effects: EffectStream,
+    hasher: foldhash::fast::FixedState,
+    shard_mask: usize,
+}
+
+/// The locks a command holds, and the operations it may do under them.
+pub struct Tx<'a> {
+    ks: &'a Keyspace,
+    db: usize,
+    now: u64,
+    guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+}
+
+impl Keyspace {
+    /// `shards_per_db` is rounded up to a power of two.
+    pub fn new(databases: usize, shards_per_db: usize) -> Keyspace {
+        let n = shards_per_db.max(1).next_power_of_two();
+        let dbs = (0..databases.max(1))
+            .map(|_| Db { shards: (0..n).map(|_| Mutex::new(Shard::default())).collect() })
+            .collect();
+        Keyspace {
+            dbs,
+            effects: EffectStream::default(),
+            hasher: foldhash::fast::FixedState::with_seed(0x6c61_7264_6572),
+            shard_mask: n - 1,
+        }
+    }
+
+    pub fn databases(&self) -> usize {
+        self.dbs.len()
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shard_mask + 1
+    }
+
+    /// The shard a key lives in. Bits 32.. of the hash, because the map
+    /// inside the shard indexes buckets by the low bits.
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        ((self.hasher.hash_one(key) >> 32) as usize) & self.shard_mask
+    }
+
+    /// Locks the one shard that holds `key`.
+    pub fn lock(&self, db: usize, key: &[u8], now: u64) -> Tx<'_> {
+        self.lock_shard(db, self.shard_of(key), now)
+    }
+
+    pub fn lock_shard(&self, db: usize, shard: usize, now: u64) -> Tx<'_> {
+        let guard = self.dbs[db].shards[shard].lock();
+        Tx { ks: self, db, now, guards: vec![(shard, guard)] }
+    }
+
+    /// Locks every shard any of `keys` lives in, in ascending order.
+    pub fn lock_keys<'k>(&self, db: usize, keys: impl IntoIterator<Item = &'k [u8]>, now: u64) -> Tx<'_> {
+        let mut idx: Vec<usize> = keys.into_iter().map(|k| self.shard_of(k)).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        let guards = idx.into_iter().map(|i| (i, self.dbs[db].shards[i].lock())).collect();
+        Tx { ks: self, db, now, guards }
+    }
+
+    /// Locks every shard of `db`.
+    pub fn lock_all(&self, db: usize, now: u64) -> Tx<'_> {
+        let guards = self.dbs[db].shards.iter().enumerate().map(|(i, s)| (i, s.lock())).collect();
+        Tx { ks: self, db, now, guards }
+    }
+
+    /// Locks `key`'s shard in two databases, in global (db, shard) order.
+    pub fn lock_across(&self, src: usize, dst: usize, key: &[u8], now: u64) -> (Tx<'_>, Tx<'_>) {
+        debug_assert_ne!(src, dst);
+        if src < dst {
+            let a = self.lock(src, key, now);
+            (a, self.lock(dst, key, now))
+        } else {
+            let b = self.lock(dst, key, now);
+            (self.lock(src, key, now), b)
+        }
+    }
+
+    /// Keys in `db`, counting ones that expired but were not yet removed,
+    /// as Redis's DBSIZE does.
+    pub fn dbsize(&self, db: usize) -> usize {
+        self.dbs[db].shards.iter().map(|s| s.lock().map.len()).sum()
+    }
+
+    /// (keys, keys with a TTL) for INFO keyspace.
+    pub fn db_stats(&self, db: usize) -> (usize, usize) {
+        self.dbs[db].shards.iter().fold((0, 0), |(k, e), s| {
+            let s = s.lock();
+            (k + s.map.len(), e + s.expiry.len())
+        })
+    }
+
+    /// Removes every key of `db`; returns how many there were.
+    pub fn flush_db(&self, db: usize) -> usize {
+        let mut removed = 0;
+        for shard in self.dbs[db].shards.iter() {
+            let mut s = shard.lock();
+            removed += s.map.len();
+            // Dropping large maps outside the lock keeps other clients moving.
+            let old = std::mem::take(&mut *s);
+            drop(s);
+            drop(old);
+        }
+        removed
+    }
+
+    /// Swaps the contents of two databases atomically.
+    pub fn swap_db(&self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        let (lo, hi) = (a.min(b), a.max(b));
+        let mut lo_guards: Vec<_> = self.dbs[lo].shards.iter().map(|s| s.lock()).collect();
+        let mut hi_guards: Vec<_> = self.dbs[hi].shards.iter().map(|s| s.lock()).collect();
+        for (x, y) in lo_guards.iter_mut().zip(hi_guards.iter_mut()) {
+            std::mem::swap(&mut **x, &mut **y);
+        }
+    }
+
+    /// The active expiry cycle: removes keys whose deadline has passed, at
+    /// most `budget` per shard, emitting DEL for each. Returns the count.
+    pub fn active_expire(&self, now: u64, budget: usize) -> usize {
+        let mut total = 0;
+        for db in 0..self.dbs.len() {
+            for shard in 0..self.shard_count() {
+                let mut tx = self.lock_shard(db, shard, now);
+                total += tx.expire_due(budget);
+            }
+        }
+        total
+    }
+
+    /// One SCAN step over `db`. The cursor packs (shard, unvisited prefix
+    /// length); 0 starts and ends a scan. `visit` sees each live key and
+    /// may keep it. Visits at least `count` entries unless the scan ends.
+    pub fn scan(
+        &self,
+        db: usize,
+        cursor: u64,
+        count: usize,
+        now: u64,
+        mut visit: impl FnMut(&Bytes, &Entry),
+    ) -> u64 {
+        const POS_BITS: u32 = 40;
+        const FRESH: u64 = (1 << POS_BITS) - 1;
+        let (mut shard, mut pos) = if cursor == 0 {
+            (0usize, FRESH)
+        } else {
+            ((cursor >> POS_BITS) as usize, cursor & FRESH)
+        };
+        let mut seen = 0;
+        while shard < self.shard_count() {
+            let mut tx = self.lock_shard(db, shard, now);
+            let s = &mut tx.guards[0].1;
+            let mut p = (pos as usize).min(s.map.len());
+            while p > 0 && seen < count {
+                p -= 1;
+                seen += 1;
+                let (k, e) = s.map.get_index(p).expect("index below len");
+                if e.is_expired(now) {
+                    let key = k.clone();
+                    s.remove(&key);
+                    tx.ks.effects.emit(db, &[b"DEL", &key]);
+                    continue;
+                }
+                visit(k, e);
+            }
+            if p > 0 {
+                return ((shard as u64) << POS_BITS) | p as u64;
+            }
+            shard += 1;
+            pos = FRESH;
+            if seen >= count {
+                break;
+            }
+        }
+        if shard >= self.shard_count() {
+            0
+        } else {
+            ((shard as u64) << POS_BITS) | FRESH
+        }
+    }
+
+    /// A random live key of `db`, or None if it has none.
+    pub fn random_key(&self, db: usize, now: u64) -> Option<Bytes> {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        let shards = self.shard_count();
+        // Start at a random shard and walk; skip expired keys, removing them.
+        let start = rng.random_range(0..shards);
+        for step in 0..shards {
+            let mut tx = self.lock_shard(db, (start + step) % shards, now);
+            loop {
+                let s = &mut tx.guards[0].1;
+                if s.map.is_empty() {
+                    break;
+                }
+                let i = rng.random_range(0..s.map.len());
+                let (k, e) = s.map.get_index(i).expect("index below len");
+                if !e.is_expired(now) {
+                    return Some(k.clone());
+                }
+                let key = k.clone();
+                s.remove(&key);
+                tx.ks.effects.emit(db, &[b"DEL", &key]);
+            }
+        }
+        None
+    }
+}
+
+impl<'a> Tx<'a> {
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    pub fn db(&self) -> usize {
+        self.db
+    }
+
+    fn shard(&mut self, key: &[u8]) -> &mut Shard {
+        let idx = self.ks.shard_of(key);
+        let guard = self
+            .guards
+            .iter_mut()
+            .find(|(i, _)| *i == idx)
+            .expect("command touched a key whose shard it did not lock");
+        &mut guard.1
+    }
+
+    /// Reports a write to the effect stream; call while the locks are held.
+    pub fn emit(&self, args: &[&[u8]]) {
+        self.ks.effects.emit(self.db, args);
+    }
+
+    /// Removes `key` if its deadline has passed (lazy expiry).
+    fn expire_if_needed(&mut self, key: &[u8]) {
+        let now = self.now;
+        let s = self.shard(key);
+        if s.map.get(key).is_some_and(|e| e.is_expired(now)) {
+            s.remove(key);
+            self.emit(&[b"DEL", key]);
+        }
+    }
+
+    /// Looks up a live key and records the access.
+    pub fn get(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.expire_if_needed(key);
+        let now = self.now;
+        let e = self.shard(key).map.get_mut(key)?;
+        e.touch(now);
+        Some(e)
+    }
+
+    /// Looks up a live key without recording an access (OBJECT, TTL, TYPE…).
+    pub fn peek(&mut self, key: &[u8]) -> Option<&Entry> {
+        self.expire_if_needed(key);
+        self.shard(key).map.get(key)
+    }
+
+    pub fn contains(&mut self, key: &[u8]) -> bool {
+        self.peek(key).is_some()
+    }
+
+    /// Stores `value` under `key`, replacing whatever was there.
+    pub fn set(&mut self, key: &[u8], value: Value, ttl: Ttl) {
+        let now = self.now;
+        self.expire_if_needed(key);
+        let s = self.shard(key);
+        if let Some(e) = s.map.get_mut(key) {
+            e.value = value;
+            e.touch(now);
+            match ttl {
+                Ttl::Keep => {}
+                Ttl::Clear => {
+                    if e.expire_at != 0 {
+                        s.set_expire(key, 0);
+                    }
+                }
+                Ttl::At(at) => {
+                    s.set_expire(key, at);
+                }
+            }
+            return;
+        }
+        let mut entry = Entry::new(value, now);
+        if let Ttl::At(at) = ttl {
+            entry.expire_at = at;
+        }
+        s.insert(Bytes::copy_from_slice(key), entry);
+    }
+
+    /// Puts a whole entry (with its TTL and access data) under `key`.
+    pub fn put_entry(&mut self, key: Bytes, entry: Entry) {
+        self.shard(&key).insert(key, entry);
+    }
+
+    /// Removes a live key and returns its entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        self.expire_if_needed(key);
+        self.shard(key).remove(key)
+    }
+
+    /// Sets (`at` > 0) or clears (`at` == 0) a live key's deadline.
+    /// Returns false if the key does not exist.
+    pub fn set_expire(&mut self, key: &[u8], at: u64) -> bool {
+        self.expire_if_needed(key);
+        self.shard(key).set_expire(key, at)
+    }
+
+    fn expire_due(&mut self, budget: usize) -> usize {
+        let now = self.now;
+        let db = self.db;
+        let ks = self.ks;
+        let s = &mut self.guards[0].1;
+        let mut n = 0;
+        while n < budget {
+            match s.expiry.first() {
+                Some((at, _)) if *at <= now => {}
+                _ => break,
+            }
+            let (_, key) = s.expiry.pop_first().expect("checked above");
+            s.map.swap_remove(&key);
+            ks.effects.emit(db, &[b"DEL", &key]);
+            n += 1;
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::effect::{Effect, EffectSink};
+    use crate::value::StrValue;
+    use std::sync::Arc;
+
+    fn s(v: &str) -> Value {
+        Value::Str(StrValue::from_slice(v.as_bytes()))
+    }
+
+    #[derive(Default)]
+    struct Log(parking_lot::Mutex<Vec<Vec<Vec<u8>>>>);
+    impl EffectSink for Log {
+        fn apply(&self, e: &Effect<'_>) {
+            self.0.lock().push(e.args.iter().map(|a| a.to_vec()).collect());
+        }
+    }
+
+    #[test]
+    fn lazy_expiry_removes_and_emits_del() {
+        let ks = Keyspace::new(1, 4);
+        let log = Arc::new(Log::default());
+        ks.effects.subscribe(log.clone());
+        ks.lock(0, b"k", 1000).set(b"k", s("v"), Ttl::At(1500));
+        assert!(ks.lock(0, b"k", 1499).get(b"k").is_some());
+        assert!(ks.lock(0, b"k", 1500).get(b"k").is_none());
+        assert_eq!(log.0.lock().as_slice(), &[vec![b"DEL".to_vec(), b"k".to_vec()]]);
+        assert_eq!(ks.dbsize(0), 0);
+    }
+
+    #[test]
+    fn active_expiry_pops_only_due_keys() {
+        let ks = Keyspace::new(2, 4);
+        for i in 0..100u64 {
+            let key = format!("k{i}");
+            ks.lock(1, key.as_bytes(), 0).set(key.as_bytes(), s("v"), Ttl::At(1000 + i));
+        }
+        ks.lock(1, b"forever", 0).set(b"forever", s("v"), Ttl::Clear);
+        assert_eq!(ks.active_expire(1049, 1000), 50);
+        assert_eq!(ks.db_stats(1), (51, 50));
+        assert_eq!(ks.active_expire(10_000, 1000), 50);
+        assert_eq!(ks.db_stats(1), (1, 0));
+    }
+
+    #[test]
+    fn set_keep_and_clear_ttl_keep_index_in_step() {
+        let ks = Keyspace::new(1, 1);
+        let mut tx = ks.lock(0, b"k", 0);
+        tx.set(b"k", s("a"), Ttl::At(50));
+        tx.set(b"k", s("b"), Ttl::Keep);
+        assert_eq!(tx.peek(b"k").unwrap().expire_at(), Some(50));
+        tx.set(b"k", s("c"), Ttl::Clear);
+        assert_eq!(tx.peek(b"k").unwrap().expire_at(), None);
+        drop(tx);
+        assert_eq!(ks.db_stats(0), (1, 0));
+    }
+
+    #[test]
+    fn scan_returns_every_stable_key_under_churn() {
+        let ks = Keyspace::new(1, 8);
+        for i in 0..1000 {
+            let k = format!("stable{i}");
+            ks.lock(0, k.as_bytes(), 0).set(k.as_bytes(), s("v"), Ttl::Clear);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut round = 0;
+        loop {
+            cursor = ks.scan(0, cursor, 10, 0, |k, _| {
+                seen.insert(k.clone());
+            });
+            // Churn: add and delete other keys between calls.
+            for j in 0..5 {
+                let k = format!("tmp{round}-{j}");
+                ks.lock(0, k.as_bytes(), 0).set(k.as_bytes(), s("v"), Ttl::Clear);
+                if round > 0 {
+                    let old = format!("tmp{}-{j}", round - 1);
+                    ks.lock(0, old.as_bytes(), 0).remove(old.as_bytes());
+                }
+            }
+            round += 1;
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..1000 {
+            assert!(seen.contains(format!("stable{i}").as_bytes()), "missed stable{i}");
+        }
+    }
+
+    #[test]
+    fn swap_db_and_flush() {
+        let ks = Keyspace::new(2, 2);
+        ks.lock(0, b"a", 0).set(b"a", s("1"), Ttl::Clear);
+        ks.swap_db(0, 1);
+        assert_eq!(ks.dbsize(0), 0);
+        assert_eq!(ks.dbsize(1), 1);
+        assert_eq!(ks.flush_db(1), 1);
+        assert_eq!(ks.random_key(1, 0), None);
+    }
+}

@@ -1,0 +1,20 @@
+//! larder-store: the keyspace and everything a value needs to live in it.
+//!
+//! Each database is split into shards behind their own locks (see
+//! DESIGN.md): a single-key command locks one shard on the connection's own
+//! thread, and multi-key work locks shards in ascending order so it can
+//! never deadlock. Writes report what they changed to the [`EffectStream`]
+//! while their locks are held, which keeps its order consistent with
+//! execution. Time comes from a [`Clock`], so expiry tests never sleep.
+
+pub mod clock;
+pub mod effect;
+pub mod glob;
+pub mod keyspace;
+pub mod value;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use effect::{Effect, EffectSink, EffectStream};
+pub use glob::glob_match;
+pub use keyspace::{Entry, Keyspace, Ttl, Tx};
+pub use value::{StrValue, Value};

@@ -1,0 +1,126 @@
+//! Values. Strings keep Redis's three encodings so OBJECT ENCODING answers
+//! as Redis does and integers cost no allocation. Collection types arrive
+//! as variants here, each with its own module.
+
+use bytes::Bytes;
+
+/// Longest string Redis stores as `embstr`.
+pub const EMBSTR_MAX: usize = 44;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StrValue {
+    /// A canonical decimal integer that fits i64 (`int`).
+    Int(i64),
+    /// A short string set whole (`embstr`).
+    Emb(Bytes),
+    /// A long string, or one changed in place by APPEND/SETRANGE (`raw`).
+    Raw(Bytes),
+}
+
+impl StrValue {
+    /// Picks the encoding Redis's `tryObjectEncoding` would.
+    pub fn from_bytes(b: Bytes) -> StrValue {
+        if b.len() <= 20 {
+            if let Some(i) = parse_canonical_i64(&b) {
+                return StrValue::Int(i);
+            }
+        }
+        if b.len() <= EMBSTR_MAX {
+            StrValue::Emb(b)
+        } else {
+            StrValue::Raw(b)
+        }
+    }
+
+    pub fn from_slice(b: &[u8]) -> StrValue {
+        StrValue::from_bytes(Bytes::copy_from_slice(b))
+    }
+
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            StrValue::Int(i) => Bytes::copy_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+            StrValue::Emb(b) | StrValue::Raw(b) => b.clone(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            StrValue::Int(i) => itoa::Buffer::new().format(*i).len(),
+            StrValue::Emb(b) | StrValue::Raw(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            StrValue::Int(_) => "int",
+            StrValue::Emb(_) => "embstr",
+            StrValue::Raw(_) => "raw",
+        }
+    }
+}
+
+/// Redis's `string2ll` with its canonical-form rules.
+pub fn parse_canonical_i64(s: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(s).ok()?;
+    let v: i64 = text.parse().ok()?;
+    // Only the form i64 would print back: no '+', no leading zeros, no "-0".
+    if itoa::Buffer::new().format(v).as_bytes() == s {
+        Some(v)
+    } else {
+        None
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(StrValue),
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(s) => s.encoding(),
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&StrValue> {
+        match self {
+            Value::Str(s) => Some(s),
+        }
+    }
+
+    /// Approximate heap bytes the value owns, for memory accounting.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Str(StrValue::Int(_)) => 0,
+            Value::Str(StrValue::Emb(b) | StrValue::Raw(b)) => b.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_follow_redis() {
+        assert_eq!(StrValue::from_slice(b"123").encoding(), "int");
+        assert_eq!(StrValue::from_slice(b"-5").encoding(), "int");
+        assert_eq!(StrValue::from_slice(b"0123").encoding(), "embstr");
+        assert_eq!(StrValue::from_slice(b"+1").encoding(), "embstr");
+        assert_eq!(StrValue::from_slice(&[b'a'; 44]).encoding(), "embstr");
+        assert_eq!(StrValue::from_slice(&[b'a'; 45]).encoding(), "raw");
+        assert_eq!(StrValue::from_slice(b"99999999999999999999").encoding(), "embstr");
+        assert_eq!(StrValue::Int(-42).to_bytes().as_ref(), b"-42");
+    }
+}
