@@ -1,0 +1,10 @@
+//! larder-persist: Redis's RDB serialization of Larder values.
+//!
+//! Today it owns the DUMP/RESTORE payload (one value in RDB encoding,
+//! followed by the RDB version and a CRC64), so keys move between Redis and
+//! Larder. Snapshots and the AOF will build on the same encoders.
+
+pub mod lzf;
+pub mod rdb;
+
+pub use rdb::{dump_payload, restore_payload, RdbError, RDB_VERSION};
