@@ -28,7 +28,10 @@ pub enum Frame {
     Double(f64),
     Boolean(bool),
     BigNumber(Bytes),
-    Verbatim { format: [u8; 3], text: Bytes },
+    Verbatim {
+        format: [u8; 3],
+        text: Bytes,
+    },
     Push(Vec<Frame>),
 }
 

@@ -23,11 +23,7 @@ pub struct RequestLimits {
 
 impl Default for RequestLimits {
     fn default() -> Self {
-        RequestLimits {
-            max_bulk_len: 512 * 1024 * 1024,
-            max_multibulk_len: i32::MAX as i64,
-            authenticated: true,
-        }
+        RequestLimits { max_bulk_len: 512 * 1024 * 1024, max_multibulk_len: i32::MAX as i64, authenticated: true }
     }
 }
 
@@ -80,11 +76,7 @@ impl Request {
 /// Returns `Ok(None)` when more bytes are needed, `Ok(Some(n))` when `n`
 /// bytes were consumed; `req` may then be empty (`*0`, a blank line), which
 /// Redis skips silently. Positions in `req` are relative to `input`.
-pub fn parse_request(
-    input: &[u8],
-    limits: &RequestLimits,
-    req: &mut Request,
-) -> Result<Option<usize>, ProtocolError> {
+pub fn parse_request(input: &[u8], limits: &RequestLimits, req: &mut Request) -> Result<Option<usize>, ProtocolError> {
     req.clear();
     match input.first() {
         None => Ok(None),
@@ -122,11 +114,7 @@ pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
     Some(v)
 }
 
-fn parse_multibulk(
-    input: &[u8],
-    limits: &RequestLimits,
-    req: &mut Request,
-) -> Result<Option<usize>, ProtocolError> {
+fn parse_multibulk(input: &[u8], limits: &RequestLimits, req: &mut Request) -> Result<Option<usize>, ProtocolError> {
     let Some(cr) = find_cr(input, 1) else {
         if input.len() > PROTO_INLINE_MAX_SIZE {
             return Err(ProtocolError::TooBigMbulkCount);
@@ -195,8 +183,15 @@ fn parse_inline(input: &[u8], req: &mut Request) -> Result<Option<usize>, Protoc
         line = stripped;
     }
     req.is_inline = true;
-    split_args(line, &mut req.inline, &mut req.ranges)?;
+    split_args_into(line, &mut req.inline, &mut req.ranges)?;
     Ok(Some(nl + 1))
+}
+
+/// Splits one line the way Redis splits inline commands and config lines.
+pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
+    let (mut out, mut ranges) = (Vec::new(), Vec::new());
+    split_args_into(line, &mut out, &mut ranges)?;
+    Ok(ranges.into_iter().map(|(s, e)| out[s..e].to_vec()).collect())
 }
 
 /// C's `isspace`, which `sdssplitargs` uses between words.
@@ -211,11 +206,7 @@ fn hex_val(c: u8) -> Option<u8> {
 /// Redis's `sdssplitargs`: whitespace-separated words, "double quotes" with
 /// C escapes (\n \r \t \b \a \xHH), 'single quotes' with only \' escaped. A
 /// closing quote must be followed by whitespace or the end of the line.
-fn split_args(
-    line: &[u8],
-    out: &mut Vec<u8>,
-    ranges: &mut Vec<(usize, usize)>,
-) -> Result<(), ProtocolError> {
+fn split_args_into(line: &[u8], out: &mut Vec<u8>, ranges: &mut Vec<(usize, usize)>) -> Result<(), ProtocolError> {
     let mut i = 0;
     let n = line.len();
     loop {
@@ -300,7 +291,9 @@ fn split_args(
 mod tests {
     use super::*;
 
-    fn parse(input: &[u8]) -> Result<Option<(Vec<Vec<u8>>, usize)>, ProtocolError> {
+    type Parsed = Option<(Vec<Vec<u8>>, usize)>;
+
+    fn parse(input: &[u8]) -> Result<Parsed, ProtocolError> {
         let mut req = Request::default();
         let r = parse_request(input, &RequestLimits::default(), &mut req)?;
         Ok(r.map(|n| (req.args(input).map(|a| a.to_vec()).collect(), n)))
@@ -319,18 +312,9 @@ mod tests {
 
     #[test]
     fn multibulk_errors_use_redis_text() {
-        assert_eq!(
-            parse(b"*x\r\n").unwrap_err().to_string(),
-            "Protocol error: invalid multibulk length"
-        );
-        assert_eq!(
-            parse(b"*1\r\n+foo\r\n").unwrap_err().to_string(),
-            "Protocol error: expected '$', got '+'"
-        );
-        assert_eq!(
-            parse(b"*1\r\n$-5\r\n").unwrap_err().to_string(),
-            "Protocol error: invalid bulk length"
-        );
+        assert_eq!(parse(b"*x\r\n").unwrap_err().to_string(), "Protocol error: invalid multibulk length");
+        assert_eq!(parse(b"*1\r\n+foo\r\n").unwrap_err().to_string(), "Protocol error: expected '$', got '+'");
+        assert_eq!(parse(b"*1\r\n$-5\r\n").unwrap_err().to_string(), "Protocol error: invalid bulk length");
         let big = vec![b'*'; PROTO_INLINE_MAX_SIZE + 10];
         assert_eq!(parse(&big).unwrap_err(), ProtocolError::TooBigMbulkCount);
         let big = vec![b'a'; PROTO_INLINE_MAX_SIZE + 10];

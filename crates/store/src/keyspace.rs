@@ -130,6 +130,7 @@ pub struct Keyspace {
     pub effects: EffectStream,
     hasher: foldhash::fast::FixedState,
     shard_mask: usize,
+    expired: std::sync::atomic::AtomicU64,
 }
 
 /// The locks a command holds, and the operations it may do under them.
@@ -152,7 +153,19 @@ impl Keyspace {
             effects: EffectStream::default(),
             hasher: foldhash::fast::FixedState::with_seed(0x6c61_7264_6572),
             shard_mask: n - 1,
+            expired: Default::default(),
         }
+    }
+
+    /// Keys removed because their TTL passed, lazily or actively (INFO).
+    pub fn expired_keys(&self) -> u64 {
+        self.expired.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Removes an expired key found by a lookup, scan or the active cycle.
+    fn note_expired(&self, db: usize, key: &[u8]) {
+        self.expired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.effects.emit(db, &[b"DEL", key]);
     }
 
     pub fn databases(&self) -> usize {
@@ -263,21 +276,11 @@ impl Keyspace {
     /// One SCAN step over `db`. The cursor packs (shard, unvisited prefix
     /// length); 0 starts and ends a scan. `visit` sees each live key and
     /// may keep it. Visits at least `count` entries unless the scan ends.
-    pub fn scan(
-        &self,
-        db: usize,
-        cursor: u64,
-        count: usize,
-        now: u64,
-        mut visit: impl FnMut(&Bytes, &Entry),
-    ) -> u64 {
+    pub fn scan(&self, db: usize, cursor: u64, count: usize, now: u64, mut visit: impl FnMut(&Bytes, &Entry)) -> u64 {
         const POS_BITS: u32 = 40;
         const FRESH: u64 = (1 << POS_BITS) - 1;
-        let (mut shard, mut pos) = if cursor == 0 {
-            (0usize, FRESH)
-        } else {
-            ((cursor >> POS_BITS) as usize, cursor & FRESH)
-        };
+        let (mut shard, mut pos) =
+            if cursor == 0 { (0usize, FRESH) } else { ((cursor >> POS_BITS) as usize, cursor & FRESH) };
         let mut seen = 0;
         while shard < self.shard_count() {
             let mut tx = self.lock_shard(db, shard, now);
@@ -290,7 +293,7 @@ impl Keyspace {
                 if e.is_expired(now) {
                     let key = k.clone();
                     s.remove(&key);
-                    tx.ks.effects.emit(db, &[b"DEL", &key]);
+                    tx.ks.note_expired(db, &key);
                     continue;
                 }
                 visit(k, e);
@@ -332,7 +335,7 @@ impl Keyspace {
                 }
                 let key = k.clone();
                 s.remove(&key);
-                tx.ks.effects.emit(db, &[b"DEL", &key]);
+                tx.ks.note_expired(db, &key);
             }
         }
         None
@@ -350,11 +353,8 @@ impl<'a> Tx<'a> {
 
     fn shard(&mut self, key: &[u8]) -> &mut Shard {
         let idx = self.ks.shard_of(key);
-        let guard = self
-            .guards
-            .iter_mut()
-            .find(|(i, _)| *i == idx)
-            .expect("command touched a key whose shard it did not lock");
+        let guard =
+            self.guards.iter_mut().find(|(i, _)| *i == idx).expect("command touched a key whose shard it did not lock");
         &mut guard.1
     }
 
@@ -369,7 +369,7 @@ impl<'a> Tx<'a> {
         let s = self.shard(key);
         if s.map.get(key).is_some_and(|e| e.is_expired(now)) {
             s.remove(key);
-            self.emit(&[b"DEL", key]);
+            self.ks.note_expired(self.db, key);
         }
     }
 
@@ -451,7 +451,7 @@ impl<'a> Tx<'a> {
             }
             let (_, key) = s.expiry.pop_first().expect("checked above");
             s.map.swap_remove(&key);
-            ks.effects.emit(db, &[b"DEL", &key]);
+            ks.note_expired(db, &key);
             n += 1;
         }
         n

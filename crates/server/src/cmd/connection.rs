@@ -1,0 +1,452 @@
+//! Connection commands: PING, ECHO, QUIT, RESET, AUTH, HELLO and CLIENT.
+
+use super::keys::help_reply;
+use super::table::{flags::*, CommandSpec, KeySpec};
+use super::{eq_ic, parse_i64, Args, CmdResult, Ctx};
+use crate::conn::client::ClientInfo;
+use crate::error::CmdError;
+use bytes::Bytes;
+use larder_protocol::{Frame, Proto};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// The Redis version we report, so clients enable the features we have.
+pub const REDIS_VERSION: &str = "7.2.4";
+
+const CONN: u32 = LOADING | STALE | FAST;
+
+pub(super) static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("ping", -1, FAST, KeySpec::NONE, ping).doc(
+        "connection",
+        "1.0.0",
+        "Returns the server's liveliness response.",
+    ),
+    CommandSpec::new("echo", 2, LOADING | STALE | FAST, KeySpec::NONE, echo).doc(
+        "connection",
+        "1.0.0",
+        "Returns the given string.",
+    ),
+    CommandSpec::new("quit", -1, ALLOW_BUSY | NOSCRIPT | CONN | NO_AUTH, KeySpec::NONE, quit).doc(
+        "connection",
+        "1.0.0",
+        "Closes the connection.",
+    ),
+    CommandSpec::new("reset", 1, NOSCRIPT | CONN | NO_AUTH | ALLOW_BUSY, KeySpec::NONE, reset).doc(
+        "connection",
+        "6.2.0",
+        "Resets the connection.",
+    ),
+    CommandSpec::new("auth", -2, NOSCRIPT | CONN | NO_AUTH | ALLOW_BUSY, KeySpec::NONE, auth).doc(
+        "connection",
+        "1.0.0",
+        "Authenticates the connection.",
+    ),
+    CommandSpec::new("hello", -1, NOSCRIPT | CONN | NO_AUTH | ALLOW_BUSY, KeySpec::NONE, hello).doc(
+        "connection",
+        "6.0.0",
+        "Handshakes with the Redis server.",
+    ),
+    CommandSpec::container("client", CLIENT_SUBCOMMANDS).doc(
+        "connection",
+        "2.4.0",
+        "A container for client connection commands.",
+    ),
+];
+
+static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("id", 2, NOSCRIPT | CONN, KeySpec::NONE, client_id).doc(
+        "connection",
+        "5.0.0",
+        "Returns the unique client ID of the connection.",
+    ),
+    CommandSpec::new("setname", 3, NOSCRIPT | CONN, KeySpec::NONE, client_setname).doc(
+        "connection",
+        "2.6.9",
+        "Sets the connection name.",
+    ),
+    CommandSpec::new("getname", 2, NOSCRIPT | CONN, KeySpec::NONE, client_getname).doc(
+        "connection",
+        "2.6.9",
+        "Returns the name of the connection.",
+    ),
+    CommandSpec::new("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_list).doc(
+        "connection",
+        "2.4.0",
+        "Lists open connections.",
+    ),
+    CommandSpec::new("info", 2, NOSCRIPT | CONN, KeySpec::NONE, client_info).doc(
+        "connection",
+        "6.2.0",
+        "Returns information about the connection.",
+    ),
+    CommandSpec::new("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_kill).doc(
+        "connection",
+        "2.4.0",
+        "Terminates open connections.",
+    ),
+    CommandSpec::new("setinfo", 4, NOSCRIPT | CONN, KeySpec::NONE, client_setinfo).doc(
+        "connection",
+        "7.2.0",
+        "Sets information specific to the client or connection.",
+    ),
+    CommandSpec::new("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_no_evict).doc(
+        "connection",
+        "7.0.0",
+        "Sets the client eviction mode of the connection.",
+    ),
+    CommandSpec::new("help", 2, LOADING | STALE, KeySpec::NONE, client_help).doc(
+        "connection",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+/// PING [message]
+fn ping(_ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    if args.len() > 2 {
+        return Err(CmdError::WrongArity("ping".into()));
+    }
+    Ok(match args.next() {
+        Some(m) => Frame::bulk(m),
+        None => Frame::simple("PONG"),
+    })
+}
+
+/// ECHO message
+fn echo(_ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    Ok(Frame::bulk(args.next_arg()?))
+}
+
+/// QUIT
+fn quit(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    ctx.client.close_after_reply = true;
+    Ok(Frame::ok())
+}
+
+/// RESET
+fn reset(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    ctx.client.set_db(0);
+    ctx.client.set_proto(Proto::Resp2);
+    ctx.client.authenticated = ctx.shared.config.read().requirepass.is_empty();
+    let mut meta = ctx.client.info.meta.lock();
+    meta.name = None;
+    meta.no_evict = false;
+    Ok(Frame::simple("RESET"))
+}
+
+/// Checks a username/password pair against the default user, the only
+/// user until ACLs exist.
+fn check_credentials(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
+    let required = ctx.shared.config.read().requirepass.clone();
+    // With no requirepass the default user is "nopass": any password works.
+    if user == b"default" && (required.is_empty() || required.as_bytes() == pass) {
+        Ok(())
+    } else {
+        Err(CmdError::WrongPass)
+    }
+}
+
+/// AUTH [username] password
+fn auth(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CmdError::Syntax);
+    }
+    let (user, pass) = if args.len() == 3 {
+        (args.next_arg()?, args.next_arg()?)
+    } else {
+        if ctx.shared.config.read().requirepass.is_empty() {
+            return Err(CmdError::AuthNotConfigured);
+        }
+        (&b"default"[..], args.next_arg()?)
+    };
+    check_credentials(ctx, user, pass)?;
+    ctx.client.authenticated = true;
+    Ok(Frame::ok())
+}
+
+/// Redis's client-name rule: printable ASCII without spaces.
+fn valid_name(name: &[u8]) -> bool {
+    name.iter().all(|&c| (b'!'..=b'~').contains(&c))
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+fn hello(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let mut proto = None;
+    if let Some(v) = args.next() {
+        let n = parse_i64(v).map_err(|_| CmdError::Err("Protocol version is not an integer or out of range".into()))?;
+        if !(2..=3).contains(&n) {
+            return Err(CmdError::NoProto);
+        }
+        proto = Some(if n == 3 { Proto::Resp3 } else { Proto::Resp2 });
+    }
+    let (mut creds, mut name) = (None, None);
+    while let Some(opt) = args.next() {
+        if eq_ic(opt, "auth") && args.remaining() >= 2 {
+            creds = Some((args.next_arg()?, args.next_arg()?));
+        } else if eq_ic(opt, "setname") && args.remaining() >= 1 {
+            let n = args.next_arg()?;
+            if !valid_name(n) {
+                return Err(CmdError::BadClientName);
+            }
+            name = Some(n);
+        } else {
+            return Err(CmdError::Err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt))));
+        }
+    }
+    if let Some((user, pass)) = creds {
+        check_credentials(ctx, user, pass)?;
+        ctx.client.authenticated = true;
+    }
+    if !ctx.client.authenticated {
+        return Err(CmdError::Raw("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
+    }
+    if let Some(n) = name {
+        ctx.client.info.meta.lock().name = (!n.is_empty()).then(|| Bytes::copy_from_slice(n));
+    }
+    if let Some(p) = proto {
+        ctx.client.set_proto(p);
+    }
+    let kv = |k: &'static str, v: Frame| (Frame::bulk_static(k), v);
+    Ok(Frame::Map(vec![
+        kv("server", Frame::bulk_static("redis")),
+        kv("version", Frame::bulk_static(REDIS_VERSION)),
+        kv("proto", Frame::Integer(if ctx.client.proto == Proto::Resp3 { 3 } else { 2 })),
+        kv("id", Frame::Integer(ctx.client.id() as i64)),
+        kv("mode", Frame::bulk_static("standalone")),
+        kv("role", Frame::bulk_static("master")),
+        kv("modules", Frame::Array(vec![])),
+    ]))
+}
+
+/// CLIENT ID
+fn client_id(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(Frame::Integer(ctx.client.id() as i64))
+}
+
+/// CLIENT SETNAME connection-name
+fn client_setname(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let name = args.next_arg()?;
+    if !valid_name(name) {
+        return Err(CmdError::BadClientName);
+    }
+    ctx.client.info.meta.lock().name = (!name.is_empty()).then(|| Bytes::copy_from_slice(name));
+    Ok(Frame::ok())
+}
+
+/// CLIENT GETNAME
+fn client_getname(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(ctx.client.info.meta.lock().name.clone().map(Frame::Bulk).unwrap_or(Frame::Null))
+}
+
+/// One line of CLIENT LIST / CLIENT INFO, with Redis 7.2's fields. Buffer
+/// sizes Larder does not track per client are reported as 0.
+fn client_line(c: &ClientInfo, uptime_ms: u64) -> String {
+    let m = c.meta.lock().clone();
+    let s = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    let idle = uptime_ms.saturating_sub(c.last_interaction.load(Relaxed)) / 1000;
+    let flags = if m.no_evict { "e" } else { "N" };
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.fd,
+        s(&m.name),
+        c.created.elapsed().as_secs(),
+        idle,
+        flags,
+        m.db,
+        m.last_cmd,
+        m.resp,
+        s(&m.lib_name),
+        s(&m.lib_ver),
+    )
+}
+
+fn verbatim(text: String) -> Frame {
+    Frame::Verbatim { format: *b"txt", text: Bytes::from(text) }
+}
+
+/// CLIENT LIST [TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID client-id ...]
+fn client_list(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut type_ok = true;
+    while let Some(a) = args.next() {
+        if eq_ic(a, "type") {
+            let t = args.next_arg()?;
+            if !["normal", "master", "replica", "slave", "pubsub"].iter().any(|n| eq_ic(t, n)) {
+                return Err(CmdError::Err(format!("Unknown client type '{}'", String::from_utf8_lossy(t))));
+            }
+            type_ok = eq_ic(t, "normal");
+        } else if eq_ic(a, "id") {
+            let mut v = Vec::new();
+            while let Some(id) = args.next() {
+                let n =
+                    parse_i64(id).ok().filter(|n| *n > 0).ok_or_else(|| CmdError::Err("Invalid client ID".into()))?;
+                v.push(n as u64);
+            }
+            if v.is_empty() {
+                return Err(CmdError::Syntax);
+            }
+            ids = Some(v);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let uptime = ctx.shared.uptime_ms();
+    let text: String = ctx
+        .shared
+        .clients
+        .all()
+        .iter()
+        .filter(|c| type_ok && ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
+        .map(|c| client_line(c, uptime))
+        .collect();
+    Ok(verbatim(text))
+}
+
+/// CLIENT INFO
+fn client_info(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(verbatim(client_line(&ctx.client.info, ctx.shared.uptime_ms())))
+}
+
+/// Which clients a CLIENT KILL filter selects.
+#[derive(Default)]
+struct KillFilter {
+    id: Option<u64>,
+    addr: Option<String>,
+    laddr: Option<String>,
+    user: Option<String>,
+    normal_only: Option<bool>,
+    skipme: bool,
+    maxage: Option<u64>,
+}
+
+impl KillFilter {
+    fn matches(&self, c: &ClientInfo, me: u64) -> bool {
+        (!self.skipme || c.id != me)
+            && self.id.is_none_or(|id| id == c.id)
+            && self.addr.as_ref().is_none_or(|a| *a == c.addr.to_string())
+            && self.laddr.as_ref().is_none_or(|a| *a == c.laddr.to_string())
+            && self.user.as_ref().is_none_or(|u| u == "default")
+            && self.normal_only.unwrap_or(true)
+            && self.maxage.is_none_or(|age| c.created.elapsed().as_secs() >= age)
+    }
+}
+
+/// CLIENT KILL ip:port | CLIENT KILL <filter> <value> [...]
+fn client_kill(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let me = ctx.client.id();
+    if args.len() == 3 {
+        let addr = String::from_utf8_lossy(args.next_arg()?).into_owned();
+        let target = ctx.shared.clients.all().into_iter().find(|c| c.addr.to_string() == addr);
+        let Some(c) = target else { return Err(CmdError::NoSuchClient) };
+        kill(ctx, &c);
+        return Ok(Frame::ok());
+    }
+    let mut f = KillFilter { skipme: true, ..Default::default() };
+    while let Some(name) = args.next() {
+        let value = args.next_arg()?;
+        let text = String::from_utf8_lossy(value).into_owned();
+        if eq_ic(name, "id") {
+            let id = parse_i64(value).ok().filter(|n| *n > 0);
+            f.id = Some(id.ok_or_else(|| CmdError::Err("client-id should be greater than 0".into()))? as u64);
+        } else if eq_ic(name, "addr") {
+            f.addr = Some(text);
+        } else if eq_ic(name, "laddr") {
+            f.laddr = Some(text);
+        } else if eq_ic(name, "user") {
+            f.user = Some(text);
+        } else if eq_ic(name, "type") {
+            if !["normal", "master", "replica", "slave", "pubsub"].iter().any(|n| eq_ic(value, n)) {
+                return Err(CmdError::Err(format!("Unknown client type '{text}'")));
+            }
+            f.normal_only = Some(eq_ic(value, "normal"));
+        } else if eq_ic(name, "skipme") {
+            f.skipme = match () {
+                _ if eq_ic(value, "yes") => true,
+                _ if eq_ic(value, "no") => false,
+                _ => return Err(CmdError::Syntax),
+            };
+        } else if eq_ic(name, "maxage") {
+            f.maxage = Some(parse_i64(value)?.max(0) as u64);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let victims: Vec<Arc<ClientInfo>> = ctx.shared.clients.all().into_iter().filter(|c| f.matches(c, me)).collect();
+    for c in &victims {
+        kill(ctx, c);
+    }
+    Ok(Frame::Integer(victims.len() as i64))
+}
+
+fn kill(ctx: &mut Ctx<'_>, c: &ClientInfo) {
+    if c.id == ctx.client.id() {
+        // Killing oneself: the reply still goes out, then the connection closes.
+        ctx.client.close_after_reply = true;
+    } else {
+        c.kill();
+    }
+}
+
+/// CLIENT SETINFO <LIB-NAME libname | LIB-VER libver>
+fn client_setinfo(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let attr = args.next_arg()?;
+    let value = args.next_arg()?;
+    let is_name = eq_ic(attr, "lib-name");
+    if !is_name && !eq_ic(attr, "lib-ver") {
+        return Err(CmdError::Err(format!("Unrecognized option '{}'", String::from_utf8_lossy(attr))));
+    }
+    if !valid_name(value) {
+        let which = if is_name { "lib-name" } else { "lib-ver" };
+        return Err(CmdError::Err(format!("{which} cannot contain spaces, newlines or special characters.")));
+    }
+    let v = (!value.is_empty()).then(|| Bytes::copy_from_slice(value));
+    let mut meta = ctx.client.info.meta.lock();
+    if is_name {
+        meta.lib_name = v;
+    } else {
+        meta.lib_ver = v;
+    }
+    Ok(Frame::ok())
+}
+
+/// CLIENT NO-EVICT ON|OFF
+fn client_no_evict(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let v = args.next_arg()?;
+    let on = match () {
+        _ if eq_ic(v, "on") => true,
+        _ if eq_ic(v, "off") => false,
+        _ => return Err(CmdError::Syntax),
+    };
+    ctx.client.info.meta.lock().no_evict = on;
+    Ok(Frame::ok())
+}
+
+/// CLIENT HELP
+fn client_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(help_reply(
+        "CLIENT",
+        &[
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "KILL <ip:port>",
+            "    Kill connection made from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Kill connections. Options are: ID, TYPE, USER, ADDR, LADDR, SKIPME, MAXAGE.",
+            "LIST [options ...]",
+            "    Return information about client connections. Options: TYPE, ID.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "SETINFO <option> <value>",
+            "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+            "NO-EVICT (ON|OFF)",
+            "    Protect current client connection from eviction.",
+        ],
+    ))
+}

@@ -1,0 +1,750 @@
+//! Generic key commands: existence, deletion, renaming, copying, TTLs,
+//! iteration (KEYS, SCAN, RANDOMKEY), OBJECT, DUMP/RESTORE, and database
+//! selection and movement (SELECT, SWAPDB, MOVE).
+
+use super::table::{flags::*, CommandSpec, KeySpec};
+use super::{eq_ic, parse_i64, Args, CmdResult, Ctx};
+use crate::error::CmdError;
+use bytes::Bytes;
+use larder_protocol::Frame;
+use larder_store::{glob_match, Entry, Tx};
+
+pub(super) static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("del", -2, WRITE, KeySpec::range(1, -1, 1), del).doc(
+        "generic",
+        "1.0.0",
+        "Deletes one or more keys.",
+    ),
+    CommandSpec::new("unlink", -2, WRITE | FAST, KeySpec::range(1, -1, 1), del).doc(
+        "generic",
+        "4.0.0",
+        "Asynchronously deletes one or more keys.",
+    ),
+    CommandSpec::new("exists", -2, READONLY | FAST, KeySpec::range(1, -1, 1), exists).doc(
+        "generic",
+        "1.0.0",
+        "Determines whether one or more keys exist.",
+    ),
+    CommandSpec::new("touch", -2, READONLY | FAST, KeySpec::range(1, -1, 1), touch).doc(
+        "generic",
+        "3.2.1",
+        "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
+    ),
+    CommandSpec::new("type", 2, READONLY | FAST, KeySpec::single(1), type_).doc(
+        "generic",
+        "1.0.0",
+        "Determines the type of value stored at a key.",
+    ),
+    CommandSpec::new("rename", 3, WRITE, KeySpec::range(1, 2, 1), rename).doc(
+        "generic",
+        "1.0.0",
+        "Renames a key and overwrites the destination.",
+    ),
+    CommandSpec::new("renamenx", 3, WRITE | FAST, KeySpec::range(1, 2, 1), renamenx).doc(
+        "generic",
+        "1.0.0",
+        "Renames a key only when the target key name doesn't exist.",
+    ),
+    CommandSpec::new("copy", -3, WRITE | DENYOOM, KeySpec::range(1, 2, 1), copy).doc(
+        "generic",
+        "6.2.0",
+        "Copies the value of a key to a new key.",
+    ),
+    CommandSpec::new("move", 3, WRITE | FAST, KeySpec::single(1), move_).doc(
+        "generic",
+        "1.0.0",
+        "Moves a key to another database.",
+    ),
+    CommandSpec::new("randomkey", 1, READONLY, KeySpec::NONE, randomkey).doc(
+        "generic",
+        "1.0.0",
+        "Returns a random key name from the database.",
+    ),
+    CommandSpec::new("keys", 2, READONLY, KeySpec::NONE, keys).doc(
+        "generic",
+        "1.0.0",
+        "Returns all key names that match a pattern.",
+    ),
+    CommandSpec::new("scan", -2, READONLY, KeySpec::NONE, scan).doc(
+        "generic",
+        "2.8.0",
+        "Iterates over the key names in the database.",
+    ),
+    CommandSpec::new("expire", -3, WRITE | FAST, KeySpec::single(1), expire).doc(
+        "generic",
+        "1.0.0",
+        "Sets the expiration time of a key in seconds.",
+    ),
+    CommandSpec::new("pexpire", -3, WRITE | FAST, KeySpec::single(1), pexpire).doc(
+        "generic",
+        "2.6.0",
+        "Sets the expiration time of a key in milliseconds.",
+    ),
+    CommandSpec::new("expireat", -3, WRITE | FAST, KeySpec::single(1), expireat).doc(
+        "generic",
+        "1.2.0",
+        "Sets the expiration time of a key to a Unix timestamp.",
+    ),
+    CommandSpec::new("pexpireat", -3, WRITE | FAST, KeySpec::single(1), pexpireat).doc(
+        "generic",
+        "2.6.0",
+        "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+    ),
+    CommandSpec::new("ttl", 2, READONLY | FAST, KeySpec::single(1), ttl).doc(
+        "generic",
+        "1.0.0",
+        "Returns the expiration time in seconds of a key.",
+    ),
+    CommandSpec::new("pttl", 2, READONLY | FAST, KeySpec::single(1), pttl).doc(
+        "generic",
+        "2.6.0",
+        "Returns the expiration time in milliseconds of a key.",
+    ),
+    CommandSpec::new("expiretime", 2, READONLY | FAST, KeySpec::single(1), expiretime).doc(
+        "generic",
+        "7.0.0",
+        "Returns the expiration time of a key as a Unix timestamp.",
+    ),
+    CommandSpec::new("pexpiretime", 2, READONLY | FAST, KeySpec::single(1), pexpiretime).doc(
+        "generic",
+        "7.0.0",
+        "Returns the expiration time of a key as a Unix milliseconds timestamp.",
+    ),
+    CommandSpec::new("persist", 2, WRITE | FAST, KeySpec::single(1), persist).doc(
+        "generic",
+        "2.2.0",
+        "Removes the expiration time of a key.",
+    ),
+    CommandSpec::new("dump", 2, READONLY, KeySpec::single(1), dump).doc(
+        "generic",
+        "2.6.0",
+        "Returns a serialized representation of the value stored at a key.",
+    ),
+    CommandSpec::new("restore", -4, WRITE | DENYOOM, KeySpec::single(1), restore).doc(
+        "generic",
+        "2.6.0",
+        "Creates a key from the serialized representation of a value.",
+    ),
+    CommandSpec::container("object", OBJECT_SUBCOMMANDS).doc(
+        "generic",
+        "2.2.3",
+        "A container for object introspection commands.",
+    ),
+    CommandSpec::new("select", 2, LOADING | STALE | FAST, KeySpec::NONE, select).doc(
+        "connection",
+        "1.0.0",
+        "Changes the selected database.",
+    ),
+    CommandSpec::new("swapdb", 3, WRITE | FAST, KeySpec::NONE, swapdb).doc(
+        "server",
+        "4.0.0",
+        "Swaps two Redis databases.",
+    ),
+    CommandSpec::new("dbsize", 1, READONLY | FAST, KeySpec::NONE, dbsize).doc(
+        "server",
+        "1.0.0",
+        "Returns the number of keys in the database.",
+    ),
+    CommandSpec::new("flushdb", -1, WRITE, KeySpec::NONE, flushdb).doc(
+        "server",
+        "1.0.0",
+        "Remove all keys from the current database.",
+    ),
+    CommandSpec::new("flushall", -1, WRITE, KeySpec::NONE, flushall).doc(
+        "server",
+        "1.0.0",
+        "Removes all keys from all databases.",
+    ),
+];
+
+static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("encoding", 3, READONLY, KeySpec::single(2), object_encoding).doc(
+        "generic",
+        "2.2.3",
+        "Returns the internal encoding of a Redis object.",
+    ),
+    CommandSpec::new("refcount", 3, READONLY, KeySpec::single(2), object_refcount).doc(
+        "generic",
+        "2.2.3",
+        "Returns the reference count of a value of a key.",
+    ),
+    CommandSpec::new("idletime", 3, READONLY, KeySpec::single(2), object_idletime).doc(
+        "generic",
+        "2.2.3",
+        "Returns the time since the last access to a Redis object.",
+    ),
+    CommandSpec::new("freq", 3, READONLY, KeySpec::single(2), object_freq).doc(
+        "generic",
+        "4.0.0",
+        "Returns the logarithmic access frequency counter of a Redis object.",
+    ),
+    CommandSpec::new("help", 2, LOADING | STALE, KeySpec::NONE, object_help).doc(
+        "generic",
+        "6.2.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+fn int(n: impl Into<i64>) -> Frame {
+    Frame::Integer(n.into())
+}
+
+/// DEL key [key ...] (also UNLINK: values are freed when the last
+/// reference drops, which is already off the keyspace lock)
+fn del(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let keys = args.rest();
+    let mut tx = ctx.lock_keys(keys.iter().copied());
+    let mut n = 0;
+    for k in &keys {
+        if tx.remove(k).is_some() {
+            tx.emit(&[b"DEL", k]);
+            n += 1;
+        }
+    }
+    Ok(int(n))
+}
+
+/// EXISTS key [key ...]
+fn exists(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let keys = args.rest();
+    let mut tx = ctx.lock_keys(keys.iter().copied());
+    Ok(int(keys.iter().filter(|k| tx.contains(k)).count() as i64))
+}
+
+/// TOUCH key [key ...]
+fn touch(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let keys = args.rest();
+    let mut tx = ctx.lock_keys(keys.iter().copied());
+    Ok(int(keys.iter().filter(|k| tx.get(k).is_some()).count() as i64))
+}
+
+/// TYPE key
+fn type_(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let key = args.next_arg()?;
+    let t = ctx.lock(key).peek(key).map_or("none", |e| e.value.type_name());
+    Ok(Frame::simple(t))
+}
+
+fn rename_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, nx: bool) -> Result<bool, CmdError> {
+    let (src, dst) = (args.next_arg()?, args.next_arg()?);
+    let mut tx = ctx.lock_keys([src, dst]);
+    let Some(entry) = tx.remove(src) else {
+        return Err(CmdError::NoSuchKey);
+    };
+    if src == dst {
+        tx.put_entry(Bytes::copy_from_slice(src), entry);
+        return Ok(!nx);
+    }
+    if nx && tx.contains(dst) {
+        tx.put_entry(Bytes::copy_from_slice(src), entry);
+        return Ok(false);
+    }
+    tx.remove(dst);
+    tx.put_entry(Bytes::copy_from_slice(dst), entry);
+    tx.emit(&[b"RENAME", src, dst]);
+    Ok(true)
+}
+
+/// RENAME key newkey
+fn rename(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    rename_generic(ctx, args, false)?;
+    Ok(Frame::ok())
+}
+
+/// RENAMENX key newkey
+fn renamenx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    Ok(int(rename_generic(ctx, args, true)? as i64))
+}
+
+fn parse_db(ctx: &Ctx<'_>, raw: &[u8]) -> Result<usize, CmdError> {
+    let db = parse_i64(raw).map_err(|_| CmdError::NotInteger)?;
+    if db < 0 || db as usize >= ctx.shared.keyspace.databases() {
+        return Err(CmdError::DbIndexOutOfRange);
+    }
+    Ok(db as usize)
+}
+
+/// A copy of `key`'s entry and its deadline, for COPY.
+fn read_copy(tx: &mut Tx<'_>, key: &[u8], now: u64) -> Option<(Entry, Option<u64>)> {
+    let e = tx.peek(key)?;
+    let mut copy = Entry::new(e.value.clone(), now);
+    copy.lru = e.lru;
+    copy.freq = e.freq;
+    Some((copy, e.expire_at()))
+}
+
+/// Stores a copied entry under `key` unless it exists and `replace` is off.
+fn place_copy(tx: &mut Tx<'_>, key: &[u8], (entry, deadline): (Entry, Option<u64>), replace: bool) -> bool {
+    if tx.contains(key) {
+        if !replace {
+            return false;
+        }
+        tx.remove(key);
+    }
+    tx.put_entry(Bytes::copy_from_slice(key), entry);
+    if let Some(at) = deadline {
+        tx.set_expire(key, at);
+    }
+    true
+}
+
+/// COPY source destination [DB destination-db] [REPLACE]
+fn copy(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let (src, dst) = (args.next_arg()?, args.next_arg()?);
+    let (mut dst_db, mut replace) = (ctx.db(), false);
+    while let Some(a) = args.next() {
+        if eq_ic(a, "replace") {
+            replace = true;
+        } else if eq_ic(a, "db") {
+            dst_db = parse_db(ctx, args.next_arg()?)?;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if src == dst && dst_db == ctx.db() {
+        return Err(CmdError::SameObject);
+    }
+    let now = ctx.now;
+    let ks = &ctx.shared.keyspace;
+    let done = if dst_db == ctx.db() {
+        let mut tx = ctx.lock_keys([src, dst]);
+        let Some(copied) = read_copy(&mut tx, src, now) else { return Ok(int(0)) };
+        place_copy(&mut tx, dst, copied, replace)
+    } else {
+        let (mut s, mut d) = if ctx.db() < dst_db {
+            let s = ks.lock(ctx.db(), src, now);
+            (s, ks.lock(dst_db, dst, now))
+        } else {
+            let d = ks.lock(dst_db, dst, now);
+            (ks.lock(ctx.db(), src, now), d)
+        };
+        let Some(copied) = read_copy(&mut s, src, now) else { return Ok(int(0)) };
+        place_copy(&mut d, dst, copied, replace)
+    };
+    if done {
+        let db_arg = itoa::Buffer::new().format(dst_db).to_string();
+        ks.effects.emit(ctx.db(), &[b"COPY", src, dst, b"DB", db_arg.as_bytes(), b"REPLACE"]);
+    }
+    Ok(int(done as i64))
+}
+
+/// MOVE key db
+fn move_(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let key = args.next_arg()?;
+    let dst = parse_db(ctx, args.next_arg()?)?;
+    if dst == ctx.db() {
+        return Err(CmdError::SameObject);
+    }
+    let (mut s, mut d) = ctx.shared.keyspace.lock_across(ctx.db(), dst, key, ctx.now);
+    if !s.contains(key) || d.contains(key) {
+        return Ok(int(0));
+    }
+    let entry = s.remove(key).expect("checked above");
+    d.put_entry(Bytes::copy_from_slice(key), entry);
+    s.emit(&[b"MOVE", key, itoa::Buffer::new().format(dst).as_bytes()]);
+    Ok(int(1))
+}
+
+/// RANDOMKEY
+fn randomkey(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(ctx.shared.keyspace.random_key(ctx.db(), ctx.now).map(Frame::Bulk).unwrap_or(Frame::Null))
+}
+
+/// KEYS pattern
+fn keys(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let pattern = args.next_arg()?;
+    let mut out = Vec::new();
+    let mut cursor = 0;
+    let all = pattern == b"*";
+    loop {
+        cursor = ctx.shared.keyspace.scan(ctx.db(), cursor, 1024, ctx.now, |k, _| {
+            if all || glob_match(pattern, k, false) {
+                out.push(Frame::Bulk(k.clone()));
+            }
+        });
+        if cursor == 0 {
+            break;
+        }
+    }
+    Ok(Frame::Array(out))
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+fn scan(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let cursor = std::str::from_utf8(args.next_arg()?)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or(CmdError::InvalidCursor)?;
+    let (mut pattern, mut count, mut typ) = (None, 10usize, None);
+    while let Some(a) = args.next() {
+        if eq_ic(a, "match") {
+            pattern = Some(args.next_arg()?);
+        } else if eq_ic(a, "count") {
+            let n = args.next_i64()?;
+            if n < 1 {
+                return Err(CmdError::Syntax);
+            }
+            count = n as usize;
+        } else if eq_ic(a, "type") {
+            typ = Some(String::from_utf8_lossy(args.next_arg()?).to_lowercase());
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let pattern = pattern.filter(|p| *p != b"*");
+    let mut found = Vec::new();
+    let next = ctx.shared.keyspace.scan(ctx.db(), cursor, count, ctx.now, |k, e| {
+        if pattern.is_some_and(|p| !glob_match(p, k, false)) {
+            return;
+        }
+        if typ.as_deref().is_some_and(|t| t != e.value.type_name()) {
+            return;
+        }
+        found.push(Frame::Bulk(k.clone()));
+    });
+    Ok(Frame::Array(vec![Frame::bulk(next.to_string()), Frame::Array(found)]))
+}
+
+#[derive(Debug, Default, PartialEq)]
+struct ExpireOpts {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+impl ExpireOpts {
+    fn parse(args: &mut Args<'_>) -> Result<ExpireOpts, CmdError> {
+        let mut o = ExpireOpts::default();
+        while let Some(a) = args.next() {
+            match () {
+                _ if eq_ic(a, "nx") => o.nx = true,
+                _ if eq_ic(a, "xx") => o.xx = true,
+                _ if eq_ic(a, "gt") => o.gt = true,
+                _ if eq_ic(a, "lt") => o.lt = true,
+                _ => return Err(CmdError::Err(format!("Unsupported option {}", String::from_utf8_lossy(a)))),
+            }
+        }
+        if o.nx && (o.xx || o.gt || o.lt) {
+            return Err(CmdError::Err("NX and XX, GT or LT options at the same time are not compatible".into()));
+        }
+        if o.gt && o.lt {
+            return Err(CmdError::Err("GT and LT options at the same time are not compatible".into()));
+        }
+        Ok(o)
+    }
+}
+
+fn expire_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, unit: i64, absolute: bool, name: &str) -> CmdResult {
+    let key = args.next_arg()?;
+    let n = args.next_i64()?;
+    let o = ExpireOpts::parse(&mut args)?;
+    let invalid = || CmdError::InvalidExpire(name.to_string());
+    let ms = n.checked_mul(unit).ok_or_else(invalid)?;
+    let at = if absolute { ms } else { ms.checked_add(ctx.now as i64).ok_or_else(invalid)? };
+    let mut tx = ctx.lock(key);
+    let Some(e) = tx.peek(key) else { return Ok(int(0)) };
+    let current = e.expire_at();
+    let allowed = match current {
+        None => !o.xx && !o.gt,
+        Some(cur) => !o.nx && (!o.gt || at > cur as i64) && (!o.lt || at < cur as i64),
+    };
+    if !allowed {
+        return Ok(int(0));
+    }
+    if at <= ctx.now as i64 {
+        tx.remove(key);
+        tx.emit(&[b"DEL", key]);
+    } else {
+        tx.set_expire(key, at as u64);
+        tx.emit(&[b"PEXPIREAT", key, itoa::Buffer::new().format(at).as_bytes()]);
+    }
+    Ok(int(1))
+}
+
+/// EXPIRE key seconds [NX | XX | GT | LT]
+fn expire(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    expire_generic(ctx, args, 1000, false, "expire")
+}
+
+/// PEXPIRE key milliseconds [NX | XX | GT | LT]
+fn pexpire(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    expire_generic(ctx, args, 1, false, "pexpire")
+}
+
+/// EXPIREAT key unix-time-seconds [NX | XX | GT | LT]
+fn expireat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    expire_generic(ctx, args, 1000, true, "expireat")
+}
+
+/// PEXPIREAT key unix-time-milliseconds [NX | XX | GT | LT]
+fn pexpireat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    expire_generic(ctx, args, 1, true, "pexpireat")
+}
+
+/// -2 for a missing key, -1 for no TTL, else `f(deadline)`.
+fn ttl_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, f: impl Fn(u64, u64) -> i64) -> CmdResult {
+    let key = args.next_arg()?;
+    let now = ctx.now;
+    Ok(int(match ctx.lock(key).peek(key) {
+        None => -2,
+        Some(e) => e.expire_at().map_or(-1, |at| f(at, now)),
+    }))
+}
+
+/// TTL key
+fn ttl(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    ttl_generic(ctx, args, |at, now| ((at.saturating_sub(now) + 500) / 1000) as i64)
+}
+
+/// PTTL key
+fn pttl(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    ttl_generic(ctx, args, |at, now| at.saturating_sub(now) as i64)
+}
+
+/// EXPIRETIME key
+fn expiretime(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    ttl_generic(ctx, args, |at, _| (at / 1000) as i64)
+}
+
+/// PEXPIRETIME key
+fn pexpiretime(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    ttl_generic(ctx, args, |at, _| at as i64)
+}
+
+/// PERSIST key
+fn persist(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let key = args.next_arg()?;
+    let mut tx = ctx.lock(key);
+    if tx.peek(key).and_then(|e| e.expire_at()).is_none() {
+        return Ok(int(0));
+    }
+    tx.set_expire(key, 0);
+    tx.emit(&[b"PERSIST", key]);
+    Ok(int(1))
+}
+
+/// DUMP key
+fn dump(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let key = args.next_arg()?;
+    Ok(match ctx.lock(key).peek(key) {
+        None => Frame::Null,
+        Some(e) => Frame::Bulk(larder_persist::dump_payload(&e.value)),
+    })
+}
+
+/// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
+fn restore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let key = args.next_arg()?;
+    let ttl = args.next_i64()?;
+    let payload = args.next_arg()?;
+    let (mut replace, mut absttl, mut idle, mut freq) = (false, false, None, None);
+    while let Some(a) = args.next() {
+        if eq_ic(a, "replace") {
+            replace = true;
+        } else if eq_ic(a, "absttl") {
+            absttl = true;
+        } else if eq_ic(a, "idletime") && freq.is_none() {
+            let v = args.next_i64()?;
+            if v < 0 {
+                return Err(CmdError::Err("Invalid IDLETIME value, must be >= 0".into()));
+            }
+            idle = Some(v);
+        } else if eq_ic(a, "freq") && idle.is_none() {
+            let v = args.next_i64()?;
+            if !(0..=255).contains(&v) {
+                return Err(CmdError::Err("Invalid FREQ value, must be >= 0 and <= 255".into()));
+            }
+            freq = Some(v as u8);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if ttl < 0 {
+        return Err(CmdError::Err("Invalid TTL value, must be >= 0".into()));
+    }
+    let mut tx = ctx.lock(key);
+    if !replace && tx.contains(key) {
+        return Err(CmdError::BusyKey);
+    }
+    let value = larder_persist::restore_payload(payload).map_err(|e| CmdError::Err(e.to_string()))?;
+    let deadline = match ttl {
+        0 => None,
+        t if absttl => Some(t as u64),
+        t => Some(ctx.now + t as u64),
+    };
+    tx.remove(key);
+    if deadline.is_some_and(|at| at <= ctx.now) {
+        // Already expired: Redis answers OK and stores nothing.
+        tx.emit(&[b"DEL", key]);
+        return Ok(Frame::ok());
+    }
+    let mut entry = Entry::new(value, ctx.now);
+    if let Some(idle) = idle {
+        entry.lru = entry.lru.saturating_sub(idle as u32);
+    }
+    if let Some(f) = freq {
+        entry.freq = f;
+    }
+    tx.put_entry(Bytes::copy_from_slice(key), entry);
+    let ttl_arg = deadline.unwrap_or(0).to_string();
+    if let Some(at) = deadline {
+        tx.set_expire(key, at);
+    }
+    tx.emit(&[b"RESTORE", key, ttl_arg.as_bytes(), payload, b"REPLACE", b"ABSTTL"]);
+    Ok(Frame::ok())
+}
+
+fn lfu_policy(ctx: &Ctx<'_>) -> bool {
+    ctx.shared.config.read().maxmemory_policy.ends_with("lfu")
+}
+
+fn with_entry(ctx: &mut Ctx<'_>, mut args: Args<'_>, f: impl FnOnce(&Entry) -> CmdResult) -> CmdResult {
+    let key = args.next_arg()?;
+    match ctx.lock(key).peek(key) {
+        None => Ok(Frame::Null),
+        Some(e) => f(e),
+    }
+}
+
+/// OBJECT ENCODING key
+fn object_encoding(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    with_entry(ctx, args, |e| Ok(Frame::bulk_static(e.value.encoding())))
+}
+
+/// OBJECT REFCOUNT key
+fn object_refcount(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    // Redis shares the integers 0..10000 and reports them as immortal.
+    with_entry(ctx, args, |e| {
+        let shared =
+            matches!(e.value, larder_store::Value::Str(larder_store::StrValue::Int(i)) if (0..10000).contains(&i));
+        Ok(int(if shared { i32::MAX as i64 } else { 1 }))
+    })
+}
+
+/// OBJECT IDLETIME key
+fn object_idletime(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    if lfu_policy(ctx) {
+        return Err(CmdError::Err("An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into()));
+    }
+    let now_s = (ctx.now / 1000) as u32;
+    with_entry(ctx, args, |e| Ok(int(now_s.saturating_sub(e.lru) as i64)))
+}
+
+/// OBJECT FREQ key
+fn object_freq(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    if !lfu_policy(ctx) {
+        return Err(CmdError::Err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into()));
+    }
+    with_entry(ctx, args, |e| Ok(int(e.freq as i64)))
+}
+
+/// Builds a HELP reply: a title line, then the body lines.
+pub fn help_reply(cmd: &str, lines: &[&str]) -> Frame {
+    let mut out =
+        vec![Frame::Simple(Bytes::from(format!("{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")))];
+    out.extend(lines.iter().map(|l| Frame::Simple(Bytes::copy_from_slice(l.as_bytes()))));
+    out.push(Frame::simple("HELP"));
+    out.push(Frame::simple("    Print this help."));
+    Frame::Array(out)
+}
+
+/// OBJECT HELP
+fn object_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(help_reply(
+        "OBJECT",
+        &[
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "FREQ <key>",
+            "    Return the access frequency index of the <key>. The returned integer is",
+            "    proportional to the logarithm of the recent access frequency of the key.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated number of",
+            "    seconds elapsed since the last access to the key.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key>.",
+        ],
+    ))
+}
+
+/// SELECT index
+fn select(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let db = parse_db(ctx, args.next_arg()?)?;
+    ctx.client.set_db(db);
+    Ok(Frame::ok())
+}
+
+/// SWAPDB index1 index2
+fn swapdb(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let parse = |raw: &[u8], which: &str| -> Result<usize, CmdError> {
+        let n = parse_i64(raw).map_err(|_| CmdError::Err(format!("invalid {which} DB index")))?;
+        if n < 0 || n as usize >= ctx.shared.keyspace.databases() {
+            return Err(CmdError::DbIndexOutOfRange);
+        }
+        Ok(n as usize)
+    };
+    let (a_raw, b_raw) = (args.next_arg()?, args.next_arg()?);
+    let a = parse(a_raw, "first")?;
+    let b = parse(b_raw, "second")?;
+    ctx.shared.keyspace.swap_db(a, b);
+    ctx.shared.keyspace.effects.emit(ctx.db(), &[b"SWAPDB", a_raw, b_raw]);
+    Ok(Frame::ok())
+}
+
+/// DBSIZE
+fn dbsize(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(int(ctx.shared.keyspace.dbsize(ctx.db()) as i64))
+}
+
+fn flush_mode(args: &mut Args<'_>) -> Result<(), CmdError> {
+    if let Some(a) = args.next() {
+        if !eq_ic(a, "async") && !eq_ic(a, "sync") {
+            return Err(CmdError::Syntax);
+        }
+    }
+    args.finish()
+}
+
+/// FLUSHDB [ASYNC | SYNC]
+fn flushdb(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    flush_mode(&mut args)?;
+    ctx.shared.keyspace.flush_db(ctx.db());
+    ctx.shared.keyspace.effects.emit(ctx.db(), &[b"FLUSHDB"]);
+    Ok(Frame::ok())
+}
+
+/// FLUSHALL [ASYNC | SYNC]
+fn flushall(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    flush_mode(&mut args)?;
+    let ks = &ctx.shared.keyspace;
+    for db in 0..ks.databases() {
+        ks.flush_db(db);
+    }
+    ks.effects.emit(ctx.db(), &[b"FLUSHALL"]);
+    Ok(Frame::ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use larder_protocol::{parse_request, Request, RequestLimits};
+
+    fn opts(line: &str) -> Result<ExpireOpts, CmdError> {
+        let input = format!("{line}\r\n");
+        let mut req = Request::default();
+        parse_request(input.as_bytes(), &RequestLimits::default(), &mut req).unwrap().unwrap();
+        let mut args = Args::new(&req, input.as_bytes(), 0);
+        ExpireOpts::parse(&mut args)
+    }
+
+    #[test]
+    fn expire_opts_conflicts() {
+        assert_eq!(opts("nx").unwrap(), ExpireOpts { nx: true, ..Default::default() });
+        assert!(opts("nx xx").unwrap_err().to_string().contains("NX and XX, GT or LT"));
+        assert!(opts("gt lt").unwrap_err().to_string().contains("GT and LT"));
+        assert_eq!(opts("foo").unwrap_err().to_string(), "ERR Unsupported option foo");
+    }
+}

@@ -1,0 +1,144 @@
+//! Commands: the context a handler runs in, the argument cursor, and one
+//! module per command family. Handlers only implement semantics; arity,
+//! authentication and other gates live in the dispatcher, driven by each
+//! command's row in the table.
+
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod string;
+pub mod table;
+
+use crate::conn::client::Client;
+use crate::error::CmdError;
+use crate::Shared;
+use larder_protocol::{Frame, Request};
+use larder_store::Tx;
+
+pub type CmdResult = Result<Frame, CmdError>;
+pub type Handler = fn(&mut Ctx<'_>, Args<'_>) -> CmdResult;
+
+/// What a handler may touch: the server, its own client, and the instant
+/// the command started (the clock is read once per command).
+pub struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub client: &'a mut Client,
+    pub now: u64,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn db(&self) -> usize {
+        self.client.db
+    }
+
+    /// Locks the shard holding `key` in the client's database.
+    pub fn lock(&self, key: &[u8]) -> Tx<'a> {
+        self.shared.keyspace.lock(self.client.db, key, self.now)
+    }
+
+    /// Locks the shards of several keys, in the order that avoids deadlock.
+    pub fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Tx<'a> {
+        self.shared.keyspace.lock_keys(self.client.db, keys, self.now)
+    }
+
+    /// Counts a keyspace hit or miss for INFO stats.
+    pub fn record_lookup(&self, hit: bool) {
+        self.shared.stats.record_lookup(hit);
+    }
+}
+
+/// A cursor over a command's arguments. Index 0 is the command name.
+pub struct Args<'a> {
+    req: &'a Request,
+    input: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Args<'a> {
+    pub fn new(req: &'a Request, input: &'a [u8], pos: usize) -> Args<'a> {
+        Args { req, input, pos }
+    }
+
+    /// All arguments, including the command name.
+    pub fn len(&self) -> usize {
+        self.req.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.req.is_empty()
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.req.len() - self.pos
+    }
+
+    pub fn get(&self, i: usize) -> &'a [u8] {
+        self.req.arg(self.input, i)
+    }
+
+    pub fn peek(&self) -> Option<&'a [u8]> {
+        (self.pos < self.req.len()).then(|| self.get(self.pos))
+    }
+
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<&'a [u8]> {
+        let a = self.peek()?;
+        self.pos += 1;
+        Some(a)
+    }
+
+    /// The next argument, or a syntax error if there is none.
+    pub fn next_arg(&mut self) -> Result<&'a [u8], CmdError> {
+        self.next().ok_or(CmdError::Syntax)
+    }
+
+    pub fn next_i64(&mut self) -> Result<i64, CmdError> {
+        parse_i64(self.next_arg()?)
+    }
+
+    /// Everything not consumed yet.
+    pub fn rest(&mut self) -> Vec<&'a [u8]> {
+        let v = (self.pos..self.req.len()).map(|i| self.get(i)).collect();
+        self.pos = self.req.len();
+        v
+    }
+
+    /// Rejects leftover arguments with a syntax error.
+    pub fn finish(&self) -> Result<(), CmdError> {
+        if self.pos < self.req.len() {
+            Err(CmdError::Syntax)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// ASCII case-insensitive comparison against a lowercase or any-case word.
+pub fn eq_ic(a: &[u8], word: &str) -> bool {
+    a.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Redis's `getLongLongFromObject`: strict decimal i64.
+pub fn parse_i64(a: &[u8]) -> Result<i64, CmdError> {
+    larder_store::value::parse_canonical_i64(a).ok_or(CmdError::NotInteger)
+}
+
+/// Redis's `getLongDoubleFromObject`: no spaces, no NaN.
+pub fn parse_f64(a: &[u8]) -> Result<f64, CmdError> {
+    let s = std::str::from_utf8(a).map_err(|_| CmdError::NotFloat)?;
+    if s.is_empty()
+        || s.starts_with(|c: char| c.is_ascii_whitespace())
+        || s.ends_with(|c: char| c.is_ascii_whitespace())
+    {
+        return Err(CmdError::NotFloat);
+    }
+    match s.parse::<f64>() {
+        Ok(v) if !v.is_nan() => Ok(v),
+        _ => Err(CmdError::NotFloat),
+    }
+}
+
+/// A bulk reply built from a stored string, or null.
+pub fn bulk_or_null(v: Option<bytes::Bytes>) -> Frame {
+    v.map(Frame::Bulk).unwrap_or(Frame::Null)
+}

@@ -1,0 +1,440 @@
+//! Server commands: INFO, CONFIG, COMMAND, TIME, DEBUG and SHUTDOWN.
+//! COMMAND's replies are generated from the command table, so they can
+//! never disagree with what the dispatcher enforces.
+
+use super::keys::help_reply;
+use super::table::{flags, flags::*, Command, CommandSpec, KeySpec};
+use super::{eq_ic, parse_f64, Args, CmdResult, Ctx};
+use crate::config::ConfigError;
+use crate::error::CmdError;
+use bytes::Bytes;
+use larder_protocol::Frame;
+use larder_store::glob_match;
+use std::sync::atomic::Ordering::Relaxed;
+
+pub(super) static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("info", -1, LOADING | STALE, KeySpec::NONE, info).doc(
+        "server",
+        "1.0.0",
+        "Returns information and statistics about the server.",
+    ),
+    CommandSpec::container("config", CONFIG_SUBCOMMANDS).doc(
+        "server",
+        "2.0.0",
+        "A container for server configuration commands.",
+    ),
+    CommandSpec::new("command", -1, LOADING | STALE, KeySpec::NONE, command_all).subs(COMMAND_SUBCOMMANDS).doc(
+        "server",
+        "2.8.13",
+        "Returns detailed information about all commands.",
+    ),
+    CommandSpec::new("time", 1, LOADING | STALE | FAST, KeySpec::NONE, time).doc(
+        "server",
+        "2.6.0",
+        "Returns the server time.",
+    ),
+    CommandSpec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, debug).doc(
+        "server",
+        "1.0.0",
+        "A container for debugging commands.",
+    ),
+    CommandSpec::new(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+        KeySpec::NONE,
+        shutdown,
+    )
+    .doc("server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server."),
+];
+
+static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, config_get).doc(
+        "server",
+        "2.0.0",
+        "Returns the effective values of configuration parameters.",
+    ),
+    CommandSpec::new("set", -4, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, config_set).doc(
+        "server",
+        "2.0.0",
+        "Sets configuration parameters in-flight.",
+    ),
+    CommandSpec::new("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, config_resetstat).doc(
+        "server",
+        "2.0.0",
+        "Resets the server's statistics.",
+    ),
+    CommandSpec::new("help", 2, LOADING | STALE, KeySpec::NONE, config_help).doc(
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("count", 2, LOADING | STALE, KeySpec::NONE, command_count).doc(
+        "server",
+        "2.8.13",
+        "Returns a count of commands.",
+    ),
+    CommandSpec::new("info", -2, LOADING | STALE, KeySpec::NONE, command_info).doc(
+        "server",
+        "2.8.13",
+        "Returns information about one, multiple or all commands.",
+    ),
+    CommandSpec::new("docs", -2, LOADING | STALE, KeySpec::NONE, command_docs).doc(
+        "server",
+        "7.0.0",
+        "Returns documentary information about one, multiple or all commands.",
+    ),
+    CommandSpec::new("list", -2, LOADING | STALE, KeySpec::NONE, command_list).doc(
+        "server",
+        "7.0.0",
+        "Returns a list of command names.",
+    ),
+    CommandSpec::new("getkeys", -4, LOADING | STALE, KeySpec::NONE, command_getkeys).doc(
+        "server",
+        "2.8.13",
+        "Extracts the key names from an arbitrary command.",
+    ),
+    CommandSpec::new("help", 2, LOADING | STALE, KeySpec::NONE, command_help).doc(
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+/// INFO [section [section ...]]
+fn info(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let sections: Vec<String> = args.rest().iter().map(|s| String::from_utf8_lossy(s).to_lowercase()).collect();
+    let text = crate::info::render(ctx.shared, &sections);
+    Ok(Frame::Verbatim { format: *b"txt", text: Bytes::from(text) })
+}
+
+/// CONFIG GET parameter [parameter ...]
+fn config_get(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let patterns = args.rest();
+    let pairs = ctx.shared.config.read().get_matching(&patterns);
+    Ok(Frame::Map(pairs.into_iter().map(|(k, v)| (Frame::bulk_static(k), Frame::Bulk(Bytes::from(v)))).collect()))
+}
+
+/// CONFIG SET parameter value [parameter value ...]
+fn config_set(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let pairs = args.rest();
+    if !pairs.len().is_multiple_of(2) {
+        return Err(CmdError::WrongArity("config|set".into()));
+    }
+    // All or nothing: apply to a copy, then publish it.
+    let mut next = ctx.shared.config.read().clone();
+    let mut seen = Vec::new();
+    for kv in pairs.chunks(2) {
+        let (name, value) =
+            (String::from_utf8_lossy(kv[0]).to_lowercase(), String::from_utf8_lossy(kv[1]).into_owned());
+        if seen.contains(&name) {
+            return Err(CmdError::Err(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+            )));
+        }
+        next.set(&name, &value, false).map_err(|e| match e {
+            ConfigError::Unknown(n) => {
+                CmdError::Err(format!("Unknown option or number of arguments for CONFIG SET - '{n}'"))
+            }
+            ConfigError::Invalid(n, msg) => {
+                CmdError::Err(format!("CONFIG SET failed (possibly related to argument '{n}') - {msg}"))
+            }
+        })?;
+        seen.push(name);
+    }
+    *ctx.shared.config.write() = next;
+    Ok(Frame::ok())
+}
+
+/// CONFIG RESETSTAT
+fn config_resetstat(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    ctx.shared.stats.reset();
+    for c in ctx.shared.commands.iter_all() {
+        c.stats.reset();
+    }
+    Ok(Frame::ok())
+}
+
+/// CONFIG HELP
+fn config_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(help_reply(
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+        ],
+    ))
+}
+
+fn status_set(names: impl IntoIterator<Item = &'static str>) -> Frame {
+    Frame::Set(names.into_iter().map(Frame::simple).collect())
+}
+
+/// One COMMAND INFO entry, Redis 7 shape.
+fn command_entry(c: &Command) -> Frame {
+    let s = c.spec;
+    let flag_names = flags::NAMES.iter().filter(|(f, _)| s.has(*f)).map(|(_, n)| *n);
+    let key_specs = if s.keys.first > 0 {
+        let (kind, access): (&'static str, &'static str) =
+            if s.has(WRITE) { ("RW", "UPDATE") } else { ("RO", "ACCESS") };
+        let kv = |k: &'static str, v: Frame| (Frame::bulk_static(k), v);
+        let limit = if s.keys.last < 0 { s.keys.last } else { s.keys.last - s.keys.first };
+        vec![Frame::Map(vec![
+            kv("flags", status_set([kind, access])),
+            kv(
+                "begin_search",
+                Frame::Map(vec![
+                    kv("type", Frame::bulk_static("index")),
+                    kv("spec", Frame::Map(vec![kv("index", Frame::Integer(s.keys.first as i64))])),
+                ]),
+            ),
+            kv(
+                "find_keys",
+                Frame::Map(vec![
+                    kv("type", Frame::bulk_static("range")),
+                    kv(
+                        "spec",
+                        Frame::Map(vec![
+                            kv("lastkey", Frame::Integer(limit as i64)),
+                            kv("keystep", Frame::Integer(s.keys.step as i64)),
+                            kv("limit", Frame::Integer(0)),
+                        ]),
+                    ),
+                ]),
+            ),
+        ])]
+    } else {
+        vec![]
+    };
+    let mut subs: Vec<&Command> = c.subs.values().collect();
+    subs.sort_by(|a, b| a.full_name.cmp(&b.full_name));
+    Frame::Array(vec![
+        Frame::bulk(&c.full_name),
+        Frame::Integer(s.arity as i64),
+        status_set(flag_names),
+        Frame::Integer(s.keys.first as i64),
+        Frame::Integer(s.keys.last as i64),
+        Frame::Integer(s.keys.step as i64),
+        status_set(s.acl_categories()),
+        Frame::Array(vec![]),
+        Frame::Array(key_specs),
+        Frame::Array(subs.into_iter().map(command_entry).collect()),
+    ])
+}
+
+/// Finds "get" or "client|kill" by name.
+fn find_command<'a>(ctx: &Ctx<'a>, name: &[u8]) -> Option<&'a Command> {
+    let lower = String::from_utf8_lossy(name).to_lowercase();
+    match lower.split_once('|') {
+        Some((top, sub)) => ctx.shared.commands.lookup(top.as_bytes())?.lookup_sub(sub.as_bytes()),
+        None => ctx.shared.commands.lookup(lower.as_bytes()),
+    }
+}
+
+/// COMMAND
+fn command_all(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(Frame::Array(ctx.shared.commands.iter().map(command_entry).collect()))
+}
+
+/// COMMAND COUNT
+fn command_count(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(Frame::Integer(ctx.shared.commands.len() as i64))
+}
+
+/// COMMAND INFO [command-name ...]
+fn command_info(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let names = args.rest();
+    if names.is_empty() {
+        return command_all(ctx, args);
+    }
+    Ok(Frame::Array(names.iter().map(|n| find_command(ctx, n).map(command_entry).unwrap_or(Frame::Null)).collect()))
+}
+
+fn command_doc(c: &Command) -> Frame {
+    let s = c.spec;
+    let kv = |k: &'static str, v: Frame| (Frame::bulk_static(k), v);
+    let mut doc = vec![
+        kv("summary", Frame::bulk_static(s.summary)),
+        kv("since", Frame::bulk_static(s.since)),
+        kv("group", Frame::bulk_static(s.group)),
+    ];
+    if !c.subs.is_empty() {
+        let mut subs: Vec<&Command> = c.subs.values().collect();
+        subs.sort_by(|a, b| a.full_name.cmp(&b.full_name));
+        doc.push(kv(
+            "subcommands",
+            Frame::Map(subs.into_iter().map(|sc| (Frame::bulk(&sc.full_name), command_doc(sc))).collect()),
+        ));
+    }
+    Frame::Map(doc)
+}
+
+/// COMMAND DOCS [command-name ...]
+fn command_docs(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let names = args.rest();
+    let chosen: Vec<&Command> = if names.is_empty() {
+        ctx.shared.commands.iter().collect()
+    } else {
+        names.iter().filter_map(|n| find_command(ctx, n)).collect()
+    };
+    Ok(Frame::Map(chosen.into_iter().map(|c| (Frame::bulk(&c.full_name), command_doc(c))).collect()))
+}
+
+/// COMMAND LIST [FILTERBY MODULE module-name | ACLCAT category | PATTERN pattern]
+fn command_list(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    enum Filter {
+        All,
+        Module,
+        AclCat(String),
+        Pattern(Vec<u8>),
+    }
+    let filter = match args.next() {
+        None => Filter::All,
+        Some(a) if eq_ic(a, "filterby") => {
+            let kind = args.next_arg()?;
+            let value = args.next_arg()?;
+            args.finish()?;
+            match () {
+                _ if eq_ic(kind, "module") => Filter::Module,
+                _ if eq_ic(kind, "aclcat") => {
+                    Filter::AclCat(format!("@{}", String::from_utf8_lossy(value).to_lowercase()))
+                }
+                _ if eq_ic(kind, "pattern") => Filter::Pattern(value.to_vec()),
+                _ => return Err(CmdError::Syntax),
+            }
+        }
+        Some(_) => return Err(CmdError::Syntax),
+    };
+    let names = ctx
+        .shared
+        .commands
+        .iter_all()
+        .into_iter()
+        .filter(|c| match &filter {
+            Filter::All => true,
+            Filter::Module => false,
+            Filter::AclCat(cat) => c.spec.acl_categories().contains(&cat.as_str()),
+            Filter::Pattern(p) => glob_match(p, c.full_name.as_bytes(), true),
+        })
+        .map(|c| Frame::bulk(&c.full_name))
+        .collect();
+    Ok(Frame::Array(names))
+}
+
+/// COMMAND GETKEYS command [arg ...]
+fn command_getkeys(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let argv = args.rest();
+    let mut cmd =
+        ctx.shared.commands.lookup(argv[0]).ok_or_else(|| CmdError::Err("Invalid command specified".into()))?;
+    if !cmd.subs.is_empty() && argv.len() > 1 {
+        if let Some(sub) = cmd.lookup_sub(argv[1]) {
+            cmd = sub;
+        }
+    }
+    let arity = cmd.spec.arity;
+    let argc = argv.len() as i32;
+    if (arity > 0 && arity != argc) || argc < -arity {
+        return Err(CmdError::Err("Invalid number of arguments specified for command".into()));
+    }
+    let keys: Vec<Frame> = cmd.spec.keys.positions(argv.len()).map(|i| Frame::bulk(argv[i])).collect();
+    if keys.is_empty() {
+        return Err(CmdError::Err("The command has no key arguments".into()));
+    }
+    Ok(Frame::Array(keys))
+}
+
+/// COMMAND HELP
+fn command_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(help_reply(
+        "COMMAND",
+        &[
+            "(no subcommand)",
+            "    Return details about all Redis commands.",
+            "COUNT",
+            "    Return the total number of commands in this Redis server.",
+            "LIST",
+            "    Return a list of all commands in this Redis server.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple Redis commands.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple Redis commands.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full Redis command.",
+        ],
+    ))
+}
+
+/// TIME
+fn time(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Ok(Frame::Array(vec![Frame::bulk(now.as_secs().to_string()), Frame::bulk(now.subsec_micros().to_string())]))
+}
+
+/// DEBUG SLEEP seconds | OBJECT key | SET-ACTIVE-EXPIRE 0|1 | HELP
+fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let sub = args.next_arg()?;
+    if eq_ic(sub, "sleep") {
+        let secs = parse_f64(args.next_arg()?)?;
+        // Like Redis, this stalls the thread that runs it.
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs.max(0.0)));
+        return Ok(Frame::ok());
+    }
+    if eq_ic(sub, "set-active-expire") {
+        let v = args.next_arg()?;
+        ctx.shared.active_expire_enabled.store(v != b"0", Relaxed);
+        return Ok(Frame::ok());
+    }
+    if eq_ic(sub, "object") {
+        let key = args.next_arg()?;
+        let now_s = (ctx.now / 1000) as u32;
+        let mut tx = ctx.lock(key);
+        let e = tx.peek(key).ok_or(CmdError::NoSuchKey)?;
+        let serialized = larder_persist::dump_payload(&e.value).len() - 10;
+        let text = format!(
+            "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+            e.value.encoding(),
+            serialized,
+            e.lru & 0xff_ffff,
+            now_s.saturating_sub(e.lru)
+        );
+        return Ok(Frame::Simple(Bytes::from(text)));
+    }
+    if eq_ic(sub, "help") {
+        return Ok(help_reply(
+            "DEBUG",
+            &[
+                "OBJECT <key>",
+                "    Show low level info about the key and associated value.",
+                "SET-ACTIVE-EXPIRE <0|1>",
+                "    Setting it to 0 disables expiring keys in background when they are not accessed.",
+                "SLEEP <seconds>",
+                "    Stop the server for <seconds>. Decimals allowed.",
+            ],
+        ));
+    }
+    Err(CmdError::UnknownSubcommand { sub: String::from_utf8_lossy(sub).into_owned(), cmd: "DEBUG".into() })
+}
+
+/// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
+fn shutdown(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    while let Some(a) = args.next() {
+        if eq_ic(a, "abort") {
+            return Err(CmdError::Err("No shutdown in progress.".into()));
+        }
+        if !["nosave", "save", "now", "force"].iter().any(|w| eq_ic(a, w)) {
+            return Err(CmdError::Syntax);
+        }
+    }
+    tracing::warn!("User requested shutdown...");
+    ctx.shared.request_shutdown();
+    ctx.client.close_after_reply = true;
+    ctx.client.no_reply = true;
+    Ok(Frame::ok())
+}

@@ -1,0 +1,438 @@
+//! Configuration with redis.conf names and defaults.
+//!
+//! One table (`PARAMS`) describes every parameter once: its name, whether
+//! CONFIG SET may change it at runtime, how to print it and how to parse
+//! it. The config file loader, the `--name value` command-line flags,
+//! CONFIG GET and CONFIG SET all go through that table, so they cannot
+//! disagree about names, values or errors.
+
+use larder_store::glob_match;
+
+pub const DEFAULT_PORT: u16 = 6379;
+pub const DEFAULT_BIND: &str = "127.0.0.1";
+pub const DEFAULT_DATABASES: usize = 16;
+pub const DEFAULT_MAXCLIENTS: u64 = 10000;
+pub const DEFAULT_PROTO_MAX_BULK_LEN: u64 = 512 * 1024 * 1024;
+pub const DEFAULT_CLIENT_QUERY_BUFFER_LIMIT: u64 = 1024 * 1024 * 1024;
+pub const DEFAULT_HZ: u64 = 10;
+/// Shards per database: several per core keeps lock contention rare.
+pub const DEFAULT_SHARDS: usize = 64;
+
+pub const MAXMEMORY_POLICIES: &[&str] = &[
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+];
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+const APPENDFSYNC: &[&str] = &["always", "everysec", "no"];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: Vec<String>,
+    pub port: u16,
+    pub requirepass: String,
+    pub databases: usize,
+    pub maxclients: u64,
+    /// Idle seconds before a client is closed; 0 disables.
+    pub timeout: u64,
+    pub protected_mode: bool,
+    pub proto_max_bulk_len: u64,
+    pub client_query_buffer_limit: u64,
+    pub hz: u64,
+    pub maxmemory: u64,
+    pub maxmemory_policy: String,
+    pub maxmemory_samples: u64,
+    pub lfu_log_factor: u64,
+    pub lfu_decay_time: u64,
+    pub loglevel: String,
+    pub logfile: String,
+    pub dir: String,
+    pub dbfilename: String,
+    pub save: String,
+    pub appendonly: bool,
+    pub appendfsync: String,
+    pub daemonize: bool,
+    pub tcp_keepalive: u64,
+    pub tcp_backlog: u64,
+    pub io_threads: u64,
+    /// Larder's own: shards per database (rounded up to a power of two).
+    pub shards: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: vec![DEFAULT_BIND.to_string()],
+            port: DEFAULT_PORT,
+            requirepass: String::new(),
+            databases: DEFAULT_DATABASES,
+            maxclients: DEFAULT_MAXCLIENTS,
+            timeout: 0,
+            protected_mode: true,
+            proto_max_bulk_len: DEFAULT_PROTO_MAX_BULK_LEN,
+            client_query_buffer_limit: DEFAULT_CLIENT_QUERY_BUFFER_LIMIT,
+            hz: DEFAULT_HZ,
+            maxmemory: 0,
+            maxmemory_policy: "noeviction".into(),
+            maxmemory_samples: 5,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+            loglevel: "notice".into(),
+            logfile: String::new(),
+            dir: ".".into(),
+            dbfilename: "dump.rdb".into(),
+            save: String::new(),
+            appendonly: false,
+            appendfsync: "everysec".into(),
+            daemonize: false,
+            tcp_keepalive: 300,
+            tcp_backlog: 511,
+            io_threads: 1,
+            shards: DEFAULT_SHARDS,
+        }
+    }
+}
+
+type Getter = fn(&Config) -> String;
+type Setter = fn(&mut Config, &str) -> Result<(), String>;
+
+pub struct Param {
+    pub name: &'static str,
+    pub mutable: bool,
+    get: Getter,
+    set: Setter,
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".into()),
+    }
+}
+
+fn parse_int(v: &str, min: u64, max: u64) -> Result<u64, String> {
+    let n: i128 = v.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    if n < min as i128 || n > max as i128 {
+        return Err(format!("argument must be between {min} and {max} inclusive"));
+    }
+    Ok(n as u64)
+}
+
+/// Redis's `memtoull`: "1gb", "100mb", "64k", plain bytes.
+pub fn parse_memory(v: &str) -> Result<u64, String> {
+    let lower = v.to_ascii_lowercase();
+    let units: [(&str, u64); 8] = [
+        ("kb", 1024),
+        ("mb", 1024 * 1024),
+        ("gb", 1024 * 1024 * 1024),
+        ("k", 1000),
+        ("m", 1000 * 1000),
+        ("g", 1000 * 1000 * 1000),
+        ("b", 1),
+        ("", 1),
+    ];
+    for (suffix, mul) in units {
+        if let Some(num) = lower.strip_suffix(suffix) {
+            if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            return num
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| n.checked_mul(mul))
+                .ok_or_else(|| "argument must be a memory value".to_string());
+        }
+    }
+    Err("argument must be a memory value".into())
+}
+
+fn parse_enum(v: &str, options: &[&str]) -> Result<String, String> {
+    let lower = v.to_ascii_lowercase();
+    if options.contains(&lower.as_str()) {
+        Ok(lower)
+    } else {
+        Err(format!("argument(s) must be one of the following: {}", options.join(", ")))
+    }
+}
+
+macro_rules! int_param {
+    ($name:literal, $field:ident, $min:expr, $max:expr, $mutable:expr) => {
+        Param {
+            name: $name,
+            mutable: $mutable,
+            get: |c| c.$field.to_string(),
+            set: |c, v| {
+                c.$field = parse_int(v, $min, $max)? as _;
+                Ok(())
+            },
+        }
+    };
+}
+
+macro_rules! mem_param {
+    ($name:literal, $field:ident) => {
+        Param {
+            name: $name,
+            mutable: true,
+            get: |c| c.$field.to_string(),
+            set: |c, v| {
+                c.$field = parse_memory(v)?;
+                Ok(())
+            },
+        }
+    };
+}
+
+macro_rules! bool_param {
+    ($name:literal, $field:ident, $mutable:expr) => {
+        Param {
+            name: $name,
+            mutable: $mutable,
+            get: |c| yes_no(c.$field),
+            set: |c, v| {
+                c.$field = parse_bool(v)?;
+                Ok(())
+            },
+        }
+    };
+}
+
+macro_rules! str_param {
+    ($name:literal, $field:ident, $mutable:expr) => {
+        Param {
+            name: $name,
+            mutable: $mutable,
+            get: |c| c.$field.clone(),
+            set: |c, v| {
+                c.$field = v.to_string();
+                Ok(())
+            },
+        }
+    };
+}
+
+macro_rules! enum_param {
+    ($name:literal, $field:ident, $options:expr) => {
+        Param {
+            name: $name,
+            mutable: true,
+            get: |c| c.$field.clone(),
+            set: |c, v| {
+                c.$field = parse_enum(v, $options)?;
+                Ok(())
+            },
+        }
+    };
+}
+
+pub static PARAMS: &[Param] = &[
+    Param {
+        name: "bind",
+        mutable: false,
+        get: |c| c.bind.join(" "),
+        set: |c, v| {
+            let addrs: Vec<String> = v.split_whitespace().map(str::to_string).collect();
+            if addrs.is_empty() {
+                return Err("Too many bind addresses specified.".into());
+            }
+            c.bind = addrs;
+            Ok(())
+        },
+    },
+    int_param!("port", port, 0, 65535, false),
+    str_param!("requirepass", requirepass, true),
+    int_param!("databases", databases, 1, i32::MAX as u64, false),
+    int_param!("maxclients", maxclients, 1, u32::MAX as u64, true),
+    int_param!("timeout", timeout, 0, i32::MAX as u64, true),
+    bool_param!("protected-mode", protected_mode, true),
+    mem_param!("proto-max-bulk-len", proto_max_bulk_len),
+    mem_param!("client-query-buffer-limit", client_query_buffer_limit),
+    int_param!("hz", hz, 1, 500, true),
+    mem_param!("maxmemory", maxmemory),
+    enum_param!("maxmemory-policy", maxmemory_policy, MAXMEMORY_POLICIES),
+    int_param!("maxmemory-samples", maxmemory_samples, 1, 64, true),
+    int_param!("lfu-log-factor", lfu_log_factor, 0, i32::MAX as u64, true),
+    int_param!("lfu-decay-time", lfu_decay_time, 0, i32::MAX as u64, true),
+    enum_param!("loglevel", loglevel, LOGLEVELS),
+    str_param!("logfile", logfile, false),
+    str_param!("dir", dir, true),
+    str_param!("dbfilename", dbfilename, true),
+    str_param!("save", save, true),
+    bool_param!("appendonly", appendonly, true),
+    enum_param!("appendfsync", appendfsync, APPENDFSYNC),
+    bool_param!("daemonize", daemonize, false),
+    int_param!("tcp-keepalive", tcp_keepalive, 0, i32::MAX as u64, true),
+    int_param!("tcp-backlog", tcp_backlog, 0, i32::MAX as u64, false),
+    int_param!("io-threads", io_threads, 1, 128, false),
+    int_param!("shards", shards, 1, 65536, false),
+];
+
+pub fn find_param(name: &str) -> Option<&'static Param> {
+    PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+}
+
+impl Config {
+    /// CONFIG GET: every (name, value) whose name matches a pattern.
+    pub fn get_matching(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
+        PARAMS
+            .iter()
+            .filter(|p| patterns.iter().any(|pat| glob_match(pat, p.name.as_bytes(), true)))
+            .map(|p| (p.name, (p.get)(self)))
+            .collect()
+    }
+
+    /// Sets one parameter. `startup` allows immutable ones (config file,
+    /// command line). The error is the text after "argument 'x') - ".
+    pub fn set(&mut self, name: &str, value: &str, startup: bool) -> Result<(), ConfigError> {
+        let p = find_param(name).ok_or_else(|| ConfigError::Unknown(name.to_string()))?;
+        if !startup && !p.mutable {
+            return Err(ConfigError::Invalid(p.name, "can't set immutable config".into()));
+        }
+        (p.set)(self, value).map_err(|e| ConfigError::Invalid(p.name, e))
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        find_param(name).map(|p| (p.get)(self))
+    }
+
+    /// Loads redis.conf-syntax text: one directive per line, `#` comments,
+    /// arguments split and unquoted as Redis does.
+    pub fn apply_text(&mut self, text: &str) -> Result<(), String> {
+        for (lineno, line) in text.lines().enumerate() {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let fail = |msg: &str| {
+                format!(
+                    "\n*** FATAL CONFIG FILE ERROR (Larder {}) ***\nReading the configuration file, at line {}\n>>> '{}'\n{}",
+                    env!("CARGO_PKG_VERSION"),
+                    lineno + 1,
+                    trimmed,
+                    msg
+                )
+            };
+            let words = larder_protocol::split_args(trimmed.as_bytes())
+                .map_err(|_| fail("Unbalanced quotes in configuration line"))?;
+            let words: Vec<String> = words.iter().map(|w| String::from_utf8_lossy(w).into_owned()).collect();
+            let (name, args) = words.split_first().expect("non-empty line has a word");
+            if args.is_empty() {
+                return Err(fail("wrong number of arguments"));
+            }
+            self.set(name, &args.join(" "), true).map_err(|e| match e {
+                ConfigError::Unknown(_) => fail("Bad directive or wrong number of arguments"),
+                ConfigError::Invalid(_, msg) => fail(&msg),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    Unknown(String),
+    Invalid(&'static str, String),
+}
+
+/// Turns redis-server style arguments (`[file] --port 7000 --bind a b`)
+/// into config text, so flags and files share one parser.
+pub fn args_to_config_text(args: &[String]) -> Result<(Option<String>, String), String> {
+    let mut iter = args.iter().peekable();
+    let file = match iter.peek() {
+        Some(a) if !a.starts_with("--") => iter.next().cloned(),
+        _ => None,
+    };
+    let mut text = String::new();
+    while let Some(a) = iter.next() {
+        let name = a.strip_prefix("--").ok_or_else(|| format!("Unexpected argument '{a}'"))?;
+        let mut words = vec![name.to_string()];
+        while let Some(v) = iter.peek() {
+            if v.starts_with("--") {
+                break;
+            }
+            words.push(quote(v));
+            iter.next();
+        }
+        if words.len() == 1 {
+            // Redis accepts `--flag` alone as `flag ""`... only for empty values.
+            words.push("\"\"".into());
+        }
+        text.push_str(&words.join(" "));
+        text.push('\n');
+    }
+    Ok((file, text))
+}
+
+fn quote(v: &str) -> String {
+    let mut s = String::from("\"");
+    for c in v.chars() {
+        if c == '"' || c == '\\' {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('"');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_file_share_one_parser() {
+        let args: Vec<String> = ["my.conf", "--port", "7000", "--bind", "127.0.0.1", "::1", "--requirepass", "a b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (file, text) = args_to_config_text(&args).unwrap();
+        assert_eq!(file.as_deref(), Some("my.conf"));
+        let mut c = Config::default();
+        c.apply_text(&text).unwrap();
+        assert_eq!(c.port, 7000);
+        assert_eq!(c.bind, vec!["127.0.0.1", "::1"]);
+        assert_eq!(c.requirepass, "a b");
+    }
+
+    #[test]
+    fn bad_directive_reports_line() {
+        let mut c = Config::default();
+        let err = c.apply_text("port 1\nnonsense 5\n").unwrap_err();
+        assert!(err.contains("at line 2"), "{err}");
+        assert!(err.contains("Bad directive"), "{err}");
+        assert!(c.apply_text("maxclients lots").unwrap_err().contains("integer"));
+    }
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("1gb").unwrap(), 1 << 30);
+        assert_eq!(parse_memory("64k").unwrap(), 64_000);
+        assert_eq!(parse_memory("100").unwrap(), 100);
+        assert!(parse_memory("-1").is_err());
+        assert!(parse_memory("mb").is_err());
+    }
+
+    #[test]
+    fn config_set_rules() {
+        let mut c = Config::default();
+        assert_eq!(
+            c.set("databases", "4", false),
+            Err(ConfigError::Invalid("databases", "can't set immutable config".into()))
+        );
+        assert!(matches!(c.set("nope", "1", false), Err(ConfigError::Unknown(_))));
+        c.set("MAXMEMORY-POLICY", "allkeys-LRU", false).unwrap();
+        assert_eq!(c.get("maxmemory-policy").unwrap(), "allkeys-lru");
+        let got = c.get_matching(&[b"maxmemory*"]);
+        assert!(got.iter().any(|(n, _)| *n == "maxmemory-samples"));
+    }
+}

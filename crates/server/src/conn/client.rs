@@ -1,0 +1,145 @@
+//! Client state. `Client` is owned by the connection task and mutated
+//! freely by commands; `ClientInfo` is the part other clients can see
+//! (CLIENT LIST, CLIENT KILL), shared through the registry.
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+use larder_protocol::Proto;
+use parking_lot::Mutex;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// What CLIENT LIST shows and CLIENT KILL matches on.
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub fd: i64,
+    pub created: Instant,
+    pub meta: Mutex<ClientMeta>,
+    /// Milliseconds since the server started, at the last command.
+    pub last_interaction: AtomicU64,
+    killed: AtomicBool,
+    kill: Notify,
+}
+
+#[derive(Default, Clone)]
+pub struct ClientMeta {
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    pub last_cmd: String,
+    pub db: usize,
+    pub resp: u8,
+    pub no_evict: bool,
+}
+
+impl ClientInfo {
+    /// Asks the connection to close; it does so at its next wake-up.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        self.kill.notify_one();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+
+    pub async fn killed(&self) {
+        self.kill.notified().await
+    }
+
+    pub fn addr_string(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+/// The connection's own state.
+pub struct Client {
+    pub info: Arc<ClientInfo>,
+    pub db: usize,
+    pub proto: Proto,
+    pub authenticated: bool,
+    /// Set by QUIT, SHUTDOWN and CLIENT KILL of oneself: close after the reply.
+    pub close_after_reply: bool,
+    /// Set by SHUTDOWN, which closes the connection without replying.
+    pub no_reply: bool,
+    /// Identity of the last command run, to update CLIENT LIST cheaply.
+    pub last_cmd: usize,
+}
+
+impl Client {
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Client {
+        Client {
+            info,
+            db: 0,
+            proto: Proto::Resp2,
+            authenticated,
+            close_after_reply: false,
+            no_reply: false,
+            last_cmd: 0,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.info.id
+    }
+
+    pub fn set_db(&mut self, db: usize) {
+        self.db = db;
+        self.info.meta.lock().db = db;
+    }
+
+    pub fn set_proto(&mut self, proto: Proto) {
+        self.proto = proto;
+        self.info.meta.lock().resp = if proto == Proto::Resp3 { 3 } else { 2 };
+    }
+}
+
+/// Every connected client, by id.
+#[derive(Default)]
+pub struct Clients {
+    map: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+    next_id: AtomicU64,
+}
+
+impl Clients {
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr, fd: i64, now_ms: u64) -> Arc<ClientInfo> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let info = Arc::new(ClientInfo {
+            id,
+            addr,
+            laddr,
+            fd,
+            created: Instant::now(),
+            meta: Mutex::new(ClientMeta { resp: 2, last_cmd: "NULL".into(), ..Default::default() }),
+            last_interaction: AtomicU64::new(now_ms),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+        });
+        self.map.lock().insert(id, info.clone());
+        info
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.map.lock().remove(&id);
+    }
+
+    pub fn count(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    /// A snapshot, ordered by id as CLIENT LIST prints them.
+    pub fn all(&self) -> Vec<Arc<ClientInfo>> {
+        let mut v: Vec<_> = self.map.lock().values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.map.lock().get(&id).cloned()
+    }
+}

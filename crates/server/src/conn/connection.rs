@@ -1,0 +1,130 @@
+//! One task per connection: read, parse every complete command in the
+//! buffer, run each on this thread, and write all replies with one write.
+//!
+//! A malformed frame gets Redis's protocol error and the connection closes;
+//! a bad command only gets an error reply. Buffers are reused across
+//! batches and shrunk after an unusually large request.
+
+use crate::conn::client::Client;
+use crate::dispatch::dispatch;
+use crate::Shared;
+use bytes::{Buf, BytesMut};
+use larder_protocol::{parse_request, Request, RequestLimits};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const READ_CHUNK: usize = 16 * 1024;
+/// Replies beyond this are written before the rest of the batch runs, so a
+/// pipeline of large GETs does not build one giant buffer.
+const OUT_FLUSH_AT: usize = 1024 * 1024;
+/// Buffers that grew past this are released once empty.
+const SHRINK_ABOVE: usize = 1024 * 1024;
+
+pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
+    let laddr = stream.local_addr().unwrap_or(addr);
+    let fd = raw_fd(&stream);
+    let info = shared.clients.register(addr, laddr, fd, shared.uptime_ms());
+    let needs_auth = !shared.config.read().requirepass.is_empty();
+    let mut client = Client::new(info.clone(), !needs_auth);
+    let mut shutdown = shared.shutdown_rx();
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    let mut req = Request::default();
+
+    'conn: loop {
+        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+            inbuf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            r = stream.read_buf(&mut inbuf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => { shared.stats.total_net_input_bytes.fetch_add(n as u64, Relaxed); }
+            },
+            _ = info.killed() => break,
+            _ = shutdown.changed() => break,
+        }
+        if info.is_killed() {
+            break;
+        }
+        let limits = {
+            let cfg = shared.config.read();
+            RequestLimits {
+                max_bulk_len: cfg.proto_max_bulk_len as i64,
+                authenticated: client.authenticated,
+                ..Default::default()
+            }
+        };
+        let mut pos = 0;
+        let mut processed = 0u64;
+        let mut close = false;
+        loop {
+            match parse_request(&inbuf[pos..], &limits, &mut req) {
+                Ok(None) => break,
+                Ok(Some(n)) => {
+                    if !req.is_empty() {
+                        dispatch(&shared, &mut client, &req, &inbuf[pos..pos + n], &mut out);
+                        processed += 1;
+                    }
+                    pos += n;
+                    if client.close_after_reply || info.is_killed() {
+                        close = true;
+                        break;
+                    }
+                    if out.len() >= OUT_FLUSH_AT && write_out(&shared, &mut stream, &mut out).await.is_err() {
+                        break 'conn;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(client = client.id(), "protocol error: {e}");
+                    out.extend_from_slice(format!("-ERR {e}\r\n").as_bytes());
+                    close = true;
+                    break;
+                }
+            }
+        }
+        inbuf.advance(pos);
+        if processed > 0 {
+            shared.stats.total_commands_processed.fetch_add(processed, Relaxed);
+            info.last_interaction.store(shared.uptime_ms(), Relaxed);
+        }
+        if !out.is_empty() && write_out(&shared, &mut stream, &mut out).await.is_err() {
+            break;
+        }
+        if close {
+            break;
+        }
+        if inbuf.len() as u64 > shared.config.read().client_query_buffer_limit {
+            tracing::warn!(client = client.id(), "closing client that reached max query buffer length");
+            break;
+        }
+        if inbuf.is_empty() && inbuf.capacity() > SHRINK_ABOVE {
+            inbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        if out.capacity() > SHRINK_ABOVE {
+            out = BytesMut::with_capacity(READ_CHUNK);
+        }
+    }
+    let _ = stream.shutdown().await;
+    shared.clients.unregister(client.id());
+}
+
+async fn write_out(shared: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> std::io::Result<()> {
+    stream.write_all(out).await?;
+    shared.stats.total_net_output_bytes.fetch_add(out.len() as u64, Relaxed);
+    out.clear();
+    Ok(())
+}
+
+#[cfg(unix)]
+fn raw_fd(stream: &TcpStream) -> i64 {
+    use std::os::fd::AsRawFd;
+    stream.as_raw_fd() as i64
+}
+
+#[cfg(not(unix))]
+fn raw_fd(_: &TcpStream) -> i64 {
+    -1
+}

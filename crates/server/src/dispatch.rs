@@ -1,0 +1,106 @@
+//! lookup → subcommand → arity → gates → call → stats → reply.
+//!
+//! Everything a command's flags imply is enforced here, once, so handlers
+//! only implement semantics. Rejections happen before the keyspace is
+//! touched.
+
+use crate::cmd::table::{flags, Command};
+use crate::cmd::{Args, Ctx};
+use crate::conn::client::Client;
+use crate::error::CmdError;
+use crate::Shared;
+use bytes::BytesMut;
+use larder_protocol::{encode, Frame, Request};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+/// Runs one parsed command and appends its reply to `out`.
+pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8], out: &mut BytesMut) {
+    let reply = execute(shared, client, req, input);
+    if let Frame::Error(e) = &reply {
+        let code = e.split(|&b| b == b' ').next().unwrap_or(b"ERR");
+        shared.stats.record_error(&String::from_utf8_lossy(code));
+    }
+    if !std::mem::take(&mut client.no_reply) {
+        encode(&reply, client.proto, out);
+    }
+}
+
+fn sanitize(s: &[u8], max: usize) -> String {
+    // Error replies must stay on one line.
+    String::from_utf8_lossy(&s[..s.len().min(max)]).replace(['\r', '\n'], " ")
+}
+
+fn unknown_command(req: &Request, input: &[u8]) -> CmdError {
+    let mut args = String::new();
+    for a in req.args(input).skip(1) {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        args.push_str(&format!("'{}' ", sanitize(a, room)));
+    }
+    CmdError::UnknownCommand { name: sanitize(req.arg(input, 0), 128), args }
+}
+
+fn resolve<'t>(shared: &'t Shared, req: &Request, input: &[u8]) -> Result<(&'t Command, usize), CmdError> {
+    let name = req.arg(input, 0);
+    let cmd = shared.commands.lookup(name).ok_or_else(|| unknown_command(req, input))?;
+    if cmd.subs.is_empty() {
+        return Ok((cmd, 1));
+    }
+    if req.len() < 2 {
+        // COMMAND alone runs its own handler; CLIENT alone is an arity error.
+        return match cmd.spec.handler {
+            Some(_) => Ok((cmd, 1)),
+            None => Err(CmdError::WrongArity(cmd.full_name.clone())),
+        };
+    }
+    let sub = req.arg(input, 1);
+    match cmd.lookup_sub(sub) {
+        Some(s) => Ok((s, 2)),
+        None => Err(CmdError::UnknownSubcommand {
+            sub: sanitize(sub, 128),
+            cmd: String::from_utf8_lossy(name).to_uppercase(),
+        }),
+    }
+}
+
+fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]) -> Frame {
+    let (cmd, argpos) = match resolve(shared, req, input) {
+        Ok(c) => c,
+        Err(e) => return e.to_frame(),
+    };
+    let spec = cmd.spec;
+    let argc = req.len() as i32;
+    let gate = if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+        Err(CmdError::WrongArity(cmd.full_name.clone()))
+    } else if !client.authenticated && !spec.has(flags::NO_AUTH) {
+        Err(CmdError::NoAuth)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = gate {
+        cmd.stats.rejected_calls.fetch_add(1, Relaxed);
+        return e.to_frame();
+    }
+    let handler = spec.handler.expect("table test: every leaf has a handler");
+    // CLIENT LIST shows the running command; lock only when it changes.
+    let id = cmd as *const Command as usize;
+    if client.last_cmd != id {
+        client.last_cmd = id;
+        client.info.meta.lock().last_cmd.clone_from(&cmd.full_name);
+    }
+    let now = shared.clock.now_ms();
+    let started = Instant::now();
+    let result = {
+        let mut ctx = Ctx { shared, client, now };
+        handler(&mut ctx, Args::new(req, input, argpos))
+    };
+    cmd.stats.calls.fetch_add(1, Relaxed);
+    cmd.stats.usec.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+    result.unwrap_or_else(|e| {
+        cmd.stats.failed_calls.fetch_add(1, Relaxed);
+        e.to_frame()
+    })
+}

@@ -1,0 +1,254 @@
+//! INFO: renders the sections Redis clients and tools parse, with Redis's
+//! field names. Memory figures come from jemalloc, the global allocator.
+
+use crate::cmd::connection::REDIS_VERSION;
+use crate::Shared;
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+/// Redis's bytesToHuman.
+pub fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    let units =
+        [("B", 1.0), ("K", 1024.0), ("M", 1024.0 * 1024.0), ("G", 1024.0 * 1024.0 * 1024.0), ("T", 1024f64.powi(4))];
+    for w in units.windows(2) {
+        if n < w[1].1 {
+            return if w[0].0 == "B" { format!("{n}B") } else { format!("{:.2}{}", n / w[0].1, w[0].0) };
+        }
+    }
+    format!("{:.2}P", n / 1024f64.powi(5))
+}
+
+/// (allocated, active, resident) bytes according to jemalloc.
+pub fn jemalloc_stats() -> (u64, u64, u64) {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let _ = epoch::advance();
+    let a = stats::allocated::read().unwrap_or(0) as u64;
+    let act = stats::active::read().unwrap_or(0) as u64;
+    let r = stats::resident::read().unwrap_or(0) as u64;
+    (a, act, r)
+}
+
+fn cpu_seconds() -> (f64, f64) {
+    // utime and stime are fields 14 and 15 of /proc/self/stat, in ticks.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    (tick(12), tick(11))
+}
+
+pub fn render(shared: &Shared, requested: &[String]) -> String {
+    let mut wanted: Vec<&str> = Vec::new();
+    let mut with_cmdstats = false;
+    if requested.is_empty() {
+        wanted.extend(DEFAULT_SECTIONS);
+    }
+    for r in requested {
+        match r.as_str() {
+            "default" => wanted.extend(DEFAULT_SECTIONS),
+            "all" | "everything" => {
+                wanted.extend(DEFAULT_SECTIONS);
+                with_cmdstats = true;
+            }
+            other => wanted.push(other),
+        }
+    }
+    if wanted.contains(&"commandstats") {
+        with_cmdstats = true;
+    }
+    let order = DEFAULT_SECTIONS.iter().copied().chain(["commandstats"]);
+    let mut out = String::new();
+    for section in order {
+        let selected = if section == "commandstats" { with_cmdstats } else { wanted.contains(&section) };
+        if !selected {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        render_section(shared, section, &mut out);
+    }
+    out
+}
+
+fn render_section(shared: &Shared, section: &str, out: &mut String) {
+    let cfg = shared.config.read().clone();
+    let st = &shared.stats;
+    let uptime = shared.started.elapsed().as_secs();
+    macro_rules! field {
+        ($($arg:tt)*) => {{ let _ = write!(out, $($arg)*); out.push_str("\r\n"); }};
+    }
+    match section {
+        "server" => {
+            out.push_str("# Server\r\n");
+            field!("redis_version:{REDIS_VERSION}");
+            field!("larder_version:{}", env!("CARGO_PKG_VERSION"));
+            field!("redis_git_sha1:00000000");
+            field!("redis_git_dirty:0");
+            field!("redis_build_id:0");
+            field!("redis_mode:standalone");
+            field!("os:{} {}", std::env::consts::OS, std::env::consts::ARCH);
+            field!("arch_bits:64");
+            field!("multiplexing_api:epoll");
+            field!("process_id:{}", std::process::id());
+            field!("process_supervised:no");
+            field!("run_id:{}", shared.run_id);
+            field!("tcp_port:{}", shared.listen_addr.read().map(|a| a.port()).unwrap_or(cfg.port));
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            field!("server_time_usec:{}", now.as_micros());
+            field!("uptime_in_seconds:{uptime}");
+            field!("uptime_in_days:{}", uptime / 86400);
+            field!("hz:{}", cfg.hz);
+            field!("configured_hz:{}", cfg.hz);
+            field!("lru_clock:{}", (shared.clock.now_ms() / 1000) & 0xff_ffff);
+            field!("executable:{}", std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default());
+            field!("config_file:");
+            field!("io_threads_active:0");
+        }
+        "clients" => {
+            out.push_str("# Clients\r\n");
+            field!("connected_clients:{}", shared.clients.count());
+            field!("cluster_connections:0");
+            field!("maxclients:{}", cfg.maxclients);
+            field!("client_recent_max_input_buffer:0");
+            field!("client_recent_max_output_buffer:0");
+            field!("blocked_clients:0");
+            field!("tracking_clients:0");
+            field!("clients_in_timeout_table:0");
+            field!("total_blocking_keys:0");
+        }
+        "memory" => {
+            let (allocated, active, resident) = jemalloc_stats();
+            let peak = shared.stats.used_memory_peak.fetch_max(allocated, Relaxed).max(allocated);
+            out.push_str("# Memory\r\n");
+            field!("used_memory:{allocated}");
+            field!("used_memory_human:{}", human_bytes(allocated));
+            field!("used_memory_rss:{resident}");
+            field!("used_memory_rss_human:{}", human_bytes(resident));
+            field!("used_memory_peak:{peak}");
+            field!("used_memory_peak_human:{}", human_bytes(peak));
+            field!("maxmemory:{}", cfg.maxmemory);
+            field!("maxmemory_human:{}", human_bytes(cfg.maxmemory));
+            field!("maxmemory_policy:{}", cfg.maxmemory_policy);
+            field!("allocator_allocated:{allocated}");
+            field!("allocator_active:{active}");
+            field!("allocator_resident:{resident}");
+            let frag = if allocated > 0 { resident as f64 / allocated as f64 } else { 0.0 };
+            field!("mem_fragmentation_ratio:{frag:.2}");
+            field!("mem_allocator:jemalloc");
+            field!("lazyfree_pending_objects:0");
+        }
+        "persistence" => {
+            out.push_str("# Persistence\r\n");
+            field!("loading:0");
+            field!("async_loading:0");
+            field!("rdb_changes_since_last_save:{}", shared.keyspace.effects.seq());
+            field!("rdb_bgsave_in_progress:0");
+            field!("rdb_last_save_time:{}", shared.clock.now_ms() / 1000 - uptime);
+            field!("rdb_last_bgsave_status:ok");
+            field!("aof_enabled:0");
+            field!("aof_rewrite_in_progress:0");
+            field!("aof_last_bgrewrite_status:ok");
+            field!("aof_last_write_status:ok");
+        }
+        "stats" => {
+            out.push_str("# Stats\r\n");
+            field!("total_connections_received:{}", st.total_connections_received.load(Relaxed));
+            field!("total_commands_processed:{}", st.total_commands_processed.load(Relaxed));
+            field!("instantaneous_ops_per_sec:0");
+            field!("total_net_input_bytes:{}", st.total_net_input_bytes.load(Relaxed));
+            field!("total_net_output_bytes:{}", st.total_net_output_bytes.load(Relaxed));
+            field!("rejected_connections:{}", st.rejected_connections.load(Relaxed));
+            field!("expired_keys:{}", shared.keyspace.expired_keys());
+            field!("evicted_keys:0");
+            field!("keyspace_hits:{}", st.keyspace_hits.load(Relaxed));
+            field!("keyspace_misses:{}", st.keyspace_misses.load(Relaxed));
+            field!("pubsub_channels:0");
+            field!("pubsub_patterns:0");
+            field!("total_error_replies:{}", st.total_error_replies.load(Relaxed));
+        }
+        "replication" => {
+            out.push_str("# Replication\r\n");
+            field!("role:master");
+            field!("connected_slaves:0");
+            field!("master_failover_state:no-failover");
+            field!("master_replid:{}", shared.run_id);
+            field!("master_replid2:0000000000000000000000000000000000000000");
+            field!("master_repl_offset:{}", shared.keyspace.effects.seq());
+            field!("second_repl_offset:-1");
+            field!("repl_backlog_active:0");
+        }
+        "cpu" => {
+            let (sys, user) = cpu_seconds();
+            out.push_str("# CPU\r\n");
+            field!("used_cpu_sys:{sys:.6}");
+            field!("used_cpu_user:{user:.6}");
+        }
+        "modules" => out.push_str("# Modules\r\n"),
+        "errorstats" => {
+            out.push_str("# Errorstats\r\n");
+            let mut errors: Vec<(String, u64)> = st.errors.lock().iter().map(|(k, v)| (k.clone(), *v)).collect();
+            errors.sort();
+            for (code, n) in errors {
+                field!("errorstat_{code}:count={n}");
+            }
+        }
+        "cluster" => {
+            out.push_str("# Cluster\r\n");
+            field!("cluster_enabled:0");
+        }
+        "keyspace" => {
+            out.push_str("# Keyspace\r\n");
+            for db in 0..shared.keyspace.databases() {
+                let (keys, expires) = shared.keyspace.db_stats(db);
+                if keys > 0 {
+                    field!("db{db}:keys={keys},expires={expires},avg_ttl=0");
+                }
+            }
+        }
+        "commandstats" => {
+            out.push_str("# Commandstats\r\n");
+            for c in shared.commands.iter_all() {
+                let calls = c.stats.calls.load(Relaxed);
+                let rejected = c.stats.rejected_calls.load(Relaxed);
+                let failed = c.stats.failed_calls.load(Relaxed);
+                if calls == 0 && rejected == 0 && failed == 0 {
+                    continue;
+                }
+                let usec = c.stats.usec.load(Relaxed);
+                let per = if calls > 0 { usec as f64 / calls as f64 } else { 0.0 };
+                field!(
+                    "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}",
+                    c.full_name
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn human_bytes_like_redis() {
+        assert_eq!(human_bytes(512), "512B");
+        assert_eq!(human_bytes(1024 * 1024 * 3 / 2), "1.50M");
+    }
+}

@@ -1,0 +1,28 @@
+//! larder-server: a Redis-compatible in-memory data store, as a library.
+//!
+//! [`serve`] takes a listener that is already bound, so tests run the
+//! server in-process on port 0, and the binary is a thin wrapper.
+//!
+//! Thread model: tokio's multi-threaded runtime runs one task per
+//! connection. A task parses a batch of pipelined commands and runs each on
+//! its own thread against the sharded keyspace (larder-store), locking only
+//! the shards a command needs; there is no hop to an owner thread. Replies
+//! of a batch leave in one write. Background tasks run the active expiry
+//! cycle and the idle-client timeout, as Redis's serverCron does.
+
+pub mod cmd;
+pub mod config;
+pub mod conn;
+pub mod dispatch;
+pub mod error;
+pub mod info;
+pub mod server;
+pub mod stats;
+
+pub use config::Config;
+
+/// jemalloc is the allocator wherever the server runs, binary or embedded:
+/// INFO memory and maxmemory read its statistics.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+pub use server::{serve, Server, Shared};

@@ -1,0 +1,88 @@
+//! The larder-server binary: redis-server's command line, tracing logs,
+//! and signal handling around `larder_server::Server`.
+
+use anyhow::Context;
+use clap::Parser;
+use larder_server::config::{args_to_config_text, Config};
+use larder_server::Server;
+use tokio::net::TcpListener;
+
+/// A Redis-compatible in-memory data store.
+///
+/// Takes redis-server's arguments: an optional redis.conf-syntax file, then
+/// any config directive as a flag, e.g. `--port 6380 --requirepass s3cret
+/// --databases 16 --maxclients 10000 --timeout 0 --bind 127.0.0.1 ::1
+/// --protected-mode yes --proto-max-bulk-len 512mb --hz 10 --shards 64`.
+/// With no arguments it listens on 127.0.0.1:6379.
+#[derive(Parser, Debug)]
+#[command(name = "larder-server", version, about, long_about = None, verbatim_doc_comment)]
+struct Cli {
+    /// [config-file] [--directive value ...]
+    #[arg(allow_hyphen_values = true, trailing_var_arg = true, value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+fn load_config(args: &[String]) -> anyhow::Result<Config> {
+    let (file, flags) = args_to_config_text(args).map_err(anyhow::Error::msg)?;
+    let mut config = Config::default();
+    if let Some(path) = file {
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("Fatal error, can't open config file '{path}'"))?;
+        config.apply_text(&text).map_err(anyhow::Error::msg)?;
+    }
+    config.apply_text(&flags).map_err(anyhow::Error::msg)?;
+    Ok(config)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = match load_config(&cli.args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e:#}");
+            std::process::exit(1);
+        }
+    };
+    let level = match config.loglevel.as_str() {
+        "debug" => "debug",
+        "verbose" => "info",
+        "warning" => "warn",
+        "nothing" => "off",
+        _ => "info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()))
+        .init();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let addr = format!("{}:{}", config.bind[0], config.port);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("Could not create server TCP listening socket {addr}"))?;
+    for extra in &config.bind[1..] {
+        tracing::warn!("only the first bind address is used; ignoring {extra}");
+    }
+    tracing::info!(
+        "Larder {} ready to accept connections on {} ({} databases, {} shards each)",
+        env!("CARGO_PKG_VERSION"),
+        listener.local_addr()?,
+        config.databases,
+        config.shards.next_power_of_two()
+    );
+    let server = Server::new(config);
+    server.run(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::warn!("Received SIGINT scheduling shutdown..."),
+        _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
+    }
+}

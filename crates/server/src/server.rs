@@ -1,0 +1,186 @@
+//! Shared server state, the accept loop, background cron tasks, and
+//! graceful shutdown.
+
+use crate::cmd::table::CommandTable;
+use crate::config::Config;
+use crate::conn::client::Clients;
+use crate::error::{DENIED_PROTECTED_MODE, MAX_CLIENTS_REACHED};
+use crate::stats::Stats;
+use larder_store::{Clock, Keyspace, SystemClock};
+use parking_lot::RwLock;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// Everything connections share.
+pub struct Shared {
+    pub config: RwLock<Config>,
+    pub keyspace: Keyspace,
+    pub clock: Arc<dyn Clock>,
+    pub stats: Stats,
+    pub clients: Clients,
+    pub commands: CommandTable,
+    pub active_expire_enabled: AtomicBool,
+    pub run_id: String,
+    pub started: Instant,
+    pub listen_addr: RwLock<Option<SocketAddr>>,
+    /// Completed cron runs; tests wait on it instead of sleeping.
+    pub cron_loops: AtomicU64,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub fn shutdown_rx(&self) -> watch::Receiver<bool> {
+        self.shutdown_tx.subscribe()
+    }
+
+    /// Asks the server to stop: the accept loop ends and every connection closes.
+    pub fn request_shutdown(&self) {
+        self.shutdown_tx.send_replace(true);
+    }
+
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+/// A configured server, not yet listening.
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    pub fn new(config: Config) -> Server {
+        Server::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// A server whose keyspace reads time from `clock` (tests use a manual one).
+    pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Server {
+        let keyspace = Keyspace::new(config.databases, config.shards);
+        let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+        let (shutdown_tx, _) = watch::channel(false);
+        let shared = Shared {
+            config: RwLock::new(config),
+            keyspace,
+            clock,
+            stats: Stats::default(),
+            clients: Clients::default(),
+            commands: CommandTable::build(),
+            active_expire_enabled: AtomicBool::new(true),
+            run_id,
+            started: Instant::now(),
+            listen_addr: RwLock::new(None),
+            cron_loops: AtomicU64::new(0),
+            shutdown_tx,
+        };
+        Server { shared: Arc::new(shared) }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Accepts connections until `shutdown` completes or SHUTDOWN is run.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let shared = self.shared;
+        *shared.listen_addr.write() = listener.local_addr().ok();
+        let cron = tokio::spawn(cron(shared.clone()));
+        let mut stop = shared.shutdown_rx();
+        tokio::pin!(shutdown);
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, addr) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off, keep serving.
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    };
+                    if let Some(stream) = admit(&shared, stream, addr).await {
+                        conns.spawn(crate::conn::connection::run(shared.clone(), stream, addr));
+                    }
+                }
+                _ = &mut shutdown => break,
+                _ = stop.changed() => break,
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+        tracing::info!("shutting down: closing {} clients", shared.clients.count());
+        shared.request_shutdown();
+        let drain = async { while conns.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+            conns.abort_all();
+        }
+        cron.abort();
+        tracing::info!("Larder is now ready to exit, bye bye...");
+        Ok(())
+    }
+}
+
+/// Applies the connection-time gates: maxclients and protected mode.
+async fn admit(shared: &Shared, mut stream: TcpStream, addr: SocketAddr) -> Option<TcpStream> {
+    shared.stats.total_connections_received.fetch_add(1, Relaxed);
+    let _ = stream.set_nodelay(true);
+    let (maxclients, protected) = {
+        let c = shared.config.read();
+        (c.maxclients, c.protected_mode && c.requirepass.is_empty())
+    };
+    let refusal = if shared.clients.count() as u64 >= maxclients {
+        Some(MAX_CLIENTS_REACHED)
+    } else if protected && !addr.ip().is_loopback() {
+        Some(DENIED_PROTECTED_MODE)
+    } else {
+        None
+    };
+    match refusal {
+        Some(msg) => {
+            shared.stats.rejected_connections.fetch_add(1, Relaxed);
+            let _ = stream.write_all(msg.as_bytes()).await;
+            None
+        }
+        None => Some(stream),
+    }
+}
+
+/// Redis's serverCron, reduced to what exists: active expiry `hz` times a
+/// second, and closing clients idle longer than `timeout`.
+async fn cron(shared: Arc<Shared>) {
+    /// Keys one shard may expire per tick, so no lock is held for long.
+    const EXPIRE_BUDGET: usize = 200;
+    let mut last_timeout_check = Instant::now();
+    loop {
+        let hz = shared.config.read().hz.max(1);
+        tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
+        if shared.active_expire_enabled.load(Relaxed) {
+            shared.keyspace.active_expire(shared.clock.now_ms(), EXPIRE_BUDGET);
+        }
+        if last_timeout_check.elapsed() >= Duration::from_secs(1) {
+            last_timeout_check = Instant::now();
+            let timeout = shared.config.read().timeout;
+            if timeout > 0 {
+                let now = shared.uptime_ms();
+                for c in shared.clients.all() {
+                    if now.saturating_sub(c.last_interaction.load(Relaxed)) > timeout * 1000 {
+                        tracing::debug!(client = c.id, "closing idle client");
+                        c.kill();
+                    }
+                }
+            }
+        }
+        shared.cron_loops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Serves `listener` with `config` until `shutdown` completes.
+pub async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    Server::new(config).run(listener, shutdown).await
+}

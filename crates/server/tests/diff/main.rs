@@ -1,0 +1,367 @@
+//! Differential tests: the same commands go to Larder and to a real
+//! redis-server, under RESP2 and RESP3, and the replies are compared frame
+//! by frame. Without redis-server installed these tests say so and pass,
+//! unless LARDER_REQUIRE_REDIS=1 (CI sets it), where that is a failure.
+
+mod random;
+
+use larder_protocol::Frame;
+use larder_testkit::diff::{compare, Compare};
+use larder_testkit::{spawn_server, RawConn, RedisServer, TestServer};
+
+pub struct Pair {
+    _larder: TestServer,
+    _redis: RedisServer,
+    pub ours: RawConn,
+    pub theirs: RawConn,
+}
+
+/// Both servers, with one connection each, speaking RESP3 if asked.
+pub fn pair(resp3: bool) -> Option<Pair> {
+    let redis = RedisServer::start()?;
+    let larder = spawn_server();
+    let mut ours = larder.raw();
+    let mut theirs = redis.raw();
+    if resp3 {
+        // HELLO's reply names the server and version, so it is not compared.
+        assert!(matches!(ours.call(&["HELLO", "3"]).unwrap(), Frame::Map(_)));
+        assert!(matches!(theirs.call(&["HELLO", "3"]).unwrap(), Frame::Map(_)));
+    }
+    Some(Pair { _larder: larder, _redis: redis, ours, theirs })
+}
+
+/// Runs `script` (one command per line, split like redis-cli) under both
+/// protocols. A line starting with `~` compares unordered, `?` shape only.
+pub fn check_script(script: &str) {
+    for resp3 in [false, true] {
+        let Some(mut p) = pair(resp3) else { return };
+        let mut failures = Vec::new();
+        for line in script.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let (how, line) = match line.as_bytes()[0] {
+                b'~' => (Compare::Unordered, &line[1..]),
+                b'?' => (Compare::Shape, &line[1..]),
+                _ => (Compare::Exact, line),
+            };
+            let args = larder_protocol::split_args(line.as_bytes()).expect("script line");
+            if let Some(d) = compare(&mut p.ours, &mut p.theirs, &args, how) {
+                failures.push(d);
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "RESP{}: {} differences:\n{}",
+            if resp3 { 3 } else { 2 },
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+}
+
+#[test]
+fn string_commands_match_redis() {
+    check_script(
+        r#"
+        SET k v
+        GET k
+        SET k v2 XX GET
+        SET k v3 NX
+        SET k v4 NX GET
+        SET n 10 EX 1000
+        TTL n
+        SET n 11 KEEPTTL
+        TTL n
+        SET n 12
+        TTL n
+        SET k v EX 0
+        SET k v PX -5
+        SET k v EX abc
+        SET k v EX 10 PX 10
+        SET k v KEEPTTL EX 10
+        SET k v NX XX
+        SET k v GET GET
+        SET k v BOGUS
+        SET k v EXAT 99999999999
+        SET k v EX 9223372036854775807
+        SETNX k other
+        SETNX fresh value
+        SETEX se 100 v
+        SETEX se 0 v
+        SETEX se -10 v
+        PSETEX pse 100000 v
+        PSETEX pse 0 v
+        GETSET k newer
+        GETSET nothere v
+        GETDEL k
+        GETDEL k
+        GETEX se
+        GETEX se PERSIST
+        TTL se
+        GETEX se EX 100 PERSIST
+        GETEX se EX -1
+        GETEX se FOO
+        GETEX missing EX 10
+        MSET a 1 b 2 c 3
+        MGET a b c missing
+        MSET a 1 b
+        MSETNX a 1 z 2
+        MSETNX y 1 z 2
+        MGET y z
+        INCR counter
+        INCRBY counter 41
+        DECR counter
+        DECRBY counter 10
+        INCRBY counter abc
+        INCRBY counter 9223372036854775807
+        DECRBY counter -9223372036854775808
+        SET big 9223372036854775807
+        INCR big
+        SET notnum hello
+        INCR notnum
+        SET spaced " 1"
+        INCR spaced
+        SET lead 01
+        INCR lead
+        INCRBYFLOAT f 10.5
+        INCRBYFLOAT f 0.1
+        INCRBYFLOAT f -10.6
+        INCRBYFLOAT f 5.0e3
+        INCRBYFLOAT f abc
+        INCRBYFLOAT f nan
+        INCRBYFLOAT f inf
+        INCRBYFLOAT notnum 1
+        OBJECT ENCODING f
+        SET h 10.1
+        INCRBYFLOAT h 0.2
+        APPEND ap Hello
+        APPEND ap " World"
+        STRLEN ap
+        STRLEN missing
+        OBJECT ENCODING ap
+        APPEND num 123
+        OBJECT ENCODING num
+        GETRANGE ap 0 4
+        GETRANGE ap -5 -1
+        GETRANGE ap 5 1
+        GETRANGE ap -1 -5
+        GETRANGE ap 0 -100
+        GETRANGE ap -100 100
+        GETRANGE missing 0 -1
+        GETRANGE ap x 1
+        SUBSTR ap 0 2
+        SETRANGE ap 6 Redis
+        GET ap
+        SETRANGE pad 3 x
+        GET pad
+        SETRANGE pad -1 x
+        SETRANGE empty 5 ""
+        EXISTS empty
+        SETRANGE ap 0 ""
+        OBJECT ENCODING pad
+        SET i 12345
+        GETRANGE i 1 2
+        APPEND i 6
+        GET i
+        OBJECT ENCODING i
+        MSET l1 ohmytext l2 mynewtext
+        LCS l1 l2
+        LCS l1 l2 LEN
+        LCS l1 l2 IDX
+        LCS l1 l2 IDX MINMATCHLEN 4 WITHMATCHLEN
+        LCS l1 l2 IDX WITHMATCHLEN
+        LCS l1 l2 LEN IDX
+        LCS l1 missing
+        LCS l1 l2 BOGUS
+        SET e1 ""
+        GET e1
+        STRLEN e1
+        "#,
+    );
+}
+
+#[test]
+fn keyspace_commands_match_redis() {
+    check_script(
+        r#"
+        MSET a 1 b 2 c 3
+        EXISTS a a b missing
+        DEL a missing
+        UNLINK b
+        TOUCH c missing
+        TYPE c
+        TYPE missing
+        RENAME c d
+        RENAME missing x
+        RENAME d d
+        SET e 5
+        RENAMENX d e
+        RENAMENX d f
+        RENAMENX f f
+        COPY f g
+        COPY f g
+        COPY f g REPLACE
+        COPY f f
+        COPY f g DB 99
+        COPY f g DB x
+        COPY f g BOGUS
+        COPY missing g
+        COPY f h DB 1
+        MOVE f 1
+        MOVE e 1
+        MOVE e 0
+        MOVE e 99
+        MOVE missing 1
+        SELECT 1
+        MGET f h e
+        SELECT 0
+        SELECT 99
+        SELECT -1
+        SELECT x
+        SWAPDB 0 1
+        ~KEYS *
+        SWAPDB 0 x
+        SWAPDB x 0
+        SWAPDB 0 99
+        DBSIZE
+        SET t v
+        EXPIRE t 1000
+        TTL t
+        EXPIRE t 500 NX
+        EXPIRE t 500 XX
+        EXPIRE t 2000 GT
+        EXPIRE t 100 GT
+        EXPIRE t 3000 LT
+        EXPIRE t 50 LT
+        TTL t
+        EXPIRE t 10 NX XX
+        EXPIRE t 10 GT LT
+        EXPIRE t 10 BOGUS
+        EXPIRE t abc
+        EXPIRE t 9223372036854775807
+        PEXPIRE t 9223372036854775807
+        EXPIRE missing 10
+        SET nottl v
+        EXPIRE nottl 10 XX
+        EXPIRE nottl 10 GT
+        EXPIRE nottl 10 LT
+        TTL nottl
+        PERSIST nottl
+        PERSIST t
+        PERSIST t
+        TTL t
+        PTTL missing
+        PTTL nottl
+        EXPIRETIME nottl
+        PEXPIRETIME missing
+        EXPIREAT t 100
+        EXISTS t
+        PEXPIRE nottl -1
+        EXISTS nottl
+        OBJECT ENCODING e
+        OBJECT ENCODING missing
+        OBJECT REFCOUNT e
+        OBJECT FREQ e
+        OBJECT BOGUS e
+        OBJECT
+        OBJECT ENCODING
+        DUMP missing
+        RESTORE r 0 garbage
+        RESTORE r -1 garbage
+        SET s1 v
+        ~KEYS *
+        ~KEYS s*
+        ~KEYS [st]*
+        ~KEYS *1
+        SCAN abc
+        SCAN 0 COUNT 0
+        SCAN 0 BOGUS x
+        SCAN 0 MATCH
+        FLUSHDB BOGUS
+        FLUSHDB SYNC
+        DBSIZE
+        RANDOMKEY
+        FLUSHALL ASYNC
+        "#,
+    );
+}
+
+#[test]
+fn connection_and_server_commands_match_redis() {
+    check_script(
+        r#"
+        PING
+        PING hello
+        PING a b
+        ECHO hi
+        ECHO
+        CLIENT GETNAME
+        CLIENT SETNAME myname
+        CLIENT GETNAME
+        CLIENT SETNAME "bad name"
+        CLIENT SETNAME ""
+        CLIENT GETNAME
+        CLIENT NO-EVICT maybe
+        CLIENT NO-EVICT on
+        CLIENT KILL 1.2.3.4:5
+        CLIENT KILL ID abc
+        CLIENT KILL ID 999999
+        CLIENT KILL BOGUS x
+        CLIENT BOGUS
+        CLIENT
+        AUTH x
+        AUTH a b c
+        HELLO 4
+        HELLO abc
+        HELLO 3 BOGUS
+        ?CLIENT ID
+        ?TIME
+        CONFIG GET maxmemory
+        CONFIG GET maxmemory-policy
+        CONFIG SET maxmemory-policy allkeys-lru
+        CONFIG GET maxmemory-policy
+        CONFIG SET maxmemory-policy bogus
+        CONFIG SET nosuch 1
+        CONFIG SET maxclients abc
+        CONFIG SET timeout
+        CONFIG SET protected-mode maybe
+        CONFIG GET timeout
+        CONFIG BOGUS
+        CONFIG RESETSTAT
+        COMMAND INFO nosuchcommand
+        COMMAND GETKEYS MSET a 1 b 2
+        COMMAND GETKEYS GET
+        COMMAND GETKEYS PING
+        COMMAND GETKEYS NOSUCH x
+        NOSUCH
+        NOSUCH a b c
+        GET
+        GET a b
+        "#,
+    );
+}
+
+/// Our COMMAND INFO rows against Redis's: arity, key positions and flags.
+#[test]
+fn command_table_matches_redis() {
+    let Some(mut p) = pair(false) else { return };
+    let Frame::Array(ours) = p.ours.call(&["COMMAND"]).unwrap() else { panic!() };
+    let mut failures = Vec::new();
+    for entry in ours {
+        let Frame::Array(fields) = entry else { panic!() };
+        let Frame::Bulk(name) = &fields[0] else { panic!() };
+        let name = String::from_utf8_lossy(name).into_owned();
+        let reply = p.theirs.call(&["COMMAND", "INFO", &name]).unwrap();
+        let Frame::Array(mut theirs) = reply else { panic!() };
+        let Frame::Array(theirs) = theirs.remove(0) else {
+            // Newer than redis-server 7.0 (CLIENT SETINFO), or ours alone.
+            eprintln!("{name}: not in this redis-server");
+            continue;
+        };
+        for (i, what) in [(1, "arity"), (3, "first key"), (4, "last key"), (5, "step"), (2, "flags")] {
+            let (a, b) = (larder_testkit::diff::normalize(&fields[i]), larder_testkit::diff::normalize(&theirs[i]));
+            if a != b {
+                failures.push(format!("{name} {what}: larder {a:?}, redis {b:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+}

@@ -1,0 +1,146 @@
+use crate::cmd;
+use larder_protocol::{Frame, Proto};
+use larder_server::Config;
+use larder_testkit::{spawn_server, spawn_server_with};
+use redis::{RedisResult, Value};
+
+#[test]
+fn ping_echo_in_both_protocols() {
+    crate::each_proto(|_, con, _| {
+        let p: String = cmd("PING").query(con).unwrap();
+        assert_eq!(p, "PONG");
+        let p: String = cmd("PING").arg("hi").query(con).unwrap();
+        assert_eq!(p, "hi");
+        let e: Vec<u8> = cmd("ECHO").arg(&b"a\r\nb"[..]).query(con).unwrap();
+        assert_eq!(e, b"a\r\nb");
+        let r: RedisResult<String> = cmd("PING").arg("a").arg("b").query(con);
+        assert!(r.unwrap_err().to_string().contains("wrong number of arguments for 'ping' command"));
+    });
+}
+
+#[test]
+fn hello_switches_protocol_and_reports_server() {
+    let s = spawn_server();
+    let mut raw = s.raw();
+    let reply = raw.call(&["HELLO", "3"]).unwrap();
+    let Frame::Map(pairs) = reply else { panic!("HELLO 3 replies with a map: {reply:?}") };
+    let get = |k: &str| pairs.iter().find(|(kk, _)| *kk == Frame::bulk(k)).map(|(_, v)| v.clone());
+    assert_eq!(get("proto"), Some(Frame::Integer(3)));
+    assert_eq!(get("server"), Some(Frame::bulk("redis")));
+    assert_eq!(get("mode"), Some(Frame::bulk("standalone")));
+    // Now in RESP3: a missing key is `_`.
+    raw.send(&["GET", "missing"]).unwrap();
+    assert_eq!(raw.read_frame().unwrap(), Frame::Null);
+    let reply = raw.call(&["HELLO", "2"]).unwrap();
+    assert!(matches!(reply, Frame::Array(_)), "RESP2 maps are flat arrays");
+    assert_eq!(raw.call(&["HELLO", "4"]).unwrap(), Frame::error("NOPROTO unsupported protocol version"));
+    assert_eq!(
+        raw.call(&["HELLO", "x"]).unwrap(),
+        Frame::error("ERR Protocol version is not an integer or out of range")
+    );
+    assert!(matches!(raw.call(&["HELLO", "3", "SETNAME", "me"]).unwrap(), Frame::Map(_)));
+    assert_eq!(raw.call(&["CLIENT", "GETNAME"]).unwrap(), Frame::bulk("me"));
+}
+
+#[test]
+fn requirepass_gates_commands_until_auth() {
+    let config = Config { requirepass: "s3cret".into(), ..Config::default() };
+    let s = spawn_server_with(config);
+    let mut raw = s.raw();
+    assert_eq!(raw.call(&["GET", "k"]).unwrap(), Frame::error("NOAUTH Authentication required."));
+    assert_eq!(
+        raw.call(&["AUTH", "wrong"]).unwrap(),
+        Frame::error("WRONGPASS invalid username-password pair or user is disabled.")
+    );
+    assert_eq!(raw.call(&["AUTH", "s3cret"]).unwrap(), Frame::ok());
+    assert_eq!(raw.call(&["GET", "k"]).unwrap(), Frame::Null);
+    // HELLO with AUTH authenticates a fresh connection in one step.
+    let mut raw2 = s.raw();
+    assert!(
+        matches!(raw2.call(&["HELLO", "3"]).unwrap(), Frame::Error(e) if e.starts_with(b"NOAUTH HELLO must be called"))
+    );
+    assert!(matches!(raw2.call(&["HELLO", "3", "AUTH", "default", "s3cret"]).unwrap(), Frame::Map(_)));
+    // The redis crate authenticates from the URL.
+    let url = format!("redis://:s3cret@{}/", s.addr);
+    let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let p: String = cmd("PING").query(&mut con).unwrap();
+    assert_eq!(p, "PONG");
+    // RESET drops authentication again.
+    assert_eq!(raw.call(&["RESET"]).unwrap(), Frame::simple("RESET"));
+    assert_eq!(raw.call(&["GET", "k"]).unwrap(), Frame::error("NOAUTH Authentication required."));
+}
+
+#[test]
+fn auth_without_password_configured() {
+    let s = spawn_server();
+    let mut raw = s.raw();
+    assert_eq!(
+        raw.call(&["AUTH", "x"]).unwrap(),
+        Frame::error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+    );
+    assert_eq!(raw.call(&["AUTH", "default", "anything"]).unwrap(), Frame::ok());
+}
+
+#[test]
+fn client_id_name_list_info_kill() {
+    let s = spawn_server();
+    let mut a = s.conn(Proto::Resp2);
+    let mut b = s.conn(Proto::Resp3);
+    let id_a: i64 = cmd("CLIENT").arg("ID").query(&mut a).unwrap();
+    let id_b: i64 = cmd("CLIENT").arg("ID").query(&mut b).unwrap();
+    assert_ne!(id_a, id_b);
+    let _: () = cmd("CLIENT").arg("SETNAME").arg("alpha").query(&mut a).unwrap();
+    let n: String = cmd("CLIENT").arg("GETNAME").query(&mut a).unwrap();
+    assert_eq!(n, "alpha");
+    let r: RedisResult<()> = cmd("CLIENT").arg("SETNAME").arg("has space").query(&mut a);
+    assert!(r.unwrap_err().to_string().contains("Client names cannot contain spaces"));
+    let _: () = cmd("CLIENT").arg("SETINFO").arg("LIB-NAME").arg("mylib").query(&mut a).unwrap();
+    let list: String = cmd("CLIENT").arg("LIST").query(&mut b).unwrap();
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(list.contains(&format!("id={id_a} ")) && list.contains("name=alpha") && list.contains("lib-name=mylib"));
+    assert!(list.contains("cmd=client|list"), "{list}");
+    let info: String = cmd("CLIENT").arg("INFO").query(&mut a).unwrap();
+    assert!(info.starts_with(&format!("id={id_a} ")) && info.contains("resp=2"));
+    let info: Value = cmd("CLIENT").arg("INFO").query(&mut b).unwrap();
+    assert!(matches!(info, Value::VerbatimString { .. }), "RESP3 CLIENT INFO is verbatim: {info:?}");
+    let killed: i64 = cmd("CLIENT").arg("KILL").arg("ID").arg(id_a).query(&mut b).unwrap();
+    assert_eq!(killed, 1);
+    let r: RedisResult<String> = cmd("PING").query(&mut a);
+    assert!(r.is_err(), "killed connection is closed");
+    let r: RedisResult<()> = cmd("CLIENT").arg("KILL").arg("1.2.3.4:5").query(&mut b);
+    assert!(r.unwrap_err().to_string().contains("No such client"));
+    let _: () = cmd("CLIENT").arg("NO-EVICT").arg("on").query(&mut b).unwrap();
+    let r: RedisResult<Value> = cmd("CLIENT").arg("BOGUS").query(&mut b);
+    assert!(r.unwrap_err().to_string().contains("unknown subcommand 'BOGUS'. Try CLIENT HELP."));
+}
+
+#[test]
+fn quit_replies_then_closes() {
+    let s = spawn_server();
+    let mut raw = s.raw();
+    raw.send(&["QUIT"]).unwrap();
+    assert_eq!(raw.read_to_close().unwrap(), b"+OK\r\n");
+}
+
+#[test]
+fn maxclients_refuses_extra_connections() {
+    let config = Config { maxclients: 2, ..Config::default() };
+    let s = spawn_server_with(config);
+    let mut a = s.raw();
+    let mut b = s.raw();
+    assert_eq!(a.call(&["PING"]).unwrap(), Frame::simple("PONG"));
+    assert_eq!(b.call(&["PING"]).unwrap(), Frame::simple("PONG"));
+    let mut c = s.raw();
+    assert_eq!(c.read_to_close().unwrap(), b"-ERR max number of clients reached\r\n");
+}
+
+#[test]
+fn idle_timeout_closes_clients() {
+    let config = Config { timeout: 1, ..Config::default() };
+    let s = spawn_server_with(config);
+    let mut raw = s.raw();
+    assert_eq!(raw.call(&["PING"]).unwrap(), Frame::simple("PONG"));
+    // The server closes the socket by itself after about a second idle.
+    let rest = raw.read_to_close().unwrap();
+    assert!(rest.is_empty());
+}

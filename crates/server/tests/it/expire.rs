@@ -1,0 +1,161 @@
+//! Expiry under a manual clock: time moves only when the test says so.
+
+use larder_protocol::Proto;
+use larder_server::Config;
+use larder_store::ManualClock;
+use larder_testkit::spawn_server_with_clock;
+use redis::{Commands, RedisResult};
+use std::sync::Arc;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn server() -> (larder_testkit::TestServer, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(T0));
+    (spawn_server_with_clock(Config::default(), clock.clone()), clock)
+}
+
+#[test]
+fn set_ex_expires_exactly_at_deadline() {
+    for proto in [Proto::Resp2, Proto::Resp3] {
+        let (s, clock) = server();
+        let mut con = s.conn(proto);
+        let _: () = redis::cmd("SET").arg("k").arg("v").arg("EX").arg(10).query(&mut con).unwrap();
+        clock.advance(9_999);
+        let v: Option<String> = con.get("k").unwrap();
+        assert_eq!(v.as_deref(), Some("v"));
+        let pttl: i64 = con.pttl("k").unwrap();
+        assert_eq!(pttl, 1);
+        clock.advance(1);
+        let v: Option<String> = con.get("k").unwrap();
+        assert_eq!(v, None);
+        let ttl: i64 = con.ttl("k").unwrap();
+        assert_eq!(ttl, -2);
+    }
+}
+
+#[test]
+fn ttl_rounds_like_redis_and_expiretime_is_absolute() {
+    let (s, clock) = server();
+    let mut con = s.conn(Proto::Resp2);
+    let _: () = redis::cmd("SET").arg("k").arg("v").arg("PX").arg(1500).query(&mut con).unwrap();
+    let ttl: i64 = con.ttl("k").unwrap();
+    assert_eq!(ttl, 2, "(1500 + 500) / 1000");
+    clock.advance(600);
+    let ttl: i64 = con.ttl("k").unwrap();
+    assert_eq!(ttl, 1);
+    let at: i64 = redis::cmd("PEXPIRETIME").arg("k").query(&mut con).unwrap();
+    assert_eq!(at as u64, T0 + 1500);
+    let at: i64 = redis::cmd("EXPIRETIME").arg("k").query(&mut con).unwrap();
+    assert_eq!(at as u64, (T0 + 1500) / 1000);
+    let _: () = con.set("plain", "v").unwrap();
+    let at: i64 = redis::cmd("EXPIRETIME").arg("plain").query(&mut con).unwrap();
+    assert_eq!(at, -1);
+}
+
+#[test]
+fn expire_options_nx_xx_gt_lt() {
+    let (s, _clock) = server();
+    let mut con = s.conn(Proto::Resp3);
+    let _: () = con.set("k", "v").unwrap();
+    let exp = |con: &mut redis::Connection, secs: i64, opt: &str| -> i64 {
+        let mut c = redis::cmd("EXPIRE");
+        c.arg("k").arg(secs);
+        if !opt.is_empty() {
+            c.arg(opt);
+        }
+        c.query(con).unwrap()
+    };
+    assert_eq!(exp(&mut con, 100, "XX"), 0, "no TTL yet");
+    assert_eq!(exp(&mut con, 100, "GT"), 0, "no TTL counts as infinite");
+    assert_eq!(exp(&mut con, 100, "NX"), 1);
+    assert_eq!(exp(&mut con, 50, "NX"), 0);
+    assert_eq!(exp(&mut con, 50, "GT"), 0);
+    assert_eq!(exp(&mut con, 200, "GT"), 1);
+    assert_eq!(exp(&mut con, 300, "LT"), 0);
+    assert_eq!(exp(&mut con, 10, "LT"), 1);
+    let ttl: i64 = con.ttl("k").unwrap();
+    assert_eq!(ttl, 10);
+    let r: RedisResult<i64> = redis::cmd("EXPIRE").arg("k").arg(1).arg("NX").arg("XX").query(&mut con);
+    assert!(r.unwrap_err().to_string().contains("NX and XX, GT or LT options at the same time are not compatible"));
+    let r: i64 = redis::cmd("EXPIRE").arg("missing").arg(100).query(&mut con).unwrap();
+    assert_eq!(r, 0);
+}
+
+#[test]
+fn expire_in_the_past_deletes_and_persist_clears() {
+    let (s, _clock) = server();
+    let mut con = s.conn(Proto::Resp2);
+    let _: () = con.set("k", "v").unwrap();
+    let r: i64 = redis::cmd("EXPIRE").arg("k").arg(-1).query(&mut con).unwrap();
+    assert_eq!(r, 1);
+    let exists: bool = con.exists("k").unwrap();
+    assert!(!exists);
+    let _: () = con.set("p", "v").unwrap();
+    let _: i64 = redis::cmd("PEXPIREAT").arg("p").arg(T0 + 5000).query(&mut con).unwrap();
+    let r: i64 = redis::cmd("PERSIST").arg("p").query(&mut con).unwrap();
+    assert_eq!(r, 1);
+    let r: i64 = redis::cmd("PERSIST").arg("p").query(&mut con).unwrap();
+    assert_eq!(r, 0);
+    let ttl: i64 = con.ttl("p").unwrap();
+    assert_eq!(ttl, -1);
+}
+
+#[test]
+fn set_clears_ttl_but_keepttl_and_incr_keep_it() {
+    let (s, _clock) = server();
+    let mut con = s.conn(Proto::Resp2);
+    let _: () = redis::cmd("SET").arg("k").arg("1").arg("EX").arg(100).query(&mut con).unwrap();
+    let _: i64 = con.incr("k", 1).unwrap();
+    let ttl: i64 = con.ttl("k").unwrap();
+    assert_eq!(ttl, 100, "INCR keeps the TTL");
+    let _: () = redis::cmd("SET").arg("k").arg("x").arg("KEEPTTL").query(&mut con).unwrap();
+    let ttl: i64 = con.ttl("k").unwrap();
+    assert_eq!(ttl, 100);
+    let _: () = con.set("k", "y").unwrap();
+    let ttl: i64 = con.ttl("k").unwrap();
+    assert_eq!(ttl, -1, "plain SET clears the TTL");
+}
+
+#[test]
+fn active_expiry_removes_keys_nobody_reads() {
+    let (s, clock) = server();
+    let mut con = s.conn(Proto::Resp2);
+    for i in 0..200 {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg("v").arg("PX").arg(100).query(&mut con).unwrap();
+    }
+    let _: () = con.set("stay", "v").unwrap();
+    clock.advance(101);
+    // The cron runs hz=10 times a second on real time; poll DBSIZE, which
+    // does not expire keys itself, until the cycle has run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+        if n == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "active expiry did not run: dbsize {n}");
+        std::thread::yield_now();
+    }
+    let info: String = redis::cmd("INFO").arg("stats").query(&mut con).unwrap();
+    assert!(info.contains("expired_keys:200"), "{info}");
+}
+
+#[test]
+fn debug_set_active_expire_disables_the_cycle() {
+    let (s, clock) = server();
+    let mut con = s.conn(Proto::Resp2);
+    let _: () = redis::cmd("DEBUG").arg("SET-ACTIVE-EXPIRE").arg(0).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").arg("PX").arg(1).query(&mut con).unwrap();
+    clock.advance(10);
+    // Wait for several real cron runs; with the cycle off the key stays.
+    let start = s.shared.cron_loops.load(std::sync::atomic::Ordering::SeqCst);
+    while s.shared.cron_loops.load(std::sync::atomic::Ordering::SeqCst) < start + 3 {
+        std::thread::yield_now();
+    }
+    let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(n, 1);
+    let v: Option<String> = con.get("k").unwrap();
+    assert_eq!(v, None, "lazy expiry still applies");
+    let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(n, 0);
+}

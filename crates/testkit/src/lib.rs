@@ -1,0 +1,223 @@
+//! larder-testkit: real servers for tests, never mocks.
+//!
+//! - [`spawn_server`] runs Larder in-process on 127.0.0.1:0, on its own
+//!   runtime thread, and stops it on drop. Tests talk to it through the
+//!   `redis` crate in RESP2 or RESP3, or through [`RawConn`] for bytes.
+//! - [`RedisServer::start`] runs a real redis-server on a free port, for
+//!   differential tests. Without one installed it returns None, unless
+//!   `LARDER_REQUIRE_REDIS=1` (set by CI), where that is a failure.
+//! - [`diff`] sends the same commands to both and compares the replies.
+
+pub mod diff;
+
+use anyhow::{bail, Context, Result};
+use bytes::BytesMut;
+use larder_protocol::{decode, encode, Frame, Proto};
+use larder_server::{Config, Server};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Larder running in this process. Dropping it shuts the server down.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub shared: Arc<larder_server::Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts Larder with default settings on a free port.
+pub fn spawn_server() -> TestServer {
+    spawn_server_with(Config::default())
+}
+
+/// Starts Larder with `config` (its port and bind are ignored).
+pub fn spawn_server_with(config: Config) -> TestServer {
+    spawn_server_with_clock(config, Arc::new(larder_store::SystemClock))
+}
+
+/// Starts Larder reading time from `clock`, so expiry tests never sleep.
+pub fn spawn_server_with_clock(config: Config, clock: Arc<dyn larder_store::Clock>) -> TestServer {
+    let std_listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    std_listener.set_nonblocking(true).expect("nonblocking");
+    let addr = std_listener.local_addr().expect("local addr");
+    let server = Server::with_clock(config, clock);
+    let shared = server.shared().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).expect("tokio listener");
+            let _ = server
+                .run(listener, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+    });
+    // The listener is bound before the thread starts, so connects succeed
+    // at once; this only waits for the accept loop to be scheduled.
+    wait_ready(addr);
+    TestServer { addr, shared, stop: Some(stop), thread: Some(thread) }
+}
+
+fn wait_ready(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(mut c) = RawConn::connect(addr) {
+            if c.call(&["PING"]).is_ok() {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("server at {addr} did not answer PING");
+}
+
+impl TestServer {
+    pub fn url(&self, proto: Proto) -> String {
+        let p = if proto == Proto::Resp3 { "?protocol=resp3" } else { "" };
+        format!("redis://{}/{}", self.addr, p)
+    }
+
+    /// A `redis` crate client speaking `proto`.
+    pub fn client(&self, proto: Proto) -> redis::Client {
+        redis::Client::open(self.url(proto)).expect("client")
+    }
+
+    /// A blocking `redis` connection speaking `proto`.
+    pub fn conn(&self, proto: Proto) -> redis::Connection {
+        self.client(proto).get_connection().expect("connect")
+    }
+
+    pub fn raw(&self) -> RawConn {
+        RawConn::connect(self.addr).expect("raw connect")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A plain TCP connection that sends RESP and reads frames, for tests that
+/// need exact bytes: malformed input, pipelining, differential replies.
+pub struct RawConn {
+    stream: TcpStream,
+    buf: BytesMut,
+    pub proto: Proto,
+}
+
+impl RawConn {
+    pub fn connect(addr: SocketAddr) -> Result<RawConn> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        Ok(RawConn { stream, buf: BytesMut::new(), proto: Proto::Resp2 })
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stream.write_all(bytes)?;
+        Ok(())
+    }
+
+    /// Encodes `args` as a multibulk command and sends it.
+    pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<()> {
+        let frame = Frame::Array(args.iter().map(|a| Frame::bulk(a.as_ref())).collect());
+        let mut out = BytesMut::new();
+        encode(&frame, Proto::Resp2, &mut out);
+        self.send_raw(&out)
+    }
+
+    /// Reads one reply frame.
+    pub fn read_frame(&mut self) -> Result<Frame> {
+        loop {
+            if let Some((frame, n)) = decode(&self.buf)? {
+                let _ = self.buf.split_to(n);
+                return Ok(frame);
+            }
+            let mut chunk = [0u8; 16384];
+            let n = self.stream.read(&mut chunk).context("read reply")?;
+            if n == 0 {
+                bail!("connection closed");
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Reads until the server closes the connection; returns what arrived.
+    pub fn read_to_close(&mut self) -> Result<Vec<u8>> {
+        let mut rest = self.buf.split().to_vec();
+        self.stream.read_to_end(&mut rest)?;
+        Ok(rest)
+    }
+
+    pub fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Frame> {
+        self.send(args)?;
+        self.read_frame()
+    }
+}
+
+/// A real redis-server on a free port, killed on drop.
+pub struct RedisServer {
+    pub addr: SocketAddr,
+    child: Child,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl RedisServer {
+    /// Starts redis-server, or returns None when it is not installed (and
+    /// `LARDER_REQUIRE_REDIS` is not set).
+    pub fn start() -> Option<RedisServer> {
+        let found = Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok();
+        if !found {
+            if std::env::var("LARDER_REQUIRE_REDIS").is_ok_and(|v| v == "1") {
+                panic!("LARDER_REQUIRE_REDIS=1 but redis-server is not installed");
+            }
+            eprintln!("redis-server not found: skipping differential test");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let dir = std::env::temp_dir().join(format!("larder-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let server = RedisServer { addr, child, _dir: TempDir(dir) };
+        wait_ready(addr);
+        Some(server)
+    }
+
+    pub fn raw(&self) -> RawConn {
+        RawConn::connect(self.addr).expect("raw connect to redis-server")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
