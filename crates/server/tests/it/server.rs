@@ -65,7 +65,7 @@ fn command_introspection_comes_from_the_table() {
     assert_eq!(get[0], Frame::bulk("get"));
     assert_eq!(get[1], Frame::Integer(2));
     assert_eq!(&get[3..6], &[Frame::Integer(1), Frame::Integer(1), Frame::Integer(1)]);
-    assert_eq!(info[1], Frame::NullArray);
+    assert_eq!(info[1], Frame::Null);
     let Frame::Array(kill) = &info[2] else { panic!() };
     assert_eq!(kill[0], Frame::bulk("client|kill"));
     assert_eq!(
