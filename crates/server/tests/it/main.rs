@@ -7,6 +7,7 @@ mod keyspace;
 mod protocol;
 mod server;
 mod string;
+mod tools;
 
 use larder_protocol::Proto;
 use larder_testkit::{spawn_server, TestServer};
