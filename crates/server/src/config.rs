@@ -59,6 +59,7 @@ pub struct Config {
     pub daemonize: bool,
     pub tcp_keepalive: u64,
     pub tcp_backlog: u64,
+    /// Worker threads that run connections; 0 means one per core.
     pub io_threads: u64,
     /// Larder's own: shards per database (rounded up to a power of two).
     pub shards: usize,
@@ -92,7 +93,7 @@ impl Default for Config {
             daemonize: false,
             tcp_keepalive: 300,
             tcp_backlog: 511,
-            io_threads: 1,
+            io_threads: 0,
             shards: DEFAULT_SHARDS,
         }
     }
@@ -273,7 +274,7 @@ pub static PARAMS: &[Param] = &[
     bool_param!("daemonize", daemonize, false),
     int_param!("tcp-keepalive", tcp_keepalive, 0, i32::MAX as u64, true),
     int_param!("tcp-backlog", tcp_backlog, 0, i32::MAX as u64, false),
-    int_param!("io-threads", io_threads, 1, 128, false),
+    int_param!("io-threads", io_threads, 0, 128, false),
     int_param!("shards", shards, 1, 65536, false),
 ];
 

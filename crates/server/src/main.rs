@@ -53,7 +53,11 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()))
         .init();
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    // io-threads: 0 (the default) means one worker per core.
+    let threads = match config.io_threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        n => n as usize,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
     runtime.block_on(run(config))
 }

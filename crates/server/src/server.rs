@@ -130,17 +130,7 @@ impl Server {
 async fn admit(shared: &Shared, mut stream: TcpStream, addr: SocketAddr) -> Option<TcpStream> {
     shared.stats.total_connections_received.fetch_add(1, Relaxed);
     let _ = stream.set_nodelay(true);
-    let (maxclients, protected) = {
-        let c = shared.config.read();
-        (c.maxclients, c.protected_mode && c.requirepass.is_empty())
-    };
-    let refusal = if shared.clients.count() as u64 >= maxclients {
-        Some(MAX_CLIENTS_REACHED)
-    } else if protected && !addr.ip().is_loopback() {
-        Some(DENIED_PROTECTED_MODE)
-    } else {
-        None
-    };
+    let refusal = refusal(&shared.config.read(), shared.clients.count(), addr.ip());
     match refusal {
         Some(msg) => {
             shared.stats.rejected_connections.fetch_add(1, Relaxed);
@@ -148,6 +138,18 @@ async fn admit(shared: &Shared, mut stream: TcpStream, addr: SocketAddr) -> Opti
             None
         }
         None => Some(stream),
+    }
+}
+
+/// Why a new connection must be refused, if it must: `maxclients`, then
+/// protected mode (no password set and a client not on loopback).
+fn refusal(config: &Config, connected: usize, peer: std::net::IpAddr) -> Option<&'static str> {
+    if connected as u64 >= config.maxclients {
+        Some(MAX_CLIENTS_REACHED)
+    } else if config.protected_mode && config.requirepass.is_empty() && !peer.is_loopback() {
+        Some(DENIED_PROTECTED_MODE)
+    } else {
+        None
     }
 }
 
@@ -183,4 +185,28 @@ async fn cron(shared: Arc<Shared>) {
 /// Serves `listener` with `config` until `shutdown` completes.
 pub async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
     Server::new(config).run(listener, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    #[test]
+    fn protected_mode_refuses_remote_clients_without_password() {
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let local6: IpAddr = "::1".parse().unwrap();
+        let remote: IpAddr = "192.0.2.7".parse().unwrap();
+        let mut c = Config::default();
+        assert_eq!(refusal(&c, 0, local), None);
+        assert_eq!(refusal(&c, 0, local6), None);
+        assert_eq!(refusal(&c, 0, remote), Some(DENIED_PROTECTED_MODE));
+        c.requirepass = "pw".into();
+        assert_eq!(refusal(&c, 0, remote), None, "a password lifts protected mode");
+        c.requirepass.clear();
+        c.protected_mode = false;
+        assert_eq!(refusal(&c, 0, remote), None);
+        c.maxclients = 3;
+        assert_eq!(refusal(&c, 3, local), Some(MAX_CLIENTS_REACHED));
+    }
 }

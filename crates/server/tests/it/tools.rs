@@ -44,7 +44,19 @@ fn redis_benchmark_works() {
     let s = spawn_server();
     let Some(mut bench) = tool("redis-benchmark") else { return };
     let out = bench
-        .args(["-p", &s.addr.port().to_string(), "-t", "set,get,incr,mset,ping", "-n", "2000", "-c", "10", "-P", "4", "--csv"])
+        .args([
+            "-p",
+            &s.addr.port().to_string(),
+            "-t",
+            "set,get,incr,mset,ping",
+            "-n",
+            "2000",
+            "-c",
+            "10",
+            "-P",
+            "4",
+            "--csv",
+        ])
         .output()
         .expect("run redis-benchmark");
     let text = String::from_utf8_lossy(&out.stdout);
