@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 /// --protected-mode yes --proto-max-bulk-len 512mb --hz 10 --shards 64`.
 /// With no arguments it listens on 127.0.0.1:6379.
 #[derive(Parser, Debug)]
-#[command(name = "larder-server", version, about, long_about = None, verbatim_doc_comment)]
+#[command(name = "larder-server", version, verbatim_doc_comment)]
 struct Cli {
     /// [config-file] [--directive value ...]
     #[arg(allow_hyphen_values = true, trailing_var_arg = true, value_name = "ARGS")]
@@ -34,7 +34,14 @@ fn load_config(args: &[String]) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    if let Err(e) = try_main() {
+        eprintln!("{e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn try_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = match load_config(&cli.args) {
         Ok(c) => c,
@@ -51,6 +58,8 @@ fn main() -> anyhow::Result<()> {
         _ => "info",
     };
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()))
         .init();
     // io-threads: 0 (the default) means one worker per core.

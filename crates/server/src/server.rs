@@ -39,9 +39,14 @@ impl Shared {
         self.shutdown_tx.subscribe()
     }
 
-    /// Asks the server to stop: the accept loop ends and every connection closes.
+    /// Asks the server to stop: the accept loop ends and every connection
+    /// closes. Connections wait on their own kill signal only, so the
+    /// read loop registers one waiter per wake-up rather than two.
     pub fn request_shutdown(&self) {
         self.shutdown_tx.send_replace(true);
+        for c in self.clients.all() {
+            c.kill();
+        }
     }
 
     pub fn uptime_ms(&self) -> u64 {

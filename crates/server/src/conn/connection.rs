@@ -29,7 +29,10 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
     let info = shared.clients.register(addr, laddr, fd, shared.uptime_ms());
     let needs_auth = !shared.config.read().requirepass.is_empty();
     let mut client = Client::new(info.clone(), !needs_auth);
-    let mut shutdown = shared.shutdown_rx();
+    // A shutdown that swept the clients before this one registered.
+    if *shared.shutdown_rx().borrow() {
+        info.kill();
+    }
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut req = Request::default();
@@ -44,7 +47,6 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
                 Ok(n) => { shared.stats.total_net_input_bytes.fetch_add(n as u64, Relaxed); }
             },
             _ = info.killed() => break,
-            _ = shutdown.changed() => break,
         }
         if info.is_killed() {
             break;
