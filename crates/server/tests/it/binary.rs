@@ -4,26 +4,32 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+/// The server process; killed and reaped if a test fails midway.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts the binary and returns it with the port from its ready line.
-fn start(args: &[&str]) -> (Child, u16, BufReader<std::process::ChildStderr>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_larder-server"))
+fn start(args: &[&str]) -> (Proc, u16, BufReader<std::process::ChildStderr>) {
+    let spawned = Command::new(env!("CARGO_BIN_EXE_larder-server"))
         .args(args)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn larder-server");
-    let mut err = BufReader::new(child.stderr.take().unwrap());
+        .spawn();
+    let mut proc = Proc(spawned.expect("spawn larder-server"));
+    let mut err = BufReader::new(proc.0.stderr.take().unwrap());
     let mut line = String::new();
     loop {
         line.clear();
-        if err.read_line(&mut line).unwrap_or(0) == 0 {
-            let _ = child.kill();
-            let status = child.wait();
-            panic!("larder-server exited before it was ready: {status:?}");
-        }
+        assert!(err.read_line(&mut line).unwrap_or(0) > 0, "larder-server exited before it was ready");
         if let Some(rest) = line.split("ready to accept connections on ").nth(1) {
             let port = rest.split(' ').next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
-            return (child, port, err);
+            return (proc, port, err);
         }
     }
 }
@@ -33,8 +39,8 @@ fn ping(port: u16) -> String {
     redis::cmd("PING").query(&mut con).unwrap()
 }
 
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").args(["-s", sig, &child.id().to_string()]).status().unwrap().success();
+fn signal(proc: &Proc, sig: &str) {
+    let ok = Command::new("kill").args(["-s", sig, &proc.0.id().to_string()]).status().unwrap().success();
     assert!(ok);
 }
 
@@ -50,7 +56,7 @@ fn config_file_and_flags_then_sigterm() {
     let dbs: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("databases").query(&mut con).unwrap();
     assert_eq!(dbs, vec!["databases", "4"]);
     signal(&child, "TERM");
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -60,12 +66,12 @@ fn sigint_and_shutdown_exit_cleanly() {
     let (mut child, port, _err) = start(&["--port", "0"]);
     assert_eq!(ping(port), "PONG");
     signal(&child, "INT");
-    assert!(child.wait().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
 
     let (mut child, port, _err) = start(&["--port", "0"]);
     let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
     let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").query(&mut con);
-    assert!(child.wait().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
 }
 
 #[test]
