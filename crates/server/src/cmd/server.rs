@@ -382,8 +382,10 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let sub = args.next_arg()?;
     if eq_ic(sub, "sleep") {
         let secs = parse_f64(args.next_arg()?)?;
-        // Like Redis, this stalls the thread that runs it.
-        std::thread::sleep(std::time::Duration::from_secs_f64(secs.max(0.0)));
+        // Like Redis, this stalls the thread that runs it. Out-of-range
+        // values (inf, 1e300) would panic in Duration; refuse them instead.
+        let pause = std::time::Duration::try_from_secs_f64(secs.max(0.0)).map_err(|_| CmdError::NotFloat)?;
+        std::thread::sleep(pause);
         return Ok(Frame::ok());
     }
     if eq_ic(sub, "set-active-expire") {

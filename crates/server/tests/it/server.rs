@@ -92,6 +92,10 @@ fn time_and_debug() {
     let r: RedisResult<String> = cmd("DEBUG").arg("OBJECT").arg("nope").query(&mut con);
     assert!(r.unwrap_err().to_string().contains("no such key"));
     let _: () = cmd("DEBUG").arg("SLEEP").arg("0").query(&mut con).unwrap();
+    for bad in ["inf", "1e300", "x"] {
+        let r: RedisResult<()> = cmd("DEBUG").arg("SLEEP").arg(bad).query(&mut con);
+        assert!(r.unwrap_err().to_string().contains("not a valid float"), "{bad}");
+    }
 }
 
 #[test]
