@@ -181,13 +181,17 @@ macro_rules! int_param {
 }
 
 macro_rules! mem_param {
-    ($name:literal, $field:ident) => {
+    ($name:literal, $field:ident, $min:expr) => {
         Param {
             name: $name,
             mutable: true,
             get: |c| c.$field.to_string(),
             set: |c, v| {
-                c.$field = parse_memory(v)?;
+                let (n, min): (u64, u64) = (parse_memory(v)?, $min);
+                if n < min {
+                    return Err(format!("argument must be between {min} and {} inclusive", i64::MAX));
+                }
+                c.$field = n;
                 Ok(())
             },
         }
@@ -256,10 +260,10 @@ pub static PARAMS: &[Param] = &[
     int_param!("maxclients", maxclients, 1, u32::MAX as u64, true),
     int_param!("timeout", timeout, 0, i32::MAX as u64, true),
     bool_param!("protected-mode", protected_mode, true),
-    mem_param!("proto-max-bulk-len", proto_max_bulk_len),
-    mem_param!("client-query-buffer-limit", client_query_buffer_limit),
+    mem_param!("proto-max-bulk-len", proto_max_bulk_len, 1024 * 1024),
+    mem_param!("client-query-buffer-limit", client_query_buffer_limit, 1024 * 1024),
     int_param!("hz", hz, 1, 500, true),
-    mem_param!("maxmemory", maxmemory),
+    mem_param!("maxmemory", maxmemory, 0),
     enum_param!("maxmemory-policy", maxmemory_policy, MAXMEMORY_POLICIES),
     int_param!("maxmemory-samples", maxmemory_samples, 1, 64, true),
     int_param!("lfu-log-factor", lfu_log_factor, 0, i32::MAX as u64, true),
@@ -412,6 +416,15 @@ mod tests {
         assert!(err.contains("at line 2"), "{err}");
         assert!(err.contains("Bad directive"), "{err}");
         assert!(c.apply_text("maxclients lots").unwrap_err().contains("integer"));
+    }
+
+    #[test]
+    fn memory_limits_have_redis_minimums() {
+        let mut c = Config::default();
+        let err = c.set("proto-max-bulk-len", "0", false).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid("proto-max-bulk-len", ref m) if m.contains("between 1048576")));
+        c.set("proto-max-bulk-len", "2mb", false).unwrap();
+        c.set("maxmemory", "0", false).unwrap();
     }
 
     #[test]

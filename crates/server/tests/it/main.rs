@@ -5,6 +5,7 @@ mod binary;
 mod connection;
 mod effects;
 mod expire;
+mod fuzz;
 mod keyspace;
 mod protocol;
 mod server;
