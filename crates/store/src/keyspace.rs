@@ -207,15 +207,16 @@ impl Keyspace {
         Tx { ks: self, db, now, guards }
     }
 
-    /// Locks `key`'s shard in two databases, in global (db, shard) order.
-    pub fn lock_across(&self, src: usize, dst: usize, key: &[u8], now: u64) -> (Tx<'_>, Tx<'_>) {
+    /// Locks `src_key`'s shard in `src` and `dst_key`'s in `dst`, two
+    /// different databases, in global (db, shard) order.
+    pub fn lock_across(&self, src: usize, src_key: &[u8], dst: usize, dst_key: &[u8], now: u64) -> (Tx<'_>, Tx<'_>) {
         debug_assert_ne!(src, dst);
         if src < dst {
-            let a = self.lock(src, key, now);
-            (a, self.lock(dst, key, now))
+            let a = self.lock(src, src_key, now);
+            (a, self.lock(dst, dst_key, now))
         } else {
-            let b = self.lock(dst, key, now);
-            (self.lock(src, key, now), b)
+            let b = self.lock(dst, dst_key, now);
+            (self.lock(src, src_key, now), b)
         }
     }
 

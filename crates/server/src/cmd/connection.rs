@@ -15,6 +15,10 @@ pub const REDIS_VERSION: &str = "7.2.4";
 
 const CONN: u32 = LOADING | STALE | FAST;
 
+/// Client types CLIENT LIST and CLIENT KILL accept; Larder has only "normal"
+/// clients so far.
+const CLIENT_TYPES: [&str; 5] = ["normal", "master", "replica", "slave", "pubsub"];
+
 pub(super) static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("ping", -1, FAST, KeySpec::NONE, ping).doc(
         "connection",
@@ -274,7 +278,7 @@ fn client_list(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     while let Some(a) = args.next() {
         if eq_ic(a, "type") {
             let t = args.next_arg()?;
-            if !["normal", "master", "replica", "slave", "pubsub"].iter().any(|n| eq_ic(t, n)) {
+            if !CLIENT_TYPES.iter().any(|n| eq_ic(t, n)) {
                 return Err(CmdError::Err(format!("Unknown client type '{}'", String::from_utf8_lossy(t))));
             }
             type_ok = eq_ic(t, "normal");
@@ -358,7 +362,7 @@ fn client_kill(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         } else if eq_ic(name, "user") {
             f.user = Some(text);
         } else if eq_ic(name, "type") {
-            if !["normal", "master", "replica", "slave", "pubsub"].iter().any(|n| eq_ic(value, n)) {
+            if !CLIENT_TYPES.iter().any(|n| eq_ic(value, n)) {
                 return Err(CmdError::Err(format!("Unknown client type '{text}'")));
             }
             f.normal_only = Some(eq_ic(value, "normal"));

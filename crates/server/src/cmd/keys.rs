@@ -3,7 +3,7 @@
 //! selection and movement (SELECT, SWAPDB, MOVE).
 
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{eq_ic, parse_i64, Args, CmdResult, Ctx};
+use super::{deadline_ms, eq_ic, parse_i64, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
@@ -311,13 +311,7 @@ fn copy(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         let Some(copied) = read_copy(&mut tx, src, now) else { return Ok(int(0)) };
         place_copy(&mut tx, dst, copied, replace)
     } else {
-        let (mut s, mut d) = if ctx.db() < dst_db {
-            let s = ks.lock(ctx.db(), src, now);
-            (s, ks.lock(dst_db, dst, now))
-        } else {
-            let d = ks.lock(dst_db, dst, now);
-            (ks.lock(ctx.db(), src, now), d)
-        };
+        let (mut s, mut d) = ks.lock_across(ctx.db(), src, dst_db, dst, now);
         let Some(copied) = read_copy(&mut s, src, now) else { return Ok(int(0)) };
         place_copy(&mut d, dst, copied, replace)
     };
@@ -335,7 +329,7 @@ fn move_(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if dst == ctx.db() {
         return Err(CmdError::SameObject);
     }
-    let (mut s, mut d) = ctx.shared.keyspace.lock_across(ctx.db(), dst, key, ctx.now);
+    let (mut s, mut d) = ctx.shared.keyspace.lock_across(ctx.db(), key, dst, key, ctx.now);
     if !s.contains(key) || d.contains(key) {
         return Ok(int(0));
     }
@@ -439,9 +433,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, unit: i64, absolute: bo
     let key = args.next_arg()?;
     let n = args.next_i64()?;
     let o = ExpireOpts::parse(&mut args)?;
-    let invalid = || CmdError::InvalidExpire(name.to_string());
-    let ms = n.checked_mul(unit).ok_or_else(invalid)?;
-    let at = if absolute { ms } else { ms.checked_add(ctx.now as i64).ok_or_else(invalid)? };
+    let at = deadline_ms(n, unit, absolute, ctx.now).ok_or_else(|| CmdError::InvalidExpire(name.to_string()))?;
     let mut tx = ctx.lock(key);
     let Some(e) = tx.peek(key) else { return Ok(int(0)) };
     let current = e.expire_at();

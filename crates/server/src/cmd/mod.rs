@@ -138,6 +138,18 @@ pub fn parse_f64(a: &[u8]) -> Result<f64, CmdError> {
     }
 }
 
+/// `n` units of `unit_ms` as an absolute deadline in ms (counted from `now`
+/// unless `absolute`); None where Redis reports an invalid expire time
+/// because the arithmetic overflows.
+pub fn deadline_ms(n: i64, unit_ms: i64, absolute: bool, now: u64) -> Option<i64> {
+    let ms = n.checked_mul(unit_ms)?;
+    if absolute {
+        Some(ms)
+    } else {
+        ms.checked_add(now as i64)
+    }
+}
+
 /// A bulk reply built from a stored string, or null.
 pub fn bulk_or_null(v: Option<bytes::Bytes>) -> Frame {
     v.map(Frame::Bulk).unwrap_or(Frame::Null)

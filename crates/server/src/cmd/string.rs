@@ -4,7 +4,7 @@
 //! INCRBYFLOAT becomes SET … KEEPTTL).
 
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{eq_ic, parse_f64, parse_i64, Args, CmdResult, Ctx};
+use super::{deadline_ms, eq_ic, parse_f64, parse_i64, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use bytes::{Bytes, BytesMut};
 use larder_protocol::Frame;
@@ -161,23 +161,25 @@ struct SetOpts {
 /// with Redis's overflow and sign checks.
 fn deadline(raw: &[u8], unit_ms: i64, absolute: bool, now: u64, cmd: &str) -> Result<u64, CmdError> {
     let n = parse_i64(raw)?;
-    let invalid = || CmdError::InvalidExpire(cmd.to_string());
-    if n <= 0 {
-        return Err(invalid());
+    match deadline_ms(n, unit_ms, absolute, now) {
+        Some(at) if n > 0 => Ok(at as u64),
+        _ => Err(CmdError::InvalidExpire(cmd.to_string())),
     }
-    let ms = n.checked_mul(unit_ms).ok_or_else(invalid)?;
-    let at = if absolute { ms } else { ms.checked_add(now as i64).ok_or_else(invalid)? };
-    Ok(at as u64)
+}
+
+/// The expiry options of SET and GETEX: name, ms per unit, absolute.
+const EXPIRE_OPTIONS: [(&str, i64, bool); 4] =
+    [("ex", 1000, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)];
+
+fn expire_option(a: &[u8]) -> Option<(i64, bool)> {
+    EXPIRE_OPTIONS.iter().find(|(name, _, _)| eq_ic(a, name)).map(|&(_, unit, absolute)| (unit, absolute))
 }
 
 impl SetOpts {
     fn parse(args: &mut Args<'_>, now: u64, allow_get: bool) -> Result<SetOpts, CmdError> {
         let mut o = SetOpts::default();
         while let Some(a) = args.next() {
-            let expire = [("ex", 1000, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)]
-                .into_iter()
-                .find(|(n, _, _)| eq_ic(a, n));
-            if let Some((_, unit, abs)) = expire {
+            if let Some((unit, abs)) = expire_option(a) {
                 if o.expire_at.is_some() || o.keepttl {
                     return Err(CmdError::Syntax);
                 }
@@ -276,13 +278,10 @@ fn getex(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     let mut change: Option<Option<u64>> = None;
     while let Some(a) = args.next() {
-        let expire = [("ex", 1000, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)]
-            .into_iter()
-            .find(|(n, _, _)| eq_ic(a, n));
         if change.is_some() {
             return Err(CmdError::Syntax);
         }
-        if let Some((_, unit, abs)) = expire {
+        if let Some((unit, abs)) = expire_option(a) {
             change = Some(Some(deadline(args.next_arg()?, unit, abs, ctx.now, "getex")?));
         } else if eq_ic(a, "persist") {
             change = Some(None);
