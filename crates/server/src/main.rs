@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 /// Takes redis-server's arguments: an optional redis.conf-syntax file, then
 /// any config directive as a flag, e.g. `--port 6380 --requirepass s3cret
 /// --databases 16 --maxclients 10000 --timeout 0 --bind 127.0.0.1 ::1
-/// --protected-mode yes --proto-max-bulk-len 512mb --hz 10 --shards 64`.
+/// --protected-mode yes --proto-max-bulk-len 512mb --hz 10 --shards 1024`.
 /// With no arguments it listens on 127.0.0.1:6379.
 #[derive(Parser, Debug)]
 #[command(name = "larder-server", version, verbatim_doc_comment)]
@@ -79,23 +79,29 @@ async fn run(config: Config) -> anyhow::Result<()> {
     for extra in &config.bind[1..] {
         tracing::warn!("only the first bind address is used; ignoring {extra}");
     }
+    let (databases, shards) = (config.databases, config.shards.next_power_of_two());
+    let server = Server::new(config);
+    // Handlers are registered before "ready" is logged: a signal sent by
+    // anyone who waited for that line must find them in place.
+    let shutdown = shutdown_signal()?;
     tracing::info!(
-        "Larder {} ready to accept connections on {} ({} databases, {} shards each)",
+        "Larder {} ready to accept connections on {} ({databases} databases, {shards} shards each)",
         env!("CARGO_PKG_VERSION"),
         listener.local_addr()?,
-        config.databases,
-        config.shards.next_power_of_two()
     );
-    let server = Server::new(config);
-    server.run(listener, shutdown_signal()).await?;
+    server.run(listener, shutdown).await?;
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Registers SIGINT and SIGTERM now; the returned future completes on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::warn!("Received SIGINT scheduling shutdown..."),
-        _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
-    }
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::warn!("Received SIGINT scheduling shutdown..."),
+            _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
+        }
+    })
 }
