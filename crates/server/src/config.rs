@@ -17,8 +17,8 @@ pub const DEFAULT_CLIENT_QUERY_BUFFER_LIMIT: u64 = 1024 * 1024 * 1024;
 pub const DEFAULT_HZ: u64 = 10;
 /// Shards per database. Multi-key commands lock every shard they touch, so
 /// the count must make collisions rare: two concurrent 10-key MSETs collide
-/// on ~82% of calls with 64 shards and ~9% with 1024, which took MSET from
-/// 0.84x to parity with Redis (BENCHMARKS.md). Empty shards cost ~100 bytes.
+/// on ~82% of calls with 64 shards and ~9% with 1024. Empty shards cost
+/// ~100 bytes each. BENCHMARKS.md has the (noisy) measurements.
 pub const DEFAULT_SHARDS: usize = 1024;
 
 pub const MAXMEMORY_POLICIES: &[&str] = &[
