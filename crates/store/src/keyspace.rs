@@ -138,7 +138,32 @@ pub struct Tx<'a> {
     ks: &'a Keyspace,
     db: usize,
     now: u64,
-    guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+    guards: Guards<'a>,
+}
+
+/// The held shard locks. Single-key commands, the common case, hold one
+/// guard inline: no allocation per command.
+enum Guards<'a> {
+    One(usize, MutexGuard<'a, Shard>),
+    Many(Vec<(usize, MutexGuard<'a, Shard>)>),
+}
+
+impl<'a> Guards<'a> {
+    fn get(&mut self, idx: usize) -> &mut Shard {
+        let found = match self {
+            Guards::One(i, g) => (*i == idx).then_some(&mut **g),
+            Guards::Many(v) => v.iter_mut().find(|(i, _)| *i == idx).map(|(_, g)| &mut **g),
+        };
+        found.expect("command touched a key whose shard it did not lock")
+    }
+
+    /// The shard of a single-shard Tx (whole-keyspace walks lock one at a time).
+    fn only(&mut self) -> &mut Shard {
+        match self {
+            Guards::One(_, g) => g,
+            Guards::Many(_) => panic!("only() on a multi-shard Tx"),
+        }
+    }
 }
 
 impl Keyspace {
@@ -189,7 +214,7 @@ impl Keyspace {
 
     pub fn lock_shard(&self, db: usize, shard: usize, now: u64) -> Tx<'_> {
         let guard = self.dbs[db].shards[shard].lock();
-        Tx { ks: self, db, now, guards: vec![(shard, guard)] }
+        Tx { ks: self, db, now, guards: Guards::One(shard, guard) }
     }
 
     /// Locks every shard any of `keys` lives in, in ascending order.
@@ -197,13 +222,17 @@ impl Keyspace {
         let mut idx: Vec<usize> = keys.into_iter().map(|k| self.shard_of(k)).collect();
         idx.sort_unstable();
         idx.dedup();
-        let guards = idx.into_iter().map(|i| (i, self.dbs[db].shards[i].lock())).collect();
+        let guards = if idx.len() == 1 {
+            Guards::One(idx[0], self.dbs[db].shards[idx[0]].lock())
+        } else {
+            Guards::Many(idx.into_iter().map(|i| (i, self.dbs[db].shards[i].lock())).collect())
+        };
         Tx { ks: self, db, now, guards }
     }
 
     /// Locks every shard of `db`.
     pub fn lock_all(&self, db: usize, now: u64) -> Tx<'_> {
-        let guards = self.dbs[db].shards.iter().enumerate().map(|(i, s)| (i, s.lock())).collect();
+        let guards = Guards::Many(self.dbs[db].shards.iter().enumerate().map(|(i, s)| (i, s.lock())).collect());
         Tx { ks: self, db, now, guards }
     }
 
@@ -285,7 +314,7 @@ impl Keyspace {
         let mut seen = 0;
         while shard < self.shard_count() {
             let mut tx = self.lock_shard(db, shard, now);
-            let s = &mut tx.guards[0].1;
+            let s = tx.guards.only();
             let mut p = (pos as usize).min(s.map.len());
             while p > 0 && seen < count {
                 p -= 1;
@@ -325,7 +354,7 @@ impl Keyspace {
         for step in 0..shards {
             let mut tx = self.lock_shard(db, (start + step) % shards, now);
             loop {
-                let s = &mut tx.guards[0].1;
+                let s = tx.guards.only();
                 if s.map.is_empty() {
                     break;
                 }
@@ -354,9 +383,7 @@ impl<'a> Tx<'a> {
 
     fn shard(&mut self, key: &[u8]) -> &mut Shard {
         let idx = self.ks.shard_of(key);
-        let guard =
-            self.guards.iter_mut().find(|(i, _)| *i == idx).expect("command touched a key whose shard it did not lock");
-        &mut guard.1
+        self.guards.get(idx)
     }
 
     /// Reports a write to the effect stream; call while the locks are held.
@@ -443,7 +470,7 @@ impl<'a> Tx<'a> {
         let now = self.now;
         let db = self.db;
         let ks = self.ks;
-        let s = &mut self.guards[0].1;
+        let s = self.guards.only();
         let mut n = 0;
         while n < budget {
             match s.expiry.first() {
