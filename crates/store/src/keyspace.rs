@@ -21,6 +21,7 @@ use indexmap::IndexMap;
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 type Map = IndexMap<Bytes, Entry, foldhash::fast::RandomState>;
 
@@ -122,6 +123,16 @@ impl Shard {
 
 struct Db {
     shards: Box<[Mutex<Shard>]>,
+    /// Each shard's earliest deadline (u64::MAX: none), published when a
+    /// Tx releases it, so the active cycle locks only shards with work due.
+    next_due: Box<[AtomicU64]>,
+}
+
+impl Db {
+    fn publish_due(&self, idx: usize, shard: &Shard) {
+        let due = shard.expiry.first().map_or(u64::MAX, |(at, _)| *at);
+        self.next_due[idx].store(due, Ordering::Relaxed);
+    }
 }
 
 /// All databases, the effect stream, and the shard hash.
@@ -171,7 +182,10 @@ impl Keyspace {
     pub fn new(databases: usize, shards_per_db: usize) -> Keyspace {
         let n = shards_per_db.max(1).next_power_of_two();
         let dbs = (0..databases.max(1))
-            .map(|_| Db { shards: (0..n).map(|_| Mutex::new(Shard::default())).collect() })
+            .map(|_| Db {
+                shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+                next_due: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            })
             .collect();
         Keyspace {
             dbs,
@@ -184,12 +198,12 @@ impl Keyspace {
 
     /// Keys removed because their TTL passed, lazily or actively (INFO).
     pub fn expired_keys(&self) -> u64 {
-        self.expired.load(std::sync::atomic::Ordering::Relaxed)
+        self.expired.load(Ordering::Relaxed)
     }
 
     /// Removes an expired key found by a lookup, scan or the active cycle.
     fn note_expired(&self, db: usize, key: &[u8]) {
-        self.expired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.expired.fetch_add(1, Ordering::Relaxed);
         self.effects.emit(db, &[b"DEL", key]);
     }
 
@@ -266,9 +280,10 @@ impl Keyspace {
     /// Removes every key of `db`; returns how many there were.
     pub fn flush_db(&self, db: usize) -> usize {
         let mut removed = 0;
-        for shard in self.dbs[db].shards.iter() {
+        for (i, shard) in self.dbs[db].shards.iter().enumerate() {
             let mut s = shard.lock();
             removed += s.map.len();
+            self.dbs[db].next_due[i].store(u64::MAX, Ordering::Relaxed);
             // Dropping large maps outside the lock keeps other clients moving.
             let old = std::mem::take(&mut *s);
             drop(s);
@@ -285,8 +300,10 @@ impl Keyspace {
         let (lo, hi) = (a.min(b), a.max(b));
         let mut lo_guards: Vec<_> = self.dbs[lo].shards.iter().map(|s| s.lock()).collect();
         let mut hi_guards: Vec<_> = self.dbs[hi].shards.iter().map(|s| s.lock()).collect();
-        for (x, y) in lo_guards.iter_mut().zip(hi_guards.iter_mut()) {
+        for (i, (x, y)) in lo_guards.iter_mut().zip(hi_guards.iter_mut()).enumerate() {
             std::mem::swap(&mut **x, &mut **y);
+            self.dbs[lo].publish_due(i, x);
+            self.dbs[hi].publish_due(i, y);
         }
     }
 
@@ -296,6 +313,9 @@ impl Keyspace {
         let mut total = 0;
         for db in 0..self.dbs.len() {
             for shard in 0..self.shard_count() {
+                if self.dbs[db].next_due[shard].load(Ordering::Relaxed) > now {
+                    continue;
+                }
                 let mut tx = self.lock_shard(db, shard, now);
                 total += tx.expire_due(budget);
             }
@@ -369,6 +389,16 @@ impl Keyspace {
             }
         }
         None
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        let db = &self.ks.dbs[self.db];
+        match &self.guards {
+            Guards::One(i, g) => db.publish_due(*i, g),
+            Guards::Many(v) => v.iter().for_each(|(i, g)| db.publish_due(*i, g)),
+        }
     }
 }
 
@@ -575,6 +605,23 @@ mod tests {
         for i in 0..1000 {
             assert!(seen.contains(format!("stable{i}").as_bytes()), "missed stable{i}");
         }
+    }
+
+    #[test]
+    fn active_expiry_follows_swapped_and_flushed_data() {
+        let ks = Keyspace::new(2, 4);
+        ks.lock(0, b"a", 0).set(b"a", s("v"), Ttl::At(100));
+        ks.lock(1, b"b", 0).set(b"b", s("v"), Ttl::Clear);
+        assert_eq!(ks.active_expire(50, 10), 0, "nothing due yet");
+        ks.swap_db(0, 1);
+        // The TTL key now lives in db 1; the cycle must still find it.
+        assert_eq!(ks.active_expire(100, 10), 1);
+        assert_eq!(ks.db_stats(1), (0, 0));
+        ks.lock(0, b"c", 0).set(b"c", s("v"), Ttl::At(200));
+        ks.flush_db(0);
+        ks.lock(0, b"c", 0).set(b"c", s("v"), Ttl::Clear);
+        assert_eq!(ks.active_expire(300, 10), 0, "a flushed deadline does not linger");
+        assert_eq!(ks.dbsize(0), 1);
     }
 
     #[test]
