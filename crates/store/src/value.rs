@@ -99,6 +99,12 @@ impl Value {
         }
     }
 
+    pub fn as_str_mut(&mut self) -> Option<&mut StrValue> {
+        match self {
+            Value::Str(s) => Some(s),
+        }
+    }
+
     /// Approximate heap bytes the value owns, for memory accounting.
     pub fn heap_size(&self) -> usize {
         match self {

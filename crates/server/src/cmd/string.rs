@@ -123,11 +123,12 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// The string stored at `key`, or None; WRONGTYPE for other types.
-fn read_str(tx: &mut Tx<'_>, key: &[u8]) -> Result<Option<StrValue>, CmdError> {
+/// The bytes of the string stored at `key`, or None; WRONGTYPE for other
+/// types. One refcount bump for stored bytes; integers are formatted.
+fn read_str(tx: &mut Tx<'_>, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
     match tx.get(key) {
         None => Ok(None),
-        Some(e) => e.value.as_str().cloned().map(Some).ok_or(CmdError::WrongType),
+        Some(e) => e.value.as_str().map(|s| Some(s.to_bytes())).ok_or(CmdError::WrongType),
     }
 }
 
@@ -144,7 +145,7 @@ fn get(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     let v = read_str(&mut ctx.lock(key), key)?;
     ctx.record_lookup(v.is_some());
-    Ok(v.map(|s| Frame::Bulk(s.to_bytes())).unwrap_or(Frame::Null))
+    Ok(v.map(Frame::Bulk).unwrap_or(Frame::Null))
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -205,7 +206,7 @@ impl SetOpts {
 /// value when asked, and whether the write happened.
 fn set_generic(ctx: &Ctx<'_>, key: &[u8], value: &[u8], o: &SetOpts) -> Result<(Option<Bytes>, bool), CmdError> {
     let mut tx = ctx.lock(key);
-    let old = if o.get { read_str(&mut tx, key)?.map(|s| s.to_bytes()) } else { None };
+    let old = if o.get { read_str(&mut tx, key)? } else { None };
     let exists = if o.get { old.is_some() } else { tx.contains(key) };
     if (o.nx && exists) || (o.xx && !exists) {
         return Ok((old, false));
@@ -311,7 +312,7 @@ fn getex(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         Some(None) => {}
         None => {}
     }
-    Ok(Frame::Bulk(v.to_bytes()))
+    Ok(Frame::Bulk(v))
 }
 
 /// GETDEL key
@@ -324,7 +325,7 @@ fn getdel(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         tx.remove(key);
         tx.emit(&[b"DEL", key]);
     }
-    Ok(v.map(|s| Frame::Bulk(s.to_bytes())).unwrap_or(Frame::Null))
+    Ok(v.map(Frame::Bulk).unwrap_or(Frame::Null))
 }
 
 /// MGET key [key ...]
@@ -375,13 +376,23 @@ fn msetnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 fn incr_generic(ctx: &Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
     let mut tx = ctx.lock(key);
-    let current = match read_str(&mut tx, key)? {
-        None => 0,
-        Some(StrValue::Int(i)) => i,
-        Some(s) => larder_store::value::parse_canonical_i64(&s.to_bytes()).ok_or(CmdError::NotInteger)?,
+    // One lookup: integers are updated in place, keeping the TTL.
+    let next = match tx.get(key) {
+        None => {
+            tx.set(key, Value::Str(StrValue::Int(delta)), Ttl::Keep);
+            delta
+        }
+        Some(e) => {
+            let sv = e.value.as_str_mut().ok_or(CmdError::WrongType)?;
+            let current = match &*sv {
+                StrValue::Int(i) => *i,
+                other => larder_store::value::parse_canonical_i64(&other.to_bytes()).ok_or(CmdError::NotInteger)?,
+            };
+            let next = current.checked_add(delta).ok_or(CmdError::Overflow)?;
+            *sv = StrValue::Int(next);
+            next
+        }
     };
-    let next = current.checked_add(delta).ok_or(CmdError::Overflow)?;
-    tx.set(key, Value::Str(StrValue::Int(next)), Ttl::Keep);
     tx.emit(&[b"INCRBY", key, itoa::Buffer::new().format(delta).as_bytes()]);
     Ok(Frame::Integer(next))
 }
@@ -418,10 +429,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     let delta = parse_f64(args.next_arg()?)?;
     let mut tx = ctx.lock(key);
-    let current_text = match read_str(&mut tx, key)? {
-        None => Bytes::from_static(b"0"),
-        Some(s) => s.to_bytes(),
-    };
+    let current_text = read_str(&mut tx, key)?.unwrap_or(Bytes::from_static(b"0"));
     let next = parse_f64(&current_text)? + delta;
     if next.is_nan() || next.is_infinite() {
         return Err(CmdError::NanOrInfinity);
@@ -503,8 +511,7 @@ fn append(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             tx.set(key, str_value(value), Ttl::Clear);
             value.len()
         }
-        Some(s) => {
-            let old = s.to_bytes();
+        Some(old) => {
             if old.len() + value.len() > max {
                 return Err(CmdError::StringTooLong);
             }
@@ -523,18 +530,20 @@ fn append(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 /// STRLEN key
 fn strlen(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
-    let v = read_str(&mut ctx.lock(key), key)?;
-    Ok(Frame::Integer(v.map_or(0, |s| s.len() as i64)))
+    let len = match ctx.lock(key).get(key) {
+        None => 0,
+        Some(e) => e.value.as_str().ok_or(CmdError::WrongType)?.len(),
+    };
+    Ok(Frame::Integer(len as i64))
 }
 
 /// GETRANGE key start end
 fn getrange(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     let (mut start, mut end) = (args.next_i64()?, args.next_i64()?);
-    let Some(s) = read_str(&mut ctx.lock(key), key)? else {
+    let Some(b) = read_str(&mut ctx.lock(key), key)? else {
         return Ok(Frame::bulk(""));
     };
-    let b = s.to_bytes();
     let len = b.len() as i64;
     if start < 0 && end < 0 && start > end {
         return Ok(Frame::bulk(""));
@@ -569,12 +578,12 @@ fn setrange(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let mut tx = ctx.lock(key);
     let current = read_str(&mut tx, key)?;
     if value.is_empty() {
-        return Ok(Frame::Integer(current.map_or(0, |s| s.len() as i64)));
+        return Ok(Frame::Integer(current.map_or(0, |b| b.len() as i64)));
     }
     if offset + value.len() > max {
         return Err(CmdError::StringTooLong);
     }
-    let old = current.map(|s| s.to_bytes()).unwrap_or_default();
+    let old = current.unwrap_or_default();
     let mut buf = BytesMut::from(&old[..]);
     if buf.len() < offset + value.len() {
         buf.resize(offset + value.len(), 0);
