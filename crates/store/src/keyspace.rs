@@ -88,11 +88,16 @@ struct Shard {
 
 impl Shard {
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let (_, k, e) = self.map.swap_remove_full(key)?;
+        let i = self.map.get_index_of(key)?;
+        Some(self.remove_index(i))
+    }
+
+    fn remove_index(&mut self, i: usize) -> Entry {
+        let (k, e) = self.map.swap_remove_index(i).expect("index below len");
         if e.expire_at != 0 {
             self.expiry.remove(&(e.expire_at, k));
         }
-        Some(e)
+        e
     }
 
     fn insert(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
@@ -106,10 +111,8 @@ impl Shard {
         Some(old)
     }
 
-    fn set_expire(&mut self, key: &[u8], at: u64) -> bool {
-        let Some((_, k, e)) = self.map.get_full_mut(key) else {
-            return false;
-        };
+    fn set_expire_index(&mut self, i: usize, at: u64) {
+        let (k, e) = self.map.get_index_mut(i).expect("index below len");
         if e.expire_at != 0 {
             self.expiry.remove(&(e.expire_at, k.clone()));
         }
@@ -117,7 +120,6 @@ impl Shard {
         if at != 0 {
             self.expiry.insert((at, k.clone()));
         }
-        true
     }
 }
 
@@ -421,61 +423,60 @@ impl<'a> Tx<'a> {
         self.ks.effects.emit(self.db, args);
     }
 
-    /// Removes `key` if its deadline has passed (lazy expiry).
-    fn expire_if_needed(&mut self, key: &[u8]) {
-        let now = self.now;
-        let s = self.shard(key);
-        if s.map.get(key).is_some_and(|e| e.is_expired(now)) {
-            s.remove(key);
+    /// The shard holding `key`, and the key's index in it if the key is
+    /// live. A key whose deadline has passed is removed on the way (lazy
+    /// expiry). One probe of the map serves the check and the access.
+    fn live(&mut self, key: &[u8]) -> (&mut Shard, Option<usize>) {
+        let s = self.guards.get(self.ks.shard_of(key));
+        let Some(i) = s.map.get_index_of(key) else { return (s, None) };
+        if s.map[i].is_expired(self.now) {
+            s.remove_index(i);
             self.ks.note_expired(self.db, key);
+            return (s, None);
         }
+        (s, Some(i))
     }
 
     /// Looks up a live key and records the access.
     pub fn get(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        self.expire_if_needed(key);
         let now = self.now;
-        let e = self.shard(key).map.get_mut(key)?;
+        let (s, i) = self.live(key);
+        let e = &mut s.map[i?];
         e.touch(now);
         Some(e)
     }
 
     /// Looks up a live key without recording an access (OBJECT, TTL, TYPE…).
     pub fn peek(&mut self, key: &[u8]) -> Option<&Entry> {
-        self.expire_if_needed(key);
-        self.shard(key).map.get(key)
+        let (s, i) = self.live(key);
+        Some(&s.map[i?])
     }
 
     pub fn contains(&mut self, key: &[u8]) -> bool {
-        self.peek(key).is_some()
+        self.live(key).1.is_some()
     }
 
     /// Stores `value` under `key`, replacing whatever was there.
     pub fn set(&mut self, key: &[u8], value: Value, ttl: Ttl) {
         let now = self.now;
-        self.expire_if_needed(key);
-        let s = self.shard(key);
-        if let Some(e) = s.map.get_mut(key) {
-            e.value = value;
-            e.touch(now);
-            match ttl {
-                Ttl::Keep => {}
-                Ttl::Clear => {
-                    if e.expire_at != 0 {
-                        s.set_expire(key, 0);
-                    }
-                }
-                Ttl::At(at) => {
-                    s.set_expire(key, at);
-                }
+        let (s, i) = self.live(key);
+        let Some(i) = i else {
+            let mut entry = Entry::new(value, now);
+            if let Ttl::At(at) = ttl {
+                entry.expire_at = at;
             }
+            s.insert(Bytes::copy_from_slice(key), entry);
             return;
+        };
+        let e = &mut s.map[i];
+        e.value = value;
+        e.touch(now);
+        match ttl {
+            Ttl::Keep => {}
+            Ttl::Clear if e.expire_at == 0 => {}
+            Ttl::Clear => s.set_expire_index(i, 0),
+            Ttl::At(at) => s.set_expire_index(i, at),
         }
-        let mut entry = Entry::new(value, now);
-        if let Ttl::At(at) = ttl {
-            entry.expire_at = at;
-        }
-        s.insert(Bytes::copy_from_slice(key), entry);
     }
 
     /// Puts a whole entry (with its TTL and access data) under `key`.
@@ -485,15 +486,15 @@ impl<'a> Tx<'a> {
 
     /// Removes a live key and returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        self.expire_if_needed(key);
-        self.shard(key).remove(key)
+        let (s, i) = self.live(key);
+        Some(s.remove_index(i?))
     }
 
     /// Sets (`at` > 0) or clears (`at` == 0) a live key's deadline.
     /// Returns false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], at: u64) -> bool {
-        self.expire_if_needed(key);
-        self.shard(key).set_expire(key, at)
+        let (s, i) = self.live(key);
+        i.map(|i| s.set_expire_index(i, at)).is_some()
     }
 
     fn expire_due(&mut self, budget: usize) -> usize {
