@@ -217,8 +217,9 @@ impl Keyspace {
         self.shard_mask + 1
     }
 
-    /// The shard a key lives in. Bits 32.. of the hash, because the map
-    /// inside the shard indexes buckets by the low bits.
+    /// The shard a key lives in, from a fixed-seed hash (the maps inside
+    /// the shards hash with their own random seeds, so the two never
+    /// correlate).
     pub fn shard_of(&self, key: &[u8]) -> usize {
         ((self.hasher.hash_one(key) >> 32) as usize) & self.shard_mask
     }
