@@ -1,3 +1,6 @@
+//! Connection commands through the redis crate and raw bytes: PING, ECHO,
+//! HELLO, AUTH/requirepass, CLIENT, QUIT, maxclients and the idle timeout.
+
 use crate::cmd;
 use larder_protocol::{Frame, Proto};
 use larder_server::Config;

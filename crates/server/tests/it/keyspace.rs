@@ -1,3 +1,6 @@
+//! Generic key commands in RESP2 and RESP3: existence, renaming, copying,
+//! databases, KEYS/SCAN/RANDOMKEY, OBJECT, DUMP/RESTORE and FLUSHALL.
+
 use crate::{cmd, each_proto};
 use redis::{Commands, RedisResult, Value};
 use std::collections::HashSet;

@@ -1,3 +1,6 @@
+//! Server commands: INFO sections, CONFIG GET/SET/RESETSTAT, COMMAND
+//! introspection generated from the table, TIME, DEBUG and SHUTDOWN.
+
 use crate::cmd;
 use larder_protocol::{Frame, Proto};
 use larder_testkit::spawn_server;

@@ -1,3 +1,5 @@
+//! String commands in RESP2 and RESP3, with Redis's replies and errors.
+
 use crate::{cmd, each_proto};
 use redis::{Commands, RedisResult, Value};
 
