@@ -3,7 +3,7 @@
 //! selection and movement (SELECT, SWAPDB, MOVE).
 
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{deadline_ms, eq_ic, parse_i64, Args, CmdResult, Ctx};
+use super::{deadline_ms, eq_ic, expire_key_at, parse_i64, persist_key, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
@@ -444,13 +444,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, unit: i64, absolute: bo
     if !allowed {
         return Ok(int(0));
     }
-    if at <= ctx.now as i64 {
-        tx.remove(key);
-        tx.emit(&[b"DEL", key]);
-    } else {
-        tx.set_expire(key, at as u64);
-        tx.emit(&[b"PEXPIREAT", key, itoa::Buffer::new().format(at).as_bytes()]);
-    }
+    expire_key_at(&mut tx, key, at);
     Ok(int(1))
 }
 
@@ -507,13 +501,7 @@ fn pexpiretime(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 /// PERSIST key
 fn persist(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
-    let mut tx = ctx.lock(key);
-    if tx.peek(key).and_then(|e| e.expire_at()).is_none() {
-        return Ok(int(0));
-    }
-    tx.set_expire(key, 0);
-    tx.emit(&[b"PERSIST", key]);
-    Ok(int(1))
+    Ok(int(persist_key(&mut ctx.lock(key), key) as i64))
 }
 
 /// DUMP key

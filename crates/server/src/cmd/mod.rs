@@ -150,7 +150,24 @@ pub fn deadline_ms(n: i64, unit_ms: i64, absolute: bool, now: u64) -> Option<i64
     }
 }
 
-/// A bulk reply built from a stored string, or null.
-pub fn bulk_or_null(v: Option<bytes::Bytes>) -> Frame {
-    v.map(Frame::Bulk).unwrap_or(Frame::Null)
+/// Gives a live key the deadline `at`, or deletes it if `at` has passed,
+/// emitting the matching effect (EXPIRE family, GETEX).
+pub fn expire_key_at(tx: &mut Tx<'_>, key: &[u8], at: i64) {
+    if at <= tx.now() as i64 {
+        tx.remove(key);
+        tx.emit(&[b"DEL", key]);
+    } else {
+        tx.set_expire(key, at as u64);
+        tx.emit(&[b"PEXPIREAT", key, itoa::Buffer::new().format(at).as_bytes()]);
+    }
+}
+
+/// Removes a live key's deadline; false if it had none (PERSIST, GETEX).
+pub fn persist_key(tx: &mut Tx<'_>, key: &[u8]) -> bool {
+    if tx.peek(key).and_then(|e| e.expire_at()).is_none() {
+        return false;
+    }
+    tx.set_expire(key, 0);
+    tx.emit(&[b"PERSIST", key]);
+    true
 }

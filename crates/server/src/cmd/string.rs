@@ -4,7 +4,7 @@
 //! INCRBYFLOAT becomes SET … KEEPTTL).
 
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{deadline_ms, eq_ic, parse_f64, parse_i64, Args, CmdResult, Ctx};
+use super::{deadline_ms, eq_ic, expire_key_at, parse_f64, parse_i64, persist_key, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use bytes::{Bytes, BytesMut};
 use larder_protocol::Frame;
@@ -297,19 +297,10 @@ fn getex(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     };
     ctx.record_lookup(true);
     match change {
-        Some(Some(at)) if at <= ctx.now => {
-            tx.remove(key);
-            tx.emit(&[b"DEL", key]);
+        Some(Some(at)) => expire_key_at(&mut tx, key, at as i64),
+        Some(None) => {
+            persist_key(&mut tx, key);
         }
-        Some(Some(at)) => {
-            tx.set_expire(key, at);
-            tx.emit(&[b"PEXPIREAT", key, itoa::Buffer::new().format(at).as_bytes()]);
-        }
-        Some(None) if tx.peek(key).and_then(|e| e.expire_at()).is_some() => {
-            tx.set_expire(key, 0);
-            tx.emit(&[b"PERSIST", key]);
-        }
-        Some(None) => {}
         None => {}
     }
     Ok(Frame::Bulk(v))
