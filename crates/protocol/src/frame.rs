@@ -57,8 +57,4 @@ impl Frame {
     pub fn error(text: impl Into<String>) -> Frame {
         Frame::Error(Bytes::from(text.into()))
     }
-
-    pub fn is_error(&self) -> bool {
-        matches!(self, Frame::Error(_))
-    }
 }

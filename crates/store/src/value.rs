@@ -104,14 +104,6 @@ impl Value {
             Value::Str(s) => Some(s),
         }
     }
-
-    /// Approximate heap bytes the value owns, for memory accounting.
-    pub fn heap_size(&self) -> usize {
-        match self {
-            Value::Str(StrValue::Int(_)) => 0,
-            Value::Str(StrValue::Emb(b) | StrValue::Raw(b)) => b.len(),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -51,10 +51,6 @@ impl ClientInfo {
     pub async fn killed(&self) {
         self.kill.notified().await
     }
-
-    pub fn addr_string(&self) -> String {
-        self.addr.to_string()
-    }
 }
 
 /// The connection's own state.
@@ -137,9 +133,5 @@ impl Clients {
         let mut v: Vec<_> = self.map.lock().values().cloned().collect();
         v.sort_by_key(|c| c.id);
         v
-    }
-
-    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
-        self.map.lock().get(&id).cloned()
     }
 }
