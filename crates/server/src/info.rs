@@ -2,6 +2,7 @@
 //! field names. Memory figures come from jemalloc, the global allocator.
 
 use crate::cmd::connection::REDIS_VERSION;
+use crate::config::Config;
 use crate::Shared;
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -54,40 +55,29 @@ fn cpu_seconds() -> (f64, f64) {
 
 pub fn render(shared: &Shared, requested: &[String]) -> String {
     let mut wanted: Vec<&str> = Vec::new();
-    let mut with_cmdstats = false;
     if requested.is_empty() {
         wanted.extend(DEFAULT_SECTIONS);
     }
     for r in requested {
         match r.as_str() {
             "default" => wanted.extend(DEFAULT_SECTIONS),
-            "all" | "everything" => {
-                wanted.extend(DEFAULT_SECTIONS);
-                with_cmdstats = true;
-            }
+            "all" | "everything" => wanted.extend(DEFAULT_SECTIONS.iter().copied().chain(["commandstats"])),
             other => wanted.push(other),
         }
     }
-    if wanted.contains(&"commandstats") {
-        with_cmdstats = true;
-    }
+    let cfg = shared.config.read().clone();
     let order = DEFAULT_SECTIONS.iter().copied().chain(["commandstats"]);
     let mut out = String::new();
-    for section in order {
-        let selected = if section == "commandstats" { with_cmdstats } else { wanted.contains(&section) };
-        if !selected {
-            continue;
-        }
+    for section in order.filter(|s| wanted.contains(s)) {
         if !out.is_empty() {
             out.push_str("\r\n");
         }
-        render_section(shared, section, &mut out);
+        render_section(shared, &cfg, section, &mut out);
     }
     out
 }
 
-fn render_section(shared: &Shared, section: &str, out: &mut String) {
-    let cfg = shared.config.read().clone();
+fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String) {
     let st = &shared.stats;
     let uptime = shared.started.elapsed().as_secs();
     macro_rules! field {

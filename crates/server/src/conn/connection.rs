@@ -51,13 +51,14 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
         if info.is_killed() {
             break;
         }
-        let limits = {
+        let (limits, query_buffer_limit) = {
             let cfg = shared.config.read();
-            RequestLimits {
+            let limits = RequestLimits {
                 max_bulk_len: cfg.proto_max_bulk_len as i64,
                 authenticated: client.authenticated,
                 ..Default::default()
-            }
+            };
+            (limits, cfg.client_query_buffer_limit)
         };
         let mut pos = 0;
         let mut processed = 0u64;
@@ -98,7 +99,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
         if close {
             break;
         }
-        if inbuf.len() as u64 > shared.config.read().client_query_buffer_limit {
+        if inbuf.len() as u64 > query_buffer_limit {
             tracing::warn!(client = client.id(), "closing client that reached max query buffer length");
             break;
         }
