@@ -87,11 +87,6 @@ struct Shard {
 }
 
 impl Shard {
-    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let i = self.map.get_index_of(key)?;
-        Some(self.remove_index(i))
-    }
-
     fn remove_index(&mut self, i: usize) -> Entry {
         let (k, e) = self.map.swap_remove_index(i).expect("index below len");
         if e.expire_at != 0 {
@@ -345,7 +340,7 @@ impl Keyspace {
                 let (k, e) = s.map.get_index(p).expect("index below len");
                 if e.is_expired(now) {
                     let key = k.clone();
-                    s.remove(&key);
+                    s.remove_index(p);
                     tx.ks.note_expired(db, &key);
                     continue;
                 }
@@ -387,7 +382,7 @@ impl Keyspace {
                     return Some(k.clone());
                 }
                 let key = k.clone();
-                s.remove(&key);
+                s.remove_index(i);
                 tx.ks.note_expired(db, &key);
             }
         }

@@ -604,15 +604,16 @@ fn lcs(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
     }
     let mut tx = ctx.lock_keys([k1, k2]);
-    let not_str = || CmdError::Err("The specified keys must contain string values".into());
-    let a = match tx.get(k1) {
-        None => Bytes::new(),
-        Some(e) => e.value.as_str().ok_or_else(not_str)?.to_bytes(),
+    // LCS has its own type error, and treats a missing key as "".
+    let mut read = |k: &[u8]| match tx.get(k) {
+        None => Ok(Bytes::new()),
+        Some(e) => e
+            .value
+            .as_str()
+            .map(StrValue::to_bytes)
+            .ok_or_else(|| CmdError::Err("The specified keys must contain string values".into())),
     };
-    let b = match tx.get(k2) {
-        None => Bytes::new(),
-        Some(e) => e.value.as_str().ok_or_else(not_str)?.to_bytes(),
-    };
+    let (a, b) = (read(k1)?, read(k2)?);
     drop(tx);
     if len_only && idx {
         return Err(CmdError::Err("If you want both the length and indexes, please just use IDX.".into()));
