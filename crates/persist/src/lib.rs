@@ -4,6 +4,7 @@
 //! followed by the RDB version and a CRC64), so keys move between Redis and
 //! Larder. Snapshots and the AOF will build on the same encoders.
 
+pub mod listpack;
 pub mod lzf;
 pub mod rdb;
 

@@ -6,7 +6,7 @@
 //! CONFIG GET and CONFIG SET all go through that table, so they cannot
 //! disagree about names, values or errors.
 
-use larder_store::glob_match;
+use larder_store::{glob_match, Limits};
 
 pub const DEFAULT_PORT: u16 = 6379;
 pub const DEFAULT_BIND: &str = "127.0.0.1";
@@ -66,6 +66,10 @@ pub struct Config {
     pub io_threads: u64,
     /// Larder's own: shards per database (rounded up to a power of two).
     pub shards: usize,
+    /// Compact-encoding thresholds (`hash-max-listpack-entries`, …).
+    pub limits: Limits,
+    /// Accepted for redis.conf compatibility; lists are never compressed.
+    pub list_compress_depth: u64,
 }
 
 impl Default for Config {
@@ -98,6 +102,8 @@ impl Default for Config {
             tcp_backlog: 511,
             io_threads: 0,
             shards: DEFAULT_SHARDS,
+            limits: Limits::default(),
+            list_compress_depth: 0,
         }
     }
 }
@@ -243,6 +249,26 @@ macro_rules! enum_param {
     };
 }
 
+/// An encoding threshold in `Config::limits`.
+macro_rules! limit_param {
+    ($name:literal, $field:ident, $min:expr, $max:expr) => {
+        Param {
+            name: $name,
+            mutable: true,
+            get: |c| c.limits.$field.to_string(),
+            set: |c, v| {
+                let n: i128 = v.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+                let (min, max): (i128, i128) = ($min as i128, $max as i128);
+                if n < min || n > max {
+                    return Err(format!("argument must be between {min} and {max} inclusive"));
+                }
+                c.limits.$field = n as _;
+                Ok(())
+            },
+        }
+    };
+}
+
 pub static PARAMS: &[Param] = &[
     Param {
         name: "bind",
@@ -283,6 +309,20 @@ pub static PARAMS: &[Param] = &[
     int_param!("tcp-backlog", tcp_backlog, 0, i32::MAX as u64, false),
     int_param!("io-threads", io_threads, 0, 128, false),
     int_param!("shards", shards, 1, 65536, false),
+    limit_param!("hash-max-listpack-entries", hash_max_listpack_entries, 0, i64::MAX),
+    limit_param!("hash-max-ziplist-entries", hash_max_listpack_entries, 0, i64::MAX),
+    limit_param!("hash-max-listpack-value", hash_max_listpack_value, 0, i64::MAX),
+    limit_param!("hash-max-ziplist-value", hash_max_listpack_value, 0, i64::MAX),
+    limit_param!("set-max-intset-entries", set_max_intset_entries, 0, i64::MAX),
+    limit_param!("set-max-listpack-entries", set_max_listpack_entries, 0, i64::MAX),
+    limit_param!("set-max-listpack-value", set_max_listpack_value, 0, i64::MAX),
+    limit_param!("zset-max-listpack-entries", zset_max_listpack_entries, 0, i64::MAX),
+    limit_param!("zset-max-ziplist-entries", zset_max_listpack_entries, 0, i64::MAX),
+    limit_param!("zset-max-listpack-value", zset_max_listpack_value, 0, i64::MAX),
+    limit_param!("zset-max-ziplist-value", zset_max_listpack_value, 0, i64::MAX),
+    limit_param!("list-max-listpack-size", list_max_listpack_size, i32::MIN, i32::MAX),
+    limit_param!("list-max-ziplist-size", list_max_listpack_size, i32::MIN, i32::MAX),
+    int_param!("list-compress-depth", list_compress_depth, 0, i32::MAX as u64, true),
 ];
 
 pub fn find_param(name: &str) -> Option<&'static Param> {

@@ -11,10 +11,18 @@ pub mod clock;
 pub mod effect;
 pub mod glob;
 pub mod keyspace;
+pub mod types;
 pub mod value;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use effect::{Effect, EffectSink, EffectStream};
 pub use glob::glob_match;
 pub use keyspace::{Entry, Keyspace, Ttl, Tx};
+pub use types::{
+    hash::Hash,
+    list::List,
+    set::Set,
+    zset::{ZEntry, ZSet},
+    Limits,
+};
 pub use value::{StrValue, Value};

@@ -1,7 +1,8 @@
 //! Values. Strings keep Redis's three encodings so OBJECT ENCODING answers
 //! as Redis does and integers cost no allocation. Collection types arrive
-//! as variants here, each with its own module.
+//! as boxed variants, each implemented in its own module under `types`.
 
+use crate::types::{hash::Hash, list::List, set::Set, zset::ZSet};
 use bytes::Bytes;
 
 /// Longest string Redis stores as `embstr`.
@@ -75,35 +76,61 @@ pub fn parse_canonical_i64(s: &[u8]) -> Option<i64> {
     }
 }
 
+/// A stored value. Collections are boxed so a string key, the common
+/// case, pays only for the largest inline variant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(StrValue),
+    List(Box<List>),
+    Hash(Box<Hash>),
+    Set(Box<Set>),
+    ZSet(Box<ZSet>),
+}
+
+macro_rules! accessors {
+    ($variant:ident, $t:ty, $get:ident, $get_mut:ident) => {
+        pub fn $get(&self) -> Option<&$t> {
+            match self {
+                Value::$variant(v) => Some(v),
+                _ => None,
+            }
+        }
+
+        pub fn $get_mut(&mut self) -> Option<&mut $t> {
+            match self {
+                Value::$variant(v) => Some(v),
+                _ => None,
+            }
+        }
+    };
 }
 
 impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::List(l) => l.encoding(),
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
-    pub fn as_str(&self) -> Option<&StrValue> {
-        match self {
-            Value::Str(s) => Some(s),
-        }
-    }
-
-    pub fn as_str_mut(&mut self) -> Option<&mut StrValue> {
-        match self {
-            Value::Str(s) => Some(s),
-        }
-    }
+    accessors!(Str, StrValue, as_str, as_str_mut);
+    accessors!(List, List, as_list, as_list_mut);
+    accessors!(Hash, Hash, as_hash, as_hash_mut);
+    accessors!(Set, Set, as_set, as_set_mut);
+    accessors!(ZSet, ZSet, as_zset, as_zset_mut);
 }
 
 #[cfg(test)]

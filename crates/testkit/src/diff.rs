@@ -14,6 +14,9 @@ pub enum Compare {
     Unordered,
     /// Same frame type only (values that legitimately differ: TIME, IDs).
     Shape,
+    /// Same frame type and, for aggregates, the same number of elements
+    /// (random picks: SPOP, SRANDMEMBER, HRANDFIELD with a count).
+    Len,
 }
 
 /// Sorts arrays recursively where order carries no meaning.
@@ -23,6 +26,11 @@ pub fn normalize(frame: &Frame) -> Frame {
             let mut items: Vec<Frame> = items.iter().map(normalize).collect();
             items.sort_by_key(|f| format!("{f:?}"));
             Frame::Array(items)
+        }
+        Frame::Map(pairs) => {
+            let mut pairs: Vec<(Frame, Frame)> = pairs.iter().map(|(k, v)| (normalize(k), normalize(v))).collect();
+            pairs.sort_by_key(|p| format!("{p:?}"));
+            Frame::Map(pairs)
         }
         other => other.clone(),
     }
@@ -47,6 +55,14 @@ fn shape(frame: &Frame) -> &'static str {
     }
 }
 
+fn len(frame: &Frame) -> usize {
+    match frame {
+        Frame::Array(v) | Frame::Set(v) | Frame::Push(v) => v.len(),
+        Frame::Map(v) => v.len(),
+        _ => 0,
+    }
+}
+
 /// Sends `cmd` to both connections and returns a description of the
 /// difference, if any.
 pub fn compare(ours: &mut RawConn, theirs: &mut RawConn, cmd: &[Vec<u8>], how: Compare) -> Option<String> {
@@ -57,6 +73,7 @@ pub fn compare(ours: &mut RawConn, theirs: &mut RawConn, cmd: &[Vec<u8>], how: C
             Compare::Exact => a == b,
             Compare::Unordered => normalize(a) == normalize(b),
             Compare::Shape => shape(a) == shape(b),
+            Compare::Len => shape(a) == shape(b) && len(a) == len(b),
         },
         (Err(_), Err(_)) => true,
         _ => false,

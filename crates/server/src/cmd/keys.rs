@@ -3,7 +3,7 @@
 //! selection and movement (SELECT, SWAPDB, MOVE).
 
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{deadline_ms, eq_ic, expire_key_at, parse_i64, persist_key, Args, CmdResult, Ctx};
+use super::{deadline_ms, eq_ic, expire_key_at, parse_i64, persist_key, Args, CmdResult, Ctx, ScanOpts};
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
@@ -365,38 +365,14 @@ fn keys(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
 fn scan(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
-    let cursor = std::str::from_utf8(args.next_arg()?)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or(CmdError::InvalidCursor)?;
-    let (mut pattern, mut count, mut typ) = (None, 10usize, None);
-    while let Some(a) = args.next() {
-        if eq_ic(a, "match") {
-            pattern = Some(args.next_arg()?);
-        } else if eq_ic(a, "count") {
-            let n = args.next_i64()?;
-            if n < 1 {
-                return Err(CmdError::Syntax);
-            }
-            count = n as usize;
-        } else if eq_ic(a, "type") {
-            typ = Some(String::from_utf8_lossy(args.next_arg()?).to_lowercase());
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
-    let pattern = pattern.filter(|p| *p != b"*");
+    let opts = ScanOpts::parse(&mut args, true)?;
     let mut found = Vec::new();
-    let next = ctx.shared.keyspace.scan(ctx.db(), cursor, count, ctx.now, |k, e| {
-        if pattern.is_some_and(|p| !glob_match(p, k, false)) {
-            return;
+    let next = ctx.shared.keyspace.scan(ctx.db(), opts.cursor, opts.count, ctx.now, |k, e| {
+        if opts.matches(k) && opts.typ.as_deref().is_none_or(|t| t == e.value.type_name()) {
+            found.push(Frame::Bulk(k.clone()));
         }
-        if typ.as_deref().is_some_and(|t| t != e.value.type_name()) {
-            return;
-        }
-        found.push(Frame::Bulk(k.clone()));
     });
-    Ok(Frame::Array(vec![Frame::bulk(next.to_string()), Frame::Array(found)]))
+    Ok(ScanOpts::reply(next, found))
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -547,7 +523,8 @@ fn restore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if !replace && tx.contains(key) {
         return Err(CmdError::BusyKey);
     }
-    let value = larder_persist::restore_payload(payload).map_err(|e| CmdError::Err(e.to_string()))?;
+    let value =
+        larder_persist::restore_payload(payload, &ctx.client.limits).map_err(|e| CmdError::Err(e.to_string()))?;
     let deadline = match ttl {
         0 => None,
         t if absttl => Some(t as u64),

@@ -4,6 +4,7 @@
 //! command's row in the table.
 
 pub mod connection;
+pub mod hash;
 pub mod keys;
 pub mod server;
 pub mod string;
@@ -12,8 +13,8 @@ pub mod table;
 use crate::conn::client::Client;
 use crate::error::CmdError;
 use crate::Shared;
-use larder_protocol::{Frame, Request};
-use larder_store::Tx;
+use larder_protocol::{Frame, Proto, Request};
+use larder_store::{Ttl, Tx, Value};
 
 pub type CmdResult = Result<Frame, CmdError>;
 pub type Handler = fn(&mut Ctx<'_>, Args<'_>) -> CmdResult;
@@ -39,6 +40,10 @@ impl<'a> Ctx<'a> {
     /// Locks the shards of several keys, in the order that avoids deadlock.
     pub fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Tx<'a> {
         self.shared.keyspace.lock_keys(self.client.db, keys, self.now)
+    }
+
+    pub fn resp3(&self) -> bool {
+        self.client.proto == Proto::Resp3
     }
 
     /// Counts a keyspace hit or miss for INFO stats.
@@ -101,6 +106,11 @@ impl<'a> Args<'a> {
         let v = (self.pos..self.req.len()).map(|i| self.get(i)).collect();
         self.pos = self.req.len();
         v
+    }
+
+    /// Every argument, including the command name (to emit a write as is).
+    pub fn all(&self) -> Vec<&'a [u8]> {
+        (0..self.req.len()).map(|i| self.get(i)).collect()
     }
 
     /// Rejects leftover arguments with a syntax error.
@@ -170,4 +180,83 @@ pub fn persist_key(tx: &mut Tx<'_>, key: &[u8]) -> bool {
     tx.set_expire(key, 0);
     tx.emit(&[b"PERSIST", key]);
     true
+}
+
+/// The value at `key` viewed as one type (`Value::as_hash_mut`, …): None if
+/// the key is missing, WRONGTYPE if it holds another type.
+pub fn get_as<'t, T: ?Sized>(
+    tx: &'t mut Tx<'_>,
+    key: &[u8],
+    view: fn(&mut Value) -> Option<&mut T>,
+) -> Result<Option<&'t mut T>, CmdError> {
+    match tx.get(key) {
+        None => Ok(None),
+        Some(e) => view(&mut e.value).map(Some).ok_or(CmdError::WrongType),
+    }
+}
+
+/// As [`get_as`], creating the key with `make()` first if it is missing.
+pub fn get_or_create<'t, T: ?Sized>(
+    tx: &'t mut Tx<'_>,
+    key: &[u8],
+    view: fn(&mut Value) -> Option<&mut T>,
+    make: impl FnOnce() -> Value,
+) -> Result<&'t mut T, CmdError> {
+    if !tx.contains(key) {
+        tx.set(key, make(), Ttl::Clear);
+    }
+    let e = tx.get(key).expect("present or just created");
+    view(&mut e.value).ok_or(CmdError::WrongType)
+}
+
+/// Deletes `key` if the collection a write just emptied was its value:
+/// Redis never keeps an empty collection.
+pub fn drop_if_empty(tx: &mut Tx<'_>, key: &[u8], empty: bool) {
+    if empty {
+        tx.remove(key);
+    }
+}
+
+/// The options of SCAN, HSCAN, SSCAN and ZSCAN.
+pub struct ScanOpts<'a> {
+    pub cursor: u64,
+    pub pattern: Option<&'a [u8]>,
+    pub count: usize,
+    pub typ: Option<String>,
+}
+
+impl<'a> ScanOpts<'a> {
+    /// Parses `cursor [MATCH p] [COUNT n]`, plus `[TYPE t]` if `with_type`.
+    pub fn parse(args: &mut Args<'a>, with_type: bool) -> Result<ScanOpts<'a>, CmdError> {
+        let cursor = std::str::from_utf8(args.next_arg()?)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or(CmdError::InvalidCursor)?;
+        let mut o = ScanOpts { cursor, pattern: None, count: 10, typ: None };
+        while let Some(a) = args.next() {
+            if eq_ic(a, "match") {
+                o.pattern = Some(args.next_arg()?).filter(|p| *p != b"*");
+            } else if eq_ic(a, "count") {
+                let n = args.next_i64()?;
+                if n < 1 {
+                    return Err(CmdError::Syntax);
+                }
+                o.count = n as usize;
+            } else if with_type && eq_ic(a, "type") {
+                o.typ = Some(String::from_utf8_lossy(args.next_arg()?).to_lowercase());
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        Ok(o)
+    }
+
+    pub fn matches(&self, item: &[u8]) -> bool {
+        self.pattern.is_none_or(|p| larder_store::glob_match(p, item, false))
+    }
+
+    /// The reply: the next cursor and the items found.
+    pub fn reply(next: u64, found: Vec<Frame>) -> Frame {
+        Frame::Array(vec![Frame::bulk(itoa::Buffer::new().format(next)), Frame::Array(found)])
+    }
 }

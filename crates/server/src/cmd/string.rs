@@ -421,11 +421,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let delta = parse_f64(args.next_arg()?)?;
     let mut tx = ctx.lock(key);
     let current_text = read_str(&mut tx, key)?.unwrap_or(Bytes::from_static(b"0"));
-    let next = parse_f64(&current_text)? + delta;
-    if next.is_nan() || next.is_infinite() {
-        return Err(CmdError::NanOrInfinity);
-    }
-    let text = add_decimal(&current_text, args.get(2)).unwrap_or_else(|| format!("{next}"));
+    let text = float_add(&current_text, parse_f64(&current_text)?, args.get(2), delta)?;
     // Redis stores the result as a string object, never as an integer.
     let stored = Bytes::from(text.clone());
     let value =
@@ -433,6 +429,16 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     tx.set(key, Value::Str(value), Ttl::Keep);
     tx.emit(&[b"SET", key, text.as_bytes(), b"KEEPTTL"]);
     Ok(Frame::Bulk(Bytes::from(text)))
+}
+
+/// `current + delta` as INCRBYFLOAT and HINCRBYFLOAT store it: the exact
+/// decimal sum where both are short decimals, else the nearest double.
+pub(super) fn float_add(current_text: &[u8], current: f64, delta_text: &[u8], delta: f64) -> Result<String, CmdError> {
+    let next = current + delta;
+    if next.is_nan() || next.is_infinite() {
+        return Err(CmdError::NanOrInfinity);
+    }
+    Ok(add_decimal(current_text, delta_text).unwrap_or_else(|| format!("{next}")))
 }
 
 /// Digits after the point in Redis's `%.17Lf` rendering.

@@ -25,6 +25,8 @@ pub mod flags {
     pub const MAY_REPLICATE: u32 = 1 << 13;
     pub const NO_MULTI: u32 = 1 << 14;
     pub const ALLOW_BUSY: u32 = 1 << 15;
+    /// Key positions depend on arguments (ZUNIONSTORE numkeys, LMPOP…).
+    pub const MOVABLEKEYS: u32 = 1 << 16;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -43,6 +45,7 @@ pub mod flags {
         (MAY_REPLICATE, "may_replicate"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
+        (MOVABLEKEYS, "movablekeys"),
     ];
 }
 
@@ -150,6 +153,10 @@ impl CommandSpec {
             "string" => cats.push("@string"),
             "generic" if self.keys.first > 0 => cats.push("@keyspace"),
             "connection" => cats.push("@connection"),
+            "list" => cats.push("@list"),
+            "hash" => cats.push("@hash"),
+            "set" => cats.push("@set"),
+            "sorted-set" => cats.push("@sortedset"),
             _ => {}
         }
         if self.has(flags::ADMIN) {
@@ -224,8 +231,13 @@ pub struct CommandTable {
 
 impl CommandTable {
     pub fn build() -> CommandTable {
-        let groups: [&'static [CommandSpec]; 4] =
-            [super::connection::COMMANDS, super::string::COMMANDS, super::keys::COMMANDS, super::server::COMMANDS];
+        let groups: &[&'static [CommandSpec]] = &[
+            super::connection::COMMANDS,
+            super::string::COMMANDS,
+            super::keys::COMMANDS,
+            super::server::COMMANDS,
+            super::hash::COMMANDS,
+        ];
         let map = groups
             .iter()
             .flat_map(|g| g.iter())

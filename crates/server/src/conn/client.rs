@@ -65,6 +65,9 @@ pub struct Client {
     pub no_reply: bool,
     /// Identity of the last command run, to update CLIENT LIST cheaply.
     pub last_cmd: usize,
+    /// Encoding thresholds, copied from the config once per batch so
+    /// collection writes take no config lock.
+    pub limits: larder_store::Limits,
 }
 
 impl Client {
@@ -77,6 +80,7 @@ impl Client {
             close_after_reply: false,
             no_reply: false,
             last_cmd: 0,
+            limits: larder_store::Limits::default(),
         }
     }
 

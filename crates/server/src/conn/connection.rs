@@ -58,6 +58,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
                 authenticated: client.authenticated,
                 ..Default::default()
             };
+            client.limits = cfg.limits;
             (limits, cfg.client_query_buffer_limit)
         };
         let mut pos = 0;

@@ -3,6 +3,7 @@
 //! by frame. Without redis-server installed these tests say so and pass,
 //! unless LARDER_REQUIRE_REDIS=1 (CI sets it), where that is a failure.
 
+mod collections;
 mod random;
 
 use larder_protocol::Frame;
@@ -31,7 +32,8 @@ pub fn pair(resp3: bool) -> Option<Pair> {
 }
 
 /// Runs `script` (one command per line, split like redis-cli) under both
-/// protocols. A line starting with `~` compares unordered, `?` shape only.
+/// protocols. A line starting with `~` compares unordered, `?` shape only,
+/// `%` shape and length (random picks).
 pub fn check_script(script: &str) {
     for resp3 in [false, true] {
         let Some(mut p) = pair(resp3) else { return };
@@ -40,6 +42,7 @@ pub fn check_script(script: &str) {
             let (how, line) = match line.as_bytes()[0] {
                 b'~' => (Compare::Unordered, &line[1..]),
                 b'?' => (Compare::Shape, &line[1..]),
+                b'%' => (Compare::Len, &line[1..]),
                 _ => (Compare::Exact, line),
             };
             let args = larder_protocol::split_args(line.as_bytes()).expect("script line");

@@ -1,0 +1,215 @@
+//! Sets in Redis's three encodings: a sorted vector of integers
+//! (`intset`), a flat vector (`listpack`) and an insertion-ordered hash set
+//! (`hashtable`). Conversions follow Redis 7.2's `setTypeAdd` rules, and
+//! like Redis a set never converts back.
+
+use super::Limits;
+use crate::value::parse_canonical_i64;
+use bytes::Bytes;
+use indexmap::IndexSet;
+
+type Table = IndexSet<Bytes, foldhash::fast::RandomState>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Set {
+    Intset(Vec<i64>),
+    Listpack(Vec<Bytes>),
+    Table(Table),
+}
+
+fn int_of(m: &[u8]) -> Option<i64> {
+    if m.len() > 20 {
+        return None;
+    }
+    parse_canonical_i64(m)
+}
+
+fn int_bytes(i: i64) -> Bytes {
+    Bytes::copy_from_slice(itoa::Buffer::new().format(i).as_bytes())
+}
+
+impl Set {
+    /// An empty set in the encoding Redis's `setTypeCreate` picks for a
+    /// first member `first` and about `size_hint` members.
+    pub fn for_first(first: &[u8], size_hint: usize, lim: &Limits) -> Set {
+        if int_of(first).is_some() && size_hint <= lim.set_max_intset_entries {
+            Set::Intset(Vec::new())
+        } else if size_hint <= lim.set_max_listpack_entries {
+            Set::Listpack(Vec::new())
+        } else {
+            Set::Table(Table::with_capacity_and_hasher(size_hint, Default::default()))
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Set::Intset(v) => v.len(),
+            Set::Listpack(v) => v.len(),
+            Set::Table(t) => t.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Set::Intset(_) => "intset",
+            Set::Listpack(_) => "listpack",
+            Set::Table(_) => "hashtable",
+        }
+    }
+
+    pub fn contains(&self, m: &[u8]) -> bool {
+        match self {
+            Set::Intset(v) => int_of(m).is_some_and(|i| v.binary_search(&i).is_ok()),
+            Set::Listpack(v) => v.iter().any(|x| x == m),
+            Set::Table(t) => t.contains(m),
+        }
+    }
+
+    /// Adds a member; true if it was new.
+    pub fn insert(&mut self, m: &[u8], lim: &Limits) -> bool {
+        match self {
+            Set::Intset(v) => {
+                if let Some(i) = int_of(m) {
+                    return match v.binary_search(&i) {
+                        Ok(_) => false,
+                        Err(p) => {
+                            v.insert(p, i);
+                            if v.len() > lim.set_max_intset_entries.min(1 << 30) {
+                                self.convert_to_table(0);
+                            }
+                            true
+                        }
+                    };
+                }
+                // Redis checks the widest integer already present too.
+                let widest = v.first().into_iter().chain(v.last()).map(|i| int_bytes(*i).len()).max().unwrap_or(0);
+                if v.len() < lim.set_max_listpack_entries
+                    && m.len() <= lim.set_max_listpack_value
+                    && widest <= lim.set_max_listpack_value
+                {
+                    let members = v.iter().map(|i| int_bytes(*i)).collect();
+                    *self = Set::Listpack(members);
+                } else {
+                    self.convert_to_table(1);
+                }
+                self.insert(m, lim)
+            }
+            Set::Listpack(v) => {
+                if v.iter().any(|x| x == m) {
+                    return false;
+                }
+                if v.len() < lim.set_max_listpack_entries && m.len() <= lim.set_max_listpack_value {
+                    v.push(Bytes::copy_from_slice(m));
+                    return true;
+                }
+                self.convert_to_table(1);
+                self.insert(m, lim)
+            }
+            Set::Table(t) => {
+                if t.contains(m) {
+                    return false;
+                }
+                t.insert(Bytes::copy_from_slice(m))
+            }
+        }
+    }
+
+    pub fn remove(&mut self, m: &[u8]) -> bool {
+        match self {
+            Set::Intset(v) => match int_of(m).map(|i| v.binary_search(&i)) {
+                Some(Ok(p)) => {
+                    v.remove(p);
+                    true
+                }
+                _ => false,
+            },
+            Set::Listpack(v) => match v.iter().position(|x| x == m) {
+                Some(p) => {
+                    v.remove(p);
+                    true
+                }
+                None => false,
+            },
+            Set::Table(t) => t.swap_remove(m),
+        }
+    }
+
+    /// The member at `i` (0..len), for random picks and scans.
+    pub fn get_index(&self, i: usize) -> Option<Bytes> {
+        match self {
+            Set::Intset(v) => v.get(i).map(|x| int_bytes(*x)),
+            Set::Listpack(v) => v.get(i).cloned(),
+            Set::Table(t) => t.get_index(i).cloned(),
+        }
+    }
+
+    /// Removes and returns the member at `i`.
+    pub fn remove_index(&mut self, i: usize) -> Option<Bytes> {
+        match self {
+            Set::Intset(v) => (i < v.len()).then(|| int_bytes(v.remove(i))),
+            Set::Listpack(v) => (i < v.len()).then(|| v.remove(i)),
+            Set::Table(t) => t.swap_remove_index(i),
+        }
+    }
+
+    /// Every member, in the encoding's order.
+    pub fn members(&self) -> Vec<Bytes> {
+        match self {
+            Set::Intset(v) => v.iter().map(|i| int_bytes(*i)).collect(),
+            Set::Listpack(v) => v.clone(),
+            Set::Table(t) => t.iter().cloned().collect(),
+        }
+    }
+
+    /// One SSCAN step: small encodings answer whole with cursor 0.
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(Bytes)) -> u64 {
+        match self {
+            Set::Table(t) => super::hash::scan_indexed(t.len(), cursor, count, |i| {
+                visit(t.get_index(i).expect("index below len").clone())
+            }),
+            _ => {
+                self.members().into_iter().for_each(visit);
+                0
+            }
+        }
+    }
+
+    fn convert_to_table(&mut self, extra: usize) {
+        let members = self.members();
+        let mut t = Table::with_capacity_and_hasher(members.len() + extra, Default::default());
+        t.extend(members);
+        *self = Set::Table(t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_follow_redis_72() {
+        let lim = Limits { set_max_intset_entries: 4, set_max_listpack_entries: 3, ..Default::default() };
+        let mut s = Set::for_first(b"1", 1, &lim);
+        for m in ["3", "1", "2"] {
+            s.insert(m.as_bytes(), &lim);
+        }
+        assert_eq!((s.encoding(), s.members()), ("intset", vec![Bytes::from("1"), "2".into(), "3".into()]));
+        // Three integers already: a word does not fit a 3-entry listpack.
+        s.insert(b"x", &lim);
+        assert_eq!(s.encoding(), "hashtable");
+        let mut s = Set::for_first(b"1", 1, &lim);
+        s.insert(b"1", &lim);
+        s.insert(b"a", &lim);
+        assert_eq!((s.encoding(), s.len()), ("listpack", 2));
+        assert!(s.contains(b"1") && s.contains(b"a") && !s.contains(b"01"));
+        let mut s = Set::for_first(b"1", 1, &lim);
+        for i in 0..5 {
+            s.insert(i.to_string().as_bytes(), &lim);
+        }
+        assert_eq!(s.encoding(), "hashtable");
+    }
+}
