@@ -7,6 +7,7 @@ pub mod connection;
 pub mod hash;
 pub mod keys;
 pub mod server;
+pub mod set;
 pub mod string;
 pub mod table;
 

@@ -237,6 +237,7 @@ impl CommandTable {
             super::keys::COMMANDS,
             super::server::COMMANDS,
             super::hash::COMMANDS,
+            super::set::COMMANDS,
         ];
         let map = groups
             .iter()

@@ -100,3 +100,110 @@ fn hash_commands_match_redis() {
         "#,
     );
 }
+
+#[test]
+fn set_commands_match_redis() {
+    check_script(
+        r#"
+        SADD s 3 1 2
+        SADD s 2 4
+        SMEMBERS s
+        OBJECT ENCODING s
+        SCARD s
+        SISMEMBER s 1
+        SISMEMBER s 9
+        SISMEMBER nokey 1
+        SMISMEMBER s 1 9 2
+        SMISMEMBER nokey 1
+        SREM s 1 9
+        SREM nokey 1
+        SMEMBERS s
+        SADD w a b c
+        ~SMEMBERS w
+        SADD mix 1 a
+        ~SMEMBERS mix
+        SADD t 2 3 5 7
+        SINTER s t
+        SINTER s t nokey
+        SINTER s
+        SUNION s t
+        SUNION s nokey t
+        SDIFF s t
+        SDIFF t s
+        SDIFF nokey s
+        SINTERSTORE d s t
+        SMEMBERS d
+        SUNIONSTORE d s t
+        SMEMBERS d
+        SDIFFSTORE d s t
+        SMEMBERS d
+        SINTERSTORE d s nokey
+        EXISTS d
+        ~SUNION w mix
+        ~SINTER w mix
+        SINTERCARD 2 s t
+        SINTERCARD 2 s t LIMIT 1
+        SINTERCARD 2 s t LIMIT 0
+        SINTERCARD 0 s
+        SINTERCARD 3 s t
+        SINTERCARD abc s
+        SINTERCARD 1 s LIMIT -1
+        SINTERCARD 1 s LIMIT
+        SINTERCARD 1 s FOO 1
+        SMOVE s t 4
+        SMEMBERS s
+        SMEMBERS t
+        SMOVE s t 99
+        SMOVE s s 2
+        SMOVE nokey t 1
+        SMOVE s fresh 2
+        SMEMBERS fresh
+        EXISTS s
+        SET str v
+        SMOVE t str 3
+        SMOVE str t 3
+        SMOVE nokey str 3
+        SADD str a
+        SMEMBERS str
+        SINTER t str
+        SINTER nokey str
+        SUNION t str
+        SDIFF t str
+        SINTERSTORE d t str
+        SCARD str
+        SRANDMEMBER str
+        SPOP str
+        SSCAN str 0
+        SRANDMEMBER nokey
+        SRANDMEMBER nokey 3
+        SRANDMEMBER t 0
+        SRANDMEMBER t 100
+        SRANDMEMBER t abc
+        SRANDMEMBER t -9223372036854775808
+        SRANDMEMBER t 1 2
+        %SRANDMEMBER t 2
+        %SRANDMEMBER t -10
+        ?SRANDMEMBER t
+        SPOP nokey
+        SPOP nokey 2
+        SPOP t -1
+        SPOP t abc
+        SPOP t 0
+        SPOP t 1 2
+        %SPOP t 2
+        ?SPOP t
+        SADD p 1 2 3
+        SPOP p 10
+        EXISTS p
+        SADD q x
+        SPOP q
+        EXISTS q
+        SSCAN nokey 0
+        SSCAN w 0 MATCH a*
+        SSCAN w abc
+        SADD big 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25
+        SSCAN big 0 COUNT 100
+        SSCAN big 0 MATCH 1*
+        "#,
+    );
+}
