@@ -16,6 +16,13 @@ use std::sync::atomic::Ordering::Relaxed;
 /// Runs one parsed command and appends its reply to `out`.
 pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8], out: &mut BytesMut) {
     let reply = execute(shared, client, req, input);
+    if client.wants_block {
+        // Nothing to reply yet: the connection waits and runs it again.
+        return;
+    }
+    if let Some(st) = client.blocked.take() {
+        shared.blocking.unregister(&st);
+    }
     if let Frame::Error(e) = &reply {
         let code = e.split(|&b| b == b' ').next().unwrap_or(b"ERR");
         shared.stats.record_error(&String::from_utf8_lossy(code));

@@ -117,10 +117,11 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("maxclients:{}", cfg.maxclients);
             field!("client_recent_max_input_buffer:0");
             field!("client_recent_max_output_buffer:0");
-            field!("blocked_clients:0");
+            let (blocked, keys, timed) = shared.blocking.stats();
+            field!("blocked_clients:{}", blocked);
             field!("tracking_clients:0");
-            field!("clients_in_timeout_table:0");
-            field!("total_blocking_keys:0");
+            field!("clients_in_timeout_table:{}", timed);
+            field!("total_blocking_keys:{}", keys);
         }
         "memory" => {
             let (allocated, active, resident) = jemalloc_stats();

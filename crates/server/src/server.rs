@@ -31,6 +31,7 @@ pub struct Shared {
     pub listen_addr: RwLock<Option<SocketAddr>>,
     /// Completed cron runs; tests wait on it instead of sleeping.
     pub cron_loops: AtomicU64,
+    pub blocking: crate::blocking::Blocking,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -81,6 +82,7 @@ impl Server {
             started: Instant::now(),
             listen_addr: RwLock::new(None),
             cron_loops: AtomicU64::new(0),
+            blocking: Default::default(),
             shutdown_tx,
         };
         Server { shared: Arc::new(shared) }

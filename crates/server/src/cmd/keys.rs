@@ -242,6 +242,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, nx: bool) -> Result<boo
     tx.remove(dst);
     tx.put_entry(Bytes::copy_from_slice(dst), entry);
     tx.emit(&[b"RENAME", src, dst]);
+    ctx.key_ready(dst);
     Ok(true)
 }
 
@@ -318,6 +319,7 @@ fn copy(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if done {
         let db_arg = itoa::Buffer::new().format(dst_db).to_string();
         ks.effects.emit(ctx.db(), &[b"COPY", src, dst, b"DB", db_arg.as_bytes(), b"REPLACE"]);
+        ctx.shared.blocking.key_ready(dst_db, dst);
     }
     Ok(int(done as i64))
 }
@@ -336,6 +338,7 @@ fn move_(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let entry = s.remove(key).expect("checked above");
     d.put_entry(Bytes::copy_from_slice(key), entry);
     s.emit(&[b"MOVE", key, itoa::Buffer::new().format(dst).as_bytes()]);
+    ctx.shared.blocking.key_ready(dst, key);
     Ok(int(1))
 }
 
@@ -549,6 +552,7 @@ fn restore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         tx.set_expire(key, at);
     }
     tx.emit(&[b"RESTORE", key, ttl_arg.as_bytes(), payload, b"REPLACE", b"ABSTTL"]);
+    ctx.key_ready(key);
     Ok(Frame::ok())
 }
 

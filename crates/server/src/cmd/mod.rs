@@ -6,6 +6,7 @@
 pub mod connection;
 pub mod hash;
 pub mod keys;
+pub mod list;
 pub mod server;
 pub mod set;
 pub mod string;
@@ -45,6 +46,30 @@ impl<'a> Ctx<'a> {
 
     pub fn resp3(&self) -> bool {
         self.client.proto == Proto::Resp3
+    }
+
+    /// Blocks the client on `keys` until one may be ready or `timeout`
+    /// passes. Call with the keys' shard locks held (see `blocking`). On a
+    /// retry the client keeps its first registration and deadline.
+    pub fn block(&mut self, keys: &[&[u8]], timeout: Option<std::time::Duration>, timeout_reply: Frame) -> CmdResult {
+        if self.client.blocked.is_none() {
+            let keys: Vec<bytes::Bytes> = keys.iter().map(|k| bytes::Bytes::copy_from_slice(k)).collect();
+            let waiter = self.shared.blocking.register(self.client.id(), self.client.db, &keys, timeout.is_some());
+            self.client.blocked = Some(crate::blocking::BlockState {
+                waiter,
+                db: self.client.db,
+                keys,
+                deadline: timeout.map(|d| std::time::Instant::now() + d),
+                timeout_reply,
+            });
+        }
+        self.client.wants_block = true;
+        Ok(Frame::Null)
+    }
+
+    /// A write may have made `key` ready for a blocked client.
+    pub fn key_ready(&self, key: &[u8]) {
+        self.shared.blocking.key_ready(self.client.db, key);
     }
 
     /// Counts a keyspace hit or miss for INFO stats.
@@ -260,4 +285,16 @@ impl<'a> ScanOpts<'a> {
     pub fn reply(next: u64, found: Vec<Frame>) -> Frame {
         Frame::Array(vec![Frame::bulk(itoa::Buffer::new().format(next)), Frame::Array(found)])
     }
+}
+
+/// A blocking command's timeout in seconds (0: forever), as Redis parses it.
+pub fn parse_timeout(a: &[u8]) -> Result<Option<std::time::Duration>, CmdError> {
+    let secs = parse_f64(a).map_err(|_| CmdError::TimeoutNotFloat)?;
+    if secs < 0.0 {
+        return Err(CmdError::NegativeTimeout);
+    }
+    if secs * 1000.0 > i64::MAX as f64 {
+        return Err(CmdError::TimeoutNotFloat);
+    }
+    Ok((secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs)))
 }

@@ -238,6 +238,7 @@ impl CommandTable {
             super::server::COMMANDS,
             super::hash::COMMANDS,
             super::set::COMMANDS,
+            super::list::COMMANDS,
         ];
         let map = groups
             .iter()

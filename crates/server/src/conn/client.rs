@@ -68,6 +68,10 @@ pub struct Client {
     /// Encoding thresholds, copied from the config once per batch so
     /// collection writes take no config lock.
     pub limits: larder_store::Limits,
+    /// Set while the client waits in a blocking command (BLPOP…).
+    pub blocked: Option<crate::blocking::BlockState>,
+    /// Set by a blocking command that found nothing to serve this run.
+    pub wants_block: bool,
 }
 
 impl Client {
@@ -81,6 +85,8 @@ impl Client {
             no_reply: false,
             last_cmd: 0,
             limits: larder_store::Limits::default(),
+            blocked: None,
+            wants_block: false,
         }
     }
 

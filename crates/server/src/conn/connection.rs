@@ -9,7 +9,7 @@ use crate::conn::client::Client;
 use crate::dispatch::dispatch;
 use crate::Shared;
 use bytes::{Buf, BytesMut};
-use larder_protocol::{parse_request, Request, RequestLimits};
+use larder_protocol::{encode, parse_request, Request, RequestLimits};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -71,6 +71,12 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
                     if !req.is_empty() {
                         dispatch(&shared, &mut client, &req, &inbuf[pos..pos + n], &mut out);
                         processed += 1;
+                        if client.wants_block
+                            && !wait_blocked(&shared, &mut client, &mut stream, &mut inbuf, &mut out, &req, pos, n)
+                                .await
+                        {
+                            break 'conn;
+                        }
                     }
                     pos += n;
                     if client.close_after_reply || info.is_killed() {
@@ -113,6 +119,74 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
     }
     let _ = stream.shutdown().await;
     shared.clients.unregister(client.id());
+}
+
+/// Waits while the client is blocked (BLPOP…): until a key it waits on
+/// may be ready (then the command runs again), its deadline passes, it is
+/// killed, or it disconnects. Bytes that arrive meanwhile are kept for
+/// later, as Redis does. Returns false if the connection must close.
+#[allow(clippy::too_many_arguments)]
+async fn wait_blocked(
+    shared: &Shared,
+    client: &mut Client,
+    stream: &mut TcpStream,
+    inbuf: &mut BytesMut,
+    out: &mut BytesMut,
+    req: &Request,
+    pos: usize,
+    n: usize,
+) -> bool {
+    enum Event {
+        Woken,
+        Timeout,
+        Closed,
+        Data,
+    }
+    let info = client.info.clone();
+    while client.wants_block {
+        client.wants_block = false;
+        if !out.is_empty() && write_out(shared, stream, out).await.is_err() {
+            break;
+        }
+        let st = client.blocked.as_ref().expect("block() sets the state");
+        let (waiter, deadline) = (st.waiter.clone(), st.deadline);
+        let timeout = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+            inbuf.reserve(READ_CHUNK);
+        }
+        let event = tokio::select! {
+            _ = waiter.woken() => Event::Woken,
+            _ = timeout => Event::Timeout,
+            _ = info.killed() => Event::Closed,
+            r = stream.read_buf(inbuf) => match r {
+                Ok(0) | Err(_) => Event::Closed,
+                Ok(_) => Event::Data,
+            },
+        };
+        match event {
+            Event::Woken => dispatch(shared, client, req, &inbuf[pos..pos + n], out),
+            Event::Timeout => {
+                let st = client.blocked.take().expect("still blocked");
+                shared.blocking.unregister(&st);
+                encode(&st.timeout_reply, client.proto, out);
+            }
+            Event::Closed => break,
+            Event::Data => client.wants_block = true,
+        }
+        if info.is_killed() {
+            break;
+        }
+    }
+    if let Some(st) = client.blocked.take() {
+        shared.blocking.unregister(&st);
+        return false;
+    }
+    true
 }
 
 async fn write_out(shared: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> std::io::Result<()> {

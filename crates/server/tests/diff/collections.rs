@@ -207,3 +207,135 @@ fn set_commands_match_redis() {
         "#,
     );
 }
+
+#[test]
+fn list_commands_match_redis() {
+    check_script(
+        r#"
+        RPUSH l a b c
+        LPUSH l z y
+        RPUSHX l d
+        LPUSHX l x
+        RPUSHX nol a
+        LPUSHX nol a
+        LRANGE l 0 -1
+        LRANGE l 1 2
+        LRANGE l -3 -1
+        LRANGE l 5 2
+        LRANGE l -100 100
+        LRANGE l 0 abc
+        LRANGE nol 0 -1
+        LLEN l
+        LLEN nol
+        LINDEX l 0
+        LINDEX l -1
+        LINDEX l 100
+        LINDEX l x
+        LINDEX nol 0
+        LSET l 1 Y
+        LSET l -1 D
+        LSET l 100 q
+        LSET nol 0 q
+        LINSERT l BEFORE a A
+        LINSERT l after a AA
+        LINSERT l before nothere q
+        LINSERT l middle a q
+        LINSERT nol before a q
+        LRANGE l 0 -1
+        RPUSH r a b a c a d a
+        LREM r 2 a
+        LRANGE r 0 -1
+        LREM r -1 a
+        LRANGE r 0 -1
+        LREM r 0 a
+        LRANGE r 0 -1
+        LREM r 0 zz
+        LREM nol 0 a
+        RPUSH p a b c a b c a
+        LPOS p a
+        LPOS p a RANK 2
+        LPOS p a RANK -1
+        LPOS p a RANK -2
+        LPOS p a COUNT 0
+        LPOS p a COUNT 2
+        LPOS p a COUNT 2 RANK -1
+        LPOS p a MAXLEN 3 COUNT 0
+        LPOS p a RANK -1 MAXLEN 2 COUNT 0
+        LPOS p a RANK 5
+        LPOS p zz
+        LPOS p zz COUNT 1
+        LPOS nol a
+        LPOS nol a COUNT 1
+        LPOS p a RANK 0
+        LPOS p a COUNT -1
+        LPOS p a MAXLEN -1
+        LPOS p a RANK
+        LPOS p a FOO 1
+        LPOS p a RANK x
+        LTRIM p 1 -2
+        LRANGE p 0 -1
+        LTRIM p 5 1
+        EXISTS p
+        LTRIM nol 0 1
+        RPUSH q 1 2 3 4 5
+        LPOP q
+        RPOP q
+        LPOP q 2
+        RPOP q 0
+        LPOP q -1
+        LPOP q x
+        LPOP nol
+        LPOP nol 2
+        LPOP nol 0
+        RPOP q 10
+        EXISTS q
+        RPUSH m 1 2 3
+        LMOVE m m2 LEFT RIGHT
+        LMOVE m m2 RIGHT LEFT
+        LMOVE m m2 UP LEFT
+        LMOVE nol m2 LEFT LEFT
+        RPOPLPUSH m m2
+        EXISTS m
+        LRANGE m2 0 -1
+        RPOPLPUSH m2 m2
+        LRANGE m2 0 -1
+        RPUSH a1 1 2 3
+        RPUSH a2 x y
+        LMPOP 2 nol a1 LEFT
+        LMPOP 2 a1 a2 RIGHT COUNT 5
+        LMPOP 2 a1 a2 RIGHT COUNT 5
+        LMPOP 1 nol LEFT
+        LMPOP 0 a1 LEFT
+        LMPOP 3 a1 LEFT
+        LMPOP 1 a1 UP
+        LMPOP 1 a1 LEFT COUNT 0
+        LMPOP 1 a1 LEFT COUNT 1 foo
+        LMPOP 1 a1 LEFT FOO 1
+        SET str v
+        LPUSH str a
+        LRANGE str 0 1
+        LPOP str
+        LMOVE str m2 LEFT LEFT
+        LMOVE m2 str LEFT LEFT
+        LMPOP 2 nol str LEFT
+        BLPOP str 0.01
+        RPUSH b1 v1 v2
+        BLPOP nol b1 0
+        BRPOP nol b1 0
+        BLPOP nol 0.01
+        BRPOP nol 0.01
+        BLPOP nol -1
+        BLPOP nol abc
+        RPUSH b2 a b c
+        BLMOVE b2 b3 LEFT RIGHT 0
+        BLMOVE nol b3 LEFT RIGHT 0.01
+        BRPOPLPUSH b2 b3 0
+        BRPOPLPUSH nol b3 0.01
+        LRANGE b3 0 -1
+        BLMPOP 0 2 nol b3 LEFT COUNT 2
+        BLMPOP 0.01 1 nol LEFT
+        BLMPOP 0 0 nol LEFT
+        BLMPOP -1 1 nol LEFT
+        "#,
+    );
+}

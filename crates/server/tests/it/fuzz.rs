@@ -73,7 +73,15 @@ const POOL: &[&str] = &[
 ];
 
 /// Commands whose purpose is to stall or end the connection or server.
+/// Blocking commands (BLPOP…) are skipped too, by their flag: a random
+/// timeout of 0 would wait forever; tests/it/blocking.rs covers them.
 const SKIP: &[&str] = &["shutdown", "debug", "quit", "client|kill", "hello"];
+
+fn is_blocking(raw: &mut larder_testkit::RawConn, name: &str) -> bool {
+    let Ok(Frame::Array(info)) = raw.call(&["COMMAND", "INFO", name]) else { return false };
+    let Some(Frame::Array(fields)) = info.first() else { return false };
+    matches!(fields.get(2), Some(Frame::Array(flags)) if flags.contains(&Frame::simple("blocking")))
+}
 
 #[test]
 fn random_arguments_never_break_a_connection() {
@@ -85,7 +93,7 @@ fn random_arguments_never_break_a_connection() {
     for name in names {
         let Frame::Bulk(name) = name else { panic!() };
         let name = String::from_utf8_lossy(&name).into_owned();
-        if SKIP.contains(&name.as_str()) {
+        if SKIP.contains(&name.as_str()) || is_blocking(&mut raw, &name) {
             continue;
         }
         let words: Vec<&str> = name.split('|').collect();

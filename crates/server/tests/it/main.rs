@@ -2,6 +2,7 @@
 //! `redis` crate in RESP2 and RESP3, or through raw bytes.
 
 mod binary;
+mod blocking;
 mod connection;
 mod effects;
 mod expire;

@@ -1,0 +1,110 @@
+//! Blocking list commands with several real clients: a push wakes the
+//! client blocked longest, timeouts answer with a null, and a killed or
+//! vanished client leaves no waiter behind to swallow a later push.
+
+use crate::cmd;
+use larder_protocol::Proto;
+use larder_testkit::{spawn_server, TestServer};
+use redis::Commands;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Waits (polling the server's own counter) until `n` clients are blocked.
+fn wait_blocked(server: &TestServer, n: usize) {
+    let start = Instant::now();
+    while server.shared.blocking.stats().0 != n {
+        assert!(start.elapsed() < Duration::from_secs(10), "never reached {n} blocked clients");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn push_wakes_blocked_clients_in_fifo_order() {
+    for proto in [Proto::Resp2, Proto::Resp3] {
+        let server = spawn_server();
+        let mut handles = Vec::new();
+        for i in 0..3 {
+            let mut con = server.conn(proto);
+            handles.push(thread::spawn(move || {
+                let r: (String, String) = cmd("BLPOP").arg("q").arg("other").arg(0).query(&mut con).unwrap();
+                r
+            }));
+            wait_blocked(&server, i + 1);
+        }
+        let mut con = server.conn(proto);
+        let _: i64 = con.rpush("q", &["a", "b", "c"]).unwrap();
+        let got: Vec<(String, String)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let want: Vec<(String, String)> = ["a", "b", "c"].iter().map(|v| ("q".to_string(), v.to_string())).collect();
+        assert_eq!(got, want);
+        assert_eq!(server.shared.blocking.stats(), (0, 0, 0));
+        let exists: bool = con.exists("q").unwrap();
+        assert!(!exists);
+    }
+}
+
+#[test]
+fn timeout_replies_null_and_unregisters() {
+    let server = spawn_server();
+    let mut con = server.conn(Proto::Resp2);
+    let started = Instant::now();
+    let r: Option<(String, String)> = cmd("BLPOP").arg("nothing").arg(0.05).query(&mut con).unwrap();
+    assert_eq!(r, None);
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    let r: Option<String> =
+        cmd("BLMOVE").arg("nothing").arg("d").arg("LEFT").arg("LEFT").arg(0.05).query(&mut con).unwrap();
+    assert_eq!(r, None);
+    assert_eq!(server.shared.blocking.stats(), (0, 0, 0));
+    // The connection keeps working after a timeout.
+    let pong: String = cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+#[test]
+fn blmove_and_blmpop_are_served_by_a_later_push() {
+    let server = spawn_server();
+    let mut a = server.conn(Proto::Resp3);
+    let mover = thread::spawn(move || {
+        let v: String = cmd("BLMOVE").arg("src").arg("dst").arg("RIGHT").arg("LEFT").arg(0).query(&mut a).unwrap();
+        v
+    });
+    wait_blocked(&server, 1);
+    let mut b = server.conn(Proto::Resp2);
+    let mpop = thread::spawn(move || {
+        let v: (String, Vec<String>) =
+            cmd("BLMPOP").arg(0).arg(2).arg("k1").arg("k2").arg("LEFT").arg("COUNT").arg(5).query(&mut b).unwrap();
+        v
+    });
+    wait_blocked(&server, 2);
+    let mut con = server.conn(Proto::Resp2);
+    let _: i64 = con.rpush("src", &["x", "y"]).unwrap();
+    assert_eq!(mover.join().unwrap(), "y");
+    let dst: Vec<String> = con.lrange("dst", 0, -1).unwrap();
+    assert_eq!(dst, vec!["y"]);
+    let _: i64 = con.rpush("k2", &["1", "2", "3"]).unwrap();
+    assert_eq!(mpop.join().unwrap(), ("k2".to_string(), vec!["1".into(), "2".into(), "3".into()]));
+}
+
+#[test]
+fn killed_or_disconnected_waiters_do_not_swallow_pushes() {
+    let server = spawn_server();
+    let mut victim = server.conn(Proto::Resp2);
+    let id: i64 = cmd("CLIENT").arg("ID").query(&mut victim).unwrap();
+    let h = thread::spawn(move || cmd("BLPOP").arg("k").arg(0).query::<Option<(String, String)>>(&mut victim).is_err());
+    wait_blocked(&server, 1);
+    let mut con = server.conn(Proto::Resp2);
+    let killed: i64 = cmd("CLIENT").arg("KILL").arg("ID").arg(id).query(&mut con).unwrap();
+    assert_eq!(killed, 1);
+    assert!(h.join().unwrap(), "the killed client's BLPOP must fail");
+    wait_blocked(&server, 0);
+
+    // A client that disconnects while blocked.
+    let mut raw = server.raw();
+    raw.send(&["BLPOP", "k", "0"]).unwrap();
+    wait_blocked(&server, 1);
+    drop(raw);
+    wait_blocked(&server, 0);
+
+    let _: i64 = con.rpush("k", "v").unwrap();
+    let len: i64 = con.llen("k").unwrap();
+    assert_eq!(len, 1, "nobody may have popped the element");
+}
