@@ -399,7 +399,8 @@ fn brpoplpush(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 }
 
 /// The pop of BLPOP, BRPOP, LMPOP and BLMPOP over several keys: the first
-/// non-empty list, in argument order. Type errors come first, as in Redis.
+/// non-empty list, in argument order. Keys are type-checked as they are
+/// reached, as in Redis: a list before a wrong-type key is still popped.
 fn pop_first(
     ctx: &mut Ctx<'_>,
     keys: &[&[u8]],
@@ -410,9 +411,6 @@ fn pop_first(
 ) -> CmdResult {
     let lim = ctx.client.limits;
     let mut tx = ctx.lock_keys(keys.iter().copied());
-    for key in keys {
-        read(&mut tx, key)?;
-    }
     for key in keys {
         if read(&mut tx, key)?.is_some() {
             let v = pop_n(&mut tx, key, left, count, &lim)?;

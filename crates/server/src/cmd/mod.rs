@@ -11,6 +11,7 @@ pub mod server;
 pub mod set;
 pub mod string;
 pub mod table;
+pub mod zset;
 
 use crate::conn::client::Client;
 use crate::error::CmdError;

@@ -239,6 +239,7 @@ impl CommandTable {
             super::hash::COMMANDS,
             super::set::COMMANDS,
             super::list::COMMANDS,
+            super::zset::COMMANDS,
         ];
         let map = groups
             .iter()

@@ -339,3 +339,214 @@ fn list_commands_match_redis() {
         "#,
     );
 }
+
+#[test]
+fn sorted_set_commands_match_redis() {
+    check_script(
+        r#"
+        ZADD z 1 a 2 b 3 c
+        ZADD z 2.5 bb -1 neg
+        ZADD z NX 10 a 4 d
+        ZADD z XX 10 a 5 e
+        ZADD z XX CH 11 a 3 c
+        ZADD z GT 5 a 20 b
+        ZADD z LT CH 1 b
+        ZADD z INCR 2 d
+        ZADD z NX INCR 2 d
+        ZADD z XX INCR 2 nope
+        ZADD z NX XX 1 a
+        ZADD z GT LT 1 a
+        ZADD z NX GT 1 a
+        ZADD z INCR 1 a 2 b
+        ZADD z 1 a 2
+        ZADD z abc a
+        ZADD z nan a
+        ZADD z +inf top -inf bottom
+        ZADD nokey XX 1 a
+        EXISTS nokey
+        ZRANGE z 0 -1 WITHSCORES
+        OBJECT ENCODING z
+        ZCARD z
+        ZCARD nokey
+        ZSCORE z a
+        ZSCORE z top
+        ZSCORE z nope
+        ZSCORE nokey a
+        ZMSCORE z a nope b
+        ZMSCORE nokey a
+        ZRANK z a
+        ZRANK z nope
+        ZREVRANK z a
+        ZREVRANK nokey a
+        ZINCRBY z 1.5 c
+        ZINCRBY z 1 fresh
+        ZINCRBY z x a
+        ZINCRBY z -inf top
+        ZCOUNT z -inf +inf
+        ZCOUNT z (1 3
+        ZCOUNT z 1 (3
+        ZCOUNT z x 3
+        ZCOUNT nokey 0 1
+        ZRANGE z 0 2
+        ZRANGE z -3 -1 WITHSCORES
+        ZRANGE z 5 1
+        ZRANGE z 0 -1 REV
+        ZRANGE z 1 4 BYSCORE
+        ZRANGE z (1 4 BYSCORE WITHSCORES
+        ZRANGE z 4 (1 BYSCORE REV
+        ZRANGE z -inf +inf BYSCORE LIMIT 1 2
+        ZRANGE z -inf +inf BYSCORE LIMIT 1 -1
+        ZRANGE z -inf +inf BYSCORE LIMIT -1 2
+        ZRANGE z +inf -inf BYSCORE REV LIMIT 0 3 WITHSCORES
+        ZRANGE z 0 -1 LIMIT 0 1
+        ZRANGE z a b BYLEX WITHSCORES
+        ZRANGE z 0 1 REV REV
+        ZRANGE z 0 1 BYSCORE BYLEX
+        ZRANGE z x 1 BYSCORE
+        ZRANGE z a 1
+        ZRANGE nokey 0 -1
+        ZRANGEBYSCORE z 1 3
+        ZRANGEBYSCORE z 1 3 WITHSCORES LIMIT 0 2
+        ZRANGEBYSCORE z (1 (3
+        ZREVRANGEBYSCORE z 3 1
+        ZREVRANGEBYSCORE z +inf -inf WITHSCORES LIMIT 1 1
+        ZRANGEBYSCORE z x 1
+        ZREVRANGE z 0 1 WITHSCORES
+        ZREVRANGE z 0 1 BYSCORE
+        ZADD lex 0 a 0 b 0 c 0 d 0 e
+        ZRANGEBYLEX lex - +
+        ZRANGEBYLEX lex [b (d
+        ZRANGEBYLEX lex (b [d LIMIT 1 5
+        ZREVRANGEBYLEX lex + -
+        ZREVRANGEBYLEX lex [d (a LIMIT 0 2
+        ZRANGE lex [b [d BYLEX
+        ZRANGE lex [d [b BYLEX REV
+        ZRANGEBYLEX lex a b
+        ZRANGEBYLEX lex + -
+        ZLEXCOUNT lex - +
+        ZLEXCOUNT lex [b (e
+        ZLEXCOUNT lex x y
+        ZRANGESTORE dst z 0 2
+        ZRANGE dst 0 -1 WITHSCORES
+        ZRANGESTORE dst z 1 3 BYSCORE REV
+        ZRANGESTORE dst lex [b [c BYLEX LIMIT 0 1
+        ZRANGE dst 0 -1
+        ZRANGESTORE dst z 5 1
+        EXISTS dst
+        ZRANGESTORE dst z 0 -1 WITHSCORES
+        ZRANGESTORE dst nokey 0 -1
+        ZREMRANGEBYLEX lex [a (c
+        ZRANGE lex 0 -1
+        ZREMRANGEBYRANK lex 0 0
+        ZREMRANGEBYRANK lex -1 -1
+        ZRANGE lex 0 -1
+        ZREMRANGEBYSCORE z (2 5
+        ZRANGE z 0 -1 WITHSCORES
+        ZREMRANGEBYSCORE z x 1
+        ZREMRANGEBYRANK nokey 0 1
+        ZREM z a nope bottom
+        ZREM nokey a
+        DEL z lex
+        ZADD z1 1 a 2 b 3 c
+        ZADD z2 10 b 20 c 30 d
+        SADD plain c d e
+        ZUNION 2 z1 z2
+        ZUNION 2 z1 z2 WITHSCORES
+        ZUNION 2 z1 z2 WEIGHTS 2 0.5 WITHSCORES
+        ZUNION 2 z1 z2 AGGREGATE MIN WITHSCORES
+        ZUNION 2 z1 z2 AGGREGATE MAX WITHSCORES
+        ZUNION 3 z1 z2 plain WITHSCORES
+        ZUNION 2 z1 nokey WITHSCORES
+        ZINTER 2 z1 z2 WITHSCORES
+        ZINTER 2 z1 z2 AGGREGATE MAX WITHSCORES
+        ZINTER 3 z1 z2 plain WITHSCORES
+        ZINTER 2 z1 nokey
+        ZDIFF 2 z1 z2 WITHSCORES
+        ZDIFF 2 z2 plain
+        ZDIFF 2 nokey z1
+        ZUNION 0 z1
+        ZUNION 3 z1 z2
+        ZUNION 1 z1 WEIGHTS 1 2
+        ZUNION 1 z1 WEIGHTS x
+        ZUNION 1 z1 AGGREGATE foo
+        ZDIFF 1 z1 WEIGHTS 1
+        ZUNIONSTORE out 2 z1 z2
+        ZRANGE out 0 -1 WITHSCORES
+        ZUNIONSTORE out 2 z1 z2 WITHSCORES
+        ZUNIONSTORE out 0 z1
+        ZINTERSTORE out 2 z1 z2 WEIGHTS 1 1 AGGREGATE SUM
+        ZRANGE out 0 -1 WITHSCORES
+        ZDIFFSTORE out 2 z1 z2
+        ZRANGE out 0 -1 WITHSCORES
+        ZINTERSTORE out 2 z1 nokey
+        EXISTS out
+        ZINTERCARD 2 z1 z2
+        ZINTERCARD 2 z1 z2 LIMIT 1
+        ZINTERCARD 0 z1
+        ZINTERCARD 3 z1 z2
+        ZINTERCARD 1 z1 LIMIT -1
+        ZADD inf 1 a
+        ZUNION 1 inf WEIGHTS +inf WITHSCORES
+        ZADD infb +inf a
+        ZUNION 2 inf infb WEIGHTS 0 1 WITHSCORES
+        ZPOPMIN z1
+        ZPOPMAX z1
+        ZPOPMIN z2 2
+        ZPOPMAX z2 10
+        EXISTS z2
+        ZPOPMIN z1 0
+        ZPOPMIN z1 -1
+        ZPOPMIN nokey
+        ZPOPMIN nokey 2
+        ZADD p 1 a 2 b 3 c 4 d
+        ZMPOP 1 p MIN
+        ZMPOP 2 nokey p MAX COUNT 2
+        ZMPOP 1 nokey MIN
+        ZMPOP 0 p MIN
+        ZMPOP 2 p MIN
+        ZMPOP 1 p foo
+        ZMPOP 1 p MIN COUNT 0
+        BZPOPMIN nokey p 0
+        BZPOPMAX nokey 0.01
+        BZMPOP 0.01 1 nokey MIN
+        BZPOPMIN nokey -1
+        ZADD r 1 a 2 b 3 c
+        ZRANDMEMBER nokey
+        ZRANDMEMBER nokey 3
+        ZRANDMEMBER r 0
+        ZRANDMEMBER r 10
+        ZRANDMEMBER r 10 WITHSCORES
+        ZRANDMEMBER r -9223372036854775808
+        ZRANDMEMBER r 1 foo
+        %ZRANDMEMBER r 2
+        %ZRANDMEMBER r -5 WITHSCORES
+        ?ZRANDMEMBER r
+        ZSCAN r 0
+        ZSCAN r 0 MATCH a*
+        ZSCAN nokey 0
+        ZSCAN r x
+        SET str v
+        ZADD str 1 a
+        ZRANGE str 0 1
+        ZSCORE str a
+        ZUNION 2 r str
+        ZPOPMIN str
+        ZMPOP 2 nokey str MIN
+        BZPOPMIN str 0
+        ZRANGESTORE dst str 0 1
+        ZADD long 1 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+        OBJECT ENCODING long
+        CONFIG SET zset-max-listpack-entries 2
+        ZADD small 1 a 2 b
+        OBJECT ENCODING small
+        ZADD small 3 c
+        OBJECT ENCODING small
+        ZRANGE small 0 -1 WITHSCORES
+        ZRANGESTORE dst2 small 0 0
+        OBJECT ENCODING dst2
+        ZUNIONSTORE dst3 1 small
+        OBJECT ENCODING dst3
+        CONFIG SET zset-max-listpack-entries 128
+        "#,
+    );
+}

@@ -122,3 +122,93 @@ fn random_sequences_match_redis() {
         }
     }
 }
+
+const CKEYS: &[&str] = &["c1", "c2", "c3", "s"];
+const MEMBERS: &[&str] = &["a", "b", "c", "1", "2", "10", "-3", "x y", ""];
+/// Scores whose binary value is exact, so both servers print them alike.
+const SCORES: &[&str] = &["1", "2.5", "-3", "0", "+inf", "-inf", "0.25", "abc", "7"];
+
+/// One random collection command over keys that may hold any type.
+fn random_collection_command(rng: &mut StdRng) -> (Vec<String>, Compare) {
+    let k = pick(rng, CKEYS).to_string();
+    let k2 = pick(rng, CKEYS).to_string();
+    let m = pick(rng, MEMBERS).to_string();
+    let m2 = pick(rng, MEMBERS).to_string();
+    let sc = pick(rng, SCORES).to_string();
+    let a = rng.random_range(-4i64..5).to_string();
+    let b = rng.random_range(-4i64..5).to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let (exact, unordered) = (Compare::Exact, Compare::Unordered);
+    let side = if rng.random_bool(0.5) { "LEFT" } else { "RIGHT" };
+    match rng.random_range(0..46) {
+        0 => (s(&["HSET", &k, &m, &m2]), exact),
+        1 => (s(&["HGET", &k, &m]), exact),
+        2 => (s(&["HDEL", &k, &m, &m2]), exact),
+        3 => (s(&["HGETALL", &k]), exact),
+        4 => (s(&["HINCRBY", &k, &m, &a]), exact),
+        5 => (s(&["HLEN", &k]), exact),
+        6 => (s(&["HSETNX", &k, &m, &m2]), exact),
+        7 => (s(&["HMGET", &k, &m, &m2]), exact),
+        8 => (s(&["SADD", &k, &m, &m2]), exact),
+        9 => (s(&["SREM", &k, &m]), exact),
+        10 => (s(&["SMEMBERS", &k]), unordered),
+        11 => (s(&["SISMEMBER", &k, &m]), exact),
+        12 => (s(&["SCARD", &k]), exact),
+        13 => (s(&["SINTER", &k, &k2]), unordered),
+        14 => (s(&["SUNIONSTORE", &k, &k2, "s"]), exact),
+        15 => (s(&["SDIFF", &k, &k2]), unordered),
+        16 => (s(&["SMOVE", &k, &k2, &m]), exact),
+        17 => (s(&["LPUSH", &k, &m, &m2]), exact),
+        18 => (s(&["RPUSH", &k, &m]), exact),
+        19 => (s(&["LPOP", &k]), exact),
+        20 => (s(&["RPOP", &k, "2"]), exact),
+        21 => (s(&["LRANGE", &k, &a, &b]), exact),
+        22 => (s(&["LINDEX", &k, &a]), exact),
+        23 => (s(&["LSET", &k, &a, &m]), exact),
+        24 => (s(&["LREM", &k, &a, &m]), exact),
+        25 => (s(&["LINSERT", &k, if rng.random_bool(0.5) { "BEFORE" } else { "AFTER" }, &m, &m2]), exact),
+        26 => (s(&["LTRIM", &k, &a, &b]), exact),
+        27 => (s(&["LMOVE", &k, &k2, side, "LEFT"]), exact),
+        28 => (s(&["LPOS", &k, &m, "RANK", if a == "0" { "1" } else { &a }, "COUNT", "0"]), exact),
+        29 => (s(&["LMPOP", "2", &k, &k2, side, "COUNT", "2"]), exact),
+        30 => (s(&["ZADD", &k, &sc, &m]), exact),
+        31 => {
+            let opts: &[&str] = &["NX", "XX", "GT", "LT", "CH", "INCR"];
+            (s(&["ZADD", &k, pick(rng, opts), &sc, &m]), exact)
+        }
+        32 => (s(&["ZRANGE", &k, &a, &b, "WITHSCORES"]), exact),
+        33 => (s(&["ZRANGE", &k, "-inf", "+inf", "BYSCORE", "REV", "LIMIT", "0", &b, "WITHSCORES"]), exact),
+        34 => (s(&["ZREM", &k, &m]), exact),
+        35 => (s(&["ZINCRBY", &k, &sc, &m]), exact),
+        36 => (s(&["ZRANK", &k, &m]), exact),
+        37 => (s(&["ZSCORE", &k, &m]), exact),
+        38 => (s(&["ZCOUNT", &k, &format!("({sc}"), "+inf"]), exact),
+        39 => (s(&["ZPOPMIN", &k, "2"]), exact),
+        40 => (s(&["ZUNIONSTORE", &k, "2", &k2, "s", "WEIGHTS", "2", "1"]), exact),
+        41 => (s(&["ZINTER", "2", &k, &k2, "WITHSCORES"]), exact),
+        42 => (s(&["ZREMRANGEBYRANK", &k, &a, &b]), exact),
+        43 => (s(&["TYPE", &k]), exact),
+        44 => (s(&["RENAME", &k, &k2]), exact),
+        _ => (s(&["DEL", &k]), exact),
+    }
+}
+
+#[test]
+fn random_collection_sequences_match_redis() {
+    for resp3 in [false, true] {
+        for seed in 1..=20u64 {
+            let Some(mut p) = pair(resp3) else { return };
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut history = Vec::new();
+            for _ in 0..300 {
+                let (cmd, how) = random_collection_command(&mut rng);
+                let args: Vec<Vec<u8>> = cmd.iter().map(|a| a.as_bytes().to_vec()).collect();
+                history.push(cmd.join(" "));
+                if let Some(d) = compare(&mut p.ours, &mut p.theirs, &args, how) {
+                    let tail = history.iter().rev().take(15).rev().cloned().collect::<Vec<_>>().join("\n    ");
+                    panic!("seed {seed} RESP{}: {d}\n  last commands:\n    {tail}", if resp3 { 3 } else { 2 });
+                }
+            }
+        }
+    }
+}

@@ -108,3 +108,21 @@ fn killed_or_disconnected_waiters_do_not_swallow_pushes() {
     let len: i64 = con.llen("k").unwrap();
     assert_eq!(len, 1, "nobody may have popped the element");
 }
+
+#[test]
+fn bzpopmin_is_served_by_zadd() {
+    for proto in [Proto::Resp2, Proto::Resp3] {
+        let server = spawn_server();
+        let mut a = server.conn(proto);
+        let h = thread::spawn(move || {
+            let v: (String, String, f64) = cmd("BZPOPMIN").arg("z1").arg("z2").arg(0).query(&mut a).unwrap();
+            v
+        });
+        wait_blocked(&server, 1);
+        let mut con = server.conn(proto);
+        let _: i64 = cmd("ZADD").arg("z2").arg(2).arg("two").arg(1).arg("one").query(&mut con).unwrap();
+        assert_eq!(h.join().unwrap(), ("z2".to_string(), "one".to_string(), 1.0));
+        let left: Vec<String> = con.zrange("z2", 0, -1).unwrap();
+        assert_eq!(left, vec!["two"]);
+    }
+}

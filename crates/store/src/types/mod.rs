@@ -54,3 +54,128 @@ pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
         Some((start as usize, end as usize))
     }
 }
+
+/// Model-based tests: each type against a std collection under random
+/// operations with small thresholds, so every encoding switch is crossed.
+#[cfg(test)]
+mod model_tests {
+    use super::*;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+    fn small() -> Limits {
+        Limits {
+            hash_max_listpack_entries: 4,
+            hash_max_listpack_value: 3,
+            set_max_intset_entries: 5,
+            set_max_listpack_entries: 4,
+            set_max_listpack_value: 3,
+            zset_max_listpack_entries: 4,
+            zset_max_listpack_value: 3,
+            list_max_listpack_size: 3,
+        }
+    }
+
+    fn member() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![(-20i64..20).prop_map(|i| i.to_string().into_bytes()), "[a-e]{0,5}".prop_map(String::into_bytes)]
+    }
+
+    proptest! {
+        #[test]
+        fn hash_matches_model(ops in proptest::collection::vec((any::<bool>(), member(), member()), 0..60)) {
+            let lim = small();
+            let mut h = hash::Hash::default();
+            let mut model = BTreeMap::new();
+            for (ins, f, v) in ops {
+                if ins {
+                    let new = h.insert(Bytes::from(f.clone()), Bytes::from(v.clone()), &lim);
+                    prop_assert_eq!(new, model.insert(f, v).is_none());
+                } else {
+                    prop_assert_eq!(h.remove(&f).map(|b| b.to_vec()), model.remove(&f));
+                }
+                if h.encoding() == "listpack" {
+                    prop_assert!(h.len() <= lim.hash_max_listpack_entries);
+                }
+            }
+            let got: BTreeMap<Vec<u8>, Vec<u8>> = h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+            prop_assert_eq!(got, model);
+        }
+
+        #[test]
+        fn set_matches_model(ops in proptest::collection::vec((any::<bool>(), member()), 0..60)) {
+            let lim = small();
+            let mut s: Option<set::Set> = None;
+            let mut model = BTreeSet::new();
+            for (ins, m) in ops {
+                let set = s.get_or_insert_with(|| set::Set::for_first(&m, 1, &lim));
+                if ins {
+                    prop_assert_eq!(set.insert(&m, &lim), model.insert(m.clone()));
+                } else {
+                    prop_assert_eq!(set.remove(&m), model.remove(&m));
+                }
+                match set.encoding() {
+                    "intset" => prop_assert!(set.len() <= lim.set_max_intset_entries),
+                    "listpack" => prop_assert!(set.len() <= lim.set_max_listpack_entries),
+                    _ => {}
+                }
+                for x in &model {
+                    prop_assert!(set.contains(x));
+                }
+            }
+            let got: BTreeSet<Vec<u8>> = s.map(|s| s.members().iter().map(|b| b.to_vec()).collect()).unwrap_or_default();
+            prop_assert_eq!(got, model);
+        }
+
+        #[test]
+        fn list_matches_model(ops in proptest::collection::vec((0u8..5, member()), 0..60)) {
+            let lim = small();
+            let mut l = list::List::default();
+            let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+            for (op, v) in ops {
+                match op {
+                    0 => { l.grow_check(v.len(), 1, &lim); l.push_front(Bytes::from(v.clone())); model.push_front(v); }
+                    1 => { l.grow_check(v.len(), 1, &lim); l.push_back(Bytes::from(v.clone())); model.push_back(v); }
+                    2 => prop_assert_eq!(l.pop_front().map(|b| b.to_vec()), model.pop_front()),
+                    3 => prop_assert_eq!(l.pop_back().map(|b| b.to_vec()), model.pop_back()),
+                    _ => {
+                        let n = l.remove_matching(0, false, |x| x.as_ref() == v.as_slice());
+                        let before = model.len();
+                        model.retain(|x| *x != v);
+                        prop_assert_eq!(n, before - model.len());
+                    }
+                }
+                l.shrink_check(&lim);
+                if l.encoding() == "listpack" {
+                    prop_assert!(l.len() <= lim.list_max_listpack_size as usize);
+                }
+            }
+            prop_assert_eq!(l.iter().map(|b| b.to_vec()).collect::<VecDeque<_>>(), model);
+        }
+
+        #[test]
+        fn zset_matches_model(ops in proptest::collection::vec((any::<bool>(), member(), -5i32..5), 0..60)) {
+            let lim = small();
+            let mut z = zset::ZSet::with_hint(1, 1, &lim);
+            let mut model: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
+            for (ins, m, sc) in ops {
+                let sc = sc as f64 / 2.0;
+                if ins {
+                    prop_assert_eq!(z.insert(&m, sc, &lim), model.insert(m, sc));
+                } else {
+                    prop_assert_eq!(z.remove(&m), model.remove(&m));
+                }
+                if z.encoding() == "listpack" {
+                    prop_assert!(z.len() <= lim.zset_max_listpack_entries);
+                }
+            }
+            let mut want: Vec<(f64, Vec<u8>)> = model.iter().map(|(m, s)| (*s, m.clone())).collect();
+            want.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then_with(|| a.1.cmp(&b.1)));
+            let got: Vec<(f64, Vec<u8>)> = z.iter().map(|e| (e.score, e.member.to_vec())).collect();
+            prop_assert_eq!(&got, &want);
+            for (r, (_, m)) in want.iter().enumerate() {
+                prop_assert_eq!(z.rank(m), Some(r));
+            }
+        }
+    }
+}
