@@ -550,3 +550,62 @@ fn sorted_set_commands_match_redis() {
         "#,
     );
 }
+
+/// DUMP payloads made by redis-server, in every encoding it uses (listpack,
+/// intset, hashtable, skiplist, quicklist), RESTORE into Larder with the
+/// same contents.
+#[test]
+fn redis_dump_payloads_restore_in_larder() {
+    let Some(mut p) = crate::pair(false) else { return };
+    let big: Vec<String> = (0..300).map(|i| format!("member-{i}")).collect();
+    let mut setup: Vec<Vec<String>> = vec![
+        vec!["HSET".into(), "h_small".into(), "a".into(), "1".into(), "b".into(), "x".into()],
+        vec!["SADD".into(), "s_ints".into(), "1".into(), "-70000".into(), "5000000000".into()],
+        vec!["SADD".into(), "s_words".into(), "a".into(), "b".into()],
+        vec!["ZADD".into(), "z_small".into(), "1".into(), "a".into(), "-2.5".into(), "b".into()],
+        vec!["RPUSH".into(), "l_small".into(), "a".into(), "7".into(), "-5000".into()],
+    ];
+    let mut h = vec!["HSET".to_string(), "h_big".into()];
+    let mut s = vec!["SADD".to_string(), "s_big".into()];
+    let mut z = vec!["ZADD".to_string(), "z_big".into()];
+    let mut l = vec!["RPUSH".to_string(), "l_big".into()];
+    for (i, m) in big.iter().enumerate() {
+        h.extend([m.clone(), i.to_string()]);
+        s.push(m.clone());
+        z.extend([(i as f64 / 4.0).to_string(), m.clone()]);
+        l.push(m.repeat(5));
+    }
+    setup.extend([h, s, z, l]);
+    for c in &setup {
+        p.theirs.call(c).unwrap();
+    }
+    let reads: &[(&str, &[&str])] = &[
+        ("h_small", &["HGETALL"]),
+        ("h_big", &["HGETALL"]),
+        ("s_ints", &["SMEMBERS"]),
+        ("s_words", &["SMEMBERS"]),
+        ("s_big", &["SMEMBERS"]),
+        ("z_small", &["ZRANGE", "0", "-1", "WITHSCORES"]),
+        ("z_big", &["ZRANGE", "0", "-1", "WITHSCORES"]),
+        ("l_small", &["LRANGE", "0", "-1"]),
+        ("l_big", &["LRANGE", "0", "-1"]),
+    ];
+    for (key, read) in reads {
+        let larder_protocol::Frame::Bulk(payload) = p.theirs.call(&["DUMP", key]).unwrap() else {
+            panic!("DUMP {key}")
+        };
+        let r = p.ours.call(&[&b"RESTORE"[..], key.as_bytes(), b"0", &payload]).unwrap();
+        assert_eq!(r, larder_protocol::Frame::simple("OK"), "RESTORE {key}");
+        let mut args: Vec<&str> = vec![read[0], key];
+        args.extend(&read[1..]);
+        let how = if read[0] == "SMEMBERS" || *key == "h_big" {
+            larder_testkit::diff::Compare::Unordered
+        } else {
+            larder_testkit::diff::Compare::Exact
+        };
+        let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
+        if let Some(d) = larder_testkit::diff::compare(&mut p.ours, &mut p.theirs, &args, how) {
+            panic!("{key}: {d}");
+        }
+    }
+}

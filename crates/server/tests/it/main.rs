@@ -3,6 +3,7 @@
 
 mod binary;
 mod blocking;
+mod collections;
 mod connection;
 mod effects;
 mod expire;
