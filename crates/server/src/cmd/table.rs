@@ -157,6 +157,7 @@ impl CommandSpec {
             "hash" => cats.push("@hash"),
             "set" => cats.push("@set"),
             "sorted-set" => cats.push("@sortedset"),
+            "bitmap" => cats.push("@bitmap"),
             _ => {}
         }
         if self.has(flags::ADMIN) {
@@ -240,6 +241,7 @@ impl CommandTable {
             super::set::COMMANDS,
             super::list::COMMANDS,
             super::zset::COMMANDS,
+            super::bitmap::COMMANDS,
         ];
         let map = groups
             .iter()

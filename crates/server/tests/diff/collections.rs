@@ -609,3 +609,96 @@ fn redis_dump_payloads_restore_in_larder() {
         }
     }
 }
+
+#[test]
+fn bitmap_commands_match_redis() {
+    check_script(
+        r#"
+        SETBIT b 7 1
+        SETBIT b 7 0
+        SETBIT b 100 1
+        GETBIT b 100
+        GETBIT b 99
+        GETBIT b 100000
+        GETBIT nokey 3
+        GET b
+        STRLEN b
+        SETBIT b 4294967296 1
+        SETBIT b -1 1
+        SETBIT b x 1
+        SETBIT b 1 2
+        GETBIT b x
+        SET s foobar
+        BITCOUNT s
+        BITCOUNT s 0 0
+        BITCOUNT s 1 1
+        BITCOUNT s -2 -1
+        BITCOUNT s 5 30 BIT
+        BITCOUNT s 0 -1 BYTE
+        BITCOUNT s 3 1
+        BITCOUNT s 1 1 foo
+        BITCOUNT s 0 x
+        BITCOUNT nokey
+        BITPOS s 1
+        BITPOS s 0
+        BITPOS s 1 2
+        BITPOS s 1 2 -1
+        BITPOS s 0 1 2 BIT
+        BITPOS s 1 7 15 BIT
+        BITPOS s 1 100
+        BITPOS s 2
+        BITPOS nokey 0
+        BITPOS nokey 1
+        SET ones "\xff\xff"
+        BITPOS ones 0
+        BITPOS ones 0 0 -1
+        BITPOS ones 0 0
+        SET k1 abc
+        SET k2 "\x01\x02"
+        BITOP AND d k1 k2
+        GET d
+        BITOP OR d k1 k2 nokey
+        GET d
+        BITOP XOR d k1 k2
+        GET d
+        BITOP NOT d k1
+        GET d
+        BITOP NOT d k1 k2
+        BITOP FOO d k1
+        BITOP AND d nokey
+        EXISTS d
+        BITFIELD bf SET u8 0 200 GET u8 0 GET i8 0
+        BITFIELD bf INCRBY u8 0 100
+        BITFIELD bf OVERFLOW SAT INCRBY u8 0 100
+        BITFIELD bf OVERFLOW FAIL INCRBY u8 0 100
+        BITFIELD bf OVERFLOW WRAP INCRBY i8 0 100 INCRBY i8 0 -300
+        BITFIELD bf SET i5 #2 -7 GET i5 #2 GET u5 #2
+        BITFIELD bf SET u4 3 18 GET u4 3
+        BITFIELD bf OVERFLOW SAT SET i4 0 100 GET i4 0 SET u3 0 -1 GET u3 0
+        BITFIELD bf SET i64 0 -1 GET i64 0 INCRBY i64 0 1
+        BITFIELD bf OVERFLOW FAIL INCRBY i64 0 -9223372036854775808 INCRBY i64 0 -1
+        BITFIELD bf GET u63 1
+        GET bf
+        BITFIELD nokey GET u8 0 GET i16 4
+        EXISTS nokey
+        BITFIELD bf GET x 0
+        BITFIELD bf GET u64 0
+        BITFIELD bf GET i65 0
+        BITFIELD bf GET u0 0
+        BITFIELD bf OVERFLOW foo
+        BITFIELD bf GET u8 -1
+        BITFIELD bf INCRBY u8 0
+        BITFIELD bf FOO u8 0
+        BITFIELD bf SET u8 0 x
+        BITFIELD_RO bf GET u8 0 GET i4 #1
+        BITFIELD_RO bf SET u8 0 1
+        BITFIELD_RO bf OVERFLOW SAT GET u8 0
+        LPUSH list a
+        SETBIT list 0 1
+        GETBIT list 0
+        BITCOUNT list
+        BITOP AND d list
+        BITFIELD list GET u8 0
+        "#,
+    );
+}
