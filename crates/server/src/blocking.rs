@@ -48,6 +48,8 @@ pub struct BlockState {
     pub deadline: Option<Instant>,
     /// Sent if the deadline passes (a null array for BLPOP, null for BLMOVE).
     pub timeout_reply: Frame,
+    /// What a retry must reuse from the first run (XREAD's `$` IDs).
+    pub memo: Vec<Bytes>,
 }
 
 #[derive(Default)]

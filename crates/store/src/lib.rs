@@ -22,6 +22,7 @@ pub use types::{
     hash::Hash,
     list::List,
     set::Set,
+    stream::{Stream, StreamId},
     zset::{ZEntry, ZSet},
     Limits,
 };

@@ -2,7 +2,7 @@
 //! as Redis does and integers cost no allocation. Collection types arrive
 //! as boxed variants, each implemented in its own module under `types`.
 
-use crate::types::{hash::Hash, list::List, set::Set, zset::ZSet};
+use crate::types::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
 use bytes::Bytes;
 
 /// Longest string Redis stores as `embstr`.
@@ -85,6 +85,7 @@ pub enum Value {
     Hash(Box<Hash>),
     Set(Box<Set>),
     ZSet(Box<ZSet>),
+    Stream(Box<Stream>),
 }
 
 macro_rules! accessors {
@@ -113,6 +114,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -123,6 +125,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -131,6 +134,7 @@ impl Value {
     accessors!(Hash, Hash, as_hash, as_hash_mut);
     accessors!(Set, Set, as_set, as_set_mut);
     accessors!(ZSet, ZSet, as_zset, as_zset_mut);
+    accessors!(Stream, Stream, as_stream, as_stream_mut);
 }
 
 #[cfg(test)]

@@ -488,7 +488,7 @@ fn dump(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     Ok(match ctx.lock(key).peek(key) {
         None => Frame::Null,
-        Some(e) => Frame::Bulk(larder_persist::dump_payload(&e.value)),
+        Some(e) => Frame::Bulk(larder_persist::dump_payload(&e.value).map_err(|e| CmdError::Err(e.to_string()))?),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod list;
 pub mod server;
 pub mod set;
+pub mod stream;
 pub mod string;
 pub mod table;
 pub mod zset;
@@ -63,6 +64,7 @@ impl<'a> Ctx<'a> {
                 keys,
                 deadline: timeout.map(|d| std::time::Instant::now() + d),
                 timeout_reply,
+                memo: Vec::new(),
             });
         }
         self.client.wants_block = true;

@@ -399,7 +399,7 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         let now_s = (ctx.now / 1000) as u32;
         let mut tx = ctx.lock(key);
         let e = tx.peek(key).ok_or(CmdError::NoSuchKey)?;
-        let serialized = larder_persist::dump_payload(&e.value).len() - 10;
+        let serialized = larder_persist::dump_payload(&e.value).map_or(0, |p| p.len() - 10);
         let text = format!(
             "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
             e.value.encoding(),

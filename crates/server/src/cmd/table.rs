@@ -158,6 +158,7 @@ impl CommandSpec {
             "set" => cats.push("@set"),
             "sorted-set" => cats.push("@sortedset"),
             "bitmap" => cats.push("@bitmap"),
+            "stream" => cats.push("@stream"),
             _ => {}
         }
         if self.has(flags::ADMIN) {
@@ -242,6 +243,7 @@ impl CommandTable {
             super::list::COMMANDS,
             super::zset::COMMANDS,
             super::bitmap::COMMANDS,
+            super::stream::COMMANDS,
         ];
         let map = groups
             .iter()

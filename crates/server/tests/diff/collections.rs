@@ -702,3 +702,154 @@ fn bitmap_commands_match_redis() {
         "#,
     );
 }
+
+#[test]
+fn stream_commands_match_redis() {
+    check_script(
+        r#"
+        XADD s 1-1 a 1
+        XADD s 1-2 b 2 c 3
+        XADD s 2 d 4
+        XADD s 2-* e 5
+        XADD s 3-* f 6
+        XADD s 1-5 x 1
+        XADD s 0-0 x 1
+        XADD s 0 x 1
+        XADD s abc x 1
+        XADD s 5-x x 1
+        XADD s 10-0 x
+        XADD s MAXLEN -1 11-0 x 1
+        XADD s MAXLEN 1 MINID 1 11-0 x 1
+        XADD s MAXLEN = 3 LIMIT 5 11-0 x 1
+        XADD nos NOMKSTREAM 1-1 a 1
+        EXISTS nos
+        XLEN s
+        XLEN nos
+        XRANGE s - +
+        XRANGE s - + COUNT 2
+        XRANGE s - + COUNT 0
+        XRANGE s - + COUNT -1
+        XRANGE s 1 1
+        XRANGE s (1-1 +
+        XRANGE s 2 (3-0
+        XRANGE s (- +
+        XRANGE s + -
+        XRANGE s x +
+        XRANGE s - + FOO
+        XRANGE nos - +
+        XREVRANGE s + -
+        XREVRANGE s + - COUNT 1
+        XREVRANGE s (3-0 1-2
+        XDEL s 1-2 9-9
+        XDEL s bad
+        XRANGE s - +
+        XDEL nos 1-1
+        XTRIM s MAXLEN 2
+        XRANGE s - +
+        XTRIM s MINID 3
+        XTRIM s MAXLEN ~ 0 LIMIT -1
+        XTRIM s MAXLEN 0 LIMIT 1
+        XTRIM s FOO 1
+        XTRIM nos MAXLEN 0
+        XADD t 1-1 a 1
+        XADD t 1-2 b 2
+        XADD t 1-3 c 3
+        XREAD STREAMS t 0
+        XREAD COUNT 1 STREAMS t 1-1
+        XREAD STREAMS t nos 1-2 0
+        XREAD STREAMS t 1-3
+        XREAD STREAMS t $
+        XREAD STREAMS t >
+        XREAD STREAMS t
+        XREAD COUNT 1 STREAMS t
+        XREAD GROUP g c STREAMS t 0
+        XREAD FOO 1 STREAMS t 0
+        XREAD BLOCK -1 STREAMS t 0
+        XREAD BLOCK 10 STREAMS t 1-3
+        XREAD BLOCK 10 STREAMS t $
+        XGROUP CREATE t g 0
+        XGROUP CREATE t g 0
+        XGROUP CREATE t g2 $
+        XGROUP CREATE t g3 0 ENTRIESREAD -5
+        XGROUP CREATE nos g 0
+        XGROUP CREATE nos g bad MKSTREAM
+        EXISTS nos
+        XGROUP CREATE nos g $ MKSTREAM
+        XLEN nos
+        XINFO GROUPS t
+        XREADGROUP GROUP g alice COUNT 1 STREAMS t >
+        XREADGROUP GROUP g bob STREAMS t >
+        XREADGROUP GROUP g bob STREAMS t >
+        XREADGROUP GROUP g alice STREAMS t 0
+        XREADGROUP GROUP g alice STREAMS t $
+        XREADGROUP GROUP nog alice STREAMS t >
+        XREADGROUP GROUP g alice STREAMS nokey >
+        XREADGROUP GROUP g alice NOACK STREAMS t 0
+        XREADGROUP GROUP g2 carol NOACK STREAMS t >
+        XADD t 1-4 d 4
+        XREADGROUP GROUP g2 carol NOACK STREAMS t >
+        XINFO GROUPS t
+        XPENDING t g
+        XPENDING t g2
+        XPENDING t nog
+        XPENDING nokey g
+        XPENDING t g - +
+        XPENDING t g IDLE x - + 10
+        XPENDING t g + - 10
+        XPENDING t g - + 0
+        XACK t g 1-1 9-9
+        XACK t g bad
+        XACK t nog 1-2
+        XACK nokey g 1-2
+        XPENDING t g
+        XDEL t 1-2
+        XREADGROUP GROUP g bob STREAMS t 0
+        XCLAIM t g alice x 1-2
+        XCLAIM t nog alice 0 1-2
+        XCLAIM t g alice 0 bad
+        XCLAIM t g alice 0 1-3 JUSTID
+        XCLAIM t g alice 0 1-2 1-3
+        XPENDING t g
+        XCLAIM t g alice 0 1-4 FORCE JUSTID
+        XPENDING t g
+        XCLAIM t g alice 0 1-3 FOO
+        XAUTOCLAIM t g bob 0 0 COUNT 0
+        XAUTOCLAIM t nog bob 0 0
+        XAUTOCLAIM t g bob 0 0 COUNT 1 JUSTID
+        XAUTOCLAIM t g bob 0 0
+        XPENDING t g
+        XGROUP CREATECONSUMER t g dave
+        XGROUP CREATECONSUMER t g dave
+        XGROUP CREATECONSUMER t nog dave
+        XGROUP DELCONSUMER t g bob
+        XGROUP DELCONSUMER t g nobody
+        XGROUP SETID t g 0
+        XGROUP SETID t g $ ENTRIESREAD 3
+        XGROUP SETID t nog 0
+        XGROUP SETID nokey g 0
+        XGROUP DESTROY t g3
+        XGROUP DESTROY t g
+        XGROUP DESTROY nokey g
+        XINFO GROUPS t
+        XINFO GROUPS nokey
+        XINFO STREAM nokey
+        XINFO CONSUMERS t nog
+        ?XINFO STREAM t
+        ?XINFO CONSUMERS t g2
+        XSETID t 0-5
+        XSETID nokey 1-1
+        XSETID t 5-5 ENTRIESADDED 0
+        XSETID t 5-5 MAXDELETEDID 6-0
+        XSETID t 9-9 ENTRIESADDED 100 MAXDELETEDID 1-2
+        XADD t 9-9 z 1
+        XADD t * z 1
+        SET str v
+        XADD str 1-1 a 1
+        XRANGE str - +
+        XLEN str
+        XREAD STREAMS str 0
+        XGROUP CREATE str g 0
+        XINFO STREAM str
+        "#,
+    );
+}

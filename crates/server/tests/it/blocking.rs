@@ -126,3 +126,44 @@ fn bzpopmin_is_served_by_zadd() {
         assert_eq!(left, vec!["two"]);
     }
 }
+
+#[test]
+fn xread_block_dollar_and_xreadgroup_block_are_served_by_xadd() {
+    for proto in [Proto::Resp2, Proto::Resp3] {
+        let server = spawn_server();
+        let mut con = server.conn(proto);
+        let _: String = cmd("XADD").arg("s").arg("1-1").arg("old").arg("1").query(&mut con).unwrap();
+        let _: () = cmd("XGROUP").arg("CREATE").arg("s").arg("g").arg("$").query(&mut con).unwrap();
+        let mut a = server.conn(proto);
+        let reader = thread::spawn(move || {
+            let v: redis::Value =
+                cmd("XREAD").arg("BLOCK").arg(0).arg("STREAMS").arg("s").arg("$").query(&mut a).unwrap();
+            v
+        });
+        wait_blocked(&server, 1);
+        let mut b = server.conn(proto);
+        let grouped = thread::spawn(move || {
+            let v: redis::Value = cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("g")
+                .arg("c")
+                .arg("BLOCK")
+                .arg(0)
+                .arg("STREAMS")
+                .arg("s")
+                .arg(">")
+                .query(&mut b)
+                .unwrap();
+            v
+        });
+        wait_blocked(&server, 2);
+        let _: String = cmd("XADD").arg("s").arg("2-1").arg("new").arg("2").query(&mut con).unwrap();
+        for v in [reader.join().unwrap(), grouped.join().unwrap()] {
+            let text = format!("{v:?}");
+            assert!(text.contains("2-1") && !text.contains("1-1"), "{text}");
+        }
+        // The group delivered it to c: it is pending there.
+        let pending: (i64, String, String, redis::Value) = cmd("XPENDING").arg("s").arg("g").query(&mut con).unwrap();
+        assert_eq!((pending.0, pending.1.as_str()), (1, "2-1"));
+    }
+}

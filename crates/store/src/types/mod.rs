@@ -11,6 +11,7 @@ pub mod list;
 pub mod listpack;
 pub mod ordered;
 pub mod set;
+pub mod stream;
 pub mod zset;
 
 /// The encoding thresholds, with Redis's config names and defaults.
