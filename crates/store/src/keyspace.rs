@@ -160,7 +160,15 @@ impl<'a> Guards<'a> {
     fn get(&mut self, idx: usize) -> &mut Shard {
         let found = match self {
             Guards::One(i, g) => (*i == idx).then_some(&mut **g),
-            Guards::Many(v) => v.iter_mut().find(|(i, _)| *i == idx).map(|(_, g)| &mut **g),
+            Guards::Many(v) => {
+                // lock_all holds every shard in order: index directly.
+                let pos = if v.get(idx).is_some_and(|(i, _)| *i == idx) {
+                    Some(idx)
+                } else {
+                    v.iter().position(|(i, _)| *i == idx)
+                };
+                pos.map(|p| &mut *v[p].1)
+            }
         };
         found.expect("command touched a key whose shard it did not lock")
     }

@@ -244,6 +244,7 @@ impl CommandTable {
             super::zset::COMMANDS,
             super::bitmap::COMMANDS,
             super::stream::COMMANDS,
+            super::sort::COMMANDS,
         ];
         let map = groups
             .iter()

@@ -853,3 +853,56 @@ fn stream_commands_match_redis() {
         "#,
     );
 }
+
+#[test]
+fn sort_matches_redis() {
+    check_script(
+        r#"
+        RPUSH l 3 1 2 10 -5 2.5
+        SORT l
+        SORT l DESC
+        SORT l ALPHA
+        SORT l ALPHA DESC
+        SORT l LIMIT 1 2
+        SORT l LIMIT -1 2
+        SORT l LIMIT 2 -1
+        SORT l LIMIT 10 5
+        RPUSH w b a c
+        SORT w
+        SORT w ALPHA
+        SORT_RO w ALPHA DESC
+        SADD s 5 3 9
+        SORT s
+        ZADD z 3 c 1 a 2 b
+        SORT z ALPHA
+        SORT z BY nosort
+        SORT z BY nosort DESC
+        SORT z BY nosort LIMIT 0 2
+        MSET weight_a 30 weight_b 10 weight_c 20 obj_a A obj_b B
+        SORT w BY weight_*
+        SORT w BY weight_* DESC GET obj_* GET #
+        SORT w BY weight_* GET nothere_*
+        HSET h_a f 3
+        HSET h_b f 1
+        HSET h_c f 2
+        SORT w BY h_*->f
+        SORT w BY h_*->f GET h_*->f GET #
+        SORT w BY h_*->missing
+        SORT w GET # GET weight_*
+        SORT l STORE dst
+        LRANGE dst 0 -1
+        SORT w ALPHA STORE dst
+        LRANGE dst 0 -1
+        SORT nokey STORE dst
+        EXISTS dst
+        SORT nokey
+        SORT l BY
+        SORT l FOO
+        SORT_RO l STORE dst
+        SET str v
+        SORT str
+        SORT w BY weight_* STORE str
+        TYPE str
+        "#,
+    );
+}
