@@ -5,6 +5,7 @@
 
 pub mod bitmap;
 pub mod connection;
+pub mod geo;
 pub mod hash;
 pub mod keys;
 pub mod list;

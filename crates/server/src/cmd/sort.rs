@@ -97,10 +97,10 @@ fn run(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResult {
     } else {
         ctx.lock_keys([key].into_iter().chain(r.store))
     };
-    let (elems, is_zset, is_list): (Vec<Bytes>, bool, bool) = match tx.get(key) {
-        None => (vec![], false, false),
+    let (elems, is_zset): (Vec<Bytes>, bool) = match tx.get(key) {
+        None => (vec![], false),
         Some(e) => match &e.value {
-            Value::List(l) => (l.iter().cloned().collect(), false, true),
+            Value::List(l) => (l.iter().cloned().collect(), false),
             Value::Set(s) => {
                 let mut m = s.members();
                 // Sets have no order of their own: sort them for a stable
@@ -108,13 +108,12 @@ fn run(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResult {
                 if dont_sort {
                     m.sort();
                 }
-                (m, false, false)
+                (m, false)
             }
-            Value::ZSet(z) => (z.iter().map(|e| e.member.clone()).collect(), true, false),
+            Value::ZSet(z) => (z.iter().map(|e| e.member.clone()).collect(), true),
             _ => return Err(CmdError::WrongType),
         },
     };
-    let _ = is_list;
     let mut items: Vec<(Bytes, Option<f64>, Option<Bytes>)> = Vec::with_capacity(elems.len());
     for el in elems {
         if dont_sort {

@@ -159,6 +159,7 @@ impl CommandSpec {
             "sorted-set" => cats.push("@sortedset"),
             "bitmap" => cats.push("@bitmap"),
             "stream" => cats.push("@stream"),
+            "geo" => cats.push("@geo"),
             _ => {}
         }
         if self.has(flags::ADMIN) {
@@ -245,6 +246,7 @@ impl CommandTable {
             super::bitmap::COMMANDS,
             super::stream::COMMANDS,
             super::sort::COMMANDS,
+            super::geo::COMMANDS,
         ];
         let map = groups
             .iter()

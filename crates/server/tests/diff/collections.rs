@@ -906,3 +906,76 @@ fn sort_matches_redis() {
         "#,
     );
 }
+
+#[test]
+fn geo_commands_match_redis() {
+    check_script(
+        r#"
+        GEOADD g 13.361389 38.115556 Palermo 15.087269 37.502669 Catania
+        GEOADD g 2.349014 48.864716 Paris -0.127758 51.507351 London
+        GEOADD g NX 0 0 Palermo
+        GEOADD g XX CH 13.4 38.1 Palermo 1 1 nobody
+        GEOADD g 200 100 x
+        GEOADD g 1 2
+        GEOADD g NX XX 1 2 a
+        GEOADD g abc 2 a
+        ZRANGE g 0 -1 WITHSCORES
+        GEOPOS g Palermo nope Paris
+        GEOPOS nokey a
+        GEODIST g Palermo Catania
+        GEODIST g Palermo Catania km
+        GEODIST g Paris London mi
+        GEODIST g Paris London ft
+        GEODIST g Paris nope
+        GEODIST g Paris London foo
+        GEODIST nokey a b
+        GEOHASH g Palermo Catania nope
+        GEOHASH nokey a
+        ~GEOSEARCH g FROMLONLAT 15 37 BYRADIUS 200 km
+        GEOSEARCH g FROMLONLAT 15 37 BYRADIUS 200 km ASC
+        GEOSEARCH g FROMLONLAT 15 37 BYRADIUS 2000 km DESC WITHDIST WITHCOORD WITHHASH
+        GEOSEARCH g FROMLONLAT 15 37 BYRADIUS 2000 km COUNT 2
+        GEOSEARCH g FROMLONLAT 15 37 BYRADIUS 2000 km COUNT 2 DESC WITHDIST
+        %GEOSEARCH g FROMLONLAT 15 37 BYRADIUS 2000 km COUNT 1 ANY
+        GEOSEARCH g FROMMEMBER Paris BYBOX 1000 1000 km ASC WITHDIST
+        GEOSEARCH g FROMMEMBER Paris BYBOX 100 100 km
+        GEOSEARCH g FROMMEMBER nope BYRADIUS 1 km
+        GEOSEARCH g FROMLONLAT 15 37 BYRADIUS 200 km COUNT 0
+        GEOSEARCH g FROMLONLAT 15 37 BYRADIUS 200 km ANY
+        GEOSEARCH g FROMLONLAT 15 37 BYRADIUS 200 foo
+        GEOSEARCH g FROMLONLAT 15 37 FROMMEMBER Paris BYRADIUS 200 km
+        GEOSEARCH g FROMLONLAT 15 37 BYRADIUS 200 km BYBOX 1 1 km
+        GEOSEARCH g FROMLONLAT 15 37 BYRADIUS 200 km STORE x
+        GEOSEARCH nokey FROMLONLAT 15 37 BYRADIUS 200 km
+        GEOSEARCHSTORE dst g FROMLONLAT 15 37 BYRADIUS 2000 km
+        ZRANGE dst 0 -1 WITHSCORES
+        GEOSEARCHSTORE dst g FROMLONLAT 15 37 BYRADIUS 2000 km STOREDIST ASC COUNT 2
+        # Distances print as %.17g in redis 7.0 and shortest in 7.2: compare
+        # members and score ranges rather than the text.
+        ZRANGE dst 0 -1
+        ZCOUNT dst 56.44125787015 56.44125787016
+        GEOSEARCHSTORE dst g FROMLONLAT 15 37 BYRADIUS 200 km WITHDIST
+        GEOSEARCHSTORE dst nokey FROMLONLAT 15 37 BYRADIUS 200 km
+        EXISTS dst
+        GEORADIUS g 15 37 2000 km ASC
+        GEORADIUS g 15 37 2000 km WITHDIST WITHCOORD COUNT 3
+        GEORADIUS g 15 37 2000 km STORE out
+        ~ZRANGE out 0 -1
+        GEORADIUS g 15 37 2000 km STOREDIST out ASC
+        ZRANGE out 0 -1
+        ZCOUNT out 1669.5005492286 1669.5005492287
+        GEORADIUS g 15 37 200 km STORE x WITHDIST
+        GEORADIUS g 15 37 200 km FROMMEMBER x
+        GEORADIUS_RO g 15 37 2000 km ASC WITHHASH
+        GEORADIUS_RO g 15 37 2000 km STORE x
+        GEORADIUSBYMEMBER g Paris 500 km ASC WITHDIST
+        GEORADIUSBYMEMBER_RO g Paris 500 km ASC
+        GEORADIUSBYMEMBER g nope 500 km
+        GEORADIUS g 15 37 -1 km
+        SET str v
+        GEOADD str 1 1 a
+        GEOPOS str a
+        GEOSEARCH str FROMLONLAT 15 37 BYRADIUS 200 km
+        "#,
+    );
+}
