@@ -7,6 +7,7 @@ pub mod bitmap;
 pub mod connection;
 pub mod geo;
 pub mod hash;
+pub mod hll;
 pub mod keys;
 pub mod list;
 pub mod server;

@@ -160,6 +160,7 @@ impl CommandSpec {
             "bitmap" => cats.push("@bitmap"),
             "stream" => cats.push("@stream"),
             "geo" => cats.push("@geo"),
+            "hyperloglog" => cats.push("@hyperloglog"),
             _ => {}
         }
         if self.has(flags::ADMIN) {
@@ -247,6 +248,7 @@ impl CommandTable {
             super::stream::COMMANDS,
             super::sort::COMMANDS,
             super::geo::COMMANDS,
+            super::hll::COMMANDS,
         ];
         let map = groups
             .iter()

@@ -979,3 +979,42 @@ fn geo_commands_match_redis() {
         "#,
     );
 }
+
+#[test]
+fn hyperloglog_commands_match_redis() {
+    let mut script = String::from(
+        r#"
+        PFADD h1 a b c
+        GET h1
+        PFCOUNT h1
+        GET h1
+        PFADD h1 a
+        PFADD h1 d
+        PFADD empty
+        GET empty
+        PFCOUNT empty
+        PFCOUNT nokey
+        PFCOUNT h1 nokey empty
+        SET s foo
+        PFADD s a
+        PFCOUNT s
+        PFCOUNT h1 s
+        PFMERGE s h1
+        PFMERGE m h1 empty nokey
+        GET m
+        PFCOUNT m
+        LPUSH l a
+        PFADD l a
+        SET fake "HYLL\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x7f\xfe"
+        PFCOUNT fake
+        PFADD fake a
+        "#,
+    );
+    // Enough elements to promote to dense, in batches, comparing bytes.
+    for batch in 0..20 {
+        let elems: Vec<String> = (0..100).map(|i| format!("e{}", batch * 100 + i)).collect();
+        script.push_str(&format!("PFADD big {}\nPFCOUNT big\nGET big\n", elems.join(" ")));
+    }
+    script.push_str("PFMERGE m2 big h1\nGET m2\nPFCOUNT m2 h1 big\nPFMERGE h1 big\nGET h1\n");
+    check_script(&script);
+}

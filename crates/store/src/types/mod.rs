@@ -7,6 +7,7 @@
 //! modules do the parsing and shaping, these do the data structure work.
 
 pub mod hash;
+pub mod hll;
 pub mod list;
 pub mod listpack;
 pub mod ordered;
