@@ -144,12 +144,13 @@ pub fn put_value(out: &mut BytesMut, value: &Value) -> Result<(), RdbError> {
                 put_bytes(out, &listpack::encode(node));
             }
         }
-        Value::Hash(h) => match h.as_ref() {
-            Hash::Listpack(pairs) => {
+        Value::Hash(h) if h.has_field_ttls() => return Err(RdbError::Unsupported("hash with field TTLs")),
+        Value::Hash(h) => match h.listpack_pairs() {
+            Some(pairs) => {
                 out.put_u8(RDB_TYPE_HASH_LISTPACK);
                 put_bytes(out, &listpack::encode(pairs.iter().flat_map(|(f, v)| [f.as_ref(), v.as_ref()])));
             }
-            Hash::Table(_) => {
+            None => {
                 out.put_u8(RDB_TYPE_HASH);
                 put_len(out, h.len() as u64);
                 for (f, v) in h.iter() {

@@ -72,8 +72,11 @@ pub enum CmdError {
 }
 
 impl CmdError {
+    /// The error reply. Texts may quote user input (a key, an option),
+    /// so CR and LF become spaces, as Redis's `addReplyErrorLength` does:
+    /// an error must stay one protocol line.
     pub fn to_frame(&self) -> Frame {
-        Frame::error(self.to_string())
+        Frame::error(self.to_string().replace(['\r', '\n'], " "))
     }
 
     /// The error code Redis counts in INFO errorstats ("ERR", "WRONGTYPE").

@@ -2,6 +2,10 @@
 //! hash-max-listpack-*) lives in `larder_store::Hash`; this module parses,
 //! replies in RESP2/RESP3 shapes, and emits each write as its effect
 //! (HINCRBYFLOAT becomes HSET with the result, as Redis propagates it).
+//!
+//! Per-field TTLs follow Redis 7.4 (HEXPIRE, HTTL, HPERSIST, …). A field
+//! past its deadline is removed, with an HDEL effect, the next time any
+//! hash command touches the key.
 
 use super::string::float_add;
 use super::table::{flags::*, CommandSpec, KeySpec};
@@ -9,7 +13,7 @@ use super::{drop_if_empty, get_as, get_or_create, parse_f64, parse_i64, Args, Cm
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
-use larder_store::{Hash, Value};
+use larder_store::{Hash, Tx, Value};
 use rand::Rng;
 
 pub(super) static COMMANDS: &[CommandSpec] = &[
@@ -29,15 +33,48 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("hexists", 3, READONLY | FAST, KeySpec::single(1), hexists).doc("hash", "2.0.0", "Determines whether a field exists in a hash."),
     CommandSpec::new("hrandfield", -2, READONLY, KeySpec::single(1), hrandfield).doc("hash", "6.2.0", "Returns one or more random fields from a hash."),
     CommandSpec::new("hscan", -3, READONLY, KeySpec::single(1), hscan).doc("hash", "2.8.0", "Iterates over fields and values of a hash."),
+    CommandSpec::new("hexpire", -6, WRITE | DENYOOM | FAST, KeySpec::single(1), hexpire).doc("hash", "7.4.0", "Set expiry for hash field using relative time to expire (seconds)"),
+    CommandSpec::new("hpexpire", -6, WRITE | DENYOOM | FAST, KeySpec::single(1), hpexpire).doc("hash", "7.4.0", "Set expiry for hash field using relative time to expire (milliseconds)"),
+    CommandSpec::new("hexpireat", -6, WRITE | DENYOOM | FAST, KeySpec::single(1), hexpireat).doc("hash", "7.4.0", "Set expiry for hash field using an absolute Unix timestamp (seconds)"),
+    CommandSpec::new("hpexpireat", -6, WRITE | DENYOOM | FAST, KeySpec::single(1), hpexpireat).doc("hash", "7.4.0", "Set expiry for hash field using an absolute Unix timestamp (milliseconds)"),
+    CommandSpec::new("httl", -5, READONLY | FAST, KeySpec::single(1), httl).doc("hash", "7.4.0", "Returns the TTL in seconds of a hash field."),
+    CommandSpec::new("hpttl", -5, READONLY | FAST, KeySpec::single(1), hpttl).doc("hash", "7.4.0", "Returns the TTL in milliseconds of a hash field."),
+    CommandSpec::new("hexpiretime", -5, READONLY | FAST, KeySpec::single(1), hexpiretime).doc("hash", "7.4.0", "Returns the expiration time of a hash field as a Unix timestamp, in seconds."),
+    CommandSpec::new("hpexpiretime", -5, READONLY | FAST, KeySpec::single(1), hpexpiretime).doc("hash", "7.4.0", "Returns the expiration time of a hash field as a Unix timestamp, in msec."),
+    CommandSpec::new("hpersist", -5, WRITE | FAST, KeySpec::single(1), hpersist).doc("hash", "7.4.0", "Removes the expiration time for each specified field"),
 ];
 
 fn new_hash() -> Value {
     Value::Hash(Box::default())
 }
 
+/// The hash at `key`, after removing fields whose TTL has passed (each
+/// emitted as HDEL, and the key deleted if none remain); None if missing.
+fn live<'t>(tx: &'t mut Tx<'_>, key: &[u8]) -> Result<Option<&'t mut Hash>, CmdError> {
+    let now = tx.now();
+    let (expired, empty) = match get_as(tx, key, Value::as_hash_mut)? {
+        None => return Ok(None),
+        Some(h) => (h.purge_expired(now), h.is_empty()),
+    };
+    for f in &expired {
+        tx.emit(&[b"HDEL", key, f]);
+    }
+    if empty {
+        tx.remove(key);
+        return Ok(None);
+    }
+    get_as(tx, key, Value::as_hash_mut)
+}
+
 /// The hash at `key` for reading; None if missing.
-fn read<'t>(tx: &'t mut larder_store::Tx<'_>, key: &[u8]) -> Result<Option<&'t Hash>, CmdError> {
-    Ok(get_as(tx, key, Value::as_hash_mut)?.map(|h| &*h))
+fn read<'t>(tx: &'t mut Tx<'_>, key: &[u8]) -> Result<Option<&'t Hash>, CmdError> {
+    Ok(live(tx, key)?.map(|h| &*h))
+}
+
+/// As `live`, creating an empty hash if the key is missing.
+fn live_or_create<'t>(tx: &'t mut Tx<'_>, key: &[u8]) -> Result<&'t mut Hash, CmdError> {
+    live(tx, key)?;
+    get_or_create(tx, key, Value::as_hash_mut, new_hash)
 }
 
 /// HSET / HMSET key field value [field value ...]
@@ -49,7 +86,7 @@ fn hset(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     let lim = ctx.client.limits;
     let mut tx = ctx.lock(key);
-    let h = get_or_create(&mut tx, key, Value::as_hash_mut, new_hash)?;
+    let h = live_or_create(&mut tx, key)?;
     let mut added = 0;
     while let (Some(f), Some(v)) = (args.next(), args.next()) {
         added += h.insert(Bytes::copy_from_slice(f), Bytes::copy_from_slice(v), &lim) as i64;
@@ -66,7 +103,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if read(&mut tx, key)?.is_some_and(|h| h.contains(field)) {
         return Ok(Frame::Integer(0));
     }
-    let h = get_or_create(&mut tx, key, Value::as_hash_mut, new_hash)?;
+    let h = live_or_create(&mut tx, key)?;
     h.insert(Bytes::copy_from_slice(field), Bytes::copy_from_slice(value), &lim);
     tx.emit(&[b"HSET", key, field, value]);
     Ok(Frame::Integer(1))
@@ -93,7 +130,7 @@ fn hmget(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 fn hdel(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     let mut tx = ctx.lock(key);
-    let Some(h) = get_as(&mut tx, key, Value::as_hash_mut)? else { return Ok(Frame::Integer(0)) };
+    let Some(h) = live(&mut tx, key)? else { return Ok(Frame::Integer(0)) };
     let removed = args.rest().into_iter().filter(|f| h.remove(f).is_some()).count();
     let empty = h.is_empty();
     if removed > 0 {
@@ -124,7 +161,7 @@ fn hincrby(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let delta = parse_i64(args.next_arg()?)?;
     let lim = ctx.client.limits;
     let mut tx = ctx.lock(key);
-    let h = get_or_create(&mut tx, key, Value::as_hash_mut, new_hash)?;
+    let h = live_or_create(&mut tx, key)?;
     let current = match h.get(field) {
         None => 0,
         Some(v) => larder_store::value::parse_canonical_i64(v)
@@ -132,7 +169,7 @@ fn hincrby(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     };
     let next = current.checked_add(delta).ok_or(CmdError::Overflow)?;
     let text = Bytes::copy_from_slice(itoa::Buffer::new().format(next).as_bytes());
-    h.insert(Bytes::copy_from_slice(field), text.clone(), &lim);
+    h.insert_keep_ttl(Bytes::copy_from_slice(field), text.clone(), &lim);
     tx.emit(&[b"HSET", key, field, &text]);
     Ok(Frame::Integer(next))
 }
@@ -143,11 +180,11 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let delta = parse_f64(delta_text)?;
     let lim = ctx.client.limits;
     let mut tx = ctx.lock(key);
-    let h = get_or_create(&mut tx, key, Value::as_hash_mut, new_hash)?;
+    let h = live_or_create(&mut tx, key)?;
     let current_text = h.get(field).cloned().unwrap_or(Bytes::from_static(b"0"));
     let current = parse_f64(&current_text).map_err(|_| CmdError::Err("hash value is not a float".into()))?;
     let text = Bytes::from(float_add(&current_text, current, delta_text, delta)?);
-    h.insert(Bytes::copy_from_slice(field), text.clone(), &lim);
+    h.insert_keep_ttl(Bytes::copy_from_slice(field), text.clone(), &lim);
     tx.emit(&[b"HSET", key, field, &text]);
     Ok(Frame::Bulk(text))
 }
@@ -252,4 +289,173 @@ fn hscan(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
     });
     Ok(ScanOpts::reply(next, found))
+}
+
+/// `FIELDS numfields field [field ...]`, the tail of the field-TTL commands.
+fn parse_fields<'a>(args: &mut Args<'a>) -> Result<Vec<&'a [u8]>, CmdError> {
+    if !args.next().is_some_and(|a| super::eq_ic(a, "fields")) {
+        return Err(CmdError::Err("Mandatory argument FIELDS is missing or not at the right position".into()));
+    }
+    let n = args
+        .next()
+        .and_then(|a| parse_i64(a).ok())
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| CmdError::Err("Number of fields must be a positive integer".into()))?;
+    if n as usize != args.remaining() {
+        return Err(CmdError::Err("The `numfields` parameter must match the number of arguments".into()));
+    }
+    Ok(args.rest())
+}
+
+/// Largest field deadline Redis 7.4 accepts, in ms (2^46 - 1).
+const MAX_FIELD_DEADLINE: i64 = (1 << 46) - 1;
+
+/// HEXPIRE / HPEXPIRE / HEXPIREAT / HPEXPIREAT key time [NX|XX|GT|LT] FIELDS numfields field ...
+fn field_expire(ctx: &mut Ctx<'_>, mut args: Args<'_>, unit_ms: i64, absolute: bool) -> CmdResult {
+    let name = String::from_utf8_lossy(args.get(0)).to_lowercase();
+    let key = args.next_arg()?;
+    let now = ctx.now;
+    let mut tx = ctx.lock(key);
+    read(&mut tx, key)?;
+    let t = parse_i64(args.next_arg()?)?;
+    if t < 0 {
+        return Err(CmdError::Err("invalid expire time, must be >= 0".into()));
+    }
+    let bad_time = || CmdError::InvalidExpire(name.clone());
+    let ms = t.checked_mul(unit_ms).filter(|ms| *ms <= MAX_FIELD_DEADLINE).ok_or_else(bad_time)?;
+    let at = if absolute {
+        ms
+    } else {
+        ms.checked_add(now as i64).filter(|a| *a <= MAX_FIELD_DEADLINE).ok_or_else(bad_time)?
+    };
+    let cond = match args.peek() {
+        Some(a) if super::eq_ic(a, "nx") || super::eq_ic(a, "xx") || super::eq_ic(a, "gt") || super::eq_ic(a, "lt") => {
+            args.next();
+            Some(a.to_ascii_lowercase())
+        }
+        _ => None,
+    };
+    let fields = parse_fields(&mut args)?;
+    let Some(h) = live(&mut tx, key)? else {
+        return Ok(Frame::Array(fields.iter().map(|_| Frame::Integer(-2)).collect()));
+    };
+    let (mut out, mut set, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
+    for f in &fields {
+        if !h.contains(f) {
+            out.push(Frame::Integer(-2));
+            continue;
+        }
+        let cur = h.field_ttl(f);
+        let ok = match cond.as_deref() {
+            Some(b"nx") => cur.is_none(),
+            Some(b"xx") => cur.is_some(),
+            Some(b"gt") => cur.is_some_and(|c| at as u64 > c),
+            Some(b"lt") => cur.is_none_or(|c| (at as u64) < c),
+            _ => true,
+        };
+        if !ok {
+            out.push(Frame::Integer(0));
+        } else if at as u64 <= now {
+            h.remove(f);
+            deleted.push(*f);
+            out.push(Frame::Integer(2));
+        } else {
+            h.set_field_ttl(f, at as u64);
+            set.push(*f);
+            out.push(Frame::Integer(1));
+        }
+    }
+    let empty = h.is_empty();
+    for f in &deleted {
+        tx.emit(&[b"HDEL", key, f]);
+    }
+    if !set.is_empty() {
+        let (at, n) = (at.to_string(), set.len().to_string());
+        let mut effect: Vec<&[u8]> = vec![b"HPEXPIREAT", key, at.as_bytes(), b"FIELDS", n.as_bytes()];
+        effect.extend(&set);
+        tx.emit(&effect);
+    }
+    drop_if_empty(&mut tx, key, empty);
+    Ok(Frame::Array(out))
+}
+
+fn hexpire(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    field_expire(ctx, args, 1000, false)
+}
+
+fn hpexpire(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    field_expire(ctx, args, 1, false)
+}
+
+fn hexpireat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    field_expire(ctx, args, 1000, true)
+}
+
+fn hpexpireat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    field_expire(ctx, args, 1, true)
+}
+
+/// HTTL / HPTTL / HEXPIRETIME / HPEXPIRETIME key FIELDS numfields field ...
+fn field_ttl(ctx: &mut Ctx<'_>, mut args: Args<'_>, unit_ms: u64, absolute: bool) -> CmdResult {
+    let key = args.next_arg()?;
+    let now = ctx.now;
+    let mut tx = ctx.lock(key);
+    read(&mut tx, key)?;
+    let fields = parse_fields(&mut args)?;
+    let h = read(&mut tx, key)?;
+    let out = fields.iter().map(|f| match h {
+        Some(h) if h.contains(f) => match h.field_ttl(f) {
+            None => Frame::Integer(-1),
+            Some(at) if absolute => Frame::Integer((at / unit_ms) as i64),
+            // Round to the nearest unit, as Redis's TTL does.
+            Some(at) => Frame::Integer(((at.saturating_sub(now) + unit_ms / 2) / unit_ms) as i64),
+        },
+        _ => Frame::Integer(-2),
+    });
+    Ok(Frame::Array(out.collect()))
+}
+
+fn httl(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    field_ttl(ctx, args, 1000, false)
+}
+
+fn hpttl(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    field_ttl(ctx, args, 1, false)
+}
+
+fn hexpiretime(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    field_ttl(ctx, args, 1000, true)
+}
+
+fn hpexpiretime(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    field_ttl(ctx, args, 1, true)
+}
+
+/// HPERSIST key FIELDS numfields field ...
+fn hpersist(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let key = args.next_arg()?;
+    let mut tx = ctx.lock(key);
+    read(&mut tx, key)?;
+    let fields = parse_fields(&mut args)?;
+    let Some(h) = live(&mut tx, key)? else {
+        return Ok(Frame::Array(fields.iter().map(|_| Frame::Integer(-2)).collect()));
+    };
+    let mut changed = false;
+    let out: Vec<Frame> = fields
+        .iter()
+        .map(|f| {
+            if !h.contains(f) {
+                Frame::Integer(-2)
+            } else if h.persist_field(f) {
+                changed = true;
+                Frame::Integer(1)
+            } else {
+                Frame::Integer(-1)
+            }
+        })
+        .collect();
+    if changed {
+        tx.emit(&args.all());
+    }
+    Ok(Frame::Array(out))
 }

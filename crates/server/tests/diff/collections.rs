@@ -793,6 +793,7 @@ fn stream_commands_match_redis() {
         XPENDING t g2
         XPENDING t nog
         XPENDING nokey g
+        XPENDING "no\r\nkey" g
         XPENDING t g - +
         XPENDING t g IDLE x - + 10
         XPENDING t g + - 10

@@ -159,3 +159,94 @@ fn debug_set_active_expire_disables_the_cycle() {
     let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(n, 0);
 }
+
+/// Redis 7.4's per-field TTLs: HEXPIRE and friends, under the manual clock.
+#[test]
+fn hash_field_ttls_follow_redis_74() {
+    for proto in [Proto::Resp2, Proto::Resp3] {
+        let (s, clock) = server();
+        let mut con = s.conn(proto);
+        let cmd = redis::cmd;
+        let _: () = con.hset_multiple("h", &[("a", "1"), ("b", "2"), ("c", "3")]).unwrap();
+        let r: Vec<i64> =
+            cmd("HEXPIRE").arg("h").arg(10).arg("FIELDS").arg(2).arg("a").arg("nope").query(&mut con).unwrap();
+        assert_eq!(r, vec![1, -2]);
+        let enc: String = cmd("OBJECT").arg("ENCODING").arg("h").query(&mut con).unwrap();
+        assert_eq!(enc, "listpackex");
+        let r: Vec<i64> =
+            cmd("HTTL").arg("h").arg("FIELDS").arg(3).arg("a").arg("b").arg("nope").query(&mut con).unwrap();
+        assert_eq!(r, vec![10, -1, -2]);
+        let r: Vec<i64> = cmd("HPEXPIRETIME").arg("h").arg("FIELDS").arg(1).arg("a").query(&mut con).unwrap();
+        assert_eq!(r, vec![(T0 + 10_000) as i64]);
+        // Conditions: NX fails on a field with a TTL, GT against "no TTL" fails, LT succeeds.
+        let r: Vec<i64> = cmd("HPEXPIRE")
+            .arg("h")
+            .arg(5000)
+            .arg("NX")
+            .arg("FIELDS")
+            .arg(2)
+            .arg("a")
+            .arg("b")
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(r, vec![0, 1]);
+        let r: Vec<i64> =
+            cmd("HEXPIRE").arg("h").arg(100).arg("GT").arg("FIELDS").arg(1).arg("c").query(&mut con).unwrap();
+        assert_eq!(r, vec![0]);
+        let r: Vec<i64> =
+            cmd("HEXPIRE").arg("h").arg(100).arg("LT").arg("FIELDS").arg(1).arg("c").query(&mut con).unwrap();
+        assert_eq!(r, vec![1]);
+        let r: Vec<i64> = cmd("HPERSIST").arg("h").arg("FIELDS").arg(2).arg("c").arg("c").query(&mut con).unwrap();
+        assert_eq!(r, vec![1, -1]);
+        // b expires at +5 s, a at +10 s; HSET clears a field's TTL.
+        clock.advance(5_000);
+        let b: Option<String> = con.hget("h", "b").unwrap();
+        assert_eq!(b, None);
+        let n: i64 = con.hlen("h").unwrap();
+        assert_eq!(n, 2);
+        let _: () = con.hset("h", "a", "fresh").unwrap();
+        clock.advance(10_000);
+        let all: std::collections::HashMap<String, String> = con.hgetall("h").unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        // A time in the past deletes the field at once; the last field takes the key.
+        let r: Vec<i64> =
+            cmd("HEXPIREAT").arg("h").arg(1).arg("FIELDS").arg(2).arg("a").arg("c").query(&mut con).unwrap();
+        assert_eq!(r, vec![2, 2]);
+        let exists: bool = con.exists("h").unwrap();
+        assert!(!exists);
+        let r: Vec<i64> = cmd("HTTL").arg("h").arg("FIELDS").arg(1).arg("a").query(&mut con).unwrap();
+        assert_eq!(r, vec![-2]);
+        // Errors.
+        let e: RedisResult<Vec<i64>> = cmd("HEXPIRE").arg("h").arg(10).arg("FIELDS").arg(2).arg("a").query(&mut con);
+        assert!(e.unwrap_err().to_string().contains("numfields"));
+        let e: RedisResult<Vec<i64>> = cmd("HEXPIRE").arg("h").arg(10).arg("a").arg(1).arg("a").query(&mut con);
+        assert!(e.unwrap_err().to_string().contains("Mandatory argument FIELDS"));
+        let e: RedisResult<Vec<i64>> = cmd("HEXPIRE").arg("h").arg(-1).arg("FIELDS").arg(1).arg("a").query(&mut con);
+        assert!(e.unwrap_err().to_string().contains("invalid expire time"));
+    }
+}
+
+/// A field TTL makes an HDEL effect when the field is reclaimed.
+#[test]
+fn expired_hash_fields_are_deleted_through_the_effect_stream() {
+    let (s, clock) = server();
+    let log = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    struct Sink(std::sync::Arc<parking_lot::Mutex<Vec<String>>>);
+    impl larder_store::EffectSink for Sink {
+        fn apply(&self, e: &larder_store::Effect<'_>) {
+            self.0
+                .lock()
+                .push(e.args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" "));
+        }
+    }
+    s.shared.keyspace.effects.subscribe(std::sync::Arc::new(Sink(log.clone())));
+    let mut con = s.conn(Proto::Resp2);
+    let _: () = con.hset_multiple("h", &[("a", "1"), ("b", "2")]).unwrap();
+    let _: Vec<i64> = redis::cmd("HEXPIRE").arg("h").arg(1).arg("FIELDS").arg(1).arg("a").query(&mut con).unwrap();
+    clock.advance(1_000);
+    let n: i64 = con.hlen("h").unwrap();
+    assert_eq!(n, 1);
+    let log = log.lock();
+    assert!(log.iter().any(|l| l.starts_with("HPEXPIREAT h ") && l.ends_with("FIELDS 1 a")), "{log:?}");
+    assert!(log.contains(&"HDEL h a".to_string()), "{log:?}");
+}

@@ -90,6 +90,7 @@ fn random_arguments_never_break_a_connection() {
     let Frame::Array(names) = raw.call(&["COMMAND", "LIST"]).unwrap() else { panic!() };
     let mut rng = StdRng::seed_from_u64(42);
     let mut calls = 0;
+    let mut history = Vec::new();
     for name in names {
         let Frame::Bulk(name) = name else { panic!() };
         let name = String::from_utf8_lossy(&name).into_owned();
@@ -102,11 +103,13 @@ fn random_arguments_never_break_a_connection() {
             for _ in 0..rng.random_range(0..7) {
                 args.push(POOL[rng.random_range(0..POOL.len())].as_bytes().to_vec());
             }
+            let shown = args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" ");
+            history.push(shown);
             let reply = raw.call(&args);
             assert!(
                 reply.is_ok(),
-                "connection lost after {:?}",
-                args.iter().map(|a| String::from_utf8_lossy(a)).collect::<Vec<_>>()
+                "connection lost ({reply:?}); last commands:\n{}",
+                history[history.len().saturating_sub(8)..].join("\n")
             );
             calls += 1;
         }

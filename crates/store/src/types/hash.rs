@@ -5,6 +5,10 @@
 //! The map is an `IndexMap` for the reasons the keyspace uses one: HSCAN
 //! walks it from the top index down with a stable cursor, and HRANDFIELD
 //! picks by index in O(1).
+//!
+//! Per-field TTLs (Redis 7.4's HEXPIRE family) live in a side map that
+//! exists only once a field has had a TTL, so plain hashes pay one null
+//! pointer. A small hash that has one reports `listpackex`, as 7.4 does.
 
 use super::Limits;
 use bytes::Bytes;
@@ -13,22 +17,41 @@ use indexmap::IndexMap;
 type Map = IndexMap<Bytes, Bytes, foldhash::fast::RandomState>;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Hash {
+pub enum HashData {
     Listpack(Vec<(Bytes, Bytes)>),
     Table(Map),
 }
 
+use HashData as H;
+
+/// Field deadlines, absolute ms.
+type Ttls = std::collections::HashMap<Bytes, u64, foldhash::fast::RandomState>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hash {
+    data: HashData,
+    ttl: Option<Box<Ttls>>,
+}
+
 impl Default for Hash {
     fn default() -> Self {
-        Hash::Listpack(Vec::new())
+        Hash { data: H::Listpack(Vec::new()), ttl: None }
     }
 }
 
 impl Hash {
+    /// The pairs of a small hash (the listpack encoding), in order.
+    pub fn listpack_pairs(&self) -> Option<&[(Bytes, Bytes)]> {
+        match &self.data {
+            H::Listpack(v) => Some(v),
+            H::Table(_) => None,
+        }
+    }
+
     pub fn len(&self) -> usize {
-        match self {
-            Hash::Listpack(v) => v.len(),
-            Hash::Table(m) => m.len(),
+        match &self.data {
+            H::Listpack(v) => v.len(),
+            H::Table(m) => m.len(),
         }
     }
 
@@ -37,33 +60,81 @@ impl Hash {
     }
 
     pub fn encoding(&self) -> &'static str {
-        match self {
-            Hash::Listpack(_) => "listpack",
-            Hash::Table(_) => "hashtable",
+        match (&self.data, &self.ttl) {
+            (H::Listpack(_), None) => "listpack",
+            (H::Listpack(_), Some(_)) => "listpackex",
+            (H::Table(_), _) => "hashtable",
+        }
+    }
+
+    /// Whether any field has ever had a TTL (DUMP cannot carry them yet).
+    pub fn has_field_ttls(&self) -> bool {
+        self.ttl.as_ref().is_some_and(|t| !t.is_empty())
+    }
+
+    /// A field's deadline (absolute ms), if it has one.
+    pub fn field_ttl(&self, field: &[u8]) -> Option<u64> {
+        self.ttl.as_ref()?.get(field).copied()
+    }
+
+    /// Gives an existing field a deadline.
+    pub fn set_field_ttl(&mut self, field: &[u8], at: u64) {
+        if let Some((f, _)) = self.get_pair(field) {
+            let f = f.clone();
+            self.ttl.get_or_insert_with(Default::default).insert(f, at);
+        }
+    }
+
+    /// Removes a field's deadline; true if it had one.
+    pub fn persist_field(&mut self, field: &[u8]) -> bool {
+        self.ttl.as_mut().is_some_and(|t| t.remove(field).is_some())
+    }
+
+    /// Deletes every field whose deadline is at or before `now` and
+    /// returns their names (for the HDEL effects).
+    pub fn purge_expired(&mut self, now: u64) -> Vec<Bytes> {
+        let Some(t) = &self.ttl else { return vec![] };
+        let due: Vec<Bytes> = t.iter().filter(|(_, at)| **at <= now).map(|(f, _)| f.clone()).collect();
+        for f in &due {
+            self.remove(f);
+        }
+        due
+    }
+
+    fn get_pair(&self, field: &[u8]) -> Option<(&Bytes, &Bytes)> {
+        match &self.data {
+            H::Listpack(v) => v.iter().find(|(f, _)| f == field).map(|(f, v)| (f, v)),
+            H::Table(m) => m.get_key_value(field),
         }
     }
 
     pub fn get(&self, field: &[u8]) -> Option<&Bytes> {
-        match self {
-            Hash::Listpack(v) => v.iter().find(|(f, _)| f == field).map(|(_, v)| v),
-            Hash::Table(m) => m.get(field),
-        }
+        self.get_pair(field).map(|(_, v)| v)
     }
 
     pub fn contains(&self, field: &[u8]) -> bool {
         self.get(field).is_some()
     }
 
-    /// Sets a field; true if it was new. Converts first if the field or
-    /// value is too long for a listpack, and after if there are too many.
+    /// Sets a field, dropping any TTL it had (HSET); true if it was new.
     pub fn insert(&mut self, field: Bytes, value: Bytes, lim: &Limits) -> bool {
-        if let Hash::Listpack(_) = self {
+        if let Some(t) = &mut self.ttl {
+            t.remove(&field);
+        }
+        self.insert_keep_ttl(field, value, lim)
+    }
+
+    /// Sets a field, keeping its TTL (HINCRBY); true if it was new.
+    /// Converts first if the field or value is too long for a listpack,
+    /// and after if there are too many.
+    pub fn insert_keep_ttl(&mut self, field: Bytes, value: Bytes, lim: &Limits) -> bool {
+        if let H::Listpack(_) = self.data {
             if field.len() > lim.hash_max_listpack_value || value.len() > lim.hash_max_listpack_value {
                 self.convert();
             }
         }
-        let new = match self {
-            Hash::Listpack(v) => match v.iter_mut().find(|(f, _)| *f == field) {
+        let new = match &mut self.data {
+            H::Listpack(v) => match v.iter_mut().find(|(f, _)| *f == field) {
                 Some(slot) => {
                     slot.1 = value;
                     false
@@ -73,36 +144,39 @@ impl Hash {
                     true
                 }
             },
-            Hash::Table(m) => m.insert(field, value).is_none(),
+            H::Table(m) => m.insert(field, value).is_none(),
         };
-        if matches!(self, Hash::Listpack(v) if v.len() > lim.hash_max_listpack_entries) {
+        if matches!(&self.data, H::Listpack(v) if v.len() > lim.hash_max_listpack_entries) {
             self.convert();
         }
         new
     }
 
     pub fn remove(&mut self, field: &[u8]) -> Option<Bytes> {
-        match self {
-            Hash::Listpack(v) => {
+        if let Some(t) = &mut self.ttl {
+            t.remove(field);
+        }
+        match &mut self.data {
+            H::Listpack(v) => {
                 let i = v.iter().position(|(f, _)| f == field)?;
                 Some(v.remove(i).1)
             }
-            Hash::Table(m) => m.swap_remove(field),
+            H::Table(m) => m.swap_remove(field),
         }
     }
 
     /// The pair at `i` (0..len), for random picks.
     pub fn get_index(&self, i: usize) -> Option<(&Bytes, &Bytes)> {
-        match self {
-            Hash::Listpack(v) => v.get(i).map(|(f, v)| (f, v)),
-            Hash::Table(m) => m.get_index(i),
+        match &self.data {
+            H::Listpack(v) => v.get(i).map(|(f, v)| (f, v)),
+            H::Table(m) => m.get_index(i),
         }
     }
 
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&Bytes, &Bytes)> + '_> {
-        match self {
-            Hash::Listpack(v) => Box::new(v.iter().map(|(f, v)| (f, v))),
-            Hash::Table(m) => Box::new(m.iter()),
+        match &self.data {
+            H::Listpack(v) => Box::new(v.iter().map(|(f, v)| (f, v))),
+            H::Table(m) => Box::new(m.iter()),
         }
     }
 
@@ -110,12 +184,12 @@ impl Hash {
     /// does; a table walks down from its top index (see the module doc).
     /// Returns the next cursor.
     pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bytes, &Bytes)) -> u64 {
-        match self {
-            Hash::Listpack(v) => {
+        match &self.data {
+            H::Listpack(v) => {
                 v.iter().for_each(|(f, v)| visit(f, v));
                 0
             }
-            Hash::Table(m) => scan_indexed(m.len(), cursor, count, |i| {
+            H::Table(m) => scan_indexed(m.len(), cursor, count, |i| {
                 let (f, v) = m.get_index(i).expect("index below len");
                 visit(f, v)
             }),
@@ -123,10 +197,10 @@ impl Hash {
     }
 
     fn convert(&mut self) {
-        if let Hash::Listpack(v) = self {
+        if let H::Listpack(v) = &mut self.data {
             let mut m = Map::with_capacity_and_hasher(v.len(), Default::default());
             m.extend(v.drain(..));
-            *self = Hash::Table(m);
+            self.data = H::Table(m);
         }
     }
 }
