@@ -29,7 +29,7 @@ impl Default for RequestLimits {
 
 /// One parsed command: argument positions in the input, or, for inline
 /// commands whose quoting rewrote bytes, in a private buffer.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Request {
     ranges: Vec<(usize, usize)>,
     inline: Vec<u8>,

@@ -72,10 +72,12 @@ fn resolve<'t>(shared: &'t Shared, req: &Request, input: &[u8]) -> Result<(&'t C
     }
 }
 
-fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]) -> Frame {
+/// Runs one command through every gate and returns its reply. EXEC calls
+/// this for each queued command (with `client.in_exec` set).
+pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]) -> Frame {
     let (cmd, argpos) = match resolve(shared, req, input) {
         Ok(c) => c,
-        Err(e) => return e.to_frame(),
+        Err(e) => return reject_in_multi(client, e),
     };
     let spec = cmd.spec;
     let argc = req.len() as i32;
@@ -83,12 +85,20 @@ fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]) ->
         Err(CmdError::WrongArity(cmd.full_name.clone()))
     } else if !client.authenticated && !spec.has(flags::NO_AUTH) {
         Err(CmdError::NoAuth)
+    } else if client.multi.is_some() && spec.has(flags::NO_MULTI) {
+        Err(CmdError::Err("Command not allowed inside a transaction".into()))
     } else {
         Ok(())
     };
     if let Err(e) = gate {
         cmd.stats.rejected_calls.fetch_add(1, Relaxed);
-        return e.to_frame();
+        return reject_in_multi(client, e);
+    }
+    if let Some(queue) = client.multi.as_mut() {
+        if !spec.has(flags::TX_CONTROL) {
+            queue.push((req.clone(), input.to_vec()));
+            return Frame::simple("QUEUED");
+        }
     }
     let handler = spec.handler.expect("table test: every leaf has a handler");
     // CLIENT LIST shows the running command; lock only when it changes.
@@ -97,6 +107,12 @@ fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]) ->
         client.last_cmd = id;
         client.info.meta.lock().last_cmd.clone_from(&cmd.full_name);
     }
+    // Nothing runs while EXEC does; EXEC's own queue already holds the lock.
+    let _world = match (client.in_exec, spec.has(flags::EXCLUSIVE)) {
+        (true, _) => None,
+        (false, true) => Some(World::Write(shared.world.write())),
+        (false, false) => Some(World::Read(shared.world.read())),
+    };
     let now = shared.clock.now_ms();
     // The TSC, not the OS clock: two reads per command for commandstats
     // cost ~10% of a pipelined GET with clock_gettime on this kind of VM.
@@ -111,4 +127,17 @@ fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]) ->
         cmd.stats.failed_calls.fetch_add(1, Relaxed);
         e.to_frame()
     })
+}
+
+enum World<'a> {
+    Read(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
+    Write(#[allow(dead_code)] parking_lot::RwLockWriteGuard<'a, ()>),
+}
+
+/// A command refused before it ran: inside MULTI it also dooms the EXEC.
+fn reject_in_multi(client: &mut Client, e: CmdError) -> Frame {
+    if client.multi.is_some() {
+        client.multi_error = true;
+    }
+    e.to_frame()
 }

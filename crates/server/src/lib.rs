@@ -17,6 +17,7 @@ pub mod conn;
 pub mod dispatch;
 pub mod error;
 pub mod info;
+pub mod multi;
 pub mod server;
 pub mod stats;
 

@@ -24,7 +24,7 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     pub stats: Stats,
     pub clients: Clients,
-    pub commands: CommandTable,
+    pub commands: Arc<CommandTable>,
     pub active_expire_enabled: AtomicBool,
     pub run_id: String,
     pub started: Instant,
@@ -32,6 +32,9 @@ pub struct Shared {
     /// Completed cron runs; tests wait on it instead of sleeping.
     pub cron_loops: AtomicU64,
     pub blocking: crate::blocking::Blocking,
+    /// Held for reading by every command, for writing by EXEC (see multi.rs).
+    pub world: RwLock<()>,
+    pub watches: Arc<crate::multi::Watches>,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -68,6 +71,11 @@ impl Server {
     /// A server whose keyspace reads time from `clock` (tests use a manual one).
     pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Server {
         let keyspace = Keyspace::new(config.databases, config.shards);
+        let commands = Arc::new(CommandTable::build());
+        let watches: Arc<crate::multi::Watches> = Default::default();
+        keyspace
+            .effects
+            .subscribe(Arc::new(crate::multi::WatchSink { watches: watches.clone(), commands: commands.clone() }));
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
         let (shutdown_tx, _) = watch::channel(false);
         let shared = Shared {
@@ -76,13 +84,15 @@ impl Server {
             clock,
             stats: Stats::default(),
             clients: Clients::default(),
-            commands: CommandTable::build(),
+            commands,
             active_expire_enabled: AtomicBool::new(true),
             run_id,
             started: Instant::now(),
             listen_addr: RwLock::new(None),
             cron_loops: AtomicU64::new(0),
             blocking: Default::default(),
+            world: RwLock::new(()),
+            watches,
             shutdown_tx,
         };
         Server { shared: Arc::new(shared) }
@@ -170,6 +180,8 @@ async fn cron(shared: Arc<Shared>) {
         let hz = shared.config.read().hz.max(1);
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
         if shared.active_expire_enabled.load(Relaxed) {
+            // Not in the middle of an EXEC (see multi.rs).
+            let _world = shared.world.read();
             shared.keyspace.active_expire(shared.clock.now_ms(), EXPIRE_BUDGET);
         }
         if last_timeout_check.elapsed() >= Duration::from_secs(1) {

@@ -30,12 +30,12 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
         "1.0.0",
         "Returns the given string.",
     ),
-    CommandSpec::new("quit", -1, ALLOW_BUSY | NOSCRIPT | CONN | NO_AUTH, KeySpec::NONE, quit).doc(
+    CommandSpec::new("quit", -1, ALLOW_BUSY | NOSCRIPT | CONN | NO_AUTH | TX_CONTROL, KeySpec::NONE, quit).doc(
         "connection",
         "1.0.0",
         "Closes the connection.",
     ),
-    CommandSpec::new("reset", 1, NOSCRIPT | CONN | NO_AUTH | ALLOW_BUSY, KeySpec::NONE, reset).doc(
+    CommandSpec::new("reset", 1, NOSCRIPT | CONN | NO_AUTH | ALLOW_BUSY | TX_CONTROL, KeySpec::NONE, reset).doc(
         "connection",
         "6.2.0",
         "Resets the connection.",
@@ -129,6 +129,9 @@ fn quit(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 
 /// RESET
 fn reset(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    ctx.client.multi = None;
+    ctx.client.multi_error = false;
+    super::transaction::unwatch_all(ctx);
     ctx.client.set_db(0);
     ctx.client.set_proto(Proto::Resp2);
     ctx.client.authenticated = ctx.shared.config.read().requirepass.is_empty();

@@ -650,6 +650,9 @@ fn swapdb(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (a_raw, b_raw) = (args.next_arg()?, args.next_arg()?);
     let a = parse(a_raw, "first")?;
     let b = parse(b_raw, "second")?;
+    let (ks, now) = (&ctx.shared.keyspace, ctx.now);
+    let exists = |db: usize, k: &[u8]| ks.lock(db, k, now).contains(k);
+    ctx.shared.watches.touch_if(|db, k| (db == a || db == b) && (exists(a, k) || exists(b, k)));
     ctx.shared.keyspace.swap_db(a, b);
     ctx.shared.keyspace.effects.emit(ctx.db(), &[b"SWAPDB", a_raw, b_raw]);
     Ok(Frame::ok())
@@ -672,6 +675,8 @@ fn flush_mode(args: &mut Args<'_>) -> Result<(), CmdError> {
 /// FLUSHDB [ASYNC | SYNC]
 fn flushdb(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     flush_mode(&mut args)?;
+    let (ks, now, me) = (&ctx.shared.keyspace, ctx.now, ctx.db());
+    ctx.shared.watches.touch_if(|db, k| db == me && ks.lock(db, k, now).contains(k));
     ctx.shared.keyspace.flush_db(ctx.db());
     ctx.shared.keyspace.effects.emit(ctx.db(), &[b"FLUSHDB"]);
     Ok(Frame::ok())
@@ -680,7 +685,8 @@ fn flushdb(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 /// FLUSHALL [ASYNC | SYNC]
 fn flushall(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     flush_mode(&mut args)?;
-    let ks = &ctx.shared.keyspace;
+    let (ks, now) = (&ctx.shared.keyspace, ctx.now);
+    ctx.shared.watches.touch_if(|db, k| ks.lock(db, k, now).contains(k));
     for db in 0..ks.databases() {
         ks.flush_db(db);
     }

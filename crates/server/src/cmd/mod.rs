@@ -16,6 +16,7 @@ pub mod sort;
 pub mod stream;
 pub mod string;
 pub mod table;
+pub mod transaction;
 pub mod zset;
 
 use crate::conn::client::Client;
@@ -58,6 +59,10 @@ impl<'a> Ctx<'a> {
     /// passes. Call with the keys' shard locks held (see `blocking`). On a
     /// retry the client keeps its first registration and deadline.
     pub fn block(&mut self, keys: &[&[u8]], timeout: Option<std::time::Duration>, timeout_reply: Frame) -> CmdResult {
+        // Inside EXEC nothing blocks: the command times out at once.
+        if self.client.in_exec {
+            return Ok(timeout_reply);
+        }
         if self.client.blocked.is_none() {
             let keys: Vec<bytes::Bytes> = keys.iter().map(|k| bytes::Bytes::copy_from_slice(k)).collect();
             let waiter = self.shared.blocking.register(self.client.id(), self.client.db, &keys, timeout.is_some());

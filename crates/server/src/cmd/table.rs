@@ -27,6 +27,11 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 15;
     /// Key positions depend on arguments (ZUNIONSTORE numkeys, LMPOP…).
     pub const MOVABLEKEYS: u32 = 1 << 16;
+    /// Internal, not shown by COMMAND: runs at once inside MULTI instead of
+    /// being queued (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET).
+    pub const TX_CONTROL: u32 = 1 << 24;
+    /// Internal: takes the world lock for writing (EXEC).
+    pub const EXCLUSIVE: u32 = 1 << 25;
 
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -161,6 +166,7 @@ impl CommandSpec {
             "stream" => cats.push("@stream"),
             "geo" => cats.push("@geo"),
             "hyperloglog" => cats.push("@hyperloglog"),
+            "transactions" => cats.push("@transaction"),
             _ => {}
         }
         if self.has(flags::ADMIN) {
@@ -249,6 +255,7 @@ impl CommandTable {
             super::sort::COMMANDS,
             super::geo::COMMANDS,
             super::hll::COMMANDS,
+            super::transaction::COMMANDS,
         ];
         let map = groups
             .iter()

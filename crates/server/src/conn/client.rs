@@ -72,6 +72,14 @@ pub struct Client {
     pub blocked: Option<crate::blocking::BlockState>,
     /// Set by a blocking command that found nothing to serve this run.
     pub wants_block: bool,
+    /// Commands queued since MULTI (request and its bytes).
+    pub multi: Option<Vec<(larder_protocol::Request, Vec<u8>)>>,
+    /// A command was rejected while queuing: EXEC must abort.
+    pub multi_error: bool,
+    /// Running EXEC's queue: commands must not block or queue.
+    pub in_exec: bool,
+    /// WATCH state: the dirty flag and the watched (db, key)s.
+    pub watch: Option<(crate::multi::WatchFlag, Vec<(usize, Bytes)>)>,
 }
 
 impl Client {
@@ -87,6 +95,10 @@ impl Client {
             limits: larder_store::Limits::default(),
             blocked: None,
             wants_block: false,
+            multi: None,
+            multi_error: false,
+            in_exec: false,
+            watch: None,
         }
     }
 

@@ -118,6 +118,9 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
         }
     }
     let _ = stream.shutdown().await;
+    if let Some((flag, keys)) = client.watch.take() {
+        shared.watches.unwatch(&keys, &flag);
+    }
     shared.clients.unregister(client.id());
 }
 

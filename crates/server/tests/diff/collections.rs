@@ -1019,3 +1019,72 @@ fn hyperloglog_commands_match_redis() {
     script.push_str("PFMERGE m2 big h1\nGET m2\nPFCOUNT m2 h1 big\nPFMERGE h1 big\nGET h1\n");
     check_script(&script);
 }
+
+#[test]
+fn transactions_match_redis() {
+    check_script(
+        r#"
+        EXEC
+        DISCARD
+        MULTI
+        MULTI
+        SET a 1
+        INCR a
+        LPUSH a x
+        GET a
+        BLPOP emptylist 0
+        EXEC
+        MULTI
+        SET b 1
+        NOSUCHCOMMAND
+        GET b
+        EXEC
+        EXISTS b
+        MULTI
+        SET c 1
+        GET
+        EXEC
+        MULTI
+        SET d 1
+        DISCARD
+        EXISTS d
+        WATCH a
+        MULTI
+        WATCH b
+        INCR a
+        EXEC
+        WATCH a
+        SET a 100
+        MULTI
+        INCR a
+        EXEC
+        GET a
+        WATCH a
+        UNWATCH
+        SET a 5
+        MULTI
+        INCR a
+        EXEC
+        MULTI
+        EXEC
+        WATCH nokey
+        MULTI
+        SET other 1
+        EXEC
+        WATCH a
+        DEL a
+        MULTI
+        GET a
+        EXEC
+        WATCH f
+        FLUSHDB
+        MULTI
+        PING
+        EXEC
+        MULTI
+        PING
+        RESET
+        EXEC
+        "#,
+    );
+}

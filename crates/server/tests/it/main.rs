@@ -13,6 +13,7 @@ mod protocol;
 mod server;
 mod string;
 mod tools;
+mod transactions;
 
 use larder_protocol::Proto;
 use larder_testkit::{spawn_server, TestServer};

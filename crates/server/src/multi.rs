@@ -1,0 +1,142 @@
+//! Transactions: the WATCH registry, and the world lock that makes EXEC
+//! atomic.
+//!
+//! Why a world lock: a queued command can name any key (SORT BY patterns,
+//! Lua later), and handlers take their own shard locks, which are not
+//! re-entrant. So EXEC takes `Shared::world` for writing and runs its
+//! queue with no other command in flight; every other command holds it for
+//! reading, which costs one uncontended atomic on the happy path. This is
+//! Redis's own guarantee (nothing interleaves with EXEC) without a second
+//! locking scheme inside every handler.
+//!
+//! Why watch through the effect stream: every write already reports the
+//! command that reproduces it, lazy and active expiry included. A sink
+//! turns those into "key touched" marks for watched keys only, so WATCH
+//! costs nothing while nobody watches and no write path needs its own hook.
+
+use crate::cmd::table::CommandTable;
+use bytes::Bytes;
+use hashbrown::HashMap;
+use larder_store::{Effect, EffectSink};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// One client's WATCH: a dirty flag shared by all its watched keys.
+pub type WatchFlag = Arc<AtomicBool>;
+
+#[derive(Default)]
+pub struct Watches {
+    count: AtomicUsize,
+    map: Mutex<HashMap<(usize, Bytes), Vec<WatchFlag>>>,
+}
+
+impl Watches {
+    pub fn watch(&self, db: usize, key: &[u8], flag: &WatchFlag) {
+        let mut m = self.map.lock();
+        let v = m.entry((db, Bytes::copy_from_slice(key))).or_default();
+        if !v.iter().any(|f| Arc::ptr_eq(f, flag)) {
+            v.push(flag.clone());
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn unwatch(&self, keys: &[(usize, Bytes)], flag: &WatchFlag) {
+        let mut m = self.map.lock();
+        for k in keys {
+            if let Some(v) = m.get_mut(k) {
+                let before = v.len();
+                v.retain(|f| !Arc::ptr_eq(f, flag));
+                self.count.fetch_sub(before - v.len(), Ordering::Relaxed);
+                if v.is_empty() {
+                    m.remove(k);
+                }
+            }
+        }
+    }
+
+    fn touch(&self, db: usize, key: &[u8]) {
+        if let Some(v) = self.map.lock().get(&(db, Bytes::copy_from_slice(key))) {
+            v.iter().for_each(|f| f.store(true, Ordering::Relaxed));
+        }
+    }
+
+    /// Marks watched keys for which `pred(db, key)` holds. FLUSHDB,
+    /// FLUSHALL and SWAPDB call this before they act, with "the key exists
+    /// (in either swapped database)": as in Redis, a watched key that did
+    /// not exist is not modified by emptying its database.
+    pub fn touch_if(&self, pred: impl Fn(usize, &[u8]) -> bool) {
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        // `pred` takes shard locks; writers take shard locks and then this
+        // map's (through the sink). So never hold the map while calling it.
+        let keys: Vec<(usize, Bytes)> = self.map.lock().keys().cloned().collect();
+        for (db, key) in keys {
+            if pred(db, &key) {
+                self.touch(db, &key);
+            }
+        }
+    }
+}
+
+/// Marks watched keys touched by each effect.
+pub struct WatchSink {
+    pub watches: Arc<Watches>,
+    pub commands: Arc<CommandTable>,
+}
+
+fn parse_db(a: &[u8]) -> Option<usize> {
+    std::str::from_utf8(a).ok()?.parse().ok()
+}
+
+impl EffectSink for WatchSink {
+    fn apply(&self, e: &Effect<'_>) {
+        if self.watches.count.load(Ordering::Relaxed) == 0 || e.args.is_empty() {
+            return;
+        }
+        let w = &self.watches;
+        let name = e.args[0].to_ascii_lowercase();
+        let arg = |i: usize| e.args.get(i).copied();
+        match name.as_slice() {
+            // Their handlers mark watched keys before acting (`touch_if`).
+            b"flushall" | b"flushdb" | b"swapdb" | b"multi" | b"exec" => {}
+            b"move" => {
+                if let (Some(k), Some(dst)) = (arg(1), arg(2).and_then(parse_db)) {
+                    w.touch(e.db, k);
+                    w.touch(dst, k);
+                }
+            }
+            b"copy" => {
+                let db = e.args.windows(2).find(|p| p[0].eq_ignore_ascii_case(b"db")).and_then(|p| parse_db(p[1]));
+                if let Some(k) = arg(2) {
+                    w.touch(db.unwrap_or(e.db), k);
+                }
+            }
+            // Commands that read several keys but write only their first.
+            b"sinterstore" | b"sunionstore" | b"sdiffstore" | b"zunionstore" | b"zinterstore" | b"zdiffstore"
+            | b"zrangestore" | b"pfmerge" | b"geosearchstore" => {
+                if let Some(k) = arg(1) {
+                    w.touch(e.db, k);
+                }
+            }
+            b"bitop" => {
+                if let Some(k) = arg(2) {
+                    w.touch(e.db, k);
+                }
+            }
+            _ => {
+                let Some(mut cmd) = self.commands.lookup(e.args[0]) else { return };
+                if !cmd.subs.is_empty() {
+                    match arg(1).and_then(|s| cmd.lookup_sub(s)) {
+                        Some(sub) => cmd = sub,
+                        None => return,
+                    }
+                }
+                for i in cmd.spec.keys.positions(e.args.len()) {
+                    w.touch(e.db, e.args[i]);
+                }
+            }
+        }
+    }
+}
