@@ -70,6 +70,8 @@ pub struct Config {
     pub limits: Limits,
     /// Accepted for redis.conf compatibility; lists are never compressed.
     pub list_compress_depth: u64,
+    /// client-output-buffer-limit, per class: normal, replica, pubsub.
+    pub output_limits: [crate::pubsub::BufferLimit; 3],
 }
 
 impl Default for Config {
@@ -104,6 +106,11 @@ impl Default for Config {
             shards: DEFAULT_SHARDS,
             limits: Limits::default(),
             list_compress_depth: 0,
+            output_limits: [
+                crate::pubsub::BufferLimit { hard: 0, soft: 0, soft_secs: 0 },
+                crate::pubsub::BufferLimit { hard: 256 << 20, soft: 64 << 20, soft_secs: 60 },
+                crate::pubsub::BufferLimit { hard: 32 << 20, soft: 8 << 20, soft_secs: 60 },
+            ],
         }
     }
 }
@@ -323,6 +330,46 @@ pub static PARAMS: &[Param] = &[
     limit_param!("list-max-listpack-size", list_max_listpack_size, i32::MIN, i32::MAX),
     limit_param!("list-max-ziplist-size", list_max_listpack_size, i32::MIN, i32::MAX),
     int_param!("list-compress-depth", list_compress_depth, 0, i32::MAX as u64, true),
+    Param {
+        name: "client-output-buffer-limit",
+        mutable: true,
+        get: |c| {
+            let names = ["normal", "slave", "pubsub"];
+            let parts: Vec<String> = names
+                .iter()
+                .zip(&c.output_limits)
+                .map(|(n, l)| format!("{n} {} {} {}", l.hard, l.soft, l.soft_secs))
+                .collect();
+            parts.join(" ")
+        },
+        set: |c, v| {
+            let words: Vec<&str> = v.split_whitespace().collect();
+            if words.is_empty() || !words.len().is_multiple_of(4) {
+                return Err("Wrong number of arguments in buffer limit configuration.".into());
+            }
+            let mut next = c.output_limits;
+            for w in words.chunks(4) {
+                let class = match w[0].to_ascii_lowercase().as_str() {
+                    "normal" => 0,
+                    "slave" | "replica" => 1,
+                    "pubsub" => 2,
+                    _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+                };
+                let (hard, soft) = (parse_memory(w[1]), parse_memory(w[2]));
+                let secs = w[3].parse::<u64>();
+                match (hard, soft, secs) {
+                    (Ok(hard), Ok(soft), Ok(soft_secs)) => {
+                        next[class] = crate::pubsub::BufferLimit { hard, soft, soft_secs }
+                    }
+                    _ => {
+                        return Err("Error in hard, soft or soft_seconds setting in buffer limit configuration.".into())
+                    }
+                }
+            }
+            c.output_limits = next;
+            Ok(())
+        },
+    },
 ];
 
 pub fn find_param(name: &str) -> Option<&'static Param> {

@@ -27,6 +27,15 @@ pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8
         let code = e.split(|&b| b == b' ').next().unwrap_or(b"ERR");
         shared.stats.record_error(&String::from_utf8_lossy(code));
     }
+    // Confirmations and messages this command produced come before its
+    // reply (a client that publishes to its own channel sees the message
+    // first, as with Redis).
+    for p in client.pushes.drain(..) {
+        encode(&p, client.proto, out);
+    }
+    if let Some(ob) = &client.outbox {
+        out.extend_from_slice(&ob.take());
+    }
     if !std::mem::take(&mut client.no_reply) {
         encode(&reply, client.proto, out);
     }
@@ -85,6 +94,11 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         Err(CmdError::WrongArity(cmd.full_name.clone()))
     } else if !client.authenticated && !spec.has(flags::NO_AUTH) {
         Err(CmdError::NoAuth)
+    } else if client.in_subscribed_mode() && !allowed_when_subscribed(&cmd.full_name) {
+        Err(CmdError::Err(format!(
+            "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            cmd.full_name
+        )))
     } else if client.multi.is_some() && spec.has(flags::NO_MULTI) {
         Err(CmdError::Err("Command not allowed inside a transaction".into()))
     } else {
@@ -132,6 +146,21 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
 enum World<'a> {
     Read(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
     Write(#[allow(dead_code)] parking_lot::RwLockWriteGuard<'a, ()>),
+}
+
+fn allowed_when_subscribed(name: &str) -> bool {
+    matches!(
+        name,
+        "subscribe"
+            | "unsubscribe"
+            | "psubscribe"
+            | "punsubscribe"
+            | "ssubscribe"
+            | "sunsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
+    )
 }
 
 /// A command refused before it ran: inside MULTI it also dooms the EXEC.

@@ -35,6 +35,7 @@ pub struct Shared {
     /// Held for reading by every command, for writing by EXEC (see multi.rs).
     pub world: RwLock<()>,
     pub watches: Arc<crate::multi::Watches>,
+    pub pubsub: crate::pubsub::PubSub,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -93,6 +94,7 @@ impl Server {
             blocking: Default::default(),
             world: RwLock::new(()),
             watches,
+            pubsub: Default::default(),
             shutdown_tx,
         };
         Server { shared: Arc::new(shared) }

@@ -106,9 +106,13 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
 ];
 
 /// PING [message]
-fn ping(_ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+fn ping(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if args.len() > 2 {
         return Err(CmdError::WrongArity("ping".into()));
+    }
+    // A RESP2 subscriber gets PING's answer shaped like a message.
+    if ctx.client.in_subscribed_mode() {
+        return Ok(Frame::Array(vec![Frame::bulk_static("pong"), Frame::bulk(args.next().unwrap_or(b""))]));
     }
     Ok(match args.next() {
         Some(m) => Frame::bulk(m),
@@ -129,6 +133,13 @@ fn quit(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 
 /// RESET
 fn reset(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    for (kind, what) in [
+        (crate::pubsub::Kind::Channel, "unsubscribe"),
+        (crate::pubsub::Kind::Pattern, "punsubscribe"),
+        (crate::pubsub::Kind::Shard, "sunsubscribe"),
+    ] {
+        super::pubsub::unsub(ctx, Vec::new(), kind, what, false);
+    }
     ctx.client.multi = None;
     ctx.client.multi_error = false;
     super::transaction::unwatch_all(ctx);

@@ -80,6 +80,13 @@ pub struct Client {
     pub in_exec: bool,
     /// WATCH state: the dirty flag and the watched (db, key)s.
     pub watch: Option<(crate::multi::WatchFlag, Vec<(usize, Bytes)>)>,
+    /// Where PUBLISH puts messages for this client, once it subscribes.
+    pub outbox: Option<Arc<crate::pubsub::Outbox>>,
+    /// Subscriptions: channels, patterns, shard channels.
+    pub subs: [hashbrown::HashSet<Bytes>; 3],
+    /// Frames this client's own command produced besides its reply
+    /// (SUBSCRIBE's confirmations), sent before the reply.
+    pub pushes: Vec<larder_protocol::Frame>,
 }
 
 impl Client {
@@ -99,11 +106,25 @@ impl Client {
             multi_error: false,
             in_exec: false,
             watch: None,
+            outbox: None,
+            subs: Default::default(),
+            pushes: Vec::new(),
         }
     }
 
     pub fn id(&self) -> u64 {
         self.info.id
+    }
+
+    /// Channel and pattern subscriptions (what SUBSCRIBE replies count).
+    pub fn sub_count(&self) -> usize {
+        self.subs[0].len() + self.subs[1].len()
+    }
+
+    /// In RESP2, a client with any subscription may only run the pub/sub
+    /// commands, PING, QUIT and RESET.
+    pub fn in_subscribed_mode(&self) -> bool {
+        self.proto == Proto::Resp2 && self.subs.iter().any(|s| !s.is_empty())
     }
 
     pub fn set_db(&mut self, db: usize) {
@@ -113,6 +134,9 @@ impl Client {
 
     pub fn set_proto(&mut self, proto: Proto) {
         self.proto = proto;
+        if let Some(o) = &self.outbox {
+            o.set_proto(proto);
+        }
         self.info.meta.lock().resp = if proto == Proto::Resp3 { 3 } else { 2 };
     }
 }

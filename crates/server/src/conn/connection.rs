@@ -41,12 +41,28 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
         if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
             inbuf.reserve(READ_CHUNK);
         }
+        // Subscribers also wake for messages other clients publish.
+        let outbox = client.outbox.clone();
+        let pushed = async {
+            match &outbox {
+                Some(o) => o.ready().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = stream.read_buf(&mut inbuf) => match r {
                 Ok(0) | Err(_) => break,
                 Ok(n) => { shared.stats.total_net_input_bytes.fetch_add(n as u64, Relaxed); }
             },
             _ = info.killed() => break,
+            _ = pushed => {
+                let bytes = outbox.as_ref().expect("only armed with an outbox").take();
+                out.extend_from_slice(&bytes);
+                if write_out_or_killed(&shared, &mut stream, &mut out, &info).await.is_err() {
+                    break;
+                }
+                continue;
+            }
         }
         if info.is_killed() {
             break;
@@ -100,8 +116,15 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
             shared.stats.total_commands_processed.fetch_add(processed, Relaxed);
             info.last_interaction.store(shared.uptime_ms(), Relaxed);
         }
-        if !out.is_empty() && write_out(&shared, &mut stream, &mut out).await.is_err() {
-            break;
+        if !out.is_empty() {
+            let written = if client.outbox.is_some() {
+                write_out_or_killed(&shared, &mut stream, &mut out, &info).await
+            } else {
+                write_out(&shared, &mut stream, &mut out).await
+            };
+            if written.is_err() {
+                break;
+            }
         }
         if close {
             break;
@@ -120,6 +143,14 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
     let _ = stream.shutdown().await;
     if let Some((flag, keys)) = client.watch.take() {
         shared.watches.unwatch(&keys, &flag);
+    }
+    for (kind, names) in [crate::pubsub::Kind::Channel, crate::pubsub::Kind::Pattern, crate::pubsub::Kind::Shard]
+        .into_iter()
+        .zip(std::mem::take(&mut client.subs))
+    {
+        for name in names {
+            shared.pubsub.unsubscribe(kind, &name, client.id());
+        }
     }
     shared.clients.unregister(client.id());
 }
@@ -190,6 +221,20 @@ async fn wait_blocked(
         return false;
     }
     true
+}
+
+/// A write that gives up when the client is killed (a subscriber that
+/// stopped reading would otherwise hold its task in `write_all` forever).
+async fn write_out_or_killed(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    out: &mut BytesMut,
+    info: &crate::conn::client::ClientInfo,
+) -> std::io::Result<()> {
+    tokio::select! {
+        r = write_out(shared, stream, out) => r,
+        _ = info.killed() => Err(std::io::ErrorKind::ConnectionAborted.into()),
+    }
 }
 
 async fn write_out(shared: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> std::io::Result<()> {

@@ -1088,3 +1088,38 @@ fn transactions_match_redis() {
         "#,
     );
 }
+
+/// One-frame pub/sub replies only: the runner reads one frame per command.
+#[test]
+fn pubsub_replies_match_redis() {
+    check_script(
+        r#"
+        PUBSUB NUMSUB a b
+        PUBSUB NUMSUB
+        PUBSUB NUMPAT
+        PUBSUB CHANNELS
+        PUBSUB CHANNELS x y
+        PUBSUB SHARDCHANNELS
+        PUBSUB SHARDNUMSUB a
+        PUBSUB FOO
+        PUBSUB HELP
+        PUBLISH a hello
+        SPUBLISH a hello
+        PUBLISH a
+        UNSUBSCRIBE
+        PUNSUBSCRIBE
+        SUNSUBSCRIBE
+        SUBSCRIBE a
+        PING
+        PING hi
+        GET k
+        PSUBSCRIBE p*
+        SSUBSCRIBE s1
+        UNSUBSCRIBE a
+        PUNSUBSCRIBE p*
+        SUNSUBSCRIBE s1
+        PING
+        UNSUBSCRIBE nothere
+        "#,
+    );
+}

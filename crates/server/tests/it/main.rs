@@ -10,6 +10,7 @@ mod expire;
 mod fuzz;
 mod keyspace;
 mod protocol;
+mod pubsub;
 mod server;
 mod string;
 mod tools;
