@@ -4,6 +4,7 @@
 //! reading them is how Redis-made payloads and snapshots load.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use larder_store::types::listpack::backlen_size;
 use larder_store::value::parse_canonical_i64;
 
 /// Encodes `items` as one listpack.
@@ -67,13 +68,7 @@ fn put_entry(out: &mut BytesMut, s: &[u8]) {
 }
 
 fn put_backlen(out: &mut BytesMut, l: usize) {
-    let bytes = match l {
-        0..=127 => 1,
-        128..=16382 => 2,
-        16383..=2097150 => 3,
-        2097151..=268435454 => 4,
-        _ => 5,
-    };
+    let bytes = backlen_size(l);
     // Most significant 7-bit group first; every byte but the first has the
     // high bit set, so the entry can be found walking backwards.
     for i in (0..bytes).rev() {
@@ -126,14 +121,7 @@ pub fn decode(lp: &[u8]) -> Option<Vec<Bytes>> {
                 _ => return None,
             }
         };
-        let backlen = match len {
-            0..=127 => 1,
-            128..=16382 => 2,
-            16383..=2097150 => 3,
-            2097151..=268435454 => 4,
-            _ => 5,
-        };
-        pos += len + backlen;
+        pos += len + backlen_size(len);
         if pos >= lp.len() {
             return None;
         }

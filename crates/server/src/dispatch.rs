@@ -125,7 +125,7 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     let _world = match (client.in_exec, spec.has(flags::EXCLUSIVE)) {
         (true, _) => None,
         (false, true) => Some(World::Write(shared.world.write())),
-        (false, false) => Some(World::Read(shared.world.read())),
+        (false, false) => Some(World::Read(shared.world.read(client.id()))),
     };
     let now = shared.clock.now_ms();
     // The TSC, not the OS clock: two reads per command for commandstats
@@ -145,7 +145,7 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
 
 enum World<'a> {
     Read(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
-    Write(#[allow(dead_code)] parking_lot::RwLockWriteGuard<'a, ()>),
+    Write(#[allow(dead_code)] Vec<parking_lot::RwLockWriteGuard<'a, ()>>),
 }
 
 fn allowed_when_subscribed(name: &str) -> bool {

@@ -3,11 +3,16 @@
 //!
 //! Why a world lock: a queued command can name any key (SORT BY patterns,
 //! Lua later), and handlers take their own shard locks, which are not
-//! re-entrant. So EXEC takes `Shared::world` for writing and runs its
+//! re-entrant. So EXEC takes the [`WorldLock`] for writing and runs its
 //! queue with no other command in flight; every other command holds it for
-//! reading, which costs one uncontended atomic on the happy path. This is
-//! Redis's own guarantee (nothing interleaves with EXEC) without a second
-//! locking scheme inside every handler.
+//! reading. This is Redis's own guarantee (nothing interleaves with EXEC)
+//! without a second locking scheme inside every handler.
+//!
+//! The lock is a "big reader" lock: one padded RwLock per slot, readers
+//! take only their client's slot, a writer takes them all in order. A
+//! single RwLock made every command on every core bounce one cache line
+//! (the core geomean in scripts/bench fell from 0.97 to 0.92); with slots
+//! a reader touches a line no other core is writing.
 //!
 //! Why watch through the effect stream: every write already reports the
 //! command that reproduces it, lazy and active expiry included. A sink
@@ -21,6 +26,36 @@ use larder_store::{Effect, EffectSink};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// One RwLock on its own cache line.
+#[repr(align(128))]
+struct Slot(parking_lot::RwLock<()>);
+
+pub struct WorldLock {
+    slots: Box<[Slot]>,
+}
+
+/// Slots: enough that clients on different cores rarely share one.
+const WORLD_SLOTS: usize = 32;
+
+impl Default for WorldLock {
+    fn default() -> Self {
+        WorldLock { slots: (0..WORLD_SLOTS).map(|_| Slot(parking_lot::RwLock::new(()))).collect() }
+    }
+}
+
+impl WorldLock {
+    /// Shared access for one command of client `who`.
+    pub fn read(&self, who: u64) -> parking_lot::RwLockReadGuard<'_, ()> {
+        self.slots[who as usize % self.slots.len()].0.read()
+    }
+
+    /// Exclusive access: every slot, in order (so two writers cannot
+    /// deadlock).
+    pub fn write(&self) -> Vec<parking_lot::RwLockWriteGuard<'_, ()>> {
+        self.slots.iter().map(|s| s.0.write()).collect()
+    }
+}
 
 /// One client's WATCH: a dirty flag shared by all its watched keys.
 pub type WatchFlag = Arc<AtomicBool>;

@@ -33,7 +33,7 @@ pub struct Shared {
     pub cron_loops: AtomicU64,
     pub blocking: crate::blocking::Blocking,
     /// Held for reading by every command, for writing by EXEC (see multi.rs).
-    pub world: RwLock<()>,
+    pub world: crate::multi::WorldLock,
     pub watches: Arc<crate::multi::Watches>,
     pub pubsub: crate::pubsub::PubSub,
     shutdown_tx: watch::Sender<bool>,
@@ -92,7 +92,7 @@ impl Server {
             listen_addr: RwLock::new(None),
             cron_loops: AtomicU64::new(0),
             blocking: Default::default(),
-            world: RwLock::new(()),
+            world: Default::default(),
             watches,
             pubsub: Default::default(),
             shutdown_tx,
@@ -183,7 +183,7 @@ async fn cron(shared: Arc<Shared>) {
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
         if shared.active_expire_enabled.load(Relaxed) {
             // Not in the middle of an EXEC (see multi.rs).
-            let _world = shared.world.read();
+            let _world = shared.world.read(0);
             shared.keyspace.active_expire(shared.clock.now_ms(), EXPIRE_BUDGET);
         }
         if last_timeout_check.elapsed() >= Duration::from_secs(1) {

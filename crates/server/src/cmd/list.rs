@@ -460,27 +460,9 @@ fn brpop(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 }
 
 /// `numkeys key [key ...] LEFT|RIGHT [COUNT count]` of LMPOP and BLMPOP.
-pub(super) fn mpop_args<'a>(args: &mut Args<'a>) -> Result<(Vec<&'a [u8]>, bool, usize), CmdError> {
-    let n = parse_i64(args.next_arg()?)
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| CmdError::Err("numkeys should be greater than 0".into()))? as usize;
-    // Unlike SINTERCARD, too few arguments is a syntax error here.
-    if n >= args.remaining() {
-        return Err(CmdError::Syntax);
-    }
-    let keys: Vec<&[u8]> = (0..n).map(|_| args.next().expect("counted above")).collect();
-    let left = parse_side(args.next_arg()?)?;
-    let mut count = 1;
-    if let Some(a) = args.next() {
-        if !eq_ic(a, "count") {
-            return Err(CmdError::Syntax);
-        }
-        let n = parse_i64(args.next_arg()?).ok().filter(|n| *n > 0);
-        count = n.ok_or_else(|| CmdError::Err("count should be greater than 0".into()))? as usize;
-        args.finish()?;
-    }
-    Ok((keys, left, count))
+fn mpop_args<'a>(args: &mut Args<'a>) -> Result<(Vec<&'a [u8]>, bool, usize), CmdError> {
+    let (keys, side, count) = super::mpop_args(args)?;
+    Ok((keys, parse_side(side)?, count))
 }
 
 /// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]

@@ -311,3 +311,31 @@ pub fn parse_timeout(a: &[u8]) -> Result<Option<std::time::Duration>, CmdError> 
     }
     Ok((secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs)))
 }
+
+/// What LMPOP, ZMPOP and their blocking forms were asked: the keys, the
+/// side word (LEFT/RIGHT or MIN/MAX, checked by the caller) and COUNT.
+pub type MpopArgs<'a> = (Vec<&'a [u8]>, &'a [u8], usize);
+
+/// Parses `numkeys key [key ...] <side> [COUNT count]` with Redis's
+/// errors. Unlike SINTERCARD, too few arguments is a syntax error here.
+pub fn mpop_args<'a>(args: &mut Args<'a>) -> Result<MpopArgs<'a>, CmdError> {
+    let n = parse_i64(args.next_arg()?)
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| CmdError::Err("numkeys should be greater than 0".into()))? as usize;
+    if n >= args.remaining() {
+        return Err(CmdError::Syntax);
+    }
+    let keys: Vec<&[u8]> = (0..n).map(|_| args.next().expect("counted above")).collect();
+    let side = args.next_arg()?;
+    let mut count = 1;
+    if let Some(a) = args.next() {
+        if !eq_ic(a, "count") {
+            return Err(CmdError::Syntax);
+        }
+        let n = parse_i64(args.next_arg()?).ok().filter(|n| *n > 0);
+        count = n.ok_or_else(|| CmdError::Err("count should be greater than 0".into()))? as usize;
+        args.finish()?;
+    }
+    Ok((keys, side, count))
+}

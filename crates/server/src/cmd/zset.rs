@@ -852,29 +852,12 @@ fn bzpopmax(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 /// `numkeys key [key ...] MIN|MAX [COUNT count]` of ZMPOP and BZMPOP.
 fn mpop_args<'a>(args: &mut Args<'a>) -> Result<(Vec<&'a [u8]>, bool, usize), CmdError> {
-    let n = parse_i64(args.next_arg()?)
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| CmdError::Err("numkeys should be greater than 0".into()))? as usize;
-    if n >= args.remaining() {
-        return Err(CmdError::Syntax);
-    }
-    let keys: Vec<&[u8]> = (0..n).map(|_| args.next().expect("counted above")).collect();
-    let side = args.next_arg()?;
+    let (keys, side, count) = super::mpop_args(args)?;
     let min = match () {
         _ if eq_ic(side, "min") => true,
         _ if eq_ic(side, "max") => false,
         _ => return Err(CmdError::Syntax),
     };
-    let mut count = 1;
-    if let Some(a) = args.next() {
-        if !eq_ic(a, "count") {
-            return Err(CmdError::Syntax);
-        }
-        let n = parse_i64(args.next_arg()?).ok().filter(|n| *n > 0);
-        count = n.ok_or_else(|| CmdError::Err("count should be greater than 0".into()))? as usize;
-        args.finish()?;
-    }
     Ok((keys, min, count))
 }
 

@@ -25,7 +25,8 @@ pub fn entry_size(s: &[u8]) -> usize {
     enc + backlen_size(enc)
 }
 
-fn backlen_size(l: usize) -> usize {
+/// Bytes of the back-length that follows an entry of `l` bytes.
+pub fn backlen_size(l: usize) -> usize {
     match l {
         0..=127 => 1,
         128..=16382 => 2,
