@@ -106,6 +106,21 @@ impl Blocking {
         }
     }
 
+    /// SWAPDB and FLUSHALL change whole databases: wake the first waiter
+    /// on every key of `db` to look again.
+    pub fn db_changed(&self, db: usize) {
+        if self.waiting.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        for ((d, _), queue) in self.queues.lock().iter() {
+            if *d == db {
+                if let Some(w) = queue.front() {
+                    w.notify.notify_one();
+                }
+            }
+        }
+    }
+
     /// A write may have made `key` non-empty: wake the first client
     /// waiting on it. Cheap when nobody is blocked.
     pub fn key_ready(&self, db: usize, key: &[u8]) {

@@ -654,6 +654,9 @@ fn swapdb(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let exists = |db: usize, k: &[u8]| ks.lock(db, k, now).contains(k);
     ctx.shared.watches.touch_if(|db, k| (db == a || db == b) && (exists(a, k) || exists(b, k)));
     ctx.shared.keyspace.swap_db(a, b);
+    // A list or sorted set may now stand where a client was waiting.
+    ctx.shared.blocking.db_changed(a);
+    ctx.shared.blocking.db_changed(b);
     ctx.shared.keyspace.effects.emit(ctx.db(), &[b"SWAPDB", a_raw, b_raw]);
     Ok(Frame::ok())
 }

@@ -344,11 +344,50 @@ fn command_getkeys(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if (arity > 0 && arity != argc) || argc < -arity {
         return Err(CmdError::Err("Invalid number of arguments specified for command".into()));
     }
-    let keys: Vec<Frame> = cmd.spec.keys.positions(argv.len()).map(|i| Frame::bulk(argv[i])).collect();
+    let positions: Vec<usize> = if cmd.spec.has(MOVABLEKEYS) {
+        movable_keys(&cmd.full_name, &argv)
+            .ok_or_else(|| CmdError::Err("Invalid arguments specified for command".into()))?
+    } else {
+        cmd.spec.keys.positions(argv.len()).collect()
+    };
+    let keys: Vec<Frame> = positions.into_iter().map(|i| Frame::bulk(argv[i])).collect();
     if keys.is_empty() {
         return Err(CmdError::Err("The command has no key arguments".into()));
     }
     Ok(Frame::Array(keys))
+}
+
+/// Key positions of commands whose keys depend on their arguments
+/// (numkeys, STREAMS, STORE), as Redis's getkeys procs find them; None if
+/// the arguments do not say.
+fn movable_keys(name: &str, argv: &[&[u8]]) -> Option<Vec<usize>> {
+    let numkeys_at = |i: usize| -> Option<Vec<usize>> {
+        let n: usize = std::str::from_utf8(argv.get(i)?).ok()?.parse().ok()?;
+        (n > 0 && i + n < argv.len()).then(|| (i + 1..=i + n).collect())
+    };
+    let after = |words: &[&str]| -> Vec<usize> {
+        (1..argv.len().saturating_sub(1)).filter(|&i| words.iter().any(|w| eq_ic(argv[i], w))).map(|i| i + 1).collect()
+    };
+    match name {
+        "sintercard" | "zintercard" | "lmpop" | "zmpop" | "zunion" | "zinter" | "zdiff" => numkeys_at(1),
+        "blmpop" | "bzmpop" => numkeys_at(2),
+        "zunionstore" | "zinterstore" | "zdiffstore" => {
+            let mut k = vec![1];
+            k.extend(numkeys_at(2)?);
+            Some(k)
+        }
+        "xread" | "xreadgroup" => {
+            let s = (1..argv.len()).find(|&i| eq_ic(argv[i], "streams"))?;
+            let rest = argv.len() - s - 1;
+            (rest > 0 && rest.is_multiple_of(2)).then(|| (s + 1..s + 1 + rest / 2).collect())
+        }
+        "sort" | "sort_ro" | "georadius" | "georadiusbymember" => {
+            let mut k = vec![1];
+            k.extend(after(&["store", "storedist"]));
+            Some(k)
+        }
+        _ => None,
+    }
 }
 
 /// COMMAND HELP

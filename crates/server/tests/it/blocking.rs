@@ -167,3 +167,19 @@ fn xread_block_dollar_and_xreadgroup_block_are_served_by_xadd() {
         assert_eq!((pending.0, pending.1.as_str()), (1, "2-1"));
     }
 }
+
+#[test]
+fn swapdb_serves_a_client_blocked_on_the_swapped_in_key() {
+    let server = spawn_server();
+    let mut a = server.conn(Proto::Resp2);
+    let h = thread::spawn(move || {
+        let v: (String, String) = cmd("BLPOP").arg("q").arg(0).query(&mut a).unwrap();
+        v
+    });
+    wait_blocked(&server, 1);
+    let mut con = server.conn(Proto::Resp2);
+    let _: () = cmd("SELECT").arg(1).query(&mut con).unwrap();
+    let _: i64 = con.rpush("q", "from-db1").unwrap();
+    let _: () = cmd("SWAPDB").arg(0).arg(1).query(&mut con).unwrap();
+    assert_eq!(h.join().unwrap(), ("q".to_string(), "from-db1".to_string()));
+}
