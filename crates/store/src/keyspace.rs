@@ -84,6 +84,10 @@ pub enum Ttl {
 struct Shard {
     map: Map,
     expiry: BTreeSet<(u64, Bytes)>,
+    /// Hashes with field TTLs, by their earliest field deadline, so the
+    /// active cycle reclaims expired fields nobody reads. Entries may be
+    /// stale (the hash changed or went); the cycle re-checks each one.
+    hash_due: BTreeSet<(u64, Bytes)>,
 }
 
 impl Shard {
@@ -127,7 +131,8 @@ struct Db {
 
 impl Db {
     fn publish_due(&self, idx: usize, shard: &Shard) {
-        let due = shard.expiry.first().map_or(u64::MAX, |(at, _)| *at);
+        let keys = shard.expiry.first().map_or(u64::MAX, |(at, _)| *at);
+        let due = keys.min(shard.hash_due.first().map_or(u64::MAX, |(at, _)| *at));
         self.next_due[idx].store(due, Ordering::Relaxed);
     }
 }
@@ -324,6 +329,7 @@ impl Keyspace {
                 }
                 let mut tx = self.lock_shard(db, shard, now);
                 total += tx.expire_due(budget);
+                tx.expire_hash_fields(budget);
             }
         }
         total
@@ -499,6 +505,35 @@ impl<'a> Tx<'a> {
     pub fn set_expire(&mut self, key: &[u8], at: u64) -> bool {
         let (s, i) = self.live(key);
         i.map(|i| s.set_expire_index(i, at)).is_some()
+    }
+
+    /// Records that the hash at `key` has a field due at `at`.
+    pub fn note_field_deadline(&mut self, key: &[u8], at: u64) {
+        self.shard(key).hash_due.insert((at, Bytes::copy_from_slice(key)));
+    }
+
+    /// Reclaims expired hash fields in this shard, emitting an HDEL per
+    /// field (and dropping a hash left empty), at most `budget` hashes.
+    fn expire_hash_fields(&mut self, budget: usize) {
+        let (now, db, ks) = (self.now, self.db, self.ks);
+        let s = self.guards.only();
+        for _ in 0..budget {
+            match s.hash_due.first() {
+                Some((at, _)) if *at <= now => {}
+                _ => break,
+            }
+            let (_, key) = s.hash_due.pop_first().expect("checked above");
+            let Some(i) = s.map.get_index_of(&key) else { continue };
+            let Some(h) = s.map[i].value.as_hash_mut() else { continue };
+            for f in h.purge_expired(now) {
+                ks.effects.emit(db, &[b"HDEL", &key, &f]);
+            }
+            if h.is_empty() {
+                s.remove_index(i);
+            } else if let Some(next) = h.min_field_ttl() {
+                s.hash_due.insert((next, key));
+            }
+        }
     }
 
     fn expire_due(&mut self, budget: usize) -> usize {

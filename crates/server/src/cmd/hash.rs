@@ -5,7 +5,8 @@
 //!
 //! Per-field TTLs follow Redis 7.4 (HEXPIRE, HTTL, HPERSIST, …). A field
 //! past its deadline is removed, with an HDEL effect, the next time any
-//! hash command touches the key.
+//! hash command touches the key, or by the active expiry cycle, which
+//! keeps an index of hashes by their next field deadline.
 
 use super::string::float_add;
 use super::table::{flags::*, CommandSpec, KeySpec};
@@ -374,6 +375,10 @@ fn field_expire(ctx: &mut Ctx<'_>, mut args: Args<'_>, unit_ms: i64, absolute: b
         let mut effect: Vec<&[u8]> = vec![b"HPEXPIREAT", key, at.as_bytes(), b"FIELDS", n.as_bytes()];
         effect.extend(&set);
         tx.emit(&effect);
+    }
+    if !set.is_empty() {
+        // So the active cycle reclaims the field even if nobody reads it.
+        tx.note_field_deadline(key, at as u64);
     }
     drop_if_empty(&mut tx, key, empty);
     Ok(Frame::Array(out))

@@ -250,3 +250,26 @@ fn expired_hash_fields_are_deleted_through_the_effect_stream() {
     assert!(log.iter().any(|l| l.starts_with("HPEXPIREAT h ") && l.ends_with("FIELDS 1 a")), "{log:?}");
     assert!(log.contains(&"HDEL h a".to_string()), "{log:?}");
 }
+
+/// The active cycle reclaims expired hash fields that nobody reads, and a
+/// hash whose last field expires goes with it.
+#[test]
+fn active_expiry_reclaims_hash_fields() {
+    let (s, clock) = server();
+    let mut con = s.conn(Proto::Resp2);
+    let _: () = con.hset_multiple("h", &[("a", "1"), ("b", "2")]).unwrap();
+    let _: () = con.hset("gone", "only", "1").unwrap();
+    let _: Vec<i64> = redis::cmd("HPEXPIRE").arg("h").arg(100).arg("FIELDS").arg(1).arg("a").query(&mut con).unwrap();
+    let _: Vec<i64> =
+        redis::cmd("HPEXPIRE").arg("gone").arg(100).arg("FIELDS").arg(1).arg("only").query(&mut con).unwrap();
+    clock.advance(100);
+    let start = s.shared.cron_loops.load(std::sync::atomic::Ordering::SeqCst);
+    while s.shared.cron_loops.load(std::sync::atomic::Ordering::SeqCst) < start + 2 {
+        std::thread::yield_now();
+    }
+    // DBSIZE does not touch hashes: only the active cycle can have removed "gone".
+    let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(n, 1);
+    let fields: Vec<String> = con.hkeys("h").unwrap();
+    assert_eq!(fields, vec!["b"]);
+}

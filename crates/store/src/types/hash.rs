@@ -77,6 +77,11 @@ impl Hash {
         self.ttl.as_ref()?.get(field).copied()
     }
 
+    /// The earliest field deadline, if any field has one.
+    pub fn min_field_ttl(&self) -> Option<u64> {
+        self.ttl.as_ref()?.values().min().copied()
+    }
+
     /// Gives an existing field a deadline.
     pub fn set_field_ttl(&mut self, field: &[u8], at: u64) {
         if let Some((f, _)) = self.get_pair(field) {
