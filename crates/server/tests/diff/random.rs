@@ -103,12 +103,13 @@ fn random_command(rng: &mut StdRng) -> (Vec<String>, Compare) {
     }
 }
 
-/// Replays 20 seeded sequences of 300 commands from `gen` against both
+/// Replays seeded sequences of 300 commands from `gen` against both
 /// servers in each protocol, failing with the last commands on the first
-/// difference.
+/// difference. 20 seeds by default; LARDER_DIFF_SEEDS=N runs more.
 fn run_random(gen: fn(&mut StdRng) -> (Vec<String>, Compare)) {
+    let seeds: u64 = std::env::var("LARDER_DIFF_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     for resp3 in [false, true] {
-        for seed in 1..=20u64 {
+        for seed in 1..=seeds {
             let Some(mut p) = pair(resp3) else { return };
             let mut rng = StdRng::seed_from_u64(seed);
             let mut history = Vec::new();
