@@ -122,11 +122,15 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         client.info.meta.lock().last_cmd.clone_from(&cmd.full_name);
     }
     // Nothing runs while EXEC does; EXEC's own queue already holds the lock.
-    let _world = match (client.in_exec, spec.has(flags::EXCLUSIVE)) {
-        (true, _) => None,
-        (false, true) => Some(World::Write(shared.world.write())),
-        (false, false) => Some(World::Read(shared.world.read(client.id()))),
-    };
+    // The guards live to the end of this function.
+    let (_read, _write);
+    if !client.in_exec {
+        if spec.has(flags::EXCLUSIVE) {
+            _write = shared.world.write();
+        } else {
+            _read = shared.world.read(client.id());
+        }
+    }
     let now = shared.clock.now_ms();
     // The TSC, not the OS clock: two reads per command for commandstats
     // cost ~10% of a pipelined GET with clock_gettime on this kind of VM.
@@ -141,11 +145,6 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         cmd.stats.failed_calls.fetch_add(1, Relaxed);
         e.to_frame()
     })
-}
-
-enum World<'a> {
-    Read(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
-    Write(#[allow(dead_code)] Vec<parking_lot::RwLockWriteGuard<'a, ()>>),
 }
 
 fn allowed_when_subscribed(name: &str) -> bool {
