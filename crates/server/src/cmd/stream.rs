@@ -559,10 +559,15 @@ fn xreadgroup(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let mut any_new = false;
     for (key, id) in r.keys.iter().zip(&ids) {
         let s = read(&mut tx, key)?.expect("checked above");
-        let created = s.groups.get_mut(group).expect("checked").consumer(consumer, now).1;
-        s.groups.get_mut(group).expect("checked").consumers.get_mut(consumer).expect("just made").seen_time = now;
-        if created {
-            tx.emit(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
+        // As Redis, the consumer is created (and seen) only when this key
+        // has something to serve: history, or entries after last-delivered.
+        let serves = id.is_some() || s.groups[group].last_id < s.last_id && !s.is_empty();
+        if serves {
+            let created = s.groups.get_mut(group).expect("checked").consumer(consumer, now).1;
+            s.groups.get_mut(group).expect("checked").consumers.get_mut(consumer).expect("just made").seen_time = now;
+            if created {
+                tx.emit(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
+            }
         }
         let s = read(&mut tx, key)?.expect("checked above");
         let entries = match id {
