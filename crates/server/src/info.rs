@@ -169,8 +169,10 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("evicted_keys:0");
             field!("keyspace_hits:{}", st.keyspace_hits.load(Relaxed));
             field!("keyspace_misses:{}", st.keyspace_misses.load(Relaxed));
-            field!("pubsub_channels:0");
-            field!("pubsub_patterns:0");
+            let (channels, patterns, shard) = shared.pubsub.counts();
+            field!("pubsub_channels:{}", channels);
+            field!("pubsub_patterns:{}", patterns);
+            field!("pubsubshard_channels:{}", shard);
             field!("total_error_replies:{}", st.total_error_replies.load(Relaxed));
         }
         "replication" => {

@@ -217,6 +217,12 @@ impl PubSub {
         self.inner.read().map_ref(kind).get(channel).map_or(0, HashMap::len)
     }
 
+    /// (channels, patterns, shard channels) with subscribers, for INFO.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let i = self.inner.read();
+        (i.channels.len(), i.patterns.len(), i.shard.len())
+    }
+
     /// Distinct patterns subscribed to, as Redis counts them.
     pub fn numpat(&self) -> usize {
         self.inner.read().patterns.len()

@@ -48,8 +48,17 @@ impl ClientInfo {
         self.killed.load(Ordering::SeqCst)
     }
 
+    /// Completes once the client is killed. Level-triggered: it checks the
+    /// flag after registering, so a wake-up another waiter consumed (the
+    /// read loop and a pub/sub write both wait on this) is never missed.
     pub async fn killed(&self) {
-        self.kill.notified().await
+        let notified = self.kill.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_killed() {
+            return;
+        }
+        notified.await
     }
 }
 

@@ -231,6 +231,11 @@ async fn write_out_or_killed(
     out: &mut BytesMut,
     info: &crate::conn::client::ClientInfo,
 ) -> std::io::Result<()> {
+    // The kill signal may already have been taken by another waiter (the
+    // read loop's select): the flag is the truth.
+    if info.is_killed() {
+        return Err(std::io::ErrorKind::ConnectionAborted.into());
+    }
     tokio::select! {
         r = write_out(shared, stream, out) => r,
         _ = info.killed() => Err(std::io::ErrorKind::ConnectionAborted.into()),

@@ -58,7 +58,12 @@ fn messages_reach_channel_and_pattern_subscribers_in_both_protocols() {
     // A RESP3 subscriber may still run commands.
     assert_eq!(sub3.call(&["GET", "k"]).unwrap(), Frame::Null);
 
+    let info = s.shared.pubsub.counts();
+    assert_eq!(info, (2, 1, 0), "channels news+other, pattern n*");
     let mut publisher = s.raw();
+    let Frame::Bulk(stats) = publisher.call(&["INFO", "stats"]).unwrap() else { panic!() };
+    let stats = String::from_utf8_lossy(&stats).into_owned();
+    assert!(stats.contains("pubsub_channels:2\r\n") && stats.contains("pubsub_patterns:1\r\n"), "{stats}");
     assert_eq!(publisher.call(&["PUBLISH", "news", "hello"]).unwrap(), Frame::Integer(3));
     assert_eq!(sub2.read_frame().unwrap(), Frame::Array(vec![bulk("message"), bulk("news"), bulk("hello")]));
     assert_eq!(
