@@ -254,10 +254,7 @@ fn bitop(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     let len = srcs.iter().map(Bytes::len).max().unwrap_or(0);
     if len == 0 {
-        if tx.remove(dst).is_some() {
-            tx.emit(&[b"DEL", dst]);
-        }
-        return Ok(Frame::Integer(0));
+        return super::store_nothing(&mut tx, dst);
     }
     let byte = |s: &Bytes, i: usize| s.get(i).copied().unwrap_or(0);
     let out: Vec<u8> = (0..len)

@@ -532,10 +532,7 @@ fn run(ctx: &mut Ctx<'_>, mut args: Args<'_>, flavor: Flavor, read_only: bool) -
         return Ok(Frame::Array(out.collect()));
     };
     if hits.is_empty() {
-        if tx.remove(dst).is_some() {
-            tx.emit(&[b"DEL", dst]);
-        }
-        return Ok(Frame::Integer(0));
+        return super::store_nothing(&mut tx, dst);
     }
     let mut z = ZSet::with_hint(hits.len(), hits.iter().map(|h| h.0.len()).max().unwrap_or(0), &lim);
     let mut effect: Vec<Vec<u8>> = vec![b"ZADD".to_vec(), dst.to_vec()];

@@ -9,7 +9,7 @@
 //! blocked on the key.
 
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{drop_if_empty, eq_ic, get_as, get_or_create, parse_i64, parse_timeout, Args, CmdResult, Ctx};
+use super::{drop_if_empty, eq_ic, get_as, get_or_create, parse_positive, parse_timeout, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
@@ -128,7 +128,7 @@ fn pop(ctx: &mut Ctx<'_>, mut args: Args<'_>, left: bool) -> CmdResult {
     let key = args.next_arg()?;
     let count = match args.next() {
         None => None,
-        Some(a) => Some(positive(a)?),
+        Some(a) => Some(parse_positive(a)?),
     };
     let lim = ctx.client.limits;
     let mut tx = ctx.lock(key);
@@ -146,16 +146,6 @@ fn pop(ctx: &mut Ctx<'_>, mut args: Args<'_>, left: bool) -> CmdResult {
     let v = pop_n(&mut tx, key, left, n, &lim)?;
     tx.emit(&args.all());
     Ok(Frame::Array(v.into_iter().map(Frame::Bulk).collect()))
-}
-
-/// Redis's `getPositiveLongFromObjectOrReply`.
-fn positive(a: &[u8]) -> Result<usize, CmdError> {
-    let err = || CmdError::Err("value is out of range, must be positive".into());
-    let n = parse_i64(a).map_err(|_| err())?;
-    if n < 0 {
-        return Err(err());
-    }
-    Ok(n as usize)
 }
 
 fn lpop(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {

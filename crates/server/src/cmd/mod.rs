@@ -339,3 +339,20 @@ pub fn mpop_args<'a>(args: &mut Args<'a>) -> Result<MpopArgs<'a>, CmdError> {
     }
     Ok((keys, side, count))
 }
+
+/// Redis's `getPositiveLongFromObjectOrReply`: the optional count of
+/// LPOP, RPOP, SPOP, ZPOPMIN and ZPOPMAX.
+pub fn parse_positive(a: &[u8]) -> Result<usize, CmdError> {
+    let err = || CmdError::Err("value is out of range, must be positive".into());
+    let n = parse_i64(a).map_err(|_| err())?;
+    usize::try_from(n).map_err(|_| err())
+}
+
+/// The reply of a *STORE command whose result is empty: the destination is
+/// deleted (with its DEL effect), as Redis never stores an empty value.
+pub fn store_nothing(tx: &mut Tx<'_>, dst: &[u8]) -> CmdResult {
+    if tx.remove(dst).is_some() {
+        tx.emit(&[b"DEL", dst]);
+    }
+    Ok(Frame::Integer(0))
+}

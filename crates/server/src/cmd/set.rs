@@ -108,16 +108,7 @@ fn scard(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 /// SPOP key [count]
 fn spop(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
-    let count = match args.next() {
-        None => None,
-        Some(a) => {
-            let n = super::parse_i64(a).map_err(|_| CmdError::Err("value is out of range, must be positive".into()))?;
-            if n < 0 {
-                return Err(CmdError::Err("value is out of range, must be positive".into()));
-            }
-            Some(n as usize)
-        }
-    };
+    let count = args.next().map(super::parse_positive).transpose()?;
     args.finish()?;
     let mut tx = ctx.lock(key);
     let Some(s) = get_as(&mut tx, key, Value::as_set_mut)? else {
@@ -278,10 +269,7 @@ fn algebra_store(ctx: &mut Ctx<'_>, mut args: Args<'_>, op: Op) -> CmdResult {
     let members = compute(&mut tx, &keys, op, &lim, 0)?;
     let n = members.len();
     if members.is_empty() {
-        if tx.remove(dst).is_some() {
-            tx.emit(&[b"DEL", dst]);
-        }
-        return Ok(Frame::Integer(0));
+        return super::store_nothing(&mut tx, dst);
     }
     let mut s = Set::Intset(Vec::new());
     for m in &members {

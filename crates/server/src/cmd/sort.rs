@@ -184,10 +184,7 @@ fn run(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResult {
     };
     let len = out.len();
     if out.is_empty() {
-        if tx.remove(dst).is_some() {
-            tx.emit(&[b"DEL", dst]);
-        }
-        return Ok(Frame::Integer(0));
+        return super::store_nothing(&mut tx, dst);
     }
     let mut list = List::default();
     let values: Vec<Bytes> = out.into_iter().map(Option::unwrap_or_default).collect();

@@ -503,10 +503,7 @@ fn build(entries: impl IntoIterator<Item = (Bytes, f64)>, lim: &Limits) -> ZSet 
 fn store(ctx: &Ctx<'_>, tx: &mut Tx<'_>, dst: &[u8], z: ZSet, args: &Args<'_>) -> CmdResult {
     let n = z.len();
     if n == 0 {
-        if tx.remove(dst).is_some() {
-            tx.emit(&[b"DEL", dst]);
-        }
-        return Ok(Frame::Integer(0));
+        return super::store_nothing(tx, dst);
     }
     tx.set(dst, Value::ZSet(Box::new(z)), Ttl::Clear);
     tx.emit(&args.all());
@@ -653,11 +650,9 @@ fn combine(tx: &mut Tx<'_>, keys: &[&[u8]], weights: &[f64], agg: Agg, op: Op) -
     Ok(out)
 }
 
-/// What ZUNION and friends were asked: keys, weights, aggregate, WITHSCORES.
-type CombineArgs<'a> = (Vec<&'a [u8]>, Vec<f64>, Agg, bool);
-
-/// Parses `numkeys key [key ...] [WEIGHTS …] [AGGREGATE …] [WITHSCORES]`.
-fn parse_combine<'a>(args: &mut Args<'a>, op: Op, store: bool, name: &str) -> Result<CombineArgs<'a>, CmdError> {
+/// `numkeys key [key ...]` of ZUNION, ZINTER, ZDIFF (and STORE forms) and
+/// ZINTERCARD, with their errors.
+fn combine_keys<'a>(args: &mut Args<'a>, name: &str) -> Result<Vec<&'a [u8]>, CmdError> {
     let n = parse_i64(args.next_arg()?)?;
     if n < 1 {
         return Err(CmdError::Err(format!("at least 1 input key is needed for '{name}' command")));
@@ -665,7 +660,15 @@ fn parse_combine<'a>(args: &mut Args<'a>, op: Op, store: bool, name: &str) -> Re
     if n as usize > args.remaining() {
         return Err(CmdError::Syntax);
     }
-    let keys: Vec<&[u8]> = (0..n).map(|_| args.next().expect("counted above")).collect();
+    Ok((0..n).map(|_| args.next().expect("counted above")).collect())
+}
+
+/// What ZUNION and friends were asked: keys, weights, aggregate, WITHSCORES.
+type CombineArgs<'a> = (Vec<&'a [u8]>, Vec<f64>, Agg, bool);
+
+/// Parses `numkeys key [key ...] [WEIGHTS …] [AGGREGATE …] [WITHSCORES]`.
+fn parse_combine<'a>(args: &mut Args<'a>, op: Op, store: bool, name: &str) -> Result<CombineArgs<'a>, CmdError> {
+    let keys = combine_keys(args, name)?;
     let (mut weights, mut agg, mut withscores) = (vec![1.0; keys.len()], Agg::Sum, false);
     while let Some(opt) = args.next() {
         if op != Op::Diff && eq_ic(opt, "weights") && args.remaining() >= keys.len() {
@@ -735,14 +738,7 @@ fn zdiffstore(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 /// ZINTERCARD numkeys key [key ...] [LIMIT limit]
 fn zintercard(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
-    let n = parse_i64(args.next_arg()?)?;
-    if n < 1 {
-        return Err(CmdError::Err("at least 1 input key is needed for 'zintercard' command".into()));
-    }
-    if n as usize > args.remaining() {
-        return Err(CmdError::Syntax);
-    }
-    let keys: Vec<&[u8]> = (0..n).map(|_| args.next().expect("counted above")).collect();
+    let keys = combine_keys(&mut args, "zintercard")?;
     let limit = card_limit(&mut args)?;
     let mut tx = ctx.lock_keys(keys.iter().copied());
     let weights = vec![1.0; keys.len()];
@@ -772,17 +768,7 @@ fn pop_n(tx: &mut Tx<'_>, key: &[u8], min: bool, n: usize) -> Result<Vec<ZEntry>
 /// ZPOPMIN / ZPOPMAX key [count]
 fn zpop(ctx: &mut Ctx<'_>, mut args: Args<'_>, min: bool) -> CmdResult {
     let key = args.next_arg()?;
-    let count = match args.next() {
-        None => None,
-        Some(a) => {
-            let err = || CmdError::Err("value is out of range, must be positive".into());
-            let n = parse_i64(a).map_err(|_| err())?;
-            if n < 0 {
-                return Err(err());
-            }
-            Some(n as usize)
-        }
-    };
+    let count = args.next().map(super::parse_positive).transpose()?;
     args.finish()?;
     let resp3 = ctx.resp3();
     let mut tx = ctx.lock(key);
