@@ -72,6 +72,8 @@ pub struct Config {
     pub list_compress_depth: u64,
     /// client-output-buffer-limit, per class: normal, replica, pubsub.
     pub output_limits: [crate::pubsub::BufferLimit; 3],
+    /// notify-keyspace-events, as Redis's NOTIFY_* bits (`larder_store::class`).
+    pub notify_flags: u32,
 }
 
 impl Default for Config {
@@ -111,6 +113,7 @@ impl Default for Config {
                 crate::pubsub::BufferLimit { hard: 256 << 20, soft: 64 << 20, soft_secs: 60 },
                 crate::pubsub::BufferLimit { hard: 32 << 20, soft: 8 << 20, soft_secs: 60 },
             ],
+            notify_flags: 0,
         }
     }
 }
@@ -331,6 +334,15 @@ pub static PARAMS: &[Param] = &[
     limit_param!("list-max-ziplist-size", list_max_listpack_size, i32::MIN, i32::MAX),
     int_param!("list-compress-depth", list_compress_depth, 0, i32::MAX as u64, true),
     Param {
+        name: "notify-keyspace-events",
+        mutable: true,
+        get: |c| notify_flags_string(c.notify_flags),
+        set: |c, v| {
+            c.notify_flags = parse_notify_flags(v)?;
+            Ok(())
+        },
+    },
+    Param {
         name: "client-output-buffer-limit",
         mutable: true,
         get: |c| {
@@ -371,6 +383,64 @@ pub static PARAMS: &[Param] = &[
         },
     },
 ];
+
+/// Redis's `keyspaceEventsStringToFlags`.
+fn parse_notify_flags(v: &str) -> Result<u32, String> {
+    use larder_store::class::*;
+    let mut flags = 0;
+    for c in v.chars() {
+        flags |= match c {
+            'A' => ALL,
+            'g' => GENERIC,
+            '$' => STRING,
+            'l' => LIST,
+            's' => SET,
+            'h' => HASH,
+            'z' => ZSET,
+            'x' => EXPIRED,
+            'e' => EVICTED,
+            'K' => KEYSPACE,
+            'E' => KEYEVENT,
+            't' => STREAM,
+            'm' => KEY_MISS,
+            'd' => MODULE,
+            'n' => NEW,
+            _ => return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
+        };
+    }
+    Ok(flags)
+}
+
+/// Redis's `keyspaceEventsFlagsToString`: `A` hides the classes it covers
+/// (and, as in Redis, `n` with them).
+fn notify_flags_string(flags: u32) -> String {
+    use larder_store::class::*;
+    let mut out = String::new();
+    if flags & ALL == ALL {
+        out.push('A');
+    } else {
+        let classes = [
+            (GENERIC, 'g'),
+            (STRING, '$'),
+            (LIST, 'l'),
+            (SET, 's'),
+            (HASH, 'h'),
+            (ZSET, 'z'),
+            (EXPIRED, 'x'),
+            (EVICTED, 'e'),
+            (STREAM, 't'),
+            (MODULE, 'd'),
+            (NEW, 'n'),
+        ];
+        out.extend(classes.iter().filter(|(bit, _)| flags & bit != 0).map(|(_, c)| c));
+    }
+    for (bit, c) in [(KEYSPACE, 'K'), (KEYEVENT, 'E'), (KEY_MISS, 'm')] {
+        if flags & bit != 0 {
+            out.push(c);
+        }
+    }
+    out
+}
 
 pub fn find_param(name: &str) -> Option<&'static Param> {
     PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))

@@ -136,7 +136,7 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     // cost ~10% of a pipelined GET with clock_gettime on this kind of VM.
     let started = quanta::Instant::now();
     let result = {
-        let mut ctx = Ctx { shared, client, now };
+        let mut ctx = Ctx { shared, client, now, read_only: spec.has(flags::READONLY) };
         handler(&mut ctx, Args::new(req, input, argpos))
     };
     cmd.stats.calls.fetch_add(1, Relaxed);

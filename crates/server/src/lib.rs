@@ -18,6 +18,7 @@ pub mod dispatch;
 pub mod error;
 pub mod info;
 pub mod multi;
+pub mod notify;
 pub mod pubsub;
 pub mod server;
 pub mod stats;

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 
 /// `client-output-buffer-limit` for one class: hard and soft bytes (0: no
 /// limit) and the soft period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BufferLimit {
     pub hard: u64,
     pub soft: u64,
@@ -125,6 +125,9 @@ pub enum Kind {
 #[derive(Default)]
 pub struct PubSub {
     inner: RwLock<Inner>,
+    /// client-output-buffer-limit for the pubsub class, kept here so a
+    /// publish from inside a write (keyspace events) never reads the config.
+    limit: Mutex<BufferLimit>,
 }
 
 impl Inner {
@@ -171,7 +174,8 @@ impl PubSub {
 
     /// Delivers `msg` to `channel`'s subscribers (and, unless `shard`, to
     /// matching patterns). Returns how many received it.
-    pub fn publish(&self, channel: &[u8], msg: &[u8], shard: bool, limit: BufferLimit) -> usize {
+    pub fn publish(&self, channel: &[u8], msg: &[u8], shard: bool) -> usize {
+        let limit = *self.limit.lock();
         let inner = self.inner.read();
         let mut encoded: [Option<Vec<u8>>; 2] = [None, None];
         let mut n = 0;
@@ -200,6 +204,10 @@ impl PubSub {
             }
         }
         n
+    }
+
+    pub fn set_limit(&self, limit: BufferLimit) {
+        *self.limit.lock() = limit;
     }
 
     /// Active channels (with at least one subscriber) matching `pattern`.

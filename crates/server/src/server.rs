@@ -35,7 +35,8 @@ pub struct Shared {
     /// Held for reading by every command, for writing by EXEC (see multi.rs).
     pub world: crate::multi::WorldLock,
     pub watches: Arc<crate::multi::Watches>,
-    pub pubsub: crate::pubsub::PubSub,
+    pub pubsub: Arc<crate::pubsub::PubSub>,
+    pub notifier: Arc<crate::notify::Notifier>,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -52,6 +53,13 @@ impl Shared {
         for c in self.clients.all() {
             c.kill();
         }
+    }
+
+    /// Pushes the settings that live components keep their own copy of
+    /// (so they never take the config lock on a hot path).
+    pub fn apply_config(&self, config: &Config) {
+        self.pubsub.set_limit(config.output_limits[2]);
+        self.notifier.set_flags(config.notify_flags, &self.keyspace.effects);
     }
 
     pub fn uptime_ms(&self) -> u64 {
@@ -77,6 +85,9 @@ impl Server {
         keyspace
             .effects
             .subscribe(Arc::new(crate::multi::WatchSink { watches: watches.clone(), commands: commands.clone() }));
+        let pubsub: Arc<crate::pubsub::PubSub> = Default::default();
+        let notifier = Arc::new(crate::notify::Notifier::new(pubsub.clone()));
+        keyspace.effects.subscribe(notifier.clone());
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
         let (shutdown_tx, _) = watch::channel(false);
         let shared = Shared {
@@ -94,9 +105,12 @@ impl Server {
             blocking: Default::default(),
             world: Default::default(),
             watches,
-            pubsub: Default::default(),
+            pubsub,
+            notifier,
             shutdown_tx,
         };
+        let config = shared.config.read().clone();
+        shared.apply_config(&config);
         Server { shared: Arc::new(shared) }
     }
 

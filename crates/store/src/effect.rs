@@ -7,9 +7,18 @@
 //! keyspace notifications and client tracking subscribe here and nowhere
 //! else. Emitting with no subscriber costs one atomic increment, so the
 //! stream can exist before its consumers do.
+//!
+//! Beside the writes, the stream carries keyspace *events*: Redis's
+//! notification names (`set`, `rename_from`, `expired`, `keymiss`, …).
+//! They cannot be derived from the writes, because the replayable form
+//! hides the cause (INCRBYFLOAT is written as SET, a lazy expiry as DEL),
+//! so the code that knows the cause names the event at the point of the
+//! write, in the order Redis fires them. Events are not replicated and
+//! have no sequence number; an event class nobody listens to costs one
+//! relaxed load (`event_mask`).
 
 use parking_lot::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// One write, in the form a replica or the AOF would replay it.
@@ -21,14 +30,47 @@ pub struct Effect<'a> {
     pub args: &'a [&'a [u8]],
 }
 
+/// Keyspace event classes: Redis's `NOTIFY_*` bits, so the
+/// `notify-keyspace-events` flags map onto them one to one.
+pub mod class {
+    pub const KEYSPACE: u32 = 1 << 0;
+    pub const KEYEVENT: u32 = 1 << 1;
+    pub const GENERIC: u32 = 1 << 2;
+    pub const STRING: u32 = 1 << 3;
+    pub const LIST: u32 = 1 << 4;
+    pub const SET: u32 = 1 << 5;
+    pub const HASH: u32 = 1 << 6;
+    pub const ZSET: u32 = 1 << 7;
+    pub const EXPIRED: u32 = 1 << 8;
+    pub const EVICTED: u32 = 1 << 9;
+    pub const STREAM: u32 = 1 << 10;
+    pub const KEY_MISS: u32 = 1 << 11;
+    pub const MODULE: u32 = 1 << 13;
+    pub const NEW: u32 = 1 << 14;
+    /// What the `A` flag stands for (`g$lshzxetd`).
+    pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+}
+
+/// One keyspace event: `name` happened to `key` in `db`.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    pub db: usize,
+    pub class: u32,
+    pub name: &'a str,
+    pub key: &'a [u8],
+}
+
 pub trait EffectSink: Send + Sync {
     fn apply(&self, effect: &Effect<'_>);
+    /// A keyspace event whose class is in the stream's event mask.
+    fn event(&self, _event: &Event<'_>) {}
 }
 
 #[derive(Default)]
 pub struct EffectStream {
     seq: AtomicU64,
     has_sinks: AtomicBool,
+    event_mask: AtomicU32,
     sinks: RwLock<Vec<Arc<dyn EffectSink>>>,
 }
 
@@ -48,6 +90,23 @@ impl EffectStream {
                 sink.apply(&effect);
             }
         }
+    }
+
+    /// Records a keyspace event. Callers hold the locks of `key`'s shard
+    /// and call this right after the write it describes.
+    pub fn event(&self, db: usize, class: u32, name: &str, key: &[u8]) {
+        if self.event_mask.load(Ordering::Relaxed) & class == 0 {
+            return;
+        }
+        let event = Event { db, class, name, key };
+        for sink in self.sinks.read().iter() {
+            sink.event(&event);
+        }
+    }
+
+    /// The event classes sinks want; others are dropped at the source.
+    pub fn set_event_mask(&self, mask: u32) {
+        self.event_mask.store(mask, Ordering::Relaxed);
     }
 
     /// How many effects have been emitted so far.

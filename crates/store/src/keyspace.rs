@@ -14,7 +14,7 @@
 //! Why an expiry index: the active cycle pops exactly the keys whose time
 //! has passed, so expired keys never linger and no sampling is needed.
 
-use crate::effect::EffectStream;
+use crate::effect::{class, EffectStream};
 use crate::value::Value;
 use bytes::Bytes;
 use indexmap::IndexMap;
@@ -152,6 +152,9 @@ pub struct Tx<'a> {
     db: usize,
     now: u64,
     guards: Guards<'a>,
+    /// Lookups that find nothing fire `keymiss` (read commands only, as
+    /// Redis's lookupKeyRead does).
+    miss_events: bool,
 }
 
 /// The held shard locks. Single-key commands, the common case, hold one
@@ -215,6 +218,7 @@ impl Keyspace {
     fn note_expired(&self, db: usize, key: &[u8]) {
         self.expired.fetch_add(1, Ordering::Relaxed);
         self.effects.emit(db, &[b"DEL", key]);
+        self.effects.event(db, class::EXPIRED, "expired", key);
     }
 
     pub fn databases(&self) -> usize {
@@ -239,7 +243,7 @@ impl Keyspace {
 
     pub fn lock_shard(&self, db: usize, shard: usize, now: u64) -> Tx<'_> {
         let guard = self.dbs[db].shards[shard].lock();
-        Tx { ks: self, db, now, guards: Guards::One(shard, guard) }
+        Tx { ks: self, db, now, guards: Guards::One(shard, guard), miss_events: false }
     }
 
     /// Locks every shard any of `keys` lives in, in ascending order.
@@ -252,13 +256,13 @@ impl Keyspace {
         } else {
             Guards::Many(idx.into_iter().map(|i| (i, self.dbs[db].shards[i].lock())).collect())
         };
-        Tx { ks: self, db, now, guards }
+        Tx { ks: self, db, now, guards, miss_events: false }
     }
 
     /// Locks every shard of `db`.
     pub fn lock_all(&self, db: usize, now: u64) -> Tx<'_> {
         let guards = Guards::Many(self.dbs[db].shards.iter().enumerate().map(|(i, s)| (i, s.lock())).collect());
-        Tx { ks: self, db, now, guards }
+        Tx { ks: self, db, now, guards, miss_events: false }
     }
 
     /// Locks `src_key`'s shard in `src` and `dst_key`'s in `dst`, two
@@ -433,6 +437,22 @@ impl<'a> Tx<'a> {
         self.ks.effects.emit(self.db, args);
     }
 
+    /// Fires keyspace event `name` (of `class`, see [`class`]) on `key`.
+    pub fn notify(&self, class: u32, name: &str, key: &[u8]) {
+        self.ks.effects.event(self.db, class, name, key);
+    }
+
+    /// Makes lookups of missing keys fire `keymiss`: set for read commands.
+    pub fn set_miss_events(&mut self, on: bool) {
+        self.miss_events = on;
+    }
+
+    fn missed(&self, key: &[u8]) {
+        if self.miss_events {
+            self.notify(class::KEY_MISS, "keymiss", key);
+        }
+    }
+
     /// The shard holding `key`, and the key's index in it if the key is
     /// live. A key whose deadline has passed is removed on the way (lazy
     /// expiry). One probe of the map serves the check and the access.
@@ -449,21 +469,38 @@ impl<'a> Tx<'a> {
 
     /// Looks up a live key and records the access.
     pub fn get(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let now = self.now;
+        let (now, miss, ks, db) = (self.now, self.miss_events, self.ks, self.db);
         let (s, i) = self.live(key);
-        let e = &mut s.map[i?];
+        let Some(i) = i else {
+            if miss {
+                ks.effects.event(db, class::KEY_MISS, "keymiss", key);
+            }
+            return None;
+        };
+        let e = &mut s.map[i];
         e.touch(now);
         Some(e)
     }
 
     /// Looks up a live key without recording an access (OBJECT, TTL, TYPE…).
     pub fn peek(&mut self, key: &[u8]) -> Option<&Entry> {
+        let (miss, ks, db) = (self.miss_events, self.ks, self.db);
         let (s, i) = self.live(key);
-        Some(&s.map[i?])
+        let Some(i) = i else {
+            if miss {
+                ks.effects.event(db, class::KEY_MISS, "keymiss", key);
+            }
+            return None;
+        };
+        Some(&s.map[i])
     }
 
     pub fn contains(&mut self, key: &[u8]) -> bool {
-        self.live(key).1.is_some()
+        let found = self.live(key).1.is_some();
+        if !found {
+            self.missed(key);
+        }
+        found
     }
 
     /// Stores `value` under `key`, replacing whatever was there.
@@ -476,6 +513,7 @@ impl<'a> Tx<'a> {
                 entry.expire_at = at;
             }
             s.insert(Bytes::copy_from_slice(key), entry);
+            self.notify(class::NEW, "new", key);
             return;
         };
         let e = &mut s.map[i];
@@ -491,6 +529,7 @@ impl<'a> Tx<'a> {
 
     /// Puts a whole entry (with its TTL and access data) under `key`.
     pub fn put_entry(&mut self, key: Bytes, entry: Entry) {
+        self.notify(class::NEW, "new", &key);
         self.shard(&key).insert(key, entry);
     }
 
@@ -525,11 +564,16 @@ impl<'a> Tx<'a> {
             let (_, key) = s.hash_due.pop_first().expect("checked above");
             let Some(i) = s.map.get_index_of(&key) else { continue };
             let Some(h) = s.map[i].value.as_hash_mut() else { continue };
-            for f in h.purge_expired(now) {
-                ks.effects.emit(db, &[b"HDEL", &key, &f]);
+            let gone = h.purge_expired(now);
+            for f in &gone {
+                ks.effects.emit(db, &[b"HDEL", &key, f]);
+            }
+            if !gone.is_empty() {
+                ks.effects.event(db, class::HASH, "hexpired", &key);
             }
             if h.is_empty() {
                 s.remove_index(i);
+                ks.effects.event(db, class::GENERIC, "del", &key);
             } else if let Some(next) = h.min_field_ttl() {
                 s.hash_due.insert((next, key));
             }

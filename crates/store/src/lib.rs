@@ -15,7 +15,7 @@ pub mod types;
 pub mod value;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use effect::{Effect, EffectSink, EffectStream};
+pub use effect::{class, Effect, EffectSink, EffectStream, Event};
 pub use glob::glob_match;
 pub use keyspace::{Entry, Keyspace, Ttl, Tx};
 pub use types::{

@@ -5,7 +5,7 @@
 //! copied per SETBIT. Argument checks follow Redis 7.2's order.
 
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{eq_ic, parse_i64, Args, CmdResult, Ctx};
+use super::{class, eq_ic, parse_i64, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use bytes::{Bytes, BytesMut};
 use larder_protocol::Frame;
@@ -128,6 +128,7 @@ fn setbit(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     set_bit(&mut buf, offset, on);
     store(&mut tx, key, buf);
     tx.emit(&args.all());
+    tx.notify(class::STRING, "setbit", key);
     Ok(Frame::Integer(old as i64))
 }
 
@@ -267,6 +268,7 @@ fn bitop(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         .collect();
     tx.set(dst, Value::Str(StrValue::Raw(Bytes::from(out))), Ttl::Clear);
     tx.emit(&args.all());
+    tx.notify(class::STRING, "set", dst);
     Ok(Frame::Integer(len as i64))
 }
 
@@ -454,6 +456,7 @@ fn run_fields(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResu
     };
     let mut buf = take_for_write(&mut tx, key, need)?;
     let mut out = Vec::with_capacity(fields.len());
+    let mut changes = 0;
     for f in &fields {
         let old = get_field(&buf, f.offset, f.bits, f.signed);
         match (f.op, next_value(f, old)) {
@@ -461,6 +464,7 @@ fn run_fields(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResu
             (_, None) => out.push(Frame::Null),
             (op, Some(new)) => {
                 set_field(&mut buf, f.offset, f.bits, new as u64);
+                changes += 1;
                 // Read back: SET replies with the old value, INCRBY with the
                 // stored (truncated to width) new one.
                 let stored = get_field(&buf, f.offset, f.bits, f.signed);
@@ -470,6 +474,9 @@ fn run_fields(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResu
     }
     store(&mut tx, key, buf);
     tx.emit(&args.all());
+    if changes > 0 {
+        tx.notify(class::STRING, "setbit", key);
+    }
     Ok(Frame::Array(out))
 }
 

@@ -10,7 +10,7 @@
 //! order; Redis's come in cell order (clients must not rely on either).
 
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{eq_ic, get_as, parse_f64, parse_i64, Args, CmdResult, Ctx};
+use super::{class, eq_ic, get_as, parse_f64, parse_i64, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
@@ -224,6 +224,10 @@ fn geoadd(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         effect.push(m.to_vec());
     }
     let empty = z.is_empty();
+    if added + changed > 0 {
+        // GEOADD is ZADD underneath, and Redis names its event so.
+        tx.notify(class::ZSET, "zadd", key);
+    }
     super::drop_if_empty(&mut tx, key, empty);
     if added + changed > 0 {
         let refs: Vec<&[u8]> = effect.iter().map(Vec::as_slice).collect();
@@ -547,6 +551,8 @@ fn run(ctx: &mut Ctx<'_>, mut args: Args<'_>, flavor: Flavor, read_only: bool) -
     tx.emit(&[b"DEL", dst]);
     let refs: Vec<&[u8]> = effect.iter().map(Vec::as_slice).collect();
     tx.emit(&refs);
+    let event = if flavor == Flavor::SearchStore { "geosearchstore" } else { "georadiusstore" };
+    tx.notify(class::ZSET, event, dst);
     ctx.key_ready(dst);
     Ok(Frame::Integer(n as i64))
 }

@@ -10,7 +10,7 @@
 
 use super::string::float_add;
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{drop_if_empty, get_as, get_or_create, parse_f64, parse_i64, Args, CmdResult, Ctx, ScanOpts};
+use super::{class, drop_if_empty, get_as, get_or_create, parse_f64, parse_i64, Args, CmdResult, Ctx, ScanOpts};
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
@@ -60,8 +60,12 @@ fn live<'t>(tx: &'t mut Tx<'_>, key: &[u8]) -> Result<Option<&'t mut Hash>, CmdE
     for f in &expired {
         tx.emit(&[b"HDEL", key, f]);
     }
+    if !expired.is_empty() {
+        tx.notify(class::HASH, "hexpired", key);
+    }
     if empty {
         tx.remove(key);
+        tx.notify(class::GENERIC, "del", key);
         return Ok(None);
     }
     get_as(tx, key, Value::as_hash_mut)
@@ -93,6 +97,7 @@ fn hset(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         added += h.insert(Bytes::copy_from_slice(f), Bytes::copy_from_slice(v), &lim) as i64;
     }
     tx.emit(&args.all());
+    tx.notify(class::HASH, "hset", key);
     Ok(if name == "hmset" { Frame::ok() } else { Frame::Integer(added) })
 }
 
@@ -107,6 +112,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let h = live_or_create(&mut tx, key)?;
     h.insert(Bytes::copy_from_slice(field), Bytes::copy_from_slice(value), &lim);
     tx.emit(&[b"HSET", key, field, value]);
+    tx.notify(class::HASH, "hset", key);
     Ok(Frame::Integer(1))
 }
 
@@ -136,6 +142,7 @@ fn hdel(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let empty = h.is_empty();
     if removed > 0 {
         tx.emit(&args.all());
+        tx.notify(class::HASH, "hdel", key);
     }
     drop_if_empty(&mut tx, key, empty);
     Ok(Frame::Integer(removed as i64))
@@ -172,6 +179,7 @@ fn hincrby(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let text = Bytes::copy_from_slice(itoa::Buffer::new().format(next).as_bytes());
     h.insert_keep_ttl(Bytes::copy_from_slice(field), text.clone(), &lim);
     tx.emit(&[b"HSET", key, field, &text]);
+    tx.notify(class::HASH, "hincrby", key);
     Ok(Frame::Integer(next))
 }
 
@@ -187,6 +195,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let text = Bytes::from(float_add(&current_text, current, delta_text, delta)?);
     h.insert_keep_ttl(Bytes::copy_from_slice(field), text.clone(), &lim);
     tx.emit(&[b"HSET", key, field, &text]);
+    tx.notify(class::HASH, "hincrbyfloat", key);
     Ok(Frame::Bulk(text))
 }
 
@@ -370,7 +379,11 @@ fn field_expire(ctx: &mut Ctx<'_>, mut args: Args<'_>, unit_ms: i64, absolute: b
     for f in &deleted {
         tx.emit(&[b"HDEL", key, f]);
     }
+    if !deleted.is_empty() {
+        tx.notify(class::HASH, "hdel", key);
+    }
     if !set.is_empty() {
+        tx.notify(class::HASH, "hexpire", key);
         let (at, n) = (at.to_string(), set.len().to_string());
         let mut effect: Vec<&[u8]> = vec![b"HPEXPIREAT", key, at.as_bytes(), b"FIELDS", n.as_bytes()];
         effect.extend(&set);
@@ -461,6 +474,7 @@ fn hpersist(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         .collect();
     if changed {
         tx.emit(&args.all());
+        tx.notify(class::HASH, "hpersist", key);
     }
     Ok(Frame::Array(out))
 }

@@ -4,7 +4,7 @@
 //! data, so PFCOUNT emits no effect (a replica recomputes it on demand).
 
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{Args, CmdResult, Ctx};
+use super::{class, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
@@ -63,6 +63,7 @@ fn pfadd(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         hll::invalidate_cache(&mut h);
         store(&mut tx, key, h);
         tx.emit(&args.all());
+        tx.notify(class::STRING, "pfadd", key);
     }
     Ok(Frame::Integer(updated as i64))
 }
@@ -115,5 +116,6 @@ fn pfmerge(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     store(&mut tx, dst, h.clone());
     // The merged bytes replay exactly, whatever the sources were.
     tx.emit(&[b"SET", dst, &h, b"KEEPTTL"]);
+    tx.notify(class::STRING, "pfadd", dst);
     Ok(Frame::ok())
 }

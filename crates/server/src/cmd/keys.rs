@@ -3,7 +3,7 @@
 //! selection and movement (SELECT, SWAPDB, MOVE).
 
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{deadline_ms, eq_ic, expire_key_at, parse_i64, persist_key, Args, CmdResult, Ctx, ScanOpts};
+use super::{class, deadline_ms, eq_ic, expire_key_at, parse_i64, persist_key, Args, CmdResult, Ctx, ScanOpts};
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
@@ -198,6 +198,7 @@ fn del(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     for k in &keys {
         if tx.remove(k).is_some() {
             tx.emit(&[b"DEL", k]);
+            tx.notify(class::GENERIC, "del", k);
             n += 1;
         }
     }
@@ -228,20 +229,21 @@ fn type_(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 fn rename_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, nx: bool) -> Result<bool, CmdError> {
     let (src, dst) = (args.next_arg()?, args.next_arg()?);
     let mut tx = ctx.lock_keys([src, dst]);
-    let Some(entry) = tx.remove(src) else {
+    if !tx.contains(src) {
         return Err(CmdError::NoSuchKey);
-    };
+    }
     if src == dst {
-        tx.put_entry(Bytes::copy_from_slice(src), entry);
         return Ok(!nx);
     }
     if nx && tx.contains(dst) {
-        tx.put_entry(Bytes::copy_from_slice(src), entry);
         return Ok(false);
     }
+    let entry = tx.remove(src).expect("checked above");
     tx.remove(dst);
     tx.put_entry(Bytes::copy_from_slice(dst), entry);
     tx.emit(&[b"RENAME", src, dst]);
+    tx.notify(class::GENERIC, "rename_from", src);
+    tx.notify(class::GENERIC, "rename_to", dst);
     ctx.key_ready(dst);
     Ok(true)
 }
@@ -319,6 +321,7 @@ fn copy(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if done {
         let db_arg = itoa::Buffer::new().format(dst_db).to_string();
         ks.effects.emit(ctx.db(), &[b"COPY", src, dst, b"DB", db_arg.as_bytes(), b"REPLACE"]);
+        ks.effects.event(dst_db, class::GENERIC, "copy_to", dst);
         ctx.shared.blocking.key_ready(dst_db, dst);
     }
     Ok(int(done as i64))
@@ -338,6 +341,8 @@ fn move_(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let entry = s.remove(key).expect("checked above");
     d.put_entry(Bytes::copy_from_slice(key), entry);
     s.emit(&[b"MOVE", key, itoa::Buffer::new().format(dst).as_bytes()]);
+    s.notify(class::GENERIC, "move_from", key);
+    d.notify(class::GENERIC, "move_to", key);
     ctx.shared.blocking.key_ready(dst, key);
     Ok(int(1))
 }
@@ -533,10 +538,13 @@ fn restore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         t if absttl => Some(t as u64),
         t => Some(ctx.now + t as u64),
     };
-    tx.remove(key);
+    let replaced = tx.remove(key).is_some();
     if deadline.is_some_and(|at| at <= ctx.now) {
         // Already expired: Redis answers OK and stores nothing.
-        tx.emit(&[b"DEL", key]);
+        if replaced {
+            tx.emit(&[b"DEL", key]);
+            tx.notify(class::GENERIC, "del", key);
+        }
         return Ok(Frame::ok());
     }
     let mut entry = Entry::new(value, ctx.now);
@@ -552,6 +560,7 @@ fn restore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         tx.set_expire(key, at);
     }
     tx.emit(&[b"RESTORE", key, ttl_arg.as_bytes(), payload, b"REPLACE", b"ABSTTL"]);
+    tx.notify(class::GENERIC, "restore", key);
     ctx.key_ready(key);
     Ok(Frame::ok())
 }
@@ -562,7 +571,10 @@ fn lfu_policy(ctx: &Ctx<'_>) -> bool {
 
 fn with_entry(ctx: &mut Ctx<'_>, mut args: Args<'_>, f: impl FnOnce(&Entry) -> CmdResult) -> CmdResult {
     let key = args.next_arg()?;
-    match ctx.lock(key).peek(key) {
+    let mut tx = ctx.lock(key);
+    // OBJECT looks up with LOOKUP_NONOTIFY in Redis: no keymiss.
+    tx.set_miss_events(false);
+    match tx.peek(key) {
         None => Ok(Frame::Null),
         Some(e) => f(e),
     }

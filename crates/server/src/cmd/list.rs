@@ -9,7 +9,7 @@
 //! blocked on the key.
 
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{drop_if_empty, eq_ic, get_as, get_or_create, parse_positive, parse_timeout, Args, CmdResult, Ctx};
+use super::{class, drop_if_empty, eq_ic, get_as, get_or_create, parse_positive, parse_timeout, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
@@ -73,6 +73,7 @@ fn push(ctx: &mut Ctx<'_>, mut args: Args<'_>, left: bool, only_existing: bool) 
     }
     let len = l.len();
     tx.emit(&args.all());
+    tx.notify(class::LIST, if left { "lpush" } else { "rpush" }, key);
     ctx.key_ready(key);
     Ok(Frame::Integer(len as i64))
 }
@@ -93,15 +94,16 @@ fn rpushx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     push(ctx, args, false, true)
 }
 
-/// Pops up to `n` elements from a live list, deleting the key if emptied.
+/// Pops up to `n` elements from a live list. The caller finishes with
+/// [`popped`] once any other events of its command have fired.
 fn pop_n(
     tx: &mut Tx<'_>,
     key: &[u8],
     left: bool,
     n: usize,
     lim: &larder_store::Limits,
-) -> Result<Vec<Bytes>, CmdError> {
-    let Some(l) = get_as(tx, key, Value::as_list_mut)? else { return Ok(vec![]) };
+) -> Result<(Vec<Bytes>, bool), CmdError> {
+    let Some(l) = get_as(tx, key, Value::as_list_mut)? else { return Ok((vec![], false)) };
     let mut out = Vec::with_capacity(n.min(l.len()));
     while out.len() < n {
         match if left { l.pop_front() } else { l.pop_back() } {
@@ -110,9 +112,13 @@ fn pop_n(
         }
     }
     l.shrink_check(lim);
-    let empty = l.is_empty();
+    Ok((out, l.is_empty()))
+}
+
+/// Fires a pop's event and deletes the list if the pop emptied it.
+fn popped(tx: &mut Tx<'_>, key: &[u8], left: bool, empty: bool) {
+    tx.notify(class::LIST, if left { "lpop" } else { "rpop" }, key);
     drop_if_empty(tx, key, empty);
-    Ok(out)
 }
 
 fn side_name(left: bool) -> &'static [u8] {
@@ -136,14 +142,16 @@ fn pop(ctx: &mut Ctx<'_>, mut args: Args<'_>, left: bool) -> CmdResult {
         return Ok(if count.is_some() { Frame::NullArray } else { Frame::Null });
     }
     let Some(n) = count else {
-        let v = pop_n(&mut tx, key, left, 1, &lim)?;
+        let (v, empty) = pop_n(&mut tx, key, left, 1, &lim)?;
+        popped(&mut tx, key, left, empty);
         tx.emit(&[side_name(left), key]);
         return Ok(Frame::Bulk(v.into_iter().next().expect("a live list is never empty")));
     };
     if n == 0 {
         return Ok(Frame::Array(vec![]));
     }
-    let v = pop_n(&mut tx, key, left, n, &lim)?;
+    let (v, empty) = pop_n(&mut tx, key, left, n, &lim)?;
+    popped(&mut tx, key, left, empty);
     tx.emit(&args.all());
     Ok(Frame::Array(v.into_iter().map(Frame::Bulk).collect()))
 }
@@ -191,6 +199,7 @@ fn lset(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     l.set(i, Bytes::copy_from_slice(v));
     l.shrink_check(&lim);
     tx.emit(&args.all());
+    tx.notify(class::LIST, "lset", key);
     Ok(Frame::ok())
 }
 
@@ -219,6 +228,7 @@ fn ltrim(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     l.shrink_check(&lim);
     let empty = l.is_empty();
+    tx.notify(class::LIST, "ltrim", key);
     drop_if_empty(&mut tx, key, empty);
     tx.emit(&args.all());
     Ok(Frame::ok())
@@ -235,8 +245,9 @@ fn lrem(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let n = l.remove_matching(count.unsigned_abs() as usize, count < 0, |x| x == v);
     l.shrink_check(&lim);
     let empty = l.is_empty();
-    drop_if_empty(&mut tx, key, empty);
     if n > 0 {
+        tx.notify(class::LIST, "lrem", key);
+        drop_if_empty(&mut tx, key, empty);
         tx.emit(&args.all());
     }
     Ok(Frame::Integer(n as i64))
@@ -260,6 +271,7 @@ fn linsert(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     l.insert(at + after as usize, Bytes::copy_from_slice(v));
     let len = l.len();
     tx.emit(&args.all());
+    tx.notify(class::LIST, "linsert", key);
     Ok(Frame::Integer(len as i64))
 }
 
@@ -340,7 +352,10 @@ fn move_one(
         };
     }
     read(&mut tx, dst)?;
-    let v = pop_n(&mut tx, src, from_left, 1, &lim)?.pop().expect("a live list is never empty");
+    let (mut v, empty) = pop_n(&mut tx, src, from_left, 1, &lim)?;
+    let v = v.pop().expect("a live list is never empty");
+    // Redis's order: the push (and its `new`), then the pop, then `del`.
+    // With src == dst the list is never empty here.
     let d = get_or_create(&mut tx, dst, Value::as_list_mut, new_list)?;
     d.grow_check(v.len(), 1, &lim);
     if to_left {
@@ -348,6 +363,8 @@ fn move_one(
     } else {
         d.push_back(v.clone());
     }
+    tx.notify(class::LIST, if to_left { "lpush" } else { "rpush" }, dst);
+    popped(&mut tx, src, from_left, empty && src != dst);
     let side = |left: bool| -> &'static [u8] {
         if left {
             b"LEFT"
@@ -403,7 +420,8 @@ fn pop_first(
     let mut tx = ctx.lock_keys(keys.iter().copied());
     for key in keys {
         if read(&mut tx, key)?.is_some() {
-            let v = pop_n(&mut tx, key, left, count, &lim)?;
+            let (v, empty) = pop_n(&mut tx, key, left, count, &lim)?;
+            popped(&mut tx, key, left, empty);
             let n = itoa::Buffer::new().format(v.len()).as_bytes().to_vec();
             match shape {
                 PopShape::KeyAndElement => tx.emit(&[side_name(left), key]),

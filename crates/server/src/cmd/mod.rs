@@ -24,6 +24,7 @@ use crate::conn::client::Client;
 use crate::error::CmdError;
 use crate::Shared;
 use larder_protocol::{Frame, Proto, Request};
+pub use larder_store::class;
 use larder_store::{Ttl, Tx, Value};
 
 pub type CmdResult = Result<Frame, CmdError>;
@@ -35,6 +36,9 @@ pub struct Ctx<'a> {
     pub shared: &'a Shared,
     pub client: &'a mut Client,
     pub now: u64,
+    /// The command is read-only: its lookups of missing keys fire
+    /// `keymiss`, as Redis's lookupKeyRead does.
+    pub read_only: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -44,12 +48,16 @@ impl<'a> Ctx<'a> {
 
     /// Locks the shard holding `key` in the client's database.
     pub fn lock(&self, key: &[u8]) -> Tx<'a> {
-        self.shared.keyspace.lock(self.client.db, key, self.now)
+        let mut tx = self.shared.keyspace.lock(self.client.db, key, self.now);
+        tx.set_miss_events(self.read_only);
+        tx
     }
 
     /// Locks the shards of several keys, in the order that avoids deadlock.
     pub fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Tx<'a> {
-        self.shared.keyspace.lock_keys(self.client.db, keys, self.now)
+        let mut tx = self.shared.keyspace.lock_keys(self.client.db, keys, self.now);
+        tx.set_miss_events(self.read_only);
+        tx
     }
 
     pub fn resp3(&self) -> bool {
@@ -205,9 +213,11 @@ pub fn expire_key_at(tx: &mut Tx<'_>, key: &[u8], at: i64) {
     if at <= tx.now() as i64 {
         tx.remove(key);
         tx.emit(&[b"DEL", key]);
+        tx.notify(class::GENERIC, "del", key);
     } else {
         tx.set_expire(key, at as u64);
         tx.emit(&[b"PEXPIREAT", key, itoa::Buffer::new().format(at).as_bytes()]);
+        tx.notify(class::GENERIC, "expire", key);
     }
 }
 
@@ -218,6 +228,7 @@ pub fn persist_key(tx: &mut Tx<'_>, key: &[u8]) -> bool {
     }
     tx.set_expire(key, 0);
     tx.emit(&[b"PERSIST", key]);
+    tx.notify(class::GENERIC, "persist", key);
     true
 }
 
@@ -249,10 +260,12 @@ pub fn get_or_create<'t, T: ?Sized>(
 }
 
 /// Deletes `key` if the collection a write just emptied was its value:
-/// Redis never keeps an empty collection.
+/// Redis never keeps an empty collection. Call it after firing the
+/// write's own event: Redis fires `del` last.
 pub fn drop_if_empty(tx: &mut Tx<'_>, key: &[u8], empty: bool) {
     if empty {
         tx.remove(key);
+        tx.notify(class::GENERIC, "del", key);
     }
 }
 
@@ -353,6 +366,7 @@ pub fn parse_positive(a: &[u8]) -> Result<usize, CmdError> {
 pub fn store_nothing(tx: &mut Tx<'_>, dst: &[u8]) -> CmdResult {
     if tx.remove(dst).is_some() {
         tx.emit(&[b"DEL", dst]);
+        tx.notify(class::GENERIC, "del", dst);
     }
     Ok(Frame::Integer(0))
 }

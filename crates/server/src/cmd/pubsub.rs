@@ -180,8 +180,7 @@ fn sunsubscribe(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 fn do_publish(ctx: &mut Ctx<'_>, mut args: Args<'_>, shard: bool) -> CmdResult {
     let (channel, msg) = (args.next_arg()?, args.next_arg()?);
-    let limit = ctx.shared.config.read().output_limits[2];
-    Ok(Frame::Integer(ctx.shared.pubsub.publish(channel, msg, shard, limit) as i64))
+    Ok(Frame::Integer(ctx.shared.pubsub.publish(channel, msg, shard) as i64))
 }
 
 /// PUBLISH channel message

@@ -146,6 +146,7 @@ fn config_set(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         seen.push(name);
     }
     ctx.client.limits = next.limits;
+    ctx.shared.apply_config(&next);
     *ctx.shared.config.write() = next;
     Ok(Frame::ok())
 }

@@ -7,7 +7,7 @@
 
 use super::hash::{rand_count, rand_indexes};
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{drop_if_empty, eq_ic, get_as, get_or_create, Args, CmdResult, Ctx, ScanOpts};
+use super::{class, drop_if_empty, eq_ic, get_as, get_or_create, Args, CmdResult, Ctx, ScanOpts};
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
@@ -57,6 +57,7 @@ fn sadd(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let added = members.iter().filter(|m| s.insert(m, &lim)).count();
     if added > 0 {
         tx.emit(&args.all());
+        tx.notify(class::SET, "sadd", key);
     }
     Ok(Frame::Integer(added as i64))
 }
@@ -70,6 +71,7 @@ fn srem(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let empty = s.is_empty();
     if removed > 0 {
         tx.emit(&args.all());
+        tx.notify(class::SET, "srem", key);
     }
     drop_if_empty(&mut tx, key, empty);
     Ok(Frame::Integer(removed as i64))
@@ -119,6 +121,7 @@ fn spop(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         let m = s.remove_index(i).expect("index below len");
         let empty = s.is_empty();
         tx.emit(&[b"SREM", key, &m]);
+        tx.notify(class::SET, "spop", key);
         drop_if_empty(&mut tx, key, empty);
         return Ok(Frame::Bulk(m));
     };
@@ -129,6 +132,8 @@ fn spop(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         let all = s.members();
         tx.remove(key);
         tx.emit(&[b"DEL", key]);
+        tx.notify(class::SET, "spop", key);
+        tx.notify(class::GENERIC, "del", key);
         all
     } else {
         let mut picked = rand_indexes(s.len(), count, true);
@@ -138,6 +143,7 @@ fn spop(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         let mut effect: Vec<&[u8]> = vec![b"SREM", key];
         effect.extend(popped.iter().map(|m| m.as_ref()));
         tx.emit(&effect);
+        tx.notify(class::SET, "spop", key);
         popped
     };
     Ok(set_reply(popped))
@@ -175,10 +181,12 @@ fn smove(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let s = get_as(&mut tx, src, Value::as_set_mut)?.expect("checked above");
     s.remove(m);
     let empty = s.is_empty();
+    tx.notify(class::SET, "srem", src);
     drop_if_empty(&mut tx, src, empty);
     let d = get_or_create(&mut tx, dst, Value::as_set_mut, || Value::Set(Box::new(Set::for_first(m, 1, &lim))))?;
     d.insert(m, &lim);
     tx.emit(&args.all());
+    tx.notify(class::SET, "sadd", dst);
     Ok(Frame::Integer(1))
 }
 
@@ -277,6 +285,12 @@ fn algebra_store(ctx: &mut Ctx<'_>, mut args: Args<'_>, op: Op) -> CmdResult {
     }
     tx.set(dst, Value::Set(Box::new(s)), Ttl::Clear);
     tx.emit(&args.all());
+    let event = match op {
+        Op::Inter => "sinterstore",
+        Op::Union => "sunionstore",
+        Op::Diff => "sdiffstore",
+    };
+    tx.notify(class::SET, event, dst);
     Ok(Frame::Integer(n as i64))
 }
 

@@ -9,7 +9,7 @@
 //! result, which replays the same list whatever the source was.
 
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{eq_ic, parse_i64, Args, CmdResult, Ctx};
+use super::{class, eq_ic, parse_i64, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
@@ -197,6 +197,7 @@ fn run(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResult {
     let mut effect: Vec<&[u8]> = vec![b"RPUSH", dst];
     effect.extend(values.iter().map(|v| v.as_ref()));
     tx.emit(&effect);
+    tx.notify(class::LIST, "sortstore", dst);
     ctx.key_ready(dst);
     Ok(Frame::Integer(len as i64))
 }

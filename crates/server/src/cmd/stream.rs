@@ -12,7 +12,7 @@
 
 use super::keys::help_reply;
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{eq_ic, get_as, parse_i64, Args, CmdResult, Ctx};
+use super::{class, eq_ic, get_as, parse_i64, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
@@ -221,6 +221,7 @@ fn apply_trim(tx: &mut Tx<'_>, key: &[u8], spec: &TrimSpec) -> u64 {
     if n > 0 {
         let first = if s.is_empty() { s.last_id.incr().unwrap_or(StreamId::MAX) } else { s.first_id };
         tx.emit(&[b"XTRIM", key, b"MINID", b"=", first.to_string().as_bytes()]);
+        tx.notify(class::STREAM, "xtrim", key);
     }
     n
 }
@@ -298,6 +299,7 @@ fn xadd(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let mut effect: Vec<&[u8]> = vec![b"XADD", key, id_text.as_bytes()];
     effect.extend(&raw);
     tx.emit(&effect);
+    tx.notify(class::STREAM, "xadd", key);
     if let Some(spec) = &trim {
         apply_trim(&mut tx, key, spec);
     }
@@ -357,6 +359,7 @@ fn xdel(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let n = ids.iter().filter(|id| s.delete(id)).count();
     if n > 0 {
         tx.emit(&args.all());
+        tx.notify(class::STREAM, "xdel", key);
     }
     Ok(Frame::Integer(n as i64))
 }
@@ -567,6 +570,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             s.groups.get_mut(group).expect("checked").consumers.get_mut(consumer).expect("just made").seen_time = now;
             if created {
                 tx.emit(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
+                tx.notify(class::STREAM, "xgroup-createconsumer", key);
             }
         }
         let s = read(&mut tx, key)?.expect("checked above");
@@ -970,6 +974,7 @@ fn xsetid(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         s.max_deleted_id = m;
     }
     tx.emit(&args.all());
+    tx.notify(class::STREAM, "xsetid", key);
     Ok(Frame::ok())
 }
 
@@ -1024,6 +1029,7 @@ fn xgroup_create(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     s.groups.insert(Bytes::copy_from_slice(group), Group::new(id, entries_read.unwrap_or(INVALID_ENTRIES_READ)));
     tx.emit(&args.all());
+    tx.notify(class::STREAM, "xgroup-create", key);
     Ok(Frame::ok())
 }
 
@@ -1038,6 +1044,7 @@ fn xgroup_setid(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     g.last_id = id;
     g.entries_read = entries_read.unwrap_or(INVALID_ENTRIES_READ);
     tx.emit(&args.all());
+    tx.notify(class::STREAM, "xgroup-setid", key);
     Ok(Frame::ok())
 }
 
@@ -1049,6 +1056,7 @@ fn xgroup_destroy(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let removed = s.groups.remove(group).is_some();
     if removed {
         tx.emit(&args.all());
+        tx.notify(class::STREAM, "xgroup-destroy", key);
         // Clients blocked in XREADGROUP on it must wake to see it is gone.
         ctx.key_ready(key);
     }
@@ -1065,6 +1073,7 @@ fn xgroup_createconsumer(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let created = g.consumer(consumer, now).1;
     if created {
         tx.emit(&args.all());
+        tx.notify(class::STREAM, "xgroup-createconsumer", key);
     }
     Ok(Frame::Integer(created as i64))
 }
@@ -1080,6 +1089,7 @@ fn xgroup_delconsumer(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         g.pel.remove(id);
     }
     tx.emit(&args.all());
+    tx.notify(class::STREAM, "xgroup-delconsumer", key);
     Ok(Frame::Integer(c.pel.len() as i64))
 }
 

@@ -4,7 +4,7 @@
 //! INCRBYFLOAT becomes SET … KEEPTTL).
 
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{deadline_ms, eq_ic, expire_key_at, parse_f64, parse_i64, persist_key, Args, CmdResult, Ctx};
+use super::{class, deadline_ms, eq_ic, expire_key_at, parse_f64, parse_i64, persist_key, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use bytes::{Bytes, BytesMut};
 use larder_protocol::Frame;
@@ -206,7 +206,10 @@ impl SetOpts {
 /// value when asked, and whether the write happened.
 fn set_generic(ctx: &Ctx<'_>, key: &[u8], value: &[u8], o: &SetOpts) -> Result<(Option<Bytes>, bool), CmdError> {
     let mut tx = ctx.lock(key);
+    // The GET forms read as GET does, keymiss included.
+    tx.set_miss_events(o.get);
     let old = if o.get { read_str(&mut tx, key)? } else { None };
+    tx.set_miss_events(false);
     let exists = if o.get { old.is_some() } else { tx.contains(key) };
     if (o.nx && exists) || (o.xx && !exists) {
         return Ok((old, false));
@@ -221,6 +224,10 @@ fn set_generic(ctx: &Ctx<'_>, key: &[u8], value: &[u8], o: &SetOpts) -> Result<(
         Ttl::At(at) => tx.emit(&[b"SET", key, value, b"PXAT", itoa::Buffer::new().format(at).as_bytes()]),
         Ttl::Keep => tx.emit(&[b"SET", key, value, b"KEEPTTL"]),
         Ttl::Clear => tx.emit(&[b"SET", key, value]),
+    }
+    tx.notify(class::STRING, "set", key);
+    if let Ttl::At(_) = ttl {
+        tx.notify(class::GENERIC, "expire", key);
     }
     Ok((old, true))
 }
@@ -291,6 +298,7 @@ fn getex(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
     }
     let mut tx = ctx.lock(key);
+    tx.set_miss_events(true);
     let Some(v) = read_str(&mut tx, key)? else {
         ctx.record_lookup(false);
         return Ok(Frame::Null);
@@ -310,11 +318,13 @@ fn getex(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 fn getdel(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     let mut tx = ctx.lock(key);
+    tx.set_miss_events(true);
     let v = read_str(&mut tx, key)?;
     ctx.record_lookup(v.is_some());
     if v.is_some() {
         tx.remove(key);
         tx.emit(&[b"DEL", key]);
+        tx.notify(class::GENERIC, "del", key);
     }
     Ok(v.map(Frame::Bulk).unwrap_or(Frame::Null))
 }
@@ -346,6 +356,7 @@ fn mset_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, nx: bool) -> Result<bool,
     }
     for kv in pairs.chunks(2) {
         tx.set(kv[0], str_value(kv[1]), Ttl::Clear);
+        tx.notify(class::STRING, "set", kv[0]);
     }
     let mut effect: Vec<&[u8]> = Vec::with_capacity(pairs.len() + 1);
     effect.push(b"MSET");
@@ -385,6 +396,7 @@ fn incr_generic(ctx: &Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
         }
     };
     tx.emit(&[b"INCRBY", key, itoa::Buffer::new().format(delta).as_bytes()]);
+    tx.notify(class::STRING, "incrby", key);
     Ok(Frame::Integer(next))
 }
 
@@ -428,6 +440,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         if stored.len() <= larder_store::value::EMBSTR_MAX { StrValue::Emb(stored) } else { StrValue::Raw(stored) };
     tx.set(key, Value::Str(value), Ttl::Keep);
     tx.emit(&[b"SET", key, text.as_bytes(), b"KEEPTTL"]);
+    tx.notify(class::STRING, "incrbyfloat", key);
     Ok(Frame::Bulk(Bytes::from(text)))
 }
 
@@ -521,6 +534,7 @@ fn append(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
     };
     tx.emit(&[b"APPEND", key, value]);
+    tx.notify(class::STRING, "append", key);
     Ok(Frame::Integer(len as i64))
 }
 
@@ -589,6 +603,7 @@ fn setrange(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let len = buf.len();
     tx.set(key, Value::Str(StrValue::Raw(buf.freeze())), Ttl::Keep);
     tx.emit(&[b"SETRANGE", key, itoa::Buffer::new().format(offset).as_bytes(), value]);
+    tx.notify(class::STRING, "setrange", key);
     Ok(Frame::Integer(len as i64))
 }
 

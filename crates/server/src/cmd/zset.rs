@@ -8,7 +8,7 @@
 use super::hash::{rand_count, rand_indexes};
 use super::set::card_limit;
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{drop_if_empty, eq_ic, get_as, parse_f64, parse_i64, parse_timeout, Args, CmdResult, Ctx, ScanOpts};
+use super::{class, drop_if_empty, eq_ic, get_as, parse_f64, parse_i64, parse_timeout, Args, CmdResult, Ctx, ScanOpts};
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::{format_double, Frame};
@@ -266,6 +266,9 @@ fn zadd(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
     }
     let empty = z.is_empty();
+    if added + changed > 0 {
+        tx.notify(class::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
+    }
     drop_if_empty(&mut tx, key, empty);
     if added + changed > 0 {
         tx.emit(&args.all());
@@ -296,6 +299,7 @@ fn zincrby(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     z.insert(m, new, &lim);
     tx.emit(&args.all());
+    tx.notify(class::ZSET, "zincr", key);
     ctx.key_ready(key);
     Ok(Frame::Double(new))
 }
@@ -307,6 +311,9 @@ fn zrem(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let Some(z) = get_as(&mut tx, key, Value::as_zset_mut)? else { return Ok(Frame::Integer(0)) };
     let n = args.rest().into_iter().filter(|m| z.remove(m).is_some()).count();
     let empty = z.is_empty();
+    if n > 0 {
+        tx.notify(class::ZSET, "zrem", key);
+    }
     drop_if_empty(&mut tx, key, empty);
     if n > 0 {
         tx.emit(&args.all());
@@ -507,6 +514,8 @@ fn store(ctx: &Ctx<'_>, tx: &mut Tx<'_>, dst: &[u8], z: ZSet, args: &Args<'_>) -
     }
     tx.set(dst, Value::ZSet(Box::new(z)), Ttl::Clear);
     tx.emit(&args.all());
+    // The event is the command's name: zunionstore, zrangestore, …
+    tx.notify(class::ZSET, &String::from_utf8_lossy(args.get(0)).to_ascii_lowercase(), dst);
     ctx.key_ready(dst);
     Ok(Frame::Integer(n as i64))
 }
@@ -535,6 +544,14 @@ fn remrange(ctx: &mut Ctx<'_>, mut args: Args<'_>, by: By) -> CmdResult {
         z.remove_rank(s);
     }
     let empty = z.is_empty();
+    if e > s {
+        let event = match by {
+            By::Rank => "zremrangebyrank",
+            By::Score => "zremrangebyscore",
+            By::Lex => "zremrangebylex",
+        };
+        tx.notify(class::ZSET, event, key);
+    }
     drop_if_empty(&mut tx, key, empty);
     if e > s {
         tx.emit(&args.all());
@@ -756,6 +773,9 @@ fn pop_n(tx: &mut Tx<'_>, key: &[u8], min: bool, n: usize) -> Result<Vec<ZEntry>
         out.push(z.remove_rank(r).expect("non-empty"));
     }
     let empty = z.is_empty();
+    if !out.is_empty() {
+        tx.notify(class::ZSET, if min { "zpopmin" } else { "zpopmax" }, key);
+    }
     drop_if_empty(tx, key, empty);
     if !out.is_empty() {
         let mut effect: Vec<&[u8]> = vec![b"ZREM", key];

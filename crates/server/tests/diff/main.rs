@@ -4,6 +4,7 @@
 //! unless LARDER_REQUIRE_REDIS=1 (CI sets it), where that is a failure.
 
 mod collections;
+mod events;
 mod random;
 
 use larder_protocol::Frame;
@@ -11,8 +12,8 @@ use larder_testkit::diff::{compare, Compare};
 use larder_testkit::{spawn_server, RawConn, RedisServer, TestServer};
 
 pub struct Pair {
-    _larder: TestServer,
-    _redis: RedisServer,
+    pub larder: TestServer,
+    pub redis: RedisServer,
     pub ours: RawConn,
     pub theirs: RawConn,
 }
@@ -28,7 +29,7 @@ pub fn pair(resp3: bool) -> Option<Pair> {
         assert!(matches!(ours.call(&["HELLO", "3"]).unwrap(), Frame::Map(_)));
         assert!(matches!(theirs.call(&["HELLO", "3"]).unwrap(), Frame::Map(_)));
     }
-    Some(Pair { _larder: larder, _redis: redis, ours, theirs })
+    Some(Pair { larder, redis, ours, theirs })
 }
 
 /// Runs `script` (one command per line, split like redis-cli) under both

@@ -273,3 +273,43 @@ fn active_expiry_reclaims_hash_fields() {
     let fields: Vec<String> = con.hkeys("h").unwrap();
     assert_eq!(fields, vec!["b"]);
 }
+
+/// Reads `__keyevent@0__:*` messages from `sub` until `n` have arrived.
+fn keyevents(sub: &mut larder_testkit::RawConn, n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|_| {
+            let larder_protocol::Frame::Array(parts) = sub.read_frame().unwrap() else { panic!("not a message") };
+            let text = |f: &larder_protocol::Frame| match f {
+                larder_protocol::Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                other => panic!("{other:?}"),
+            };
+            (text(&parts[2]), text(&parts[3]))
+        })
+        .collect()
+}
+
+#[test]
+fn active_expiry_fires_expired_and_hexpired_events() {
+    let (s, clock) = server();
+    let mut con = s.conn(Proto::Resp2);
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg("Exgh").query(&mut con).unwrap();
+    let mut sub = s.raw();
+    sub.call(&["PSUBSCRIBE", "__keyevent@0__:*"]).unwrap();
+    let _: () = con.pset_ex("k", "v", 100).unwrap();
+    let _: () = con.hset_multiple("h", &[("a", "1"), ("b", "2")]).unwrap();
+    let _: Vec<i64> =
+        redis::cmd("HPEXPIRE").arg("h").arg(100).arg("FIELDS").arg(2).arg("a").arg("b").query(&mut con).unwrap();
+    let setup = keyevents(&mut sub, 3);
+    assert_eq!(setup[0].0, "__keyevent@0__:expire");
+    assert_eq!(setup[1].0, "__keyevent@0__:hset");
+    assert_eq!(setup[2].0, "__keyevent@0__:hexpire");
+    clock.advance(100);
+    // Nobody touches the keys: only the active cycle can fire these.
+    let mut got = keyevents(&mut sub, 3);
+    got.sort();
+    assert_eq!(
+        got,
+        [("__keyevent@0__:del", "h"), ("__keyevent@0__:expired", "k"), ("__keyevent@0__:hexpired", "h")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+}
