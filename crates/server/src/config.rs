@@ -74,6 +74,8 @@ pub struct Config {
     pub output_limits: [crate::pubsub::BufferLimit; 3],
     /// notify-keyspace-events, as Redis's NOTIFY_* bits (`larder_store::class`).
     pub notify_flags: u32,
+    /// Keys the client-tracking table remembers before it forgets some.
+    pub tracking_table_max_keys: u64,
 }
 
 impl Default for Config {
@@ -114,6 +116,7 @@ impl Default for Config {
                 crate::pubsub::BufferLimit { hard: 32 << 20, soft: 8 << 20, soft_secs: 60 },
             ],
             notify_flags: 0,
+            tracking_table_max_keys: 1_000_000,
         }
     }
 }
@@ -333,6 +336,7 @@ pub static PARAMS: &[Param] = &[
     limit_param!("list-max-listpack-size", list_max_listpack_size, i32::MIN, i32::MAX),
     limit_param!("list-max-ziplist-size", list_max_listpack_size, i32::MIN, i32::MAX),
     int_param!("list-compress-depth", list_compress_depth, 0, i32::MAX as u64, true),
+    int_param!("tracking-table-max-keys", tracking_table_max_keys, 0, i64::MAX as u64, true),
     Param {
         name: "notify-keyspace-events",
         mutable: true,

@@ -16,6 +16,10 @@ use std::sync::atomic::Ordering::Relaxed;
 /// Runs one parsed command and appends its reply to `out`.
 pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8], out: &mut BytesMut) {
     let reply = execute(shared, client, req, input);
+    // CLIENT CACHING yes|no covers the next command, or the next EXEC.
+    if client.caching && client.multi.is_none() && !is_client_caching(req, input) {
+        client.caching = false;
+    }
     if client.wants_block {
         // Nothing to reply yet: the connection waits and runs it again.
         return;
@@ -33,12 +37,16 @@ pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8
     for p in client.pushes.drain(..) {
         encode(&p, client.proto, out);
     }
-    if let Some(ob) = &client.outbox {
-        out.extend_from_slice(&ob.take());
-    }
+    out.extend_from_slice(&client.outbox.take());
     if !std::mem::take(&mut client.no_reply) {
         encode(&reply, client.proto, out);
     }
+}
+
+fn is_client_caching(req: &Request, input: &[u8]) -> bool {
+    req.len() >= 2
+        && req.arg(input, 0).eq_ignore_ascii_case(b"client")
+        && req.arg(input, 1).eq_ignore_ascii_case(b"caching")
 }
 
 fn sanitize(s: &[u8], max: usize) -> String {
@@ -136,7 +144,10 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     // cost ~10% of a pipelined GET with clock_gettime on this kind of VM.
     let started = quanta::Instant::now();
     let result = {
-        let mut ctx = Ctx { shared, client, now, read_only: spec.has(flags::READONLY) };
+        let read_only = spec.has(flags::READONLY);
+        let track_reads = read_only && crate::tracking::Tracking::records_reads(client);
+        crate::tracking::set_current_client(client.id());
+        let mut ctx = Ctx { shared, client, now, read_only, track_reads };
         handler(&mut ctx, Args::new(req, input, argpos))
     };
     cmd.stats.calls.fetch_add(1, Relaxed);

@@ -119,7 +119,7 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("client_recent_max_output_buffer:0");
             let (blocked, keys, timed) = shared.blocking.stats();
             field!("blocked_clients:{}", blocked);
-            field!("tracking_clients:0");
+            field!("tracking_clients:{}", shared.tracking.stats().0);
             field!("clients_in_timeout_table:{}", timed);
             field!("total_blocking_keys:{}", keys);
         }
@@ -174,6 +174,10 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("pubsub_patterns:{}", patterns);
             field!("pubsubshard_channels:{}", shard);
             field!("total_error_replies:{}", st.total_error_replies.load(Relaxed));
+            let (_, keys, items, prefixes) = shared.tracking.stats();
+            field!("tracking_total_keys:{keys}");
+            field!("tracking_total_items:{items}");
+            field!("tracking_total_prefixes:{prefixes}");
         }
         "replication" => {
             out.push_str("# Replication\r\n");

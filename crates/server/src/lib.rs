@@ -22,6 +22,7 @@ pub mod notify;
 pub mod pubsub;
 pub mod server;
 pub mod stats;
+pub mod tracking;
 
 pub use config::Config;
 

@@ -125,53 +125,60 @@ fn parse_db(a: &[u8]) -> Option<usize> {
     std::str::from_utf8(a).ok()?.parse().ok()
 }
 
+/// Calls `f(db, key)` for every key an effect modified. Whole-database
+/// effects (FLUSHALL, FLUSHDB, SWAPDB) and MULTI/EXEC name no key: their
+/// consumers handle them on their own.
+pub fn written_keys(commands: &CommandTable, e: &Effect<'_>, mut f: impl FnMut(usize, &[u8])) {
+    let Some(first) = e.args.first() else { return };
+    let name = first.to_ascii_lowercase();
+    let arg = |i: usize| e.args.get(i).copied();
+    match name.as_slice() {
+        b"flushall" | b"flushdb" | b"swapdb" | b"multi" | b"exec" => {}
+        b"move" => {
+            if let (Some(k), Some(dst)) = (arg(1), arg(2).and_then(parse_db)) {
+                f(e.db, k);
+                f(dst, k);
+            }
+        }
+        b"copy" => {
+            let db = e.args.windows(2).find(|p| p[0].eq_ignore_ascii_case(b"db")).and_then(|p| parse_db(p[1]));
+            if let Some(k) = arg(2) {
+                f(db.unwrap_or(e.db), k);
+            }
+        }
+        // Commands that read several keys but write only their first.
+        b"sinterstore" | b"sunionstore" | b"sdiffstore" | b"zunionstore" | b"zinterstore" | b"zdiffstore"
+        | b"zrangestore" | b"pfmerge" | b"geosearchstore" => {
+            if let Some(k) = arg(1) {
+                f(e.db, k);
+            }
+        }
+        b"bitop" => {
+            if let Some(k) = arg(2) {
+                f(e.db, k);
+            }
+        }
+        _ => {
+            let Some(mut cmd) = commands.lookup(first) else { return };
+            if !cmd.subs.is_empty() {
+                match arg(1).and_then(|s| cmd.lookup_sub(s)) {
+                    Some(sub) => cmd = sub,
+                    None => return,
+                }
+            }
+            for i in cmd.spec.keys.positions(e.args.len()) {
+                f(e.db, e.args[i]);
+            }
+        }
+    }
+}
+
 impl EffectSink for WatchSink {
     fn apply(&self, e: &Effect<'_>) {
-        if self.watches.count.load(Ordering::Relaxed) == 0 || e.args.is_empty() {
+        if self.watches.count.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let w = &self.watches;
-        let name = e.args[0].to_ascii_lowercase();
-        let arg = |i: usize| e.args.get(i).copied();
-        match name.as_slice() {
-            // Their handlers mark watched keys before acting (`touch_if`).
-            b"flushall" | b"flushdb" | b"swapdb" | b"multi" | b"exec" => {}
-            b"move" => {
-                if let (Some(k), Some(dst)) = (arg(1), arg(2).and_then(parse_db)) {
-                    w.touch(e.db, k);
-                    w.touch(dst, k);
-                }
-            }
-            b"copy" => {
-                let db = e.args.windows(2).find(|p| p[0].eq_ignore_ascii_case(b"db")).and_then(|p| parse_db(p[1]));
-                if let Some(k) = arg(2) {
-                    w.touch(db.unwrap_or(e.db), k);
-                }
-            }
-            // Commands that read several keys but write only their first.
-            b"sinterstore" | b"sunionstore" | b"sdiffstore" | b"zunionstore" | b"zinterstore" | b"zdiffstore"
-            | b"zrangestore" | b"pfmerge" | b"geosearchstore" => {
-                if let Some(k) = arg(1) {
-                    w.touch(e.db, k);
-                }
-            }
-            b"bitop" => {
-                if let Some(k) = arg(2) {
-                    w.touch(e.db, k);
-                }
-            }
-            _ => {
-                let Some(mut cmd) = self.commands.lookup(e.args[0]) else { return };
-                if !cmd.subs.is_empty() {
-                    match arg(1).and_then(|s| cmd.lookup_sub(s)) {
-                        Some(sub) => cmd = sub,
-                        None => return,
-                    }
-                }
-                for i in cmd.spec.keys.positions(e.args.len()) {
-                    w.touch(e.db, e.args[i]);
-                }
-            }
-        }
+        // FLUSH* and SWAPDB handlers mark watched keys before acting (`touch_if`).
+        written_keys(&self.commands, e, |db, key| self.watches.touch(db, key));
     }
 }

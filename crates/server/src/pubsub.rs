@@ -32,11 +32,21 @@ struct OutState {
     over_soft_since: Option<Instant>,
 }
 
-/// Bytes waiting to be written to one subscriber.
+/// Bytes waiting to be written to one client: pub/sub messages and
+/// client-tracking invalidations that other clients' commands produced.
+/// Every connection has one, so an invalidation can be redirected to any
+/// client by id.
 pub struct Outbox {
     state: Mutex<OutState>,
     notify: Notify,
     resp3: AtomicBool,
+    /// Set while bytes wait, so the dispatcher skips the lock otherwise.
+    pending: AtomicBool,
+    /// The client has channel or pattern subscriptions (Redis's
+    /// CLIENT_PUBSUB): only then may a RESP2 client receive a message.
+    subscribed: AtomicBool,
+    /// The connection is gone (a REDIRECT pointing here is broken).
+    closed: AtomicBool,
     client: Arc<ClientInfo>,
 }
 
@@ -46,6 +56,9 @@ impl Outbox {
             state: Mutex::new(OutState { bytes: BytesMut::new(), over_soft_since: None }),
             notify: Notify::new(),
             resp3: AtomicBool::new(proto == Proto::Resp3),
+            pending: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             client,
         }
     }
@@ -54,8 +67,31 @@ impl Outbox {
         self.resp3.store(proto == Proto::Resp3, Ordering::Relaxed);
     }
 
-    fn resp3(&self) -> bool {
+    pub fn resp3(&self) -> bool {
         self.resp3.load(Ordering::Relaxed)
+    }
+
+    pub fn set_subscribed(&self, on: bool) {
+        self.subscribed.store(on, Ordering::Relaxed);
+    }
+
+    pub fn subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Queues one frame, encoded in the client's protocol.
+    pub fn push_frame(&self, frame: &Frame, limit: BufferLimit) -> bool {
+        let mut out = BytesMut::new();
+        encode(frame, if self.resp3() { Proto::Resp3 } else { Proto::Resp2 }, &mut out);
+        self.push(&out, limit)
     }
 
     /// Queues encoded bytes; false (and the client is killed) if that
@@ -87,6 +123,7 @@ impl Outbox {
             self.client.kill();
             return false;
         }
+        self.pending.store(true, Ordering::Release);
         drop(st);
         self.notify.notify_one();
         true
@@ -94,8 +131,12 @@ impl Outbox {
 
     /// Everything queued so far.
     pub fn take(&self) -> BytesMut {
+        if !self.pending.load(Ordering::Acquire) {
+            return BytesMut::new();
+        }
         let mut st = self.state.lock();
         st.over_soft_since = None;
+        self.pending.store(false, Ordering::Relaxed);
         std::mem::take(&mut st.bytes)
     }
 

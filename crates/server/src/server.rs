@@ -37,6 +37,7 @@ pub struct Shared {
     pub watches: Arc<crate::multi::Watches>,
     pub pubsub: Arc<crate::pubsub::PubSub>,
     pub notifier: Arc<crate::notify::Notifier>,
+    pub tracking: Arc<crate::tracking::Tracking>,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -60,6 +61,7 @@ impl Shared {
     pub fn apply_config(&self, config: &Config) {
         self.pubsub.set_limit(config.output_limits[2]);
         self.notifier.set_flags(config.notify_flags, &self.keyspace.effects);
+        self.tracking.set_max_keys(config.tracking_table_max_keys);
     }
 
     pub fn uptime_ms(&self) -> u64 {
@@ -88,6 +90,8 @@ impl Server {
         let pubsub: Arc<crate::pubsub::PubSub> = Default::default();
         let notifier = Arc::new(crate::notify::Notifier::new(pubsub.clone()));
         keyspace.effects.subscribe(notifier.clone());
+        let tracking = Arc::new(crate::tracking::Tracking::new(commands.clone()));
+        keyspace.effects.subscribe(tracking.clone());
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
         let (shutdown_tx, _) = watch::channel(false);
         let shared = Shared {
@@ -107,6 +111,7 @@ impl Server {
             watches,
             pubsub,
             notifier,
+            tracking,
             shutdown_tx,
         };
         let config = shared.config.read().clone();

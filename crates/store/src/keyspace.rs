@@ -155,6 +155,15 @@ pub struct Tx<'a> {
     /// Lookups that find nothing fire `keymiss` (read commands only, as
     /// Redis's lookupKeyRead does).
     miss_events: bool,
+    /// Told of every key this Tx looks up (client-side caching).
+    observer: Option<(&'a dyn ReadObserver, u64)>,
+}
+
+/// Learns which keys a client read, at the moment it reads them: the
+/// shard lock is held, so a write to the key is either already visible or
+/// will find the record (client tracking must never miss an invalidation).
+pub trait ReadObserver: Sync {
+    fn read(&self, client: u64, key: &[u8]);
 }
 
 /// The held shard locks. Single-key commands, the common case, hold one
@@ -243,7 +252,7 @@ impl Keyspace {
 
     pub fn lock_shard(&self, db: usize, shard: usize, now: u64) -> Tx<'_> {
         let guard = self.dbs[db].shards[shard].lock();
-        Tx { ks: self, db, now, guards: Guards::One(shard, guard), miss_events: false }
+        Tx { ks: self, db, now, guards: Guards::One(shard, guard), miss_events: false, observer: None }
     }
 
     /// Locks every shard any of `keys` lives in, in ascending order.
@@ -256,13 +265,13 @@ impl Keyspace {
         } else {
             Guards::Many(idx.into_iter().map(|i| (i, self.dbs[db].shards[i].lock())).collect())
         };
-        Tx { ks: self, db, now, guards, miss_events: false }
+        Tx { ks: self, db, now, guards, miss_events: false, observer: None }
     }
 
     /// Locks every shard of `db`.
     pub fn lock_all(&self, db: usize, now: u64) -> Tx<'_> {
         let guards = Guards::Many(self.dbs[db].shards.iter().enumerate().map(|(i, s)| (i, s.lock())).collect());
-        Tx { ks: self, db, now, guards, miss_events: false }
+        Tx { ks: self, db, now, guards, miss_events: false, observer: None }
     }
 
     /// Locks `src_key`'s shard in `src` and `dst_key`'s in `dst`, two
@@ -447,6 +456,17 @@ impl<'a> Tx<'a> {
         self.miss_events = on;
     }
 
+    /// Reports every key this Tx looks up to `observer`, as read by `client`.
+    pub fn set_observer(&mut self, observer: &'a dyn ReadObserver, client: u64) {
+        self.observer = Some((observer, client));
+    }
+
+    fn observe(&self, key: &[u8]) {
+        if let Some((o, client)) = self.observer {
+            o.read(client, key);
+        }
+    }
+
     fn missed(&self, key: &[u8]) {
         if self.miss_events {
             self.notify(class::KEY_MISS, "keymiss", key);
@@ -469,6 +489,7 @@ impl<'a> Tx<'a> {
 
     /// Looks up a live key and records the access.
     pub fn get(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.observe(key);
         let (now, miss, ks, db) = (self.now, self.miss_events, self.ks, self.db);
         let (s, i) = self.live(key);
         let Some(i) = i else {
@@ -484,6 +505,7 @@ impl<'a> Tx<'a> {
 
     /// Looks up a live key without recording an access (OBJECT, TTL, TYPE…).
     pub fn peek(&mut self, key: &[u8]) -> Option<&Entry> {
+        self.observe(key);
         let (miss, ks, db) = (self.miss_events, self.ks, self.db);
         let (s, i) = self.live(key);
         let Some(i) = i else {
@@ -496,6 +518,7 @@ impl<'a> Tx<'a> {
     }
 
     pub fn contains(&mut self, key: &[u8]) -> bool {
+        self.observe(key);
         let found = self.live(key).1.is_some();
         if !found {
             self.missed(key);

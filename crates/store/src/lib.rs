@@ -17,7 +17,7 @@ pub mod value;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use effect::{class, Effect, EffectSink, EffectStream, Event};
 pub use glob::glob_match;
-pub use keyspace::{Entry, Keyspace, Ttl, Tx};
+pub use keyspace::{Entry, Keyspace, ReadObserver, Ttl, Tx};
 pub use types::{
     hash::Hash,
     list::List,

@@ -93,6 +93,26 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         "7.2.0",
         "Sets information specific to the client or connection.",
     ),
+    CommandSpec::new("tracking", -3, NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_tracking).doc(
+        "connection",
+        "6.0.0",
+        "Controls server-assisted client-side caching for the connection.",
+    ),
+    CommandSpec::new("caching", 3, NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_caching).doc(
+        "connection",
+        "6.0.0",
+        "Instructs the server whether to track the keys in the next request.",
+    ),
+    CommandSpec::new("getredir", 2, NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_getredir).doc(
+        "connection",
+        "6.0.0",
+        "Returns the client ID to which the connection's tracking notifications are redirected.",
+    ),
+    CommandSpec::new("trackinginfo", 2, NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_trackinginfo).doc(
+        "connection",
+        "6.2.0",
+        "Returns information about server-assisted client-side caching for the connection.",
+    ),
     CommandSpec::new("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_no_evict).doc(
         "connection",
         "7.0.0",
@@ -442,6 +462,157 @@ fn client_no_evict(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     Ok(Frame::ok())
 }
 
+/// Redis's check that no two of a client's BCAST prefixes overlap (one
+/// being a prefix of the other).
+fn check_prefixes(old: &[Bytes], new: &[Bytes]) -> Result<(), CmdError> {
+    let overlap = |a: &[u8], b: &[u8]| a.starts_with(b) || b.starts_with(a);
+    for (i, p) in new.iter().enumerate() {
+        let show = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        if let Some(o) = old.iter().find(|o| overlap(o, p)) {
+            return Err(CmdError::Err(format!(
+                "Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
+                show(p),
+                show(o)
+            )));
+        }
+        if let Some(o) = new[i + 1..].iter().find(|o| overlap(o, p)) {
+            return Err(CmdError::Err(format!(
+                "Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
+                show(p),
+                show(o)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN]
+///   [OPTOUT] [NOLOOP]
+fn client_tracking(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    use crate::tracking::TrackingOptions;
+    let mode = args.next_arg()?;
+    let mut o = TrackingOptions::default();
+    let mut target = None;
+    while let Some(a) = args.next() {
+        let more = args.remaining() > 0;
+        if eq_ic(a, "redirect") && more {
+            if o.redirect != 0 {
+                return Err(CmdError::Err("A client can only redirect to a single other client".into()));
+            }
+            let id = args.next_i64()?;
+            target = u64::try_from(id).ok().and_then(|id| ctx.shared.clients.outbox(id));
+            if target.is_none() {
+                return Err(CmdError::Err("The client ID you want redirect to does not exist".into()));
+            }
+            o.redirect = id as u64;
+        } else if eq_ic(a, "bcast") {
+            o.bcast = true;
+        } else if eq_ic(a, "optin") {
+            o.optin = true;
+        } else if eq_ic(a, "optout") {
+            o.optout = true;
+        } else if eq_ic(a, "noloop") {
+            o.noloop = true;
+        } else if eq_ic(a, "prefix") && more {
+            o.prefixes.push(Bytes::copy_from_slice(args.next_arg()?));
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if eq_ic(mode, "off") {
+        ctx.shared.tracking.disable(ctx.client);
+        return Ok(Frame::ok());
+    }
+    if !eq_ic(mode, "on") {
+        return Err(CmdError::Syntax);
+    }
+    let err = |m: &str| Err(CmdError::Err(m.into()));
+    if !o.bcast && !o.prefixes.is_empty() {
+        return err("PREFIX option requires BCAST mode to be enabled");
+    }
+    let current = ctx.client.tracking.clone();
+    if current.as_ref().is_some_and(|t| t.bcast != o.bcast) {
+        return err("You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.");
+    }
+    if o.bcast && (o.optin || o.optout) {
+        return err("OPTIN and OPTOUT are not compatible with BCAST");
+    }
+    if o.optin && o.optout {
+        return err("You can't specify both OPTIN mode and OPTOUT mode");
+    }
+    if current.as_ref().is_some_and(|t| (o.optin && t.optout) || (o.optout && t.optin)) {
+        return err("You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.");
+    }
+    if o.bcast {
+        let old = current.as_ref().map(|t| t.prefixes.as_slice()).unwrap_or_default();
+        check_prefixes(old, &o.prefixes)?;
+    }
+    ctx.shared.tracking.enable(ctx.client, o, target);
+    Ok(Frame::ok())
+}
+
+/// CLIENT CACHING YES|NO
+fn client_caching(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let v = args.next_arg()?;
+    let Some(t) = &ctx.client.tracking else {
+        return Err(CmdError::Err(
+            "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled"
+                .into(),
+        ));
+    };
+    if eq_ic(v, "yes") {
+        if !t.optin {
+            return Err(CmdError::Err(
+                "CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.".into(),
+            ));
+        }
+    } else if eq_ic(v, "no") {
+        if !t.optout {
+            return Err(CmdError::Err(
+                "CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.".into(),
+            ));
+        }
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    ctx.client.caching = true;
+    Ok(Frame::ok())
+}
+
+/// CLIENT GETREDIR
+fn client_getredir(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(Frame::Integer(ctx.client.tracking.as_ref().map_or(-1, |t| t.redirect as i64)))
+}
+
+/// CLIENT TRACKINGINFO
+fn client_trackinginfo(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    let t = ctx.client.tracking.as_ref();
+    let mut flags = Vec::new();
+    match t {
+        None => flags.push("off"),
+        Some(t) => {
+            flags.push("on");
+            let named = [(t.bcast, "bcast"), (t.optin, "optin"), (t.optout, "optout")];
+            flags.extend(named.iter().filter(|(on, _)| *on).map(|(_, n)| *n));
+            if ctx.client.caching {
+                flags.push(if t.optin { "caching-yes" } else { "caching-no" });
+            }
+            if t.noloop {
+                flags.push("noloop");
+            }
+            if t.broken.load(std::sync::atomic::Ordering::Relaxed) {
+                flags.push("broken_redirect");
+            }
+        }
+    }
+    let prefixes = t.map(|t| t.prefixes.iter().cloned().map(Frame::Bulk).collect()).unwrap_or_default();
+    Ok(Frame::Map(vec![
+        (Frame::bulk_static("flags"), Frame::Set(flags.into_iter().map(Frame::bulk_static).collect())),
+        (Frame::bulk_static("redirect"), Frame::Integer(t.map_or(-1, |t| t.redirect as i64))),
+        (Frame::bulk_static("prefixes"), Frame::Array(prefixes)),
+    ]))
+}
+
 /// CLIENT HELP
 fn client_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     Ok(help_reply(
@@ -465,6 +636,15 @@ fn client_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
             "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
             "NO-EVICT (ON|OFF)",
             "    Protect current client connection from eviction.",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+            "         [OPTIN] [OPTOUT] [NOLOOP]",
+            "    Control server assisted client side caching.",
+            "CACHING (YES|NO)",
+            "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+            "GETREDIR",
+            "    Return the client ID we are redirecting to when tracking is enabled.",
+            "TRACKINGINFO",
+            "    Report tracking status for the current connection.",
         ],
     ))
 }

@@ -39,6 +39,9 @@ pub struct Ctx<'a> {
     /// The command is read-only: its lookups of missing keys fire
     /// `keymiss`, as Redis's lookupKeyRead does.
     pub read_only: bool,
+    /// The client tracks keys it reads (CLIENT TRACKING) and this command
+    /// counts as a read: lookups are recorded in the invalidation table.
+    pub track_reads: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -49,14 +52,21 @@ impl<'a> Ctx<'a> {
     /// Locks the shard holding `key` in the client's database.
     pub fn lock(&self, key: &[u8]) -> Tx<'a> {
         let mut tx = self.shared.keyspace.lock(self.client.db, key, self.now);
-        tx.set_miss_events(self.read_only);
+        self.prepare(&mut tx);
         tx
+    }
+
+    fn prepare(&self, tx: &mut Tx<'a>) {
+        tx.set_miss_events(self.read_only);
+        if self.track_reads {
+            tx.set_observer(&*self.shared.tracking, self.client.id());
+        }
     }
 
     /// Locks the shards of several keys, in the order that avoids deadlock.
     pub fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Tx<'a> {
         let mut tx = self.shared.keyspace.lock_keys(self.client.db, keys, self.now);
-        tx.set_miss_events(self.read_only);
+        self.prepare(&mut tx);
         tx
     }
 

@@ -5,10 +5,9 @@
 use super::keys::help_reply;
 use super::table::{flags::*, CommandSpec, KeySpec};
 use super::{Args, CmdResult, Ctx};
-use crate::pubsub::{Kind, Outbox};
+use crate::pubsub::Kind;
 use bytes::Bytes;
 use larder_protocol::Frame;
-use std::sync::Arc;
 
 static PUBSUB_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec::new("channels", -2, PUBSUB | LOADING | STALE, KeySpec::NONE, channels).doc(
@@ -107,20 +106,14 @@ fn confirm(ctx: &mut Ctx<'_>, what: &'static str, name: Option<Bytes>, kind: Kin
 }
 
 fn sub(ctx: &mut Ctx<'_>, mut args: Args<'_>, kind: Kind, what: &'static str) -> CmdResult {
-    let outbox = match &ctx.client.outbox {
-        Some(o) => o.clone(),
-        None => {
-            let o = Arc::new(Outbox::new(ctx.client.info.clone(), ctx.client.proto));
-            ctx.client.outbox = Some(o.clone());
-            o
-        }
-    };
+    let outbox = ctx.client.outbox.clone();
     for name in args.rest() {
         if ctx.client.subs[idx(kind)].insert(Bytes::copy_from_slice(name)) {
             ctx.shared.pubsub.subscribe(kind, name, ctx.client.id(), &outbox);
         }
         confirm(ctx, what, Some(Bytes::copy_from_slice(name)), kind);
     }
+    outbox.set_subscribed(true);
     ctx.client.no_reply = true;
     Ok(Frame::Null)
 }
@@ -139,6 +132,7 @@ pub(crate) fn unsub(ctx: &mut Ctx<'_>, names: Vec<Bytes>, kind: Kind, what: &'st
             confirm(ctx, what, Some(name), kind);
         }
     }
+    ctx.client.outbox.set_subscribed(ctx.client.subs.iter().any(|s| !s.is_empty()));
 }
 
 fn unsub_cmd(ctx: &mut Ctx<'_>, mut args: Args<'_>, kind: Kind, what: &'static str) -> CmdResult {

@@ -89,8 +89,13 @@ pub struct Client {
     pub in_exec: bool,
     /// WATCH state: the dirty flag and the watched (db, key)s.
     pub watch: Option<(crate::multi::WatchFlag, Vec<(usize, Bytes)>)>,
-    /// Where PUBLISH puts messages for this client, once it subscribes.
-    pub outbox: Option<Arc<crate::pubsub::Outbox>>,
+    /// Where other clients' commands put messages for this one (pub/sub,
+    /// tracking invalidations).
+    pub outbox: Arc<crate::pubsub::Outbox>,
+    /// CLIENT TRACKING state, while on.
+    pub tracking: Option<Arc<crate::tracking::Tracker>>,
+    /// CLIENT CACHING yes|no, for the next command only.
+    pub caching: bool,
     /// Subscriptions: channels, patterns, shard channels.
     pub subs: [hashbrown::HashSet<Bytes>; 3],
     /// Frames this client's own command produced besides its reply
@@ -99,7 +104,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Client {
+    pub fn new(info: Arc<ClientInfo>, outbox: Arc<crate::pubsub::Outbox>, authenticated: bool) -> Client {
         Client {
             info,
             db: 0,
@@ -115,7 +120,9 @@ impl Client {
             multi_error: false,
             in_exec: false,
             watch: None,
-            outbox: None,
+            outbox,
+            tracking: None,
+            caching: false,
             subs: Default::default(),
             pushes: Vec::new(),
         }
@@ -143,22 +150,29 @@ impl Client {
 
     pub fn set_proto(&mut self, proto: Proto) {
         self.proto = proto;
-        if let Some(o) = &self.outbox {
-            o.set_proto(proto);
-        }
+        self.outbox.set_proto(proto);
         self.info.meta.lock().resp = if proto == Proto::Resp3 { 3 } else { 2 };
     }
 }
 
+/// A connected client as others see it: its info and its outbox.
+type Registered = (Arc<ClientInfo>, Arc<crate::pubsub::Outbox>);
+
 /// Every connected client, by id.
 #[derive(Default)]
 pub struct Clients {
-    map: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+    map: Mutex<HashMap<u64, Registered>>,
     next_id: AtomicU64,
 }
 
 impl Clients {
-    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr, fd: i64, now_ms: u64) -> Arc<ClientInfo> {
+    pub fn register(
+        &self,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        fd: i64,
+        now_ms: u64,
+    ) -> (Arc<ClientInfo>, Arc<crate::pubsub::Outbox>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let info = Arc::new(ClientInfo {
             id,
@@ -171,8 +185,18 @@ impl Clients {
             killed: AtomicBool::new(false),
             kill: Notify::new(),
         });
-        self.map.lock().insert(id, info.clone());
-        info
+        let outbox = Arc::new(crate::pubsub::Outbox::new(info.clone(), Proto::Resp2));
+        self.map.lock().insert(id, (info.clone(), outbox.clone()));
+        (info, outbox)
+    }
+
+    /// The outbox of a connected client.
+    pub fn outbox(&self, id: u64) -> Option<Arc<crate::pubsub::Outbox>> {
+        self.map.lock().get(&id).map(|(_, o)| o.clone())
+    }
+
+    pub fn exists(&self, id: u64) -> bool {
+        self.map.lock().contains_key(&id)
     }
 
     pub fn unregister(&self, id: u64) {
@@ -185,7 +209,7 @@ impl Clients {
 
     /// A snapshot, ordered by id as CLIENT LIST prints them.
     pub fn all(&self) -> Vec<Arc<ClientInfo>> {
-        let mut v: Vec<_> = self.map.lock().values().cloned().collect();
+        let mut v: Vec<_> = self.map.lock().values().map(|(c, _)| c.clone()).collect();
         v.sort_by_key(|c| c.id);
         v
     }

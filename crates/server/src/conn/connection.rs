@@ -26,9 +26,9 @@ const SHRINK_ABOVE: usize = 1024 * 1024;
 pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
     let laddr = stream.local_addr().unwrap_or(addr);
     let fd = raw_fd(&stream);
-    let info = shared.clients.register(addr, laddr, fd, shared.uptime_ms());
+    let (info, outbox) = shared.clients.register(addr, laddr, fd, shared.uptime_ms());
     let needs_auth = !shared.config.read().requirepass.is_empty();
-    let mut client = Client::new(info.clone(), !needs_auth);
+    let mut client = Client::new(info.clone(), outbox.clone(), !needs_auth);
     // A shutdown that swept the clients before this one registered.
     if *shared.shutdown_rx().borrow() {
         info.kill();
@@ -41,14 +41,8 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
         if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
             inbuf.reserve(READ_CHUNK);
         }
-        // Subscribers also wake for messages other clients publish.
-        let outbox = client.outbox.clone();
-        let pushed = async {
-            match &outbox {
-                Some(o) => o.ready().await,
-                None => std::future::pending().await,
-            }
-        };
+        // Wake also for messages and invalidations other clients queue.
+        let pushed = outbox.ready();
         tokio::select! {
             r = stream.read_buf(&mut inbuf) => match r {
                 Ok(0) | Err(_) => break,
@@ -56,8 +50,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
             },
             _ = info.killed() => break,
             _ = pushed => {
-                let bytes = outbox.as_ref().expect("only armed with an outbox").take();
-                out.extend_from_slice(&bytes);
+                out.extend_from_slice(&outbox.take());
                 if write_out_or_killed(&shared, &mut stream, &mut out, &info).await.is_err() {
                     break;
                 }
@@ -117,7 +110,9 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
             info.last_interaction.store(shared.uptime_ms(), Relaxed);
         }
         if !out.is_empty() {
-            let written = if client.outbox.is_some() {
+            // A client others write to must stay killable by the output
+            // buffer limit while its own write is stuck.
+            let written = if client.outbox.subscribed() || client.tracking.is_some() {
                 write_out_or_killed(&shared, &mut stream, &mut out, &info).await
             } else {
                 write_out(&shared, &mut stream, &mut out).await
@@ -152,6 +147,10 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
             shared.pubsub.unsubscribe(kind, &name, client.id());
         }
     }
+    if client.tracking.is_some() {
+        shared.tracking.disable(&mut client);
+    }
+    outbox.close();
     shared.clients.unregister(client.id());
 }
 

@@ -6,6 +6,7 @@
 mod collections;
 mod events;
 mod random;
+mod tracking;
 
 use larder_protocol::Frame;
 use larder_testkit::diff::{compare, Compare};

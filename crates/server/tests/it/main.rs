@@ -14,6 +14,7 @@ mod pubsub;
 mod server;
 mod string;
 mod tools;
+mod tracking;
 mod transactions;
 
 use larder_protocol::Proto;

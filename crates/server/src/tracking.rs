@@ -1,0 +1,263 @@
+//! Client-side caching: CLIENT TRACKING and its invalidation messages.
+//!
+//! Two halves meet here, as in Redis's tracking.c:
+//! - Reads. A tracking client's read-only command records every key it
+//!   looks up in the invalidation table (key → reader ids). The record is
+//!   made by the keyspace itself ([`ReadObserver`]) while the key's shard
+//!   is locked, so on this multi-threaded server a write racing the read
+//!   either happened first (the read saw it) or finds the record (the
+//!   reader is told). Recording after the command would let a write slip
+//!   in between and leave a stale value cached forever.
+//! - Writes. The tracker is an effect-stream sink: every key a write
+//!   modifies (expiry and FLUSH* included) is looked up in the table,
+//!   removed, and each reader is sent `invalidate [key]`. BCAST clients
+//!   are matched by prefix instead and need no table.
+//!
+//! Messages go to the client's own outbox as a RESP3 push, or to its
+//! REDIRECT target: a RESP3 push there too, or in RESP2 a message on
+//! `__redis__:invalidate` if the target is in pub/sub mode. The writer's
+//! id (for NOLOOP) comes from a thread-local the dispatcher sets, since
+//! the write runs on the writer's own thread.
+
+use crate::cmd::table::CommandTable;
+use crate::conn::client::Client;
+use crate::pubsub::{BufferLimit, Outbox};
+use bytes::Bytes;
+use hashbrown::{HashMap, HashSet};
+use larder_protocol::Frame;
+use larder_store::{Effect, EffectSink, ReadObserver};
+use parking_lot::{Mutex, RwLock};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+thread_local! {
+    /// The client whose command runs on this thread (0: none, e.g. the
+    /// active expiry cycle).
+    static CURRENT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Marks `id` as the client running commands on this thread.
+pub fn set_current_client(id: u64) {
+    CURRENT.with(|c| c.set(id));
+}
+
+/// One client's tracking mode, fixed while it is on (a new CLIENT
+/// TRACKING ON replaces it).
+pub struct Tracker {
+    pub id: u64,
+    /// Client id invalidations go to; 0 for the client itself.
+    pub redirect: u64,
+    pub bcast: bool,
+    pub optin: bool,
+    pub optout: bool,
+    pub noloop: bool,
+    pub prefixes: Vec<Bytes>,
+    /// The REDIRECT target went away (TRACKINGINFO's `broken_redirect`).
+    pub broken: AtomicBool,
+    own: Arc<Outbox>,
+    target: Option<Arc<Outbox>>,
+}
+
+pub struct Tracking {
+    /// Clients with tracking on; zero makes every hook a no-op.
+    active: AtomicUsize,
+    trackers: RwLock<HashMap<u64, Arc<Tracker>>>,
+    /// Default mode: key → ids of the clients that may have cached it.
+    table: Mutex<HashMap<Bytes, HashSet<u64>>>,
+    /// `tracking-table-max-keys` (0: unlimited).
+    max_keys: AtomicU64,
+    commands: Arc<CommandTable>,
+}
+
+/// CLIENT TRACKING ON's options, parsed.
+#[derive(Default)]
+pub struct TrackingOptions {
+    pub redirect: u64,
+    pub bcast: bool,
+    pub optin: bool,
+    pub optout: bool,
+    pub noloop: bool,
+    pub prefixes: Vec<Bytes>,
+}
+
+fn invalidate_frame(keys: Option<&[u8]>, resp3: bool) -> Frame {
+    let payload = match keys {
+        Some(k) => Frame::Array(vec![Frame::bulk(k)]),
+        None => Frame::Null,
+    };
+    if resp3 {
+        Frame::Push(vec![Frame::bulk_static("invalidate"), payload])
+    } else {
+        Frame::Push(vec![Frame::bulk_static("message"), Frame::bulk_static("__redis__:invalidate"), payload])
+    }
+}
+
+impl Tracker {
+    /// Sends `invalidate` for `key` (None: everything, after a flush).
+    fn send(&self, key: Option<&[u8]>) {
+        let no_limit = BufferLimit::default();
+        let Some(target) = &self.target else {
+            // Without REDIRECT only RESP3 can carry the push.
+            if self.own.resp3() {
+                self.own.push_frame(&invalidate_frame(key, true), no_limit);
+            }
+            return;
+        };
+        if target.is_closed() {
+            self.broken.store(true, Ordering::Relaxed);
+            if self.own.resp3() {
+                let frame = Frame::Push(vec![
+                    Frame::bulk_static("tracking-redir-broken"),
+                    Frame::Integer(self.redirect as i64),
+                ]);
+                self.own.push_frame(&frame, no_limit);
+            }
+            return;
+        }
+        if target.resp3() {
+            target.push_frame(&invalidate_frame(key, true), no_limit);
+        } else if target.subscribed() {
+            target.push_frame(&invalidate_frame(key, false), no_limit);
+        }
+    }
+}
+
+impl Tracking {
+    pub fn new(commands: Arc<CommandTable>) -> Tracking {
+        Tracking {
+            active: AtomicUsize::new(0),
+            trackers: Default::default(),
+            table: Default::default(),
+            max_keys: AtomicU64::new(0),
+            commands,
+        }
+    }
+
+    pub fn set_max_keys(&self, n: u64) {
+        self.max_keys.store(n, Ordering::Relaxed);
+    }
+
+    /// CLIENT TRACKING ON. `target` is the REDIRECT client's outbox.
+    pub fn enable(&self, client: &mut Client, o: TrackingOptions, target: Option<Arc<Outbox>>) {
+        let mut prefixes = client.tracking.as_ref().map(|t| t.prefixes.clone()).unwrap_or_default();
+        if o.bcast {
+            // New prefixes add to those of an earlier CLIENT TRACKING ON.
+            for p in o.prefixes {
+                if !prefixes.contains(&p) {
+                    prefixes.push(p);
+                }
+            }
+            if prefixes.is_empty() {
+                prefixes.push(Bytes::new());
+            }
+            // Redis keeps them in a radix tree: TRACKINGINFO lists them sorted.
+            prefixes.sort();
+        }
+        let t = Arc::new(Tracker {
+            id: client.id(),
+            redirect: o.redirect,
+            bcast: o.bcast,
+            optin: o.optin,
+            optout: o.optout,
+            noloop: o.noloop,
+            prefixes,
+            broken: AtomicBool::new(false),
+            own: client.outbox.clone(),
+            target,
+        });
+        if self.trackers.write().insert(client.id(), t.clone()).is_none() {
+            self.active.fetch_add(1, Ordering::Relaxed);
+        }
+        client.tracking = Some(t);
+    }
+
+    /// CLIENT TRACKING OFF (and disconnects). Table entries naming the
+    /// client are left to be dropped when their keys are next written.
+    pub fn disable(&self, client: &mut Client) {
+        if client.tracking.take().is_some() && self.trackers.write().remove(&client.id()).is_some() {
+            self.active.fetch_sub(1, Ordering::Relaxed);
+        }
+        client.caching = false;
+    }
+
+    /// Whether `client`'s current read-only command should record its keys.
+    pub fn records_reads(client: &Client) -> bool {
+        match &client.tracking {
+            None => false,
+            Some(t) if t.bcast => false,
+            Some(t) if t.optin => client.caching,
+            Some(t) if t.optout => !client.caching,
+            Some(_) => true,
+        }
+    }
+
+    fn invalidate_key(&self, key: &[u8]) {
+        let modifier = CURRENT.with(Cell::get);
+        let readers = self.table.lock().remove(key);
+        let trackers = self.trackers.read();
+        for id in readers.into_iter().flatten() {
+            match trackers.get(&id) {
+                Some(t) if !(t.bcast || t.noloop && id == modifier) => t.send(Some(key)),
+                _ => {}
+            }
+        }
+        for t in trackers.values().filter(|t| t.bcast && !(t.noloop && t.id == modifier)) {
+            if t.prefixes.iter().any(|p| key.starts_with(p)) {
+                t.send(Some(key));
+            }
+        }
+    }
+
+    /// After FLUSHDB/FLUSHALL: every tracking client drops everything.
+    fn invalidate_all(&self) {
+        self.table.lock().clear();
+        for t in self.trackers.read().values() {
+            t.send(None);
+        }
+    }
+
+    /// (tracking clients, keys in the table, table items, bcast prefixes)
+    /// for INFO.
+    pub fn stats(&self) -> (usize, usize, usize, usize) {
+        let table = self.table.lock();
+        let items = table.values().map(HashSet::len).sum();
+        let prefixes = self.trackers.read().values().filter(|t| t.bcast).map(|t| t.prefixes.len()).sum();
+        (self.active.load(Ordering::Relaxed), table.len(), items, prefixes)
+    }
+}
+
+impl ReadObserver for Tracking {
+    fn read(&self, client: u64, key: &[u8]) {
+        let mut table = self.table.lock();
+        if let Some(ids) = table.get_mut(key) {
+            ids.insert(client);
+            return;
+        }
+        table.entry(Bytes::copy_from_slice(key)).or_default().insert(client);
+        let max = self.max_keys.load(Ordering::Relaxed) as usize;
+        if max > 0 && table.len() > max {
+            // Over tracking-table-max-keys: forget some other key, telling
+            // its readers to drop it, as Redis does.
+            let victim = table.keys().find(|k| k.as_ref() != key).cloned();
+            drop(table);
+            if let Some(v) = victim {
+                self.invalidate_key(&v);
+            }
+        }
+    }
+}
+
+impl EffectSink for Tracking {
+    fn apply(&self, e: &Effect<'_>) {
+        if self.active.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let name = e.args.first().map(|a| a.to_ascii_lowercase());
+        if matches!(name.as_deref(), Some(b"flushall" | b"flushdb")) {
+            self.invalidate_all();
+            return;
+        }
+        crate::multi::written_keys(&self.commands, e, |_, key| self.invalidate_key(key));
+    }
+}
