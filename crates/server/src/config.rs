@@ -76,6 +76,8 @@ pub struct Config {
     pub notify_flags: u32,
     /// Keys the client-tracking table remembers before it forgets some.
     pub tracking_table_max_keys: u64,
+    /// Milliseconds a script may run before other clients get BUSY.
+    pub busy_reply_threshold: u64,
 }
 
 impl Default for Config {
@@ -117,6 +119,7 @@ impl Default for Config {
             ],
             notify_flags: 0,
             tracking_table_max_keys: 1_000_000,
+            busy_reply_threshold: 5000,
         }
     }
 }
@@ -336,6 +339,8 @@ pub static PARAMS: &[Param] = &[
     limit_param!("list-max-listpack-size", list_max_listpack_size, i32::MIN, i32::MAX),
     limit_param!("list-max-ziplist-size", list_max_listpack_size, i32::MIN, i32::MAX),
     int_param!("list-compress-depth", list_compress_depth, 0, i32::MAX as u64, true),
+    int_param!("busy-reply-threshold", busy_reply_threshold, 0, i64::MAX as u64, true),
+    int_param!("lua-time-limit", busy_reply_threshold, 0, i64::MAX as u64, true),
     int_param!("tracking-table-max-keys", tracking_table_max_keys, 0, i64::MAX as u64, true),
     Param {
         name: "notify-keyspace-events",

@@ -131,12 +131,29 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     }
     // Nothing runs while EXEC does; EXEC's own queue already holds the lock.
     // The guards live to the end of this function.
+    let busy_exempt = spec.has(flags::ALLOW_BUSY) && shared.scripting.running_ms().is_some();
+    let busy = || {
+        cmd.stats.rejected_calls.fetch_add(1, Relaxed);
+        CmdError::Raw(
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or FUNCTION KILL or SHUTDOWN NOSAVE."
+                .into(),
+        )
+        .to_frame()
+    };
+    if !client.in_exec && !busy_exempt && shared.scripting.busy() {
+        return busy();
+    }
     let (_read, _write);
-    if !client.in_exec {
+    // While a script runs, the commands allowed then (SCRIPT KILL…) must
+    // not wait for it: they touch no keys.
+    if !client.in_exec && !busy_exempt {
         if spec.has(flags::EXCLUSIVE) {
             _write = shared.world.write();
         } else {
-            _read = shared.world.read(client.id());
+            match shared.world.read_unless(client.id(), || shared.scripting.busy()) {
+                Some(g) => _read = g,
+                None => return busy(),
+            }
         }
     }
     let now = shared.clock.now_ms();

@@ -20,6 +20,8 @@ pub mod info;
 pub mod multi;
 pub mod notify;
 pub mod pubsub;
+pub mod scripting;
+pub mod scripting_libs;
 pub mod server;
 pub mod stats;
 pub mod tracking;

@@ -50,6 +50,24 @@ impl WorldLock {
         self.slots[who as usize % self.slots.len()].0.read()
     }
 
+    /// Like `read`, but gives up (None) once `give_up` says so while
+    /// waiting: a client queued behind a script that turns busy must get
+    /// BUSY instead of waiting for it.
+    pub fn read_unless(&self, who: u64, give_up: impl Fn() -> bool) -> Option<parking_lot::RwLockReadGuard<'_, ()>> {
+        let lock = &self.slots[who as usize % self.slots.len()].0;
+        if let Some(g) = lock.try_read() {
+            return Some(g);
+        }
+        loop {
+            if let Some(g) = lock.try_read_for(std::time::Duration::from_millis(5)) {
+                return Some(g);
+            }
+            if give_up() {
+                return None;
+            }
+        }
+    }
+
     /// Exclusive access: every slot, in order (so two writers cannot
     /// deadlock).
     pub fn write(&self) -> Vec<parking_lot::RwLockWriteGuard<'_, ()>> {

@@ -38,6 +38,7 @@ pub struct Shared {
     pub pubsub: Arc<crate::pubsub::PubSub>,
     pub notifier: Arc<crate::notify::Notifier>,
     pub tracking: Arc<crate::tracking::Tracking>,
+    pub scripting: crate::scripting::Scripting,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -62,6 +63,7 @@ impl Shared {
         self.pubsub.set_limit(config.output_limits[2]);
         self.notifier.set_flags(config.notify_flags, &self.keyspace.effects);
         self.tracking.set_max_keys(config.tracking_table_max_keys);
+        self.scripting.set_busy_threshold(config.busy_reply_threshold);
     }
 
     pub fn uptime_ms(&self) -> u64 {
@@ -112,6 +114,7 @@ impl Server {
             pubsub,
             notifier,
             tracking,
+            scripting: Default::default(),
             shutdown_tx,
         };
         let config = shared.config.read().clone();

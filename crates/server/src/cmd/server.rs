@@ -371,7 +371,7 @@ fn movable_keys(name: &str, argv: &[&[u8]]) -> Option<Vec<usize>> {
     };
     match name {
         "sintercard" | "zintercard" | "lmpop" | "zmpop" | "zunion" | "zinter" | "zdiff" => numkeys_at(1),
-        "blmpop" | "bzmpop" => numkeys_at(2),
+        "blmpop" | "bzmpop" | "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => numkeys_at(2),
         "zunionstore" | "zinterstore" | "zdiffstore" => {
             let mut k = vec![1];
             k.extend(numkeys_at(2)?);

@@ -27,6 +27,7 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 15;
     /// Key positions depend on arguments (ZUNIONSTORE numkeys, LMPOP…).
     pub const MOVABLEKEYS: u32 = 1 << 16;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 17;
     /// Internal, not shown by COMMAND: runs at once inside MULTI instead of
     /// being queued (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET).
     pub const TX_CONTROL: u32 = 1 << 24;
@@ -50,6 +51,7 @@ pub mod flags {
         (MAY_REPLICATE, "may_replicate"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (MOVABLEKEYS, "movablekeys"),
     ];
 }
@@ -167,6 +169,7 @@ impl CommandSpec {
             "geo" => cats.push("@geo"),
             "hyperloglog" => cats.push("@hyperloglog"),
             "transactions" => cats.push("@transaction"),
+            "scripting" => cats.push("@scripting"),
             _ => {}
         }
         if self.has(flags::ADMIN) {
@@ -257,6 +260,7 @@ impl CommandTable {
             super::hll::COMMANDS,
             super::transaction::COMMANDS,
             super::pubsub::COMMANDS,
+            super::scripting::COMMANDS,
         ];
         let map = groups
             .iter()

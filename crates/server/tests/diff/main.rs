@@ -6,6 +6,7 @@
 mod collections;
 mod events;
 mod random;
+mod scripting;
 mod tracking;
 
 use larder_protocol::Frame;

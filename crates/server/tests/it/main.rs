@@ -11,6 +11,7 @@ mod fuzz;
 mod keyspace;
 mod protocol;
 mod pubsub;
+mod scripting;
 mod server;
 mod string;
 mod tools;

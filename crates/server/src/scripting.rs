@@ -1,0 +1,691 @@
+//! Lua scripting: one Lua 5.1 VM (mlua, vendored) with Redis's script
+//! environment, and the machinery EVAL and FCALL share.
+//!
+//! A script runs under the world write lock (EVAL is EXCLUSIVE in the
+//! command table), so it is atomic like EXEC and may touch keys it did not
+//! declare. `redis.call` runs each command through the normal dispatcher
+//! on the caller's own client (with `in_exec` set, so nothing blocks or
+//! queues); its writes reach the effect stream between a MULTI and an
+//! EXEC, which is how a script's effects propagate as the writes it made.
+//!
+//! The environment follows Redis 7: `redis.*`, `KEYS`/`ARGV`, the `bit`
+//! and `cjson` libraries, no `os`/`io`/`loadfile`/`dofile`, and read-only
+//! globals (reading a missing one or creating one is an error). Errors are
+//! shaped as Redis shapes them: a handler given to `xpcall` turns any error
+//! into `{err=…}` and finds the script line, and the reply becomes
+//! `<err> script: <sha>, on @user_script:<line>.`
+//!
+//! A script that runs past `busy-reply-threshold` makes other clients get
+//! BUSY; SCRIPT KILL sets a flag that an instruction-count hook checks.
+
+use crate::cmd::table::{flags, Command};
+use crate::cmd::Ctx;
+use crate::error::CmdError;
+use bytes::{Bytes, BytesMut};
+use hashbrown::HashMap;
+use larder_protocol::{encode, Frame, Proto, Request, RequestLimits};
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Lua instructions between two checks of the kill flag.
+const HOOK_EVERY: u32 = 10_000;
+
+/// Sets up the parts of the Redis API that are plain Lua. `redis.call`
+/// and `redis.pcall` are Rust functions bound per run (they need the
+/// caller's client); `hidden` holds what the engine needs from Lua.
+const PRELUDE: &str = r#"
+local hidden, G = ...
+local error, type, rawget, tostring = error, type, rawget, tostring
+
+redis.error_reply = function(msg)
+  if type(msg) ~= 'string' then error('wrong number or type of arguments', 2) end
+  return {err = msg}
+end
+redis.status_reply = function(msg)
+  if type(msg) ~= 'string' then error('wrong number or type of arguments', 2) end
+  return {ok = msg}
+end
+redis.breakpoint = function() return false end
+redis.debug = function() end
+redis.replicate_commands = function() return true end
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+
+-- Globals are read-only, and reading a missing one is an error.
+hidden.env_meta = {
+  __index = function(_, k)
+    local v = rawget(G, k)
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+}
+setmetatable(G, { __newindex = hidden.env_meta.__newindex })
+hidden.run = function(f, handler) return xpcall(f, handler) end
+"#;
+
+/// What one script run may do, and what it did.
+struct RunState {
+    /// Protocol for redis.call replies inside the script (redis.setresp).
+    resp3: bool,
+    /// EVAL_RO / a no-writes function: writes are refused.
+    read_only: bool,
+    /// A write ran: the effects are wrapped in MULTI/EXEC, and SCRIPT KILL
+    /// can no longer stop the script.
+    wrote: bool,
+}
+
+pub struct Scripting {
+    lua: Mutex<LuaState>,
+    /// Start of the running script in ms since `epoch`, or 0.
+    running_since: AtomicU64,
+    epoch: Instant,
+    kill: Arc<AtomicBool>,
+    /// The running script has written (SCRIPT KILL answers UNKILLABLE).
+    wrote: AtomicBool,
+    busy_threshold: AtomicU64,
+}
+
+struct LuaState {
+    lua: Lua,
+    hidden: Table,
+    /// sha1 → (body, compiled function)
+    scripts: HashMap<String, (Bytes, Function)>,
+}
+
+fn lua_err(e: mlua::Error) -> CmdError {
+    CmdError::Err(e.to_string())
+}
+
+impl Scripting {
+    pub fn new() -> Scripting {
+        let kill = Arc::new(AtomicBool::new(false));
+        let state = LuaState::new(kill.clone()).expect("the Lua environment builds");
+        Scripting {
+            lua: Mutex::new(state),
+            running_since: AtomicU64::new(0),
+            epoch: Instant::now(),
+            kill,
+            wrote: AtomicBool::new(false),
+            busy_threshold: AtomicU64::new(5000),
+        }
+    }
+
+    pub fn set_busy_threshold(&self, ms: u64) {
+        self.busy_threshold.store(ms, Ordering::Relaxed);
+    }
+
+    /// A script has run past busy-reply-threshold: other clients get BUSY.
+    pub fn busy(&self) -> bool {
+        self.running_ms().is_some_and(|ms| ms > self.busy_threshold.load(Ordering::Relaxed))
+    }
+
+    /// Milliseconds the current script has run, if one runs.
+    pub fn running_ms(&self) -> Option<u64> {
+        match self.running_since.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some((self.epoch.elapsed().as_millis() as u64 + 1).saturating_sub(t)),
+        }
+    }
+
+    /// SCRIPT KILL.
+    pub fn kill(&self) -> Result<(), CmdError> {
+        if self.running_ms().is_none() {
+            return Err(CmdError::Raw("NOTBUSY No scripts in execution right now.".into()));
+        }
+        if self.wrote.load(Ordering::Relaxed) {
+            return Err(CmdError::Raw("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into()));
+        }
+        self.kill.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// SCRIPT LOAD: compiles and caches; returns the sha1.
+    pub fn load(&self, body: &[u8]) -> Result<String, CmdError> {
+        let mut st = self.lua.lock();
+        st.compile(body).map(|(sha, _)| sha)
+    }
+
+    pub fn exists(&self, sha: &[u8]) -> bool {
+        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+        self.lua.lock().scripts.contains_key(&sha)
+    }
+
+    pub fn flush(&self) {
+        self.lua.lock().scripts.clear();
+    }
+
+    /// EVAL/EVALSHA: runs the script `body` (or the cached `sha`).
+    pub fn eval(
+        &self,
+        ctx: &mut Ctx<'_>,
+        script: Result<&[u8], &[u8]>,
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        read_only: bool,
+    ) -> Result<Frame, CmdError> {
+        let mut st = self.lua.lock();
+        let (sha, func) = match script {
+            Ok(body) => st.compile(body)?,
+            Err(sha) => {
+                let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+                match st.scripts.get(&sha) {
+                    Some((_, f)) => (sha, f.clone()),
+                    None => return Err(CmdError::Raw("NOSCRIPT No matching script. Please use EVAL.".into())),
+                }
+            }
+        };
+        let g = st.lua.globals();
+        let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
+            let t = st.lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, a) in items.iter().enumerate() {
+                t.raw_set(i + 1, st.lua.create_string(a)?)?;
+            }
+            Ok(t)
+        };
+        g.raw_set("KEYS", to_table(keys).map_err(lua_err)?).map_err(lua_err)?;
+        g.raw_set("ARGV", to_table(argv).map_err(lua_err)?).map_err(lua_err)?;
+        off_worker(|| self.run(&st, ctx, &sha, func, read_only))
+    }
+
+    fn run(
+        &self,
+        st: &LuaState,
+        ctx: &mut Ctx<'_>,
+        sha: &str,
+        func: Function,
+        read_only: bool,
+    ) -> Result<Frame, CmdError> {
+        let (saved_db, saved_proto, saved_in_exec) = (ctx.client.db, ctx.client.proto, ctx.client.in_exec);
+        ctx.client.in_exec = true;
+        self.kill.store(false, Ordering::Relaxed);
+        self.wrote.store(false, Ordering::Relaxed);
+        self.running_since.store(self.epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
+        let run_state = std::cell::RefCell::new(RunState { resp3: false, read_only, wrote: false });
+        let ctx_cell = std::cell::RefCell::new(ctx);
+        let outcome = st.lua.scope(|scope| {
+            let redis: Table = st.lua.globals().raw_get("redis")?;
+            // redis.call raises the error reply (a Rust error the handler
+            // unwraps, so the script's frame stays on the stack for the
+            // line number); redis.pcall returns it as {err=…}.
+            let call = scope.create_function(|lua, args: MultiValue| {
+                let mut ctx = ctx_cell.borrow_mut();
+                let (v, failed) = redis_call(lua, &mut ctx, &mut run_state.borrow_mut(), &self.wrote, args)?;
+                if failed {
+                    let msg = match &v {
+                        Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
+                        _ => String::new(),
+                    };
+                    return Err(mlua::Error::external(ReplyError(msg)));
+                }
+                Ok(v)
+            })?;
+            let pcall = scope.create_function(|lua, args: MultiValue| {
+                let mut ctx = ctx_cell.borrow_mut();
+                Ok(redis_call(lua, &mut ctx, &mut run_state.borrow_mut(), &self.wrote, args)?.0)
+            })?;
+            redis.raw_set("call", call)?;
+            redis.raw_set("pcall", pcall)?;
+            let setresp = scope.create_function(|_, v: Value| {
+                match v {
+                    Value::Integer(2) => run_state.borrow_mut().resp3 = false,
+                    Value::Integer(3) => run_state.borrow_mut().resp3 = true,
+                    Value::Number(2.0) => run_state.borrow_mut().resp3 = false,
+                    Value::Number(3.0) => run_state.borrow_mut().resp3 = true,
+                    _ => return Err(mlua::Error::RuntimeError("RESP version must be 2 or 3.".into())),
+                }
+                Ok(())
+            })?;
+            redis.raw_set("setresp", setresp)?;
+            let env = st.lua.create_table()?;
+            env.set_metatable(Some(st.hidden.raw_get("env_meta")?))?;
+            func.set_environment(env)?;
+            let runner: Function = st.hidden.raw_get("run")?;
+            let handler: Function = st.hidden.raw_get("handler")?;
+            runner.call::<MultiValue>((func.clone(), handler))
+        });
+        self.running_since.store(0, Ordering::Relaxed);
+        let ctx = ctx_cell.into_inner();
+        let (wrote, script_resp3) = (run_state.borrow().wrote, run_state.borrow().resp3);
+        ctx.client.in_exec = saved_in_exec;
+        ctx.client.db = saved_db;
+        ctx.client.proto = saved_proto;
+        if wrote {
+            ctx.shared.keyspace.effects.emit(saved_db, &[b"EXEC"]);
+        }
+        let mut values = outcome.map_err(lua_err)?.into_iter();
+        let ok = matches!(values.next(), Some(Value::Boolean(true)));
+        let value = values.next().unwrap_or(Value::Nil);
+        if ok {
+            // Booleans follow the script's protocol (redis.setresp), as in Redis.
+            return Ok(to_frame(&value, script_resp3));
+        }
+        // The handler's {err=…, line=…}.
+        let (msg, line) = match &value {
+            Value::Table(t) => (
+                t.raw_get::<Option<String>>("err").ok().flatten().unwrap_or_default(),
+                t.raw_get::<Option<i64>>("line").ok().flatten(),
+            ),
+            other => (format!("ERR {other:?}"), None),
+        };
+        let line = line.map_or("?".to_string(), |l| l.to_string());
+        Err(CmdError::Raw(format!("{msg} script: {sha}, on @user_script:{line}.")))
+    }
+}
+
+/// Runs `f`, which may take long (a script), after handing this tokio
+/// worker's queued tasks to another thread: otherwise connections whose
+/// tasks sit in this worker's queue would not even get their BUSY reply
+/// until the script ends.
+fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+impl Default for Scripting {
+    fn default() -> Self {
+        Scripting::new()
+    }
+}
+
+impl LuaState {
+    fn new(kill: Arc<AtomicBool>) -> mlua::Result<LuaState> {
+        let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
+        let g = lua.globals();
+        for name in ["loadfile", "dofile"] {
+            g.raw_set(name, Value::Nil)?;
+        }
+        let redis = lua.create_table()?;
+        redis.raw_set("REDIS_VERSION", crate::cmd::connection::REDIS_VERSION)?;
+        redis.raw_set("REDIS_VERSION_NUM", redis_version_num())?;
+        redis.raw_set(
+            "sha1hex",
+            lua.create_function(|_, args: MultiValue| {
+                if args.len() != 1 {
+                    return Err(mlua::Error::RuntimeError("wrong number of arguments".into()));
+                }
+                let s = match &args[0] {
+                    Value::String(s) => s.as_bytes().to_vec(),
+                    Value::Number(n) => lua_number(*n).into_bytes(),
+                    Value::Integer(n) => n.to_string().into_bytes(),
+                    _ => Vec::new(),
+                };
+                Ok(sha1_smol::Sha1::from(s).digest().to_string())
+            })?,
+        )?;
+        redis.raw_set(
+            "log",
+            lua.create_function(|_, args: MultiValue| {
+                if args.len() < 2 {
+                    return Err(mlua::Error::RuntimeError("redis.log() requires two arguments or more.".into()));
+                }
+                let level = match &args[0] {
+                    Value::Integer(n) => *n,
+                    Value::Number(n) => *n as i64,
+                    _ => return Err(mlua::Error::RuntimeError("First argument must be a number (log level).".into())),
+                };
+                if !(0..=3).contains(&level) {
+                    return Err(mlua::Error::RuntimeError("Invalid debug level.".into()));
+                }
+                let msg: Vec<String> = args.iter().skip(1).map(value_text).collect();
+                tracing::info!(target: "lua", level, "{}", msg.join(" "));
+                Ok(())
+            })?,
+        )?;
+        redis.raw_set(
+            "set_repl",
+            lua.create_function(|_, v: Value| {
+                let n = match v {
+                    Value::Integer(n) => n,
+                    Value::Number(n) => n as i64,
+                    _ => -1,
+                };
+                if !(0..=3).contains(&n) {
+                    return Err(mlua::Error::RuntimeError(
+                        "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.".into(),
+                    ));
+                }
+                Ok(())
+            })?,
+        )?;
+        g.raw_set("redis", redis)?;
+        g.raw_set("bit", crate::scripting_libs::bit(&lua)?)?;
+        g.raw_set("cjson", crate::scripting_libs::cjson(&lua)?)?;
+        let hidden = lua.create_table()?;
+        lua.load(PRELUDE).set_name("=prelude").call::<()>((hidden.clone(), g.clone()))?;
+        hidden.raw_set("handler", lua.create_function(error_handler)?)?;
+        lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
+            if kill.load(Ordering::Relaxed) {
+                return Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()));
+            }
+            Ok(VmState::Continue)
+        })?;
+        Ok(LuaState { lua, hidden, scripts: HashMap::new() })
+    }
+
+    /// Compiles `body` (once per distinct body) and returns its sha1.
+    fn compile(&mut self, body: &[u8]) -> Result<(String, Function), CmdError> {
+        let sha = sha1_smol::Sha1::from(body).digest().to_string();
+        if let Some((_, f)) = self.scripts.get(&sha) {
+            return Ok((sha, f.clone()));
+        }
+        let func = self.lua.load(body).set_name("@user_script").into_function().map_err(|e| match e {
+            mlua::Error::SyntaxError { message, .. } => {
+                CmdError::Err(format!("Error compiling script (new function): {message}"))
+            }
+            other => CmdError::Err(format!("Error compiling script (new function): {other}")),
+        })?;
+        self.scripts.insert(sha.clone(), (Bytes::copy_from_slice(body), func.clone()));
+        Ok((sha, func))
+    }
+}
+
+fn redis_version_num() -> i64 {
+    let mut n = 0;
+    for part in crate::cmd::connection::REDIS_VERSION.split('.') {
+        n = n * 256 + part.parse::<i64>().unwrap_or(0);
+    }
+    n
+}
+
+/// The xpcall handler: any error becomes `{err=…, line=…}`, the line being
+/// where the script was when it failed.
+fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
+    let msg = match &err {
+        Value::Table(t) => match t.raw_get::<Option<mlua::String>>("err")? {
+            Some(s) => s.to_string_lossy(),
+            None => "ERR unknown error".to_string(),
+        },
+        Value::String(s) => format!("ERR {}", s.to_string_lossy()),
+        Value::Error(e) => root_message(e),
+        other => format!("ERR {}", value_text(other)),
+    };
+    let mut line = None;
+    for level in 0..64 {
+        let Some(found) = lua.inspect_stack(level, |d| {
+            let src = d.source();
+            (src.source.as_deref() == Some("@user_script")).then(|| d.current_line().map_or(-1, |l| l as i64))
+        }) else {
+            break;
+        };
+        if let Some(l) = found {
+            line = Some(l);
+            break;
+        }
+    }
+    let t = lua.create_table()?;
+    t.raw_set("err", msg)?;
+    if let Some(l) = line {
+        t.raw_set("line", l)?;
+    }
+    Ok(t)
+}
+
+/// An error reply that `redis.call` raises.
+#[derive(Debug)]
+struct ReplyError(String);
+
+impl std::fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ReplyError {}
+
+/// The reply an error raised from Rust stands for: a redis.call error
+/// reply as is, anything else as `ERR <message>`.
+fn root_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::RuntimeError(m) => format!("ERR {m}"),
+        mlua::Error::CallbackError { cause, .. } => root_message(cause),
+        mlua::Error::ExternalError(inner) => match inner.downcast_ref::<ReplyError>() {
+            Some(r) => r.0.clone(),
+            None => format!("ERR {inner}"),
+        },
+        other => format!("ERR {other}"),
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_string_lossy(),
+        Value::Number(n) => lua_number(*n),
+        Value::Integer(n) => n.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Nil => "nil".into(),
+        other => other.type_name().to_string(),
+    }
+}
+
+/// A Lua number as Lua prints it (`%.14g`).
+pub fn lua_number(n: f64) -> String {
+    format_g(n, 14)
+}
+
+/// C's `%.<precision>g`.
+fn format_g(n: f64, precision: i32) -> String {
+    if n.is_nan() {
+        return if n.is_sign_negative() { "-nan".into() } else { "nan".into() };
+    }
+    if n.is_infinite() {
+        return if n > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if n == n.trunc() && n.abs() < 10f64.powi(precision) {
+        return format!("{}", n as i64);
+    }
+    // The exponent after rounding to `precision` digits, as %g decides.
+    let sci = format!("{:.*e}", (precision - 1) as usize, n);
+    let exp: i32 = sci.split_once('e').expect("exponent form").1.parse().expect("exponent");
+    if !(-4..precision).contains(&exp) {
+        let s = sci;
+        let (mant, e) = s.split_once('e').expect("exponent form");
+        let mant = mant.trim_end_matches('0').trim_end_matches('.');
+        let e: i32 = e.parse().expect("exponent");
+        return format!("{mant}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
+    }
+    let decimals = (precision - 1 - exp).max(0) as usize;
+    let s = format!("{:.*}", decimals, n);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn error_table(lua: &Lua, msg: &str) -> mlua::Result<(Value, bool)> {
+    let t = lua.create_table()?;
+    t.raw_set("err", msg)?;
+    Ok((Value::Table(t), true))
+}
+
+/// `redis.call`/`redis.pcall`: runs one command for the script. Returns
+/// the reply converted to Lua, and whether it is an error.
+fn redis_call(
+    lua: &Lua,
+    ctx: &mut Ctx<'_>,
+    st: &mut RunState,
+    wrote_flag: &AtomicBool,
+    args: MultiValue,
+) -> mlua::Result<(Value, bool)> {
+    if args.is_empty() {
+        return error_table(lua, "ERR Please specify at least one argument for this redis lib call");
+    }
+    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        match a {
+            Value::String(s) => argv.push(s.as_bytes().to_vec()),
+            // Redis formats numbers for commands with 17 digits, not Lua's 14.
+            Value::Number(n) => argv.push(format_g(*n, 17).into_bytes()),
+            Value::Integer(n) => argv.push(n.to_string().into_bytes()),
+            _ => return error_table(lua, "ERR Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    let Some(cmd) = resolve(ctx, &argv) else {
+        return error_table(lua, "ERR Unknown Redis command called from script");
+    };
+    let spec = cmd.spec;
+    let argc = argv.len() as i32;
+    if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+        return error_table(lua, "ERR Wrong number of args calling Redis command from script");
+    }
+    if spec.has(flags::NOSCRIPT) {
+        return error_table(lua, "ERR This Redis command is not allowed from script");
+    }
+    let writes = spec.has(flags::WRITE);
+    if writes && st.read_only {
+        return error_table(lua, "ERR Write commands are not allowed from read-only scripts.");
+    }
+    if writes && !st.wrote {
+        st.wrote = true;
+        wrote_flag.store(true, Ordering::Relaxed);
+        ctx.shared.keyspace.effects.emit(ctx.client.db, &[b"MULTI"]);
+    }
+    let mut input = BytesMut::new();
+    encode(&Frame::Array(argv.iter().map(Frame::bulk).collect()), Proto::Resp2, &mut input);
+    let mut req = Request::default();
+    larder_protocol::parse_request(&input, &RequestLimits::default(), &mut req)
+        .ok()
+        .flatten()
+        .expect("a request we encoded parses");
+    let caller_proto = ctx.client.proto;
+    ctx.client.proto = if st.resp3 { Proto::Resp3 } else { Proto::Resp2 };
+    let reply = crate::dispatch::execute(ctx.shared, ctx.client, &req, &input);
+    ctx.client.proto = caller_proto;
+    let failed = matches!(reply, Frame::Error(_));
+    Ok((to_lua(lua, &reply, st.resp3)?, failed))
+}
+
+fn resolve<'t>(ctx: &Ctx<'t>, argv: &[Vec<u8>]) -> Option<&'t Command> {
+    let cmd = ctx.shared.commands.lookup(&argv[0])?;
+    if cmd.subs.is_empty() {
+        return Some(cmd);
+    }
+    match argv.get(1) {
+        Some(sub) => cmd.lookup_sub(sub),
+        None => Some(cmd),
+    }
+}
+
+/// A reply as Redis hands it to Lua (RESP2 rules unless the script asked
+/// for RESP3 with redis.setresp(3)).
+fn to_lua(lua: &Lua, f: &Frame, resp3: bool) -> mlua::Result<Value> {
+    let tagged = |tag: &str, v: Value| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.raw_set(tag, v)?;
+        Ok(Value::Table(t))
+    };
+    let seq = |items: &[Frame]| -> mlua::Result<Table> {
+        let t = lua.create_table_with_capacity(items.len(), 0)?;
+        for (i, x) in items.iter().enumerate() {
+            t.raw_set(i + 1, to_lua(lua, x, resp3)?)?;
+        }
+        Ok(t)
+    };
+    Ok(match f {
+        Frame::Simple(s) => tagged("ok", Value::String(lua.create_string(s)?))?,
+        Frame::Error(e) => tagged("err", Value::String(lua.create_string(e)?))?,
+        Frame::Integer(n) => Value::Number(*n as f64),
+        Frame::Bulk(b) => Value::String(lua.create_string(b)?),
+        Frame::Null | Frame::NullArray if resp3 => Value::Nil,
+        Frame::Null | Frame::NullArray => Value::Boolean(false),
+        Frame::Array(items) | Frame::Push(items) => Value::Table(seq(items)?),
+        Frame::Set(items) if resp3 => {
+            let t = lua.create_table()?;
+            for x in items {
+                t.raw_set(to_lua(lua, x, resp3)?, true)?;
+            }
+            tagged("set", Value::Table(t))?
+        }
+        Frame::Set(items) => Value::Table(seq(items)?),
+        Frame::Map(pairs) if resp3 => {
+            let t = lua.create_table()?;
+            for (k, v) in pairs {
+                t.raw_set(to_lua(lua, k, resp3)?, to_lua(lua, v, resp3)?)?;
+            }
+            tagged("map", Value::Table(t))?
+        }
+        Frame::Map(pairs) => {
+            let flat: Vec<Frame> = pairs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect();
+            Value::Table(seq(&flat)?)
+        }
+        Frame::Double(d) if resp3 => tagged("double", Value::Number(*d))?,
+        Frame::Double(d) => Value::String(lua.create_string(larder_protocol::format_double(*d))?),
+        Frame::Boolean(b) if resp3 => Value::Boolean(*b),
+        Frame::Boolean(b) => Value::Number(*b as i64 as f64),
+        Frame::BigNumber(n) if resp3 => tagged("big_number", Value::String(lua.create_string(n)?))?,
+        Frame::BigNumber(n) => Value::String(lua.create_string(n)?),
+        Frame::Verbatim { format, text } if resp3 => {
+            let t = lua.create_table()?;
+            t.raw_set("format", lua.create_string(format)?)?;
+            t.raw_set("string", lua.create_string(text)?)?;
+            tagged("verbatim_string", Value::Table(t))?
+        }
+        Frame::Verbatim { text, .. } => Value::String(lua.create_string(text)?),
+    })
+}
+
+/// A script's return value as the reply to its caller.
+pub fn to_frame(v: &Value, resp3: bool) -> Frame {
+    match v {
+        Value::Nil => Frame::Null,
+        Value::Boolean(true) if resp3 => Frame::Boolean(true),
+        Value::Boolean(false) if resp3 => Frame::Boolean(false),
+        Value::Boolean(true) => Frame::Integer(1),
+        Value::Boolean(false) => Frame::Null,
+        Value::Integer(n) => Frame::Integer(*n),
+        Value::Number(n) => Frame::Integer(*n as i64),
+        Value::String(s) => Frame::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Table(t) => table_to_frame(t, resp3),
+        _ => Frame::Null,
+    }
+}
+
+fn table_to_frame(t: &Table, resp3: bool) -> Frame {
+    let text = |key: &str| -> Option<Bytes> {
+        match t.raw_get::<Value>(key).ok()? {
+            Value::String(s) => Some(Bytes::copy_from_slice(&s.as_bytes())),
+            _ => None,
+        }
+    };
+    if let Some(e) = text("err") {
+        return Frame::Error(e);
+    }
+    if let Some(s) = text("ok") {
+        return Frame::Simple(s);
+    }
+    if let Ok(Value::Number(d)) = t.raw_get::<Value>("double") {
+        return Frame::Double(d);
+    }
+    if let Some(n) = text("big_number") {
+        return Frame::BigNumber(n);
+    }
+    if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
+        let pairs = m.pairs::<Value, Value>().flatten().map(|(k, v)| (to_frame(&k, resp3), to_frame(&v, resp3)));
+        return Frame::Map(pairs.collect());
+    }
+    if let Ok(Value::Table(s)) = t.raw_get::<Value>("set") {
+        return Frame::Set(s.pairs::<Value, Value>().flatten().map(|(k, _)| to_frame(&k, resp3)).collect());
+    }
+    if let Ok(Value::Table(v)) = t.raw_get::<Value>("verbatim_string") {
+        let fmt = v.raw_get::<mlua::String>("format").map(|s| s.as_bytes().to_vec()).unwrap_or_default();
+        let s = v.raw_get::<mlua::String>("string").map(|s| s.as_bytes().to_vec()).unwrap_or_default();
+        let mut format = *b"txt";
+        if fmt.len() == 3 {
+            format.copy_from_slice(&fmt);
+        }
+        return Frame::Verbatim { format, text: Bytes::from(s) };
+    }
+    // An array, up to the first nil.
+    let mut items = Vec::new();
+    for i in 1.. {
+        match t.raw_get::<Value>(i) {
+            Ok(Value::Nil) | Err(_) => break,
+            Ok(v) => items.push(to_frame(&v, resp3)),
+        }
+    }
+    Frame::Array(items)
+}

@@ -1,0 +1,168 @@
+//! Lua scripting against real Redis: replies, type conversions both ways
+//! (RESP2 and RESP3), the sandbox and error texts, including the
+//! `script: <sha>, on @user_script:<line>.` suffix.
+
+use crate::check_script;
+
+#[test]
+fn eval_replies_and_conversions_match_redis() {
+    check_script(
+        r#"
+        SET s abc
+        SET n 10
+        RPUSH l a b c
+        HSET h f1 v1 f2 v2
+        EVAL "return 1" 0
+        EVAL "return 3.99" 0
+        EVAL "return -3.99" 0
+        EVAL "return 'str'" 0
+        EVAL "return true" 0
+        EVAL "return false" 0
+        EVAL "return nil" 0
+        EVAL "return {1,2,{3,'x',nil,4},true,false,3.7,{ok='fine'},{err='inner'}}" 0
+        EVAL "return {ok='STATUS'}" 0
+        EVAL "return {err='CUSTOM error'}" 0
+        EVAL "return redis.status_reply('FINE')" 0
+        EVAL "return redis.error_reply('E1 bad')" 0
+        EVAL "return {double=3.5}" 0
+        EVAL "return {map={a=1}}" 0
+        EVAL "return {set={a=true}}" 0
+        EVAL "return {big_number='123456789012345678901234567890'}" 0
+        EVAL "return KEYS" 2 k1 k2 a1 a2
+        EVAL "return ARGV" 2 k1 k2 a1 a2
+        EVAL "return {#KEYS, #ARGV}" 0 x y
+        EVAL "return redis.call('get', KEYS[1])" 1 s
+        EVAL "return redis.call('get', 'nokey')" 0
+        EVAL "return redis.call('incrby', KEYS[1], 5)" 1 n
+        EVAL "return redis.call('incrbyfloat', KEYS[1], 0.5)" 1 n
+        EVAL "return redis.call('lrange', KEYS[1], 0, -1)" 1 l
+        EVAL "return redis.call('hgetall', KEYS[1])" 1 h
+        EVAL "redis.setresp(3); return redis.call('hgetall', KEYS[1])" 1 h
+        EVAL "redis.setresp(3); return redis.call('get', 'nokey')" 0
+        EVAL "redis.setresp(3); return redis.call('zscore', 'nozset', 'm')" 0
+        EVAL "return redis.call('set', 'x', 'y')" 0
+        EVAL "return redis.call('ping')" 0
+        EVAL "return type(redis.call('ping'))" 0
+        EVAL "return redis.call('ping').ok" 0
+        EVAL "return redis.pcall('incr', KEYS[1])" 1 s
+        EVAL "return redis.pcall('incr', KEYS[1]).err" 1 s
+        EVAL "local t = redis.call('lrange', 'l', 0, -1); return #t" 0
+        EVAL "return redis.call('exists', 'undeclared1', 's')" 0
+        EVAL "return redis.sha1hex('hello')" 0
+        EVAL "return redis.sha1hex('')" 0
+        EVAL "return tostring(1/3)" 0
+        EVAL "return redis.call('set', 'num', 1/3)" 0
+        GET num
+        EVAL "return redis.call('set', 'num', 100)" 0
+        GET num
+        EVAL "return redis.call('set', 'num', 1e20)" 0
+        GET num
+        EVAL "return cjson.encode({1,2,{a=1}})" 0
+        EVAL "return cjson.encode({a={b={c='x/y'}}})" 0
+        EVAL "return cjson.encode({})" 0
+        EVAL "return cjson.encode(3.25)" 0
+        EVAL "return cjson.decode('[1,2,3]')" 0
+        EVAL "return cjson.decode('{\"a\":7}').a" 0
+        EVAL "return cjson.encode(cjson.decode('{\"a\":[1,2,3.5,null,true]}'))" 0
+        EVAL "return bit.band(0xff, 0x0f)" 0
+        EVAL "return bit.bor(1, 2, 4)" 0
+        EVAL "return bit.bxor(5, 3)" 0
+        EVAL "return bit.bnot(0)" 0
+        EVAL "return bit.lshift(1, 31)" 0
+        EVAL "return bit.rshift(-1, 28)" 0
+        EVAL "return bit.arshift(-256, 4)" 0
+        EVAL "return bit.rol(1, 33)" 0
+        EVAL "return bit.tohex(255)" 0
+        EVAL "return bit.tohex(255, -4)" 0
+        EVAL "return bit.tobit(2^32 + 5)" 0
+        EVAL "return bit.bswap(0x01020304)" 0
+        EVAL "return string.format('%d-%s', 5, 'x')" 0
+        EVAL "return math.floor(3.7)" 0
+        EVAL "return table.concat({'a','b'}, ',')" 0
+        EVAL "return tostring(loadfile)" 0
+        EVAL "return tostring(dofile)" 0
+        EVAL "return redis.REDIS_VERSION ~= nil" 0
+        "#,
+    );
+}
+
+#[test]
+fn eval_errors_match_redis() {
+    check_script(
+        r#"
+        SET s abc
+        EVAL "return redis.call('incr', KEYS[1])" 1 s
+        EVAL "local a = 1\nlocal b = 2\nreturn redis.call('incr', KEYS[1])" 1 s
+        EVAL "return +" 0
+        EVAL "return x" 0
+        EVAL "x = 1" 0
+        EVAL "return os" 0
+        EVAL "return io" 0
+        EVAL "return redis.call('nosuch')" 0
+        EVAL "return redis.call()" 0
+        EVAL "return redis.call('get')" 0
+        EVAL "return redis.call('subscribe', 'x')" 0
+        EVAL "return redis.call('eval', 'return 1', 0)" 0
+        EVAL "return redis.call({})" 0
+        EVAL "error('boom')" 0
+        EVAL "error({err='MY boom'})" 0
+        EVAL "local t = nil; return t.x" 0
+        EVAL "return redis.setresp(4)" 0
+        EVAL "return redis.set_repl(9)" 0
+        EVAL "return redis.log(9, 'x')" 0
+        EVAL_RO "return redis.call('set', 'k', 'v')" 0
+        EVAL_RO "return redis.call('get', 's')" 0
+        EVALSHA ffffffffffffffffffffffffffffffffffffffff 0
+        EVAL "return 1" -1
+        EVAL "return 1" 2 a
+        EVAL "return 1" x
+        EVAL "return 1"
+        "#,
+    );
+}
+
+#[test]
+fn script_cache_commands_match_redis() {
+    check_script(
+        r#"
+        SCRIPT LOAD "return 'loaded'"
+        SCRIPT EXISTS 6b1bf486c81ceb7edf3c093f4c48582e38c0e791 ffffffffffffffffffffffffffffffffffffffff
+        EVALSHA 6b1bf486c81ceb7edf3c093f4c48582e38c0e791 0
+        EVALSHA 6B1BF486C81CEB7EDF3C093F4C48582E38C0E791 0
+        EVALSHA_RO 6b1bf486c81ceb7edf3c093f4c48582e38c0e791 0
+        EVAL "return 'cached by eval'" 0
+        SCRIPT EXISTS 0ed7d6b6baa8fbbc2f2f2a0e29b5a4b2b2b3b1ec
+        SCRIPT LOAD "return +"
+        SCRIPT FLUSH
+        SCRIPT EXISTS 6b1bf486c81ceb7edf3c093f4c48582e38c0e791
+        SCRIPT FLUSH ASYNC
+        SCRIPT FLUSH SYNC
+        SCRIPT FLUSH bad
+        SCRIPT KILL
+        SCRIPT
+        SCRIPT NOSUCH
+        "#,
+    );
+}
+
+#[test]
+fn resp3_scripts_match_redis() {
+    check_script(
+        r#"
+        EVAL "redis.setresp(3); return true" 0
+        EVAL "redis.setresp(3); return false" 0
+        EVAL "redis.setresp(3); return {double=3.5}" 0
+        EVAL "redis.setresp(3); return redis.call('hgetall', 'nohash')" 0
+        HSET h a 1
+        EVAL "redis.setresp(3); local m = redis.call('hgetall', 'h'); return m.map.a" 0
+        EVAL "redis.setresp(3); return redis.call('hgetall', 'h')" 0
+        SADD st x
+        EVAL "redis.setresp(3); return redis.call('smembers', 'st')" 0
+        ZADD z 1.5 m
+        EVAL "redis.setresp(3); return redis.call('zscore', 'z', 'm')" 0
+        EVAL "redis.setresp(3); return redis.call('zscore', 'z', 'm').double" 0
+        EVAL "return redis.call('zscore', 'z', 'm')" 0
+        EVAL "redis.setresp(3); redis.setresp(2); return redis.call('hgetall', 'h')" 0
+        "#,
+    );
+}

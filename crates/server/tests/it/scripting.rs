@@ -1,0 +1,149 @@
+//! Lua scripts with several connections: atomicity against concurrent
+//! readers, effects propagated as the writes made (inside MULTI/EXEC),
+//! BUSY replies while a long script runs, and SCRIPT KILL.
+
+use larder_protocol::Frame;
+use larder_store::{Effect, EffectSink};
+use larder_testkit::{spawn_server, RawConn};
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl EffectSink for Recorder {
+    fn apply(&self, e: &Effect<'_>) {
+        let text: Vec<String> = e.args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        self.0.lock().push(text.join(" "));
+    }
+}
+
+#[test]
+fn a_scripts_writes_are_one_multi_exec_on_the_effect_stream() {
+    let s = spawn_server();
+    let rec = Arc::new(Recorder::default());
+    s.shared.keyspace.effects.subscribe(rec.clone());
+    let mut c = s.raw();
+    let script = "redis.call('set', KEYS[1], 'a'); redis.call('get', KEYS[1]); \
+                  redis.call('incrbyfloat', 'undeclared', '1.5'); return 1";
+    assert_eq!(c.call(&["EVAL", script, "1", "k"]).unwrap(), Frame::Integer(1));
+    // A read-only script emits nothing.
+    assert_eq!(c.call(&["EVAL", "return redis.call('get', 'k')", "0"]).unwrap(), Frame::bulk("a"));
+    assert_eq!(*rec.0.lock(), ["MULTI", "SET k a", "SET undeclared 1.5 KEEPTTL", "EXEC"]);
+}
+
+#[test]
+fn concurrent_readers_never_see_half_a_script() {
+    let s = spawn_server();
+    let mut setup = s.raw();
+    assert_eq!(setup.call(&["MSET", "a", "0", "b", "0"]).unwrap(), Frame::ok());
+    let addr = s.addr;
+    let writer = std::thread::spawn(move || {
+        let mut w = RawConn::connect(addr).unwrap();
+        for _ in 0..500 {
+            let r = w.call(&["EVAL", "redis.call('incr', 'a'); redis.call('incr', 'b'); return 1", "0"]).unwrap();
+            assert_eq!(r, Frame::Integer(1));
+        }
+    });
+    let mut reader = s.raw();
+    let mut checks = 0;
+    while !writer.is_finished() || checks == 0 {
+        let Frame::Array(v) = reader.call(&["MGET", "a", "b"]).unwrap() else { panic!() };
+        assert_eq!(v[0], v[1], "a reader saw one INCR of a script without the other");
+        checks += 1;
+    }
+    writer.join().unwrap();
+    assert_eq!(reader.call(&["GET", "b"]).unwrap(), Frame::bulk("500"));
+}
+
+#[test]
+fn eval_inside_multi_runs_at_exec() {
+    let s = spawn_server();
+    let mut c = s.raw();
+    assert_eq!(c.call(&["MULTI"]).unwrap(), Frame::ok());
+    assert_eq!(
+        c.call(&["EVAL", "return redis.call('incr', KEYS[1])", "1", "n"]).unwrap(),
+        Frame::Simple("QUEUED".into())
+    );
+    assert_eq!(c.call(&["INCR", "n"]).unwrap(), Frame::Simple("QUEUED".into()));
+    assert_eq!(c.call(&["EXEC"]).unwrap(), Frame::Array(vec![Frame::Integer(1), Frame::Integer(2)]));
+}
+
+fn is_busy(f: &Frame) -> bool {
+    matches!(f, Frame::Error(e) if e.starts_with(b"BUSY "))
+}
+
+/// Polls with GET until the server answers BUSY (the script passed the
+/// threshold); a GET that arrives earlier waits and then gets BUSY too.
+fn wait_busy(c: &mut RawConn, runner: &mut RawConn) {
+    let start = std::time::Instant::now();
+    loop {
+        let f = c.call(&["GET", "x"]).unwrap();
+        if is_busy(&f) {
+            return;
+        }
+        if start.elapsed().as_secs() >= 20 {
+            panic!("never BUSY: {f:?}; the script replied {:?}", runner.read_frame());
+        }
+    }
+}
+
+#[test]
+fn a_long_script_makes_others_busy_and_script_kill_stops_it() {
+    let s = spawn_server();
+    let mut admin = s.raw();
+    assert_eq!(admin.call(&["CONFIG", "SET", "busy-reply-threshold", "50"]).unwrap(), Frame::ok());
+    assert_eq!(
+        admin.call(&["SCRIPT", "KILL"]).unwrap(),
+        Frame::Error("NOTBUSY No scripts in execution right now.".into())
+    );
+    let mut runner = s.raw();
+    // Spins for up to 30 s (bounded, so a failing test cannot hang CI).
+    let spin = "local t0 = redis.call('time')[1] while redis.call('time')[1] - t0 < 30 do end";
+    runner.send(&["EVAL", spin, "0"]).unwrap();
+    wait_busy(&mut admin, &mut runner);
+    assert_eq!(admin.call(&["SCRIPT", "KILL"]).unwrap(), Frame::ok());
+    match runner.read_frame().unwrap() {
+        Frame::Error(e) => {
+            assert!(e.starts_with(b"ERR Script killed by user with SCRIPT KILL..."), "{}", String::from_utf8_lossy(&e))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(admin.call(&["GET", "x"]).unwrap(), Frame::Null);
+}
+
+#[test]
+fn a_script_that_wrote_cannot_be_killed() {
+    let s = spawn_server();
+    let mut admin = s.raw();
+    assert_eq!(admin.call(&["CONFIG", "SET", "busy-reply-threshold", "20"]).unwrap(), Frame::ok());
+    let mut runner = s.raw();
+    // Writes, then spins for ~300 ms of server time and ends on its own.
+    let script = "redis.call('set', 'w', '1') \
+                  local t = redis.call('time') local start = t[1] * 1000000 + t[2] \
+                  repeat t = redis.call('time') until t[1] * 1000000 + t[2] - start > 300000 \
+                  return 'done'";
+    runner.send(&["EVAL", script, "0"]).unwrap();
+    wait_busy(&mut admin, &mut runner);
+    match admin.call(&["SCRIPT", "KILL"]).unwrap() {
+        Frame::Error(e) => assert!(e.starts_with(b"UNKILLABLE "), "{}", String::from_utf8_lossy(&e)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(runner.read_frame().unwrap(), Frame::bulk("done"));
+    assert_eq!(admin.call(&["GET", "w"]).unwrap(), Frame::bulk("1"));
+}
+
+/// The `redis` crate's Script (EVALSHA, falling back to EVAL on NOSCRIPT)
+/// in both protocols.
+#[test]
+fn the_redis_crates_script_api_works() {
+    crate::each_proto(|_, con, _| {
+        let script = redis::Script::new("return redis.call('incrby', KEYS[1], ARGV[1])");
+        let n: i64 = script.key("counter").arg(5).invoke(con).unwrap();
+        assert_eq!(n, 5);
+        let n: i64 = script.key("counter").arg(2).invoke(con).unwrap();
+        assert_eq!(n, 7);
+        let loaded: Vec<bool> = redis::cmd("SCRIPT").arg("EXISTS").arg(script.get_hash()).query(con).unwrap();
+        assert_eq!(loaded, [true]);
+    });
+}
