@@ -8,4 +8,4 @@ pub mod listpack;
 pub mod lzf;
 pub mod rdb;
 
-pub use rdb::{dump_payload, restore_payload, RdbError, RDB_VERSION};
+pub use rdb::{dump_functions, dump_payload, restore_functions, restore_payload, RdbError, RDB_VERSION};

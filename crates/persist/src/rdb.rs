@@ -427,8 +427,41 @@ fn build_list(items: Vec<Bytes>, lim: &Limits) -> Result<List, RdbError> {
     Ok(l)
 }
 
-/// Checks a DUMP payload's footer and decodes its value.
-pub fn restore_payload(payload: &[u8], lim: &Limits) -> Result<Value, RdbError> {
+/// RDB_OPCODE_FUNCTION2: a function library, as its source code.
+const OPCODE_FUNCTION2: u8 = 245;
+
+/// FUNCTION DUMP's payload: each library's code behind the FUNCTION2
+/// opcode, then the DUMP footer (RDB version, CRC64).
+pub fn dump_functions<'a>(codes: impl IntoIterator<Item = &'a [u8]>) -> Bytes {
+    let mut out = BytesMut::new();
+    for code in codes {
+        out.put_u8(OPCODE_FUNCTION2);
+        put_bytes(&mut out, code);
+    }
+    // Version 10 (Redis 7.0) introduced FUNCTION2 and 11 did not change
+    // it: stamping 10 lets Redis 7.0 and 7.2 both restore the payload.
+    out.put_u16_le(10);
+    let crc = CRC.checksum(&out);
+    out.put_u64_le(crc);
+    out.freeze()
+}
+
+/// The library codes in a FUNCTION DUMP payload (Redis's or ours).
+pub fn restore_functions(payload: &[u8]) -> Result<Vec<Bytes>, RdbError> {
+    let body = checked_body(payload)?;
+    let mut r = Reader { buf: body, pos: 0 };
+    let mut codes = Vec::new();
+    while r.pos < body.len() {
+        if r.u8()? != OPCODE_FUNCTION2 {
+            return Err(RdbError::BadFormat);
+        }
+        codes.push(r.bytes()?);
+    }
+    Ok(codes)
+}
+
+/// The payload without its footer, once the footer checks out.
+fn checked_body(payload: &[u8]) -> Result<&[u8], RdbError> {
     if payload.len() < 10 {
         return Err(RdbError::VersionOrChecksum);
     }
@@ -438,6 +471,12 @@ pub fn restore_payload(payload: &[u8], lim: &Limits) -> Result<Value, RdbError> 
     if version > RDB_VERSION || CRC.checksum(&payload[..payload.len() - 8]) != crc {
         return Err(RdbError::VersionOrChecksum);
     }
+    Ok(body)
+}
+
+/// Checks a DUMP payload's footer and decodes its value.
+pub fn restore_payload(payload: &[u8], lim: &Limits) -> Result<Value, RdbError> {
+    let body = checked_body(payload)?;
     let mut r = Reader { buf: body, pos: 0 };
     let ty = r.u8()?;
     let value = read_value(&mut r, ty, lim)?;

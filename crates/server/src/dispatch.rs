@@ -134,11 +134,7 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     let busy_exempt = spec.has(flags::ALLOW_BUSY) && shared.scripting.running_ms().is_some();
     let busy = || {
         cmd.stats.rejected_calls.fetch_add(1, Relaxed);
-        CmdError::Raw(
-            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or FUNCTION KILL or SHUTDOWN NOSAVE."
-                .into(),
-        )
-        .to_frame()
+        shared.scripting.busy_error().to_frame()
     };
     if !client.in_exec && !busy_exempt && shared.scripting.busy() {
         return busy();

@@ -67,6 +67,37 @@ hidden.env_meta = {
 }
 setmetatable(G, { __newindex = hidden.env_meta.__newindex })
 hidden.run = function(f, handler) return xpcall(f, handler) end
+
+-- Function libraries: `redis` is the load-time API while a library loads
+-- and the full API while its functions run; KEYS and ARGV do not exist.
+local missing = function(k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
+end
+hidden.lib_env_meta = {
+  __index = function(_, k)
+    if k == 'redis' then return hidden.redis_view end
+    local v = nil
+    if k ~= 'KEYS' and k ~= 'ARGV' then v = rawget(G, k) end
+    if v == nil then missing(k) end
+    return v
+  end,
+  __newindex = hidden.env_meta.__newindex,
+}
+hidden.load_api = {
+  log = redis.log, LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+  REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM,
+}
+hidden.load_view = setmetatable({}, {
+  __index = function(_, k)
+    local v = rawget(hidden.load_api, k)
+    if v == nil then missing(k) end
+    return v
+  end,
+  __newindex = hidden.env_meta.__newindex,
+})
+hidden.fcall = function(f, handler, keys, args)
+  return xpcall(function() return f(keys, args) end, handler)
+end
 "#;
 
 /// What one script run may do, and what it did.
@@ -89,6 +120,12 @@ pub struct Scripting {
     /// The running script has written (SCRIPT KILL answers UNKILLABLE).
     wrote: AtomicBool,
     busy_threshold: AtomicU64,
+    /// The running function and the command that called it (FUNCTION
+    /// STATS); None while an EVAL script runs.
+    running_fn: Mutex<Option<(String, Vec<Bytes>)>>,
+    /// (libraries, functions), kept outside the VM lock so FUNCTION STATS
+    /// answers while a function runs.
+    counts: Mutex<(usize, usize)>,
 }
 
 struct LuaState {
@@ -96,6 +133,33 @@ struct LuaState {
     hidden: Table,
     /// sha1 → (body, compiled function)
     scripts: HashMap<String, (Bytes, Function)>,
+    /// Function libraries by name, in name order (FUNCTION LIST, DUMP).
+    libraries: std::collections::BTreeMap<String, Library>,
+}
+
+/// A library loaded with FUNCTION LOAD.
+pub struct Library {
+    pub code: Bytes,
+    pub functions: Vec<FunctionDef>,
+}
+
+/// One function a library registered.
+pub struct FunctionDef {
+    pub name: String,
+    pub description: Option<String>,
+    pub flags: Vec<String>,
+    callback: Function,
+}
+
+/// Flags redis.register_function accepts.
+const FUNCTION_FLAGS: &[&str] = &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
+
+/// What FUNCTION RESTORE does with libraries that already exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RestorePolicy {
+    Append,
+    Replace,
+    Flush,
 }
 
 fn lua_err(e: mlua::Error) -> CmdError {
@@ -113,7 +177,24 @@ impl Scripting {
             kill,
             wrote: AtomicBool::new(false),
             busy_threshold: AtomicU64::new(5000),
+            running_fn: Mutex::new(None),
+            counts: Mutex::new((0, 0)),
         }
+    }
+
+    /// (libraries, functions) loaded.
+    pub fn function_counts(&self) -> (usize, usize) {
+        *self.counts.lock()
+    }
+
+    fn recount(&self, st: &LuaState) {
+        *self.counts.lock() = (st.libraries.len(), st.libraries.values().map(|l| l.functions.len()).sum());
+    }
+
+    /// The BUSY error: it names the kill command for what is running.
+    pub fn busy_error(&self) -> CmdError {
+        let which = if self.running_fn.lock().is_some() { "FUNCTION KILL" } else { "SCRIPT KILL" };
+        CmdError::Raw(format!("BUSY Redis is busy running a script. You can only call {which} or SHUTDOWN NOSAVE."))
     }
 
     pub fn set_busy_threshold(&self, ms: u64) {
@@ -133,10 +214,14 @@ impl Scripting {
         }
     }
 
-    /// SCRIPT KILL.
-    pub fn kill(&self) -> Result<(), CmdError> {
+    /// SCRIPT KILL (`function` false) or FUNCTION KILL (true).
+    pub fn kill(&self, function: bool) -> Result<(), CmdError> {
         if self.running_ms().is_none() {
             return Err(CmdError::Raw("NOTBUSY No scripts in execution right now.".into()));
+        }
+        if self.running_fn.lock().is_some() != function {
+            // The other kind runs: the BUSY error names the right command.
+            return Err(self.busy_error());
         }
         if self.wrote.load(Ordering::Relaxed) {
             return Err(CmdError::Raw("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into()));
@@ -190,17 +275,71 @@ impl Scripting {
         };
         g.raw_set("KEYS", to_table(keys).map_err(lua_err)?).map_err(lua_err)?;
         g.raw_set("ARGV", to_table(argv).map_err(lua_err)?).map_err(lua_err)?;
-        off_worker(|| self.run(&st, ctx, &sha, func, read_only))
+        let start = |st: &LuaState| -> mlua::Result<MultiValue> {
+            let env = st.lua.create_table()?;
+            env.set_metatable(Some(st.hidden.raw_get("env_meta")?))?;
+            func.set_environment(env)?;
+            let runner: Function = st.hidden.raw_get("run")?;
+            let handler: Function = st.hidden.raw_get("handler")?;
+            runner.call::<MultiValue>((func.clone(), handler))
+        };
+        off_worker(|| self.run(&st, ctx, Origin::Script(&sha), read_only, start))
+    }
+
+    /// FCALL/FCALL_RO.
+    pub fn fcall(
+        &self,
+        ctx: &mut Ctx<'_>,
+        name: &[u8],
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        ro_command: bool,
+        command: Vec<Bytes>,
+    ) -> Result<Frame, CmdError> {
+        let st = self.lua.lock();
+        let name = String::from_utf8_lossy(name).into_owned();
+        let Some(f) = st.libraries.values().flat_map(|l| &l.functions).find(|f| f.name == name) else {
+            return Err(CmdError::Err("Function not found".into()));
+        };
+        let no_writes = f.flags.iter().any(|x| x == "no-writes");
+        if ro_command && !no_writes {
+            return Err(CmdError::Err("Can not execute a script with write flag using *_ro command.".into()));
+        }
+        let callback = f.callback.clone();
+        let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
+            let t = st.lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, a) in items.iter().enumerate() {
+                t.raw_set(i + 1, st.lua.create_string(a)?)?;
+            }
+            Ok(t)
+        };
+        let (keys, argv) = (to_table(keys).map_err(lua_err)?, to_table(argv).map_err(lua_err)?);
+        let start = |st: &LuaState| -> mlua::Result<MultiValue> {
+            let full: Table = st.lua.globals().raw_get("redis")?;
+            st.hidden.raw_set("redis_view", full)?;
+            let runner: Function = st.hidden.raw_get("fcall")?;
+            let handler: Function = st.hidden.raw_get("handler")?;
+            runner.call::<MultiValue>((callback.clone(), handler, keys.clone(), argv.clone()))
+        };
+        *self.running_fn.lock() = Some((name.clone(), command));
+        let out = off_worker(|| self.run(&st, ctx, Origin::Function(&name), no_writes, start));
+        *self.running_fn.lock() = None;
+        out
     }
 
     fn run(
         &self,
         st: &LuaState,
         ctx: &mut Ctx<'_>,
-        sha: &str,
-        func: Function,
+        origin: Origin<'_>,
         read_only: bool,
+        start: impl FnOnce(&LuaState) -> mlua::Result<MultiValue>,
     ) -> Result<Frame, CmdError> {
+        let (label, source) = match origin {
+            Origin::Script(sha) => (sha, "user_script"),
+            Origin::Function(name) => (name, "user_function"),
+        };
+        st.lua.set_named_registry_value("larder_source", format!("@{source}")).map_err(lua_err)?;
         let (saved_db, saved_proto, saved_in_exec) = (ctx.client.db, ctx.client.proto, ctx.client.in_exec);
         ctx.client.in_exec = true;
         self.kill.store(false, Ordering::Relaxed);
@@ -242,12 +381,7 @@ impl Scripting {
                 Ok(())
             })?;
             redis.raw_set("setresp", setresp)?;
-            let env = st.lua.create_table()?;
-            env.set_metatable(Some(st.hidden.raw_get("env_meta")?))?;
-            func.set_environment(env)?;
-            let runner: Function = st.hidden.raw_get("run")?;
-            let handler: Function = st.hidden.raw_get("handler")?;
-            runner.call::<MultiValue>((func.clone(), handler))
+            start(st)
         });
         self.running_since.store(0, Ordering::Relaxed);
         let ctx = ctx_cell.into_inner();
@@ -274,8 +408,189 @@ impl Scripting {
             other => (format!("ERR {other:?}"), None),
         };
         let line = line.map_or("?".to_string(), |l| l.to_string());
-        Err(CmdError::Raw(format!("{msg} script: {sha}, on @user_script:{line}.")))
+        Err(CmdError::Raw(format!("{msg} script: {label}, on @{source}:{line}.")))
     }
+
+    /// FUNCTION LOAD [REPLACE]: returns the library name.
+    pub fn function_load(&self, code: &[u8], replace: bool) -> Result<String, CmdError> {
+        let mut st = self.lua.lock();
+        let out = st.load_library(code, replace);
+        self.recount(&st);
+        out
+    }
+
+    /// FUNCTION DELETE.
+    pub fn function_delete(&self, name: &[u8]) -> Result<(), CmdError> {
+        let name = String::from_utf8_lossy(name);
+        let mut st = self.lua.lock();
+        let found = st.libraries.remove(name.as_ref()).is_some();
+        self.recount(&st);
+        if !found {
+            return Err(CmdError::Err("Library not found".into()));
+        }
+        Ok(())
+    }
+
+    pub fn function_flush(&self) {
+        let mut st = self.lua.lock();
+        st.libraries.clear();
+        self.recount(&st);
+    }
+
+    /// Visits the libraries in name order (FUNCTION LIST, STATS).
+    pub fn with_libraries<R>(&self, f: impl FnOnce(&std::collections::BTreeMap<String, Library>) -> R) -> R {
+        f(&self.lua.lock().libraries)
+    }
+
+    /// The running function's name, command and run time (FUNCTION STATS).
+    pub fn running_function(&self) -> Option<(String, Vec<Bytes>, u64)> {
+        let (name, cmd) = self.running_fn.lock().clone()?;
+        Some((name, cmd, self.running_ms()?))
+    }
+
+    /// FUNCTION DUMP.
+    pub fn function_dump(&self) -> Bytes {
+        let st = self.lua.lock();
+        larder_persist::dump_functions(st.libraries.values().map(|l| l.code.as_ref()))
+    }
+
+    /// FUNCTION RESTORE: all libraries load, or none does.
+    pub fn function_restore(&self, payload: &[u8], policy: RestorePolicy) -> Result<(), CmdError> {
+        let codes = larder_persist::restore_functions(payload)
+            .map_err(|_| CmdError::Err("DUMP payload version or checksum are wrong".into()))?;
+        let mut st = self.lua.lock();
+        let saved = std::mem::take(&mut st.libraries);
+        if policy != RestorePolicy::Flush {
+            st.libraries = saved.iter().map(|(k, l)| (k.clone(), l.clone_shallow())).collect();
+        }
+        for code in &codes {
+            let exists = parse_shebang(code).is_ok_and(|name| st.libraries.contains_key(&name));
+            let result = if exists && policy == RestorePolicy::Append {
+                // RESTORE words the collision differently from LOAD.
+                Err(CmdError::Err(format!("Library {} already exists", parse_shebang(code).unwrap_or_default())))
+            } else {
+                st.load_library(code, true)
+            };
+            if let Err(e) = result {
+                st.libraries = saved;
+                return Err(e);
+            }
+        }
+        self.recount(&st);
+        Ok(())
+    }
+}
+
+/// What a run executes, for its error texts.
+enum Origin<'a> {
+    Script(&'a str),
+    Function(&'a str),
+}
+
+impl Library {
+    fn clone_shallow(&self) -> Library {
+        Library {
+            code: self.code.clone(),
+            functions: self
+                .functions
+                .iter()
+                .map(|f| FunctionDef {
+                    name: f.name.clone(),
+                    description: f.description.clone(),
+                    flags: f.flags.clone(),
+                    callback: f.callback.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `#!lua name=<lib>`: the engine and library name.
+fn parse_shebang(code: &[u8]) -> Result<String, CmdError> {
+    let err = |m: &str| CmdError::Err(m.into());
+    let first = code.split(|&b| b == b'\n').next().unwrap_or_default();
+    let Some(line) = first.strip_prefix(b"#!") else { return Err(err("Missing library metadata")) };
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let engine = parts.next().unwrap_or_default();
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(CmdError::Err(format!("Engine '{engine}' not found")));
+    }
+    let mut name = None;
+    for p in parts {
+        match p.split_once('=') {
+            Some(("name", v)) => name = Some(v.to_string()),
+            _ => return Err(CmdError::Err(format!("Invalid metadata value given: {p}"))),
+        }
+    }
+    let name = name.ok_or_else(|| err("Library name was not given"))?;
+    if !valid_name(&name) {
+        return Err(err(
+            "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+        ));
+    }
+    Ok(name)
+}
+
+/// redis.register_function's arguments: `(name, callback)` or a table.
+fn parse_registration(args: MultiValue) -> mlua::Result<FunctionDef> {
+    let fail = |m: &str| Err(mlua::Error::RuntimeError(m.into()));
+    let (name, callback, flags, description) = match args.len() {
+        2 => (args[0].clone(), args[1].clone(), None, None),
+        1 => {
+            let Value::Table(t) = &args[0] else {
+                return fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).");
+            };
+            let (mut name, mut cb, mut flags, mut desc) = (Value::Nil, Value::Nil, None, None);
+            for pair in t.pairs::<String, Value>() {
+                let (k, v) = pair?;
+                match k.as_str() {
+                    "function_name" => name = v,
+                    "callback" => cb = v,
+                    "flags" => flags = Some(v),
+                    "description" => desc = Some(v),
+                    _ => return fail("unknown argument given to redis.register_function"),
+                }
+            }
+            (name, cb, flags, desc)
+        }
+        _ => return fail("wrong number of arguments to redis.register_function"),
+    };
+    let Value::String(name) = name else {
+        return fail("function_name argument given to redis.register_function must be a string");
+    };
+    let name = name.to_string_lossy();
+    if !valid_name(&name) {
+        // Redis 7 says "Library" here too.
+        return fail("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long");
+    }
+    let Value::Function(callback) = callback else {
+        return fail("callback argument given to redis.register_function must be a function");
+    };
+    let description = match description {
+        None | Some(Value::Nil) => None,
+        Some(Value::String(s)) => Some(s.to_string_lossy()),
+        Some(_) => return fail("description argument given to redis.register_function must be a string"),
+    };
+    let mut out = Vec::new();
+    if let Some(flags) = flags {
+        let Value::Table(t) = flags else {
+            return fail("flags argument to redis.register_function must be a table representing function flags");
+        };
+        for f in t.sequence_values::<Value>() {
+            match f? {
+                Value::String(s) if FUNCTION_FLAGS.contains(&s.to_string_lossy().as_str()) => {
+                    out.push(s.to_string_lossy())
+                }
+                _ => return fail("unknown flag given"),
+            }
+        }
+    }
+    Ok(FunctionDef { name, description, flags: out, callback })
 }
 
 /// Runs `f`, which may take long (a script), after handing this tokio
@@ -367,7 +682,71 @@ impl LuaState {
             }
             Ok(VmState::Continue)
         })?;
-        Ok(LuaState { lua, hidden, scripts: HashMap::new() })
+        Ok(LuaState { lua, hidden, scripts: HashMap::new(), libraries: Default::default() })
+    }
+
+    /// Loads a library: compiles it, runs it with the load-time API, and
+    /// installs the functions it registered.
+    fn load_library(&mut self, code: &[u8], replace: bool) -> Result<String, CmdError> {
+        let name = parse_shebang(code)?;
+        if self.libraries.contains_key(&name) && !replace {
+            return Err(CmdError::Err(format!("Library '{name}' already exists")));
+        }
+        // The shebang line stays as an empty line, so line numbers match.
+        let body_start = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
+        let chunk =
+            self.lua.load(&code[body_start..]).set_name("@user_function").into_function().map_err(|e| match e {
+                mlua::Error::SyntaxError { message, .. } => {
+                    CmdError::Err(format!("Error compiling function: {message}"))
+                }
+                other => CmdError::Err(format!("Error compiling function: {other}")),
+            })?;
+        let registered = std::cell::RefCell::new(Vec::<FunctionDef>::new());
+        let outcome = self.lua.scope(|scope| {
+            let env = self.lua.create_table()?;
+            env.set_metatable(Some(self.hidden.raw_get("lib_env_meta")?))?;
+            chunk.set_environment(env)?;
+            let view: Table = self.hidden.raw_get("load_view")?;
+            self.hidden.raw_set("redis_view", view)?;
+            let api: Table = self.hidden.raw_get("load_api")?;
+            let register = scope.create_function(|_, args: MultiValue| {
+                let def = parse_registration(args)?;
+                let mut reg = registered.borrow_mut();
+                if reg.iter().any(|f| f.name == def.name) {
+                    return Err(mlua::Error::RuntimeError("Function already exists in the library".into()));
+                }
+                reg.push(def);
+                Ok(())
+            })?;
+            api.raw_set("register_function", register)?;
+            self.lua.set_named_registry_value("larder_source", "@user_function")?;
+            let runner: Function = self.hidden.raw_get("run")?;
+            let handler: Function = self.hidden.raw_get("handler")?;
+            let out = runner.call::<MultiValue>((chunk.clone(), handler));
+            api.raw_set("register_function", Value::Nil)?;
+            out
+        });
+        let mut values = outcome.map_err(lua_err)?.into_iter();
+        if !matches!(values.next(), Some(Value::Boolean(true))) {
+            let msg = match values.next() {
+                Some(Value::Table(t)) => t.raw_get::<String>("err").unwrap_or_default(),
+                _ => String::new(),
+            };
+            return Err(CmdError::Err(format!("Error registering functions: {msg}")));
+        }
+        let functions = registered.into_inner();
+        if functions.is_empty() {
+            return Err(CmdError::Err("No functions registered".into()));
+        }
+        for f in &functions {
+            let clash =
+                self.libraries.iter().any(|(lib, l)| *lib != name && l.functions.iter().any(|g| g.name == f.name));
+            if clash {
+                return Err(CmdError::Err(format!("Function {} already exists", f.name)));
+            }
+        }
+        self.libraries.insert(name.clone(), Library { code: Bytes::copy_from_slice(code), functions });
+        Ok(name)
     }
 
     /// Compiles `body` (once per distinct body) and returns its sha1.
@@ -407,11 +786,12 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
         Value::Error(e) => root_message(e),
         other => format!("ERR {}", value_text(other)),
     };
+    let source: String = lua.named_registry_value("larder_source").unwrap_or_else(|_| "@user_script".into());
     let mut line = None;
     for level in 0..64 {
         let Some(found) = lua.inspect_stack(level, |d| {
             let src = d.source();
-            (src.source.as_deref() == Some("@user_script")).then(|| d.current_line().map_or(-1, |l| l as i64))
+            (src.source.as_deref() == Some(source.as_str())).then(|| d.current_line().map_or(-1, |l| l as i64))
         }) else {
             break;
         };

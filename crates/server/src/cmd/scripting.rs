@@ -1,10 +1,12 @@
-//! EVAL, EVALSHA, their read-only forms, and SCRIPT: the command side of
-//! Lua scripting (the engine is `crate::scripting`).
+//! EVAL, EVALSHA, their read-only forms, SCRIPT, FCALL and FUNCTION: the
+//! command side of Lua scripting (the engine is `crate::scripting`).
 
 use super::keys::help_reply;
 use super::table::{flags::*, CommandSpec, KeySpec};
 use super::{eq_ic, Args, CmdResult, Ctx};
 use crate::error::CmdError;
+use crate::scripting::RestorePolicy;
+use bytes::Bytes;
 use larder_protocol::Frame;
 
 const EVAL_FLAGS: u32 = NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | EXCLUSIVE;
@@ -30,10 +32,69 @@ pub static COMMANDS: &[CommandSpec] = &[
         "7.0.0",
         "Executes a read-only server-side Lua script by SHA1 digest.",
     ),
+    CommandSpec::new("fcall", -3, EVAL_FLAGS, KeySpec::NONE, fcall).doc("scripting", "7.0.0", "Invokes a function."),
+    CommandSpec::new("fcall_ro", -3, EVAL_FLAGS | READONLY, KeySpec::NONE, fcall_ro).doc(
+        "scripting",
+        "7.0.0",
+        "Invokes a read-only function.",
+    ),
+    CommandSpec::container("function", FUNCTION_SUBCOMMANDS).doc(
+        "scripting",
+        "7.0.0",
+        "A container for function commands.",
+    ),
     CommandSpec::container("script", SCRIPT_SUBCOMMANDS).doc(
         "scripting",
         "2.6.0",
         "A container for Lua scripts management commands.",
+    ),
+];
+
+static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("load", -3, WRITE | DENYOOM | NOSCRIPT, KeySpec::NONE, function_load).doc(
+        "scripting",
+        "7.0.0",
+        "Creates a library.",
+    ),
+    CommandSpec::new("delete", 3, WRITE | NOSCRIPT, KeySpec::NONE, function_delete).doc(
+        "scripting",
+        "7.0.0",
+        "Deletes a library and its functions.",
+    ),
+    CommandSpec::new("list", -2, NOSCRIPT, KeySpec::NONE, function_list).doc(
+        "scripting",
+        "7.0.0",
+        "Returns information about all libraries.",
+    ),
+    CommandSpec::new("flush", -2, WRITE | NOSCRIPT, KeySpec::NONE, function_flush).doc(
+        "scripting",
+        "7.0.0",
+        "Deletes all libraries and functions.",
+    ),
+    CommandSpec::new("dump", 2, NOSCRIPT, KeySpec::NONE, function_dump).doc(
+        "scripting",
+        "7.0.0",
+        "Dumps all libraries into a serialized binary payload.",
+    ),
+    CommandSpec::new("restore", -3, WRITE | DENYOOM | NOSCRIPT, KeySpec::NONE, function_restore).doc(
+        "scripting",
+        "7.0.0",
+        "Restores all libraries from a payload.",
+    ),
+    CommandSpec::new("stats", 2, NOSCRIPT | ALLOW_BUSY, KeySpec::NONE, function_stats).doc(
+        "scripting",
+        "7.0.0",
+        "Returns information about a function during execution.",
+    ),
+    CommandSpec::new("kill", 2, NOSCRIPT | ALLOW_BUSY, KeySpec::NONE, function_kill).doc(
+        "scripting",
+        "7.0.0",
+        "Terminates a function during execution.",
+    ),
+    CommandSpec::new("help", 2, LOADING | STALE, KeySpec::NONE, function_help).doc(
+        "scripting",
+        "7.0.0",
+        "Returns helpful text about the different subcommands.",
     ),
 ];
 
@@ -138,8 +199,208 @@ fn script_flush(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 
 /// SCRIPT KILL
 fn script_kill(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
-    ctx.shared.scripting.kill()?;
+    ctx.shared.scripting.kill(false)?;
     Ok(Frame::ok())
+}
+
+fn fcall_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, ro: bool) -> CmdResult {
+    let command: Vec<Bytes> = args.all().iter().map(|a| Bytes::copy_from_slice(a)).collect();
+    let name = args.next_arg()?;
+    let (keys, argv) = split_keys(&mut args)?;
+    let shared = ctx.shared;
+    shared.scripting.fcall(ctx, name, &keys, &argv, ro, command)
+}
+
+/// FCALL function numkeys [key ...] [arg ...]
+fn fcall(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    fcall_generic(ctx, args, false)
+}
+
+/// FCALL_RO function numkeys [key ...] [arg ...]
+fn fcall_ro(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    fcall_generic(ctx, args, true)
+}
+
+/// FUNCTION LOAD [REPLACE] function-code
+fn function_load(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let mut replace = false;
+    let mut code = args.next_arg()?;
+    while args.remaining() > 0 {
+        if !eq_ic(code, "replace") {
+            return Err(CmdError::Err(format!("Unknown option given: {}", String::from_utf8_lossy(code))));
+        }
+        replace = true;
+        code = args.next_arg()?;
+    }
+    Ok(Frame::bulk(ctx.shared.scripting.function_load(code, replace)?))
+}
+
+/// FUNCTION DELETE library-name
+fn function_delete(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    ctx.shared.scripting.function_delete(args.next_arg()?)?;
+    Ok(Frame::ok())
+}
+
+/// FUNCTION FLUSH [ASYNC|SYNC]
+fn function_flush(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    if let Some(a) = args.next() {
+        if !(eq_ic(a, "async") || eq_ic(a, "sync")) || args.remaining() > 0 {
+            return Err(CmdError::Err("FUNCTION FLUSH only supports SYNC|ASYNC option".into()));
+        }
+    }
+    ctx.shared.scripting.function_flush();
+    Ok(Frame::ok())
+}
+
+/// FUNCTION LIST [LIBRARYNAME library-name-pattern] [WITHCODE]
+fn function_list(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let (mut pattern, mut with_code) = (None, false);
+    while let Some(a) = args.next() {
+        if eq_ic(a, "withcode") && !with_code {
+            with_code = true;
+        } else if eq_ic(a, "libraryname") && pattern.is_none() {
+            pattern =
+                Some(args.next().ok_or_else(|| CmdError::Err("library name argument was not given".into()))?.to_vec());
+        } else {
+            return Err(CmdError::Err(format!("Unknown argument {}", String::from_utf8_lossy(a))));
+        }
+    }
+    let b = Frame::bulk_static;
+    let libs = ctx.shared.scripting.with_libraries(|libs| {
+        libs.iter()
+            .filter(|(name, _)| pattern.as_ref().is_none_or(|p| larder_store::glob_match(p, name.as_bytes(), false)))
+            .map(|(name, lib)| {
+                let functions = lib
+                    .functions
+                    .iter()
+                    .map(|f| {
+                        Frame::Map(vec![
+                            (b("name"), Frame::bulk(&f.name)),
+                            (b("description"), f.description.as_ref().map_or(Frame::Null, Frame::bulk)),
+                            (
+                                b("flags"),
+                                Frame::Set(
+                                    f.flags
+                                        .iter()
+                                        .map(|x| Frame::Simple(Bytes::copy_from_slice(x.as_bytes())))
+                                        .collect(),
+                                ),
+                            ),
+                        ])
+                    })
+                    .collect();
+                let mut m = vec![
+                    (b("library_name"), Frame::bulk(name)),
+                    (b("engine"), b("LUA")),
+                    (b("functions"), Frame::Array(functions)),
+                ];
+                if with_code {
+                    m.push((b("library_code"), Frame::Bulk(lib.code.clone())));
+                }
+                Frame::Map(m)
+            })
+            .collect()
+    });
+    Ok(Frame::Array(libs))
+}
+
+/// FUNCTION DUMP
+fn function_dump(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(Frame::Bulk(ctx.shared.scripting.function_dump()))
+}
+
+/// FUNCTION RESTORE serialized-value [FLUSH|APPEND|REPLACE]
+fn function_restore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let payload = args.next_arg()?;
+    let policy = match args.next() {
+        None => RestorePolicy::Append,
+        Some(a) if eq_ic(a, "append") => RestorePolicy::Append,
+        Some(a) if eq_ic(a, "replace") => RestorePolicy::Replace,
+        Some(a) if eq_ic(a, "flush") => RestorePolicy::Flush,
+        Some(_) => {
+            return Err(CmdError::Err(
+                "Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.".into(),
+            ))
+        }
+    };
+    ctx.shared.scripting.function_restore(payload, policy)?;
+    Ok(Frame::ok())
+}
+
+/// FUNCTION STATS
+fn function_stats(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    let scripting = &ctx.shared.scripting;
+    if scripting.running_ms().is_some() && scripting.running_function().is_none() {
+        // An EVAL script runs: Redis answers with the BUSY error.
+        return Err(scripting.busy_error());
+    }
+    let b = Frame::bulk_static;
+    let running = match scripting.running_function() {
+        None => Frame::Null,
+        Some((name, cmd, ms)) => Frame::Map(vec![
+            (b("name"), Frame::bulk(name)),
+            (b("command"), Frame::Array(cmd.into_iter().map(Frame::Bulk).collect())),
+            (b("duration_ms"), Frame::Integer(ms as i64)),
+        ]),
+    };
+    let (libs, funcs) = scripting.function_counts();
+    let lua = Frame::Map(vec![
+        (b("libraries_count"), Frame::Integer(libs as i64)),
+        (b("functions_count"), Frame::Integer(funcs as i64)),
+    ]);
+    Ok(Frame::Map(vec![(b("running_script"), running), (b("engines"), Frame::Map(vec![(b("LUA"), lua)]))]))
+}
+
+/// FUNCTION KILL
+fn function_kill(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    ctx.shared.scripting.kill(true)?;
+    Ok(Frame::ok())
+}
+
+/// FUNCTION HELP
+fn function_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(help_reply(
+        "FUNCTION",
+        &[
+            "LOAD [REPLACE] <FUNCTION CODE>",
+            "    Create a new library with the given library name and code.",
+            "DELETE <LIBRARY NAME>",
+            "    Delete the given library.",
+            "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+            "    Return general information on all the libraries:",
+            "    * Library name",
+            "    * The engine used to run the Library",
+            "    * Library description",
+            "    * Functions list",
+            "    * Library code (if WITHCODE is given)",
+            "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+            "STATS",
+            "    Return information about the current function running:",
+            "    * Function name",
+            "    * Command used to run the function",
+            "    * Duration in MS that the function is running",
+            "    If no function is running, return nil",
+            "    In addition, returns a list of available engines.",
+            "KILL",
+            "    Kill the current running function.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Delete all the libraries.",
+            "    When called without the optional mode argument, the behavior is determined by the",
+            "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the libraries.",
+            "    * SYNC: Synchronously flush the libraries.",
+            "DUMP",
+            "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+            "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+            "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+            "    control how to handle existing libraries (default APPEND):",
+            "    * FLUSH: delete all existing libraries.",
+            "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+            "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+            "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+            "      in case of functions name collision with another library).",
+        ],
+    ))
 }
 
 /// SCRIPT HELP

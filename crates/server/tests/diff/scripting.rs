@@ -166,3 +166,89 @@ fn resp3_scripts_match_redis() {
         "#,
     );
 }
+
+#[test]
+fn functions_match_redis() {
+    check_script(
+        r##"
+        FUNCTION FLUSH
+        FUNCTION LOAD "#!lua name=mylib\nlocal function f(keys, args) return redis.call('incr', keys[1]) end\nlocal function g(keys, args) return x end\nredis.register_function('f', f)\nredis.register_function{function_name='g', callback=g, flags={'no-writes'}, description='desc'}\nredis.register_function{function_name='echo', callback=function(keys, args) return {keys, args} end, flags={'no-writes', 'allow-stale'}}"
+        SET s abc
+        FCALL f 1 s
+        FCALL g 0
+        FCALL nosuch 0
+        FCALL_RO f 1 n
+        FCALL f 1 n
+        FCALL f 1 n
+        FCALL_RO echo 2 k1 k2 a1 a2
+        FCALL echo 0
+        FCALL f -1
+        FCALL f 3 a
+        FUNCTION LOAD "#!lua name=mylib\nredis.register_function('h', function() return 1 end)"
+        FUNCTION LOAD "return 1"
+        FUNCTION LOAD "#!lua name=bad-name\nreturn 1"
+        FUNCTION LOAD "#!lua\nreturn 1"
+        FUNCTION LOAD "#!lua name=x foo=bar\nreturn 1"
+        FUNCTION LOAD "#!lua name=empty\nreturn 1"
+        FUNCTION LOAD "#!lua name=syn\nreturn +"
+        FUNCTION LOAD "#!lua name=c2\nredis.call('ping')"
+        FUNCTION LOAD "#!lua name=c3\nreturn KEYS"
+        FUNCTION LOAD "#!js name=x\n"
+        FUNCTION LOAD "#!lua name=dup\nredis.register_function('f', function() return 1 end)"
+        FUNCTION LOAD "#!lua name=dup2\nredis.register_function('z', function() return 1 end)\nredis.register_function('z', function() return 1 end)"
+        FUNCTION LOAD "#!lua name=fl\nredis.register_function{function_name='q', callback=function() return 1 end, flags={'bogus'}}"
+        FUNCTION LOAD "#!lua name=fl\nredis.register_function{function_name='q', callback=function() return 1 end, extra=1}"
+        FUNCTION LOAD "#!lua name=fl\nredis.register_function('bad name', function() return 1 end)"
+        FUNCTION LOAD "#!lua name=fl\nredis.register_function('q')"
+        FUNCTION LIST LIBRARYNAME nomatch*
+        FUNCTION LIST BOGUS
+        FUNCTION STATS
+        FUNCTION LOAD REPLACE "#!lua name=mylib\nredis.register_function('h', function(keys, args) return redis.setresp and 'replaced' end)"
+        FCALL h 0
+        FCALL f 1 n
+        FUNCTION LOAD "#!lua name=other\nredis.register_function('h', function() return 1 end)"
+        FUNCTION DELETE nolib
+        FUNCTION DELETE mylib
+        FUNCTION LIST
+        FUNCTION LOAD "#!lua name=single\nredis.register_function{function_name='s1', callback=function() return 1 end, flags={'no-writes', 'no-cluster'}, description='one'}"
+        FUNCTION LIST
+        FUNCTION LIST WITHCODE
+        FUNCTION LIST LIBRARYNAME sing*
+        FUNCTION LIST WITHCODE LIBRARYNAME other
+        FUNCTION KILL
+        FUNCTION FLUSH bad
+        FUNCTION FLUSH ASYNC
+        FUNCTION RESTORE bogus
+        FUNCTION HELP
+        "##,
+    );
+}
+
+/// FUNCTION DUMP payloads move both ways between Redis and Larder (Redis
+/// compresses the code with LZF; Larder writes it plain).
+#[test]
+fn function_dump_payloads_interoperate_with_redis() {
+    use larder_protocol::Frame;
+    let Some(mut p) = crate::pair(false) else { return };
+    let code = "#!lua name=lib1\nredis.register_function('one', function() return 'the first function, with enough text to be compressed by redis ' .. string.rep('x', 40) end)";
+    assert_eq!(p.theirs.call(&["FUNCTION", "LOAD", code]).unwrap(), Frame::bulk("lib1"));
+    let Frame::Bulk(payload) = p.theirs.call(&["FUNCTION", "DUMP"]).unwrap() else { panic!() };
+    assert_eq!(p.ours.call(&[b"FUNCTION".as_ref(), b"RESTORE", &payload]).unwrap(), Frame::ok());
+    assert_eq!(p.ours.call(&["FCALL", "one", "0"]).unwrap(), p.theirs.call(&["FCALL", "one", "0"]).unwrap());
+    // Restoring over an existing library: APPEND refuses, REPLACE and FLUSH work.
+    let appended = p.ours.call(&[b"FUNCTION".as_ref(), b"RESTORE", &payload]).unwrap();
+    assert_eq!(appended, p.theirs.call(&[b"FUNCTION".as_ref(), b"RESTORE", &payload]).unwrap());
+    for policy in ["REPLACE", "FLUSH"] {
+        assert_eq!(p.ours.call(&[b"FUNCTION".as_ref(), b"RESTORE", &payload, policy.as_bytes()]).unwrap(), Frame::ok());
+    }
+    // And back: Larder's dump restores in Redis.
+    let code2 = "#!lua name=lib2\nredis.register_function{function_name='two', callback=function() return 2 end, flags={'no-writes'}}";
+    assert_eq!(p.ours.call(&["FUNCTION", "LOAD", code2]).unwrap(), Frame::bulk("lib2"));
+    let Frame::Bulk(ours) = p.ours.call(&["FUNCTION", "DUMP"]).unwrap() else { panic!() };
+    assert_eq!(p.theirs.call(&[b"FUNCTION".as_ref(), b"RESTORE", &ours, b"FLUSH"]).unwrap(), Frame::ok());
+    let list = |c: &mut larder_testkit::RawConn| {
+        larder_testkit::diff::normalize(&c.call(&["FUNCTION", "LIST", "LIBRARYNAME", "lib2", "WITHCODE"]).unwrap())
+    };
+    assert_eq!(list(&mut p.ours), list(&mut p.theirs));
+    assert_eq!(p.theirs.call(&["FCALL_RO", "two", "0"]).unwrap(), Frame::Integer(2));
+}

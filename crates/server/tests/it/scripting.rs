@@ -147,3 +147,33 @@ fn the_redis_crates_script_api_works() {
         assert_eq!(loaded, [true]);
     });
 }
+
+#[test]
+fn function_stats_and_function_kill_while_a_function_runs() {
+    let s = spawn_server();
+    let mut admin = s.raw();
+    assert_eq!(admin.call(&["CONFIG", "SET", "busy-reply-threshold", "50"]).unwrap(), Frame::ok());
+    let lib = "#!lua name=spin\nredis.register_function('spin', function() \
+               local t0 = redis.call('time')[1] while redis.call('time')[1] - t0 < 30 do end end)";
+    assert_eq!(admin.call(&["FUNCTION", "LOAD", lib]).unwrap(), Frame::bulk("spin"));
+    let mut runner = s.raw();
+    runner.send(&["FCALL", "spin", "0"]).unwrap();
+    wait_busy(&mut admin, &mut runner);
+    assert_eq!(
+        admin.call(&["GET", "x"]).unwrap(),
+        Frame::Error("BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.".into())
+    );
+    // SCRIPT KILL does not stop a function; FUNCTION STATS shows it.
+    assert!(matches!(admin.call(&["SCRIPT", "KILL"]).unwrap(), Frame::Error(e) if e.starts_with(b"BUSY")));
+    let Frame::Array(stats) = admin.call(&["FUNCTION", "STATS"]).unwrap() else { panic!() };
+    let Frame::Array(running) = &stats[1] else { panic!("{stats:?}") };
+    assert_eq!(running[1], Frame::bulk("spin"));
+    assert_eq!(running[3], Frame::Array(vec![Frame::bulk("FCALL"), Frame::bulk("spin"), Frame::bulk("0")]));
+    assert_eq!(admin.call(&["FUNCTION", "KILL"]).unwrap(), Frame::ok());
+    match runner.read_frame().unwrap() {
+        Frame::Error(e) => assert!(e.starts_with(b"ERR Script killed by user"), "{}", String::from_utf8_lossy(&e)),
+        other => panic!("{other:?}"),
+    }
+    let Frame::Array(stats) = admin.call(&["FUNCTION", "STATS"]).unwrap() else { panic!() };
+    assert_eq!(stats[1], Frame::Null);
+}
