@@ -376,7 +376,7 @@ impl Scripting {
                     Value::Integer(3) => run_state.borrow_mut().resp3 = true,
                     Value::Number(2.0) => run_state.borrow_mut().resp3 = false,
                     Value::Number(3.0) => run_state.borrow_mut().resp3 = true,
-                    _ => return Err(mlua::Error::RuntimeError("RESP version must be 2 or 3.".into())),
+                    _ => return api_err("RESP version must be 2 or 3."),
                 }
                 Ok(())
             })?;
@@ -538,7 +538,7 @@ fn parse_shebang(code: &[u8]) -> Result<String, CmdError> {
 
 /// redis.register_function's arguments: `(name, callback)` or a table.
 fn parse_registration(args: MultiValue) -> mlua::Result<FunctionDef> {
-    let fail = |m: &str| Err(mlua::Error::RuntimeError(m.into()));
+    let fail = |m: &str| api_err(m);
     let (name, callback, flags, description) = match args.len() {
         2 => (args[0].clone(), args[1].clone(), None, None),
         1 => {
@@ -624,7 +624,7 @@ impl LuaState {
             "sha1hex",
             lua.create_function(|_, args: MultiValue| {
                 if args.len() != 1 {
-                    return Err(mlua::Error::RuntimeError("wrong number of arguments".into()));
+                    return api_err("wrong number of arguments");
                 }
                 let s = match &args[0] {
                     Value::String(s) => s.as_bytes().to_vec(),
@@ -639,15 +639,15 @@ impl LuaState {
             "log",
             lua.create_function(|_, args: MultiValue| {
                 if args.len() < 2 {
-                    return Err(mlua::Error::RuntimeError("redis.log() requires two arguments or more.".into()));
+                    return api_err("redis.log() requires two arguments or more.");
                 }
                 let level = match &args[0] {
                     Value::Integer(n) => *n,
                     Value::Number(n) => *n as i64,
-                    _ => return Err(mlua::Error::RuntimeError("First argument must be a number (log level).".into())),
+                    _ => return api_err("First argument must be a number (log level)."),
                 };
                 if !(0..=3).contains(&level) {
-                    return Err(mlua::Error::RuntimeError("Invalid debug level.".into()));
+                    return api_err("Invalid debug level.");
                 }
                 let msg: Vec<String> = args.iter().skip(1).map(value_text).collect();
                 tracing::info!(target: "lua", level, "{}", msg.join(" "));
@@ -663,9 +663,7 @@ impl LuaState {
                     _ => -1,
                 };
                 if !(0..=3).contains(&n) {
-                    return Err(mlua::Error::RuntimeError(
-                        "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.".into(),
-                    ));
+                    return api_err("Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.");
                 }
                 Ok(())
             })?,
@@ -673,12 +671,14 @@ impl LuaState {
         g.raw_set("redis", redis)?;
         g.raw_set("bit", crate::scripting_libs::bit(&lua)?)?;
         g.raw_set("cjson", crate::scripting_libs::cjson(&lua)?)?;
+        g.raw_set("cmsgpack", crate::scripting_libs::cmsgpack(&lua)?)?;
+        g.raw_set("struct", crate::scripting_libs::structlib(&lua)?)?;
         let hidden = lua.create_table()?;
         lua.load(PRELUDE).set_name("=prelude").call::<()>((hidden.clone(), g.clone()))?;
         hidden.raw_set("handler", lua.create_function(error_handler)?)?;
         lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
             if kill.load(Ordering::Relaxed) {
-                return Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()));
+                return Err(mlua::Error::external(ReplyError("ERR Script killed by user with SCRIPT KILL...".into())));
             }
             Ok(VmState::Continue)
         })?;
@@ -713,7 +713,7 @@ impl LuaState {
                 let def = parse_registration(args)?;
                 let mut reg = registered.borrow_mut();
                 if reg.iter().any(|f| f.name == def.name) {
-                    return Err(mlua::Error::RuntimeError("Function already exists in the library".into()));
+                    return api_err("Function already exists in the library");
                 }
                 reg.push(def);
                 Ok(())
@@ -777,15 +777,6 @@ fn redis_version_num() -> i64 {
 /// The xpcall handler: any error becomes `{err=…, line=…}`, the line being
 /// where the script was when it failed.
 fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
-    let msg = match &err {
-        Value::Table(t) => match t.raw_get::<Option<mlua::String>>("err")? {
-            Some(s) => s.to_string_lossy(),
-            None => "ERR unknown error".to_string(),
-        },
-        Value::String(s) => format!("ERR {}", s.to_string_lossy()),
-        Value::Error(e) => root_message(e),
-        other => format!("ERR {}", value_text(other)),
-    };
     let source: String = lua.named_registry_value("larder_source").unwrap_or_else(|_| "@user_script".into());
     let mut line = None;
     for level in 0..64 {
@@ -800,12 +791,35 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
             break;
         }
     }
+    let msg = match &err {
+        Value::Table(t) => match t.raw_get::<Option<mlua::String>>("err")? {
+            Some(s) => s.to_string_lossy(),
+            None => "ERR unknown error".to_string(),
+        },
+        Value::String(s) => format!("ERR {}", s.to_string_lossy()),
+        Value::Error(e) => match root_message(e) {
+            Ok(reply) => reply,
+            // A library function's error carries the script position, as
+            // luaL_error adds it in Redis.
+            Err(m) => {
+                let at = line.map_or(String::new(), |l| format!("{}:{l}: ", source.trim_start_matches('@')));
+                format!("ERR {at}{m}")
+            }
+        },
+        other => format!("ERR {}", value_text(other)),
+    };
     let t = lua.create_table()?;
     t.raw_set("err", msg)?;
     if let Some(l) = line {
         t.raw_set("line", l)?;
     }
     Ok(t)
+}
+
+/// An error of the `redis` API: raised as an error reply (`ERR <msg>`),
+/// without the script position library errors get.
+fn api_err<T>(msg: &str) -> mlua::Result<T> {
+    Err(mlua::Error::external(ReplyError(format!("ERR {msg}"))))
 }
 
 /// An error reply that `redis.call` raises.
@@ -820,17 +834,17 @@ impl std::fmt::Display for ReplyError {
 
 impl std::error::Error for ReplyError {}
 
-/// The reply an error raised from Rust stands for: a redis.call error
-/// reply as is, anything else as `ERR <message>`.
-fn root_message(e: &mlua::Error) -> String {
+/// An error raised from Rust: Ok(the reply) for redis.call errors and
+/// SCRIPT KILL, Err(message) for a library function's error.
+fn root_message(e: &mlua::Error) -> Result<String, String> {
     match e {
-        mlua::Error::RuntimeError(m) => format!("ERR {m}"),
+        mlua::Error::RuntimeError(m) => Err(m.clone()),
         mlua::Error::CallbackError { cause, .. } => root_message(cause),
         mlua::Error::ExternalError(inner) => match inner.downcast_ref::<ReplyError>() {
-            Some(r) => r.0.clone(),
-            None => format!("ERR {inner}"),
+            Some(r) => Ok(r.0.clone()),
+            None => Err(inner.to_string()),
         },
-        other => format!("ERR {other}"),
+        other => Err(other.to_string()),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The Lua libraries Redis bundles for scripts, written in Rust: `bit`
-//! (LuaBitOp's API: 32-bit integer operations on Lua numbers) and `cjson`
-//! (lua-cjson's encode/decode, with its number format and error texts).
+//! (LuaBitOp's API: 32-bit integer operations on Lua numbers), `cjson`
+//! (lua-cjson's encode/decode, with its number format and error texts),
+//! `cmsgpack` (lua-cmsgpack's pack/unpack, choosing the same encodings)
+//! and `struct` (binary pack/unpack by format string).
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 
@@ -9,34 +11,37 @@ fn rt(msg: impl Into<String>) -> mlua::Error {
 }
 
 /// LuaBitOp's normalisation: round to the nearest integer (ties to even),
-/// keep the low 32 bits, read them as signed.
-fn tobit(v: &Value) -> mlua::Result<i32> {
+/// keep the low 32 bits, read them as signed. `i` and `name` word the
+/// error as luaL_argerror does.
+fn tobit(v: &Value, i: usize, name: &str) -> mlua::Result<i32> {
+    let bad = |got: &str| rt(format!("bad argument #{} to '{name}' (number expected, got {got})", i + 1));
     let x = match v {
         Value::Integer(n) => *n as f64,
         Value::Number(n) => *n,
-        Value::String(s) => s.to_str()?.trim().parse::<f64>().map_err(|_| rt("bad argument (number expected)"))?,
-        _ => return Err(rt(format!("bad argument (number expected, got {})", v.type_name()))),
+        Value::String(s) => s.to_str()?.trim().parse::<f64>().map_err(|_| bad("string"))?,
+        Value::Nil => return Err(bad("no value")),
+        _ => return Err(bad(v.type_name())),
     };
     Ok(x.round_ties_even().rem_euclid(4_294_967_296.0) as u32 as i32)
 }
 
-fn arg(args: &MultiValue, i: usize) -> mlua::Result<i32> {
-    tobit(args.get(i).unwrap_or(&Value::Nil))
+fn arg(args: &MultiValue, i: usize, name: &str) -> mlua::Result<i32> {
+    tobit(args.get(i).unwrap_or(&Value::Nil), i, name)
 }
 
 pub fn bit(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    t.raw_set("tobit", lua.create_function(|_, a: MultiValue| Ok(arg(&a, 0)? as f64))?)?;
-    t.raw_set("bnot", lua.create_function(|_, a: MultiValue| Ok(!arg(&a, 0)? as f64))?)?;
+    t.raw_set("tobit", lua.create_function(|_, a: MultiValue| Ok(arg(&a, 0, "tobit")? as f64))?)?;
+    t.raw_set("bnot", lua.create_function(|_, a: MultiValue| Ok(!arg(&a, 0, "bnot")? as f64))?)?;
     type Fold = fn(i32, i32) -> i32;
     let folds: [(&str, Fold); 3] = [("band", |a, b| a & b), ("bor", |a, b| a | b), ("bxor", |a, b| a ^ b)];
     for (name, op) in folds {
         t.raw_set(
             name,
             lua.create_function(move |_, a: MultiValue| {
-                let mut acc = arg(&a, 0)?;
+                let mut acc = arg(&a, 0, name)?;
                 for i in 1..a.len() {
-                    acc = op(acc, arg(&a, i)?);
+                    acc = op(acc, arg(&a, i, name)?);
                 }
                 Ok(acc as f64)
             })?,
@@ -53,15 +58,17 @@ pub fn bit(lua: &Lua) -> mlua::Result<Table> {
     for (name, op) in shifts {
         t.raw_set(
             name,
-            lua.create_function(move |_, a: MultiValue| Ok(op(arg(&a, 0)?, (arg(&a, 1)? & 31) as u32) as f64))?,
+            lua.create_function(move |_, a: MultiValue| {
+                Ok(op(arg(&a, 0, name)?, (arg(&a, 1, name)? & 31) as u32) as f64)
+            })?,
         )?;
     }
-    t.raw_set("bswap", lua.create_function(|_, a: MultiValue| Ok(arg(&a, 0)?.swap_bytes() as f64))?)?;
+    t.raw_set("bswap", lua.create_function(|_, a: MultiValue| Ok(arg(&a, 0, "bswap")?.swap_bytes() as f64))?)?;
     t.raw_set(
         "tohex",
         lua.create_function(|_, a: MultiValue| {
-            let x = arg(&a, 0)? as u32;
-            let n = if a.len() > 1 { arg(&a, 1)? } else { 8 };
+            let x = arg(&a, 0, "tohex")? as u32;
+            let n = if a.len() > 1 { arg(&a, 1, "tohex")? } else { 8 };
             let upper = n < 0;
             let digits = n.unsigned_abs().clamp(1, 8) as usize;
             let masked = if digits == 8 { x } else { x & ((1u32 << (digits * 4)) - 1) };
@@ -216,5 +223,480 @@ pub fn cjson(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     t.raw_set("null", json_null())?;
+    Ok(t)
+}
+
+/// lua-cmsgpack's integer encoding: the smallest form that holds `n`.
+fn mp_int(out: &mut Vec<u8>, n: i64) {
+    if n >= 0 {
+        match n {
+            0..=127 => out.push(n as u8),
+            128..=0xff => out.extend_from_slice(&[0xcc, n as u8]),
+            0x100..=0xffff => {
+                out.push(0xcd);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            0x1_0000..=0xffff_ffff => {
+                out.push(0xce);
+                out.extend_from_slice(&(n as u32).to_be_bytes());
+            }
+            _ => {
+                out.push(0xcf);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+    } else if n >= -32 {
+        out.push(n as i8 as u8);
+    } else if n >= -128 {
+        out.extend_from_slice(&[0xd0, n as i8 as u8]);
+    } else if n >= -32768 {
+        out.push(0xd1);
+        out.extend_from_slice(&(n as i16).to_be_bytes());
+    } else if n >= i32::MIN as i64 {
+        out.push(0xd2);
+        out.extend_from_slice(&(n as i32).to_be_bytes());
+    } else {
+        out.push(0xd3);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+fn mp_len(out: &mut Vec<u8>, len: usize, fix: (u8, usize), ops: [u8; 3]) {
+    let [op8, op16, op32] = ops;
+    if len < fix.1 {
+        out.push(fix.0 | len as u8);
+    } else if op8 != 0 && len <= 0xff {
+        out.extend_from_slice(&[op8, len as u8]);
+    } else if len <= 0xffff {
+        out.push(op16);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(op32);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+    }
+}
+
+fn mp_encode(out: &mut Vec<u8>, v: &Value, depth: usize) -> mlua::Result<()> {
+    match v {
+        Value::Nil => out.push(0xc0),
+        Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
+        Value::Integer(n) => mp_int(out, *n),
+        Value::Number(n) => {
+            if n.fract() == 0.0 && n.abs() < 9.2e18 {
+                mp_int(out, *n as i64);
+            } else if (*n as f32) as f64 == *n {
+                out.push(0xca);
+                out.extend_from_slice(&(*n as f32).to_be_bytes());
+            } else {
+                out.push(0xcb);
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+        Value::String(s) => {
+            let b = s.as_bytes();
+            mp_len(out, b.len(), (0xa0, 32), [0xd9, 0xda, 0xdb]);
+            out.extend_from_slice(&b);
+        }
+        // Past 16 levels lua-cmsgpack writes nil instead of recursing.
+        Value::Table(_) if depth >= 16 => out.push(0xc0),
+        Value::Table(t) => {
+            let pairs: Vec<(Value, Value)> = t.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
+            let n = t.raw_len();
+            let is_array = n == pairs.len()
+                && pairs
+                    .iter()
+                    .all(|(k, _)| matches!(k, Value::Integer(_)) || matches!(k, Value::Number(x) if x.fract() == 0.0));
+            if is_array {
+                mp_len(out, n, (0x90, 16), [0, 0xdc, 0xdd]);
+                for i in 1..=n {
+                    mp_encode(out, &t.raw_get::<Value>(i)?, depth + 1)?;
+                }
+            } else {
+                mp_len(out, pairs.len(), (0x80, 16), [0, 0xde, 0xdf]);
+                for (k, v) in &pairs {
+                    mp_encode(out, k, depth + 1)?;
+                    mp_encode(out, v, depth + 1)?;
+                }
+            }
+        }
+        _ => out.push(0xc0),
+    }
+    Ok(())
+}
+
+struct MpReader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl MpReader<'_> {
+    fn take(&mut self, n: usize) -> mlua::Result<&[u8]> {
+        let s = self.buf.get(self.pos..self.pos + n).ok_or_else(|| rt("Missing bytes in input."))?;
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn uint(&mut self, n: usize) -> mlua::Result<u64> {
+        Ok(self.take(n)?.iter().fold(0u64, |acc, b| (acc << 8) | *b as u64))
+    }
+
+    fn value(&mut self, lua: &Lua) -> mlua::Result<Value> {
+        let tag = self.take(1)?[0];
+        let num = |n: f64| Ok(Value::Number(n));
+        match tag {
+            0x00..=0x7f => num(tag as f64),
+            0x80..=0x8f => self.map(lua, (tag & 0x0f) as usize),
+            0x90..=0x9f => self.array(lua, (tag & 0x0f) as usize),
+            0xa0..=0xbf => self.string(lua, (tag & 0x1f) as usize),
+            0xc0 => Ok(Value::Nil),
+            0xc2 => Ok(Value::Boolean(false)),
+            0xc3 => Ok(Value::Boolean(true)),
+            0xc4 | 0xd9 => {
+                let n = self.uint(1)? as usize;
+                self.string(lua, n)
+            }
+            0xc5 | 0xda => {
+                let n = self.uint(2)? as usize;
+                self.string(lua, n)
+            }
+            0xc6 | 0xdb => {
+                let n = self.uint(4)? as usize;
+                self.string(lua, n)
+            }
+            0xca => num(f32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")) as f64),
+            0xcb => num(f64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes"))),
+            0xcc => num(self.uint(1)? as f64),
+            0xcd => num(self.uint(2)? as f64),
+            0xce => num(self.uint(4)? as f64),
+            0xcf => num(self.uint(8)? as f64),
+            0xd0 => num(self.uint(1)? as u8 as i8 as f64),
+            0xd1 => num(self.uint(2)? as u16 as i16 as f64),
+            0xd2 => num(self.uint(4)? as u32 as i32 as f64),
+            0xd3 => num(self.uint(8)? as i64 as f64),
+            0xdc => {
+                let n = self.uint(2)? as usize;
+                self.array(lua, n)
+            }
+            0xdd => {
+                let n = self.uint(4)? as usize;
+                self.array(lua, n)
+            }
+            0xde => {
+                let n = self.uint(2)? as usize;
+                self.map(lua, n)
+            }
+            0xdf => {
+                let n = self.uint(4)? as usize;
+                self.map(lua, n)
+            }
+            0xe0..=0xff => num(tag as i8 as f64),
+            _ => Err(rt("Bad data format in input.")),
+        }
+    }
+
+    fn string(&mut self, lua: &Lua, n: usize) -> mlua::Result<Value> {
+        Ok(Value::String(lua.create_string(self.take(n)?)?))
+    }
+
+    fn array(&mut self, lua: &Lua, n: usize) -> mlua::Result<Value> {
+        let t = lua.create_table_with_capacity(n.min(1024), 0)?;
+        for i in 1..=n {
+            t.raw_set(i, self.value(lua)?)?;
+        }
+        Ok(Value::Table(t))
+    }
+
+    fn map(&mut self, lua: &Lua, n: usize) -> mlua::Result<Value> {
+        let t = lua.create_table_with_capacity(0, n.min(1024))?;
+        for _ in 0..n {
+            let k = self.value(lua)?;
+            let v = self.value(lua)?;
+            if k != Value::Nil {
+                t.raw_set(k, v)?;
+            }
+        }
+        Ok(Value::Table(t))
+    }
+}
+
+pub fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.raw_set(
+        "pack",
+        lua.create_function(|lua, a: MultiValue| {
+            if a.is_empty() {
+                return Err(rt("bad argument #0 to 'pack' (MessagePack pack needs input.)"));
+            }
+            let mut out = Vec::new();
+            for v in a.iter() {
+                mp_encode(&mut out, v, 0)?;
+            }
+            lua.create_string(&out)
+        })?,
+    )?;
+    t.raw_set(
+        "unpack",
+        lua.create_function(|lua, a: MultiValue| {
+            let Some(Value::String(s)) = a.front() else {
+                return Err(rt("bad argument #1 to 'unpack' (string expected, got no value)"));
+            };
+            let bytes = s.as_bytes().to_vec();
+            let mut r = MpReader { buf: &bytes, pos: 0 };
+            let mut out = MultiValue::new();
+            while r.pos < bytes.len() {
+                out.push_back(r.value(lua)?);
+            }
+            Ok(out)
+        })?,
+    )?;
+    Ok(t)
+}
+
+/// Roberto Ierusalimschy's `struct` library: pack, unpack and size over
+/// a format string (`<`/`>`/`=` endianness, `!n` alignment, `bBhHlLTiIn`
+/// integers, `f`/`d` floats, `s` zero-terminated and `cn` fixed strings,
+/// `x` padding).
+mod structlib {
+    use super::rt;
+    use mlua::{Lua, MultiValue, Value};
+
+    pub(super) struct Fmt<'a> {
+        chars: std::iter::Peekable<std::str::Chars<'a>>,
+        pub little: bool,
+        pub align: usize,
+    }
+
+    pub(super) enum Item {
+        Int { size: usize, signed: bool },
+        Float,
+        Double,
+        Pad,
+        Zstr,
+        Chars(usize),
+    }
+
+    impl<'a> Fmt<'a> {
+        pub fn new(s: &'a str) -> Fmt<'a> {
+            Fmt { chars: s.chars().peekable(), little: cfg!(target_endian = "little"), align: 1 }
+        }
+
+        fn number(&mut self, default: usize) -> usize {
+            let mut n = None;
+            while let Some(c) = self.chars.peek().and_then(|c| c.to_digit(10)) {
+                n = Some(n.unwrap_or(0) * 10 + c as usize);
+                self.chars.next();
+            }
+            n.unwrap_or(default)
+        }
+
+        /// The next item, with its size; None at the end.
+        pub fn next_item(&mut self) -> mlua::Result<Option<(Item, usize)>> {
+            loop {
+                let Some(c) = self.chars.next() else { return Ok(None) };
+                let item = match c {
+                    ' ' => continue,
+                    '<' => {
+                        self.little = true;
+                        continue;
+                    }
+                    '>' => {
+                        self.little = false;
+                        continue;
+                    }
+                    '=' => {
+                        self.little = cfg!(target_endian = "little");
+                        continue;
+                    }
+                    '!' => {
+                        self.align = self.number(8);
+                        continue;
+                    }
+                    'b' | 'B' => (Item::Int { size: 1, signed: c == 'b' }, 1),
+                    'h' | 'H' => (Item::Int { size: 2, signed: c == 'h' }, 2),
+                    'l' | 'L' | 'T' => (Item::Int { size: 8, signed: c == 'l' }, 8),
+                    'i' | 'I' => {
+                        let n = self.number(4);
+                        if !(1..=8).contains(&n) {
+                            return Err(rt(format!("integral size {n} is larger than limit of 8")));
+                        }
+                        (Item::Int { size: n, signed: c == 'i' }, n)
+                    }
+                    'f' => (Item::Float, 4),
+                    'd' => (Item::Double, 8),
+                    'x' => (Item::Pad, 1),
+                    's' => (Item::Zstr, 0),
+                    'c' => {
+                        let n = self.number(1);
+                        (Item::Chars(n), n)
+                    }
+                    other => return Err(rt(format!("bad argument #1 to 'pack' (invalid format option '{other}')"))),
+                };
+                return Ok(Some(item));
+            }
+        }
+
+        /// Padding before an item of `size` at `pos`.
+        pub fn pad(&self, size: usize, pos: usize) -> usize {
+            let a = size.min(self.align);
+            if a <= 1 || !a.is_power_of_two() {
+                return 0;
+            }
+            (a - pos % a) % a
+        }
+    }
+
+    fn num(v: Option<&Value>) -> mlua::Result<f64> {
+        match v {
+            Some(Value::Integer(n)) => Ok(*n as f64),
+            Some(Value::Number(n)) => Ok(*n),
+            Some(Value::String(s)) => s.to_str()?.trim().parse().map_err(|_| rt("number expected")),
+            _ => Err(rt("bad argument to 'pack' (number expected)")),
+        }
+    }
+
+    pub(super) fn pack(lua: &Lua, a: MultiValue) -> mlua::Result<mlua::String> {
+        let Some(Value::String(f)) = a.front() else { return Err(rt("bad argument #1 to 'pack' (string expected)")) };
+        let f = f.to_str()?.to_string();
+        let mut fmt = Fmt::new(&f);
+        let mut out = Vec::new();
+        let mut arg = 1;
+        while let Some((item, size)) = fmt.next_item()? {
+            out.resize(out.len() + fmt.pad(size, out.len()), 0);
+            match item {
+                Item::Int { size, .. } => {
+                    let v = num(a.get(arg))? as i64;
+                    arg += 1;
+                    let bytes = v.to_le_bytes();
+                    let mut field: Vec<u8> = bytes[..size].to_vec();
+                    if !fmt.little {
+                        field.reverse();
+                    }
+                    out.extend_from_slice(&field);
+                }
+                Item::Float | Item::Double => {
+                    let v = num(a.get(arg))?;
+                    arg += 1;
+                    let mut field = if matches!(item, Item::Float) {
+                        (v as f32).to_le_bytes().to_vec()
+                    } else {
+                        v.to_le_bytes().to_vec()
+                    };
+                    if !fmt.little {
+                        field.reverse();
+                    }
+                    out.extend_from_slice(&field);
+                }
+                Item::Pad => out.push(0),
+                Item::Zstr | Item::Chars(_) => {
+                    let Some(Value::String(s)) = a.get(arg) else {
+                        return Err(rt("bad argument to 'pack' (string expected)"));
+                    };
+                    arg += 1;
+                    let b = s.as_bytes();
+                    match item {
+                        Item::Zstr => {
+                            out.extend_from_slice(&b);
+                            out.push(0);
+                        }
+                        Item::Chars(0) => out.extend_from_slice(&b),
+                        Item::Chars(n) => {
+                            if b.len() < n {
+                                return Err(rt("bad argument to 'pack' (string too short)"));
+                            }
+                            out.extend_from_slice(&b[..n]);
+                        }
+                        _ => unreachable!(),
+                    }
+                }
+            }
+        }
+        lua.create_string(&out)
+    }
+
+    pub(super) fn unpack(lua: &Lua, a: MultiValue) -> mlua::Result<MultiValue> {
+        let (Some(Value::String(f)), Some(Value::String(data))) = (a.front(), a.get(1)) else {
+            return Err(rt("bad argument to 'unpack' (string expected)"));
+        };
+        let f = f.to_str()?.to_string();
+        let data = data.as_bytes().to_vec();
+        let mut pos = match a.get(2) {
+            Some(v @ (Value::Integer(_) | Value::Number(_))) => (num(Some(v))? as usize).saturating_sub(1),
+            _ => 0,
+        };
+        let mut fmt = Fmt::new(&f);
+        let mut out = MultiValue::new();
+        let short = || rt("bad argument #2 to 'unpack' (data string too short)");
+        while let Some((item, size)) = fmt.next_item()? {
+            pos += fmt.pad(size, pos);
+            match item {
+                Item::Int { size, signed } => {
+                    let mut field = data.get(pos..pos + size).ok_or_else(short)?.to_vec();
+                    if !fmt.little {
+                        field.reverse();
+                    }
+                    let mut v: u64 = 0;
+                    for (i, b) in field.iter().enumerate() {
+                        v |= (*b as u64) << (8 * i);
+                    }
+                    let n = if signed && size < 8 && v & (1 << (size * 8 - 1)) != 0 {
+                        (v | (u64::MAX << (size * 8))) as i64 as f64
+                    } else if signed {
+                        v as i64 as f64
+                    } else {
+                        v as f64
+                    };
+                    out.push_back(Value::Number(n));
+                    pos += size;
+                }
+                Item::Float | Item::Double => {
+                    let mut field = data.get(pos..pos + size).ok_or_else(short)?.to_vec();
+                    if !fmt.little {
+                        field.reverse();
+                    }
+                    let v = if size == 4 {
+                        f32::from_le_bytes(field.try_into().expect("4 bytes")) as f64
+                    } else {
+                        f64::from_le_bytes(field.try_into().expect("8 bytes"))
+                    };
+                    out.push_back(Value::Number(v));
+                    pos += size;
+                }
+                Item::Pad => pos += 1,
+                Item::Zstr => {
+                    let rest = data.get(pos..).ok_or_else(short)?;
+                    let end = rest.iter().position(|&b| b == 0).ok_or_else(|| rt("unfinished string in data"))?;
+                    out.push_back(Value::String(lua.create_string(&rest[..end])?));
+                    pos += end + 1;
+                }
+                Item::Chars(n) => {
+                    let s = data.get(pos..pos + n).ok_or_else(short)?;
+                    out.push_back(Value::String(lua.create_string(s)?));
+                    pos += n;
+                }
+            }
+        }
+        out.push_back(Value::Number((pos + 1) as f64));
+        Ok(out)
+    }
+
+    pub(super) fn size(_: &Lua, f: mlua::String) -> mlua::Result<f64> {
+        let f = f.to_str()?.to_string();
+        let mut fmt = Fmt::new(&f);
+        let mut pos = 0;
+        while let Some((item, size)) = fmt.next_item()? {
+            if matches!(item, Item::Zstr) {
+                return Err(rt("options 's' has no fixed size"));
+            }
+            pos += fmt.pad(size, pos) + size;
+        }
+        Ok(pos as f64)
+    }
+}
+
+pub fn structlib(lua: &Lua) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.raw_set("pack", lua.create_function(structlib::pack)?)?;
+    t.raw_set("unpack", lua.create_function(structlib::unpack)?)?;
+    t.raw_set("size", lua.create_function(structlib::size)?)?;
     Ok(t)
 }

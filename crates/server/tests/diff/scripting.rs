@@ -110,6 +110,8 @@ fn eval_errors_match_redis() {
         EVAL "return redis.setresp(4)" 0
         EVAL "return redis.set_repl(9)" 0
         EVAL "return redis.log(9, 'x')" 0
+        EVAL "return redis.sha1hex()" 0
+        EVAL "return bit.band({})" 0
         EVAL_RO "return redis.call('set', 'k', 'v')" 0
         EVAL_RO "return redis.call('get', 's')" 0
         EVALSHA ffffffffffffffffffffffffffffffffffffffff 0
@@ -251,4 +253,32 @@ fn function_dump_payloads_interoperate_with_redis() {
     };
     assert_eq!(list(&mut p.ours), list(&mut p.theirs));
     assert_eq!(p.theirs.call(&["FCALL_RO", "two", "0"]).unwrap(), Frame::Integer(2));
+}
+
+#[test]
+fn cmsgpack_and_struct_match_redis() {
+    check_script(
+        r#"
+        EVAL "return cmsgpack.pack({1,2,3}, 'abc', 1.5, -1, 300, {a=1}, true, nil, 2^40, -200, 0.1, 70000, -40000, -3000000000, 2^33)" 0
+        EVAL "return cmsgpack.pack(string.rep('x', 40), string.rep('y', 300))" 0
+        EVAL "local t = {} for i = 1, 20 do t[i] = i end return cmsgpack.pack(t)" 0
+        EVAL "return {cmsgpack.unpack(cmsgpack.pack({1,2,{x='y'}}, 'abc', 7, -5, 1.5))}" 0
+        EVAL "local a, b = cmsgpack.unpack(cmsgpack.pack({x=1}, 2)) return {a.x, b}" 0
+        EVAL "return {cmsgpack.unpack('')}" 0
+        EVAL "return cmsgpack.unpack(string.char(0xc1))" 0
+        EVAL "return cmsgpack.pack()" 0
+        EVAL "return struct.pack('>I2i4<hbBc3', 1, -2, 3, -4, 5, 'str')" 0
+        EVAL "return struct.pack('<d>f', 1.5, -2.25)" 0
+        EVAL "return struct.pack('s', 'zero')" 0
+        EVAL "return {struct.unpack('>I2i4', struct.pack('>I2i4', 513, -2))}" 0
+        EVAL "return {struct.unpack('<hbs', struct.pack('<hbs', -300, 7, 'txt'))}" 0
+        EVAL "return {struct.unpack('>I2', 'abcd', 3)}" 0
+        EVAL "return struct.size('>I2i4d')" 0
+        EVAL "return struct.size('!4bi')" 0
+        EVAL "return struct.pack('!4bi', 1, 2)" 0
+        EVAL "return struct.pack('bad', 1)" 0
+        EVAL "return struct.pack('z', 1)" 0
+        EVAL "return cjson.encode(function() end)" 0
+        "#,
+    );
 }
