@@ -7,6 +7,9 @@
 //!   differential tests. Without one installed it returns None, unless
 //!   `LARDER_REQUIRE_REDIS=1` (set by CI), where that is a failure.
 //! - [`diff`] sends the same commands to both and compares the replies.
+//! - [`PgServer::start`] runs a throwaway PostgreSQL cluster on a free port
+//!   for the cache tests (`LARDER_REQUIRE_POSTGRES=1` makes its absence a
+//!   failure).
 
 pub mod diff;
 
@@ -220,5 +223,92 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A throwaway PostgreSQL cluster on a free port, from the locally
+/// installed binaries; stopped and deleted on drop. As root it runs the
+/// server as the `postgres` user (initdb refuses root).
+pub struct PgServer {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    as_postgres: bool,
+}
+
+impl PgServer {
+    fn bin_dir() -> Option<std::path::PathBuf> {
+        let mut candidates: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
+            .unwrap_or_default();
+        candidates.sort();
+        candidates.into_iter().rev().find(|p| p.join("initdb").exists())
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+
+    /// Starts one, or returns None when PostgreSQL is not installed (and
+    /// `LARDER_REQUIRE_POSTGRES` is not set).
+    pub fn start() -> Option<PgServer> {
+        let Some(bin) = Self::bin_dir() else {
+            if std::env::var("LARDER_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("LARDER_REQUIRE_POSTGRES=1 but PostgreSQL is not installed");
+            }
+            eprintln!("PostgreSQL not found: skipping");
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let dir = std::env::temp_dir().join(format!("larder-pg-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).ok()?;
+        let as_postgres = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        if as_postgres {
+            let status = Command::new("chown").arg("postgres").arg(&dir).status().expect("chown");
+            assert!(status.success(), "chown the PostgreSQL data directory");
+        }
+        let pg = PgServer { port, dir, bin, as_postgres };
+        let data = pg.dir.join("data");
+        let out = pg
+            .command("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
+            .output()
+            .expect("run initdb");
+        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = pg
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(pg.dir.join("log"))
+            .arg("-o")
+            .arg(format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", pg.dir.display()))
+            .args(["-w", "start"])
+            .output()
+            .expect("run pg_ctl");
+        assert!(out.status.success(), "pg_ctl start failed: {}", String::from_utf8_lossy(&out.stderr));
+        Some(pg)
+    }
+
+    /// A connection string for the `postgres` database.
+    pub fn url(&self) -> String {
+        format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = self.command("pg_ctl").arg("-D").arg(self.dir.join("data")).args(["-m", "immediate", "stop"]).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

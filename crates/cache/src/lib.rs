@@ -1,0 +1,618 @@
+//! larder-cache: caching patterns that are correct by default, over any
+//! Redis-protocol server (Larder, Redis, Valkey) through the `redis` crate.
+//!
+//! ```text
+//! get_or_load ─► L1 (moka, in process) ─► L2 (server) ─► single flight ─► lease ─► loader
+//!                      ▲                                        │
+//!   invalidation channel (sequence-numbered) ◄── invalidate ◄───┘ write checks the generation
+//! ```
+//!
+//! What it guarantees, and how:
+//! - **Never stale after a write.** Every key has a generation counter on
+//!   the server. A loader reads the generation before it queries the
+//!   database and writes its result only if the generation is unchanged
+//!   (one Lua script). An invalidation bumps the generation, so a value
+//!   loaded before a write can never be stored after it: the "stale set"
+//!   race is closed (`tests/stale_set.rs` proves it against PostgreSQL).
+//! - **One load per key.** Concurrent misses in one process share one
+//!   flight (safe under panic and cancellation: another waiter takes
+//!   over); across processes a lease (`SET NX PX` with a fencing token)
+//!   lets one process load while the others wait for its value.
+//! - **Coherent L1.** Invalidations are published with a sequence number
+//!   from the server; a listener in every process drops the key from its
+//!   L1, and flushes its whole L1 on a gap or a reconnect rather than
+//!   risk serving a value it was never told about.
+//! - **TTL with jitter**, **negative caching** with its own TTL, **tags**
+//!   and **versioned namespaces** for bulk invalidation, and prefix
+//!   invalidation by SCAN (never KEYS).
+
+mod flight;
+mod listener;
+mod scripts;
+
+use flight::{Fetched, Flights};
+use rand::Rng;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cache server: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("value encoding: {0}")]
+    Codec(#[from] serde_json::Error),
+    #[error("loader failed: {0}")]
+    Load(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Counters for hit ratios and for tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub l1_hits: AtomicU64,
+    pub l2_hits: AtomicU64,
+    pub loads: AtomicU64,
+    /// Loaded values not stored because the key was invalidated meanwhile.
+    pub stale_sets_prevented: AtomicU64,
+    /// Times the whole L1 was flushed (sequence gap, reconnect, namespace bump).
+    pub l1_flushes: AtomicU64,
+}
+
+/// Configures a [`Cache`], in the spirit of moka's builder.
+pub struct CacheBuilder {
+    client: redis::Client,
+    namespace: String,
+    default_ttl: Duration,
+    jitter: f64,
+    negative_ttl: Duration,
+    l1_capacity: u64,
+    l1_ttl: Duration,
+    lease_ttl: Duration,
+    stale_set_protection: bool,
+}
+
+impl CacheBuilder {
+    /// Keys live under `{namespace}:`; one server can hold many caches.
+    pub fn namespace(mut self, ns: impl Into<String>) -> Self {
+        self.namespace = ns.into();
+        self
+    }
+
+    /// TTL of loaded values on the server (default 10 minutes).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// Spreads TTLs by ±`fraction` so keys loaded together do not expire
+    /// together (default 0.1).
+    pub fn ttl_jitter(mut self, fraction: f64) -> Self {
+        self.jitter = fraction.clamp(0.0, 1.0);
+        self
+    }
+
+    /// TTL of "not found" results (default 30 s).
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// Entries the in-process L1 holds (default 10 000; 0 disables L1).
+    pub fn l1_capacity(mut self, n: u64) -> Self {
+        self.l1_capacity = n;
+        self
+    }
+
+    /// Longest an L1 entry lives, invalidations aside (default 60 s).
+    pub fn l1_ttl(mut self, ttl: Duration) -> Self {
+        self.l1_ttl = ttl;
+        self
+    }
+
+    /// How long one process may hold a key's load lease (default 5 s).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// Turns the generation check off. Only for demonstrating the stale-set
+    /// race the check closes; never in production.
+    pub fn stale_set_protection(mut self, on: bool) -> Self {
+        self.stale_set_protection = on;
+        self
+    }
+
+    pub async fn build(self) -> Result<Cache> {
+        let conn = ConnectionManager::new(self.client.clone()).await?;
+        let l1 = (self.l1_capacity > 0)
+            .then(|| moka::sync::Cache::builder().max_capacity(self.l1_capacity).time_to_live(self.l1_ttl).build());
+        let inner = Arc::new(Inner {
+            conn,
+            client: self.client,
+            l1,
+            keys: Keys { ns: self.namespace },
+            version: AtomicU64::new(0),
+            default_ttl: self.default_ttl,
+            jitter: self.jitter,
+            negative_ttl: self.negative_ttl,
+            lease_ttl: self.lease_ttl,
+            protect: self.stale_set_protection,
+            flights: Flights::default(),
+            epochs: (0..EPOCH_STRIPES).map(|_| parking_lot::Mutex::new(0)).collect(),
+            global_epoch: AtomicU64::new(0),
+            stats: Stats::default(),
+            closed: AtomicBool::new(false),
+        });
+        inner.refresh_version().await?;
+        let ready = listener::spawn(inner.clone());
+        // Invalidations published from now on reach this process.
+        let _ = ready.await;
+        Ok(Cache { inner })
+    }
+}
+
+/// Key layout under the namespace.
+struct Keys {
+    ns: String,
+}
+
+impl Keys {
+    fn value(&self, version: u64, key: &str) -> String {
+        format!("{}:v{version}:{key}", self.ns)
+    }
+    fn generation(&self, key: &str) -> String {
+        format!("{}:gen:{key}", self.ns)
+    }
+    fn lease(&self, key: &str) -> String {
+        format!("{}:lease:{key}", self.ns)
+    }
+    fn tag(&self, tag: &str) -> String {
+        format!("{}:tag:{tag}", self.ns)
+    }
+    fn version(&self) -> String {
+        format!("{}:version", self.ns)
+    }
+    fn fence(&self) -> String {
+        format!("{}:fence", self.ns)
+    }
+    fn sequence(&self) -> String {
+        format!("{}:invseq", self.ns)
+    }
+    fn channel(&self) -> String {
+        format!("{}:invalidate", self.ns)
+    }
+}
+
+/// A cached value as it is stored: JSON, or null for "not found".
+type Stored = Arc<Option<serde_json::Value>>;
+
+pub(crate) struct Inner {
+    conn: ConnectionManager,
+    client: redis::Client,
+    l1: Option<moka::sync::Cache<String, Stored>>,
+    keys: Keys,
+    /// Namespace version: part of every value key, bumped to bust them all.
+    version: AtomicU64,
+    default_ttl: Duration,
+    jitter: f64,
+    negative_ttl: Duration,
+    lease_ttl: Duration,
+    protect: bool,
+    flights: Flights,
+    /// Local invalidations per key stripe, and of the whole L1: a fetch
+    /// puts its result in L1 only if no invalidation of the key happened
+    /// here since it started (checked and inserted under the stripe lock,
+    /// so an invalidation cannot slip between the check and the insert).
+    epochs: Box<[parking_lot::Mutex<u64>]>,
+    global_epoch: AtomicU64,
+    stats: Stats,
+    closed: AtomicBool,
+}
+
+const EPOCH_STRIPES: usize = 64;
+
+impl Inner {
+    pub(crate) async fn refresh_version(&self) -> Result<()> {
+        let v: Option<u64> = self.conn.clone().get(self.keys.version()).await?;
+        self.version.store(v.unwrap_or(0), Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) async fn flush_l1(&self) {
+        self.global_epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(l1) = &self.l1 {
+            l1.invalidate_all();
+        }
+        self.stats.l1_flushes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn stripe(&self, key: &str) -> &parking_lot::Mutex<u64> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
+        &self.epochs[h as usize % EPOCH_STRIPES]
+    }
+
+    /// (key stripe epoch, global epoch) before a fetch.
+    fn epoch(&self, key: &str) -> (u64, u64) {
+        let stripe = *self.stripe(key).lock();
+        (stripe, self.global_epoch.load(Ordering::SeqCst))
+    }
+
+    pub(crate) async fn drop_l1(&self, key: &str) {
+        let mut e = self.stripe(key).lock();
+        *e += 1;
+        if let Some(l1) = &self.l1 {
+            l1.invalidate(key);
+        }
+    }
+
+    /// Puts a fetched value in L1 unless the key was invalidated here
+    /// since `since` was taken.
+    fn fill_l1(&self, key: &str, value: &Stored, since: (u64, u64)) {
+        let Some(l1) = &self.l1 else { return };
+        let e = self.stripe(key).lock();
+        if *e == since.0 && self.global_epoch.load(Ordering::SeqCst) == since.1 {
+            l1.insert(key.to_string(), value.clone());
+        }
+    }
+
+    fn jittered(&self, ttl: Duration) -> u64 {
+        let ms = ttl.as_millis() as f64;
+        let spread = if self.jitter > 0.0 { rand::rng().random_range(-self.jitter..=self.jitter) } else { 0.0 };
+        ((ms * (1.0 + spread)).round() as u64).max(1)
+    }
+
+    /// The key's current generation ("0" if never invalidated).
+    async fn generation(&self, key: &str) -> Result<String> {
+        let g: Option<String> = self.conn.clone().get(self.keys.generation(key)).await?;
+        Ok(g.unwrap_or_else(|| "0".into()))
+    }
+
+    /// L2, then the lease and the loader. Runs once per key at a time.
+    async fn fetch<F, Fut>(&self, key: &str, load: F) -> Result<Fetched>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<Option<serde_json::Value>, String>>,
+    {
+        let mut conn = self.conn.clone();
+        let since = self.epoch(key);
+        // The generation is read before anything else: an invalidation
+        // after this point makes the store below a no-op, and tells
+        // waiters that joined later not to use this result.
+        let generation = self.generation(key).await?;
+        let vkey = self.keys.value(self.version.load(Ordering::Relaxed), key);
+        let hit = |raw: String| -> Result<Fetched> {
+            self.stats.l2_hits.fetch_add(1, Ordering::Relaxed);
+            let value = Arc::new(serde_json::from_str(&raw)?);
+            self.fill_l1(key, &value, since);
+            Ok(Fetched { value, generation: generation.clone(), fresh: true })
+        };
+        if let Some(raw) = conn.get::<_, Option<String>>(&vkey).await? {
+            return hit(raw);
+        }
+        let token: u64 = conn.incr(self.keys.fence(), 1).await?;
+        let leased: bool = redis::cmd("SET")
+            .arg(self.keys.lease(key))
+            .arg(token)
+            .arg("NX")
+            .arg("PX")
+            .arg(self.lease_ttl.as_millis() as u64)
+            .query_async::<Option<String>>(&mut conn)
+            .await?
+            .is_some();
+        if !leased {
+            // Another process is loading: wait for its value, up to the lease.
+            let deadline = tokio::time::Instant::now() + self.lease_ttl;
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                if let Some(raw) = conn.get::<_, Option<String>>(&vkey).await? {
+                    return hit(raw);
+                }
+                if !conn.exists::<_, bool>(self.keys.lease(key)).await? {
+                    break;
+                }
+            }
+        }
+        // If the loader fails, panics or is cancelled, the lease goes at
+        // once instead of making other processes wait out its TTL.
+        let mut guard = LeaseGuard { conn: conn.clone(), key: self.keys.lease(key), token, armed: leased };
+        self.stats.loads.fetch_add(1, Ordering::Relaxed);
+        let loaded = load().await.map_err(Error::Load)?;
+        // The store script releases the lease itself.
+        guard.armed = false;
+        let ttl = match &loaded {
+            Some(_) => self.jittered(self.default_ttl),
+            None => self.jittered(self.negative_ttl),
+        };
+        let payload = serde_json::to_string(&loaded)?;
+        let stored: i64 = if self.protect {
+            scripts::store()
+                .key(&vkey)
+                .key(self.keys.generation(key))
+                .key(self.keys.lease(key))
+                .arg(&generation)
+                .arg(&payload)
+                .arg(ttl)
+                .arg(token)
+                .invoke_async(&mut conn)
+                .await?
+        } else {
+            redis::cmd("SET").arg(&vkey).arg(&payload).arg("PX").arg(ttl).query_async::<()>(&mut conn).await?;
+            scripts::release().key(self.keys.lease(key)).arg(token).invoke_async::<i64>(&mut conn).await?;
+            1
+        };
+        let value = Arc::new(loaded);
+        if stored == 1 {
+            self.fill_l1(key, &value, since);
+        } else {
+            self.stats.stale_sets_prevented.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Fetched { value, generation, fresh: stored == 1 })
+    }
+}
+
+/// Releases a load lease that was not used to store a value.
+struct LeaseGuard {
+    conn: ConnectionManager,
+    key: String,
+    token: u64,
+    armed: bool,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (mut conn, key, token) = (self.conn.clone(), std::mem::take(&mut self.key), self.token);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _: redis::RedisResult<i64> = scripts::release().key(key).arg(token).invoke_async(&mut conn).await;
+            });
+        }
+    }
+}
+
+/// A two-tier cache over a Redis-protocol server. Cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Cache {
+    /// Starts a builder over `client` (any Redis-protocol server).
+    pub fn builder(client: redis::Client) -> CacheBuilder {
+        CacheBuilder {
+            client,
+            namespace: "cache".into(),
+            default_ttl: Duration::from_secs(600),
+            jitter: 0.1,
+            negative_ttl: Duration::from_secs(30),
+            l1_capacity: 10_000,
+            l1_ttl: Duration::from_secs(60),
+            lease_ttl: Duration::from_secs(5),
+            stale_set_protection: true,
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// Cache-aside: the cached value of `key`, or `load()`'s result, which
+    /// is then cached (`None`, "not found", is cached for the negative TTL).
+    /// Concurrent calls for one key run `load` once.
+    pub async fn get_or_load<T, F, Fut, E>(&self, key: &str, load: F) -> Result<Option<T>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<Option<T>, E>>,
+        E: std::fmt::Display,
+    {
+        if let Some(l1) = &self.inner.l1 {
+            if let Some(v) = l1.get(key) {
+                self.inner.stats.l1_hits.fetch_add(1, Ordering::Relaxed);
+                return decode(&v);
+            }
+        }
+        let inner = &self.inner;
+        let mut load = Some(load);
+        loop {
+            // A caller joining a fetch already under way must not take a
+            // result from before an invalidation it came after: it notes
+            // the generation now and compares.
+            let joined_at = if inner.flights.in_flight(key) { Some(inner.generation(key).await?) } else { None };
+            let joined = inner
+                .flights
+                .run(key, || {
+                    let load = load.take().expect("a caller leads at most one fetch");
+                    inner.fetch(key, || async move {
+                        match load().await {
+                            Ok(Some(v)) => serde_json::to_value(v).map(Some).map_err(|e| e.to_string()),
+                            Ok(None) => Ok(None),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    })
+                })
+                .await?;
+            let f = joined.fetched;
+            let usable = joined.led || (f.fresh && joined_at.as_ref().is_none_or(|g| *g == f.generation));
+            if usable {
+                return decode(&f.value);
+            }
+            if load.is_none() {
+                // Our loader ran in an earlier round; its result was ours.
+                return decode(&f.value);
+            }
+        }
+    }
+
+    /// Like [`get_or_load`](Self::get_or_load), and files the key under
+    /// `tags` so [`invalidate_tag`](Self::invalidate_tag) can drop it.
+    pub async fn get_or_load_tagged<T, F, Fut, E>(&self, key: &str, tags: &[&str], load: F) -> Result<Option<T>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<Option<T>, E>>,
+        E: std::fmt::Display,
+    {
+        let v = self.get_or_load(key, load).await?;
+        let mut conn = self.inner.conn.clone();
+        let mut pipe = redis::pipe();
+        for t in tags {
+            let tkey = self.inner.keys.tag(t);
+            pipe.sadd(&tkey, key).ignore();
+            pipe.pexpire(&tkey, (self.inner.default_ttl.as_millis() as i64) * 2).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(v)
+    }
+
+    /// Delete-on-write: call after the database write commits. The key is
+    /// dropped from L2 and every process's L1, and any load that started
+    /// before this call will not store its (old) result.
+    pub async fn invalidate(&self, key: &str) -> Result<()> {
+        self.invalidate_many(&[key]).await
+    }
+
+    async fn invalidate_many(&self, keys: &[&str]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let inner = &self.inner;
+        let mut conn = inner.conn.clone();
+        let version = inner.version.load(Ordering::Relaxed);
+        let mut inv = scripts::invalidate().prepare_invoke();
+        inv.key(inner.keys.sequence());
+        for k in keys {
+            inv.key(inner.keys.value(version, k)).key(inner.keys.generation(k));
+        }
+        inv.arg(inner.keys.channel()).arg(generation_ttl_ms(inner.default_ttl));
+        for k in keys {
+            inv.arg(*k);
+        }
+        inv.invoke_async::<()>(&mut conn).await?;
+        for k in keys {
+            inner.drop_l1(k).await;
+        }
+        Ok(())
+    }
+
+    /// Write-through: writes the store with `write`, then makes the cache
+    /// hold the new value (bumping the generation, so no older load can
+    /// overwrite it) and tells every L1.
+    pub async fn write_through<T, F, Fut, E>(&self, key: &str, value: &T, write: F) -> Result<()>
+    where
+        T: Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        write().await.map_err(|e| Error::Load(e.to_string()))?;
+        self.invalidate(key).await?;
+        let inner = &self.inner;
+        let payload = serde_json::to_string(&Some(value))?;
+        let vkey = inner.keys.value(inner.version.load(Ordering::Relaxed), key);
+        let mut conn = inner.conn.clone();
+        redis::cmd("SET")
+            .arg(vkey)
+            .arg(payload)
+            .arg("PX")
+            .arg(inner.jittered(inner.default_ttl))
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Drops every key filed under `tag`.
+    pub async fn invalidate_tag(&self, tag: &str) -> Result<()> {
+        let mut conn = self.inner.conn.clone();
+        let tkey = self.inner.keys.tag(tag);
+        let members: Vec<String> = conn.smembers(&tkey).await?;
+        let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+        for chunk in refs.chunks(256) {
+            self.invalidate_many(chunk).await?;
+        }
+        conn.del::<_, ()>(&tkey).await?;
+        Ok(())
+    }
+
+    /// Drops every key starting with `prefix`, walking the keyspace with
+    /// SCAN (never KEYS, which would stall the server).
+    pub async fn invalidate_prefix(&self, prefix: &str) -> Result<()> {
+        let inner = &self.inner;
+        let mut conn = inner.conn.clone();
+        let version = inner.version.load(Ordering::Relaxed);
+        let head = inner.keys.value(version, "");
+        let pattern = format!("{}{}*", glob_escape(&head), glob_escape(prefix));
+        let mut cursor = 0u64;
+        loop {
+            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await?;
+            let keys: Vec<&str> = found.iter().filter_map(|k| k.strip_prefix(&head)).collect();
+            self.invalidate_many(&keys).await?;
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    /// Versioned namespace: every key cached so far is abandoned at once
+    /// (old entries expire on their own), in this process and all others.
+    pub async fn bust_namespace(&self) -> Result<()> {
+        let inner = &self.inner;
+        let mut conn = inner.conn.clone();
+        scripts::bump_version()
+            .key(inner.keys.version())
+            .key(inner.keys.sequence())
+            .arg(inner.keys.channel())
+            .invoke_async::<()>(&mut conn)
+            .await?;
+        inner.refresh_version().await?;
+        inner.flush_l1().await;
+        Ok(())
+    }
+}
+
+/// Generations outlive the values they guard (twice the TTL, at least a day).
+fn generation_ttl_ms(ttl: Duration) -> u64 {
+    (ttl.as_millis() as u64 * 2).max(86_400_000)
+}
+
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn decode<T: DeserializeOwned>(v: &Stored) -> Result<Option<T>> {
+    match v.as_ref() {
+        None => Ok(None),
+        Some(json) => Ok(Some(serde_json::from_value(json.clone())?)),
+    }
+}
