@@ -162,6 +162,15 @@ pub enum RestorePolicy {
     Flush,
 }
 
+/// KEYS/ARGV (or a function's keys and args) as a Lua array of strings.
+fn strings_table(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, a) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(a)?)?;
+    }
+    Ok(t)
+}
+
 fn lua_err(e: mlua::Error) -> CmdError {
     CmdError::Err(e.to_string())
 }
@@ -266,15 +275,8 @@ impl Scripting {
             }
         };
         let g = st.lua.globals();
-        let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
-            let t = st.lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, a) in items.iter().enumerate() {
-                t.raw_set(i + 1, st.lua.create_string(a)?)?;
-            }
-            Ok(t)
-        };
-        g.raw_set("KEYS", to_table(keys).map_err(lua_err)?).map_err(lua_err)?;
-        g.raw_set("ARGV", to_table(argv).map_err(lua_err)?).map_err(lua_err)?;
+        g.raw_set("KEYS", strings_table(&st.lua, keys).map_err(lua_err)?).map_err(lua_err)?;
+        g.raw_set("ARGV", strings_table(&st.lua, argv).map_err(lua_err)?).map_err(lua_err)?;
         let start = |st: &LuaState| -> mlua::Result<MultiValue> {
             let env = st.lua.create_table()?;
             env.set_metatable(Some(st.hidden.raw_get("env_meta")?))?;
@@ -306,14 +308,8 @@ impl Scripting {
             return Err(CmdError::Err("Can not execute a script with write flag using *_ro command.".into()));
         }
         let callback = f.callback.clone();
-        let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
-            let t = st.lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, a) in items.iter().enumerate() {
-                t.raw_set(i + 1, st.lua.create_string(a)?)?;
-            }
-            Ok(t)
-        };
-        let (keys, argv) = (to_table(keys).map_err(lua_err)?, to_table(argv).map_err(lua_err)?);
+        let keys = strings_table(&st.lua, keys).map_err(lua_err)?;
+        let argv = strings_table(&st.lua, argv).map_err(lua_err)?;
         let start = |st: &LuaState| -> mlua::Result<MultiValue> {
             let full: Table = st.lua.globals().raw_get("redis")?;
             st.hidden.raw_set("redis_view", full)?;

@@ -46,13 +46,8 @@ pub fn set_current_client(id: u64) {
 /// TRACKING ON replaces it).
 pub struct Tracker {
     pub id: u64,
-    /// Client id invalidations go to; 0 for the client itself.
-    pub redirect: u64,
-    pub bcast: bool,
-    pub optin: bool,
-    pub optout: bool,
-    pub noloop: bool,
-    pub prefixes: Vec<Bytes>,
+    /// The options it was enabled with (`redirect` 0: the client itself).
+    pub opts: TrackingOptions,
     /// The REDIRECT target went away (TRACKINGINFO's `broken_redirect`).
     pub broken: AtomicBool,
     own: Arc<Outbox>,
@@ -109,7 +104,7 @@ impl Tracker {
             if self.own.resp3() {
                 let frame = Frame::Push(vec![
                     Frame::bulk_static("tracking-redir-broken"),
-                    Frame::Integer(self.redirect as i64),
+                    Frame::Integer(self.opts.redirect as i64),
                 ]);
                 self.own.push_frame(&frame, no_limit);
             }
@@ -139,11 +134,11 @@ impl Tracking {
     }
 
     /// CLIENT TRACKING ON. `target` is the REDIRECT client's outbox.
-    pub fn enable(&self, client: &mut Client, o: TrackingOptions, target: Option<Arc<Outbox>>) {
-        let mut prefixes = client.tracking.as_ref().map(|t| t.prefixes.clone()).unwrap_or_default();
+    pub fn enable(&self, client: &mut Client, mut o: TrackingOptions, target: Option<Arc<Outbox>>) {
+        let mut prefixes = client.tracking.as_ref().map(|t| t.opts.prefixes.clone()).unwrap_or_default();
         if o.bcast {
             // New prefixes add to those of an earlier CLIENT TRACKING ON.
-            for p in o.prefixes {
+            for p in std::mem::take(&mut o.prefixes) {
                 if !prefixes.contains(&p) {
                     prefixes.push(p);
                 }
@@ -156,12 +151,7 @@ impl Tracking {
         }
         let t = Arc::new(Tracker {
             id: client.id(),
-            redirect: o.redirect,
-            bcast: o.bcast,
-            optin: o.optin,
-            optout: o.optout,
-            noloop: o.noloop,
-            prefixes,
+            opts: TrackingOptions { prefixes, ..o },
             broken: AtomicBool::new(false),
             own: client.outbox.clone(),
             target,
@@ -185,9 +175,9 @@ impl Tracking {
     pub fn records_reads(client: &Client) -> bool {
         match &client.tracking {
             None => false,
-            Some(t) if t.bcast => false,
-            Some(t) if t.optin => client.caching,
-            Some(t) if t.optout => !client.caching,
+            Some(t) if t.opts.bcast => false,
+            Some(t) if t.opts.optin => client.caching,
+            Some(t) if t.opts.optout => !client.caching,
             Some(_) => true,
         }
     }
@@ -198,12 +188,12 @@ impl Tracking {
         let trackers = self.trackers.read();
         for id in readers.into_iter().flatten() {
             match trackers.get(&id) {
-                Some(t) if !(t.bcast || t.noloop && id == modifier) => t.send(Some(key)),
+                Some(t) if !(t.opts.bcast || t.opts.noloop && id == modifier) => t.send(Some(key)),
                 _ => {}
             }
         }
-        for t in trackers.values().filter(|t| t.bcast && !(t.noloop && t.id == modifier)) {
-            if t.prefixes.iter().any(|p| key.starts_with(p)) {
+        for t in trackers.values().filter(|t| t.opts.bcast && !(t.opts.noloop && t.id == modifier)) {
+            if t.opts.prefixes.iter().any(|p| key.starts_with(p)) {
                 t.send(Some(key));
             }
         }
@@ -222,7 +212,7 @@ impl Tracking {
     pub fn stats(&self) -> (usize, usize, usize, usize) {
         let table = self.table.lock();
         let items = table.values().map(HashSet::len).sum();
-        let prefixes = self.trackers.read().values().filter(|t| t.bcast).map(|t| t.prefixes.len()).sum();
+        let prefixes = self.trackers.read().values().filter(|t| t.opts.bcast).map(|t| t.opts.prefixes.len()).sum();
         (self.active.load(Ordering::Relaxed), table.len(), items, prefixes)
     }
 }

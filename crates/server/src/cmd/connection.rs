@@ -531,7 +531,7 @@ fn client_tracking(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         return err("PREFIX option requires BCAST mode to be enabled");
     }
     let current = ctx.client.tracking.clone();
-    if current.as_ref().is_some_and(|t| t.bcast != o.bcast) {
+    if current.as_ref().is_some_and(|t| t.opts.bcast != o.bcast) {
         return err("You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.");
     }
     if o.bcast && (o.optin || o.optout) {
@@ -540,11 +540,11 @@ fn client_tracking(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if o.optin && o.optout {
         return err("You can't specify both OPTIN mode and OPTOUT mode");
     }
-    if current.as_ref().is_some_and(|t| (o.optin && t.optout) || (o.optout && t.optin)) {
+    if current.as_ref().is_some_and(|t| (o.optin && t.opts.optout) || (o.optout && t.opts.optin)) {
         return err("You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.");
     }
     if o.bcast {
-        let old = current.as_ref().map(|t| t.prefixes.as_slice()).unwrap_or_default();
+        let old = current.as_ref().map(|t| t.opts.prefixes.as_slice()).unwrap_or_default();
         check_prefixes(old, &o.prefixes)?;
     }
     ctx.shared.tracking.enable(ctx.client, o, target);
@@ -561,13 +561,13 @@ fn client_caching(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         ));
     };
     if eq_ic(v, "yes") {
-        if !t.optin {
+        if !t.opts.optin {
             return Err(CmdError::Err(
                 "CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.".into(),
             ));
         }
     } else if eq_ic(v, "no") {
-        if !t.optout {
+        if !t.opts.optout {
             return Err(CmdError::Err(
                 "CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.".into(),
             ));
@@ -581,7 +581,7 @@ fn client_caching(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 
 /// CLIENT GETREDIR
 fn client_getredir(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
-    Ok(Frame::Integer(ctx.client.tracking.as_ref().map_or(-1, |t| t.redirect as i64)))
+    Ok(Frame::Integer(ctx.client.tracking.as_ref().map_or(-1, |t| t.opts.redirect as i64)))
 }
 
 /// CLIENT TRACKINGINFO
@@ -592,12 +592,12 @@ fn client_trackinginfo(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
         None => flags.push("off"),
         Some(t) => {
             flags.push("on");
-            let named = [(t.bcast, "bcast"), (t.optin, "optin"), (t.optout, "optout")];
+            let named = [(t.opts.bcast, "bcast"), (t.opts.optin, "optin"), (t.opts.optout, "optout")];
             flags.extend(named.iter().filter(|(on, _)| *on).map(|(_, n)| *n));
             if ctx.client.caching {
-                flags.push(if t.optin { "caching-yes" } else { "caching-no" });
+                flags.push(if t.opts.optin { "caching-yes" } else { "caching-no" });
             }
-            if t.noloop {
+            if t.opts.noloop {
                 flags.push("noloop");
             }
             if t.broken.load(std::sync::atomic::Ordering::Relaxed) {
@@ -605,10 +605,10 @@ fn client_trackinginfo(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
             }
         }
     }
-    let prefixes = t.map(|t| t.prefixes.iter().cloned().map(Frame::Bulk).collect()).unwrap_or_default();
+    let prefixes = t.map(|t| t.opts.prefixes.iter().cloned().map(Frame::Bulk).collect()).unwrap_or_default();
     Ok(Frame::Map(vec![
         (Frame::bulk_static("flags"), Frame::Set(flags.into_iter().map(Frame::bulk_static).collect())),
-        (Frame::bulk_static("redirect"), Frame::Integer(t.map_or(-1, |t| t.redirect as i64))),
+        (Frame::bulk_static("redirect"), Frame::Integer(t.map_or(-1, |t| t.opts.redirect as i64))),
         (Frame::bulk_static("prefixes"), Frame::Array(prefixes)),
     ]))
 }
