@@ -25,10 +25,16 @@
 //! - **TTL with jitter**, **negative caching** with its own TTL, **tags**
 //!   and **versioned namespaces** for bulk invalidation, and prefix
 //!   invalidation by SCAN (never KEYS).
+//! - **Write-behind** ([`WriteBehind`]): writes acknowledged once queued
+//!   in a server stream, flushed to the database in batches, at least once
+//!   with an idempotency key per write.
 
 mod flight;
 mod listener;
 mod scripts;
+pub mod write_behind;
+
+pub use write_behind::{Job, WriteBehind, WriteBehindOptions};
 
 use flight::{Fetched, Flights};
 use rand::Rng;
