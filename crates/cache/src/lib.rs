@@ -25,6 +25,9 @@
 //! - **TTL with jitter**, **negative caching** with its own TTL, **tags**
 //!   and **versioned namespaces** for bulk invalidation, and prefix
 //!   invalidation by SCAN (never KEYS).
+//! - **Fail-safe, XFetch, read-through** ([`LoadingCache`]) with
+//!   refresh-ahead and stale-while-revalidate, on a soft expiry kept in
+//!   each stored envelope (the server keeps values through the grace).
 //! - **Write-behind** ([`WriteBehind`]): writes acknowledged once queued
 //!   in a server stream, flushed to the database in batches, at least once
 //!   with an idempotency key per write.
@@ -69,6 +72,12 @@ pub struct Stats {
     pub stale_sets_prevented: AtomicU64,
     /// Times the whole L1 was flushed (sequence gap, reconnect, namespace bump).
     pub l1_flushes: AtomicU64,
+    /// Stale values served because the loader failed (fail-safe).
+    pub fail_safe_served: AtomicU64,
+    /// Stale values served while a background refresh ran (read-through).
+    pub stale_served: AtomicU64,
+    /// Background refreshes (refresh-ahead, stale-while-revalidate).
+    pub refreshes: AtomicU64,
 }
 
 /// Configures a [`Cache`], in the spirit of moka's builder.
@@ -82,9 +91,28 @@ pub struct CacheBuilder {
     l1_ttl: Duration,
     lease_ttl: Duration,
     stale_set_protection: bool,
+    fail_safe: Duration,
+    xfetch_beta: f64,
 }
 
 impl CacheBuilder {
+    /// Fail-safe: when the loader fails, serve the last value for up to
+    /// `max_stale` past its TTL instead of the error (default off). The
+    /// server keeps values that much longer for it.
+    pub fn fail_safe(mut self, max_stale: Duration) -> Self {
+        self.fail_safe = max_stale;
+        self
+    }
+
+    /// XFetch (probabilistic early expiration): a value is reloaded early
+    /// with a probability that grows as its TTL runs out and with its load
+    /// cost, so one caller refreshes it before everyone misses (beta 1.0
+    /// is the paper's default; 0 turns it off, the default).
+    pub fn xfetch(mut self, beta: f64) -> Self {
+        self.xfetch_beta = beta.max(0.0);
+        self
+    }
+
     /// Keys live under `{namespace}:`; one server can hold many caches.
     pub fn namespace(mut self, ns: impl Into<String>) -> Self {
         self.namespace = ns.into();
@@ -150,6 +178,8 @@ impl CacheBuilder {
             negative_ttl: self.negative_ttl,
             lease_ttl: self.lease_ttl,
             protect: self.stale_set_protection,
+            fail_safe: self.fail_safe,
+            xfetch_beta: self.xfetch_beta,
             flights: Flights::default(),
             epochs: (0..EPOCH_STRIPES).map(|_| parking_lot::Mutex::new(0)).collect(),
             global_epoch: AtomicU64::new(0),
@@ -196,8 +226,25 @@ impl Keys {
     }
 }
 
-/// A cached value as it is stored: JSON, or null for "not found".
-type Stored = Arc<Option<serde_json::Value>>;
+/// A cached value as it is stored: the value (None: "not found"), when it
+/// turns stale, and what its load cost (for XFetch). The server keeps it
+/// past `stale_at` for the fail-safe grace period.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Envelope {
+    v: Option<serde_json::Value>,
+    /// Unix ms after which the value is stale.
+    stale_at: u64,
+    /// Unix ms when it was loaded.
+    born: u64,
+    /// How long the load took, in ms.
+    cost: u64,
+}
+
+type Stored = Arc<Envelope>;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
 
 pub(crate) struct Inner {
     conn: ConnectionManager,
@@ -211,6 +258,8 @@ pub(crate) struct Inner {
     negative_ttl: Duration,
     lease_ttl: Duration,
     protect: bool,
+    fail_safe: Duration,
+    xfetch_beta: f64,
     flights: Flights,
     /// Local invalidations per key stripe, and of the whole L1: a fetch
     /// puts its result in L1 only if no invalidation of the key happened
@@ -281,8 +330,31 @@ impl Inner {
         Ok(g.unwrap_or_else(|| "0".into()))
     }
 
+    /// Whether `e` should be reloaded now: past its TTL, or (XFetch) drawn
+    /// for early expiration.
+    fn expired(&self, e: &Envelope) -> bool {
+        let now = now_ms();
+        if now >= e.stale_at {
+            return true;
+        }
+        if self.xfetch_beta > 0.0 {
+            // now - cost * beta * ln(rand) >= expiry (Vattani et al.).
+            let r: f64 = rand::rng().random_range(f64::MIN_POSITIVE..1.0);
+            let early = (e.cost.max(1) as f64) * self.xfetch_beta * -r.ln();
+            return now as f64 + early >= e.stale_at as f64;
+        }
+        false
+    }
+
+    /// Whether a stale `e` may still be served by the fail-safe.
+    fn within_grace(&self, e: &Envelope) -> bool {
+        now_ms() < e.stale_at + self.fail_safe.as_millis() as u64
+    }
+
     /// L2, then the lease and the loader. Runs once per key at a time.
-    async fn fetch<F, Fut>(&self, key: &str, load: F) -> Result<Fetched>
+    /// A value in L2 that `expired` says to reload is kept as the
+    /// fail-safe fallback while the loader runs.
+    async fn fetch<F, Fut>(&self, key: &str, force: bool, load: F) -> Result<Fetched>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<Option<serde_json::Value>, String>>,
@@ -294,14 +366,21 @@ impl Inner {
         // waiters that joined later not to use this result.
         let generation = self.generation(key).await?;
         let vkey = self.keys.value(self.version.load(Ordering::Relaxed), key);
-        let hit = |raw: String| -> Result<Fetched> {
+        let mut fallback: Option<Stored> = None;
+        let mut hit = |raw: String| -> Result<Option<Fetched>> {
+            let value: Stored = Arc::new(serde_json::from_str(&raw)?);
+            if force || self.expired(&value) {
+                fallback = Some(value);
+                return Ok(None);
+            }
             self.stats.l2_hits.fetch_add(1, Ordering::Relaxed);
-            let value = Arc::new(serde_json::from_str(&raw)?);
             self.fill_l1(key, &value, since);
-            Ok(Fetched { value, generation: generation.clone(), fresh: true })
+            Ok(Some(Fetched { value, generation: generation.clone(), fresh: true }))
         };
         if let Some(raw) = conn.get::<_, Option<String>>(&vkey).await? {
-            return hit(raw);
+            if let Some(f) = hit(raw)? {
+                return Ok(f);
+            }
         }
         let token: u64 = conn.incr(self.keys.fence(), 1).await?;
         let leased: bool = redis::cmd("SET")
@@ -319,7 +398,9 @@ impl Inner {
             while tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 if let Some(raw) = conn.get::<_, Option<String>>(&vkey).await? {
-                    return hit(raw);
+                    if let Some(f) = hit(raw)? {
+                        return Ok(f);
+                    }
                 }
                 if !conn.exists::<_, bool>(self.keys.lease(key)).await? {
                     break;
@@ -330,14 +411,31 @@ impl Inner {
         // once instead of making other processes wait out its TTL.
         let mut guard = LeaseGuard { conn: conn.clone(), key: self.keys.lease(key), token, armed: leased };
         self.stats.loads.fetch_add(1, Ordering::Relaxed);
-        let loaded = load().await.map_err(Error::Load)?;
+        let started = now_ms();
+        let loaded = match load().await {
+            Ok(v) => v,
+            Err(e) => {
+                return match fallback.filter(|f| self.within_grace(f)) {
+                    // Fail-safe: the last good value, for a bounded time.
+                    Some(stale) => {
+                        self.stats.fail_safe_served.fetch_add(1, Ordering::Relaxed);
+                        Ok(Fetched { value: stale, generation, fresh: false })
+                    }
+                    None => Err(Error::Load(e)),
+                };
+            }
+        };
         // The store script releases the lease itself.
         guard.armed = false;
         let ttl = match &loaded {
             Some(_) => self.jittered(self.default_ttl),
             None => self.jittered(self.negative_ttl),
         };
-        let payload = serde_json::to_string(&loaded)?;
+        let now = now_ms();
+        let envelope = Envelope { v: loaded, stale_at: now + ttl, born: now, cost: now.saturating_sub(started) };
+        let payload = serde_json::to_string(&envelope)?;
+        // The server keeps it through the fail-safe grace period.
+        let ttl = ttl + self.fail_safe.as_millis() as u64;
         let stored: i64 = if self.protect {
             scripts::store()
                 .key(&vkey)
@@ -354,13 +452,132 @@ impl Inner {
             scripts::release().key(self.keys.lease(key)).arg(token).invoke_async::<i64>(&mut conn).await?;
             1
         };
-        let value = Arc::new(loaded);
+        let value = Arc::new(envelope);
         if stored == 1 {
             self.fill_l1(key, &value, since);
         } else {
             self.stats.stale_sets_prevented.fetch_add(1, Ordering::Relaxed);
         }
         Ok(Fetched { value, generation, fresh: stored == 1 })
+    }
+}
+
+impl Inner {
+    /// The cached envelope of `key`, from L1 or L2, without loading.
+    async fn peek(&self, key: &str) -> Result<Option<Stored>> {
+        if let Some(v) = self.l1.as_ref().and_then(|l1| l1.get(key)) {
+            return Ok(Some(v));
+        }
+        let vkey = self.keys.value(self.version.load(Ordering::Relaxed), key);
+        let raw: Option<String> = self.conn.clone().get(&vkey).await?;
+        Ok(match raw {
+            Some(raw) => Some(Arc::new(serde_json::from_str(&raw)?)),
+            None => None,
+        })
+    }
+}
+
+/// The loader a read-through cache calls: key in, value (or "not found") out.
+type Loader<T> = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = std::result::Result<Option<T>, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Read-through: a [`Cache`] with its loader registered, so it can also
+/// refresh in the background: refresh-ahead (reload once a fraction of
+/// the TTL has passed, before anyone misses) and stale-while-revalidate
+/// (answer with the stale value at once while it reloads).
+pub struct LoadingCache<T> {
+    cache: Cache,
+    loader: Loader<T>,
+    refresh_ahead: Option<f64>,
+    swr: bool,
+}
+
+impl<T> Clone for LoadingCache<T> {
+    fn clone(&self) -> Self {
+        LoadingCache {
+            cache: self.cache.clone(),
+            loader: self.loader.clone(),
+            refresh_ahead: self.refresh_ahead,
+            swr: self.swr,
+        }
+    }
+}
+
+impl<T> LoadingCache<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// Reloads in the background once `fraction` (0..1) of a value's TTL
+    /// has passed.
+    pub fn refresh_ahead(mut self, fraction: f64) -> Self {
+        self.refresh_ahead = Some(fraction.clamp(0.0, 1.0));
+        self
+    }
+
+    /// Serves a stale value (within the fail-safe grace) at once and
+    /// reloads it in the background.
+    pub fn stale_while_revalidate(mut self, on: bool) -> Self {
+        self.swr = on;
+        self
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<T>> {
+        let inner = &self.cache.inner;
+        if let Some(env) = inner.peek(key).await? {
+            let now = now_ms();
+            if now < env.stale_at {
+                let age = now.saturating_sub(env.born) as f64;
+                let life = env.stale_at.saturating_sub(env.born).max(1) as f64;
+                if self.refresh_ahead.is_some_and(|f| age >= f * life) {
+                    self.spawn_refresh(key);
+                }
+                return decode(&env);
+            }
+            if self.swr && inner.within_grace(&env) {
+                inner.stats.stale_served.fetch_add(1, Ordering::Relaxed);
+                self.spawn_refresh(key);
+                return decode(&env);
+            }
+        }
+        let loader = self.loader.clone();
+        let k = key.to_string();
+        self.cache.get_or_load(key, move || loader(k)).await
+    }
+
+    /// Reloads `key` now, whatever its age (single flight applies).
+    pub async fn refresh(&self, key: &str) -> Result<()> {
+        let inner = &self.cache.inner;
+        let loader = self.loader.clone();
+        let k = key.to_string();
+        inner.stats.refreshes.fetch_add(1, Ordering::Relaxed);
+        inner
+            .flights
+            .run(key, || {
+                inner.fetch(key, true, || async move {
+                    match loader(k).await {
+                        Ok(Some(v)) => serde_json::to_value(v).map(Some).map_err(|e| e.to_string()),
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn spawn_refresh(&self, key: &str) {
+        if self.cache.inner.flights.in_flight(key) {
+            return;
+        }
+        let (me, key) = (self.clone(), key.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = me.refresh(&key).await {
+                tracing::warn!("background refresh of {key} failed: {e}");
+            }
+        });
     }
 }
 
@@ -411,11 +628,29 @@ impl Cache {
             l1_ttl: Duration::from_secs(60),
             lease_ttl: Duration::from_secs(5),
             stale_set_protection: true,
+            fail_safe: Duration::ZERO,
+            xfetch_beta: 0.0,
         }
     }
 
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+
+    /// Read-through: registers `loader` for this cache's keys. The result
+    /// also refreshes in the background (see [`LoadingCache`]).
+    pub fn read_through<T, F, Fut>(&self, loader: F) -> LoadingCache<T>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Option<T>, String>> + Send + 'static,
+    {
+        LoadingCache {
+            cache: self.clone(),
+            loader: Arc::new(move |k| Box::pin(loader(k))),
+            refresh_ahead: None,
+            swr: false,
+        }
     }
 
     /// Cache-aside: the cached value of `key`, or `load()`'s result, which
@@ -430,8 +665,10 @@ impl Cache {
     {
         if let Some(l1) = &self.inner.l1 {
             if let Some(v) = l1.get(key) {
-                self.inner.stats.l1_hits.fetch_add(1, Ordering::Relaxed);
-                return decode(&v);
+                if !self.inner.expired(&v) {
+                    self.inner.stats.l1_hits.fetch_add(1, Ordering::Relaxed);
+                    return decode(&v);
+                }
             }
         }
         let inner = &self.inner;
@@ -445,7 +682,7 @@ impl Cache {
                 .flights
                 .run(key, || {
                     let load = load.take().expect("a caller leads at most one fetch");
-                    inner.fetch(key, || async move {
+                    inner.fetch(key, false, || async move {
                         match load().await {
                             Ok(Some(v)) => serde_json::to_value(v).map(Some).map_err(|e| e.to_string()),
                             Ok(None) => Ok(None),
@@ -530,14 +767,16 @@ impl Cache {
         write().await.map_err(|e| Error::Load(e.to_string()))?;
         self.invalidate(key).await?;
         let inner = &self.inner;
-        let payload = serde_json::to_string(&Some(value))?;
+        let ttl = inner.jittered(inner.default_ttl);
+        let now = now_ms();
+        let envelope = Envelope { v: Some(serde_json::to_value(value)?), stale_at: now + ttl, born: now, cost: 0 };
         let vkey = inner.keys.value(inner.version.load(Ordering::Relaxed), key);
         let mut conn = inner.conn.clone();
         redis::cmd("SET")
             .arg(vkey)
-            .arg(payload)
+            .arg(serde_json::to_string(&envelope)?)
             .arg("PX")
-            .arg(inner.jittered(inner.default_ttl))
+            .arg(ttl + inner.fail_safe.as_millis() as u64)
             .query_async::<()>(&mut conn)
             .await?;
         Ok(())
@@ -617,7 +856,7 @@ fn glob_escape(s: &str) -> String {
 }
 
 fn decode<T: DeserializeOwned>(v: &Stored) -> Result<Option<T>> {
-    match v.as_ref() {
+    match &v.v {
         None => Ok(None),
         Some(json) => Ok(Some(serde_json::from_value(json.clone())?)),
     }
