@@ -493,6 +493,8 @@ pub struct LoadingCache<T> {
     loader: Loader<T>,
     refresh_ahead: Option<f64>,
     swr: bool,
+    soft_timeout: Option<Duration>,
+    hard_timeout: Option<Duration>,
 }
 
 impl<T> Clone for LoadingCache<T> {
@@ -502,6 +504,8 @@ impl<T> Clone for LoadingCache<T> {
             loader: self.loader.clone(),
             refresh_ahead: self.refresh_ahead,
             swr: self.swr,
+            soft_timeout: self.soft_timeout,
+            hard_timeout: self.hard_timeout,
         }
     }
 }
@@ -524,6 +528,29 @@ where
         self
     }
 
+    /// Loader timeouts. `soft`: when a stale value is at hand (within the
+    /// fail-safe grace) and the reload takes longer, answer with the stale
+    /// value and let the reload finish in the background. `hard`: give up
+    /// on the loader (the fail-safe may still answer).
+    pub fn timeouts(mut self, soft: Option<Duration>, hard: Option<Duration>) -> Self {
+        self.soft_timeout = soft;
+        self.hard_timeout = hard;
+        self
+    }
+
+    /// The registered loader, bounded by the hard timeout.
+    fn load(&self, key: String) -> impl Future<Output = std::result::Result<Option<T>, String>> + Send + 'static {
+        let (fut, hard) = ((self.loader)(key), self.hard_timeout);
+        async move {
+            match hard {
+                Some(h) => {
+                    tokio::time::timeout(h, fut).await.unwrap_or_else(|_| Err("loader hit its hard timeout".into()))
+                }
+                None => fut.await,
+            }
+        }
+    }
+
     pub async fn get(&self, key: &str) -> Result<Option<T>> {
         let inner = &self.cache.inner;
         if let Some(env) = inner.peek(key).await? {
@@ -541,23 +568,33 @@ where
                 self.spawn_refresh(key);
                 return decode(&env);
             }
+            if let (Some(soft), true) = (self.soft_timeout, inner.within_grace(&env)) {
+                let (me, k) = (self.clone(), key.to_string());
+                let reload = tokio::spawn(async move { me.refresh(&k).await });
+                match tokio::time::timeout(soft, reload).await {
+                    Ok(_) => {}
+                    Err(_) => {
+                        // The reload goes on in the background.
+                        inner.stats.stale_served.fetch_add(1, Ordering::Relaxed);
+                        return decode(&env);
+                    }
+                }
+            }
         }
-        let loader = self.loader.clone();
-        let k = key.to_string();
-        self.cache.get_or_load(key, move || loader(k)).await
+        let load = self.load(key.to_string());
+        self.cache.get_or_load(key, move || load).await
     }
 
     /// Reloads `key` now, whatever its age (single flight applies).
     pub async fn refresh(&self, key: &str) -> Result<()> {
         let inner = &self.cache.inner;
-        let loader = self.loader.clone();
-        let k = key.to_string();
+        let load = self.load(key.to_string());
         inner.stats.refreshes.fetch_add(1, Ordering::Relaxed);
         inner
             .flights
             .run(key, || {
                 inner.fetch(key, true, || async move {
-                    match loader(k).await {
+                    match load.await {
                         Ok(Some(v)) => serde_json::to_value(v).map(Some).map_err(|e| e.to_string()),
                         Ok(None) => Ok(None),
                         Err(e) => Err(e),
@@ -650,6 +687,8 @@ impl Cache {
             loader: Arc::new(move |k| Box::pin(loader(k))),
             refresh_ahead: None,
             swr: false,
+            soft_timeout: None,
+            hard_timeout: None,
         }
     }
 

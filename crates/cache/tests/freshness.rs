@@ -165,3 +165,59 @@ async fn xfetch_reloads_early_when_asked_to() {
         assert_eq!(loads.load(Ordering::SeqCst), expected_loads, "beta {beta}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_and_hard_loader_timeouts() {
+    let s = spawn_server();
+    let c = Cache::builder(client(&s))
+        .namespace("to")
+        .default_ttl(Duration::from_millis(50))
+        .ttl_jitter(0.0)
+        .fail_safe(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    let row = Arc::new(AtomicU64::new(1));
+    let delay_ms = Arc::new(AtomicU64::new(0));
+    let rt = {
+        let (row, delay_ms) = (row.clone(), delay_ms.clone());
+        c.read_through(move |_key| {
+            let (row, delay_ms) = (row.clone(), delay_ms.clone());
+            async move {
+                tokio::time::sleep(Duration::from_millis(delay_ms.load(Ordering::SeqCst))).await;
+                Ok(Some(row.load(Ordering::SeqCst)))
+            }
+        })
+        .timeouts(Some(Duration::from_millis(20)), Some(Duration::from_millis(2000)))
+    };
+    assert_eq!(rt.get("k").await.unwrap(), Some(1));
+    // Stale, and the reload takes 200 ms: past the soft timeout the stale
+    // value answers, and the reload lands later.
+    row.store(2, Ordering::SeqCst);
+    delay_ms.store(200, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let started = std::time::Instant::now();
+    assert_eq!(rt.get("k").await.unwrap(), Some(1));
+    assert!(started.elapsed() < Duration::from_millis(200), "answered at the soft timeout");
+    eventually("the background reload", || c.stats().loads.load(Ordering::SeqCst) >= 2).await;
+    let mut got = None;
+    for _ in 0..3000 {
+        got = rt.get("k").await.unwrap();
+        if got == Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(got, Some(2));
+    // A loader that never answers is cut at the hard timeout; with no
+    // value at hand the error surfaces.
+    let hanging = c
+        .read_through(|_key| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(Some(0u64))
+        })
+        .timeouts(None, Some(Duration::from_millis(50)));
+    let started = std::time::Instant::now();
+    assert!(hanging.get("never").await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
