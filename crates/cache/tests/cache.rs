@@ -4,6 +4,9 @@
 //! write-through. The database side is a counter-backed loader here;
 //! tests/stale_set.rs uses PostgreSQL.
 
+mod common;
+
+use common::eventually;
 use larder_cache::Cache;
 use larder_testkit::{spawn_server, TestServer};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,17 +37,6 @@ impl Db {
     fn queries(&self) -> u64 {
         self.queries.load(Ordering::SeqCst)
     }
-}
-
-/// Polls `cond` (an invalidation crossing processes is asynchronous).
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..2000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,16 +158,11 @@ async fn invalidate_reaches_every_processes_l1() {
     a.invalidate("k").await.unwrap();
     // a dropped it at once; b hears about it on the channel.
     assert_eq!(a.get_or_load::<u64, _, _, _>("k", || db.load()).await.unwrap(), Some(2));
-    let b2 = b.clone();
-    let db2 = db.clone();
-    let mut seen = None;
-    for _ in 0..2000 {
-        seen = b2.get_or_load::<u64, _, _, _>("k", || db2.load()).await.unwrap();
-        if seen == Some(2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let seen = common::read_until(Some(2), || {
+        let (b, db) = (b.clone(), db.clone());
+        async move { b.get_or_load::<u64, _, _, _>("k", || db.load()).await.unwrap() }
+    })
+    .await;
     assert_eq!(seen, Some(2));
 }
 
@@ -259,28 +246,8 @@ async fn the_stale_set_race_is_closed_by_generations() {
             .await
             .unwrap();
         let row = Arc::new(AtomicU64::new(1));
-        let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel::<()>();
-        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-        let reader = {
-            let (c, row) = (c.clone(), row.clone());
-            tokio::spawn(async move {
-                c.get_or_load::<u64, _, _, String>("row", || async move {
-                    let v = row.load(Ordering::SeqCst);
-                    loaded_tx.send(()).unwrap();
-                    go_rx.await.unwrap();
-                    Ok(Some(v))
-                })
-                .await
-                .unwrap()
-            })
-        };
-        loaded_rx.await.unwrap();
-        row.store(2, Ordering::SeqCst);
-        c.invalidate("row").await.unwrap();
-        go_tx.send(()).unwrap();
-        assert_eq!(reader.await.unwrap(), Some(1), "the racing read itself may see the old row");
-        let after: Option<u64> =
-            c.get_or_load("row", || async { Ok::<_, String>(Some(row.load(Ordering::SeqCst))) }).await.unwrap();
+        let (racing, after) = common::stale_set_race(&c, "row", &row, 2).await;
+        assert_eq!(racing, Some(1), "the racing read itself may see the old row");
         if protect {
             assert_eq!(after, Some(2), "a read after the write sees the write");
             assert_eq!(c.stats().stale_sets_prevented.load(Ordering::SeqCst), 1);

@@ -3,6 +3,9 @@
 //! are short real durations, because what is tested is what happens when
 //! they pass; every wait has a wide margin.
 
+mod common;
+
+use common::{eventually, read_until};
 use larder_cache::Cache;
 use larder_testkit::{spawn_server, TestServer};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,14 +16,17 @@ fn client(s: &TestServer) -> redis::Client {
     redis::Client::open(format!("redis://{}/", s.addr)).unwrap()
 }
 
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..5000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    panic!("timed out waiting for {what}");
+/// A cache whose values go stale after 50 ms and stay servable (fail-safe)
+/// for 30 s more.
+async fn short_lived(s: &TestServer, ns: &str) -> Cache {
+    Cache::builder(client(s))
+        .namespace(ns)
+        .default_ttl(Duration::from_millis(50))
+        .ttl_jitter(0.0)
+        .fail_safe(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,14 +88,7 @@ async fn refresh_ahead_reloads_before_the_ttl_runs_out() {
     // Past half its TTL: served at once, and reloaded in the background.
     assert_eq!(rt.get("k").await.unwrap(), Some(1));
     eventually("the background refresh", || loads.load(Ordering::SeqCst) == 2).await;
-    let mut got = None;
-    for _ in 0..1000 {
-        got = rt.get("k").await.unwrap();
-        if got == Some(2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let got = read_until(Some(2), || async { rt.get("k").await.unwrap() }).await;
     assert_eq!(got, Some(2), "the refreshed value replaced the old one");
     assert_eq!(c.stats().refreshes.load(Ordering::SeqCst), 1);
 }
@@ -97,14 +96,7 @@ async fn refresh_ahead_reloads_before_the_ttl_runs_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_while_revalidate_answers_at_once_and_reloads() {
     let s = spawn_server();
-    let c = Cache::builder(client(&s))
-        .namespace("swr")
-        .default_ttl(Duration::from_millis(50))
-        .ttl_jitter(0.0)
-        .fail_safe(Duration::from_secs(30))
-        .build()
-        .await
-        .unwrap();
+    let c = short_lived(&s, "swr").await;
     let row = Arc::new(AtomicU64::new(1));
     let slow = Arc::new(AtomicBool::new(false));
     let rt = {
@@ -128,14 +120,7 @@ async fn stale_while_revalidate_answers_at_once_and_reloads() {
     assert_eq!(rt.get("k").await.unwrap(), Some(1), "the stale value, at once");
     assert!(started.elapsed() < Duration::from_millis(300), "did not wait for the slow reload");
     assert_eq!(c.stats().stale_served.load(Ordering::SeqCst), 1);
-    let mut got = None;
-    for _ in 0..3000 {
-        got = rt.get("k").await.unwrap();
-        if got == Some(2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let got = read_until(Some(2), || async { rt.get("k").await.unwrap() }).await;
     assert_eq!(got, Some(2));
 }
 
@@ -169,14 +154,7 @@ async fn xfetch_reloads_early_when_asked_to() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soft_and_hard_loader_timeouts() {
     let s = spawn_server();
-    let c = Cache::builder(client(&s))
-        .namespace("to")
-        .default_ttl(Duration::from_millis(50))
-        .ttl_jitter(0.0)
-        .fail_safe(Duration::from_secs(30))
-        .build()
-        .await
-        .unwrap();
+    let c = short_lived(&s, "to").await;
     let row = Arc::new(AtomicU64::new(1));
     let delay_ms = Arc::new(AtomicU64::new(0));
     let rt = {
@@ -200,14 +178,7 @@ async fn soft_and_hard_loader_timeouts() {
     assert_eq!(rt.get("k").await.unwrap(), Some(1));
     assert!(started.elapsed() < Duration::from_millis(200), "answered at the soft timeout");
     eventually("the background reload", || c.stats().loads.load(Ordering::SeqCst) >= 2).await;
-    let mut got = None;
-    for _ in 0..3000 {
-        got = rt.get("k").await.unwrap();
-        if got == Some(2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let got = read_until(Some(2), || async { rt.get("k").await.unwrap() }).await;
     assert_eq!(got, Some(2));
     // A loader that never answers is cut at the hard timeout; with no
     // value at hand the error surfaces.
