@@ -54,6 +54,18 @@ redis.replicate_commands = function() return true end
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 
+-- pcall hands errors back as Redis 7's does: an error reply ({err=...},
+-- or one raised from Rust by redis.call or a library) as its message.
+local real_pcall = pcall
+local function as_redis(ok, ...)
+  if ok then return ok, ... end
+  local e = ...
+  if type(e) == 'userdata' then return false, hidden.error_text(e) end
+  if type(e) == 'table' and type(rawget(e, 'err')) == 'string' then return false, rawget(e, 'err') end
+  return false, ...
+end
+pcall = function(...) return as_redis(real_pcall(...)) end
+
 -- Globals are read-only, and reading a missing one is an error.
 hidden.env_meta = {
   __index = function(_, k)
@@ -670,6 +682,15 @@ impl LuaState {
         g.raw_set("cmsgpack", crate::scripting_libs::cmsgpack(&lua)?)?;
         g.raw_set("struct", crate::scripting_libs::structlib(&lua)?)?;
         let hidden = lua.create_table()?;
+        hidden.raw_set(
+            "error_text",
+            lua.create_function(|_, e: Value| {
+                Ok(match &e {
+                    Value::Error(e) => root_message(e).unwrap_or_else(|m| m),
+                    other => value_text(other),
+                })
+            })?,
+        )?;
         lua.load(PRELUDE).set_name("=prelude").call::<()>((hidden.clone(), g.clone()))?;
         hidden.raw_set("handler", lua.create_function(error_handler)?)?;
         lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {

@@ -46,6 +46,13 @@ fn eval_replies_and_conversions_match_redis() {
         EVAL "return redis.call('ping').ok" 0
         EVAL "return redis.pcall('incr', KEYS[1])" 1 s
         EVAL "return redis.pcall('incr', KEYS[1]).err" 1 s
+        EVAL "local ok, e = pcall(redis.call, 'incr', KEYS[1]) return {type(e), e}" 1 s
+        EVAL "local ok, e = pcall(redis.call, 'nosuch') return {type(e), e}" 0
+        EVAL "local ok, e = pcall(redis.sha1hex) return {type(e), e}" 0
+        EVAL "return {pcall(redis.setresp, 9)}" 0
+        EVAL "local ok, e = pcall(error, 'x') return {tostring(ok), e}" 0
+        EVAL "local ok, e = pcall(error, {err='T'}) return {type(e), e}" 0
+        EVAL "local ok, e = pcall(function() error({1,2}) end) return e" 0
         EVAL "local t = redis.call('lrange', 'l', 0, -1); return #t" 0
         EVAL "return redis.call('exists', 'undeclared1', 's')" 0
         EVAL "return redis.sha1hex('hello')" 0
