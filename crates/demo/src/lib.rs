@@ -1,0 +1,350 @@
+//! larder-demo: the service the caching guides describe, over a real
+//! PostgreSQL with larder-cache in front.
+//!
+//! - `GET /users/{id}` and `GET /products?category=…` are cache-aside
+//!   (10-minute TTL) and say `X-Cache: HIT` or `MISS`.
+//! - `PUT`/`PATCH /users/{id}` update the row and invalidate at once.
+//! - `DELETE /cache/users/{id}` drops a cache entry by hand.
+//! - Changes made directly in PostgreSQL (psql) invalidate too: triggers
+//!   write the affected cache keys to an outbox table and NOTIFY; a
+//!   listener drains the outbox from its last position, so a dropped
+//!   connection loses nothing.
+//!
+//! The products listing is the deliberately slow query: an aggregate over
+//! every review of a category.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use larder_cache::Cache;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+pub const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS users (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL);
+CREATE TABLE IF NOT EXISTS products (id int PRIMARY KEY, category text NOT NULL, name text NOT NULL, price_cents int NOT NULL);
+CREATE TABLE IF NOT EXISTS reviews (product_id int NOT NULL, stars int NOT NULL);
+CREATE INDEX IF NOT EXISTS reviews_product ON reviews (product_id);
+CREATE TABLE IF NOT EXISTS cache_outbox (id bigserial PRIMARY KEY, cache_key text NOT NULL);
+
+CREATE OR REPLACE FUNCTION larder_users_changed() RETURNS trigger AS $$
+BEGIN
+  INSERT INTO cache_outbox (cache_key) VALUES ('user:' || COALESCE(NEW.id, OLD.id));
+  PERFORM pg_notify('cache_invalidation', '');
+  RETURN NULL;
+END $$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS users_cache ON users;
+CREATE TRIGGER users_cache AFTER INSERT OR UPDATE OR DELETE ON users
+  FOR EACH ROW EXECUTE FUNCTION larder_users_changed();
+
+CREATE OR REPLACE FUNCTION larder_products_changed() RETURNS trigger AS $$
+BEGIN
+  IF TG_OP <> 'INSERT' THEN
+    INSERT INTO cache_outbox (cache_key) VALUES ('products:' || OLD.category);
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    INSERT INTO cache_outbox (cache_key) VALUES ('products:' || NEW.category);
+  END IF;
+  PERFORM pg_notify('cache_invalidation', '');
+  RETURN NULL;
+END $$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS products_cache ON products;
+CREATE TRIGGER products_cache AFTER INSERT OR UPDATE OR DELETE ON products
+  FOR EACH ROW EXECUTE FUNCTION larder_products_changed();
+"#;
+
+/// Categories the seed data uses.
+pub const CATEGORIES: &[&str] = &["books", "games", "music", "garden", "tools"];
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct User {
+    pub id: i32,
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserPatch {
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProductRow {
+    pub id: i32,
+    pub name: String,
+    pub price_cents: i32,
+    pub rating: Option<f64>,
+    pub reviews: i64,
+}
+
+/// Database queries, for the numbers the load generator prints.
+#[derive(Default)]
+pub struct Counters {
+    pub db_queries: AtomicU64,
+}
+
+pub struct AppState {
+    pub db: tokio_postgres::Client,
+    pub cache: Cache,
+    pub counters: Counters,
+}
+
+pub type Shared = Arc<AppState>;
+
+pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!("database connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// Creates the schema and, if empty, seeds users, products and reviews,
+/// logging each step.
+pub async fn seed(db: &tokio_postgres::Client, users: i32, products: i32, reviews: i32) -> anyhow::Result<()> {
+    db.batch_execute(SCHEMA).await?;
+    let have: i64 = db.query_one("SELECT count(*) FROM users", &[]).await?.get(0);
+    if have > 0 {
+        tracing::info!("database already seeded ({have} users)");
+        return Ok(());
+    }
+    tracing::info!("seeding {users} users…");
+    db.execute(
+        "INSERT INTO users SELECT g, 'user ' || g, 'user' || g || '@example.com' FROM generate_series(1, $1) g",
+        &[&users],
+    )
+    .await?;
+    tracing::info!("seeding {products} products…");
+    db.execute(
+        "INSERT INTO products SELECT g, (ARRAY['books','games','music','garden','tools'])[1 + g % 5], 'product ' || g, 100 + (g * 37) % 9000 FROM generate_series(1, $1) g",
+        &[&products],
+    )
+    .await?;
+    tracing::info!("seeding {reviews} reviews…");
+    db.execute(
+        "INSERT INTO reviews SELECT 1 + (g * 7919) % $2, 1 + g % 5 FROM generate_series(1, $1) g",
+        &[&reviews, &products],
+    )
+    .await?;
+    db.batch_execute("DELETE FROM cache_outbox; ANALYZE").await?;
+    tracing::info!("seeding done");
+    Ok(())
+}
+
+fn with_cache_header(hit: bool, body: impl IntoResponse) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert("x-cache", HeaderValue::from_static(if hit { "HIT" } else { "MISS" }));
+    (headers, body).into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+}
+
+async fn get_user(State(app): State<Shared>, Path(id): Path<i32>) -> Response {
+    let loaded = AtomicU64::new(0);
+    let result = app
+        .cache
+        .get_or_load::<User, _, _, _>(&format!("user:{id}"), || async {
+            loaded.fetch_add(1, Ordering::Relaxed);
+            app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
+            let row = app.db.query_opt("SELECT id, name, email FROM users WHERE id = $1", &[&id]).await;
+            row.map(|r| r.map(|r| User { id: r.get(0), name: r.get(1), email: r.get(2) })).map_err(|e| e.to_string())
+        })
+        .await;
+    let hit = loaded.load(Ordering::Relaxed) == 0;
+    match result {
+        Ok(Some(u)) => with_cache_header(hit, Json(u)),
+        Ok(None) => with_cache_header(hit, (StatusCode::NOT_FOUND, "no such user")),
+        Err(e) => internal(e),
+    }
+}
+
+/// PUT and PATCH: update the row, then invalidate (delete-on-write).
+async fn update_user(State(app): State<Shared>, Path(id): Path<i32>, Json(patch): Json<UserPatch>) -> Response {
+    app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
+    let row = app
+        .db
+        .query_opt(
+            "UPDATE users SET name = COALESCE($2, name), email = COALESCE($3, email) WHERE id = $1 RETURNING id, name, email",
+            &[&id, &patch.name, &patch.email],
+        )
+        .await;
+    let user = match row {
+        Ok(Some(r)) => User { id: r.get(0), name: r.get(1), email: r.get(2) },
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such user").into_response(),
+        Err(e) => return internal(e),
+    };
+    if let Err(e) = app.cache.invalidate(&format!("user:{id}")).await {
+        return internal(e);
+    }
+    Json(user).into_response()
+}
+
+async fn drop_user_cache(State(app): State<Shared>, Path(id): Path<i32>) -> Response {
+    match app.cache.invalidate(&format!("user:{id}")).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ProductQuery {
+    category: String,
+}
+
+/// The deliberately slow listing: top products of a category by rating.
+async fn list_products(State(app): State<Shared>, Query(q): Query<ProductQuery>) -> Response {
+    let loaded = AtomicU64::new(0);
+    let category = q.category;
+    let result = app
+        .cache
+        .get_or_load::<Vec<ProductRow>, _, _, _>(&format!("products:{category}"), || async {
+            loaded.fetch_add(1, Ordering::Relaxed);
+            app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
+            let rows = app
+                .db
+                .query(
+                    "SELECT p.id, p.name, p.price_cents, avg(r.stars)::float8, count(r.product_id)
+                     FROM products p LEFT JOIN reviews r ON r.product_id = p.id
+                     WHERE p.category = $1
+                     GROUP BY p.id ORDER BY 4 DESC NULLS LAST, p.id LIMIT 20",
+                    &[&category],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let list: Vec<ProductRow> = rows
+                .iter()
+                .map(|r| ProductRow {
+                    id: r.get(0),
+                    name: r.get(1),
+                    price_cents: r.get(2),
+                    rating: r.get(3),
+                    reviews: r.get(4),
+                })
+                .collect();
+            Ok::<_, String>(Some(list))
+        })
+        .await;
+    let hit = loaded.load(Ordering::Relaxed) == 0;
+    match result {
+        Ok(list) => with_cache_header(hit, Json(list.unwrap_or_default())),
+        Err(e) => internal(e),
+    }
+}
+
+pub fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/users/{id}", get(get_user).put(update_user).patch(update_user))
+        .route("/cache/users/{id}", delete(drop_user_cache))
+        .route("/products", get(list_products))
+        .with_state(app)
+}
+
+/// Drains the invalidation outbox: on every NOTIFY (and every second, in
+/// case a notification was missed), invalidates the keys written since
+/// the last position, then deletes them. On a lost connection it
+/// reconnects and carries on from its position.
+pub async fn run_outbox_listener(url: String, cache: Cache) {
+    let mut last: i64 = 0;
+    loop {
+        match drain_outbox(&url, &cache, &mut last).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!("outbox listener: {e}; reconnecting");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+async fn drain_outbox(url: &str, cache: &Cache, last: &mut i64) -> anyhow::Result<()> {
+    let (client, mut conn) = tokio_postgres::connect(url, NoTls).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = std::pin::pin!(futures_util_poll(&mut conn));
+        while let Some(m) = std::future::poll_fn(|cx| messages.as_mut().poll_next_msg(cx)).await {
+            if tx.send(m).is_err() {
+                return;
+            }
+        }
+    });
+    client.batch_execute("LISTEN cache_invalidation").await?;
+    loop {
+        let rows = client
+            .query("SELECT id, cache_key FROM cache_outbox WHERE id > $1 ORDER BY id LIMIT 1000", &[&*last])
+            .await?;
+        for r in &rows {
+            let key: String = r.get(1);
+            cache.invalidate(&key).await?;
+            *last = r.get(0);
+        }
+        if !rows.is_empty() {
+            client.execute("DELETE FROM cache_outbox WHERE id <= $1", &[&*last]).await?;
+            continue;
+        }
+        // Wait for a NOTIFY, or poll anyway after a second.
+        if let Ok(None) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+            anyhow::bail!("notification stream ended");
+        }
+    }
+}
+
+/// Drives a tokio-postgres connection, yielding its notifications.
+fn futures_util_poll<S, T>(conn: &mut tokio_postgres::Connection<S, T>) -> ConnPoll<'_, S, T>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    ConnPoll { conn }
+}
+
+struct ConnPoll<'a, S, T> {
+    conn: &'a mut tokio_postgres::Connection<S, T>,
+}
+
+impl<S, T> ConnPoll<'_, S, T>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    fn poll_next_msg(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<tokio_postgres::Notification>> {
+        let this = self.get_mut();
+        loop {
+            match this.conn.poll_message(cx) {
+                std::task::Poll::Ready(Some(Ok(tokio_postgres::AsyncMessage::Notification(n)))) => {
+                    return std::task::Poll::Ready(Some(n))
+                }
+                std::task::Poll::Ready(Some(Ok(_))) => continue,
+                std::task::Poll::Ready(Some(Err(_))) | std::task::Poll::Ready(None) => {
+                    return std::task::Poll::Ready(None)
+                }
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Everything the service needs, started: the cache, the database
+/// connection, the outbox listener.
+pub async fn start(redis_url: &str, database_url: &str) -> anyhow::Result<Shared> {
+    let db = connect(database_url).await?;
+    let cache = Cache::builder(redis::Client::open(redis_url)?)
+        .namespace("demo")
+        .default_ttl(Duration::from_secs(600))
+        .build()
+        .await?;
+    tokio::spawn(run_outbox_listener(database_url.to_string(), cache.clone()));
+    Ok(Arc::new(AppState { db, cache, counters: Counters::default() }))
+}
