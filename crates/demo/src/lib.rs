@@ -10,6 +10,15 @@
 //!   listener drains the outbox from its last position, so a dropped
 //!   connection loses nothing.
 //!
+//! - `POST /products/{id}/views` counts a view through write-behind: it is
+//!   acknowledged once queued on the cache server and flushed to
+//!   PostgreSQL in batches (`GET` reads the flushed count).
+//! - `GET /limited` is rate limited (10 requests per second per client
+//!   key, fixed window on the cache server): 429 with Retry-After.
+//! - `GET /stats` reports database queries and cache counters; a
+//!   `X-Cache-Bypass: 1` request header skips the cache (the load
+//!   generator's "cache off" run).
+//!
 //! The products listing is the deliberately slow query: an aggregate over
 //! every review of a category.
 
@@ -25,12 +34,16 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::NoTls;
 
+pub mod load;
+
 pub const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS users (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL);
 CREATE TABLE IF NOT EXISTS products (id int PRIMARY KEY, category text NOT NULL, name text NOT NULL, price_cents int NOT NULL);
 CREATE TABLE IF NOT EXISTS reviews (product_id int NOT NULL, stars int NOT NULL);
 CREATE INDEX IF NOT EXISTS reviews_product ON reviews (product_id);
 CREATE TABLE IF NOT EXISTS cache_outbox (id bigserial PRIMARY KEY, cache_key text NOT NULL);
+CREATE TABLE IF NOT EXISTS page_views (page text PRIMARY KEY, n bigint NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS applied_jobs (id text PRIMARY KEY);
 
 CREATE OR REPLACE FUNCTION larder_users_changed() RETURNS trigger AS $$
 BEGIN
@@ -93,6 +106,12 @@ pub struct AppState {
     pub db: tokio_postgres::Client,
     pub cache: Cache,
     pub counters: Counters,
+    pub views: larder_cache::WriteBehind,
+    pub redis: redis::aio::ConnectionManager,
+}
+
+fn bypass(headers: &HeaderMap) -> bool {
+    headers.get("x-cache-bypass").is_some_and(|v| v == "1")
 }
 
 pub type Shared = Arc<AppState>;
@@ -149,17 +168,19 @@ fn internal(e: impl std::fmt::Display) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
 }
 
-async fn get_user(State(app): State<Shared>, Path(id): Path<i32>) -> Response {
+async fn get_user(State(app): State<Shared>, Path(id): Path<i32>, headers: HeaderMap) -> Response {
     let loaded = AtomicU64::new(0);
-    let result = app
-        .cache
-        .get_or_load::<User, _, _, _>(&format!("user:{id}"), || async {
-            loaded.fetch_add(1, Ordering::Relaxed);
-            app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
-            let row = app.db.query_opt("SELECT id, name, email FROM users WHERE id = $1", &[&id]).await;
-            row.map(|r| r.map(|r| User { id: r.get(0), name: r.get(1), email: r.get(2) })).map_err(|e| e.to_string())
-        })
-        .await;
+    let load = || async {
+        loaded.fetch_add(1, Ordering::Relaxed);
+        app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
+        let row = app.db.query_opt("SELECT id, name, email FROM users WHERE id = $1", &[&id]).await;
+        row.map(|r| r.map(|r| User { id: r.get(0), name: r.get(1), email: r.get(2) })).map_err(|e| e.to_string())
+    };
+    let result = if bypass(&headers) {
+        load().await.map_err(|e| e.to_string())
+    } else {
+        app.cache.get_or_load::<User, _, _, _>(&format!("user:{id}"), load).await.map_err(|e| e.to_string())
+    };
     let hit = loaded.load(Ordering::Relaxed) == 0;
     match result {
         Ok(Some(u)) => with_cache_header(hit, Json(u)),
@@ -187,6 +208,60 @@ async fn update_user(State(app): State<Shared>, Path(id): Path<i32>, Json(patch)
         return internal(e);
     }
     Json(user).into_response()
+}
+
+/// POST: counts a view (write-behind). GET: the flushed count.
+async fn add_view(State(app): State<Shared>, Path(id): Path<i32>) -> Response {
+    match app.views.enqueue(&format!("product:{id}")).await {
+        Ok(_) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn get_views(State(app): State<Shared>, Path(id): Path<i32>) -> Response {
+    app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
+    let page = format!("product:{id}");
+    match app.db.query_opt("SELECT n FROM page_views WHERE page = $1", &[&page]).await {
+        Ok(row) => {
+            Json(serde_json::json!({ "page": page, "views": row.map_or(0, |r| r.get::<_, i64>(0)) })).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// Fixed-window rate limit on the cache server: INCR a per-second key.
+async fn limited(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    const LIMIT: i64 = 10;
+    let who = headers.get("x-client").and_then(|v| v.to_str().ok()).unwrap_or("anonymous").to_string();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let key = format!("demo:rate:{who}:{}", now.as_secs());
+    let mut conn = app.redis.clone();
+    let counted: redis::RedisResult<(i64,)> =
+        redis::pipe().atomic().incr(&key, 1).expire(&key, 2).ignore().query_async(&mut conn).await;
+    match counted {
+        Ok((n,)) if n > LIMIT => {
+            let retry = 1000 - now.subsec_millis();
+            let mut h = HeaderMap::new();
+            h.insert("retry-after", HeaderValue::from_static("1"));
+            (StatusCode::TOO_MANY_REQUESTS, h, format!("rate limited; retry in {retry} ms")).into_response()
+        }
+        Ok(_) => "ok".into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn stats(State(app): State<Shared>) -> Response {
+    let s = app.cache.stats();
+    Json(serde_json::json!({
+        "db_queries": app.counters.db_queries.load(Ordering::Relaxed),
+        "l1_hits": s.l1_hits.load(Ordering::Relaxed),
+        "l2_hits": s.l2_hits.load(Ordering::Relaxed),
+        "loads": s.loads.load(Ordering::Relaxed),
+        "stale_sets_prevented": s.stale_sets_prevented.load(Ordering::Relaxed),
+        "views_flushed": app.views.stats.jobs.load(Ordering::Relaxed),
+        "view_batches": app.views.stats.batches.load(Ordering::Relaxed),
+    }))
+    .into_response()
 }
 
 async fn drop_user_cache(State(app): State<Shared>, Path(id): Path<i32>) -> Response {
@@ -246,6 +321,9 @@ pub fn router(app: Shared) -> Router {
         .route("/users/{id}", get(get_user).put(update_user).patch(update_user))
         .route("/cache/users/{id}", delete(drop_user_cache))
         .route("/products", get(list_products))
+        .route("/products/{id}/views", get(get_views).post(add_view))
+        .route("/limited", get(limited))
+        .route("/stats", get(stats))
         .with_state(app)
 }
 
@@ -346,5 +424,40 @@ pub async fn start(redis_url: &str, database_url: &str) -> anyhow::Result<Shared
         .build()
         .await?;
     tokio::spawn(run_outbox_listener(database_url.to_string(), cache.clone()));
-    Ok(Arc::new(AppState { db, cache, counters: Counters::default() }))
+    let client = redis::Client::open(redis_url)?;
+    let redis = redis::aio::ConnectionManager::new(client.clone()).await?;
+    let flush_db = connect(database_url).await?;
+    let flush_db = Arc::new(tokio::sync::Mutex::new(flush_db));
+    let views = larder_cache::WriteBehind::start(client, "demo:views", Default::default(), move |batch| {
+        let db = flush_db.clone();
+        async move { flush_views(&db, &batch).await }
+    })
+    .await?;
+    Ok(Arc::new(AppState { db, cache, counters: Counters::default(), views, redis }))
+}
+
+/// Applies a batch of view events in one transaction; each event's id is
+/// recorded so a redelivered batch is not counted twice.
+async fn flush_views(
+    db: &tokio::sync::Mutex<tokio_postgres::Client>,
+    batch: &[larder_cache::Job],
+) -> Result<(), String> {
+    let mut db = db.lock().await;
+    let tx = db.transaction().await.map_err(|e| e.to_string())?;
+    for job in batch {
+        let fresh = tx
+            .execute("INSERT INTO applied_jobs (id) VALUES ($1) ON CONFLICT DO NOTHING", &[&job.id])
+            .await
+            .map_err(|e| e.to_string())?;
+        if fresh == 1 {
+            let page: String = serde_json::from_str(&job.payload).map_err(|e| e.to_string())?;
+            tx.execute(
+                "INSERT INTO page_views (page, n) VALUES ($1, 1) ON CONFLICT (page) DO UPDATE SET n = page_views.n + 1",
+                &[&page],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    tx.commit().await.map_err(|e| e.to_string())
 }

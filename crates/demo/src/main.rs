@@ -3,6 +3,10 @@
 //! With no environment it starts Larder in-process and a throwaway
 //! PostgreSQL from the local binaries, seeds data, and serves on
 //! 127.0.0.1:8080. `REDIS_URL`, `DATABASE_URL` and `PORT` override.
+//!
+//! `larder-demo load [seconds] [workers]` starts the same stack and runs
+//! the load generator against it (cache off, then on), printing a live
+//! progress line and the side-by-side figures.
 
 use tracing_subscriber::EnvFilter;
 
@@ -44,6 +48,16 @@ async fn main() -> anyhow::Result<()> {
     let db = larder_demo::connect(&database_url).await?;
     larder_demo::seed(&db, 10_000, 5_000, 200_000).await?;
     let app = larder_demo::start(&redis_url, &database_url).await?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "load") {
+        let seconds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+        let workers = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?.to_string();
+        tokio::spawn(async move { axum::serve(listener, larder_demo::router(app)).await });
+        larder_demo::load::compare(&addr, seconds, workers).await?;
+        return Ok(());
+    }
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tracing::info!("serving on http://{}  (try: curl -i localhost:{port}/users/1)", listener.local_addr()?);

@@ -92,4 +92,29 @@ async fn the_guides_walkthrough_works_end_to_end() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     assert!(listing.contains("4242"), "the listing never refreshed: {listing}");
+
+    // Write-behind view counts: 202 at once, flushed to PostgreSQL in batches.
+    for _ in 0..50 {
+        assert_eq!(http(addr, "POST", "/products/7/views", None).await.status, 202);
+    }
+    let mut views = String::new();
+    for _ in 0..2000 {
+        views = http(addr, "GET", "/products/7/views", None).await.body;
+        if views.contains("\"views\":50") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(views.contains("\"views\":50"), "{views}");
+
+    // Rate limit: 10 per second per client, then 429 with Retry-After.
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        statuses.push(http(addr, "GET", "/limited", None).await.status);
+    }
+    assert!(statuses.contains(&200) && statuses.contains(&429), "{statuses:?}");
+
+    // The load generator runs both phases; the cache cuts database load.
+    let ratio = larder_demo::load::compare(&addr.to_string(), 1, 4).await.unwrap();
+    assert!(ratio < 1.0, "database load with the cache / without: {ratio}");
 }
