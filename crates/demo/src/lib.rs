@@ -13,6 +13,10 @@
 //! - `POST /products/{id}/views` counts a view through write-behind: it is
 //!   acknowledged once queued on the cache server and flushed to
 //!   PostgreSQL in batches (`GET` reads the flushed count).
+//! - `GET /products/{id}` is cache-aside; `PUT /products/{id}/price` is
+//!   write-through (the database, then the cache holds the new value).
+//! - `POST /sessions` creates a session on the cache server (sliding
+//!   30-minute TTL); `GET /sessions/{id}` reads and extends it.
 //! - `GET /limited` is rate limited (10 requests per second per client
 //!   key, fixed window on the cache server): 429 with Retry-After.
 //! - `GET /stats` reports database queries and cache counters; a
@@ -250,6 +254,104 @@ async fn limited(State(app): State<Shared>, headers: HeaderMap) -> Response {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Product {
+    pub id: i32,
+    pub category: String,
+    pub name: String,
+    pub price_cents: i32,
+}
+
+async fn get_product(State(app): State<Shared>, Path(id): Path<i32>) -> Response {
+    let loaded = AtomicU64::new(0);
+    let result = app
+        .cache
+        .get_or_load::<Product, _, _, _>(&format!("product:{id}"), || async {
+            loaded.fetch_add(1, Ordering::Relaxed);
+            app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
+            let row =
+                app.db.query_opt("SELECT id, category, name, price_cents FROM products WHERE id = $1", &[&id]).await;
+            row.map(|r| r.map(|r| Product { id: r.get(0), category: r.get(1), name: r.get(2), price_cents: r.get(3) }))
+                .map_err(|e| e.to_string())
+        })
+        .await;
+    let hit = loaded.load(Ordering::Relaxed) == 0;
+    match result {
+        Ok(Some(p)) => with_cache_header(hit, Json(p)),
+        Ok(None) => with_cache_header(hit, (StatusCode::NOT_FOUND, "no such product")),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct Price {
+    price_cents: i32,
+}
+
+/// Write-through: the database first, then the cache holds the new row.
+async fn set_price(State(app): State<Shared>, Path(id): Path<i32>, Json(price): Json<Price>) -> Response {
+    app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
+    let row = app.db.query_opt("SELECT id, category, name FROM products WHERE id = $1", &[&id]).await;
+    let mut product = match row {
+        Ok(Some(r)) => Product { id: r.get(0), category: r.get(1), name: r.get(2), price_cents: price.price_cents },
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such product").into_response(),
+        Err(e) => return internal(e),
+    };
+    product.price_cents = price.price_cents;
+    let written = app
+        .cache
+        .write_through(&format!("product:{id}"), &product, || async {
+            app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
+            app.db
+                .execute("UPDATE products SET price_cents = $2 WHERE id = $1", &[&id, &price.price_cents])
+                .await
+                .map(|_| ())
+        })
+        .await;
+    match written {
+        Ok(()) => Json(product).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+const SESSION_TTL_SECS: i64 = 1800;
+
+/// Creates a session: a hash on the cache server with a sliding TTL.
+async fn create_session(State(app): State<Shared>, Json(data): Json<serde_json::Value>) -> Response {
+    // 128 bits from the thread's CSPRNG: unguessable session ids.
+    let id = format!("{:032x}", rand::random::<u128>());
+    let key = format!("demo:session:{id}");
+    let mut conn = app.redis.clone();
+    let stored: redis::RedisResult<()> = redis::pipe()
+        .atomic()
+        .hset(&key, "data", data.to_string())
+        .ignore()
+        .expire(&key, SESSION_TTL_SECS)
+        .ignore()
+        .query_async(&mut conn)
+        .await;
+    match stored {
+        Ok(()) => (StatusCode::CREATED, Json(serde_json::json!({ "id": id }))).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// Reads a session and slides its expiry forward.
+async fn get_session(State(app): State<Shared>, Path(id): Path<String>) -> Response {
+    let key = format!("demo:session:{id}");
+    let mut conn = app.redis.clone();
+    let read: redis::RedisResult<(Option<String>,)> =
+        redis::pipe().atomic().hget(&key, "data").expire(&key, SESSION_TTL_SECS).ignore().query_async(&mut conn).await;
+    match read {
+        Ok((Some(data),)) => {
+            let value: serde_json::Value = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
+            Json(value).into_response()
+        }
+        Ok((None,)) => (StatusCode::NOT_FOUND, "no such session").into_response(),
+        Err(e) => internal(e),
+    }
+}
+
 async fn stats(State(app): State<Shared>) -> Response {
     let s = app.cache.stats();
     Json(serde_json::json!({
@@ -322,6 +424,10 @@ pub fn router(app: Shared) -> Router {
         .route("/cache/users/{id}", delete(drop_user_cache))
         .route("/products", get(list_products))
         .route("/products/{id}/views", get(get_views).post(add_view))
+        .route("/products/{id}", get(get_product))
+        .route("/products/{id}/price", axum::routing::put(set_price))
+        .route("/sessions", axum::routing::post(create_session))
+        .route("/sessions/{id}", get(get_session))
         .route("/limited", get(limited))
         .route("/stats", get(stats))
         .with_state(app)

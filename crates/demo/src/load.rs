@@ -185,3 +185,33 @@ pub async fn compare(addr: &str, seconds: u64, workers: usize) -> anyhow::Result
     println!("database load with the cache / without (per request): {ratio:.3}");
     Ok(ratio)
 }
+
+/// The stampede scenario: drop one hot key, then fire `n` concurrent
+/// requests for it at once. Returns how many database queries they cost
+/// (single flight plus the lease make it one).
+pub async fn stampede(addr: &str, n: usize) -> anyhow::Result<u64> {
+    let mut http = Http::connect(addr).await?;
+    http.request("GET", "/users/42", "", false).await?;
+    http.request("DELETE", "/cache/users/42", "", false).await?;
+    let before = db_queries(addr).await?;
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (addr, barrier) = (addr.to_string(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut http = Http::connect(&addr).await?;
+            barrier.wait().await;
+            http.request("GET", "/users/42", "", false).await
+        }));
+    }
+    for t in tasks {
+        let status = t.await??;
+        anyhow::ensure!(status == 200, "a stampede request failed: {status}");
+    }
+    let cost = db_queries(addr).await? - before;
+    println!(
+        "stampede: {n} concurrent misses of one key cost {cost} database quer{}",
+        if cost == 1 { "y" } else { "ies" }
+    );
+    Ok(cost)
+}

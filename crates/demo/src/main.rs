@@ -6,7 +6,9 @@
 //!
 //! `larder-demo load [seconds] [workers]` starts the same stack and runs
 //! the load generator against it (cache off, then on), printing a live
-//! progress line and the side-by-side figures.
+//! progress line and the side-by-side figures. `larder-demo stampede [n]`
+//! fires n concurrent misses of one key and reports the database queries
+//! they cost.
 
 use tracing_subscriber::EnvFilter;
 
@@ -56,6 +58,14 @@ async fn main() -> anyhow::Result<()> {
         let addr = listener.local_addr()?.to_string();
         tokio::spawn(async move { axum::serve(listener, larder_demo::router(app)).await });
         larder_demo::load::compare(&addr, seconds, workers).await?;
+        return Ok(());
+    }
+    if args.first().is_some_and(|a| a == "stampede") {
+        let n = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?.to_string();
+        tokio::spawn(async move { axum::serve(listener, larder_demo::router(app)).await });
+        larder_demo::load::stampede(&addr, n).await?;
         return Ok(());
     }
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);

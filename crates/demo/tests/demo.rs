@@ -114,6 +114,26 @@ async fn the_guides_walkthrough_works_end_to_end() {
     }
     assert!(statuses.contains(&200) && statuses.contains(&429), "{statuses:?}");
 
+    // Write-through: the new price is in the cache, no database read needed.
+    assert_eq!(http(addr, "GET", "/products/3", None).await.cache.as_deref(), Some("MISS"));
+    let put = http(addr, "PUT", "/products/3/price", Some(r#"{"price_cents":777}"#)).await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let got = http(addr, "GET", "/products/3", None).await;
+    assert!(got.body.contains("777") && got.cache.as_deref() == Some("HIT"), "{} {:?}", got.body, got.cache);
+
+    // Sessions on the cache server.
+    let created = http(addr, "POST", "/sessions", Some(r#"{"user":1,"cart":[3,7]}"#)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id: serde_json::Value = serde_json::from_str(&created.body).unwrap();
+    let id = id["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 32);
+    let session = http(addr, "GET", &format!("/sessions/{id}"), None).await;
+    assert_eq!((session.status, session.body.as_str()), (200, r#"{"cart":[3,7],"user":1}"#));
+    assert_eq!(http(addr, "GET", "/sessions/nosuch", None).await.status, 404);
+
+    // Stampede: 50 concurrent misses of one key, one database query.
+    assert_eq!(larder_demo::load::stampede(&addr.to_string(), 50).await.unwrap(), 1);
+
     // The load generator runs both phases; the cache cuts database load.
     let ratio = larder_demo::load::compare(&addr.to_string(), 1, 4).await.unwrap();
     assert!(ratio < 1.0, "database load with the cache / without: {ratio}");
