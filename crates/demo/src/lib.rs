@@ -173,22 +173,34 @@ fn internal(e: impl std::fmt::Display) -> Response {
 }
 
 async fn get_user(State(app): State<Shared>, Path(id): Path<i32>, headers: HeaderMap) -> Response {
-    let loaded = AtomicU64::new(0);
-    let load = || async {
-        loaded.fetch_add(1, Ordering::Relaxed);
+    cached(&app, &format!("user:{id}"), bypass(&headers), "no such user", || async {
+        let row = app.db.query_opt("SELECT id, name, email FROM users WHERE id = $1", &[&id]).await?;
+        Ok(row.map(|r| User { id: r.get(0), name: r.get(1), email: r.get(2) }))
+    })
+    .await
+}
+
+/// Cache-aside for a route: the cached value of `key`, or `load()`'s
+/// (counted as a database query), as JSON with `X-Cache: HIT|MISS`, or 404
+/// with `missing` for "not found". With `bypass` the cache is not used.
+async fn cached<T, F, Fut>(app: &AppState, key: &str, bypass: bool, missing: &'static str, load: F) -> Response
+where
+    T: Serialize + serde::de::DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, tokio_postgres::Error>>,
+{
+    let loaded = std::sync::atomic::AtomicBool::new(false);
+    let counted = || async {
+        loaded.store(true, Ordering::Relaxed);
         app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
-        let row = app.db.query_opt("SELECT id, name, email FROM users WHERE id = $1", &[&id]).await;
-        row.map(|r| r.map(|r| User { id: r.get(0), name: r.get(1), email: r.get(2) })).map_err(|e| e.to_string())
-    };
-    let result = if bypass(&headers) {
         load().await.map_err(|e| e.to_string())
-    } else {
-        app.cache.get_or_load::<User, _, _, _>(&format!("user:{id}"), load).await.map_err(|e| e.to_string())
     };
-    let hit = loaded.load(Ordering::Relaxed) == 0;
+    let result =
+        if bypass { counted().await } else { app.cache.get_or_load(key, counted).await.map_err(|e| e.to_string()) };
+    let hit = !loaded.load(Ordering::Relaxed);
     match result {
-        Ok(Some(u)) => with_cache_header(hit, Json(u)),
-        Ok(None) => with_cache_header(hit, (StatusCode::NOT_FOUND, "no such user")),
+        Ok(Some(v)) => with_cache_header(hit, Json(v)),
+        Ok(None) => with_cache_header(hit, (StatusCode::NOT_FOUND, missing)),
         Err(e) => internal(e),
     }
 }
@@ -263,24 +275,12 @@ pub struct Product {
 }
 
 async fn get_product(State(app): State<Shared>, Path(id): Path<i32>) -> Response {
-    let loaded = AtomicU64::new(0);
-    let result = app
-        .cache
-        .get_or_load::<Product, _, _, _>(&format!("product:{id}"), || async {
-            loaded.fetch_add(1, Ordering::Relaxed);
-            app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
-            let row =
-                app.db.query_opt("SELECT id, category, name, price_cents FROM products WHERE id = $1", &[&id]).await;
-            row.map(|r| r.map(|r| Product { id: r.get(0), category: r.get(1), name: r.get(2), price_cents: r.get(3) }))
-                .map_err(|e| e.to_string())
-        })
-        .await;
-    let hit = loaded.load(Ordering::Relaxed) == 0;
-    match result {
-        Ok(Some(p)) => with_cache_header(hit, Json(p)),
-        Ok(None) => with_cache_header(hit, (StatusCode::NOT_FOUND, "no such product")),
-        Err(e) => internal(e),
-    }
+    cached(&app, &format!("product:{id}"), false, "no such product", || async {
+        let row =
+            app.db.query_opt("SELECT id, category, name, price_cents FROM products WHERE id = $1", &[&id]).await?;
+        Ok(row.map(|r| Product { id: r.get(0), category: r.get(1), name: r.get(2), price_cents: r.get(3) }))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -292,12 +292,11 @@ struct Price {
 async fn set_price(State(app): State<Shared>, Path(id): Path<i32>, Json(price): Json<Price>) -> Response {
     app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
     let row = app.db.query_opt("SELECT id, category, name FROM products WHERE id = $1", &[&id]).await;
-    let mut product = match row {
+    let product = match row {
         Ok(Some(r)) => Product { id: r.get(0), category: r.get(1), name: r.get(2), price_cents: price.price_cents },
         Ok(None) => return (StatusCode::NOT_FOUND, "no such product").into_response(),
         Err(e) => return internal(e),
     };
-    product.price_cents = price.price_cents;
     let written = app
         .cache
         .write_through(&format!("product:{id}"), &product, || async {
@@ -380,42 +379,31 @@ struct ProductQuery {
 
 /// The deliberately slow listing: top products of a category by rating.
 async fn list_products(State(app): State<Shared>, Query(q): Query<ProductQuery>) -> Response {
-    let loaded = AtomicU64::new(0);
     let category = q.category;
-    let result = app
-        .cache
-        .get_or_load::<Vec<ProductRow>, _, _, _>(&format!("products:{category}"), || async {
-            loaded.fetch_add(1, Ordering::Relaxed);
-            app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
-            let rows = app
-                .db
-                .query(
-                    "SELECT p.id, p.name, p.price_cents, avg(r.stars)::float8, count(r.product_id)
-                     FROM products p LEFT JOIN reviews r ON r.product_id = p.id
-                     WHERE p.category = $1
-                     GROUP BY p.id ORDER BY 4 DESC NULLS LAST, p.id LIMIT 20",
-                    &[&category],
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            let list: Vec<ProductRow> = rows
-                .iter()
-                .map(|r| ProductRow {
-                    id: r.get(0),
-                    name: r.get(1),
-                    price_cents: r.get(2),
-                    rating: r.get(3),
-                    reviews: r.get(4),
-                })
-                .collect();
-            Ok::<_, String>(Some(list))
-        })
-        .await;
-    let hit = loaded.load(Ordering::Relaxed) == 0;
-    match result {
-        Ok(list) => with_cache_header(hit, Json(list.unwrap_or_default())),
-        Err(e) => internal(e),
-    }
+    cached(&app, &format!("products:{category}"), false, "", || async {
+        let rows = app
+            .db
+            .query(
+                "SELECT p.id, p.name, p.price_cents, avg(r.stars)::float8, count(r.product_id)
+                 FROM products p LEFT JOIN reviews r ON r.product_id = p.id
+                 WHERE p.category = $1
+                 GROUP BY p.id ORDER BY 4 DESC NULLS LAST, p.id LIMIT 20",
+                &[&category],
+            )
+            .await?;
+        let list: Vec<ProductRow> = rows
+            .iter()
+            .map(|r| ProductRow {
+                id: r.get(0),
+                name: r.get(1),
+                price_cents: r.get(2),
+                rating: r.get(3),
+                reviews: r.get(4),
+            })
+            .collect();
+        Ok(Some(list))
+    })
+    .await
 }
 
 pub fn router(app: Shared) -> Router {
