@@ -18,6 +18,8 @@ pub struct Fetched {
     /// False when the loaded value was not stored (invalidated meanwhile):
     /// only the caller that loaded it may use it.
     pub fresh: bool,
+    /// Where the value came from (L2, loaded, or stale from the fail-safe).
+    pub source: crate::Source,
 }
 
 #[derive(Default)]

@@ -34,12 +34,15 @@
 
 mod flight;
 mod listener;
+mod meters;
 mod scripts;
 pub mod write_behind;
 
+pub use meters::{Source, Stats};
 pub use write_behind::{Job, WriteBehind, WriteBehindOptions};
 
 use flight::{Fetched, Flights};
+use meters::{Event, Tally};
 use rand::Rng;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
@@ -61,24 +64,6 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
-
-/// Counters for hit ratios and for tests.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub l1_hits: AtomicU64,
-    pub l2_hits: AtomicU64,
-    pub loads: AtomicU64,
-    /// Loaded values not stored because the key was invalidated meanwhile.
-    pub stale_sets_prevented: AtomicU64,
-    /// Times the whole L1 was flushed (sequence gap, reconnect, namespace bump).
-    pub l1_flushes: AtomicU64,
-    /// Stale values served because the loader failed (fail-safe).
-    pub fail_safe_served: AtomicU64,
-    /// Stale values served while a background refresh ran (read-through).
-    pub stale_served: AtomicU64,
-    /// Background refreshes (refresh-ahead, stale-while-revalidate).
-    pub refreshes: AtomicU64,
-}
 
 /// Configures a [`Cache`], in the spirit of moka's builder.
 pub struct CacheBuilder {
@@ -165,8 +150,19 @@ impl CacheBuilder {
 
     pub async fn build(self) -> Result<Cache> {
         let conn = ConnectionManager::new(self.client.clone()).await?;
-        let l1 = (self.l1_capacity > 0)
-            .then(|| moka::sync::Cache::builder().max_capacity(self.l1_capacity).time_to_live(self.l1_ttl).build());
+        let tally = Arc::new(Tally::new(&self.namespace));
+        let l1 = (self.l1_capacity > 0).then(|| {
+            let evicted = tally.clone();
+            moka::sync::Cache::builder()
+                .max_capacity(self.l1_capacity)
+                .time_to_live(self.l1_ttl)
+                .eviction_listener(move |_, _, cause| {
+                    if cause == moka::notification::RemovalCause::Size {
+                        evicted.note(Event::L1Eviction);
+                    }
+                })
+                .build()
+        });
         let inner = Arc::new(Inner {
             conn,
             client: self.client,
@@ -183,7 +179,7 @@ impl CacheBuilder {
             flights: Flights::default(),
             epochs: (0..EPOCH_STRIPES).map(|_| parking_lot::Mutex::new(0)).collect(),
             global_epoch: AtomicU64::new(0),
-            stats: Stats::default(),
+            tally,
             closed: AtomicBool::new(false),
         });
         inner.refresh_version().await?;
@@ -267,7 +263,7 @@ pub(crate) struct Inner {
     /// so an invalidation cannot slip between the check and the insert).
     epochs: Box<[parking_lot::Mutex<u64>]>,
     global_epoch: AtomicU64,
-    stats: Stats,
+    tally: Arc<Tally>,
     closed: AtomicBool,
 }
 
@@ -285,7 +281,7 @@ impl Inner {
         if let Some(l1) = &self.l1 {
             l1.invalidate_all();
         }
-        self.stats.l1_flushes.fetch_add(1, Ordering::Relaxed);
+        self.tally.note(Event::L1Flush);
     }
 
     fn stripe(&self, key: &str) -> &parking_lot::Mutex<u64> {
@@ -373,9 +369,8 @@ impl Inner {
                 fallback = Some(value);
                 return Ok(None);
             }
-            self.stats.l2_hits.fetch_add(1, Ordering::Relaxed);
             self.fill_l1(key, &value, since);
-            Ok(Some(Fetched { value, generation: generation.clone(), fresh: true }))
+            Ok(Some(Fetched { value, generation: generation.clone(), fresh: true, source: Source::L2 }))
         };
         if let Some(raw) = conn.get::<_, Option<String>>(&vkey).await? {
             if let Some(f) = hit(raw)? {
@@ -399,7 +394,7 @@ impl Inner {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 if let Some(raw) = conn.get::<_, Option<String>>(&vkey).await? {
                     if let Some(f) = hit(raw)? {
-                        return Ok(f);
+                        return Ok(Fetched { source: Source::Collapsed, ..f });
                     }
                 }
                 if !conn.exists::<_, bool>(self.keys.lease(key)).await? {
@@ -410,16 +405,19 @@ impl Inner {
         // If the loader fails, panics or is cancelled, the lease goes at
         // once instead of making other processes wait out its TTL.
         let mut guard = LeaseGuard { conn: conn.clone(), key: self.keys.lease(key), token, armed: leased };
-        self.stats.loads.fetch_add(1, Ordering::Relaxed);
         let started = now_ms();
-        let loaded = match load().await {
+        let clock = std::time::Instant::now();
+        let result = load().await;
+        self.tally.note(Event::Load(clock.elapsed()));
+        let loaded = match result {
             Ok(v) => v,
             Err(e) => {
+                self.tally.note(Event::LoadError);
                 return match fallback.filter(|f| self.within_grace(f)) {
                     // Fail-safe: the last good value, for a bounded time.
                     Some(stale) => {
-                        self.stats.fail_safe_served.fetch_add(1, Ordering::Relaxed);
-                        Ok(Fetched { value: stale, generation, fresh: false })
+                        self.tally.stale(true);
+                        Ok(Fetched { value: stale, generation, fresh: false, source: Source::Stale })
                     }
                     None => Err(Error::Load(e)),
                 };
@@ -456,22 +454,22 @@ impl Inner {
         if stored == 1 {
             self.fill_l1(key, &value, since);
         } else {
-            self.stats.stale_sets_prevented.fetch_add(1, Ordering::Relaxed);
+            self.tally.note(Event::StaleSetPrevented);
         }
-        Ok(Fetched { value, generation, fresh: stored == 1 })
+        Ok(Fetched { value, generation, fresh: stored == 1, source: Source::Loaded })
     }
 }
 
 impl Inner {
     /// The cached envelope of `key`, from L1 or L2, without loading.
-    async fn peek(&self, key: &str) -> Result<Option<Stored>> {
+    async fn peek(&self, key: &str) -> Result<Option<(Stored, Source)>> {
         if let Some(v) = self.l1.as_ref().and_then(|l1| l1.get(key)) {
-            return Ok(Some(v));
+            return Ok(Some((v, Source::L1)));
         }
         let vkey = self.keys.value(self.version.load(Ordering::Relaxed), key);
         let raw: Option<String> = self.conn.clone().get(&vkey).await?;
         Ok(match raw {
-            Some(raw) => Some(Arc::new(serde_json::from_str(&raw)?)),
+            Some(raw) => Some((Arc::new(serde_json::from_str(&raw)?), Source::L2)),
             None => None,
         })
     }
@@ -553,9 +551,10 @@ where
 
     pub async fn get(&self, key: &str) -> Result<Option<T>> {
         let inner = &self.cache.inner;
-        if let Some(env) = inner.peek(key).await? {
+        if let Some((env, source)) = inner.peek(key).await? {
             let now = now_ms();
             if now < env.stale_at {
+                inner.tally.note(Event::Lookup(source));
                 let age = now.saturating_sub(env.born) as f64;
                 let life = env.stale_at.saturating_sub(env.born).max(1) as f64;
                 if self.refresh_ahead.is_some_and(|f| age >= f * life) {
@@ -564,7 +563,8 @@ where
                 return decode(&env);
             }
             if self.swr && inner.within_grace(&env) {
-                inner.stats.stale_served.fetch_add(1, Ordering::Relaxed);
+                inner.tally.stale(false);
+                inner.tally.note(Event::Lookup(Source::Stale));
                 self.spawn_refresh(key);
                 return decode(&env);
             }
@@ -575,7 +575,8 @@ where
                     Ok(_) => {}
                     Err(_) => {
                         // The reload goes on in the background.
-                        inner.stats.stale_served.fetch_add(1, Ordering::Relaxed);
+                        inner.tally.stale(false);
+                        inner.tally.note(Event::Lookup(Source::Stale));
                         return decode(&env);
                     }
                 }
@@ -589,7 +590,7 @@ where
     pub async fn refresh(&self, key: &str) -> Result<()> {
         let inner = &self.cache.inner;
         let load = self.load(key.to_string());
-        inner.stats.refreshes.fetch_add(1, Ordering::Relaxed);
+        inner.tally.note(Event::Refresh);
         inner
             .flights
             .run(key, || {
@@ -671,7 +672,7 @@ impl Cache {
     }
 
     pub fn stats(&self) -> &Stats {
-        &self.inner.stats
+        &self.inner.tally.stats
     }
 
     /// Read-through: registers `loader` for this cache's keys. The result
@@ -702,15 +703,30 @@ impl Cache {
         Fut: Future<Output = std::result::Result<Option<T>, E>>,
         E: std::fmt::Display,
     {
-        if let Some(l1) = &self.inner.l1 {
+        Ok(self.get_or_load_with_source(key, load).await?.value)
+    }
+
+    /// [`get_or_load`](Self::get_or_load), also saying where the answer
+    /// came from (for an `X-Cache` header, say).
+    pub async fn get_or_load_with_source<T, F, Fut, E>(&self, key: &str, load: F) -> Result<Lookup<T>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<Option<T>, E>>,
+        E: std::fmt::Display,
+    {
+        let inner = &self.inner;
+        let answer = |value: &Stored, source: Source| {
+            inner.tally.note(Event::Lookup(source));
+            Ok(Lookup { value: decode(value)?, source })
+        };
+        if let Some(l1) = &inner.l1 {
             if let Some(v) = l1.get(key) {
-                if !self.inner.expired(&v) {
-                    self.inner.stats.l1_hits.fetch_add(1, Ordering::Relaxed);
-                    return decode(&v);
+                if !inner.expired(&v) {
+                    return answer(&v, Source::L1);
                 }
             }
         }
-        let inner = &self.inner;
         let mut load = Some(load);
         loop {
             // A caller joining a fetch already under way must not take a
@@ -731,13 +747,18 @@ impl Cache {
                 })
                 .await?;
             let f = joined.fetched;
+            // Someone else's fetch that loaded answered a collapsed miss.
+            let source = match f.source {
+                Source::Loaded if !joined.led => Source::Collapsed,
+                s => s,
+            };
             let usable = joined.led || (f.fresh && joined_at.as_ref().is_none_or(|g| *g == f.generation));
             if usable {
-                return decode(&f.value);
+                return answer(&f.value, source);
             }
             if load.is_none() {
                 // Our loader ran in an earlier round; its result was ours.
-                return decode(&f.value);
+                return answer(&f.value, Source::Loaded);
             }
         }
     }
@@ -892,6 +913,14 @@ fn glob_escape(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// A lookup's answer and where it came from.
+#[derive(Debug)]
+pub struct Lookup<T> {
+    /// The value, or `None` for "not found" (cached negatively).
+    pub value: Option<T>,
+    pub source: Source,
 }
 
 fn decode<T: DeserializeOwned>(v: &Stored) -> Result<Option<T>> {
