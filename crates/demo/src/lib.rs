@@ -2,7 +2,8 @@
 //! PostgreSQL with larder-cache in front.
 //!
 //! - `GET /users/{id}` and `GET /products?category=…` are cache-aside
-//!   (10-minute TTL) and say `X-Cache: HIT` or `MISS`.
+//!   (10-minute TTL) and say `X-Cache: HIT`, `MISS`, or `STALE` (the
+//!   database failed and the fail-safe served the last good value).
 //! - `PUT`/`PATCH /users/{id}` update the row and invalidate at once.
 //! - `DELETE /cache/users/{id}` drops a cache entry by hand.
 //! - Changes made directly in PostgreSQL (psql) invalidate too: triggers
@@ -23,22 +24,35 @@
 //!   `X-Cache-Bypass: 1` request header skips the cache (the load
 //!   generator's "cache off" run).
 //!
+//! - `GET /dashboard` charts hit ratio, database queries, latency and
+//!   evictions live, with buttons that run the scenarios
+//!   (`POST /scenarios/{load|stampede}`); `GET /metrics` is Prometheus;
+//!   `GET /openapi.json` describes every route.
+//!
 //! The products listing is the deliberately slow query: an aggregate over
 //! every review of a category.
+//!
+//! Every route is declared once, in [`routes`]: the router and the OpenAPI
+//! description are both built from that table, so they cannot disagree.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
-use larder_cache::Cache;
+use axum::Json;
+use larder_cache::{Cache, Source};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::NoTls;
 
+pub mod dashboard;
 pub mod load;
+pub mod openapi;
+mod routes;
+pub mod telemetry;
+
+pub use routes::{router, routes, serve, In, Param, Route};
 
 pub const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS users (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL);
@@ -100,10 +114,37 @@ pub struct ProductRow {
     pub reviews: i64,
 }
 
-/// Database queries, for the numbers the load generator prints.
+/// What the service counts itself: database queries (the load
+/// generator's figure), and cacheable responses by where they came from
+/// (the dashboard's hit ratio, which counts bypassed requests as misses).
 #[derive(Default)]
 pub struct Counters {
     pub db_queries: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub cache_stale: AtomicU64,
+}
+
+/// The service's settings; [`Config::default`] is what `larder-demo` runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Cache-aside TTL.
+    pub ttl: Duration,
+    /// How long past its TTL a value may still be served while the
+    /// database fails (`X-Cache: STALE`).
+    pub fail_safe: Duration,
+    /// The dashboard's sampling interval.
+    pub sample_every: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ttl: Duration::from_secs(600),
+            fail_safe: Duration::from_secs(300),
+            sample_every: Duration::from_secs(1),
+        }
+    }
 }
 
 pub struct AppState {
@@ -112,6 +153,20 @@ pub struct AppState {
     pub counters: Counters,
     pub views: larder_cache::WriteBehind,
     pub redis: redis::aio::ConnectionManager,
+    pub telemetry: telemetry::Telemetry,
+    /// Where this service listens, once [`serve`] has bound it (the
+    /// scenarios drive load at it).
+    pub addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The dashboard's last scenario.
+    pub scenario: std::sync::Mutex<dashboard::Scenario>,
+}
+
+impl AppState {
+    /// Counts one database query.
+    fn query(&self) {
+        self.counters.db_queries.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("larder_demo_db_queries_total").increment(1);
+    }
 }
 
 fn bypass(headers: &HeaderMap) -> bool {
@@ -162,9 +217,17 @@ pub async fn seed(db: &tokio_postgres::Client, users: i32, products: i32, review
     Ok(())
 }
 
-fn with_cache_header(hit: bool, body: impl IntoResponse) -> Response {
+/// Answers with `X-Cache` saying where the body came from, and counts it.
+fn with_cache_header(app: &AppState, source: Source, body: impl IntoResponse) -> Response {
+    let (label, counter) = match source {
+        Source::L1 | Source::L2 => ("HIT", &app.counters.cache_hits),
+        Source::Loaded | Source::Collapsed => ("MISS", &app.counters.cache_misses),
+        Source::Stale => ("STALE", &app.counters.cache_stale),
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("larder_demo_cache_responses_total", "x_cache" => label).increment(1);
     let mut headers = HeaderMap::new();
-    headers.insert("x-cache", HeaderValue::from_static(if hit { "HIT" } else { "MISS" }));
+    headers.insert("x-cache", HeaderValue::from_static(label));
     (headers, body).into_response()
 }
 
@@ -181,33 +244,36 @@ async fn get_user(State(app): State<Shared>, Path(id): Path<i32>, headers: Heade
 }
 
 /// Cache-aside for a route: the cached value of `key`, or `load()`'s
-/// (counted as a database query), as JSON with `X-Cache: HIT|MISS`, or 404
-/// with `missing` for "not found". With `bypass` the cache is not used.
+/// (counted as a database query), as JSON with `X-Cache: HIT|MISS|STALE`,
+/// or 404 with `missing` for "not found". With `bypass` the cache is not
+/// used.
 async fn cached<T, F, Fut>(app: &AppState, key: &str, bypass: bool, missing: &'static str, load: F) -> Response
 where
     T: Serialize + serde::de::DeserializeOwned,
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>, tokio_postgres::Error>>,
 {
-    let loaded = std::sync::atomic::AtomicBool::new(false);
     let counted = || async {
-        loaded.store(true, Ordering::Relaxed);
-        app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
+        app.query();
         load().await.map_err(|e| e.to_string())
     };
-    let result =
-        if bypass { counted().await } else { app.cache.get_or_load(key, counted).await.map_err(|e| e.to_string()) };
-    let hit = !loaded.load(Ordering::Relaxed);
+    let result = if bypass {
+        counted().await.map(|value| larder_cache::Lookup { value, source: Source::Loaded })
+    } else {
+        app.cache.get_or_load_with_source(key, counted).await.map_err(|e| e.to_string())
+    };
     match result {
-        Ok(Some(v)) => with_cache_header(hit, Json(v)),
-        Ok(None) => with_cache_header(hit, (StatusCode::NOT_FOUND, missing)),
+        Ok(larder_cache::Lookup { value: Some(v), source }) => with_cache_header(app, source, Json(v)),
+        Ok(larder_cache::Lookup { value: None, source }) => {
+            with_cache_header(app, source, (StatusCode::NOT_FOUND, missing))
+        }
         Err(e) => internal(e),
     }
 }
 
 /// PUT and PATCH: update the row, then invalidate (delete-on-write).
 async fn update_user(State(app): State<Shared>, Path(id): Path<i32>, Json(patch): Json<UserPatch>) -> Response {
-    app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
+    app.query();
     let row = app
         .db
         .query_opt(
@@ -235,7 +301,7 @@ async fn add_view(State(app): State<Shared>, Path(id): Path<i32>) -> Response {
 }
 
 async fn get_views(State(app): State<Shared>, Path(id): Path<i32>) -> Response {
-    app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
+    app.query();
     let page = format!("product:{id}");
     match app.db.query_opt("SELECT n FROM page_views WHERE page = $1", &[&page]).await {
         Ok(row) => {
@@ -290,7 +356,7 @@ struct Price {
 
 /// Write-through: the database first, then the cache holds the new row.
 async fn set_price(State(app): State<Shared>, Path(id): Path<i32>, Json(price): Json<Price>) -> Response {
-    app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
+    app.query();
     let row = app.db.query_opt("SELECT id, category, name FROM products WHERE id = $1", &[&id]).await;
     let product = match row {
         Ok(Some(r)) => Product { id: r.get(0), category: r.get(1), name: r.get(2), price_cents: price.price_cents },
@@ -300,7 +366,7 @@ async fn set_price(State(app): State<Shared>, Path(id): Path<i32>, Json(price): 
     let written = app
         .cache
         .write_through(&format!("product:{id}"), &product, || async {
-            app.counters.db_queries.fetch_add(1, Ordering::Relaxed);
+            app.query();
             app.db
                 .execute("UPDATE products SET price_cents = $2 WHERE id = $1", &[&id, &price.price_cents])
                 .await
@@ -355,9 +421,18 @@ async fn stats(State(app): State<Shared>) -> Response {
     let s = app.cache.stats();
     Json(serde_json::json!({
         "db_queries": app.counters.db_queries.load(Ordering::Relaxed),
+        "responses": {
+            "hit": app.counters.cache_hits.load(Ordering::Relaxed),
+            "miss": app.counters.cache_misses.load(Ordering::Relaxed),
+            "stale": app.counters.cache_stale.load(Ordering::Relaxed),
+        },
         "l1_hits": s.l1_hits.load(Ordering::Relaxed),
         "l2_hits": s.l2_hits.load(Ordering::Relaxed),
+        "misses": s.misses.load(Ordering::Relaxed),
         "loads": s.loads.load(Ordering::Relaxed),
+        "collapsed": s.collapsed.load(Ordering::Relaxed),
+        "fail_safe_served": s.fail_safe_served.load(Ordering::Relaxed),
+        "l1_evictions": s.l1_evictions.load(Ordering::Relaxed),
         "stale_sets_prevented": s.stale_sets_prevented.load(Ordering::Relaxed),
         "views_flushed": app.views.stats.jobs.load(Ordering::Relaxed),
         "view_batches": app.views.stats.batches.load(Ordering::Relaxed),
@@ -404,21 +479,6 @@ async fn list_products(State(app): State<Shared>, Query(q): Query<ProductQuery>)
         Ok(Some(list))
     })
     .await
-}
-
-pub fn router(app: Shared) -> Router {
-    Router::new()
-        .route("/users/{id}", get(get_user).put(update_user).patch(update_user))
-        .route("/cache/users/{id}", delete(drop_user_cache))
-        .route("/products", get(list_products))
-        .route("/products/{id}/views", get(get_views).post(add_view))
-        .route("/products/{id}", get(get_product))
-        .route("/products/{id}/price", axum::routing::put(set_price))
-        .route("/sessions", axum::routing::post(create_session))
-        .route("/sessions/{id}", get(get_session))
-        .route("/limited", get(limited))
-        .route("/stats", get(stats))
-        .with_state(app)
 }
 
 /// Drains the invalidation outbox: on every NOTIFY (and every second, in
@@ -511,10 +571,18 @@ where
 /// Everything the service needs, started: the cache, the database
 /// connection, the outbox listener.
 pub async fn start(redis_url: &str, database_url: &str) -> anyhow::Result<Shared> {
+    start_with(redis_url, database_url, Config::default()).await
+}
+
+/// [`start`] with settings.
+pub async fn start_with(redis_url: &str, database_url: &str, config: Config) -> anyhow::Result<Shared> {
+    // The recorder goes in before the cache takes its metric handles.
+    let prometheus = telemetry::install_recorder();
     let db = connect(database_url).await?;
     let cache = Cache::builder(redis::Client::open(redis_url)?)
         .namespace("demo")
-        .default_ttl(Duration::from_secs(600))
+        .default_ttl(config.ttl)
+        .fail_safe(config.fail_safe)
         .build()
         .await?;
     tokio::spawn(run_outbox_listener(database_url.to_string(), cache.clone()));
@@ -527,7 +595,18 @@ pub async fn start(redis_url: &str, database_url: &str) -> anyhow::Result<Shared
         async move { flush_views(&db, &batch).await }
     })
     .await?;
-    Ok(Arc::new(AppState { db, cache, counters: Counters::default(), views, redis }))
+    let app = Arc::new(AppState {
+        db,
+        cache,
+        counters: Counters::default(),
+        views,
+        redis,
+        telemetry: telemetry::Telemetry::new(prometheus),
+        addr: std::sync::OnceLock::new(),
+        scenario: Default::default(),
+    });
+    tokio::spawn(telemetry::sample(Arc::downgrade(&app), config.sample_every));
+    Ok(app)
 }
 
 /// Applies a batch of view events in one transaction; each event's id is

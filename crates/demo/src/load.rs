@@ -51,6 +51,7 @@ impl Http {
 const READ_SHARE: f64 = 0.98;
 
 /// What one phase measured.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Phase {
     pub label: &'static str,
     pub requests: u64,
@@ -59,6 +60,30 @@ pub struct Phase {
     pub seconds: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+}
+
+impl Phase {
+    /// Requests answered without a database query.
+    pub fn hit_ratio(&self) -> f64 {
+        if self.gets == 0 {
+            0.0
+        } else {
+            1.0 - (self.db_queries as f64 / self.requests as f64).min(1.0)
+        }
+    }
+
+    pub fn db_qps(&self) -> f64 {
+        self.db_queries as f64 / self.seconds
+    }
+}
+
+/// Both phases, and the database load per request with the cache over
+/// without it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Comparison {
+    pub off: Phase,
+    pub on: Phase,
+    pub ratio: f64,
 }
 
 async fn db_queries(addr: &str) -> anyhow::Result<u64> {
@@ -159,22 +184,20 @@ pub async fn run_phase(
     })
 }
 
-/// Runs both phases and prints the comparison; returns the database-load
-/// ratio (with cache / without).
-pub async fn compare(addr: &str, seconds: u64, workers: usize) -> anyhow::Result<f64> {
+/// Runs both phases and prints the comparison.
+pub async fn compare(addr: &str, seconds: u64, workers: usize) -> anyhow::Result<Comparison> {
     eprintln!("load: {workers} workers, {seconds} s per phase, 98% GET /users/{{skewed id}}, 2% PUT");
     let off = run_phase(addr, "cache off", true, seconds, workers).await?;
     run_phase(addr, "warm-up", false, (seconds / 3).max(1), workers).await?;
     let on = run_phase(addr, "cache on", false, seconds, workers).await?;
     println!("{:<10} {:>10} {:>12} {:>10} {:>9} {:>9}", "", "req/s", "db queries/s", "hit ratio", "p50 ms", "p99 ms");
     for p in [&off, &on] {
-        let hit = if p.gets == 0 { 0.0 } else { 1.0 - (p.db_queries as f64 / p.requests as f64).min(1.0) };
         println!(
             "{:<10} {:>10.0} {:>12.0} {:>10.3} {:>9.2} {:>9.2}",
             p.label,
             p.requests as f64 / p.seconds,
-            p.db_queries as f64 / p.seconds,
-            hit,
+            p.db_qps(),
+            p.hit_ratio(),
             p.p50_ms,
             p.p99_ms
         );
@@ -183,7 +206,7 @@ pub async fn compare(addr: &str, seconds: u64, workers: usize) -> anyhow::Result
     let per = |p: &Phase| p.db_queries as f64 / p.requests.max(1) as f64;
     let ratio = per(&on) / per(&off).max(f64::MIN_POSITIVE);
     println!("database load with the cache / without (per request): {ratio:.3}");
-    Ok(ratio)
+    Ok(Comparison { off, on, ratio })
 }
 
 /// The stampede scenario: drop one hot key, then fire `n` concurrent

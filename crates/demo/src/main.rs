@@ -8,7 +8,7 @@
 //! the load generator against it (cache off, then on), printing a live
 //! progress line and the side-by-side figures. `larder-demo stampede [n]`
 //! fires n concurrent misses of one key and reports the database queries
-//! they cost.
+//! they cost. The dashboard is at /dashboard.
 
 use tracing_subscriber::EnvFilter;
 
@@ -51,30 +51,38 @@ async fn main() -> anyhow::Result<()> {
     larder_demo::seed(&db, 10_000, 5_000, 200_000).await?;
     let app = larder_demo::start(&redis_url, &database_url).await?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().is_some_and(|a| a == "load") {
-        let seconds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
-        let workers = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(16);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?.to_string();
-        tokio::spawn(async move { axum::serve(listener, larder_demo::router(app)).await });
-        larder_demo::load::compare(&addr, seconds, workers).await?;
-        return Ok(());
+    match args.first().map(String::as_str) {
+        Some("load") => {
+            let addr = serve_in_background(app).await?;
+            larder_demo::load::compare(&addr, arg(&args, 1).unwrap_or(10), arg(&args, 2).unwrap_or(16)).await?;
+        }
+        Some("stampede") => {
+            let addr = serve_in_background(app).await?;
+            larder_demo::load::stampede(&addr, arg(&args, 1).unwrap_or(100)).await?;
+        }
+        Some(other) => anyhow::bail!("unknown subcommand {other:?}: use load [seconds] [workers] or stampede [n]"),
+        None => {
+            let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+            let addr = listener.local_addr()?;
+            tracing::info!("serving on http://{addr}  (try: curl -i {addr}/users/1, or open http://{addr}/dashboard)");
+            tokio::select! {
+                served = larder_demo::serve(app, listener) => served?,
+                _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+            }
+        }
     }
-    if args.first().is_some_and(|a| a == "stampede") {
-        let n = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?.to_string();
-        tokio::spawn(async move { axum::serve(listener, larder_demo::router(app)).await });
-        larder_demo::load::stampede(&addr, n).await?;
-        return Ok(());
-    }
-    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    tracing::info!("serving on http://{}  (try: curl -i localhost:{port}/users/1)", listener.local_addr()?);
-    axum::serve(listener, larder_demo::router(app))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
     Ok(())
+}
+
+/// Serves on a free loopback port in the background; returns the address.
+async fn serve_in_background(app: larder_demo::Shared) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    tokio::spawn(larder_demo::serve(app, listener));
+    Ok(addr)
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize) -> Option<T> {
+    args.get(i).and_then(|s| s.parse().ok())
 }

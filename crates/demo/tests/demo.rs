@@ -4,44 +4,15 @@
 //! the trigger outbox, and DELETE drops an entry. Real PostgreSQL, real
 //! Larder, real HTTP.
 
-use larder_testkit::{spawn_server, PgServer};
+mod common;
+
+use common::{http, stack};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Reply {
-    status: u16,
-    cache: Option<String>,
-    body: String,
-}
-
-async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: Option<&str>) -> Reply {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: demo\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let cache =
-        head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("x-cache: ").map(|v| v.trim().to_uppercase()));
-    Reply { status, cache, body: body.to_string() }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guides_walkthrough_works_end_to_end() {
-    let Some(pg) = PgServer::start() else { return };
-    let larder = spawn_server();
-    let db = larder_demo::connect(&pg.url()).await.unwrap();
-    larder_demo::seed(&db, 100, 50, 2000).await.unwrap();
-    let app = larder_demo::start(&format!("redis://{}/", larder.addr), &pg.url()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, larder_demo::router(app)).await });
+    let Some(stack) = stack(larder_demo::Config::default()).await else { return };
+    let (addr, db) = (stack.addr, &stack.db);
 
     // Cache-aside: the second request is served from the cache.
     let first = http(addr, "GET", "/users/1", None).await;
@@ -135,6 +106,65 @@ async fn the_guides_walkthrough_works_end_to_end() {
     assert_eq!(larder_demo::load::stampede(&addr.to_string(), 50).await.unwrap(), 1);
 
     // The load generator runs both phases; the cache cuts database load.
-    let ratio = larder_demo::load::compare(&addr.to_string(), 1, 4).await.unwrap();
+    let ratio = larder_demo::load::compare(&addr.to_string(), 1, 4).await.unwrap().ratio;
     assert!(ratio < 1.0, "database load with the cache / without: {ratio}");
+
+    // Prometheus: the service's own metrics and larder-cache's, by name.
+    let scrape = http(addr, "GET", "/metrics", None).await;
+    assert_eq!(scrape.status, 200);
+    for needle in [
+        r#"larder_cache_hits_total{cache="demo",tier="l1"}"#,
+        r#"larder_cache_loads_total{cache="demo"}"#,
+        r#"larder_cache_hit_ratio{cache="demo"}"#,
+        r#"larder_demo_cache_responses_total{x_cache="HIT"}"#,
+        r#"larder_demo_http_requests_total{method="GET",route="/users/{id}",status="200"}"#,
+        "larder_demo_db_queries_total",
+    ] {
+        assert!(scrape.body.contains(needle), "{needle} missing from /metrics:\n{}", scrape.body);
+    }
+    let queries = sample(&scrape.body, "larder_demo_db_queries_total").unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&http(addr, "GET", "/stats", None).await.body).unwrap();
+    // The recorder is process-wide and the other test's stack counts into
+    // it too, so this stack's own count is a lower bound.
+    let own = stats["db_queries"].as_u64().unwrap();
+    assert!(own > 0 && queries as u64 >= own, "/metrics {queries} vs /stats {own}");
+
+    // OpenAPI: every route of the table, each path parameter declared.
+    let doc: serde_json::Value = serde_json::from_str(&http(addr, "GET", "/openapi.json", None).await.body).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for r in larder_demo::routes() {
+        assert!(doc["paths"][r.path][r.method]["summary"].is_string(), "{} {} undocumented", r.method, r.path);
+    }
+    assert!(doc["paths"]["/products"]["get"]["parameters"][0]["name"] == "category");
+}
+
+/// The value of the first sample whose line starts with `name`.
+fn sample(scrape: &str, name: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+}
+
+/// Fail-safe: with the database failing past a value's TTL, the last good
+/// value is served, marked STALE; once the database is back, a fresh load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_good_value_is_served_stale_while_the_database_fails() {
+    let config = larder_demo::Config { ttl: Duration::from_millis(300), ..Default::default() };
+    let Some(stack) = stack(config).await else { return };
+    let addr = stack.addr;
+    let first = http(addr, "GET", "/users/2", None).await;
+    assert_eq!((first.status, first.cache.as_deref()), (200, Some("MISS")));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    stack.db.batch_execute("ALTER TABLE users RENAME TO users_away").await.unwrap();
+    let stale = http(addr, "GET", "/users/2", None).await;
+    assert_eq!((stale.status, stale.cache.as_deref()), (200, Some("STALE")), "{}", stale.body);
+    assert_eq!(stale.body, first.body);
+    // A row never cached has nothing to fall back on.
+    assert_eq!(http(addr, "GET", "/users/3", None).await.status, 500);
+
+    stack.db.batch_execute("ALTER TABLE users_away RENAME TO users").await.unwrap();
+    let fresh = http(addr, "GET", "/users/2", None).await;
+    assert_eq!((fresh.status, fresh.cache.as_deref()), (200, Some("MISS")), "{}", fresh.body);
+    let stats: serde_json::Value = serde_json::from_str(&http(addr, "GET", "/stats", None).await.body).unwrap();
+    assert_eq!(stats["responses"]["stale"], 1);
+    assert_eq!(stats["fail_safe_served"], 1);
 }

@@ -10,8 +10,13 @@
 //! - [`PgServer::start`] runs a throwaway PostgreSQL cluster on a free port
 //!   for the cache tests (`LARDER_REQUIRE_POSTGRES=1` makes its absence a
 //!   failure).
+//! - [`Browser::start`] drives a headless Chromium for the demo's
+//!   dashboard test (`LARDER_REQUIRE_BROWSER=1` likewise).
 
+mod browser;
 pub mod diff;
+
+pub use browser::Browser;
 
 use anyhow::{bail, Context, Result};
 use bytes::BytesMut;
