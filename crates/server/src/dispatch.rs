@@ -116,6 +116,29 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         cmd.stats.rejected_calls.fetch_add(1, Relaxed);
         return reject_in_multi(client, e);
     }
+    // Redis's performEvictions: before every command while maxmemory is
+    // set, except inside EXEC or a script (checked when they began) and
+    // while a script is busy. Out of memory, denyoom commands are refused,
+    // and so is queuing in MULTI, and EXEC of denyoom commands, as in Redis.
+    if !client.in_exec {
+        client.oom = false;
+        if shared.memory.limited() && !shared.scripting.busy() {
+            let pressure = {
+                let _world = shared.world.read(client.id());
+                shared.memory.enforce(&shared.keyspace, shared.clock.now_ms())
+            };
+            client.oom = pressure == crate::memory::Pressure::OutOfMemory;
+            // Queuing in MULTI takes memory too: everything but the
+            // commands that end a transaction or connection is refused.
+            let name = cmd.full_name.as_str();
+            let queuing = client.multi.is_some() && !matches!(name, "exec" | "discard" | "quit" | "reset");
+            if client.oom && (spec.has(flags::DENYOOM) || queuing || (name == "exec" && queued_denyoom(shared, client)))
+            {
+                cmd.stats.rejected_calls.fetch_add(1, Relaxed);
+                return reject_in_multi(client, CmdError::Oom);
+            }
+        }
+    }
     if let Some(queue) = client.multi.as_mut() {
         if !spec.has(flags::TX_CONTROL) {
             queue.push((req.clone(), input.to_vec()));
@@ -168,6 +191,13 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     result.unwrap_or_else(|e| {
         cmd.stats.failed_calls.fetch_add(1, Relaxed);
         e.to_frame()
+    })
+}
+
+/// Whether any command queued since MULTI may grow memory.
+fn queued_denyoom(shared: &Shared, client: &Client) -> bool {
+    client.multi.as_ref().is_some_and(|q| {
+        q.iter().any(|(req, input)| resolve(shared, req, input).is_ok_and(|(c, _)| c.spec.has(flags::DENYOOM)))
     })
 }
 

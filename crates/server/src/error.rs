@@ -35,6 +35,8 @@ pub enum CmdError {
     UnknownSubcommand { sub: String, cmd: String },
     #[error("NOAUTH Authentication required.")]
     NoAuth,
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    Oom,
     #[error("WRONGPASS invalid username-password pair or user is disabled.")]
     WrongPass,
     #[error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")]

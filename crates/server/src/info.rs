@@ -34,16 +34,6 @@ pub fn human_bytes(n: u64) -> String {
     format!("{:.2}P", n / 1024f64.powi(5))
 }
 
-/// (allocated, active, resident) bytes according to jemalloc.
-pub fn jemalloc_stats() -> (u64, u64, u64) {
-    use tikv_jemalloc_ctl::{epoch, stats};
-    let _ = epoch::advance();
-    let a = stats::allocated::read().unwrap_or(0) as u64;
-    let act = stats::active::read().unwrap_or(0) as u64;
-    let r = stats::resident::read().unwrap_or(0) as u64;
-    (a, act, r)
-}
-
 fn cpu_seconds() -> (f64, f64) {
     // utime and stime are fields 14 and 15 of /proc/self/stat, in ticks.
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -124,7 +114,7 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("total_blocking_keys:{}", keys);
         }
         "memory" => {
-            let (allocated, active, resident) = jemalloc_stats();
+            let (allocated, active, resident) = shared.memory.refresh();
             let peak = shared.stats.used_memory_peak.fetch_max(allocated, Relaxed).max(allocated);
             out.push_str("# Memory\r\n");
             field!("used_memory:{allocated}");
@@ -166,7 +156,7 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("total_net_output_bytes:{}", st.total_net_output_bytes.load(Relaxed));
             field!("rejected_connections:{}", st.rejected_connections.load(Relaxed));
             field!("expired_keys:{}", shared.keyspace.expired_keys());
-            field!("evicted_keys:0");
+            field!("evicted_keys:{}", shared.keyspace.evicted_keys());
             field!("keyspace_hits:{}", st.keyspace_hits.load(Relaxed));
             field!("keyspace_misses:{}", st.keyspace_misses.load(Relaxed));
             let (channels, patterns, shard) = shared.pubsub.counts();

@@ -17,6 +17,7 @@ pub mod conn;
 pub mod dispatch;
 pub mod error;
 pub mod info;
+pub mod memory;
 pub mod multi;
 pub mod notify;
 pub mod pubsub;
@@ -28,8 +29,8 @@ pub mod tracking;
 
 pub use config::Config;
 
-/// jemalloc is the allocator wherever the server runs, binary or embedded:
-/// INFO memory and maxmemory read its statistics.
+/// jemalloc, counted, is the allocator wherever the server runs, binary or
+/// embedded: INFO memory and maxmemory read it (see memory.rs).
 #[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static GLOBAL: memory::Counting = memory::Counting;
 pub use server::{serve, Server, Shared};

@@ -946,6 +946,9 @@ fn redis_call(
     if spec.has(flags::NOSCRIPT) {
         return error_table(lua, "ERR This Redis command is not allowed from script");
     }
+    if spec.has(flags::DENYOOM) && ctx.client.oom {
+        return error_table(lua, "OOM command not allowed when used memory > 'maxmemory'.");
+    }
     let writes = spec.has(flags::WRITE);
     if writes && st.read_only {
         return error_table(lua, "ERR Write commands are not allowed from read-only scripts.");

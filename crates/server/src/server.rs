@@ -39,6 +39,8 @@ pub struct Shared {
     pub notifier: Arc<crate::notify::Notifier>,
     pub tracking: Arc<crate::tracking::Tracking>,
     pub scripting: crate::scripting::Scripting,
+    /// Memory use and the maxmemory limit (see memory.rs).
+    pub memory: crate::memory::Memory,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -64,6 +66,11 @@ impl Shared {
         self.notifier.set_flags(config.notify_flags, &self.keyspace.effects);
         self.tracking.set_max_keys(config.tracking_table_max_keys);
         self.scripting.set_busy_threshold(config.busy_reply_threshold);
+        let policy = larder_store::Policy::parse(&config.maxmemory_policy).unwrap_or(larder_store::Policy::NoEviction);
+        self.memory.set_limits(config.maxmemory, policy, config.maxmemory_samples as usize);
+        let ev = &self.keyspace.evictor;
+        ev.lfu_log_factor.store(config.lfu_log_factor as u32, Relaxed);
+        ev.lfu_decay_time.store(config.lfu_decay_time as u32, Relaxed);
     }
 
     pub fn uptime_ms(&self) -> u64 {
@@ -115,6 +122,7 @@ impl Server {
             notifier,
             tracking,
             scripting: Default::default(),
+            memory: Default::default(),
             shutdown_tx,
         };
         let config = shared.config.read().clone();
@@ -195,7 +203,8 @@ fn refusal(config: &Config, connected: usize, peer: std::net::IpAddr) -> Option<
 }
 
 /// Redis's serverCron, reduced to what exists: active expiry `hz` times a
-/// second, and closing clients idle longer than `timeout`.
+/// second, the memory reading and background eviction, and closing
+/// clients idle longer than `timeout`.
 async fn cron(shared: Arc<Shared>) {
     /// Keys one shard may expire per tick, so no lock is held for long.
     const EXPIRE_BUDGET: usize = 200;
@@ -207,6 +216,13 @@ async fn cron(shared: Arc<Shared>) {
             // Not in the middle of an EXEC (see multi.rs).
             let _world = shared.world.read(0);
             shared.keyspace.active_expire(shared.clock.now_ms(), EXPIRE_BUDGET);
+        }
+        shared.memory.refresh();
+        if shared.memory.limited() && !shared.scripting.busy() {
+            // Eviction a command left unfinished at its time limit goes on
+            // here, as Redis's eviction timer does.
+            let _world = shared.world.read(0);
+            shared.memory.enforce(&shared.keyspace, shared.clock.now_ms());
         }
         if last_timeout_check.elapsed() >= Duration::from_secs(1) {
             last_timeout_check = Instant::now();

@@ -53,19 +53,6 @@ impl Entry {
     fn is_expired(&self, now: u64) -> bool {
         self.expire_at != 0 && self.expire_at <= now
     }
-
-    /// Records an access: the LRU clock, and Redis's `LFULogIncr` with
-    /// lfu-log-factor 10 (the counter grows ever more slowly).
-    fn touch(&mut self, now_ms: u64) {
-        self.lru = lru_clock(now_ms);
-        if self.freq < 255 {
-            let base = self.freq.saturating_sub(LFU_INIT_VAL) as f64;
-            let p = 1.0 / (base * 10.0 + 1.0);
-            if rand::random::<f64>() < p {
-                self.freq += 1;
-            }
-        }
-    }
 }
 
 fn lru_clock(now_ms: u64) -> u32 {
@@ -81,7 +68,7 @@ pub enum Ttl {
 }
 
 #[derive(Default)]
-struct Shard {
+pub(crate) struct Shard {
     map: Map,
     expiry: BTreeSet<(u64, Bytes)>,
     /// Hashes with field TTLs, by their earliest field deadline, so the
@@ -91,6 +78,20 @@ struct Shard {
 }
 
 impl Shard {
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(crate) fn entry_at(&self, i: usize) -> (&Bytes, &Entry) {
+        self.map.get_index(i).expect("index below len")
+    }
+
+    /// The key whose deadline comes first.
+    pub(crate) fn nearest_deadline(&self) -> Option<(&Bytes, &Entry)> {
+        let (_, key) = self.expiry.first()?;
+        self.map.get_key_value(key)
+    }
+
     fn remove_index(&mut self, i: usize) -> Entry {
         let (k, e) = self.map.swap_remove_index(i).expect("index below len");
         if e.expire_at != 0 {
@@ -144,6 +145,8 @@ pub struct Keyspace {
     hasher: foldhash::fast::FixedState,
     shard_mask: usize,
     expired: std::sync::atomic::AtomicU64,
+    /// Eviction state and the LFU settings (see evict.rs).
+    pub evictor: crate::evict::Evictor,
 }
 
 /// The locks a command holds, and the operations it may do under them.
@@ -215,6 +218,7 @@ impl Keyspace {
             hasher: foldhash::fast::FixedState::with_seed(0x6c61_7264_6572),
             shard_mask: n - 1,
             expired: Default::default(),
+            evictor: Default::default(),
         }
     }
 
@@ -228,6 +232,11 @@ impl Keyspace {
         self.expired.fetch_add(1, Ordering::Relaxed);
         self.effects.emit(db, &[b"DEL", key]);
         self.effects.event(db, class::EXPIRED, "expired", key);
+    }
+
+    /// Runs `f` on one shard under its lock (eviction sampling).
+    pub(crate) fn with_shard<R>(&self, db: usize, shard: usize, f: impl FnOnce(&Shard) -> R) -> R {
+        f(&self.dbs[db].shards[shard].lock())
     }
 
     pub fn databases(&self) -> usize {
@@ -498,8 +507,9 @@ impl<'a> Tx<'a> {
             }
             return None;
         };
+        let ev = &ks.evictor;
         let e = &mut s.map[i];
-        e.touch(now);
+        e.touch_with(now, ev.lfu_log_factor.load(Ordering::Relaxed), ev.lfu_decay_time.load(Ordering::Relaxed));
         Some(e)
     }
 
@@ -528,7 +538,8 @@ impl<'a> Tx<'a> {
 
     /// Stores `value` under `key`, replacing whatever was there.
     pub fn set(&mut self, key: &[u8], value: Value, ttl: Ttl) {
-        let now = self.now;
+        let (now, ks) = (self.now, self.ks);
+        let ev = &ks.evictor;
         let (s, i) = self.live(key);
         let Some(i) = i else {
             let mut entry = Entry::new(value, now);
@@ -541,7 +552,7 @@ impl<'a> Tx<'a> {
         };
         let e = &mut s.map[i];
         e.value = value;
-        e.touch(now);
+        e.touch_with(now, ev.lfu_log_factor.load(Ordering::Relaxed), ev.lfu_decay_time.load(Ordering::Relaxed));
         match ttl {
             Ttl::Keep => {}
             Ttl::Clear if e.expire_at == 0 => {}

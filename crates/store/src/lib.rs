@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod effect;
+pub mod evict;
 pub mod glob;
 pub mod keyspace;
 pub mod types;
@@ -16,6 +17,7 @@ pub mod value;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use effect::{class, Effect, EffectSink, EffectStream, Event};
+pub use evict::Policy;
 pub use glob::glob_match;
 pub use keyspace::{Entry, Keyspace, ReadObserver, Ttl, Tx};
 pub use types::{

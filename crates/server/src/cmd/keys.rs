@@ -609,7 +609,8 @@ fn object_freq(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     if !lfu_policy(ctx) {
         return Err(CmdError::Err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into()));
     }
-    with_entry(ctx, args, |e| Ok(int(e.freq as i64)))
+    let (now, decay) = (ctx.now, ctx.shared.keyspace.evictor.lfu_decay_time.load(std::sync::atomic::Ordering::Relaxed));
+    with_entry(ctx, args, |e| Ok(int(e.lfu(now, decay) as i64)))
 }
 
 /// Builds a HELP reply: a title line, then the body lines.

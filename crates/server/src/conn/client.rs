@@ -87,6 +87,9 @@ pub struct Client {
     pub multi_error: bool,
     /// Running EXEC's queue: commands must not block or queue.
     pub in_exec: bool,
+    /// Memory was over maxmemory, with nothing left to evict, when the
+    /// running command started: a script's denyoom calls are refused.
+    pub oom: bool,
     /// WATCH state: the dirty flag and the watched (db, key)s.
     pub watch: Option<(crate::multi::WatchFlag, Vec<(usize, Bytes)>)>,
     /// Where other clients' commands put messages for this one (pub/sub,
@@ -118,6 +121,7 @@ impl Client {
             wants_block: false,
             multi: None,
             multi_error: false,
+            oom: false,
             in_exec: false,
             watch: None,
             outbox,

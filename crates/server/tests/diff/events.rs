@@ -27,7 +27,7 @@ fn record(sub: &mut RawConn) -> Vec<(String, String)> {
 }
 
 /// Runs `script` on both servers with `flags` and compares the events.
-fn check_events(flags: &str, script: &str) {
+pub(crate) fn check_events(flags: &str, script: &str) {
     let Some(mut p) = pair(false) else { return };
     let mut subs = [p.larder.raw(), p.redis.raw()];
     for (sub, conn) in subs.iter_mut().zip([&mut p.ours, &mut p.theirs]) {

@@ -5,6 +5,7 @@
 
 mod collections;
 mod events;
+mod memory;
 mod random;
 mod scripting;
 mod tracking;

@@ -1,38 +1,8 @@
 //! The larder-server binary as a user runs it: config file plus flags,
 //! clean exit on signals and SHUTDOWN, a clear error for a bad directive.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-/// The server process; killed and reaped if a test fails midway.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the binary and returns it with the port from its ready line.
-fn start(args: &[&str]) -> (Proc, u16, BufReader<std::process::ChildStderr>) {
-    let spawned = Command::new(env!("CARGO_BIN_EXE_larder-server"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut proc = Proc(spawned.expect("spawn larder-server"));
-    let mut err = BufReader::new(proc.0.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap_or(0) > 0, "larder-server exited before it was ready");
-        if let Some(rest) = line.split("ready to accept connections on ").nth(1) {
-            let port = rest.split(' ').next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
-            return (proc, port, err);
-        }
-    }
-}
+use crate::{start_binary as start, Proc};
+use std::process::Command;
 
 fn ping(port: u16) -> String {
     let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();

@@ -9,6 +9,7 @@ mod effects;
 mod expire;
 mod fuzz;
 mod keyspace;
+mod memory;
 mod protocol;
 mod pubsub;
 mod scripting;
@@ -32,4 +33,37 @@ pub fn each_proto(f: impl Fn(&TestServer, &mut redis::Connection, Proto)) {
 
 pub fn cmd(name: &str) -> redis::Cmd {
     redis::cmd(name)
+}
+
+/// The larder-server binary, running; killed and reaped on drop (tests
+/// that need a process of their own: signals, process-wide memory).
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary with `args` and returns it with the port from its
+/// ready line, and its stderr.
+pub fn start_binary(args: &[&str]) -> (Proc, u16, std::io::BufReader<std::process::ChildStderr>) {
+    use std::io::BufRead;
+    let spawned = std::process::Command::new(env!("CARGO_BIN_EXE_larder-server"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut proc = Proc(spawned.expect("spawn larder-server"));
+    let mut err = std::io::BufReader::new(proc.0.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap_or(0) > 0, "larder-server exited before it was ready");
+        if let Some(rest) = line.split("ready to accept connections on ").nth(1) {
+            let port = rest.split(' ').next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+            return (proc, port, err);
+        }
+    }
 }

@@ -1,0 +1,144 @@
+//! maxmemory and eviction.
+//!
+//! Memory is a process-wide figure, and the in-process servers of this
+//! test binary share one process with each other and with the tests. So
+//! the tests that need a real limit run the larder-server binary as a
+//! process of its own; the in-process ones use `maxmemory 1`, which is
+//! exceeded whatever else the process holds.
+
+use crate::{cmd, start_binary};
+use larder_protocol::Proto;
+use larder_testkit::spawn_server;
+use redis::Connection;
+
+fn info_field(con: &mut Connection, section: &str, field: &str) -> u64 {
+    let info: String = cmd("INFO").arg(section).query(con).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn connect(port: u16) -> Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap()
+}
+
+/// Writes `n` keys `prefix:i` of `size` bytes, one by one (a pipeline
+/// would hide how many went through before an error); returns how many
+/// were acknowledged before the first error, and that error.
+fn fill(con: &mut Connection, prefix: &str, n: usize, size: usize, ttl: Option<u64>) -> (usize, Option<String>) {
+    let value = vec![b'x'; size];
+    for i in 0..n {
+        let mut c = cmd("SET");
+        c.arg(format!("{prefix}:{i}")).arg(&value);
+        if let Some(ms) = ttl {
+            c.arg("PX").arg(ms);
+        }
+        if let Err(e) = c.query::<()>(con) {
+            return (i, Some(e.to_string()));
+        }
+    }
+    (n, None)
+}
+
+/// A separate server process with `policy`, and a limit of `headroom`
+/// bytes above what it uses empty.
+fn limited_server(policy: &str, headroom: u64) -> (crate::Proc, Connection, u64) {
+    let (proc, port, _err) = start_binary(&["--port", "0", "--maxmemory-policy", policy]);
+    let mut con = connect(port);
+    let base = info_field(&mut con, "memory", "used_memory");
+    let limit = base + headroom;
+    let _: () = cmd("CONFIG").arg("SET").arg("maxmemory").arg(limit).query(&mut con).unwrap();
+    (proc, con, limit)
+}
+
+#[test]
+fn allkeys_lru_holds_memory_at_the_limit_and_keeps_recent_keys() {
+    let (_proc, mut con, limit) = limited_server("allkeys-lru", 8 << 20);
+    // 40 MB of 1 KB values into an 8 MB budget.
+    let (written, err) = fill(&mut con, "cold", 40_000, 1000, None);
+    assert_eq!((written, err), (40_000, None), "allkeys-lru never refuses a write");
+    let used = info_field(&mut con, "memory", "used_memory");
+    assert!(used <= limit + (1 << 20), "used_memory {used} over maxmemory {limit}");
+    // Read together (EXEC is atomic): the cron may be evicting meanwhile.
+    let (info, keys): (String, u64) =
+        redis::pipe().atomic().cmd("INFO").arg("stats").cmd("DBSIZE").query(&mut con).unwrap();
+    let evicted: u64 = info.lines().find_map(|l| l.strip_prefix("evicted_keys:")).unwrap().trim().parse().unwrap();
+    assert!(evicted > 20_000 && keys + evicted == 40_000, "evicted {evicted}, left {keys}");
+    // The most recently written keys are still there; the first ones went.
+    let recent: Vec<Option<Vec<u8>>> =
+        (39_900..40_000).fold(&mut cmd("MGET"), |c, i| c.arg(format!("cold:{i}"))).query(&mut con).unwrap();
+    assert!(recent.iter().filter(|v| v.is_some()).count() >= 90, "recent keys evicted");
+    let first: Vec<Option<Vec<u8>>> =
+        (0..100).fold(&mut cmd("MGET"), |c, i| c.arg(format!("cold:{i}"))).query(&mut con).unwrap();
+    assert!(first.iter().filter(|v| v.is_some()).count() <= 10, "the oldest keys stayed");
+}
+
+#[test]
+fn allkeys_lfu_keeps_the_frequently_read_keys() {
+    let (_proc, mut con, _) = limited_server("allkeys-lfu", 6 << 20);
+    fill(&mut con, "hot", 500, 1000, None);
+    for _ in 0..30 {
+        let _: Vec<Option<Vec<u8>>> =
+            (0..500).fold(&mut cmd("MGET"), |c, i| c.arg(format!("hot:{i}"))).query(&mut con).unwrap();
+    }
+    let freq: i64 = cmd("OBJECT").arg("FREQ").arg("hot:7").query(&mut con).unwrap();
+    assert!(freq > 5, "a key read 30 times has a counter above the initial 5: {freq}");
+    assert_eq!(fill(&mut con, "cold", 30_000, 1000, None), (30_000, None));
+    let hot: Vec<Option<Vec<u8>>> =
+        (0..500).fold(&mut cmd("MGET"), |c, i| c.arg(format!("hot:{i}"))).query(&mut con).unwrap();
+    let kept = hot.iter().filter(|v| v.is_some()).count();
+    assert!(kept >= 450, "only {kept} of 500 hot keys survived 30 MB of one-off writes");
+}
+
+#[test]
+fn volatile_lru_evicts_only_keys_with_a_ttl_then_refuses_writes() {
+    let (_proc, mut con, _) = limited_server("volatile-lru", 6 << 20);
+    assert_eq!(fill(&mut con, "temp", 3000, 1000, Some(3_600_000)), (3000, None));
+    // Persistent writes push the volatile keys out, then hit the OOM error.
+    let (written, err) = fill(&mut con, "keep", 20_000, 1000, None);
+    let err = err.expect("volatile-lru refuses once no key with a TTL is left");
+    assert!(err.contains("OOM") && err.contains("command not allowed when used memory > 'maxmemory'"), "{err}");
+    assert!(written > 1000, "wrote {written} before OOM");
+    let temp_left =
+        (0..3000).filter(|i| cmd("EXISTS").arg(format!("temp:{i}")).query::<i64>(&mut con).unwrap() == 1).count();
+    assert_eq!(temp_left, 0, "every volatile key went before the OOM");
+    let keys: u64 = cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(keys as usize, written, "no persistent key was evicted");
+    // Reads and deletes still work; after a DEL, writes fit again.
+    let _: Option<Vec<u8>> = cmd("GET").arg("keep:1").query(&mut con).unwrap();
+    let gone: i64 = (0..2000).fold(&mut cmd("DEL"), |c, i| c.arg(format!("keep:{i}"))).query(&mut con).unwrap();
+    assert_eq!(gone, 2000);
+    let _: () = cmd("SET").arg("after").arg("fits").query(&mut con).unwrap();
+}
+
+#[test]
+fn an_eviction_reaches_keyspace_events_and_client_tracking() {
+    for proto in [Proto::Resp2, Proto::Resp3] {
+        let server = spawn_server();
+        let mut con = server.conn(proto);
+        let _: () = cmd("SET").arg("victim").arg("v").query(&mut con).unwrap();
+        let _: () = cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg("Ee").query(&mut con).unwrap();
+        // A RESP2 subscriber for the event; a RESP3 reader tracking the key.
+        let mut sub = server.raw();
+        sub.call(&["SUBSCRIBE", "__keyevent@0__:evicted"]).unwrap();
+        let mut reader = server.raw();
+        reader.call(&["HELLO", "3"]).unwrap();
+        reader.call(&["CLIENT", "TRACKING", "on"]).unwrap();
+        reader.call(&["GET", "victim"]).unwrap();
+        let _: () = cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("allkeys-random").query(&mut con).unwrap();
+        let _: () = cmd("CONFIG").arg("SET").arg("maxmemory").arg(1).query(&mut con).unwrap();
+        // Always over one byte: the write evicts everything, then is refused.
+        let err = cmd("SET").arg("other").arg("v").query::<()>(&mut con).unwrap_err();
+        assert_eq!(err.code(), Some("OOM"), "{err:?}");
+        let event = sub.read_frame().unwrap();
+        assert!(format!("{event:?}").contains("victim"), "{event:?}");
+        let push = reader.read_frame().unwrap();
+        assert!(format!("{push:?}").contains("invalidate") && format!("{push:?}").contains("victim"), "{push:?}");
+        assert_eq!(info_field(&mut con, "stats", "evicted_keys"), 1);
+        let _: () = cmd("CONFIG").arg("SET").arg("maxmemory").arg(0).query(&mut con).unwrap();
+        let _: () = cmd("SET").arg("other").arg("v").query(&mut con).unwrap();
+    }
+}

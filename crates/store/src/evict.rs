@@ -1,0 +1,416 @@
+//! Eviction: which key goes when memory is over `maxmemory`.
+//!
+//! Redis's approximated policies, with its semantics: the LRU, LFU and
+//! TTL policies sample `maxmemory-samples` keys per database into a pool
+//! of the 16 best candidates kept across evictions (Redis's eviction
+//! pool), then evict the best one still present; the random policies pick
+//! a random key, visiting databases round robin. The `volatile-*`
+//! policies consider only keys with a TTL.
+//!
+//! Sampling is cheap here because a shard is an `IndexMap`: a random key
+//! is a random index. Keys with a TTL are found by sampling the map and
+//! keeping those with a deadline; when none turns up, the key with the
+//! nearest deadline (the head of the shard's expiry index) stands in.
+//!
+//! An evicted key leaves through the effect stream like any other write:
+//! a `DEL` (AOF, replicas, WATCH, client tracking) and the `evicted`
+//! keyspace event.
+//!
+//! LFU counters follow Redis: a logarithmic counter that grows with
+//! probability `1 / ((counter - 5) * lfu-log-factor + 1)` per access and
+//! decays by one per `lfu-decay-time` minutes without access.
+
+use crate::effect::class;
+use crate::keyspace::{Entry, Keyspace};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rand::Rng;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+/// `maxmemory-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    NoEviction,
+    AllKeysLru,
+    AllKeysLfu,
+    AllKeysRandom,
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+impl Policy {
+    pub fn parse(name: &str) -> Option<Policy> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "noeviction" => Policy::NoEviction,
+            "allkeys-lru" => Policy::AllKeysLru,
+            "allkeys-lfu" => Policy::AllKeysLfu,
+            "allkeys-random" => Policy::AllKeysRandom,
+            "volatile-lru" => Policy::VolatileLru,
+            "volatile-lfu" => Policy::VolatileLfu,
+            "volatile-random" => Policy::VolatileRandom,
+            "volatile-ttl" => Policy::VolatileTtl,
+            _ => return None,
+        })
+    }
+
+    fn volatile(self) -> bool {
+        matches!(self, Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl)
+    }
+}
+
+/// Redis's `EVPOOL_SIZE`.
+const POOL: usize = 16;
+
+/// An eviction candidate: higher scores go first.
+#[derive(Debug, Clone)]
+struct Candidate {
+    score: u64,
+    db: usize,
+    key: Bytes,
+}
+
+/// Eviction state and the LFU settings.
+pub struct Evictor {
+    pool: Mutex<Vec<Candidate>>,
+    /// Where the random policies start their round robin over databases.
+    next_db: AtomicUsize,
+    evicted: AtomicU64,
+    /// `lfu-log-factor`.
+    pub lfu_log_factor: AtomicU32,
+    /// `lfu-decay-time`, minutes (0: never decay).
+    pub lfu_decay_time: AtomicU32,
+}
+
+impl Default for Evictor {
+    fn default() -> Self {
+        Evictor {
+            pool: Mutex::new(Vec::with_capacity(POOL)),
+            next_db: AtomicUsize::new(0),
+            evicted: AtomicU64::new(0),
+            lfu_log_factor: AtomicU32::new(10),
+            lfu_decay_time: AtomicU32::new(1),
+        }
+    }
+}
+
+impl Evictor {
+    /// Keys evicted so far (INFO `evicted_keys`).
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Relaxed)
+    }
+
+    pub fn reset_stats(&self) {
+        self.evicted.store(0, Relaxed);
+    }
+}
+
+/// Seconds of the LRU clock (Redis's resolution is one second too).
+fn seconds(now_ms: u64) -> u32 {
+    (now_ms / 1000) as u32
+}
+
+impl Entry {
+    /// The LFU counter after decay: one step per `decay_minutes` since the
+    /// last access (Redis's `LFUDecrAndReturn`). OBJECT FREQ reports it.
+    pub fn lfu(&self, now_ms: u64, decay_minutes: u32) -> u8 {
+        if decay_minutes == 0 {
+            return self.freq;
+        }
+        let idle_minutes = seconds(now_ms).saturating_sub(self.lru) / 60;
+        let periods = idle_minutes / decay_minutes;
+        self.freq.saturating_sub(periods.min(255) as u8)
+    }
+
+    /// Records an access: the LRU clock, and the LFU counter decayed then
+    /// incremented (Redis's `updateLFU`).
+    pub(crate) fn touch_with(&mut self, now_ms: u64, log_factor: u32, decay_minutes: u32) {
+        let mut counter = self.lfu(now_ms, decay_minutes);
+        if counter < 255 {
+            let base = counter.saturating_sub(crate::keyspace::LFU_INIT_VAL) as f64;
+            let p = 1.0 / (base * log_factor as f64 + 1.0);
+            if rand::random::<f64>() < p {
+                counter += 1;
+            }
+        }
+        self.freq = counter;
+        self.lru = seconds(now_ms);
+    }
+}
+
+impl Keyspace {
+    /// Keys evicted so far.
+    pub fn evicted_keys(&self) -> u64 {
+        self.evictor.evicted()
+    }
+
+    /// Evicts one key chosen by `policy`. False when there is nothing it
+    /// may evict (an empty keyspace, no key with a TTL for `volatile-*`,
+    /// or `noeviction`).
+    pub fn evict_one(&self, policy: Policy, samples: usize, now: u64) -> bool {
+        match policy {
+            Policy::NoEviction => false,
+            Policy::AllKeysRandom | Policy::VolatileRandom => self.evict_random(policy.volatile(), now),
+            _ => self.evict_from_pool(policy, samples.max(1), now),
+        }
+    }
+
+    /// Removes `key` from `db` if it is still there (and, for a volatile
+    /// policy, still has a TTL), telling the effect stream.
+    fn evict_key(&self, db: usize, key: &[u8], volatile: bool, now: u64) -> bool {
+        let mut tx = self.lock(db, key, now);
+        let present = tx.peek(key).is_some_and(|e| !volatile || e.expire_at().is_some());
+        if !present {
+            return false;
+        }
+        tx.remove(key);
+        tx.emit(&[b"DEL", key]);
+        tx.notify(class::EVICTED, "evicted", key);
+        self.evictor.evicted.fetch_add(1, Relaxed);
+        true
+    }
+
+    fn evict_random(&self, volatile: bool, now: u64) -> bool {
+        let dbs = self.databases();
+        let start = self.evictor.next_db.fetch_add(1, Relaxed);
+        for step in 0..dbs {
+            let db = (start + step) % dbs;
+            if let Some(key) = self.random_candidate(db, volatile) {
+                if self.evict_key(db, &key, volatile, now) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// A random key of `db` (with a TTL if `volatile`): from a random
+    /// shard, or the next one that has any, so a key is found whenever
+    /// one exists.
+    fn random_candidate(&self, db: usize, volatile: bool) -> Option<Bytes> {
+        let mut rng = rand::rng();
+        let shards = self.shard_count();
+        let start = rng.random_range(0..shards);
+        for step in 0..shards {
+            let found = self.with_shard(db, (start + step) % shards, |s| {
+                if s.len() == 0 {
+                    return None;
+                }
+                for _ in 0..8 {
+                    let (k, e) = s.entry_at(rng.random_range(0..s.len()));
+                    if !volatile || e.expire_at().is_some() {
+                        return Some(k.clone());
+                    }
+                }
+                if volatile {
+                    s.nearest_deadline().map(|(k, _)| k.clone())
+                } else {
+                    None
+                }
+            });
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    /// Samples every database into the pool, then evicts the best
+    /// candidate still present.
+    fn evict_from_pool(&self, policy: Policy, samples: usize, now: u64) -> bool {
+        let volatile = policy.volatile();
+        let (log_decay, now_s) = (self.evictor.lfu_decay_time.load(Relaxed), seconds(now));
+        let score = |e: &Entry| -> u64 {
+            match policy {
+                Policy::AllKeysLfu | Policy::VolatileLfu => {
+                    // Least frequent first; among equals, the longest idle.
+                    ((255 - e.lfu(now, log_decay) as u64) << 32) | now_s.saturating_sub(e.lru) as u64
+                }
+                Policy::VolatileTtl => u64::MAX - e.expire_at().unwrap_or(u64::MAX),
+                _ => now_s.saturating_sub(e.lru) as u64,
+            }
+        };
+        loop {
+            let mut sampled = Vec::with_capacity(samples);
+            for db in 0..self.databases() {
+                self.sample(db, samples, volatile, |k, e| {
+                    sampled.push(Candidate { score: score(e), db, key: k.clone() })
+                });
+            }
+            let best = {
+                let mut pool = self.evictor.pool.lock();
+                for c in sampled {
+                    insert_candidate(&mut pool, c);
+                }
+                pool.pop()
+            };
+            let Some(mut best) = best else { return false };
+            loop {
+                if self.evict_key(best.db, &best.key, volatile, now) {
+                    return true;
+                }
+                // Gone or changed since it was sampled: the next best.
+                match self.evictor.pool.lock().pop() {
+                    Some(c) => best = c,
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Calls `visit` for up to `samples` random keys of `db` (with a TTL if
+    /// `volatile`): a few from each shard, walking on from a random one,
+    /// so that keys are found whenever any exist, however sparse.
+    fn sample(&self, db: usize, samples: usize, volatile: bool, mut visit: impl FnMut(&Bytes, &Entry)) {
+        let mut rng = rand::rng();
+        let shards = self.shard_count();
+        let start = rng.random_range(0..shards);
+        let per_shard = samples.div_ceil(shards).max(4);
+        let mut taken = 0;
+        for step in 0..shards {
+            if taken >= samples {
+                break;
+            }
+            let shard = (start + step) % shards;
+            let got = self.with_shard(db, shard, |s| {
+                let mut got = 0;
+                if s.len() == 0 {
+                    return got;
+                }
+                // A few keys from this shard, then another shard.
+                for _ in 0..(samples - taken).min(per_shard) {
+                    let (k, e) = s.entry_at(rng.random_range(0..s.len()));
+                    if volatile && e.expire_at().is_none() {
+                        continue;
+                    }
+                    visit(k, e);
+                    got += 1;
+                }
+                if volatile && got == 0 {
+                    if let Some((k, e)) = s.nearest_deadline() {
+                        visit(k, e);
+                        got += 1;
+                    }
+                }
+                got
+            });
+            taken += got;
+        }
+    }
+}
+
+/// Keeps the pool at most [`POOL`] long, sorted by score (best last),
+/// without duplicates.
+fn insert_candidate(pool: &mut Vec<Candidate>, c: Candidate) {
+    if let Some(i) = pool.iter().position(|p| p.db == c.db && p.key == c.key) {
+        pool.remove(i);
+    }
+    if pool.len() == POOL {
+        if c.score <= pool[0].score {
+            return;
+        }
+        pool.remove(0);
+    }
+    let at = pool.partition_point(|p| p.score <= c.score);
+    pool.insert(at, c);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::Ttl;
+    use crate::value::{StrValue, Value};
+
+    fn put(ks: &Keyspace, key: &str, ttl: Ttl, now: u64) {
+        ks.lock(0, key.as_bytes(), now).set(key.as_bytes(), Value::Str(StrValue::from_slice(b"v")), ttl);
+    }
+
+    #[test]
+    fn policies_parse_by_redis_names() {
+        assert_eq!(Policy::parse("ALLKEYS-LRU"), Some(Policy::AllKeysLru));
+        assert_eq!(Policy::parse("volatile-ttl"), Some(Policy::VolatileTtl));
+        assert_eq!(Policy::parse("lru"), None);
+    }
+
+    #[test]
+    fn volatile_policies_never_take_keys_without_ttl() {
+        for policy in [Policy::VolatileLru, Policy::VolatileLfu, Policy::VolatileRandom, Policy::VolatileTtl] {
+            let ks = Keyspace::new(2, 4);
+            for i in 0..50 {
+                put(&ks, &format!("keep{i}"), Ttl::Clear, 0);
+            }
+            for i in 0..5 {
+                put(&ks, &format!("ttl{i}"), Ttl::At(1_000_000 + i), 0);
+            }
+            let mut n = 0;
+            while ks.evict_one(policy, 5, 1000) {
+                n += 1;
+            }
+            assert_eq!(n, 5, "{policy:?}");
+            assert_eq!(ks.dbsize(0), 50, "{policy:?}");
+            assert_eq!(ks.evicted_keys(), 5);
+        }
+    }
+
+    #[test]
+    fn allkeys_policies_empty_every_database() {
+        for policy in [Policy::AllKeysLru, Policy::AllKeysLfu, Policy::AllKeysRandom] {
+            let ks = Keyspace::new(3, 4);
+            for db in 0..3 {
+                for i in 0..20 {
+                    let k = format!("k{i}");
+                    ks.lock(db, k.as_bytes(), 0).set(k.as_bytes(), Value::Str(StrValue::from_slice(b"v")), Ttl::Clear);
+                }
+            }
+            let mut n = 0;
+            while ks.evict_one(policy, 5, 0) {
+                n += 1;
+            }
+            assert_eq!(n, 60, "{policy:?}");
+            assert!(!ks.evict_one(Policy::NoEviction, 5, 0));
+        }
+    }
+
+    #[test]
+    fn volatile_ttl_takes_the_nearest_deadline_first() {
+        let ks = Keyspace::new(1, 1);
+        for i in 0..10u64 {
+            put(&ks, &format!("k{i}"), Ttl::At(10_000 + i * 1000), 0);
+        }
+        // Sampling is with replacement: 200 samples of ten keys miss one
+        // with probability 0.9^200.
+        assert!(ks.evict_one(Policy::VolatileTtl, 200, 0));
+        assert!(ks.lock(0, b"k0", 0).peek(b"k0").is_none());
+        assert_eq!(ks.dbsize(0), 9);
+    }
+
+    #[test]
+    fn lru_prefers_the_longest_idle() {
+        let ks = Keyspace::new(1, 1);
+        for i in 0..10u64 {
+            put(&ks, &format!("k{i}"), Ttl::Clear, 0);
+        }
+        // Every key but k3 is read at t=100s.
+        for i in (0..10).filter(|i| *i != 3) {
+            let k = format!("k{i}");
+            ks.lock(0, k.as_bytes(), 100_000).get(k.as_bytes());
+        }
+        assert!(ks.evict_one(Policy::AllKeysLru, 200, 100_000));
+        assert!(ks.lock(0, b"k3", 100_000).peek(b"k3").is_none());
+    }
+
+    #[test]
+    fn lfu_counters_grow_logarithmically_and_decay() {
+        let ks = Keyspace::new(1, 1);
+        put(&ks, "k", Ttl::Clear, 0);
+        for _ in 0..10_000 {
+            ks.lock(0, b"k", 0).get(b"k");
+        }
+        let f = ks.lock(0, b"k", 0).peek(b"k").unwrap().lfu(0, 1);
+        // Redis's table for lfu-log-factor 10 puts 10k hits near 20-30.
+        assert!((10..60).contains(&f), "counter after 10k hits: {f}");
+        let later = ks.lock(0, b"k", 0).peek(b"k").unwrap().lfu(5 * 60_000, 1);
+        assert_eq!(later, f - 5, "one step per idle minute");
+    }
+}
