@@ -34,6 +34,16 @@ pub fn human_bytes(n: u64) -> String {
     format!("{:.2}P", n / 1024f64.powi(5))
 }
 
+/// Physical memory, from /proc/meminfo (0 where there is none).
+fn total_system_memory() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kb: Option<u64> = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+    kb.unwrap_or(0) * 1024
+}
+
 fn cpu_seconds() -> (f64, f64) {
     // utime and stime are fields 14 and 15 of /proc/self/stat, in ticks.
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -114,25 +124,52 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("total_blocking_keys:{}", keys);
         }
         "memory" => {
-            let (allocated, active, resident) = shared.memory.refresh();
-            let peak = shared.stats.used_memory_peak.fetch_max(allocated, Relaxed).max(allocated);
+            let r = crate::cmd::memory::report(shared);
+            let (allocated, active, resident) = r.allocator;
+            let (used, peak) = (r.used, r.peak);
             out.push_str("# Memory\r\n");
-            field!("used_memory:{allocated}");
-            field!("used_memory_human:{}", human_bytes(allocated));
-            field!("used_memory_rss:{resident}");
-            field!("used_memory_rss_human:{}", human_bytes(resident));
+            field!("used_memory:{used}");
+            field!("used_memory_human:{}", human_bytes(used));
+            field!("used_memory_rss:{}", r.rss);
+            field!("used_memory_rss_human:{}", human_bytes(r.rss));
             field!("used_memory_peak:{peak}");
             field!("used_memory_peak_human:{}", human_bytes(peak));
-            field!("maxmemory:{}", cfg.maxmemory);
-            field!("maxmemory_human:{}", human_bytes(cfg.maxmemory));
-            field!("maxmemory_policy:{}", cfg.maxmemory_policy);
+            field!("used_memory_peak_perc:{:.2}%", crate::cmd::memory::Report::percent(used, peak));
+            field!("used_memory_overhead:{}", r.overhead);
+            field!("used_memory_startup:{}", r.startup);
+            field!("used_memory_dataset:{}", r.dataset());
+            let net = used.saturating_sub(r.startup);
+            field!("used_memory_dataset_perc:{:.2}%", crate::cmd::memory::Report::percent(r.dataset(), net));
             field!("allocator_allocated:{allocated}");
             field!("allocator_active:{active}");
             field!("allocator_resident:{resident}");
-            let frag = if allocated > 0 { resident as f64 / allocated as f64 } else { 0.0 };
-            field!("mem_fragmentation_ratio:{frag:.2}");
+            let total = total_system_memory();
+            field!("total_system_memory:{total}");
+            field!("total_system_memory_human:{}", human_bytes(total));
+            field!("number_of_cached_scripts:{}", r.scripts);
+            field!("maxmemory:{}", cfg.maxmemory);
+            field!("maxmemory_human:{}", human_bytes(cfg.maxmemory));
+            field!("maxmemory_policy:{}", cfg.maxmemory_policy);
+            let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+            field!("allocator_frag_ratio:{:.2}", ratio(active, allocated));
+            field!("allocator_frag_bytes:{}", active as i64 - allocated as i64);
+            field!("allocator_rss_ratio:{:.2}", ratio(resident, active));
+            field!("allocator_rss_bytes:{}", resident as i64 - active as i64);
+            field!("rss_overhead_ratio:{:.2}", ratio(r.rss, resident));
+            field!("rss_overhead_bytes:{}", r.rss as i64 - resident as i64);
+            field!("mem_fragmentation_ratio:{:.2}", ratio(r.rss, used));
+            field!("mem_fragmentation_bytes:{}", r.rss as i64 - used as i64);
+            field!("mem_not_counted_for_evict:0");
+            field!("mem_replication_backlog:0");
+            field!("mem_total_replication_buffers:0");
+            field!("mem_clients_slaves:0");
+            field!("mem_clients_normal:0");
+            field!("mem_cluster_links:0");
+            field!("mem_aof_buffer:0");
             field!("mem_allocator:jemalloc");
+            field!("active_defrag_running:0");
             field!("lazyfree_pending_objects:0");
+            field!("lazyfreed_objects:0");
         }
         "persistence" => {
             out.push_str("# Persistence\r\n");

@@ -108,6 +108,34 @@ pub fn jemalloc_stats() -> (u64, u64, u64) {
     (a, act, r)
 }
 
+/// (mapped, retained, metadata) bytes according to jemalloc.
+pub fn jemalloc_extra() -> (u64, u64, u64) {
+    use tikv_jemalloc_ctl::stats;
+    let m = stats::mapped::read().unwrap_or(0) as u64;
+    let r = stats::retained::read().unwrap_or(0) as u64;
+    let meta = stats::metadata::read().unwrap_or(0) as u64;
+    (m, r, meta)
+}
+
+/// Asks jemalloc to return every arena's dirty pages to the system
+/// (MEMORY PURGE): `arena.<MALLCTL_ARENAS_ALL>.purge`.
+pub fn purge() {
+    // The purge control takes no value: jemalloc wants null pointers and
+    // zero lengths, which the safe wrapper cannot pass.
+    #[allow(unsafe_code)]
+    // SAFETY: a NUL-terminated control name, and null old/new pointers
+    // with zero lengths, as this control requires.
+    unsafe {
+        tikv_jemalloc_sys::mallctl(
+            c"arena.4096.purge".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        );
+    }
+}
+
 /// The server's view of its memory use, and the limit it enforces.
 pub struct Memory {
     /// jemalloc `allocated` at the last refresh.
@@ -119,11 +147,14 @@ pub struct Memory {
     limit: AtomicU64,
     policy: parking_lot::RwLock<Policy>,
     samples: AtomicUsize,
+    /// Memory in use when the server was built (MEMORY STATS, INFO).
+    startup: AtomicU64,
 }
 
 impl Default for Memory {
     fn default() -> Self {
         Memory {
+            startup: AtomicU64::new(0),
             anchor: AtomicU64::new(0),
             counted_at_anchor: AtomicI64::new(0),
             limit: AtomicU64::new(0),
@@ -159,6 +190,15 @@ impl Memory {
     pub fn used(&self) -> u64 {
         let moved = counted() - self.counted_at_anchor.load(Relaxed);
         (self.anchor.load(Relaxed) as i64 + moved).max(0) as u64
+    }
+
+    /// Records the current figure as the start-up baseline.
+    pub fn mark_startup(&self) {
+        self.startup.store(self.refresh().0, Relaxed);
+    }
+
+    pub fn startup(&self) -> u64 {
+        self.startup.load(Relaxed)
     }
 
     pub fn set_limits(&self, maxmemory: u64, policy: Policy, samples: usize) {

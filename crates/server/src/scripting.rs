@@ -257,6 +257,11 @@ impl Scripting {
         st.compile(body).map(|(sha, _)| sha)
     }
 
+    /// Scripts in the EVAL cache (0 while a script runs: never waits).
+    pub fn script_count(&self) -> usize {
+        self.lua.try_lock().map_or(0, |l| l.scripts.len())
+    }
+
     pub fn exists(&self, sha: &[u8]) -> bool {
         let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
         self.lua.lock().scripts.contains_key(&sha)

@@ -127,6 +127,7 @@ impl Server {
         };
         let config = shared.config.read().clone();
         shared.apply_config(&config);
+        shared.memory.mark_startup();
         Server { shared: Arc::new(shared) }
     }
 

@@ -12,6 +12,7 @@ pub mod effect;
 pub mod evict;
 pub mod glob;
 pub mod keyspace;
+pub mod memsize;
 pub mod types;
 pub mod value;
 

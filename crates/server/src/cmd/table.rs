@@ -249,6 +249,7 @@ impl CommandTable {
             super::string::COMMANDS,
             super::keys::COMMANDS,
             super::server::COMMANDS,
+            super::memory::COMMANDS,
             super::hash::COMMANDS,
             super::set::COMMANDS,
             super::list::COMMANDS,

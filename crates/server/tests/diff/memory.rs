@@ -64,3 +64,49 @@ fn an_eviction_fires_evicted() {
         "#,
     );
 }
+
+#[test]
+fn memory_command_errors_and_shapes_match() {
+    check_script(
+        r#"
+        SET k v
+        RPUSH l a bb ccc
+        ?MEMORY USAGE k
+        ?MEMORY USAGE l SAMPLES 0
+        MEMORY USAGE nokey
+        MEMORY USAGE k SAMPLES x
+        MEMORY USAGE k SAMPLES -1
+        MEMORY USAGE k SAMPLES
+        MEMORY USAGE k foo
+        MEMORY USAGE
+        MEMORY PURGE
+        MEMORY HELP
+        MEMORY NOSUCH
+        ?MEMORY DOCTOR
+        ?MEMORY MALLOC-STATS
+        "#,
+    );
+}
+
+/// MEMORY STATS names the same fields, in the same order, as Redis.
+#[test]
+fn memory_stats_fields_match() {
+    for resp3 in [false, true] {
+        let Some(mut p) = crate::pair(resp3) else { return };
+        let names = |conn: &mut larder_testkit::RawConn| -> Vec<String> {
+            conn.call(&["SET", "k", "v"]).unwrap();
+            let text = |f: &larder_protocol::Frame| match f {
+                larder_protocol::Frame::Bulk(b) | larder_protocol::Frame::Simple(b) => {
+                    String::from_utf8_lossy(b).into_owned()
+                }
+                other => panic!("field name {other:?}"),
+            };
+            match conn.call(&["MEMORY", "STATS"]).unwrap() {
+                larder_protocol::Frame::Map(pairs) => pairs.iter().map(|(k, _)| text(k)).collect(),
+                larder_protocol::Frame::Array(flat) => flat.iter().step_by(2).map(text).collect(),
+                other => panic!("MEMORY STATS: {other:?}"),
+            }
+        };
+        assert_eq!(names(&mut p.ours), names(&mut p.theirs), "resp3: {resp3}");
+    }
+}

@@ -142,3 +142,48 @@ fn an_eviction_reaches_keyspace_events_and_client_tracking() {
         let _: () = cmd("SET").arg("other").arg("v").query(&mut con).unwrap();
     }
 }
+
+#[test]
+fn memory_usage_counts_the_value_and_samples_collections() {
+    crate::each_proto(|_, con, _| {
+        let _: () = cmd("SET").arg("big").arg(vec![b'x'; 1000]).query(con).unwrap();
+        let big: i64 = cmd("MEMORY").arg("USAGE").arg("big").query(con).unwrap();
+        assert!((1000..1300).contains(&big), "a 1000-byte value: {big}");
+        let _: () = cmd("SET").arg("small").arg("x").query(con).unwrap();
+        let small: i64 = cmd("MEMORY").arg("USAGE").arg("small").query(con).unwrap();
+        assert!(small < 200 && small > 0, "{small}");
+        // Five small elements first, then large ones: the default sample
+        // of five sees only the small ones; SAMPLES 0 counts them all.
+        let _: () = cmd("RPUSH").arg("l").arg(&["a", "b", "c", "d", "e"]).query(con).unwrap();
+        for _ in 0..50 {
+            let _: () = cmd("RPUSH").arg("l").arg(vec![b'y'; 500]).query(con).unwrap();
+        }
+        let sampled: i64 = cmd("MEMORY").arg("USAGE").arg("l").query(con).unwrap();
+        let full: i64 = cmd("MEMORY").arg("USAGE").arg("l").arg("SAMPLES").arg(0).query(con).unwrap();
+        assert!(full > 25_000 && sampled < full / 4, "sampled {sampled}, full {full}");
+        let none: Option<i64> = cmd("MEMORY").arg("USAGE").arg("nosuch").query(con).unwrap();
+        assert_eq!(none, None);
+    });
+}
+
+#[test]
+fn info_memory_splits_startup_overhead_and_dataset() {
+    let (_proc, port, _err) = start_binary(&["--port", "0"]);
+    let mut con = connect(port);
+    let before = info_field(&mut con, "memory", "used_memory_dataset");
+    fill(&mut con, "k", 5000, 200, None);
+    let info: String = cmd("INFO").arg("memory").query(&mut con).unwrap();
+    let field = |name: &str| -> u64 {
+        info.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap().trim().parse().unwrap()
+    };
+    let (used, startup, overhead, dataset) = (
+        field("used_memory"),
+        field("used_memory_startup"),
+        field("used_memory_overhead"),
+        field("used_memory_dataset"),
+    );
+    assert_eq!(overhead + dataset, used);
+    assert!(startup > 0 && overhead > startup, "startup {startup}, overhead {overhead}");
+    assert!(dataset > before + 5000 * 200, "dataset {before} → {dataset}");
+    assert!(info.contains("mem_allocator:jemalloc") && info.contains("maxmemory_policy:noeviction"));
+}

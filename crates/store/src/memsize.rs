@@ -1,0 +1,143 @@
+//! How many bytes a key costs: MEMORY USAGE and MEMORY STATS.
+//!
+//! An estimate, as Redis's is: each buffer is rounded up to jemalloc's
+//! size class, the fixed parts are the Rust layouts, and for collections
+//! with more elements than `samples` the average of the first `samples`
+//! stands for all of them (Redis's `MEMORY USAGE … SAMPLES`, default 5;
+//! 0 means every element).
+
+use crate::keyspace::Entry;
+use crate::types::hash::Hash;
+use crate::value::{StrValue, Value};
+use bytes::Bytes;
+
+/// jemalloc's size class for an allocation of `n` bytes: 8 and 16, then
+/// steps of 16 to 128, then four classes per doubling.
+pub fn size_class(n: usize) -> usize {
+    match n {
+        0 => 0,
+        1..=8 => 8,
+        9..=128 => n.div_ceil(16) * 16,
+        _ => {
+            let group = (usize::BITS - (n - 1).leading_zeros() - 1) as usize; // 2^group < n <= 2^(group+1)
+            let step = 1usize << (group - 2);
+            n.div_ceil(step) * step
+        }
+    }
+}
+
+/// A `Bytes` held in a container: its handle plus its buffer.
+fn bytes_cost(b: &Bytes) -> usize {
+    std::mem::size_of::<Bytes>() + size_class(b.len())
+}
+
+/// The average of the first `samples` costs (all when 0), times `len`.
+fn extrapolate(len: usize, samples: usize, costs: impl Iterator<Item = usize>) -> usize {
+    let take = if samples == 0 { len } else { samples.min(len) };
+    if take == 0 {
+        return 0;
+    }
+    let sum: usize = costs.take(take).sum();
+    sum * len / take
+}
+
+impl StrValue {
+    fn heap_cost(&self) -> usize {
+        match self {
+            StrValue::Int(_) => 0,
+            StrValue::Emb(b) | StrValue::Raw(b) => size_class(b.len()),
+        }
+    }
+}
+
+fn hash_cost(h: &Hash, samples: usize) -> usize {
+    // A table slot (hash word) besides the pair, for the hashed encoding.
+    let slot = if h.encoding() == "hashtable" { 8 } else { 0 };
+    extrapolate(h.len(), samples, h.iter().map(|(f, v)| bytes_cost(f) + bytes_cost(v) + slot))
+}
+
+impl Value {
+    /// Estimated bytes this value holds on the heap, beyond its inline
+    /// part in the entry.
+    pub fn mem_usage(&self, samples: usize) -> usize {
+        match self {
+            Value::Str(s) => s.heap_cost(),
+            Value::List(l) => {
+                size_class(std::mem::size_of_val(&**l)) + extrapolate(l.len(), samples, l.iter().map(bytes_cost))
+            }
+            Value::Hash(h) => size_class(std::mem::size_of_val(&**h)) + hash_cost(h, samples),
+            Value::Set(s) => {
+                let members = match &**s {
+                    crate::types::set::Set::Intset(v) => v.len() * 8,
+                    crate::types::set::Set::Listpack(v) => extrapolate(v.len(), samples, v.iter().map(bytes_cost)),
+                    crate::types::set::Set::Table(t) => {
+                        extrapolate(t.len(), samples, t.iter().map(|m| bytes_cost(m) + 8))
+                    }
+                };
+                size_class(std::mem::size_of_val(&**s)) + members
+            }
+            Value::ZSet(z) => {
+                // Member, score, and the order index's share.
+                let per = |e: &crate::types::zset::ZEntry| bytes_cost(&e.member) + 8 + 16;
+                size_class(std::mem::size_of_val(&**z)) + extrapolate(z.len(), samples, z.iter().map(per))
+            }
+            Value::Stream(st) => {
+                let entry = |e: &crate::types::stream::Entry| {
+                    48 + e.fields.iter().map(bytes_cost).sum::<usize>() + 8 * e.fields.len()
+                };
+                let entries = extrapolate(st.len(), samples, st.entries.values().map(entry));
+                let groups: usize = st
+                    .groups
+                    .iter()
+                    .map(|(name, g)| bytes_cost(name) + 96 + g.pel.len() * 64 + g.consumers.len() * 96)
+                    .sum();
+                size_class(std::mem::size_of_val(&**st)) + entries + groups
+            }
+        }
+    }
+}
+
+/// The keyspace's bookkeeping per key: (map slot, expiry index entry).
+pub fn bookkeeping() -> (usize, usize) {
+    (8 + std::mem::size_of::<Bytes>() + std::mem::size_of::<Entry>(), 8 + std::mem::size_of::<Bytes>() + 16)
+}
+
+/// What a key costs in its shard: the map slot (hash, key handle and
+/// entry inline), the key's buffer, the expiry index entry if it has a
+/// TTL, and the value's heap.
+pub fn key_usage(key: &[u8], e: &Entry, samples: usize) -> usize {
+    let (slot, expiry) = bookkeeping();
+    let ttl = if e.expire_at().is_some() { expiry } else { 0 };
+    slot + size_class(key.len()) + ttl + e.value.mem_usage(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_classes_follow_jemalloc() {
+        let want = [
+            (1, 8),
+            (8, 8),
+            (9, 16),
+            (17, 32),
+            (100, 112),
+            (128, 128),
+            (129, 160),
+            (200, 224),
+            (1000, 1024),
+            (1025, 1280),
+        ];
+        for (n, class) in want {
+            assert_eq!(size_class(n), class, "size_class({n})");
+        }
+    }
+
+    #[test]
+    fn sampling_extrapolates_from_the_first_elements() {
+        assert_eq!(extrapolate(100, 5, std::iter::repeat(10)), 1000);
+        assert_eq!(extrapolate(3, 0, [1, 2, 3].into_iter()), 6);
+        assert_eq!(extrapolate(0, 5, std::iter::empty()), 0);
+    }
+}
