@@ -30,6 +30,8 @@ pub const MAXMEMORY_POLICIES: &[&str] = &[
     "allkeys-lfu",
     "allkeys-random",
     "noeviction",
+    // Not in Redis: SIEVE (see larder-store's evict.rs).
+    "allkeys-sieve",
 ];
 const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
 const APPENDFSYNC: &[&str] = &["always", "everysec", "no"];

@@ -146,6 +146,10 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             let total = total_system_memory();
             field!("total_system_memory:{total}");
             field!("total_system_memory_human:{}", human_bytes(total));
+            let lua = shared.memory.not_counted();
+            field!("used_memory_lua:{lua}");
+            field!("used_memory_vm_eval:{lua}");
+            field!("used_memory_lua_human:{}", human_bytes(lua));
             field!("number_of_cached_scripts:{}", r.scripts);
             field!("maxmemory:{}", cfg.maxmemory);
             field!("maxmemory_human:{}", human_bytes(cfg.maxmemory));
@@ -159,7 +163,7 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("rss_overhead_bytes:{}", r.rss as i64 - resident as i64);
             field!("mem_fragmentation_ratio:{:.2}", ratio(r.rss, used));
             field!("mem_fragmentation_bytes:{}", r.rss as i64 - used as i64);
-            field!("mem_not_counted_for_evict:0");
+            field!("mem_not_counted_for_evict:{lua}");
             field!("mem_replication_backlog:0");
             field!("mem_total_replication_buffers:0");
             field!("mem_clients_slaves:0");

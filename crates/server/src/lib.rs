@@ -29,8 +29,8 @@ pub mod tracking;
 
 pub use config::Config;
 
-/// jemalloc, counted, is the allocator wherever the server runs, binary or
-/// embedded: INFO memory and maxmemory read it (see memory.rs).
+/// jemalloc is the allocator wherever the server runs, binary or embedded:
+/// INFO memory and maxmemory read its statistics (see memory.rs).
 #[global_allocator]
-static GLOBAL: memory::Counting = memory::Counting;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub use server::{serve, Server, Shared};

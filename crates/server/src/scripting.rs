@@ -398,6 +398,8 @@ impl Scripting {
         });
         self.running_since.store(0, Ordering::Relaxed);
         let ctx = ctx_cell.into_inner();
+        // The Lua heap is not data: like Redis, maxmemory does not count it.
+        ctx.shared.memory.set_not_counted(st.lua.used_memory() as u64);
         let (wrote, script_resp3) = (run_state.borrow().wrote, run_state.borrow().resp3);
         ctx.client.in_exec = saved_in_exec;
         ctx.client.db = saved_db;

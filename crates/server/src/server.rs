@@ -218,7 +218,11 @@ async fn cron(shared: Arc<Shared>) {
             let _world = shared.world.read(0);
             shared.keyspace.active_expire(shared.clock.now_ms(), EXPIRE_BUDGET);
         }
-        shared.memory.refresh();
+        // The jemalloc reading maxmemory works from; without a limit
+        // nothing needs it between INFO calls.
+        if shared.memory.limited() {
+            shared.memory.refresh();
+        }
         if shared.memory.limited() && !shared.scripting.busy() {
             // Eviction a command left unfinished at its time limit goes on
             // here, as Redis's eviction timer does.

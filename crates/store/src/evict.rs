@@ -38,6 +38,8 @@ pub enum Policy {
     VolatileLfu,
     VolatileRandom,
     VolatileTtl,
+    /// SIEVE (Zhang et al., NSDI '24) over every key: not in Redis.
+    AllKeysSieve,
 }
 
 impl Policy {
@@ -51,6 +53,7 @@ impl Policy {
             "volatile-lfu" => Policy::VolatileLfu,
             "volatile-random" => Policy::VolatileRandom,
             "volatile-ttl" => Policy::VolatileTtl,
+            "allkeys-sieve" => Policy::AllKeysSieve,
             _ => return None,
         })
     }
@@ -76,6 +79,10 @@ pub struct Evictor {
     pool: Mutex<Vec<Candidate>>,
     /// Where the random policies start their round robin over databases.
     next_db: AtomicUsize,
+    /// The (db, shard) the SIEVE policy evicts from next, round robin:
+    /// keys hash evenly over shards, so taking turns keeps the per-shard
+    /// hands close to one global SIEVE.
+    next_shard: AtomicUsize,
     evicted: AtomicU64,
     /// `lfu-log-factor`.
     pub lfu_log_factor: AtomicU32,
@@ -88,6 +95,7 @@ impl Default for Evictor {
         Evictor {
             pool: Mutex::new(Vec::with_capacity(POOL)),
             next_db: AtomicUsize::new(0),
+            next_shard: AtomicUsize::new(0),
             evicted: AtomicU64::new(0),
             lfu_log_factor: AtomicU32::new(10),
             lfu_decay_time: AtomicU32::new(1),
@@ -126,6 +134,7 @@ impl Entry {
     /// Records an access: the LRU clock, and the LFU counter decayed then
     /// incremented (Redis's `updateLFU`).
     pub(crate) fn touch_with(&mut self, now_ms: u64, log_factor: u32, decay_minutes: u32) {
+        self.visited = true;
         let mut counter = self.lfu(now_ms, decay_minutes);
         if counter < 255 {
             let base = counter.saturating_sub(crate::keyspace::LFU_INIT_VAL) as f64;
@@ -152,6 +161,7 @@ impl Keyspace {
         match policy {
             Policy::NoEviction => false,
             Policy::AllKeysRandom | Policy::VolatileRandom => self.evict_random(policy.volatile(), now),
+            Policy::AllKeysSieve => self.evict_sieve(now),
             _ => self.evict_from_pool(policy, samples.max(1), now),
         }
     }
@@ -169,6 +179,22 @@ impl Keyspace {
         tx.notify(class::EVICTED, "evicted", key);
         self.evictor.evicted.fetch_add(1, Relaxed);
         true
+    }
+
+    fn evict_sieve(&self, now: u64) -> bool {
+        let per_db = self.shard_count();
+        let total = per_db * self.databases();
+        for _ in 0..total {
+            let at = self.evictor.next_shard.fetch_add(1, Relaxed) % total;
+            let (db, shard) = (at / per_db, at % per_db);
+            if let Some(key) = self.evict_sieve_in(db, shard, now) {
+                self.effects.emit(db, &[b"DEL", &key]);
+                self.effects.event(db, class::EVICTED, "evicted", &key);
+                self.evictor.evicted.fetch_add(1, Relaxed);
+                return true;
+            }
+        }
+        false
     }
 
     fn evict_random(&self, volatile: bool, now: u64) -> bool {
@@ -383,6 +409,31 @@ mod tests {
         assert!(ks.evict_one(Policy::VolatileTtl, 200, 0));
         assert!(ks.lock(0, b"k0", 0).peek(b"k0").is_none());
         assert_eq!(ks.dbsize(0), 9);
+    }
+
+    #[test]
+    fn sieve_evicts_unvisited_keys_and_spares_visited_ones() {
+        let ks = Keyspace::new(1, 1);
+        for i in 0..10u64 {
+            put(&ks, &format!("k{i}"), Ttl::Clear, 0);
+        }
+        for i in [0, 2, 4] {
+            let k = format!("k{i}");
+            ks.lock(0, k.as_bytes(), 0).get(k.as_bytes());
+        }
+        // The hand's first pass takes unread keys only.
+        for _ in 0..3 {
+            assert!(ks.evict_one(Policy::AllKeysSieve, 5, 0));
+        }
+        for i in [0, 2, 4] {
+            let k = format!("k{i}");
+            assert!(ks.lock(0, k.as_bytes(), 0).peek(k.as_bytes()).is_some(), "read key k{i} was evicted");
+        }
+        // Then it clears their bits, and everything can go.
+        for _ in 0..7 {
+            assert!(ks.evict_one(Policy::AllKeysSieve, 5, 0));
+        }
+        assert!(!ks.evict_one(Policy::AllKeysSieve, 5, 0));
     }
 
     #[test]

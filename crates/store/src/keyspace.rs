@@ -36,6 +36,9 @@ pub struct Entry {
     pub lru: u32,
     /// Logarithmic access counter (OBJECT FREQ under an LFU policy).
     pub freq: u8,
+    /// Read or written since the SIEVE hand last passed (allkeys-sieve).
+    /// Fits in the padding after `freq`: no cost per key.
+    pub(crate) visited: bool,
 }
 
 /// Redis's `LFU_INIT_VAL`: new keys start warm enough to survive a while.
@@ -43,7 +46,7 @@ pub const LFU_INIT_VAL: u8 = 5;
 
 impl Entry {
     pub fn new(value: Value, now_ms: u64) -> Entry {
-        Entry { value, expire_at: 0, lru: lru_clock(now_ms), freq: LFU_INIT_VAL }
+        Entry { value, expire_at: 0, lru: lru_clock(now_ms), freq: LFU_INIT_VAL, visited: false }
     }
 
     pub fn expire_at(&self) -> Option<u64> {
@@ -71,6 +74,8 @@ pub enum Ttl {
 pub(crate) struct Shard {
     map: Map,
     expiry: BTreeSet<(u64, Bytes)>,
+    /// The SIEVE hand: the next index the allkeys-sieve policy examines.
+    sieve_hand: usize,
     /// Hashes with field TTLs, by their earliest field deadline, so the
     /// active cycle reclaims expired fields nobody reads. Entries may be
     /// stale (the hash changed or went); the cycle re-checks each one.
@@ -232,6 +237,39 @@ impl Keyspace {
         self.expired.fetch_add(1, Ordering::Relaxed);
         self.effects.emit(db, &[b"DEL", key]);
         self.effects.event(db, class::EXPIRED, "expired", key);
+    }
+
+    /// SIEVE in one shard: sweeps the hand from where it stopped, clearing
+    /// visited bits, and evicts the first entry not visited since the last
+    /// pass. New keys are appended at the end of the map, so the hand
+    /// meets them last, as SIEVE's head; the entry `swap_remove` moves into
+    /// the freed slot is the newest, and the hand steps past it, so it
+    /// too waits a full pass. Returns the evicted key.
+    pub(crate) fn evict_sieve_in(&self, db: usize, shard: usize, now: u64) -> Option<Bytes> {
+        let mut tx = self.lock_shard(db, shard, now);
+        let s = tx.guards.only();
+        let len = s.map.len();
+        if len == 0 {
+            return None;
+        }
+        // Two passes at most: the first clears every visited bit.
+        for _ in 0..=2 * len {
+            if s.sieve_hand >= s.map.len() {
+                s.sieve_hand = 0;
+            }
+            let h = s.sieve_hand;
+            let e = &mut s.map[h];
+            if e.visited {
+                e.visited = false;
+                s.sieve_hand += 1;
+                continue;
+            }
+            let key = s.map.get_index(h).expect("index below len").0.clone();
+            s.remove_index(h);
+            s.sieve_hand = h + 1;
+            return Some(key);
+        }
+        None
     }
 
     /// Runs `f` on one shard under its lock (eviction sampling).
