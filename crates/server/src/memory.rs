@@ -74,11 +74,22 @@ fn fold() {
     });
 }
 
-/// (allocated, active, resident) bytes according to jemalloc, fresh.
+/// Bytes freed by the application but still held in threads' caches:
+/// jemalloc's `stats.allocated` counts them until a cache flushes, so a
+/// server that just freed memory would look as full as before.
+fn tcache_bytes() -> u64 {
+    #[allow(unsafe_code)]
+    // SAFETY: this statistic is a size_t, read as usize.
+    let bytes = unsafe { tikv_jemalloc_ctl::raw::read::<usize>(b"stats.arenas.4096.tcache_bytes\0") };
+    bytes.unwrap_or(0) as u64
+}
+
+/// (allocated, active, resident) bytes according to jemalloc, fresh;
+/// allocated excludes what sits freed in thread caches.
 pub fn jemalloc_stats() -> (u64, u64, u64) {
     use tikv_jemalloc_ctl::{epoch, stats};
     let _ = epoch::advance();
-    let a = stats::allocated::read().unwrap_or(0) as u64;
+    let a = (stats::allocated::read().unwrap_or(0) as u64).saturating_sub(tcache_bytes());
     let act = stats::active::read().unwrap_or(0) as u64;
     let r = stats::resident::read().unwrap_or(0) as u64;
     (a, act, r)

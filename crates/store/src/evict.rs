@@ -166,6 +166,17 @@ impl Keyspace {
         }
     }
 
+    /// Whether `db` may hold a candidate, from the counts published as
+    /// locks are released (cheap: no shard is locked).
+    fn may_hold(&self, db: usize, volatile: bool) -> bool {
+        let (keys, with_ttl) = self.approx_counts(db);
+        if volatile {
+            with_ttl > 0
+        } else {
+            keys > 0
+        }
+    }
+
     /// Removes `key` from `db` if it is still there (and, for a volatile
     /// policy, still has a TTL), telling the effect stream.
     fn evict_key(&self, db: usize, key: &[u8], volatile: bool, now: u64) -> bool {
@@ -187,6 +198,11 @@ impl Keyspace {
         for _ in 0..total {
             let at = self.evictor.next_shard.fetch_add(1, Relaxed) % total;
             let (db, shard) = (at / per_db, at % per_db);
+            if !self.may_hold(db, false) {
+                // On to the next database's first shard.
+                self.evictor.next_shard.fetch_add(per_db - shard - 1, Relaxed);
+                continue;
+            }
             if let Some(key) = self.evict_sieve_in(db, shard, now) {
                 self.effects.emit(db, &[b"DEL", &key]);
                 self.effects.event(db, class::EVICTED, "evicted", &key);
@@ -202,6 +218,9 @@ impl Keyspace {
         let start = self.evictor.next_db.fetch_add(1, Relaxed);
         for step in 0..dbs {
             let db = (start + step) % dbs;
+            if !self.may_hold(db, volatile) {
+                continue;
+            }
             if let Some(key) = self.random_candidate(db, volatile) {
                 if self.evict_key(db, &key, volatile, now) {
                     return true;
@@ -259,7 +278,7 @@ impl Keyspace {
         };
         loop {
             let mut sampled = Vec::with_capacity(samples);
-            for db in 0..self.databases() {
+            for db in (0..self.databases()).filter(|db| self.may_hold(*db, volatile)) {
                 self.sample(db, samples, volatile, |k, e| {
                     sampled.push(Candidate { score: score(e), db, key: k.clone() })
                 });
@@ -459,8 +478,9 @@ mod tests {
             ks.lock(0, b"k", 0).get(b"k");
         }
         let f = ks.lock(0, b"k", 0).peek(b"k").unwrap().lfu(0, 1);
-        // Redis's table for lfu-log-factor 10 puts 10k hits near 20-30.
-        assert!((10..60).contains(&f), "counter after 10k hits: {f}");
+        // Climbing from c costs about (c - 5) * 10 + 1 hits, so 10k hits
+        // reach about 5 + sqrt(2000) ≈ 50.
+        assert!((30..=80).contains(&f), "counter after 10k hits: {f}");
         let later = ks.lock(0, b"k", 0).peek(b"k").unwrap().lfu(5 * 60_000, 1);
         assert_eq!(later, f - 5, "one step per idle minute");
     }

@@ -21,7 +21,7 @@ use indexmap::IndexMap;
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 type Map = IndexMap<Bytes, Entry, foldhash::fast::RandomState>;
 
@@ -76,6 +76,8 @@ pub(crate) struct Shard {
     expiry: BTreeSet<(u64, Bytes)>,
     /// The SIEVE hand: the next index the allkeys-sieve policy examines.
     sieve_hand: usize,
+    /// (keys, keys with a TTL) as last added into the database's totals.
+    published: (usize, usize),
     /// Hashes with field TTLs, by their earliest field deadline, so the
     /// active cycle reclaims expired fields nobody reads. Entries may be
     /// stale (the hash changed or went); the cycle re-checks each one.
@@ -102,7 +104,24 @@ impl Shard {
         if e.expire_at != 0 {
             self.expiry.remove(&(e.expire_at, k));
         }
+        self.shrink_if_sparse();
         e
+    }
+
+    /// Entries live inline in the map, so a map emptied by deletes,
+    /// expiry or eviction would keep its memory: below a quarter full it
+    /// shrinks to twice its length, and an empty one lets go of its
+    /// allocation (Redis resizes sparse tables likewise; the hysteresis
+    /// keeps the cost amortised O(1) per delete). Small maps matter too:
+    /// with a thousand shards per database, a few idle slots in each add
+    /// up to a megabyte.
+    fn shrink_if_sparse(&mut self) {
+        let (len, cap) = (self.map.len(), self.map.capacity());
+        if len == 0 && cap > 0 {
+            self.map.shrink_to(0);
+        } else if cap > 8 && len * 4 < cap {
+            self.map.shrink_to(len * 2);
+        }
     }
 
     fn insert(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
@@ -133,13 +152,23 @@ struct Db {
     /// Each shard's earliest deadline (u64::MAX: none), published when a
     /// Tx releases it, so the active cycle locks only shards with work due.
     next_due: Box<[AtomicU64]>,
+    /// Keys, and keys with a TTL, across the shards, published likewise:
+    /// eviction skips empty databases without locking a thousand shards.
+    keys: AtomicI64,
+    volatile: AtomicI64,
 }
 
 impl Db {
-    fn publish_due(&self, idx: usize, shard: &Shard) {
+    fn publish(&self, idx: usize, shard: &mut Shard) {
         let keys = shard.expiry.first().map_or(u64::MAX, |(at, _)| *at);
         let due = keys.min(shard.hash_due.first().map_or(u64::MAX, |(at, _)| *at));
         self.next_due[idx].store(due, Ordering::Relaxed);
+        let now = (shard.map.len(), shard.expiry.len());
+        if now != shard.published {
+            self.keys.fetch_add(now.0 as i64 - shard.published.0 as i64, Ordering::Relaxed);
+            self.volatile.fetch_add(now.1 as i64 - shard.published.1 as i64, Ordering::Relaxed);
+            shard.published = now;
+        }
     }
 }
 
@@ -215,6 +244,8 @@ impl Keyspace {
             .map(|_| Db {
                 shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
                 next_due: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
+                keys: AtomicI64::new(0),
+                volatile: AtomicI64::new(0),
             })
             .collect();
         Keyspace {
@@ -270,6 +301,13 @@ impl Keyspace {
             return Some(key);
         }
         None
+    }
+
+    /// (keys, keys with a TTL) in `db` as of the last released locks; no
+    /// shard is locked.
+    pub fn approx_counts(&self, db: usize) -> (u64, u64) {
+        let d = &self.dbs[db];
+        (d.keys.load(Ordering::Relaxed).max(0) as u64, d.volatile.load(Ordering::Relaxed).max(0) as u64)
     }
 
     /// Runs `f` on one shard under its lock (eviction sampling).
@@ -357,6 +395,9 @@ impl Keyspace {
             self.dbs[db].next_due[i].store(u64::MAX, Ordering::Relaxed);
             // Dropping large maps outside the lock keeps other clients moving.
             let old = std::mem::take(&mut *s);
+            let db_ = &self.dbs[db];
+            db_.keys.fetch_sub(old.published.0 as i64, Ordering::Relaxed);
+            db_.volatile.fetch_sub(old.published.1 as i64, Ordering::Relaxed);
             drop(s);
             drop(old);
         }
@@ -373,8 +414,10 @@ impl Keyspace {
         let mut hi_guards: Vec<_> = self.dbs[hi].shards.iter().map(|s| s.lock()).collect();
         for (i, (x, y)) in lo_guards.iter_mut().zip(hi_guards.iter_mut()).enumerate() {
             std::mem::swap(&mut **x, &mut **y);
-            self.dbs[lo].publish_due(i, x);
-            self.dbs[hi].publish_due(i, y);
+            // The shards carry their published counts with them.
+            std::mem::swap(&mut x.published, &mut y.published);
+            self.dbs[lo].publish(i, x);
+            self.dbs[hi].publish(i, y);
         }
     }
 
@@ -467,9 +510,9 @@ impl Keyspace {
 impl Drop for Tx<'_> {
     fn drop(&mut self) {
         let db = &self.ks.dbs[self.db];
-        match &self.guards {
-            Guards::One(i, g) => db.publish_due(*i, g),
-            Guards::Many(v) => v.iter().for_each(|(i, g)| db.publish_due(*i, g)),
+        match &mut self.guards {
+            Guards::One(i, g) => db.publish(*i, g),
+            Guards::Many(v) => v.iter_mut().for_each(|(i, g)| db.publish(*i, g)),
         }
     }
 }
@@ -665,6 +708,7 @@ impl<'a> Tx<'a> {
             }
             let (_, key) = s.expiry.pop_first().expect("checked above");
             s.map.swap_remove(&key);
+            s.shrink_if_sparse();
             ks.note_expired(db, &key);
             n += 1;
         }
