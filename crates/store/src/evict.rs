@@ -79,9 +79,9 @@ pub struct Evictor {
     pool: Mutex<Vec<Candidate>>,
     /// Where the random policies start their round robin over databases.
     next_db: AtomicUsize,
-    /// The (db, shard) the SIEVE policy evicts from next, round robin:
-    /// keys hash evenly over shards, so taking turns keeps the per-shard
-    /// hands close to one global SIEVE.
+    /// The (db, shard) whose hand the SIEVE policy moves: the shards are
+    /// swept one after another, as one array, so the policy stays close
+    /// to a single SIEVE however many shards hold the keys.
     next_shard: AtomicUsize,
     evicted: AtomicU64,
     /// `lfu-log-factor`.
@@ -195,12 +195,15 @@ impl Keyspace {
     fn evict_sieve(&self, now: u64) -> bool {
         let per_db = self.shard_count();
         let total = per_db * self.databases();
-        for _ in 0..total {
-            let at = self.evictor.next_shard.fetch_add(1, Relaxed) % total;
+        let cursor = &self.evictor.next_shard;
+        // Two sweeps at most (the first may only clear visited bits), plus
+        // a step per database skipped.
+        for _ in 0..2 * total + self.databases() + 1 {
+            let at = cursor.load(Relaxed) % total;
             let (db, shard) = (at / per_db, at % per_db);
             if !self.may_hold(db, false) {
                 // On to the next database's first shard.
-                self.evictor.next_shard.fetch_add(per_db - shard - 1, Relaxed);
+                let _ = cursor.compare_exchange(at, (at - shard + per_db) % total, Relaxed, Relaxed);
                 continue;
             }
             if let Some(key) = self.evict_sieve_in(db, shard, now) {
@@ -209,6 +212,9 @@ impl Keyspace {
                 self.evictor.evicted.fetch_add(1, Relaxed);
                 return true;
             }
+            // This shard's hand reached its end: the next shard. Another
+            // evictor may have moved the cursor already; then it stays.
+            let _ = cursor.compare_exchange(at, (at + 1) % total, Relaxed, Relaxed);
         }
         false
     }

@@ -270,24 +270,18 @@ impl Keyspace {
         self.effects.event(db, class::EXPIRED, "expired", key);
     }
 
-    /// SIEVE in one shard: sweeps the hand from where it stopped, clearing
-    /// visited bits, and evicts the first entry not visited since the last
-    /// pass. New keys are appended at the end of the map, so the hand
-    /// meets them last, as SIEVE's head; the entry `swap_remove` moves into
-    /// the freed slot is the newest, and the hand steps past it, so it
-    /// too waits a full pass. Returns the evicted key.
+    /// SIEVE in one shard: moves the shard's hand on from where it
+    /// stopped, clearing visited bits, and evicts the first entry not
+    /// visited since the hand last passed. At the end of the map the hand
+    /// goes back to the start and None says "next shard": the shards are
+    /// one long array to the policy, swept in turn. New keys are appended
+    /// at the end of their shard's map, so the hand meets them late, as
+    /// SIEVE's head; the entry `swap_remove` moves into a freed slot is
+    /// the newest, and the hand steps past it, so it too waits a pass.
     pub(crate) fn evict_sieve_in(&self, db: usize, shard: usize, now: u64) -> Option<Bytes> {
         let mut tx = self.lock_shard(db, shard, now);
         let s = tx.guards.only();
-        let len = s.map.len();
-        if len == 0 {
-            return None;
-        }
-        // Two passes at most: the first clears every visited bit.
-        for _ in 0..=2 * len {
-            if s.sieve_hand >= s.map.len() {
-                s.sieve_hand = 0;
-            }
+        while s.sieve_hand < s.map.len() {
             let h = s.sieve_hand;
             let e = &mut s.map[h];
             if e.visited {
@@ -300,6 +294,7 @@ impl Keyspace {
             s.sieve_hand = h + 1;
             return Some(key);
         }
+        s.sieve_hand = 0;
         None
     }
 
