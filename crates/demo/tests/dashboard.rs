@@ -12,6 +12,16 @@ use std::time::Duration;
 /// How many samples a chart canvas says it drew.
 const POINTS: &str = "return Number(document.getElementById(arguments[0]).dataset.points || 0);";
 
+/// Presses the page's button for scenario `name` and waits for the page
+/// to report it done.
+fn run_scenario(browser: &Browser, name: &str, timeout: Duration) {
+    browser.click(&format!("#run-{name}")).unwrap();
+    let done = format!(
+        "return window.larder.scenario && window.larder.scenario.name === '{name}' && window.larder.scenario.state === 'done';"
+    );
+    browser.wait_for(&format!("the {name} scenario to finish"), &done, timeout).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_runs_scenarios_and_its_charts_follow() {
     let config = larder_demo::Config { sample_every: Duration::from_millis(250), ..Default::default() };
@@ -24,20 +34,17 @@ async fn the_dashboard_runs_scenarios_and_its_charts_follow() {
         let browser = Browser::start()?;
         browser.goto(&url).unwrap();
         browser
-            .wait_for("the charts' first samples", "return Number(document.getElementById('chart-hit').dataset.points || 0) > 0;", Duration::from_secs(30))
+            .wait_for(
+                "the charts' first samples",
+                "return Number(document.getElementById('chart-hit').dataset.points || 0) > 0;",
+                Duration::from_secs(30),
+            )
             .unwrap();
         let before = browser.eval(POINTS, json!(["chart-db"])).unwrap();
 
         // A short load run through the button: cache off, then on.
         browser.eval("document.getElementById('load-seconds').value = '2'; return null;", json!([])).unwrap();
-        browser.click("#run-load").unwrap();
-        browser
-            .wait_for(
-                "the load scenario to finish",
-                "return window.larder.scenario && window.larder.scenario.state === 'done' && window.larder.scenario.name === 'load';",
-                Duration::from_secs(90),
-            )
-            .unwrap();
+        run_scenario(&browser, "load", Duration::from_secs(90));
         // Let the charts take the last phase's samples.
         std::thread::sleep(Duration::from_millis(800));
         let load = browser.eval("return window.larder.scenario;", json!([])).unwrap();
@@ -45,15 +52,9 @@ async fn the_dashboard_runs_scenarios_and_its_charts_follow() {
         let after = browser.eval(POINTS, json!(["chart-db"])).unwrap();
         let headline = browser.eval("return document.getElementById('fig-hit').textContent;", json!([])).unwrap();
 
-        browser.click("#run-stampede").unwrap();
-        browser
-            .wait_for(
-                "the stampede scenario to finish",
-                "return window.larder.scenario && window.larder.scenario.name === 'stampede' && window.larder.scenario.state === 'done';",
-                Duration::from_secs(60),
-            )
-            .unwrap();
-        let stampede = browser.eval("return document.getElementById('scenario-status').textContent;", json!([])).unwrap();
+        run_scenario(&browser, "stampede", Duration::from_secs(60));
+        let stampede =
+            browser.eval("return document.getElementById('scenario-status').textContent;", json!([])).unwrap();
         browser.screenshot(&to).unwrap();
         Some((before, after, load, samples, headline, stampede))
     })
