@@ -227,7 +227,7 @@ async fn cron(shared: Arc<Shared>) {
             // Eviction a command left unfinished at its time limit goes on
             // here, as Redis's eviction timer does.
             let _world = shared.world.read(0);
-            shared.memory.enforce(&shared.keyspace, shared.clock.now_ms());
+            shared.memory.enforce_in_background(&shared.keyspace, shared.clock.now_ms());
         }
         if last_timeout_check.elapsed() >= Duration::from_secs(1) {
             last_timeout_check = Instant::now();

@@ -3,7 +3,7 @@
 //! Redis's approximated policies, with its semantics: the LRU, LFU and
 //! TTL policies sample `maxmemory-samples` keys per database into a pool
 //! of the 16 best candidates kept across evictions (Redis's eviction
-//! pool), then evict the best one still present; the random policies pick
+//! pool, here one per thread), then evict the best one still present; the random policies pick
 //! a random key, visiting databases round robin. The `volatile-*`
 //! policies consider only keys with a TTL.
 //!
@@ -23,7 +23,6 @@
 use crate::effect::class;
 use crate::keyspace::{Entry, Keyspace};
 use bytes::Bytes;
-use parking_lot::Mutex;
 use rand::Rng;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
@@ -71,12 +70,13 @@ const POOL: usize = 16;
 struct Candidate {
     score: u64,
     db: usize,
+    /// The key's hash: duplicates are found without comparing bytes.
+    hash: u64,
     key: Bytes,
 }
 
 /// Eviction state and the LFU settings.
 pub struct Evictor {
-    pool: Mutex<Vec<Candidate>>,
     /// Where the random policies start their round robin over databases.
     next_db: AtomicUsize,
     /// The (db, shard) whose hand the SIEVE policy moves: the shards are
@@ -93,7 +93,6 @@ pub struct Evictor {
 impl Default for Evictor {
     fn default() -> Self {
         Evictor {
-            pool: Mutex::new(Vec::with_capacity(POOL)),
             next_db: AtomicUsize::new(0),
             next_shard: AtomicUsize::new(0),
             evicted: AtomicU64::new(0),
@@ -166,7 +165,7 @@ impl Keyspace {
         }
     }
 
-    /// Whether `db` may hold a candidate, from the counts published as
+    /// Whether `db` may hold a candidate, from the shard counts published as
     /// locks are released (cheap: no shard is locked).
     fn may_hold(&self, db: usize, volatile: bool) -> bool {
         let (keys, with_ttl) = self.approx_counts(db);
@@ -283,26 +282,31 @@ impl Keyspace {
             }
         };
         loop {
+            // A full pool takes only keys better than its worst: skip the
+            // others before paying to copy their names.
+            let floor = with_pool(self, |pool| (pool.len() == POOL).then(|| pool[0].score));
             let mut sampled = Vec::with_capacity(samples);
             for db in (0..self.databases()).filter(|db| self.may_hold(*db, volatile)) {
                 self.sample(db, samples, volatile, |k, e| {
-                    sampled.push(Candidate { score: score(e), db, key: k.clone() })
+                    let score = score(e);
+                    if floor.is_none_or(|f| score > f) {
+                        sampled.push(Candidate { score, db, hash: self.key_hash(k), key: k.clone() });
+                    }
                 });
             }
-            let best = {
-                let mut pool = self.evictor.pool.lock();
+            let best = with_pool(self, |pool| {
                 for c in sampled {
-                    insert_candidate(&mut pool, c);
+                    insert_candidate(pool, c);
                 }
                 pool.pop()
-            };
+            });
             let Some(mut best) = best else { return false };
             loop {
                 if self.evict_key(best.db, &best.key, volatile, now) {
                     return true;
                 }
                 // Gone or changed since it was sampled: the next best.
-                match self.evictor.pool.lock().pop() {
+                match with_pool(self, Vec::pop) {
                     Some(c) => best = c,
                     None => break,
                 }
@@ -351,10 +355,32 @@ impl Keyspace {
     }
 }
 
+thread_local! {
+    /// Each thread's eviction pool, and the keyspace it belongs to. One
+    /// shared pool behind a mutex made two busy threads queue on it for
+    /// every eviction; per thread, each samples for itself (Redis's single
+    /// pool has one thread).
+    static POOLS: std::cell::RefCell<(usize, Vec<Candidate>)> = const { std::cell::RefCell::new((0, Vec::new())) };
+}
+
+/// Runs `f` on this thread's pool for `ks` (emptied first if it held
+/// another keyspace's candidates: tests run several servers in one
+/// process).
+fn with_pool<R>(ks: &Keyspace, f: impl FnOnce(&mut Vec<Candidate>) -> R) -> R {
+    let id = ks as *const Keyspace as usize;
+    POOLS.with(|cell| {
+        let mut pools = cell.borrow_mut();
+        if pools.0 != id {
+            *pools = (id, Vec::with_capacity(POOL));
+        }
+        f(&mut pools.1)
+    })
+}
+
 /// Keeps the pool at most [`POOL`] long, sorted by score (best last),
 /// without duplicates.
 fn insert_candidate(pool: &mut Vec<Candidate>, c: Candidate) {
-    if let Some(i) = pool.iter().position(|p| p.db == c.db && p.key == c.key) {
+    if let Some(i) = pool.iter().position(|p| p.hash == c.hash && p.db == c.db && p.key == c.key) {
         pool.remove(i);
     }
     if pool.len() == POOL {

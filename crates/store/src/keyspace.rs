@@ -76,8 +76,9 @@ pub(crate) struct Shard {
     expiry: BTreeSet<(u64, Bytes)>,
     /// The SIEVE hand: the next index the allkeys-sieve policy examines.
     sieve_hand: usize,
-    /// (keys, keys with a TTL) as last added into the database's totals.
-    published: (usize, usize),
+    /// (has keys, has keys with a TTL) as last counted in the database's
+    /// totals.
+    published: (bool, bool),
     /// Hashes with field TTLs, by their earliest field deadline, so the
     /// active cycle reclaims expired fields nobody reads. Entries may be
     /// stale (the hash changed or went); the cycle re-checks each one.
@@ -152,8 +153,10 @@ struct Db {
     /// Each shard's earliest deadline (u64::MAX: none), published when a
     /// Tx releases it, so the active cycle locks only shards with work due.
     next_due: Box<[AtomicU64]>,
-    /// Keys, and keys with a TTL, across the shards, published likewise:
-    /// eviction skips empty databases without locking a thousand shards.
+    /// Shards holding keys, and holding keys with a TTL, published
+    /// likewise: eviction skips empty databases without locking a thousand
+    /// shards. Counting shards, not keys, these change only when a shard
+    /// empties or fills, so busy threads do not share a counter per write.
     keys: AtomicI64,
     volatile: AtomicI64,
 }
@@ -163,7 +166,7 @@ impl Db {
         let keys = shard.expiry.first().map_or(u64::MAX, |(at, _)| *at);
         let due = keys.min(shard.hash_due.first().map_or(u64::MAX, |(at, _)| *at));
         self.next_due[idx].store(due, Ordering::Relaxed);
-        let now = (shard.map.len(), shard.expiry.len());
+        let now = (!shard.map.is_empty(), !shard.expiry.is_empty());
         if now != shard.published {
             self.keys.fetch_add(now.0 as i64 - shard.published.0 as i64, Ordering::Relaxed);
             self.volatile.fetch_add(now.1 as i64 - shard.published.1 as i64, Ordering::Relaxed);
@@ -298,8 +301,8 @@ impl Keyspace {
         None
     }
 
-    /// (keys, keys with a TTL) in `db` as of the last released locks; no
-    /// shard is locked.
+    /// (shards with keys, shards with keys that have a TTL) in `db` as of
+    /// the last released locks; no shard is locked.
     pub fn approx_counts(&self, db: usize) -> (u64, u64) {
         let d = &self.dbs[db];
         (d.keys.load(Ordering::Relaxed).max(0) as u64, d.volatile.load(Ordering::Relaxed).max(0) as u64)
@@ -323,6 +326,11 @@ impl Keyspace {
     /// correlate).
     pub fn shard_of(&self, key: &[u8]) -> usize {
         ((self.hasher.hash_one(key) >> 32) as usize) & self.shard_mask
+    }
+
+    /// The key's full hash (the shard index is its high bits).
+    pub(crate) fn key_hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
     }
 
     /// Locks the one shard that holds `key`.
