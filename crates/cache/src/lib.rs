@@ -357,11 +357,14 @@ impl Inner {
     {
         let mut conn = self.conn.clone();
         let since = self.epoch(key);
-        // The generation is read before anything else: an invalidation
-        // after this point makes the store below a no-op, and tells
-        // waiters that joined later not to use this result.
-        let generation = self.generation(key).await?;
+        // The generation is read first, with the value, in one MGET (one
+        // round trip, one instant on the server): an invalidation after
+        // this point makes the store below a no-op, and tells waiters that
+        // joined later not to use this result.
         let vkey = self.keys.value(self.version.load(Ordering::Relaxed), key);
+        let (generation, first): (Option<String>, Option<String>) =
+            redis::cmd("MGET").arg(self.keys.generation(key)).arg(&vkey).query_async(&mut conn).await?;
+        let generation = generation.unwrap_or_else(|| "0".into());
         let mut fallback: Option<Stored> = None;
         let mut hit = |raw: String| -> Result<Option<Fetched>> {
             let value: Stored = Arc::new(serde_json::from_str(&raw)?);
@@ -372,7 +375,7 @@ impl Inner {
             self.fill_l1(key, &value, since);
             Ok(Some(Fetched { value, generation: generation.clone(), fresh: true, source: Source::L2 }))
         };
-        if let Some(raw) = conn.get::<_, Option<String>>(&vkey).await? {
+        if let Some(raw) = first {
             if let Some(f) = hit(raw)? {
                 return Ok(f);
             }
