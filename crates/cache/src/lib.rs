@@ -78,9 +78,31 @@ pub struct CacheBuilder {
     stale_set_protection: bool,
     fail_safe: Duration,
     xfetch_beta: f64,
+    coherence: Coherence,
+}
+
+/// How a process's L1 learns that a key changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Coherence {
+    /// The namespace's sequence-numbered invalidation channel: every
+    /// `invalidate` (from any process) reaches every L1; a gap or a
+    /// reconnect flushes it.
+    #[default]
+    Channel,
+    /// The server's CLIENT TRACKING (BCAST, on the namespace's value keys,
+    /// RESP3 pushes): also catches writes that bypass this library, and
+    /// the server's own expiries and evictions. A reconnect flushes L1.
+    /// The channel is still published to, for processes that listen on it.
+    Tracking,
 }
 
 impl CacheBuilder {
+    /// How L1 is kept coherent (default: [`Coherence::Channel`]).
+    pub fn l1_coherence(mut self, coherence: Coherence) -> Self {
+        self.coherence = coherence;
+        self
+    }
+
     /// Fail-safe: when the loader fails, serve the last value for up to
     /// `max_stale` past its TTL instead of the error (default off). The
     /// server keeps values that much longer for it.
@@ -183,7 +205,10 @@ impl CacheBuilder {
             closed: AtomicBool::new(false),
         });
         inner.refresh_version().await?;
-        let ready = listener::spawn(inner.clone());
+        let ready = match self.coherence {
+            Coherence::Channel => listener::spawn(inner.clone()),
+            Coherence::Tracking => listener::spawn_tracking(inner.clone()),
+        };
         // Invalidations published from now on reach this process.
         let _ = ready.await;
         Ok(Cache { inner })
@@ -219,6 +244,16 @@ impl Keys {
     }
     fn channel(&self) -> String {
         format!("{}:invalidate", self.ns)
+    }
+    /// What every value key starts with (CLIENT TRACKING's prefix).
+    fn value_prefix(&self) -> String {
+        format!("{}:v", self.ns)
+    }
+    /// The cache key a value key holds, whatever its namespace version.
+    fn cache_key(&self, value_key: &str) -> Option<String> {
+        let rest = value_key.strip_prefix(&self.value_prefix())?;
+        let (version, key) = rest.split_once(':')?;
+        version.bytes().all(|b| b.is_ascii_digit()).then(|| key.to_string())
     }
 }
 
@@ -669,6 +704,7 @@ impl Cache {
             l1_ttl: Duration::from_secs(60),
             lease_ttl: Duration::from_secs(5),
             stale_set_protection: true,
+            coherence: Coherence::Channel,
             fail_safe: Duration::ZERO,
             xfetch_beta: 0.0,
         }

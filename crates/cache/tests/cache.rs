@@ -256,3 +256,9 @@ async fn the_stale_set_race_is_closed_by_generations() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracking_coherence_works_on_larder() {
+    let s = spawn_server();
+    common::tracking_coherence_catches_writes_behind_the_cache(client(&s)).await;
+}

@@ -40,3 +40,10 @@ async fn cache_aside_invalidation_and_generations_work_on_redis() {
     assert_eq!((racing, after), (Some(2), Some(3)));
     assert_eq!(a.stats().stale_sets_prevented.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracking_coherence_works_on_redis() {
+    let Some(redis_server) = RedisServer::start() else { return };
+    let client = redis::Client::open(format!("redis://{}/", redis_server.addr)).unwrap();
+    common::tracking_coherence_catches_writes_behind_the_cache(client).await;
+}

@@ -64,3 +64,49 @@ pub async fn stale_set_race(c: &Cache, key: &str, row: &Arc<AtomicU64>, new: u64
     let after = c.get_or_load(key, || async { Ok::<_, String>(Some(row.load(Ordering::SeqCst))) }).await.unwrap();
     (racing, after)
 }
+
+/// CLIENT TRACKING coherence against the server behind `client`: a write
+/// that bypasses the cache (a plain SET or DEL of the value key, or a
+/// FLUSHALL) still drops the key from L1.
+pub async fn tracking_coherence_catches_writes_behind_the_cache(client: redis::Client) {
+    use larder_cache::{Coherence, Source};
+    let cache =
+        Cache::builder(client.clone()).namespace("trk").l1_coherence(Coherence::Tracking).build().await.unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let load = |v: u64| move || async move { Ok::<_, String>(Some(v)) };
+    let got = cache.get_or_load_with_source::<u64, _, _, _>("k", load(1)).await.unwrap();
+    assert_eq!((got.value, got.source), (Some(1), Source::Loaded));
+    // Its own store may echo back as an invalidation; wait for a steady L1.
+    let mut source = Source::Loaded;
+    for _ in 0..2000 {
+        source = cache.get_or_load_with_source::<u64, _, _, _>("k", load(1)).await.unwrap().source;
+        if source == Source::L1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(source, Source::L1);
+    // Someone deletes the value key directly: L1 lets go of it.
+    let _: () = redis::cmd("DEL").arg("trk:v0:k").query_async(&mut raw).await.unwrap();
+    let mut after = None;
+    for _ in 0..2000 {
+        let l = cache.get_or_load_with_source::<u64, _, _, _>("k", load(2)).await.unwrap();
+        if l.source != Source::L1 {
+            after = Some(l);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let after = after.expect("the tracked DEL never reached L1");
+    assert_eq!((after.value, after.source), (Some(2), Source::Loaded), "reloaded after the DEL");
+    // A FLUSHALL: a null invalidation, the whole L1 goes.
+    for _ in 0..2000 {
+        if cache.get_or_load_with_source::<u64, _, _, _>("k", load(3)).await.unwrap().source == Source::L1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let flushes = cache.stats().l1_flushes.load(Ordering::SeqCst);
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut raw).await.unwrap();
+    eventually("FLUSHALL to flush L1", || cache.stats().l1_flushes.load(Ordering::SeqCst) > flushes).await;
+}
