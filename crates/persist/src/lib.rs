@@ -1,9 +1,11 @@
 //! larder-persist: Redis's RDB serialization of Larder values.
 //!
-//! Today it owns the DUMP/RESTORE payload (one value in RDB encoding,
-//! followed by the RDB version and a CRC64), so keys move between Redis and
-//! Larder. Snapshots and the AOF will build on the same encoders.
+//! It owns the DUMP/RESTORE payload (one value in RDB encoding, followed
+//! by the RDB version and a CRC64), so keys move between Redis and Larder,
+//! and RDB files (`file`), so whole datasets do. The AOF will build on the
+//! same encoders.
 
+pub mod file;
 pub mod listpack;
 pub mod lzf;
 pub mod rdb;

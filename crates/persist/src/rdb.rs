@@ -11,7 +11,7 @@ pub const RDB_VERSION: u16 = 11;
 
 const RDB_TYPE_STRING: u8 = 0;
 const RDB_TYPE_LIST: u8 = 1;
-const RDB_TYPE_SET: u8 = 2;
+pub(crate) const RDB_TYPE_SET: u8 = 2;
 const RDB_TYPE_ZSET: u8 = 3;
 const RDB_TYPE_HASH: u8 = 4;
 const RDB_TYPE_ZSET_2: u8 = 5;
@@ -42,7 +42,7 @@ pub enum RdbError {
     Unsupported(&'static str),
 }
 
-fn put_len(out: &mut BytesMut, len: u64) {
+pub(crate) fn put_len(out: &mut BytesMut, len: u64) {
     if len < 1 << 6 {
         out.put_u8(len as u8);
     } else if len < 1 << 14 {
@@ -93,7 +93,7 @@ fn put_string(out: &mut BytesMut, s: &StrValue) {
     out.put_slice(&b);
 }
 
-fn put_bytes(out: &mut BytesMut, b: &[u8]) {
+pub(crate) fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     put_len(out, b.len() as u64);
     out.put_slice(b);
 }
@@ -212,18 +212,26 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], RdbError> {
+    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, pos: 0 }
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], RdbError> {
         let s = self.buf.get(self.pos..self.pos + n).ok_or(RdbError::BadFormat)?;
         self.pos += n;
         Ok(s)
     }
 
-    fn u8(&mut self) -> Result<u8, RdbError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, RdbError> {
         Ok(self.take(1)?[0])
     }
 
     /// Returns (is_encoded, value).
-    fn len(&mut self) -> Result<(bool, u64), RdbError> {
+    pub(crate) fn len(&mut self) -> Result<(bool, u64), RdbError> {
         let first = self.u8()?;
         Ok(match first >> 6 {
             0 => (false, (first & 0x3f) as u64),
@@ -237,7 +245,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn bytes(&mut self) -> Result<Bytes, RdbError> {
+    pub(crate) fn bytes(&mut self) -> Result<Bytes, RdbError> {
         Ok(self.string()?.to_bytes())
     }
 
@@ -428,7 +436,7 @@ fn build_list(items: Vec<Bytes>, lim: &Limits) -> Result<List, RdbError> {
 }
 
 /// RDB_OPCODE_FUNCTION2: a function library, as its source code.
-const OPCODE_FUNCTION2: u8 = 245;
+pub(crate) const OPCODE_FUNCTION2: u8 = 245;
 
 /// FUNCTION DUMP's payload: each library's code behind the FUNCTION2
 /// opcode, then the DUMP footer (RDB version, CRC64).

@@ -179,10 +179,13 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             out.push_str("# Persistence\r\n");
             field!("loading:0");
             field!("async_loading:0");
-            field!("rdb_changes_since_last_save:{}", shared.keyspace.effects.seq());
+            let snaps = &shared.snapshots;
+            let changes = shared.keyspace.effects.seq().saturating_sub(snaps.seq_at_save.load(Relaxed));
+            field!("rdb_changes_since_last_save:{changes}");
             field!("rdb_bgsave_in_progress:0");
-            field!("rdb_last_save_time:{}", shared.clock.now_ms() / 1000 - uptime);
-            field!("rdb_last_bgsave_status:ok");
+            field!("rdb_last_save_time:{}", snaps.last_save.load(Relaxed));
+            field!("rdb_last_bgsave_status:{}", if snaps.last_failed.load(Relaxed) { "err" } else { "ok" });
+            field!("rdb_saves:{}", snaps.saves.load(Relaxed));
             field!("aof_enabled:0");
             field!("aof_rewrite_in_progress:0");
             field!("aof_last_bgrewrite_status:ok");

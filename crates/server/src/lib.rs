@@ -24,6 +24,7 @@ pub mod pubsub;
 pub mod scripting;
 pub mod scripting_libs;
 pub mod server;
+pub mod snapshot;
 pub mod stats;
 pub mod tracking;
 

@@ -81,6 +81,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     let (databases, shards) = (config.databases, config.shards.next_power_of_two());
     let server = Server::new(config);
+    larder_server::snapshot::load_at_startup(server.shared())?;
     // Handlers are registered before "ready" is logged: a signal sent by
     // anyone who waited for that line must find them in place.
     let shutdown = shutdown_signal()?;

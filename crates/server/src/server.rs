@@ -41,6 +41,8 @@ pub struct Shared {
     pub scripting: crate::scripting::Scripting,
     /// Memory use and the maxmemory limit (see memory.rs).
     pub memory: crate::memory::Memory,
+    /// SAVE's bookkeeping (see snapshot.rs).
+    pub snapshots: crate::snapshot::Snapshots,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -123,11 +125,13 @@ impl Server {
             tracking,
             scripting: Default::default(),
             memory: Default::default(),
+            snapshots: Default::default(),
             shutdown_tx,
         };
         let config = shared.config.read().clone();
         shared.apply_config(&config);
         shared.memory.mark_startup();
+        shared.snapshots.last_save.store(shared.clock.now_ms() / 1000, Relaxed);
         Server { shared: Arc::new(shared) }
     }
 

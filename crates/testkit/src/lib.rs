@@ -47,7 +47,11 @@ pub fn spawn_server_with(config: Config) -> TestServer {
 }
 
 /// Starts Larder reading time from `clock`, so expiry tests never sleep.
-pub fn spawn_server_with_clock(config: Config, clock: Arc<dyn larder_store::Clock>) -> TestServer {
+pub fn spawn_server_with_clock(mut config: Config, clock: Arc<dyn larder_store::Clock>) -> TestServer {
+    if config.dir == "." {
+        // A SAVE (a fuzz test may send one) must not litter the crate.
+        config.dir = private_dir("server").to_string_lossy().into_owned();
+    }
     let std_listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     std_listener.set_nonblocking(true).expect("nonblocking");
     let addr = std_listener.local_addr().expect("local addr");
@@ -69,6 +73,16 @@ pub fn spawn_server_with_clock(config: Config, clock: Arc<dyn larder_store::Cloc
     // at once; this only waits for the accept loop to be scheduled.
     wait_ready(addr);
     TestServer { addr, shared, stop: Some(stop), thread: Some(thread) }
+}
+
+/// A fresh directory under the system's temp dir, unique to this process.
+pub fn private_dir(what: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("larder-{what}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a temp dir");
+    dir
 }
 
 fn wait_ready(addr: SocketAddr) {

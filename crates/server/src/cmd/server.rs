@@ -12,41 +12,49 @@ use larder_protocol::Frame;
 use larder_store::glob_match;
 use std::sync::atomic::Ordering::Relaxed;
 
-pub(super) static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("info", -1, LOADING | STALE, KeySpec::NONE, info).doc(
-        "server",
-        "1.0.0",
-        "Returns information and statistics about the server.",
-    ),
-    CommandSpec::container("config", CONFIG_SUBCOMMANDS).doc(
-        "server",
-        "2.0.0",
-        "A container for server configuration commands.",
-    ),
-    CommandSpec::new("command", -1, LOADING | STALE, KeySpec::NONE, command_all).subs(COMMAND_SUBCOMMANDS).doc(
-        "server",
-        "2.8.13",
-        "Returns detailed information about all commands.",
-    ),
-    CommandSpec::new("time", 1, LOADING | STALE | FAST, KeySpec::NONE, time).doc(
-        "server",
-        "2.6.0",
-        "Returns the server time.",
-    ),
-    CommandSpec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, debug).doc(
-        "server",
-        "1.0.0",
-        "A container for debugging commands.",
-    ),
-    CommandSpec::new(
-        "shutdown",
-        -1,
-        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
-        KeySpec::NONE,
-        shutdown,
-    )
-    .doc("server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server."),
-];
+pub(super) static COMMANDS: &[CommandSpec] =
+    &[
+        CommandSpec::new("info", -1, LOADING | STALE, KeySpec::NONE, info).doc(
+            "server",
+            "1.0.0",
+            "Returns information and statistics about the server.",
+        ),
+        CommandSpec::container("config", CONFIG_SUBCOMMANDS).doc(
+            "server",
+            "2.0.0",
+            "A container for server configuration commands.",
+        ),
+        CommandSpec::new("command", -1, LOADING | STALE, KeySpec::NONE, command_all).subs(COMMAND_SUBCOMMANDS).doc(
+            "server",
+            "2.8.13",
+            "Returns detailed information about all commands.",
+        ),
+        CommandSpec::new("time", 1, LOADING | STALE | FAST, KeySpec::NONE, time).doc(
+            "server",
+            "2.6.0",
+            "Returns the server time.",
+        ),
+        CommandSpec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, debug).doc(
+            "server",
+            "1.0.0",
+            "A container for debugging commands.",
+        ),
+        CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING | EXCLUSIVE, KeySpec::NONE, save)
+            .doc("server", "1.0.0", "Synchronously saves the database(s) to disk."),
+        CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, KeySpec::NONE, lastsave).doc(
+            "server",
+            "1.0.0",
+            "Returns the Unix timestamp of the last successful save to disk.",
+        ),
+        CommandSpec::new(
+            "shutdown",
+            -1,
+            ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+            KeySpec::NONE,
+            shutdown,
+        )
+        .doc("server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server."),
+    ];
 
 static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec::new("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, config_get).doc(
@@ -467,6 +475,19 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 }
 
 /// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
+/// SAVE: the EXCLUSIVE flag means nothing else runs meanwhile.
+fn save(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    match crate::snapshot::save(ctx.shared) {
+        Ok(_) => Ok(Frame::ok()),
+        Err(e) => Err(CmdError::Err(format!("snapshot failed: {e}"))),
+    }
+}
+
+/// LASTSAVE
+fn lastsave(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Ok(Frame::Integer(ctx.shared.snapshots.last_save.load(Relaxed) as i64))
+}
+
 fn shutdown(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     while let Some(a) = args.next() {
         if eq_ic(a, "abort") {

@@ -28,6 +28,7 @@ pub mod flags {
     /// Key positions depend on arguments (ZUNIONSTORE numkeys, LMPOP…).
     pub const MOVABLEKEYS: u32 = 1 << 16;
     pub const NO_MANDATORY_KEYS: u32 = 1 << 17;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 18;
     /// Internal, not shown by COMMAND: runs at once inside MULTI instead of
     /// being queued (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET).
     pub const TX_CONTROL: u32 = 1 << 24;
@@ -52,6 +53,7 @@ pub mod flags {
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (MOVABLEKEYS, "movablekeys"),
     ];
 }

@@ -10,6 +10,7 @@ mod expire;
 mod fuzz;
 mod keyspace;
 mod memory;
+mod persistence;
 mod protocol;
 mod pubsub;
 mod scripting;
@@ -50,8 +51,14 @@ impl Drop for Proc {
 /// ready line, and its stderr.
 pub fn start_binary(args: &[&str]) -> (Proc, u16, std::io::BufReader<std::process::ChildStderr>) {
     use std::io::BufRead;
+    // Its own directory unless the test names one: no stray dump.rdb is
+    // loaded at start, and a SAVE writes nowhere shared.
+    let dir = larder_testkit::private_dir("bin");
+    let default_dir = ["--dir", dir.to_str().unwrap()];
+    let extra: &[&str] = if args.contains(&"--dir") { &[] } else { &default_dir };
     let spawned = std::process::Command::new(env!("CARGO_BIN_EXE_larder-server"))
         .args(args)
+        .args(extra)
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .spawn();
