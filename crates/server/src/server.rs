@@ -17,6 +17,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+/// Shutdown snapshot modes: as configured (save points), SAVE, NOSAVE.
+pub const SHUTDOWN_DEFAULT: u8 = 0;
+pub const SHUTDOWN_SAVE: u8 = 1;
+pub const SHUTDOWN_NOSAVE: u8 = 2;
+
 /// Everything connections share.
 pub struct Shared {
     pub config: RwLock<Config>,
@@ -43,6 +48,8 @@ pub struct Shared {
     pub memory: crate::memory::Memory,
     /// SAVE's bookkeeping (see snapshot.rs).
     pub snapshots: crate::snapshot::Snapshots,
+    /// What to do about a final snapshot on shutdown: `SHUTDOWN_*`.
+    pub shutdown_save: std::sync::atomic::AtomicU8,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -126,6 +133,7 @@ impl Server {
             scripting: Default::default(),
             memory: Default::default(),
             snapshots: Default::default(),
+            shutdown_save: std::sync::atomic::AtomicU8::new(SHUTDOWN_DEFAULT),
             shutdown_tx,
         };
         let config = shared.config.read().clone();
@@ -175,6 +183,16 @@ impl Server {
             conns.abort_all();
         }
         cron.abort();
+        let mode = shared.shutdown_save.load(Relaxed);
+        let save_points = !shared.config.read().save.trim().is_empty();
+        if mode == SHUTDOWN_SAVE || (mode == SHUTDOWN_DEFAULT && save_points) {
+            tracing::info!("Saving the final RDB snapshot before exiting.");
+            let _world = shared.world.write();
+            if let Err(e) = crate::snapshot::save(&shared) {
+                // Redis refuses to exit here; a server asked to stop stops.
+                tracing::warn!("Error trying to save the DB before exiting: {e}");
+            }
+        }
         tracing::info!("Larder is now ready to exit, bye bye...");
         Ok(())
     }

@@ -474,7 +474,6 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     Err(CmdError::UnknownSubcommand { sub: String::from_utf8_lossy(sub).into_owned(), cmd: "DEBUG".into() })
 }
 
-/// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
 /// SAVE: the EXCLUSIVE flag means nothing else runs meanwhile.
 fn save(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     match crate::snapshot::save(ctx.shared) {
@@ -488,15 +487,24 @@ fn lastsave(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     Ok(Frame::Integer(ctx.shared.snapshots.last_save.load(Relaxed) as i64))
 }
 
+/// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]. The final snapshot
+/// (SAVE, or save points configured and no NOSAVE) is written once the
+/// connections are closed (see `Server::run`).
 fn shutdown(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let mut mode = crate::server::SHUTDOWN_DEFAULT;
     while let Some(a) = args.next() {
         if eq_ic(a, "abort") {
             return Err(CmdError::Err("No shutdown in progress.".into()));
         }
-        if !["nosave", "save", "now", "force"].iter().any(|w| eq_ic(a, w)) {
+        if eq_ic(a, "save") {
+            mode = crate::server::SHUTDOWN_SAVE;
+        } else if eq_ic(a, "nosave") {
+            mode = crate::server::SHUTDOWN_NOSAVE;
+        } else if !["now", "force"].iter().any(|w| eq_ic(a, w)) {
             return Err(CmdError::Syntax);
         }
     }
+    ctx.shared.shutdown_save.store(mode, Relaxed);
     tracing::warn!("User requested shutdown...");
     ctx.shared.request_shutdown();
     ctx.client.close_after_reply = true;

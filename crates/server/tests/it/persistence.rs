@@ -191,3 +191,44 @@ fn a_corrupt_file_stops_the_server_with_a_clear_error() {
         "{err}"
     );
 }
+
+/// Waits for the process to exit on its own (SHUTDOWN, a signal).
+fn wait_exit(proc: &mut crate::Proc) {
+    for _ in 0..400 {
+        if proc.0.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("the server did not exit");
+}
+
+#[test]
+fn shutdown_saves_when_asked_or_when_save_points_are_set() {
+    let dir = temp_dir("shutdown");
+    let d = dir.to_str().unwrap();
+    // SHUTDOWN SAVE writes a final snapshot.
+    let (mut proc, mut con) = larder(&dir);
+    let _: () = cmd("SET").arg("a").arg("1").query(&mut con).unwrap();
+    let _ = cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut con);
+    wait_exit(&mut proc);
+    // With save points, SIGTERM saves too.
+    let (mut proc, port, mut err) = start_binary(&["--port", "0", "--dir", d, "--save", "3600 1"]);
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let mut con = connect(port);
+    assert_eq!(cmd("GET").arg("a").query::<Option<String>>(&mut con).unwrap().as_deref(), Some("1"));
+    let _: () = cmd("SET").arg("b").arg("2").query(&mut con).unwrap();
+    assert!(Command::new("kill").args(["-TERM", &proc.0.id().to_string()]).status().unwrap().success());
+    wait_exit(&mut proc);
+    // SHUTDOWN NOSAVE does not, save points or not.
+    let (mut proc, port, mut err) = start_binary(&["--port", "0", "--dir", d, "--save", "3600 1"]);
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let mut con = connect(port);
+    assert_eq!(cmd("GET").arg("b").query::<Option<String>>(&mut con).unwrap().as_deref(), Some("2"));
+    let _: () = cmd("SET").arg("c").arg("3").query(&mut con).unwrap();
+    let _ = cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut con);
+    wait_exit(&mut proc);
+    let (_proc, mut con) = larder(&dir);
+    assert_eq!(cmd("GET").arg("c").query::<Option<String>>(&mut con).unwrap(), None);
+    assert_eq!(cmd("DBSIZE").query::<i64>(&mut con).unwrap(), 2);
+}
