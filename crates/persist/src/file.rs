@@ -43,12 +43,43 @@ pub struct Writer<W: Write> {
     out: W,
     buf: BytesMut,
     digest: crc::Digest<'static, u64>,
+    /// The database the last SELECTDB chose.
+    db: Option<usize>,
+}
+
+/// Encodes one key, with its absolute expiry in ms if it has one, as a
+/// file holds it. BGSAVE encodes shards into buffers with this and adds
+/// them to the file with [`Writer::chunk`].
+pub fn encode_entry(buf: &mut BytesMut, key: &[u8], value: &Value, expire_at_ms: Option<u64>) -> Result<(), FileError> {
+    if let Some(at) = expire_at_ms {
+        buf.put_u8(OP_EXPIRETIME_MS);
+        buf.put_u64_le(at);
+    }
+    match value {
+        // RDB 11's listpack set: written as a plain set for version 10.
+        Value::Set(s) if matches!(**s, Set::Listpack(_)) => {
+            buf.put_u8(rdb::RDB_TYPE_SET);
+            put_bytes(buf, key);
+            let members = s.members();
+            put_len(buf, members.len() as u64);
+            members.iter().for_each(|m| put_bytes(buf, m));
+        }
+        _ => {
+            // The type byte goes before the key: encode the value aside.
+            let mut body = BytesMut::new();
+            rdb::put_value(&mut body, value)?;
+            buf.put_u8(body[0]);
+            put_bytes(buf, key);
+            buf.put_slice(&body[1..]);
+        }
+    }
+    Ok(())
 }
 
 impl<W: Write> Writer<W> {
     /// Starts a file: the header and the `aux` fields.
     pub fn new(out: W, aux: &[(&str, String)]) -> std::io::Result<Writer<W>> {
-        let mut w = Writer { out, buf: BytesMut::with_capacity(FLUSH_AT * 2), digest: CRC.digest() };
+        let mut w = Writer { out, buf: BytesMut::with_capacity(FLUSH_AT * 2), digest: CRC.digest(), db: None };
         w.buf.put_slice(format!("REDIS{FILE_VERSION:04}").as_bytes());
         for (k, v) in aux {
             w.buf.put_u8(OP_AUX);
@@ -71,6 +102,7 @@ impl<W: Write> Writer<W> {
     pub fn select_db(&mut self, db: usize, keys: u64, expires: u64) {
         self.buf.put_u8(OP_SELECTDB);
         put_len(&mut self.buf, db as u64);
+        self.db = Some(db);
         self.buf.put_u8(OP_RESIZEDB);
         put_len(&mut self.buf, keys);
         put_len(&mut self.buf, expires);
@@ -78,30 +110,22 @@ impl<W: Write> Writer<W> {
 
     /// One key, with its absolute expiry in ms if it has one.
     pub fn entry(&mut self, key: &[u8], value: &Value, expire_at_ms: Option<u64>) -> Result<(), FileError> {
-        if let Some(at) = expire_at_ms {
-            self.buf.put_u8(OP_EXPIRETIME_MS);
-            self.buf.put_u64_le(at);
-        }
-        match value {
-            // RDB 11's listpack set: written as a plain set for version 10.
-            Value::Set(s) if matches!(**s, Set::Listpack(_)) => {
-                self.buf.put_u8(rdb::RDB_TYPE_SET);
-                put_bytes(&mut self.buf, key);
-                let members = s.members();
-                put_len(&mut self.buf, members.len() as u64);
-                members.iter().for_each(|m| put_bytes(&mut self.buf, m));
-            }
-            _ => {
-                // The type byte goes before the key: encode the value aside.
-                let mut body = BytesMut::new();
-                rdb::put_value(&mut body, value)?;
-                self.buf.put_u8(body[0]);
-                put_bytes(&mut self.buf, key);
-                self.buf.put_slice(&body[1..]);
-            }
-        }
+        encode_entry(&mut self.buf, key, value, expire_at_ms)?;
         self.maybe_flush()?;
         Ok(())
+    }
+
+    /// Keys of database `db` encoded by [`encode_entry`]. A database may
+    /// come in several chunks, interleaved with others: each switch writes
+    /// a SELECTDB, which loaders (Redis's included) simply follow.
+    pub fn chunk(&mut self, db: usize, encoded: &[u8]) -> std::io::Result<()> {
+        if self.db != Some(db) {
+            self.buf.put_u8(OP_SELECTDB);
+            put_len(&mut self.buf, db as u64);
+            self.db = Some(db);
+        }
+        self.buf.put_slice(encoded);
+        self.maybe_flush()
     }
 
     /// A function library, as its source code.

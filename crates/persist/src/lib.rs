@@ -2,9 +2,10 @@
 //!
 //! It owns the DUMP/RESTORE payload (one value in RDB encoding, followed
 //! by the RDB version and a CRC64), so keys move between Redis and Larder,
-//! and RDB files (`file`), so whole datasets do. The AOF will build on the
-//! same encoders.
+//! and RDB files (`file`), so whole datasets do, and the AOF's manifest
+//! and command encoding (`aof`).
 
+pub mod aof;
 pub mod file;
 pub mod listpack;
 pub mod lzf;

@@ -180,16 +180,44 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("loading:0");
             field!("async_loading:0");
             let snaps = &shared.snapshots;
+            field!("current_cow_size:{}", snaps.current_cow.load(Relaxed));
             let changes = shared.keyspace.effects.seq().saturating_sub(snaps.seq_at_save.load(Relaxed));
             field!("rdb_changes_since_last_save:{changes}");
-            field!("rdb_bgsave_in_progress:0");
+            let bg = snaps.bgsave_in_progress.load(Relaxed);
+            field!("rdb_bgsave_in_progress:{}", bg as u8);
             field!("rdb_last_save_time:{}", snaps.last_save.load(Relaxed));
             field!("rdb_last_bgsave_status:{}", if snaps.last_failed.load(Relaxed) { "err" } else { "ok" });
+            field!("rdb_last_bgsave_time_sec:{}", snaps.last_bgsave_secs.load(Relaxed));
+            let current = if bg {
+                (shared.clock.now_ms().saturating_sub(snaps.bgsave_started_ms.load(Relaxed)) / 1000) as i64
+            } else {
+                -1
+            };
+            field!("rdb_current_bgsave_time_sec:{current}");
             field!("rdb_saves:{}", snaps.saves.load(Relaxed));
-            field!("aof_enabled:0");
-            field!("aof_rewrite_in_progress:0");
-            field!("aof_last_bgrewrite_status:ok");
-            field!("aof_last_write_status:ok");
+            field!("rdb_last_cow_size:{}", snaps.last_cow.load(Relaxed));
+            let aof = &shared.aof;
+            field!("aof_enabled:{}", aof.enabled() as u8);
+            field!("aof_rewrite_in_progress:{}", aof.rewrite_in_progress.load(Relaxed) as u8);
+            field!("aof_rewrite_scheduled:{}", aof.rewrite_scheduled.load(Relaxed) as u8);
+            field!("aof_last_rewrite_time_sec:{}", aof.last_rewrite_secs.load(Relaxed));
+            field!("aof_current_rewrite_time_sec:{}", aof.rewrite_elapsed_secs(shared.clock.now_ms()));
+            let ok = |b: bool| if b { "ok" } else { "err" };
+            field!("aof_last_bgrewrite_status:{}", ok(aof.last_rewrite_ok.load(Relaxed)));
+            field!("aof_rewrites:{}", aof.rewrites.load(Relaxed));
+            field!("aof_last_write_status:{}", ok(aof.last_write_ok.load(Relaxed)));
+            field!("aof_last_cow_size:{}", aof.last_cow.load(Relaxed));
+            field!("module_fork_in_progress:0");
+            field!("module_fork_last_cow_size:0");
+            if aof.enabled() {
+                let (current, base) = aof.sizes();
+                field!("aof_current_size:{current}");
+                field!("aof_base_size:{base}");
+                field!("aof_pending_rewrite:{}", aof.rewrite_scheduled.load(Relaxed) as u8);
+                field!("aof_buffer_length:{}", aof.pending_len());
+                field!("aof_pending_bio_fsync:0");
+                field!("aof_delayed_fsync:0");
+            }
         }
         "stats" => {
             out.push_str("# Stats\r\n");

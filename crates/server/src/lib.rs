@@ -10,6 +10,7 @@
 //! of a batch leave in one write. Background tasks run the active expiry
 //! cycle and the idle-client timeout, as Redis's serverCron does.
 
+pub mod aof;
 pub mod blocking;
 pub mod cmd;
 pub mod config;

@@ -46,11 +46,15 @@ pub struct Shared {
     pub scripting: crate::scripting::Scripting,
     /// Memory use and the maxmemory limit (see memory.rs).
     pub memory: crate::memory::Memory,
+    /// The append-only file (see aof.rs).
+    pub aof: Arc<crate::aof::Aof>,
     /// SAVE's bookkeeping (see snapshot.rs).
     pub snapshots: crate::snapshot::Snapshots,
     /// What to do about a final snapshot on shutdown: `SHUTDOWN_*`.
     pub shutdown_save: std::sync::atomic::AtomicU8,
     shutdown_tx: watch::Sender<bool>,
+    /// This Shared's own Arc, for work that outlives a command (BGSAVE).
+    me: std::sync::OnceLock<std::sync::Weak<Shared>>,
 }
 
 impl Shared {
@@ -75,11 +79,17 @@ impl Shared {
         self.notifier.set_flags(config.notify_flags, &self.keyspace.effects);
         self.tracking.set_max_keys(config.tracking_table_max_keys);
         self.scripting.set_busy_threshold(config.busy_reply_threshold);
+        self.aof.set_policy(&config.appendfsync);
         let policy = larder_store::Policy::parse(&config.maxmemory_policy).unwrap_or(larder_store::Policy::NoEviction);
         self.memory.set_limits(config.maxmemory, policy, config.maxmemory_samples as usize);
         let ev = &self.keyspace.evictor;
         ev.lfu_log_factor.store(config.lfu_log_factor as u32, Relaxed);
         ev.lfu_decay_time.store(config.lfu_decay_time as u32, Relaxed);
+    }
+
+    /// An owning handle, for threads that outlive the calling command.
+    pub fn arc(&self) -> Arc<Shared> {
+        self.me.get().and_then(|w| w.upgrade()).expect("Shared lives in an Arc")
     }
 
     pub fn uptime_ms(&self) -> u64 {
@@ -110,6 +120,8 @@ impl Server {
         keyspace.effects.subscribe(notifier.clone());
         let tracking = Arc::new(crate::tracking::Tracking::new(commands.clone()));
         keyspace.effects.subscribe(tracking.clone());
+        let aof: Arc<crate::aof::Aof> = Default::default();
+        keyspace.effects.subscribe(aof.clone());
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
         let (shutdown_tx, _) = watch::channel(false);
         let shared = Shared {
@@ -132,15 +144,19 @@ impl Server {
             tracking,
             scripting: Default::default(),
             memory: Default::default(),
+            aof,
             snapshots: Default::default(),
             shutdown_save: std::sync::atomic::AtomicU8::new(SHUTDOWN_DEFAULT),
             shutdown_tx,
+            me: Default::default(),
         };
         let config = shared.config.read().clone();
         shared.apply_config(&config);
         shared.memory.mark_startup();
         shared.snapshots.last_save.store(shared.clock.now_ms() / 1000, Relaxed);
-        Server { shared: Arc::new(shared) }
+        let shared = Arc::new(shared);
+        let _ = shared.me.set(Arc::downgrade(&shared));
+        Server { shared }
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -183,10 +199,13 @@ impl Server {
             conns.abort_all();
         }
         cron.abort();
+        // What was appended reaches the disk, whatever appendfsync says.
+        shared.aof.flush_all();
         let mode = shared.shutdown_save.load(Relaxed);
         let save_points = !shared.config.read().save.trim().is_empty();
         if mode == SHUTDOWN_SAVE || (mode == SHUTDOWN_DEFAULT && save_points) {
             tracing::info!("Saving the final RDB snapshot before exiting.");
+            crate::snapshot::wait_for_bgsave(&shared);
             let _world = shared.world.write();
             if let Err(e) = crate::snapshot::save(&shared) {
                 // Redis refuses to exit here; a server asked to stop stops.
@@ -253,6 +272,8 @@ async fn cron(shared: Arc<Shared>) {
         }
         if last_timeout_check.elapsed() >= Duration::from_secs(1) {
             last_timeout_check = Instant::now();
+            crate::snapshot::cron_tick(&shared);
+            crate::aof::cron_tick(&shared);
             let timeout = shared.config.read().timeout;
             if timeout > 0 {
                 let now = shared.uptime_ms();

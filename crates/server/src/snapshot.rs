@@ -5,18 +5,32 @@
 //!
 //! SAVE runs with the world lock held exclusively (the command is
 //! EXCLUSIVE in the table), so it is a point-in-time cut across every
-//! shard, as Redis's SAVE is; BGSAVE without fork is the next step. The
-//! file is written under a temporary name, synced, then renamed, so a
-//! crash mid-save leaves the previous snapshot intact.
+//! shard, as Redis's SAVE is.
+//!
+//! BGSAVE does not fork. It starts a keyspace cut (see `begin_cut` in
+//! larder-store): one instant across every shard, after which the first
+//! command to touch a shard the saver has not reached encodes that shard,
+//! as it was, into a chunk, and the saver thread walks the shards in order
+//! doing the same, writing chunks to the file as they come. The server
+//! keeps serving throughout; the extra memory is the encoded chunks not
+//! yet written, whose peak INFO reports as `rdb_last_cow_size` (the field
+//! where Redis reports its fork's copy-on-write pages).
+//!
+//! Either way the file is written under a temporary name, synced, then
+//! renamed, so a crash mid-save leaves the previous snapshot intact. The
+//! `save <seconds> <changes>` schedule runs BGSAVE from the cron.
 
 use crate::Shared;
+use bytes::{Bytes, BytesMut};
 use larder_persist::file::{self, Item};
-use larder_store::Entry;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use larder_store::{CutSink, Entry};
+use parking_lot::Mutex;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// What INFO persistence and LASTSAVE report.
-#[derive(Default)]
 pub struct Snapshots {
     /// Unix seconds of the last successful save (start-up until then).
     pub last_save: AtomicU64,
@@ -24,6 +38,37 @@ pub struct Snapshots {
     /// The effect stream's position at the last save or load.
     pub seq_at_save: AtomicU64,
     pub saves: AtomicU64,
+    /// A BGSAVE is running; its start in ms (clock time).
+    pub bgsave_in_progress: AtomicBool,
+    pub bgsave_started_ms: AtomicU64,
+    /// Seconds the last BGSAVE took (-1: none yet).
+    pub last_bgsave_secs: AtomicI64,
+    /// Encoded chunks held in memory: now, and the last BGSAVE's peak.
+    pub current_cow: AtomicU64,
+    pub last_cow: AtomicU64,
+    /// Unix seconds of the last BGSAVE attempt (the schedule retries a
+    /// failed one after 5 s, as Redis does).
+    pub last_attempt: AtomicU64,
+    /// BGSAVE SCHEDULE arrived while an AOF rewrite held the cut.
+    pub scheduled: AtomicBool,
+}
+
+impl Default for Snapshots {
+    fn default() -> Snapshots {
+        Snapshots {
+            last_save: Default::default(),
+            last_failed: Default::default(),
+            seq_at_save: Default::default(),
+            saves: Default::default(),
+            bgsave_in_progress: Default::default(),
+            bgsave_started_ms: Default::default(),
+            last_bgsave_secs: AtomicI64::new(-1),
+            current_cow: Default::default(),
+            last_cow: Default::default(),
+            last_attempt: Default::default(),
+            scheduled: Default::default(),
+        }
+    }
 }
 
 fn path(shared: &Shared) -> PathBuf {
@@ -33,31 +78,44 @@ fn path(shared: &Shared) -> PathBuf {
 
 /// Writes the snapshot. The caller holds the world lock exclusively.
 pub fn save(shared: &Shared) -> Result<u64, String> {
+    if shared.snapshots.bgsave_in_progress.load(Relaxed) {
+        return Err("Background save already in progress".into());
+    }
     let target = path(shared);
     let tmp = target.with_file_name(format!("temp-{}.rdb", std::process::id()));
-    let written = write(shared, &tmp).and_then(|keys| {
-        std::fs::rename(&tmp, &target).map_err(|e| format!("rename to {}: {e}", target.display()))?;
-        Ok(keys)
-    });
+    let seq = shared.keyspace.effects.seq();
+    let written = write(shared, &tmp).and_then(|keys| commit(&tmp, &target).map(|()| keys));
+    finished(shared, &target, &written, seq);
+    written
+}
+
+/// Renames a finished temporary file over its target.
+pub(crate) fn commit(tmp: &Path, target: &Path) -> Result<(), String> {
+    std::fs::rename(tmp, target).map_err(|e| format!("rename to {}: {e}", target.display()))
+}
+
+/// Records a save's outcome: `seq` is the effect stream's position at its cut.
+fn finished(shared: &Shared, target: &Path, written: &Result<u64, String>, seq: u64) {
     let snaps = &shared.snapshots;
-    match &written {
+    match written {
         Ok(keys) => {
             tracing::info!("DB saved on disk: {keys} keys in {}", target.display());
             snaps.last_save.store(shared.clock.now_ms() / 1000, Relaxed);
-            snaps.seq_at_save.store(shared.keyspace.effects.seq(), Relaxed);
+            snaps.seq_at_save.store(seq, Relaxed);
             snaps.saves.fetch_add(1, Relaxed);
             snaps.last_failed.store(false, Relaxed);
         }
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
             tracing::warn!("Failed saving the DB: {e}");
             snaps.last_failed.store(true, Relaxed);
         }
     }
-    written
 }
 
-fn write(shared: &Shared, tmp: &PathBuf) -> Result<u64, String> {
+type FileWriter = file::Writer<BufWriter<std::fs::File>>;
+
+/// Creates `tmp` and writes the header and aux fields.
+pub(crate) fn start_file(shared: &Shared, tmp: &Path, aof_base: bool) -> Result<FileWriter, String> {
     let out = std::fs::File::create(tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
     let now = shared.clock.now_ms();
     let aux = [
@@ -65,9 +123,33 @@ fn write(shared: &Shared, tmp: &PathBuf) -> Result<u64, String> {
         ("redis-bits", "64".to_string()),
         ("ctime", (now / 1000).to_string()),
         ("used-mem", shared.memory.used().to_string()),
-        ("aof-base", "0".to_string()),
+        ("aof-base", if aof_base { "1" } else { "0" }.to_string()),
     ];
-    let mut w = file::Writer::new(std::io::BufWriter::new(out), &aux).map_err(|e| e.to_string())?;
+    file::Writer::new(BufWriter::new(out), &aux).map_err(|e| e.to_string())
+}
+
+/// Writes the function libraries, the trailer, and syncs the file.
+pub(crate) fn end_file(shared: &Shared, mut w: FileWriter) -> Result<(), String> {
+    let codes: Vec<Bytes> = shared.scripting.with_libraries(|libs| libs.values().map(|l| l.code.clone()).collect());
+    for code in &codes {
+        w.function(code).map_err(|e| e.to_string())?;
+    }
+    let out = w.finish().map_err(|e| e.to_string())?;
+    let file = out.into_inner().map_err(|e| e.to_string())?;
+    file.sync_all().map_err(|e| e.to_string())
+}
+
+fn write(shared: &Shared, tmp: &Path) -> Result<u64, String> {
+    let written = write_locked(shared, tmp);
+    if written.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    written
+}
+
+fn write_locked(shared: &Shared, tmp: &Path) -> Result<u64, String> {
+    let mut w = start_file(shared, tmp, false)?;
+    let now = shared.clock.now_ms();
     let mut total = 0u64;
     for db in 0..shared.keyspace.databases() {
         let (keys, expires) = shared.keyspace.db_stats(db);
@@ -94,34 +176,226 @@ fn write(shared: &Shared, tmp: &PathBuf) -> Result<u64, String> {
             }
         }
     }
-    let codes: Vec<bytes::Bytes> =
-        shared.scripting.with_libraries(|libs| libs.values().map(|l| l.code.clone()).collect());
-    for code in &codes {
-        w.function(code).map_err(|e| e.to_string())?;
-    }
-    let out = w.finish().map_err(|e| e.to_string())?;
-    let file = out.into_inner().map_err(|e| e.to_string())?;
-    file.sync_all().map_err(|e| e.to_string())?;
+    end_file(shared, w)?;
     Ok(total)
+}
+
+/// Shards as of a cut, encoded and waiting for the saver thread.
+pub(crate) struct Chunks {
+    /// The cut's time: keys past their deadline then are left out.
+    cut_ms: u64,
+    queue: Mutex<Vec<(usize, BytesMut)>>,
+    keys: AtomicU64,
+    failed: Mutex<Option<String>>,
+    /// Encoded bytes held, now and at most (reported as COW size).
+    held: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl CutSink for Chunks {
+    fn capture(&self, db: usize, _shard: usize, entries: &mut dyn Iterator<Item = (&Bytes, &Entry)>) {
+        let mut buf = BytesMut::new();
+        let mut keys = 0;
+        for (k, e) in entries {
+            if e.is_expired(self.cut_ms) {
+                continue;
+            }
+            if let Err(err) = file::encode_entry(&mut buf, k, &e.value, e.expire_at()) {
+                self.failed.lock().get_or_insert_with(|| format!("key {}: {err}", String::from_utf8_lossy(k)));
+                return;
+            }
+            keys += 1;
+        }
+        if keys == 0 {
+            return;
+        }
+        self.keys.fetch_add(keys, Relaxed);
+        let held = self.held.fetch_add(buf.len() as u64, Relaxed) + buf.len() as u64;
+        self.peak.fetch_max(held, Relaxed);
+        self.queue.lock().push((db, buf));
+    }
+}
+
+impl Chunks {
+    pub(crate) fn new(cut_ms: u64) -> Chunks {
+        Chunks {
+            cut_ms,
+            queue: Mutex::default(),
+            keys: AtomicU64::new(0),
+            failed: Mutex::default(),
+            held: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
+        }
+    }
+
+    /// The most encoded bytes held at once.
+    pub(crate) fn peak_bytes(&self) -> u64 {
+        self.peak.load(Relaxed)
+    }
+
+    fn drain(&self, w: &mut FileWriter, gauge: &AtomicU64) -> Result<(), String> {
+        let ready = std::mem::take(&mut *self.queue.lock());
+        for (db, buf) in ready {
+            w.chunk(db, &buf).map_err(|e| e.to_string())?;
+            self.held.fetch_sub(buf.len() as u64, Relaxed);
+        }
+        gauge.store(self.held.load(Relaxed), Relaxed);
+        match self.failed.lock().clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Walks every shard in order, capturing what the cut has not yet,
+    /// and writes the chunks to `w` as they come; ends the cut. Returns
+    /// the number of keys written.
+    pub(crate) fn write_cut(&self, shared: &Shared, mut w: FileWriter, gauge: &AtomicU64) -> Result<u64, String> {
+        let ks = &shared.keyspace;
+        // The cut must end even if the file fails, or every later lock
+        // would keep feeding a saver that is gone.
+        struct EndCut<'a>(&'a larder_store::Keyspace, u64);
+        impl Drop for EndCut<'_> {
+            fn drop(&mut self) {
+                self.0.finish_cut(self.1);
+            }
+        }
+        let end = EndCut(ks, self.cut_ms);
+        for db in 0..ks.databases() {
+            for shard in 0..ks.shard_count() {
+                drop(ks.lock_shard(db, shard, self.cut_ms));
+                self.drain(&mut w, gauge)?;
+            }
+        }
+        drop(end);
+        self.drain(&mut w, gauge)?;
+        end_file(shared, w)?;
+        Ok(self.keys.load(Relaxed))
+    }
+}
+
+/// BGSAVE: starts a cut and a thread that writes it. Errors are Redis's
+/// texts for a save that cannot start now.
+pub fn bgsave(shared: &Arc<Shared>) -> Result<(), String> {
+    let snaps = &shared.snapshots;
+    if snaps.bgsave_in_progress.swap(true, Relaxed) {
+        return Err("Background save already in progress".into());
+    }
+    let now = shared.clock.now_ms();
+    snaps.last_attempt.store(now / 1000, Relaxed);
+    let chunks = Arc::new(Chunks::new(now));
+    let mut seq = 0;
+    if !shared.keyspace.begin_cut(chunks.clone(), || seq = shared.keyspace.effects.seq()) {
+        snaps.bgsave_in_progress.store(false, Relaxed);
+        return Err("An AOF log rewriting in progress: can't BGSAVE right now. \
+                    Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
+            .into());
+    }
+    snaps.bgsave_started_ms.store(now, Relaxed);
+    tracing::info!("Background saving started (a cut at effect {seq}, no fork)");
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name("larder-bgsave".into())
+        .spawn(move || {
+            let snaps = &shared.snapshots;
+            let target = path(&shared);
+            let tmp = target.with_file_name(format!("temp-bg-{}.rdb", std::process::id()));
+            let written = start_file(&shared, &tmp, false)
+                .and_then(|w| chunks.write_cut(&shared, w, &snaps.current_cow))
+                .and_then(|keys| commit(&tmp, &target).map(|()| keys));
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            finished(&shared, &target, &written, seq);
+            let took = shared.clock.now_ms().saturating_sub(now) / 1000;
+            snaps.last_bgsave_secs.store(took as i64, Relaxed);
+            snaps.last_cow.store(chunks.peak.load(Relaxed), Relaxed);
+            snaps.current_cow.store(0, Relaxed);
+            if written.is_ok() {
+                tracing::info!(
+                    "Background saving terminated with success; held at most {} bytes",
+                    chunks.peak.load(Relaxed)
+                );
+            }
+            snaps.bgsave_in_progress.store(false, Relaxed);
+        })
+        .map_err(|e| {
+            snaps.bgsave_in_progress.store(false, Relaxed);
+            e.to_string()
+        })?;
+    Ok(())
+}
+
+/// Waits for a running BGSAVE to end (shutdown does, so it never exits
+/// with a half-written temporary file).
+pub fn wait_for_bgsave(shared: &Shared) {
+    while shared.snapshots.bgsave_in_progress.load(Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The `save` schedule's pairs; malformed ones are skipped.
+fn save_points(spec: &str) -> Vec<(u64, u64)> {
+    let nums: Vec<u64> = spec.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    nums.chunks_exact(2).map(|p| (p[0], p[1])).collect()
+}
+
+/// The cron's check: start a BGSAVE when a save point is due (or one was
+/// scheduled), as Redis's serverCron does.
+pub fn cron_tick(shared: &Arc<Shared>) {
+    let snaps = &shared.snapshots;
+    if snaps.bgsave_in_progress.load(Relaxed) || shared.keyspace.cut_active() {
+        return;
+    }
+    if snaps.scheduled.swap(false, Relaxed) {
+        let _ = bgsave(shared);
+        return;
+    }
+    let now = shared.clock.now_ms() / 1000;
+    let changes = shared.keyspace.effects.seq().saturating_sub(snaps.seq_at_save.load(Relaxed));
+    let since = now.saturating_sub(snaps.last_save.load(Relaxed));
+    let retry_ok = !snaps.last_failed.load(Relaxed) || now.saturating_sub(snaps.last_attempt.load(Relaxed)) >= 5;
+    let spec = shared.config.read().save.clone();
+    if let Some((secs, n)) = save_points(&spec).into_iter().find(|&(secs, n)| changes >= n && since > secs) {
+        if retry_ok {
+            tracing::info!("{n} changes in {secs} seconds. Saving...");
+            let _ = bgsave(shared);
+        }
+    }
 }
 
 /// Loads `dir`/`dbfilename` if it exists (the binary calls this before
 /// it listens), logging progress. A bad file is an error: the server does
-/// not start on a partial dataset.
+/// not start on a partial dataset. With `appendonly yes` the AOF is the
+/// source instead (see aof.rs).
 pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
+    if shared.config.read().appendonly {
+        return crate::aof::load_at_startup(shared);
+    }
+    load_rdb_file(shared)
+}
+
+/// Loads `dir`/`dbfilename` if it exists.
+pub(crate) fn load_rdb_file(shared: &Shared) -> anyhow::Result<()> {
     let target = path(shared);
     let data = match std::fs::read(&target) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => anyhow::bail!("reading {}: {e}", target.display()),
     };
-    let started = std::time::Instant::now();
     tracing::info!("Loading RDB {} ({} bytes)…", target.display(), data.len());
+    load_rdb(shared, &data, &target)?;
+    shared.snapshots.seq_at_save.store(shared.keyspace.effects.seq(), Relaxed);
+    Ok(())
+}
+
+/// Loads an RDB image (a dump.rdb, or an AOF's base) into the keyspace.
+pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let lim = shared.config.read().limits;
     let now = shared.clock.now_ms();
     let (mut keys, mut expired) = (0u64, 0u64);
     let mut functions = Vec::new();
-    file::load(&data, &lim, |item| match item {
+    file::load(data, &lim, |item| match item {
         Item::Key { db, key, value, expire_at_ms, idle_secs, freq } => {
             if db >= shared.keyspace.databases() {
                 return;
@@ -150,14 +424,13 @@ pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
         }
         Item::Function(code) => functions.push(code),
     })
-    .map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
+    .map_err(|e| anyhow::anyhow!("{}: {e}", name.display()))?;
     for code in functions {
         shared
             .scripting
             .function_load(&code, true)
             .map_err(|e| anyhow::anyhow!("a function library in the RDB: {e}"))?;
     }
-    shared.snapshots.seq_at_save.store(shared.keyspace.effects.seq(), Relaxed);
     tracing::info!(
         "DB loaded from disk: {keys} keys ({expired} already expired, skipped) in {:.3} s",
         started.elapsed().as_secs_f64()

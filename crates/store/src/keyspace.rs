@@ -13,6 +13,16 @@
 //!
 //! Why an expiry index: the active cycle pops exactly the keys whose time
 //! has passed, so expired keys never linger and no sampling is needed.
+//!
+//! Point-in-time cuts (BGSAVE and AOF rewrites without fork): `begin_cut`
+//! marks every shard pending while it holds every lock, so the cut is one
+//! instant across the keyspace. From then on, the first caller to lock a
+//! pending shard, for any reason, hands the shard's contents as they were
+//! to the [`CutSink`] before it can change anything; the saver thread is
+//! just another caller walking the shards in order. The copy is taken per
+//! shard rather than per entry so that no write path needs a hook of its
+//! own: every change to a shard starts with taking its lock, and the lock
+//! functions are the one place that checks.
 
 use crate::effect::{class, EffectStream};
 use crate::value::Value;
@@ -21,7 +31,8 @@ use indexmap::IndexMap;
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 type Map = IndexMap<Bytes, Entry, foldhash::fast::RandomState>;
 
@@ -53,7 +64,7 @@ impl Entry {
         (self.expire_at != 0).then_some(self.expire_at)
     }
 
-    fn is_expired(&self, now: u64) -> bool {
+    pub fn is_expired(&self, now: u64) -> bool {
         self.expire_at != 0 && self.expire_at <= now
     }
 }
@@ -148,8 +159,23 @@ impl Shard {
     }
 }
 
+/// Receives each shard's contents as of a cut (see the module docs).
+pub trait CutSink: Send + Sync {
+    /// Called once per shard with the shard's lock held, before anything
+    /// changes it. Entries may include keys already past their deadline.
+    fn capture(&self, db: usize, shard: usize, entries: &mut dyn Iterator<Item = (&Bytes, &Entry)>);
+}
+
+#[derive(Default)]
+struct Cut {
+    active: AtomicBool,
+    sink: parking_lot::RwLock<Option<Arc<dyn CutSink>>>,
+}
+
 struct Db {
     shards: Box<[Mutex<Shard>]>,
+    /// Shards whose contents the cut in progress has not captured yet.
+    pending: Box<[AtomicBool]>,
     /// Each shard's earliest deadline (u64::MAX: none), published when a
     /// Tx releases it, so the active cycle locks only shards with work due.
     next_due: Box<[AtomicU64]>,
@@ -184,6 +210,7 @@ pub struct Keyspace {
     expired: std::sync::atomic::AtomicU64,
     /// Eviction state and the LFU settings (see evict.rs).
     pub evictor: crate::evict::Evictor,
+    cut: Cut,
 }
 
 /// The locks a command holds, and the operations it may do under them.
@@ -246,6 +273,7 @@ impl Keyspace {
         let dbs = (0..databases.max(1))
             .map(|_| Db {
                 shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
+                pending: (0..n).map(|_| AtomicBool::new(false)).collect(),
                 next_due: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
                 keys: AtomicI64::new(0),
                 volatile: AtomicI64::new(0),
@@ -258,6 +286,56 @@ impl Keyspace {
             shard_mask: n - 1,
             expired: Default::default(),
             evictor: Default::default(),
+            cut: Cut::default(),
+        }
+    }
+
+    /// Starts a point-in-time cut: every shard's contents as of now will
+    /// reach `sink` exactly once, before they next change. `at_cut` runs
+    /// while every shard is locked, so it sees the instant of the cut (the
+    /// AOF switches files there). Returns false if a cut is in progress.
+    pub fn begin_cut(&self, sink: Arc<dyn CutSink>, at_cut: impl FnOnce()) -> bool {
+        if self.cut.active.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return false;
+        }
+        let guards: Vec<_> = self.dbs.iter().flat_map(|d| d.shards.iter().map(|s| s.lock())).collect();
+        *self.cut.sink.write() = Some(sink);
+        self.dbs.iter().flat_map(|d| d.pending.iter()).for_each(|p| p.store(true, Ordering::Relaxed));
+        at_cut();
+        drop(guards);
+        true
+    }
+
+    /// Captures every shard the cut has not reached yet, in (db, shard)
+    /// order, and ends the cut.
+    pub fn finish_cut(&self, now: u64) {
+        for db in 0..self.dbs.len() {
+            for shard in 0..self.shard_count() {
+                drop(self.lock_shard(db, shard, now));
+            }
+        }
+        *self.cut.sink.write() = None;
+        self.cut.active.store(false, Ordering::Release);
+    }
+
+    /// Whether a cut is in progress.
+    pub fn cut_active(&self) -> bool {
+        self.cut.active.load(Ordering::Acquire)
+    }
+
+    /// Hands a pending shard to the cut before its lock holder may change
+    /// it. One relaxed load when no cut runs.
+    #[inline]
+    fn before_change(&self, db: usize, idx: usize, shard: &Shard) {
+        if self.cut.active.load(Ordering::Acquire) && self.dbs[db].pending[idx].swap(false, Ordering::AcqRel) {
+            self.capture(db, idx, shard);
+        }
+    }
+
+    #[cold]
+    fn capture(&self, db: usize, idx: usize, shard: &Shard) {
+        if let Some(sink) = self.cut.sink.read().as_ref() {
+            sink.capture(db, idx, &mut shard.map.iter());
         }
     }
 
@@ -340,6 +418,7 @@ impl Keyspace {
 
     pub fn lock_shard(&self, db: usize, shard: usize, now: u64) -> Tx<'_> {
         let guard = self.dbs[db].shards[shard].lock();
+        self.before_change(db, shard, &guard);
         Tx { ks: self, db, now, guards: Guards::One(shard, guard), miss_events: false, observer: None }
     }
 
@@ -348,17 +427,33 @@ impl Keyspace {
         let mut idx: Vec<usize> = keys.into_iter().map(|k| self.shard_of(k)).collect();
         idx.sort_unstable();
         idx.dedup();
+        let take = |i: usize| {
+            let g = self.dbs[db].shards[i].lock();
+            self.before_change(db, i, &g);
+            g
+        };
         let guards = if idx.len() == 1 {
-            Guards::One(idx[0], self.dbs[db].shards[idx[0]].lock())
+            Guards::One(idx[0], take(idx[0]))
         } else {
-            Guards::Many(idx.into_iter().map(|i| (i, self.dbs[db].shards[i].lock())).collect())
+            Guards::Many(idx.into_iter().map(|i| (i, take(i))).collect())
         };
         Tx { ks: self, db, now, guards, miss_events: false, observer: None }
     }
 
     /// Locks every shard of `db`.
     pub fn lock_all(&self, db: usize, now: u64) -> Tx<'_> {
-        let guards = Guards::Many(self.dbs[db].shards.iter().enumerate().map(|(i, s)| (i, s.lock())).collect());
+        let guards = Guards::Many(
+            self.dbs[db]
+                .shards
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let g = s.lock();
+                    self.before_change(db, i, &g);
+                    (i, g)
+                })
+                .collect(),
+        );
         Tx { ks: self, db, now, guards, miss_events: false, observer: None }
     }
 
@@ -394,6 +489,7 @@ impl Keyspace {
         let mut removed = 0;
         for (i, shard) in self.dbs[db].shards.iter().enumerate() {
             let mut s = shard.lock();
+            self.before_change(db, i, &s);
             removed += s.map.len();
             self.dbs[db].next_due[i].store(u64::MAX, Ordering::Relaxed);
             // Dropping large maps outside the lock keeps other clients moving.
@@ -413,8 +509,18 @@ impl Keyspace {
             return;
         }
         let (lo, hi) = (a.min(b), a.max(b));
-        let mut lo_guards: Vec<_> = self.dbs[lo].shards.iter().map(|s| s.lock()).collect();
-        let mut hi_guards: Vec<_> = self.dbs[hi].shards.iter().map(|s| s.lock()).collect();
+        let lock_db = |d: usize| -> Vec<_> {
+            let shards = self.dbs[d].shards.iter().enumerate();
+            shards
+                .map(|(i, s)| {
+                    let g = s.lock();
+                    self.before_change(d, i, &g);
+                    g
+                })
+                .collect()
+        };
+        let mut lo_guards = lock_db(lo);
+        let mut hi_guards = lock_db(hi);
         for (i, (x, y)) in lo_guards.iter_mut().zip(hi_guards.iter_mut()).enumerate() {
             std::mem::swap(&mut **x, &mut **y);
             // The shards carry their published counts with them.
@@ -728,6 +834,52 @@ mod tests {
 
     fn s(v: &str) -> Value {
         Value::Str(StrValue::from_slice(v.as_bytes()))
+    }
+
+    /// Records what a cut captured: (db, key, value bytes).
+    type Row = (usize, Vec<u8>, Vec<u8>);
+    #[derive(Default)]
+    struct Captured(parking_lot::Mutex<Vec<Row>>);
+    impl CutSink for Captured {
+        fn capture(&self, db: usize, _shard: usize, entries: &mut dyn Iterator<Item = (&Bytes, &Entry)>) {
+            let mut v = self.0.lock();
+            for (k, e) in entries {
+                let Value::Str(s) = &e.value else { panic!("strings only here") };
+                v.push((db, k.to_vec(), s.to_bytes().to_vec()));
+            }
+        }
+    }
+
+    #[test]
+    fn a_cut_sees_the_keyspace_as_of_its_instant() {
+        let ks = Keyspace::new(2, 8);
+        for i in 0..100 {
+            ks.lock(0, format!("k{i}").as_bytes(), 0).set(format!("k{i}").as_bytes(), s("old"), Ttl::Clear);
+        }
+        ks.lock(1, b"other", 0).set(b"other", s("db1"), Ttl::Clear);
+        let sink = Arc::new(Captured::default());
+        let mut at_cut_ran = false;
+        assert!(ks.begin_cut(sink.clone(), || at_cut_ran = true));
+        assert!(at_cut_ran);
+        assert!(!ks.begin_cut(Arc::new(Captured::default()), || {}), "one cut at a time");
+        // Writes after the cut, through every kind of lock, must not show.
+        for i in 0..50 {
+            ks.lock(0, format!("k{i}").as_bytes(), 0).set(format!("k{i}").as_bytes(), s("new"), Ttl::Clear);
+        }
+        ks.lock(0, b"late", 0).set(b"late", s("new"), Ttl::Clear);
+        ks.lock_keys(0, [&b"k60"[..], b"k61"], 0).remove(b"k60");
+        ks.flush_db(1);
+        ks.finish_cut(0);
+        assert!(!ks.cut_active());
+        let mut got = sink.0.lock().clone();
+        got.sort();
+        assert_eq!(got.len(), 101, "every key exactly once");
+        assert!(got.iter().filter(|(db, _, _)| *db == 0).all(|(_, _, v)| v == b"old"));
+        assert!(got.contains(&(1, b"other".to_vec(), b"db1".to_vec())));
+        assert!(!got.iter().any(|(_, k, _)| k == b"late"));
+        // After the cut, nothing more is captured.
+        ks.lock(0, b"k1", 0).set(b"k1", s("newer"), Ttl::Clear);
+        assert_eq!(sink.0.lock().len(), 101);
     }
 
     #[derive(Default)]

@@ -20,7 +20,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use effect::{class, Effect, EffectSink, EffectStream, Event};
 pub use evict::Policy;
 pub use glob::glob_match;
-pub use keyspace::{Entry, Keyspace, ReadObserver, Ttl, Tx};
+pub use keyspace::{CutSink, Entry, Keyspace, ReadObserver, Ttl, Tx};
 pub use types::{
     hash::Hash,
     list::List,

@@ -232,12 +232,22 @@ fn function_load(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         replace = true;
         code = args.next_arg()?;
     }
-    Ok(Frame::bulk(ctx.shared.scripting.function_load(code, replace)?))
+    let name = ctx.shared.scripting.function_load(code, replace)?;
+    propagate(ctx, &args);
+    Ok(Frame::bulk(name))
+}
+
+/// Function libraries are data that outlives a restart: a change goes to
+/// the effect stream (the AOF, replicas) as the command that made it, as
+/// Redis propagates FUNCTION LOAD, DELETE, FLUSH and RESTORE.
+fn propagate(ctx: &Ctx<'_>, args: &Args<'_>) {
+    ctx.shared.keyspace.effects.emit(ctx.db(), &args.all());
 }
 
 /// FUNCTION DELETE library-name
 fn function_delete(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     ctx.shared.scripting.function_delete(args.next_arg()?)?;
+    propagate(ctx, &args);
     Ok(Frame::ok())
 }
 
@@ -249,6 +259,7 @@ fn function_flush(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
     }
     ctx.shared.scripting.function_flush();
+    propagate(ctx, &args);
     Ok(Frame::ok())
 }
 
@@ -324,6 +335,7 @@ fn function_restore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
     };
     ctx.shared.scripting.function_restore(payload, policy)?;
+    propagate(ctx, &args);
     Ok(Frame::ok())
 }
 

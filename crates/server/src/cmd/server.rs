@@ -41,6 +41,16 @@ pub(super) static COMMANDS: &[CommandSpec] =
         ),
         CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING | EXCLUSIVE, KeySpec::NONE, save)
             .doc("server", "1.0.0", "Synchronously saves the database(s) to disk."),
+        CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, KeySpec::NONE, bgsave).doc(
+            "server",
+            "1.0.0",
+            "Asynchronously saves the database(s) to disk.",
+        ),
+        CommandSpec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, KeySpec::NONE, bgrewriteaof).doc(
+            "server",
+            "1.0.0",
+            "Asynchronously rewrites the append-only file to disk.",
+        ),
         CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, KeySpec::NONE, lastsave).doc(
             "server",
             "1.0.0",
@@ -155,7 +165,21 @@ fn config_set(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     ctx.client.limits = next.limits;
     ctx.shared.apply_config(&next);
+    let (turn_on, turn_off) =
+        (next.appendonly && !ctx.shared.aof.enabled(), !next.appendonly && ctx.shared.aof.enabled());
     *ctx.shared.config.write() = next;
+    if turn_off {
+        crate::aof::stop(ctx.shared);
+    } else if turn_on {
+        if let Err(e) = crate::aof::start(ctx.shared, false) {
+            tracing::warn!("Unable to turn on AOF: {e}");
+            ctx.shared.config.write().appendonly = false;
+            return Err(CmdError::Err(
+                "CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF. Check server logs."
+                    .into(),
+            ));
+        }
+    }
     Ok(Frame::ok())
 }
 
@@ -476,9 +500,46 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 
 /// SAVE: the EXCLUSIVE flag means nothing else runs meanwhile.
 fn save(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    if ctx.shared.snapshots.bgsave_in_progress.load(Relaxed) {
+        return Err(CmdError::Err("Background save already in progress".into()));
+    }
     match crate::snapshot::save(ctx.shared) {
         Ok(_) => Ok(Frame::ok()),
         Err(e) => Err(CmdError::Err(format!("snapshot failed: {e}"))),
+    }
+}
+
+/// BGSAVE [SCHEDULE]
+fn bgsave(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let schedule = match args.next() {
+        None => false,
+        Some(a) if eq_ic(a, "schedule") && args.is_empty() => true,
+        Some(_) => return Err(CmdError::Syntax),
+    };
+    let shared = ctx.shared;
+    if schedule && !shared.snapshots.bgsave_in_progress.load(Relaxed) && shared.keyspace.cut_active() {
+        shared.snapshots.scheduled.store(true, Relaxed);
+        return Ok(Frame::Simple("Background saving scheduled".into()));
+    }
+    match crate::snapshot::bgsave(&shared.arc()) {
+        Ok(()) => Ok(Frame::Simple("Background saving started".into())),
+        Err(e) => Err(CmdError::Err(e)),
+    }
+}
+
+/// BGREWRITEAOF
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    let shared = ctx.shared;
+    if shared.aof.rewrite_in_progress.load(Relaxed) {
+        return Err(CmdError::Err("Background append only file rewriting already in progress".into()));
+    }
+    if shared.keyspace.cut_active() {
+        shared.aof.rewrite_scheduled.store(true, Relaxed);
+        return Ok(Frame::Simple("Background append only file rewriting scheduled".into()));
+    }
+    match crate::aof::rewrite(shared, false, shared.aof.enabled()) {
+        Ok(()) => Ok(Frame::Simple("Background append only file rewriting started".into())),
+        Err(e) => Err(CmdError::Err(e)),
     }
 }
 

@@ -8,14 +8,14 @@ use redis::Connection;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-fn temp_dir(name: &str) -> PathBuf {
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("larder-rdb-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-fn connect(port: u16) -> Connection {
+pub(crate) fn connect(port: u16) -> Connection {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
     for _ in 0..200 {
         if let Ok(mut c) = client.get_connection() {
@@ -29,7 +29,7 @@ fn connect(port: u16) -> Connection {
 }
 
 /// Writes one of every kind of value, in compact and large encodings.
-fn fill(con: &mut Connection) {
+pub(crate) fn fill(con: &mut Connection) {
     let _: () = cmd("SET").arg("str").arg("hello").query(con).unwrap();
     let _: () = cmd("SET").arg("int").arg(12345).query(con).unwrap();
     let _: () = cmd("SET").arg("big").arg("x".repeat(5000)).query(con).unwrap();
@@ -51,7 +51,7 @@ fn fill(con: &mut Connection) {
 }
 
 /// Everything `fill` wrote, read back in a form that compares.
-fn contents(con: &mut Connection) -> Vec<String> {
+pub(crate) fn contents(con: &mut Connection) -> Vec<String> {
     let mut out = Vec::new();
     let mut keys: Vec<String> = cmd("KEYS").arg("*").query(con).unwrap();
     keys.sort();
@@ -93,7 +93,7 @@ fn larder(dir: &Path) -> (crate::Proc, Connection) {
     (proc, connect(port))
 }
 
-struct Redis(Child, u16);
+pub(crate) struct Redis(pub Child, pub u16);
 
 impl Drop for Redis {
     fn drop(&mut self) {
@@ -102,7 +102,7 @@ impl Drop for Redis {
     }
 }
 
-fn redis(dir: &Path) -> Option<Redis> {
+pub(crate) fn redis(dir: &Path) -> Option<Redis> {
     let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--dir", dir.to_str()?, "--dbfilename", "dump.rdb", "--save", ""])
@@ -193,7 +193,7 @@ fn a_corrupt_file_stops_the_server_with_a_clear_error() {
 }
 
 /// Waits for the process to exit on its own (SHUTDOWN, a signal).
-fn wait_exit(proc: &mut crate::Proc) {
+pub(crate) fn wait_exit(proc: &mut crate::Proc) {
     for _ in 0..400 {
         if proc.0.try_wait().unwrap().is_some() {
             return;
@@ -231,4 +231,81 @@ fn shutdown_saves_when_asked_or_when_save_points_are_set() {
     let (_proc, mut con) = larder(&dir);
     assert_eq!(cmd("GET").arg("c").query::<Option<String>>(&mut con).unwrap(), None);
     assert_eq!(cmd("DBSIZE").query::<i64>(&mut con).unwrap(), 2);
+}
+
+/// Polls INFO persistence until no BGSAVE runs.
+pub(crate) fn wait_bgsave(con: &mut Connection) -> String {
+    for _ in 0..800 {
+        let info: String = cmd("INFO").arg("persistence").query(con).unwrap();
+        if info.contains("rdb_bgsave_in_progress:0") {
+            return info;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("BGSAVE never finished");
+}
+
+#[test]
+fn bgsave_writes_the_instant_it_was_asked_for_while_writes_go_on() {
+    const KEYS: usize = 30_000;
+    let dir = temp_dir("bgsave");
+    let before = {
+        let (_proc, mut con) = larder(&dir);
+        fill(&mut con);
+        let mut pipe = redis::pipe();
+        for i in 0..KEYS {
+            pipe.cmd("SET").arg(format!("k{i}")).arg(format!("v0-{i}")).ignore();
+        }
+        let _: () = pipe.query(&mut con).unwrap();
+        let before = contents(&mut con);
+        let reply: String = cmd("BGSAVE").query(&mut con).unwrap();
+        assert_eq!(reply, "Background saving started");
+        // Every write from here on is after the cut: none may reach the file.
+        let mut pipe = redis::pipe();
+        for i in 0..KEYS {
+            pipe.cmd("SET").arg(format!("k{i}")).arg("after").ignore();
+        }
+        pipe.cmd("SET").arg("late").arg("1").ignore();
+        pipe.cmd("FLUSHDB").ignore();
+        let _: () = pipe.query(&mut con).unwrap();
+        let info = wait_bgsave(&mut con);
+        assert!(info.contains("rdb_last_bgsave_status:ok"), "{info}");
+        assert!(!info.contains("rdb_last_cow_size:0\r"), "the writes made the cut hold chunks: {info}");
+        before
+    };
+    let (_proc, mut con) = larder(&dir);
+    let after = contents(&mut con);
+    assert_eq!(after, before, "the file holds the keyspace as of BGSAVE, not later");
+    assert_eq!(cmd("DBSIZE").query::<usize>(&mut con).unwrap(), before.len() - 1);
+    // The chunked file (a SELECTDB per chunk) loads in redis-server too.
+    drop(con);
+    drop(_proc);
+    let Some(r) = redis(&dir) else { return };
+    let mut rcon = connect(r.1);
+    assert_eq!(contents(&mut rcon), before, "redis-server loaded the BGSAVE file");
+}
+
+#[test]
+fn bgsave_answers_as_redis_does_when_busy_and_save_points_run_it() {
+    let dir = temp_dir("schedule");
+    let d = dir.to_str().unwrap();
+    let (_proc, port, mut err) = start_binary(&["--port", "0", "--dir", d, "--save", "1 1"]);
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let mut con = connect(port);
+    let e = cmd("BGSAVE").arg("NOW").query::<String>(&mut con).unwrap_err();
+    assert!(e.to_string().contains("syntax error"), "{e}");
+    let _: () = cmd("SET").arg("a").arg("1").query(&mut con).unwrap();
+    // One change and more than a second since the last save: the cron saves.
+    for _ in 0..200 {
+        let info: String = cmd("INFO").arg("persistence").query(&mut con).unwrap();
+        if info.contains("rdb_saves:1") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let info = wait_bgsave(&mut con);
+    assert!(info.contains("rdb_saves:1"), "{info}");
+    assert!(info.contains("rdb_changes_since_last_save:0"), "{info}");
+    assert!(info.contains("rdb_last_bgsave_time_sec:0"), "{info}");
+    assert!(dir.join("dump.rdb").exists());
 }

@@ -1,0 +1,674 @@
+//! The append-only file: every write, as the effect stream states it,
+//! appended as RESP to an incremental file in Redis 7's multi-part layout
+//! (larder-persist's `aof` owns the manifest).
+//!
+//! Why it is built this way:
+//! - The AOF is one more effect-stream consumer. Effects are emitted under
+//!   the shard locks, so their order in the file is the order writes took
+//!   effect; a transaction or script arrives as MULTI … EXEC on one thread
+//!   (the thread that holds its locks) and is staged thread-locally, then
+//!   appended whole, so an unrelated
+//!   write on another shard can never land inside it (a torn tail then
+//!   drops a whole transaction, never someone else's acknowledged write).
+//! - Replies wait for the file as Redis's do: a connection hands its
+//!   replies to the socket only after `before_reply`, which writes what is
+//!   appended so far (every policy) and, with `appendfsync always`, syncs
+//!   it. Whoever holds the file lock writes everyone's pending bytes, so
+//!   concurrent clients share one write and one fsync (group commit).
+//!   With `everysec` a background thread syncs once a second; with `no`
+//!   the kernel decides. Since every policy writes before replying, a
+//!   process crash (kill -9) loses no acknowledged write under any of
+//!   them; the policy bounds what a machine crash can take.
+//! - Rewrites (BGREWRITEAOF, the automatic trigger, turning AOF on) use
+//!   the fork-less keyspace cut of snapshot.rs: at the cut the AOF moves to
+//!   a new incremental file, and the new base is that instant's snapshot,
+//!   so base + new increments is exact. The manifest is the commit point:
+//!   until the new base is listed, loading uses the old base and every
+//!   increment.
+
+use crate::snapshot::{commit, start_file, Chunks};
+use crate::Shared;
+use bytes::BytesMut;
+use larder_persist::aof::{self as layout, Kind, Manifest, Part};
+use larder_protocol::{parse_request, Request, RequestLimits};
+use larder_store::{Effect, EffectSink};
+use parking_lot::Mutex;
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::*};
+use std::sync::{Arc, Weak};
+
+/// `appendfsync` values.
+const ALWAYS: u8 = 0;
+const EVERYSEC: u8 = 1;
+const NO: u8 = 2;
+
+fn policy_of(name: &str) -> u8 {
+    match name {
+        "always" => ALWAYS,
+        "no" => NO,
+        _ => EVERYSEC,
+    }
+}
+
+/// Bytes appended but not yet written, with the SELECT state of the file.
+#[derive(Default)]
+struct Pending {
+    buf: Vec<u8>,
+    /// The database the file's last SELECT chose (None: a new file).
+    db: Option<usize>,
+    /// Bytes appended since start, a position `written`/`synced` compare to.
+    appended: u64,
+}
+
+/// The incremental file being appended to.
+struct Active {
+    file: File,
+}
+
+/// The AOF's state; lives in `Shared` and subscribes to the effect stream.
+pub struct Aof {
+    /// Effects are being recorded.
+    on: AtomicBool,
+    policy: AtomicU8,
+    pending: Mutex<Pending>,
+    appended: AtomicU64,
+    written: AtomicU64,
+    synced: AtomicU64,
+    out: Mutex<Option<Active>>,
+    /// The directory's manifest as last persisted, and where it lives.
+    files: Mutex<Option<(PathBuf, String, Manifest)>>,
+    pub rewrite_in_progress: AtomicBool,
+    pub rewrite_scheduled: AtomicBool,
+    rewrite_started_ms: AtomicU64,
+    pub last_rewrite_secs: AtomicI64,
+    pub last_rewrite_ok: AtomicBool,
+    pub rewrites: AtomicU64,
+    pub last_write_ok: AtomicBool,
+    pub last_cow: AtomicU64,
+    /// Sizes for INFO and the automatic rewrite: the base plus increments,
+    /// and that total right after the last rewrite (or load).
+    current_size: AtomicU64,
+    base_size: AtomicU64,
+    syncer: Mutex<bool>,
+}
+
+impl Default for Aof {
+    fn default() -> Aof {
+        Aof {
+            on: AtomicBool::new(false),
+            policy: AtomicU8::new(EVERYSEC),
+            pending: Mutex::default(),
+            appended: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+            out: Mutex::new(None),
+            files: Mutex::new(None),
+            rewrite_in_progress: AtomicBool::new(false),
+            rewrite_scheduled: AtomicBool::new(false),
+            rewrite_started_ms: AtomicU64::new(0),
+            last_rewrite_secs: AtomicI64::new(-1),
+            last_rewrite_ok: AtomicBool::new(true),
+            rewrites: AtomicU64::new(0),
+            last_write_ok: AtomicBool::new(true),
+            last_cow: AtomicU64::new(0),
+            current_size: AtomicU64::new(0),
+            base_size: AtomicU64::new(0),
+            syncer: Mutex::new(false),
+        }
+    }
+}
+
+/// A transaction or script being emitted on this thread.
+struct Staged {
+    cmds: Vec<(usize, Vec<u8>)>,
+    /// MULTIs open: a script run by EXEC brings its own MULTI … EXEC,
+    /// which the file must not nest.
+    depth: u32,
+}
+
+thread_local! {
+    static STAGED: RefCell<Option<Staged>> = const { RefCell::new(None) };
+}
+
+impl EffectSink for Aof {
+    fn apply(&self, effect: &Effect<'_>) {
+        if !self.on.load(Acquire) {
+            return;
+        }
+        let name = effect.args[0];
+        let (multi, exec) = (name.eq_ignore_ascii_case(b"MULTI"), name.eq_ignore_ascii_case(b"EXEC"));
+        let encode = || {
+            let mut cmd = Vec::with_capacity(16 + effect.args.iter().map(|a| a.len() + 16).sum::<usize>());
+            layout::encode_command(&mut cmd, effect.args);
+            cmd
+        };
+        let whole = STAGED.with(|staged| {
+            let mut staged = staged.borrow_mut();
+            match staged.as_mut() {
+                None if multi => {
+                    *staged = Some(Staged { cmds: vec![(effect.db, encode())], depth: 1 });
+                    None
+                }
+                None => Some(vec![(effect.db, encode())]),
+                Some(st) if multi => {
+                    st.depth += 1;
+                    None
+                }
+                Some(st) if exec && st.depth > 1 => {
+                    st.depth -= 1;
+                    None
+                }
+                Some(st) => {
+                    st.cmds.push((effect.db, encode()));
+                    if exec {
+                        staged.take().map(|s| s.cmds)
+                    } else {
+                        None
+                    }
+                }
+            }
+        });
+        if let Some(cmds) = whole {
+            self.append(cmds);
+        }
+    }
+}
+
+impl Aof {
+    fn append(&self, cmds: Vec<(usize, Vec<u8>)>) {
+        let mut p = self.pending.lock();
+        let before = p.buf.len();
+        for (db, cmd) in cmds {
+            if p.db != Some(db) {
+                layout::encode_command(&mut p.buf, &[b"SELECT", itoa::Buffer::new().format(db).as_bytes()]);
+                p.db = Some(db);
+            }
+            p.buf.extend_from_slice(&cmd);
+        }
+        p.appended += (p.buf.len() - before) as u64;
+        self.appended.store(p.appended, Release);
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.on.load(Relaxed)
+    }
+
+    pub fn set_policy(&self, name: &str) {
+        self.policy.store(policy_of(name), Relaxed);
+    }
+
+    /// Called before a connection writes replies: what it (and anyone)
+    /// appended so far reaches the file, and with `always` the disk.
+    pub fn before_reply(&self) {
+        if !self.on.load(Relaxed) {
+            return;
+        }
+        let target = self.appended.load(Acquire);
+        let always = self.policy.load(Relaxed) == ALWAYS;
+        let done = if always { &self.synced } else { &self.written };
+        if done.load(Acquire) >= target {
+            return;
+        }
+        let mut out = self.out.lock();
+        if done.load(Acquire) >= target {
+            return;
+        }
+        self.write_locked(&mut out, always);
+    }
+
+    /// Writes the pending bytes to the active file (and syncs it). The
+    /// caller holds `out`.
+    fn write_locked(&self, out: &mut Option<Active>, sync: bool) {
+        let Some(active) = out.as_mut() else { return };
+        let (buf, end) = {
+            let mut p = self.pending.lock();
+            (std::mem::take(&mut p.buf), p.appended)
+        };
+        if !buf.is_empty() {
+            match active.file.write_all(&buf) {
+                Ok(()) => {
+                    self.current_size.fetch_add(buf.len() as u64, Relaxed);
+                    self.written.store(end, Release);
+                    self.last_write_ok.store(true, Relaxed);
+                }
+                Err(e) => {
+                    // Redis stops accepting writes here; Larder logs and
+                    // keeps the bytes out of the position, so `always`
+                    // clients are not told their write is safe.
+                    tracing::warn!("Error writing to the AOF file: {e}");
+                    self.last_write_ok.store(false, Relaxed);
+                    let mut p = self.pending.lock();
+                    let mut rest = buf;
+                    rest.extend_from_slice(&p.buf);
+                    p.buf = rest;
+                    return;
+                }
+            }
+        }
+        if sync && self.synced.load(Acquire) < self.written.load(Acquire) {
+            let w = self.written.load(Acquire);
+            match active.file.sync_data() {
+                Ok(()) => self.synced.store(w, Release),
+                Err(e) => tracing::warn!("Error syncing the AOF file: {e}"),
+            }
+        }
+    }
+
+    /// The `everysec` syncer: once a second, write what is pending and
+    /// sync outside the file lock, so writers never wait on the disk.
+    fn start_syncer(self: &Arc<Self>) {
+        let mut started = self.syncer.lock();
+        if *started {
+            return;
+        }
+        *started = true;
+        let me: Weak<Aof> = Arc::downgrade(self);
+        let _ = std::thread::Builder::new().name("larder-aof-fsync".into()).spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let Some(aof) = me.upgrade() else { return };
+            if !aof.on.load(Relaxed) || aof.policy.load(Relaxed) != EVERYSEC {
+                continue;
+            }
+            let (file, w) = {
+                let mut out = aof.out.lock();
+                aof.write_locked(&mut out, false);
+                (out.as_ref().and_then(|a| a.file.try_clone().ok()), aof.written.load(Acquire))
+            };
+            if let Some(f) = file {
+                if aof.synced.load(Acquire) < w && f.sync_data().is_ok() {
+                    aof.synced.fetch_max(w, Release);
+                }
+            }
+        });
+    }
+
+    /// Writes and syncs everything pending (shutdown, turning AOF off).
+    pub fn flush_all(&self) {
+        let mut out = self.out.lock();
+        self.write_locked(&mut out, true);
+    }
+
+    pub fn sizes(&self) -> (u64, u64) {
+        (self.current_size.load(Relaxed), self.base_size.load(Relaxed))
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.lock().buf.len()
+    }
+
+    pub fn rewrite_elapsed_secs(&self, now_ms: u64) -> i64 {
+        if self.rewrite_in_progress.load(Relaxed) {
+            (now_ms.saturating_sub(self.rewrite_started_ms.load(Relaxed)) / 1000) as i64
+        } else {
+            -1
+        }
+    }
+}
+
+fn aof_dir(shared: &Shared) -> (PathBuf, String) {
+    let cfg = shared.config.read();
+    (PathBuf::from(&cfg.dir).join(&cfg.appenddirname), cfg.appendfilename.clone())
+}
+
+/// Replaces the manifest atomically: temporary file, sync, rename, and a
+/// sync of the directory so the rename itself survives a crash.
+fn persist_manifest(dir: &Path, prefix: &str, m: &Manifest) -> std::io::Result<()> {
+    let target = dir.join(layout::manifest_name(prefix));
+    let tmp = dir.join(format!("temp-{}", layout::manifest_name(prefix)));
+    let mut f = File::create(&tmp)?;
+    f.write_all(m.render().as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &target)?;
+    File::open(dir)?.sync_all()
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Start-up with `appendonly yes`: loads the AOF directory if it has a
+/// manifest and goes on appending to its last increment. Without one,
+/// loads dump.rdb if there is one (Redis would start empty here, the
+/// classic way to lose a dataset by switching AOF on in the config file)
+/// and writes a base from it, so the AOF is complete from the start.
+pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
+    let (dir, prefix) = aof_dir(shared);
+    let manifest_path = dir.join(layout::manifest_name(&prefix));
+    let text = match std::fs::read_to_string(&manifest_path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => anyhow::bail!("reading {}: {e}", manifest_path.display()),
+    };
+    let Some(text) = text else {
+        crate::snapshot::load_rdb_file(shared)?;
+        return start(shared, true).map_err(|e| anyhow::anyhow!("creating the AOF: {e}"));
+    };
+    let manifest = Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
+    let started = std::time::Instant::now();
+    let mut total = 0u64;
+    if let Some(base) = &manifest.base {
+        let path = dir.join(&base.name);
+        let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        tracing::info!("Loading the AOF base {} ({} bytes)…", path.display(), data.len());
+        if base.name.ends_with(".rdb") {
+            crate::snapshot::load_rdb(shared, &data, &path)?;
+        } else {
+            replay(shared, &data, &path, false)?;
+        }
+        total += data.len() as u64;
+    }
+    let last = manifest.incrs.len().saturating_sub(1);
+    for (i, part) in manifest.incrs.iter().enumerate() {
+        let path = dir.join(&part.name);
+        let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        tracing::info!("Loading the AOF increment {} ({} bytes)…", path.display(), data.len());
+        let kept = replay(shared, &data, &path, i == last)?;
+        total += kept as u64;
+    }
+    tracing::info!("DB loaded from append only file: {:.3} seconds", started.elapsed().as_secs_f64());
+    let aof = &shared.aof;
+    aof.current_size.store(total, Relaxed);
+    aof.base_size.store(total, Relaxed);
+    shared.snapshots.seq_at_save.store(shared.keyspace.effects.seq(), Relaxed);
+    // Go on appending to the last increment, or a new one.
+    let mut manifest = manifest;
+    let part = match manifest.incrs.last() {
+        Some(p) => p.clone(),
+        None => {
+            let p = Part {
+                name: layout::incr_name(&prefix, manifest.next_seqs().1),
+                seq: manifest.next_seqs().1,
+                kind: Kind::Incr,
+            };
+            manifest.incrs.push(p.clone());
+            persist_manifest(&dir, &prefix, &manifest)?;
+            p
+        }
+    };
+    let file = OpenOptions::new().create(true).append(true).open(dir.join(&part.name))?;
+    *aof.out.lock() = Some(Active { file });
+    *aof.files.lock() = Some((dir, prefix, manifest));
+    aof.set_policy(&shared.config.read().appendfsync);
+    aof.pending.lock().db = None;
+    aof.on.store(true, Release);
+    shared.aof.start_syncer();
+    Ok(())
+}
+
+/// Replays one file of RESP commands through the dispatcher, as a client
+/// would send them. Returns how many bytes were kept. A torn tail on the
+/// last file (a command cut short, or a MULTI without its EXEC) is cut off
+/// with a warning when `aof-load-truncated` is yes, and is an error
+/// otherwise; anything malformed before the tail is always an error.
+fn replay(shared: &Shared, data: &[u8], path: &Path, last: bool) -> anyhow::Result<usize> {
+    let addr: std::net::SocketAddr = ([0, 0, 0, 0], 0).into();
+    let (info, outbox) = shared.clients.register(addr, addr, -1, shared.uptime_ms());
+    let mut client = crate::conn::client::Client::new(info, outbox, true);
+    let result = replay_as(shared, &mut client, data, path, last);
+    shared.clients.unregister(client.id());
+    result
+}
+
+fn replay_as(
+    shared: &Shared,
+    client: &mut crate::conn::client::Client,
+    data: &[u8],
+    path: &Path,
+    last: bool,
+) -> anyhow::Result<usize> {
+    let limits = RequestLimits::default();
+    let mut req = Request::default();
+    let mut out = BytesMut::new();
+    let (mut pos, mut commands, mut failed) = (0usize, 0u64, 0u64);
+    // Where the open MULTI began: a file that ends inside it ends there.
+    let mut multi_at: Option<usize> = None;
+    let torn = loop {
+        if pos == data.len() {
+            break multi_at;
+        }
+        if data[pos] != b'*' {
+            anyhow::bail!(
+                "Bad file format reading the append only file {} at byte {pos}: make a backup of your AOF file, \
+                 then use redis-check-aof --fix <filename.manifest>",
+                path.display()
+            );
+        }
+        let n = match parse_request(&data[pos..], &limits, &mut req) {
+            Ok(Some(n)) => n,
+            Ok(None) => break Some(multi_at.unwrap_or(pos)),
+            Err(e) => {
+                anyhow::bail!("Bad file format reading the append only file {} at byte {pos}: {e}", path.display())
+            }
+        };
+        let name = req.arg(&data[pos..pos + n], 0);
+        if name.eq_ignore_ascii_case(b"MULTI") {
+            multi_at = Some(pos);
+        } else if name.eq_ignore_ascii_case(b"EXEC") {
+            multi_at = None;
+        }
+        out.clear();
+        crate::dispatch::dispatch(shared, client, &req, &data[pos..pos + n], &mut out);
+        if out.first() == Some(&b'-') {
+            failed += 1;
+            if failed <= 5 {
+                tracing::warn!(
+                    "AOF command at byte {pos} of {} failed: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&out).trim_end()
+                );
+            }
+        }
+        commands += 1;
+        pos += n;
+    };
+    let kept = match torn {
+        None => data.len(),
+        Some(at) => {
+            if client.multi.is_some() {
+                let discard = b"*1\r\n$7\r\nDISCARD\r\n";
+                if let Ok(Some(n)) = parse_request(discard, &limits, &mut req) {
+                    crate::dispatch::dispatch(shared, client, &req, &discard[..n], &mut out);
+                }
+            }
+            if !last || !shared.config.read().aof_load_truncated {
+                anyhow::bail!(
+                    "Unexpected end of file reading the append only file {} at byte {at} of {}. \
+                     You can: 1) Make a backup of your AOF file, then use redis-check-aof --fix <filename.manifest>. \
+                     2) Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart the server.",
+                    path.display(),
+                    data.len()
+                );
+            }
+            tracing::warn!(
+                "!!! Warning: short read while loading the AOF file {}!!! AOF loaded anyway because \
+                 aof-load-truncated is enabled; the last {} bytes (an incomplete command or transaction) were cut off",
+                path.display(),
+                data.len() - at
+            );
+            OpenOptions::new().write(true).open(path)?.set_len(at as u64)?;
+            at
+        }
+    };
+    tracing::info!("{commands} commands replayed from {} ({failed} answered with an error)", path.display());
+    Ok(kept)
+}
+
+/// Turns the AOF on (start-up without files, CONFIG SET appendonly yes) or
+/// rewrites it (BGREWRITEAOF): a cut switches appends to a new increment
+/// and writes the cut's snapshot as the new base. `wait` runs the base
+/// write on this thread (start-up does, so the AOF is whole before the
+/// first client).
+pub fn start(shared: &Shared, wait: bool) -> Result<(), String> {
+    rewrite(shared, wait, true)
+}
+
+/// A rewrite; `turn_on` starts recording at the cut (BGREWRITEAOF with
+/// the AOF off writes the files, as Redis's does, but records nothing).
+pub fn rewrite(shared: &Shared, wait: bool, turn_on: bool) -> Result<(), String> {
+    let aof = &shared.aof;
+    if aof.rewrite_in_progress.swap(true, AcqRel) {
+        return Err("Background append only file rewriting already in progress".into());
+    }
+    let (dir, prefix) = aof_dir(shared);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        aof.rewrite_in_progress.store(false, Release);
+        return Err(format!("creating {}: {e}", dir.display()));
+    }
+    let now = shared.clock.now_ms();
+    aof.rewrite_started_ms.store(now, Relaxed);
+    let chunks = Arc::new(Chunks::new(now));
+    let mut switched: Result<(u64, u64), String> = Err("the cut did not run".into());
+    let cut = shared.keyspace.begin_cut(chunks.clone(), || switched = switch_increment(shared, &dir, &prefix, turn_on));
+    if !cut {
+        aof.rewrite_in_progress.store(false, Release);
+        return Err("Background save already in progress".into());
+    }
+    let (base_seq, incr_seq) = match switched {
+        Ok(s) => s,
+        Err(e) => {
+            shared.keyspace.finish_cut(now);
+            aof.rewrite_in_progress.store(false, Release);
+            return Err(e);
+        }
+    };
+    aof.start_syncer();
+    let shared = shared.arc();
+    let job = move || {
+        let result = write_base(&shared, &chunks, &dir, &prefix, base_seq, incr_seq);
+        let aof = &shared.aof;
+        aof.last_cow.store(chunks.peak_bytes(), Relaxed);
+        aof.last_rewrite_secs.store((shared.clock.now_ms().saturating_sub(now) / 1000) as i64, Relaxed);
+        match &result {
+            Ok(()) => {
+                // The base written at start-up is not a rewrite anyone asked for.
+                if !wait {
+                    aof.rewrites.fetch_add(1, Relaxed);
+                }
+                aof.last_rewrite_ok.store(true, Relaxed);
+                tracing::info!("Background AOF rewrite finished successfully");
+            }
+            Err(e) => {
+                aof.last_rewrite_ok.store(false, Relaxed);
+                tracing::warn!("Background AOF rewrite failed: {e}");
+            }
+        }
+        aof.rewrite_in_progress.store(false, Release);
+        result
+    };
+    if wait {
+        return job();
+    }
+    std::thread::Builder::new().name("larder-aof-rewrite".into()).spawn(job).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// At the cut (every shard locked): the old increment gets everything
+/// appended before the cut, a new increment starts, and the manifest,
+/// still listing the old base and increments, adds it. Recording starts
+/// here if the AOF was off. Returns the new base's and increment's seqs.
+fn switch_increment(shared: &Shared, dir: &Path, prefix: &str, turn_on: bool) -> Result<(u64, u64), String> {
+    let aof = &shared.aof;
+    let mut out = aof.out.lock();
+    aof.write_locked(&mut out, true);
+    let mut files = aof.files.lock();
+    let mut manifest = match files.take() {
+        Some((_, _, m)) => m,
+        None => Manifest::default(),
+    };
+    let (base_seq, incr_seq) = manifest.next_seqs();
+    let name = layout::incr_name(prefix, incr_seq);
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(&name))
+        .map_err(|e| format!("creating {name}: {e}"))?;
+    manifest.incrs.push(Part { name, seq: incr_seq, kind: Kind::Incr });
+    persist_manifest(dir, prefix, &manifest).map_err(|e| format!("writing the AOF manifest: {e}"))?;
+    *out = Some(Active { file });
+    aof.pending.lock().db = None;
+    *files = Some((dir.to_path_buf(), prefix.to_string(), manifest));
+    if turn_on {
+        aof.set_policy(&shared.config.read().appendfsync);
+        aof.on.store(true, Release);
+    }
+    Ok((base_seq, incr_seq))
+}
+
+/// Writes the cut as the new base, then commits it in the manifest with
+/// only the increments from the cut on, and deletes what it replaced.
+fn write_base(
+    shared: &Shared,
+    chunks: &Chunks,
+    dir: &Path,
+    prefix: &str,
+    base_seq: u64,
+    incr_seq: u64,
+) -> Result<(), String> {
+    let name = layout::base_name(prefix, base_seq);
+    let tmp = dir.join(format!("temp-rewriteaof-{}.aof", std::process::id()));
+    let written = start_file(shared, &tmp, true)
+        .and_then(|w| chunks.write_cut(shared, w, &shared.aof.last_cow))
+        .and_then(|_| commit(&tmp, &dir.join(&name)));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let aof = &shared.aof;
+    let mut files = aof.files.lock();
+    let Some((_, _, manifest)) = files.as_mut() else {
+        return Err("the AOF was turned off during the rewrite".into());
+    };
+    let mut next = manifest.clone();
+    let old: Vec<Part> =
+        next.base.take().into_iter().chain(next.incrs.iter().filter(|p| p.seq < incr_seq).cloned()).collect();
+    next.base = Some(Part { name: name.clone(), seq: base_seq, kind: Kind::Base });
+    next.incrs.retain(|p| p.seq >= incr_seq);
+    persist_manifest(dir, prefix, &next).map_err(|e| format!("writing the AOF manifest: {e}"))?;
+    *manifest = next;
+    for p in old {
+        let _ = std::fs::remove_file(dir.join(&p.name));
+    }
+    let total: u64 = manifest.base.iter().chain(&manifest.incrs).map(|p| file_size(&dir.join(&p.name))).sum();
+    aof.current_size.store(total, Relaxed);
+    aof.base_size.store(total, Relaxed);
+    Ok(())
+}
+
+/// CONFIG SET appendonly no: the last bytes reach the disk and recording
+/// stops; the files stay, as Redis leaves them.
+pub fn stop(shared: &Shared) {
+    let aof = &shared.aof;
+    aof.on.store(false, Release);
+    aof.flush_all();
+    *aof.out.lock() = None;
+    *aof.files.lock() = None;
+}
+
+/// The cron's check: a scheduled rewrite, or growth past
+/// `auto-aof-rewrite-percentage` of the size after the last rewrite.
+pub fn cron_tick(shared: &Shared) {
+    let aof = &shared.aof;
+    if aof.rewrite_in_progress.load(Relaxed) || shared.keyspace.cut_active() {
+        return;
+    }
+    if aof.rewrite_scheduled.swap(false, Relaxed) {
+        let _ = rewrite(shared, false, aof.enabled());
+        return;
+    }
+    let (pct, min) = {
+        let cfg = shared.config.read();
+        (cfg.auto_aof_rewrite_percentage, cfg.auto_aof_rewrite_min_size)
+    };
+    let (current, base) = aof.sizes();
+    if aof.enabled() && pct > 0 && current > min {
+        let base = base.max(1);
+        let growth = (current.saturating_sub(base)) * 100 / base;
+        if growth >= pct {
+            tracing::info!("Starting automatic rewriting of AOF on {growth}% growth");
+            let _ = start(shared, false);
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The append-only file as a user meets it: kill -9 under a write load
+//! and every acknowledged write is back after the restart (with
+//! `appendfsync always` and with `everysec`); a torn tail is cut off with
+//! a warning, or refused when `aof-load-truncated` is no, and corruption
+//! before the tail always stops the server; BGREWRITEAOF under writes
+//! keeps every value; the directory moves both ways with redis-server and
+//! passes redis-check-aof.
+
+use crate::persistence::{connect, contents, fill, temp_dir, wait_exit, Redis};
+use crate::{cmd, start_binary, Proc};
+use redis::Connection;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn larder(dir: &Path, extra: &[&str]) -> (Proc, u16) {
+    let mut args = vec!["--port", "0", "--dir", dir.to_str().unwrap(), "--appendonly", "yes"];
+    args.extend_from_slice(extra);
+    let (proc, port, mut err) = start_binary(&args);
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    (proc, port)
+}
+
+/// Runs the binary to completion (a start-up that must fail), returning
+/// its log.
+fn failed_start(dir: &Path, extra: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_larder-server"))
+        .args(["--port", "0", "--dir", dir.to_str().unwrap(), "--appendonly", "yes"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..400 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success());
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            return err;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    panic!("the server started on a file it should have refused");
+}
+
+fn incr_file(dir: &Path) -> std::path::PathBuf {
+    let manifest = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    let name = manifest.lines().rfind(|l| l.ends_with("type i")).unwrap().split(' ').nth(1).unwrap().to_string();
+    dir.join("appendonlydir").join(name)
+}
+
+/// What one writer thread had acknowledged when the server died.
+#[derive(Default, Debug)]
+struct Acked {
+    incrs: i64,
+    pushes: i64,
+    txs: i64,
+}
+
+/// Four clients write as fast as they can (INCR, RPUSH, a MULTI of two
+/// INCRs); the server is killed with SIGKILL mid-stream; after a restart
+/// every acknowledged write must be there, in order, and every
+/// transaction whole.
+fn kill_9_loses_no_acknowledged_write(policy: &str) {
+    let dir = temp_dir(&format!("kill9-{policy}"));
+    let (mut proc, port) = larder(&dir, &["--appendfsync", policy]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut con = connect(port);
+                let mut acked = Acked::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(n) = cmd("INCR").arg(format!("c{t}")).query::<i64>(&mut con) else { break };
+                    acked.incrs = n;
+                    if cmd("RPUSH").arg(format!("l{t}")).arg(acked.pushes).query::<i64>(&mut con).is_err() {
+                        break;
+                    }
+                    acked.pushes += 1;
+                    let tx: redis::RedisResult<(i64, i64)> =
+                        redis::pipe().atomic().incr(format!("ta{t}"), 1).incr(format!("tb{t}"), 1).query(&mut con);
+                    if tx.is_err() {
+                        break;
+                    }
+                    acked.txs += 1;
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    proc.0.kill().unwrap();
+    let _ = proc.0.wait();
+    stop.store(true, Ordering::Relaxed);
+    let acked: Vec<Acked> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(acked.iter().all(|a| a.incrs > 10), "the load ran: {acked:?}");
+
+    let (_proc, port) = larder(&dir, &[]);
+    let mut con = connect(port);
+    for (t, a) in acked.iter().enumerate() {
+        let c: i64 = cmd("GET").arg(format!("c{t}")).query(&mut con).unwrap();
+        // Acknowledged writes are all there; one more may have reached
+        // the file before the kill without its reply reaching us.
+        assert!(c == a.incrs || c == a.incrs + 1, "{policy}: counter {t} is {c}, acknowledged {}", a.incrs);
+        let list: Vec<i64> = cmd("LRANGE").arg(format!("l{t}")).arg(0).arg(-1).query(&mut con).unwrap();
+        assert!(
+            list.len() as i64 == a.pushes || list.len() as i64 == a.pushes + 1,
+            "{policy}: list {t}: {} vs {}",
+            list.len(),
+            a.pushes
+        );
+        assert!(list.iter().enumerate().all(|(i, v)| *v == i as i64), "pushes in order");
+        let (ta, tb): (Option<i64>, Option<i64>) =
+            redis::pipe().get(format!("ta{t}")).get(format!("tb{t}")).query(&mut con).unwrap();
+        assert_eq!(ta, tb, "{policy}: a transaction came back torn");
+        let ta = ta.unwrap_or(0);
+        assert!(ta == a.txs || ta == a.txs + 1, "{policy}: transactions {ta} vs {}", a.txs);
+    }
+}
+
+#[test]
+fn kill_9_with_appendfsync_always_loses_nothing_acknowledged() {
+    kill_9_loses_no_acknowledged_write("always");
+}
+
+/// Larder writes the file before every reply under each policy, so a
+/// process crash loses nothing even with everysec (which then bounds only
+/// what a machine crash can take, to about a second).
+#[test]
+fn kill_9_with_appendfsync_everysec_loses_nothing_acknowledged() {
+    kill_9_loses_no_acknowledged_write("everysec");
+}
+
+#[test]
+fn a_torn_tail_is_cut_with_a_warning_or_refused_and_corruption_stops_the_server() {
+    let dir = temp_dir("torn");
+    {
+        let (_proc, port) = larder(&dir, &["--appendfsync", "always"]);
+        let mut con = connect(port);
+        let _: () = cmd("SET").arg("kept").arg("1").query(&mut con).unwrap();
+        let _: () = cmd("RPUSH").arg("list").arg("a").query(&mut con).unwrap();
+    }
+    let incr = incr_file(&dir);
+    let whole = std::fs::read(&incr).unwrap();
+    // A command cut short, then a transaction without its EXEC.
+    let mut torn = whole.clone();
+    torn.extend_from_slice(
+        b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$4\r\nlost\r\n$1\r\n1\r\n*3\r\n$3\r\nSET\r\n$1\r\nx",
+    );
+    std::fs::write(&incr, &torn).unwrap();
+    let err = failed_start(&dir, &["--aof-load-truncated", "no"]);
+    assert!(err.contains("Unexpected end of file reading the append only file"), "{err}");
+    assert_eq!(std::fs::read(&incr).unwrap(), torn, "a refused load leaves the file alone");
+    {
+        let (_proc, port) = larder(&dir, &[]);
+        let mut con = connect(port);
+        assert_eq!(cmd("GET").arg("kept").query::<String>(&mut con).unwrap(), "1");
+        assert_eq!(cmd("GET").arg("lost").query::<Option<String>>(&mut con).unwrap(), None, "half a transaction");
+        assert_eq!(std::fs::read(&incr).unwrap(), whole, "the torn tail was cut off");
+        let _: () = cmd("SET").arg("after").arg("2").query(&mut con).unwrap();
+    }
+    // A broken command header in the middle is never a partial load.
+    let mut bad = std::fs::read(&incr).unwrap();
+    let at = bad.windows(4).position(|w| w == b"RPUS").unwrap() - 4;
+    assert_eq!(&bad[at..at + 2], b"$5");
+    bad[at] = b'?';
+    std::fs::write(&incr, &bad).unwrap();
+    let err = failed_start(&dir, &[]);
+    assert!(err.contains("Bad file format reading the append only file"), "{err}");
+}
+
+fn spawn_redis(dir: &Path, extra: &[&str]) -> Option<Redis> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--dir", dir.to_str()?, "--save", ""])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match child {
+        Ok(c) => Some(Redis(c, port)),
+        Err(_) if std::env::var("LARDER_REQUIRE_REDIS").is_ok_and(|v| v == "1") => panic!("redis-server missing"),
+        Err(_) => None,
+    }
+}
+
+fn shutdown(con: &mut Connection, proc: &mut Proc) {
+    let _ = cmd("SHUTDOWN").query::<()>(con);
+    wait_exit(proc);
+}
+
+#[test]
+fn rewrite_under_writes_keeps_every_value_and_redis_reads_the_directory() {
+    let dir = temp_dir("rewrite");
+    let (mut proc, port) = larder(&dir, &[]);
+    let mut con = connect(port);
+    fill(&mut con);
+    let mut pipe = redis::pipe();
+    for i in 0..20_000 {
+        pipe.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut con).unwrap();
+    let reply: String = cmd("BGREWRITEAOF").query(&mut con).unwrap();
+    assert_eq!(reply, "Background append only file rewriting started");
+    // Writes while the base is being written land in the new increment.
+    for i in 0..2_000 {
+        let _: () = cmd("INCR").arg(format!("k{i}")).query(&mut con).unwrap();
+    }
+    for _ in 0..400 {
+        let info: String = cmd("INFO").arg("persistence").query(&mut con).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") {
+            assert!(info.contains("aof_rewrites:1") && info.contains("aof_last_bgrewrite_status:ok"), "{info}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let manifest = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    assert_eq!(manifest, "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n");
+    let mut files: Vec<String> = std::fs::read_dir(dir.join("appendonlydir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["appendonly.aof.2.base.rdb", "appendonly.aof.2.incr.aof", "appendonly.aof.manifest"],
+        "old files gone"
+    );
+    let before = contents(&mut con);
+    shutdown(&mut con, &mut proc);
+
+    let (_proc, port) = larder(&dir, &[]);
+    let mut con = connect(port);
+    assert_eq!(contents(&mut con), before);
+    assert_eq!(cmd("GET").arg("k1999").query::<i64>(&mut con).unwrap(), 2000);
+    drop(con);
+    drop(_proc);
+
+    if let Ok(out) = Command::new("redis-check-aof").arg(dir.join("appendonlydir/appendonly.aof.manifest")).output() {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("All AOF files and manifest are valid"), "{text}");
+    }
+    let Some(r) = spawn_redis(&dir, &["--appendonly", "yes"]) else { return };
+    let mut rcon = connect(r.1);
+    assert_eq!(contents(&mut rcon), before, "redis-server loaded Larder's AOF directory");
+}
+
+#[test]
+fn redis_aof_loads_in_larder_and_config_set_turns_aof_on() {
+    // redis-server writes an AOF directory; Larder loads it.
+    let dir = temp_dir("from-redis-aof");
+    let Some(mut r) = spawn_redis(&dir, &["--appendonly", "yes", "--appendfsync", "always"]) else { return };
+    let mut rcon = connect(r.1);
+    fill(&mut rcon);
+    let _: () = redis::pipe().atomic().incr("n", 5).set("m", "x").query(&mut rcon).unwrap();
+    let theirs = contents(&mut rcon);
+    let _ = cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut rcon);
+    let _ = r.0.wait();
+    let (_proc, port) = larder(&dir, &[]);
+    let mut con = connect(port);
+    assert_eq!(contents(&mut con), theirs, "Larder loaded redis-server's AOF");
+    drop(con);
+    drop(_proc);
+
+    // CONFIG SET appendonly yes on a running server writes a base of what
+    // is there and records from then on.
+    let dir = temp_dir("config-set-aof");
+    let (proc, port, mut err) = start_binary(&["--port", "0", "--dir", dir.to_str().unwrap()]);
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let mut con = connect(port);
+    let _: () = cmd("SET").arg("before").arg("1").query(&mut con).unwrap();
+    let _: () = cmd("CONFIG").arg("SET").arg("appendonly").arg("yes").query(&mut con).unwrap();
+    let _: () = cmd("SET").arg("after").arg("2").query(&mut con).unwrap();
+    let _: String = cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=kept\nredis.register_function('two', function() return 2 end)")
+        .query(&mut con)
+        .unwrap();
+    let info: String = cmd("INFO").arg("persistence").query(&mut con).unwrap();
+    assert!(info.contains("aof_enabled:1"), "{info}");
+    for _ in 0..400 {
+        let info: String = cmd("INFO").arg("persistence").query(&mut con).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    drop(proc); // SIGKILL
+    let (_proc, port) = larder(&dir, &[]);
+    let mut con = connect(port);
+    let got: (String, String) = redis::pipe().get("before").get("after").query(&mut con).unwrap();
+    assert_eq!(got, ("1".into(), "2".into()));
+    assert_eq!(cmd("FCALL").arg("two").arg(0).query::<i64>(&mut con).unwrap(), 2, "FUNCTION LOAD was recorded");
+}
