@@ -22,7 +22,9 @@ pub const FILE_VERSION: u16 = 10;
 /// The newest version we load (Redis 7.2's).
 pub const MAX_LOAD_VERSION: u16 = 11;
 
-static CRC: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);
+/// Slice-by-16 tables: the checksum runs over every byte of a snapshot,
+/// and the one-table form was a visible part of a BGSAVE's time.
+static CRC: crc::Crc<u64, crc::Table<16>> = crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
 
 const OP_FUNCTION2: u8 = rdb::OPCODE_FUNCTION2;
 const OP_MODULE_AUX: u8 = 247;
@@ -42,7 +44,7 @@ const FLUSH_AT: usize = 64 * 1024;
 pub struct Writer<W: Write> {
     out: W,
     buf: BytesMut,
-    digest: crc::Digest<'static, u64>,
+    digest: crc::Digest<'static, u64, crc::Table<16>>,
     /// The database the last SELECTDB chose.
     db: Option<usize>,
 }
@@ -63,6 +65,18 @@ pub fn encode_entry(buf: &mut BytesMut, key: &[u8], value: &Value, expire_at_ms:
             let members = s.members();
             put_len(buf, members.len() as u64);
             members.iter().for_each(|m| put_bytes(buf, m));
+        }
+        // Strings, most of most datasets, without an intermediate buffer.
+        Value::Str(s) => {
+            buf.put_u8(rdb::RDB_TYPE_STRING);
+            put_bytes(buf, key);
+            rdb::put_string(buf, s);
+        }
+        // RDB 11's stream type adds consumers' active time: version 10 has the 7.0 type.
+        Value::Stream(s) => {
+            buf.put_u8(crate::stream::RDB_TYPE_STREAM_LISTPACKS_2);
+            put_bytes(buf, key);
+            crate::stream::put_stream(buf, s, crate::stream::RDB_TYPE_STREAM_LISTPACKS_2);
         }
         _ => {
             // The type byte goes before the key: encode the value aside.
@@ -119,13 +133,19 @@ impl<W: Write> Writer<W> {
     /// come in several chunks, interleaved with others: each switch writes
     /// a SELECTDB, which loaders (Redis's included) simply follow.
     pub fn chunk(&mut self, db: usize, encoded: &[u8]) -> std::io::Result<()> {
+        self.switch_db(db);
+        self.buf.put_slice(encoded);
+        self.maybe_flush()
+    }
+
+    /// Makes `db` the database the next keys belong to (a SELECTDB
+    /// without size hints, if it is not already).
+    pub fn switch_db(&mut self, db: usize) {
         if self.db != Some(db) {
             self.buf.put_u8(OP_SELECTDB);
             put_len(&mut self.buf, db as u64);
             self.db = Some(db);
         }
-        self.buf.put_slice(encoded);
-        self.maybe_flush()
     }
 
     /// A function library, as its source code.

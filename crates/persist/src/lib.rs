@@ -10,5 +10,6 @@ pub mod file;
 pub mod listpack;
 pub mod lzf;
 pub mod rdb;
+pub mod stream;
 
 pub use rdb::{dump_functions, dump_payload, restore_functions, restore_payload, RdbError, RDB_VERSION};

@@ -9,7 +9,7 @@ use thiserror::Error;
 /// The RDB format version Redis 7.2 writes.
 pub const RDB_VERSION: u16 = 11;
 
-const RDB_TYPE_STRING: u8 = 0;
+pub(crate) const RDB_TYPE_STRING: u8 = 0;
 const RDB_TYPE_LIST: u8 = 1;
 pub(crate) const RDB_TYPE_SET: u8 = 2;
 const RDB_TYPE_ZSET: u8 = 3;
@@ -37,7 +37,7 @@ pub enum RdbError {
     VersionOrChecksum,
     #[error("Bad data format")]
     BadFormat,
-    /// A value this crate cannot serialize yet (streams).
+    /// A value this crate cannot serialize yet (hashes with field TTLs).
     #[error("{0} values cannot be serialized yet")]
     Unsupported(&'static str),
 }
@@ -74,7 +74,7 @@ fn put_int_encoded(out: &mut BytesMut, v: i64) -> bool {
     true
 }
 
-fn put_string(out: &mut BytesMut, s: &StrValue) {
+pub(crate) fn put_string(out: &mut BytesMut, s: &StrValue) {
     if let StrValue::Int(i) = s {
         if put_int_encoded(out, *i) {
             return;
@@ -120,7 +120,10 @@ fn score_string(score: f64) -> String {
 /// compact RDB types for compact encodings as Redis 7.2 does.
 pub fn put_value(out: &mut BytesMut, value: &Value) -> Result<(), RdbError> {
     match value {
-        Value::Stream(_) => return Err(RdbError::Unsupported("stream")),
+        Value::Stream(st) => {
+            out.put_u8(crate::stream::RDB_TYPE_STREAM_LISTPACKS_3);
+            crate::stream::put_stream(out, st, crate::stream::RDB_TYPE_STREAM_LISTPACKS_3);
+        }
         Value::Str(s) => {
             out.put_u8(RDB_TYPE_STRING);
             put_string(out, s);
@@ -418,6 +421,9 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
             z.shrink_if_small(lim);
             Value::ZSet(Box::new(z))
         }
+        crate::stream::RDB_TYPE_STREAM_LISTPACKS
+        | crate::stream::RDB_TYPE_STREAM_LISTPACKS_2
+        | crate::stream::RDB_TYPE_STREAM_LISTPACKS_3 => Value::Stream(Box::new(crate::stream::read_stream(r, ty)?)),
         _ => return Err(RdbError::BadFormat),
     })
 }

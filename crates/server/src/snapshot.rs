@@ -11,10 +11,13 @@
 //! larder-store): one instant across every shard, after which the first
 //! command to touch a shard the saver has not reached encodes that shard,
 //! as it was, into a chunk, and the saver thread walks the shards in order
-//! doing the same, writing chunks to the file as they come. The server
-//! keeps serving throughout; the extra memory is the encoded chunks not
-//! yet written, whose peak INFO reports as `rdb_last_cow_size` (the field
-//! where Redis reports its fork's copy-on-write pages).
+//! doing the same, writing chunks to the file as they come. Strings are
+//! captured as handles to the same bytes, collections encoded. The server
+//! keeps serving throughout; the extra memory is what is captured but not
+//! yet written: encoded collections, string handles, and the old strings
+//! that writes replaced meanwhile. INFO reports the first two's peak as
+//! `rdb_last_cow_size` (the field where Redis reports its fork's
+//! copy-on-write pages); scripts/memory-bench measures the whole.
 //!
 //! Either way the file is written under a temporary name, synced, then
 //! renamed, so a crash mid-save leaves the previous snapshot intact. The
@@ -23,7 +26,7 @@
 use crate::Shared;
 use bytes::{Bytes, BytesMut};
 use larder_persist::file::{self, Item};
-use larder_store::{CutSink, Entry};
+use larder_store::{CutSink, Entry, StrValue, Value};
 use parking_lot::Mutex;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -180,14 +183,26 @@ fn write_locked(shared: &Shared, tmp: &Path) -> Result<u64, String> {
     Ok(total)
 }
 
-/// Shards as of a cut, encoded and waiting for the saver thread.
+/// A captured shard: collections encoded at once; strings kept as
+/// handles (a `Bytes` clone shares the value, so holding one costs the
+/// handle until a write replaces the value, which then lives on only
+/// here: copy-on-write at the granularity of one value, not a page).
+enum Held {
+    Encoded(BytesMut),
+    Strings(Vec<(Bytes, StrValue, Option<u64>)>),
+}
+
+const STRING_HANDLE: usize = std::mem::size_of::<(Bytes, StrValue, Option<u64>)>();
+
+/// Shards as of a cut, waiting for the saver thread.
 pub(crate) struct Chunks {
     /// The cut's time: keys past their deadline then are left out.
     cut_ms: u64,
-    queue: Mutex<Vec<(usize, BytesMut)>>,
+    queue: Mutex<Vec<(usize, Held)>>,
     keys: AtomicU64,
     failed: Mutex<Option<String>>,
-    /// Encoded bytes held, now and at most (reported as COW size).
+    /// Bytes held (encoded collections and string handles; not the old
+    /// strings writes replaced meanwhile), now and at most.
     held: AtomicU64,
     peak: AtomicU64,
 }
@@ -195,24 +210,36 @@ pub(crate) struct Chunks {
 impl CutSink for Chunks {
     fn capture(&self, db: usize, _shard: usize, entries: &mut dyn Iterator<Item = (&Bytes, &Entry)>) {
         let mut buf = BytesMut::new();
+        let mut strings = Vec::new();
         let mut keys = 0;
         for (k, e) in entries {
             if e.is_expired(self.cut_ms) {
+                continue;
+            }
+            keys += 1;
+            if let Value::Str(s) = &e.value {
+                strings.push((k.clone(), s.clone(), e.expire_at()));
                 continue;
             }
             if let Err(err) = file::encode_entry(&mut buf, k, &e.value, e.expire_at()) {
                 self.failed.lock().get_or_insert_with(|| format!("key {}: {err}", String::from_utf8_lossy(k)));
                 return;
             }
-            keys += 1;
         }
         if keys == 0 {
             return;
         }
         self.keys.fetch_add(keys, Relaxed);
-        let held = self.held.fetch_add(buf.len() as u64, Relaxed) + buf.len() as u64;
+        let size = buf.len() + strings.len() * STRING_HANDLE;
+        let held = self.held.fetch_add(size as u64, Relaxed) + size as u64;
         self.peak.fetch_max(held, Relaxed);
-        self.queue.lock().push((db, buf));
+        let mut queue = self.queue.lock();
+        if !buf.is_empty() {
+            queue.push((db, Held::Encoded(buf)));
+        }
+        if !strings.is_empty() {
+            queue.push((db, Held::Strings(strings)));
+        }
     }
 }
 
@@ -235,9 +262,22 @@ impl Chunks {
 
     fn drain(&self, w: &mut FileWriter, gauge: &AtomicU64) -> Result<(), String> {
         let ready = std::mem::take(&mut *self.queue.lock());
-        for (db, buf) in ready {
-            w.chunk(db, &buf).map_err(|e| e.to_string())?;
-            self.held.fetch_sub(buf.len() as u64, Relaxed);
+        for (db, held) in ready {
+            let size = match held {
+                Held::Encoded(buf) => {
+                    w.chunk(db, &buf).map_err(|e| e.to_string())?;
+                    buf.len()
+                }
+                Held::Strings(strings) => {
+                    let n = strings.len();
+                    w.switch_db(db);
+                    for (k, s, at) in strings {
+                        w.entry(&k, &Value::Str(s), at).map_err(|e| e.to_string())?;
+                    }
+                    n * STRING_HANDLE
+                }
+            };
+            self.held.fetch_sub(size as u64, Relaxed);
         }
         gauge.store(self.held.load(Relaxed), Relaxed);
         match self.failed.lock().clone() {

@@ -45,9 +45,72 @@ pub(crate) fn fill(con: &mut Connection) {
     let _: () = cmd("SADD").arg("si").arg(&["1", "2", "3"]).query(con).unwrap();
     let _: () = cmd("SADD").arg("ss").arg(&["x", "y"]).query(con).unwrap();
     let _: () = cmd("ZADD").arg("z").arg(&["1.5", "a", "-2", "b"]).query(con).unwrap();
+    // A stream across the node layouts (same and other field names, a
+    // seq below the master's), a deletion, and a group with pending
+    // entries, consumers, and one consumer with nothing pending.
+    for (id, fields) in [
+        ("1-1", &["f", "v", "n", "1"][..]),
+        ("1-2", &["f", "v", "n", "2"]),
+        ("2-0", &["other", "x"]),
+        ("2-5", &["f", "w", "n", "3"]),
+    ] {
+        let _: String = cmd("XADD").arg("st").arg(id).arg(fields).query(con).unwrap();
+    }
+    for i in 0..150 {
+        let _: String = cmd("XADD").arg("st").arg(format!("3-{i}")).arg(&["f", "bulk"]).query(con).unwrap();
+    }
+    let _: i64 = cmd("XDEL").arg("st").arg("1-2").query(con).unwrap();
+    let _: () = cmd("XGROUP").arg(&["CREATE", "st", "g", "0"]).query(con).unwrap();
+    let _: redis::Value =
+        cmd("XREADGROUP").arg(&["GROUP", "g", "alice", "COUNT", "2", "STREAMS", "st", ">"]).query(con).unwrap();
+    let _: redis::Value =
+        cmd("XREADGROUP").arg(&["GROUP", "g", "bob", "COUNT", "1", "STREAMS", "st", ">"]).query(con).unwrap();
+    let _: i64 = cmd("XGROUP").arg(&["CREATECONSUMER", "st", "g", "idle"]).query(con).unwrap();
+    let _: () = cmd("XGROUP").arg(&["CREATE", "st", "late", "$"]).query(con).unwrap();
     let _: () = cmd("SELECT").arg(3).query(con).unwrap();
     let _: () = cmd("SET").arg("in3").arg("db three").query(con).unwrap();
     let _: () = cmd("SELECT").arg(0).query(con).unwrap();
+}
+
+/// A stream's entries, metadata, groups and pending entries, in a form
+/// that compares across servers (no idle times, no radix-tree figures).
+fn stream_contents(con: &mut Connection, k: &str) -> String {
+    let entries: redis::Value = cmd("XRANGE").arg(k).arg("-").arg("+").query(con).unwrap();
+    let info: Vec<redis::Value> = cmd("XINFO").arg("STREAM").arg(k).query(con).unwrap();
+    let pick = |kv: &[redis::Value], names: &[&str]| -> Vec<String> {
+        kv.chunks(2)
+            .filter(
+                |p| matches!(&p[0], redis::Value::BulkString(n) if names.iter().any(|w| w.as_bytes() == n.as_slice())),
+            )
+            .map(|p| format!("{:?}", p))
+            .collect()
+    };
+    let meta = pick(&info, &["length", "last-generated-id", "max-deleted-entry-id", "entries-added", "groups"]);
+    let mut groups = Vec::new();
+    let raw: Vec<Vec<redis::Value>> = cmd("XINFO").arg("GROUPS").arg(k).query(con).unwrap();
+    for g in raw {
+        let fields = pick(&g, &["name", "consumers", "pending", "last-delivered-id", "entries-read", "lag"]);
+        let name = match &g[1] {
+            redis::Value::BulkString(n) => String::from_utf8_lossy(n).into_owned(),
+            other => panic!("{other:?}"),
+        };
+        let pending: Vec<(String, String, i64, i64)> =
+            cmd("XPENDING").arg(k).arg(&name).arg("-").arg("+").arg(100).query(con).unwrap();
+        let pending: Vec<(String, String, i64)> = pending.into_iter().map(|(id, c, _, n)| (id, c, n)).collect();
+        let mut consumers: Vec<String> = cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(k)
+            .arg(&name)
+            .query::<Vec<Vec<redis::Value>>>(con)
+            .unwrap()
+            .iter()
+            .map(|c| format!("{:?}", pick(c, &["name", "pending"])))
+            .collect();
+        consumers.sort();
+        groups.push(format!("{fields:?} {pending:?} {consumers:?}"));
+    }
+    groups.sort();
+    format!("{entries:?} {meta:?} {groups:?}")
 }
 
 /// Everything `fill` wrote, read back in a form that compares.
@@ -75,6 +138,7 @@ pub(crate) fn contents(con: &mut Connection) -> Vec<String> {
                 "{:?}",
                 cmd("ZRANGE").arg(&k).arg(0).arg(-1).arg("WITHSCORES").query::<Vec<(String, f64)>>(con).unwrap()
             ),
+            "stream" => stream_contents(con, &k),
             other => other.to_string(),
         };
         let ttl: i64 = cmd("TTL").arg(&k).query(con).unwrap();
