@@ -243,7 +243,7 @@ async fn write_out_or_killed(
 
 async fn write_out(shared: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> std::io::Result<()> {
     // No reply leaves before the writes it acknowledges are in the AOF.
-    shared.aof.before_reply();
+    shared.aof.before_reply().await;
     stream.write_all(out).await?;
     shared.stats.total_net_output_bytes.fetch_add(out.len() as u64, Relaxed);
     out.clear();

@@ -6,7 +6,7 @@
 //! keeps every value; the directory moves both ways with redis-server and
 //! passes redis-check-aof.
 
-use crate::persistence::{connect, contents, fill, temp_dir, wait_exit, Redis};
+use crate::persistence::{connect, contents, fill, redis_with, temp_dir, wait_exit};
 use crate::{cmd, start_binary, Proc};
 use redis::Connection;
 use std::path::Path;
@@ -172,21 +172,6 @@ fn a_torn_tail_is_cut_with_a_warning_or_refused_and_corruption_stops_the_server(
     assert!(err.contains("Bad file format reading the append only file"), "{err}");
 }
 
-fn spawn_redis(dir: &Path, extra: &[&str]) -> Option<Redis> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--dir", dir.to_str()?, "--save", ""])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    match child {
-        Ok(c) => Some(Redis(c, port)),
-        Err(_) if std::env::var("LARDER_REQUIRE_REDIS").is_ok_and(|v| v == "1") => panic!("redis-server missing"),
-        Err(_) => None,
-    }
-}
-
 fn shutdown(con: &mut Connection, proc: &mut Proc) {
     let _ = cmd("SHUTDOWN").query::<()>(con);
     wait_exit(proc);
@@ -243,7 +228,7 @@ fn rewrite_under_writes_keeps_every_value_and_redis_reads_the_directory() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("All AOF files and manifest are valid"), "{text}");
     }
-    let Some(r) = spawn_redis(&dir, &["--appendonly", "yes"]) else { return };
+    let Some(r) = redis_with(&dir, &["--appendonly", "yes"]) else { return };
     let mut rcon = connect(r.1);
     assert_eq!(contents(&mut rcon), before, "redis-server loaded Larder's AOF directory");
 }
@@ -252,7 +237,7 @@ fn rewrite_under_writes_keeps_every_value_and_redis_reads_the_directory() {
 fn redis_aof_loads_in_larder_and_config_set_turns_aof_on() {
     // redis-server writes an AOF directory; Larder loads it.
     let dir = temp_dir("from-redis-aof");
-    let Some(mut r) = spawn_redis(&dir, &["--appendonly", "yes", "--appendfsync", "always"]) else { return };
+    let Some(mut r) = redis_with(&dir, &["--appendonly", "yes", "--appendfsync", "always"]) else { return };
     let mut rcon = connect(r.1);
     fill(&mut rcon);
     let _: () = redis::pipe().atomic().incr("n", 5).set("m", "x").query(&mut rcon).unwrap();

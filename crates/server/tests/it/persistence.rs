@@ -167,9 +167,16 @@ impl Drop for Redis {
 }
 
 pub(crate) fn redis(dir: &Path) -> Option<Redis> {
+    redis_with(dir, &[])
+}
+
+/// A redis-server over `dir` (None if it is not installed and the run
+/// does not require it).
+pub(crate) fn redis_with(dir: &Path, extra: &[&str]) -> Option<Redis> {
     let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--dir", dir.to_str()?, "--dbfilename", "dump.rdb", "--save", ""])
+        .args(["--port", &port.to_string(), "--dir", dir.to_str()?, "--save", ""])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
