@@ -134,6 +134,55 @@ fn fmt_int(v: i64) -> Bytes {
     Bytes::copy_from_slice(itoa::Buffer::new().format(v).as_bytes())
 }
 
+/// Decodes a ziplist, the compact format of Redis 6.2 and earlier (RDB
+/// types 10 and 12 to 14), which Redis 7 still loads; None if malformed.
+pub fn decode_ziplist(zl: &[u8]) -> Option<Vec<Bytes>> {
+    let total = u32::from_le_bytes(zl.get(0..4)?.try_into().ok()?) as usize;
+    if total != zl.len() || *zl.last()? != 0xFF {
+        return None;
+    }
+    let mut pos = 10;
+    let mut out = Vec::new();
+    while *zl.get(pos)? != 0xFF {
+        // The previous entry's length: one byte, or 0xFE and four.
+        pos += if zl[pos] < 0xFE { 1 } else { 5 };
+        let enc = *zl.get(pos)?;
+        let int = |n: usize| -> Option<i64> {
+            let raw = zl.get(pos + 1..pos + 1 + n)?;
+            let mut buf = [0u8; 8];
+            buf[..n].copy_from_slice(raw);
+            let v = i64::from_le_bytes(buf);
+            Some((v << (64 - 8 * n)) >> (64 - 8 * n))
+        };
+        let (item, len): (Bytes, usize) = match enc >> 6 {
+            0 => {
+                let n = (enc & 0x3F) as usize;
+                (Bytes::copy_from_slice(zl.get(pos + 1..pos + 1 + n)?), 1 + n)
+            }
+            1 => {
+                let n = (((enc & 0x3F) as usize) << 8) | *zl.get(pos + 1)? as usize;
+                (Bytes::copy_from_slice(zl.get(pos + 2..pos + 2 + n)?), 2 + n)
+            }
+            2 => {
+                let n = u32::from_be_bytes(zl.get(pos + 1..pos + 5)?.try_into().ok()?) as usize;
+                (Bytes::copy_from_slice(zl.get(pos + 5..pos + 5 + n)?), 5 + n)
+            }
+            _ => match enc {
+                0xC0 => (fmt_int(int(2)?), 3),
+                0xD0 => (fmt_int(int(4)?), 5),
+                0xE0 => (fmt_int(int(8)?), 9),
+                0xF0 => (fmt_int(int(3)?), 4),
+                0xFE => (fmt_int(int(1)?), 2),
+                0xF1..=0xFD => (fmt_int((enc & 0x0F) as i64 - 1), 1),
+                _ => return None,
+            },
+        };
+        pos += len;
+        out.push(item);
+    }
+    (pos == zl.len() - 1).then_some(out)
+}
+
 /// Encodes sorted integers as an intset, at the narrowest width that fits.
 pub fn encode_intset(values: &[i64]) -> Vec<u8> {
     let width: usize = if values.iter().all(|v| i16::try_from(*v).is_ok()) {

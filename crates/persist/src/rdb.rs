@@ -15,11 +15,22 @@ pub(crate) const RDB_TYPE_SET: u8 = 2;
 const RDB_TYPE_ZSET: u8 = 3;
 const RDB_TYPE_HASH: u8 = 4;
 const RDB_TYPE_ZSET_2: u8 = 5;
+const RDB_TYPE_LIST_ZIPLIST: u8 = 10;
 const RDB_TYPE_SET_INTSET: u8 = 11;
+const RDB_TYPE_ZSET_ZIPLIST: u8 = 12;
+const RDB_TYPE_HASH_ZIPLIST: u8 = 13;
+/// Redis 3.2 to 6.2's lists: a quicklist of ziplists.
+const RDB_TYPE_LIST_QUICKLIST: u8 = 14;
 const RDB_TYPE_HASH_LISTPACK: u8 = 16;
 const RDB_TYPE_ZSET_LISTPACK: u8 = 17;
 const RDB_TYPE_LIST_QUICKLIST_2: u8 = 18;
 const RDB_TYPE_SET_LISTPACK: u8 = 20;
+/// Redis 7.4's hashes with field TTLs: 22/23 from its release candidates
+/// (absolute deadlines), 24/25 since (24's relative to a minimum).
+const RDB_TYPE_HASH_METADATA_PRE_GA: u8 = 22;
+const RDB_TYPE_HASH_LISTPACK_EX_PRE_GA: u8 = 23;
+const RDB_TYPE_HASH_METADATA: u8 = 24;
+const RDB_TYPE_HASH_LISTPACK_EX: u8 = 25;
 const QUICKLIST_NODE_PACKED: u64 = 2;
 const QUICKLIST_NODE_PLAIN: u64 = 1;
 /// Bytes per quicklist node we write (list-max-listpack-size -2).
@@ -37,9 +48,6 @@ pub enum RdbError {
     VersionOrChecksum,
     #[error("Bad data format")]
     BadFormat,
-    /// A value this crate cannot serialize yet (hashes with field TTLs).
-    #[error("{0} values cannot be serialized yet")]
-    Unsupported(&'static str),
 }
 
 pub(crate) fn put_len(out: &mut BytesMut, len: u64) {
@@ -147,7 +155,20 @@ pub fn put_value(out: &mut BytesMut, value: &Value) -> Result<(), RdbError> {
                 put_bytes(out, &listpack::encode(node));
             }
         }
-        Value::Hash(h) if h.has_field_ttls() => return Err(RdbError::Unsupported("hash with field TTLs")),
+        // Redis 7.4's form: the earliest deadline, then each field's
+        // deadline relative to it (0: none). Redis 7.0 and 7.2 cannot
+        // load it; 7.4 and Larder can.
+        Value::Hash(h) if h.has_field_ttls() => {
+            out.put_u8(RDB_TYPE_HASH_METADATA);
+            let min = h.min_field_ttl().unwrap_or(0);
+            out.put_u64_le(min);
+            put_len(out, h.len() as u64);
+            for (f, v) in h.iter() {
+                put_len(out, h.field_ttl(f).map_or(0, |at| at - min + 1));
+                put_bytes(out, f);
+                put_bytes(out, v);
+            }
+        }
         Value::Hash(h) => match h.listpack_pairs() {
             Some(pairs) => {
                 out.put_u8(RDB_TYPE_HASH_LISTPACK);
@@ -262,6 +283,10 @@ impl<'a> Reader<'a> {
         Ok(n as usize)
     }
 
+    pub(crate) fn u64_le(&mut self) -> Result<u64, RdbError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+
     fn f64_le(&mut self) -> Result<f64, RdbError> {
         let v = f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"));
         if v.is_nan() {
@@ -283,6 +308,11 @@ impl<'a> Reader<'a> {
     fn listpack(&mut self) -> Result<Vec<Bytes>, RdbError> {
         let raw = self.bytes()?;
         listpack::decode(&raw).ok_or(RdbError::BadFormat)
+    }
+
+    fn ziplist(&mut self) -> Result<Vec<Bytes>, RdbError> {
+        let raw = self.bytes()?;
+        listpack::decode_ziplist(&raw).ok_or(RdbError::BadFormat)
     }
 
     fn string(&mut self) -> Result<StrValue, RdbError> {
@@ -329,6 +359,15 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
             let items = (0..n).map(|_| r.bytes()).collect::<Result<Vec<_>, _>>()?;
             Value::List(Box::new(build_list(items, lim)?))
         }
+        RDB_TYPE_LIST_ZIPLIST => Value::List(Box::new(build_list(r.ziplist()?, lim)?)),
+        RDB_TYPE_LIST_QUICKLIST => {
+            let nodes = r.count()?;
+            let mut items = Vec::new();
+            for _ in 0..nodes {
+                items.extend(r.ziplist()?);
+            }
+            Value::List(Box::new(build_list(items, lim)?))
+        }
         RDB_TYPE_LIST_QUICKLIST_2 => {
             let nodes = r.count()?;
             let mut items = Vec::new();
@@ -370,12 +409,14 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
             }
             Value::Set(Box::new(set))
         }
-        RDB_TYPE_HASH | RDB_TYPE_HASH_LISTPACK => {
-            let flat: Vec<Bytes> = if ty == RDB_TYPE_HASH {
-                let n = r.count()?;
-                (0..2 * n).map(|_| r.bytes()).collect::<Result<_, _>>()?
-            } else {
-                r.listpack()?
+        RDB_TYPE_HASH | RDB_TYPE_HASH_LISTPACK | RDB_TYPE_HASH_ZIPLIST => {
+            let flat: Vec<Bytes> = match ty {
+                RDB_TYPE_HASH => {
+                    let n = r.count()?;
+                    (0..2 * n).map(|_| r.bytes()).collect::<Result<_, _>>()?
+                }
+                RDB_TYPE_HASH_ZIPLIST => r.ziplist()?,
+                _ => r.listpack()?,
             };
             if flat.is_empty() || !flat.len().is_multiple_of(2) {
                 return Err(RdbError::BadFormat);
@@ -388,10 +429,10 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
             }
             Value::Hash(Box::new(h))
         }
-        RDB_TYPE_ZSET | RDB_TYPE_ZSET_2 | RDB_TYPE_ZSET_LISTPACK => {
+        RDB_TYPE_ZSET | RDB_TYPE_ZSET_2 | RDB_TYPE_ZSET_LISTPACK | RDB_TYPE_ZSET_ZIPLIST => {
             let pairs: Vec<(Bytes, f64)> = match ty {
-                RDB_TYPE_ZSET_LISTPACK => {
-                    let flat = r.listpack()?;
+                RDB_TYPE_ZSET_LISTPACK | RDB_TYPE_ZSET_ZIPLIST => {
+                    let flat = if ty == RDB_TYPE_ZSET_ZIPLIST { r.ziplist()? } else { r.listpack()? };
                     if !flat.len().is_multiple_of(2) {
                         return Err(RdbError::BadFormat);
                     }
@@ -420,6 +461,51 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
             }
             z.shrink_if_small(lim);
             Value::ZSet(Box::new(z))
+        }
+        RDB_TYPE_HASH_METADATA_PRE_GA | RDB_TYPE_HASH_METADATA => {
+            let min = if ty == RDB_TYPE_HASH_METADATA { Some(r.u64_le()?) } else { None };
+            let n = r.count()?;
+            let mut h = Hash::default();
+            for _ in 0..n {
+                let (_, ttl) = r.len()?;
+                let (f, v) = (r.bytes()?, r.bytes()?);
+                let at = match (ttl, min) {
+                    (0, _) => None,
+                    (t, Some(m)) => Some(t.wrapping_add(m).wrapping_sub(1)),
+                    (t, None) => Some(t),
+                };
+                if !h.insert(f.clone(), v, lim) {
+                    return Err(dup());
+                }
+                if let Some(at) = at {
+                    h.set_field_ttl(&f, at);
+                }
+            }
+            if h.is_empty() {
+                return Err(RdbError::BadFormat);
+            }
+            Value::Hash(Box::new(h))
+        }
+        RDB_TYPE_HASH_LISTPACK_EX_PRE_GA | RDB_TYPE_HASH_LISTPACK_EX => {
+            if ty == RDB_TYPE_HASH_LISTPACK_EX {
+                r.u64_le()?;
+            }
+            // Triples: field, value, absolute deadline (0: none).
+            let flat = r.listpack()?;
+            if flat.is_empty() || !flat.len().is_multiple_of(3) {
+                return Err(RdbError::BadFormat);
+            }
+            let mut h = Hash::default();
+            for t in flat.chunks_exact(3) {
+                if !h.insert(t[0].clone(), t[1].clone(), lim) {
+                    return Err(dup());
+                }
+                let at = larder_store::value::parse_canonical_i64(&t[2]).ok_or(RdbError::BadFormat)?;
+                if at > 0 {
+                    h.set_field_ttl(&t[0], at as u64);
+                }
+            }
+            Value::Hash(Box::new(h))
         }
         crate::stream::RDB_TYPE_STREAM_LISTPACKS
         | crate::stream::RDB_TYPE_STREAM_LISTPACKS_2
@@ -504,6 +590,58 @@ pub fn restore_payload(payload: &[u8], lim: &Limits) -> Result<Value, RdbError> 
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A ziplist written out by hand from the format Redis 6.2 used: a
+    /// 1-byte string, an immediate integer, an int16 and a 5-byte string.
+    const ZIPLIST: &[u8] =
+        b"\x1b\x00\x00\x00\x13\x00\x00\x00\x04\x00\x00\x01a\x03\xf6\x02\xc0\x2c\x01\x04\x05hello\xff";
+
+    #[test]
+    fn redis_6_ziplist_values_load() {
+        let lim = Limits::default();
+        assert_eq!(listpack::decode_ziplist(ZIPLIST).unwrap(), ["a", "5", "300", "hello"]);
+        let body = |ty: u8, zl: &[u8], nodes: Option<u64>| {
+            let mut b = BytesMut::new();
+            if let Some(n) = nodes {
+                put_len(&mut b, n);
+            }
+            for _ in 0..nodes.unwrap_or(1) {
+                put_bytes(&mut b, zl);
+            }
+            read_value(&mut Reader::new(&b), ty, &lim).unwrap()
+        };
+        let Value::List(l) = body(RDB_TYPE_LIST_ZIPLIST, ZIPLIST, None) else { panic!("list") };
+        assert_eq!(l.iter().collect::<Vec<_>>(), [&b"a"[..], b"5", b"300", b"hello"]);
+        let Value::List(l) = body(RDB_TYPE_LIST_QUICKLIST, ZIPLIST, Some(2)) else { panic!("list") };
+        assert_eq!(l.len(), 8);
+        let Value::Hash(h) = body(RDB_TYPE_HASH_ZIPLIST, ZIPLIST, None) else { panic!("hash") };
+        assert_eq!(h.get(b"300").map(|v| v.as_ref()), Some(&b"hello"[..]));
+        // Member "a" with score 5 (an immediate integer).
+        let pair = b"\x10\x00\x00\x00\x0d\x00\x00\x00\x02\x00\x00\x01a\x03\xf6\xff";
+        let Value::ZSet(z) = body(RDB_TYPE_ZSET_ZIPLIST, pair, None) else { panic!("zset") };
+        assert_eq!(z.iter().map(|e| (e.member.clone(), e.score)).collect::<Vec<_>>(), [(Bytes::from("a"), 5.0)]);
+        let mut bad = ZIPLIST.to_vec();
+        bad[11] = 0x3F; // a string longer than the ziplist
+        assert!(listpack::decode_ziplist(&bad).is_none());
+    }
+
+    #[test]
+    fn hashes_with_field_ttls_round_trip_in_redis_7_4_form() {
+        let lim = Limits::default();
+        let mut h = Hash::default();
+        for (f, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
+            h.insert(Bytes::from(f), Bytes::from(v), &lim);
+        }
+        h.set_field_ttl(b"a", 1_800_000_000_123);
+        h.set_field_ttl(b"c", 1_800_000_000_000);
+        let payload = dump_payload(&Value::Hash(Box::new(h))).unwrap();
+        assert_eq!(payload[0], RDB_TYPE_HASH_METADATA);
+        let Value::Hash(back) = restore_payload(&payload, &lim).unwrap() else { panic!("not a hash") };
+        assert_eq!(back.field_ttl(b"a"), Some(1_800_000_000_123));
+        assert_eq!(back.field_ttl(b"b"), None);
+        assert_eq!(back.field_ttl(b"c"), Some(1_800_000_000_000));
+        assert_eq!(back.get(b"b").map(|v| v.as_ref()), Some(&b"2"[..]));
+    }
 
     #[test]
     fn crc_matches_redis_check_value() {

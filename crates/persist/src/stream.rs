@@ -164,10 +164,6 @@ fn read_id(r: &mut Reader<'_>) -> Result<StreamId, RdbError> {
     Ok(StreamId::new(r.len()?.1, r.len()?.1))
 }
 
-fn millis(r: &mut Reader<'_>) -> Result<u64, RdbError> {
-    Ok(u64::from_le_bytes(r.take(8)?.try_into().expect("8 bytes")))
-}
-
 /// Reads a stream of type `ty` (15, 19 or 21).
 pub(crate) fn read_stream(r: &mut Reader<'_>, ty: u8) -> Result<Stream, RdbError> {
     let mut s = Stream::default();
@@ -207,7 +203,7 @@ pub(crate) fn read_stream(r: &mut Reader<'_>, ty: u8) -> Result<Stream, RdbError
         let (_, pending) = r.len()?;
         for _ in 0..pending {
             let id = id_from_key(r.take(16)?)?;
-            let delivery_time = millis(r)?;
+            let delivery_time = r.u64_le()?;
             let delivery_count = r.len()?.1;
             let nack = Pending { consumer: Bytes::new(), delivery_time, delivery_count };
             if g.pel.insert(id, nack).is_some() {
@@ -217,8 +213,8 @@ pub(crate) fn read_stream(r: &mut Reader<'_>, ty: u8) -> Result<Stream, RdbError
         let (_, consumers) = r.len()?;
         for _ in 0..consumers {
             let cname = r.bytes()?;
-            let seen_time = millis(r)?;
-            let active_time = if ty >= RDB_TYPE_STREAM_LISTPACKS_3 { millis(r)? } else { seen_time };
+            let seen_time = r.u64_le()?;
+            let active_time = if ty >= RDB_TYPE_STREAM_LISTPACKS_3 { r.u64_le()? } else { seen_time };
             let mut c = Consumer { seen_time, active_time, ..Default::default() };
             let (_, owned) = r.len()?;
             for _ in 0..owned {

@@ -754,6 +754,15 @@ impl<'a> Tx<'a> {
     /// Puts a whole entry (with its TTL and access data) under `key`.
     pub fn put_entry(&mut self, key: Bytes, entry: Entry) {
         self.notify(class::NEW, "new", &key);
+        // A hash that arrives with field TTLs (RESTORE, a snapshot) joins
+        // the active cycle's index like one that got them by HEXPIRE.
+        let due = match &entry.value {
+            Value::Hash(h) => h.min_field_ttl(),
+            _ => None,
+        };
+        if let Some(at) = due {
+            self.note_field_deadline(&key, at);
+        }
         self.shard(&key).insert(key, entry);
     }
 
