@@ -1,8 +1,9 @@
 //! RDB files: the snapshot format Redis writes and loads.
 //!
 //! Files are written as RDB version 10, which Redis 7.0 and 7.2 both load:
-//! the one version-11 type our values use (a set in listpack form) is
-//! written as a plain set instead. Loading accepts versions 1 to 11, every
+//! sets in listpack form go out as plain sets and streams as 7.0's stream
+//! type. The exception is a hash with field TTLs, in Redis 7.4's type,
+//! which only 7.4 and later load. Loading accepts versions 1 to 11, every
 //! opcode Redis 7.2 writes for a standalone server (AUX, RESIZEDB,
 //! SELECTDB, both expiry forms, LRU idle and LFU frequency, FUNCTION2),
 //! and checks the CRC64 trailer; anything else (modules) is an error,
@@ -14,7 +15,7 @@
 
 use crate::rdb::{self, put_bytes, put_len, RdbError, Reader};
 use bytes::{BufMut, Bytes, BytesMut};
-use larder_store::{Limits, Set, Value};
+use larder_store::{Limits, Value};
 use std::io::Write;
 
 /// The version stamped on files we write.
@@ -58,14 +59,6 @@ pub fn encode_entry(buf: &mut BytesMut, key: &[u8], value: &Value, expire_at_ms:
         buf.put_u64_le(at);
     }
     match value {
-        // RDB 11's listpack set: written as a plain set for version 10.
-        Value::Set(s) if matches!(**s, Set::Listpack(_)) => {
-            buf.put_u8(rdb::RDB_TYPE_SET);
-            put_bytes(buf, key);
-            let members = s.members();
-            put_len(buf, members.len() as u64);
-            members.iter().for_each(|m| put_bytes(buf, m));
-        }
         // Strings, most of most datasets, without an intermediate buffer.
         Value::Str(s) => {
             buf.put_u8(rdb::RDB_TYPE_STRING);

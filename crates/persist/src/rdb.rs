@@ -188,11 +188,9 @@ pub fn put_value(out: &mut BytesMut, value: &Value) -> Result<(), RdbError> {
                 out.put_u8(RDB_TYPE_SET_INTSET);
                 put_bytes(out, &listpack::encode_intset(v));
             }
-            Set::Listpack(v) => {
-                out.put_u8(RDB_TYPE_SET_LISTPACK);
-                put_bytes(out, &listpack::encode(v.iter().map(|b| b.as_ref())));
-            }
-            Set::Table(_) => {
+            // Redis 7.2's listpack set (type 20) is written as a plain set,
+            // which Redis 7.0 loads too and 7.2 turns back into a listpack.
+            Set::Listpack(_) | Set::Table(_) => {
                 out.put_u8(RDB_TYPE_SET);
                 let members = set.members();
                 put_len(out, members.len() as u64);
@@ -221,10 +219,16 @@ pub fn put_value(out: &mut BytesMut, value: &Value) -> Result<(), RdbError> {
 }
 
 /// Serializes one value as DUMP does.
+///
+/// The payload is stamped with the oldest RDB version that has its type:
+/// 10 (Redis 7.0) for most values, so Redis 7.0 and 7.2 both RESTORE it;
+/// 11 only for streams (7.2's type, with consumer active times) and for
+/// field-TTL hashes, which Redis 7.4 accepts at that version.
 pub fn dump_payload(value: &Value) -> Result<Bytes, RdbError> {
     let mut out = BytesMut::new();
     put_value(&mut out, value)?;
-    out.put_u16_le(RDB_VERSION);
+    let newer = [crate::stream::RDB_TYPE_STREAM_LISTPACKS_3, RDB_TYPE_HASH_METADATA];
+    out.put_u16_le(if newer.contains(&out[0]) { RDB_VERSION } else { crate::file::FILE_VERSION });
     let crc = CRC.checksum(&out);
     out.put_u64_le(crc);
     Ok(out.freeze())
@@ -680,9 +684,10 @@ mod tests {
             let v = restore_payload(payload, &lim).unwrap();
             assert_eq!((v.type_name(), v.encoding()), (ty, enc));
             let ours = dump_payload(&v).unwrap();
-            // Same body; only the RDB version (11 vs 10) and CRC differ.
+            // Byte for byte, version and CRC included, except the
+            // listpack set, which Redis 7.0 did not have (7.2 writes it).
             if enc != "listpack" || ty != "set" {
-                assert_eq!(ours[..ours.len() - 10], payload[..payload.len() - 10], "{ty}");
+                assert_eq!(ours, payload, "{ty}");
             }
             assert_eq!(restore_payload(&ours, &lim).unwrap(), v);
         }
