@@ -410,28 +410,13 @@ pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
         return start(shared, true).map_err(|e| anyhow::anyhow!("creating the AOF: {e}"));
     };
     let manifest = Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
-    let started = std::time::Instant::now();
-    let mut total = 0u64;
-    if let Some(base) = &manifest.base {
-        let path = dir.join(&base.name);
-        let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        tracing::info!("Loading the AOF base {} ({} bytes)…", path.display(), data.len());
-        if base.name.ends_with(".rdb") {
-            crate::snapshot::load_rdb(shared, &data, &path)?;
-        } else {
-            replay(shared, &data, &path, false)?;
-        }
-        total += data.len() as u64;
-    }
-    let last = manifest.incrs.len().saturating_sub(1);
-    for (i, part) in manifest.incrs.iter().enumerate() {
-        let path = dir.join(&part.name);
-        let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        tracing::info!("Loading the AOF increment {} ({} bytes)…", path.display(), data.len());
-        let kept = replay(shared, &data, &path, i == last)?;
-        total += kept as u64;
-    }
-    tracing::info!("DB loaded from append only file: {:.3} seconds", started.elapsed().as_secs_f64());
+    // maxmemory does not apply while loading, as in Redis: a replayed
+    // write must never be refused or make room by evicting.
+    shared.memory.set_limits(0, larder_store::Policy::NoEviction, 5);
+    let loaded = load_parts(shared, &dir, &manifest);
+    let config = shared.config.read().clone();
+    shared.apply_config(&config);
+    let total = loaded?;
     let aof = &shared.aof;
     aof.current_size.store(total, Relaxed);
     aof.base_size.store(total, Relaxed);
@@ -459,6 +444,33 @@ pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
     aof.on.store(true, Release);
     shared.aof.start_syncer();
     Ok(())
+}
+
+/// Loads the base and the increments a manifest lists; returns the bytes kept.
+fn load_parts(shared: &Shared, dir: &Path, manifest: &Manifest) -> anyhow::Result<u64> {
+    let started = std::time::Instant::now();
+    let mut total = 0u64;
+    if let Some(base) = &manifest.base {
+        let path = dir.join(&base.name);
+        let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        tracing::info!("Loading the AOF base {} ({} bytes)…", path.display(), data.len());
+        if base.name.ends_with(".rdb") {
+            crate::snapshot::load_rdb(shared, &data, &path)?;
+        } else {
+            replay(shared, &data, &path, false)?;
+        }
+        total += data.len() as u64;
+    }
+    let last = manifest.incrs.len().saturating_sub(1);
+    for (i, part) in manifest.incrs.iter().enumerate() {
+        let path = dir.join(&part.name);
+        let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        tracing::info!("Loading the AOF increment {} ({} bytes)…", path.display(), data.len());
+        let kept = replay(shared, &data, &path, i == last)?;
+        total += kept as u64;
+    }
+    tracing::info!("DB loaded from append only file: {:.3} seconds", started.elapsed().as_secs_f64());
+    Ok(total)
 }
 
 /// Replays one file of RESP commands through the dispatcher, as a client
@@ -526,6 +538,9 @@ fn replay_as(
         }
         commands += 1;
         pos += n;
+        if commands.is_multiple_of(1_000_000) {
+            tracing::info!("Loading {}: {commands} commands, {pos} of {} bytes", path.display(), data.len());
+        }
     };
     let kept = match torn {
         None => data.len(),
