@@ -96,7 +96,7 @@ async fn main() {
     l2.get_or_load::<String, _, _, String>("warm", || async { Ok(Some("x".repeat(100))) }).await.unwrap();
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut bare = redis::aio::ConnectionManager::new(client.clone()).await.unwrap();
-    let payload: String = bare.get("bench:v0:warm").await.unwrap();
+    let payload: String = bare.get("bench:v0:{warm}").await.unwrap();
     let _: () = bare.set("bench:bare", &payload).await.unwrap();
     let (mut l2_times, mut get_times) = (Vec::new(), Vec::new());
     for round in 0..20_000 {

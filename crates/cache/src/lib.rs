@@ -31,7 +31,12 @@
 //! - **Write-behind** ([`WriteBehind`]): writes acknowledged once queued
 //!   in a server stream, flushed to the database in batches, at least once
 //!   with an idempotency key per write.
+//! - **Redis Cluster** ([`Cache::cluster_builder`]): the same cache over
+//!   the `redis` crate's cluster client; a key's value, generation and
+//!   lease share a slot (a hash tag around the key), so every per-key
+//!   script runs on one node (see `conn.rs`).
 
+mod conn;
 mod flight;
 mod listener;
 mod meters;
@@ -41,6 +46,7 @@ pub mod write_behind;
 pub use meters::{Source, Stats};
 pub use write_behind::{Job, WriteBehind, WriteBehindOptions};
 
+use conn::Conn;
 use flight::{Fetched, Flights};
 use meters::{Event, Tally};
 use rand::Rng;
@@ -61,6 +67,8 @@ pub enum Error {
     Codec(#[from] serde_json::Error),
     #[error("loader failed: {0}")]
     Load(String),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -68,6 +76,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Configures a [`Cache`], in the spirit of moka's builder.
 pub struct CacheBuilder {
     client: redis::Client,
+    /// Set for a Redis Cluster; `client` is then one node, for pub/sub.
+    cluster: Option<redis::cluster::ClusterClient>,
     namespace: String,
     default_ttl: Duration,
     jitter: f64,
@@ -171,7 +181,15 @@ impl CacheBuilder {
     }
 
     pub async fn build(self) -> Result<Cache> {
-        let conn = ConnectionManager::new(self.client.clone()).await?;
+        let conn = match &self.cluster {
+            None => Conn::Single(ConnectionManager::new(self.client.clone()).await?),
+            Some(cluster) => {
+                if self.coherence == Coherence::Tracking {
+                    return Err(Error::Config("CLIENT TRACKING coherence needs one server, not a cluster".into()));
+                }
+                Conn::Cluster(cluster.get_async_connection().await?)
+            }
+        };
         let tally = Arc::new(Tally::new(&self.namespace));
         let l1 = (self.l1_capacity > 0).then(|| {
             let evicted = tally.clone();
@@ -221,26 +239,34 @@ struct Keys {
 }
 
 impl Keys {
+    // A cache key's value, generation and lease carry the key as a hash
+    // tag (`{key}`), so they share a cluster slot and one script or MGET
+    // can use them together; the namespace's version and invalidation
+    // sequence share the `{ns}` tag for the same reason.
     fn value(&self, version: u64, key: &str) -> String {
-        format!("{}:v{version}:{key}", self.ns)
+        format!("{}{key}}}", self.value_head(version))
+    }
+    /// What every value key of `version` starts with, up to the key.
+    fn value_head(&self, version: u64) -> String {
+        format!("{}:v{version}:{{", self.ns)
     }
     fn generation(&self, key: &str) -> String {
-        format!("{}:gen:{key}", self.ns)
+        format!("{}:gen:{{{key}}}", self.ns)
     }
     fn lease(&self, key: &str) -> String {
-        format!("{}:lease:{key}", self.ns)
+        format!("{}:lease:{{{key}}}", self.ns)
     }
     fn tag(&self, tag: &str) -> String {
         format!("{}:tag:{tag}", self.ns)
     }
     fn version(&self) -> String {
-        format!("{}:version", self.ns)
+        format!("{{{}}}:version", self.ns)
     }
     fn fence(&self) -> String {
         format!("{}:fence", self.ns)
     }
     fn sequence(&self) -> String {
-        format!("{}:invseq", self.ns)
+        format!("{{{}}}:invseq", self.ns)
     }
     fn channel(&self) -> String {
         format!("{}:invalidate", self.ns)
@@ -253,6 +279,7 @@ impl Keys {
     fn cache_key(&self, value_key: &str) -> Option<String> {
         let rest = value_key.strip_prefix(&self.value_prefix())?;
         let (version, key) = rest.split_once(':')?;
+        let key = key.strip_prefix('{')?.strip_suffix('}')?;
         version.bytes().all(|b| b.is_ascii_digit()).then(|| key.to_string())
     }
 }
@@ -278,7 +305,7 @@ fn now_ms() -> u64 {
 }
 
 pub(crate) struct Inner {
-    conn: ConnectionManager,
+    conn: Conn,
     client: redis::Client,
     l1: Option<moka::sync::Cache<String, Stored>>,
     keys: Keys,
@@ -659,7 +686,7 @@ where
 
 /// Releases a load lease that was not used to store a value.
 struct LeaseGuard {
-    conn: ConnectionManager,
+    conn: Conn,
     key: String,
     token: u64,
     armed: bool,
@@ -692,10 +719,22 @@ impl Drop for Inner {
 }
 
 impl Cache {
+    /// Starts a builder over a Redis Cluster, given some of its nodes'
+    /// URLs. Invalidations travel by pub/sub, which a cluster broadcasts,
+    /// through the first node; L1 coherence by CLIENT TRACKING is for a
+    /// single server only.
+    pub fn cluster_builder(nodes: &[&str]) -> Result<CacheBuilder> {
+        let first = nodes.first().ok_or_else(|| Error::Config("no cluster nodes given".into()))?;
+        let mut b = Cache::builder(redis::Client::open(*first)?);
+        b.cluster = Some(redis::cluster::ClusterClient::new(nodes.to_vec())?);
+        Ok(b)
+    }
+
     /// Starts a builder over `client` (any Redis-protocol server).
     pub fn builder(client: redis::Client) -> CacheBuilder {
         CacheBuilder {
             client,
+            cluster: None,
             namespace: "cache".into(),
             default_ttl: Duration::from_secs(600),
             jitter: 0.1,
@@ -818,8 +857,15 @@ impl Cache {
             let tkey = self.inner.keys.tag(t);
             pipe.sadd(&tkey, key).ignore();
             pipe.pexpire(&tkey, (self.inner.default_ttl.as_millis() as i64) * 2).ignore();
+            // A cluster pipeline goes to one node: one per tag set there.
+            if conn.is_cluster() {
+                pipe.query_async::<()>(&mut conn).await?;
+                pipe.clear();
+            }
         }
-        pipe.query_async::<()>(&mut conn).await?;
+        if !conn.is_cluster() {
+            pipe.query_async::<()>(&mut conn).await?;
+        }
         Ok(v)
     }
 
@@ -837,6 +883,27 @@ impl Cache {
         let inner = &self.inner;
         let mut conn = inner.conn.clone();
         let version = inner.version.load(Ordering::Relaxed);
+        if conn.is_cluster() {
+            // Each key on its own slot, then the numbered announcements
+            // from the namespace's: no L1 hears of a key before its value
+            // and generation have changed.
+            let ttl = generation_ttl_ms(inner.default_ttl);
+            for k in keys {
+                let mut drop = scripts::drop_key().prepare_invoke();
+                drop.key(inner.keys.value(version, k)).key(inner.keys.generation(k)).arg(ttl);
+                drop.invoke_async::<()>(&mut conn).await?;
+            }
+            let mut announce = scripts::announce().prepare_invoke();
+            announce.key(inner.keys.sequence()).arg(inner.keys.channel());
+            for k in keys {
+                announce.arg(*k);
+            }
+            announce.invoke_async::<()>(&mut conn).await?;
+            for k in keys {
+                inner.drop_l1(k).await;
+            }
+            return Ok(());
+        }
         let mut inv = scripts::invalidate().prepare_invoke();
         inv.key(inner.keys.sequence());
         for k in keys {
@@ -895,30 +962,58 @@ impl Cache {
     }
 
     /// Drops every key starting with `prefix`, walking the keyspace with
-    /// SCAN (never KEYS, which would stall the server).
+    /// SCAN (never KEYS, which would stall the server); on a cluster, on
+    /// every primary in turn.
     pub async fn invalidate_prefix(&self, prefix: &str) -> Result<()> {
         let inner = &self.inner;
-        let mut conn = inner.conn.clone();
         let version = inner.version.load(Ordering::Relaxed);
-        let head = inner.keys.value(version, "");
+        let head = inner.keys.value_head(version);
         let pattern = format!("{}{}*", glob_escape(&head), glob_escape(prefix));
-        let mut cursor = 0u64;
-        loop {
-            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut conn)
-                .await?;
-            let keys: Vec<&str> = found.iter().filter_map(|k| k.strip_prefix(&head)).collect();
-            self.invalidate_many(&keys).await?;
-            if next == 0 {
-                return Ok(());
+        let mut conns = Vec::new();
+        match &inner.conn {
+            Conn::Single(c) => conns.push(c.clone()),
+            Conn::Cluster(_) => {
+                for addr in self.primaries().await? {
+                    let client = redis::Client::open(format!("redis://{addr}/"))?;
+                    conns.push(ConnectionManager::new(client).await?);
+                }
             }
-            cursor = next;
         }
+        for mut conn in conns {
+            let mut cursor = 0u64;
+            loop {
+                let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(500)
+                    .query_async(&mut conn)
+                    .await?;
+                let keys: Vec<&str> = found.iter().filter_map(|k| k.strip_prefix(&head)?.strip_suffix('}')).collect();
+                self.invalidate_many(&keys).await?;
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(())
+    }
+
+    /// The cluster's primaries, `host:port`, from CLUSTER NODES.
+    async fn primaries(&self) -> Result<Vec<String>> {
+        let mut conn = self.inner.conn.clone();
+        let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut conn).await?;
+        Ok(nodes
+            .lines()
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split(' ').collect();
+                let primary = f.get(2)?.split(',').any(|flag| flag == "master");
+                let addr = f.get(1)?.split('@').next()?;
+                primary.then(|| addr.to_string())
+            })
+            .collect())
     }
 
     /// Versioned namespace: every key cached so far is abandoned at once

@@ -79,3 +79,37 @@ return 0
         )
     })
 }
+
+/// The cluster form of `invalidate`, in two steps because a cluster runs
+/// a script on one slot: this one per key (value and generation share the
+/// key's slot). KEYS: value, generation. ARGV: generation ttl ms.
+pub fn drop_key() -> &'static Script {
+    static S: OnceLock<Script> = OnceLock::new();
+    S.get_or_init(|| {
+        Script::new(
+            r#"
+redis.call('DEL', KEYS[1])
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return 1
+"#,
+        )
+    })
+}
+
+/// Then one numbered invalidation per key, from the namespace's slot.
+/// KEYS: sequence. ARGV: channel, then the logical keys.
+pub fn announce() -> &'static Script {
+    static S: OnceLock<Script> = OnceLock::new();
+    S.get_or_init(|| {
+        Script::new(
+            r#"
+for j = 2, #ARGV do
+  local seq = redis.call('INCR', KEYS[1])
+  redis.call('PUBLISH', ARGV[1], seq .. ':' .. ARGV[j])
+end
+return 1
+"#,
+        )
+    })
+}

@@ -16,6 +16,7 @@
 //!   replays its own pending entries; entries a dead consumer left behind
 //!   are taken over with XAUTOCLAIM once they have been idle long enough.
 
+use crate::conn::Conn;
 use crate::Result;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamReadOptions, StreamReadReply};
@@ -66,7 +67,7 @@ pub struct FlushStats {
 }
 
 pub struct WriteBehind {
-    conn: ConnectionManager,
+    conn: Conn,
     stream: String,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -86,7 +87,30 @@ impl WriteBehind {
         F: Fn(Vec<Job>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), String>> + Send + 'static,
     {
-        let mut conn = ConnectionManager::new(client).await?;
+        WriteBehind::start_on(Conn::Single(ConnectionManager::new(client).await?), stream, opts, flush).await
+    }
+
+    /// [`start`](Self::start) over a Redis Cluster, given some of its
+    /// nodes' URLs (the stream is one key, so it lives on one node).
+    pub async fn start_on_cluster<F, Fut>(
+        nodes: &[&str],
+        stream: &str,
+        opts: WriteBehindOptions,
+        flush: F,
+    ) -> Result<WriteBehind>
+    where
+        F: Fn(Vec<Job>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), String>> + Send + 'static,
+    {
+        let cluster = redis::cluster::ClusterClient::new(nodes.to_vec())?;
+        WriteBehind::start_on(Conn::Cluster(cluster.get_async_connection().await?), stream, opts, flush).await
+    }
+
+    async fn start_on<F, Fut>(mut conn: Conn, stream: &str, opts: WriteBehindOptions, flush: F) -> Result<WriteBehind>
+    where
+        F: Fn(Vec<Job>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), String>> + Send + 'static,
+    {
         let created: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(stream)
@@ -145,7 +169,7 @@ fn jobs(reply: StreamReadReply) -> Vec<Job> {
 }
 
 async fn run<F, Fut>(
-    mut conn: ConnectionManager,
+    mut conn: Conn,
     stream: String,
     opts: WriteBehindOptions,
     flush: F,

@@ -207,6 +207,11 @@ impl RedisServer {
     /// Starts redis-server, or returns None when it is not installed (and
     /// `LARDER_REQUIRE_REDIS` is not set).
     pub fn start() -> Option<RedisServer> {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts redis-server with extra arguments.
+    pub fn start_with(extra: &[&str]) -> Option<RedisServer> {
         let found = Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok();
         if !found {
             if std::env::var("LARDER_REQUIRE_REDIS").is_ok_and(|v| v == "1") {
@@ -221,6 +226,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--enable-debug-command", "yes"])
+            .args(extra)
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
@@ -242,6 +248,56 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A real Redis Cluster of `n` primaries (redis-server in cluster mode,
+/// slots assigned by `redis-cli --cluster create`), killed on drop.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts the cluster and waits until every node reports
+    /// `cluster_state:ok`; None when redis-server is not installed (and
+    /// `LARDER_REQUIRE_REDIS` is not set).
+    pub fn start(n: usize) -> Option<RedisCluster> {
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            // The cluster bus gets its own free port: the default
+            // (port + 10000) may be taken or past 65535.
+            let bus = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port().to_string();
+            let extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", &bus];
+            nodes.push(RedisServer::start_with(&extra)?);
+        }
+        let addrs: Vec<String> = nodes.iter().map(|s| s.addr.to_string()).collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run redis-cli --cluster create");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &nodes {
+            loop {
+                let state = node.raw().call(&["CLUSTER", "INFO"]).ok();
+                let ok = matches!(&state, Some(Frame::Bulk(b)) | Some(Frame::Verbatim { text: b, .. })
+                    if String::from_utf8_lossy(b).contains("cluster_state:ok"));
+                if ok {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster at {} never reached state ok", node.addr);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Some(RedisCluster { nodes })
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| format!("redis://{}/", n.addr)).collect()
     }
 }
 

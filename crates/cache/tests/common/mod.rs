@@ -87,7 +87,7 @@ pub async fn tracking_coherence_catches_writes_behind_the_cache(client: redis::C
     }
     assert_eq!(source, Source::L1);
     // Someone deletes the value key directly: L1 lets go of it.
-    let _: () = redis::cmd("DEL").arg("trk:v0:k").query_async(&mut raw).await.unwrap();
+    let _: () = redis::cmd("DEL").arg("trk:v0:{k}").query_async(&mut raw).await.unwrap();
     let mut after = None;
     for _ in 0..2000 {
         let l = cache.get_or_load_with_source::<u64, _, _, _>("k", load(2)).await.unwrap();
