@@ -40,6 +40,7 @@ mod conn;
 mod flight;
 mod listener;
 mod meters;
+pub mod recipes;
 mod scripts;
 pub mod write_behind;
 
