@@ -153,6 +153,9 @@ pub struct AppState {
     pub counters: Counters,
     pub views: larder_cache::WriteBehind,
     pub redis: redis::aio::ConnectionManager,
+    /// larder-cache's recipes behind `/sessions` and `/limited`.
+    pub sessions: larder_cache::recipes::Sessions,
+    pub limiter: larder_cache::recipes::RateLimiter,
     pub telemetry: telemetry::Telemetry,
     /// Where this service listens, once [`serve`] has bound it (the
     /// scenarios drive load at it).
@@ -311,20 +314,18 @@ async fn get_views(State(app): State<Shared>, Path(id): Path<i32>) -> Response {
     }
 }
 
-/// Fixed-window rate limit on the cache server: INCR a per-second key.
+/// Requests per second per client key on `/limited`.
+const RATE_LIMIT: u64 = 10;
+
+/// Fixed-window rate limit on the cache server (larder-cache's recipe).
 async fn limited(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    const LIMIT: i64 = 10;
-    let who = headers.get("x-client").and_then(|v| v.to_str().ok()).unwrap_or("anonymous").to_string();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let key = format!("demo:rate:{who}:{}", now.as_secs());
-    let mut conn = app.redis.clone();
-    let counted: redis::RedisResult<(i64,)> =
-        redis::pipe().atomic().incr(&key, 1).expire(&key, 2).ignore().query_async(&mut conn).await;
-    match counted {
-        Ok((n,)) if n > LIMIT => {
-            let retry = 1000 - now.subsec_millis();
+    let who = headers.get("x-client").and_then(|v| v.to_str().ok()).unwrap_or("anonymous");
+    match app.limiter.check(who).await {
+        Ok(d) if !d.allowed => {
+            let retry = d.retry_after.as_millis();
             let mut h = HeaderMap::new();
-            h.insert("retry-after", HeaderValue::from_static("1"));
+            // Retry-After is whole seconds, rounded up.
+            h.insert("retry-after", HeaderValue::from(retry.div_ceil(1000).max(1) as u64));
             (StatusCode::TOO_MANY_REQUESTS, h, format!("rate limited; retry in {retry} ms")).into_response()
         }
         Ok(_) => "ok".into_response(),
@@ -379,40 +380,25 @@ async fn set_price(State(app): State<Shared>, Path(id): Path<i32>, Json(price): 
     }
 }
 
-const SESSION_TTL_SECS: i64 = 1800;
+const SESSION_TTL_SECS: u64 = 1800;
 
-/// Creates a session: a hash on the cache server with a sliding TTL.
+/// Creates a session: a hash on the cache server with a sliding TTL
+/// (larder-cache's recipe; ids are 128 random bits).
 async fn create_session(State(app): State<Shared>, Json(data): Json<serde_json::Value>) -> Response {
-    // 128 bits from the thread's CSPRNG: unguessable session ids.
-    let id = format!("{:032x}", rand::random::<u128>());
-    let key = format!("demo:session:{id}");
-    let mut conn = app.redis.clone();
-    let stored: redis::RedisResult<()> = redis::pipe()
-        .atomic()
-        .hset(&key, "data", data.to_string())
-        .ignore()
-        .expire(&key, SESSION_TTL_SECS)
-        .ignore()
-        .query_async(&mut conn)
-        .await;
-    match stored {
-        Ok(()) => (StatusCode::CREATED, Json(serde_json::json!({ "id": id }))).into_response(),
+    match app.sessions.create(&[("data", &data.to_string())]).await {
+        Ok(id) => (StatusCode::CREATED, Json(serde_json::json!({ "id": id }))).into_response(),
         Err(e) => internal(e),
     }
 }
 
 /// Reads a session and slides its expiry forward.
 async fn get_session(State(app): State<Shared>, Path(id): Path<String>) -> Response {
-    let key = format!("demo:session:{id}");
-    let mut conn = app.redis.clone();
-    let read: redis::RedisResult<(Option<String>,)> =
-        redis::pipe().atomic().hget(&key, "data").expire(&key, SESSION_TTL_SECS).ignore().query_async(&mut conn).await;
-    match read {
-        Ok((Some(data),)) => {
-            let value: serde_json::Value = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
-            Json(value).into_response()
+    match app.sessions.get(&id).await {
+        Ok(Some(fields)) => {
+            let data = fields.get("data").map(String::as_str).unwrap_or("null");
+            Json(serde_json::from_str::<serde_json::Value>(data).unwrap_or(serde_json::Value::Null)).into_response()
         }
-        Ok((None,)) => (StatusCode::NOT_FOUND, "no such session").into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, "no such session").into_response(),
         Err(e) => internal(e),
     }
 }
@@ -588,6 +574,11 @@ pub async fn start_with(redis_url: &str, database_url: &str, config: Config) -> 
     tokio::spawn(run_outbox_listener(database_url.to_string(), cache.clone()));
     let client = redis::Client::open(redis_url)?;
     let redis = redis::aio::ConnectionManager::new(client.clone()).await?;
+    let sessions =
+        larder_cache::recipes::Sessions::new(client.clone(), "demo:session", Duration::from_secs(SESSION_TTL_SECS))
+            .await?;
+    let rule = larder_cache::recipes::Limit::FixedWindow { limit: RATE_LIMIT, window: Duration::from_secs(1) };
+    let limiter = larder_cache::recipes::RateLimiter::new(client.clone(), "demo:rate", rule).await?;
     let flush_db = connect(database_url).await?;
     let flush_db = Arc::new(tokio::sync::Mutex::new(flush_db));
     let views = larder_cache::WriteBehind::start(client, "demo:views", Default::default(), move |batch| {
@@ -601,6 +592,8 @@ pub async fn start_with(redis_url: &str, database_url: &str, config: Config) -> 
         counters: Counters::default(),
         views,
         redis,
+        sessions,
+        limiter,
         telemetry: telemetry::Telemetry::new(prometheus),
         addr: std::sync::OnceLock::new(),
         scenario: Default::default(),
