@@ -18,14 +18,7 @@ struct Db {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let embedded;
-    let url = match std::env::args().nth(1) {
-        Some(url) => url,
-        None => {
-            embedded = larder_testkit::spawn_server();
-            format!("redis://{}/", embedded.addr)
-        }
-    };
+    let (_embedded, url) = larder_testkit::url_from_args_or_embedded();
     let cache = Cache::builder(redis::Client::open(url)?)
         .namespace("example")
         .default_ttl(Duration::from_secs(600))

@@ -9,14 +9,7 @@ use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let embedded;
-    let url = match std::env::args().nth(1) {
-        Some(url) => url,
-        None => {
-            embedded = larder_testkit::spawn_server();
-            format!("redis://{}/", embedded.addr)
-        }
-    };
+    let (_embedded, url) = larder_testkit::url_from_args_or_embedded();
     let client = redis::Client::open(url)?;
     let cache = Cache::builder(client.clone())
         .namespace("patterns")

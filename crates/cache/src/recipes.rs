@@ -408,19 +408,7 @@ impl StreamQueue {
     /// Opens (creating if needed) `stream` with consumer group `group`.
     pub async fn new(client: redis::Client, stream: &str, group: &str) -> Result<StreamQueue> {
         let mut conn = connect(client).await?;
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(stream)
-            .arg(group)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await;
-        if let Err(e) = created {
-            if e.code() != Some("BUSYGROUP") {
-                return Err(e.into());
-            }
-        }
+        crate::write_behind::ensure_group(&mut conn, stream, group).await?;
         Ok(StreamQueue { conn, stream: stream.to_string(), group: group.to_string() })
     }
 

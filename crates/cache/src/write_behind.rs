@@ -111,19 +111,7 @@ impl WriteBehind {
         F: Fn(Vec<Job>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), String>> + Send + 'static,
     {
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(stream)
-            .arg(&opts.group)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await;
-        if let Err(e) = created {
-            if e.code() != Some("BUSYGROUP") {
-                return Err(e.into());
-            }
-        }
+        ensure_group(&mut conn, stream, &opts.group).await?;
         let (stop, stopped) = watch::channel(false);
         let stats = Arc::new(FlushStats::default());
         let task = tokio::spawn(run(conn.clone(), stream.to_string(), opts, flush, stopped, stats.clone()));
@@ -153,6 +141,16 @@ impl WriteBehind {
     /// is neither finished nor acknowledged.
     pub fn abort(self) {
         self.task.abort();
+    }
+}
+
+/// Creates `group` on `stream` (and the stream) unless it exists.
+pub(crate) async fn ensure_group(conn: &mut impl redis::aio::ConnectionLike, stream: &str, group: &str) -> Result<()> {
+    let created: redis::RedisResult<()> =
+        redis::cmd("XGROUP").arg("CREATE").arg(stream).arg(group).arg("0").arg("MKSTREAM").query_async(conn).await;
+    match created {
+        Err(e) if e.code() != Some("BUSYGROUP") => Err(e.into()),
+        _ => Ok(()),
     }
 }
 

@@ -212,6 +212,15 @@ impl RedisServer {
 
     /// Starts redis-server with extra arguments.
     pub fn start_with(extra: &[&str]) -> Option<RedisServer> {
+        RedisServer::start_with_ports(|_| extra.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// Starts redis-server with extra arguments that may name a second
+    /// free port (`extra(port)`, e.g. a cluster bus port). Both ports are
+    /// held while they are picked, so they differ; a start that loses its
+    /// port to another process in the moment before redis binds it is
+    /// retried on new ones.
+    pub fn start_with_ports(extra: impl Fn(u16) -> Vec<String>) -> Option<RedisServer> {
         let found = Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok();
         if !found {
             if std::env::var("LARDER_REQUIRE_REDIS").is_ok_and(|v| v == "1") {
@@ -220,23 +229,47 @@ impl RedisServer {
             eprintln!("redis-server not found: skipping differential test");
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let dir = std::env::temp_dir().join(format!("larder-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).ok()?;
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--enable-debug-command", "yes"])
-            .args(extra)
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let server = RedisServer { addr, child, _dir: TempDir(dir) };
-        wait_ready(addr);
-        Some(server)
+        for _ in 0..5 {
+            let (a, b) = (TcpListener::bind("127.0.0.1:0").ok()?, TcpListener::bind("127.0.0.1:0").ok()?);
+            let (port, spare) = (a.local_addr().ok()?.port(), b.local_addr().ok()?.port());
+            drop((a, b));
+            let dir = std::env::temp_dir().join(format!("larder-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).ok()?;
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--enable-debug-command", "yes"])
+                .args(extra(spare))
+                .arg("--dir")
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+            let mut server = RedisServer { addr, child, _dir: TempDir(dir) };
+            if server.wait_ready() {
+                return Some(server);
+            }
+        }
+        panic!("redis-server did not start on five pairs of free ports");
+    }
+
+    /// True once the server answers PING; false if it exited first (its
+    /// port was taken).
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut c) = RawConn::connect(self.addr) {
+                if c.call(&["PING"]).is_ok() {
+                    return true;
+                }
+            }
+            if self.child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("redis-server at {} did not answer PING", self.addr);
     }
 
     pub fn raw(&self) -> RawConn {
@@ -266,9 +299,11 @@ impl RedisCluster {
         for _ in 0..n {
             // The cluster bus gets its own free port: the default
             // (port + 10000) may be taken or past 65535.
-            let bus = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port().to_string();
-            let extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", &bus];
-            nodes.push(RedisServer::start_with(&extra)?);
+            nodes.push(RedisServer::start_with_ports(|bus| {
+                ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", &bus.to_string()]
+                    .map(String::from)
+                    .to_vec()
+            })?);
         }
         let addrs: Vec<String> = nodes.iter().map(|s| s.addr.to_string()).collect();
         let created = Command::new("redis-cli")
@@ -298,6 +333,19 @@ impl RedisCluster {
 
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(|n| format!("redis://{}/", n.addr)).collect()
+    }
+}
+
+/// For examples: the server URL given as the first argument, or an
+/// in-process Larder (returned, so it lives as long as the caller keeps it).
+pub fn url_from_args_or_embedded() -> (Option<TestServer>, String) {
+    match std::env::args().nth(1) {
+        Some(url) => (None, url),
+        None => {
+            let server = spawn_server();
+            let url = format!("redis://{}/", server.addr);
+            (Some(server), url)
+        }
     }
 }
 
