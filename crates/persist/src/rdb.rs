@@ -97,11 +97,21 @@ pub(crate) fn put_string(out: &mut BytesMut, s: &StrValue) {
             }
         }
     }
-    put_len(out, b.len() as u64);
-    out.put_slice(&b);
+    put_bytes(out, &b);
 }
 
+/// A string as RDB stores it: LZF-compressed when longer than 20 bytes
+/// and it saves at least 4 (Redis's rule, under `rdbcompression yes`).
 pub(crate) fn put_bytes(out: &mut BytesMut, b: &[u8]) {
+    if b.len() > 20 && lzf::enabled() {
+        if let Some(c) = lzf::compress(b, b.len() - 4) {
+            out.put_u8(0xC0 | ENC_LZF);
+            put_len(out, c.len() as u64);
+            put_len(out, b.len() as u64);
+            out.put_slice(&c);
+            return;
+        }
+    }
     put_len(out, b.len() as u64);
     out.put_slice(b);
 }

@@ -69,6 +69,8 @@ pub struct Config {
     pub aof_load_truncated: bool,
     /// Accepted for redis.conf compatibility; bases are always RDB.
     pub aof_use_rdb_preamble: bool,
+    /// LZF-compress strings over 20 bytes in files and DUMP payloads.
+    pub rdbcompression: bool,
     pub daemonize: bool,
     pub tcp_keepalive: u64,
     pub tcp_backlog: u64,
@@ -121,6 +123,7 @@ impl Default for Config {
             auto_aof_rewrite_min_size: 64 << 20,
             aof_load_truncated: true,
             aof_use_rdb_preamble: true,
+            rdbcompression: true,
             daemonize: false,
             tcp_keepalive: 300,
             tcp_backlog: 511,
@@ -353,6 +356,7 @@ pub static PARAMS: &[Param] = &[
     mem_param!("auto-aof-rewrite-min-size", auto_aof_rewrite_min_size, 0),
     bool_param!("aof-load-truncated", aof_load_truncated, true),
     bool_param!("aof-use-rdb-preamble", aof_use_rdb_preamble, true),
+    bool_param!("rdbcompression", rdbcompression, true),
     bool_param!("daemonize", daemonize, false),
     int_param!("tcp-keepalive", tcp_keepalive, 0, i32::MAX as u64, true),
     int_param!("tcp-backlog", tcp_backlog, 0, i32::MAX as u64, false),

@@ -80,6 +80,7 @@ impl Shared {
         self.tracking.set_max_keys(config.tracking_table_max_keys);
         self.scripting.set_busy_threshold(config.busy_reply_threshold);
         self.aof.set_policy(&config.appendfsync);
+        larder_persist::lzf::set_enabled(config.rdbcompression);
         let policy = larder_store::Policy::parse(&config.maxmemory_policy).unwrap_or(larder_store::Policy::NoEviction);
         self.memory.set_limits(config.maxmemory, policy, config.maxmemory_samples as usize);
         let ev = &self.keyspace.evictor;

@@ -213,6 +213,9 @@ fn save_then_restart_brings_every_value_back() {
         let _: () = cmd("HSET").arg("hf").arg(&["keep", "1", "soon", "2", "later", "3"]).query(&mut con).unwrap();
         let _: Vec<i64> = cmd("HPEXPIRE").arg("hf").arg(300).arg("FIELDS").arg(1).arg("soon").query(&mut con).unwrap();
         let _: Vec<i64> = cmd("HEXPIRE").arg("hf").arg(1000).arg("FIELDS").arg(1).arg("later").query(&mut con).unwrap();
+        // rdbcompression (on by default): the 5000 repeated bytes travel LZF-compressed.
+        let dumped: Vec<u8> = cmd("DUMP").arg("big").query(&mut con).unwrap();
+        assert!(dumped.len() < 200, "{} bytes", dumped.len());
         let last: i64 = cmd("LASTSAVE").query(&mut con).unwrap();
         let _: () = cmd("SAVE").query(&mut con).unwrap();
         assert!(cmd("LASTSAVE").query::<i64>(&mut con).unwrap() >= last);
