@@ -453,17 +453,33 @@ impl Inner {
             .query_async::<Option<String>>(&mut conn)
             .await?
             .is_some();
+        if leased {
+            // Another process may have stored the value and dropped its
+            // lease between our first read and taking the lease: look
+            // once more before loading a second time.
+            if let Some(raw) = conn.get::<_, Option<String>>(&vkey).await? {
+                if let Some(f) = hit(raw)? {
+                    scripts::release().key(self.keys.lease(key)).arg(token).invoke_async::<i64>(&mut conn).await?;
+                    return Ok(Fetched { source: Source::Collapsed, ..f });
+                }
+            }
+        }
         if !leased {
             // Another process is loading: wait for its value, up to the lease.
             let deadline = tokio::time::Instant::now() + self.lease_ttl;
             while tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                if let Some(raw) = conn.get::<_, Option<String>>(&vkey).await? {
+                // Value and lease in one read (they share a slot): the store
+                // sets one and drops the other atomically, so reading them
+                // apart could see neither and load a second time.
+                let (value, lease): (Option<String>, Option<String>) =
+                    redis::cmd("MGET").arg(&vkey).arg(self.keys.lease(key)).query_async(&mut conn).await?;
+                if let Some(raw) = value {
                     if let Some(f) = hit(raw)? {
                         return Ok(Fetched { source: Source::Collapsed, ..f });
                     }
                 }
-                if !conn.exists::<_, bool>(self.keys.lease(key)).await? {
+                if lease.is_none() {
                     break;
                 }
             }

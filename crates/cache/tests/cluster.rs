@@ -115,12 +115,18 @@ async fn the_cache_works_over_a_redis_cluster() {
     let mut tasks = Vec::new();
     for i in 0..40 {
         let (c, db) = (if i % 2 == 0 { a.clone() } else { b.clone() }, db.clone());
-        tasks.push(tokio::spawn(async move { c.get_or_load("hot", || db.load("hot")).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            let l = c.get_or_load_with_source("hot", || db.load("hot")).await.unwrap();
+            (i % 2, l.value, l.source)
+        }));
     }
+    let mut sources = Vec::new();
     for t in tasks {
-        assert_eq!(t.await.unwrap(), Some(9u64));
+        let (who, v, source) = t.await.unwrap();
+        assert_eq!(v, Some(9u64));
+        sources.push((who, source));
     }
-    assert_eq!(db.queries(), before + 1, "one load for 40 concurrent misses");
+    assert_eq!(db.queries(), before + 1, "one load for 40 concurrent misses: {sources:?}");
 }
 
 #[tokio::test]
