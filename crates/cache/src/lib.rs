@@ -900,11 +900,11 @@ impl Cache {
         let inner = &self.inner;
         let mut conn = inner.conn.clone();
         let version = inner.version.load(Ordering::Relaxed);
+        let ttl = generation_ttl_ms(inner.default_ttl);
         if conn.is_cluster() {
             // Each key on its own slot, then the numbered announcements
             // from the namespace's: no L1 hears of a key before its value
             // and generation have changed.
-            let ttl = generation_ttl_ms(inner.default_ttl);
             for k in keys {
                 let mut drop = scripts::drop_key().prepare_invoke();
                 drop.key(inner.keys.value(version, k)).key(inner.keys.generation(k)).arg(ttl);
@@ -916,21 +916,19 @@ impl Cache {
                 announce.arg(*k);
             }
             announce.invoke_async::<()>(&mut conn).await?;
+        } else {
+            // One server: both steps in one script.
+            let mut inv = scripts::invalidate().prepare_invoke();
+            inv.key(inner.keys.sequence());
             for k in keys {
-                inner.drop_l1(k).await;
+                inv.key(inner.keys.value(version, k)).key(inner.keys.generation(k));
             }
-            return Ok(());
+            inv.arg(inner.keys.channel()).arg(ttl);
+            for k in keys {
+                inv.arg(*k);
+            }
+            inv.invoke_async::<()>(&mut conn).await?;
         }
-        let mut inv = scripts::invalidate().prepare_invoke();
-        inv.key(inner.keys.sequence());
-        for k in keys {
-            inv.key(inner.keys.value(version, k)).key(inner.keys.generation(k));
-        }
-        inv.arg(inner.keys.channel()).arg(generation_ttl_ms(inner.default_ttl));
-        for k in keys {
-            inv.arg(*k);
-        }
-        inv.invoke_async::<()>(&mut conn).await?;
         for k in keys {
             inner.drop_l1(k).await;
         }

@@ -26,7 +26,7 @@
 //!   until the new base is listed, loading uses the old base and every
 //!   increment.
 
-use crate::snapshot::{commit, start_file, Chunks};
+use crate::snapshot::{write_file, Chunks};
 use crate::Shared;
 use bytes::BytesMut;
 use larder_persist::aof::{self as layout, Kind, Manifest, Part};
@@ -687,13 +687,7 @@ fn write_base(
 ) -> Result<(), String> {
     let name = layout::base_name(prefix, base_seq);
     let tmp = dir.join(format!("temp-rewriteaof-{}.aof", std::process::id()));
-    let written = start_file(shared, &tmp, true)
-        .and_then(|w| chunks.write_cut(shared, w, &shared.aof.last_cow))
-        .and_then(|_| commit(&tmp, &dir.join(&name)));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
+    write_file(shared, &tmp, &dir.join(&name), true, |w| chunks.write_cut(shared, w))?;
     let aof = &shared.aof;
     let mut files = aof.files.lock();
     let Some((_, _, manifest)) = files.as_mut() else {

@@ -46,7 +46,8 @@ pub struct Snapshots {
     pub bgsave_started_ms: AtomicU64,
     /// Seconds the last BGSAVE took (-1: none yet).
     pub last_bgsave_secs: AtomicI64,
-    /// Encoded chunks held in memory: now, and the last BGSAVE's peak.
+    /// What a cut holds in memory now (BGSAVE's or an AOF rewrite's:
+    /// one at a time), and the last BGSAVE's peak.
     pub current_cow: AtomicU64,
     pub last_cow: AtomicU64,
     /// Unix seconds of the last BGSAVE attempt (the schedule retries a
@@ -87,14 +88,31 @@ pub fn save(shared: &Shared) -> Result<u64, String> {
     let target = path(shared);
     let tmp = target.with_file_name(format!("temp-{}.rdb", std::process::id()));
     let seq = shared.keyspace.effects.seq();
-    let written = write(shared, &tmp).and_then(|keys| commit(&tmp, &target).map(|()| keys));
+    let written = write_file(shared, &tmp, &target, false, |w| write_keyspace(shared, w));
     finished(shared, &target, &written, seq);
     written
 }
 
-/// Renames a finished temporary file over its target.
-pub(crate) fn commit(tmp: &Path, target: &Path) -> Result<(), String> {
-    std::fs::rename(tmp, target).map_err(|e| format!("rename to {}: {e}", target.display()))
+/// Writes an RDB file to `tmp` (header, `body`'s keys, function
+/// libraries, trailer, fsync) and renames it over `target`. The temporary
+/// file goes if any step fails. Returns what `body` returns (keys written).
+pub(crate) fn write_file(
+    shared: &Shared,
+    tmp: &Path,
+    target: &Path,
+    aof_base: bool,
+    body: impl FnOnce(&mut FileWriter) -> Result<u64, String>,
+) -> Result<u64, String> {
+    let written = start_file(shared, tmp, aof_base).and_then(|mut w| {
+        let keys = body(&mut w)?;
+        end_file(shared, w)?;
+        std::fs::rename(tmp, target).map_err(|e| format!("rename to {}: {e}", target.display()))?;
+        Ok(keys)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    written
 }
 
 /// Records a save's outcome: `seq` is the effect stream's position at its cut.
@@ -118,7 +136,7 @@ fn finished(shared: &Shared, target: &Path, written: &Result<u64, String>, seq: 
 type FileWriter = file::Writer<BufWriter<std::fs::File>>;
 
 /// Creates `tmp` and writes the header and aux fields.
-pub(crate) fn start_file(shared: &Shared, tmp: &Path, aof_base: bool) -> Result<FileWriter, String> {
+fn start_file(shared: &Shared, tmp: &Path, aof_base: bool) -> Result<FileWriter, String> {
     let out = std::fs::File::create(tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
     let now = shared.clock.now_ms();
     let aux = [
@@ -132,7 +150,7 @@ pub(crate) fn start_file(shared: &Shared, tmp: &Path, aof_base: bool) -> Result<
 }
 
 /// Writes the function libraries, the trailer, and syncs the file.
-pub(crate) fn end_file(shared: &Shared, mut w: FileWriter) -> Result<(), String> {
+fn end_file(shared: &Shared, mut w: FileWriter) -> Result<(), String> {
     let codes: Vec<Bytes> = shared.scripting.with_libraries(|libs| libs.values().map(|l| l.code.clone()).collect());
     for code in &codes {
         w.function(code).map_err(|e| e.to_string())?;
@@ -142,16 +160,8 @@ pub(crate) fn end_file(shared: &Shared, mut w: FileWriter) -> Result<(), String>
     file.sync_all().map_err(|e| e.to_string())
 }
 
-fn write(shared: &Shared, tmp: &Path) -> Result<u64, String> {
-    let written = write_locked(shared, tmp);
-    if written.is_err() {
-        let _ = std::fs::remove_file(tmp);
-    }
-    written
-}
-
-fn write_locked(shared: &Shared, tmp: &Path) -> Result<u64, String> {
-    let mut w = start_file(shared, tmp, false)?;
+/// SAVE's body: every database by SCAN (the world lock makes it a cut).
+fn write_keyspace(shared: &Shared, w: &mut FileWriter) -> Result<u64, String> {
     let now = shared.clock.now_ms();
     let mut total = 0u64;
     for db in 0..shared.keyspace.databases() {
@@ -179,7 +189,6 @@ fn write_locked(shared: &Shared, tmp: &Path) -> Result<u64, String> {
             }
         }
     }
-    end_file(shared, w)?;
     Ok(total)
 }
 
@@ -288,9 +297,16 @@ impl Chunks {
 
     /// Walks every shard in order, capturing what the cut has not yet,
     /// and writes the chunks to `w` as they come; ends the cut. Returns
-    /// the number of keys written.
-    pub(crate) fn write_cut(&self, shared: &Shared, mut w: FileWriter, gauge: &AtomicU64) -> Result<u64, String> {
-        let ks = &shared.keyspace;
+    /// the number of keys written. INFO's `current_cow_size` follows what
+    /// is held meanwhile (one cut at a time: BGSAVE's or a rewrite's).
+    pub(crate) fn write_cut(&self, shared: &Shared, w: &mut FileWriter) -> Result<u64, String> {
+        let gauge = &shared.snapshots.current_cow;
+        let walked = self.walk(&shared.keyspace, w, gauge);
+        gauge.store(0, Relaxed);
+        walked.map(|()| self.keys.load(Relaxed))
+    }
+
+    fn walk(&self, ks: &larder_store::Keyspace, w: &mut FileWriter, gauge: &AtomicU64) -> Result<(), String> {
         // The cut must end even if the file fails, or every later lock
         // would keep feeding a saver that is gone.
         struct EndCut<'a>(&'a larder_store::Keyspace, u64);
@@ -303,13 +319,11 @@ impl Chunks {
         for db in 0..ks.databases() {
             for shard in 0..ks.shard_count() {
                 drop(ks.lock_shard(db, shard, self.cut_ms));
-                self.drain(&mut w, gauge)?;
+                self.drain(w, gauge)?;
             }
         }
         drop(end);
-        self.drain(&mut w, gauge)?;
-        end_file(shared, w)?;
-        Ok(self.keys.load(Relaxed))
+        self.drain(w, gauge)
     }
 }
 
@@ -339,22 +353,13 @@ pub fn bgsave(shared: &Arc<Shared>) -> Result<(), String> {
             let snaps = &shared.snapshots;
             let target = path(&shared);
             let tmp = target.with_file_name(format!("temp-bg-{}.rdb", std::process::id()));
-            let written = start_file(&shared, &tmp, false)
-                .and_then(|w| chunks.write_cut(&shared, w, &snaps.current_cow))
-                .and_then(|keys| commit(&tmp, &target).map(|()| keys));
-            if written.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
+            let written = write_file(&shared, &tmp, &target, false, |w| chunks.write_cut(&shared, w));
             finished(&shared, &target, &written, seq);
             let took = shared.clock.now_ms().saturating_sub(now) / 1000;
             snaps.last_bgsave_secs.store(took as i64, Relaxed);
-            snaps.last_cow.store(chunks.peak.load(Relaxed), Relaxed);
-            snaps.current_cow.store(0, Relaxed);
+            snaps.last_cow.store(chunks.peak_bytes(), Relaxed);
             if written.is_ok() {
-                tracing::info!(
-                    "Background saving terminated with success; held at most {} bytes",
-                    chunks.peak.load(Relaxed)
-                );
+                tracing::info!("Background saving terminated with success; held at most {} bytes", chunks.peak_bytes());
             }
             snaps.bgsave_in_progress.store(false, Relaxed);
         })

@@ -323,13 +323,17 @@ impl Keyspace {
         self.cut.active.load(Ordering::Acquire)
     }
 
-    /// Hands a pending shard to the cut before its lock holder may change
-    /// it. One relaxed load when no cut runs.
+    /// Locks one shard for a caller that may change it. A shard the cut in
+    /// progress has not captured yet is handed to it first; one atomic
+    /// load when no cut runs. Every lock that can lead to a change comes
+    /// through here (only `with_shard`, which reads, does not).
     #[inline]
-    fn before_change(&self, db: usize, idx: usize, shard: &Shard) {
+    fn lock_to_change(&self, db: usize, idx: usize) -> MutexGuard<'_, Shard> {
+        let guard = self.dbs[db].shards[idx].lock();
         if self.cut.active.load(Ordering::Acquire) && self.dbs[db].pending[idx].swap(false, Ordering::AcqRel) {
-            self.capture(db, idx, shard);
+            self.capture(db, idx, &guard);
         }
+        guard
     }
 
     #[cold]
@@ -417,8 +421,7 @@ impl Keyspace {
     }
 
     pub fn lock_shard(&self, db: usize, shard: usize, now: u64) -> Tx<'_> {
-        let guard = self.dbs[db].shards[shard].lock();
-        self.before_change(db, shard, &guard);
+        let guard = self.lock_to_change(db, shard);
         Tx { ks: self, db, now, guards: Guards::One(shard, guard), miss_events: false, observer: None }
     }
 
@@ -427,33 +430,17 @@ impl Keyspace {
         let mut idx: Vec<usize> = keys.into_iter().map(|k| self.shard_of(k)).collect();
         idx.sort_unstable();
         idx.dedup();
-        let take = |i: usize| {
-            let g = self.dbs[db].shards[i].lock();
-            self.before_change(db, i, &g);
-            g
-        };
         let guards = if idx.len() == 1 {
-            Guards::One(idx[0], take(idx[0]))
+            Guards::One(idx[0], self.lock_to_change(db, idx[0]))
         } else {
-            Guards::Many(idx.into_iter().map(|i| (i, take(i))).collect())
+            Guards::Many(idx.into_iter().map(|i| (i, self.lock_to_change(db, i))).collect())
         };
         Tx { ks: self, db, now, guards, miss_events: false, observer: None }
     }
 
     /// Locks every shard of `db`.
     pub fn lock_all(&self, db: usize, now: u64) -> Tx<'_> {
-        let guards = Guards::Many(
-            self.dbs[db]
-                .shards
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    let g = s.lock();
-                    self.before_change(db, i, &g);
-                    (i, g)
-                })
-                .collect(),
-        );
+        let guards = Guards::Many((0..self.shard_count()).map(|i| (i, self.lock_to_change(db, i))).collect());
         Tx { ks: self, db, now, guards, miss_events: false, observer: None }
     }
 
@@ -487,9 +474,8 @@ impl Keyspace {
     /// Removes every key of `db`; returns how many there were.
     pub fn flush_db(&self, db: usize) -> usize {
         let mut removed = 0;
-        for (i, shard) in self.dbs[db].shards.iter().enumerate() {
-            let mut s = shard.lock();
-            self.before_change(db, i, &s);
+        for i in 0..self.shard_count() {
+            let mut s = self.lock_to_change(db, i);
             removed += s.map.len();
             self.dbs[db].next_due[i].store(u64::MAX, Ordering::Relaxed);
             // Dropping large maps outside the lock keeps other clients moving.
@@ -509,16 +495,7 @@ impl Keyspace {
             return;
         }
         let (lo, hi) = (a.min(b), a.max(b));
-        let lock_db = |d: usize| -> Vec<_> {
-            let shards = self.dbs[d].shards.iter().enumerate();
-            shards
-                .map(|(i, s)| {
-                    let g = s.lock();
-                    self.before_change(d, i, &g);
-                    g
-                })
-                .collect()
-        };
+        let lock_db = |d: usize| -> Vec<_> { (0..self.shard_count()).map(|i| self.lock_to_change(d, i)).collect() };
         let mut lo_guards = lock_db(lo);
         let mut hi_guards = lock_db(hi);
         for (i, (x, y)) in lo_guards.iter_mut().zip(hi_guards.iter_mut()).enumerate() {
