@@ -119,13 +119,16 @@ impl Manifest {
     }
 }
 
-/// `prefix.seq.base.rdb`, `prefix.seq.incr.aof`: Redis's names.
-pub fn base_name(prefix: &str, seq: u64) -> String {
-    format!("{prefix}.{seq}.base.rdb")
-}
+impl Part {
+    /// A base file, named as Redis names them: `prefix.seq.base.rdb`.
+    pub fn base(prefix: &str, seq: u64) -> Part {
+        Part { name: format!("{prefix}.{seq}.base.rdb"), seq, kind: Kind::Base }
+    }
 
-pub fn incr_name(prefix: &str, seq: u64) -> String {
-    format!("{prefix}.{seq}.incr.aof")
+    /// An incremental file: `prefix.seq.incr.aof`.
+    pub fn incr(prefix: &str, seq: u64) -> Part {
+        Part { name: format!("{prefix}.{seq}.incr.aof"), seq, kind: Kind::Incr }
+    }
 }
 
 pub fn manifest_name(prefix: &str) -> String {

@@ -29,7 +29,7 @@
 use crate::snapshot::{write_file, Chunks};
 use crate::Shared;
 use bytes::BytesMut;
-use larder_persist::aof::{self as layout, Kind, Manifest, Part};
+use larder_persist::aof::{self as layout, Manifest, Part};
 use larder_protocol::{parse_request, Request, RequestLimits};
 use larder_store::{Effect, EffectSink};
 use parking_lot::Mutex;
@@ -59,8 +59,6 @@ struct Pending {
     buf: Vec<u8>,
     /// The database the file's last SELECT chose (None: a new file).
     db: Option<usize>,
-    /// Bytes appended since start, a position `written`/`synced` compare to.
-    appended: u64,
 }
 
 /// The incremental file being appended to.
@@ -74,6 +72,8 @@ pub struct Aof {
     on: AtomicBool,
     policy: AtomicU8,
     pending: Mutex<Pending>,
+    /// Positions in the stream of bytes since start: appended (moved
+    /// under the pending lock), handed to the kernel, and on disk.
     appended: AtomicU64,
     written: AtomicU64,
     synced: AtomicU64,
@@ -196,8 +196,9 @@ impl Aof {
             }
             p.buf.extend_from_slice(&cmd);
         }
-        p.appended += (p.buf.len() - before) as u64;
-        self.appended.store(p.appended, Release);
+        // Moved only under the pending lock, so a reader holding it sees
+        // the position of exactly the bytes in `buf`.
+        self.appended.fetch_add((p.buf.len() - before) as u64, Release);
     }
 
     pub fn enabled(&self) -> bool {
@@ -251,7 +252,7 @@ impl Aof {
         let always = self.policy.load(Relaxed) == ALWAYS;
         let (buf, end) = {
             let mut p = self.pending.lock();
-            (std::mem::take(&mut p.buf), p.appended)
+            (std::mem::take(&mut p.buf), self.appended.load(Acquire))
         };
         if !buf.is_empty() {
             match active.file.write_all(&buf) {
@@ -423,20 +424,10 @@ pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
     shared.snapshots.seq_at_save.store(shared.keyspace.effects.seq(), Relaxed);
     // Go on appending to the last increment, or a new one.
     let mut manifest = manifest;
-    let part = match manifest.incrs.last() {
-        Some(p) => p.clone(),
-        None => {
-            let p = Part {
-                name: layout::incr_name(&prefix, manifest.next_seqs().1),
-                seq: manifest.next_seqs().1,
-                kind: Kind::Incr,
-            };
-            manifest.incrs.push(p.clone());
-            persist_manifest(&dir, &prefix, &manifest)?;
-            p
-        }
+    let file = match manifest.incrs.last() {
+        Some(p) => OpenOptions::new().append(true).open(dir.join(&p.name))?,
+        None => add_increment(&dir, &prefix, &mut manifest).map_err(anyhow::Error::msg)?,
     };
-    let file = OpenOptions::new().create(true).append(true).open(dir.join(&part.name))?;
     *aof.out.lock() = Some(Active { file });
     *aof.files.lock() = Some((dir, prefix, manifest));
     aof.set_policy(&shared.config.read().appendfsync);
@@ -657,14 +648,7 @@ fn switch_increment(shared: &Shared, dir: &Path, prefix: &str, turn_on: bool) ->
         None => Manifest::default(),
     };
     let (base_seq, incr_seq) = manifest.next_seqs();
-    let name = layout::incr_name(prefix, incr_seq);
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(&name))
-        .map_err(|e| format!("creating {name}: {e}"))?;
-    manifest.incrs.push(Part { name, seq: incr_seq, kind: Kind::Incr });
-    persist_manifest(dir, prefix, &manifest).map_err(|e| format!("writing the AOF manifest: {e}"))?;
+    let file = add_increment(dir, prefix, &mut manifest)?;
     *out = Some(Active { file });
     aof.pending.lock().db = None;
     *files = Some((dir.to_path_buf(), prefix.to_string(), manifest));
@@ -673,6 +657,20 @@ fn switch_increment(shared: &Shared, dir: &Path, prefix: &str, turn_on: bool) ->
         aof.on.store(true, Release);
     }
     Ok((base_seq, incr_seq))
+}
+
+/// Creates the manifest's next incremental file and lists it (the
+/// manifest is persisted); returns the file, open for appending.
+fn add_increment(dir: &Path, prefix: &str, manifest: &mut Manifest) -> Result<File, String> {
+    let part = Part::incr(prefix, manifest.next_seqs().1);
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(&part.name))
+        .map_err(|e| format!("creating {}: {e}", part.name))?;
+    manifest.incrs.push(part);
+    persist_manifest(dir, prefix, manifest).map_err(|e| format!("writing the AOF manifest: {e}"))?;
+    Ok(file)
 }
 
 /// Writes the cut as the new base, then commits it in the manifest with
@@ -685,9 +683,9 @@ fn write_base(
     base_seq: u64,
     incr_seq: u64,
 ) -> Result<(), String> {
-    let name = layout::base_name(prefix, base_seq);
+    let base = Part::base(prefix, base_seq);
     let tmp = dir.join(format!("temp-rewriteaof-{}.aof", std::process::id()));
-    write_file(shared, &tmp, &dir.join(&name), true, |w| chunks.write_cut(shared, w))?;
+    write_file(shared, &tmp, &dir.join(&base.name), true, |w| chunks.write_cut(shared, w))?;
     let aof = &shared.aof;
     let mut files = aof.files.lock();
     let Some((_, _, manifest)) = files.as_mut() else {
@@ -696,7 +694,7 @@ fn write_base(
     let mut next = manifest.clone();
     let old: Vec<Part> =
         next.base.take().into_iter().chain(next.incrs.iter().filter(|p| p.seq < incr_seq).cloned()).collect();
-    next.base = Some(Part { name: name.clone(), seq: base_seq, kind: Kind::Base });
+    next.base = Some(base);
     next.incrs.retain(|p| p.seq >= incr_seq);
     persist_manifest(dir, prefix, &next).map_err(|e| format!("writing the AOF manifest: {e}"))?;
     *manifest = next;
