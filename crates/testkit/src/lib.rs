@@ -71,7 +71,7 @@ pub fn spawn_server_with_clock(mut config: Config, clock: Arc<dyn larder_store::
     });
     // The listener is bound before the thread starts, so connects succeed
     // at once; this only waits for the accept loop to be scheduled.
-    wait_ready(addr);
+    wait_ready(addr, || false);
     TestServer { addr, shared, stop: Some(stop), thread: Some(thread) }
 }
 
@@ -85,13 +85,18 @@ pub fn private_dir(what: &str) -> std::path::PathBuf {
     dir
 }
 
-fn wait_ready(addr: SocketAddr) {
+/// Waits until the server at `addr` answers PING (true), or `exited`
+/// says its process is gone first (false: it lost its port).
+fn wait_ready(addr: SocketAddr, mut exited: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(mut c) = RawConn::connect(addr) {
             if c.call(&["PING"]).is_ok() {
-                return;
+                return true;
             }
+        }
+        if exited() {
+            return false;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -247,29 +252,12 @@ impl RedisServer {
                 .expect("spawn redis-server");
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
             let mut server = RedisServer { addr, child, _dir: TempDir(dir) };
-            if server.wait_ready() {
+            let child = &mut server.child;
+            if wait_ready(addr, || child.try_wait().ok().flatten().is_some()) {
                 return Some(server);
             }
         }
         panic!("redis-server did not start on five pairs of free ports");
-    }
-
-    /// True once the server answers PING; false if it exited first (its
-    /// port was taken).
-    fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(mut c) = RawConn::connect(self.addr) {
-                if c.call(&["PING"]).is_ok() {
-                    return true;
-                }
-            }
-            if self.child.try_wait().ok().flatten().is_some() {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        panic!("redis-server at {} did not answer PING", self.addr);
     }
 
     pub fn raw(&self) -> RawConn {
