@@ -15,7 +15,7 @@
 use crate::listpack;
 use crate::rdb::{put_bytes, put_len, RdbError, Reader};
 use bytes::{BufMut, Bytes, BytesMut};
-use larder_store::types::stream::{Consumer, Group, Pending, Stream, StreamId, NODE_ENTRIES};
+use larder_store::types::stream::{Consumer, Group, Pending, Stream, StreamId};
 
 pub(crate) const RDB_TYPE_STREAM_LISTPACKS: u8 = 15;
 pub(crate) const RDB_TYPE_STREAM_LISTPACKS_2: u8 = 19;
@@ -43,7 +43,15 @@ fn id_from_key(k: &[u8]) -> Result<StreamId, RdbError> {
 /// `ty`: 19 or 21.
 pub(crate) fn put_stream(out: &mut BytesMut, s: &Stream, ty: u8) {
     let entries: Vec<(&StreamId, &Vec<Bytes>)> = s.entries.iter().map(|(id, e)| (id, &e.fields)).collect();
-    let nodes: Vec<_> = entries.chunks(NODE_ENTRIES as usize).collect();
+    let node_of: Vec<u64> = s.entries.values().map(|e| e.node).collect();
+    let mut nodes: Vec<&[(&StreamId, &Vec<Bytes>)]> = Vec::new();
+    let mut start = 0;
+    for i in 1..=entries.len() {
+        if i == entries.len() || node_of[i] != node_of[start] {
+            nodes.push(&entries[start..i]);
+            start = i;
+        }
+    }
     put_len(out, nodes.len() as u64);
     let mut num = itoa::Buffer::new();
     for node in nodes {
@@ -128,6 +136,8 @@ fn read_node(s: &mut Stream, master: StreamId, lp: &[Bytes]) -> Result<(), RdbEr
         return Err(RdbError::BadFormat);
     }
     let mut rest = it.peekable();
+    // The file's nodes stay nodes, so `~` trims them as Redis would.
+    let mut first = true;
     while rest.peek().is_some() {
         let mut take = || rest.next().ok_or(RdbError::BadFormat);
         let flags = int(take()?)?;
@@ -155,7 +165,8 @@ fn read_node(s: &mut Stream, master: StreamId, lp: &[Bytes]) -> Result<(), RdbEr
         if s.entries.last_key_value().is_some_and(|(last, _)| *last >= id) {
             return Err(RdbError::BadFormat);
         }
-        s.add(id, fields);
+        s.append(id, fields, first);
+        first = false;
     }
     Ok(())
 }
@@ -245,6 +256,7 @@ pub(crate) fn read_stream(r: &mut Reader<'_>, ty: u8) -> Result<Stream, RdbError
 mod tests {
     use super::*;
     use crate::rdb::{dump_payload, restore_payload};
+    use larder_store::types::stream::NODE_ENTRIES;
     use larder_store::{Limits, Value};
 
     fn b(s: &str) -> Bytes {
@@ -263,7 +275,7 @@ mod tests {
             } else {
                 vec![b("f"), b("v"), b("n"), b(&i.to_string())]
             };
-            s.add(id, fields);
+            s.add(id, fields, NODE_ENTRIES);
         }
         let doomed = *s.entries.keys().nth(3).unwrap();
         s.delete(&doomed);

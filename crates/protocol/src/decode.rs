@@ -81,7 +81,7 @@ fn decode_at(input: &[u8], pos: usize, depth: usize) -> Result<Option<(Frame, us
             };
             return Ok(Some((frame, end + 2)));
         }
-        b'*' | b'~' | b'>' | b'%' => {
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
             let n = int(body)?;
             if n < 0 {
                 return if tag == b'*' && n == -1 {
@@ -90,7 +90,7 @@ fn decode_at(input: &[u8], pos: usize, depth: usize) -> Result<Option<(Frame, us
                     Err(ProtocolError::InvalidMultibulkLength)
                 };
             }
-            let count = if tag == b'%' { n as usize * 2 } else { n as usize };
+            let count = if matches!(tag, b'%' | b'|') { n as usize * 2 } else { n as usize };
             let mut items = Vec::with_capacity(count.min(1024));
             let mut at = next;
             for _ in 0..count {
@@ -111,6 +111,11 @@ fn decode_at(input: &[u8], pos: usize, depth: usize) -> Result<Option<(Frame, us
                     let mut it = items.into_iter();
                     while let (Some(k), Some(v)) = (it.next(), it.next()) {
                         pairs.push((k, v));
+                    }
+                    if tag == b'|' {
+                        // The reply the attributes describe follows them.
+                        return Ok(decode_at(input, at, depth + 1)?
+                            .map(|(reply, end)| (Frame::Attribute { attrs: pairs, reply: Box::new(reply) }, end)));
                     }
                     Frame::Map(pairs)
                 }

@@ -50,6 +50,16 @@ pub fn encode(frame: &Frame, proto: Proto, out: &mut BytesMut) {
             out.put_slice(b"\r\n");
         }
         Frame::Verbatim { text, .. } => bulk(out, text),
+        Frame::Attribute { attrs, reply } => {
+            if resp3 {
+                int_line(out, b'|', attrs.len() as i64);
+                for (k, v) in attrs {
+                    encode(k, proto, out);
+                    encode(v, proto, out);
+                }
+            }
+            encode(reply, proto, out);
+        }
     }
 }
 

@@ -33,6 +33,12 @@ pub enum Frame {
         text: Bytes,
     },
     Push(Vec<Frame>),
+    /// RESP3 attributes (`|`), metadata that precedes the reply proper;
+    /// RESP2 clients get only the reply.
+    Attribute {
+        attrs: Vec<(Frame, Frame)>,
+        reply: Box<Frame>,
+    },
 }
 
 impl Frame {

@@ -129,16 +129,8 @@ impl Default for Aof {
     }
 }
 
-/// A transaction or script being emitted on this thread.
-struct Staged {
-    cmds: Vec<(usize, Vec<u8>)>,
-    /// MULTIs open: a script run by EXEC brings its own MULTI … EXEC,
-    /// which the file must not nest.
-    depth: u32,
-}
-
 thread_local! {
-    static STAGED: RefCell<Option<Staged>> = const { RefCell::new(None) };
+    static STAGED: RefCell<Option<crate::propagate::Staged>> = const { RefCell::new(None) };
 }
 
 impl EffectSink for Aof {
@@ -146,40 +138,7 @@ impl EffectSink for Aof {
         if !self.on.load(Acquire) {
             return;
         }
-        let name = effect.args[0];
-        let (multi, exec) = (name.eq_ignore_ascii_case(b"MULTI"), name.eq_ignore_ascii_case(b"EXEC"));
-        let encode = || {
-            let mut cmd = Vec::with_capacity(16 + effect.args.iter().map(|a| a.len() + 16).sum::<usize>());
-            layout::encode_command(&mut cmd, effect.args);
-            cmd
-        };
-        let whole = STAGED.with(|staged| {
-            let mut staged = staged.borrow_mut();
-            match staged.as_mut() {
-                None if multi => {
-                    *staged = Some(Staged { cmds: vec![(effect.db, encode())], depth: 1 });
-                    None
-                }
-                None => Some(vec![(effect.db, encode())]),
-                Some(st) if multi => {
-                    st.depth += 1;
-                    None
-                }
-                Some(st) if exec && st.depth > 1 => {
-                    st.depth -= 1;
-                    None
-                }
-                Some(st) => {
-                    st.cmds.push((effect.db, encode()));
-                    if exec {
-                        staged.take().map(|s| s.cmds)
-                    } else {
-                        None
-                    }
-                }
-            }
-        });
-        if let Some(cmds) = whole {
+        if let Some(cmds) = crate::propagate::stage(&STAGED, effect) {
             self.append(cmds);
         }
     }
@@ -189,13 +148,8 @@ impl Aof {
     fn append(&self, cmds: Vec<(usize, Vec<u8>)>) {
         let mut p = self.pending.lock();
         let before = p.buf.len();
-        for (db, cmd) in cmds {
-            if p.db != Some(db) {
-                layout::encode_command(&mut p.buf, &[b"SELECT", itoa::Buffer::new().format(db).as_bytes()]);
-                p.db = Some(db);
-            }
-            p.buf.extend_from_slice(&cmd);
-        }
+        let Pending { buf, db } = &mut *p;
+        crate::propagate::append_selecting(buf, db, &cmds);
         // Moved only under the pending lock, so a reader holding it sees
         // the position of exactly the bytes in `buf`.
         self.appended.fetch_add((p.buf.len() - before) as u64, Release);
@@ -398,6 +352,31 @@ fn file_size(path: &Path) -> u64 {
 /// loads dump.rdb if there is one (Redis would start empty here, the
 /// classic way to lose a dataset by switching AOF on in the config file)
 /// and writes a base from it, so the AOF is complete from the start.
+/// DEBUG LOADAOF: what is appended goes to disk, the dataset is emptied
+/// and the files are read back. The replay itself is not appended again.
+pub fn reload(shared: &Shared) -> anyhow::Result<()> {
+    let aof = &shared.aof;
+    aof.flush_all();
+    for db in 0..shared.keyspace.databases() {
+        shared.keyspace.flush_db(db);
+    }
+    let (dir, prefix) = aof_dir(shared);
+    let manifest_path = dir.join(layout::manifest_name(&prefix));
+    let text = match std::fs::read_to_string(&manifest_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => anyhow::bail!("reading {}: {e}", manifest_path.display()),
+    };
+    let manifest = Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
+    let was_on = aof.on.swap(false, AcqRel);
+    shared.memory.set_limits(0, larder_store::Policy::NoEviction, 5);
+    let loaded = load_parts(shared, &dir, &manifest);
+    let config = shared.config.read().clone();
+    shared.apply_config(&config);
+    aof.on.store(was_on, Release);
+    loaded.map(|_| ())
+}
+
 pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
     let (dir, prefix) = aof_dir(shared);
     let manifest_path = dir.join(layout::manifest_name(&prefix));
@@ -407,7 +386,7 @@ pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
         Err(e) => anyhow::bail!("reading {}: {e}", manifest_path.display()),
     };
     let Some(text) = text else {
-        crate::snapshot::load_rdb_file(shared)?;
+        crate::snapshot::load_rdb_file(shared, true)?;
         return start(shared, true).map_err(|e| anyhow::anyhow!("creating the AOF: {e}"));
     };
     let manifest = Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
@@ -446,7 +425,7 @@ fn load_parts(shared: &Shared, dir: &Path, manifest: &Manifest) -> anyhow::Resul
         let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
         tracing::info!("Loading the AOF base {} ({} bytes)…", path.display(), data.len());
         if base.name.ends_with(".rdb") {
-            crate::snapshot::load_rdb(shared, &data, &path)?;
+            crate::snapshot::load_rdb(shared, &data, &path, true)?;
         } else {
             replay(shared, &data, &path, false)?;
         }
@@ -473,6 +452,7 @@ fn replay(shared: &Shared, data: &[u8], path: &Path, last: bool) -> anyhow::Resu
     let addr: std::net::SocketAddr = ([0, 0, 0, 0], 0).into();
     let (info, outbox) = shared.clients.register(addr, addr, -1, shared.uptime_ms());
     let mut client = crate::conn::client::Client::new(info, outbox, true);
+    client.replaying = true;
     let result = replay_as(shared, &mut client, data, path, last);
     shared.clients.unregister(client.id());
     result

@@ -31,11 +31,31 @@ type Queues = HashMap<(usize, Bytes), VecDeque<Arc<Waiter>>>;
 pub struct Waiter {
     pub client_id: u64,
     notify: Notify,
+    /// CLIENT UNBLOCK's request: 0 none, else an `Unblock` as u8.
+    unblock: std::sync::atomic::AtomicU8,
+}
+
+/// How CLIENT UNBLOCK ends a wait.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Unblock {
+    /// As if the timeout passed.
+    Timeout = 1,
+    /// With an -UNBLOCKED error.
+    Error = 2,
 }
 
 impl Waiter {
     pub async fn woken(&self) {
         self.notify.notified().await
+    }
+
+    /// What CLIENT UNBLOCK asked for, if it did (taken once).
+    pub fn take_unblock(&self) -> Option<Unblock> {
+        match self.unblock.swap(0, Ordering::Relaxed) {
+            1 => Some(Unblock::Timeout),
+            2 => Some(Unblock::Error),
+            _ => None,
+        }
     }
 }
 
@@ -72,7 +92,7 @@ impl Blocking {
 
     /// Queues `client_id` on `keys` in database `db`.
     pub fn register(&self, client_id: u64, db: usize, keys: &[Bytes], timed: bool) -> Arc<Waiter> {
-        let w = Arc::new(Waiter { client_id, notify: Notify::new() });
+        let w = Arc::new(Waiter { client_id, notify: Notify::new(), unblock: Default::default() });
         let mut q = self.queues.lock();
         for k in keys {
             let queue = q.entry((db, k.clone())).or_default();
@@ -83,6 +103,23 @@ impl Blocking {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         self.timed.fetch_add(timed as usize, Ordering::Relaxed);
         w
+    }
+
+    /// CLIENT UNBLOCK: ends `client_id`'s wait; false if it is not blocked.
+    pub fn unblock(&self, client_id: u64, how: Unblock) -> bool {
+        let q = self.queues.lock();
+        let Some(w) = q.values().flatten().find(|w| w.client_id == client_id) else { return false };
+        w.unblock.store(how as u8, Ordering::Relaxed);
+        w.notify.notify_one();
+        true
+    }
+
+    /// The ids of the clients blocked now (CLIENT LIST's `b` flag).
+    pub fn blocked_clients(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.queues.lock().values().flatten().map(|w| w.client_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// Removes a waiter from its queues and passes the turn on each key.
@@ -104,6 +141,11 @@ impl Blocking {
         for k in &st.keys {
             self.key_ready(st.db, k);
         }
+    }
+
+    /// The highest database anyone waits in.
+    fn max_db(&self) -> usize {
+        self.queues.lock().keys().map(|(db, _)| *db).max().unwrap_or(0)
     }
 
     /// SWAPDB and FLUSHALL change whole databases: wake the first waiter
@@ -130,6 +172,29 @@ impl Blocking {
         let q = self.queues.lock();
         if let Some(w) = q.get(&(db, Bytes::copy_from_slice(key))).and_then(|queue| queue.front()) {
             w.notify.notify_one();
+        }
+    }
+}
+
+/// Wakes the first waiter on every key a write touches, whatever the
+/// command: a delete or a change of type must reach a blocked XREADGROUP
+/// (which then fails, as in Redis), and for the other waiters a needless
+/// retry finds nothing and keeps their place. Commands that fill a key
+/// also call `key_ready` directly, which this makes redundant but cheap.
+pub struct BlockingSink {
+    pub blocking: Arc<Blocking>,
+    pub commands: Arc<crate::cmd::table::CommandTable>,
+}
+
+impl larder_store::EffectSink for BlockingSink {
+    fn apply(&self, e: &larder_store::Effect<'_>) {
+        if self.blocking.waiting.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        match e.args.first().map(|a| a.to_ascii_lowercase()).as_deref() {
+            Some(b"flushall") => (0..=self.blocking.max_db()).for_each(|db| self.blocking.db_changed(db)),
+            Some(b"flushdb") => self.blocking.db_changed(e.db),
+            _ => crate::multi::written_keys(&self.commands, e, |db, key| self.blocking.key_ready(db, key)),
         }
     }
 }

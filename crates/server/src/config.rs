@@ -90,6 +90,8 @@ pub struct Config {
     pub tracking_table_max_keys: u64,
     /// Milliseconds a script may run before other clients get BUSY.
     pub busy_reply_threshold: u64,
+    /// Seconds between the PINGs a primary sends its replicas.
+    pub repl_ping_replica_period: u64,
 }
 
 impl Default for Config {
@@ -139,6 +141,7 @@ impl Default for Config {
             notify_flags: 0,
             tracking_table_max_keys: 1_000_000,
             busy_reply_threshold: 5000,
+            repl_ping_replica_period: 10,
         }
     }
 }
@@ -375,9 +378,13 @@ pub static PARAMS: &[Param] = &[
     limit_param!("zset-max-ziplist-value", zset_max_listpack_value, 0, i64::MAX),
     limit_param!("list-max-listpack-size", list_max_listpack_size, i32::MIN, i32::MAX),
     limit_param!("list-max-ziplist-size", list_max_listpack_size, i32::MIN, i32::MAX),
+    limit_param!("hll-sparse-max-bytes", hll_sparse_max_bytes, 0, i64::MAX),
+    limit_param!("stream-node-max-entries", stream_node_max_entries, 0, i64::MAX),
     int_param!("list-compress-depth", list_compress_depth, 0, i32::MAX as u64, true),
     int_param!("busy-reply-threshold", busy_reply_threshold, 0, i64::MAX as u64, true),
     int_param!("lua-time-limit", busy_reply_threshold, 0, i64::MAX as u64, true),
+    int_param!("repl-ping-replica-period", repl_ping_replica_period, 1, i32::MAX as u64, true),
+    int_param!("repl-ping-slave-period", repl_ping_replica_period, 1, i32::MAX as u64, true),
     int_param!("tracking-table-max-keys", tracking_table_max_keys, 0, i64::MAX as u64, true),
     Param {
         name: "notify-keyspace-events",

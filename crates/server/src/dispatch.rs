@@ -38,7 +38,20 @@ pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8
         encode(&p, client.proto, out);
     }
     out.extend_from_slice(&client.outbox.take());
-    if !std::mem::take(&mut client.no_reply) {
+    use crate::conn::client::ReplyMode;
+    let silenced = match client.reply_mode {
+        ReplyMode::On => false,
+        ReplyMode::Off => true,
+        ReplyMode::SkipThisAndNext => {
+            client.reply_mode = ReplyMode::Skip;
+            true
+        }
+        ReplyMode::Skip => {
+            client.reply_mode = ReplyMode::On;
+            true
+        }
+    };
+    if !std::mem::take(&mut client.no_reply) && client.replica.is_none() && !silenced {
         encode(&reply, client.proto, out);
     }
 }
@@ -165,7 +178,7 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     let (_read, _write);
     // While a script runs, the commands allowed then (SCRIPT KILL…) must
     // not wait for it: they touch no keys.
-    if !client.in_exec && !busy_exempt {
+    if !client.in_exec && !busy_exempt && !client.replaying {
         if spec.has(flags::EXCLUSIVE) {
             _write = shared.world.write();
         } else {
@@ -176,6 +189,7 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         }
     }
     let now = shared.clock.now_ms();
+    let retry = client.blocked.is_some();
     // The TSC, not the OS clock: two reads per command for commandstats
     // cost ~10% of a pipelined GET with clock_gettime on this kind of VM.
     let started = quanta::Instant::now();
@@ -186,7 +200,13 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         let mut ctx = Ctx { shared, client, now, read_only, track_reads };
         handler(&mut ctx, Args::new(req, input, argpos))
     };
-    cmd.stats.calls.fetch_add(1, Relaxed);
+    if !client.in_exec {
+        shared.tracking.end_command();
+    }
+    // A blocked command run again when woken is still one call.
+    if !retry {
+        cmd.stats.calls.fetch_add(1, Relaxed);
+    }
     cmd.stats.usec.fetch_add((quanta::Instant::now() - started).as_micros() as u64, Relaxed);
     result.unwrap_or_else(|e| {
         cmd.stats.failed_calls.fetch_add(1, Relaxed);

@@ -244,11 +244,15 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
         "replication" => {
             out.push_str("# Replication\r\n");
             field!("role:master");
-            field!("connected_slaves:0");
+            let replicas = shared.replication.replicas();
+            field!("connected_slaves:{}", replicas.len());
+            for (i, r) in replicas.iter().enumerate() {
+                field!("slave{i}:ip={},port={},state=online,offset={},lag=0", r.ip, r.port, r.offset);
+            }
             field!("master_failover_state:no-failover");
-            field!("master_replid:{}", shared.run_id);
+            field!("master_replid:{}", shared.replication.replid);
             field!("master_replid2:0000000000000000000000000000000000000000");
-            field!("master_repl_offset:{}", shared.keyspace.effects.seq());
+            field!("master_repl_offset:{}", shared.replication.offset());
             field!("second_repl_offset:-1");
             field!("repl_backlog_active:0");
         }

@@ -78,18 +78,27 @@ impl WorldLock {
 /// One client's WATCH: a dirty flag shared by all its watched keys.
 pub type WatchFlag = Arc<AtomicBool>;
 
+/// One client watching one key.
+struct Watcher {
+    flag: WatchFlag,
+    /// The key had expired but was not yet reclaimed at WATCH: as in
+    /// Redis, its removal changes nothing logically and does not count
+    /// (anything else done to the key does).
+    stale: AtomicBool,
+}
+
 #[derive(Default)]
 pub struct Watches {
     count: AtomicUsize,
-    map: Mutex<HashMap<(usize, Bytes), Vec<WatchFlag>>>,
+    map: Mutex<HashMap<(usize, Bytes), Vec<Watcher>>>,
 }
 
 impl Watches {
-    pub fn watch(&self, db: usize, key: &[u8], flag: &WatchFlag) {
+    pub fn watch(&self, db: usize, key: &[u8], flag: &WatchFlag, stale: bool) {
         let mut m = self.map.lock();
         let v = m.entry((db, Bytes::copy_from_slice(key))).or_default();
-        if !v.iter().any(|f| Arc::ptr_eq(f, flag)) {
-            v.push(flag.clone());
+        if !v.iter().any(|w| Arc::ptr_eq(&w.flag, flag)) {
+            v.push(Watcher { flag: flag.clone(), stale: AtomicBool::new(stale) });
             self.count.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -99,7 +108,7 @@ impl Watches {
         for k in keys {
             if let Some(v) = m.get_mut(k) {
                 let before = v.len();
-                v.retain(|f| !Arc::ptr_eq(f, flag));
+                v.retain(|w| !Arc::ptr_eq(&w.flag, flag));
                 self.count.fetch_sub(before - v.len(), Ordering::Relaxed);
                 if v.is_empty() {
                     m.remove(k);
@@ -108,9 +117,16 @@ impl Watches {
         }
     }
 
-    fn touch(&self, db: usize, key: &[u8]) {
+    /// `removal`: the write only removed the key (its expiry, DEL, a
+    /// flush), which a watcher that saw it already stale ignores once.
+    fn touch(&self, db: usize, key: &[u8], removal: bool) {
         if let Some(v) = self.map.lock().get(&(db, Bytes::copy_from_slice(key))) {
-            v.iter().for_each(|f| f.store(true, Ordering::Relaxed));
+            for w in v {
+                if removal && w.stale.swap(false, Ordering::Relaxed) {
+                    continue;
+                }
+                w.flag.store(true, Ordering::Relaxed);
+            }
         }
     }
 
@@ -127,7 +143,7 @@ impl Watches {
         let keys: Vec<(usize, Bytes)> = self.map.lock().keys().cloned().collect();
         for (db, key) in keys {
             if pred(db, &key) {
-                self.touch(db, &key);
+                self.touch(db, &key, false);
             }
         }
     }
@@ -197,6 +213,8 @@ impl EffectSink for WatchSink {
             return;
         }
         // FLUSH* and SWAPDB handlers mark watched keys before acting (`touch_if`).
-        written_keys(&self.commands, e, |db, key| self.watches.touch(db, key));
+        let name = e.args.first().map(|a| a.to_ascii_lowercase());
+        let removal = e.origin != larder_store::Origin::Command || matches!(name.as_deref(), Some(b"del" | b"unlink"));
+        written_keys(&self.commands, e, |db, key| self.watches.touch(db, key, removal));
     }
 }

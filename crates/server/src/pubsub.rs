@@ -96,7 +96,7 @@ impl Outbox {
 
     /// Queues encoded bytes; false (and the client is killed) if that
     /// crosses the output buffer limit.
-    fn push(&self, data: &[u8], limit: BufferLimit) -> bool {
+    pub fn push(&self, data: &[u8], limit: BufferLimit) -> bool {
         if self.client.is_killed() {
             return false;
         }

@@ -317,7 +317,9 @@ impl Scripting {
     ) -> Result<Frame, CmdError> {
         let st = self.lua.lock();
         let name = String::from_utf8_lossy(name).into_owned();
-        let Some(f) = st.libraries.values().flat_map(|l| &l.functions).find(|f| f.name == name) else {
+        // Function names are case-insensitive, as in Redis.
+        let Some(f) = st.libraries.values().flat_map(|l| &l.functions).find(|f| f.name.eq_ignore_ascii_case(&name))
+        else {
             return Err(CmdError::Err("Function not found".into()));
         };
         let no_writes = f.flags.iter().any(|x| x == "no-writes");
@@ -736,7 +738,7 @@ impl LuaState {
             let register = scope.create_function(|_, args: MultiValue| {
                 let def = parse_registration(args)?;
                 let mut reg = registered.borrow_mut();
-                if reg.iter().any(|f| f.name == def.name) {
+                if reg.iter().any(|f| f.name.eq_ignore_ascii_case(&def.name)) {
                     return api_err("Function already exists in the library");
                 }
                 reg.push(def);
@@ -763,8 +765,10 @@ impl LuaState {
             return Err(CmdError::Err("No functions registered".into()));
         }
         for f in &functions {
-            let clash =
-                self.libraries.iter().any(|(lib, l)| *lib != name && l.functions.iter().any(|g| g.name == f.name));
+            let clash = self
+                .libraries
+                .iter()
+                .any(|(lib, l)| *lib != name && l.functions.iter().any(|g| g.name.eq_ignore_ascii_case(&f.name)));
             if clash {
                 return Err(CmdError::Err(format!("Function {} already exists", f.name)));
             }
@@ -889,7 +893,7 @@ pub fn lua_number(n: f64) -> String {
 }
 
 /// C's `%.<precision>g`.
-fn format_g(n: f64, precision: i32) -> String {
+pub(crate) fn format_g(n: f64, precision: i32) -> String {
     if n.is_nan() {
         return if n.is_sign_negative() { "-nan".into() } else { "nan".into() };
     }
@@ -1046,6 +1050,8 @@ fn to_lua(lua: &Lua, f: &Frame, resp3: bool) -> mlua::Result<Value> {
             tagged("verbatim_string", Value::Table(t))?
         }
         Frame::Verbatim { text, .. } => Value::String(lua.create_string(text)?),
+        // Redis's Lua conversion skips attributes.
+        Frame::Attribute { reply, .. } => return to_lua(lua, reply, resp3),
     })
 }
 

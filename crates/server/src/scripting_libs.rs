@@ -5,6 +5,8 @@
 //! and `struct` (binary pack/unpack by format string).
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 
 fn rt(msg: impl Into<String>) -> mlua::Error {
     mlua::Error::RuntimeError(msg.into())
@@ -103,9 +105,25 @@ fn encode_string(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
-fn encode_value(out: &mut Vec<u8>, v: &Value, depth: usize) -> mlua::Result<()> {
-    if depth > 1000 {
-        return Err(rt("Cannot serialise, excessive nesting (1001)"));
+/// lua-cjson's settings that scripts may change (they last for the
+/// life of the Lua state, as in Redis).
+struct JsonSettings {
+    encode_max_depth: AtomicUsize,
+    decode_max_depth: AtomicUsize,
+    /// 0: refuse NaN and Inf; 1: write them as `nan`/`inf`; 2: as `null`.
+    encode_invalid_numbers: AtomicUsize,
+}
+
+/// One encode call's view of the settings.
+#[derive(Clone, Copy)]
+struct EncodeCfg {
+    max_depth: usize,
+    invalid_numbers: usize,
+}
+
+fn encode_value(out: &mut Vec<u8>, v: &Value, depth: usize, cfg: EncodeCfg) -> mlua::Result<()> {
+    if depth >= cfg.max_depth && matches!(v, Value::Table(_)) {
+        return Err(rt(format!("Cannot serialise, excessive nesting ({})", depth + 1)));
     }
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
@@ -114,37 +132,46 @@ fn encode_value(out: &mut Vec<u8>, v: &Value, depth: usize) -> mlua::Result<()> 
         Value::Integer(n) => out.extend_from_slice(n.to_string().as_bytes()),
         Value::Number(n) => {
             if !n.is_finite() {
-                return Err(rt("Cannot serialise number: must not be NaN or Inf"));
+                match cfg.invalid_numbers {
+                    0 => return Err(rt("Cannot serialise number: must not be NaN or Inf")),
+                    1 => out.extend_from_slice(crate::scripting::lua_number(*n).as_bytes()),
+                    _ => out.extend_from_slice(b"null"),
+                }
+                return Ok(());
             }
             out.extend_from_slice(crate::scripting::lua_number(*n).as_bytes());
         }
         Value::String(s) => encode_string(out, &s.as_bytes()),
-        Value::Table(t) => encode_table(out, t, depth)?,
+        Value::Table(t) => encode_table(out, t, depth, cfg)?,
         other => return Err(rt(format!("Cannot serialise {}: type not supported", other.type_name()))),
     }
     Ok(())
 }
 
-fn encode_table(out: &mut Vec<u8>, t: &Table, depth: usize) -> mlua::Result<()> {
-    let pairs: Vec<(Value, Value)> = t.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
+fn encode_table(out: &mut Vec<u8>, t: &Table, depth: usize, cfg: EncodeCfg) -> mlua::Result<()> {
     // An array when every key is a positive integer (lua-cjson's rule),
-    // refusing arrays that are mostly holes.
-    let mut max = 0usize;
-    let array = !pairs.is_empty()
-        && pairs.iter().all(|(k, _)| {
-            let n = match k {
-                Value::Integer(n) => *n as f64,
-                Value::Number(n) => *n,
-                _ => return false,
-            };
-            let ok = n >= 1.0 && n == n.trunc();
-            if ok {
-                max = max.max(n as usize);
+    // refusing arrays that are mostly holes. Counted first and walked
+    // after, never holding every pair (a Lua reference per string key).
+    let (mut len, mut max, mut array) = (0usize, 0usize, true);
+    t.for_each::<Value, Value>(|k, _| {
+        len += 1;
+        let n = match k {
+            Value::Integer(n) => n as f64,
+            Value::Number(n) => n,
+            _ => {
+                array = false;
+                return Ok(());
             }
-            ok
-        });
-    if array {
-        if max > pairs.len() * 2 && max > 10 {
+        };
+        if n >= 1.0 && n == n.trunc() {
+            max = max.max(n as usize);
+        } else {
+            array = false;
+        }
+        Ok(())
+    })?;
+    if array && len > 0 {
+        if max > len * 2 && max > 10 {
             return Err(rt("Cannot serialise table: excessively sparse array"));
         }
         out.push(b'[');
@@ -152,27 +179,37 @@ fn encode_table(out: &mut Vec<u8>, t: &Table, depth: usize) -> mlua::Result<()> 
             if i > 1 {
                 out.push(b',');
             }
-            encode_value(out, &t.raw_get::<Value>(i)?, depth + 1)?;
+            encode_value(out, &t.raw_get::<Value>(i)?, depth + 1, cfg)?;
         }
         out.push(b']');
         return Ok(());
     }
     out.push(b'{');
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
+    let mut first = true;
+    t.for_each::<Value, Value>(|k, v| {
+        if !std::mem::take(&mut first) {
             out.push(b',');
         }
         match k {
             Value::String(s) => encode_string(out, &s.as_bytes()),
             Value::Integer(n) => encode_string(out, n.to_string().as_bytes()),
-            Value::Number(n) => encode_string(out, crate::scripting::lua_number(*n).as_bytes()),
+            Value::Number(n) => encode_string(out, crate::scripting::lua_number(n).as_bytes()),
             _ => return Err(rt("Cannot serialise table: table key must be a number or string")),
         }
         out.push(b':');
-        encode_value(out, v, depth + 1)?;
-    }
+        encode_value(out, &v, depth + 1, cfg)
+    })?;
     out.push(b'}');
     Ok(())
+}
+
+/// How deep `v` nests arrays and objects (a scalar: 0).
+fn json_depth(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(items) => 1 + items.iter().map(json_depth).max().unwrap_or(0),
+        serde_json::Value::Object(map) => 1 + map.values().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 fn decode_value(lua: &Lua, v: serde_json::Value) -> mlua::Result<Value> {
@@ -200,29 +237,90 @@ fn decode_value(lua: &Lua, v: serde_json::Value) -> mlua::Result<Value> {
 
 pub fn cjson(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
+    let settings = Arc::new(JsonSettings {
+        encode_max_depth: AtomicUsize::new(1000),
+        decode_max_depth: AtomicUsize::new(1000),
+        encode_invalid_numbers: AtomicUsize::new(0),
+    });
+    let cfg = settings.clone();
     t.raw_set(
         "encode",
-        lua.create_function(|lua, a: MultiValue| {
+        lua.create_function(move |lua, a: MultiValue| {
             if a.len() != 1 {
                 return Err(rt("bad argument #1 to 'encode' (expected 1 argument)"));
             }
+            let enc = EncodeCfg {
+                max_depth: cfg.encode_max_depth.load(Relaxed),
+                invalid_numbers: cfg.encode_invalid_numbers.load(Relaxed),
+            };
             let mut out = Vec::new();
-            encode_value(&mut out, &a[0], 0)?;
+            encode_value(&mut out, &a[0], 0, enc)?;
             lua.create_string(&out)
         })?,
     )?;
+    let cfg = settings.clone();
     t.raw_set(
         "decode",
-        lua.create_function(|lua, a: MultiValue| {
+        lua.create_function(move |lua, a: MultiValue| {
             let Some(Value::String(s)) = a.front() else {
                 return Err(rt("bad argument #1 to 'decode' (string expected)"));
             };
             let parsed: serde_json::Value = serde_json::from_slice(&s.as_bytes())
                 .map_err(|e| rt(format!("Expected value but found invalid token at character {}", e.column())))?;
+            let max = cfg.decode_max_depth.load(Relaxed);
+            if json_depth(&parsed) > max {
+                return Err(rt(format!("Found too many nested data structures ({}) at character 1", max + 1)));
+            }
             decode_value(lua, parsed)
         })?,
     )?;
     t.raw_set("null", json_null())?;
+    // The tuning knobs scripts written for Redis call. A depth is 1..=2^31;
+    // with no argument each only reports its setting.
+    let depth_knob = |lua: &Lua, which: fn(&JsonSettings) -> &AtomicUsize| {
+        let cfg = settings.clone();
+        lua.create_function(move |_, a: MultiValue| {
+            let cell = which(&cfg);
+            if let Some(v) = a.front() {
+                let n = match v {
+                    Value::Integer(n) => *n as f64,
+                    Value::Number(n) => *n,
+                    _ => return Err(rt("bad argument #1 (number expected)")),
+                };
+                if !(1.0..=2147483647.0).contains(&n) {
+                    return Err(rt("bad argument #1 (expected integer between 1 and 2147483647)"));
+                }
+                cell.store(n as usize, Relaxed);
+            }
+            Ok(cell.load(Relaxed) as i64)
+        })
+    };
+    t.raw_set("encode_max_depth", depth_knob(lua, |s| &s.encode_max_depth)?)?;
+    t.raw_set("decode_max_depth", depth_knob(lua, |s| &s.decode_max_depth)?)?;
+    let cfg = settings.clone();
+    t.raw_set(
+        "encode_invalid_numbers",
+        lua.create_function(move |_, a: MultiValue| {
+            let mode = match a.front() {
+                None => None,
+                Some(Value::Boolean(b)) => Some(*b as usize),
+                Some(Value::String(s)) if s.as_bytes().as_ref() == b"null" => Some(2),
+                Some(Value::String(s)) if s.as_bytes().as_ref() == b"on" => Some(1),
+                Some(Value::String(s)) if s.as_bytes().as_ref() == b"off" => Some(0),
+                Some(_) => return Err(rt("bad argument #1 to 'encode_invalid_numbers' (invalid option)")),
+            };
+            if let Some(m) = mode {
+                cfg.encode_invalid_numbers.store(m, Relaxed);
+            }
+            Ok(cfg.encode_invalid_numbers.load(Relaxed) == 1)
+        })?,
+    )?;
+    // This encoder keeps no buffer between calls, serde_json never yields
+    // NaN or Inf, and numbers print as Lua prints them (%.14g): these
+    // accept their arguments and change nothing.
+    for knob in ["encode_keep_buffer", "decode_invalid_numbers", "encode_number_precision"] {
+        t.raw_set(knob, lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    }
     Ok(t)
 }
 
@@ -300,23 +398,26 @@ fn mp_encode(out: &mut Vec<u8>, v: &Value, depth: usize) -> mlua::Result<()> {
         // Past 16 levels lua-cmsgpack writes nil instead of recursing.
         Value::Table(_) if depth >= 16 => out.push(0xc0),
         Value::Table(t) => {
-            let pairs: Vec<(Value, Value)> = t.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
+            // Counted, then walked: holding every pair at once would pin a
+            // Lua reference per string key (a 100k-key map overflows).
+            let (mut len, mut integer_keys) = (0usize, true);
+            t.for_each::<Value, Value>(|k, _| {
+                len += 1;
+                integer_keys &= matches!(k, Value::Integer(_)) || matches!(k, Value::Number(x) if x.fract() == 0.0);
+                Ok(())
+            })?;
             let n = t.raw_len();
-            let is_array = n == pairs.len()
-                && pairs
-                    .iter()
-                    .all(|(k, _)| matches!(k, Value::Integer(_)) || matches!(k, Value::Number(x) if x.fract() == 0.0));
-            if is_array {
+            if n == len && integer_keys {
                 mp_len(out, n, (0x90, 16), [0, 0xdc, 0xdd]);
                 for i in 1..=n {
                     mp_encode(out, &t.raw_get::<Value>(i)?, depth + 1)?;
                 }
             } else {
-                mp_len(out, pairs.len(), (0x80, 16), [0, 0xde, 0xdf]);
-                for (k, v) in &pairs {
-                    mp_encode(out, k, depth + 1)?;
-                    mp_encode(out, v, depth + 1)?;
-                }
+                mp_len(out, len, (0x80, 16), [0, 0xde, 0xdf]);
+                t.for_each::<Value, Value>(|k, v| {
+                    mp_encode(out, &k, depth + 1)?;
+                    mp_encode(out, &v, depth + 1)
+                })?;
             }
         }
         _ => out.push(0xc0),
@@ -447,6 +548,35 @@ pub fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
                 out.push_back(r.value(lua)?);
             }
             Ok(out)
+        })?,
+    )?;
+    // unpack_limit(data, limit[, offset]) and unpack_one(data[, offset]):
+    // up to `limit` objects (0: all) from byte `offset`, preceded by the
+    // offset of the next object, or -1 once the data is used up.
+    let unpack_limit = |lua: &Lua, s: mlua::String, limit: i64, offset: i64| -> mlua::Result<MultiValue> {
+        let bytes = s.as_bytes().to_vec();
+        if offset < 0 || offset as usize > bytes.len() {
+            return Err(rt("Start offset greater than input length"));
+        }
+        let mut r = MpReader { buf: &bytes, pos: offset as usize };
+        let mut objs = MultiValue::new();
+        while r.pos < bytes.len() && (limit <= 0 || (objs.len() as i64) < limit) {
+            objs.push_back(r.value(lua)?);
+        }
+        let next = if r.pos < bytes.len() { r.pos as i64 } else { -1 };
+        objs.push_front(Value::Integer(next));
+        Ok(objs)
+    };
+    t.raw_set(
+        "unpack_limit",
+        lua.create_function(move |lua, (s, limit, offset): (mlua::String, i64, Option<i64>)| {
+            unpack_limit(lua, s, limit, offset.unwrap_or(0))
+        })?,
+    )?;
+    t.raw_set(
+        "unpack_one",
+        lua.create_function(move |lua, (s, offset): (mlua::String, Option<i64>)| {
+            unpack_limit(lua, s, 1, offset.unwrap_or(0))
         })?,
     )?;
     Ok(t)

@@ -36,7 +36,7 @@ pub struct Shared {
     pub listen_addr: RwLock<Option<SocketAddr>>,
     /// Completed cron runs; tests wait on it instead of sleeping.
     pub cron_loops: AtomicU64,
-    pub blocking: crate::blocking::Blocking,
+    pub blocking: Arc<crate::blocking::Blocking>,
     /// Held for reading by every command, for writing by EXEC (see multi.rs).
     pub world: crate::multi::WorldLock,
     pub watches: Arc<crate::multi::Watches>,
@@ -48,6 +48,7 @@ pub struct Shared {
     pub memory: crate::memory::Memory,
     /// The append-only file (see aof.rs).
     pub aof: Arc<crate::aof::Aof>,
+    pub replication: Arc<crate::replication::Replication>,
     /// SAVE's bookkeeping (see snapshot.rs).
     pub snapshots: crate::snapshot::Snapshots,
     /// What to do about a final snapshot on shutdown: `SHUTDOWN_*`.
@@ -121,8 +122,15 @@ impl Server {
         keyspace.effects.subscribe(notifier.clone());
         let tracking = Arc::new(crate::tracking::Tracking::new(commands.clone()));
         keyspace.effects.subscribe(tracking.clone());
+        let blocking: Arc<crate::blocking::Blocking> = Default::default();
+        keyspace.effects.subscribe(Arc::new(crate::blocking::BlockingSink {
+            blocking: blocking.clone(),
+            commands: commands.clone(),
+        }));
         let aof: Arc<crate::aof::Aof> = Default::default();
         keyspace.effects.subscribe(aof.clone());
+        let replication: Arc<crate::replication::Replication> = Default::default();
+        keyspace.effects.subscribe(replication.clone());
         let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
         let (shutdown_tx, _) = watch::channel(false);
         let shared = Shared {
@@ -137,7 +145,7 @@ impl Server {
             started: Instant::now(),
             listen_addr: RwLock::new(None),
             cron_loops: AtomicU64::new(0),
-            blocking: Default::default(),
+            blocking,
             world: Default::default(),
             watches,
             pubsub,
@@ -146,6 +154,7 @@ impl Server {
             scripting: Default::default(),
             memory: Default::default(),
             aof,
+            replication,
             snapshots: Default::default(),
             shutdown_save: std::sync::atomic::AtomicU8::new(SHUTDOWN_DEFAULT),
             shutdown_tx,
@@ -275,6 +284,8 @@ async fn cron(shared: Arc<Shared>) {
             last_timeout_check = Instant::now();
             crate::snapshot::cron_tick(&shared);
             crate::aof::cron_tick(&shared);
+            let period = shared.config.read().repl_ping_replica_period;
+            shared.replication.cron_tick(shared.clock.now_ms(), period);
             let timeout = shared.config.read().timeout;
             if timeout > 0 {
                 let now = shared.uptime_ms();

@@ -138,6 +138,11 @@ type FileWriter = file::Writer<BufWriter<std::fs::File>>;
 /// Creates `tmp` and writes the header and aux fields.
 fn start_file(shared: &Shared, tmp: &Path, aof_base: bool) -> Result<FileWriter, String> {
     let out = std::fs::File::create(tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
+    start(shared, BufWriter::new(out), aof_base)
+}
+
+/// The header and aux fields, to any writer.
+fn start<W: std::io::Write>(shared: &Shared, out: W, aof_base: bool) -> Result<file::Writer<W>, String> {
     let now = shared.clock.now_ms();
     let aux = [
         ("redis-ver", crate::cmd::connection::REDIS_VERSION.to_string()),
@@ -146,22 +151,35 @@ fn start_file(shared: &Shared, tmp: &Path, aof_base: bool) -> Result<FileWriter,
         ("used-mem", shared.memory.used().to_string()),
         ("aof-base", if aof_base { "1" } else { "0" }.to_string()),
     ];
-    file::Writer::new(BufWriter::new(out), &aux).map_err(|e| e.to_string())
+    file::Writer::new(out, &aux).map_err(|e| e.to_string())
 }
 
 /// Writes the function libraries, the trailer, and syncs the file.
-fn end_file(shared: &Shared, mut w: FileWriter) -> Result<(), String> {
-    let codes: Vec<Bytes> = shared.scripting.with_libraries(|libs| libs.values().map(|l| l.code.clone()).collect());
-    for code in &codes {
-        w.function(code).map_err(|e| e.to_string())?;
-    }
-    let out = w.finish().map_err(|e| e.to_string())?;
+fn end_file(shared: &Shared, w: FileWriter) -> Result<(), String> {
+    let out = end(shared, w)?;
     let file = out.into_inner().map_err(|e| e.to_string())?;
     file.sync_all().map_err(|e| e.to_string())
 }
 
+/// The function libraries and the trailer; gives the writer back.
+fn end<W: std::io::Write>(shared: &Shared, mut w: file::Writer<W>) -> Result<W, String> {
+    let codes: Vec<Bytes> = shared.scripting.with_libraries(|libs| libs.values().map(|l| l.code.clone()).collect());
+    for code in &codes {
+        w.function(code).map_err(|e| e.to_string())?;
+    }
+    w.finish().map_err(|e| e.to_string())
+}
+
+/// The whole dataset as an RDB image in memory (what a replica's full
+/// sync is sent). The caller holds the world lock exclusively.
+pub(crate) fn rdb_image(shared: &Shared) -> Result<Vec<u8>, String> {
+    let mut w = start(shared, Vec::new(), false)?;
+    write_keyspace(shared, &mut w)?;
+    end(shared, w)
+}
+
 /// SAVE's body: every database by SCAN (the world lock makes it a cut).
-fn write_keyspace(shared: &Shared, w: &mut FileWriter) -> Result<u64, String> {
+fn write_keyspace<W: std::io::Write>(shared: &Shared, w: &mut file::Writer<W>) -> Result<u64, String> {
     let now = shared.clock.now_ms();
     let mut total = 0u64;
     for db in 0..shared.keyspace.databases() {
@@ -416,11 +434,13 @@ pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
     if shared.config.read().appendonly {
         return crate::aof::load_at_startup(shared);
     }
-    load_rdb_file(shared)
+    load_rdb_file(shared, true)
 }
 
-/// Loads `dir`/`dbfilename` if it exists.
-pub(crate) fn load_rdb_file(shared: &Shared) -> anyhow::Result<()> {
+/// Loads `dir`/`dbfilename` if it exists. `replace_functions`: a library
+/// already loaded is replaced (else loading fails, as DEBUG RELOAD
+/// NOFLUSH without MERGE does in Redis).
+pub(crate) fn load_rdb_file(shared: &Shared, replace_functions: bool) -> anyhow::Result<()> {
     let target = path(shared);
     let data = match std::fs::read(&target) {
         Ok(d) => d,
@@ -428,13 +448,13 @@ pub(crate) fn load_rdb_file(shared: &Shared) -> anyhow::Result<()> {
         Err(e) => anyhow::bail!("reading {}: {e}", target.display()),
     };
     tracing::info!("Loading RDB {} ({} bytes)…", target.display(), data.len());
-    load_rdb(shared, &data, &target)?;
+    load_rdb(shared, &data, &target, replace_functions)?;
     shared.snapshots.seq_at_save.store(shared.keyspace.effects.seq(), Relaxed);
     Ok(())
 }
 
 /// Loads an RDB image (a dump.rdb, or an AOF's base) into the keyspace.
-pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path) -> anyhow::Result<()> {
+pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path, replace_functions: bool) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let lim = shared.config.read().limits;
     let now = shared.clock.now_ms();
@@ -473,7 +493,7 @@ pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path) -> anyhow::Res
     for code in functions {
         shared
             .scripting
-            .function_load(&code, true)
+            .function_load(&code, replace_functions)
             .map_err(|e| anyhow::anyhow!("a function library in the RDB: {e}"))?;
     }
     tracing::info!(

@@ -27,7 +27,7 @@ use hashbrown::{HashMap, HashSet};
 use larder_protocol::Frame;
 use larder_store::{Effect, EffectSink, ReadObserver};
 use parking_lot::{Mutex, RwLock};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -35,6 +35,9 @@ thread_local! {
     /// The client whose command runs on this thread (0: none, e.g. the
     /// active expiry cycle).
     static CURRENT: Cell<u64> = const { Cell::new(0) };
+    /// Keys a command on this thread modified that BCAST clients must hear
+    /// of, with their modifier (0 once two different ones touched it).
+    static BCAST_PENDING: RefCell<Vec<(Bytes, u64)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Marks `id` as the client running commands on this thread.
@@ -76,9 +79,9 @@ pub struct TrackingOptions {
     pub prefixes: Vec<Bytes>,
 }
 
-fn invalidate_frame(keys: Option<&[u8]>, resp3: bool) -> Frame {
+fn invalidate_frame(keys: Option<&[&[u8]]>, resp3: bool) -> Frame {
     let payload = match keys {
-        Some(k) => Frame::Array(vec![Frame::bulk(k)]),
+        Some(keys) => Frame::Array(keys.iter().map(|k| Frame::bulk(*k)).collect()),
         None => Frame::Null,
     };
     if resp3 {
@@ -89,13 +92,13 @@ fn invalidate_frame(keys: Option<&[u8]>, resp3: bool) -> Frame {
 }
 
 impl Tracker {
-    /// Sends `invalidate` for `key` (None: everything, after a flush).
-    fn send(&self, key: Option<&[u8]>) {
+    /// Sends `invalidate` for `keys` (None: everything, after a flush).
+    fn send(&self, keys: Option<&[&[u8]]>) {
         let no_limit = BufferLimit::default();
         let Some(target) = &self.target else {
             // Without REDIRECT only RESP3 can carry the push.
             if self.own.resp3() {
-                self.own.push_frame(&invalidate_frame(key, true), no_limit);
+                self.own.push_frame(&invalidate_frame(keys, true), no_limit);
             }
             return;
         };
@@ -111,9 +114,9 @@ impl Tracker {
             return;
         }
         if target.resp3() {
-            target.push_frame(&invalidate_frame(key, true), no_limit);
+            target.push_frame(&invalidate_frame(keys, true), no_limit);
         } else if target.subscribed() {
-            target.push_frame(&invalidate_frame(key, false), no_limit);
+            target.push_frame(&invalidate_frame(keys, false), no_limit);
         }
     }
 }
@@ -182,20 +185,65 @@ impl Tracking {
         }
     }
 
-    fn invalidate_key(&self, key: &[u8]) {
-        let modifier = CURRENT.with(Cell::get);
+    /// `modifier`: the client whose command wrote `key` (0: the server).
+    fn invalidate_key(&self, key: &[u8], modifier: u64) {
         let readers = self.table.lock().remove(key);
         let trackers = self.trackers.read();
         for id in readers.into_iter().flatten() {
             match trackers.get(&id) {
-                Some(t) if !(t.opts.bcast || t.opts.noloop && id == modifier) => t.send(Some(key)),
+                Some(t) if !(t.opts.bcast || t.opts.noloop && id == modifier) => t.send(Some(&[key])),
                 _ => {}
             }
         }
-        for t in trackers.values().filter(|t| t.opts.bcast && !(t.opts.noloop && t.id == modifier)) {
-            if t.opts.prefixes.iter().any(|p| key.starts_with(p)) {
-                t.send(Some(key));
+        if !trackers.values().any(|t| t.opts.bcast) {
+            return;
+        }
+        if CURRENT.with(Cell::get) == 0 {
+            // Outside a command (the expiry cycle): nothing to batch with.
+            drop(trackers);
+            self.broadcast(&[(Bytes::copy_from_slice(key), 0)]);
+            return;
+        }
+        BCAST_PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            match p.iter_mut().find(|(k, _)| k.as_ref() == key) {
+                Some((_, m)) if *m != modifier => *m = 0,
+                Some(_) => {}
+                None => p.push((Bytes::copy_from_slice(key), modifier)),
             }
+        });
+    }
+
+    /// BCAST messages, as Redis's `trackingBroadcastInvalidationMessages`:
+    /// one per client and prefix, naming every key of the batch under that
+    /// prefix (less those the client itself modified, with NOLOOP).
+    fn broadcast(&self, keys: &[(Bytes, u64)]) {
+        for t in self.trackers.read().values().filter(|t| t.opts.bcast) {
+            for prefix in &t.opts.prefixes {
+                let batch: Vec<&[u8]> = keys
+                    .iter()
+                    .filter(|(k, m)| k.starts_with(prefix) && !(t.opts.noloop && *m == t.id))
+                    .map(|(k, _)| k.as_ref())
+                    .collect();
+                if !batch.is_empty() {
+                    t.send(Some(&batch));
+                }
+            }
+        }
+    }
+
+    /// A client's command (a whole EXEC or script) is over: what it wrote
+    /// reaches BCAST clients as one batch, as Redis sends them once per
+    /// event-loop turn, and later writes on this thread belong to nobody
+    /// until the next command says whose they are.
+    pub fn end_command(&self) {
+        CURRENT.with(|c| c.set(0));
+        if self.active.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let keys = BCAST_PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+        if !keys.is_empty() {
+            self.broadcast(&keys);
         }
     }
 
@@ -232,7 +280,7 @@ impl ReadObserver for Tracking {
             let victim = table.keys().find(|k| k.as_ref() != key).cloned();
             drop(table);
             if let Some(v) = victim {
-                self.invalidate_key(&v);
+                self.invalidate_key(&v, 0);
             }
         }
     }
@@ -248,6 +296,10 @@ impl EffectSink for Tracking {
             self.invalidate_all();
             return;
         }
-        crate::multi::written_keys(&self.commands, e, |_, key| self.invalidate_key(key));
+        let modifier = match e.origin {
+            larder_store::Origin::Command => CURRENT.with(Cell::get),
+            _ => 0,
+        };
+        crate::multi::written_keys(&self.commands, e, |_, key| self.invalidate_key(key, modifier));
     }
 }

@@ -28,6 +28,18 @@ pub struct Effect<'a> {
     pub seq: u64,
     pub db: usize,
     pub args: &'a [&'a [u8]],
+    /// Who made the write: a client's command, or the server itself.
+    pub origin: Origin,
+}
+
+/// A write's cause. Replaying does not need it; client tracking does, as
+/// a key a client's command expired lazily or evicted was not modified by
+/// that client (NOLOOP must not hide it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Command,
+    Expiry,
+    Eviction,
 }
 
 /// Keyspace event classes: Redis's `NOTIFY_*` bits, so the
@@ -83,9 +95,14 @@ impl EffectStream {
 
     /// Records one write. Callers hold the locks of the shards it touched.
     pub fn emit(&self, db: usize, args: &[&[u8]]) {
+        self.emit_from(db, args, Origin::Command);
+    }
+
+    /// `emit` for a write the server made on its own (expiry, eviction).
+    pub fn emit_from(&self, db: usize, args: &[&[u8]], origin: Origin) {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         if self.has_sinks.load(Ordering::Acquire) {
-            let effect = Effect { seq, db, args };
+            let effect = Effect { seq, db, args, origin };
             for sink in self.sinks.read().iter() {
                 sink.apply(&effect);
             }

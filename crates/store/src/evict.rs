@@ -206,7 +206,7 @@ impl Keyspace {
                 continue;
             }
             if let Some(key) = self.evict_sieve_in(db, shard, now) {
-                self.effects.emit(db, &[b"DEL", &key]);
+                self.effects.emit_from(db, &[b"DEL", &key], crate::effect::Origin::Eviction);
                 self.effects.event(db, class::EVICTED, "evicted", &key);
                 self.evictor.evicted.fetch_add(1, Relaxed);
                 return true;

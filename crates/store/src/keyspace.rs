@@ -24,7 +24,7 @@
 //! own: every change to a shard starts with taking its lock, and the lock
 //! functions are the one place that checks.
 
-use crate::effect::{class, EffectStream};
+use crate::effect::{class, EffectStream, Origin};
 use crate::value::Value;
 use bytes::Bytes;
 use indexmap::IndexMap;
@@ -351,7 +351,7 @@ impl Keyspace {
     /// Removes an expired key found by a lookup, scan or the active cycle.
     fn note_expired(&self, db: usize, key: &[u8]) {
         self.expired.fetch_add(1, Ordering::Relaxed);
-        self.effects.emit(db, &[b"DEL", key]);
+        self.effects.emit_from(db, &[b"DEL", key], Origin::Expiry);
         self.effects.event(db, class::EXPIRED, "expired", key);
     }
 
@@ -692,6 +692,14 @@ impl<'a> Tx<'a> {
             return None;
         };
         Some(&s.map[i])
+    }
+
+    /// Whether `key` is still stored but past its deadline (not reclaimed
+    /// yet). Touches nothing.
+    pub fn is_stale(&mut self, key: &[u8]) -> bool {
+        let now = self.now;
+        let s = self.guards.get(self.ks.shard_of(key));
+        s.map.get(key).is_some_and(|e| e.is_expired(now))
     }
 
     pub fn contains(&mut self, key: &[u8]) -> bool {

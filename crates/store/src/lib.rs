@@ -17,7 +17,7 @@ pub mod types;
 pub mod value;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use effect::{class, Effect, EffectSink, EffectStream, Event};
+pub use effect::{class, Effect, EffectSink, EffectStream, Event, Origin};
 pub use evict::Policy;
 pub use glob::glob_match;
 pub use keyspace::{CutSink, Entry, Keyspace, ReadObserver, Ttl, Tx};

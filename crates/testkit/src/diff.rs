@@ -52,6 +52,7 @@ fn shape(frame: &Frame) -> &'static str {
         Frame::BigNumber(_) => "bignumber",
         Frame::Verbatim { .. } => "verbatim",
         Frame::Push(_) => "push",
+        Frame::Attribute { .. } => "attribute",
     }
 }
 

@@ -180,6 +180,35 @@ impl RawConn {
         }
     }
 
+    /// Reads a full sync's image: `$<len>\r\n` and then `len` bytes with
+    /// no CRLF after them (how a primary sends the RDB after SYNC).
+    pub fn read_sync_payload(&mut self) -> Result<Vec<u8>> {
+        let mut chunk = [0u8; 16384];
+        let header_end = loop {
+            if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                break p;
+            }
+            let n = self.stream.read(&mut chunk).context("read sync header")?;
+            if n == 0 {
+                bail!("connection closed");
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        };
+        let header = self.buf.split_to(header_end + 2);
+        let len: usize = std::str::from_utf8(&header[1..header_end])?.parse().context("sync payload length")?;
+        if header[0] != b'$' {
+            bail!("expected a bulk header, got {:?}", String::from_utf8_lossy(&header));
+        }
+        while self.buf.len() < len {
+            let n = self.stream.read(&mut chunk).context("read sync payload")?;
+            if n == 0 {
+                bail!("connection closed");
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok(self.buf.split_to(len).to_vec())
+    }
+
     /// Reads until the server closes the connection; returns what arrived.
     pub fn read_to_close(&mut self) -> Result<Vec<u8>> {
         let mut rest = self.buf.split().to_vec();

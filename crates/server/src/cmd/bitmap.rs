@@ -78,6 +78,12 @@ fn read_bytes(tx: &mut Tx<'_>, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
 
 /// Takes the string at `key` out for editing, at least `min_len` bytes
 /// long (zero-padded). Put it back with [`store`].
+/// Whether writing `key` at `min_len` bytes creates or grows it (then the
+/// write counts even if no bit changes, as Redis's `dirty` flag says).
+fn creates_or_grows(tx: &mut Tx<'_>, key: &[u8], min_len: usize) -> bool {
+    tx.peek(key).and_then(|e| e.value.as_str()).is_none_or(|s| s.len() < min_len)
+}
+
 fn take_for_write(tx: &mut Tx<'_>, key: &[u8], min_len: usize) -> Result<BytesMut, CmdError> {
     let current = match tx.get(key) {
         None => Bytes::new(),
@@ -123,12 +129,18 @@ fn setbit(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         _ => return Err(CmdError::Err("bit is not an integer or out of range".into())),
     };
     let mut tx = ctx.lock(key);
-    let mut buf = take_for_write(&mut tx, key, (offset >> 3) as usize + 1)?;
+    let need = (offset >> 3) as usize + 1;
+    let grows = creates_or_grows(&mut tx, key, need);
+    let mut buf = take_for_write(&mut tx, key, need)?;
     let old = get_bit(&buf, offset);
     set_bit(&mut buf, offset, on);
     store(&mut tx, key, buf);
-    tx.emit(&args.all());
-    tx.notify(class::STRING, "setbit", key);
+    // Rewriting a bit with its own value is not a write (no propagation,
+    // no event, WATCH untouched).
+    if grows || (old == 1) != on {
+        tx.emit(&args.all());
+        tx.notify(class::STRING, "setbit", key);
+    }
     Ok(Frame::Integer(old as i64))
 }
 
@@ -193,6 +205,11 @@ fn bitcount(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let mut tx = ctx.lock(key);
     let Some(p) = read_bytes(&mut tx, key)? else { return Ok(Frame::Integer(0)) };
     let (s, e, is_bit) = range.unwrap_or((0, -1, false));
+    // Both from the end and crossed: empty, before clamping could make
+    // them overlap (Redis checks this first, too).
+    if s < 0 && e < 0 && s > e {
+        return Ok(Frame::Integer(0));
+    }
     Ok(Frame::Integer(bit_range(s, e, is_bit, p.len()).map_or(0, |(s, e)| count_bits(&p, s, e)) as i64))
 }
 
@@ -454,6 +471,7 @@ fn run_fields(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResu
         let out = fields.iter().map(|f| Frame::Integer(get_field(&p, f.offset, f.bits, f.signed)));
         return Ok(Frame::Array(out.collect()));
     };
+    let grows = creates_or_grows(&mut tx, key, need);
     let mut buf = take_for_write(&mut tx, key, need)?;
     let mut out = Vec::with_capacity(fields.len());
     let mut changes = 0;
@@ -464,7 +482,9 @@ fn run_fields(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResu
             (_, None) => out.push(Frame::Null),
             (op, Some(new)) => {
                 set_field(&mut buf, f.offset, f.bits, new as u64);
-                changes += 1;
+                if grows || get_field(&buf, f.offset, f.bits, f.signed) != old {
+                    changes += 1;
+                }
                 // Read back: SET replies with the old value, INCRBY with the
                 // stored (truncated to width) new one.
                 let stored = get_field(&buf, f.offset, f.bits, f.signed);
@@ -473,8 +493,8 @@ fn run_fields(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResu
         }
     }
     store(&mut tx, key, buf);
-    tx.emit(&args.all());
     if changes > 0 {
+        tx.emit(&args.all());
         tx.notify(class::STRING, "setbit", key);
     }
     Ok(Frame::Array(out))

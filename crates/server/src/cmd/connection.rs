@@ -118,6 +118,16 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         "7.0.0",
         "Sets the client eviction mode of the connection.",
     ),
+    CommandSpec::new("unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_unblock).doc(
+        "connection",
+        "5.0.0",
+        "Unblocks a client blocked by a blocking command from a different connection.",
+    ),
+    CommandSpec::new("reply", 3, NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_reply).doc(
+        "connection",
+        "3.2.0",
+        "Instructs the server whether to reply to commands.",
+    ),
     CommandSpec::new("help", 2, LOADING | STALE, KeySpec::NONE, client_help).doc(
         "connection",
         "5.0.0",
@@ -278,11 +288,20 @@ fn client_getname(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 
 /// One line of CLIENT LIST / CLIENT INFO, with Redis 7.2's fields. Buffer
 /// sizes Larder does not track per client are reported as 0.
-fn client_line(c: &ClientInfo, uptime_ms: u64) -> String {
+fn client_line(c: &ClientInfo, uptime_ms: u64, blocked: &[u64]) -> String {
     let m = c.meta.lock().clone();
     let s = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
     let idle = uptime_ms.saturating_sub(c.last_interaction.load(Relaxed)) / 1000;
-    let flags = if m.no_evict { "e" } else { "N" };
+    let mut flags = String::new();
+    if blocked.contains(&c.id) {
+        flags.push('b');
+    }
+    if m.no_evict {
+        flags.push('e');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
     format!(
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
         c.id,
@@ -332,20 +351,21 @@ fn client_list(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
     }
     let uptime = ctx.shared.uptime_ms();
+    let blocked = ctx.shared.blocking.blocked_clients();
     let text: String = ctx
         .shared
         .clients
         .all()
         .iter()
         .filter(|c| type_ok && ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
-        .map(|c| client_line(c, uptime))
+        .map(|c| client_line(c, uptime, &blocked))
         .collect();
     Ok(verbatim(text))
 }
 
 /// CLIENT INFO
 fn client_info(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
-    Ok(verbatim(client_line(&ctx.client.info, ctx.shared.uptime_ms())))
+    Ok(verbatim(client_line(&ctx.client.info, ctx.shared.uptime_ms(), &[])))
 }
 
 /// Which clients a CLIENT KILL filter selects.
@@ -459,6 +479,35 @@ fn client_no_evict(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         _ => return Err(CmdError::Syntax),
     };
     ctx.client.info.meta.lock().no_evict = on;
+    Ok(Frame::ok())
+}
+
+/// CLIENT UNBLOCK client-id [TIMEOUT|ERROR]: 1 if that client was
+/// blocked (it gets its timeout reply, or an -UNBLOCKED error), else 0.
+fn client_unblock(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    use crate::blocking::Unblock;
+    let id = super::parse_i64(args.next_arg()?)?;
+    let how = match args.next() {
+        None => Unblock::Timeout,
+        Some(a) if eq_ic(a, "timeout") && args.remaining() == 0 => Unblock::Timeout,
+        Some(a) if eq_ic(a, "error") && args.remaining() == 0 => Unblock::Error,
+        Some(_) => return Err(CmdError::Err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR".into())),
+    };
+    Ok(Frame::Integer(ctx.shared.blocking.unblock(id as u64, how) as i64))
+}
+
+/// CLIENT REPLY ON|OFF|SKIP. Only replies are silenced: pub/sub messages
+/// and other pushes still arrive, as in Redis.
+fn client_reply(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    use crate::conn::client::ReplyMode;
+    let v = args.next_arg()?;
+    ctx.client.reply_mode = match () {
+        _ if eq_ic(v, "on") => ReplyMode::On,
+        _ if eq_ic(v, "off") => ReplyMode::Off,
+        // This reply and the next command's.
+        _ if eq_ic(v, "skip") => ReplyMode::SkipThisAndNext,
+        _ => return Err(CmdError::Syntax),
+    };
     Ok(Frame::ok())
 }
 
@@ -636,6 +685,10 @@ fn client_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
             "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
             "NO-EVICT (ON|OFF)",
             "    Protect current client connection from eviction.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
             "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
             "         [OPTIN] [OPTOUT] [NOLOOP]",
             "    Control server assisted client side caching.",

@@ -462,7 +462,9 @@ fn search(z: &ZSet, q: &Query<'_>, centre: (f64, f64)) -> Vec<(Bytes, u64, f64, 
                 d
             }
             Shape::Box(w, h) => {
-                if lat_distance(lat, centre.1) > h / 2.0 || distance(lon, centre.1, centre.0, centre.1) > w / 2.0 {
+                // The width is measured along the point's own parallel, as
+                // Redis's geohashGetDistanceIfInRectangle does.
+                if lat_distance(lat, centre.1) > h / 2.0 || distance(lon, lat, centre.0, lat) > w / 2.0 {
                     continue;
                 }
                 distance(centre.0, centre.1, lon, lat)

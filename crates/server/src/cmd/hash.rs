@@ -187,6 +187,9 @@ fn hincrby(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 fn hincrbyfloat(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (key, field, delta_text) = (args.next_arg()?, args.next_arg()?, args.next_arg()?);
     let delta = parse_f64(delta_text)?;
+    if !delta.is_finite() {
+        return Err(CmdError::Err("value is NaN or Infinity".into()));
+    }
     let lim = ctx.client.limits;
     let mut tx = ctx.lock(key);
     let h = live_or_create(&mut tx, key)?;
@@ -240,7 +243,25 @@ pub(super) fn rand_count(arg: &[u8]) -> Result<(usize, bool), CmdError> {
     if l == i64::MIN {
         return Err(CmdError::Err(format!("value is out of range, value must between {} and {}", -i64::MAX, i64::MAX)));
     }
+    // Redis streams a repeated pick of any size into the output buffer;
+    // Larder builds the reply first, so a count no reply could hold is
+    // refused rather than attempted (it would only exhaust memory).
+    if l < -MAX_REPEATED_PICK {
+        return Err(CmdError::Err("value is out of range".into()));
+    }
     Ok((l.unsigned_abs() as usize, l >= 0))
+}
+
+/// The largest repeated (negative-count) random pick a reply is built for.
+const MAX_REPEATED_PICK: i64 = 1 << 28;
+
+/// Redis's bound on a count whose reply pairs each pick with its value or
+/// score (the reply length must not overflow).
+pub(super) fn check_paired_count(count: Option<(usize, bool)>) -> Result<(), CmdError> {
+    match count {
+        Some((n, _)) if n as u64 > i64::MAX as u64 / 2 => Err(CmdError::Err("value is out of range".into())),
+        _ => Ok(()),
+    }
 }
 
 /// Indexes for a random pick of `count` from `len`: distinct (in the
@@ -265,6 +286,9 @@ fn hrandfield(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         Some(a) if super::eq_ic(a, "withvalues") && args.peek().is_none() => true,
         Some(_) => return Err(CmdError::Syntax),
     };
+    if withvalues {
+        check_paired_count(count)?;
+    }
     let resp3 = ctx.resp3();
     let mut tx = ctx.lock(key);
     let h = read(&mut tx, key)?;

@@ -559,7 +559,14 @@ fn restore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if let Some(at) = deadline {
         tx.set_expire(key, at);
     }
-    tx.emit(&[b"RESTORE", key, ttl_arg.as_bytes(), payload, b"REPLACE", b"ABSTTL"]);
+    // As Redis propagates it: the arguments as given, a relative TTL made
+    // absolute with ABSTTL added.
+    let mut effect: Vec<&[u8]> = args.all();
+    if deadline.is_some() && !absttl {
+        effect[2] = ttl_arg.as_bytes();
+        effect.push(b"ABSTTL");
+    }
+    tx.emit(&effect);
     tx.notify(class::GENERIC, "restore", key);
     ctx.key_ready(key);
     Ok(Frame::ok())

@@ -132,6 +132,9 @@ fn side_name(left: bool) -> &'static [u8] {
 /// LPOP/RPOP key [count]
 fn pop(ctx: &mut Ctx<'_>, mut args: Args<'_>, left: bool) -> CmdResult {
     let key = args.next_arg()?;
+    if args.remaining() > 1 {
+        return Err(CmdError::WrongArity(String::from_utf8_lossy(args.get(0)).to_lowercase()));
+    }
     let count = match args.next() {
         None => None,
         Some(a) => Some(parse_positive(a)?),
@@ -343,9 +346,9 @@ fn move_one(
     to_left: bool,
     block: Option<Option<std::time::Duration>>,
 ) -> CmdResult {
-    let lim = ctx.client.limits;
+    let (lim, woken) = (ctx.client.limits, ctx.woken());
     let mut tx = ctx.lock_keys([src, dst]);
-    if read(&mut tx, src)?.is_none() {
+    if super::absent_if_woken(woken, read(&mut tx, src))?.is_none() {
         return match block {
             None => Ok(Frame::Null),
             Some(timeout) => ctx.block(&[src], timeout, Frame::NullArray),
@@ -416,10 +419,10 @@ fn pop_first(
     timeout: Option<Option<std::time::Duration>>,
     shape: PopShape,
 ) -> CmdResult {
-    let lim = ctx.client.limits;
+    let (lim, woken) = (ctx.client.limits, ctx.woken());
     let mut tx = ctx.lock_keys(keys.iter().copied());
     for key in keys {
-        if read(&mut tx, key)?.is_some() {
+        if super::absent_if_woken(woken, read(&mut tx, key))?.is_some() {
             let (v, empty) = pop_n(&mut tx, key, left, count, &lim)?;
             popped(&mut tx, key, left, empty);
             let n = itoa::Buffer::new().format(v.len()).as_bytes().to_vec();

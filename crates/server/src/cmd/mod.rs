@@ -12,6 +12,7 @@ pub mod keys;
 pub mod list;
 pub mod memory;
 pub mod pubsub;
+pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod set;
@@ -79,6 +80,11 @@ impl<'a> Ctx<'a> {
     /// Blocks the client on `keys` until one may be ready or `timeout`
     /// passes. Call with the keys' shard locks held (see `blocking`). On a
     /// retry the client keeps its first registration and deadline.
+    /// Whether this run is a blocked command woken to try again.
+    pub fn woken(&self) -> bool {
+        self.client.blocked.is_some()
+    }
+
     pub fn block(&mut self, keys: &[&[u8]], timeout: Option<std::time::Duration>, timeout_reply: Frame) -> CmdResult {
         // Inside EXEC nothing blocks: the command times out at once.
         if self.client.in_exec {
@@ -188,6 +194,16 @@ pub fn eq_ic(a: &[u8], word: &str) -> bool {
 }
 
 /// Redis's `getLongLongFromObject`: strict decimal i64.
+/// A key read by a woken blocked command: one now holding another type is
+/// as if absent, so the client goes on waiting, as Redis serves a blocked
+/// client only from a key of the type it waits for.
+pub fn absent_if_woken<T>(woken: bool, read: Result<Option<T>, CmdError>) -> Result<Option<T>, CmdError> {
+    match read {
+        Err(CmdError::WrongType) if woken => Ok(None),
+        other => other,
+    }
+}
+
 pub fn parse_i64(a: &[u8]) -> Result<i64, CmdError> {
     larder_store::value::parse_canonical_i64(a).ok_or(CmdError::NotInteger)
 }

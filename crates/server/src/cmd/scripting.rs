@@ -206,6 +206,10 @@ fn script_kill(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 fn fcall_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, ro: bool) -> CmdResult {
     let command: Vec<Bytes> = args.all().iter().map(|a| Bytes::copy_from_slice(a)).collect();
     let name = args.next_arg()?;
+    // FCALL words a bad count its own way (EVAL's is the generic text).
+    if args.peek().is_some_and(|n| super::parse_i64(n).is_err()) {
+        return Err(CmdError::Err("Bad number of keys provided".into()));
+    }
     let (keys, argv) = split_keys(&mut args)?;
     let shared = ctx.shared;
     shared.scripting.fcall(ctx, name, &keys, &argv, ro, command)
@@ -322,6 +326,12 @@ fn function_dump(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 
 /// FUNCTION RESTORE serialized-value [FLUSH|APPEND|REPLACE]
 fn function_restore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    if args.remaining() > 2 {
+        return Err(CmdError::Err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+            String::from_utf8_lossy(args.get(1))
+        )));
+    }
     let payload = args.next_arg()?;
     let policy = match args.next() {
         None => RestorePolicy::Append,

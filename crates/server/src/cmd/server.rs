@@ -416,8 +416,9 @@ fn movable_keys(name: &str, argv: &[&[u8]]) -> Option<Vec<usize>> {
             (rest > 0 && rest.is_multiple_of(2)).then(|| (s + 1..s + 1 + rest / 2).collect())
         }
         "sort" | "sort_ro" | "georadius" | "georadiusbymember" => {
+            // Only the last STORE counts: it is the one the command uses.
             let mut k = vec![1];
-            k.extend(after(&["store", "storedist"]));
+            k.extend(after(&["store", "storedist"]).last());
             Some(k)
         }
         _ => None,
@@ -482,12 +483,86 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         );
         return Ok(Frame::Simple(Bytes::from(text)));
     }
+    if eq_ic(sub, "digest") && args.remaining() == 0 {
+        return Ok(Frame::Simple(Bytes::from(crate::digest::dataset_digest(ctx.shared, ctx.now))));
+    }
+    if eq_ic(sub, "digest-value") {
+        let keys = args.rest();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let mut tx = ctx.lock(key);
+            out.push(Frame::Simple(Bytes::from(crate::digest::value_digest(tx.peek(key)))));
+        }
+        return Ok(Frame::Array(out));
+    }
+    if eq_ic(sub, "protocol") {
+        let kind = args.next_arg()?;
+        args.finish()?;
+        if eq_ic(kind, "push") && ctx.resp3() {
+            // Out of band, like every push; the reply proper follows.
+            let push = Frame::Push(vec![Frame::bulk_static("server-cpu-usage"), Frame::Integer(42)]);
+            ctx.client.outbox.push_frame(&push, crate::pubsub::BufferLimit::default());
+            return Ok(Frame::bulk_static("Some real reply following the push reply"));
+        }
+        return debug_protocol(kind);
+    }
+    if eq_ic(sub, "reload") {
+        // Redis's default: save, empty the dataset, load the file again.
+        for opt in args.rest() {
+            if !eq_ic(opt, "merge") && !eq_ic(opt, "noflush") && !eq_ic(opt, "nosave") {
+                return Err(CmdError::Err("DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.".into()));
+            }
+        }
+        let has = |name| args.all().iter().skip(2).any(|a| eq_ic(a, name));
+        if !has("nosave") {
+            crate::snapshot::save(ctx.shared)
+                .map_err(|e| CmdError::Err(format!("Error trying to save the DB: {e}")))?;
+        }
+        if !has("noflush") {
+            for db in 0..ctx.shared.keyspace.databases() {
+                ctx.shared.keyspace.flush_db(db);
+            }
+        }
+        let merge = has("merge") || !has("noflush");
+        crate::snapshot::load_rdb_file(ctx.shared, merge)
+            .map_err(|e| CmdError::Err(format!("Error trying to load the RDB dump: {e}")))?;
+        return Ok(Frame::ok());
+    }
+    if eq_ic(sub, "loadaof") {
+        crate::aof::reload(ctx.shared).map_err(|e| CmdError::Err(format!("Error loading the AOF: {e}")))?;
+        return Ok(Frame::ok());
+    }
+    if eq_ic(sub, "quicklist-packed-threshold") {
+        // Redis stores list elements above this size in nodes of their
+        // own; Larder's list has no such nodes, so there is nothing to
+        // tune, but the argument is checked as Redis checks it.
+        let size = crate::config::parse_memory(&String::from_utf8_lossy(args.next_arg()?));
+        args.finish()?;
+        return match size {
+            Ok(n) if n < 1 << 32 => Ok(Frame::ok()),
+            _ => Err(CmdError::Err("argument must be a memory value bigger than 1 and smaller than 4gb".into())),
+        };
+    }
     if eq_ic(sub, "help") {
         return Ok(help_reply(
             "DEBUG",
             &[
+                "DIGEST",
+                "    Output a hex signature representing the current DB content.",
+                "DIGEST-VALUE <key> [<key> ...]",
+                "    Output a hex signature of the values of all the specified keys.",
+                "LOADAOF",
+                "    Flush the AOF buffers on disk and reload the AOF in memory.",
                 "OBJECT <key>",
                 "    Show low level info about the key and associated value.",
+                "PROTOCOL <type>",
+                "    Reply with a test value of the specified type. <type> can be: string,",
+                "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+                "    true, false.",
+                "QUICKLIST-PACKED-THRESHOLD <size>",
+                "    Accepted for compatibility: Larder's lists have no separately packed nodes.",
+                "RELOAD [option ...]",
+                "    Save the RDB on disk and reload it back to memory. Options: MERGE, NOFLUSH, NOSAVE.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not accessed.",
                 "SLEEP <seconds>",
@@ -496,6 +571,39 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         ));
     }
     Err(CmdError::UnknownSubcommand { sub: String::from_utf8_lossy(sub).into_owned(), cmd: "DEBUG".into() })
+}
+
+/// DEBUG PROTOCOL: one reply of each RESP type, as Redis's debug.c sends.
+// Redis's double is literally 3.141, not an approximation of pi.
+#[allow(clippy::approx_constant)]
+fn debug_protocol(kind: &[u8]) -> CmdResult {
+    let kind = String::from_utf8_lossy(kind).to_ascii_lowercase();
+    let ints = || (0..3).map(Frame::Integer).collect::<Vec<_>>();
+    Ok(match kind.as_str() {
+        "string" => Frame::bulk_static("Hello World"),
+        "integer" => Frame::Integer(12345),
+        "double" => Frame::Double(3.141),
+        "bignum" => Frame::BigNumber(Bytes::from_static(b"1234567999999999999999999999999999999")),
+        "null" => Frame::Null,
+        "array" => Frame::Array(ints()),
+        "set" => Frame::Set(ints()),
+        "map" => Frame::Map((0..3).map(|j| (Frame::Integer(j), Frame::Boolean(j == 1))).collect()),
+        "attrib" => Frame::Attribute {
+            attrs: vec![(
+                Frame::bulk_static("key-popularity"),
+                Frame::Array(vec![Frame::bulk_static("key:123"), Frame::Integer(90)]),
+            )],
+            reply: Box::new(Frame::bulk_static("Some real reply following the attribute")),
+        },
+        // RESP3 clients are answered before this (the push is out of band).
+        "push" => return Err(CmdError::Err("RESP2 is not supported by this command".into())),
+        "true" => Frame::Boolean(true),
+        "false" => Frame::Boolean(false),
+        "verbatim" => Frame::Verbatim { format: *b"txt", text: Bytes::from_static(b"This is a verbatim\nstring") },
+        _ => return Err(CmdError::Err(
+            "Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false".into(),
+        )),
+    })
 }
 
 /// SAVE: the EXCLUSIVE flag means nothing else runs meanwhile.

@@ -133,8 +133,8 @@ fn parse_id(a: &[u8], missing_seq: u64) -> Result<StreamId, CmdError> {
     }
 }
 
-/// A range bound: `-`, `+`, `[(]ms[-seq]`. Returns None for an exclusive
-/// bound that runs off the ID space (an empty range).
+/// A range bound: `-`, `+`, `[(]ms[-seq]`. Always Some (callers still
+/// treat None as an empty range).
 fn parse_bound(a: &[u8], is_start: bool) -> Result<Option<StreamId>, CmdError> {
     match a {
         b"-" => return Ok(Some(StreamId::MIN)),
@@ -149,11 +149,12 @@ fn parse_bound(a: &[u8], is_start: bool) -> Result<Option<StreamId>, CmdError> {
         return Err(invalid_id());
     }
     let id = parse_id(body, if is_start { 0 } else { u64::MAX })?;
-    Ok(match (exclusive, is_start) {
-        (false, _) => Some(id),
-        (true, true) => id.incr(),
-        (true, false) => id.decr(),
-    })
+    // An exclusive bound past either end of the ID space is an error.
+    match (exclusive, is_start) {
+        (false, _) => Ok(Some(id)),
+        (true, true) => id.incr().map(Some).ok_or_else(|| CmdError::Err("invalid start ID for the interval".into())),
+        (true, false) => id.decr().map(Some).ok_or_else(|| CmdError::Err("invalid end ID for the interval".into())),
+    }
 }
 
 fn read<'t>(tx: &'t mut Tx<'_>, key: &[u8]) -> Result<Option<&'t mut Stream>, CmdError> {
@@ -181,7 +182,7 @@ struct TrimSpec {
 }
 
 /// Parses a trim clause starting at `kw` (MAXLEN or MINID).
-fn parse_trim(kw: &[u8], args: &mut Args<'_>) -> Result<TrimSpec, CmdError> {
+fn parse_trim(kw: &[u8], args: &mut Args<'_>, node_max: u64) -> Result<TrimSpec, CmdError> {
     let mut approx = false;
     if let Some(op) = args.peek() {
         if op == b"~" || op == b"=" {
@@ -199,7 +200,7 @@ fn parse_trim(kw: &[u8], args: &mut Args<'_>) -> Result<TrimSpec, CmdError> {
     } else {
         Trim::MinId(parse_id(t, 0)?)
     };
-    let mut limit = if approx { 100 * larder_store::types::stream::NODE_ENTRIES } else { 0 };
+    let mut limit = if approx { 100 * node_max } else { 0 };
     if args.peek().is_some_and(|a| eq_ic(a, "limit")) {
         args.next();
         let n = parse_i64(args.next_arg()?)?;
@@ -240,7 +241,7 @@ fn xadd(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                     "syntax error, MAXLEN and MINID options at the same time are not compatible".into(),
                 ));
             }
-            trim = Some(parse_trim(a, &mut args)?);
+            trim = Some(parse_trim(a, &mut args, ctx.client.limits.stream_node_max_entries)?);
         } else {
             break a;
         }
@@ -294,7 +295,7 @@ fn xadd(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             }
         }
     };
-    s.add(id, raw.iter().map(|f| Bytes::copy_from_slice(f)).collect());
+    s.add(id, raw.iter().map(|f| Bytes::copy_from_slice(f)).collect(), ctx.client.limits.stream_node_max_entries);
     let id_text = id.to_string();
     let mut effect: Vec<&[u8]> = vec![b"XADD", key, id_text.as_bytes()];
     effect.extend(&raw);
@@ -371,7 +372,7 @@ fn xtrim(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if !eq_ic(kw, "maxlen") && !eq_ic(kw, "minid") {
         return Err(CmdError::Syntax);
     }
-    let spec = parse_trim(kw, &mut args)?;
+    let spec = parse_trim(kw, &mut args, ctx.client.limits.stream_node_max_entries)?;
     args.finish()?;
     let mut tx = ctx.lock(key);
     if read(&mut tx, key)?.is_none() {
@@ -433,9 +434,21 @@ fn parse_read<'a>(args: &mut Args<'a>, xreadgroup: bool) -> Result<ReadReq<'a>, 
     Ok(r)
 }
 
+/// A script may not block (EXEC's queue may: it just does not wait).
+fn refuse_block_in_script(ctx: &Ctx<'_>, r: &ReadReq<'_>, name: &[u8]) -> Result<(), CmdError> {
+    if r.block.is_some() && ctx.client.in_exec && ctx.shared.scripting.running_ms().is_some() {
+        return Err(CmdError::Err(format!(
+            "{} command is not allowed with BLOCK option from scripts",
+            String::from_utf8_lossy(name)
+        )));
+    }
+    Ok(())
+}
+
 /// XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]
 fn xread(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let r = parse_read(&mut args, false)?;
+    refuse_block_in_script(ctx, &r, args.get(0))?;
     for id in &r.ids {
         if *id == b">" {
             return Err(CmdError::Err(
@@ -444,13 +457,13 @@ fn xread(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             ));
         }
     }
-    let resp3 = ctx.resp3();
+    let (resp3, woken) = (ctx.resp3(), ctx.woken());
     // A retry of a blocked XREAD reads from where `$` pointed the first time.
     let memo = ctx.client.blocked.as_ref().map(|b| b.memo.clone()).filter(|m| m.len() == r.keys.len());
     let mut tx = ctx.lock_keys(r.keys.iter().copied());
     let mut from = Vec::with_capacity(r.keys.len());
     for (i, (key, id)) in r.keys.iter().zip(&r.ids).enumerate() {
-        let s = read(&mut tx, key)?;
+        let s = super::absent_if_woken(woken, read(&mut tx, key))?;
         let after = match (&memo, *id) {
             (Some(m), _) => parse_id(&m[i], 0)?,
             (None, b"$") => s.map_or(StreamId::MIN, |s| s.last_id),
@@ -460,7 +473,7 @@ fn xread(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     let mut out = Vec::new();
     for (key, after) in r.keys.iter().zip(&from) {
-        let Some(s) = read(&mut tx, key)? else { continue };
+        let Some(s) = super::absent_if_woken(woken, read(&mut tx, key))? else { continue };
         let Some(start) = after.incr() else { continue };
         let entries: Vec<Frame> = s
             .range(start, StreamId::MAX, false)
@@ -535,6 +548,7 @@ fn emit_setid(tx: &Tx<'_>, key: &[u8], group: &[u8], last: StreamId, entries_rea
 /// XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS key [key ...] id [id ...]
 fn xreadgroup(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let r = parse_read(&mut args, true)?;
+    refuse_block_in_script(ctx, &r, args.get(0))?;
     let (group, consumer) = r.group.expect("checked by parse_read");
     for id in &r.ids {
         if *id == b"$" {
@@ -543,11 +557,21 @@ fn xreadgroup(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     let ids: Vec<Option<StreamId>> =
         r.ids.iter().map(|a| if *a == b">" { Ok(None) } else { parse_id(a, 0).map(Some) }).collect::<Result<_, _>>()?;
-    let (resp3, now) = (ctx.resp3(), ctx.now);
+    let (resp3, now, woken) = (ctx.resp3(), ctx.now, ctx.woken());
     let mut tx = ctx.lock_keys(r.keys.iter().copied());
     for key in &r.keys {
-        match read(&mut tx, key)? {
-            Some(s) if s.groups.contains_key(group) => {}
+        // A blocked reader learns that what it waited on went away.
+        match read(&mut tx, key) {
+            Err(CmdError::WrongType) | Ok(None) if woken => {
+                return Err(CmdError::Raw("UNBLOCKED the stream key no longer exists".into()))
+            }
+            Ok(Some(s)) if woken && !s.groups.contains_key(group) => {
+                return Err(CmdError::Raw(
+                    "NOGROUP the consumer group this client was blocked on no longer exists".into(),
+                ))
+            }
+            Ok(Some(s)) if s.groups.contains_key(group) => {}
+            Err(e) => return Err(e),
             _ => {
                 return Err(CmdError::Raw(format!(
                     "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
@@ -835,7 +859,13 @@ fn xclaim(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             g.last_id = l;
         }
     }
-    s.groups.get_mut(group).expect("checked").consumer(consumer, now).0.seen_time = now;
+    let (c, created) = s.groups.get_mut(group).expect("checked").consumer(consumer, now);
+    c.seen_time = now;
+    if created {
+        tx.emit(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
+        tx.notify(class::STREAM, "xgroup-createconsumer", key);
+    }
+    let s = read(&mut tx, key)?.expect("checked");
     let mut out = Vec::new();
     let mut claimed = Vec::new();
     let opts = ClaimOpts { min_idle, now, delivery_time, retry, force, justid };
@@ -882,7 +912,13 @@ fn xautoclaim(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         return Err(no_group(key, group));
     }
     let s = read(&mut tx, key)?.expect("checked");
-    s.groups.get_mut(group).expect("checked").consumer(consumer, now).0.seen_time = now;
+    let (c, created) = s.groups.get_mut(group).expect("checked").consumer(consumer, now);
+    c.seen_time = now;
+    if created {
+        tx.emit(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
+        tx.notify(class::STREAM, "xgroup-createconsumer", key);
+    }
+    let s = read(&mut tx, key)?.expect("checked");
     let candidates: Vec<StreamId> = match start {
         Some(st) => s.groups[group].pel.range(st..).map(|(id, _)| *id).take(count * 10).collect(),
         None => vec![],
@@ -890,7 +926,8 @@ fn xautoclaim(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (mut claimed, mut deleted, mut next) = (Vec::new(), Vec::new(), StreamId::MIN);
     let mut scanned = 0;
     for id in &candidates {
-        if claimed.len() >= count {
+        // COUNT bounds the reply: deleted entries reported count too.
+        if claimed.len() + deleted.len() >= count {
             next = *id;
             break;
         }
@@ -1039,7 +1076,12 @@ fn xgroup_setid(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (_, entries_read) = parse_entries_read(&mut args, false)?;
     let mut tx = ctx.lock(key);
     let s = read(&mut tx, key)?.ok_or_else(key_required)?;
-    let id = group_start(Some(s), id_arg)?;
+    // Unlike CREATE, SETID takes `-` and `+` (Redis parses it leniently).
+    let id = match id_arg {
+        b"-" => StreamId::MIN,
+        b"+" => StreamId::MAX,
+        _ => group_start(Some(s), id_arg)?,
+    };
     let g = s.groups.get_mut(group).ok_or_else(|| no_group_for_key(key, group))?;
     g.last_id = id;
     g.entries_read = entries_read.unwrap_or(INVALID_ENTRIES_READ);

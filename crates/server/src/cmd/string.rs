@@ -376,7 +376,9 @@ fn msetnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     Ok(Frame::Integer(mset_generic(ctx, args, true)? as i64))
 }
 
-fn incr_generic(ctx: &Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
+/// INCR, DECR, INCRBY and DECRBY; `command` is propagated as given (it
+/// is deterministic), as Redis does.
+fn incr_generic(ctx: &Ctx<'_>, key: &[u8], delta: i64, command: &[&[u8]]) -> CmdResult {
     let mut tx = ctx.lock(key);
     // One lookup: integers are updated in place, keeping the TTL.
     let next = match tx.get(key) {
@@ -395,26 +397,26 @@ fn incr_generic(ctx: &Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
             next
         }
     };
-    tx.emit(&[b"INCRBY", key, itoa::Buffer::new().format(delta).as_bytes()]);
+    tx.emit(command);
     tx.notify(class::STRING, "incrby", key);
     Ok(Frame::Integer(next))
 }
 
 /// INCR key
 fn incr(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
-    incr_generic(ctx, args.next_arg()?, 1)
+    incr_generic(ctx, args.next_arg()?, 1, &args.all())
 }
 
 /// DECR key
 fn decr(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
-    incr_generic(ctx, args.next_arg()?, -1)
+    incr_generic(ctx, args.next_arg()?, -1, &args.all())
 }
 
 /// INCRBY key increment
 fn incrby(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     let delta = args.next_i64()?;
-    incr_generic(ctx, key, delta)
+    incr_generic(ctx, key, delta, &args.all())
 }
 
 /// DECRBY key decrement
@@ -424,7 +426,7 @@ fn decrby(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if delta == i64::MIN {
         return Err(CmdError::Err("decrement would overflow".into()));
     }
-    incr_generic(ctx, key, -delta)
+    incr_generic(ctx, key, -delta, &args.all())
 }
 
 /// INCRBYFLOAT key increment

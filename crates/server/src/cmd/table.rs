@@ -264,6 +264,7 @@ impl CommandTable {
             super::transaction::COMMANDS,
             super::pubsub::COMMANDS,
             super::scripting::COMMANDS,
+            super::replication::COMMANDS,
         ];
         let map = groups
             .iter()

@@ -113,7 +113,8 @@ fn watch(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (flag, mut keys) = ctx.client.watch.take().unwrap_or_else(|| (Arc::new(AtomicBool::new(false)), Vec::new()));
     for k in args.rest() {
         if !keys.iter().any(|(d, key)| *d == db && key == k) {
-            ctx.shared.watches.watch(db, k, &flag);
+            let stale = ctx.shared.keyspace.lock(db, k, ctx.now).is_stale(k);
+            ctx.shared.watches.watch(db, k, &flag, stale);
             keys.push((db, Bytes::copy_from_slice(k)));
         }
     }

@@ -1,11 +1,13 @@
 //! Sorted-set commands. The structure (listpack or skiplist encoding, with
 //! O(log n) ranks in both) is `larder_store::ZSet`; this module parses
 //! ranges (by rank, score or lex), shapes replies (RESP3 pairs with double
-//! scores, RESP2 flat lists with string scores) and emits effects. Pops
-//! emit the ZREM of what they removed, so replicas and the AOF replay the
-//! exact members. Adds wake clients blocked in BZPOPMIN/BZMPOP.
+//! scores, RESP2 flat lists with string scores) and emits effects. Every
+//! pop (ZPOPMIN, ZMPOP and the blocking forms) is propagated as Redis
+//! does, as ZPOPMIN/ZPOPMAX key count with the count popped: the order of
+//! a sorted set is fully determined, so a replica pops the same members.
+//! Adds wake clients blocked in BZPOPMIN/BZMPOP.
 
-use super::hash::{rand_count, rand_indexes};
+use super::hash::{check_paired_count, rand_count, rand_indexes};
 use super::set::card_limit;
 use super::table::{flags::*, CommandSpec, KeySpec};
 use super::{class, drop_if_empty, eq_ic, get_as, parse_f64, parse_i64, parse_timeout, Args, CmdResult, Ctx, ScanOpts};
@@ -778,9 +780,9 @@ fn pop_n(tx: &mut Tx<'_>, key: &[u8], min: bool, n: usize) -> Result<Vec<ZEntry>
     }
     drop_if_empty(tx, key, empty);
     if !out.is_empty() {
-        let mut effect: Vec<&[u8]> = vec![b"ZREM", key];
-        effect.extend(out.iter().map(|e| e.member.as_ref()));
-        tx.emit(&effect);
+        let popped = out.len().to_string();
+        let name: &[u8] = if min { b"ZPOPMIN" } else { b"ZPOPMAX" };
+        tx.emit(&[name, key, popped.as_bytes()]);
     }
     Ok(out)
 }
@@ -820,10 +822,10 @@ fn pop_first(
     block: Option<Option<Duration>>,
     mpop: bool,
 ) -> CmdResult {
-    let resp3 = ctx.resp3();
+    let (resp3, woken) = (ctx.resp3(), ctx.woken());
     let mut tx = ctx.lock_keys(keys.iter().copied());
     for key in keys {
-        if read(&mut tx, key)?.is_some() {
+        if super::absent_if_woken(woken, read(&mut tx, key))?.is_some() {
             let popped = pop_n(&mut tx, key, min, count)?;
             let k = Frame::Bulk(Bytes::copy_from_slice(key));
             return Ok(if mpop {
@@ -889,6 +891,9 @@ fn zrandmember(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         Some(a) if eq_ic(a, "withscores") && args.peek().is_none() => true,
         Some(_) => return Err(CmdError::Syntax),
     };
+    if withscores {
+        check_paired_count(count)?;
+    }
     let resp3 = ctx.resp3();
     let mut tx = ctx.lock(key);
     let z = read(&mut tx, key)?;

@@ -26,6 +26,16 @@ pub struct ClientInfo {
     kill: Notify,
 }
 
+/// CLIENT REPLY: whether replies go out.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Set by SKIP: its own reply is dropped, then `Skip` drops the next.
+    SkipThisAndNext,
+    Skip,
+}
+
 #[derive(Default, Clone)]
 pub struct ClientMeta {
     pub name: Option<Bytes>,
@@ -72,6 +82,17 @@ pub struct Client {
     pub close_after_reply: bool,
     /// Set by SHUTDOWN, which closes the connection without replying.
     pub no_reply: bool,
+    /// This connection is a replica being streamed writes (its
+    /// acknowledged offset); replies to what it sends are not sent.
+    pub replica: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Replays a file (AOF load): takes no world lock, since start-up is
+    /// single-threaded and DEBUG LOADAOF already holds one (an EXEC or
+    /// FLUSHALL in the file would otherwise wait for it forever).
+    pub replaying: bool,
+    /// CLIENT REPLY's setting.
+    pub reply_mode: ReplyMode,
+    /// REPLCONF listening-port, before SYNC.
+    pub replica_port: u16,
     /// Identity of the last command run, to update CLIENT LIST cheaply.
     pub last_cmd: usize,
     /// Encoding thresholds, copied from the config once per batch so
@@ -115,6 +136,10 @@ impl Client {
             authenticated,
             close_after_reply: false,
             no_reply: false,
+            replica: None,
+            replica_port: 0,
+            replaying: false,
+            reply_mode: ReplyMode::On,
             last_cmd: 0,
             limits: larder_store::Limits::default(),
             blocked: None,

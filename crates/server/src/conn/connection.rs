@@ -9,7 +9,7 @@ use crate::conn::client::Client;
 use crate::dispatch::dispatch;
 use crate::Shared;
 use bytes::{Buf, BytesMut};
-use larder_protocol::{encode, parse_request, Request, RequestLimits};
+use larder_protocol::{encode, parse_request, Frame, Request, RequestLimits};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -202,7 +202,21 @@ async fn wait_blocked(
             },
         };
         match event {
-            Event::Woken => dispatch(shared, client, req, &inbuf[pos..pos + n], out),
+            Event::Woken => match waiter.take_unblock() {
+                // CLIENT UNBLOCK: the wait ends as asked, the command unrun.
+                Some(how) => {
+                    let st = client.blocked.take().expect("still blocked");
+                    shared.blocking.unregister(&st);
+                    let reply = match how {
+                        crate::blocking::Unblock::Timeout => st.timeout_reply.clone(),
+                        crate::blocking::Unblock::Error => {
+                            Frame::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())
+                        }
+                    };
+                    encode(&reply, client.proto, out);
+                }
+                None => dispatch(shared, client, req, &inbuf[pos..pos + n], out),
+            },
             Event::Timeout => {
                 let st = client.blocked.take().expect("still blocked");
                 shared.blocking.unregister(&st);

@@ -8,6 +8,7 @@ mod events;
 mod memory;
 mod random;
 mod scripting;
+mod suite_findings;
 mod tracking;
 
 use larder_protocol::Frame;

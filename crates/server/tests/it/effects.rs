@@ -57,7 +57,7 @@ fn writes_emit_deterministic_effects() {
         (0, "SET a 1 PXAT 1010000".into()),
         (0, "PEXPIREAT a 1100000".into()),
         (0, "SET f 1.5 KEEPTTL".into()),
-        (0, "INCRBY a 1".into()),
+        (0, "INCR a".into()),
         (0, "SET k v".into()),
         (0, "PERSIST a".into()),
         (0, "PEXPIREAT a 1005000".into()),

@@ -19,7 +19,7 @@ const VAL_MAX_VALUE: u8 = 32;
 const VAL_MAX_LEN: usize = 4;
 const ZERO_MAX_LEN: usize = 64;
 const XZERO_MAX_LEN: usize = 16384;
-/// hll-sparse-max-bytes: a sparse HLL larger than this becomes dense.
+/// hll-sparse-max-bytes's default: a sparse HLL larger than this becomes dense.
 pub const SPARSE_MAX_BYTES: usize = 3000;
 const ALPHA_INF: f64 = 0.721_347_520_444_481_7;
 
@@ -172,8 +172,39 @@ pub fn registers(h: &[u8]) -> Result<Vec<u8>, HllError> {
     }
 }
 
+/// PFDEBUG DECODE: a sparse HLL's opcodes as Redis prints them
+/// (`z:len`, `Z:len`, `v:value,len`), space-separated.
+pub fn decode_sparse(h: &[u8]) -> Result<String, HllError> {
+    let body = &h[HDR..];
+    let (mut p, mut out) = (0, Vec::new());
+    while p < body.len() {
+        let b = body[p];
+        if is_zero(b) {
+            out.push(format!("z:{}", zero_len(b)));
+            p += 1;
+        } else if is_xzero(b) {
+            out.push(format!("Z:{}", xzero_len(b, *body.get(p + 1).ok_or(HllError::Corrupt)?)));
+            p += 2;
+        } else {
+            out.push(format!("v:{},{}", val_value(b), val_len(b)));
+            p += 1;
+        }
+    }
+    Ok(out.join(" "))
+}
+
+/// A dense HLL's register `i` (PFSELFTEST checks the 6-bit packing).
+pub fn dense_register(h: &[u8], i: usize) -> u8 {
+    dense_get(&h[HDR..], i)
+}
+
+/// Sets a dense HLL's register `i` to `v` (at most 63).
+pub fn set_dense_register(h: &mut [u8], i: usize, v: u8) {
+    dense_set(&mut h[HDR..], i, v)
+}
+
 /// Converts a sparse HLL to dense in place (no-op if already dense).
-fn to_dense(h: &mut Vec<u8>) -> Result<(), HllError> {
+pub fn to_dense(h: &mut Vec<u8>) -> Result<(), HllError> {
     if h[4] == DENSE {
         return Ok(());
     }
@@ -191,7 +222,7 @@ fn to_dense(h: &mut Vec<u8>) -> Result<(), HllError> {
 }
 
 /// Redis's `hllSparseSet`: 1 if the register grew, 0 if not.
-fn sparse_set(h: &mut Vec<u8>, index: usize, count: u8) -> Result<bool, HllError> {
+fn sparse_set(h: &mut Vec<u8>, index: usize, count: u8, sparse_max: usize) -> Result<bool, HllError> {
     if count > VAL_MAX_VALUE {
         return promote(h, index, count);
     }
@@ -272,7 +303,7 @@ fn sparse_set(h: &mut Vec<u8>, index: usize, count: u8) -> Result<bool, HllError
             }
         }
         let oldlen = if xz { 2 } else { 1 };
-        if seq.len() > oldlen && h.len() + seq.len() - oldlen > SPARSE_MAX_BYTES {
+        if seq.len() > oldlen && h.len() + seq.len() - oldlen > sparse_max {
             return promote(h, index, count);
         }
         h.splice(p..p + oldlen, seq);
@@ -316,7 +347,7 @@ fn promote(h: &mut Vec<u8>, index: usize, count: u8) -> Result<bool, HllError> {
 }
 
 /// Sets register `index` to at least `count`; true if it changed.
-fn set_register(h: &mut Vec<u8>, index: usize, count: u8) -> Result<bool, HllError> {
+fn set_register(h: &mut Vec<u8>, index: usize, count: u8, sparse_max: usize) -> Result<bool, HllError> {
     if h[4] == DENSE {
         let regs = &mut h[HDR..];
         if count > dense_get(regs, index) {
@@ -325,13 +356,13 @@ fn set_register(h: &mut Vec<u8>, index: usize, count: u8) -> Result<bool, HllErr
         }
         return Ok(false);
     }
-    sparse_set(h, index, count)
+    sparse_set(h, index, count, sparse_max)
 }
 
 /// PFADD of one element; true if a register changed.
-pub fn add(h: &mut Vec<u8>, ele: &[u8]) -> Result<bool, HllError> {
+pub fn add(h: &mut Vec<u8>, ele: &[u8], sparse_max: usize) -> Result<bool, HllError> {
     let (index, count) = pat_len(ele);
-    set_register(h, index, count)
+    set_register(h, index, count, sparse_max)
 }
 
 /// Marks the cached cardinality stale.
@@ -398,13 +429,13 @@ pub fn count(regs: &[u8]) -> u64 {
 
 /// PFMERGE's write: raises `h`'s registers to `max`, going dense first if
 /// any source was dense.
-pub fn merge_into(h: &mut Vec<u8>, max: &[u8], use_dense: bool) -> Result<(), HllError> {
+pub fn merge_into(h: &mut Vec<u8>, max: &[u8], use_dense: bool, sparse_max: usize) -> Result<(), HllError> {
     if use_dense {
         to_dense(h)?;
     }
     for (i, v) in max.iter().enumerate() {
         if *v != 0 {
-            set_register(h, i, *v)?;
+            set_register(h, i, *v, sparse_max)?;
         }
     }
     invalidate(h);
@@ -424,7 +455,7 @@ mod tests {
         // PFADD h1 a b c on redis-server 7.0.
         let mut h = new_sparse();
         for e in [&b"a"[..], b"b", b"c"] {
-            assert!(add(&mut h, e).unwrap());
+            assert!(add(&mut h, e, SPARSE_MAX_BYTES).unwrap());
         }
         let redis = b"HYLL\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80`\xf3\x80P\xb1\x84K\xfb\x80BZ";
         assert_eq!(h, redis.to_vec());
@@ -436,13 +467,13 @@ mod tests {
     fn promotes_to_dense_and_estimates_within_bounds() {
         let mut h = new_sparse();
         for i in 0..2000 {
-            add(&mut h, format!("e{i}").as_bytes()).unwrap();
+            add(&mut h, format!("e{i}").as_bytes(), SPARSE_MAX_BYTES).unwrap();
         }
         assert!(is_dense(&h));
         assert_eq!(h.len(), DENSE_SIZE);
         assert_eq!(count(&registers(&h).unwrap()), 2000);
         for i in 2000..100_000 {
-            add(&mut h, format!("e{i}").as_bytes()).unwrap();
+            add(&mut h, format!("e{i}").as_bytes(), SPARSE_MAX_BYTES).unwrap();
         }
         let est = count(&registers(&h).unwrap()) as f64;
         assert!((est - 100_000.0).abs() / 100_000.0 < 0.02, "{est}");

@@ -27,6 +27,10 @@ pub struct Limits {
     pub zset_max_listpack_value: usize,
     /// Positive: entries per listpack; negative: -1..-5 select 4..64 KiB.
     pub list_max_listpack_size: i64,
+    /// hll-sparse-max-bytes: a sparse HyperLogLog past this goes dense.
+    pub hll_sparse_max_bytes: usize,
+    /// stream-node-max-entries: entries per node (what `~` trims whole).
+    pub stream_node_max_entries: u64,
 }
 
 impl Default for Limits {
@@ -40,6 +44,8 @@ impl Default for Limits {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
+            hll_sparse_max_bytes: hll::SPARSE_MAX_BYTES,
+            stream_node_max_entries: 100,
         }
     }
 }
@@ -76,6 +82,7 @@ mod model_tests {
             zset_max_listpack_entries: 4,
             zset_max_listpack_value: 3,
             list_max_listpack_size: 3,
+            ..Limits::default()
         }
     }
 

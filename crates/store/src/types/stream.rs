@@ -3,11 +3,11 @@
 //!
 //! Redis keeps entries in a radix tree of listpack "nodes" of up to
 //! stream-node-max-entries (100). We keep a `BTreeMap` (ordered, O(log n)
-//! ranges) and remember each entry's insertion ordinal instead; ordinal /
-//! 100 names its node, which is all approximate (`~`) trimming needs to
-//! remove whole nodes the way Redis does. The byte limit of a node
-//! (stream-node-max-bytes) is not modelled, so with large entries Redis's
-//! nodes are smaller and `~` trims a little earlier there.
+//! ranges) and remember the node each entry was appended to instead,
+//! which is all approximate (`~`) trimming needs to remove whole nodes the
+//! way Redis does; the RDB writer emits those same nodes. The byte limit
+//! of a node (stream-node-max-bytes) is not modelled, so with large
+//! entries Redis's nodes are smaller and `~` trims a little earlier there.
 //!
 //! The group bookkeeping (entries-read, lag, tombstones) follows Redis 7's
 //! t_stream.c so XINFO reports the same numbers.
@@ -16,7 +16,7 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-/// Entries per node for approximate trimming (stream-node-max-entries).
+/// stream-node-max-entries's default.
 pub const NODE_ENTRIES: u64 = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -68,8 +68,8 @@ impl fmt::Display for StreamId {
 pub struct Entry {
     /// field, value, field, value…
     pub fields: Vec<Bytes>,
-    /// 1-based insertion ordinal; (ordinal - 1) / NODE_ENTRIES is the node.
-    ordinal: u64,
+    /// The node it was appended to (numbered from 0 in append order).
+    pub node: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +138,10 @@ pub struct Stream {
     pub entries_added: u64,
     pub first_id: StreamId,
     pub groups: BTreeMap<Bytes, Group>,
+    /// Entries appended to the newest node (deleted ones included, as a
+    /// listpack keeps them until the node goes).
+    tail_len: u64,
+    tail_node: u64,
 }
 
 /// How XADD and XTRIM trim.
@@ -165,10 +169,28 @@ impl Stream {
         }
     }
 
-    /// Appends an entry; the caller has checked that `id` > last_id.
-    pub fn add(&mut self, id: StreamId, fields: Vec<Bytes>) {
+    /// Appends an entry; the caller has checked that `id` > last_id. A
+    /// new node starts once the newest holds `node_max` entries (0: no
+    /// limit), as stream-node-max-entries rules.
+    pub fn add(&mut self, id: StreamId, fields: Vec<Bytes>, node_max: u64) {
+        let full = node_max > 0 && self.tail_len >= node_max;
+        self.append(id, fields, full);
+    }
+
+    /// Appends an entry, in a new node if `new_node` (a loader keeps the
+    /// nodes of the file it reads).
+    pub fn append(&mut self, id: StreamId, fields: Vec<Bytes>, new_node: bool) {
+        // An emptied stream has no node left to append to.
+        if new_node || self.entries.is_empty() {
+            if self.tail_len > 0 || !self.entries.is_empty() {
+                self.tail_node += 1;
+            }
+            self.tail_len = 0;
+        }
+        let node = self.tail_node;
+        self.tail_len += 1;
         self.entries_added += 1;
-        self.entries.insert(id, Entry { fields, ordinal: self.entries_added });
+        self.entries.insert(id, Entry { fields, node });
         if self.entries.len() == 1 {
             self.first_id = id;
         }
@@ -214,13 +236,9 @@ impl Stream {
                 continue;
             }
             // A whole node: every live entry sharing the head's node.
-            let node = (e.ordinal - 1) / NODE_ENTRIES;
-            let ids: Vec<StreamId> = self
-                .entries
-                .iter()
-                .take_while(|(_, e)| (e.ordinal - 1) / NODE_ENTRIES == node)
-                .map(|(id, _)| *id)
-                .collect();
+            let node = e.node;
+            let ids: Vec<StreamId> =
+                self.entries.iter().take_while(|(_, e)| e.node == node).map(|(id, _)| *id).collect();
             let fits = match how {
                 Trim::MaxLen(n) => self.entries.len() as u64 - ids.len() as u64 >= n,
                 Trim::MinId(min) => ids.last().is_some_and(|last| *last < min),
@@ -340,7 +358,7 @@ impl Stream {
 
     /// Radix-tree figures for XINFO STREAM, as if each node were one key.
     pub fn node_count(&self) -> usize {
-        let mut nodes: Vec<u64> = self.entries.values().map(|e| (e.ordinal - 1) / NODE_ENTRIES).collect();
+        let mut nodes: Vec<u64> = self.entries.values().map(|e| e.node).collect();
         nodes.dedup();
         nodes.len()
     }
@@ -353,7 +371,7 @@ mod tests {
     fn add_n(s: &mut Stream, n: u64) {
         for i in 0..n {
             let id = StreamId::new(1, s.entries_added + i);
-            s.add(id, vec![Bytes::from_static(b"f"), Bytes::from_static(b"v")]);
+            s.add(id, vec![Bytes::from_static(b"f"), Bytes::from_static(b"v")], NODE_ENTRIES);
         }
     }
 
@@ -361,7 +379,7 @@ mod tests {
     fn approximate_trim_removes_whole_nodes() {
         let mut s = Stream::default();
         for i in 1..=250 {
-            s.add(StreamId::new(1, i), vec![]);
+            s.add(StreamId::new(1, i), vec![], NODE_ENTRIES);
         }
         assert_eq!(s.trim(Trim::MaxLen(180), true, 0), 0);
         assert_eq!(s.trim(Trim::MaxLen(150), true, 0), 100);

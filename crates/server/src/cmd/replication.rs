@@ -1,0 +1,93 @@
+//! Replication commands on the primary: SYNC, PSYNC and REPLCONF (see
+//! replication.rs for the stream they start).
+
+use super::table::{flags::*, CommandSpec, KeySpec};
+use super::{eq_ic, parse_i64, Args, CmdResult, Ctx};
+use crate::error::CmdError;
+use larder_protocol::Frame;
+use std::sync::atomic::Ordering::Relaxed;
+
+pub(super) static COMMANDS: &[CommandSpec] =
+    &[
+        CommandSpec::new("sync", 1, ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING | EXCLUSIVE, KeySpec::NONE, sync)
+            .doc("server", "1.0.0", "An internal command used in replication."),
+        CommandSpec::new("psync", -3, ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING | EXCLUSIVE, KeySpec::NONE, psync)
+            .doc("server", "2.8.0", "An internal command used in replication."),
+        CommandSpec::new("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, KeySpec::NONE, replconf).doc(
+            "server",
+            "3.0.0",
+            "An internal command for configuring the replication stream.",
+        ),
+    ];
+
+/// SYNC: the image as a bulk without its trailing CRLF, then the stream.
+fn sync(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    full_sync(ctx, false)
+}
+
+/// PSYNC replid offset. Without a backlog there is nothing to continue
+/// from, so every request is a full resynchronization.
+fn psync(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let (_replid, _offset) = (args.next_arg()?, args.next_arg()?);
+    full_sync(ctx, true)
+}
+
+fn full_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
+    ctx.client.no_reply = true;
+    if ctx.client.replica.is_some() {
+        // Redis ignores a second SYNC from a replica.
+        return Ok(Frame::ok());
+    }
+    let shared = ctx.shared;
+    let (id, outbox) = (ctx.client.id(), ctx.client.outbox.clone());
+    let limit = shared.config.read().output_limits[1];
+    let ip = ctx.client.info.addr.ip().to_string();
+    let port = ctx.client.replica_port;
+    let (acked, offset) = shared.replication.attach(id, outbox, limit, ip, port);
+    shared.replication.reset_ping(shared.clock.now_ms());
+    ctx.client.replica = Some(acked);
+    let image = match crate::snapshot::rdb_image(shared) {
+        Ok(image) => image,
+        Err(e) => {
+            tracing::warn!("full sync of replica {id} failed: {e}");
+            ctx.client.close_after_reply = true;
+            return Ok(Frame::ok());
+        }
+    };
+    let mut head = Vec::with_capacity(image.len() + 80);
+    if psync {
+        head.extend_from_slice(format!("+FULLRESYNC {} {offset}\r\n", shared.replication.replid).as_bytes());
+    }
+    head.extend_from_slice(format!("${}\r\n", image.len()).as_bytes());
+    head.extend_from_slice(&image);
+    shared.replication.release(id, &head);
+    tracing::info!("Synchronization with replica {id} succeeded ({} bytes of RDB)", image.len());
+    Ok(Frame::ok())
+}
+
+/// REPLCONF option value [option value ...]
+fn replconf(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    if args.is_empty() || !args.remaining().is_multiple_of(2) {
+        return Err(CmdError::Syntax);
+    }
+    while let Some(opt) = args.next() {
+        let value = args.next_arg()?;
+        if eq_ic(opt, "listening-port") {
+            let port = parse_i64(value)?;
+            ctx.client.replica_port = u16::try_from(port).map_err(|_| CmdError::NotInteger)?;
+        } else if eq_ic(opt, "ack") || eq_ic(opt, "fack") {
+            // A replica's report of how far it has applied: never answered.
+            if let (Some(acked), Ok(n)) = (&ctx.client.replica, parse_i64(value)) {
+                acked.fetch_max(n.max(0) as u64, Relaxed);
+            }
+            ctx.client.no_reply = true;
+            return Ok(Frame::ok());
+        } else if eq_ic(opt, "getack") {
+            ctx.client.no_reply = true;
+            return Ok(Frame::ok());
+        } else if !["ip-address", "capa", "rdb-only", "rdb-filter-only"].iter().any(|o| eq_ic(opt, o)) {
+            return Err(CmdError::Err(format!("Unrecognized REPLCONF option: {}", String::from_utf8_lossy(opt))));
+        }
+    }
+    Ok(Frame::ok())
+}

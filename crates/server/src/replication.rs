@@ -1,0 +1,211 @@
+//! The primary's side of replication: SYNC and PSYNC send a replica the
+//! dataset as an RDB image, then every write as the effect stream states
+//! it, as RESP commands (the same encoding the AOF appends; see
+//! propagate.rs).
+//!
+//! Why it is built this way:
+//! - A replica is one more effect-stream consumer, so it receives exactly
+//!   what the AOF records: deterministic commands (PEXPIREAT, SREM for
+//!   SPOP, DEL for a lazy expiry), transactions and scripts whole inside
+//!   MULTI … EXEC, SELECT wherever the database changes.
+//! - The full sync runs with the world lock held exclusively (SYNC is
+//!   EXCLUSIVE in the table): the replica is registered and the image
+//!   taken with no command running, so the stream starts exactly where
+//!   the image ends. Background deletions (expiry, eviction) that land
+//!   meanwhile reach the stream too and are idempotent. Holding the lock
+//!   stalls clients for as long as encoding the dataset takes, like
+//!   SAVE; a fork-less cut as BGSAVE uses would lift that, and is left for
+//!   when replica-side replication arrives.
+//! - Bytes for a replica go to its connection's outbox, the queue pub/sub
+//!   messages use, so a replica that stops reading is cut off by the
+//!   `client-output-buffer-limit` replica class instead of growing memory
+//!   without bound.
+//! - There is no backlog yet: every PSYNC is answered with FULLRESYNC.
+
+use crate::propagate::{append_selecting, stage, Staged};
+use crate::pubsub::{BufferLimit, Outbox};
+use larder_store::{Effect, EffectSink};
+use parking_lot::Mutex;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+thread_local! {
+    static STAGED: RefCell<Option<Staged>> = const { RefCell::new(None) };
+}
+
+struct Replica {
+    id: u64,
+    outbox: Arc<Outbox>,
+    /// The database this replica's stream last selected.
+    db: Option<usize>,
+    limit: BufferLimit,
+    /// REPLCONF listening-port, for INFO.
+    port: u16,
+    ip: String,
+    acked: Arc<AtomicU64>,
+    /// The stream while the image is being made: sent right after it.
+    held: Option<Vec<u8>>,
+}
+
+#[derive(Default)]
+struct Feeds {
+    replicas: Vec<Replica>,
+    /// The database the stream as a whole last selected, for the offset.
+    db: Option<usize>,
+}
+
+pub struct Replication {
+    feeds: Mutex<Feeds>,
+    count: AtomicUsize,
+    /// Bytes of replication stream produced (`master_repl_offset`).
+    offset: AtomicU64,
+    /// 40 hex digits naming this primary's history.
+    pub replid: String,
+    last_ping_ms: AtomicU64,
+    /// A replica has attached at some point.
+    ever: std::sync::atomic::AtomicBool,
+}
+
+impl Default for Replication {
+    fn default() -> Replication {
+        Replication {
+            feeds: Mutex::default(),
+            count: AtomicUsize::new(0),
+            offset: AtomicU64::new(0),
+            replid: (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect(),
+            last_ping_ms: AtomicU64::new(0),
+            ever: Default::default(),
+        }
+    }
+}
+
+/// What INFO replication lists per replica.
+pub struct ReplicaInfo {
+    pub ip: String,
+    pub port: u16,
+    pub offset: u64,
+}
+
+impl EffectSink for Replication {
+    fn apply(&self, effect: &Effect<'_>) {
+        if self.count.load(Relaxed) == 0 {
+            // A transaction staged when the last replica left must not
+            // swallow later writes (only possible once one has attached).
+            if self.ever.load(Relaxed) {
+                STAGED.with(|s| {
+                    if let Ok(mut s) = s.try_borrow_mut() {
+                        s.take();
+                    }
+                });
+            }
+            return;
+        }
+        if let Some(cmds) = stage(&STAGED, effect) {
+            self.feed(&cmds);
+        }
+    }
+}
+
+impl Replication {
+    fn feed(&self, cmds: &[(usize, Vec<u8>)]) {
+        let mut feeds = self.feeds.lock();
+        let Feeds { replicas, db } = &mut *feeds;
+        let mut whole = Vec::new();
+        append_selecting(&mut whole, db, cmds);
+        self.offset.fetch_add(whole.len() as u64, Relaxed);
+        let mut buf = Vec::new();
+        for r in replicas.iter_mut() {
+            buf.clear();
+            append_selecting(&mut buf, &mut r.db, cmds);
+            match &mut r.held {
+                Some(held) => held.extend_from_slice(&buf),
+                None => {
+                    r.outbox.push(&buf, r.limit);
+                }
+            }
+        }
+        replicas.retain(|r| !r.outbox.is_closed());
+        self.count.store(replicas.len(), Relaxed);
+    }
+
+    /// Registers a replica whose stream starts now, held back until
+    /// `release` sends the image; returns its ack cell and the offset the
+    /// stream starts at. The caller holds the world lock exclusively, so
+    /// only background deletions can land before the image is taken.
+    pub fn attach(
+        &self,
+        id: u64,
+        outbox: Arc<Outbox>,
+        limit: BufferLimit,
+        ip: String,
+        port: u16,
+    ) -> (Arc<AtomicU64>, u64) {
+        let acked = Arc::new(AtomicU64::new(0));
+        let mut feeds = self.feeds.lock();
+        feeds.replicas.retain(|r| !r.outbox.is_closed() && r.id != id);
+        let r = Replica { id, outbox, db: None, limit, port, ip, acked: acked.clone(), held: Some(Vec::new()) };
+        feeds.replicas.push(r);
+        self.count.store(feeds.replicas.len(), Relaxed);
+        self.ever.store(true, Relaxed);
+        (acked, self.offset())
+    }
+
+    /// Sends `head` (the image) and then what the stream held meanwhile.
+    pub fn release(&self, id: u64, head: &[u8]) {
+        let mut feeds = self.feeds.lock();
+        if let Some(r) = feeds.replicas.iter_mut().find(|r| r.id == id) {
+            r.outbox.push(head, BufferLimit::default());
+            if let Some(held) = r.held.take() {
+                r.outbox.push(&held, r.limit);
+            }
+        }
+    }
+
+    pub fn offset(&self) -> u64 {
+        self.offset.load(Relaxed)
+    }
+
+    pub fn replicas(&self) -> Vec<ReplicaInfo> {
+        let feeds = self.feeds.lock();
+        feeds
+            .replicas
+            .iter()
+            .filter(|r| !r.outbox.is_closed())
+            .map(|r| ReplicaInfo { ip: r.ip.clone(), port: r.port, offset: r.acked.load(Relaxed) })
+            .collect()
+    }
+
+    /// From the cron: a PING into the stream every
+    /// `repl-ping-replica-period` seconds while replicas are attached, so
+    /// they can tell a quiet primary from a dead link.
+    pub fn cron_tick(&self, now_ms: u64, period_secs: u64) {
+        if self.count.load(Relaxed) == 0 {
+            return;
+        }
+        let last = self.last_ping_ms.load(Relaxed);
+        if now_ms.saturating_sub(last) < period_secs.saturating_mul(1000) {
+            return;
+        }
+        self.last_ping_ms.store(now_ms, Relaxed);
+        let mut ping = Vec::new();
+        larder_persist::aof::encode_command(&mut ping, &[b"PING"]);
+        let mut feeds = self.feeds.lock();
+        self.offset.fetch_add(ping.len() as u64, Relaxed);
+        for r in feeds.replicas.iter_mut() {
+            match &mut r.held {
+                Some(held) => held.extend_from_slice(&ping),
+                None => {
+                    r.outbox.push(&ping, r.limit);
+                }
+            }
+        }
+        feeds.replicas.retain(|r| !r.outbox.is_closed());
+        self.count.store(feeds.replicas.len(), Relaxed);
+    }
+
+    /// The first ping of a new replica waits a whole period.
+    pub fn reset_ping(&self, now_ms: u64) {
+        self.last_ping_ms.store(now_ms, Relaxed);
+    }
+}

@@ -1,0 +1,236 @@
+//! Behaviour the Redis project's own test suite (scripts/redis-suite)
+//! showed missing or wrong, with several real clients: BCAST invalidations
+//! batched per command and prefix, blocked clients that stay blocked (or
+//! fail) when their key changes type or goes away, CLIENT UNBLOCK, CLIENT
+//! REPLY, WATCH on a key that had already expired, DEBUG RELOAD.
+
+use larder_protocol::Frame;
+use larder_testkit::{spawn_server, RawConn, TestServer};
+use std::time::{Duration, Instant};
+
+fn wait_blocked(server: &TestServer, n: usize) {
+    let start = Instant::now();
+    while server.shared.blocking.stats().0 != n {
+        assert!(start.elapsed() < Duration::from_secs(10), "never reached {n} blocked clients");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn ok(c: &mut RawConn, args: &[&str]) -> Frame {
+    let f = c.call(args).unwrap();
+    assert!(!matches!(f, Frame::Error(_)), "{args:?}: {f:?}");
+    f
+}
+
+fn bulk(s: &str) -> Frame {
+    Frame::bulk(s)
+}
+
+/// The keys of the next invalidation message a RESP2 redirect target gets.
+fn invalidated(sub: &mut RawConn) -> Vec<String> {
+    match sub.read_frame().unwrap() {
+        Frame::Array(parts) | Frame::Push(parts) => match &parts[2] {
+            Frame::Array(keys) => {
+                let mut k: Vec<String> = keys
+                    .iter()
+                    .map(|f| match f {
+                        Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                k.sort();
+                k
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("not an invalidation: {other:?}"),
+    }
+}
+
+#[test]
+fn bcast_invalidations_come_one_message_per_command_and_prefix() {
+    let s = spawn_server();
+    let mut sub = s.raw();
+    let id = match sub.call(&["CLIENT", "ID"]).unwrap() {
+        Frame::Integer(i) => i.to_string(),
+        other => panic!("{other:?}"),
+    };
+    ok(&mut sub, &["SUBSCRIBE", "__redis__:invalidate"]);
+    let mut c = s.raw();
+    ok(&mut c, &["CLIENT", "TRACKING", "ON", "BCAST", "REDIRECT", &id]);
+    ok(&mut c, &["MSET", "a", "1", "b", "2", "c", "3"]);
+    assert_eq!(invalidated(&mut sub), ["a", "b", "c"]);
+    ok(&mut c, &["CLIENT", "TRACKING", "OFF"]);
+    ok(&mut c, &["CLIENT", "TRACKING", "ON", "BCAST", "REDIRECT", &id, "PREFIX", "a:", "PREFIX", "b:"]);
+    for cmd in [&["MULTI"][..], &["INCR", "a:1"], &["INCR", "a:2"], &["INCR", "b:1"], &["INCR", "c:1"]] {
+        c.call(cmd).unwrap();
+    }
+    ok(&mut c, &["EXEC"]);
+    // One message per prefix, in prefix order; c:1 matches neither.
+    assert_eq!(invalidated(&mut sub), ["a:1", "a:2"]);
+    assert_eq!(invalidated(&mut sub), ["b:1"]);
+    // NOLOOP hides a client's own writes, but not a key that expired
+    // lazily inside its transaction: the expiry is the server's write.
+    ok(&mut c, &["CLIENT", "TRACKING", "OFF"]);
+    ok(&mut c, &["CLIENT", "TRACKING", "ON", "BCAST", "REDIRECT", &id, "NOLOOP"]);
+    ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    for cmd in [
+        &["MULTI"][..],
+        &["SET", "mykey", "v", "PX", "1"],
+        &["SET", "other", "v"],
+        &["DEBUG", "SLEEP", "0.01"],
+        &["GET", "mykey"],
+    ] {
+        c.call(cmd).unwrap();
+    }
+    ok(&mut c, &["EXEC"]);
+    assert_eq!(invalidated(&mut sub), ["mykey"]);
+    ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+}
+
+#[test]
+fn blocked_clients_wait_through_type_changes_and_can_be_unblocked() {
+    let s = spawn_server();
+    let mut w = s.raw();
+    let mut b = s.raw();
+    let id = match b.call(&["CLIENT", "ID"]).unwrap() {
+        Frame::Integer(i) => i.to_string(),
+        other => panic!("{other:?}"),
+    };
+    b.send(&["BLPOP", "list", "0"]).unwrap();
+    wait_blocked(&s, 1);
+    let listed = w.call(&["CLIENT", "LIST", "ID", &id]).unwrap();
+    assert!(format!("{listed:?}").contains("flags=b"), "{listed:?}");
+    // The key turns into a string: the client keeps waiting.
+    for cmd in [&["MULTI"][..], &["LPUSH", "list", "a"], &["DEL", "list"], &["SET", "list", "foo"]] {
+        w.call(cmd).unwrap();
+    }
+    ok(&mut w, &["EXEC"]);
+    ok(&mut w, &["DEL", "list"]);
+    ok(&mut w, &["LPUSH", "list", "b"]);
+    assert_eq!(b.read_frame().unwrap(), Frame::Array(vec![bulk("list"), bulk("b")]));
+    // CLIENT UNBLOCK: as a timeout, then as an error.
+    b.send(&["BRPOP", "nothing", "0"]).unwrap();
+    wait_blocked(&s, 1);
+    assert_eq!(w.call(&["CLIENT", "UNBLOCK", &id]).unwrap(), Frame::Integer(1));
+    assert_eq!(b.read_frame().unwrap(), Frame::NullArray);
+    b.send(&["BRPOP", "nothing", "0"]).unwrap();
+    wait_blocked(&s, 1);
+    assert_eq!(w.call(&["CLIENT", "UNBLOCK", &id, "ERROR"]).unwrap(), Frame::Integer(1));
+    assert_eq!(b.read_frame().unwrap(), Frame::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into()));
+    assert_eq!(w.call(&["CLIENT", "UNBLOCK", &id]).unwrap(), Frame::Integer(0));
+    wait_blocked(&s, 0);
+}
+
+#[test]
+fn blocked_xreadgroup_fails_when_its_stream_goes() {
+    let s = spawn_server();
+    let mut w = s.raw();
+    let mut b = s.raw();
+    for (end, expected) in [
+        (&["DEL", "st"][..], "UNBLOCKED the stream key no longer exists"),
+        (&["SET", "st", "x"][..], "UNBLOCKED the stream key no longer exists"),
+        (
+            &["XGROUP", "DESTROY", "st", "g"][..],
+            "NOGROUP the consumer group this client was blocked on no longer exists",
+        ),
+    ] {
+        w.call(&["DEL", "st"]).unwrap();
+        ok(&mut w, &["XGROUP", "CREATE", "st", "g", "$", "MKSTREAM"]);
+        b.send(&["XREADGROUP", "GROUP", "g", "alice", "BLOCK", "0", "STREAMS", "st", ">"]).unwrap();
+        wait_blocked(&s, 1);
+        ok(&mut w, end);
+        assert_eq!(b.read_frame().unwrap(), Frame::Error(expected.into()), "after {end:?}");
+    }
+    // XREAD (no group) just goes on waiting through a type change.
+    w.call(&["DEL", "st"]).unwrap();
+    b.send(&["XREAD", "BLOCK", "0", "STREAMS", "st", "$"]).unwrap();
+    wait_blocked(&s, 1);
+    ok(&mut w, &["SET", "st", "x"]);
+    ok(&mut w, &["DEL", "st"]);
+    ok(&mut w, &["XADD", "st", "1-1", "f", "v"]);
+    let got = b.read_frame().unwrap();
+    assert!(format!("{got:?}").contains("1-1"), "{got:?}");
+    // One call however often it was woken.
+    let stats = match w.call(&["INFO", "commandstats"]).unwrap() {
+        Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    assert!(stats.contains("cmdstat_xread:calls=1,"), "{stats}");
+}
+
+#[test]
+fn client_reply_off_and_skip_silence_replies_not_messages() {
+    let s = spawn_server();
+    let mut c = s.raw();
+    c.send(&["CLIENT", "REPLY", "OFF"]).unwrap();
+    c.send(&["SET", "k", "1"]).unwrap();
+    c.send(&["CLIENT", "REPLY", "SKIP"]).unwrap();
+    c.send(&["CLIENT", "REPLY", "ON"]).unwrap();
+    // ON's own reply is the first thing to arrive.
+    assert_eq!(c.read_frame().unwrap(), Frame::ok());
+    c.send(&["CLIENT", "REPLY", "SKIP"]).unwrap();
+    c.send(&["INCR", "k"]).unwrap();
+    assert_eq!(c.call(&["GET", "k"]).unwrap(), bulk("2"));
+    // Subscription confirmations and messages are pushes: they still come.
+    c.send(&["CLIENT", "REPLY", "OFF"]).unwrap();
+    c.send(&["SUBSCRIBE", "ch"]).unwrap();
+    assert_eq!(c.read_frame().unwrap(), Frame::Array(vec![bulk("subscribe"), bulk("ch"), Frame::Integer(1)]));
+    let mut p = s.raw();
+    assert_eq!(p.call(&["PUBLISH", "ch", "hi"]).unwrap(), Frame::Integer(1));
+    assert_eq!(c.read_frame().unwrap(), Frame::Array(vec![bulk("message"), bulk("ch"), bulk("hi")]));
+}
+
+#[test]
+fn watch_on_an_already_expired_key_is_not_a_change() {
+    let s = spawn_server();
+    let mut c = s.raw();
+    ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    // Expired before WATCH: reclaiming it (or DEL) changes nothing.
+    for reclaim in [&["GET", "x"][..], &["DEL", "x"], &["PING"]] {
+        ok(&mut c, &["SET", "x", "foo", "PX", "1"]);
+        std::thread::sleep(Duration::from_millis(5));
+        ok(&mut c, &["WATCH", "x"]);
+        ok(&mut c, reclaim);
+        ok(&mut c, &["MULTI"]);
+        c.call(&["PING"]).unwrap();
+        assert_eq!(c.call(&["EXEC"]).unwrap(), Frame::Array(vec![Frame::simple("PONG")]), "after {reclaim:?}");
+    }
+    // Expired after WATCH: that is a change.
+    ok(&mut c, &["SET", "x", "foo", "PX", "50"]);
+    ok(&mut c, &["WATCH", "x"]);
+    std::thread::sleep(Duration::from_millis(60));
+    ok(&mut c, &["MULTI"]);
+    c.call(&["PING"]).unwrap();
+    assert_eq!(c.call(&["EXEC"]).unwrap(), Frame::NullArray);
+    // A stale key overwritten after WATCH is a change too.
+    ok(&mut c, &["SET", "x", "foo", "PX", "1"]);
+    std::thread::sleep(Duration::from_millis(5));
+    ok(&mut c, &["WATCH", "x"]);
+    ok(&mut c, &["SET", "x", "bar"]);
+    ok(&mut c, &["MULTI"]);
+    c.call(&["PING"]).unwrap();
+    assert_eq!(c.call(&["EXEC"]).unwrap(), Frame::NullArray);
+    ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+}
+
+#[test]
+fn debug_reload_round_trips_the_dataset() {
+    let dir = larder_testkit::private_dir("debug-reload");
+    let config = larder_server::Config { dir: dir.display().to_string(), ..Default::default() };
+    let s = larder_testkit::spawn_server_with(config);
+    let mut c = s.raw();
+    ok(&mut c, &["RPUSH", "l", "a", "b"]);
+    ok(&mut c, &["SET", "t", "v", "EX", "100"]);
+    ok(&mut c, &["FUNCTION", "LOAD", "#!lua name=lib\nredis.register_function('f', function() return 1 end)"]);
+    let before = c.call(&["DEBUG", "DIGEST"]).unwrap();
+    ok(&mut c, &["DEBUG", "RELOAD"]);
+    assert_eq!(c.call(&["DEBUG", "DIGEST"]).unwrap(), before);
+    assert_eq!(c.call(&["FCALL", "F", "0"]).unwrap(), Frame::Integer(1), "function names ignore case");
+    // Without flushing, the file's library clashes with the loaded one
+    // unless MERGE says to replace it.
+    let e = c.call(&["DEBUG", "RELOAD", "NOFLUSH"]).unwrap();
+    assert!(matches!(&e, Frame::Error(t) if t.starts_with(b"ERR Error trying to load the RDB")), "{e:?}");
+    ok(&mut c, &["DEBUG", "RELOAD", "NOFLUSH", "MERGE"]);
+    assert_eq!(c.call(&["DEBUG", "DIGEST"]).unwrap(), before);
+}
