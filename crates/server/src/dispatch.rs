@@ -195,7 +195,16 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     let started = quanta::Instant::now();
     let result = {
         let read_only = spec.has(flags::READONLY);
-        let track_reads = read_only && crate::tracking::Tracking::records_reads(client);
+        // Inside a script, the first read-only command records the
+        // script's declared keys instead (Redis's rule for scripts). The
+        // script is atomic, so no write can slip in before that record.
+        let in_script = client.in_exec && shared.scripting.running_ms().is_some();
+        if read_only && in_script {
+            for key in client.script_keys.take().unwrap_or_default() {
+                larder_store::ReadObserver::read(&*shared.tracking, client.id(), &key);
+            }
+        }
+        let track_reads = read_only && !in_script && crate::tracking::Tracking::records_reads(client);
         crate::tracking::set_current_client(client.id());
         let mut ctx = Ctx { shared, client, now, read_only, track_reads };
         handler(&mut ctx, Args::new(req, input, argpos))

@@ -10,6 +10,12 @@
 //! of a batch leave in one write. Background tasks run the active expiry
 //! cycle and the idle-client timeout, as Redis's serverCron does.
 
+/// Stack for the threads that run commands. Scripts run on them and
+/// convert values recursively (a script's reply, cjson, cmsgpack), each
+/// bounded in depth (1000 levels at most); 16 MiB holds the deepest of
+/// those even in a debug build, where tokio's default of 2 MiB does not.
+pub const WORKER_STACK_BYTES: usize = 16 << 20;
+
 pub mod aof;
 pub mod blocking;
 pub mod cmd;

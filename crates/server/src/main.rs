@@ -67,7 +67,11 @@ fn try_main() -> anyhow::Result<()> {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         n => n as usize,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_stack_size(larder_server::WORKER_STACK_BYTES)
+        .enable_all()
+        .build()?;
     runtime.block_on(run(config))
 }
 

@@ -1057,6 +1057,18 @@ fn to_lua(lua: &Lua, f: &Frame, resp3: bool) -> mlua::Result<Value> {
 
 /// A script's return value as the reply to its caller.
 pub fn to_frame(v: &Value, resp3: bool) -> Frame {
+    value_frame(v, resp3, 0)
+}
+
+/// How deep a returned table may nest. A table that contains itself
+/// would otherwise recurse until the stack overflows; Redis stops where
+/// its Lua stack runs out, with this error in place of the rest.
+const MAX_REPLY_DEPTH: usize = 1000;
+
+fn value_frame(v: &Value, resp3: bool, depth: usize) -> Frame {
+    if depth > MAX_REPLY_DEPTH {
+        return Frame::Error(Bytes::from_static(b"ERR reached lua stack limit"));
+    }
     match v {
         Value::Nil => Frame::Null,
         Value::Boolean(true) if resp3 => Frame::Boolean(true),
@@ -1066,12 +1078,12 @@ pub fn to_frame(v: &Value, resp3: bool) -> Frame {
         Value::Integer(n) => Frame::Integer(*n),
         Value::Number(n) => Frame::Integer(*n as i64),
         Value::String(s) => Frame::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
-        Value::Table(t) => table_to_frame(t, resp3),
+        Value::Table(t) => table_to_frame(t, resp3, depth + 1),
         _ => Frame::Null,
     }
 }
 
-fn table_to_frame(t: &Table, resp3: bool) -> Frame {
+fn table_to_frame(t: &Table, resp3: bool, depth: usize) -> Frame {
     let text = |key: &str| -> Option<Bytes> {
         match t.raw_get::<Value>(key).ok()? {
             Value::String(s) => Some(Bytes::copy_from_slice(&s.as_bytes())),
@@ -1091,11 +1103,14 @@ fn table_to_frame(t: &Table, resp3: bool) -> Frame {
         return Frame::BigNumber(n);
     }
     if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
-        let pairs = m.pairs::<Value, Value>().flatten().map(|(k, v)| (to_frame(&k, resp3), to_frame(&v, resp3)));
+        let pairs = m
+            .pairs::<Value, Value>()
+            .flatten()
+            .map(|(k, v)| (value_frame(&k, resp3, depth), value_frame(&v, resp3, depth)));
         return Frame::Map(pairs.collect());
     }
     if let Ok(Value::Table(s)) = t.raw_get::<Value>("set") {
-        return Frame::Set(s.pairs::<Value, Value>().flatten().map(|(k, _)| to_frame(&k, resp3)).collect());
+        return Frame::Set(s.pairs::<Value, Value>().flatten().map(|(k, _)| value_frame(&k, resp3, depth)).collect());
     }
     if let Ok(Value::Table(v)) = t.raw_get::<Value>("verbatim_string") {
         let fmt = v.raw_get::<mlua::String>("format").map(|s| s.as_bytes().to_vec()).unwrap_or_default();
@@ -1111,7 +1126,7 @@ fn table_to_frame(t: &Table, resp3: bool) -> Frame {
     for i in 1.. {
         match t.raw_get::<Value>(i) {
             Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(to_frame(&v, resp3)),
+            Ok(v) => items.push(value_frame(&v, resp3, depth)),
         }
     }
     Frame::Array(items)

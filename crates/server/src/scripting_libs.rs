@@ -122,7 +122,10 @@ struct EncodeCfg {
 }
 
 fn encode_value(out: &mut Vec<u8>, v: &Value, depth: usize, cfg: EncodeCfg) -> mlua::Result<()> {
-    if depth >= cfg.max_depth && matches!(v, Value::Table(_)) {
+    // Past 1000 levels the stack, not the setting, is the limit (lua-cjson
+    // meets Lua's stack limit there): a table holding itself must fail,
+    // not overflow the server's stack.
+    if depth >= cfg.max_depth.min(1000) && matches!(v, Value::Table(_)) {
         return Err(rt(format!("Cannot serialise, excessive nesting ({})", depth + 1)));
     }
     match v {
@@ -428,7 +431,14 @@ fn mp_encode(out: &mut Vec<u8>, v: &Value, depth: usize) -> mlua::Result<()> {
 struct MpReader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Arrays and maps open around the current value: bounded, since a
+    /// script's input could otherwise nest deep enough to overflow the
+    /// server's stack.
+    depth: usize,
 }
+
+/// The deepest msgpack nesting `unpack` decodes.
+const MP_MAX_DEPTH: usize = 512;
 
 impl MpReader<'_> {
     fn take(&mut self, n: usize) -> mlua::Result<&[u8]> {
@@ -499,15 +509,26 @@ impl MpReader<'_> {
         Ok(Value::String(lua.create_string(self.take(n)?)?))
     }
 
+    fn nest(&mut self) -> mlua::Result<()> {
+        self.depth += 1;
+        if self.depth > MP_MAX_DEPTH {
+            return Err(rt("Bad data format in input: nested too deeply."));
+        }
+        Ok(())
+    }
+
     fn array(&mut self, lua: &Lua, n: usize) -> mlua::Result<Value> {
+        self.nest()?;
         let t = lua.create_table_with_capacity(n.min(1024), 0)?;
         for i in 1..=n {
             t.raw_set(i, self.value(lua)?)?;
         }
+        self.depth -= 1;
         Ok(Value::Table(t))
     }
 
     fn map(&mut self, lua: &Lua, n: usize) -> mlua::Result<Value> {
+        self.nest()?;
         let t = lua.create_table_with_capacity(0, n.min(1024))?;
         for _ in 0..n {
             let k = self.value(lua)?;
@@ -516,6 +537,7 @@ impl MpReader<'_> {
                 t.raw_set(k, v)?;
             }
         }
+        self.depth -= 1;
         Ok(Value::Table(t))
     }
 }
@@ -542,7 +564,7 @@ pub fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
                 return Err(rt("bad argument #1 to 'unpack' (string expected, got no value)"));
             };
             let bytes = s.as_bytes().to_vec();
-            let mut r = MpReader { buf: &bytes, pos: 0 };
+            let mut r = MpReader { buf: &bytes, pos: 0, depth: 0 };
             let mut out = MultiValue::new();
             while r.pos < bytes.len() {
                 out.push_back(r.value(lua)?);
@@ -558,7 +580,7 @@ pub fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
         if offset < 0 || offset as usize > bytes.len() {
             return Err(rt("Start offset greater than input length"));
         }
-        let mut r = MpReader { buf: &bytes, pos: offset as usize };
+        let mut r = MpReader { buf: &bytes, pos: offset as usize, depth: 0 };
         let mut objs = MultiValue::new();
         while r.pos < bytes.len() && (limit <= 0 || (objs.len() as i64) < limit) {
             objs.push_back(r.value(lua)?);

@@ -59,7 +59,12 @@ pub fn spawn_server_with_clock(mut config: Config, clock: Arc<dyn larder_store::
     let shared = server.shared().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_stack_size(larder_server::WORKER_STACK_BYTES)
+            .enable_all()
+            .build()
+            .expect("runtime");
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).expect("tokio listener");
             let _ = server

@@ -148,7 +148,20 @@ fn eval_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, by_sha: bool, read_only: 
     let (keys, argv) = split_keys(&mut args)?;
     let shared = ctx.shared;
     let script = if by_sha { Err(script) } else { Ok(script) };
-    shared.scripting.eval(ctx, script, &keys, &argv, read_only)
+    with_declared_keys(ctx, &keys, |ctx| shared.scripting.eval(ctx, script, &keys, &argv, read_only))
+}
+
+/// Runs a script with its declared keys on the client, for tracking: as in
+/// Redis, a tracking client's script that calls any read-only command
+/// makes it track the keys the script declared (see dispatch), not those
+/// its commands happened to read.
+fn with_declared_keys(ctx: &mut Ctx<'_>, keys: &[&[u8]], run: impl FnOnce(&mut Ctx<'_>) -> CmdResult) -> CmdResult {
+    if crate::tracking::Tracking::records_reads(ctx.client) {
+        ctx.client.script_keys = Some(keys.iter().map(|k| Bytes::copy_from_slice(k)).collect());
+    }
+    let reply = run(ctx);
+    ctx.client.script_keys = None;
+    reply
 }
 
 /// EVAL script numkeys [key ...] [arg ...]
@@ -212,7 +225,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, ro: bool) -> CmdResult {
     }
     let (keys, argv) = split_keys(&mut args)?;
     let shared = ctx.shared;
-    shared.scripting.fcall(ctx, name, &keys, &argv, ro, command)
+    with_declared_keys(ctx, &keys, |ctx| shared.scripting.fcall(ctx, name, &keys, &argv, ro, command))
 }
 
 /// FCALL function numkeys [key ...] [arg ...]

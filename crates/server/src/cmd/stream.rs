@@ -810,6 +810,19 @@ fn claim_one(s: &mut Stream, group: &[u8], consumer: &[u8], id: &StreamId, o: &C
     Some(true)
 }
 
+/// XCLAIM's and XAUTOCLAIM's consumer: seen now, and created (and
+/// announced, as XGROUP CREATECONSUMER would be) if it is new.
+fn see_claimer(tx: &mut Tx<'_>, key: &[u8], group: &[u8], consumer: &[u8], now: u64) -> Result<(), CmdError> {
+    let s = read(tx, key)?.expect("the caller checked the group");
+    let (c, created) = s.groups.get_mut(group).expect("the caller checked the group").consumer(consumer, now);
+    c.seen_time = now;
+    if created {
+        tx.emit(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
+        tx.notify(class::STREAM, "xgroup-createconsumer", key);
+    }
+    Ok(())
+}
+
 /// XCLAIM key group consumer min-idle-time id [id ...] [IDLE ms] [TIME unix-time-milliseconds] [RETRYCOUNT count] [FORCE] [JUSTID] [LASTID lastid]
 fn xclaim(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (key, group, consumer) = (args.next_arg()?, args.next_arg()?, args.next_arg()?);
@@ -859,12 +872,7 @@ fn xclaim(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             g.last_id = l;
         }
     }
-    let (c, created) = s.groups.get_mut(group).expect("checked").consumer(consumer, now);
-    c.seen_time = now;
-    if created {
-        tx.emit(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
-        tx.notify(class::STREAM, "xgroup-createconsumer", key);
-    }
+    see_claimer(&mut tx, key, group, consumer, now)?;
     let s = read(&mut tx, key)?.expect("checked");
     let mut out = Vec::new();
     let mut claimed = Vec::new();
@@ -911,13 +919,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if !has_group {
         return Err(no_group(key, group));
     }
-    let s = read(&mut tx, key)?.expect("checked");
-    let (c, created) = s.groups.get_mut(group).expect("checked").consumer(consumer, now);
-    c.seen_time = now;
-    if created {
-        tx.emit(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
-        tx.notify(class::STREAM, "xgroup-createconsumer", key);
-    }
+    see_claimer(&mut tx, key, group, consumer, now)?;
     let s = read(&mut tx, key)?.expect("checked");
     let candidates: Vec<StreamId> = match start {
         Some(st) => s.groups[group].pel.range(st..).map(|(id, _)| *id).take(count * 10).collect(),

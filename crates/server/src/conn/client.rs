@@ -89,6 +89,9 @@ pub struct Client {
     /// single-threaded and DEBUG LOADAOF already holds one (an EXEC or
     /// FLUSHALL in the file would otherwise wait for it forever).
     pub replaying: bool,
+    /// The running script's declared keys, while no read-only command of
+    /// it has yet recorded them for client tracking.
+    pub script_keys: Option<Vec<bytes::Bytes>>,
     /// CLIENT REPLY's setting.
     pub reply_mode: ReplyMode,
     /// REPLCONF listening-port, before SYNC.
@@ -139,6 +142,7 @@ impl Client {
             replica: None,
             replica_port: 0,
             replaying: false,
+            script_keys: None,
             reply_mode: ReplyMode::On,
             last_cmd: 0,
             limits: larder_store::Limits::default(),

@@ -234,3 +234,43 @@ fn debug_reload_round_trips_the_dataset() {
     ok(&mut c, &["DEBUG", "RELOAD", "NOFLUSH", "MERGE"]);
     assert_eq!(c.call(&["DEBUG", "DIGEST"]).unwrap(), before);
 }
+
+#[test]
+fn scripts_cannot_overflow_the_servers_stack() {
+    // Each of these recursed without bound once; the suite's "Script return
+    // recursive object" took the whole server down.
+    let s = spawn_server();
+    // The self-referencing reply: nested arrays, then the error where the
+    // depth runs out (too deep for the test client's decoder, so read raw).
+    {
+        use std::io::{Read, Write};
+        let mut raw = std::net::TcpStream::connect(s.addr).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let script = "local a = {}; local b = {a}; a[1] = b; return a";
+        write!(raw, "*3\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n0\r\n", script.len()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while !got.ends_with(b"-ERR reached lua stack limit\r\n") {
+            let n = raw.read(&mut buf).unwrap();
+            assert!(n > 0, "closed after {} bytes", got.len());
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"*1\r\n*1\r\n"));
+    }
+    let mut c = s.raw();
+    let cases = [
+        ("return #cmsgpack.unpack(string.rep(string.char(0x91), 200000) .. string.char(1))", "nested too deeply"),
+        ("cjson.encode_max_depth(2000000000); local a = {}; a[1] = a; return cjson.encode(a)", "excessive nesting"),
+        ("return cjson.decode(string.rep('[', 100000))", "invalid token"),
+    ];
+    for (script, expected) in cases {
+        let reply = c.call(&["EVAL", script, "0"]).unwrap();
+        let text = format!("{reply:?}");
+        assert!(text.contains(expected), "{script}: {text}");
+        assert_eq!(c.call(&["PING"]).unwrap(), Frame::simple("PONG"));
+    }
+    ok(&mut c, &["EVAL", "cjson.encode_max_depth(1000)", "0"]);
+    // A packed self-reference stops at lua-cmsgpack's 16 levels.
+    let packed = c.call(&["EVAL", "local a = {}; a[1] = a; return cmsgpack.pack(a)", "0"]).unwrap();
+    assert!(matches!(packed, Frame::Bulk(b) if b.len() == 17), "sixteen fixarrays and a nil");
+}
