@@ -54,6 +54,7 @@ pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8
     if !std::mem::take(&mut client.no_reply) && client.replica.is_none() && !silenced {
         encode(&reply, client.proto, out);
     }
+    crate::tracking::take_after_reply(out);
 }
 
 fn is_client_caching(req: &Request, input: &[u8]) -> bool {

@@ -38,6 +38,21 @@ thread_local! {
     /// Keys a command on this thread modified that BCAST clients must hear
     /// of, with their modifier (0 once two different ones touched it).
     static BCAST_PENDING: RefCell<Vec<(Bytes, u64)>> = const { RefCell::new(Vec::new()) };
+    /// Invalidations of the running client's own cache that its command
+    /// caused: sent after that command's reply, as Redis sends them.
+    static AFTER_REPLY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Appends the invalidations the command just run caused for its own
+/// client (the dispatcher calls this after encoding the reply).
+pub fn take_after_reply(out: &mut bytes::BytesMut) {
+    AFTER_REPLY.with(|a| {
+        let mut a = a.borrow_mut();
+        if !a.is_empty() {
+            out.extend_from_slice(&a);
+            a.clear();
+        }
+    });
 }
 
 /// Marks `id` as the client running commands on this thread.
@@ -98,7 +113,15 @@ impl Tracker {
         let Some(target) = &self.target else {
             // Without REDIRECT only RESP3 can carry the push.
             if self.own.resp3() {
-                self.own.push_frame(&invalidate_frame(keys, true), no_limit);
+                let frame = invalidate_frame(keys, true);
+                if CURRENT.with(Cell::get) == self.id {
+                    // Its own command's doing: after that command's reply.
+                    let mut bytes = bytes::BytesMut::new();
+                    larder_protocol::encode(&frame, larder_protocol::Proto::Resp3, &mut bytes);
+                    AFTER_REPLY.with(|a| a.borrow_mut().extend_from_slice(&bytes));
+                } else {
+                    self.own.push_frame(&frame, no_limit);
+                }
             }
             return;
         };
@@ -237,14 +260,13 @@ impl Tracking {
     /// event-loop turn, and later writes on this thread belong to nobody
     /// until the next command says whose they are.
     pub fn end_command(&self) {
+        if self.active.load(Ordering::Relaxed) != 0 {
+            let keys = BCAST_PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+            if !keys.is_empty() {
+                self.broadcast(&keys);
+            }
+        }
         CURRENT.with(|c| c.set(0));
-        if self.active.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let keys = BCAST_PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-        if !keys.is_empty() {
-            self.broadcast(&keys);
-        }
     }
 
     /// After FLUSHDB/FLUSHALL: every tracking client drops everything.
