@@ -48,6 +48,19 @@ struct Replica {
     held: Option<Vec<u8>>,
 }
 
+impl Replica {
+    /// Stream bytes for this replica: held while its image is being made,
+    /// else queued on its connection.
+    fn send(&mut self, bytes: &[u8]) {
+        match &mut self.held {
+            Some(held) => held.extend_from_slice(bytes),
+            None => {
+                self.outbox.push(bytes, self.limit);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Feeds {
     replicas: Vec<Replica>,
@@ -73,7 +86,7 @@ impl Default for Replication {
             feeds: Mutex::default(),
             count: AtomicUsize::new(0),
             offset: AtomicU64::new(0),
-            replid: (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect(),
+            replid: crate::server::random_hex_id(),
             last_ping_ms: AtomicU64::new(0),
             ever: Default::default(),
         }
@@ -111,22 +124,30 @@ impl Replication {
     fn feed(&self, cmds: &[(usize, Vec<u8>)]) {
         let mut feeds = self.feeds.lock();
         let Feeds { replicas, db } = &mut *feeds;
+        let stream_db = *db;
         let mut whole = Vec::new();
         append_selecting(&mut whole, db, cmds);
         self.offset.fetch_add(whole.len() as u64, Relaxed);
-        let mut buf = Vec::new();
+        let mut own = Vec::new();
         for r in replicas.iter_mut() {
-            buf.clear();
-            append_selecting(&mut buf, &mut r.db, cmds);
-            match &mut r.held {
-                Some(held) => held.extend_from_slice(&buf),
-                None => {
-                    r.outbox.push(&buf, r.limit);
-                }
+            // A replica in step with the stream (the usual case) is sent
+            // the stream's bytes; a new one needs its own SELECT first.
+            if r.db == stream_db {
+                r.db = *db;
+                r.send(&whole);
+            } else {
+                own.clear();
+                append_selecting(&mut own, &mut r.db, cmds);
+                r.send(&own);
             }
         }
-        replicas.retain(|r| !r.outbox.is_closed());
-        self.count.store(replicas.len(), Relaxed);
+        self.prune(&mut feeds);
+    }
+
+    /// Forgets replicas whose connection has gone.
+    fn prune(&self, feeds: &mut Feeds) {
+        feeds.replicas.retain(|r| !r.outbox.is_closed());
+        self.count.store(feeds.replicas.len(), Relaxed);
     }
 
     /// Registers a replica whose stream starts now, held back until
@@ -143,10 +164,11 @@ impl Replication {
     ) -> (Arc<AtomicU64>, u64) {
         let acked = Arc::new(AtomicU64::new(0));
         let mut feeds = self.feeds.lock();
-        feeds.replicas.retain(|r| !r.outbox.is_closed() && r.id != id);
+        feeds.replicas.retain(|r| r.id != id);
+        self.prune(&mut feeds);
         let r = Replica { id, outbox, db: None, limit, port, ip, acked: acked.clone(), held: Some(Vec::new()) };
         feeds.replicas.push(r);
-        self.count.store(feeds.replicas.len(), Relaxed);
+        self.prune(&mut feeds);
         self.ever.store(true, Relaxed);
         (acked, self.offset())
     }
@@ -193,15 +215,9 @@ impl Replication {
         let mut feeds = self.feeds.lock();
         self.offset.fetch_add(ping.len() as u64, Relaxed);
         for r in feeds.replicas.iter_mut() {
-            match &mut r.held {
-                Some(held) => held.extend_from_slice(&ping),
-                None => {
-                    r.outbox.push(&ping, r.limit);
-                }
-            }
+            r.send(&ping);
         }
-        feeds.replicas.retain(|r| !r.outbox.is_closed());
-        self.count.store(feeds.replicas.len(), Relaxed);
+        self.prune(&mut feeds);
     }
 
     /// The first ping of a new replica waits a whole period.

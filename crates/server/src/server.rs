@@ -99,6 +99,11 @@ impl Shared {
     }
 }
 
+/// 40 random hex digits: a run id or a replication id.
+pub(crate) fn random_hex_id() -> String {
+    (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect()
+}
+
 /// A configured server, not yet listening.
 pub struct Server {
     shared: Arc<Shared>,
@@ -131,7 +136,7 @@ impl Server {
         keyspace.effects.subscribe(aof.clone());
         let replication: Arc<crate::replication::Replication> = Default::default();
         keyspace.effects.subscribe(replication.clone());
-        let run_id: String = (0..40).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+        let run_id = random_hex_id();
         let (shutdown_tx, _) = watch::channel(false);
         let shared = Shared {
             config: RwLock::new(config),
