@@ -361,42 +361,42 @@ pub fn reload(shared: &Shared) -> anyhow::Result<()> {
         shared.keyspace.flush_db(db);
     }
     let (dir, prefix) = aof_dir(shared);
-    let manifest_path = dir.join(layout::manifest_name(&prefix));
-    let text = match std::fs::read_to_string(&manifest_path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => anyhow::bail!("reading {}: {e}", manifest_path.display()),
-    };
-    let manifest = Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
+    let Some(manifest) = read_manifest(&dir, &prefix)? else { return Ok(()) };
     let was_on = aof.on.swap(false, AcqRel);
-    shared.memory.set_limits(0, larder_store::Policy::NoEviction, 5);
-    let loaded = load_parts(shared, &dir, &manifest);
-    let config = shared.config.read().clone();
-    shared.apply_config(&config);
+    let loaded = load_unlimited(shared, &dir, &manifest);
     aof.on.store(was_on, Release);
     loaded.map(|_| ())
 }
 
+/// The manifest in `dir`, or None when there is none.
+fn read_manifest(dir: &Path, prefix: &str) -> anyhow::Result<Option<Manifest>> {
+    let path = dir.join(layout::manifest_name(prefix));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => anyhow::bail!("reading {}: {e}", path.display()),
+    };
+    Manifest::parse(&text).map(Some).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Loads the files `manifest` lists. maxmemory does not apply meanwhile,
+/// as in Redis: a replayed write must never be refused or make room by
+/// evicting.
+fn load_unlimited(shared: &Shared, dir: &Path, manifest: &Manifest) -> anyhow::Result<u64> {
+    shared.memory.set_limits(0, larder_store::Policy::NoEviction, 5);
+    let loaded = load_parts(shared, dir, manifest);
+    let config = shared.config.read().clone();
+    shared.apply_config(&config);
+    loaded
+}
+
 pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
     let (dir, prefix) = aof_dir(shared);
-    let manifest_path = dir.join(layout::manifest_name(&prefix));
-    let text = match std::fs::read_to_string(&manifest_path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => anyhow::bail!("reading {}: {e}", manifest_path.display()),
-    };
-    let Some(text) = text else {
+    let Some(manifest) = read_manifest(&dir, &prefix)? else {
         crate::snapshot::load_rdb_file(shared, true)?;
         return start(shared, true).map_err(|e| anyhow::anyhow!("creating the AOF: {e}"));
     };
-    let manifest = Manifest::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
-    // maxmemory does not apply while loading, as in Redis: a replayed
-    // write must never be refused or make room by evicting.
-    shared.memory.set_limits(0, larder_store::Policy::NoEviction, 5);
-    let loaded = load_parts(shared, &dir, &manifest);
-    let config = shared.config.read().clone();
-    shared.apply_config(&config);
-    let total = loaded?;
+    let total = load_unlimited(shared, &dir, &manifest)?;
     let aof = &shared.aof;
     aof.current_size.store(total, Relaxed);
     aof.base_size.store(total, Relaxed);
