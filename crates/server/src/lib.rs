@@ -16,6 +16,7 @@
 /// those even in a debug build, where tokio's default of 2 MiB does not.
 pub const WORKER_STACK_BYTES: usize = 16 << 20;
 
+pub mod acl;
 pub mod aof;
 pub mod blocking;
 pub mod cmd;

@@ -175,23 +175,33 @@ fn reset(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     super::transaction::unwatch_all(ctx);
     ctx.client.set_db(0);
     ctx.client.set_proto(Proto::Resp2);
-    ctx.client.authenticated = ctx.shared.config.read().requirepass.is_empty();
+    // Back to the default user, authenticated only if it needs no password.
+    let default = ctx.shared.acl.default_user();
+    ctx.client.authenticated = default.enabled && default.nopass;
+    ctx.client.info.meta.lock().user.clone_from(&default.name);
+    ctx.client.user = default;
     let mut meta = ctx.client.info.meta.lock();
     meta.name = None;
     meta.no_evict = false;
     Ok(Frame::simple("RESET"))
 }
 
-/// Checks a username/password pair against the default user, the only
-/// user until ACLs exist.
-fn check_credentials(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
-    let required = ctx.shared.config.read().requirepass.clone();
-    // With no requirepass the default user is "nopass": any password works.
-    if user == b"default" && (required.is_empty() || required.as_bytes() == pass) {
-        Ok(())
-    } else {
-        Err(CmdError::WrongPass)
-    }
+/// Checks a username/password pair against the ACL users; a failure is
+/// logged to ACL LOG, as Redis does.
+fn check_credentials(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<Arc<crate::acl::User>, CmdError> {
+    ctx.shared.acl.authenticate(user, pass).ok_or_else(|| {
+        let info = client_line(&ctx.client.info, ctx.shared.uptime_ms(), &[]);
+        let name = String::from_utf8_lossy(user).into_owned();
+        ctx.shared.acl.log(
+            "auth",
+            "toplevel",
+            "AUTH".into(),
+            name,
+            info.trim_end().to_string(),
+            ctx.shared.clock.now_ms(),
+        );
+        CmdError::WrongPass
+    })
 }
 
 /// AUTH [username] password
@@ -202,13 +212,13 @@ fn auth(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (user, pass) = if args.len() == 3 {
         (args.next_arg()?, args.next_arg()?)
     } else {
-        if ctx.shared.config.read().requirepass.is_empty() {
+        if ctx.shared.acl.default_user().nopass {
             return Err(CmdError::AuthNotConfigured);
         }
         (&b"default"[..], args.next_arg()?)
     };
-    check_credentials(ctx, user, pass)?;
-    ctx.client.authenticated = true;
+    let user = check_credentials(ctx, user, pass)?;
+    ctx.client.log_in(user);
     Ok(Frame::ok())
 }
 
@@ -242,8 +252,8 @@ fn hello(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
     }
     if let Some((user, pass)) = creds {
-        check_credentials(ctx, user, pass)?;
-        ctx.client.authenticated = true;
+        let user = check_credentials(ctx, user, pass)?;
+        ctx.client.log_in(user);
     }
     if !ctx.client.authenticated {
         return Err(CmdError::Raw("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
@@ -288,7 +298,7 @@ fn client_getname(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 
 /// One line of CLIENT LIST / CLIENT INFO, with Redis 7.2's fields. Buffer
 /// sizes Larder does not track per client are reported as 0.
-fn client_line(c: &ClientInfo, uptime_ms: u64, blocked: &[u64]) -> String {
+pub(crate) fn client_line(c: &ClientInfo, uptime_ms: u64, blocked: &[u64]) -> String {
     let m = c.meta.lock().clone();
     let s = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
     let idle = uptime_ms.saturating_sub(c.last_interaction.load(Relaxed)) / 1000;
@@ -303,7 +313,7 @@ fn client_line(c: &ClientInfo, uptime_ms: u64, blocked: &[u64]) -> String {
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}\n",
         c.id,
         c.addr,
         c.laddr,
@@ -314,6 +324,7 @@ fn client_line(c: &ClientInfo, uptime_ms: u64, blocked: &[u64]) -> String {
         flags,
         m.db,
         m.last_cmd,
+        m.user,
         m.resp,
         s(&m.lib_name),
         s(&m.lib_ver),
@@ -386,7 +397,7 @@ impl KillFilter {
             && self.id.is_none_or(|id| id == c.id)
             && self.addr.as_ref().is_none_or(|a| *a == c.addr.to_string())
             && self.laddr.as_ref().is_none_or(|a| *a == c.laddr.to_string())
-            && self.user.as_ref().is_none_or(|u| u == "default")
+            && self.user.as_ref().is_none_or(|u| *u == c.meta.lock().user)
             && self.normal_only.unwrap_or(true)
             && self.maxage.is_none_or(|age| c.created.elapsed().as_secs() >= age)
     }

@@ -3,6 +3,7 @@
 //! authentication and other gates live in the dispatcher, driven by each
 //! command's row in the table.
 
+pub mod acl;
 pub mod bitmap;
 pub mod connection;
 pub mod geo;

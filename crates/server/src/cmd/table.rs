@@ -211,19 +211,27 @@ impl CmdStats {
 pub struct Command {
     pub spec: &'static CommandSpec,
     pub full_name: String,
+    /// Index into ACL permission bitmaps, unique across commands and
+    /// subcommands of one table.
+    pub acl_id: usize,
     pub stats: CmdStats,
     pub subs: HashMap<Vec<u8>, Command>,
 }
 
 impl Command {
-    fn new(spec: &'static CommandSpec, parent: Option<&str>) -> Command {
+    fn new(spec: &'static CommandSpec, parent: Option<&str>, next_id: &mut usize) -> Command {
         let full_name = match parent {
             Some(p) => format!("{p}|{}", spec.name),
             None => spec.name.to_string(),
         };
-        let subs =
-            spec.subcommands.iter().map(|s| (s.name.as_bytes().to_vec(), Command::new(s, Some(spec.name)))).collect();
-        Command { spec, full_name, stats: CmdStats::default(), subs }
+        let acl_id = *next_id;
+        *next_id += 1;
+        let subs = spec
+            .subcommands
+            .iter()
+            .map(|s| (s.name.as_bytes().to_vec(), Command::new(s, Some(spec.name), next_id)))
+            .collect();
+        Command { spec, full_name, acl_id, stats: CmdStats::default(), subs }
     }
 
     pub fn lookup_sub(&self, name: &[u8]) -> Option<&Command> {
@@ -242,12 +250,14 @@ fn lookup_in<'m>(map: &'m HashMap<Vec<u8>, Command>, name: &[u8]) -> Option<&'m 
 
 pub struct CommandTable {
     map: HashMap<Vec<u8>, Command>,
+    ids: usize,
 }
 
 impl CommandTable {
     pub fn build() -> CommandTable {
         let groups: &[&'static [CommandSpec]] = &[
             super::connection::COMMANDS,
+            super::acl::COMMANDS,
             super::string::COMMANDS,
             super::keys::COMMANDS,
             super::server::COMMANDS,
@@ -266,12 +276,18 @@ impl CommandTable {
             super::scripting::COMMANDS,
             super::replication::COMMANDS,
         ];
+        let mut ids = 0;
         let map = groups
             .iter()
             .flat_map(|g| g.iter())
-            .map(|spec| (spec.name.as_bytes().to_vec(), Command::new(spec, None)))
+            .map(|spec| (spec.name.as_bytes().to_vec(), Command::new(spec, None, &mut ids)))
             .collect();
-        CommandTable { map }
+        CommandTable { map, ids }
+    }
+
+    /// How many ids commands and subcommands use (`Command::acl_id`).
+    pub fn id_count(&self) -> usize {
+        self.ids
     }
 
     /// Case-insensitive lookup of a top-level command.

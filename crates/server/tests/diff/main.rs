@@ -3,6 +3,7 @@
 //! by frame. Without redis-server installed these tests say so and pass,
 //! unless LARDER_REQUIRE_REDIS=1 (CI sets it), where that is a failure.
 
+mod acl;
 mod collections;
 mod events;
 mod memory;
@@ -38,7 +39,8 @@ pub fn pair(resp3: bool) -> Option<Pair> {
 
 /// Runs `script` (one command per line, split like redis-cli) under both
 /// protocols. A line starting with `~` compares unordered, `?` shape only,
-/// `%` shape and length (random picks).
+/// `%` shape and length (random picks), `!` that both fail with the same
+/// error code.
 pub fn check_script(script: &str) {
     for resp3 in [false, true] {
         let Some(mut p) = pair(resp3) else { return };
@@ -48,6 +50,7 @@ pub fn check_script(script: &str) {
                 b'~' => (Compare::Unordered, &line[1..]),
                 b'?' => (Compare::Shape, &line[1..]),
                 b'%' => (Compare::Len, &line[1..]),
+                b'!' => (Compare::ErrorCode, &line[1..]),
                 _ => (Compare::Exact, line),
             };
             let args = larder_protocol::split_args(line.as_bytes()).expect("script line");

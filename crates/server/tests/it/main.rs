@@ -1,6 +1,7 @@
 //! Integration tests: Larder in-process on port 0, driven through the
 //! `redis` crate in RESP2 and RESP3, or through raw bytes.
 
+mod acl;
 mod aof;
 mod binary;
 mod blocking;

@@ -1,0 +1,112 @@
+//! ACL through the `redis` crate, in RESP2 and RESP3: a user logs in and is
+//! refused what its rules do not allow (commands, keys, channels, inside a
+//! script and inside MULTI); ACL DELUSER disconnects its clients; ACL LOG
+//! records refusals; requirepass is the default user's password.
+
+use larder_protocol::Proto;
+use larder_testkit::spawn_server;
+
+fn err_text(r: redis::RedisResult<redis::Value>) -> String {
+    match r {
+        Err(e) => e.to_string(),
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
+#[test]
+fn a_restricted_user_is_refused_what_its_rules_leave_out() {
+    for proto in [Proto::Resp2, Proto::Resp3] {
+        let s = spawn_server();
+        let mut admin = s.conn(proto);
+        let _: () = redis::cmd("ACL")
+            .arg(&[
+                "SETUSER",
+                "bob",
+                "on",
+                ">123",
+                "+@scripting",
+                "+set",
+                "+get",
+                "+multi",
+                "+exec",
+                "+acl|whoami",
+                "~x*",
+            ])
+            .query(&mut admin)
+            .unwrap();
+        let mut bob = s.conn(proto);
+        let _: () = redis::cmd("AUTH").arg("bob").arg("123").query(&mut bob).unwrap();
+        let who: String = redis::cmd("ACL").arg("WHOAMI").query(&mut bob).unwrap();
+        assert_eq!(who, "bob");
+        let _: () = redis::cmd("SET").arg("xa").arg("1").query(&mut bob).unwrap();
+        let e = err_text(redis::cmd("HSET").arg("xa").arg("f").arg("v").query(&mut bob));
+        assert!(e.contains("NOPERM") && e.contains("User bob has no permissions to run the 'hset' command"), "{e}");
+        let e = err_text(redis::cmd("GET").arg("ya").query(&mut bob));
+        assert!(e.contains("No permissions to access a key"), "{e}");
+        // Inside a script: the script's own error, as Redis 7.2 words it.
+        let e = err_text(redis::cmd("EVAL").arg("return redis.call('get','ya')").arg(0).query(&mut bob));
+        assert!(e.contains("ACL failure in script: No permissions to access a key"), "{e}");
+        let allowed: Option<i64> = redis::cmd("EVAL")
+            .arg("return redis.acl_check_cmd('set','xb',1)")
+            .arg(1)
+            .arg("xb")
+            .query(&mut bob)
+            .unwrap();
+        assert_eq!(allowed, Some(1));
+        let denied: Option<i64> =
+            redis::cmd("EVAL").arg("return redis.acl_check_cmd('hset','xb','f',1)").arg(0).query(&mut bob).unwrap();
+        assert_eq!(denied, None, "false becomes a nil reply");
+        // A refusal while queuing dooms the EXEC.
+        let mut raw = s.raw();
+        raw.call(&["AUTH", "bob", "123"]).unwrap();
+        raw.call(&["MULTI"]).unwrap();
+        let queued = raw.call(&["GET", "ya"]).unwrap();
+        assert!(format!("{queued:?}").contains("NOPERM"), "{queued:?}");
+        let exec = raw.call(&["EXEC"]).unwrap();
+        assert!(format!("{exec:?}").contains("EXECABORT"), "{exec:?}");
+        // The log has each refusal, newest first, with its context.
+        let log: Vec<redis::Value> = redis::cmd("ACL").arg("LOG").query(&mut admin).unwrap();
+        let text = format!("{log:?}");
+        for part in ["\"multi\"", "\"lua\"", "\"toplevel\"", "\"ya\"", "\"hset\""] {
+            assert!(text.contains(part), "{part} missing from {text}");
+        }
+        // The admin changes bob's rules: bob's open connection follows.
+        let _: () = redis::cmd("ACL").arg(&["SETUSER", "bob", "+hset"]).query(&mut admin).unwrap();
+        let n: i64 = redis::cmd("HSET").arg("xa2").arg("f").arg("v").query(&mut bob).unwrap();
+        assert_eq!(n, 1);
+    }
+}
+
+#[test]
+fn deluser_disconnects_the_users_clients() {
+    let s = spawn_server();
+    let mut admin = s.conn(Proto::Resp2);
+    let _: () = redis::cmd("ACL").arg(&["SETUSER", "eve", "on", "nopass", "+@all", "~*"]).query(&mut admin).unwrap();
+    let mut eve = s.raw();
+    eve.call(&["AUTH", "eve", "anything"]).unwrap();
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).unwrap();
+    assert!(list.contains("user=eve"), "{list}");
+    let n: i64 = redis::cmd("ACL").arg(&["DELUSER", "eve"]).query(&mut admin).unwrap();
+    assert_eq!(n, 1);
+    assert!(eve.read_to_close().is_ok(), "eve's connection is closed");
+    let e = err_text(redis::cmd("AUTH").arg("eve").arg("x").query(&mut admin));
+    assert!(e.contains("WRONGPASS"), "{e}");
+}
+
+#[test]
+fn requirepass_is_the_default_users_password() {
+    let s = spawn_server();
+    let mut admin = s.conn(Proto::Resp2);
+    let _: () = redis::cmd("CONFIG").arg(&["SET", "requirepass", "s3cret"]).query(&mut admin).unwrap();
+    let mut c = s.raw();
+    let f = c.call(&["GET", "k"]).unwrap();
+    assert!(format!("{f:?}").contains("NOAUTH"), "{f:?}");
+    let f = c.call(&["AUTH", "default", "s3cret"]).unwrap();
+    assert!(!format!("{f:?}").contains("Error"), "{f:?}");
+    // An unrelated CONFIG SET leaves an ACL change to the default user.
+    let _: () = redis::cmd("ACL").arg(&["SETUSER", "default", ">another"]).query(&mut admin).unwrap();
+    let _: () = redis::cmd("CONFIG").arg(&["SET", "maxclients", "100"]).query(&mut admin).unwrap();
+    let mut d = s.raw();
+    let f = d.call(&["AUTH", "another"]).unwrap();
+    assert!(!format!("{f:?}").contains("Error"), "{f:?}");
+}
