@@ -451,7 +451,7 @@ fn load_parts(shared: &Shared, dir: &Path, manifest: &Manifest) -> anyhow::Resul
 fn replay(shared: &Shared, data: &[u8], path: &Path, last: bool) -> anyhow::Result<usize> {
     let addr: std::net::SocketAddr = ([0, 0, 0, 0], 0).into();
     let (info, outbox) = shared.clients.register(addr, addr, -1, shared.uptime_ms());
-    let mut client = crate::conn::client::Client::new(info, outbox, true);
+    let mut client = crate::conn::client::Client::new(info, outbox, shared.acl.default_user(), true);
     client.replaying = true;
     let result = replay_as(shared, &mut client, data, path, last);
     shared.clients.unregister(client.id());

@@ -92,6 +92,10 @@ pub struct Config {
     pub busy_reply_threshold: u64,
     /// Seconds between the PINGs a primary sends its replicas.
     pub repl_ping_replica_period: u64,
+    /// Writes are refused (NOREPLICAS) with fewer good replicas than this.
+    pub min_replicas_to_write: u64,
+    /// A replica is good while its last ACK is at most this many seconds old.
+    pub min_replicas_max_lag: u64,
 }
 
 impl Default for Config {
@@ -142,6 +146,8 @@ impl Default for Config {
             tracking_table_max_keys: 1_000_000,
             busy_reply_threshold: 5000,
             repl_ping_replica_period: 10,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
         }
     }
 }
@@ -385,6 +391,10 @@ pub static PARAMS: &[Param] = &[
     int_param!("lua-time-limit", busy_reply_threshold, 0, i64::MAX as u64, true),
     int_param!("repl-ping-replica-period", repl_ping_replica_period, 1, i32::MAX as u64, true),
     int_param!("repl-ping-slave-period", repl_ping_replica_period, 1, i32::MAX as u64, true),
+    int_param!("min-replicas-to-write", min_replicas_to_write, 0, i32::MAX as u64, true),
+    int_param!("min-slaves-to-write", min_replicas_to_write, 0, i32::MAX as u64, true),
+    int_param!("min-replicas-max-lag", min_replicas_max_lag, 0, i32::MAX as u64, true),
+    int_param!("min-slaves-max-lag", min_replicas_max_lag, 0, i32::MAX as u64, true),
     int_param!("tracking-table-max-keys", tracking_table_max_keys, 0, i64::MAX as u64, true),
     Param {
         name: "notify-keyspace-events",

@@ -27,10 +27,6 @@ pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8
     if let Some(st) = client.blocked.take() {
         shared.blocking.unregister(&st);
     }
-    if let Frame::Error(e) = &reply {
-        let code = e.split(|&b| b == b' ').next().unwrap_or(b"ERR");
-        shared.stats.record_error(&String::from_utf8_lossy(code));
-    }
     // Confirmations and messages this command produced come before its
     // reply (a client that publishes to its own channel sees the message
     // first, as with Redis).
@@ -103,9 +99,29 @@ fn resolve<'t>(shared: &'t Shared, req: &Request, input: &[u8]) -> Result<(&'t C
     }
 }
 
-/// Runs one command through every gate and returns its reply. EXEC calls
-/// this for each queued command (with `client.in_exec` set).
+/// Runs one command through every gate and returns its reply. EXEC and
+/// scripts call this for each command they run (with `client.in_exec`
+/// set). Every error reply counts in INFO errorstats where it is made, as
+/// in Redis: a script's error that only passes on one its command already
+/// counted (`client.error_counted`) does not count twice.
 pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]) -> Frame {
+    let reply = run_command(shared, client, req, input);
+    let counted = std::mem::take(&mut client.error_counted);
+    if let Frame::Error(e) = &reply {
+        if !counted {
+            record_error(shared, e);
+        }
+    }
+    reply
+}
+
+/// Counts one error reply under its code (the first word).
+pub fn record_error(shared: &Shared, text: &[u8]) {
+    let code = text.split(|&b| b == b' ').next().unwrap_or(b"ERR");
+    shared.stats.record_error(&String::from_utf8_lossy(code));
+}
+
+fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]) -> Frame {
     let (cmd, argpos) = match resolve(shared, req, input) {
         Ok(c) => c,
         Err(e) => return reject_in_multi(client, e),
@@ -116,6 +132,12 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         Err(CmdError::WrongArity(cmd.full_name.clone()))
     } else if !client.authenticated && !spec.has(flags::NO_AUTH) {
         Err(CmdError::NoAuth)
+    } else if let Err(e) = acl_check(shared, client, cmd, req, input) {
+        Err(e)
+    } else if (spec.has(flags::WRITE) || (cmd.full_name == "exec" && queued_with(shared, client, flags::WRITE)))
+        && shared.replication.refuses_writes(shared.clock.now_ms())
+    {
+        Err(CmdError::NoReplicas)
     } else if client.in_subscribed_mode() && !allowed_when_subscribed(&cmd.full_name) {
         Err(CmdError::Err(format!(
             "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
@@ -128,7 +150,7 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     };
     if let Err(e) = gate {
         cmd.stats.rejected_calls.fetch_add(1, Relaxed);
-        return reject_in_multi(client, e);
+        return reject(shared, client, cmd, e);
     }
     // Redis's performEvictions: before every command while maxmemory is
     // set, except inside EXEC or a script (checked when they began) and
@@ -137,19 +159,25 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     if !client.in_exec {
         client.oom = false;
         if shared.memory.limited() && !shared.scripting.busy() {
-            let pressure = {
-                let _world = shared.world.read(client.id());
-                shared.memory.enforce(&shared.keyspace, shared.clock.now_ms())
+            // Waiting behind a script ends in BUSY once it turns busy.
+            let Some(world) = shared.world.read_unless(client.id(), || shared.scripting.busy()) else {
+                cmd.stats.rejected_calls.fetch_add(1, Relaxed);
+                return shared.scripting.busy_error().to_frame();
             };
+            let pressure = shared.memory.enforce(&shared.keyspace, shared.clock.now_ms());
+            drop(world);
             client.oom = pressure == crate::memory::Pressure::OutOfMemory;
             // Queuing in MULTI takes memory too: everything but the
             // commands that end a transaction or connection is refused.
             let name = cmd.full_name.as_str();
             let queuing = client.multi.is_some() && !matches!(name, "exec" | "discard" | "quit" | "reset");
-            if client.oom && (spec.has(flags::DENYOOM) || queuing || (name == "exec" && queued_denyoom(shared, client)))
+            if client.oom
+                && (spec.has(flags::DENYOOM)
+                    || queuing
+                    || (name == "exec" && queued_with(shared, client, flags::DENYOOM)))
             {
                 cmd.stats.rejected_calls.fetch_add(1, Relaxed);
-                return reject_in_multi(client, CmdError::Oom);
+                return reject(shared, client, cmd, CmdError::Oom);
             }
         }
     }
@@ -181,7 +209,10 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     // not wait for it: they touch no keys.
     if !client.in_exec && !busy_exempt && !client.replaying {
         if spec.has(flags::EXCLUSIVE) {
-            _write = shared.world.write();
+            match shared.world.write_unless(|| shared.scripting.busy()) {
+                Some(g) => _write = g,
+                None => return busy(),
+            }
         } else {
             match shared.world.read_unless(client.id(), || shared.scripting.busy()) {
                 Some(g) => _read = g,
@@ -189,7 +220,15 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
             }
         }
     }
-    let now = shared.clock.now_ms();
+    // One clock reading per top-level command: what EXEC or a script runs
+    // sees the time it started at, so a key cannot expire halfway through
+    // (Redis's fixed_time_expire).
+    let now = if client.in_exec && client.frozen_now != 0 {
+        client.frozen_now
+    } else {
+        client.frozen_now = shared.clock.now_ms();
+        client.frozen_now
+    };
     let retry = client.blocked.is_some();
     // The TSC, not the OS clock: two reads per command for commandstats
     // cost ~10% of a pipelined GET with clock_gettime on this kind of VM.
@@ -218,17 +257,71 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         cmd.stats.calls.fetch_add(1, Relaxed);
     }
     cmd.stats.usec.fetch_add((quanta::Instant::now() - started).as_micros() as u64, Relaxed);
-    result.unwrap_or_else(|e| {
+    // A command fails when it replies with an error, whether the handler
+    // returned one or passed one on (a script returning an error table).
+    let reply = result.unwrap_or_else(|e| e.to_frame());
+    if matches!(reply, Frame::Error(_)) {
         cmd.stats.failed_calls.fetch_add(1, Relaxed);
-        e.to_frame()
+    }
+    reply
+}
+
+/// The client's ACL permissions for this command. Its copy of its user is
+/// refreshed first when any user changed since it last looked.
+fn acl_check(shared: &Shared, client: &mut Client, cmd: &Command, req: &Request, input: &[u8]) -> Result<(), CmdError> {
+    let generation = shared.acl.generation();
+    if client.acl_gen != generation {
+        client.acl_gen = generation;
+        // A deleted user's clients are disconnected by ACL DELUSER; until
+        // that lands, they keep the permissions they had.
+        if let Some(u) = shared.acl.get(client.user.name.as_bytes()) {
+            client.user = u;
+        }
+    }
+    if client.user.unrestricted || client.replaying {
+        return Ok(());
+    }
+    let argv: Vec<&[u8]> = req.args(input).collect();
+    let in_script = client.in_exec && shared.scripting.running_ms().is_some();
+    let context = if in_script {
+        "lua"
+    } else if client.multi.is_some() || client.in_exec {
+        "multi"
+    } else {
+        "toplevel"
+    };
+    client.user.check(cmd, &argv).map_err(|d| {
+        let message = d.message(&client.user.name, &cmd.full_name);
+        log_denial(shared, client, &d, context);
+        CmdError::Raw(format!("NOPERM {message}"))
     })
 }
 
-/// Whether any command queued since MULTI may grow memory.
-fn queued_denyoom(shared: &Shared, client: &Client) -> bool {
-    client.multi.as_ref().is_some_and(|q| {
-        q.iter().any(|(req, input)| resolve(shared, req, input).is_ok_and(|(c, _)| c.spec.has(flags::DENYOOM)))
-    })
+/// Records a refused command in ACL LOG.
+pub fn log_denial(shared: &Shared, client: &Client, d: &crate::acl::Denial, context: &'static str) {
+    let reason = match d.why {
+        crate::acl::Denied::Command => "command",
+        crate::acl::Denied::Key => "key",
+        crate::acl::Denied::Channel => "channel",
+    };
+    let info = crate::cmd::connection::client_line(&client.info, shared.uptime_ms(), &[]);
+    shared.acl.log(
+        reason,
+        context,
+        String::from_utf8_lossy(&d.object).into_owned(),
+        client.user.name.clone(),
+        info.trim_end().to_string(),
+        shared.clock.now_ms(),
+    );
+}
+
+/// Whether any command queued since MULTI has `flag` (DENYOOM: may grow
+/// memory; WRITE).
+fn queued_with(shared: &Shared, client: &Client, flag: u32) -> bool {
+    client
+        .multi
+        .as_ref()
+        .is_some_and(|q| q.iter().any(|(req, input)| resolve(shared, req, input).is_ok_and(|(c, _)| c.spec.has(flag))))
 }
 
 fn allowed_when_subscribed(name: &str) -> bool {
@@ -244,6 +337,23 @@ fn allowed_when_subscribed(name: &str) -> bool {
             | "quit"
             | "reset"
     )
+}
+
+/// A found command refused before it ran. A refused EXEC discards the
+/// transaction and says why, as Redis's execCommandAbort does.
+fn reject(shared: &Shared, client: &mut Client, cmd: &Command, e: CmdError) -> Frame {
+    if cmd.full_name != "exec" {
+        return reject_in_multi(client, e);
+    }
+    client.multi = None;
+    client.multi_error = false;
+    if let Some((flag, keys)) = client.watch.take() {
+        shared.watches.unwatch(&keys, &flag);
+    }
+    let Frame::Error(text) = e.to_frame() else { unreachable!("an error converts to an error frame") };
+    let mut msg = b"EXECABORT Transaction discarded because of: ".to_vec();
+    msg.extend_from_slice(&text);
+    Frame::Error(msg.into())
 }
 
 /// A command refused before it ran: inside MULTI it also dooms the EXEC.

@@ -37,6 +37,8 @@ pub enum CmdError {
     NoAuth,
     #[error("OOM command not allowed when used memory > 'maxmemory'.")]
     Oom,
+    #[error("NOREPLICAS Not enough good replicas to write.")]
+    NoReplicas,
     #[error("WRONGPASS invalid username-password pair or user is disabled.")]
     WrongPass,
     #[error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")]

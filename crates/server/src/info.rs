@@ -244,10 +244,18 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
         "replication" => {
             out.push_str("# Replication\r\n");
             field!("role:master");
-            let replicas = shared.replication.replicas();
+            let now = shared.clock.now_ms();
+            let replicas = shared.replication.replicas(now);
             field!("connected_slaves:{}", replicas.len());
+            let (min_write, max_lag) = {
+                let c = shared.config.read();
+                (c.min_replicas_to_write, c.min_replicas_max_lag)
+            };
+            if min_write > 0 && max_lag > 0 {
+                field!("min_slaves_good_slaves:{}", shared.replication.good_replicas(now, max_lag));
+            }
             for (i, r) in replicas.iter().enumerate() {
-                field!("slave{i}:ip={},port={},state=online,offset={},lag=0", r.ip, r.port, r.offset);
+                field!("slave{i}:ip={},port={},state=online,offset={},lag={}", r.ip, r.port, r.offset, r.lag);
             }
             field!("master_failover_state:no-failover");
             field!("master_replid:{}", shared.replication.replid);

@@ -68,10 +68,35 @@ impl WorldLock {
         }
     }
 
+    /// Shared access only if no writer holds or awaits this slot: for the
+    /// cron, which must never park a runtime thread behind a script.
+    pub fn try_read(&self, who: u64) -> Option<parking_lot::RwLockReadGuard<'_, ()>> {
+        self.slots[who as usize % self.slots.len()].0.try_read()
+    }
+
     /// Exclusive access: every slot, in order (so two writers cannot
     /// deadlock).
     pub fn write(&self) -> Vec<parking_lot::RwLockWriteGuard<'_, ()>> {
         self.slots.iter().map(|s| s.0.write()).collect()
+    }
+
+    /// Like `write`, but gives up (None, holding nothing) once `give_up`
+    /// says so while waiting: a second script queued behind a busy one
+    /// gets BUSY instead of waiting for it to end.
+    pub fn write_unless(&self, give_up: impl Fn() -> bool) -> Option<Vec<parking_lot::RwLockWriteGuard<'_, ()>>> {
+        let mut held = Vec::with_capacity(self.slots.len());
+        for s in self.slots.iter() {
+            loop {
+                if let Some(g) = s.0.try_write_for(std::time::Duration::from_millis(5)) {
+                    held.push(g);
+                    break;
+                }
+                if give_up() {
+                    return None;
+                }
+            }
+        }
+        Some(held)
     }
 }
 

@@ -34,6 +34,13 @@ thread_local! {
     static STAGED: RefCell<Option<Staged>> = const { RefCell::new(None) };
 }
 
+/// What a replica last acknowledged (REPLCONF ACK), and when.
+#[derive(Default)]
+pub struct Ack {
+    pub offset: AtomicU64,
+    pub at_ms: AtomicU64,
+}
+
 struct Replica {
     id: u64,
     outbox: Arc<Outbox>,
@@ -43,7 +50,7 @@ struct Replica {
     /// REPLCONF listening-port, for INFO.
     port: u16,
     ip: String,
-    acked: Arc<AtomicU64>,
+    acked: Arc<Ack>,
     /// The stream while the image is being made: sent right after it.
     held: Option<Vec<u8>>,
 }
@@ -78,6 +85,10 @@ pub struct Replication {
     last_ping_ms: AtomicU64,
     /// A replica has attached at some point.
     ever: std::sync::atomic::AtomicBool,
+    /// min-replicas-to-write and min-replicas-max-lag, copied from the
+    /// config so the write path takes no config lock.
+    min_to_write: AtomicU64,
+    max_lag: AtomicU64,
 }
 
 impl Default for Replication {
@@ -89,6 +100,8 @@ impl Default for Replication {
             replid: crate::server::random_hex_id(),
             last_ping_ms: AtomicU64::new(0),
             ever: Default::default(),
+            min_to_write: AtomicU64::new(0),
+            max_lag: AtomicU64::new(10),
         }
     }
 }
@@ -98,6 +111,8 @@ pub struct ReplicaInfo {
     pub ip: String,
     pub port: u16,
     pub offset: u64,
+    /// Seconds since its last ACK.
+    pub lag: u64,
 }
 
 impl EffectSink for Replication {
@@ -161,8 +176,11 @@ impl Replication {
         limit: BufferLimit,
         ip: String,
         port: u16,
-    ) -> (Arc<AtomicU64>, u64) {
-        let acked = Arc::new(AtomicU64::new(0));
+        now_ms: u64,
+    ) -> (Arc<Ack>, u64) {
+        // Counted as acknowledged when it attaches, as Redis stamps a
+        // replica's ack time when it goes online.
+        let acked = Arc::new(Ack { offset: AtomicU64::new(0), at_ms: AtomicU64::new(now_ms) });
         let mut feeds = self.feeds.lock();
         feeds.replicas.retain(|r| r.id != id);
         self.prune(&mut feeds);
@@ -188,14 +206,40 @@ impl Replication {
         self.offset.load(Relaxed)
     }
 
-    pub fn replicas(&self) -> Vec<ReplicaInfo> {
+    pub fn replicas(&self, now_ms: u64) -> Vec<ReplicaInfo> {
         let feeds = self.feeds.lock();
         feeds
             .replicas
             .iter()
             .filter(|r| !r.outbox.is_closed())
-            .map(|r| ReplicaInfo { ip: r.ip.clone(), port: r.port, offset: r.acked.load(Relaxed) })
+            .map(|r| ReplicaInfo {
+                ip: r.ip.clone(),
+                port: r.port,
+                offset: r.acked.offset.load(Relaxed),
+                lag: now_ms.saturating_sub(r.acked.at_ms.load(Relaxed)) / 1000,
+            })
             .collect()
+    }
+
+    pub fn set_min_replicas(&self, to_write: u64, max_lag: u64) {
+        self.min_to_write.store(to_write, Relaxed);
+        self.max_lag.store(max_lag, Relaxed);
+    }
+
+    /// Redis's checkGoodReplicasStatus, negated: min-replicas-to-write is
+    /// set and fewer replicas than that are good, so writes are refused.
+    pub fn refuses_writes(&self, now_ms: u64) -> bool {
+        let (need, lag) = (self.min_to_write.load(Relaxed), self.max_lag.load(Relaxed));
+        need > 0 && lag > 0 && (self.good_replicas(now_ms, lag) as u64) < need
+    }
+
+    /// Replicas whose last ACK is at most `max_lag` seconds old (Redis's
+    /// good replicas, for min-replicas-to-write).
+    pub fn good_replicas(&self, now_ms: u64, max_lag: u64) -> usize {
+        if self.count.load(Relaxed) == 0 {
+            return 0;
+        }
+        self.replicas(now_ms).iter().filter(|r| r.lag <= max_lag).count()
     }
 
     /// From the cron: a PING into the stream every

@@ -24,7 +24,7 @@ use crate::error::CmdError;
 use bytes::{Bytes, BytesMut};
 use hashbrown::HashMap;
 use larder_protocol::{encode, Frame, Proto, Request, RequestLimits};
-use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,11 +38,19 @@ const HOOK_EVERY: u32 = 10_000;
 /// caller's client); `hidden` holds what the engine needs from Lua.
 const PRELUDE: &str = r#"
 local hidden, G = ...
-local error, type, rawget, tostring = error, type, rawget, tostring
+local error, type, rawget, rawset, tostring, ipairs = error, type, rawget, rawset, tostring, ipairs
+local real_setmetatable = setmetatable
 
+-- As Redis's luaPushErrorBuff: "-CODE msg" keeps its code, anything
+-- else gets ERR, and the message loses surrounding CR/LF.
 redis.error_reply = function(msg)
   if type(msg) ~= 'string' then error('wrong number or type of arguments', 2) end
-  return {err = msg}
+  if msg:sub(1, 1) ~= '-' then msg = '-' .. msg end
+  local space = msg:find(' ', 1, true)
+  local code, text = 'ERR', msg:sub(2)
+  if space then code, text = msg:sub(2, space - 1), msg:sub(space + 1) end
+  text = text:gsub('^[\r\n]+', ''):gsub('[\r\n]+$', '')
+  return {err = code .. ' ' .. text}
 end
 redis.status_reply = function(msg)
   if type(msg) ~= 'string' then error('wrong number or type of arguments', 2) end
@@ -56,15 +64,42 @@ redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 
 
 -- pcall hands errors back as Redis 7's does: an error reply ({err=...},
 -- or one raised from Rust by redis.call or a library) as its message.
-local real_pcall = pcall
+-- A killed script must not go on by catching the kill: past the kill,
+-- pcall and xpcall raise the error again outside their protection.
+local real_pcall, real_xpcall = pcall, xpcall
 local function as_redis(ok, ...)
   if ok then return ok, ... end
   local e = ...
+  if hidden.killed() then error(e, 0) end
   if type(e) == 'userdata' then return false, hidden.error_text(e) end
   if type(e) == 'table' and type(rawget(e, 'err')) == 'string' then return false, rawget(e, 'err') end
   return false, ...
 end
 pcall = function(...) return as_redis(real_pcall(...)) end
+xpcall = function(f, handler)
+  return as_redis(real_xpcall(f, function(e)
+    if hidden.killed() then return e end
+    return handler(e)
+  end))
+end
+
+-- Compiled (binary) chunks are refused: hand-made bytecode can crash the
+-- VM. loadstring returns nil and the reason, as Redis's patched Lua does.
+local real_loadstring, real_load, concat = loadstring, load, table.concat
+local function binary(s) return type(s) == 'string' and s:byte(1) == 27 end
+loadstring = function(s, name)
+  if binary(s) then return nil, 'attempt to load a binary chunk' end
+  return real_loadstring(s, name)
+end
+load = function(reader, name)
+  local parts = {}
+  while true do
+    local piece = reader()
+    if piece == nil or piece == '' then break end
+    parts[#parts + 1] = piece
+  end
+  return loadstring(concat(parts), name)
+end
 
 -- Globals are read-only, and reading a missing one is an error.
 hidden.env_meta = {
@@ -77,8 +112,28 @@ hidden.env_meta = {
   end,
   __newindex = function() error('Attempt to modify a readonly table', 2) end,
 }
-setmetatable(G, { __newindex = hidden.env_meta.__newindex })
-hidden.run = function(f, handler) return xpcall(f, handler) end
+
+-- Library tables are read-only too (Redis 7 patches Lua for that; here
+-- each is replaced by an empty proxy that reads through to it). What
+-- getmetatable returns for them, and for the globals, is itself
+-- read-only, and setmetatable on any of them fails the same way.
+local readonly_meta = real_setmetatable({}, { __newindex = hidden.env_meta.__newindex })
+local protected = {}
+for _, name in ipairs({'redis', 'cjson', 'cmsgpack', 'bit', 'struct', 'string', 'math', 'table'}) do
+  local real = rawget(G, name)
+  hidden['real_' .. name] = real
+  local proxy = real_setmetatable({}, {
+    __index = real, __newindex = hidden.env_meta.__newindex, __metatable = readonly_meta,
+  })
+  protected[proxy] = true
+  rawset(G, name, proxy)
+end
+setmetatable = function(t, m)
+  if t == G or protected[t] then error('Attempt to modify a readonly table', 0) end
+  return real_setmetatable(t, m)
+end
+real_setmetatable(G, { __newindex = hidden.env_meta.__newindex, __metatable = readonly_meta })
+hidden.run = function(f, handler) return real_xpcall(f, handler) end
 
 -- Function libraries: `redis` is the load-time API while a library loads
 -- and the full API while its functions run; KEYS and ARGV do not exist.
@@ -108,7 +163,7 @@ hidden.load_view = setmetatable({}, {
   __newindex = hidden.env_meta.__newindex,
 })
 hidden.fcall = function(f, handler, keys, args)
-  return xpcall(function() return f(keys, args) end, handler)
+  return real_xpcall(function() return f(keys, args) end, handler)
 end
 "#;
 
@@ -118,12 +173,24 @@ struct RunState {
     resp3: bool,
     /// EVAL_RO / a no-writes function: writes are refused.
     read_only: bool,
+    /// Declared allow-oom (or no-writes): denyoom commands run even out of
+    /// memory.
+    allow_oom: bool,
+    /// Error replies the script's commands gave, already counted in
+    /// errorstats: the script's own error reply does not count again if it
+    /// only passes one on.
+    counted: Vec<String>,
     /// A write ran: the effects are wrapped in MULTI/EXEC, and SCRIPT KILL
     /// can no longer stop the script.
     wrote: bool,
 }
 
 pub struct Scripting {
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call NOSCRIPT commands
+    /// (the Redis test suite uses it to call DEBUG from scripts).
+    pub allow_noscript: AtomicBool,
+    /// Scripts run, to pace the garbage collector.
+    runs: AtomicU64,
     lua: Mutex<LuaState>,
     /// Start of the running script in ms since `epoch`, or 0.
     running_since: AtomicU64,
@@ -144,7 +211,7 @@ struct LuaState {
     lua: Lua,
     hidden: Table,
     /// sha1 → (body, compiled function)
-    scripts: HashMap<String, (Bytes, Function)>,
+    scripts: HashMap<String, (Bytes, Function, Declared)>,
     /// Function libraries by name, in name order (FUNCTION LIST, DUMP).
     libraries: std::collections::BTreeMap<String, Library>,
 }
@@ -163,8 +230,87 @@ pub struct FunctionDef {
     callback: Function,
 }
 
+/// Runs between two small garbage-collector steps (Redis's
+/// LUA_GC_CYCLE_PERIOD).
+const GC_EVERY_RUNS: u64 = 50;
+
 /// Flags redis.register_function accepts.
 const FUNCTION_FLAGS: &[&str] = &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
+
+/// What a script declared: an EVAL script's `#!lua flags=…` line, or a
+/// function's flags. A script without a shebang runs in compatibility
+/// mode, judged command by command as before Redis 7.
+#[derive(Clone, Copy, Debug, Default)]
+struct Declared {
+    compat: bool,
+    no_writes: bool,
+    allow_oom: bool,
+}
+
+impl Declared {
+    fn from_flags<S: AsRef<str>>(flags: &[S]) -> Declared {
+        let has = |f: &str| flags.iter().any(|x| x.as_ref() == f);
+        Declared { compat: false, no_writes: has("no-writes"), allow_oom: has("allow-oom") }
+    }
+
+    /// Redis's scriptPrepareForRun: what refuses a declared script before
+    /// it starts.
+    fn admit(&self, ctx: &Ctx<'_>, ro_command: bool) -> Result<(), CmdError> {
+        if self.compat {
+            return Ok(());
+        }
+        if ro_command && !self.no_writes {
+            return Err(CmdError::Err("Can not execute a script with write flag using *_ro command.".into()));
+        }
+        if ctx.client.oom && !self.no_writes && !self.allow_oom {
+            return Err(CmdError::Oom);
+        }
+        if !self.no_writes && ctx.shared.replication.refuses_writes(ctx.now) {
+            return Err(CmdError::NoReplicas);
+        }
+        Ok(())
+    }
+
+    /// The run's rules: read-only under *_RO or no-writes, and a no-writes
+    /// script may run out of memory since it cannot add to it.
+    fn run_state(&self, ro_command: bool) -> RunState {
+        RunState {
+            resp3: false,
+            read_only: ro_command || self.no_writes,
+            allow_oom: !self.compat && (self.allow_oom || self.no_writes),
+            wrote: false,
+            counted: Vec::new(),
+        }
+    }
+}
+
+/// An EVAL script's shebang (`#!lua flags=no-writes,allow-oom`), and how
+/// many bytes the line takes; compatibility mode without one.
+fn eval_shebang(body: &[u8]) -> Result<(Declared, usize), CmdError> {
+    if !body.starts_with(b"#!") {
+        return Ok((Declared { compat: true, ..Declared::default() }, 0));
+    }
+    let end = body.iter().position(|&b| b == b'\n').ok_or_else(|| CmdError::Err("Invalid script shebang".into()))?;
+    let line = String::from_utf8_lossy(&body[..end]);
+    let mut parts = line.split_whitespace();
+    let engine = parts.next().unwrap_or_default();
+    if engine != "#!lua" {
+        return Err(CmdError::Err(format!("Unexpected engine in script shebang: {engine}")));
+    }
+    let mut flags = Vec::new();
+    for p in parts {
+        let Some(list) = p.strip_prefix("flags=") else {
+            return Err(CmdError::Err(format!("Unknown lua shebang option: {p}")));
+        };
+        for f in list.split(',').filter(|f| !f.is_empty()) {
+            if !FUNCTION_FLAGS.contains(&f) {
+                return Err(CmdError::Err(format!("Unexpected flag in script shebang: {f}")));
+            }
+            flags.push(f);
+        }
+    }
+    Ok((Declared::from_flags(&flags), end))
+}
 
 /// What FUNCTION RESTORE does with libraries that already exist.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -198,6 +344,8 @@ impl Scripting {
             kill,
             wrote: AtomicBool::new(false),
             busy_threshold: AtomicU64::new(5000),
+            allow_noscript: AtomicBool::new(false),
+            runs: AtomicU64::new(0),
             running_fn: Mutex::new(None),
             counts: Mutex::new((0, 0)),
         }
@@ -254,7 +402,7 @@ impl Scripting {
     /// SCRIPT LOAD: compiles and caches; returns the sha1.
     pub fn load(&self, body: &[u8]) -> Result<String, CmdError> {
         let mut st = self.lua.lock();
-        st.compile(body).map(|(sha, _)| sha)
+        st.compile(body).map(|(sha, _, _)| sha)
     }
 
     /// Scripts in the EVAL cache (0 while a script runs: never waits).
@@ -268,7 +416,10 @@ impl Scripting {
     }
 
     pub fn flush(&self) {
-        self.lua.lock().scripts.clear();
+        let mut st = self.lua.lock();
+        st.scripts.clear();
+        // Redis starts a new VM here; a full collection frees as much.
+        let _ = st.lua.gc_collect();
     }
 
     /// EVAL/EVALSHA: runs the script `body` (or the cached `sha`).
@@ -281,16 +432,17 @@ impl Scripting {
         read_only: bool,
     ) -> Result<Frame, CmdError> {
         let mut st = self.lua.lock();
-        let (sha, func) = match script {
+        let (sha, func, declared) = match script {
             Ok(body) => st.compile(body)?,
             Err(sha) => {
                 let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
                 match st.scripts.get(&sha) {
-                    Some((_, f)) => (sha, f.clone()),
+                    Some((_, f, d)) => (sha, f.clone(), *d),
                     None => return Err(CmdError::Raw("NOSCRIPT No matching script. Please use EVAL.".into())),
                 }
             }
         };
+        declared.admit(ctx, read_only)?;
         let g = st.lua.globals();
         g.raw_set("KEYS", strings_table(&st.lua, keys).map_err(lua_err)?).map_err(lua_err)?;
         g.raw_set("ARGV", strings_table(&st.lua, argv).map_err(lua_err)?).map_err(lua_err)?;
@@ -302,7 +454,7 @@ impl Scripting {
             let handler: Function = st.hidden.raw_get("handler")?;
             runner.call::<MultiValue>((func.clone(), handler))
         };
-        off_worker(|| self.run(&st, ctx, Origin::Script(&sha), read_only, start))
+        off_worker(|| self.run(&st, ctx, Origin::Script(&sha), declared.run_state(read_only), start))
     }
 
     /// FCALL/FCALL_RO.
@@ -322,10 +474,8 @@ impl Scripting {
         else {
             return Err(CmdError::Err("Function not found".into()));
         };
-        let no_writes = f.flags.iter().any(|x| x == "no-writes");
-        if ro_command && !no_writes {
-            return Err(CmdError::Err("Can not execute a script with write flag using *_ro command.".into()));
-        }
+        let declared = Declared::from_flags(&f.flags);
+        declared.admit(ctx, ro_command)?;
         let callback = f.callback.clone();
         let keys = strings_table(&st.lua, keys).map_err(lua_err)?;
         let argv = strings_table(&st.lua, argv).map_err(lua_err)?;
@@ -337,7 +487,7 @@ impl Scripting {
             runner.call::<MultiValue>((callback.clone(), handler, keys.clone(), argv.clone()))
         };
         *self.running_fn.lock() = Some((name.clone(), command));
-        let out = off_worker(|| self.run(&st, ctx, Origin::Function(&name), no_writes, start));
+        let out = off_worker(|| self.run(&st, ctx, Origin::Function(&name), declared.run_state(ro_command), start));
         *self.running_fn.lock() = None;
         out
     }
@@ -347,7 +497,7 @@ impl Scripting {
         st: &LuaState,
         ctx: &mut Ctx<'_>,
         origin: Origin<'_>,
-        read_only: bool,
+        run_state: RunState,
         start: impl FnOnce(&LuaState) -> mlua::Result<MultiValue>,
     ) -> Result<Frame, CmdError> {
         let (label, source) = match origin {
@@ -360,10 +510,10 @@ impl Scripting {
         self.kill.store(false, Ordering::Relaxed);
         self.wrote.store(false, Ordering::Relaxed);
         self.running_since.store(self.epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
-        let run_state = std::cell::RefCell::new(RunState { resp3: false, read_only, wrote: false });
+        let run_state = std::cell::RefCell::new(run_state);
         let ctx_cell = std::cell::RefCell::new(ctx);
         let outcome = st.lua.scope(|scope| {
-            let redis: Table = st.lua.globals().raw_get("redis")?;
+            let redis: Table = st.hidden.raw_get("real_redis")?;
             // redis.call raises the error reply (a Rust error the handler
             // unwraps, so the script's frame stays on the stack for the
             // line number); redis.pcall returns it as {err=…}.
@@ -396,13 +546,37 @@ impl Scripting {
                 Ok(())
             })?;
             redis.raw_set("setresp", setresp)?;
+            // redis.acl_check_cmd(cmd, ...): whether the script's user may
+            // run it, keys and channels included.
+            let acl_check = scope.create_function(|_, args: MultiValue| {
+                let ctx = ctx_cell.borrow();
+                let argv = match lua_argv(&args) {
+                    Ok(a) if !a.is_empty() => a,
+                    Ok(_) => return api_err("Please specify at least one argument for this redis lib call"),
+                    Err(e) => return api_err(e),
+                };
+                let Some(cmd) = resolve(&ctx, &argv) else {
+                    return api_err("Invalid command passed to redis.acl_check_cmd()");
+                };
+                let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+                Ok(ctx.client.user.check(cmd, &argv).is_ok())
+            })?;
+            redis.raw_set("acl_check_cmd", acl_check)?;
             start(st)
         });
         self.running_since.store(0, Ordering::Relaxed);
         let ctx = ctx_cell.into_inner();
+        // A small collector step every 50 runs, as Redis takes, so garbage
+        // from many short scripts never waits for one long full cycle.
+        let runs = self.runs.fetch_add(1, Ordering::Relaxed) + 1;
+        if runs.is_multiple_of(GC_EVERY_RUNS) {
+            let _ = st.lua.gc_step_kbytes(GC_EVERY_RUNS as i32);
+        }
         // The Lua heap is not data: like Redis, maxmemory does not count it.
         ctx.shared.memory.set_not_counted(st.lua.used_memory() as u64);
         let (wrote, script_resp3) = (run_state.borrow().wrote, run_state.borrow().resp3);
+        let counted = std::mem::take(&mut run_state.borrow_mut().counted);
+        let passes_on = |text: &[u8]| counted.iter().any(|c| c.as_bytes() == text);
         ctx.client.in_exec = saved_in_exec;
         ctx.client.db = saved_db;
         ctx.client.proto = saved_proto;
@@ -414,7 +588,11 @@ impl Scripting {
         let value = values.next().unwrap_or(Value::Nil);
         if ok {
             // Booleans follow the script's protocol (redis.setresp), as in Redis.
-            return Ok(to_frame(&value, script_resp3));
+            let reply = to_frame(&value, script_resp3);
+            if let Frame::Error(e) = &reply {
+                ctx.client.error_counted = passes_on(e);
+            }
+            return Ok(reply);
         }
         // The handler's {err=…, line=…}.
         let (msg, line) = match &value {
@@ -425,6 +603,7 @@ impl Scripting {
             other => (format!("ERR {other:?}"), None),
         };
         let line = line.map_or("?".to_string(), |l| l.to_string());
+        ctx.client.error_counted = passes_on(msg.as_bytes());
         Err(CmdError::Raw(format!("{msg} script: {label}, on @{source}:{line}.")))
     }
 
@@ -631,7 +810,7 @@ impl LuaState {
     fn new(kill: Arc<AtomicBool>) -> mlua::Result<LuaState> {
         let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
         let g = lua.globals();
-        for name in ["loadfile", "dofile"] {
+        for name in ["loadfile", "dofile", "print"] {
             g.raw_set(name, Value::Nil)?;
         }
         let redis = lua.create_table()?;
@@ -700,6 +879,8 @@ impl LuaState {
                 })
             })?,
         )?;
+        let killed = kill.clone();
+        hidden.raw_set("killed", lua.create_function(move |_, ()| Ok(killed.load(Ordering::Relaxed)))?)?;
         lua.load(PRELUDE).set_name("=prelude").call::<()>((hidden.clone(), g.clone()))?;
         hidden.raw_set("handler", lua.create_function(error_handler)?)?;
         lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
@@ -720,8 +901,13 @@ impl LuaState {
         }
         // The shebang line stays as an empty line, so line numbers match.
         let body_start = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
-        let chunk =
-            self.lua.load(&code[body_start..]).set_name("@user_function").into_function().map_err(|e| match e {
+        let chunk = self
+            .lua
+            .load(&code[body_start..])
+            .set_name("@user_function")
+            .set_mode(ChunkMode::Text)
+            .into_function()
+            .map_err(|e| match e {
                 mlua::Error::SyntaxError { message, .. } => {
                     CmdError::Err(format!("Error compiling function: {message}"))
                 }
@@ -778,19 +964,27 @@ impl LuaState {
     }
 
     /// Compiles `body` (once per distinct body) and returns its sha1.
-    fn compile(&mut self, body: &[u8]) -> Result<(String, Function), CmdError> {
+    fn compile(&mut self, body: &[u8]) -> Result<(String, Function, Declared), CmdError> {
         let sha = sha1_smol::Sha1::from(body).digest().to_string();
-        if let Some((_, f)) = self.scripts.get(&sha) {
-            return Ok((sha, f.clone()));
+        if let Some((_, f, d)) = self.scripts.get(&sha) {
+            return Ok((sha, f.clone(), *d));
         }
-        let func = self.lua.load(body).set_name("@user_script").into_function().map_err(|e| match e {
+        // The shebang line stays as an empty line, so line numbers match.
+        let (declared, shebang) = eval_shebang(body)?;
+        let func = self
+            .lua
+            .load(&body[shebang..])
+            .set_name("@user_script")
+            .set_mode(ChunkMode::Text)
+            .into_function()
+            .map_err(|e| match e {
             mlua::Error::SyntaxError { message, .. } => {
                 CmdError::Err(format!("Error compiling script (new function): {message}"))
             }
             other => CmdError::Err(format!("Error compiling script (new function): {other}")),
         })?;
-        self.scripts.insert(sha.clone(), (Bytes::copy_from_slice(body), func.clone()));
-        Ok((sha, func))
+        self.scripts.insert(sha.clone(), (Bytes::copy_from_slice(body), func.clone(), declared));
+        Ok((sha, func, declared))
     }
 }
 
@@ -936,33 +1130,49 @@ fn redis_call(
     if args.is_empty() {
         return error_table(lua, "ERR Please specify at least one argument for this redis lib call");
     }
-    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len());
-    for a in args.iter() {
-        match a {
-            Value::String(s) => argv.push(s.as_bytes().to_vec()),
-            // Redis formats numbers for commands with 17 digits, not Lua's 14.
-            Value::Number(n) => argv.push(format_g(*n, 17).into_bytes()),
-            Value::Integer(n) => argv.push(n.to_string().into_bytes()),
-            _ => return error_table(lua, "ERR Lua redis lib command arguments must be strings or integers"),
+    let argv = match lua_argv(&args) {
+        Ok(a) => a,
+        Err(e) => return error_table(lua, &format!("ERR {e}")),
+    };
+    // A command refused here counts as an error reply (and as a rejected
+    // call of that command) where it happens, as Redis's scriptCall does.
+    let mut reject = |cmd: Option<&Command>, msg: &str| {
+        crate::dispatch::record_error(ctx.shared, msg.as_bytes());
+        if let Some(c) = cmd {
+            c.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
         }
-    }
+        st.counted.push(msg.to_string());
+        error_table(lua, msg)
+    };
     let Some(cmd) = resolve(ctx, &argv) else {
-        return error_table(lua, "ERR Unknown Redis command called from script");
+        return reject(None, "ERR Unknown Redis command called from script");
     };
     let spec = cmd.spec;
     let argc = argv.len() as i32;
     if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
-        return error_table(lua, "ERR Wrong number of args calling Redis command from script");
+        return reject(Some(cmd), "ERR Wrong number of args calling Redis command from script");
     }
-    if spec.has(flags::NOSCRIPT) {
-        return error_table(lua, "ERR This Redis command is not allowed from script");
+    if spec.has(flags::NOSCRIPT) && !ctx.shared.scripting.allow_noscript.load(Ordering::Relaxed) {
+        return reject(Some(cmd), "ERR This Redis command is not allowed from script");
     }
-    if spec.has(flags::DENYOOM) && ctx.client.oom {
-        return error_table(lua, "OOM command not allowed when used memory > 'maxmemory'.");
+    let argv_refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    if let Err(d) = ctx.client.user.check(cmd, &argv_refs) {
+        crate::dispatch::log_denial(ctx.shared, ctx.client, &d, "lua");
+        let msg = d.message(&ctx.client.user.name, &cmd.full_name);
+        return reject(Some(cmd), &format!("ERR ACL failure in script: {msg}"));
+    }
+    // Out of memory, a script may not start writing unless it declared
+    // allow-oom; once it has written it goes on (Redis's rule, so a
+    // half-done script does not leave replicas a partial write).
+    if spec.has(flags::DENYOOM) && ctx.client.oom && !st.allow_oom && !st.wrote {
+        return reject(Some(cmd), &CmdError::Oom.to_string());
     }
     let writes = spec.has(flags::WRITE);
     if writes && st.read_only {
-        return error_table(lua, "ERR Write commands are not allowed from read-only scripts.");
+        return reject(Some(cmd), "ERR Write commands are not allowed from read-only scripts.");
+    }
+    if writes && ctx.shared.replication.refuses_writes(ctx.now) {
+        return reject(Some(cmd), &CmdError::NoReplicas.to_string());
     }
     if writes && !st.wrote {
         st.wrote = true;
@@ -980,8 +1190,28 @@ fn redis_call(
     ctx.client.proto = if st.resp3 { Proto::Resp3 } else { Proto::Resp2 };
     let reply = crate::dispatch::execute(ctx.shared, ctx.client, &req, &input);
     ctx.client.proto = caller_proto;
-    let failed = matches!(reply, Frame::Error(_));
+    let failed = match &reply {
+        Frame::Error(e) => {
+            // Counted by execute: passed on by the script, it is not again.
+            st.counted.push(String::from_utf8_lossy(e).into_owned());
+            true
+        }
+        _ => false,
+    };
     Ok((to_lua(lua, &reply, st.resp3)?, failed))
+}
+
+/// A script's arguments to a command, as Redis converts them.
+fn lua_argv(args: &MultiValue) -> Result<Vec<Vec<u8>>, &'static str> {
+    args.iter()
+        .map(|a| match a {
+            Value::String(s) => Ok(s.as_bytes().to_vec()),
+            // Redis formats numbers for commands with 17 digits, not Lua's 14.
+            Value::Number(n) => Ok(format_g(*n, 17).into_bytes()),
+            Value::Integer(n) => Ok(n.to_string().into_bytes()),
+            _ => Err("Lua redis lib command arguments must be strings or integers"),
+        })
+        .collect()
 }
 
 fn resolve<'t>(ctx: &Ctx<'t>, argv: &[Vec<u8>]) -> Option<&'t Command> {
@@ -1084,9 +1314,12 @@ fn value_frame(v: &Value, resp3: bool, depth: usize) -> Frame {
 }
 
 fn table_to_frame(t: &Table, resp3: bool, depth: usize) -> Frame {
+    // These replies are one protocol line: Redis maps CR and LF to spaces.
     let text = |key: &str| -> Option<Bytes> {
         match t.raw_get::<Value>(key).ok()? {
-            Value::String(s) => Some(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::String(s) => {
+                Some(s.as_bytes().iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }).collect())
+            }
             _ => None,
         }
     };

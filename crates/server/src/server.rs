@@ -24,6 +24,8 @@ pub const SHUTDOWN_NOSAVE: u8 = 2;
 
 /// Everything connections share.
 pub struct Shared {
+    /// Users and their permissions (see acl.rs).
+    pub acl: crate::acl::Acl,
     pub config: RwLock<Config>,
     pub keyspace: Keyspace,
     pub clock: Arc<dyn Clock>,
@@ -76,6 +78,8 @@ impl Shared {
     /// Pushes the settings that live components keep their own copy of
     /// (so they never take the config lock on a hot path).
     pub fn apply_config(&self, config: &Config) {
+        self.acl.sync_requirepass(&config.requirepass);
+        self.replication.set_min_replicas(config.min_replicas_to_write, config.min_replicas_max_lag);
         self.pubsub.set_limit(config.output_limits[2]);
         self.notifier.set_flags(config.notify_flags, &self.keyspace.effects);
         self.tracking.set_max_keys(config.tracking_table_max_keys);
@@ -138,7 +142,9 @@ impl Server {
         keyspace.effects.subscribe(replication.clone());
         let run_id = random_hex_id();
         let (shutdown_tx, _) = watch::channel(false);
+        let acl = crate::acl::Acl::new(commands.clone());
         let shared = Shared {
+            acl,
             config: RwLock::new(config),
             keyspace,
             clock,
@@ -236,7 +242,7 @@ impl Server {
 async fn admit(shared: &Shared, mut stream: TcpStream, addr: SocketAddr) -> Option<TcpStream> {
     shared.stats.total_connections_received.fetch_add(1, Relaxed);
     let _ = stream.set_nodelay(true);
-    let refusal = refusal(&shared.config.read(), shared.clients.count(), addr.ip());
+    let refusal = refusal(&shared.config.read(), shared.acl.default_user().nopass, shared.clients.count(), addr.ip());
     match refusal {
         Some(msg) => {
             shared.stats.rejected_connections.fetch_add(1, Relaxed);
@@ -248,11 +254,12 @@ async fn admit(shared: &Shared, mut stream: TcpStream, addr: SocketAddr) -> Opti
 }
 
 /// Why a new connection must be refused, if it must: `maxclients`, then
-/// protected mode (no password set and a client not on loopback).
-fn refusal(config: &Config, connected: usize, peer: std::net::IpAddr) -> Option<&'static str> {
+/// protected mode (the default user needs no password and the client is
+/// not on loopback).
+fn refusal(config: &Config, open: bool, connected: usize, peer: std::net::IpAddr) -> Option<&'static str> {
     if connected as u64 >= config.maxclients {
         Some(MAX_CLIENTS_REACHED)
-    } else if config.protected_mode && config.requirepass.is_empty() && !peer.is_loopback() {
+    } else if config.protected_mode && open && !peer.is_loopback() {
         Some(DENIED_PROTECTED_MODE)
     } else {
         None
@@ -269,10 +276,13 @@ async fn cron(shared: Arc<Shared>) {
     loop {
         let hz = shared.config.read().hz.max(1);
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
+        // Not in the middle of an EXEC or script (see multi.rs), and never
+        // waiting for one: this task shares a runtime thread with
+        // connections, which must keep answering BUSY meanwhile.
         if shared.active_expire_enabled.load(Relaxed) {
-            // Not in the middle of an EXEC (see multi.rs).
-            let _world = shared.world.read(0);
-            shared.keyspace.active_expire(shared.clock.now_ms(), EXPIRE_BUDGET);
+            if let Some(_world) = shared.world.try_read(0) {
+                shared.keyspace.active_expire(shared.clock.now_ms(), EXPIRE_BUDGET);
+            }
         }
         // The jemalloc reading maxmemory works from; without a limit
         // nothing needs it between INFO calls.
@@ -282,8 +292,9 @@ async fn cron(shared: Arc<Shared>) {
         if shared.memory.limited() && !shared.scripting.busy() {
             // Eviction a command left unfinished at its time limit goes on
             // here, as Redis's eviction timer does.
-            let _world = shared.world.read(0);
-            shared.memory.enforce_in_background(&shared.keyspace, shared.clock.now_ms());
+            if let Some(_world) = shared.world.try_read(0) {
+                shared.memory.enforce_in_background(&shared.keyspace, shared.clock.now_ms());
+            }
         }
         if last_timeout_check.elapsed() >= Duration::from_secs(1) {
             last_timeout_check = Instant::now();
@@ -322,15 +333,13 @@ mod tests {
         let local6: IpAddr = "::1".parse().unwrap();
         let remote: IpAddr = "192.0.2.7".parse().unwrap();
         let mut c = Config::default();
-        assert_eq!(refusal(&c, 0, local), None);
-        assert_eq!(refusal(&c, 0, local6), None);
-        assert_eq!(refusal(&c, 0, remote), Some(DENIED_PROTECTED_MODE));
-        c.requirepass = "pw".into();
-        assert_eq!(refusal(&c, 0, remote), None, "a password lifts protected mode");
-        c.requirepass.clear();
+        assert_eq!(refusal(&c, true, 0, local), None);
+        assert_eq!(refusal(&c, true, 0, local6), None);
+        assert_eq!(refusal(&c, true, 0, remote), Some(DENIED_PROTECTED_MODE));
+        assert_eq!(refusal(&c, false, 0, remote), None, "a password lifts protected mode");
         c.protected_mode = false;
-        assert_eq!(refusal(&c, 0, remote), None);
+        assert_eq!(refusal(&c, true, 0, remote), None);
         c.maxclients = 3;
-        assert_eq!(refusal(&c, 3, local), Some(MAX_CLIENTS_REACHED));
+        assert_eq!(refusal(&c, true, 3, local), Some(MAX_CLIENTS_REACHED));
     }
 }

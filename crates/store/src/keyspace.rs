@@ -694,6 +694,13 @@ impl<'a> Tx<'a> {
         Some(&s.map[i])
     }
 
+    /// The stored entry even if past its deadline, touching nothing and
+    /// reclaiming nothing (DEBUG OBJECT, as Redis reads its dict directly).
+    pub fn peek_stored(&mut self, key: &[u8]) -> Option<&Entry> {
+        let s = self.guards.get(self.ks.shard_of(key));
+        s.map.get(key)
+    }
+
     /// Whether `key` is still stored but past its deadline (not reclaimed
     /// yet). Touches nothing.
     pub fn is_stale(&mut self, key: &[u8]) -> bool {

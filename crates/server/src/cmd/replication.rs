@@ -43,7 +43,7 @@ fn full_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
     let limit = shared.config.read().output_limits[1];
     let ip = ctx.client.info.addr.ip().to_string();
     let port = ctx.client.replica_port;
-    let (acked, offset) = shared.replication.attach(id, outbox, limit, ip, port);
+    let (acked, offset) = shared.replication.attach(id, outbox, limit, ip, port, shared.clock.now_ms());
     shared.replication.reset_ping(shared.clock.now_ms());
     ctx.client.replica = Some(acked);
     let image = match crate::snapshot::rdb_image(shared) {
@@ -78,7 +78,8 @@ fn replconf(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         } else if eq_ic(opt, "ack") || eq_ic(opt, "fack") {
             // A replica's report of how far it has applied: never answered.
             if let (Some(acked), Ok(n)) = (&ctx.client.replica, parse_i64(value)) {
-                acked.fetch_max(n.max(0) as u64, Relaxed);
+                acked.offset.fetch_max(n.max(0) as u64, Relaxed);
+                acked.at_ms.store(ctx.shared.clock.now_ms(), Relaxed);
             }
             ctx.client.no_reply = true;
             return Ok(Frame::ok());

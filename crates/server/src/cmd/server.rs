@@ -64,7 +64,59 @@ pub(super) static COMMANDS: &[CommandSpec] =
             shutdown,
         )
         .doc("server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server."),
+        CommandSpec::container("cluster", CLUSTER_SUBCOMMANDS).doc(
+            "cluster",
+            "3.0.0",
+            "A container for Redis Cluster commands.",
+        ),
     ];
+
+/// CLUSTER exists so clients and scripts see Redis's standalone answers
+/// (and its flags: CLUSTER RESET is refused inside scripts). Larder runs
+/// standalone only, where Redis answers every subcommand the same way.
+static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("info", 2, STALE, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Returns information about the state of a node.",
+    ),
+    CommandSpec::new("nodes", 2, STALE, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Returns the cluster configuration for a node.",
+    ),
+    CommandSpec::new("slots", 2, LOADING | STALE, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Returns the mapping of cluster slots to nodes.",
+    ),
+    CommandSpec::new("shards", 2, LOADING | STALE, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "7.0.0",
+        "Returns the mapping of cluster slots to shards.",
+    ),
+    CommandSpec::new("myid", 2, STALE, KeySpec::NONE, cluster).doc("cluster", "3.0.0", "Returns the ID of a node."),
+    CommandSpec::new("keyslot", 3, STALE, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Returns the hash slot for a key.",
+    ),
+    CommandSpec::new("reset", -2, ADMIN | STALE | NOSCRIPT, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Resets a node.",
+    ),
+    CommandSpec::new("help", 2, LOADING | STALE, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+    ),
+];
+
+/// Every CLUSTER subcommand on a standalone server.
+fn cluster(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    Err(CmdError::Err("This instance has cluster support disabled".into()))
+}
 
 static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec::new("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, config_get).doc(
@@ -378,17 +430,23 @@ fn command_getkeys(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if (arity > 0 && arity != argc) || argc < -arity {
         return Err(CmdError::Err("Invalid number of arguments specified for command".into()));
     }
-    let positions: Vec<usize> = if cmd.spec.has(MOVABLEKEYS) {
-        movable_keys(&cmd.full_name, &argv)
-            .ok_or_else(|| CmdError::Err("Invalid arguments specified for command".into()))?
-    } else {
-        cmd.spec.keys.positions(argv.len()).collect()
-    };
+    let positions =
+        key_positions(cmd, &argv).ok_or_else(|| CmdError::Err("Invalid arguments specified for command".into()))?;
     let keys: Vec<Frame> = positions.into_iter().map(|i| Frame::bulk(argv[i])).collect();
     if keys.is_empty() {
         return Err(CmdError::Err("The command has no key arguments".into()));
     }
     Ok(Frame::Array(keys))
+}
+
+/// Where a command's keys are among `argv` (the command name first); None
+/// if a command with movable keys has arguments that do not say.
+pub fn key_positions(cmd: &Command, argv: &[&[u8]]) -> Option<Vec<usize>> {
+    if cmd.spec.has(MOVABLEKEYS) {
+        movable_keys(&cmd.full_name, argv)
+    } else {
+        Some(cmd.spec.keys.positions(argv.len()).collect())
+    }
 }
 
 /// Key positions of commands whose keys depend on their arguments
@@ -463,6 +521,11 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         std::thread::sleep(pause);
         return Ok(Frame::ok());
     }
+    if eq_ic(sub, "set-disable-deny-scripts") {
+        let v = args.next_arg()?;
+        ctx.shared.scripting.allow_noscript.store(v != b"0", Relaxed);
+        return Ok(Frame::ok());
+    }
     if eq_ic(sub, "set-active-expire") {
         let v = args.next_arg()?;
         ctx.shared.active_expire_enabled.store(v != b"0", Relaxed);
@@ -472,7 +535,7 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         let key = args.next_arg()?;
         let now_s = (ctx.now / 1000) as u32;
         let mut tx = ctx.lock(key);
-        let e = tx.peek(key).ok_or(CmdError::NoSuchKey)?;
+        let e = tx.peek_stored(key).ok_or(CmdError::NoSuchKey)?;
         let serialized = larder_persist::dump_payload(&e.value).map_or(0, |p| p.len() - 10);
         let text = format!(
             "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",

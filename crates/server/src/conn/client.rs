@@ -45,6 +45,8 @@ pub struct ClientMeta {
     pub db: usize,
     pub resp: u8,
     pub no_evict: bool,
+    /// The ACL user the client is authenticated as.
+    pub user: String,
 }
 
 impl ClientInfo {
@@ -78,13 +80,16 @@ pub struct Client {
     pub db: usize,
     pub proto: Proto,
     pub authenticated: bool,
+    /// The client's user as of ACL generation `acl_gen` (see acl.rs).
+    pub user: Arc<crate::acl::User>,
+    pub acl_gen: u64,
     /// Set by QUIT, SHUTDOWN and CLIENT KILL of oneself: close after the reply.
     pub close_after_reply: bool,
     /// Set by SHUTDOWN, which closes the connection without replying.
     pub no_reply: bool,
     /// This connection is a replica being streamed writes (its
     /// acknowledged offset); replies to what it sends are not sent.
-    pub replica: Option<Arc<std::sync::atomic::AtomicU64>>,
+    pub replica: Option<Arc<crate::replication::Ack>>,
     /// Replays a file (AOF load): takes no world lock, since start-up is
     /// single-threaded and DEBUG LOADAOF already holds one (an EXEC or
     /// FLUSHALL in the file would otherwise wait for it forever).
@@ -111,6 +116,12 @@ pub struct Client {
     pub multi_error: bool,
     /// Running EXEC's queue: commands must not block or queue.
     pub in_exec: bool,
+    /// The clock reading of the running top-level command, which the
+    /// commands an EXEC or script runs share (see dispatch).
+    pub frozen_now: u64,
+    /// The error reply the running command is about to give was already
+    /// counted in errorstats (a script passing on a command's error).
+    pub error_counted: bool,
     /// Memory was over maxmemory, with nothing left to evict, when the
     /// running command started: a script's denyoom calls are refused.
     pub oom: bool,
@@ -131,12 +142,20 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(info: Arc<ClientInfo>, outbox: Arc<crate::pubsub::Outbox>, authenticated: bool) -> Client {
+    pub fn new(
+        info: Arc<ClientInfo>,
+        outbox: Arc<crate::pubsub::Outbox>,
+        user: Arc<crate::acl::User>,
+        authenticated: bool,
+    ) -> Client {
+        info.meta.lock().user.clone_from(&user.name);
         Client {
             info,
             db: 0,
             proto: Proto::Resp2,
             authenticated,
+            user,
+            acl_gen: 0,
             close_after_reply: false,
             no_reply: false,
             replica: None,
@@ -152,6 +171,8 @@ impl Client {
             multi_error: false,
             oom: false,
             in_exec: false,
+            frozen_now: 0,
+            error_counted: false,
             watch: None,
             outbox,
             tracking: None,
@@ -163,6 +184,13 @@ impl Client {
 
     pub fn id(&self) -> u64 {
         self.info.id
+    }
+
+    /// AUTH and HELLO AUTH: the client is now `user`.
+    pub fn log_in(&mut self, user: Arc<crate::acl::User>) {
+        self.info.meta.lock().user.clone_from(&user.name);
+        self.user = user;
+        self.authenticated = true;
     }
 
     /// Channel and pattern subscriptions (what SUBSCRIBE replies count).

@@ -27,8 +27,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
     let laddr = stream.local_addr().unwrap_or(addr);
     let fd = raw_fd(&stream);
     let (info, outbox) = shared.clients.register(addr, laddr, fd, shared.uptime_ms());
-    let needs_auth = !shared.config.read().requirepass.is_empty();
-    let mut client = Client::new(info.clone(), outbox.clone(), !needs_auth);
+    let mut client = Client::new(info.clone(), outbox.clone(), shared.acl.default_user(), shared.acl.default_open());
     // A shutdown that swept the clients before this one registered.
     if *shared.shutdown_rx().borrow() {
         info.kill();

@@ -133,3 +133,134 @@ fn xautoclaim_count_covers_deleted_entries() {
         "#,
     );
 }
+
+#[test]
+fn script_sandbox_tricks_fail_like_redis() {
+    // Library tables and the globals are read-only, compiled chunks do not
+    // load, and print does not exist.
+    check_script(
+        r##"
+        EVAL "setmetatable(_G, {})" 0
+        EVAL "local g = getmetatable(_G) g.__index = {}" 0
+        EVAL "redis.call = function() return 1 end" 0
+        EVAL "cjson.encode = function() return 1 end" 0
+        EVAL "cmsgpack.pack = function() return 1 end" 0
+        EVAL "bit.lshift = function() return 1 end" 0
+        EVAL "string.len = function() return 1 end" 0
+        EVAL "return loadstring(string.dump(function() return 1 end))()" 0
+        EVAL "print('x')" 0
+        EVAL "return redis.error_reply('')" 0
+        EVAL "return redis.error_reply('My Error')" 0
+        EVAL "return redis.error_reply('oops')" 0
+        EVAL "return redis.error_reply('-CODE text')" 0
+        EVAL "return {err='a\r\nb'}" 0
+        EVAL "return {big_number='123\r\n123'}" 0
+        "##,
+    );
+}
+
+#[test]
+fn eval_shebang_flags_work_like_redis() {
+    check_script(
+        r##"
+        SET x 123
+        EVAL "#!not-lua\nreturn 1" 0
+        EVAL "#!lua badger=data\nreturn 1" 0
+        EVAL "#!lua flags=allow-oom,what?\nreturn 1" 0
+        EVAL "#!lua" 0
+        EVAL "#!lua flags=no-writes\nreturn redis.call('set','x',1)" 1 x
+        EVAL_RO "#!lua\nreturn 1" 0
+        EVAL_RO "#!lua flags=no-writes\nreturn redis.call('get','x')" 1 x
+        EVAL "#!lua\nreturn redis.call('get','x')" 1 x
+        CONFIG SET maxmemory 1
+        EVAL "redis.call('set','x',1) return 1" 1 x
+        EVAL "return redis.call('get','x')" 1 x
+        EVAL "#!lua flags=\nreturn 1" 0
+        EVAL "#!lua flags=allow-oom\nredis.call('set','x',1) return 1" 1 x
+        EVAL "#!lua flags=no-writes\nreturn redis.call('get','x')" 0
+        CONFIG SET maxmemory 0
+        "##,
+    );
+}
+
+#[test]
+fn script_errors_count_once_in_errorstats() {
+    // A command's error counts where it happens; the script's reply that
+    // passes it on does not count again, one the script makes does.
+    check_script(
+        r##"
+        CONFIG RESETSTAT
+        CONFIG SET maxmemory 1
+        EVAL "return redis.call('set','x','y')" 1 x
+        INFO errorstats
+        EVAL "local t = redis.pcall('set','x','y') return 1" 1 x
+        INFO errorstats
+        EVAL "return redis.pcall('set','x','y')" 1 x
+        INFO errorstats
+        CONFIG SET maxmemory 0
+        EVAL "return redis.call('select', 99)" 0
+        EVAL "return redis.error_reply('MY err')" 0
+        EVAL "return redis.call('nosuchcommand')" 0
+        INFO errorstats
+        MULTI
+        SET a 1
+        LPUSH a x
+        INCR a
+        EXEC
+        INFO errorstats
+        "##,
+    );
+}
+
+#[test]
+fn scripts_see_frozen_time_and_noscript_switch() {
+    // Time stands still while a script runs; DEBUG SET-DISABLE-DENY-SCRIPTS
+    // lets scripts call DEBUG (the suite uses both); DEBUG OBJECT sees a
+    // key past its deadline that nothing reclaimed yet.
+    check_script(
+        r##"
+        EVAL "return redis.call('debug','protocol','map')" 0
+        DEBUG SET-DISABLE-DENY-SCRIPTS 1
+        EVAL "redis.call('SET','key','value','PX','1') redis.call('DEBUG','SLEEP',0.01) return redis.call('EXISTS','key')" 0
+        EXISTS key
+        EVAL "redis.setresp(3) return redis.call('debug','protocol','map')" 0
+        EVAL "redis.setresp(3) return redis.call('debug','protocol','bignum')" 0
+        EVAL "redis.setresp(3) return redis.call('debug','protocol','double')" 0
+        EVAL "redis.setresp(2) return redis.call('debug','protocol','true')" 0
+        DEBUG SET-DISABLE-DENY-SCRIPTS 0
+        DEBUG SET-ACTIVE-EXPIRE 0
+        SET k v PX 1
+        DEBUG SLEEP 0.01
+        ?DEBUG OBJECT k
+        EXISTS k
+        DEBUG OBJECT k
+        DEBUG SET-ACTIVE-EXPIRE 1
+        CLUSTER INFO
+        CLUSTER KEYSLOT x
+        CLUSTER NOPE
+        EVAL "return redis.call('cluster','reset')" 0
+        "##,
+    );
+}
+
+#[test]
+fn min_replicas_to_write_refuses_writes_like_redis() {
+    check_script(
+        r##"
+        SET x v
+        CONFIG SET min-replicas-to-write 1
+        ~CONFIG GET min-replicas-*
+        SET x w
+        GET x
+        EVAL "return redis.call('get','x')" 1 x
+        EVAL "return redis.call('set','x',1)" 1 x
+        EVAL "#!lua flags=no-writes\nreturn redis.call('get','x')" 1 x
+        EVAL "#!lua\nreturn redis.call('get','x')" 1 x
+        MULTI
+        SET x 2
+        EXEC
+        CONFIG SET min-slaves-to-write 0
+        SET x w
+        "##,
+    );
+}

@@ -70,7 +70,8 @@ fn bcast_invalidations_come_one_message_per_command_and_prefix() {
     assert_eq!(invalidated(&mut sub), ["a:1", "a:2"]);
     assert_eq!(invalidated(&mut sub), ["b:1"]);
     // NOLOOP hides a client's own writes, but not a key that expired
-    // lazily inside its transaction: the expiry is the server's write.
+    // lazily: the expiry is the server's write. Inside EXEC time stands
+    // still (as in Redis), so the key expires at the next access.
     ok(&mut c, &["CLIENT", "TRACKING", "OFF"]);
     ok(&mut c, &["CLIENT", "TRACKING", "ON", "BCAST", "REDIRECT", &id, "NOLOOP"]);
     ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
@@ -83,7 +84,9 @@ fn bcast_invalidations_come_one_message_per_command_and_prefix() {
     ] {
         c.call(cmd).unwrap();
     }
-    ok(&mut c, &["EXEC"]);
+    let replies = c.call(&["EXEC"]).unwrap();
+    assert!(format!("{replies:?}").contains("Bulk(b\"v\")"), "no expiry inside EXEC: {replies:?}");
+    assert_eq!(c.call(&["GET", "mykey"]).unwrap(), Frame::Null);
     assert_eq!(invalidated(&mut sub), ["mykey"]);
     ok(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
 }
@@ -273,4 +276,50 @@ fn scripts_cannot_overflow_the_servers_stack() {
     // A packed self-reference stops at lua-cmsgpack's 16 levels.
     let packed = c.call(&["EVAL", "local a = {}; a[1] = a; return cmsgpack.pack(a)", "0"]).unwrap();
     assert!(matches!(packed, Frame::Bulk(b) if b.len() == 17), "sixteen fixarrays and a nil");
+}
+
+/// Sends PING until the server answers BUSY (the script passed its time
+/// limit).
+fn wait_busy(c: &mut RawConn) {
+    let start = Instant::now();
+    loop {
+        match c.call(&["PING"]).unwrap() {
+            Frame::Error(e) if e.starts_with(b"BUSY") => return,
+            _ => {
+                assert!(start.elapsed() < Duration::from_secs(10), "the script never turned busy");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_busy_script_answers_busy_and_dies_by_kill_even_inside_pcall() {
+    // With a 10 ms limit the background cron used to park a runtime thread
+    // behind the script, and nothing answered any more (the suite's FUNCTION
+    // KILL stall). A second script must get BUSY, not wait. A script that
+    // catches the kill with pcall must die anyway.
+    let s = spawn_server();
+    let mut admin = s.raw();
+    ok(&mut admin, &["CONFIG", "SET", "lua-time-limit", "10"]);
+    ok(
+        &mut admin,
+        &["FUNCTION", "LOAD", "REPLACE", "#!lua name=spin\nredis.register_function('spin', function() while true do end end)"],
+    );
+    let scripts: [(&[&str], &str); 2] = [
+        (&["FCALL", "spin", "0"], "FUNCTION"),
+        (&["EVAL", "local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end", "0"], "SCRIPT"),
+    ];
+    for (script, kill) in scripts {
+        let mut runner = s.raw();
+        runner.send(script).unwrap();
+        wait_busy(&mut admin);
+        let mut other = s.raw();
+        let second = other.call(&["EVAL", "return 1", "0"]).unwrap();
+        assert!(matches!(&second, Frame::Error(e) if e.starts_with(b"BUSY")), "{second:?}");
+        ok(&mut admin, &[kill, "KILL"]);
+        let reply = runner.read_frame().unwrap();
+        assert!(matches!(&reply, Frame::Error(e) if String::from_utf8_lossy(e).contains("killed by user")), "{reply:?}");
+        assert_eq!(admin.call(&["PING"]).unwrap(), Frame::Simple("PONG".into()));
+    }
 }
