@@ -32,6 +32,8 @@ use std::time::Instant;
 
 /// Lua instructions between two checks of the kill flag.
 const HOOK_EVERY: u32 = 10_000;
+/// How long a library's load-time code may run (Redis's 500 ms).
+const LOAD_TIMEOUT_MS: u64 = 500;
 
 /// Sets up the parts of the Redis API that are plain Lua. `redis.call`
 /// and `redis.pcall` are Rust functions bound per run (they need the
@@ -140,9 +142,13 @@ hidden.run = function(f, handler) return real_xpcall(f, handler) end
 local missing = function(k)
   error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
 end
+-- While a library loads only `redis` (the load-time API) exists, as in
+-- Redis: no math, string or other library before a function runs.
+hidden.loading = false
 hidden.lib_env_meta = {
   __index = function(_, k)
     if k == 'redis' then return hidden.redis_view end
+    if hidden.loading then missing(k) end
     local v = nil
     if k ~= 'KEYS' and k ~= 'ARGV' then v = rawget(G, k) end
     if v == nil then missing(k) end
@@ -151,6 +157,12 @@ hidden.lib_env_meta = {
   __newindex = hidden.env_meta.__newindex,
 }
 hidden.load_api = {
+  register_function = function(...)
+    if not hidden.loading then
+      error('redis.register_function can only be called on FUNCTION LOAD command', 2)
+    end
+    return hidden.register(...)
+  end,
   log = redis.log, LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
   REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM,
 }
@@ -214,6 +226,9 @@ struct LuaState {
     scripts: HashMap<String, (Bytes, Function, Declared)>,
     /// Function libraries by name, in name order (FUNCTION LIST, DUMP).
     libraries: std::collections::BTreeMap<String, Library>,
+    /// While a library's load-time code runs: ms since `epoch`, plus one.
+    load_since: Arc<AtomicU64>,
+    epoch: Instant,
 }
 
 /// A library loaded with FUNCTION LOAD.
@@ -707,21 +722,26 @@ fn valid_name(s: &str) -> bool {
 
 /// `#!lua name=<lib>`: the engine and library name.
 fn parse_shebang(code: &[u8]) -> Result<String, CmdError> {
+    // Redis's functionExtractLibMetaData, then the name and engine checks
+    // of functionsCreateWithLibraryCtx, in that order.
     let err = |m: &str| CmdError::Err(m.into());
-    let first = code.split(|&b| b == b'\n').next().unwrap_or_default();
-    let Some(line) = first.strip_prefix(b"#!") else { return Err(err("Missing library metadata")) };
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let engine = parts.next().unwrap_or_default();
-    if !engine.eq_ignore_ascii_case("lua") {
-        return Err(CmdError::Err(format!("Engine '{engine}' not found")));
+    if !code.starts_with(b"#!") {
+        return Err(err("Missing library metadata"));
     }
+    let end = code.iter().position(|&b| b == b'\n').ok_or_else(|| err("Invalid library metadata"))?;
+    let parts = larder_protocol::split_args(&code[..end]).ok().filter(|p| !p.is_empty());
+    let Some(parts) = parts else { return Err(err("Invalid library metadata")) };
+    let engine = String::from_utf8_lossy(parts[0].get(2..).unwrap_or_default()).into_owned();
     let mut name = None;
-    for p in parts {
-        match p.split_once('=') {
-            Some(("name", v)) => name = Some(v.to_string()),
-            _ => return Err(CmdError::Err(format!("Invalid metadata value given: {p}"))),
+    for p in &parts[1..] {
+        if p.len() >= 5 && p[..5].eq_ignore_ascii_case(b"name=") {
+            if name.is_some() {
+                return Err(err("Invalid metadata value, name argument was given multiple times"));
+            }
+            name = Some(String::from_utf8_lossy(&p[5..]).into_owned());
+            continue;
         }
+        return Err(CmdError::Err(format!("Invalid metadata value given: {}", String::from_utf8_lossy(p))));
     }
     let name = name.ok_or_else(|| err("Library name was not given"))?;
     if !valid_name(&name) {
@@ -729,12 +749,16 @@ fn parse_shebang(code: &[u8]) -> Result<String, CmdError> {
             "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
         ));
     }
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(CmdError::Err(format!("Engine '{engine}' not found")));
+    }
     Ok(name)
 }
 
 /// redis.register_function's arguments: `(name, callback)` or a table.
 fn parse_registration(args: MultiValue) -> mlua::Result<FunctionDef> {
     let fail = |m: &str| api_err(m);
+    let positional = args.len() == 2;
     let (name, callback, flags, description) = match args.len() {
         2 => (args[0].clone(), args[1].clone(), None, None),
         1 => {
@@ -757,7 +781,11 @@ fn parse_registration(args: MultiValue) -> mlua::Result<FunctionDef> {
         _ => return fail("wrong number of arguments to redis.register_function"),
     };
     let Value::String(name) = name else {
-        return fail("function_name argument given to redis.register_function must be a string");
+        return fail(match (positional, &name) {
+            (true, _) => "first argument to redis.register_function must be a string",
+            (false, Value::Nil) => "redis.register_function must get a function name argument",
+            (false, _) => "function_name argument given to redis.register_function must be a string",
+        });
     };
     let name = name.to_string_lossy();
     if !valid_name(&name) {
@@ -765,7 +793,11 @@ fn parse_registration(args: MultiValue) -> mlua::Result<FunctionDef> {
         return fail("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long");
     }
     let Value::Function(callback) = callback else {
-        return fail("callback argument given to redis.register_function must be a function");
+        return fail(match (positional, &callback) {
+            (true, _) => "second argument to redis.register_function must be a function",
+            (false, Value::Nil) => "redis.register_function must get a callback argument",
+            (false, _) => "callback argument given to redis.register_function must be a function",
+        });
     };
     let description = match description {
         None | Some(Value::Nil) => None,
@@ -883,13 +915,22 @@ impl LuaState {
         hidden.raw_set("killed", lua.create_function(move |_, ()| Ok(killed.load(Ordering::Relaxed)))?)?;
         lua.load(PRELUDE).set_name("=prelude").call::<()>((hidden.clone(), g.clone()))?;
         hidden.raw_set("handler", lua.create_function(error_handler)?)?;
+        let epoch = Instant::now();
+        let load_since = Arc::new(AtomicU64::new(0));
+        let loading = load_since.clone();
         lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
             if kill.load(Ordering::Relaxed) {
                 return Err(mlua::Error::external(ReplyError("ERR Script killed by user with SCRIPT KILL...".into())));
             }
+            // A library's load-time code may not run for long: nothing
+            // can kill it (Redis's FUNCTION LOAD timeout).
+            let since = loading.load(Ordering::Relaxed);
+            if since != 0 && (epoch.elapsed().as_millis() as u64 + 1).saturating_sub(since) > LOAD_TIMEOUT_MS {
+                return Err(mlua::Error::external(ReplyError("ERR FUNCTION LOAD timeout".into())));
+            }
             Ok(VmState::Continue)
         })?;
-        Ok(LuaState { lua, hidden, scripts: HashMap::new(), libraries: Default::default() })
+        Ok(LuaState { lua, hidden, scripts: HashMap::new(), libraries: Default::default(), load_since, epoch })
     }
 
     /// Loads a library: compiles it, runs it with the load-time API, and
@@ -920,7 +961,6 @@ impl LuaState {
             chunk.set_environment(env)?;
             let view: Table = self.hidden.raw_get("load_view")?;
             self.hidden.raw_set("redis_view", view)?;
-            let api: Table = self.hidden.raw_get("load_api")?;
             let register = scope.create_function(|_, args: MultiValue| {
                 let def = parse_registration(args)?;
                 let mut reg = registered.borrow_mut();
@@ -930,12 +970,16 @@ impl LuaState {
                 reg.push(def);
                 Ok(())
             })?;
-            api.raw_set("register_function", register)?;
+            self.hidden.raw_set("register", register)?;
+            self.hidden.raw_set("loading", true)?;
             self.lua.set_named_registry_value("larder_source", "@user_function")?;
             let runner: Function = self.hidden.raw_get("run")?;
             let handler: Function = self.hidden.raw_get("handler")?;
+            self.load_since.store(self.epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
             let out = runner.call::<MultiValue>((chunk.clone(), handler));
-            api.raw_set("register_function", Value::Nil)?;
+            self.load_since.store(0, Ordering::Relaxed);
+            self.hidden.raw_set("loading", false)?;
+            self.hidden.raw_set("register", Value::Nil)?;
             out
         });
         let mut values = outcome.map_err(lua_err)?.into_iter();

@@ -198,6 +198,9 @@ fn script_exists(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 
 /// SCRIPT FLUSH [ASYNC|SYNC]
 fn script_flush(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    if args.len() > 3 {
+        return Err(subcommand_syntax("flush", "SCRIPT"));
+    }
     let ok = match (args.next(), args.remaining()) {
         (None, _) => true,
         (Some(a), 0) => eq_ic(a, "async") || eq_ic(a, "sync"),
@@ -268,10 +271,18 @@ fn function_delete(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     Ok(Frame::ok())
 }
 
+/// Redis's addReplySubcommandSyntaxError.
+fn subcommand_syntax(sub: &str, cmd: &str) -> CmdError {
+    CmdError::Err(format!("unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP."))
+}
+
 /// FUNCTION FLUSH [ASYNC|SYNC]
 fn function_flush(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    if args.len() > 3 {
+        return Err(subcommand_syntax("flush", "FUNCTION"));
+    }
     if let Some(a) = args.next() {
-        if !(eq_ic(a, "async") || eq_ic(a, "sync")) || args.remaining() > 0 {
+        if !(eq_ic(a, "async") || eq_ic(a, "sync")) {
             return Err(CmdError::Err("FUNCTION FLUSH only supports SYNC|ASYNC option".into()));
         }
     }

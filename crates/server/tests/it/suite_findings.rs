@@ -304,11 +304,19 @@ fn a_busy_script_answers_busy_and_dies_by_kill_even_inside_pcall() {
     ok(&mut admin, &["CONFIG", "SET", "lua-time-limit", "10"]);
     ok(
         &mut admin,
-        &["FUNCTION", "LOAD", "REPLACE", "#!lua name=spin\nredis.register_function('spin', function() while true do end end)"],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "REPLACE",
+            "#!lua name=spin\nredis.register_function('spin', function() while true do end end)",
+        ],
     );
     let scripts: [(&[&str], &str); 2] = [
         (&["FCALL", "spin", "0"], "FUNCTION"),
-        (&["EVAL", "local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end", "0"], "SCRIPT"),
+        (
+            &["EVAL", "local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end", "0"],
+            "SCRIPT",
+        ),
     ];
     for (script, kill) in scripts {
         let mut runner = s.raw();
@@ -319,7 +327,10 @@ fn a_busy_script_answers_busy_and_dies_by_kill_even_inside_pcall() {
         assert!(matches!(&second, Frame::Error(e) if e.starts_with(b"BUSY")), "{second:?}");
         ok(&mut admin, &[kill, "KILL"]);
         let reply = runner.read_frame().unwrap();
-        assert!(matches!(&reply, Frame::Error(e) if String::from_utf8_lossy(e).contains("killed by user")), "{reply:?}");
+        assert!(
+            matches!(&reply, Frame::Error(e) if String::from_utf8_lossy(e).contains("killed by user")),
+            "{reply:?}"
+        );
         assert_eq!(admin.call(&["PING"]).unwrap(), Frame::Simple("PONG".into()));
     }
 }
