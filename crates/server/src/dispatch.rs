@@ -156,6 +156,11 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     // set, except inside EXEC or a script (checked when they began) and
     // while a script is busy. Out of memory, denyoom commands are refused,
     // and so is queuing in MULTI, and EXEC of denyoom commands, as in Redis.
+    // Redis checks the tracking table's size before every command, so a
+    // lowered tracking-table-max-keys takes effect at once.
+    if !client.in_exec && shared.tracking.any_tracking() {
+        shared.tracking.enforce_limit();
+    }
     if !client.in_exec {
         client.oom = false;
         if shared.memory.limited() && !shared.scripting.busy() {

@@ -33,6 +33,8 @@ pub struct Shared {
     pub clients: Clients,
     pub commands: Arc<CommandTable>,
     pub active_expire_enabled: AtomicBool,
+    /// DEBUG PAUSE-CRON: the cron skips its work while set.
+    pub cron_paused: AtomicBool,
     pub run_id: String,
     pub started: Instant,
     pub listen_addr: RwLock<Option<SocketAddr>>,
@@ -152,6 +154,7 @@ impl Server {
             clients: Clients::default(),
             commands,
             active_expire_enabled: AtomicBool::new(true),
+            cron_paused: AtomicBool::new(false),
             run_id,
             started: Instant::now(),
             listen_addr: RwLock::new(None),
@@ -276,6 +279,9 @@ async fn cron(shared: Arc<Shared>) {
     loop {
         let hz = shared.config.read().hz.max(1);
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
+        if shared.cron_paused.load(Relaxed) {
+            continue;
+        }
         // Not in the middle of an EXEC or script (see multi.rs), and never
         // waiting for one: this task shares a runtime thread with
         // connections, which must keep answering BUSY meanwhile.
@@ -284,6 +290,7 @@ async fn cron(shared: Arc<Shared>) {
                 shared.keyspace.active_expire(shared.clock.now_ms(), EXPIRE_BUDGET);
             }
         }
+        shared.tracking.enforce_limit();
         // The jemalloc reading maxmemory works from; without a limit
         // nothing needs it between INFO calls.
         if shared.memory.limited() {

@@ -210,14 +210,7 @@ impl Tracking {
 
     /// `modifier`: the client whose command wrote `key` (0: the server).
     fn invalidate_key(&self, key: &[u8], modifier: u64) {
-        let readers = self.table.lock().remove(key);
-        let trackers = self.trackers.read();
-        for id in readers.into_iter().flatten() {
-            match trackers.get(&id) {
-                Some(t) if !(t.opts.bcast || t.opts.noloop && id == modifier) => t.send(Some(&[key])),
-                _ => {}
-            }
-        }
+        let trackers = self.tell_readers(key, modifier);
         if !trackers.values().any(|t| t.opts.bcast) {
             return;
         }
@@ -277,6 +270,46 @@ impl Tracking {
         }
     }
 
+    /// Forgets `key` in the table and tells the clients that read it
+    /// (all but `modifier` if that one asked for NOLOOP).
+    fn tell_readers(&self, key: &[u8], modifier: u64) -> parking_lot::RwLockReadGuard<'_, HashMap<u64, Arc<Tracker>>> {
+        let readers = self.table.lock().remove(key);
+        let trackers = self.trackers.read();
+        for id in readers.into_iter().flatten() {
+            match trackers.get(&id) {
+                Some(t) if !(t.opts.bcast || t.opts.noloop && id == modifier) => t.send(Some(&[key])),
+                _ => {}
+            }
+        }
+        trackers
+    }
+
+    /// Whether any client has tracking on.
+    pub fn any_tracking(&self) -> bool {
+        self.active.load(Ordering::Relaxed) > 0
+    }
+
+    /// Redis's trackingLimitUsedSlots, run by the cron and before commands: a table over
+    /// tracking-table-max-keys (lowered by CONFIG SET, say) forgets keys,
+    /// at most 100 a tick, telling their readers to drop them.
+    pub fn enforce_limit(&self) {
+        let max = self.max_keys.load(Ordering::Relaxed) as usize;
+        if max == 0 {
+            return;
+        }
+        let victims: Vec<Bytes> = {
+            let table = self.table.lock();
+            if table.len() <= max {
+                return;
+            }
+            table.keys().take((table.len() - max).min(100)).cloned().collect()
+        };
+        // Evicted, not written: BCAST clients hear nothing (as in Redis).
+        for v in victims {
+            drop(self.tell_readers(&v, 0));
+        }
+    }
+
     /// (tracking clients, keys in the table, table items, bcast prefixes)
     /// for INFO.
     pub fn stats(&self) -> (usize, usize, usize, usize) {
@@ -302,7 +335,7 @@ impl ReadObserver for Tracking {
             let victim = table.keys().find(|k| k.as_ref() != key).cloned();
             drop(table);
             if let Some(v) = victim {
-                self.invalidate_key(&v, 0);
+                drop(self.tell_readers(&v, 0));
             }
         }
     }
@@ -310,12 +343,14 @@ impl ReadObserver for Tracking {
 
 impl EffectSink for Tracking {
     fn apply(&self, e: &Effect<'_>) {
-        if self.active.load(Ordering::Relaxed) == 0 {
+        // A flush empties the table even with nobody tracking any more (a
+        // client that turned tracking off leaves its keys behind), as
+        // Redis's trackingInvalidateKeysOnFlush does.
+        if e.args.first().is_some_and(|a| a.eq_ignore_ascii_case(b"flushall") || a.eq_ignore_ascii_case(b"flushdb")) {
+            self.invalidate_all();
             return;
         }
-        let name = e.args.first().map(|a| a.to_ascii_lowercase());
-        if matches!(name.as_deref(), Some(b"flushall" | b"flushdb")) {
-            self.invalidate_all();
+        if self.active.load(Ordering::Relaxed) == 0 {
             return;
         }
         let modifier = match e.origin {

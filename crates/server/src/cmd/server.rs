@@ -521,6 +521,11 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         std::thread::sleep(pause);
         return Ok(Frame::ok());
     }
+    if eq_ic(sub, "pause-cron") {
+        let v = args.next_arg()?;
+        ctx.shared.cron_paused.store(v != b"0", Relaxed);
+        return Ok(Frame::ok());
+    }
     if eq_ic(sub, "set-disable-deny-scripts") {
         let v = args.next_arg()?;
         ctx.shared.scripting.allow_noscript.store(v != b"0", Relaxed);
