@@ -138,6 +138,11 @@ impl EffectSink for Aof {
         if !self.on.load(Acquire) {
             return;
         }
+        // Messages go to replicas only: replaying them would publish again.
+        let name = effect.args.first().copied().unwrap_or_default();
+        if name.eq_ignore_ascii_case(b"publish") || name.eq_ignore_ascii_case(b"spublish") {
+            return;
+        }
         if let Some(cmds) = crate::propagate::stage(&STAGED, effect) {
             self.append(cmds);
         }

@@ -92,6 +92,10 @@ pub struct Config {
     pub busy_reply_threshold: u64,
     /// Seconds between the PINGs a primary sends its replicas.
     pub repl_ping_replica_period: u64,
+    /// As a replica: clients may not write (READONLY).
+    pub replica_read_only: bool,
+    /// As a replica whose link is down: serve data anyway (else MASTERDOWN).
+    pub replica_serve_stale_data: bool,
     /// Writes are refused (NOREPLICAS) with fewer good replicas than this.
     pub min_replicas_to_write: u64,
     /// A replica is good while its last ACK is at most this many seconds old.
@@ -146,6 +150,8 @@ impl Default for Config {
             tracking_table_max_keys: 1_000_000,
             busy_reply_threshold: 5000,
             repl_ping_replica_period: 10,
+            replica_read_only: true,
+            replica_serve_stale_data: true,
             min_replicas_to_write: 0,
             min_replicas_max_lag: 10,
         }
@@ -392,6 +398,10 @@ pub static PARAMS: &[Param] = &[
     int_param!("repl-ping-replica-period", repl_ping_replica_period, 1, i32::MAX as u64, true),
     int_param!("repl-ping-slave-period", repl_ping_replica_period, 1, i32::MAX as u64, true),
     int_param!("min-replicas-to-write", min_replicas_to_write, 0, i32::MAX as u64, true),
+    bool_param!("replica-read-only", replica_read_only, true),
+    bool_param!("slave-read-only", replica_read_only, true),
+    bool_param!("replica-serve-stale-data", replica_serve_stale_data, true),
+    bool_param!("slave-serve-stale-data", replica_serve_stale_data, true),
     int_param!("min-slaves-to-write", min_replicas_to_write, 0, i32::MAX as u64, true),
     int_param!("min-replicas-max-lag", min_replicas_max_lag, 0, i32::MAX as u64, true),
     int_param!("min-slaves-max-lag", min_replicas_max_lag, 0, i32::MAX as u64, true),

@@ -134,10 +134,8 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         Err(CmdError::NoAuth)
     } else if let Err(e) = acl_check(shared, client, cmd, req, input) {
         Err(e)
-    } else if (spec.has(flags::WRITE) || (cmd.full_name == "exec" && queued_with(shared, client, flags::WRITE)))
-        && shared.replication.refuses_writes(shared.clock.now_ms())
-    {
-        Err(CmdError::NoReplicas)
+    } else if let Err(e) = replication_gate(shared, client, cmd) {
+        Err(e)
     } else if client.in_subscribed_mode() && !allowed_when_subscribed(&cmd.full_name) {
         Err(CmdError::Err(format!(
             "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
@@ -152,22 +150,22 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         cmd.stats.rejected_calls.fetch_add(1, Relaxed);
         return reject(shared, client, cmd, e);
     }
-    // Redis's performEvictions: before every command while maxmemory is
-    // set, except inside EXEC or a script (checked when they began) and
-    // while a script is busy. Out of memory, denyoom commands are refused,
-    // and so is queuing in MULTI, and EXEC of denyoom commands, as in Redis.
     // Redis checks the tracking table's size before every command, so a
     // lowered tracking-table-max-keys takes effect at once.
     if !client.in_exec && shared.tracking.any_tracking() {
         shared.tracking.enforce_limit();
     }
+    // Redis's performEvictions: before every command while maxmemory is
+    // set, except inside EXEC or a script (checked when they began) and
+    // while a script is busy. Out of memory, denyoom commands are refused,
+    // and so is queuing in MULTI, and EXEC of denyoom commands, as in Redis.
     if !client.in_exec {
         client.oom = false;
         if shared.memory.limited() && !shared.scripting.busy() {
             // Waiting behind a script ends in BUSY once it turns busy.
             let Some(world) = shared.world.read_unless(client.id(), || shared.scripting.busy()) else {
                 cmd.stats.rejected_calls.fetch_add(1, Relaxed);
-                return shared.scripting.busy_error().to_frame();
+                return reject(shared, client, cmd, shared.scripting.busy_error());
             };
             let pressure = shared.memory.enforce(&shared.keyspace, shared.clock.now_ms());
             drop(world);
@@ -186,6 +184,13 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
             }
         }
     }
+    // A busy script refuses all but the ALLOW_BUSY commands, queuing in
+    // MULTI included (which dooms the EXEC), as Redis's processCommand does.
+    let busy_exempt = spec.has(flags::ALLOW_BUSY) && shared.scripting.running_ms().is_some();
+    if !client.in_exec && !busy_exempt && shared.scripting.busy() {
+        cmd.stats.rejected_calls.fetch_add(1, Relaxed);
+        return reject(shared, client, cmd, shared.scripting.busy_error());
+    }
     if let Some(queue) = client.multi.as_mut() {
         if !spec.has(flags::TX_CONTROL) {
             queue.push((req.clone(), input.to_vec()));
@@ -201,28 +206,30 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     }
     // Nothing runs while EXEC does; EXEC's own queue already holds the lock.
     // The guards live to the end of this function.
-    let busy_exempt = spec.has(flags::ALLOW_BUSY) && shared.scripting.running_ms().is_some();
-    let busy = || {
-        cmd.stats.rejected_calls.fetch_add(1, Relaxed);
-        shared.scripting.busy_error().to_frame()
-    };
-    if !client.in_exec && !busy_exempt && shared.scripting.busy() {
-        return busy();
-    }
     let (_read, _write);
     // While a script runs, the commands allowed then (SCRIPT KILL…) must
     // not wait for it: they touch no keys.
     if !client.in_exec && !busy_exempt && !client.replaying {
-        if spec.has(flags::EXCLUSIVE) {
+        let acquired = if spec.has(flags::EXCLUSIVE) {
             match shared.world.write_unless(|| shared.scripting.busy()) {
-                Some(g) => _write = g,
-                None => return busy(),
+                Some(g) => {
+                    _write = g;
+                    true
+                }
+                None => false,
             }
         } else {
             match shared.world.read_unless(client.id(), || shared.scripting.busy()) {
-                Some(g) => _read = g,
-                None => return busy(),
+                Some(g) => {
+                    _read = g;
+                    true
+                }
+                None => false,
             }
+        };
+        if !acquired {
+            cmd.stats.rejected_calls.fetch_add(1, Relaxed);
+            return reject(shared, client, cmd, shared.scripting.busy_error());
         }
     }
     // One clock reading per top-level command: what EXEC or a script runs
@@ -283,7 +290,7 @@ fn acl_check(shared: &Shared, client: &mut Client, cmd: &Command, req: &Request,
             client.user = u;
         }
     }
-    if client.user.unrestricted || client.replaying {
+    if client.user.unrestricted || client.replaying || client.from_master {
         return Ok(());
     }
     let argv: Vec<&[u8]> = req.args(input).collect();
@@ -300,6 +307,42 @@ fn acl_check(shared: &Shared, client: &mut Client, cmd: &Command, req: &Request,
         log_denial(shared, client, &d, context);
         CmdError::Raw(format!("NOPERM {message}"))
     })
+}
+
+/// What replication refuses, in Redis's order: writes without enough good
+/// replicas (NOREPLICAS), writes to a read-only replica (READONLY), and,
+/// on a replica cut off from its primary with replica-serve-stale-data
+/// no, every command without the stale flag (MASTERDOWN). An EXEC is
+/// judged by what it queued, when it arrives: as in Redis, what it runs is
+/// not judged again (a REPLICAOF inside it does not fail the rest), and
+/// scripts check their own commands (scripting.rs).
+fn replication_gate(shared: &Shared, client: &Client, cmd: &Command) -> Result<(), CmdError> {
+    if client.from_master || client.in_exec {
+        return Ok(());
+    }
+    let exec = cmd.full_name == "exec";
+    let writes = || cmd.spec.has(flags::WRITE) || (exec && queued_with(shared, client, flags::WRITE));
+    if shared.replication.refuses_writes(shared.clock.now_ms()) && writes() {
+        return Err(CmdError::NoReplicas);
+    }
+    if shared.replication.read_only_replica() && writes() {
+        return Err(CmdError::ReadOnlyReplica);
+    }
+    if shared.replication.stale_refused() {
+        let denied = !cmd.spec.has(flags::STALE) || (exec && queued_without(shared, client, flags::STALE));
+        if denied {
+            return Err(CmdError::MasterDown);
+        }
+    }
+    Ok(())
+}
+
+/// Whether any command queued since MULTI lacks `flag`.
+fn queued_without(shared: &Shared, client: &Client, flag: u32) -> bool {
+    client
+        .multi
+        .as_ref()
+        .is_some_and(|q| q.iter().any(|(req, input)| resolve(shared, req, input).is_ok_and(|(c, _)| !c.spec.has(flag))))
 }
 
 /// Records a refused command in ACL LOG.

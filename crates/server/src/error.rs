@@ -39,6 +39,10 @@ pub enum CmdError {
     Oom,
     #[error("NOREPLICAS Not enough good replicas to write.")]
     NoReplicas,
+    #[error("READONLY You can't write against a read only replica.")]
+    ReadOnlyReplica,
+    #[error("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.")]
+    MasterDown,
     #[error("WRONGPASS invalid username-password pair or user is disabled.")]
     WrongPass,
     #[error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")]

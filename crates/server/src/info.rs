@@ -243,8 +243,27 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
         }
         "replication" => {
             out.push_str("# Replication\r\n");
-            field!("role:master");
             let now = shared.clock.now_ms();
+            match (shared.replication.is_replica(), shared.replication.upstream.link()) {
+                (true, Some(link)) => {
+                    let up = link.state.load(Relaxed) == crate::replica::CONNECTED;
+                    field!("role:slave");
+                    field!("master_host:{}", link.host);
+                    field!("master_port:{}", link.port);
+                    field!("master_link_status:{}", if up { "up" } else { "down" });
+                    let last = link.last_io_ms.load(Relaxed);
+                    let ago = if last == 0 { -1 } else { (now.saturating_sub(last) / 1000) as i64 };
+                    field!("master_last_io_seconds_ago:{ago}");
+                    field!("master_sync_in_progress:{}", (link.state.load(Relaxed) == crate::replica::SYNCING) as u8);
+                    let offset = link.offset.load(Relaxed);
+                    field!("slave_read_repl_offset:{offset}");
+                    field!("slave_repl_offset:{offset}");
+                    field!("slave_priority:100");
+                    field!("slave_read_only:{}", shared.replication.read_only_replica() as u8);
+                    field!("replica_announced:1");
+                }
+                _ => field!("role:master"),
+            }
             let replicas = shared.replication.replicas(now);
             field!("connected_slaves:{}", replicas.len());
             let (min_write, max_lag) = {

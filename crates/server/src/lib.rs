@@ -31,6 +31,7 @@ pub mod multi;
 pub mod notify;
 pub mod propagate;
 pub mod pubsub;
+pub mod replica;
 pub mod replication;
 pub mod scripting;
 pub mod scripting_libs;

@@ -89,6 +89,14 @@ pub struct Replication {
     /// config so the write path takes no config lock.
     min_to_write: AtomicU64,
     max_lag: AtomicU64,
+    /// The primary this server replicates (REPLICAOF), if any.
+    pub upstream: crate::replica::ReplicaRole,
+    /// replica-read-only and replica-serve-stale-data, copied from the
+    /// config for the command path.
+    read_only: std::sync::atomic::AtomicBool,
+    serve_stale: std::sync::atomic::AtomicBool,
+    /// A cheap "is a replica" for the command path.
+    is_replica: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Replication {
@@ -102,6 +110,10 @@ impl Default for Replication {
             ever: Default::default(),
             min_to_write: AtomicU64::new(0),
             max_lag: AtomicU64::new(10),
+            upstream: Default::default(),
+            read_only: std::sync::atomic::AtomicBool::new(true),
+            serve_stale: std::sync::atomic::AtomicBool::new(true),
+            is_replica: Default::default(),
         }
     }
 }
@@ -226,11 +238,56 @@ impl Replication {
         self.max_lag.store(max_lag, Relaxed);
     }
 
-    /// Redis's checkGoodReplicasStatus, negated: min-replicas-to-write is
-    /// set and fewer replicas than that are good, so writes are refused.
+    /// Redis's checkGoodReplicasStatus, negated: this is a primary,
+    /// min-replicas-to-write is set and fewer replicas than that are good,
+    /// so writes are refused.
     pub fn refuses_writes(&self, now_ms: u64) -> bool {
         let (need, lag) = (self.min_to_write.load(Relaxed), self.max_lag.load(Relaxed));
-        need > 0 && lag > 0 && (self.good_replicas(now_ms, lag) as u64) < need
+        need > 0 && lag > 0 && !self.is_replica() && (self.good_replicas(now_ms, lag) as u64) < need
+    }
+
+    pub fn has_replicas(&self) -> bool {
+        self.count.load(Relaxed) > 0
+    }
+
+    pub fn set_replica_options(&self, read_only: bool, serve_stale: bool) {
+        self.read_only.store(read_only, Relaxed);
+        self.serve_stale.store(serve_stale, Relaxed);
+    }
+
+    pub fn is_replica(&self) -> bool {
+        self.is_replica.load(Relaxed)
+    }
+
+    /// A replica refusing clients' writes (READONLY).
+    pub fn read_only_replica(&self) -> bool {
+        self.is_replica() && self.read_only.load(Relaxed)
+    }
+
+    /// A replica whose link is down and that may not serve stale data
+    /// (MASTERDOWN for commands without the stale flag).
+    pub fn stale_refused(&self) -> bool {
+        self.is_replica()
+            && !self.serve_stale.load(Relaxed)
+            && self.upstream.link().is_none_or(|l| l.state.load(Relaxed) != crate::replica::CONNECTED)
+    }
+
+    /// REPLICAOF host port: replicate it; this server's own replicas are
+    /// dropped (their ids returned, to disconnect), as Redis makes them
+    /// resync with it.
+    pub fn follow(&self, shared: &Arc<crate::Shared>, host: String, port: u16) -> Vec<u64> {
+        self.is_replica.store(true, Relaxed);
+        self.upstream.start(shared, host, port);
+        let mut feeds = self.feeds.lock();
+        let ids = feeds.replicas.drain(..).map(|r| r.id).collect();
+        self.prune(&mut feeds);
+        ids
+    }
+
+    /// REPLICAOF NO ONE: false if this was not a replica.
+    pub fn unfollow(&self) -> bool {
+        self.is_replica.store(false, Relaxed);
+        self.upstream.stop()
     }
 
     /// Replicas whose last ACK is at most `max_lag` seconds old (Redis's

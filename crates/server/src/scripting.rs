@@ -283,6 +283,9 @@ impl Declared {
         if !self.no_writes && ctx.shared.replication.refuses_writes(ctx.now) {
             return Err(CmdError::NoReplicas);
         }
+        if !self.no_writes && !ctx.client.from_master && ctx.shared.replication.read_only_replica() {
+            return Err(CmdError::ReadOnlyReplica);
+        }
         Ok(())
     }
 
@@ -825,7 +828,7 @@ fn parse_registration(args: MultiValue) -> mlua::Result<FunctionDef> {
 /// worker's queued tasks to another thread: otherwise connections whose
 /// tasks sit in this worker's queue would not even get their BUSY reply
 /// until the script ends.
-fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
@@ -1217,6 +1220,9 @@ fn redis_call(
     }
     if writes && ctx.shared.replication.refuses_writes(ctx.now) {
         return reject(Some(cmd), &CmdError::NoReplicas.to_string());
+    }
+    if writes && !ctx.client.from_master && ctx.shared.replication.read_only_replica() {
+        return reject(Some(cmd), &CmdError::ReadOnlyReplica.to_string());
     }
     if writes && !st.wrote {
         st.wrote = true;

@@ -82,6 +82,7 @@ impl Shared {
     pub fn apply_config(&self, config: &Config) {
         self.acl.sync_requirepass(&config.requirepass);
         self.replication.set_min_replicas(config.min_replicas_to_write, config.min_replicas_max_lag);
+        self.replication.set_replica_options(config.replica_read_only, config.replica_serve_stale_data);
         self.pubsub.set_limit(config.output_limits[2]);
         self.notifier.set_flags(config.notify_flags, &self.keyspace.effects);
         self.tracking.set_max_keys(config.tracking_table_max_keys);

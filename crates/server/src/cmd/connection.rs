@@ -271,7 +271,7 @@ fn hello(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         kv("proto", Frame::Integer(if ctx.client.proto == Proto::Resp3 { 3 } else { 2 })),
         kv("id", Frame::Integer(ctx.client.id() as i64)),
         kv("mode", Frame::bulk_static("standalone")),
-        kv("role", Frame::bulk_static("master")),
+        kv("role", Frame::bulk_static(if ctx.shared.replication.is_replica() { "replica" } else { "master" })),
         kv("modules", Frame::Array(vec![])),
     ]))
 }

@@ -174,6 +174,12 @@ fn sunsubscribe(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 fn do_publish(ctx: &mut Ctx<'_>, mut args: Args<'_>, shard: bool) -> CmdResult {
     let (channel, msg) = (args.next_arg()?, args.next_arg()?);
+    // Replicas get the message too, to pass on to their own subscribers
+    // (not the AOF: aof.rs skips it), as Redis propagates PUBLISH.
+    if ctx.shared.replication.has_replicas() {
+        let name: &[u8] = if shard { b"SPUBLISH" } else { b"PUBLISH" };
+        ctx.shared.keyspace.effects.emit(ctx.client.db, &[name, channel, msg]);
+    }
     Ok(Frame::Integer(ctx.shared.pubsub.publish(channel, msg, shard) as i64))
 }
 

@@ -1,5 +1,6 @@
-//! Replication commands on the primary: SYNC, PSYNC and REPLCONF (see
-//! replication.rs for the stream they start).
+//! Replication commands: on the primary SYNC, PSYNC and REPLCONF (see
+//! replication.rs for the stream they start); REPLICAOF (SLAVEOF) to
+//! follow a primary (replica.rs); ROLE for either side.
 
 use super::table::{flags::*, CommandSpec, KeySpec};
 use super::{eq_ic, parse_i64, Args, CmdResult, Ctx};
@@ -18,7 +19,81 @@ pub(super) static COMMANDS: &[CommandSpec] =
             "3.0.0",
             "An internal command for configuring the replication stream.",
         ),
+        CommandSpec::new("replicaof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, KeySpec::NONE, replicaof).doc(
+            "server",
+            "5.0.0",
+            "Configures a server as replica of another, or promotes it to a master.",
+        ),
+        CommandSpec::new("slaveof", 3, ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING, KeySpec::NONE, replicaof).doc(
+            "server",
+            "1.0.0",
+            "Sets a Redis server as a replica of another, or promotes it to being a master.",
+        ),
+        CommandSpec::new("role", 1, NOSCRIPT | LOADING | STALE | FAST, KeySpec::NONE, role).doc(
+            "server",
+            "2.8.12",
+            "Returns the replication role.",
+        ),
     ];
+
+/// REPLICAOF host port | REPLICAOF NO ONE
+fn replicaof(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let (host, port) = (args.next_arg()?, args.next_arg()?);
+    let shared = ctx.shared;
+    if eq_ic(host, "no") && eq_ic(port, "one") {
+        if shared.replication.unfollow() {
+            tracing::info!("MASTER MODE enabled (user request)");
+        }
+        return Ok(Frame::ok());
+    }
+    if ctx.client.replica.is_some() {
+        return Err(CmdError::Err("Command is not valid when client is a replica.".into()));
+    }
+    let port = parse_i64(port)
+        .ok()
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| CmdError::Err("Invalid master port".into()))?;
+    let host = String::from_utf8_lossy(host).into_owned();
+    if let Some(link) = shared.replication.upstream.link() {
+        if link.host.eq_ignore_ascii_case(&host) && link.port == port {
+            return Ok(Frame::simple("OK Already connected to specified master"));
+        }
+    }
+    tracing::info!("REPLICAOF {host}:{port} enabled (user request)");
+    for id in shared.replication.follow(&shared.arc(), host, port) {
+        if let Some(c) = shared.clients.all().into_iter().find(|c| c.id == id) {
+            c.kill();
+        }
+    }
+    Ok(Frame::ok())
+}
+
+/// ROLE
+fn role(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    let repl = &ctx.shared.replication;
+    if let (true, Some(link)) = (repl.is_replica(), repl.upstream.link()) {
+        let state = match link.state.load(Relaxed) {
+            crate::replica::CONNECTED => "connected",
+            crate::replica::SYNCING => "sync",
+            _ => "connecting",
+        };
+        return Ok(Frame::Array(vec![
+            Frame::bulk_static("slave"),
+            Frame::bulk(link.host.clone()),
+            Frame::Integer(link.port as i64),
+            Frame::bulk_static(state),
+            Frame::Integer(link.offset.load(Relaxed) as i64),
+        ]));
+    }
+    let replicas = repl
+        .replicas(ctx.now)
+        .into_iter()
+        .map(|r| {
+            Frame::Array(vec![Frame::bulk(r.ip), Frame::bulk(r.port.to_string()), Frame::bulk(r.offset.to_string())])
+        })
+        .collect();
+    Ok(Frame::Array(vec![Frame::bulk_static("master"), Frame::Integer(repl.offset() as i64), Frame::Array(replicas)]))
+}
 
 /// SYNC: the image as a bulk without its trailing CRLF, then the stream.
 fn sync(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {

@@ -593,7 +593,11 @@ fn xreadgroup(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             let created = s.groups.get_mut(group).expect("checked").consumer(consumer, now).1;
             s.groups.get_mut(group).expect("checked").consumers.get_mut(consumer).expect("just made").seen_time = now;
             if created {
-                tx.emit(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
+                // Without NOACK the XCLAIMs propagated for the entries
+                // create the consumer on replicas; with it, nothing would.
+                if r.noack {
+                    tx.emit(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]);
+                }
                 tx.notify(class::STREAM, "xgroup-createconsumer", key);
             }
         }
@@ -654,7 +658,11 @@ fn xreadgroup(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                             emit_claim(&tx, Who { key, group, consumer }, pid, now, 1, &last);
                         }
                     }
-                    emit_setid(&tx, key, group, last, read);
+                    // The XCLAIMs carry LASTID; only NOACK needs SETID (as
+                    // Redis's streamReplyWithRange propagates).
+                    if r.noack {
+                        emit_setid(&tx, key, group, last, read);
+                    }
                     Some(Frame::Array(picked.iter().map(|(i, f)| entry_frame(i, f)).collect()))
                 }
             }

@@ -90,6 +90,9 @@ pub struct Client {
     /// This connection is a replica being streamed writes (its
     /// acknowledged offset); replies to what it sends are not sent.
     pub replica: Option<Arc<crate::replication::Ack>>,
+    /// The link to this replica's primary: its writes are the stream to
+    /// apply, so READONLY, MASTERDOWN and ACL do not apply.
+    pub from_master: bool,
     /// Replays a file (AOF load): takes no world lock, since start-up is
     /// single-threaded and DEBUG LOADAOF already holds one (an EXEC or
     /// FLUSHALL in the file would otherwise wait for it forever).
@@ -161,6 +164,7 @@ impl Client {
             replica: None,
             replica_port: 0,
             replaying: false,
+            from_master: false,
             script_keys: None,
             reply_mode: ReplyMode::On,
             last_cmd: 0,

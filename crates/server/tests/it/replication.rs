@@ -1,6 +1,7 @@
-//! Larder as a primary: a real redis-server replicates from it (PSYNC,
-//! full sync, then the write stream), and the raw SYNC stream has the
-//! shape Redis gives its replicas.
+//! Replication both ways. Larder as a primary: a real redis-server
+//! replicates from it (PSYNC, full sync, then the write stream), and the raw
+//! SYNC stream has the shape Redis gives its replicas. Larder as a replica
+//! (REPLICAOF) of Larder and of redis-server, with READONLY and MASTERDOWN.
 
 use larder_protocol::{Frame, Proto};
 use larder_testkit::{spawn_server, RawConn, RedisServer};
@@ -138,4 +139,105 @@ fn sync_stream_has_redis_shape() {
     repl.send(&["REPLCONF", "ACK", "0"]).unwrap();
     w.call(&["SET", "after-ack", "1"]).unwrap();
     assert_eq!(next_command(&mut repl), "set after-ack 1");
+}
+
+/// Waits until `conn`'s INFO replication says the link to its primary is up.
+fn wait_link_up(conn: &mut RawConn) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = text(&conn.call(&["INFO", "replication"]).unwrap());
+        if info.contains("master_link_status:up") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the link never came up: {info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until both sides hold the same data.
+fn wait_same_digest(a: &mut RawConn, b: &mut RawConn) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (x, y) = (digest(a), digest(b));
+        if x == y {
+            return x;
+        }
+        assert!(Instant::now() < deadline, "the replica never caught up: {x} vs {y}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn write_mix(w: &mut RawConn) {
+    for cmd in [
+        &["SET", "after", "2", "EX", "100"][..],
+        &["INCRBYFLOAT", "f", "1.5"],
+        &["SADD", "s", "x", "y", "z"],
+        &["ZADD", "z", "1", "a", "2", "b"],
+        &["ZPOPMIN", "z"],
+        &["XADD", "x", "1-1", "k", "v"],
+        &["EVAL", "redis.call('set', KEYS[1], ARGV[1]) return redis.call('incr', 'counter')", "1", "k", "v"],
+        &["SELECT", "4"],
+        &["SET", "in4", "x"],
+    ] {
+        let f = w.call(cmd).unwrap();
+        assert!(!matches!(f, Frame::Error(_)), "{cmd:?}: {f:?}");
+    }
+}
+
+#[test]
+fn larder_replicates_larder_and_redis() {
+    // A Larder replica of a Larder primary, then of a real redis-server:
+    // the image, then the stream, until DEBUG DIGEST agrees; clients may
+    // not write to it; REPLICAOF NO ONE makes it a primary again.
+    let primary = spawn_server();
+    let replica = spawn_server();
+    let mut w = primary.raw();
+    w.call(&["SET", "before", "1"]).unwrap();
+    w.call(&["RPUSH", "list", "a", "b", "c"]).unwrap();
+    let mut r = replica.raw();
+    let port = primary.addr.port().to_string();
+    assert_eq!(r.call(&["REPLICAOF", "127.0.0.1", &port]).unwrap(), Frame::Simple("OK".into()));
+    assert_eq!(
+        r.call(&["REPLICAOF", "127.0.0.1", &port]).unwrap(),
+        Frame::Simple("OK Already connected to specified master".into())
+    );
+    wait_link_up(&mut r);
+    write_mix(&mut w);
+    wait_same_digest(&mut w, &mut r);
+    let refused = r.call(&["SET", "k", "v"]).unwrap();
+    assert_eq!(refused, Frame::Error("READONLY You can't write against a read only replica.".into()));
+    let role = r.call(&["ROLE"]).unwrap();
+    assert!(format!("{role:?}").contains("connected"), "{role:?}");
+
+    if let Some(redis) = RedisServer::start() {
+        let mut rw = redis.raw();
+        rw.call(&["SET", "from", "redis"]).unwrap();
+        let port = redis.addr.port().to_string();
+        r.call(&["REPLICAOF", "127.0.0.1", &port]).unwrap();
+        write_mix(&mut rw);
+        wait_link_up(&mut r);
+        rw.call(&["SELECT", "0"]).unwrap();
+        r.call(&["SELECT", "0"]).unwrap();
+        wait_same_digest(&mut rw, &mut r);
+    }
+    assert_eq!(r.call(&["REPLICAOF", "NO", "ONE"]).unwrap(), Frame::Simple("OK".into()));
+    assert_eq!(r.call(&["SET", "k", "v"]).unwrap(), Frame::Simple("OK".into()));
+}
+
+#[test]
+fn a_replica_cut_off_from_its_primary_can_refuse_stale_reads() {
+    let s = spawn_server();
+    let mut c = s.raw();
+    c.call(&["SET", "x", "1"]).unwrap();
+    c.call(&["CONFIG", "SET", "replica-serve-stale-data", "no"]).unwrap();
+    // Nothing listens on port 1: the link stays down.
+    c.call(&["REPLICAOF", "127.0.0.1", "1"]).unwrap();
+    let down = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+    assert_eq!(c.call(&["GET", "x"]).unwrap(), Frame::Error(down.into()));
+    // Commands flagged stale still run (INFO, CONFIG, REPLICAOF…).
+    let info = text(&c.call(&["INFO", "replication"]).unwrap());
+    assert!(info.contains("role:slave") && info.contains("master_link_status:down"), "{info}");
+    c.call(&["CONFIG", "SET", "replica-serve-stale-data", "yes"]).unwrap();
+    assert_eq!(c.call(&["GET", "x"]).unwrap(), Frame::Bulk("1".into()));
+    c.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
 }

@@ -1,0 +1,237 @@
+//! The replica side of replication: REPLICAOF's link to a primary.
+//!
+//! One tokio task per link does what Redis's replication state machine
+//! does, as straight-line code: connect, PING, REPLCONF listening-port and
+//! capa psync2, PSYNC ? -1, read +FULLRESYNC and the RDB image (a `$len`
+//! bulk: not announcing `capa eof` makes every primary send that form),
+//! load it under the world lock, then apply the command stream through
+//! the dispatcher as a client flagged `from_master`, acknowledging the
+//! offset every second. A broken link is retried every second until
+//! REPLICAOF NO ONE or another REPLICAOF aborts the task.
+//!
+//! Why no partial resync: this side keeps no backlog of its own either, so
+//! every (re)connection is a full one, as the primary side answers.
+
+use crate::conn::client::Client;
+use crate::Shared;
+use bytes::BytesMut;
+use larder_protocol::{parse_request, Request, RequestLimits};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Link states, as INFO's master_link_status and ROLE name them.
+pub const CONNECTING: u8 = 0;
+pub const SYNCING: u8 = 1;
+pub const CONNECTED: u8 = 2;
+
+/// What a link shows while it lives.
+pub struct LinkState {
+    pub host: String,
+    pub port: u16,
+    pub state: AtomicU8,
+    /// Stream bytes applied (slave_repl_offset).
+    pub offset: AtomicU64,
+    /// Milliseconds (server clock) of the last byte from the primary.
+    pub last_io_ms: AtomicU64,
+}
+
+/// The primary this server replicates, if any.
+pub struct Upstream {
+    pub link: Arc<LinkState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+pub struct ReplicaRole {
+    upstream: Mutex<Option<Upstream>>,
+}
+
+impl ReplicaRole {
+    pub fn link(&self) -> Option<Arc<LinkState>> {
+        self.upstream.lock().as_ref().map(|u| u.link.clone())
+    }
+
+    /// Stops replicating (REPLICAOF NO ONE); false if this was a primary.
+    pub fn stop(&self) -> bool {
+        match self.upstream.lock().take() {
+            Some(u) => {
+                u.task.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Starts replicating `host:port`, replacing any current link.
+    pub fn start(&self, shared: &Arc<Shared>, host: String, port: u16) {
+        let link = Arc::new(LinkState {
+            host,
+            port,
+            state: AtomicU8::new(CONNECTING),
+            offset: AtomicU64::new(0),
+            last_io_ms: AtomicU64::new(0),
+        });
+        let task = tokio::spawn(run(Arc::downgrade(shared), link.clone()));
+        if let Some(old) = self.upstream.lock().replace(Upstream { link, task }) {
+            old.task.abort();
+        }
+    }
+}
+
+async fn run(shared: Weak<Shared>, link: Arc<LinkState>) {
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        link.state.store(CONNECTING, Relaxed);
+        match sync_once(&s, &link).await {
+            Ok(()) => tracing::info!("Connection with primary lost"),
+            Err(e) => tracing::warn!("Replication link to {}:{}: {e}", link.host, link.port),
+        }
+        link.state.store(CONNECTING, Relaxed);
+        drop(s);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Reads one `\r\n`-terminated line, skipping the bare newlines a primary
+/// sends to keep the link alive while it prepares the image.
+async fn read_line(stream: &mut TcpStream, buf: &mut BytesMut) -> anyhow::Result<String> {
+    loop {
+        while buf.first() == Some(&b'\n') {
+            let _ = buf.split_to(1);
+        }
+        if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+            let line = buf.split_to(i + 2);
+            return Ok(String::from_utf8_lossy(&line[..i]).into_owned());
+        }
+        if stream.read_buf(buf).await? == 0 {
+            anyhow::bail!("the primary closed the connection");
+        }
+    }
+}
+
+async fn command(stream: &mut TcpStream, buf: &mut BytesMut, args: &[&str]) -> anyhow::Result<String> {
+    let mut out = format!("*{}\r\n", args.len());
+    for a in args {
+        out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream.write_all(out.as_bytes()).await?;
+    read_line(stream, buf).await
+}
+
+/// One connection's life: handshake, full sync, then the stream until the
+/// link breaks.
+async fn sync_once(shared: &Arc<Shared>, link: &Arc<LinkState>) -> anyhow::Result<()> {
+    let addr = format!("{}:{}", link.host, link.port);
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&addr)).await??;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let pong = command(&mut stream, &mut buf, &["PING"]).await?;
+    // A primary with a password answers NOAUTH; masterauth is not kept.
+    if pong.starts_with('-') && !pong.starts_with("-NOAUTH") {
+        anyhow::bail!("PING: {pong}");
+    }
+    let port = shared.listen_addr.read().map(|a| a.port()).unwrap_or(0).to_string();
+    command(&mut stream, &mut buf, &["REPLCONF", "listening-port", &port]).await?;
+    command(&mut stream, &mut buf, &["REPLCONF", "capa", "psync2"]).await?;
+    link.state.store(SYNCING, Relaxed);
+    let reply = command(&mut stream, &mut buf, &["PSYNC", "?", "-1"]).await?;
+    let mut parts = reply.split(' ');
+    let (Some("+FULLRESYNC"), Some(_replid), Some(offset)) = (parts.next(), parts.next(), parts.next()) else {
+        anyhow::bail!("PSYNC: unexpected reply {reply:?}");
+    };
+    let mut offset: u64 = offset.parse()?;
+    let header = read_line(&mut stream, &mut buf).await?;
+    let len: usize = header
+        .strip_prefix('$')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("bad image header {header:?}"))?;
+    while buf.len() < len {
+        if stream.read_buf(&mut buf).await? == 0 {
+            anyhow::bail!("the primary closed the connection during the transfer");
+        }
+    }
+    let image = buf.split_to(len);
+    tracing::info!("Primary replied FULLRESYNC: loading {len} bytes of RDB");
+    load_image(shared, &image)?;
+    link.offset.store(offset, Relaxed);
+    link.state.store(CONNECTED, Relaxed);
+    link.last_io_ms.store(shared.clock.now_ms(), Relaxed);
+    tracing::info!("Primary <-> replica sync: finished with success");
+
+    let addr = stream.peer_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+    let (info, outbox) = shared.clients.register(addr, addr, -1, shared.uptime_ms());
+    let mut client = Client::new(info, outbox, shared.acl.default_user(), true);
+    client.from_master = true;
+    let result = apply_stream(shared, link, &mut stream, &mut buf, &mut client, &mut offset).await;
+    shared.clients.unregister(client.id());
+    result
+}
+
+/// Flushes the dataset and loads the primary's image, holding the world
+/// lock so no client sees it half loaded.
+fn load_image(shared: &Shared, image: &[u8]) -> anyhow::Result<()> {
+    crate::scripting::off_worker(|| {
+        let _world = shared.world.write();
+        for db in 0..shared.keyspace.databases() {
+            shared.keyspace.flush_db(db);
+        }
+        shared.scripting.function_flush();
+        crate::snapshot::load_rdb(shared, image, std::path::Path::new("(replication image)"), true)
+    })
+}
+
+async fn apply_stream(
+    shared: &Arc<Shared>,
+    link: &LinkState,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    client: &mut Client,
+    offset: &mut u64,
+) -> anyhow::Result<()> {
+    let mut ack = tokio::time::interval(Duration::from_secs(1));
+    let mut req = Request::default();
+    let limits = RequestLimits { authenticated: true, ..Default::default() };
+    loop {
+        // Everything complete in the buffer runs before reading more.
+        let mut pos = 0;
+        while let Some(n) = parse_request(&buf[pos..], &limits, &mut req)? {
+            let input = &buf[pos..pos + n];
+            pos += n;
+            *offset += n as u64;
+            if req.is_empty() {
+                continue;
+            }
+            if req.arg(input, 0).eq_ignore_ascii_case(b"replconf")
+                && req.len() > 1
+                && req.arg(input, 1).eq_ignore_ascii_case(b"getack")
+            {
+                // Redis counts the GETACK itself in the offset it reports.
+                send_ack(stream, *offset).await?;
+                continue;
+            }
+            crate::dispatch::execute(shared, client, &req, input);
+            client.outbox.take();
+        }
+        let _ = buf.split_to(pos);
+        link.offset.store(*offset, Relaxed);
+        tokio::select! {
+            r = stream.read_buf(buf) => {
+                if r? == 0 {
+                    return Ok(());
+                }
+                link.last_io_ms.store(shared.clock.now_ms(), Relaxed);
+            }
+            _ = ack.tick() => send_ack(stream, *offset).await?,
+        }
+    }
+}
+
+async fn send_ack(stream: &mut TcpStream, offset: u64) -> anyhow::Result<()> {
+    let n = offset.to_string();
+    let msg = format!("*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n${}\r\n{n}\r\n", n.len());
+    stream.write_all(msg.as_bytes()).await?;
+    Ok(())
+}
