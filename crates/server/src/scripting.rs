@@ -201,8 +201,8 @@ pub struct Scripting {
     /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call NOSCRIPT commands
     /// (the Redis test suite uses it to call DEBUG from scripts).
     pub allow_noscript: AtomicBool,
-    /// Scripts run, to pace the garbage collector.
-    runs: AtomicU64,
+    /// The Lua heap right after the last full collection (0: none yet).
+    lua_floor: AtomicU64,
     lua: Mutex<LuaState>,
     /// Start of the running script in ms since `epoch`, or 0.
     running_since: AtomicU64,
@@ -245,9 +245,8 @@ pub struct FunctionDef {
     callback: Function,
 }
 
-/// Runs between two small garbage-collector steps (Redis's
-/// LUA_GC_CYCLE_PERIOD).
-const GC_EVERY_RUNS: u64 = 50;
+/// Heap growth past the last full collection that triggers the next one.
+const GC_SLACK_BYTES: u64 = 32 * 1024;
 
 /// Flags redis.register_function accepts.
 const FUNCTION_FLAGS: &[&str] = &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
@@ -363,7 +362,7 @@ impl Scripting {
             wrote: AtomicBool::new(false),
             busy_threshold: AtomicU64::new(5000),
             allow_noscript: AtomicBool::new(false),
-            runs: AtomicU64::new(0),
+            lua_floor: AtomicU64::new(0),
             running_fn: Mutex::new(None),
             counts: Mutex::new((0, 0)),
         }
@@ -433,11 +432,30 @@ impl Scripting {
         self.lua.lock().scripts.contains_key(&sha)
     }
 
+    /// SCRIPT FLUSH: a new VM, as Redis starts one (whatever scripts left
+    /// behind in globals' hidden corners, or cjson settings, goes with the
+    /// old one). Function libraries live in the same VM here, so they are
+    /// loaded again from their code.
     pub fn flush(&self) {
         let mut st = self.lua.lock();
-        st.scripts.clear();
-        // Redis starts a new VM here; a full collection frees as much.
-        let _ = st.lua.gc_collect();
+        let libraries: Vec<Bytes> = st.libraries.values().map(|l| l.code.clone()).collect();
+        match LuaState::new(self.kill.clone()) {
+            Ok(mut fresh) => {
+                for code in libraries {
+                    if let Err(e) = fresh.load_library(&code, true) {
+                        tracing::warn!("a function library did not load again after SCRIPT FLUSH: {e}");
+                    }
+                }
+                *st = fresh;
+                self.lua_floor.store(0, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!("SCRIPT FLUSH kept the old Lua VM: {e}");
+                st.scripts.clear();
+                let _ = st.lua.gc_collect();
+            }
+        }
+        self.recount(&st);
     }
 
     /// EVAL/EVALSHA: runs the script `body` (or the cached `sha`).
@@ -584,11 +602,16 @@ impl Scripting {
         });
         self.running_since.store(0, Ordering::Relaxed);
         let ctx = ctx_cell.into_inner();
-        // A small collector step every 50 runs, as Redis takes, so garbage
-        // from many short scripts never waits for one long full cycle.
-        let runs = self.runs.fetch_add(1, Ordering::Relaxed) + 1;
-        if runs.is_multiple_of(GC_EVERY_RUNS) {
-            let _ = st.lua.gc_step_kbytes(GC_EVERY_RUNS as i32);
+        // Lua's own collector lets the heap double before a cycle, and the
+        // VM's live data (libraries, prelude) is most of it: garbage from
+        // many short scripts would sit there. A full collection once the
+        // heap is GC_SLACK_BYTES past what the last one left keeps it near
+        // its live size (Redis steps its collector every 50 calls instead).
+        let used = st.lua.used_memory() as u64;
+        let floor = self.lua_floor.load(Ordering::Relaxed);
+        if floor == 0 || used > floor + GC_SLACK_BYTES {
+            let _ = st.lua.gc_collect();
+            self.lua_floor.store(st.lua.used_memory() as u64, Ordering::Relaxed);
         }
         // The Lua heap is not data: like Redis, maxmemory does not count it.
         ctx.shared.memory.set_not_counted(st.lua.used_memory() as u64);
