@@ -92,6 +92,8 @@ pub struct Config {
     pub busy_reply_threshold: u64,
     /// Seconds between the PINGs a primary sends its replicas.
     pub repl_ping_replica_period: u64,
+    /// `replicaof <host> <port>` at start-up ("host port"; empty: none).
+    pub replicaof: String,
     /// As a replica: clients may not write (READONLY).
     pub replica_read_only: bool,
     /// As a replica whose link is down: serve data anyway (else MASTERDOWN).
@@ -150,6 +152,7 @@ impl Default for Config {
             tracking_table_max_keys: 1_000_000,
             busy_reply_threshold: 5000,
             repl_ping_replica_period: 10,
+            replicaof: String::new(),
             replica_read_only: true,
             replica_serve_stale_data: true,
             min_replicas_to_write: 0,
@@ -285,6 +288,28 @@ macro_rules! str_param {
     };
 }
 
+/// `replicaof <host> <port>`: a start-up directive (REPLICAOF at runtime),
+/// checked to be a host and a port.
+macro_rules! replicaof_param {
+    ($name:literal) => {
+        Param {
+            name: $name,
+            mutable: false,
+            get: |c| c.replicaof.clone(),
+            set: |c, v| {
+                let mut parts = v.split_whitespace();
+                match (parts.next(), parts.next().map(str::parse::<u16>), parts.next()) {
+                    (Some(host), Some(Ok(port)), None) => {
+                        c.replicaof = format!("{host} {port}");
+                        Ok(())
+                    }
+                    _ => Err("expected <host> <port>".to_string()),
+                }
+            },
+        }
+    };
+}
+
 macro_rules! enum_param {
     ($name:literal, $field:ident, $options:expr) => {
         Param {
@@ -398,6 +423,8 @@ pub static PARAMS: &[Param] = &[
     int_param!("repl-ping-replica-period", repl_ping_replica_period, 1, i32::MAX as u64, true),
     int_param!("repl-ping-slave-period", repl_ping_replica_period, 1, i32::MAX as u64, true),
     int_param!("min-replicas-to-write", min_replicas_to_write, 0, i32::MAX as u64, true),
+    replicaof_param!("replicaof"),
+    replicaof_param!("slaveof"),
     bool_param!("replica-read-only", replica_read_only, true),
     bool_param!("slave-read-only", replica_read_only, true),
     bool_param!("replica-serve-stale-data", replica_serve_stale_data, true),

@@ -193,6 +193,13 @@ impl Server {
         let shared = self.shared;
         *shared.listen_addr.write() = listener.local_addr().ok();
         let cron = tokio::spawn(cron(shared.clone()));
+        // `replicaof` in the config: follow that primary from the start.
+        let upstream = shared.config.read().replicaof.clone();
+        if let Some((host, port)) = upstream.split_once(' ') {
+            let port = port.parse().expect("checked when the config was read");
+            tracing::info!("REPLICAOF {host}:{port} (from the configuration)");
+            shared.replication.follow(&shared, host.to_string(), port);
+        }
         let mut stop = shared.shutdown_rx();
         tokio::pin!(shutdown);
         let mut conns = tokio::task::JoinSet::new();

@@ -241,3 +241,17 @@ fn a_replica_cut_off_from_its_primary_can_refuse_stale_reads() {
     assert_eq!(c.call(&["GET", "x"]).unwrap(), Frame::Bulk("1".into()));
     c.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
 }
+
+#[test]
+fn replicaof_in_the_config_follows_from_the_start() {
+    let primary = spawn_server();
+    let mut w = primary.raw();
+    w.call(&["SET", "k", "v"]).unwrap();
+    let mut config = larder_server::Config::default();
+    config.apply_text(&format!("replicaof 127.0.0.1 {}", primary.addr.port())).unwrap();
+    assert!(larder_server::Config::default().apply_text("replicaof 127.0.0.1 notaport").is_err());
+    let replica = larder_testkit::spawn_server_with(config);
+    let mut r = replica.raw();
+    wait_link_up(&mut r);
+    wait_same_digest(&mut w, &mut r);
+}
