@@ -322,7 +322,7 @@ fn replication_gate(shared: &Shared, client: &Client, cmd: &Command) -> Result<(
     }
     let exec = cmd.full_name == "exec";
     let writes = || cmd.spec.has(flags::WRITE) || (exec && queued_with(shared, client, flags::WRITE));
-    if shared.replication.refuses_writes(shared.clock.now_ms()) && writes() {
+    if shared.replication.refuses_writes(|| shared.clock.now_ms()) && writes() {
         return Err(CmdError::NoReplicas);
     }
     if shared.replication.read_only_replica() && writes() {

@@ -241,9 +241,11 @@ impl Replication {
     /// Redis's checkGoodReplicasStatus, negated: this is a primary,
     /// min-replicas-to-write is set and fewer replicas than that are good,
     /// so writes are refused.
-    pub fn refuses_writes(&self, now_ms: u64) -> bool {
+    /// `now_ms` is only read when the setting is on: the clock is not free
+    /// on every VM, and this runs for every command.
+    pub fn refuses_writes(&self, now_ms: impl FnOnce() -> u64) -> bool {
         let (need, lag) = (self.min_to_write.load(Relaxed), self.max_lag.load(Relaxed));
-        need > 0 && lag > 0 && !self.is_replica() && (self.good_replicas(now_ms, lag) as u64) < need
+        need > 0 && lag > 0 && !self.is_replica() && (self.good_replicas(now_ms(), lag) as u64) < need
     }
 
     pub fn has_replicas(&self) -> bool {

@@ -279,7 +279,7 @@ impl Declared {
         if ctx.client.oom && !self.no_writes && !self.allow_oom {
             return Err(CmdError::Oom);
         }
-        if !self.no_writes && ctx.shared.replication.refuses_writes(ctx.now) {
+        if !self.no_writes && ctx.shared.replication.refuses_writes(|| ctx.now) {
             return Err(CmdError::NoReplicas);
         }
         if !self.no_writes && !ctx.client.from_master && ctx.shared.replication.read_only_replica() {
@@ -1241,7 +1241,7 @@ fn redis_call(
     if writes && st.read_only {
         return reject(Some(cmd), "ERR Write commands are not allowed from read-only scripts.");
     }
-    if writes && ctx.shared.replication.refuses_writes(ctx.now) {
+    if writes && ctx.shared.replication.refuses_writes(|| ctx.now) {
         return reject(Some(cmd), &CmdError::NoReplicas.to_string());
     }
     if writes && !ctx.client.from_master && ctx.shared.replication.read_only_replica() {
