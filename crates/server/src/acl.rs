@@ -333,21 +333,12 @@ impl Selector {
         Ok(true)
     }
 
+    /// The selector as ACL LIST prints it: keys, channels (after
+    /// `resetchannels` unless all are allowed), then the command rules.
     fn describe(&self) -> String {
-        let mut parts: Vec<String> = Vec::new();
-        if self.all_keys {
-            parts.push("~*".into());
-        } else {
-            parts.extend(self.keys.iter().map(KeyPattern::describe));
-        }
-        if self.all_channels {
-            parts.push("&*".into());
-        } else {
-            parts.push("resetchannels".into());
-            parts.extend(self.channels.iter().map(|c| format!("&{}", String::from_utf8_lossy(c))));
-        }
-        parts.push(self.describe_commands());
-        parts.join(" ")
+        let reset = if self.all_channels { "" } else { "resetchannels" };
+        let parts = [self.describe_keys(), reset.to_string(), self.describe_channels(), self.describe_commands()];
+        parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
     }
 
     fn describe_commands(&self) -> String {
@@ -449,11 +440,21 @@ pub struct User {
 }
 
 fn sha256_hex(pass: &[u8]) -> String {
-    Sha256::digest(pass).iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::hex(&Sha256::digest(pass))
 }
 
-fn valid_hash(h: &[u8]) -> bool {
-    h.len() == 64 && h.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+/// The hash a password rule names: `>pass`/`<pass` hash the cleartext,
+/// `#hash`/`!hash` give it (64 lowercase hex digits).
+fn rule_hash(op: &[u8]) -> Result<String, RuleError> {
+    let arg = &op[1..];
+    if matches!(op[0], b'>' | b'<') {
+        return Ok(sha256_hex(arg));
+    }
+    if arg.len() == 64 && arg.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(String::from_utf8_lossy(arg).into_owned())
+    } else {
+        Err(RuleError::BadHash)
+    }
 }
 
 impl User {
@@ -522,26 +523,14 @@ impl User {
             }
             _ => match op[0] {
                 b'>' | b'#' => {
-                    let h = if op[0] == b'>' {
-                        sha256_hex(&op[1..])
-                    } else if valid_hash(&op[1..]) {
-                        String::from_utf8_lossy(&op[1..]).into_owned()
-                    } else {
-                        return Err(RuleError::BadHash);
-                    };
+                    let h = rule_hash(op)?;
                     if !self.passwords.contains(&h) {
                         self.passwords.push(h);
                     }
                     self.nopass = false;
                 }
                 b'<' | b'!' => {
-                    let h = if op[0] == b'<' {
-                        sha256_hex(&op[1..])
-                    } else if valid_hash(&op[1..]) {
-                        String::from_utf8_lossy(&op[1..]).into_owned()
-                    } else {
-                        return Err(RuleError::BadHash);
-                    };
+                    let h = rule_hash(op)?;
                     let before = self.passwords.len();
                     self.passwords.retain(|p| *p != h);
                     if self.passwords.len() == before {

@@ -362,9 +362,7 @@ fn file_size(path: &Path) -> u64 {
 pub fn reload(shared: &Shared) -> anyhow::Result<()> {
     let aof = &shared.aof;
     aof.flush_all();
-    for db in 0..shared.keyspace.databases() {
-        shared.keyspace.flush_db(db);
-    }
+    shared.keyspace.flush_all();
     let (dir, prefix) = aof_dir(shared);
     let Some(manifest) = read_manifest(&dir, &prefix)? else { return Ok(()) };
     let was_on = aof.on.swap(false, AcqRel);

@@ -75,8 +75,9 @@ fn mix_value(digest: &mut Digest, entry: &Entry) {
     }
 }
 
-fn hex(d: &Digest) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
+/// Bytes as lowercase hex (digests, ACL password hashes, ACL GENPASS).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// DEBUG DIGEST-VALUE's answer for one key (all zeros when it is absent).

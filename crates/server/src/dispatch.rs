@@ -177,7 +177,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
             if client.oom
                 && (spec.has(flags::DENYOOM)
                     || queuing
-                    || (name == "exec" && queued_with(shared, client, flags::DENYOOM)))
+                    || (name == "exec" && queued_any(shared, client, |c| c.spec.has(flags::DENYOOM))))
             {
                 cmd.stats.rejected_calls.fetch_add(1, Relaxed);
                 return reject(shared, client, cmd, CmdError::Oom);
@@ -321,7 +321,7 @@ fn replication_gate(shared: &Shared, client: &Client, cmd: &Command) -> Result<(
         return Ok(());
     }
     let exec = cmd.full_name == "exec";
-    let writes = || cmd.spec.has(flags::WRITE) || (exec && queued_with(shared, client, flags::WRITE));
+    let writes = || cmd.spec.has(flags::WRITE) || (exec && queued_any(shared, client, |c| c.spec.has(flags::WRITE)));
     if shared.replication.refuses_writes(|| shared.clock.now_ms()) && writes() {
         return Err(CmdError::NoReplicas);
     }
@@ -329,20 +329,12 @@ fn replication_gate(shared: &Shared, client: &Client, cmd: &Command) -> Result<(
         return Err(CmdError::ReadOnlyReplica);
     }
     if shared.replication.stale_refused() {
-        let denied = !cmd.spec.has(flags::STALE) || (exec && queued_without(shared, client, flags::STALE));
+        let denied = !cmd.spec.has(flags::STALE) || (exec && queued_any(shared, client, |c| !c.spec.has(flags::STALE)));
         if denied {
             return Err(CmdError::MasterDown);
         }
     }
     Ok(())
-}
-
-/// Whether any command queued since MULTI lacks `flag`.
-fn queued_without(shared: &Shared, client: &Client, flag: u32) -> bool {
-    client
-        .multi
-        .as_ref()
-        .is_some_and(|q| q.iter().any(|(req, input)| resolve(shared, req, input).is_ok_and(|(c, _)| !c.spec.has(flag))))
 }
 
 /// Records a refused command in ACL LOG.
@@ -363,13 +355,13 @@ pub fn log_denial(shared: &Shared, client: &Client, d: &crate::acl::Denial, cont
     );
 }
 
-/// Whether any command queued since MULTI has `flag` (DENYOOM: may grow
-/// memory; WRITE).
-fn queued_with(shared: &Shared, client: &Client, flag: u32) -> bool {
+/// Whether any command queued since MULTI satisfies `pred` (has DENYOOM:
+/// may grow memory; WRITE; lacks STALE).
+fn queued_any(shared: &Shared, client: &Client, pred: impl Fn(&Command) -> bool) -> bool {
     client
         .multi
         .as_ref()
-        .is_some_and(|q| q.iter().any(|(req, input)| resolve(shared, req, input).is_ok_and(|(c, _)| c.spec.has(flag))))
+        .is_some_and(|q| q.iter().any(|(req, input)| resolve(shared, req, input).is_ok_and(|(c, _)| pred(c))))
 }
 
 fn allowed_when_subscribed(name: &str) -> bool {

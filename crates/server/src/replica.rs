@@ -15,7 +15,7 @@
 use crate::conn::client::Client;
 use crate::Shared;
 use bytes::BytesMut;
-use larder_protocol::{parse_request, Request, RequestLimits};
+use larder_protocol::{encode, parse_request, Frame, Proto, Request, RequestLimits};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
@@ -113,12 +113,16 @@ async fn read_line(stream: &mut TcpStream, buf: &mut BytesMut) -> anyhow::Result
     }
 }
 
+/// Sends one command to the primary, encoded as any RESP request.
+async fn send(stream: &mut TcpStream, args: &[&str]) -> anyhow::Result<()> {
+    let mut out = BytesMut::new();
+    encode(&Frame::Array(args.iter().map(Frame::bulk).collect()), Proto::Resp2, &mut out);
+    stream.write_all(&out).await?;
+    Ok(())
+}
+
 async fn command(stream: &mut TcpStream, buf: &mut BytesMut, args: &[&str]) -> anyhow::Result<String> {
-    let mut out = format!("*{}\r\n", args.len());
-    for a in args {
-        out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    stream.write_all(out.as_bytes()).await?;
+    send(stream, args).await?;
     read_line(stream, buf).await
 }
 
@@ -175,9 +179,7 @@ async fn sync_once(shared: &Arc<Shared>, link: &Arc<LinkState>) -> anyhow::Resul
 fn load_image(shared: &Shared, image: &[u8]) -> anyhow::Result<()> {
     crate::scripting::off_worker(|| {
         let _world = shared.world.write();
-        for db in 0..shared.keyspace.databases() {
-            shared.keyspace.flush_db(db);
-        }
+        shared.keyspace.flush_all();
         shared.scripting.function_flush();
         crate::snapshot::load_rdb(shared, image, std::path::Path::new("(replication image)"), true)
     })
@@ -230,8 +232,5 @@ async fn apply_stream(
 }
 
 async fn send_ack(stream: &mut TcpStream, offset: u64) -> anyhow::Result<()> {
-    let n = offset.to_string();
-    let msg = format!("*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n${}\r\n{n}\r\n", n.len());
-    stream.write_all(msg.as_bytes()).await?;
-    Ok(())
+    send(stream, &["REPLCONF", "ACK", &offset.to_string()]).await
 }

@@ -489,6 +489,11 @@ impl Keyspace {
         removed
     }
 
+    /// Removes every key of every database; returns how many there were.
+    pub fn flush_all(&self) -> usize {
+        (0..self.databases()).map(|db| self.flush_db(db)).sum()
+    }
+
     /// Swaps the contents of two databases atomically.
     pub fn swap_db(&self, a: usize, b: usize) {
         if a == b {

@@ -195,7 +195,7 @@ fn genpass(_ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let chars = (bits as usize).div_ceil(4);
     let mut bytes = vec![0u8; chars.div_ceil(2)];
     rand::fill(&mut bytes[..]);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::digest::hex(&bytes);
     Ok(Frame::bulk(&hex[..chars]))
 }
 

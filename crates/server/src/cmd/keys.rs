@@ -710,9 +710,7 @@ fn flushall(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     flush_mode(&mut args)?;
     let (ks, now) = (&ctx.shared.keyspace, ctx.now);
     ctx.shared.watches.touch_if(|db, k| ks.lock(db, k, now).contains(k));
-    for db in 0..ks.databases() {
-        ks.flush_db(db);
-    }
+    ks.flush_all();
     ks.effects.emit(ctx.db(), &[b"FLUSHALL"]);
     Ok(Frame::ok())
 }

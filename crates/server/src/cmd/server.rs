@@ -587,9 +587,7 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                 .map_err(|e| CmdError::Err(format!("Error trying to save the DB: {e}")))?;
         }
         if !has("noflush") {
-            for db in 0..ctx.shared.keyspace.databases() {
-                ctx.shared.keyspace.flush_db(db);
-            }
+            ctx.shared.keyspace.flush_all();
         }
         let merge = has("merge") || !has("noflush");
         crate::snapshot::load_rdb_file(ctx.shared, merge)
