@@ -26,7 +26,7 @@
 use crate::Shared;
 use bytes::{Bytes, BytesMut};
 use larder_persist::file::{self, Item};
-use larder_store::{CutSink, Entry, StrValue, Value};
+use larder_store::{CutSink, Entry, Key, StrValue, Value};
 use parking_lot::Mutex;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -216,10 +216,10 @@ fn write_keyspace<W: std::io::Write>(shared: &Shared, w: &mut file::Writer<W>) -
 /// here: copy-on-write at the granularity of one value, not a page).
 enum Held {
     Encoded(BytesMut),
-    Strings(Vec<(Bytes, StrValue, Option<u64>)>),
+    Strings(Vec<(Key, StrValue, Option<u64>)>),
 }
 
-const STRING_HANDLE: usize = std::mem::size_of::<(Bytes, StrValue, Option<u64>)>();
+const STRING_HANDLE: usize = std::mem::size_of::<(Key, StrValue, Option<u64>)>();
 
 /// Shards as of a cut, waiting for the saver thread.
 pub(crate) struct Chunks {
@@ -235,7 +235,7 @@ pub(crate) struct Chunks {
 }
 
 impl CutSink for Chunks {
-    fn capture(&self, db: usize, _shard: usize, entries: &mut dyn Iterator<Item = (&Bytes, &Entry)>) {
+    fn capture(&self, db: usize, _shard: usize, entries: &mut dyn Iterator<Item = (&Key, &Entry)>) {
         let mut buf = BytesMut::new();
         let mut strings = Vec::new();
         let mut keys = 0;

@@ -7,8 +7,8 @@
 //! a random key, visiting databases round robin. The `volatile-*`
 //! policies consider only keys with a TTL.
 //!
-//! Sampling is cheap here because a shard is an `IndexMap`: a random key
-//! is a random index. Keys with a TTL are found by sampling the map and
+//! Sampling is cheap here because a shard's keys sit in one dense vector
+//! (table.rs): a random key is a random index. Keys with a TTL are found by sampling the map and
 //! keeping those with a deadline; when none turns up, the key with the
 //! nearest deadline (the head of the shard's expiry index) stands in.
 //!
@@ -21,8 +21,7 @@
 //! decays by one per `lfu-decay-time` minutes without access.
 
 use crate::effect::class;
-use crate::keyspace::{Entry, Keyspace};
-use bytes::Bytes;
+use crate::keyspace::{Entry, Key, Keyspace};
 use rand::Rng;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
@@ -72,7 +71,7 @@ struct Candidate {
     db: usize,
     /// The key's hash: duplicates are found without comparing bytes.
     hash: u64,
-    key: Bytes,
+    key: Key,
 }
 
 /// Eviction state and the LFU settings.
@@ -238,7 +237,7 @@ impl Keyspace {
     /// A random key of `db` (with a TTL if `volatile`): from a random
     /// shard, or the next one that has any, so a key is found whenever
     /// one exists.
-    fn random_candidate(&self, db: usize, volatile: bool) -> Option<Bytes> {
+    fn random_candidate(&self, db: usize, volatile: bool) -> Option<Key> {
         let mut rng = rand::rng();
         let shards = self.shard_count();
         let start = rng.random_range(0..shards);
@@ -317,7 +316,7 @@ impl Keyspace {
     /// Calls `visit` for up to `samples` random keys of `db` (with a TTL if
     /// `volatile`): a few from each shard, walking on from a random one,
     /// so that keys are found whenever any exist, however sparse.
-    fn sample(&self, db: usize, samples: usize, volatile: bool, mut visit: impl FnMut(&Bytes, &Entry)) {
+    fn sample(&self, db: usize, samples: usize, volatile: bool, mut visit: impl FnMut(&Key, &Entry)) {
         let mut rng = rand::rng();
         let shards = self.shard_count();
         let start = rng.random_range(0..shards);

@@ -5,7 +5,8 @@
 //! the locks of the shards they need, taken in ascending (db, shard) order
 //! so that no two callers can deadlock, and released on drop.
 //!
-//! Why an `IndexMap`: SCAN walks each shard from its highest index down.
+//! Why an insertion-ordered map (a dense [`Table`], see table.rs for its
+//! layout): SCAN walks each shard from its highest index down.
 //! Inserts append above the cursor and `swap_remove` only ever moves the
 //! last, already visited, entry into a lower slot. So every key present for
 //! the whole scan is returned at least once, as Redis promises, without
@@ -27,14 +28,13 @@
 use crate::effect::{class, EffectStream, Origin};
 use crate::value::Value;
 use bytes::Bytes;
-use indexmap::IndexMap;
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeSet;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-type Map = IndexMap<Bytes, Entry, foldhash::fast::RandomState>;
+pub use crate::table::Key;
+use crate::table::{hash_key, Table};
 
 /// One key's value and metadata.
 #[derive(Debug, Clone)]
@@ -83,8 +83,8 @@ pub enum Ttl {
 
 #[derive(Default)]
 pub(crate) struct Shard {
-    map: Map,
-    expiry: BTreeSet<(u64, Bytes)>,
+    map: Table,
+    expiry: BTreeSet<(u64, Key)>,
     /// The SIEVE hand: the next index the allkeys-sieve policy examines.
     sieve_hand: usize,
     /// (has keys, has keys with a TTL) as last counted in the database's
@@ -101,23 +101,28 @@ impl Shard {
         self.map.len()
     }
 
-    pub(crate) fn entry_at(&self, i: usize) -> (&Bytes, &Entry) {
-        self.map.get_index(i).expect("index below len")
+    pub(crate) fn entry_at(&self, i: usize) -> (&Key, &Entry) {
+        let s = self.map.slot(i);
+        (&s.key, &s.entry)
     }
 
     /// The key whose deadline comes first.
-    pub(crate) fn nearest_deadline(&self) -> Option<(&Bytes, &Entry)> {
+    pub(crate) fn nearest_deadline(&self) -> Option<(&Key, &Entry)> {
         let (_, key) = self.expiry.first()?;
-        self.map.get_key_value(key)
+        Some(self.entry_at(self.map.find(hash_key(key), key)?))
+    }
+
+    fn find(&self, key: &[u8]) -> Option<&Entry> {
+        self.map.find(hash_key(key), key).map(|i| &self.map.slot(i).entry)
     }
 
     fn remove_index(&mut self, i: usize) -> Entry {
-        let (k, e) = self.map.swap_remove_index(i).expect("index below len");
-        if e.expire_at != 0 {
-            self.expiry.remove(&(e.expire_at, k));
+        let slot = self.map.swap_remove(i);
+        if slot.entry.expire_at != 0 {
+            self.expiry.remove(&(slot.entry.expire_at, slot.key));
         }
         self.shrink_if_sparse();
-        e
+        slot.entry
     }
 
     /// Entries live inline in the map, so a map emptied by deletes,
@@ -136,25 +141,47 @@ impl Shard {
         }
     }
 
-    fn insert(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
+    /// Stores `entry` under `key` (hash `hash`), replacing any entry there.
+    fn insert(&mut self, hash: u64, key: &[u8], entry: Entry) {
+        match self.map.find(hash, key) {
+            Some(i) => {
+                let at = entry.expire_at;
+                self.set_expire_index(i, at);
+                self.map.slot_mut(i).entry = entry;
+            }
+            None => self.push_new(hash, key, entry),
+        }
+    }
+
+    /// Stores a key known to be absent.
+    fn push_new(&mut self, hash: u64, key: &[u8], entry: Entry) {
+        let key = Key::new(key);
         if entry.expire_at != 0 {
             self.expiry.insert((entry.expire_at, key.clone()));
         }
-        let old = self.map.insert(key.clone(), entry)?;
-        if old.expire_at != 0 {
-            self.expiry.remove(&(old.expire_at, key));
-        }
-        Some(old)
+        self.map.push(hash, key, entry);
+    }
+
+    /// Removes the entry at `i`, returning its key.
+    fn remove_index_key(&mut self, i: usize) -> Key {
+        let key = self.map.slot(i).key.clone();
+        self.remove_index(i);
+        key
     }
 
     fn set_expire_index(&mut self, i: usize, at: u64) {
-        let (k, e) = self.map.get_index_mut(i).expect("index below len");
-        if e.expire_at != 0 {
-            self.expiry.remove(&(e.expire_at, k.clone()));
+        let slot = self.map.slot_mut(i);
+        let was = slot.entry.expire_at;
+        if was == at {
+            return;
         }
-        e.expire_at = at;
+        slot.entry.expire_at = at;
+        let key = slot.key.clone();
+        if was != 0 {
+            self.expiry.remove(&(was, key.clone()));
+        }
         if at != 0 {
-            self.expiry.insert((at, k.clone()));
+            self.expiry.insert((at, key));
         }
     }
 }
@@ -163,7 +190,7 @@ impl Shard {
 pub trait CutSink: Send + Sync {
     /// Called once per shard with the shard's lock held, before anything
     /// changes it. Entries may include keys already past their deadline.
-    fn capture(&self, db: usize, shard: usize, entries: &mut dyn Iterator<Item = (&Bytes, &Entry)>);
+    fn capture(&self, db: usize, shard: usize, entries: &mut dyn Iterator<Item = (&Key, &Entry)>);
 }
 
 #[derive(Default)]
@@ -205,7 +232,6 @@ impl Db {
 pub struct Keyspace {
     dbs: Box<[Db]>,
     pub effects: EffectStream,
-    hasher: foldhash::fast::FixedState,
     shard_mask: usize,
     expired: std::sync::atomic::AtomicU64,
     /// Eviction state and the LFU settings (see evict.rs).
@@ -282,7 +308,6 @@ impl Keyspace {
         Keyspace {
             dbs,
             effects: EffectStream::default(),
-            hasher: foldhash::fast::FixedState::with_seed(0x6c61_7264_6572),
             shard_mask: n - 1,
             expired: Default::default(),
             evictor: Default::default(),
@@ -368,14 +393,13 @@ impl Keyspace {
         let s = tx.guards.only();
         while s.sieve_hand < s.map.len() {
             let h = s.sieve_hand;
-            let e = &mut s.map[h];
+            let e = &mut s.map.slot_mut(h).entry;
             if e.visited {
                 e.visited = false;
                 s.sieve_hand += 1;
                 continue;
             }
-            let key = s.map.get_index(h).expect("index below len").0.clone();
-            s.remove_index(h);
+            let key = Bytes::copy_from_slice(&s.remove_index_key(h));
             s.sieve_hand = h + 1;
             return Some(key);
         }
@@ -407,12 +431,19 @@ impl Keyspace {
     /// the shards hash with their own random seeds, so the two never
     /// correlate).
     pub fn shard_of(&self, key: &[u8]) -> usize {
-        ((self.hasher.hash_one(key) >> 32) as usize) & self.shard_mask
+        self.shard_for(hash_key(key))
+    }
+
+    /// The shard for a key hash: its high bits (the shard's index uses
+    /// the low ones).
+    #[inline]
+    fn shard_for(&self, hash: u64) -> usize {
+        ((hash >> 32) as usize) & self.shard_mask
     }
 
     /// The key's full hash (the shard index is its high bits).
     pub(crate) fn key_hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
+        hash_key(key)
     }
 
     /// Locks the one shard that holds `key`.
@@ -532,7 +563,7 @@ impl Keyspace {
     /// One SCAN step over `db`. The cursor packs (shard, unvisited prefix
     /// length); 0 starts and ends a scan. `visit` sees each live key and
     /// may keep it. Visits at least `count` entries unless the scan ends.
-    pub fn scan(&self, db: usize, cursor: u64, count: usize, now: u64, mut visit: impl FnMut(&Bytes, &Entry)) -> u64 {
+    pub fn scan(&self, db: usize, cursor: u64, count: usize, now: u64, mut visit: impl FnMut(&Key, &Entry)) -> u64 {
         const POS_BITS: u32 = 40;
         const FRESH: u64 = (1 << POS_BITS) - 1;
         let (mut shard, mut pos) =
@@ -545,10 +576,9 @@ impl Keyspace {
             while p > 0 && seen < count {
                 p -= 1;
                 seen += 1;
-                let (k, e) = s.map.get_index(p).expect("index below len");
+                let (k, e) = s.entry_at(p);
                 if e.is_expired(now) {
-                    let key = k.clone();
-                    s.remove_index(p);
+                    let key = s.remove_index_key(p);
                     tx.ks.note_expired(db, &key);
                     continue;
                 }
@@ -585,12 +615,11 @@ impl Keyspace {
                     break;
                 }
                 let i = rng.random_range(0..s.map.len());
-                let (k, e) = s.map.get_index(i).expect("index below len");
+                let (k, e) = s.entry_at(i);
                 if !e.is_expired(now) {
-                    return Some(k.clone());
+                    return Some(Bytes::copy_from_slice(k));
                 }
-                let key = k.clone();
-                s.remove_index(i);
+                let key = s.remove_index_key(i);
                 tx.ks.note_expired(db, &key);
             }
         }
@@ -658,14 +687,21 @@ impl<'a> Tx<'a> {
     /// live. A key whose deadline has passed is removed on the way (lazy
     /// expiry). One probe of the map serves the check and the access.
     fn live(&mut self, key: &[u8]) -> (&mut Shard, Option<usize>) {
-        let s = self.guards.get(self.ks.shard_of(key));
-        let Some(i) = s.map.get_index_of(key) else { return (s, None) };
-        if s.map[i].is_expired(self.now) {
+        let (s, _, i) = self.live_hashed(key);
+        (s, i)
+    }
+
+    /// [`Self::live`], also giving the key's hash for an insert after a miss.
+    fn live_hashed(&mut self, key: &[u8]) -> (&mut Shard, u64, Option<usize>) {
+        let h = hash_key(key);
+        let s = self.guards.get(self.ks.shard_for(h));
+        let Some(i) = s.map.find(h, key) else { return (s, h, None) };
+        if s.map.slot(i).entry.is_expired(self.now) {
             s.remove_index(i);
             self.ks.note_expired(self.db, key);
-            return (s, None);
+            return (s, h, None);
         }
-        (s, Some(i))
+        (s, h, Some(i))
     }
 
     /// Looks up a live key and records the access.
@@ -680,7 +716,7 @@ impl<'a> Tx<'a> {
             return None;
         };
         let ev = &ks.evictor;
-        let e = &mut s.map[i];
+        let e = &mut s.map.slot_mut(i).entry;
         e.touch_with(now, ev.lfu_log_factor.load(Ordering::Relaxed), ev.lfu_decay_time.load(Ordering::Relaxed));
         Some(e)
     }
@@ -696,22 +732,20 @@ impl<'a> Tx<'a> {
             }
             return None;
         };
-        Some(&s.map[i])
+        Some(&s.map.slot(i).entry)
     }
 
     /// The stored entry even if past its deadline, touching nothing and
     /// reclaiming nothing (DEBUG OBJECT, as Redis reads its dict directly).
     pub fn peek_stored(&mut self, key: &[u8]) -> Option<&Entry> {
-        let s = self.guards.get(self.ks.shard_of(key));
-        s.map.get(key)
+        self.guards.get(self.ks.shard_of(key)).find(key)
     }
 
     /// Whether `key` is still stored but past its deadline (not reclaimed
     /// yet). Touches nothing.
     pub fn is_stale(&mut self, key: &[u8]) -> bool {
         let now = self.now;
-        let s = self.guards.get(self.ks.shard_of(key));
-        s.map.get(key).is_some_and(|e| e.is_expired(now))
+        self.guards.get(self.ks.shard_of(key)).find(key).is_some_and(|e| e.is_expired(now))
     }
 
     pub fn contains(&mut self, key: &[u8]) -> bool {
@@ -727,17 +761,17 @@ impl<'a> Tx<'a> {
     pub fn set(&mut self, key: &[u8], value: Value, ttl: Ttl) {
         let (now, ks) = (self.now, self.ks);
         let ev = &ks.evictor;
-        let (s, i) = self.live(key);
+        let (s, hash, i) = self.live_hashed(key);
         let Some(i) = i else {
             let mut entry = Entry::new(value, now);
             if let Ttl::At(at) = ttl {
                 entry.expire_at = at;
             }
-            s.insert(Bytes::copy_from_slice(key), entry);
+            s.push_new(hash, key, entry);
             self.notify(class::NEW, "new", key);
             return;
         };
-        let e = &mut s.map[i];
+        let e = &mut s.map.slot_mut(i).entry;
         e.value = value;
         e.touch_with(now, ev.lfu_log_factor.load(Ordering::Relaxed), ev.lfu_decay_time.load(Ordering::Relaxed));
         match ttl {
@@ -760,7 +794,8 @@ impl<'a> Tx<'a> {
         if let Some(at) = due {
             self.note_field_deadline(&key, at);
         }
-        self.shard(&key).insert(key, entry);
+        let hash = hash_key(&key);
+        self.shard(&key).insert(hash, &key, entry);
     }
 
     /// Removes a live key and returns its entry.
@@ -792,8 +827,8 @@ impl<'a> Tx<'a> {
                 _ => break,
             }
             let (_, key) = s.hash_due.pop_first().expect("checked above");
-            let Some(i) = s.map.get_index_of(&key) else { continue };
-            let Some(h) = s.map[i].value.as_hash_mut() else { continue };
+            let Some(i) = s.map.find(hash_key(&key), &key) else { continue };
+            let Some(h) = s.map.slot_mut(i).entry.value.as_hash_mut() else { continue };
             let gone = h.purge_expired(now);
             for f in &gone {
                 ks.effects.emit(db, &[b"HDEL", &key, f]);
@@ -822,8 +857,10 @@ impl<'a> Tx<'a> {
                 _ => break,
             }
             let (_, key) = s.expiry.pop_first().expect("checked above");
-            s.map.swap_remove(&key);
-            s.shrink_if_sparse();
+            if let Some(i) = s.map.find(hash_key(&key), &key) {
+                s.map.swap_remove(i);
+                s.shrink_if_sparse();
+            }
             ks.note_expired(db, &key);
             n += 1;
         }
@@ -847,7 +884,7 @@ mod tests {
     #[derive(Default)]
     struct Captured(parking_lot::Mutex<Vec<Row>>);
     impl CutSink for Captured {
-        fn capture(&self, db: usize, _shard: usize, entries: &mut dyn Iterator<Item = (&Bytes, &Entry)>) {
+        fn capture(&self, db: usize, _shard: usize, entries: &mut dyn Iterator<Item = (&Key, &Entry)>) {
             let mut v = self.0.lock();
             for (k, e) in entries {
                 let Value::Str(s) = &e.value else { panic!("strings only here") };

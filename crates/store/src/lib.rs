@@ -13,6 +13,7 @@ pub mod evict;
 pub mod glob;
 pub mod keyspace;
 pub mod memsize;
+pub mod table;
 pub mod types;
 pub mod value;
 
@@ -20,7 +21,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use effect::{class, Effect, EffectSink, EffectStream, Event, Origin};
 pub use evict::Policy;
 pub use glob::glob_match;
-pub use keyspace::{CutSink, Entry, Keyspace, ReadObserver, Ttl, Tx};
+pub use keyspace::{CutSink, Entry, Key, Keyspace, ReadObserver, Ttl, Tx};
 pub use types::{
     hash::Hash,
     list::List,

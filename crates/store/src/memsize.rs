@@ -7,6 +7,7 @@
 //! 0 means every element).
 
 use crate::keyspace::Entry;
+use crate::table::{Key, INLINE_KEY};
 use crate::types::hash::Hash;
 use crate::value::{StrValue, Value};
 use bytes::Bytes;
@@ -98,17 +99,29 @@ impl Value {
 }
 
 /// The keyspace's bookkeeping per key: (map slot, expiry index entry).
+/// A slot is the key and the entry, plus its index bucket (a `u32` and a
+/// control byte); an expiry entry is the deadline and a copy of the key.
 pub fn bookkeeping() -> (usize, usize) {
-    (8 + std::mem::size_of::<Bytes>() + std::mem::size_of::<Entry>(), 8 + std::mem::size_of::<Bytes>() + 16)
+    let key = std::mem::size_of::<Key>();
+    (key + std::mem::size_of::<Entry>() + 5, 8 + key)
 }
 
-/// What a key costs in its shard: the map slot (hash, key handle and
-/// entry inline), the key's buffer, the expiry index entry if it has a
-/// TTL, and the value's heap.
+/// A key's buffer outside its slot (none for short keys).
+fn key_heap(key: &[u8]) -> usize {
+    if key.len() <= INLINE_KEY {
+        0
+    } else {
+        size_class(key.len())
+    }
+}
+
+/// What a key costs in its shard: the map slot (key and entry inline),
+/// a long key's buffer, the expiry index entry (with its own copy of a
+/// long key) if it has a TTL, and the value's heap.
 pub fn key_usage(key: &[u8], e: &Entry, samples: usize) -> usize {
     let (slot, expiry) = bookkeeping();
-    let ttl = if e.expire_at().is_some() { expiry } else { 0 };
-    slot + size_class(key.len()) + ttl + e.value.mem_usage(samples)
+    let ttl = if e.expire_at().is_some() { expiry + key_heap(key) } else { 0 };
+    slot + key_heap(key) + ttl + e.value.mem_usage(samples)
 }
 
 #[cfg(test)]

@@ -361,7 +361,7 @@ fn keys(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     loop {
         cursor = ctx.shared.keyspace.scan(ctx.db(), cursor, 1024, ctx.now, |k, _| {
             if all || glob_match(pattern, k, false) {
-                out.push(Frame::Bulk(k.clone()));
+                out.push(Frame::Bulk(Bytes::copy_from_slice(k)));
             }
         });
         if cursor == 0 {
@@ -377,7 +377,7 @@ fn scan(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let mut found = Vec::new();
     let next = ctx.shared.keyspace.scan(ctx.db(), opts.cursor, opts.count, ctx.now, |k, e| {
         if opts.matches(k) && opts.typ.as_deref().is_none_or(|t| t == e.value.type_name()) {
-            found.push(Frame::Bulk(k.clone()));
+            found.push(Frame::Bulk(Bytes::copy_from_slice(k)));
         }
     });
     Ok(ScanOpts::reply(next, found))

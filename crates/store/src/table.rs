@@ -1,0 +1,247 @@
+//! A shard's map: keys and their entries in one dense vector, found through
+//! a hash index of 32-bit positions.
+//!
+//! Why not `IndexMap<Bytes, Entry>` (what this replaced): per key it kept
+//! the hash (8 bytes), a 32-byte `Bytes` handle whose buffer is a second
+//! allocation, and, once the key was cloned anywhere, a third (the shared
+//! header `Bytes` promotes to); its entry vector also reserves up to the
+//! index's capacity, so at a typical load half its slots stood empty. Here
+//! a slot is the [`Key`] (short keys inline, no allocation) and the entry;
+//! the index holds a `u32` per bucket and never the hash, which is
+//! recomputed from the key on the rare resize; the vector grows by a
+//! quarter, so it is never more than a fifth empty.
+//!
+//! The order properties SCAN, RANDOMKEY and SIEVE rely on are IndexMap's:
+//! a new key goes at the end, and a removal moves only the last slot into
+//! the hole (see keyspace.rs).
+//!
+//! One hash per key per command: the keyspace hashes a key once, takes the
+//! shard from its high bits and hands the same hash to the table, whose
+//! buckets use the low bits and the top seven. The seed is random per
+//! process, so nobody can choose keys that collide.
+
+use crate::keyspace::Entry;
+use hashbrown::HashTable;
+use std::borrow::Borrow;
+use std::hash::BuildHasher;
+use std::sync::LazyLock;
+
+/// Longest key stored inline in its slot.
+pub const INLINE_KEY: usize = 22;
+
+/// A stored key: up to [`INLINE_KEY`] bytes live in the slot itself, longer
+/// ones in one exact-size allocation. 24 bytes either way.
+#[derive(Clone)]
+pub enum Key {
+    Inline(u8, [u8; INLINE_KEY]),
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    pub fn new(key: &[u8]) -> Key {
+        if key.len() <= INLINE_KEY {
+            let mut buf = [0; INLINE_KEY];
+            buf[..key.len()].copy_from_slice(key);
+            Key::Inline(key.len() as u8, buf)
+        } else {
+            Key::Heap(key.into())
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline(n, buf) => &buf[..*n as usize],
+            Key::Heap(b) => b,
+        }
+    }
+
+    /// Bytes this key holds outside its slot.
+    pub fn heap_len(&self) -> usize {
+        match self {
+            Key::Inline(..) => 0,
+            Key::Heap(b) => b.len(),
+        }
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for Key {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", bytes::Bytes::copy_from_slice(self.as_bytes()))
+    }
+}
+
+static SEED: LazyLock<foldhash::fast::FixedState> =
+    LazyLock::new(|| foldhash::fast::FixedState::with_seed(rand::random()));
+
+/// The one hash of a key: shard selection and the shard's index both use it.
+#[inline]
+pub fn hash_key(key: &[u8]) -> u64 {
+    SEED.hash_one(key)
+}
+
+pub(crate) struct Slot {
+    pub key: Key,
+    pub entry: Entry,
+}
+
+#[derive(Default)]
+pub(crate) struct Table {
+    index: HashTable<u32>,
+    slots: Vec<Slot>,
+}
+
+impl Table {
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.capacity()
+    }
+
+    pub fn slot(&self, i: usize) -> &Slot {
+        &self.slots[i]
+    }
+
+    pub fn slot_mut(&mut self, i: usize) -> &mut Slot {
+        &mut self.slots[i]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.slots.iter().map(|s| (&s.key, &s.entry))
+    }
+
+    /// The position of `key`, whose hash is `hash`.
+    #[inline]
+    pub fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
+        let slots = &self.slots;
+        self.index.find(hash, |&i| slots[i as usize].key.as_bytes() == key).map(|&i| i as usize)
+    }
+
+    /// Appends a key known to be absent; returns its position.
+    pub fn push(&mut self, hash: u64, key: Key, entry: Entry) -> usize {
+        let i = self.slots.len();
+        if i == self.slots.capacity() {
+            // A quarter more (at least 4): a shard's slack stays small,
+            // and the copies still amortise to O(1) per insert.
+            self.slots.reserve_exact((i / 4).max(4));
+        }
+        self.slots.push(Slot { key, entry });
+        let slots = &self.slots;
+        self.index.insert_unique(hash, i as u32, |&j| hash_key(&slots[j as usize].key));
+        i
+    }
+
+    /// Removes the slot at `i`; the last slot moves into its place.
+    pub fn swap_remove(&mut self, i: usize) -> Slot {
+        let last = self.slots.len() - 1;
+        let h = hash_key(&self.slots[i].key);
+        self.index.find_entry(h, |&j| j as usize == i).expect("every slot is indexed").remove();
+        if i != last {
+            let h = hash_key(&self.slots[last].key);
+            *self.index.find_mut(h, |&j| j as usize == last).expect("every slot is indexed") = i as u32;
+        }
+        self.slots.swap_remove(i)
+    }
+
+    /// Frees capacity beyond `min(len, cap)` slots.
+    pub fn shrink_to(&mut self, cap: usize) {
+        self.slots.shrink_to(cap);
+        let slots = &self.slots;
+        self.index.shrink_to(cap, |&j| hash_key(&slots[j as usize].key));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::{StrValue, Value};
+
+    fn entry(v: &str) -> Entry {
+        Entry::new(Value::Str(StrValue::from_slice(v.as_bytes())), 0)
+    }
+
+    #[test]
+    fn keys_inline_up_to_22_bytes() {
+        assert_eq!(std::mem::size_of::<Key>(), 24);
+        assert!(matches!(Key::new(&[b'k'; INLINE_KEY]), Key::Inline(22, _)));
+        assert!(matches!(Key::new(&[b'k'; INLINE_KEY + 1]), Key::Heap(_)));
+        assert_eq!(Key::new(b"").as_bytes(), b"");
+        assert_eq!(&*Key::new(&[b'x'; 40]), &[b'x'; 40][..]);
+        assert!(Key::new(b"a") < Key::new(&[b'a'; 30]));
+    }
+
+    #[test]
+    fn swap_remove_keeps_every_key_findable() {
+        let mut t = Table::default();
+        let keys: Vec<Vec<u8>> = (0..1000).map(|i| format!("key:{i}{}", "x".repeat(i % 40)).into_bytes()).collect();
+        for k in &keys {
+            assert_eq!(t.find(hash_key(k), k), None);
+            t.push(hash_key(k), Key::new(k), entry("v"));
+        }
+        // Remove every third key by position, then check the rest.
+        for k in keys.iter().step_by(3) {
+            let i = t.find(hash_key(k), k).unwrap();
+            assert_eq!(t.swap_remove(i).key.as_bytes(), &k[..]);
+        }
+        t.shrink_to(0);
+        for (n, k) in keys.iter().enumerate() {
+            let found = t.find(hash_key(k), k);
+            assert_eq!(found.is_some(), n % 3 != 0, "{}", String::from_utf8_lossy(k));
+            if let Some(i) = found {
+                assert_eq!(t.slot(i).key.as_bytes(), &k[..]);
+            }
+        }
+        assert_eq!(t.len(), keys.len() - keys.len().div_ceil(3));
+        assert!(t.capacity() < t.len() * 2);
+    }
+}
