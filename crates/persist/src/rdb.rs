@@ -347,7 +347,7 @@ impl<'a> Reader<'a> {
                 }
                 let data = self.take(clen as usize)?;
                 let raw = lzf::decompress(data, len as usize).ok_or(RdbError::BadFormat)?;
-                Ok(StrValue::from_bytes(Bytes::from(raw)))
+                Ok(StrValue::from_vec(raw))
             }
             _ => Err(RdbError::BadFormat),
         }

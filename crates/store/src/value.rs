@@ -8,39 +8,61 @@ use bytes::Bytes;
 /// Longest string Redis stores as `embstr`.
 pub const EMBSTR_MAX: usize = 44;
 
+/// The bytes are one exact-size allocation behind a 16-byte handle, not a
+/// 32-byte `Bytes`: the value sits in every key's slot, and a shared
+/// buffer would buy nothing there (replies copy into the output buffer
+/// anyway). So a string value is 24 bytes inline.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StrValue {
     /// A canonical decimal integer that fits i64 (`int`).
     Int(i64),
     /// A short string set whole (`embstr`).
-    Emb(Bytes),
+    Emb(Box<[u8]>),
     /// A long string, or one changed in place by APPEND/SETRANGE (`raw`).
-    Raw(Bytes),
+    Raw(Box<[u8]>),
 }
 
 impl StrValue {
     /// Picks the encoding Redis's `tryObjectEncoding` would.
-    pub fn from_bytes(b: Bytes) -> StrValue {
+    pub fn from_slice(b: &[u8]) -> StrValue {
         if b.len() <= 20 {
-            if let Some(i) = parse_canonical_i64(&b) {
+            if let Some(i) = parse_canonical_i64(b) {
                 return StrValue::Int(i);
             }
         }
         if b.len() <= EMBSTR_MAX {
-            StrValue::Emb(b)
+            StrValue::Emb(b.into())
         } else {
-            StrValue::Raw(b)
+            StrValue::Raw(b.into())
         }
     }
 
-    pub fn from_slice(b: &[u8]) -> StrValue {
-        StrValue::from_bytes(Bytes::copy_from_slice(b))
+    /// [`Self::from_slice`] for an owned buffer: strings that stay
+    /// strings keep its allocation.
+    pub fn from_vec(b: Vec<u8>) -> StrValue {
+        if b.len() <= 20 && parse_canonical_i64(&b).is_some() {
+            return StrValue::from_slice(&b);
+        }
+        if b.len() <= EMBSTR_MAX {
+            StrValue::Emb(b.into_boxed_slice())
+        } else {
+            StrValue::Raw(b.into_boxed_slice())
+        }
+    }
+
+    pub fn from_bytes(b: Bytes) -> StrValue {
+        StrValue::from_vec(Vec::from(b))
+    }
+
+    /// A `raw` string of exactly these bytes (APPEND, SETRANGE, SETBIT…).
+    pub fn raw(b: impl Into<Vec<u8>>) -> StrValue {
+        StrValue::Raw(b.into().into_boxed_slice())
     }
 
     pub fn to_bytes(&self) -> Bytes {
         match self {
             StrValue::Int(i) => Bytes::copy_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
-            StrValue::Emb(b) | StrValue::Raw(b) => b.clone(),
+            StrValue::Emb(b) | StrValue::Raw(b) => Bytes::copy_from_slice(b),
         }
     }
 

@@ -7,7 +7,7 @@
 use super::table::{flags::*, CommandSpec, KeySpec};
 use super::{class, eq_ic, parse_i64, Args, CmdResult, Ctx};
 use crate::error::CmdError;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use larder_protocol::Frame;
 use larder_store::{StrValue, Ttl, Tx, Value};
 
@@ -84,26 +84,25 @@ fn creates_or_grows(tx: &mut Tx<'_>, key: &[u8], min_len: usize) -> bool {
     tx.peek(key).and_then(|e| e.value.as_str()).is_none_or(|s| s.len() < min_len)
 }
 
-fn take_for_write(tx: &mut Tx<'_>, key: &[u8], min_len: usize) -> Result<BytesMut, CmdError> {
-    let current = match tx.get(key) {
-        None => Bytes::new(),
+fn take_for_write(tx: &mut Tx<'_>, key: &[u8], min_len: usize) -> Result<Vec<u8>, CmdError> {
+    let mut buf = match tx.get(key) {
+        None => Vec::new(),
         Some(e) => {
             let s = e.value.as_str_mut().ok_or(CmdError::WrongType)?;
-            match std::mem::replace(s, StrValue::Raw(Bytes::new())) {
-                StrValue::Raw(b) | StrValue::Emb(b) => b,
-                other => other.to_bytes(),
+            match std::mem::replace(s, StrValue::raw(Vec::new())) {
+                StrValue::Raw(b) | StrValue::Emb(b) => b.into_vec(),
+                other => other.to_bytes().to_vec(),
             }
         }
     };
-    let mut buf = current.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
     if buf.len() < min_len {
         buf.resize(min_len, 0);
     }
     Ok(buf)
 }
 
-fn store(tx: &mut Tx<'_>, key: &[u8], buf: BytesMut) {
-    tx.set(key, Value::Str(StrValue::Raw(buf.freeze())), Ttl::Keep);
+fn store(tx: &mut Tx<'_>, key: &[u8], buf: Vec<u8>) {
+    tx.set(key, Value::Str(StrValue::raw(buf)), Ttl::Keep);
 }
 
 fn get_bit(p: &[u8], bit: u64) -> u8 {
@@ -283,7 +282,7 @@ fn bitop(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             _ => !byte(&srcs[0], i),
         })
         .collect();
-    tx.set(dst, Value::Str(StrValue::Raw(Bytes::from(out))), Ttl::Clear);
+    tx.set(dst, Value::Str(StrValue::raw(out)), Ttl::Clear);
     tx.emit(&args.all());
     tx.notify(class::STRING, "set", dst);
     Ok(Frame::Integer(len as i64))

@@ -130,7 +130,7 @@ fn read(tx: &mut Tx<'_>, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
 }
 
 fn store(tx: &mut Tx<'_>, key: &[u8], h: Vec<u8>) {
-    tx.set(key, Value::Str(StrValue::Raw(Bytes::from(h))), Ttl::Keep);
+    tx.set(key, Value::Str(StrValue::raw(h)), Ttl::Keep);
 }
 
 /// PFADD key [element ...]

@@ -6,7 +6,7 @@
 use super::table::{flags::*, CommandSpec, KeySpec};
 use super::{class, deadline_ms, eq_ic, expire_key_at, parse_f64, parse_i64, persist_key, Args, CmdResult, Ctx};
 use crate::error::CmdError;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use larder_protocol::Frame;
 use larder_store::{StrValue, Ttl, Tx, Value};
 
@@ -437,7 +437,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let current_text = read_str(&mut tx, key)?.unwrap_or(Bytes::from_static(b"0"));
     let text = float_add(&current_text, parse_f64(&current_text)?, args.get(2), delta)?;
     // Redis stores the result as a string object, never as an integer.
-    let stored = Bytes::from(text.clone());
+    let stored: Box<[u8]> = text.as_bytes().into();
     let value =
         if stored.len() <= larder_store::value::EMBSTR_MAX { StrValue::Emb(stored) } else { StrValue::Raw(stored) };
     tx.set(key, Value::Str(value), Ttl::Keep);
@@ -527,11 +527,11 @@ fn append(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             if old.len() + value.len() > max {
                 return Err(CmdError::StringTooLong);
             }
-            let mut buf = BytesMut::with_capacity(old.len() + value.len());
+            let mut buf = Vec::with_capacity(old.len() + value.len());
             buf.extend_from_slice(&old);
             buf.extend_from_slice(value);
             let len = buf.len();
-            tx.set(key, Value::Str(StrValue::Raw(buf.freeze())), Ttl::Keep);
+            tx.set(key, Value::Str(StrValue::raw(buf)), Ttl::Keep);
             len
         }
     };
@@ -597,13 +597,13 @@ fn setrange(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         return Err(CmdError::StringTooLong);
     }
     let old = current.unwrap_or_default();
-    let mut buf = BytesMut::from(&old[..]);
+    let mut buf = old.to_vec();
     if buf.len() < offset + value.len() {
         buf.resize(offset + value.len(), 0);
     }
     buf[offset..offset + value.len()].copy_from_slice(value);
     let len = buf.len();
-    tx.set(key, Value::Str(StrValue::Raw(buf.freeze())), Ttl::Keep);
+    tx.set(key, Value::Str(StrValue::raw(buf)), Ttl::Keep);
     tx.emit(&[b"SETRANGE", key, itoa::Buffer::new().format(offset).as_bytes(), value]);
     tx.notify(class::STRING, "setrange", key);
     Ok(Frame::Integer(len as i64))

@@ -283,10 +283,10 @@ fn a_corrupt_file_stops_the_server_with_a_clear_error() {
         .unwrap();
     assert!(!out.status.success(), "started on a corrupt file");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("dump.rdb") && (err.contains("checksum") || err.contains("truncated") || err.contains("Bad data")),
-        "{err}"
-    );
+    // Which check trips depends on what the flipped byte was (the key
+    // order in the file follows a per-process hash seed).
+    let named = ["checksum", "truncated", "Bad data", "unknown RDB"];
+    assert!(err.contains("dump.rdb") && named.iter().any(|n| err.contains(n)), "{err}");
 }
 
 /// Waits for the process to exit on its own (SHUTDOWN, a signal).
