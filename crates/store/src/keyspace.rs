@@ -5,7 +5,7 @@
 //! the locks of the shards they need, taken in ascending (db, shard) order
 //! so that no two callers can deadlock, and released on drop.
 //!
-//! Why an insertion-ordered map (a dense [`Table`], see table.rs for its
+//! Why an insertion-ordered map (a dense `Table`, see table.rs for its
 //! layout): SCAN walks each shard from its highest index down.
 //! Inserts append above the cursor and `swap_remove` only ever moves the
 //! last, already visited, entry into a lower slot. So every key present for
@@ -84,7 +84,10 @@ pub enum Ttl {
 #[derive(Default)]
 pub(crate) struct Shard {
     map: Table,
-    expiry: BTreeSet<(u64, Key)>,
+    /// (deadline, slot position) of every key with a TTL. Positions, not
+    /// keys: 16 bytes an entry and no copy of the key; the one place a
+    /// key changes position, `remove_index`, moves its entry here too.
+    expiry: BTreeSet<(u64, u32)>,
     /// The SIEVE hand: the next index the allkeys-sieve policy examines.
     sieve_hand: usize,
     /// (has keys, has keys with a TTL) as last counted in the database's
@@ -108,8 +111,8 @@ impl Shard {
 
     /// The key whose deadline comes first.
     pub(crate) fn nearest_deadline(&self) -> Option<(&Key, &Entry)> {
-        let (_, key) = self.expiry.first()?;
-        Some(self.entry_at(self.map.find(hash_key(key), key)?))
+        let &(_, i) = self.expiry.first()?;
+        Some(self.entry_at(i as usize))
     }
 
     fn find(&self, key: &[u8]) -> Option<&Entry> {
@@ -119,7 +122,15 @@ impl Shard {
     fn remove_index(&mut self, i: usize) -> Entry {
         let slot = self.map.swap_remove(i);
         if slot.entry.expire_at != 0 {
-            self.expiry.remove(&(slot.entry.expire_at, slot.key));
+            self.expiry.remove(&(slot.entry.expire_at, i as u32));
+        }
+        // The last slot moved into position i.
+        if i < self.map.len() {
+            let at = self.map.slot(i).entry.expire_at;
+            if at != 0 {
+                self.expiry.remove(&(at, self.map.len() as u32));
+                self.expiry.insert((at, i as u32));
+            }
         }
         self.shrink_if_sparse();
         slot.entry
@@ -155,11 +166,10 @@ impl Shard {
 
     /// Stores a key known to be absent.
     fn push_new(&mut self, hash: u64, key: &[u8], entry: Entry) {
-        let key = Key::new(key);
         if entry.expire_at != 0 {
-            self.expiry.insert((entry.expire_at, key.clone()));
+            self.expiry.insert((entry.expire_at, self.map.len() as u32));
         }
-        self.map.push(hash, key, entry);
+        self.map.push(hash, Key::new(key), entry);
     }
 
     /// Removes the entry at `i`, returning its key.
@@ -176,12 +186,11 @@ impl Shard {
             return;
         }
         slot.entry.expire_at = at;
-        let key = slot.key.clone();
         if was != 0 {
-            self.expiry.remove(&(was, key.clone()));
+            self.expiry.remove(&(was, i as u32));
         }
         if at != 0 {
-            self.expiry.insert((at, key));
+            self.expiry.insert((at, i as u32));
         }
     }
 }
@@ -856,11 +865,8 @@ impl<'a> Tx<'a> {
                 Some((at, _)) if *at <= now => {}
                 _ => break,
             }
-            let (_, key) = s.expiry.pop_first().expect("checked above");
-            if let Some(i) = s.map.find(hash_key(&key), &key) {
-                s.map.swap_remove(i);
-                s.shrink_if_sparse();
-            }
+            let &(_, i) = s.expiry.first().expect("checked above");
+            let key = s.remove_index_key(i as usize);
             ks.note_expired(db, &key);
             n += 1;
         }
@@ -930,6 +936,77 @@ mod tests {
     impl EffectSink for Log {
         fn apply(&self, e: &Effect<'_>) {
             self.0.lock().push(e.args.iter().map(|a| a.to_vec()).collect());
+        }
+    }
+
+    impl Shard {
+        /// The expiry index holds exactly (deadline, position) of every
+        /// slot with a TTL, and every key is found at its position.
+        fn check(&self) {
+            let want: BTreeSet<(u64, u32)> = (0..self.map.len())
+                .filter_map(|i| {
+                    let (k, e) = self.entry_at(i);
+                    assert_eq!(self.map.find(hash_key(k), k), Some(i));
+                    (e.expire_at != 0).then_some((e.expire_at, i as u32))
+                })
+                .collect();
+            assert_eq!(self.expiry, want);
+        }
+    }
+
+    proptest::proptest! {
+        /// Random sets (with and without TTLs), deletes, TTL changes and
+        /// expiry cycles on one shard, against a model of what is live.
+        #[test]
+        fn the_index_and_expiry_stay_in_step(ops in proptest::collection::vec((0u8..5, 0u8..24, 0u64..40), 1..300)) {
+            let ks = Keyspace::new(1, 1);
+            let mut model = std::collections::BTreeMap::new();
+            let mut now = 0;
+            for (op, k, t) in ops {
+                now += 1;
+                let key = format!("key-{k}-{}", "x".repeat(k as usize));
+                model.retain(|_, at: &mut u64| *at == 0 || *at > now);
+                let mut tx = ks.lock(0, key.as_bytes(), now);
+                match op {
+                    0 => {
+                        tx.set(key.as_bytes(), s("v"), Ttl::Clear);
+                        model.insert(key, 0);
+                    }
+                    1 => {
+                        tx.set(key.as_bytes(), s("v"), Ttl::At(now + t));
+                        model.insert(key, now + t);
+                    }
+                    2 => {
+                        proptest::prop_assert_eq!(tx.remove(key.as_bytes()).is_some(), model.remove(&key).is_some());
+                    }
+                    3 => {
+                        let live = model.contains_key(&key);
+                        proptest::prop_assert_eq!(tx.set_expire(key.as_bytes(), now + t), live);
+                        if live {
+                            model.insert(key, now + t);
+                        }
+                    }
+                    _ => {
+                        drop(tx);
+                        ks.active_expire(now, 1000);
+                        tx = ks.lock(0, key.as_bytes(), now);
+                    }
+                }
+                tx.guards.only().check();
+                drop(tx);
+            }
+            let mut live = std::collections::BTreeMap::new();
+            let mut cursor = 0;
+            loop {
+                cursor = ks.scan(0, cursor, 7, now, |k, e| {
+                    live.insert(String::from_utf8(k.to_vec()).unwrap(), e.expire_at);
+                });
+                if cursor == 0 {
+                    break;
+                }
+            }
+            model.retain(|_, at: &mut u64| *at == 0 || *at > now);
+            proptest::prop_assert_eq!(live, model);
         }
     }
 

@@ -100,10 +100,9 @@ impl Value {
 
 /// The keyspace's bookkeeping per key: (map slot, expiry index entry).
 /// A slot is the key and the entry, plus its index bucket (a `u32` and a
-/// control byte); an expiry entry is the deadline and a copy of the key.
+/// control byte); an expiry entry is the deadline and the slot's position.
 pub fn bookkeeping() -> (usize, usize) {
-    let key = std::mem::size_of::<Key>();
-    (key + std::mem::size_of::<Entry>() + 5, 8 + key)
+    (std::mem::size_of::<Key>() + std::mem::size_of::<Entry>() + 5, std::mem::size_of::<(u64, u32)>())
 }
 
 /// A key's buffer outside its slot (none for short keys).
@@ -116,11 +115,11 @@ fn key_heap(key: &[u8]) -> usize {
 }
 
 /// What a key costs in its shard: the map slot (key and entry inline),
-/// a long key's buffer, the expiry index entry (with its own copy of a
-/// long key) if it has a TTL, and the value's heap.
+/// a long key's buffer, the expiry index entry if it has a TTL, and the
+/// value's heap.
 pub fn key_usage(key: &[u8], e: &Entry, samples: usize) -> usize {
     let (slot, expiry) = bookkeeping();
-    let ttl = if e.expire_at().is_some() { expiry + key_heap(key) } else { 0 };
+    let ttl = if e.expire_at().is_some() { expiry } else { 0 };
     slot + key_heap(key) + ttl + e.value.mem_usage(samples)
 }
 
