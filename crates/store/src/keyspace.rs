@@ -137,8 +137,9 @@ impl Shard {
     }
 
     /// Entries live inline in the map, so a map emptied by deletes,
-    /// expiry or eviction would keep its memory: below a quarter full it
-    /// shrinks to twice its length, and an empty one lets go of its
+    /// expiry or eviction would keep its memory: below half full it
+    /// shrinks to a quarter above its length (where growth would have
+    /// put it), and an empty one lets go of its
     /// allocation (Redis resizes sparse tables likewise; the hysteresis
     /// keeps the cost amortised O(1) per delete). Small maps matter too:
     /// with a thousand shards per database, a few idle slots in each add
@@ -147,8 +148,8 @@ impl Shard {
         let (len, cap) = (self.map.len(), self.map.capacity());
         if len == 0 && cap > 0 {
             self.map.shrink_to(0);
-        } else if cap > 8 && len * 4 < cap {
-            self.map.shrink_to(len * 2);
+        } else if cap > 4 && len * 2 < cap {
+            self.map.shrink_to(len + len / 4 + 1);
         }
     }
 

@@ -9,7 +9,7 @@
 //! a slot is the [`Key`] (short keys inline, no allocation) and the entry;
 //! the index holds a `u32` per bucket and never the hash, which is
 //! recomputed from the key on the rare resize; the vector grows by a
-//! quarter, so it is never more than a fifth empty.
+//! quarter, so it is never more than a fifth empty while it fills.
 //!
 //! The order properties SCAN, RANDOMKEY and SIEVE rely on are IndexMap's:
 //! a new key goes at the end, and a removal moves only the last slot into
@@ -171,9 +171,12 @@ impl Table {
     pub fn push(&mut self, hash: u64, key: Key, entry: Entry) -> usize {
         let i = self.slots.len();
         if i == self.slots.capacity() {
-            // A quarter more (at least 4): a shard's slack stays small,
-            // and the copies still amortise to O(1) per insert.
-            self.slots.reserve_exact((i / 4).max(4));
+            // A quarter more: a shard's slack stays small, and the copies
+            // still amortise to O(1) per insert. Small tables grow a slot
+            // at a time (a thousand shards of a small cache each holding a
+            // few spare 64-byte slots would add up); their copies are
+            // tiny.
+            self.slots.reserve_exact((i / 4).max(1));
         }
         self.slots.push(Slot { key, entry });
         let slots = &self.slots;
