@@ -258,6 +258,15 @@ impl Memory {
         let mut evicted = 0u32;
         while self.counted_for_eviction() > limit {
             if !keyspace.evict_one(policy, samples, now_ms) {
+                // Nothing left to evict. Before refusing, read jemalloc
+                // afresh: frees another thread made and has not folded in
+                // yet (a DEL just before, on the worker this connection
+                // last ran on) may already have made room. Only refusals
+                // pay for the read.
+                self.refresh();
+                if self.counted_for_eviction() <= limit {
+                    return Pressure::Ok;
+                }
                 return Pressure::OutOfMemory;
             }
             evicted += 1;
