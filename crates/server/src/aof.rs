@@ -403,7 +403,7 @@ pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
     let aof = &shared.aof;
     aof.current_size.store(total, Relaxed);
     aof.base_size.store(total, Relaxed);
-    shared.snapshots.seq_at_save.store(shared.keyspace.effects.seq(), Relaxed);
+    shared.snapshots.seq_at_save.store(shared.keyspace.write_count(), Relaxed);
     // Go on appending to the last increment, or a new one.
     let mut manifest = manifest;
     let file = match manifest.incrs.last() {

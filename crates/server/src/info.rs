@@ -181,7 +181,7 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("async_loading:0");
             let snaps = &shared.snapshots;
             field!("current_cow_size:{}", snaps.current_cow.load(Relaxed));
-            let changes = shared.keyspace.effects.seq().saturating_sub(snaps.seq_at_save.load(Relaxed));
+            let changes = shared.keyspace.write_count().saturating_sub(snaps.seq_at_save.load(Relaxed));
             field!("rdb_changes_since_last_save:{changes}");
             let bg = snaps.bgsave_in_progress.load(Relaxed);
             field!("rdb_bgsave_in_progress:{}", bg as u8);

@@ -87,7 +87,7 @@ pub fn save(shared: &Shared) -> Result<u64, String> {
     }
     let target = path(shared);
     let tmp = target.with_file_name(format!("temp-{}.rdb", std::process::id()));
-    let seq = shared.keyspace.effects.seq();
+    let seq = shared.keyspace.write_count();
     let written = write_file(shared, &tmp, &target, false, |w| write_keyspace(shared, w));
     finished(shared, &target, &written, seq);
     written
@@ -323,7 +323,7 @@ pub fn bgsave(shared: &Arc<Shared>) -> Result<(), String> {
     snaps.last_attempt.store(now / 1000, Relaxed);
     let chunks = Arc::new(Chunks::new(now));
     let mut seq = 0;
-    if !shared.keyspace.begin_cut(chunks.clone(), || seq = shared.keyspace.effects.seq()) {
+    if !shared.keyspace.begin_cut(chunks.clone(), || seq = shared.keyspace.write_count()) {
         snaps.bgsave_in_progress.store(false, Relaxed);
         return Err("An AOF log rewriting in progress: can't BGSAVE right now. \
                     Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
@@ -381,7 +381,7 @@ pub fn cron_tick(shared: &Arc<Shared>) {
         return;
     }
     let now = shared.clock.now_ms() / 1000;
-    let changes = shared.keyspace.effects.seq().saturating_sub(snaps.seq_at_save.load(Relaxed));
+    let changes = shared.keyspace.write_count().saturating_sub(snaps.seq_at_save.load(Relaxed));
     let since = now.saturating_sub(snaps.last_save.load(Relaxed));
     let retry_ok = !snaps.last_failed.load(Relaxed) || now.saturating_sub(snaps.last_attempt.load(Relaxed)) >= 5;
     let spec = shared.config.read().save.clone();
@@ -416,7 +416,7 @@ pub(crate) fn load_rdb_file(shared: &Shared, replace_functions: bool) -> anyhow:
     };
     tracing::info!("Loading RDB {} ({} bytes)…", target.display(), data.len());
     load_rdb(shared, &data, &target, replace_functions)?;
-    shared.snapshots.seq_at_save.store(shared.keyspace.effects.seq(), Relaxed);
+    shared.snapshots.seq_at_save.store(shared.keyspace.write_count(), Relaxed);
     Ok(())
 }
 

@@ -179,11 +179,9 @@ impl Keyspace {
     /// policy, still has a TTL), telling the effect stream.
     fn evict_key(&self, db: usize, key: &[u8], volatile: bool, now: u64) -> bool {
         let mut tx = self.lock(db, key, now);
-        let present = tx.peek(key).is_some_and(|e| !volatile || e.expire_at().is_some());
-        if !present {
+        if tx.remove_if(key, |e| !volatile || e.expire_at().is_some()).is_none() {
             return false;
         }
-        tx.remove(key);
         tx.emit(&[b"DEL", key]);
         tx.notify(class::EVICTED, "evicted", key);
         self.evictor.evicted.fetch_add(1, Relaxed);
@@ -320,7 +318,10 @@ impl Keyspace {
         let mut rng = rand::rng();
         let shards = self.shard_count();
         let start = rng.random_range(0..shards);
-        let per_shard = samples.div_ceil(shards).max(4);
+        // All of a usual sample (maxmemory-samples is 5 by default) from
+        // one shard: one lock per eviction, as Redis's dictGetSomeKeys
+        // reads one stretch of one table.
+        let per_shard = samples.div_ceil(shards).max(samples.min(16));
         let mut taken = 0;
         for step in 0..shards {
             if taken >= samples {

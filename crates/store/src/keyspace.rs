@@ -120,7 +120,13 @@ impl Shard {
     }
 
     fn remove_index(&mut self, i: usize) -> Entry {
-        let slot = self.map.swap_remove(i);
+        let h = hash_key(&self.map.slot(i).key);
+        self.remove_hashed(i, h)
+    }
+
+    /// [`Self::remove_index`] for a caller that knows the key's hash.
+    fn remove_hashed(&mut self, i: usize, h: u64) -> Entry {
+        let slot = self.map.swap_remove(i, h);
         if slot.entry.expire_at != 0 {
             self.expiry.remove(&(slot.entry.expire_at, i as u32));
         }
@@ -216,6 +222,8 @@ struct Db {
     /// Each shard's earliest deadline (u64::MAX: none), published when a
     /// Tx releases it, so the active cycle locks only shards with work due.
     next_due: Box<[AtomicU64]>,
+    /// Writes emitted under each shard's lock (see `write_count`).
+    writes: Box<[AtomicU64]>,
     /// Shards holding keys, and holding keys with a TTL, published
     /// likewise: eviction skips empty databases without locking a thousand
     /// shards. Counting shards, not keys, these change only when a shard
@@ -311,6 +319,7 @@ impl Keyspace {
                 shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
                 pending: (0..n).map(|_| AtomicBool::new(false)).collect(),
                 next_due: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
+                writes: (0..n).map(|_| AtomicU64::new(0)).collect(),
                 keys: AtomicI64::new(0),
                 volatile: AtomicI64::new(0),
             })
@@ -376,6 +385,14 @@ impl Keyspace {
         if let Some(sink) = self.cut.sink.read().as_ref() {
             sink.capture(db, idx, &mut shard.map.iter());
         }
+    }
+
+    /// Writes emitted so far (Redis's `dirty`: INFO's changes since the
+    /// last save). Exact while every shard is locked (a cut's instant);
+    /// otherwise a sum that writes in flight may be missing from.
+    pub fn write_count(&self) -> u64 {
+        let shards: u64 = self.dbs.iter().flat_map(|d| d.writes.iter()).map(|w| w.load(Ordering::Relaxed)).sum();
+        self.effects.unsharded() + shards
     }
 
     /// Keys removed because their TTL passed, lazily or actively (INFO).
@@ -662,8 +679,13 @@ impl<'a> Tx<'a> {
     }
 
     /// Reports a write to the effect stream; call while the locks are held.
+    /// It counts in the first locked shard's write counter.
     pub fn emit(&self, args: &[&[u8]]) {
-        self.ks.effects.emit(self.db, args);
+        let shard = match &self.guards {
+            Guards::One(i, _) => *i,
+            Guards::Many(v) => v.first().map_or(0, |(i, _)| *i),
+        };
+        self.ks.effects.emit_counted(self.db, args, &self.ks.dbs[self.db].writes[shard]);
     }
 
     /// Fires keyspace event `name` (of `class`, see [`class`]) on `key`.
@@ -810,8 +832,18 @@ impl<'a> Tx<'a> {
 
     /// Removes a live key and returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let (s, i) = self.live(key);
-        Some(s.remove_index(i?))
+        self.remove_if(key, |_| true)
+    }
+
+    /// Removes a live key if `pred` accepts its entry: one lookup for the
+    /// check and the removal (eviction re-checks its candidate so).
+    pub fn remove_if(&mut self, key: &[u8], pred: impl FnOnce(&Entry) -> bool) -> Option<Entry> {
+        let (s, h, i) = self.live_hashed(key);
+        let i = i?;
+        if !pred(&s.map.slot(i).entry) {
+            return None;
+        }
+        Some(s.remove_hashed(i, h))
     }
 
     /// Sets (`at` > 0) or clears (`at` == 0) a live key's deadline.

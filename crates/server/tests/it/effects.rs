@@ -67,5 +67,5 @@ fn writes_emit_deterministic_effects() {
         (2, "DEL gone".into()),
     ];
     assert_eq!(got, expected);
-    assert_eq!(s.shared.keyspace.effects.seq(), expected.len() as u64);
+    assert_eq!(s.shared.keyspace.write_count(), expected.len() as u64);
 }
