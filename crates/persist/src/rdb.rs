@@ -88,7 +88,7 @@ pub(crate) fn put_string(out: &mut BytesMut, s: &StrValue) {
             return;
         }
     }
-    let b = s.to_bytes();
+    let b = s.bytes();
     // Redis tries the integer form for short strings too.
     if b.len() <= 11 {
         if let Some(i) = larder_store::value::parse_canonical_i64(&b) {

@@ -26,7 +26,7 @@
 use crate::Shared;
 use bytes::{Bytes, BytesMut};
 use larder_persist::file::{self, Item};
-use larder_store::{CutSink, Entry, Key};
+use larder_store::{CutSink, Entry, Key, StrValue, Value};
 use parking_lot::Mutex;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -210,18 +210,28 @@ fn write_keyspace<W: std::io::Write>(shared: &Shared, w: &mut file::Writer<W>) -
     Ok(total)
 }
 
-/// Shards as of a cut, waiting for the saver thread, each encoded at
-/// capture. (Strings were once held as shared `Bytes` handles instead;
-/// values are exact-size boxes now, to keep every key's slot small, so a
-/// held string would be a copy anyway, and the encoded form is the
-/// smaller copy.)
+/// A captured shard: encoded at once, except strings stored shared (over
+/// `SHARE_ABOVE` bytes), which are held as handles: holding one costs the
+/// handle until a write replaces the value, which then lives on only here
+/// (copy-on-write at the granularity of one value, not a page). Shorter
+/// strings are copied into the encoding; they are cheap to copy and their
+/// owned, exact-size storage keeps every key's slot small.
+enum Held {
+    Encoded(BytesMut),
+    Strings(Vec<(Key, Arc<[u8]>, Option<u64>)>),
+}
+
+const STRING_HANDLE: usize = std::mem::size_of::<(Key, Arc<[u8]>, Option<u64>)>();
+
+/// Shards as of a cut, waiting for the saver thread.
 pub(crate) struct Chunks {
     /// The cut's time: keys past their deadline then are left out.
     cut_ms: u64,
-    queue: Mutex<Vec<(usize, BytesMut)>>,
+    queue: Mutex<Vec<(usize, Held)>>,
     keys: AtomicU64,
     failed: Mutex<Option<String>>,
-    /// Encoded bytes held, now and at most.
+    /// Bytes held (encodings and string handles; not the old strings
+    /// writes replaced meanwhile), now and at most.
     held: AtomicU64,
     peak: AtomicU64,
 }
@@ -229,12 +239,17 @@ pub(crate) struct Chunks {
 impl CutSink for Chunks {
     fn capture(&self, db: usize, _shard: usize, entries: &mut dyn Iterator<Item = (&Key, &Entry)>) {
         let mut buf = BytesMut::new();
+        let mut strings = Vec::new();
         let mut keys = 0;
         for (k, e) in entries {
             if e.is_expired(self.cut_ms) {
                 continue;
             }
             keys += 1;
+            if let Value::Str(StrValue::Shared(s)) = &e.value {
+                strings.push((k.clone(), s.clone(), e.expire_at()));
+                continue;
+            }
             if let Err(err) = file::encode_entry(&mut buf, k, &e.value, e.expire_at()) {
                 self.failed.lock().get_or_insert_with(|| format!("key {}: {err}", String::from_utf8_lossy(k)));
                 return;
@@ -244,9 +259,16 @@ impl CutSink for Chunks {
             return;
         }
         self.keys.fetch_add(keys, Relaxed);
-        let held = self.held.fetch_add(buf.len() as u64, Relaxed) + buf.len() as u64;
+        let size = buf.len() + strings.len() * STRING_HANDLE;
+        let held = self.held.fetch_add(size as u64, Relaxed) + size as u64;
         self.peak.fetch_max(held, Relaxed);
-        self.queue.lock().push((db, buf));
+        let mut queue = self.queue.lock();
+        if !buf.is_empty() {
+            queue.push((db, Held::Encoded(buf)));
+        }
+        if !strings.is_empty() {
+            queue.push((db, Held::Strings(strings)));
+        }
     }
 }
 
@@ -269,9 +291,22 @@ impl Chunks {
 
     fn drain(&self, w: &mut FileWriter, gauge: &AtomicU64) -> Result<(), String> {
         let ready = std::mem::take(&mut *self.queue.lock());
-        for (db, buf) in ready {
-            w.chunk(db, &buf).map_err(|e| e.to_string())?;
-            self.held.fetch_sub(buf.len() as u64, Relaxed);
+        for (db, held) in ready {
+            let size = match held {
+                Held::Encoded(buf) => {
+                    w.chunk(db, &buf).map_err(|e| e.to_string())?;
+                    buf.len()
+                }
+                Held::Strings(strings) => {
+                    let n = strings.len();
+                    w.switch_db(db);
+                    for (k, s, at) in strings {
+                        w.entry(&k, &Value::Str(StrValue::Shared(s)), at).map_err(|e| e.to_string())?;
+                    }
+                    n * STRING_HANDLE
+                }
+            };
+            self.held.fetch_sub(size as u64, Relaxed);
         }
         gauge.store(self.held.load(Relaxed), Relaxed);
         match self.failed.lock().clone() {

@@ -47,6 +47,8 @@ impl StrValue {
         match self {
             StrValue::Int(_) => 0,
             StrValue::Emb(b) | StrValue::Raw(b) => size_class(b.len()),
+            // The allocation carries the strong and weak counts.
+            StrValue::Shared(b) => size_class(b.len() + 16),
         }
     }
 }

@@ -8,10 +8,16 @@ use bytes::Bytes;
 /// Longest string Redis stores as `embstr`.
 pub const EMBSTR_MAX: usize = 44;
 
-/// The bytes are one exact-size allocation behind a 16-byte handle, not a
-/// 32-byte `Bytes`: the value sits in every key's slot, and a shared
-/// buffer would buy nothing there (replies copy into the output buffer
-/// anyway). So a string value is 24 bytes inline.
+/// Strings longer than this are shared (`Arc`), shorter ones owned.
+pub const SHARE_ABOVE: usize = 512;
+
+/// The bytes sit behind a 16-byte handle, not a 32-byte `Bytes`: the value
+/// lives in every key's slot, so a string value is 24 bytes inline. Up to
+/// [`SHARE_ABOVE`] bytes they are one exact-size allocation; above it, an
+/// `Arc`, whose 16-byte count is little beside the value and which lets a
+/// snapshot hold a large value without copying it (a write then replaces
+/// the slot's handle, and the old bytes live on only in the snapshot).
+/// Smaller values are cheaper to copy than to count.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StrValue {
     /// A canonical decimal integer that fits i64 (`int`).
@@ -20,6 +26,8 @@ pub enum StrValue {
     Emb(Box<[u8]>),
     /// A long string, or one changed in place by APPEND/SETRANGE (`raw`).
     Raw(Box<[u8]>),
+    /// A `raw` string longer than [`SHARE_ABOVE`].
+    Shared(std::sync::Arc<[u8]>),
 }
 
 impl StrValue {
@@ -32,8 +40,10 @@ impl StrValue {
         }
         if b.len() <= EMBSTR_MAX {
             StrValue::Emb(b.into())
-        } else {
+        } else if b.len() <= SHARE_ABOVE {
             StrValue::Raw(b.into())
+        } else {
+            StrValue::Shared(b.into())
         }
     }
 
@@ -46,7 +56,7 @@ impl StrValue {
         if b.len() <= EMBSTR_MAX {
             StrValue::Emb(b.into_boxed_slice())
         } else {
-            StrValue::Raw(b.into_boxed_slice())
+            StrValue::raw(b)
         }
     }
 
@@ -56,13 +66,28 @@ impl StrValue {
 
     /// A `raw` string of exactly these bytes (APPEND, SETRANGE, SETBIT…).
     pub fn raw(b: impl Into<Vec<u8>>) -> StrValue {
-        StrValue::Raw(b.into().into_boxed_slice())
+        let b = b.into();
+        if b.len() <= SHARE_ABOVE {
+            StrValue::Raw(b.into_boxed_slice())
+        } else {
+            StrValue::Shared(b.into())
+        }
     }
 
+    /// The stored bytes, owned (a copy; shared for large values).
     pub fn to_bytes(&self) -> Bytes {
         match self {
-            StrValue::Int(i) => Bytes::copy_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
-            StrValue::Emb(b) | StrValue::Raw(b) => Bytes::copy_from_slice(b),
+            StrValue::Shared(b) => Bytes::from_owner(b.clone()),
+            other => Bytes::copy_from_slice(&other.bytes()),
+        }
+    }
+
+    /// The bytes, borrowed where stored as bytes (integers are formatted).
+    pub fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            StrValue::Int(i) => std::borrow::Cow::Owned(itoa::Buffer::new().format(*i).as_bytes().to_vec()),
+            StrValue::Emb(b) | StrValue::Raw(b) => std::borrow::Cow::Borrowed(b),
+            StrValue::Shared(b) => std::borrow::Cow::Borrowed(b),
         }
     }
 
@@ -70,6 +95,7 @@ impl StrValue {
         match self {
             StrValue::Int(i) => itoa::Buffer::new().format(*i).len(),
             StrValue::Emb(b) | StrValue::Raw(b) => b.len(),
+            StrValue::Shared(b) => b.len(),
         }
     }
 
@@ -81,7 +107,7 @@ impl StrValue {
         match self {
             StrValue::Int(_) => "int",
             StrValue::Emb(_) => "embstr",
-            StrValue::Raw(_) => "raw",
+            StrValue::Raw(_) | StrValue::Shared(_) => "raw",
         }
     }
 }
@@ -173,5 +199,18 @@ mod tests {
         assert_eq!(StrValue::from_slice(&[b'a'; 45]).encoding(), "raw");
         assert_eq!(StrValue::from_slice(b"99999999999999999999").encoding(), "embstr");
         assert_eq!(StrValue::Int(-42).to_bytes().as_ref(), b"-42");
+    }
+
+    #[test]
+    fn long_strings_are_shared_and_read_back_whole() {
+        let big = vec![b'x'; SHARE_ABOVE + 1];
+        let v = StrValue::from_slice(&big);
+        assert!(matches!(v, StrValue::Shared(_)));
+        assert_eq!(v.encoding(), "raw");
+        assert_eq!(v.to_bytes().as_ref(), &big[..]);
+        assert_eq!(v.len(), big.len());
+        assert!(matches!(StrValue::from_slice(&big[..SHARE_ABOVE]), StrValue::Raw(_)));
+        assert!(matches!(StrValue::raw(big.clone()), StrValue::Shared(_)));
+        assert_eq!(StrValue::from_vec(big.clone()), v);
     }
 }
