@@ -281,6 +281,8 @@ impl Aof {
                         aof.wake.wait_for(&mut g, std::time::Duration::from_millis(100));
                     }
                 }
+                // Writing out frees what the workers appended.
+                crate::memory::publish();
                 if !aof.on.load(Relaxed) {
                     continue;
                 }
@@ -608,6 +610,7 @@ pub fn rewrite(shared: &Shared, wait: bool, turn_on: bool) -> Result<(), String>
             }
         }
         aof.rewrite_in_progress.store(false, Release);
+        crate::memory::publish();
         result
     };
     if wait {

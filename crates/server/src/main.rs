@@ -70,6 +70,8 @@ fn try_main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_stack_size(larder_server::WORKER_STACK_BYTES)
+        // Each thread's memory counts from its start (see memory.rs).
+        .on_thread_start(larder_server::memory::publish)
         .enable_all()
         .build()?;
     runtime.block_on(run(config))

@@ -299,11 +299,6 @@ async fn cron(shared: Arc<Shared>) {
             }
         }
         shared.tracking.enforce_limit();
-        // The jemalloc reading maxmemory works from; without a limit
-        // nothing needs it between INFO calls.
-        if shared.memory.limited() {
-            shared.memory.refresh();
-        }
         if shared.memory.limited() && !shared.scripting.busy() {
             // Eviction a command left unfinished at its time limit goes on
             // here, as Redis's eviction timer does.

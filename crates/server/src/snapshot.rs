@@ -309,6 +309,8 @@ impl Chunks {
             self.held.fetch_sub(size as u64, Relaxed);
         }
         gauge.store(self.held.load(Relaxed), Relaxed);
+        // This thread frees what the workers captured: maxmemory must see it.
+        crate::memory::publish();
         match self.failed.lock().clone() {
             Some(e) => Err(e),
             None => Ok(()),

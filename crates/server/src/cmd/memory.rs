@@ -105,8 +105,8 @@ fn rss(fallback: u64) -> u64 {
 }
 
 pub fn report(shared: &Shared) -> Report {
-    let allocator = shared.memory.refresh();
-    let used = allocator.0;
+    let allocator = shared.memory.allocator();
+    let used = shared.memory.used();
     let peak = shared.stats.used_memory_peak.fetch_max(used, Relaxed).max(used);
     let (slot, expiry) = larder_store::memsize::bookkeeping();
     let mut dbs = Vec::new();
@@ -234,7 +234,7 @@ fn purge(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 
 /// MEMORY MALLOC-STATS: jemalloc's summary counters.
 fn malloc_stats(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
-    let (allocated, active, resident) = ctx.shared.memory.refresh();
+    let (allocated, active, resident) = ctx.shared.memory.allocator();
     let (mapped, retained, metadata) = crate::memory::jemalloc_extra();
     let text = format!(
         "jemalloc stats:\nallocated: {allocated}\nactive: {active}\nresident: {resident}\nmapped: {mapped}\n\

@@ -104,6 +104,11 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
             }
         }
         inbuf.advance(pos);
+        // What the batch freed or took is published before this task can
+        // move to another thread (at the write below), so a command from
+        // elsewhere (an eviction check, INFO) never works from a figure
+        // without it. Cheap: two counter reads, a store once 4 KB moved.
+        crate::memory::settle();
         if processed > 0 {
             shared.stats.total_commands_processed.fetch_add(processed, Relaxed);
             info.last_interaction.store(shared.uptime_ms(), Relaxed);
