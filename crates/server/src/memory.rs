@@ -14,9 +14,9 @@
 //! allocator's figure once, at start-up, plus every thread's net change
 //! since: each thread publishes its change in a slot of its own (a plain
 //! store to a cache line nobody else writes) whenever it has moved 4 KB
-//! since it last did, before each command while maxmemory is set, and the
-//! threads that free what others allocated (the snapshot and AOF threads)
-//! publish as they work and when they end. A reader sums the slots and
+//! since it last did: checked after each batch of commands and whenever
+//! the figure is read, while the threads that free what others allocated
+//! (the snapshot and AOF threads) publish all of it as they work. A reader sums the slots and
 //! adds its own unpublished change, so an eviction sees its own frees at
 //! once; the figure is off by at most 4 KB per other thread.
 //!
@@ -123,7 +123,7 @@ fn fold() -> i64 {
 /// Publishes this thread's change if it moved [`PUBLISH_BYTES`] (after a
 /// batch of commands).
 pub fn settle() {
-    fold_with(false);
+    fold();
 }
 
 /// Publishes all of this thread's change: threads that free what others
