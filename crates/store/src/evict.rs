@@ -8,9 +8,10 @@
 //! policies consider only keys with a TTL.
 //!
 //! Sampling is cheap here because a shard's keys sit in one dense vector
-//! (table.rs): a random key is a random index. Keys with a TTL are found by sampling the map and
-//! keeping those with a deadline; when none turns up, the key with the
-//! nearest deadline (the head of the shard's expiry index) stands in.
+//! (table.rs): a random key is a random index. Keys with a TTL are found
+//! by sampling the map and keeping those with a deadline; when none turns
+//! up, the key with the nearest deadline (the head of the shard's expiry
+//! index) stands in.
 //!
 //! An evicted key leaves through the effect stream like any other write:
 //! a `DEL` (AOF, replicas, WATCH, client tracking) and the `evicted`
@@ -22,6 +23,7 @@
 
 use crate::effect::class;
 use crate::keyspace::{Entry, Key, Keyspace};
+use crate::table::hash_key;
 use rand::Rng;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
@@ -287,7 +289,7 @@ impl Keyspace {
                 self.sample(db, samples, volatile, |k, e| {
                     let score = score(e);
                     if floor.is_none_or(|f| score > f) {
-                        sampled.push(Candidate { score, db, hash: self.key_hash(k), key: k.clone() });
+                        sampled.push(Candidate { score, db, hash: hash_key(k), key: k.clone() });
                     }
                 });
             }

@@ -468,11 +468,6 @@ impl Keyspace {
         ((hash >> 32) as usize) & self.shard_mask
     }
 
-    /// The key's full hash (the shard index is its high bits).
-    pub(crate) fn key_hash(&self, key: &[u8]) -> u64 {
-        hash_key(key)
-    }
-
     /// Locks the one shard that holds `key`.
     pub fn lock(&self, db: usize, key: &[u8], now: u64) -> Tx<'_> {
         self.lock_shard(db, self.shard_of(key), now)

@@ -54,14 +54,6 @@ impl Key {
             Key::Heap(b) => b,
         }
     }
-
-    /// Bytes this key holds outside its slot.
-    pub fn heap_len(&self) -> usize {
-        match self {
-            Key::Inline(..) => 0,
-            Key::Heap(b) => b.len(),
-        }
-    }
 }
 
 impl std::ops::Deref for Key {

@@ -38,6 +38,12 @@ impl StrValue {
                 return StrValue::Int(i);
             }
         }
+        StrValue::text(b)
+    }
+
+    /// A string kept as a string even where it reads as an integer (Redis
+    /// stores INCRBYFLOAT's result so): `embstr` or `raw` by length.
+    pub fn text(b: &[u8]) -> StrValue {
         if b.len() <= EMBSTR_MAX {
             StrValue::Emb(b.into())
         } else if b.len() <= SHARE_ABOVE {

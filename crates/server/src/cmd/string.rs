@@ -437,10 +437,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let current_text = read_str(&mut tx, key)?.unwrap_or(Bytes::from_static(b"0"));
     let text = float_add(&current_text, parse_f64(&current_text)?, args.get(2), delta)?;
     // Redis stores the result as a string object, never as an integer.
-    let stored: Box<[u8]> = text.as_bytes().into();
-    let value =
-        if stored.len() <= larder_store::value::EMBSTR_MAX { StrValue::Emb(stored) } else { StrValue::Raw(stored) };
-    tx.set(key, Value::Str(value), Ttl::Keep);
+    tx.set(key, Value::Str(StrValue::text(text.as_bytes())), Ttl::Keep);
     tx.emit(&[b"SET", key, text.as_bytes(), b"KEEPTTL"]);
     tx.notify(class::STRING, "incrbyfloat", key);
     Ok(Frame::Bulk(Bytes::from(text)))
