@@ -16,7 +16,6 @@ use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 
 /// `client-output-buffer-limit` for one class: hard and soft bytes (0: no
 /// limit) and the soft period.
@@ -38,7 +37,6 @@ struct OutState {
 /// client by id.
 pub struct Outbox {
     state: Mutex<OutState>,
-    notify: Notify,
     resp3: AtomicBool,
     /// Set while bytes wait, so the dispatcher skips the lock otherwise.
     pending: AtomicBool,
@@ -54,7 +52,6 @@ impl Outbox {
     pub fn new(client: Arc<ClientInfo>, proto: Proto) -> Outbox {
         Outbox {
             state: Mutex::new(OutState { bytes: BytesMut::new(), over_soft_since: None }),
-            notify: Notify::new(),
             resp3: AtomicBool::new(proto == Proto::Resp3),
             pending: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
@@ -125,7 +122,7 @@ impl Outbox {
         }
         self.pending.store(true, Ordering::Release);
         drop(st);
-        self.notify.notify_one();
+        self.client.wake();
         true
     }
 
@@ -140,8 +137,10 @@ impl Outbox {
         std::mem::take(&mut st.bytes)
     }
 
+    /// Completes while bytes wait. Only the owning connection's task may
+    /// wait on this: it shares the client's single waker slot.
     pub async fn ready(&self) {
-        self.notify.notified().await
+        std::future::poll_fn(|cx| self.client.poll_signal(cx, || self.pending.load(Ordering::Acquire))).await
     }
 }
 

