@@ -90,9 +90,9 @@ pub(crate) struct Shard {
     expiry: BTreeSet<(u64, u32)>,
     /// The SIEVE hand: the next index the allkeys-sieve policy examines.
     sieve_hand: usize,
-    /// (has keys, has keys with a TTL) as last counted in the database's
-    /// totals.
-    published: (bool, bool),
+    /// (has keys, has keys with a TTL, has any deadline) as last counted
+    /// in the database's totals.
+    published: (bool, bool, bool),
     /// Hashes with field TTLs, by their earliest field deadline, so the
     /// active cycle reclaims expired fields nobody reads. Entries may be
     /// stale (the hash changed or went); the cycle re-checks each one.
@@ -230,17 +230,26 @@ struct Db {
     /// empties or fills, so busy threads do not share a counter per write.
     keys: AtomicI64,
     volatile: AtomicI64,
+    /// Shards with any deadline (a key's or a hash field's), so the
+    /// active cycle passes over a database with none without reading a
+    /// thousand `next_due`s ten times a second.
+    timed: AtomicI64,
 }
 
 impl Db {
     fn publish(&self, idx: usize, shard: &mut Shard) {
         let keys = shard.expiry.first().map_or(u64::MAX, |(at, _)| *at);
         let due = keys.min(shard.hash_due.first().map_or(u64::MAX, |(at, _)| *at));
-        self.next_due[idx].store(due, Ordering::Relaxed);
-        let now = (!shard.map.is_empty(), !shard.expiry.is_empty());
+        // Stored only on change: most commands leave it as it was, and a
+        // store would dirty a line eight shards share across threads.
+        if self.next_due[idx].load(Ordering::Relaxed) != due {
+            self.next_due[idx].store(due, Ordering::Relaxed);
+        }
+        let now = (!shard.map.is_empty(), !shard.expiry.is_empty(), due != u64::MAX);
         if now != shard.published {
             self.keys.fetch_add(now.0 as i64 - shard.published.0 as i64, Ordering::Relaxed);
             self.volatile.fetch_add(now.1 as i64 - shard.published.1 as i64, Ordering::Relaxed);
+            self.timed.fetch_add(now.2 as i64 - shard.published.2 as i64, Ordering::Relaxed);
             shard.published = now;
         }
     }
@@ -322,6 +331,7 @@ impl Keyspace {
                 writes: (0..n).map(|_| AtomicU64::new(0)).collect(),
                 keys: AtomicI64::new(0),
                 volatile: AtomicI64::new(0),
+                timed: AtomicI64::new(0),
             })
             .collect();
         Keyspace {
@@ -536,6 +546,7 @@ impl Keyspace {
             let db_ = &self.dbs[db];
             db_.keys.fetch_sub(old.published.0 as i64, Ordering::Relaxed);
             db_.volatile.fetch_sub(old.published.1 as i64, Ordering::Relaxed);
+            db_.timed.fetch_sub(old.published.2 as i64, Ordering::Relaxed);
             drop(s);
             drop(old);
         }
@@ -570,6 +581,9 @@ impl Keyspace {
     pub fn active_expire(&self, now: u64, budget: usize) -> usize {
         let mut total = 0;
         for db in 0..self.dbs.len() {
+            if self.dbs[db].timed.load(Ordering::Relaxed) <= 0 {
+                continue;
+            }
             for shard in 0..self.shard_count() {
                 if self.dbs[db].next_due[shard].load(Ordering::Relaxed) > now {
                     continue;
