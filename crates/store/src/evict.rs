@@ -132,9 +132,12 @@ impl Entry {
     }
 
     /// Records an access: the LRU clock, and the LFU counter decayed then
-    /// incremented (Redis's `updateLFU`).
+    /// incremented (Redis's `updateLFU`). Fields are stored only when they
+    /// change (the clock ticks in seconds, the counter rarely moves once
+    /// warm), so a read leaves the entry's cache line clean and the other
+    /// worker thread keeps its copy: unconditional stores made every GET
+    /// of a line last read on the other core a cross-core transfer.
     pub(crate) fn touch_with(&mut self, now_ms: u64, log_factor: u32, decay_minutes: u32) {
-        self.visited = true;
         let mut counter = self.lfu(now_ms, decay_minutes);
         if counter < 255 {
             let base = counter.saturating_sub(crate::keyspace::LFU_INIT_VAL) as f64;
@@ -143,8 +146,12 @@ impl Entry {
                 counter += 1;
             }
         }
-        self.freq = counter;
-        self.lru = seconds(now_ms);
+        let lru = seconds(now_ms);
+        if !self.visited || self.freq != counter || self.lru != lru {
+            self.visited = true;
+            self.freq = counter;
+            self.lru = lru;
+        }
     }
 }
 
