@@ -45,7 +45,7 @@ fn extrapolate(len: usize, samples: usize, costs: impl Iterator<Item = usize>) -
 impl StrValue {
     fn heap_cost(&self) -> usize {
         match self {
-            StrValue::Int(_) => 0,
+            StrValue::Int(_) | StrValue::Inline(..) => 0,
             StrValue::Emb(b) | StrValue::Raw(b) => size_class(b.len()),
             // The allocation carries the strong and weak counts.
             StrValue::Shared(b) => size_class(b.len() + 16),

@@ -11,6 +11,11 @@ pub const EMBSTR_MAX: usize = 44;
 /// Strings longer than this are shared (`Arc`), shorter ones owned.
 pub const SHARE_ABOVE: usize = 512;
 
+/// Strings up to this long sit in the value's own 24 bytes (after the tag
+/// and a length byte), so they need no allocation and a read of the key's
+/// slot already has them: no further cache miss for a GET.
+pub const INLINE_MAX: usize = 22;
+
 /// The bytes sit behind a 16-byte handle, not a 32-byte `Bytes`: the value
 /// lives in every key's slot, so a string value is 24 bytes inline. Up to
 /// [`SHARE_ABOVE`] bytes they are one exact-size allocation; above it, an
@@ -22,6 +27,8 @@ pub const SHARE_ABOVE: usize = 512;
 pub enum StrValue {
     /// A canonical decimal integer that fits i64 (`int`).
     Int(i64),
+    /// A string of up to [`INLINE_MAX`] bytes, held in place (`embstr`).
+    Inline(u8, [u8; INLINE_MAX]),
     /// A short string set whole (`embstr`).
     Emb(Box<[u8]>),
     /// A long string, or one changed in place by APPEND/SETRANGE (`raw`).
@@ -29,6 +36,10 @@ pub enum StrValue {
     /// A `raw` string longer than [`SHARE_ABOVE`].
     Shared(std::sync::Arc<[u8]>),
 }
+
+// The inline variant must not grow a string value (or any value: a
+// collection's box shares the tag byte) past its 24 bytes.
+const _: () = assert!(std::mem::size_of::<StrValue>() == 24 && std::mem::size_of::<Value>() == 24);
 
 impl StrValue {
     /// Picks the encoding Redis's `tryObjectEncoding` would.
@@ -44,7 +55,9 @@ impl StrValue {
     /// A string kept as a string even where it reads as an integer (Redis
     /// stores INCRBYFLOAT's result so): `embstr` or `raw` by length.
     pub fn text(b: &[u8]) -> StrValue {
-        if b.len() <= EMBSTR_MAX {
+        if b.len() <= INLINE_MAX {
+            StrValue::inline(b)
+        } else if b.len() <= EMBSTR_MAX {
             StrValue::Emb(b.into())
         } else if b.len() <= SHARE_ABOVE {
             StrValue::Raw(b.into())
@@ -59,11 +72,19 @@ impl StrValue {
         if b.len() <= 20 && parse_canonical_i64(&b).is_some() {
             return StrValue::from_slice(&b);
         }
-        if b.len() <= EMBSTR_MAX {
+        if b.len() <= INLINE_MAX {
+            StrValue::inline(&b)
+        } else if b.len() <= EMBSTR_MAX {
             StrValue::Emb(b.into_boxed_slice())
         } else {
             StrValue::raw(b)
         }
+    }
+
+    fn inline(b: &[u8]) -> StrValue {
+        let mut buf = [0; INLINE_MAX];
+        buf[..b.len()].copy_from_slice(b);
+        StrValue::Inline(b.len() as u8, buf)
     }
 
     pub fn from_bytes(b: Bytes) -> StrValue {
@@ -92,6 +113,7 @@ impl StrValue {
     pub fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
         match self {
             StrValue::Int(i) => std::borrow::Cow::Owned(itoa::Buffer::new().format(*i).as_bytes().to_vec()),
+            StrValue::Inline(n, buf) => std::borrow::Cow::Borrowed(&buf[..*n as usize]),
             StrValue::Emb(b) | StrValue::Raw(b) => std::borrow::Cow::Borrowed(b),
             StrValue::Shared(b) => std::borrow::Cow::Borrowed(b),
         }
@@ -100,6 +122,7 @@ impl StrValue {
     pub fn len(&self) -> usize {
         match self {
             StrValue::Int(i) => itoa::Buffer::new().format(*i).len(),
+            StrValue::Inline(n, _) => *n as usize,
             StrValue::Emb(b) | StrValue::Raw(b) => b.len(),
             StrValue::Shared(b) => b.len(),
         }
@@ -112,7 +135,7 @@ impl StrValue {
     pub fn encoding(&self) -> &'static str {
         match self {
             StrValue::Int(_) => "int",
-            StrValue::Emb(_) => "embstr",
+            StrValue::Inline(..) | StrValue::Emb(_) => "embstr",
             StrValue::Raw(_) | StrValue::Shared(_) => "raw",
         }
     }
@@ -218,5 +241,21 @@ mod tests {
         assert!(matches!(StrValue::from_slice(&big[..SHARE_ABOVE]), StrValue::Raw(_)));
         assert!(matches!(StrValue::raw(big.clone()), StrValue::Shared(_)));
         assert_eq!(StrValue::from_vec(big.clone()), v);
+    }
+
+    #[test]
+    fn short_strings_sit_inline_up_to_the_limit() {
+        for n in [0, 1, INLINE_MAX - 1, INLINE_MAX, INLINE_MAX + 1, EMBSTR_MAX] {
+            let text: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            for v in [StrValue::from_slice(&text), StrValue::from_vec(text.clone())] {
+                assert_eq!(matches!(v, StrValue::Inline(..)), n <= INLINE_MAX, "length {n}");
+                assert_eq!(v.encoding(), "embstr");
+                assert_eq!(v.bytes().as_ref(), &text[..]);
+                assert_eq!(v.to_bytes().as_ref(), &text[..]);
+                assert_eq!(v.len(), n);
+            }
+        }
+        // The same bytes compare equal however they were built.
+        assert_eq!(StrValue::text(b"abc"), StrValue::from_vec(b"abc".to_vec()));
     }
 }
