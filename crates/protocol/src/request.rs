@@ -114,17 +114,46 @@ pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
     Some(v)
 }
 
-fn parse_multibulk(input: &[u8], limits: &RequestLimits, req: &mut Request) -> Result<Option<usize>, ProtocolError> {
-    let Some(cr) = find_cr(input, 1) else {
-        if input.len() > PROTO_INLINE_MAX_SIZE {
-            return Err(ProtocolError::TooBigMbulkCount);
+/// The number on the line that starts at `from`, and the position of the
+/// line's '\r', read in one pass, for the lines clients send: a canonical
+/// non-negative decimal of at most 18 digits. Anything else, or a line not
+/// all here yet, gives None and takes the general path (`find_cr` then
+/// [`parse_i64`]), which has the error texts; both agree on every line
+/// this accepts. A quarter of a pipelined GET's parse went to scanning
+/// each line twice.
+#[inline]
+fn quick_number(input: &[u8], from: usize) -> Option<(i64, usize)> {
+    let line = input.get(from..)?;
+    let mut v: i64 = 0;
+    for (i, &d) in line.iter().enumerate().take(19) {
+        match d {
+            b'0'..=b'9' if i < 18 => v = v * 10 + (d - b'0') as i64,
+            b'\r' if i == 1 || (i > 1 && line[0] != b'0') => return Some((v, from + i)),
+            _ => return None,
         }
-        return Ok(None);
+    }
+    None
+}
+
+fn parse_multibulk(input: &[u8], limits: &RequestLimits, req: &mut Request) -> Result<Option<usize>, ProtocolError> {
+    let (count, cr) = match quick_number(input, 1) {
+        Some(found) => found,
+        None => {
+            let Some(cr) = find_cr(input, 1) else {
+                if input.len() > PROTO_INLINE_MAX_SIZE {
+                    return Err(ProtocolError::TooBigMbulkCount);
+                }
+                return Ok(None);
+            };
+            if cr + 2 > input.len() {
+                return Ok(None);
+            }
+            (parse_i64(&input[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?, cr)
+        }
     };
     if cr + 2 > input.len() {
         return Ok(None);
     }
-    let count = parse_i64(&input[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?;
     if count > limits.max_multibulk_len {
         return Err(ProtocolError::InvalidMultibulkLength);
     }
@@ -144,16 +173,24 @@ fn parse_multibulk(input: &[u8], limits: &RequestLimits, req: &mut Request) -> R
         if first != b'$' {
             return Err(ProtocolError::ExpectedDollar(first as char));
         }
-        let Some(cr) = find_cr(input, pos + 1) else {
-            if input.len() - pos > PROTO_INLINE_MAX_SIZE {
-                return Err(ProtocolError::TooBigBulkCount);
+        let (len, cr) = match quick_number(input, pos + 1) {
+            Some(found) => found,
+            None => {
+                let Some(cr) = find_cr(input, pos + 1) else {
+                    if input.len() - pos > PROTO_INLINE_MAX_SIZE {
+                        return Err(ProtocolError::TooBigBulkCount);
+                    }
+                    return Ok(None);
+                };
+                if cr + 2 > input.len() {
+                    return Ok(None);
+                }
+                (parse_i64(&input[pos + 1..cr]).ok_or(ProtocolError::InvalidBulkLength)?, cr)
             }
-            return Ok(None);
         };
         if cr + 2 > input.len() {
             return Ok(None);
         }
-        let len = parse_i64(&input[pos + 1..cr]).ok_or(ProtocolError::InvalidBulkLength)?;
         if len < 0 || len > limits.max_bulk_len {
             return Err(ProtocolError::InvalidBulkLength);
         }
@@ -353,6 +390,59 @@ mod tests {
         assert_eq!(parse(b"get \"unterminated\r\n").unwrap_err(), ProtocolError::UnbalancedQuotes);
         assert_eq!(parse(b"get \"a\"b\r\n").unwrap_err(), ProtocolError::UnbalancedQuotes);
         assert_eq!(parse(b"ping").unwrap(), None);
+    }
+
+    #[test]
+    fn quick_numbers_agree_with_the_general_path() {
+        for line in [
+            &b"0\r"[..],
+            b"7\r",
+            b"16\r",
+            b"999999999999999999\r",
+            b"1234567890123456789\r",
+            b"00\r",
+            b"01\r",
+            b"-1\r",
+            b"+1\r",
+            b"\r",
+            b"1x\r",
+            b"12",
+        ] {
+            let general = find_cr(line, 0).and_then(|cr| parse_i64(&line[..cr]).map(|v| (v, cr)));
+            if let Some(quick) = quick_number(line, 0) {
+                assert_eq!(Some(quick), general, "{:?}", String::from_utf8_lossy(line));
+            }
+        }
+        assert_eq!(quick_number(b"16\r", 0), Some((16, 2)));
+        assert_eq!(quick_number(b"0\r", 0), Some((0, 1)));
+        assert_eq!(quick_number(b"01\r", 0), None);
+        assert_eq!(quick_number(b"-1\r", 0), None);
+        assert_eq!(quick_number(b"1234567890123456789\r", 0), None, "19 digits go the general way");
+        // A count line cut before its '\n' waits for more, as before.
+        assert_eq!(parse(b"*2\r").unwrap(), None);
+        assert_eq!(parse(b"*x\r").unwrap(), None);
+        assert_eq!(parse(b"*1\r\n$3\r").unwrap(), None);
+    }
+
+    proptest::proptest! {
+        /// Any command a client encodes parses back whole, every prefix of
+        /// it asks for more, and a pipeline of two splits where it should.
+        #[test]
+        fn encoded_commands_round_trip(args in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 1..6)) {
+            let mut wire = format!("*{}\r\n", args.len()).into_bytes();
+            for a in &args {
+                wire.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                wire.extend_from_slice(a);
+                wire.extend_from_slice(b"\r\n");
+            }
+            let one = wire.len();
+            proptest::prop_assert_eq!(parse(&wire).unwrap(), Some((args.clone(), one)));
+            for cut in 0..one {
+                proptest::prop_assert_eq!(parse(&wire[..cut]).unwrap(), None);
+            }
+            wire.extend_from_slice(&wire.clone());
+            proptest::prop_assert_eq!(parse(&wire).unwrap(), Some((args, one)));
+        }
     }
 
     #[test]
