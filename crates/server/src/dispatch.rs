@@ -11,7 +11,6 @@ use crate::error::CmdError;
 use crate::Shared;
 use bytes::BytesMut;
 use larder_protocol::{encode, Frame, Request};
-use std::sync::atomic::Ordering::Relaxed;
 
 /// Runs one parsed command and appends its reply to `out`.
 pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8], out: &mut BytesMut) {
@@ -147,7 +146,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         Ok(())
     };
     if let Err(e) = gate {
-        cmd.stats.rejected_calls.fetch_add(1, Relaxed);
+        cmd.stats.reject();
         return reject(shared, client, cmd, e);
     }
     // Redis checks the tracking table's size before every command, so a
@@ -163,8 +162,8 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         client.oom = false;
         if shared.memory.limited() && !shared.scripting.busy() {
             // Waiting behind a script ends in BUSY once it turns busy.
-            let Some(world) = shared.world.read_unless(client.id(), || shared.scripting.busy()) else {
-                cmd.stats.rejected_calls.fetch_add(1, Relaxed);
+            let Some(world) = shared.world.read_unless(|| shared.scripting.busy()) else {
+                cmd.stats.reject();
                 return reject(shared, client, cmd, shared.scripting.busy_error());
             };
             let pressure = shared.memory.enforce(&shared.keyspace, shared.clock.now_ms());
@@ -179,7 +178,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
                     || queuing
                     || (name == "exec" && queued_any(shared, client, |c| c.spec.has(flags::DENYOOM))))
             {
-                cmd.stats.rejected_calls.fetch_add(1, Relaxed);
+                cmd.stats.reject();
                 return reject(shared, client, cmd, CmdError::Oom);
             }
         }
@@ -188,7 +187,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     // MULTI included (which dooms the EXEC), as Redis's processCommand does.
     let busy_exempt = spec.has(flags::ALLOW_BUSY) && shared.scripting.running_ms().is_some();
     if !client.in_exec && !busy_exempt && shared.scripting.busy() {
-        cmd.stats.rejected_calls.fetch_add(1, Relaxed);
+        cmd.stats.reject();
         return reject(shared, client, cmd, shared.scripting.busy_error());
     }
     if let Some(queue) = client.multi.as_mut() {
@@ -219,7 +218,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
                 None => false,
             }
         } else {
-            match shared.world.read_unless(client.id(), || shared.scripting.busy()) {
+            match shared.world.read_unless(|| shared.scripting.busy()) {
                 Some(g) => {
                     _read = g;
                     true
@@ -228,7 +227,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
             }
         };
         if !acquired {
-            cmd.stats.rejected_calls.fetch_add(1, Relaxed);
+            cmd.stats.reject();
             return reject(shared, client, cmd, shared.scripting.busy_error());
         }
     }
@@ -265,15 +264,12 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         shared.tracking.end_command();
     }
     // A blocked command run again when woken is still one call.
-    if !retry {
-        cmd.stats.calls.fetch_add(1, Relaxed);
-    }
-    cmd.stats.usec.fetch_add((quanta::Instant::now() - started).as_micros() as u64, Relaxed);
+    cmd.stats.record(!retry as u64, (quanta::Instant::now() - started).as_micros() as u64);
     // A command fails when it replies with an error, whether the handler
     // returned one or passed one on (a script returning an error table).
     let reply = result.unwrap_or_else(|e| e.to_frame());
     if matches!(reply, Frame::Error(_)) {
-        cmd.stats.failed_calls.fetch_add(1, Relaxed);
+        cmd.stats.fail();
     }
     reply
 }

@@ -222,15 +222,15 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
         "stats" => {
             out.push_str("# Stats\r\n");
             field!("total_connections_received:{}", st.total_connections_received.load(Relaxed));
-            field!("total_commands_processed:{}", st.total_commands_processed.load(Relaxed));
+            field!("total_commands_processed:{}", st.total_commands_processed.get());
             field!("instantaneous_ops_per_sec:0");
-            field!("total_net_input_bytes:{}", st.total_net_input_bytes.load(Relaxed));
-            field!("total_net_output_bytes:{}", st.total_net_output_bytes.load(Relaxed));
+            field!("total_net_input_bytes:{}", st.total_net_input_bytes.get());
+            field!("total_net_output_bytes:{}", st.total_net_output_bytes.get());
             field!("rejected_connections:{}", st.rejected_connections.load(Relaxed));
             field!("expired_keys:{}", shared.keyspace.expired_keys());
             field!("evicted_keys:{}", shared.keyspace.evicted_keys());
-            field!("keyspace_hits:{}", st.keyspace_hits.load(Relaxed));
-            field!("keyspace_misses:{}", st.keyspace_misses.load(Relaxed));
+            field!("keyspace_hits:{}", st.keyspace_hits.get());
+            field!("keyspace_misses:{}", st.keyspace_misses.get());
             let (channels, patterns, shard) = shared.pubsub.counts();
             field!("pubsub_channels:{}", channels);
             field!("pubsub_patterns:{}", patterns);
@@ -314,13 +314,13 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
         "commandstats" => {
             out.push_str("# Commandstats\r\n");
             for c in shared.commands.iter_all() {
-                let calls = c.stats.calls.load(Relaxed);
-                let rejected = c.stats.rejected_calls.load(Relaxed);
-                let failed = c.stats.failed_calls.load(Relaxed);
+                let calls = c.stats.calls();
+                let rejected = c.stats.rejected_calls();
+                let failed = c.stats.failed_calls();
                 if calls == 0 && rejected == 0 && failed == 0 {
                     continue;
                 }
-                let usec = c.stats.usec.load(Relaxed);
+                let usec = c.stats.usec();
                 let per = if calls > 0 { usec as f64 / calls as f64 } else { 0.0 };
                 field!(
                     "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}",

@@ -45,16 +45,24 @@ impl Default for WorldLock {
 }
 
 impl WorldLock {
-    /// Shared access for one command of client `who`.
-    pub fn read(&self, who: u64) -> parking_lot::RwLockReadGuard<'_, ()> {
-        self.slots[who as usize % self.slots.len()].0.read()
+    /// This thread's slot: a command holds the world lock only while it
+    /// runs, on one thread, so readers on one thread never contend and the
+    /// slot's line stays in that core's cache (a slot per client moved
+    /// with the client from worker to worker).
+    fn mine(&self) -> &parking_lot::RwLock<()> {
+        &self.slots[crate::stats::stripe() % self.slots.len()].0
+    }
+
+    /// Shared access for one command.
+    pub fn read(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+        self.mine().read()
     }
 
     /// Like `read`, but gives up (None) once `give_up` says so while
     /// waiting: a client queued behind a script that turns busy must get
     /// BUSY instead of waiting for it.
-    pub fn read_unless(&self, who: u64, give_up: impl Fn() -> bool) -> Option<parking_lot::RwLockReadGuard<'_, ()>> {
-        let lock = &self.slots[who as usize % self.slots.len()].0;
+    pub fn read_unless(&self, give_up: impl Fn() -> bool) -> Option<parking_lot::RwLockReadGuard<'_, ()>> {
+        let lock = self.mine();
         if let Some(g) = lock.try_read() {
             return Some(g);
         }
@@ -70,8 +78,8 @@ impl WorldLock {
 
     /// Shared access only if no writer holds or awaits this slot: for the
     /// cron, which must never park a runtime thread behind a script.
-    pub fn try_read(&self, who: u64) -> Option<parking_lot::RwLockReadGuard<'_, ()>> {
-        self.slots[who as usize % self.slots.len()].0.try_read()
+    pub fn try_read(&self) -> Option<parking_lot::RwLockReadGuard<'_, ()>> {
+        self.mine().try_read()
     }
 
     /// Exclusive access: every slot, in order (so two writers cannot

@@ -1209,7 +1209,7 @@ fn redis_call(
     let mut reject = |cmd: Option<&Command>, msg: &str| {
         crate::dispatch::record_error(ctx.shared, msg.as_bytes());
         if let Some(c) = cmd {
-            c.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            c.stats.reject();
         }
         st.counted.push(msg.to_string());
         error_table(lua, msg)

@@ -47,7 +47,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
             biased;
             r = stream.read_buf(&mut inbuf) => match r {
                 Ok(0) | Err(_) => break,
-                Ok(n) => { shared.stats.total_net_input_bytes.fetch_add(n as u64, Relaxed); }
+                Ok(n) => { shared.stats.total_net_input_bytes.add(n as u64); }
             },
             _ = info.killed() => break,
             _ = outbox.ready() => {
@@ -112,7 +112,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
         // without it. Cheap: two counter reads, a store once 4 KB moved.
         crate::memory::settle();
         if processed > 0 {
-            shared.stats.total_commands_processed.fetch_add(processed, Relaxed);
+            shared.stats.total_commands_processed.add(processed);
             info.last_interaction.store(shared.uptime_ms(), Relaxed);
         }
         if !out.is_empty() {
@@ -264,7 +264,7 @@ async fn write_out(shared: &Shared, stream: &mut TcpStream, out: &mut BytesMut) 
     // No reply leaves before the writes it acknowledges are in the AOF.
     shared.aof.before_reply().await;
     stream.write_all(out).await?;
-    shared.stats.total_net_output_bytes.fetch_add(out.len() as u64, Relaxed);
+    shared.stats.total_net_output_bytes.add(out.len() as u64);
     out.clear();
     Ok(())
 }
