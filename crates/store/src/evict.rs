@@ -497,6 +497,24 @@ mod tests {
     }
 
     #[test]
+    fn sieve_looks_next_at_the_newest_key_moved_into_the_hole() {
+        let ks = Keyspace::new(1, 1);
+        for i in 0..5u64 {
+            put(&ks, &format!("k{i}"), Ttl::Clear, 0);
+        }
+        for k in ["k0", "k1"] {
+            ks.lock(0, k.as_bytes(), 0).get(k.as_bytes());
+        }
+        // k0 and k1 lose their bits, k2 goes and k4 (the newest) takes its
+        // place under the hand: unread, it goes next, before k3.
+        assert!(ks.evict_one(Policy::AllKeysSieve, 5, 0));
+        assert!(ks.lock(0, b"k2", 0).peek(b"k2").is_none());
+        assert!(ks.evict_one(Policy::AllKeysSieve, 5, 0));
+        assert!(ks.lock(0, b"k4", 0).peek(b"k4").is_none());
+        assert!(ks.lock(0, b"k3", 0).peek(b"k3").is_some());
+    }
+
+    #[test]
     fn lru_prefers_the_longest_idle() {
         let ks = Keyspace::new(1, 1);
         for i in 0..10u64 {
