@@ -9,7 +9,7 @@
 //! without a second locking scheme inside every handler.
 //!
 //! The lock is a "big reader" lock: one padded RwLock per slot, readers
-//! take only their client's slot, a writer takes them all in order. A
+//! take only their thread's slot, a writer takes them all in order. A
 //! single RwLock made every command on every core bounce one cache line
 //! (the core geomean in scripts/bench fell from 0.97 to 0.92); with slots
 //! a reader touches a line no other core is writing.
@@ -35,8 +35,8 @@ pub struct WorldLock {
     slots: Box<[Slot]>,
 }
 
-/// Slots: enough that clients on different cores rarely share one.
-const WORLD_SLOTS: usize = 32;
+/// A slot per thread stripe: a command holds its thread's.
+const WORLD_SLOTS: usize = crate::stats::STRIPES;
 
 impl Default for WorldLock {
     fn default() -> Self {
@@ -50,7 +50,7 @@ impl WorldLock {
     /// slot's line stays in that core's cache (a slot per client moved
     /// with the client from worker to worker).
     fn mine(&self) -> &parking_lot::RwLock<()> {
-        &self.slots[crate::stats::stripe() % self.slots.len()].0
+        &self.slots[crate::stats::stripe()].0
     }
 
     /// Shared access for one command.
