@@ -18,7 +18,8 @@ pub const INLINE_MAX: usize = 22;
 
 /// The bytes sit behind a 16-byte handle, not a 32-byte `Bytes`: the value
 /// lives in every key's slot, so a string value is 24 bytes inline. Up to
-/// [`SHARE_ABOVE`] bytes they are one exact-size allocation; above it, an
+/// [`INLINE_MAX`] bytes they are those 24 bytes themselves; up to
+/// [`SHARE_ABOVE`] bytes, one exact-size allocation; above it, an
 /// `Arc`, whose 16-byte count is little beside the value and which lets a
 /// snapshot hold a large value without copying it (a write then replaces
 /// the slot's handle, and the old bytes live on only in the snapshot).
