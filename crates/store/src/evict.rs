@@ -288,21 +288,16 @@ impl Keyspace {
             }
         };
         loop {
-            // A full pool takes only keys better than its worst: skip the
-            // others before paying to copy their names.
-            let floor = with_pool(self, |pool| (pool.len() == POOL).then(|| pool[0].score));
-            let mut sampled = Vec::with_capacity(samples);
-            for db in (0..self.databases()).filter(|db| self.may_hold(*db, volatile)) {
-                self.sample(db, samples, volatile, |k, e| {
-                    let score = score(e);
-                    if floor.is_none_or(|f| score > f) {
-                        sampled.push(Candidate { score, db, hash: hash_key(k), key: k.clone() });
-                    }
-                });
-            }
+            // Each sampled key goes straight into the pool, as in Redis's
+            // evictionPoolPopulate: the pool is full again after its first
+            // newcomer (an eviction takes one), so the rest must beat its
+            // worst, and most are turned away before their names are
+            // copied. Sampling into a list first and inserting after paid
+            // to copy and insert all of them (a quarter of an evicting
+            // SET's instructions).
             let best = with_pool(self, |pool| {
-                for c in sampled {
-                    insert_candidate(pool, c);
+                for db in (0..self.databases()).filter(|db| self.may_hold(*db, volatile)) {
+                    self.sample(db, samples, volatile, |k, e| offer(pool, score(e), db, k));
                 }
                 pool.pop()
             });
@@ -386,20 +381,28 @@ fn with_pool<R>(ks: &Keyspace, f: impl FnOnce(&mut Vec<Candidate>) -> R) -> R {
     })
 }
 
-/// Keeps the pool at most [`POOL`] long, sorted by score (best last),
-/// without duplicates.
-fn insert_candidate(pool: &mut Vec<Candidate>, c: Candidate) {
-    if let Some(i) = pool.iter().position(|p| p.hash == c.hash && p.db == c.db && p.key == c.key) {
+/// Offers a sampled key to the pool, which stays at most [`POOL`] long,
+/// sorted by score (best last), without duplicates. A full pool takes
+/// only a key that beats its worst, which it then drops.
+fn offer(pool: &mut Vec<Candidate>, score: u64, db: usize, key: &Key) {
+    if pool.len() == POOL && score <= pool[0].score {
+        return;
+    }
+    let hash = hash_key(key);
+    if let Some(i) = pool.iter().position(|p| p.hash == hash && p.db == db && p.key == *key) {
         pool.remove(i);
     }
-    if pool.len() == POOL {
-        if c.score <= pool[0].score {
-            return;
-        }
-        pool.remove(0);
+    let c = Candidate { score, db, hash, key: key.clone() };
+    let at = pool.partition_point(|p| p.score <= score);
+    if pool.len() < POOL {
+        pool.insert(at, c);
+    } else {
+        // One move, not two: the worst (at 0, and at > 0 since the key
+        // beat it) rotates up to just below the newcomer's place, where
+        // the newcomer overwrites it.
+        pool[..at].rotate_left(1);
+        pool[at - 1] = c;
     }
-    let at = pool.partition_point(|p| p.score <= c.score);
-    pool.insert(at, c);
 }
 
 #[cfg(test)]
@@ -410,6 +413,33 @@ mod tests {
 
     fn put(ks: &Keyspace, key: &str, ttl: Ttl, now: u64) {
         ks.lock(0, key.as_bytes(), now).set(key.as_bytes(), Value::Str(StrValue::from_slice(b"v")), ttl);
+    }
+
+    #[test]
+    fn the_pool_keeps_the_best_sorted_and_each_key_once() {
+        let key = |i: u64| Key::new(format!("k{i}").as_bytes());
+        let mut pool = Vec::new();
+        // Scores 0..40 in a scrambled order: the 16 best stay.
+        for i in 0..40u64 {
+            let s = (i * 17) % 40;
+            offer(&mut pool, s, 0, &key(s));
+        }
+        let scores: Vec<u64> = pool.iter().map(|c| c.score).collect();
+        assert_eq!(scores, (24..40).collect::<Vec<_>>());
+        assert!(pool.iter().all(|c| c.key == key(c.score) && c.hash == hash_key(&c.key)));
+        // Not better than the worst of a full pool: turned away.
+        offer(&mut pool, 24, 0, &key(100));
+        assert!(pool.iter().all(|c| c.key != key(100)));
+        // A key already there moves to its new score; it is not doubled.
+        offer(&mut pool, 50, 0, &key(30));
+        assert_eq!(pool.len(), 16);
+        assert_eq!(pool.iter().filter(|c| c.key == key(30)).count(), 1);
+        assert_eq!(pool.last().map(|c| (c.score, c.key.clone())), Some((50, key(30))));
+        // The same name in another database is another candidate.
+        offer(&mut pool, 60, 1, &key(30));
+        assert_eq!(pool.iter().filter(|c| c.key == key(30)).count(), 2);
+        assert_eq!(pool[0].score, 25, "the worst was dropped");
+        assert!(pool.windows(2).all(|w| w[0].score <= w[1].score));
     }
 
     #[test]
