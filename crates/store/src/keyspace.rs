@@ -420,8 +420,8 @@ impl Keyspace {
     /// SIEVE in one shard: moves the shard's hand on from where it
     /// stopped, clearing visited bits, and evicts the first entry not
     /// visited since the hand last passed. At the end of the map the hand
-    /// goes back to the start and None says "next shard": the shards are
-    /// one long array to the policy, swept in turn. New keys are appended
+    /// goes back to the start and None says "try the next shard" (each
+    /// eviction starts at a random shard: see `evict_sieve`). New keys are appended
     /// at the end of their shard's map, so the hand meets them late, as
     /// SIEVE's head, except the one `swap_remove` moves into the slot an
     /// eviction frees: the shard's newest, looked at next (see below).
