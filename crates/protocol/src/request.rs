@@ -135,25 +135,45 @@ fn quick_number(input: &[u8], from: usize) -> Option<(i64, usize)> {
     None
 }
 
-fn parse_multibulk(input: &[u8], limits: &RequestLimits, req: &mut Request) -> Result<Option<usize>, ProtocolError> {
-    let (count, cr) = match quick_number(input, 1) {
+/// The number on the count or length line that starts at `from` (after
+/// its `*` or `$`), and the position of the line's '\r'; None while the
+/// line and its '\n' are not all here. `too_big`: the line runs on past
+/// the inline limit without a '\r'; `invalid`: it is not a number.
+#[inline]
+fn number_line(
+    input: &[u8],
+    from: usize,
+    too_big: ProtocolError,
+    invalid: ProtocolError,
+) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let (n, cr) = match quick_number(input, from) {
         Some(found) => found,
         None => {
-            let Some(cr) = find_cr(input, 1) else {
-                if input.len() > PROTO_INLINE_MAX_SIZE {
-                    return Err(ProtocolError::TooBigMbulkCount);
+            let Some(cr) = find_cr(input, from) else {
+                if input.len() - (from - 1) > PROTO_INLINE_MAX_SIZE {
+                    return Err(too_big);
                 }
                 return Ok(None);
             };
+            // A line is judged only once it is whole.
             if cr + 2 > input.len() {
                 return Ok(None);
             }
-            (parse_i64(&input[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?, cr)
+            (parse_i64(&input[from..cr]).ok_or(invalid)?, cr)
         }
     };
     if cr + 2 > input.len() {
         return Ok(None);
     }
+    Ok(Some((n, cr)))
+}
+
+fn parse_multibulk(input: &[u8], limits: &RequestLimits, req: &mut Request) -> Result<Option<usize>, ProtocolError> {
+    let Some((count, cr)) =
+        number_line(input, 1, ProtocolError::TooBigMbulkCount, ProtocolError::InvalidMultibulkLength)?
+    else {
+        return Ok(None);
+    };
     if count > limits.max_multibulk_len {
         return Err(ProtocolError::InvalidMultibulkLength);
     }
@@ -173,24 +193,11 @@ fn parse_multibulk(input: &[u8], limits: &RequestLimits, req: &mut Request) -> R
         if first != b'$' {
             return Err(ProtocolError::ExpectedDollar(first as char));
         }
-        let (len, cr) = match quick_number(input, pos + 1) {
-            Some(found) => found,
-            None => {
-                let Some(cr) = find_cr(input, pos + 1) else {
-                    if input.len() - pos > PROTO_INLINE_MAX_SIZE {
-                        return Err(ProtocolError::TooBigBulkCount);
-                    }
-                    return Ok(None);
-                };
-                if cr + 2 > input.len() {
-                    return Ok(None);
-                }
-                (parse_i64(&input[pos + 1..cr]).ok_or(ProtocolError::InvalidBulkLength)?, cr)
-            }
-        };
-        if cr + 2 > input.len() {
+        let Some((len, cr)) =
+            number_line(input, pos + 1, ProtocolError::TooBigBulkCount, ProtocolError::InvalidBulkLength)?
+        else {
             return Ok(None);
-        }
+        };
         if len < 0 || len > limits.max_bulk_len {
             return Err(ProtocolError::InvalidBulkLength);
         }
