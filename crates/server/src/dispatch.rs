@@ -146,7 +146,6 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         Ok(())
     };
     if let Err(e) = gate {
-        cmd.stats.reject();
         return reject(shared, client, cmd, e);
     }
     // Redis checks the tracking table's size before every command, so a
@@ -163,7 +162,6 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         if shared.memory.limited() && !shared.scripting.busy() {
             // Waiting behind a script ends in BUSY once it turns busy.
             let Some(world) = shared.world.read_unless(|| shared.scripting.busy()) else {
-                cmd.stats.reject();
                 return reject(shared, client, cmd, shared.scripting.busy_error());
             };
             let pressure = shared.memory.enforce(&shared.keyspace, shared.clock.now_ms());
@@ -178,7 +176,6 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
                     || queuing
                     || (name == "exec" && queued_any(shared, client, |c| c.spec.has(flags::DENYOOM))))
             {
-                cmd.stats.reject();
                 return reject(shared, client, cmd, CmdError::Oom);
             }
         }
@@ -187,7 +184,6 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     // MULTI included (which dooms the EXEC), as Redis's processCommand does.
     let busy_exempt = spec.has(flags::ALLOW_BUSY) && shared.scripting.running_ms().is_some();
     if !client.in_exec && !busy_exempt && shared.scripting.busy() {
-        cmd.stats.reject();
         return reject(shared, client, cmd, shared.scripting.busy_error());
     }
     if let Some(queue) = client.multi.as_mut() {
@@ -227,7 +223,6 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
             }
         };
         if !acquired {
-            cmd.stats.reject();
             return reject(shared, client, cmd, shared.scripting.busy_error());
         }
     }
@@ -375,9 +370,11 @@ fn allowed_when_subscribed(name: &str) -> bool {
     )
 }
 
-/// A found command refused before it ran. A refused EXEC discards the
-/// transaction and says why, as Redis's execCommandAbort does.
+/// A found command refused before it ran, counted in its commandstats
+/// `rejected_calls`. A refused EXEC discards the transaction and says
+/// why, as Redis's execCommandAbort does.
 fn reject(shared: &Shared, client: &mut Client, cmd: &Command, e: CmdError) -> Frame {
+    cmd.stats.reject();
     if cmd.full_name != "exec" {
         return reject_in_multi(client, e);
     }
