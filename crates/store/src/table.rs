@@ -8,8 +8,9 @@
 //! index's capacity, so at a typical load half its slots stood empty. Here
 //! a slot is the [`Key`] (short keys inline, no allocation) and the entry;
 //! the index holds a `u32` per bucket and never the hash, which is
-//! recomputed from the key on the rare resize; the vector grows by a
-//! quarter, so it is never more than a fifth empty while it fills.
+//! recomputed from the key on the rare resize; the vector grows by an
+//! eighth, so it is never more than a ninth empty while it fills (the
+//! keyspace trims it back when keys leave; see `Shard::shrink_if_sparse`).
 //!
 //! The order properties SCAN, RANDOMKEY and SIEVE rely on are IndexMap's:
 //! a new key goes at the end, and a removal moves only the last slot into
@@ -163,12 +164,13 @@ impl Table {
     pub fn push(&mut self, hash: u64, key: Key, entry: Entry) -> usize {
         let i = self.slots.len();
         if i == self.slots.capacity() {
-            // A quarter more: a shard's slack stays small, and the copies
-            // still amortise to O(1) per insert. Small tables grow a slot
-            // at a time (a thousand shards of a small cache each holding a
-            // few spare 64-byte slots would add up); their copies are
-            // tiny.
-            self.slots.reserve_exact((i / 4).max(1));
+            // An eighth more: a shard's slack stays small (under a
+            // memory limit, spare slots are keys the cache cannot hold),
+            // and the copies still amortise to O(1) per insert. Small
+            // tables grow a slot at a time (a thousand shards of a small
+            // cache each holding a few spare 64-byte slots would add up);
+            // their copies are tiny.
+            self.slots.reserve_exact((i / 8).max(1));
         }
         self.slots.push(Slot { key, entry });
         let slots = &self.slots;
@@ -188,7 +190,16 @@ impl Table {
         self.slots.swap_remove(i)
     }
 
-    /// Frees capacity beyond `min(len, cap)` slots.
+    /// Frees slot capacity beyond `min(len, cap)` slots. The index keeps
+    /// its buckets: they are a power of two, rehashing them means hashing
+    /// every key again, and [`Self::shrink_to`] sees to them when the table
+    /// is half empty.
+    pub fn trim_slots(&mut self, cap: usize) {
+        self.slots.shrink_to(cap);
+    }
+
+    /// Frees capacity beyond `min(len, cap)` slots, in the vector and in
+    /// the index.
     pub fn shrink_to(&mut self, cap: usize) {
         self.slots.shrink_to(cap);
         let slots = &self.slots;
