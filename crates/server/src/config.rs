@@ -74,7 +74,8 @@ pub struct Config {
     pub daemonize: bool,
     pub tcp_keepalive: u64,
     pub tcp_backlog: u64,
-    /// Worker threads that run connections; 0 means one per core.
+    /// Worker threads that run connections; 0 means one per core but one
+    /// (see [`Config::worker_threads`]).
     pub io_threads: u64,
     /// Larder's own: shards per database (rounded up to a power of two).
     pub shards: usize,
@@ -547,6 +548,26 @@ pub fn find_param(name: &str) -> Option<&'static Param> {
 }
 
 impl Config {
+    /// How many worker threads run connections on a machine with `cores`
+    /// cores: `io-threads` when set, else one per core but one (and at
+    /// least one).
+    ///
+    /// Why leave a core: a connection's cost is mostly the kernel's (TCP
+    /// send and receive, wake-ups), and that work, the clients on the same
+    /// host and the process's other threads need a core too. Redis gives
+    /// the same advice for its io-threads (two or three of four cores, six
+    /// of eight). Measured on the 2-core benchmark machine, with
+    /// redis-benchmark on the same host: `scripts/bench` gave 1.09-1.12 of
+    /// Redis's throughput with one worker against 0.98 with two, whose
+    /// second worker took CPU from the client and paid for moving tasks and
+    /// shard locks between cores (see BENCHMARKS.md).
+    pub fn worker_threads(&self, cores: usize) -> usize {
+        match self.io_threads {
+            0 => cores.saturating_sub(1).max(1),
+            n => n as usize,
+        }
+    }
+
     /// CONFIG GET: every (name, value) whose name matches a pattern.
     pub fn get_matching(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
         PARAMS
@@ -667,6 +688,15 @@ mod tests {
         assert_eq!(c.port, 7000);
         assert_eq!(c.bind, vec!["127.0.0.1", "::1"]);
         assert_eq!(c.requirepass, "a b");
+    }
+
+    #[test]
+    fn workers_leave_a_core_unless_io_threads_says() {
+        let mut c = Config::default();
+        let by_cores: Vec<usize> = [1, 2, 4, 8].iter().map(|&n| c.worker_threads(n)).collect();
+        assert_eq!(by_cores, [1, 1, 3, 7]);
+        c.apply_text("io-threads 4").unwrap();
+        assert_eq!((c.worker_threads(2), c.worker_threads(16)), (4, 4));
     }
 
     #[test]

@@ -62,11 +62,7 @@ fn try_main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()))
         .init();
-    // io-threads: 0 (the default) means one worker per core.
-    let threads = match config.io_threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
-        n => n as usize,
-    };
+    let threads = config.worker_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_stack_size(larder_server::WORKER_STACK_BYTES)
