@@ -15,8 +15,11 @@
 //! into `{err=…}` and finds the script line, and the reply becomes
 //! `<err> script: <sha>, on @user_script:<line>.`
 //!
-//! A script that runs past `busy-reply-threshold` makes other clients get
-//! BUSY; SCRIPT KILL sets a flag that an instruction-count hook checks.
+//! A script runs on its connection's tokio worker; the instruction-count
+//! hook hands the worker to another thread once the script has run a few
+//! milliseconds (`leave_worker`), so other clients are served while it
+//! runs on. One that runs past `busy-reply-threshold` makes them get BUSY;
+//! SCRIPT KILL sets a flag that the same hook checks.
 
 use crate::cmd::table::{flags, Command};
 use crate::cmd::Ctx;
@@ -32,6 +35,10 @@ use std::time::Instant;
 
 /// Lua instructions between two checks of the kill flag.
 const HOOK_EVERY: u32 = 10_000;
+/// How long a script runs on its connection's worker before the hook hands
+/// the worker on (see [`leave_worker`]): far below any busy-reply-threshold
+/// in use, far above what most scripts take.
+const LEAVE_WORKER_AFTER_MS: u64 = 2;
 /// How long a library's load-time code may run (Redis's 500 ms).
 const LOAD_TIMEOUT_MS: u64 = 500;
 
@@ -228,6 +235,9 @@ struct LuaState {
     libraries: std::collections::BTreeMap<String, Library>,
     /// While a library's load-time code runs: ms since `epoch`, plus one.
     load_since: Arc<AtomicU64>,
+    /// While a script runs and still holds its tokio worker: the ms since
+    /// `epoch` after which the hook hands the worker on (0: nothing to do).
+    leave_at: Arc<AtomicU64>,
     epoch: Instant,
 }
 
@@ -490,7 +500,7 @@ impl Scripting {
             let handler: Function = st.hidden.raw_get("handler")?;
             runner.call::<MultiValue>((func.clone(), handler))
         };
-        off_worker(|| self.run(&st, ctx, Origin::Script(&sha), declared.run_state(read_only), start))
+        self.run(&st, ctx, Origin::Script(&sha), declared.run_state(read_only), start)
     }
 
     /// FCALL/FCALL_RO.
@@ -523,7 +533,7 @@ impl Scripting {
             runner.call::<MultiValue>((callback.clone(), handler, keys.clone(), argv.clone()))
         };
         *self.running_fn.lock() = Some((name.clone(), command));
-        let out = off_worker(|| self.run(&st, ctx, Origin::Function(&name), declared.run_state(ro_command), start));
+        let out = self.run(&st, ctx, Origin::Function(&name), declared.run_state(ro_command), start);
         *self.running_fn.lock() = None;
         out
     }
@@ -546,6 +556,7 @@ impl Scripting {
         self.kill.store(false, Ordering::Relaxed);
         self.wrote.store(false, Ordering::Relaxed);
         self.running_since.store(self.epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
+        st.leave_at.store(st.epoch.elapsed().as_millis() as u64 + LEAVE_WORKER_AFTER_MS, Ordering::Relaxed);
         let run_state = std::cell::RefCell::new(run_state);
         let ctx_cell = std::cell::RefCell::new(ctx);
         let outcome = st.lua.scope(|scope| {
@@ -601,6 +612,7 @@ impl Scripting {
             start(st)
         });
         self.running_since.store(0, Ordering::Relaxed);
+        st.leave_at.store(0, Ordering::Relaxed);
         let ctx = ctx_cell.into_inner();
         // Lua's own collector lets the heap double before a cycle, and the
         // VM's live data (libraries, prelude) is most of it: garbage from
@@ -847,15 +859,50 @@ fn parse_registration(args: MultiValue) -> mlua::Result<FunctionDef> {
     Ok(FunctionDef { name, description, flags: out, callback })
 }
 
-/// Runs `f`, which may take long (a script), after handing this tokio
-/// worker's queued tasks to another thread: otherwise connections whose
-/// tasks sit in this worker's queue would not even get their BUSY reply
-/// until the script ends.
+/// Runs `f`, which may take long (loading a replication image), after
+/// handing this tokio worker's queued tasks to another thread: otherwise
+/// connections whose tasks sit in this worker's queue would wait for it.
 pub(crate) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
     }
+}
+
+/// Called by the instruction hook once a script has run
+/// [`LEAVE_WORKER_AFTER_MS`]: hands this thread's tokio worker (its queue
+/// of connection tasks, and the I/O it drives) to a new thread, and
+/// carries on with the script here without it. Connections queued behind
+/// the script can then wait for the world lock on that thread and get
+/// BUSY, and SCRIPT KILL can reach the script, even with one worker.
+///
+/// Why not hand the worker on before every script, as `off_worker` does:
+/// that wakes a thread and moves the queue for every EVAL, and most
+/// scripts end within microseconds. EVALSHA of a GET-or-SET script ran at
+/// 48k/s against Redis's 270k/s at pipeline 16 that way.
+///
+/// `block_in_place` hands the worker to a new thread and tries to take it
+/// back when its closure returns. So the closure waits until the new
+/// thread has run a task spawned here (the task sits in the worker's own
+/// queue, which goes with it), after which there is nothing to take back,
+/// and the rest of the script runs on a thread without a worker, as a
+/// whole script did under `off_worker`. If the wait times out (a worker
+/// elsewhere ran the task), the script keeps the worker, as before this
+/// existed.
+fn leave_worker() {
+    let Ok(h) = tokio::runtime::Handle::try_current() else { return };
+    if h.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return;
+    }
+    let moved = Arc::new(AtomicBool::new(false));
+    let flag = moved.clone();
+    h.spawn(async move { flag.store(true, Ordering::Release) });
+    tokio::task::block_in_place(|| {
+        let start = Instant::now();
+        while !moved.load(Ordering::Acquire) && start.elapsed() < std::time::Duration::from_millis(200) {
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+    });
 }
 
 impl Default for Scripting {
@@ -944,9 +991,16 @@ impl LuaState {
         let epoch = Instant::now();
         let load_since = Arc::new(AtomicU64::new(0));
         let loading = load_since.clone();
+        let leave_at = Arc::new(AtomicU64::new(0));
+        let leaving = leave_at.clone();
         lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
             if kill.load(Ordering::Relaxed) {
                 return Err(mlua::Error::external(ReplyError("ERR Script killed by user with SCRIPT KILL...".into())));
+            }
+            let at = leaving.load(Ordering::Relaxed);
+            if at != 0 && epoch.elapsed().as_millis() as u64 >= at {
+                leaving.store(0, Ordering::Relaxed);
+                leave_worker();
             }
             // A library's load-time code may not run for long: nothing
             // can kill it (Redis's FUNCTION LOAD timeout).
@@ -956,7 +1010,15 @@ impl LuaState {
             }
             Ok(VmState::Continue)
         })?;
-        Ok(LuaState { lua, hidden, scripts: HashMap::new(), libraries: Default::default(), load_since, epoch })
+        Ok(LuaState {
+            lua,
+            hidden,
+            scripts: HashMap::new(),
+            libraries: Default::default(),
+            load_since,
+            leave_at,
+            epoch,
+        })
     }
 
     /// Loads a library: compiles it, runs it with the load-time API, and

@@ -55,12 +55,16 @@ pub fn spawn_server_with_clock(mut config: Config, clock: Arc<dyn larder_store::
     let std_listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     std_listener.set_nonblocking(true).expect("nonblocking");
     let addr = std_listener.local_addr().expect("local addr");
+    let config_workers = config.io_threads as usize;
     let server = Server::with_clock(config, clock);
     let shared = server.shared().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
+        // Two workers unless the test asks (`io_threads`) for another
+        // count: the binary's default is machine-dependent, tests are not.
+        let workers = if config_workers == 0 { 2 } else { config_workers };
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(workers)
             .thread_stack_size(larder_server::WORKER_STACK_BYTES)
             .enable_all()
             .build()

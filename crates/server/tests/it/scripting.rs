@@ -90,7 +90,19 @@ fn wait_busy(c: &mut RawConn, runner: &mut RawConn) {
 
 #[test]
 fn a_long_script_makes_others_busy_and_script_kill_stops_it() {
-    let s = spawn_server();
+    long_script_is_busy_and_killable(spawn_server());
+}
+
+/// With one worker (the binary's default on two cores) nothing can steal
+/// the admin connection's task from the script's worker: only the hook's
+/// hand-off lets it in to see BUSY and send SCRIPT KILL.
+#[test]
+fn a_long_script_on_one_worker_still_lets_the_others_in() {
+    let config = larder_server::Config { io_threads: 1, ..Default::default() };
+    long_script_is_busy_and_killable(larder_testkit::spawn_server_with(config));
+}
+
+fn long_script_is_busy_and_killable(s: larder_testkit::TestServer) {
     let mut admin = s.raw();
     assert_eq!(admin.call(&["CONFIG", "SET", "busy-reply-threshold", "50"]).unwrap(), Frame::ok());
     assert_eq!(
