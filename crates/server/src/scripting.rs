@@ -886,9 +886,10 @@ pub(crate) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
 /// thread has run a task spawned here (the task sits in the worker's own
 /// queue, which goes with it), after which there is nothing to take back,
 /// and the rest of the script runs on a thread without a worker, as a
-/// whole script did under `off_worker`. If the wait times out (a worker
-/// elsewhere ran the task), the script keeps the worker, as before this
-/// existed.
+/// whole script did under `off_worker`. With more than one worker another
+/// may run the task first, and the script may then keep its worker; the
+/// others can still steal the tasks queued on it. After 200 ms without
+/// the task running (a runtime shutting down) it gives up the same way.
 fn leave_worker() {
     let Ok(h) = tokio::runtime::Handle::try_current() else { return };
     if h.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
