@@ -557,10 +557,10 @@ impl Config {
     /// host and the process's other threads need a core too. Redis gives
     /// the same advice for its io-threads (two or three of four cores, six
     /// of eight). Measured on the 2-core benchmark machine, with
-    /// redis-benchmark on the same host: `scripts/bench` gave 1.09-1.12 of
-    /// Redis's throughput with one worker against 0.98 with two, whose
-    /// second worker took CPU from the client and paid for moving tasks and
-    /// shard locks between cores (see BENCHMARKS.md).
+    /// redis-benchmark on the same host: `scripts/bench` gave 1.06-1.12 of
+    /// Redis's throughput with one worker against 0.98-1.06 with two,
+    /// whose second worker took CPU from the client and paid for moving
+    /// tasks and shard locks between cores (see BENCHMARKS.md).
     pub fn worker_threads(&self, cores: usize) -> usize {
         match self.io_threads {
             0 => cores.saturating_sub(1).max(1),
