@@ -145,9 +145,10 @@ impl Shard {
     /// Entries live inline in the map, so a map emptied by deletes,
     /// expiry or eviction would keep its memory. An empty map lets go of
     /// its allocation; below half full, the map and its index shrink; and
-    /// once more than a quarter of the slots stand empty, the slot vector
-    /// is trimmed to an eighth above its length, where growth would have
-    /// put it.
+    /// once a smaller allocation would hold an eighth more slots than
+    /// there are keys, the slot vector moves into it (growth puts it an
+    /// eighth above its length too, rounded up to the allocator's size
+    /// class: see `table::fit`).
     ///
     /// The last step is for a cache at its memory limit. Evictions spread
     /// over the shards, so each shard's length wanders up and down around
@@ -155,9 +156,10 @@ impl Shard {
     /// of the highest it ever reached: a slack of a quarter or more of the
     /// slots, memory the cache could have spent on keys (allkeys-sieve
     /// held about 8% fewer keys than its budget allowed). The gap between
-    /// trimming (a quarter spare) and growing (none spare) is the
-    /// hysteresis that keeps the copies amortised O(1) per operation:
-    /// after a trim, a tenth of the length must leave before the next.
+    /// trimming (a size class too many) and growing (none spare) is the
+    /// hysteresis that keeps the copies amortised O(1) per operation: the
+    /// classes stand an eighth to a quarter apart, so after a trim or a
+    /// growth a tenth of the length must leave before the next trim.
     /// Small maps matter too: with a thousand shards per database, a few
     /// idle slots in each add up to a megabyte.
     fn shrink_if_sparse(&mut self) {
@@ -166,7 +168,7 @@ impl Shard {
             self.map.shrink_to(0);
         } else if cap > 4 && len * 2 < cap {
             self.map.shrink_to(len + len / 8 + 1);
-        } else if cap > len + len / 4 + 1 {
+        } else if cap > len + len / 8 + 1 {
             self.map.trim_slots(len + len / 8 + 1);
         }
     }
@@ -1111,7 +1113,8 @@ mod tests {
 
     /// A shard at a cache's memory limit: keys come and go at random
     /// around a level. Its slot vector must follow the length down, not
-    /// keep the capacity of the highest length it ever reached.
+    /// keep the capacity of the highest length it ever reached, and must
+    /// own the whole allocation it sits in.
     #[test]
     fn a_shards_capacity_follows_its_length_down() {
         let mut shard = Shard::default();
@@ -1135,7 +1138,11 @@ mod tests {
                 }
                 let (len, cap) = (shard.map.len(), shard.map.capacity());
                 highest = highest.max(len);
-                assert!(cap <= len + len / 4 + 1, "{cap} slots for {len} keys");
+                assert!(cap <= crate::table::fit(len + len / 8 + 1), "{cap} slots for {len} keys");
+                // The vector fills its allocation: no bytes the allocator
+                // handed over stand beyond its capacity.
+                assert_eq!(crate::table::fit(cap), cap, "{cap} slots are not a size class");
+                assert!(cap <= len + len / 2 + 2, "{cap} slots for {len} keys");
             }
         }
         assert!(highest >= 4000, "the walk reached {highest}");
