@@ -33,6 +33,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::expiry::ExpiryIndex;
 pub use crate::table::Key;
 use crate::table::{hash_key, Table};
 
@@ -84,10 +85,11 @@ pub enum Ttl {
 #[derive(Default)]
 pub(crate) struct Shard {
     map: Table,
-    /// (deadline, slot position) of every key with a TTL. Positions, not
-    /// keys: 16 bytes an entry and no copy of the key; the one place a
-    /// key changes position, `remove_index`, moves its entry here too.
-    expiry: BTreeSet<(u64, u32)>,
+    /// The slot position of every key with a TTL, by deadline (see
+    /// expiry.rs). Positions, not keys: 8 bytes an entry and no copy of
+    /// the key; the one place a key changes position, `remove_index`,
+    /// moves its entry here too.
+    expiry: ExpiryIndex,
     /// The SIEVE hand: the next index the allkeys-sieve policy examines.
     sieve_hand: usize,
     /// (has keys, has keys with a TTL, has any deadline) as last counted
@@ -111,7 +113,7 @@ impl Shard {
 
     /// The key whose deadline comes first.
     pub(crate) fn nearest_deadline(&self) -> Option<(&Key, &Entry)> {
-        let &(_, i) = self.expiry.first()?;
+        let i = self.expiry.first()?;
         Some(self.entry_at(i as usize))
     }
 
@@ -128,14 +130,14 @@ impl Shard {
     fn remove_hashed(&mut self, i: usize, h: u64) -> Entry {
         let slot = self.map.swap_remove(i, h);
         if slot.entry.expire_at != 0 {
-            self.expiry.remove(&(slot.entry.expire_at, i as u32));
+            self.expiry.remove(slot.entry.expire_at, i as u32);
         }
         // The last slot moved into position i.
         if i < self.map.len() {
             let at = self.map.slot(i).entry.expire_at;
             if at != 0 {
-                self.expiry.remove(&(at, self.map.len() as u32));
-                self.expiry.insert((at, i as u32));
+                self.expiry.remove(at, self.map.len() as u32);
+                self.expiry.insert(at, i as u32);
             }
         }
         self.shrink_if_sparse();
@@ -188,7 +190,7 @@ impl Shard {
     /// Stores a key known to be absent.
     fn push_new(&mut self, hash: u64, key: &[u8], entry: Entry) {
         if entry.expire_at != 0 {
-            self.expiry.insert((entry.expire_at, self.map.len() as u32));
+            self.expiry.insert(entry.expire_at, self.map.len() as u32);
         }
         self.map.push(hash, Key::new(key), entry);
     }
@@ -208,10 +210,10 @@ impl Shard {
         }
         slot.entry.expire_at = at;
         if was != 0 {
-            self.expiry.remove(&(was, i as u32));
+            self.expiry.remove(was, i as u32);
         }
         if at != 0 {
-            self.expiry.insert((at, i as u32));
+            self.expiry.insert(at, i as u32);
         }
     }
 }
@@ -252,7 +254,7 @@ struct Db {
 
 impl Db {
     fn publish(&self, idx: usize, shard: &mut Shard) {
-        let keys = shard.expiry.first().map_or(u64::MAX, |(at, _)| *at);
+        let keys = shard.expiry.earliest().unwrap_or(u64::MAX);
         let due = keys.min(shard.hash_due.first().map_or(u64::MAX, |(at, _)| *at));
         // Stored only on change: most commands leave it as it was, and a
         // store would dirty a line eight shards share across threads.
@@ -923,11 +925,18 @@ impl<'a> Tx<'a> {
         let s = self.guards.only();
         let mut n = 0;
         while n < budget {
-            match s.expiry.first() {
-                Some((at, _)) if *at <= now => {}
-                _ => break,
-            }
-            let &(_, i) = s.expiry.first().expect("checked above");
+            // The index orders one 64 ms tick's keys by position, not by
+            // deadline: look past those of the current tick not yet due,
+            // but only a few. A million keys given one deadline share a
+            // tick, and a full look for 64 ms before it came would read
+            // them all each cycle. A due key behind LOOK_PAST others waits
+            // at most until its tick is over, when all of them are due.
+            const LOOK_PAST: usize = 32;
+            let Some(i) =
+                s.expiry.maybe_due(now).take(LOOK_PAST).find(|&i| s.map.slot(i as usize).entry.expire_at <= now)
+            else {
+                break;
+            };
             let key = s.remove_index_key(i as usize);
             ks.note_expired(db, &key);
             n += 1;
@@ -1005,13 +1014,14 @@ mod tests {
         /// The expiry index holds exactly (deadline, position) of every
         /// slot with a TTL, and every key is found at its position.
         fn check(&self) {
-            let want: BTreeSet<(u64, u32)> = (0..self.map.len())
-                .filter_map(|i| {
-                    let (k, e) = self.entry_at(i);
-                    assert_eq!(self.map.find(hash_key(k), k), Some(i));
-                    (e.expire_at != 0).then_some((e.expire_at, i as u32))
-                })
-                .collect();
+            let mut want = ExpiryIndex::default();
+            for i in 0..self.map.len() {
+                let (k, e) = self.entry_at(i);
+                assert_eq!(self.map.find(hash_key(k), k), Some(i));
+                if e.expire_at != 0 {
+                    want.insert(e.expire_at, i as u32);
+                }
+            }
             assert_eq!(self.expiry, want);
         }
     }
@@ -1096,6 +1106,32 @@ mod tests {
         assert_eq!(ks.db_stats(1), (51, 50));
         assert_eq!(ks.active_expire(10_000, 1000), 50);
         assert_eq!(ks.db_stats(1), (1, 0));
+    }
+
+    /// Keys of one 64 ms tick sort by position in the expiry index, not by
+    /// deadline. Set in the reverse of their deadlines, 100 of them in one
+    /// shard: midway through the tick no key goes early, and once the
+    /// tick is over every one of them goes.
+    #[test]
+    fn keys_sharing_a_tick_go_no_earlier_than_due_and_all_by_its_end() {
+        let ks = Keyspace::new(1, 1);
+        let deadline = |i: u64| 960 + (99 - i) * 63 / 99; // 1023 down to 960: tick 15
+        for i in 0..100u64 {
+            let key = format!("k{i}");
+            ks.lock(0, key.as_bytes(), 0).set(key.as_bytes(), s("v"), Ttl::At(deadline(i)));
+        }
+        // Keys 21 and on are due at 1,010, some of them among the first
+        // LOOK_PAST positions.
+        assert!(ks.active_expire(1010, 1000) > 0);
+        for i in 0..100u64 {
+            let key = format!("k{i}");
+            let live = ks.lock(0, key.as_bytes(), 0).peek(key.as_bytes()).is_some();
+            if deadline(i) > 1010 {
+                assert!(live, "k{i} (due at {}) went at 1010", deadline(i));
+            }
+        }
+        ks.active_expire(1024, 1000);
+        assert_eq!(ks.db_stats(0), (0, 0));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod effect;
 pub mod evict;
+mod expiry;
 pub mod glob;
 pub mod keyspace;
 pub mod memsize;
