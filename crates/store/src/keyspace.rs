@@ -12,8 +12,9 @@
 //! the whole scan is returned at least once, as Redis promises, without
 //! Redis's reverse-binary bucket trick. It also makes RANDOMKEY O(1).
 //!
-//! Why an expiry index: the active cycle pops exactly the keys whose time
-//! has passed, so expired keys never linger and no sampling is needed.
+//! Why an expiry index: the active cycle finds the keys whose time has
+//! passed without sampling, so an expired key lingers at most one 64 ms
+//! tick of the index (see expiry.rs) beyond the cycle that follows it.
 //!
 //! Point-in-time cuts (BGSAVE and AOF rewrites without fork): `begin_cut`
 //! marks every shard pending while it holds every lock, so the cut is one
