@@ -74,17 +74,27 @@ impl ExpiryIndex {
 
     /// The position of a key in the earliest tick.
     pub fn first(&self) -> Option<u32> {
-        self.iter().next().map(|(_, pos)| pos)
+        self.head().map(|(_, pos)| pos)
     }
 
     /// A bound on the earliest deadline: no key here is due before it.
+    /// Every command's shard release asks, so this is two tree lookups,
+    /// not an iterator.
     pub fn earliest(&self) -> Option<u64> {
-        self.iter().next().map(|(t, _)| tick_start(t))
+        self.head().map(|(t, _)| tick_start(t))
+    }
+
+    fn head(&self) -> Option<(u64, u32)> {
+        let packed = self.packed.first().map(|&p| unpack(p));
+        match (packed, self.wide.first()) {
+            (Some(a), Some(&b)) => Some(a.min(b)),
+            (a, b) => a.or(b.copied()),
+        }
     }
 
     /// (tick, position) of every entry, ticks in order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
-        let packed = self.packed.iter().map(|&p| (p >> POS_BITS, (p & POS_MASK) as u32));
+        let packed = self.packed.iter().map(|&p| unpack(p));
         // The wide tree is empty but in shards of over 2^28 keys.
         let mut wide = self.wide.iter().copied().peekable();
         let mut packed = packed.peekable();
@@ -101,6 +111,10 @@ impl ExpiryIndex {
         let last = tick(now);
         self.iter().take_while(move |&(t, _)| t <= last).map(|(_, pos)| pos)
     }
+}
+
+fn unpack(p: u64) -> (u64, u32) {
+    (p >> POS_BITS, (p & POS_MASK) as u32)
 }
 
 fn pack(at: u64, pos: u32) -> Option<u64> {
@@ -143,6 +157,8 @@ mod tests {
         assert_eq!(x.packed.len(), 1);
         assert_eq!(x.wide.len(), 2);
         assert_eq!(x.iter().collect::<Vec<_>>(), [(tick(100), big), (tick(5_000), 2), (tick(5_000), big + 4)]);
+        assert_eq!(x.first(), Some(big));
+        assert_eq!(x.earliest(), Some(64));
         x.remove(100, big);
         assert_eq!(x.first(), Some(2));
         x.remove(5_000, 2);

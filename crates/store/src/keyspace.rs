@@ -1012,8 +1012,8 @@ mod tests {
     }
 
     impl Shard {
-        /// The expiry index holds exactly (deadline, position) of every
-        /// slot with a TTL, and every key is found at its position.
+        /// The expiry index holds exactly (deadline's tick, position) of
+        /// every slot with a TTL, and every key is found at its position.
         fn check(&self) {
             let mut want = ExpiryIndex::default();
             for i in 0..self.map.len() {
