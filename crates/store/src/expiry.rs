@@ -12,10 +12,12 @@
 //! The price is order inside a tick: entries of one tick sort by
 //! position, not deadline. The active cycle therefore reads the first
 //! few slots of the tick that is due now and takes only those whose own
-//! deadline has passed (see `Tx::expire_due`): a key may outlive its
-//! deadline by up to a tick, 64 ms, where the old index let it go within a
-//! cycle (Redis takes up to a second and more; BENCHMARKS.md). The deadline a shard publishes for the cycle
-//! is its first tick's start, never later than the true earliest.
+//! deadline has passed (see `Tx::expire_due`). Every earlier tick is
+//! wholly due, so a key outlives its deadline by at most the rest of its
+//! tick (64 ms) beyond what the old index allowed (the next cycle); Redis
+//! takes up to a second and more (BENCHMARKS.md). The deadline a shard
+//! publishes for the cycle is its first tick's start, never later than
+//! the true earliest.
 //!
 //! Ticks run to 2^36 (the year 2109; later deadlines share the last one)
 //! and positions to 2^28. A shard holding more than 268 million keys
