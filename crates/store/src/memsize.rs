@@ -101,11 +101,12 @@ impl Value {
 }
 
 /// The keyspace's bookkeeping per key: (map slot, expiry index entry).
-/// A slot is the key and the entry, plus its index bucket (a `u32` and a
-/// control byte); an expiry entry is one `u64`, the deadline's tick and the
-/// slot's position (see expiry.rs).
+/// A slot is the key and the entry, plus its index bucket (a `u16` and a
+/// control byte, in all but shards of over 65,536 keys); an expiry entry
+/// is one `u64`, the deadline's tick and the slot's position (see
+/// expiry.rs).
 pub fn bookkeeping() -> (usize, usize) {
-    (std::mem::size_of::<Key>() + std::mem::size_of::<Entry>() + 5, std::mem::size_of::<u64>())
+    (std::mem::size_of::<Key>() + std::mem::size_of::<Entry>() + 3, std::mem::size_of::<u64>())
 }
 
 /// A key's buffer outside its slot (none for short keys).

@@ -1,5 +1,5 @@
 //! A shard's map: keys and their entries in one dense vector, found through
-//! a hash index of 32-bit positions.
+//! a hash index of 16-bit positions (32-bit in shards past 65,536 keys).
 //!
 //! Why not `IndexMap<Bytes, Entry>` (what this replaced): per key it kept
 //! the hash (8 bytes), a 32-byte `Bytes` handle whose buffer is a second
@@ -7,10 +7,11 @@
 //! header `Bytes` promotes to); its entry vector also reserves up to the
 //! index's capacity, so at a typical load half its slots stood empty. Here
 //! a slot is the [`Key`] (short keys inline, no allocation) and the entry;
-//! the index holds a `u32` per bucket and never the hash, which is
-//! recomputed from the key on the rare resize; the vector grows by an
-//! eighth, so it is never more than a ninth empty while it fills (the
-//! keyspace trims it back when keys leave; see `Shard::shrink_if_sparse`).
+//! the index holds a `u16` per bucket (a `u32` past 65,536 slots) and
+//! never the hash, which is recomputed from the key on the rare resize;
+//! the vector grows by an eighth, so it is never more than a ninth empty
+//! while it fills (the keyspace trims it back when keys leave; see
+//! `Shard::shrink_if_sparse`).
 //!
 //! The order properties SCAN, RANDOMKEY and SIEVE rely on are IndexMap's:
 //! a new key goes at the end, and a removal moves only the last slot into
@@ -124,8 +125,69 @@ pub(crate) struct Slot {
 
 #[derive(Default)]
 pub(crate) struct Table {
-    index: HashTable<u32>,
+    index: Index,
     slots: Vec<Slot>,
+}
+
+/// The hash index: slot positions, as `u16` while they fit. A shard of a
+/// million-key keyspace holds about a thousand keys, and its index of
+/// 2,048 buckets took 10,256 bytes (a 12 KB class) as `u32`s and takes
+/// 6,160 (7 KB) as `u16`s: 5 bytes a key. Past 65,536 slots the index
+/// turns `u32` for good; that shard already holds megabytes.
+enum Index {
+    Narrow(HashTable<u16>),
+    Wide(HashTable<u32>),
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index::Narrow(HashTable::new())
+    }
+}
+
+/// A slot position as an index bucket holds it.
+trait Pos: Copy + std::fmt::Debug {
+    fn at(self) -> usize;
+    /// `None` if `i` does not fit.
+    fn fits(i: usize) -> Option<Self>;
+}
+
+impl Pos for u16 {
+    fn at(self) -> usize {
+        self as usize
+    }
+    fn fits(i: usize) -> Option<u16> {
+        u16::try_from(i).ok()
+    }
+}
+
+impl Pos for u32 {
+    fn at(self) -> usize {
+        self as usize
+    }
+    fn fits(i: usize) -> Option<u32> {
+        u32::try_from(i).ok()
+    }
+}
+
+#[inline]
+fn find_in<P: Pos>(index: &HashTable<P>, slots: &[Slot], hash: u64, key: &[u8]) -> Option<usize> {
+    index.find(hash, |&i| slots[i.at()].key.as_bytes() == key).map(|&i| i.at())
+}
+
+fn insert_in<P: Pos>(index: &mut HashTable<P>, slots: &[Slot], hash: u64, i: P) {
+    index.insert_unique(hash, i, |&j| hash_key(&slots[j.at()].key));
+}
+
+/// Unlinks position `i` (hash `h`) and relinks `last`, the slot about to
+/// move into it.
+fn remove_in<P: Pos>(index: &mut HashTable<P>, slots: &[Slot], i: usize, h: u64, last: usize) {
+    index.find_entry(h, |&j| j.at() == i).expect("every slot is indexed").remove();
+    if i != last {
+        let h = hash_key(&slots[last].key);
+        *index.find_mut(h, |&j| j.at() == last).expect("every slot is indexed") =
+            P::fits(i).expect("a lower position fits too");
+    }
 }
 
 impl Table {
@@ -156,8 +218,10 @@ impl Table {
     /// The position of `key`, whose hash is `hash`.
     #[inline]
     pub fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
-        let slots = &self.slots;
-        self.index.find(hash, |&i| slots[i as usize].key.as_bytes() == key).map(|&i| i as usize)
+        match &self.index {
+            Index::Narrow(t) => find_in(t, &self.slots, hash, key),
+            Index::Wide(t) => find_in(t, &self.slots, hash, key),
+        }
     }
 
     /// Appends a key known to be absent; returns its position.
@@ -173,8 +237,21 @@ impl Table {
             self.slots.reserve_exact(fit(i + (i / 8).max(1)) - i);
         }
         self.slots.push(Slot { key, entry });
-        let slots = &self.slots;
-        self.index.insert_unique(hash, i as u32, |&j| hash_key(&slots[j as usize].key));
+        if let Index::Narrow(t) = &self.index {
+            if <u16 as Pos>::fits(i).is_none() {
+                // Position 65,536: the index turns `u32`, hashing every key
+                // once more.
+                let mut wide = HashTable::with_capacity(t.capacity());
+                for &j in t.iter() {
+                    insert_in(&mut wide, &self.slots, hash_key(&self.slots[j.at()].key), j.at() as u32);
+                }
+                self.index = Index::Wide(wide);
+            }
+        }
+        match &mut self.index {
+            Index::Narrow(t) => insert_in(t, &self.slots, hash, i as u16),
+            Index::Wide(t) => insert_in(t, &self.slots, hash, u32::try_from(i).expect("a shard holds under 2^32 keys")),
+        }
         i
     }
 
@@ -182,10 +259,9 @@ impl Table {
     /// moves into its place.
     pub fn swap_remove(&mut self, i: usize, h: u64) -> Slot {
         let last = self.slots.len() - 1;
-        self.index.find_entry(h, |&j| j as usize == i).expect("every slot is indexed").remove();
-        if i != last {
-            let h = hash_key(&self.slots[last].key);
-            *self.index.find_mut(h, |&j| j as usize == last).expect("every slot is indexed") = i as u32;
+        match &mut self.index {
+            Index::Narrow(t) => remove_in(t, &self.slots, i, h, last),
+            Index::Wide(t) => remove_in(t, &self.slots, i, h, last),
         }
         self.slots.swap_remove(i)
     }
@@ -207,7 +283,10 @@ impl Table {
     pub fn shrink_to(&mut self, cap: usize) {
         self.slots.shrink_to(fit(cap.max(self.slots.len())));
         let slots = &self.slots;
-        self.index.shrink_to(cap, |&j| hash_key(&slots[j as usize].key));
+        match &mut self.index {
+            Index::Narrow(t) => t.shrink_to(cap, |&j| hash_key(&slots[j.at()].key)),
+            Index::Wide(t) => t.shrink_to(cap, |&j| hash_key(&slots[j.at()].key)),
+        }
     }
 }
 
@@ -255,6 +334,37 @@ mod tests {
         assert_eq!(Key::new(b"").as_bytes(), b"");
         assert_eq!(&*Key::new(&[b'x'; 40]), &[b'x'; 40][..]);
         assert!(Key::new(b"a") < Key::new(&[b'a'; 30]));
+    }
+
+    /// Past 65,536 slots the index turns from `u16` to `u32` positions;
+    /// every key stays findable across the switch and after removals.
+    #[test]
+    fn the_index_widens_past_65536_slots() {
+        let mut t = Table::default();
+        let key = |i: usize| format!("k{i}").into_bytes();
+        let n = 70_000;
+        for i in 0..n {
+            if i == 65_536 {
+                assert!(matches!(t.index, Index::Narrow(_)));
+            }
+            let k = key(i);
+            t.push(hash_key(&k), Key::new(&k), entry("v"));
+        }
+        assert!(matches!(t.index, Index::Wide(_)));
+        // Remove from the front: the last slots move into low positions.
+        for i in 0..1000 {
+            let k = key(i);
+            let at = t.find(hash_key(&k), &k).unwrap();
+            t.swap_remove(at, hash_key(&k));
+        }
+        for i in 0..n {
+            let k = key(i);
+            let found = t.find(hash_key(&k), &k);
+            assert_eq!(found.is_some(), i >= 1000, "k{i}");
+            if let Some(at) = found {
+                assert_eq!(t.slot(at).key.as_bytes(), &k[..]);
+            }
+        }
     }
 
     #[test]
