@@ -34,6 +34,9 @@ pub struct TestServer {
     pub shared: Arc<larder_server::Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The directory made for it, if the test named none: removed on drop
+    /// (a run of the suite left some 130 of them in the temp dir).
+    scratch: Option<std::path::PathBuf>,
 }
 
 /// Starts Larder with default settings on a free port.
@@ -48,9 +51,12 @@ pub fn spawn_server_with(config: Config) -> TestServer {
 
 /// Starts Larder reading time from `clock`, so expiry tests never sleep.
 pub fn spawn_server_with_clock(mut config: Config, clock: Arc<dyn larder_store::Clock>) -> TestServer {
+    let mut scratch = None;
     if config.dir == "." {
         // A SAVE (a fuzz test may send one) must not litter the crate.
-        config.dir = private_dir("server").to_string_lossy().into_owned();
+        let dir = private_dir("server");
+        config.dir = dir.to_string_lossy().into_owned();
+        scratch = Some(dir);
     }
     let std_listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     std_listener.set_nonblocking(true).expect("nonblocking");
@@ -81,7 +87,7 @@ pub fn spawn_server_with_clock(mut config: Config, clock: Arc<dyn larder_store::
     // The listener is bound before the thread starts, so connects succeed
     // at once; this only waits for the accept loop to be scheduled.
     wait_ready(addr, || false);
-    TestServer { addr, shared, stop: Some(stop), thread: Some(thread) }
+    TestServer { addr, shared, stop: Some(stop), thread: Some(thread), scratch }
 }
 
 /// A fresh directory under the system's temp dir, unique to this process.
@@ -140,6 +146,9 @@ impl Drop for TestServer {
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if let Some(dir) = self.scratch.take() {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

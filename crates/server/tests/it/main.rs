@@ -41,13 +41,17 @@ pub fn cmd(name: &str) -> redis::Cmd {
 }
 
 /// The larder-server binary, running; killed and reaped on drop (tests
-/// that need a process of their own: signals, process-wide memory).
-pub struct Proc(pub std::process::Child);
+/// that need a process of their own: signals, process-wide memory),
+/// with the directory made for it, if any, removed.
+pub struct Proc(pub std::process::Child, Option<std::path::PathBuf>);
 
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if let Some(dir) = self.1.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -59,14 +63,18 @@ pub fn start_binary(args: &[&str]) -> (Proc, u16, std::io::BufReader<std::proces
     // loaded at start, and a SAVE writes nowhere shared.
     let dir = larder_testkit::private_dir("bin");
     let default_dir = ["--dir", dir.to_str().unwrap()];
-    let extra: &[&str] = if args.contains(&"--dir") { &[] } else { &default_dir };
+    let named = args.contains(&"--dir");
+    let extra: &[&str] = if named { &[] } else { &default_dir };
     let spawned = std::process::Command::new(env!("CARGO_BIN_EXE_larder-server"))
         .args(args)
         .args(extra)
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .spawn();
-    let mut proc = Proc(spawned.expect("spawn larder-server"));
+    if named {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let mut proc = Proc(spawned.expect("spawn larder-server"), (!named).then_some(dir));
     let mut err = std::io::BufReader::new(proc.0.stderr.take().unwrap());
     let mut line = String::new();
     loop {
