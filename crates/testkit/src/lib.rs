@@ -34,9 +34,10 @@ pub struct TestServer {
     pub shared: Arc<larder_server::Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    /// The directory made for it, if the test named none: removed on drop
-    /// (a run of the suite left some 130 of them in the temp dir).
-    scratch: Option<std::path::PathBuf>,
+    /// The directory made for it, if the test named none. Fields drop after
+    /// `Drop::drop` has joined the server's thread, so it goes only once
+    /// nothing writes there.
+    _scratch: Option<PrivateDir>,
 }
 
 /// Starts Larder with default settings on a free port.
@@ -87,17 +88,35 @@ pub fn spawn_server_with_clock(mut config: Config, clock: Arc<dyn larder_store::
     // The listener is bound before the thread starts, so connects succeed
     // at once; this only waits for the accept loop to be scheduled.
     wait_ready(addr, || false);
-    TestServer { addr, shared, stop: Some(stop), thread: Some(thread), scratch }
+    TestServer { addr, shared, stop: Some(stop), thread: Some(thread), _scratch: scratch }
 }
 
-/// A fresh directory under the system's temp dir, unique to this process.
-pub fn private_dir(what: &str) -> std::path::PathBuf {
+/// A fresh directory under the system's temp dir, unique to this process,
+/// removed with everything in it when this drops (a run of the suite left
+/// some 130 of them behind before).
+pub struct PrivateDir(std::path::PathBuf);
+
+impl std::ops::Deref for PrivateDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A [`PrivateDir`] named after `what`.
+pub fn private_dir(what: &str) -> PrivateDir {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("larder-{what}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create a temp dir");
-    dir
+    PrivateDir(dir)
 }
 
 /// Waits until the server at `addr` answers PING (true), or `exited`
@@ -146,9 +165,6 @@ impl Drop for TestServer {
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
-        }
-        if let Some(dir) = self.scratch.take() {
-            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

@@ -42,16 +42,15 @@ pub fn cmd(name: &str) -> redis::Cmd {
 
 /// The larder-server binary, running; killed and reaped on drop (tests
 /// that need a process of their own: signals, process-wide memory),
-/// with the directory made for it, if any, removed.
-pub struct Proc(pub std::process::Child, Option<std::path::PathBuf>);
+/// with the directory made for it, if any.
+pub struct Proc(pub std::process::Child, Option<larder_testkit::PrivateDir>);
 
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-        if let Some(dir) = self.1.take() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        // Its directory goes once the process is gone.
+        drop(self.1.take());
     }
 }
 
@@ -71,9 +70,6 @@ pub fn start_binary(args: &[&str]) -> (Proc, u16, std::io::BufReader<std::proces
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .spawn();
-    if named {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
     let mut proc = Proc(spawned.expect("spawn larder-server"), (!named).then_some(dir));
     let mut err = std::io::BufReader::new(proc.0.stderr.take().unwrap());
     let mut line = String::new();

@@ -5,14 +5,12 @@
 
 use crate::{cmd, start_binary};
 use redis::Connection;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-pub(crate) fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("larder-rdb-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for one test's files, removed when the test ends.
+pub(crate) fn temp_dir(name: &str) -> larder_testkit::PrivateDir {
+    larder_testkit::private_dir(&format!("rdb-{name}"))
 }
 
 pub(crate) fn connect(port: u16) -> Connection {
