@@ -17,12 +17,19 @@
 //! a `DEL` (AOF, replicas, WATCH, client tracking) and the `evicted`
 //! keyspace event.
 //!
+//! allkeys-sieve is SIEVE (Zhang et al., NSDI '24) with one hand per
+//! shard, plus, for a learned share of evictions, each thread's newest
+//! keys judged before any hand moves: a key nobody read since it came
+//! goes first (newcomers.rs says why, and what it did to the LIRS cs
+//! trace).
+//!
 //! LFU counters follow Redis: a logarithmic counter that grows with
 //! probability `1 / ((counter - 5) * lfu-log-factor + 1)` per access and
 //! decays by one per `lfu-decay-time` minutes without access.
 
 use crate::effect::class;
 use crate::keyspace::{Entry, Key, Keyspace};
+use crate::newcomers::{Left, Newcomers};
 use crate::table::hash_key;
 use rand::Rng;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -85,6 +92,8 @@ pub struct Evictor {
     pub lfu_log_factor: AtomicU32,
     /// `lfu-decay-time`, minutes (0: never decay).
     pub lfu_decay_time: AtomicU32,
+    /// allkeys-sieve's newest keys and how often to judge them first.
+    pub newcomers: Newcomers,
 }
 
 impl Default for Evictor {
@@ -94,6 +103,7 @@ impl Default for Evictor {
             evicted: AtomicU64::new(0),
             lfu_log_factor: AtomicU32::new(10),
             lfu_decay_time: AtomicU32::new(1),
+            newcomers: Newcomers::default(),
         }
     }
 }
@@ -193,6 +203,23 @@ impl Keyspace {
     }
 
     fn evict_sieve(&self, now: u64) -> bool {
+        // Newcomers first (as often as the share says), newest first: one
+        // not read since it came goes. At the first one that was read,
+        // the hand takes over.
+        let newcomers = &self.evictor.newcomers;
+        if newcomers.judge_first() {
+            while let Some((db, hash)) = newcomers.pop() {
+                match self.judge_newcomer(db, hash, now) {
+                    Judged::Gone => continue,
+                    Judged::Kept => break,
+                    Judged::Evicted(key) => {
+                        newcomers.left(hash, Left::Judged);
+                        self.evicted_by_sieve(db, &key);
+                        return true;
+                    }
+                }
+            }
+        }
         let per_db = self.shard_count();
         let total = per_db * self.databases();
         // Each eviction starts at a random shard, whose own hand then
@@ -226,15 +253,22 @@ impl Keyspace {
                 continue;
             }
             if let Some(key) = self.evict_sieve_in(db, shard, now) {
-                self.effects.emit_from(db, &[b"DEL", &key], crate::effect::Origin::Eviction);
-                self.effects.event(db, class::EVICTED, "evicted", &key);
-                self.evictor.evicted.fetch_add(1, Relaxed);
+                newcomers.left(hash_key(&key), Left::Swept);
+                self.evicted_by_sieve(db, &key);
                 return true;
             }
             // This shard's hand reached its end: the next shard.
             at = (at + 1) % total;
         }
         false
+    }
+
+    /// Tells the effect stream about a key SIEVE removed (its shard lock
+    /// already released).
+    fn evicted_by_sieve(&self, db: usize, key: &[u8]) {
+        self.effects.emit_from(db, &[b"DEL", key], crate::effect::Origin::Eviction);
+        self.effects.event(db, class::EVICTED, "evicted", key);
+        self.evictor.evicted.fetch_add(1, Relaxed);
     }
 
     fn evict_random(&self, volatile: bool, now: u64) -> bool {
@@ -378,6 +412,16 @@ thread_local! {
     /// every eviction; per thread, each samples for itself (Redis's single
     /// pool has one thread).
     static POOLS: std::cell::RefCell<(usize, Vec<Candidate>)> = const { std::cell::RefCell::new((0, Vec::new())) };
+}
+
+/// What allkeys-sieve found when it judged a newcomer.
+pub(crate) enum Judged {
+    /// Deleted, or moved on, since it came.
+    Gone,
+    /// Read since it came: it stays.
+    Kept,
+    /// Not read: removed (this key).
+    Evicted(bytes::Bytes),
 }
 
 /// Runs `f` on this thread's pool for `ks` (emptied first if it held
@@ -537,6 +581,58 @@ mod tests {
             assert!(ks.evict_one(Policy::AllKeysSieve, 5, 0));
         }
         assert!(!ks.evict_one(Policy::AllKeysSieve, 5, 0));
+    }
+
+    /// With newcomers on (the server turns them on for allkeys-sieve) and
+    /// judged first, the newest key nobody has read goes first, wherever
+    /// the hand is; one that was read stays, and the hand takes an old key
+    /// instead.
+    #[test]
+    fn sieve_judges_the_newest_keys_first() {
+        let ks = Keyspace::new(2, 64);
+        let read = |k: &str| ks.lock(0, k.as_bytes(), 0).get(k.as_bytes()).is_some();
+        let present = |db: usize, k: &str| ks.lock(db, k.as_bytes(), 0).peek(k.as_bytes()).is_some();
+        // Old keys, put while newcomers were off; the even ones read since.
+        let old: Vec<String> = (0..200).map(|i| format!("old{i}")).collect();
+        for (i, k) in old.iter().enumerate() {
+            put(&ks, k, Ttl::Clear, 0);
+            if i % 2 == 0 {
+                assert!(read(k));
+            }
+        }
+        assert_eq!(ks.evictor.newcomers.pop(), None, "remembered with newcomers off");
+        let olds_left = |parity: usize| old.iter().skip(parity).step_by(2).filter(|k| present(0, k)).count();
+        ks.evictor.newcomers.set_enabled(true);
+        // Every eviction judges newcomers first (the share is learned;
+        // newcomers.rs tests that).
+        ks.evictor.newcomers.set_share(crate::newcomers::SHARE_ONE);
+        // Three unread newcomers (one in db 1) go newest first, before any
+        // of the hundred unread old keys.
+        put(&ks, "new0", Ttl::Clear, 0);
+        ks.lock(1, b"new1", 0).set(b"new1", Value::Str(StrValue::from_slice(b"v")), Ttl::Clear);
+        put(&ks, "new2", Ttl::Clear, 0);
+        assert!(ks.evict_one(Policy::AllKeysSieve, 5, 0));
+        assert!(!present(0, "new2") && present(1, "new1") && present(0, "new0"));
+        assert!(ks.evict_one(Policy::AllKeysSieve, 5, 0));
+        assert!(!present(1, "new1") && present(0, "new0"));
+        assert!(ks.evict_one(Policy::AllKeysSieve, 5, 0));
+        assert!(!present(0, "new0"));
+        assert_eq!((olds_left(0), olds_left(1)), (100, 100));
+        // A newcomer that was read stays, and the hand takes an unread
+        // old key.
+        put(&ks, "liked", Ttl::Clear, 0);
+        assert!(read("liked"));
+        assert!(ks.evict_one(Policy::AllKeysSieve, 5, 0));
+        assert!(present(0, "liked"));
+        assert_eq!((olds_left(0), olds_left(1)), (100, 99));
+        // One deleted since it came is passed over for the next newest.
+        put(&ks, "late", Ttl::Clear, 0);
+        put(&ks, "brief", Ttl::Clear, 0);
+        ks.lock(0, b"brief", 0).remove(b"brief");
+        assert!(ks.evict_one(Policy::AllKeysSieve, 5, 0));
+        assert!(!present(0, "late") && present(0, "liked"));
+        assert_eq!((olds_left(0), olds_left(1)), (100, 99));
+        assert_eq!(ks.evictor.newcomers.pop(), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod expiry;
 pub mod glob;
 pub mod keyspace;
 pub mod memsize;
+pub mod newcomers;
 pub mod table;
 pub mod types;
 pub mod value;

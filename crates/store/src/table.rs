@@ -224,6 +224,19 @@ impl Table {
         }
     }
 
+    /// The position of a key whose hash is `hash`, its bytes unknown
+    /// (allkeys-sieve remembers its newest keys by hash alone). Two keys of
+    /// one shard with the same 64-bit hash are possible in principle; the
+    /// caller gets one of them, which for eviction is a key as good as
+    /// the other.
+    pub fn find_hash(&self, hash: u64) -> Option<usize> {
+        let slots = &self.slots;
+        match &self.index {
+            Index::Narrow(t) => t.find(hash, |&i| hash_key(&slots[i.at()].key) == hash).map(|&i| i.at()),
+            Index::Wide(t) => t.find(hash, |&i| hash_key(&slots[i.at()].key) == hash).map(|&i| i.at()),
+        }
+    }
+
     /// Appends a key known to be absent; returns its position.
     pub fn push(&mut self, hash: u64, key: Key, entry: Entry) -> usize {
         let i = self.slots.len();
