@@ -8,26 +8,26 @@
 //! more keys than fit, the cache keeps most of the loop instead of cycling
 //! through it. Spread over a thousand shards of a few keys each, a shard's
 //! newest key is no longer the cache's newest, and that was lost: on the
-//! LIRS cs trace, at a cache of 70% of its keys, the hit ratio fell from
-//! 0.56 (one vector, in the replay model) to 0.39, below Redis's
-//! allkeys-lru. Remembering each thread's newest keys gives it back at any
-//! shard count.
+//! LIRS cs trace, at a cache of 70% of its keys, `scripts/policy-model`
+//! gets 0.56 from one vector and 0.38 from 1,024 shards, and the server
+//! got 0.39, below Redis's allkeys-lru. Remembering each thread's newest
+//! keys gives it back at any shard count (0.55 in the model).
 //!
-//! Why not always: where new keys are the ones read next (a feed whose
-//! newest items are the hot ones), a newcomer is rarely read before the
-//! next eviction, and judging every one of them first throws each new
-//! key out at once while old ones stay: the model's hit ratio on such a
-//! feed fell from 0.49 to 0.10. So each eviction judges newcomers first
-//! only with a probability, the *share*, learned from regret: the keys
-//! evicted lately are remembered with how they went, and a key that comes
-//! back finds its ghost. Each return moves the share away from the way
-//! that evicted it, by a step divided by how often that way is taken, so
-//! the share settles where a newcomer's judgement and the hand are
+//! Why not always: where new keys are the ones read next (the model's
+//! `feed`, whose newest items are the hot ones), a newcomer is rarely
+//! read before the next eviction, and judging every one of them first
+//! throws each new key out at once while old ones stay: the model's hit
+//! ratio there fell from 0.60 to 0.29. So each eviction judges newcomers
+//! first only with a probability, the *share*, learned from regret: the
+//! keys evicted lately are remembered with how they went, and a key that
+//! comes back finds its ghost. Each return moves the share away from the
+//! way that evicted it, by a step divided by how often that way is taken,
+//! so the share settles where a newcomer's judgement and the hand are
 //! regretted at the same rate per eviction (or at an end, if one is
-//! always worse). In the model that kept the feed at 0.58 against 0.60
-//! without newcomers, and cs at 70% at 0.52 (BENCHMARKS.md). Counting
-//! returns without the division (ARC's rule, which balances counts, not
-//! rates) left the feed at 0.55.
+//! always worse). In the model that keeps the feed at 0.57 and cs at 70%
+//! at 0.52; counting returns without the division (ARC's rule, which
+//! balances counts, not rates) gets 0.55 and 0.50. The server's figures
+//! are in BENCHMARKS.md.
 //!
 //! The regret is sampled: only keys whose hash picks them (one in eight)
 //! are remembered, in one ring of 512 hashes, the last 4,096 evictions of
@@ -44,8 +44,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 /// New keys a thread remembers. Evictions come in bursts (used memory is
 /// published a few kilobytes at a time, so a thread's run of inserts is
 /// paid for in one go), and a burst should find every key that came since
-/// the last: about twenty at 100-byte values. The model matched one-vector
-/// SIEVE from 32 up.
+/// the last: about twenty at 100-byte values. A model with bursts of 20
+/// matched one-vector SIEVE from 32 up.
 pub(crate) const REMEMBERED: usize = 64;
 
 /// The share is out of this many evictions.
@@ -56,8 +56,8 @@ const SHARE_MIN: u32 = SHARE_ONE / 64;
 
 /// Half the step a return moves the share by when the share is a half
 /// (0.5% each way); elsewhere the step is divided by how often the way
-/// that evicted the key is taken. In the model, steps of 0.2% learned
-/// too slowly for cs, and steps of 1% lost on the feed.
+/// that evicted the key is taken. In a model, steps of 0.2% learned too
+/// slowly for cs, and steps of 1% lost on the feed.
 const HALF_STEP: u64 = SHARE_ONE as u64 / 400;
 
 /// Ghosts remembered: with one key in eight sampled, the last 4,096
