@@ -23,8 +23,24 @@
 //! and positions to 2^28. A shard holding more than 268 million keys
 //! (only possible with a handful of shards) keeps the entries of the
 //! positions above that in a second, wide tree, so nothing is lost.
+//!
+//! Up to [`SMALL`] entries, the packed entries are not a tree but one
+//! sorted `VecDeque<u64>`, sized to its allocator class as the slot
+//! vectors are (`table::fit_for`): 8 bytes and a little an entry, where
+//! the tree's half-full leaves and inner nodes took about 21. A shard of
+//! a million-key keyspace holds about a thousand keys. The costs are a
+//! binary search and a move of the entries on the nearer side of the
+//! change: nothing for a cache's usual insert (the same TTL on every
+//! key, so the new deadline is the last), nothing for the active cycle
+//! (the first entries go), and at most 2,048 entries (16 KB) for a key
+//! deleted or re-timed in the middle. Past [`SMALL`] the entries move into
+//! a tree, for good, as the slot index widens (table.rs): that shard
+//! already holds megabytes, and the tree's overhead is small beside them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
+
+/// Entries a shard keeps sorted in a vector before they move to a tree.
+const SMALL: usize = 4096;
 
 /// A tick is 2^6 = 64 ms of deadline.
 const TICK_SHIFT: u32 = 6;
@@ -42,28 +58,135 @@ fn tick_start(tick: u64) -> u64 {
     tick << TICK_SHIFT
 }
 
-#[derive(Default, Debug, PartialEq, Eq)]
+#[derive(Default, Debug)]
 pub(crate) struct ExpiryIndex {
     /// `tick << POS_BITS | position`, for positions below 2^28.
-    packed: BTreeSet<u64>,
+    packed: Packed,
     /// (tick, position) for the rest.
     wide: BTreeSet<(u64, u32)>,
+}
+
+/// Two indexes are equal when they hold the same entries, however stored.
+impl PartialEq for ExpiryIndex {
+    fn eq(&self, other: &ExpiryIndex) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for ExpiryIndex {}
+
+/// The packed entries: sorted in a vector while few, then in a tree.
+#[derive(Debug)]
+enum Packed {
+    Small(VecDeque<u64>),
+    Tree(BTreeSet<u64>),
+}
+
+impl Default for Packed {
+    fn default() -> Packed {
+        Packed::Small(VecDeque::new())
+    }
+}
+
+impl Packed {
+    fn insert(&mut self, p: u64) {
+        match self {
+            Packed::Small(v) => {
+                let Err(i) = v.binary_search(&p) else { return };
+                if v.len() == SMALL {
+                    let mut tree: BTreeSet<u64> = v.drain(..).collect();
+                    tree.insert(p);
+                    *self = Packed::Tree(tree);
+                    return;
+                }
+                if v.len() == v.capacity() {
+                    // An eighth more, to the whole allocator class (see
+                    // `table::fit`): copies stay amortised O(1).
+                    let len = v.len();
+                    v.reserve_exact(crate::table::fit_for::<u64>(len + (len / 8).max(1)) - len);
+                }
+                v.insert(i, p);
+            }
+            Packed::Tree(t) => {
+                t.insert(p);
+            }
+        }
+    }
+
+    fn remove(&mut self, p: u64) {
+        match self {
+            Packed::Small(v) => {
+                let Ok(i) = v.binary_search(&p) else { return };
+                v.remove(i);
+                let len = v.len();
+                if len == 0 {
+                    *v = VecDeque::new();
+                } else if v.capacity() > 8 && len * 2 < v.capacity() {
+                    v.shrink_to(crate::table::fit_for::<u64>(len + len / 8 + 1));
+                }
+            }
+            Packed::Tree(t) => {
+                t.remove(&p);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Packed::Small(v) => v.len(),
+            Packed::Tree(t) => t.len(),
+        }
+    }
+
+    fn first(&self) -> Option<u64> {
+        match self {
+            Packed::Small(v) => v.front().copied(),
+            Packed::Tree(t) => t.first().copied(),
+        }
+    }
+
+    fn iter(&self) -> PackedIter<'_> {
+        match self {
+            Packed::Small(v) => PackedIter::Small(v.iter()),
+            Packed::Tree(t) => PackedIter::Tree(t.iter()),
+        }
+    }
+}
+
+enum PackedIter<'a> {
+    Small(std::collections::vec_deque::Iter<'a, u64>),
+    Tree(std::collections::btree_set::Iter<'a, u64>),
+}
+
+impl Iterator for PackedIter<'_> {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        match self {
+            PackedIter::Small(i) => i.next().copied(),
+            PackedIter::Tree(i) => i.next().copied(),
+        }
+    }
 }
 
 impl ExpiryIndex {
     pub fn insert(&mut self, at: u64, pos: u32) {
         match pack(at, pos) {
             Some(p) => self.packed.insert(p),
-            None => self.wide.insert((tick(at), pos)),
-        };
+            None => {
+                self.wide.insert((tick(at), pos));
+            }
+        }
     }
 
     /// Removes the entry of the slot at `pos`, whose deadline is `at`.
     pub fn remove(&mut self, at: u64, pos: u32) {
         match pack(at, pos) {
-            Some(p) => self.packed.remove(&p),
-            None => self.wide.remove(&(tick(at), pos)),
-        };
+            Some(p) => self.packed.remove(p),
+            None => {
+                self.wide.remove(&(tick(at), pos));
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -71,7 +194,7 @@ impl ExpiryIndex {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.packed.is_empty() && self.wide.is_empty()
+        self.packed.len() == 0 && self.wide.is_empty()
     }
 
     /// The position of a key in the earliest tick.
@@ -87,7 +210,7 @@ impl ExpiryIndex {
     }
 
     fn head(&self) -> Option<(u64, u32)> {
-        let packed = self.packed.first().map(|&p| unpack(p));
+        let packed = self.packed.first().map(unpack);
         match (packed, self.wide.first()) {
             (Some(a), Some(&b)) => Some(a.min(b)),
             (a, b) => a.or(b.copied()),
@@ -96,7 +219,7 @@ impl ExpiryIndex {
 
     /// (tick, position) of every entry, ticks in order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
-        let packed = self.packed.iter().map(|&p| unpack(p));
+        let packed = self.packed.iter().map(unpack);
         // The wide tree is empty but in shards of over 2^28 keys.
         let mut wide = self.wide.iter().copied().peekable();
         let mut packed = packed.peekable();
@@ -157,6 +280,7 @@ mod tests {
         x.insert(5_000, 2);
         x.insert(100, big);
         assert_eq!(x.packed.len(), 1);
+        assert!(matches!(x.packed, Packed::Small(_)));
         assert_eq!(x.wide.len(), 2);
         assert_eq!(x.iter().collect::<Vec<_>>(), [(tick(100), big), (tick(5_000), 2), (tick(5_000), big + 4)]);
         assert_eq!(x.first(), Some(big));
@@ -166,6 +290,47 @@ mod tests {
         x.remove(5_000, 2);
         x.remove(5_000, big + 4);
         assert!(x.is_empty());
+    }
+
+    /// Past SMALL entries the vector turns into a tree; entries keep
+    /// their order, removals work on both sides of the switch, and an
+    /// index equals one built the other way.
+    #[test]
+    fn the_vector_turns_into_a_tree_past_small() {
+        let mut x = ExpiryIndex::default();
+        let mut want = BTreeSet::new();
+        // Deadlines out of order, several to a tick.
+        let at = |i: u32| u64::from(i.wrapping_mul(2_654_435_761) % 100_000);
+        for i in 0..SMALL as u32 {
+            x.insert(at(i), i);
+            want.insert((tick(at(i)), i));
+        }
+        assert!(matches!(x.packed, Packed::Small(_)));
+        for i in (0..SMALL as u32).step_by(3) {
+            x.remove(at(i), i);
+            want.remove(&(tick(at(i)), i));
+        }
+        let mut small = ExpiryIndex::default();
+        for &(t, p) in &want {
+            small.insert(t << TICK_SHIFT, p);
+        }
+        for i in SMALL as u32..2 * SMALL as u32 {
+            x.insert(at(i), i);
+            want.insert((tick(at(i)), i));
+        }
+        assert!(matches!(x.packed, Packed::Tree(_)));
+        assert_eq!(x.iter().collect::<Vec<_>>(), want.iter().copied().collect::<Vec<_>>());
+        for i in SMALL as u32..2 * SMALL as u32 {
+            x.remove(at(i), i);
+        }
+        assert_eq!(x, small, "a tree equals a vector of the same entries");
+        assert_eq!(x.first(), small.first());
+        // Emptied, a vector lets go of its allocation.
+        for &(t, p) in &want {
+            small.remove(t << TICK_SHIFT, p);
+        }
+        assert!(small.is_empty());
+        assert!(matches!(&small.packed, Packed::Small(v) if v.capacity() == 0));
     }
 
     #[test]

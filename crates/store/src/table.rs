@@ -314,19 +314,24 @@ impl Table {
 /// answer to "what would you allocate", so this follows its classes
 /// rather than copying them; under another global allocator (the store's
 /// unit tests) it is only a rounding rule.
-#[allow(unsafe_code)]
 pub(crate) fn fit(n: usize) -> usize {
-    const SLOT: usize = std::mem::size_of::<Slot>();
-    if n == 0 {
-        return 0;
+    fit_for::<Slot>(n)
+}
+
+/// [`fit`] for a vector of any `T` (the expiry index's entries too).
+#[allow(unsafe_code)]
+pub(crate) fn fit_for<T>(n: usize) -> usize {
+    let size = std::mem::size_of::<T>();
+    if n == 0 || size == 0 {
+        return n;
     }
-    let Some(bytes) = n.checked_mul(SLOT) else { return n };
+    let Some(bytes) = n.checked_mul(size) else { return n };
     // SAFETY: nallocx only computes a size; it touches no allocation.
     let class = unsafe { tikv_jemalloc_sys::nallocx(bytes, 0) };
     if class < bytes {
         n // 0: the size is beyond what jemalloc serves; let Vec report it.
     } else {
-        class / SLOT
+        class / size
     }
 }
 
