@@ -101,15 +101,16 @@ fn allkeys_lfu_keeps_the_frequently_read_keys() {
 /// takes them: without newcomers about 300 of the 500 were missing in
 /// every round. Each one that comes back is a regret of the hand, the
 /// share of evictions that judge newcomers first rises, the one-off keys
-/// go as they come, and the 500 stay: none were missing from round 14-21
-/// on in three runs.
+/// go as they come, and the 500 stay: in eleven runs, none were missing
+/// from round 14-22 on (at most 50 from round 18 on). The check is on the
+/// last three of 28 rounds.
 #[test]
 fn allkeys_sieve_learns_to_keep_the_keys_that_come_back() {
     let (_proc, mut con, _) = limited_server("allkeys-sieve", 6 << 20);
     let value = vec![b'x'; 1000];
     let mut one_off = 0;
     let mut misses = Vec::new();
-    for _ in 0..24 {
+    for _ in 0..28 {
         let got: Vec<Option<Vec<u8>>> =
             (0..500).fold(&mut cmd("MGET"), |c, i| c.arg(format!("kept:{i}"))).query(&mut con).unwrap();
         let missing: Vec<usize> = (0..500).filter(|&i| got[i].is_none()).collect();
