@@ -252,8 +252,8 @@ impl Keyspace {
                 at = (at - shard + per_db) % total;
                 continue;
             }
-            if let Some(key) = self.evict_sieve_in(db, shard, now) {
-                newcomers.left(hash_key(&key), Left::Swept);
+            if let Some((key, hash)) = self.evict_sieve_in(db, shard, now) {
+                newcomers.left(hash, Left::Swept);
                 self.evicted_by_sieve(db, &key);
                 return true;
             }

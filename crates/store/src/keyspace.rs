@@ -203,6 +203,14 @@ impl Shard {
         key
     }
 
+    /// Evicts the entry at `i`, whose key hashes to `h`: returns the key,
+    /// for the effect stream, and its hash, for allkeys-sieve's ghosts.
+    fn evict_at(&mut self, i: usize, h: u64) -> (Bytes, u64) {
+        let key = Bytes::copy_from_slice(&self.map.slot(i).key);
+        self.remove_hashed(i, h);
+        (key, h)
+    }
+
     fn set_expire_index(&mut self, i: usize, at: u64) {
         let slot = self.map.slot_mut(i);
         let was = slot.entry.expire_at;
@@ -442,7 +450,7 @@ impl Keyspace {
     /// at the end of their shard's map, so the hand meets them late, as
     /// SIEVE's head, except the one `swap_remove` moves into the slot an
     /// eviction frees: the shard's newest, looked at next (see below).
-    pub(crate) fn evict_sieve_in(&self, db: usize, shard: usize, now: u64) -> Option<Bytes> {
+    pub(crate) fn evict_sieve_in(&self, db: usize, shard: usize, now: u64) -> Option<(Bytes, u64)> {
         let mut tx = self.lock_shard(db, shard, now);
         let s = tx.guards.only();
         while s.sieve_hand < s.map.len() {
@@ -453,7 +461,7 @@ impl Keyspace {
                 s.sieve_hand += 1;
                 continue;
             }
-            let key = Bytes::copy_from_slice(&s.remove_index_key(h));
+            let evicted = s.evict_at(h, hash_key(&s.map.slot(h).key));
             // The shard's newest key now fills the hole, and the hand looks
             // at it next: a newcomer nobody has read since it came is the
             // next to go. SIEVE proper reaches new objects last; with the
@@ -461,7 +469,7 @@ impl Keyspace {
             // did worse on every workload: 0.123 against 0.409 on the
             // loop, 0.705 against 0.729 on zipf-1.0 (BENCHMARKS.md).
             s.sieve_hand = h;
-            return Some(key);
+            return Some(evicted);
         }
         s.sieve_hand = 0;
         None
@@ -485,9 +493,7 @@ impl Keyspace {
         if s.map.slot(i).entry.visited {
             return Judged::Kept;
         }
-        let key = Bytes::copy_from_slice(&s.map.slot(i).key);
-        s.remove_hashed(i, hash);
-        Judged::Evicted(key)
+        Judged::Evicted(s.evict_at(i, hash).0)
     }
 
     /// (shards with keys, shards with keys that have a TTL) in `db` as of

@@ -170,9 +170,10 @@ impl Pos for u32 {
     }
 }
 
+/// The position of the slot with hash `hash` that `is` accepts.
 #[inline]
-fn find_in<P: Pos>(index: &HashTable<P>, slots: &[Slot], hash: u64, key: &[u8]) -> Option<usize> {
-    index.find(hash, |&i| slots[i.at()].key.as_bytes() == key).map(|&i| i.at())
+fn find_in<P: Pos>(index: &HashTable<P>, slots: &[Slot], hash: u64, is: impl Fn(&Slot) -> bool) -> Option<usize> {
+    index.find(hash, |&i| is(&slots[i.at()])).map(|&i| i.at())
 }
 
 fn insert_in<P: Pos>(index: &mut HashTable<P>, slots: &[Slot], hash: u64, i: P) {
@@ -218,10 +219,7 @@ impl Table {
     /// The position of `key`, whose hash is `hash`.
     #[inline]
     pub fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
-        match &self.index {
-            Index::Narrow(t) => find_in(t, &self.slots, hash, key),
-            Index::Wide(t) => find_in(t, &self.slots, hash, key),
-        }
+        self.find_where(hash, |s| s.key.as_bytes() == key)
     }
 
     /// The position of a key whose hash is `hash`, its bytes unknown
@@ -230,10 +228,14 @@ impl Table {
     /// caller gets one of them, which for eviction is a key as good as
     /// the other.
     pub fn find_hash(&self, hash: u64) -> Option<usize> {
-        let slots = &self.slots;
+        self.find_where(hash, |s| hash_key(&s.key) == hash)
+    }
+
+    #[inline]
+    fn find_where(&self, hash: u64, is: impl Fn(&Slot) -> bool) -> Option<usize> {
         match &self.index {
-            Index::Narrow(t) => t.find(hash, |&i| hash_key(&slots[i.at()].key) == hash).map(|&i| i.at()),
-            Index::Wide(t) => t.find(hash, |&i| hash_key(&slots[i.at()].key) == hash).map(|&i| i.at()),
+            Index::Narrow(t) => find_in(t, &self.slots, hash, is),
+            Index::Wide(t) => find_in(t, &self.slots, hash, is),
         }
     }
 
