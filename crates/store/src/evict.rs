@@ -239,10 +239,17 @@ impl Keyspace {
         // keys: a start anywhere in all sixteen would, with only db 0 in
         // use, skip forward to db 0's first shard fifteen times in
         // sixteen, and drain the first shards over and over.
+        // One pass picks it (reservoir sampling): each eviction read every
+        // database's count twice before.
         let mut rng = rand::rng();
-        let held = (0..self.databases()).filter(|&db| self.may_hold(db, false)).count();
-        let db = (0..self.databases()).filter(|&db| self.may_hold(db, false)).nth(rng.random_range(0..held.max(1)));
-        let mut at = db.unwrap_or(0) * per_db + rng.random_range(0..per_db);
+        let (mut db, mut held) = (0, 0);
+        for d in (0..self.databases()).filter(|&d| self.may_hold(d, false)) {
+            held += 1;
+            if rng.random_range(0..held) == 0 {
+                db = d;
+            }
+        }
+        let mut at = db * per_db + rng.random_range(0..per_db);
         // Two sweeps at most (the first may only clear visited bits), plus
         // a step per database skipped.
         for _ in 0..2 * total + self.databases() + 1 {
@@ -421,7 +428,7 @@ pub(crate) enum Judged {
     /// Read since it came: it stays.
     Kept,
     /// Not read: removed (this key).
-    Evicted(bytes::Bytes),
+    Evicted(crate::table::Key),
 }
 
 /// Runs `f` on this thread's pool for `ks` (emptied first if it held

@@ -129,6 +129,11 @@ impl Shard {
 
     /// [`Self::remove_index`] for a caller that knows the key's hash.
     fn remove_hashed(&mut self, i: usize, h: u64) -> Entry {
+        self.remove_slot(i, h).entry
+    }
+
+    /// [`Self::remove_hashed`], handing back the key too.
+    fn remove_slot(&mut self, i: usize, h: u64) -> crate::table::Slot {
         let slot = self.map.swap_remove(i, h);
         if slot.entry.expire_at != 0 {
             self.expiry.remove(slot.entry.expire_at, i as u32);
@@ -142,7 +147,7 @@ impl Shard {
             }
         }
         self.shrink_if_sparse();
-        slot.entry
+        slot
     }
 
     /// Entries live inline in the map, so a map emptied by deletes,
@@ -205,10 +210,12 @@ impl Shard {
 
     /// Evicts the entry at `i`, whose key hashes to `h`: returns the key,
     /// for the effect stream, and its hash, for allkeys-sieve's ghosts.
-    fn evict_at(&mut self, i: usize, h: u64) -> (Bytes, u64) {
-        let key = Bytes::copy_from_slice(&self.map.slot(i).key);
-        self.remove_hashed(i, h);
-        (key, h)
+    /// Removes slot `i` (its key hashing to `h`) for an eviction. The key
+    /// is moved out, not copied: the effect stream needs it after the
+    /// lock is gone, and a copy was an allocation and a free per eviction.
+    /// The value is freed here, under the lock.
+    fn evict_at(&mut self, i: usize, h: u64) -> (Key, u64) {
+        (self.remove_slot(i, h).key, h)
     }
 
     fn set_expire_index(&mut self, i: usize, at: u64) {
@@ -450,7 +457,7 @@ impl Keyspace {
     /// at the end of their shard's map, so the hand meets them late, as
     /// SIEVE's head, except the one `swap_remove` moves into the slot an
     /// eviction frees: the shard's newest, looked at next (see below).
-    pub(crate) fn evict_sieve_in(&self, db: usize, shard: usize, now: u64) -> Option<(Bytes, u64)> {
+    pub(crate) fn evict_sieve_in(&self, db: usize, shard: usize, now: u64) -> Option<(Key, u64)> {
         let mut tx = self.lock_shard(db, shard, now);
         let s = tx.guards.only();
         while s.sieve_hand < s.map.len() {
