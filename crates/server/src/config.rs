@@ -93,6 +93,10 @@ pub struct Config {
     pub busy_reply_threshold: u64,
     /// Seconds between the PINGs a primary sends its replicas.
     pub repl_ping_replica_period: u64,
+    pub repl_backlog_size: u64,
+    pub repl_backlog_ttl: u64,
+    pub masterauth: String,
+    pub masteruser: String,
     /// `replicaof <host> <port>` at start-up ("host port"; empty: none).
     pub replicaof: String,
     /// As a replica: clients may not write (READONLY).
@@ -153,6 +157,10 @@ impl Default for Config {
             tracking_table_max_keys: 1_000_000,
             busy_reply_threshold: 5000,
             repl_ping_replica_period: 10,
+            repl_backlog_size: 1 << 20,
+            repl_backlog_ttl: 3600,
+            masterauth: String::new(),
+            masteruser: String::new(),
             replicaof: String::new(),
             replica_read_only: true,
             replica_serve_stale_data: true,
@@ -423,6 +431,10 @@ pub static PARAMS: &[Param] = &[
     int_param!("lua-time-limit", busy_reply_threshold, 0, i64::MAX as u64, true),
     int_param!("repl-ping-replica-period", repl_ping_replica_period, 1, i32::MAX as u64, true),
     int_param!("repl-ping-slave-period", repl_ping_replica_period, 1, i32::MAX as u64, true),
+    mem_param!("repl-backlog-size", repl_backlog_size, 1),
+    int_param!("repl-backlog-ttl", repl_backlog_ttl, 0, i32::MAX as u64, true),
+    str_param!("masterauth", masterauth, true),
+    str_param!("masteruser", masteruser, true),
     int_param!("min-replicas-to-write", min_replicas_to_write, 0, i32::MAX as u64, true),
     replicaof_param!("replicaof"),
     replicaof_param!("slaveof"),

@@ -227,6 +227,10 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("total_net_input_bytes:{}", st.total_net_input_bytes.get());
             field!("total_net_output_bytes:{}", st.total_net_output_bytes.get());
             field!("rejected_connections:{}", st.rejected_connections.load(Relaxed));
+            let sync = &shared.replication.stats;
+            field!("sync_full:{}", sync.full.load(Relaxed));
+            field!("sync_partial_ok:{}", sync.partial_ok.load(Relaxed));
+            field!("sync_partial_err:{}", sync.partial_err.load(Relaxed));
             field!("expired_keys:{}", shared.keyspace.expired_keys());
             field!("evicted_keys:{}", shared.keyspace.evicted_keys());
             field!("keyspace_hits:{}", st.keyspace_hits.get());
@@ -277,11 +281,16 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
                 field!("slave{i}:ip={},port={},state=online,offset={},lag={}", r.ip, r.port, r.offset, r.lag);
             }
             field!("master_failover_state:no-failover");
-            field!("master_replid:{}", shared.replication.replid);
+            field!("master_replid:{}", shared.replication.replid());
             field!("master_replid2:0000000000000000000000000000000000000000");
             field!("master_repl_offset:{}", shared.replication.offset());
             field!("second_repl_offset:-1");
-            field!("repl_backlog_active:0");
+            let backlog = shared.replication.backlog();
+            let (size, first, held) = backlog.unwrap_or((shared.config.read().repl_backlog_size, 0, 0));
+            field!("repl_backlog_active:{}", backlog.is_some() as u8);
+            field!("repl_backlog_size:{size}");
+            field!("repl_backlog_first_byte_offset:{first}");
+            field!("repl_backlog_histlen:{held}");
         }
         "cpu" => {
             let (sys, user) = cpu_seconds();

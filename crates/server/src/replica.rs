@@ -9,8 +9,16 @@
 //! offset every second. A broken link is retried every second until
 //! REPLICAOF NO ONE or another REPLICAOF aborts the task.
 //!
-//! Why no partial resync: this side keeps no backlog of its own either, so
-//! every (re)connection is a full one, as the primary side answers.
+//! A link that breaks keeps what it reached: the primary's replication id,
+//! the offset of the last whole command applied, and the database the
+//! stream last selected (Redis's cached master). The next connection asks
+//! PSYNC for the rest; a primary whose backlog still holds it answers
+//! +CONTINUE and the stream goes on where it stopped, with no image.
+//! `masterauth` (and `masteruser`) authenticate the link first.
+//!
+//! This side keeps no backlog of its own, so its own replicas are dropped
+//! when it starts following a primary, and a promoted replica starts a new
+//! history (see replication.rs).
 
 use crate::conn::client::Client;
 use crate::Shared;
@@ -37,6 +45,12 @@ pub struct LinkState {
     pub offset: AtomicU64,
     /// Milliseconds (server clock) of the last byte from the primary.
     pub last_io_ms: AtomicU64,
+    /// The primary's replication id as of `offset` (empty: none yet).
+    replid: Mutex<String>,
+    /// The database the stream last selected.
+    db: std::sync::atomic::AtomicUsize,
+    /// The connection applying the stream (CLIENT KILL TYPE master).
+    pub client_id: AtomicU64,
 }
 
 /// The primary this server replicates, if any.
@@ -74,6 +88,9 @@ impl ReplicaRole {
             state: AtomicU8::new(CONNECTING),
             offset: AtomicU64::new(0),
             last_io_ms: AtomicU64::new(0),
+            replid: Mutex::new(String::new()),
+            db: Default::default(),
+            client_id: AtomicU64::new(0),
         });
         let task = tokio::spawn(run(Arc::downgrade(shared), link.clone()));
         if let Some(old) = self.upstream.lock().replace(Upstream { link, task }) {
@@ -133,45 +150,97 @@ async fn sync_once(shared: &Arc<Shared>, link: &Arc<LinkState>) -> anyhow::Resul
     let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&addr)).await??;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let pong = command(&mut stream, &mut buf, &["PING"]).await?;
-    // A primary with a password answers NOAUTH; masterauth is not kept.
+    // A primary with a password answers NOAUTH until masterauth is sent.
     if pong.starts_with('-') && !pong.starts_with("-NOAUTH") {
         anyhow::bail!("PING: {pong}");
     }
-    let port = shared.listen_addr.read().map(|a| a.port()).unwrap_or(0).to_string();
-    command(&mut stream, &mut buf, &["REPLCONF", "listening-port", &port]).await?;
-    command(&mut stream, &mut buf, &["REPLCONF", "capa", "psync2"]).await?;
-    link.state.store(SYNCING, Relaxed);
-    let reply = command(&mut stream, &mut buf, &["PSYNC", "?", "-1"]).await?;
-    let mut parts = reply.split(' ');
-    let (Some("+FULLRESYNC"), Some(_replid), Some(offset)) = (parts.next(), parts.next(), parts.next()) else {
-        anyhow::bail!("PSYNC: unexpected reply {reply:?}");
+    let (user, pass) = {
+        let c = shared.config.read();
+        (c.masteruser.clone(), c.masterauth.clone())
     };
-    let mut offset: u64 = offset.parse()?;
-    let header = read_line(&mut stream, &mut buf).await?;
-    let len: usize = header
-        .strip_prefix('$')
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("bad image header {header:?}"))?;
-    while buf.len() < len {
-        if stream.read_buf(&mut buf).await? == 0 {
-            anyhow::bail!("the primary closed the connection during the transfer");
+    if !pass.is_empty() {
+        let auth: &[&str] = if user.is_empty() { &["AUTH", &pass] } else { &["AUTH", &user, &pass] };
+        let reply = command(&mut stream, &mut buf, auth).await?;
+        if reply.starts_with('-') {
+            anyhow::bail!("Unable to AUTH to MASTER: {reply}");
         }
     }
-    let image = buf.split_to(len);
-    tracing::info!("Primary replied FULLRESYNC: loading {len} bytes of RDB");
-    load_image(shared, &image)?;
-    link.offset.store(offset, Relaxed);
+    let port = shared.listen_addr.read().map(|a| a.port()).unwrap_or(0).to_string();
+    for step in [&["REPLCONF", "listening-port", &port][..], &["REPLCONF", "capa", "psync2"]] {
+        let reply = command(&mut stream, &mut buf, step).await?;
+        if reply.starts_with("-NOAUTH") {
+            anyhow::bail!("the primary requires authentication (masterauth): {reply}");
+        }
+    }
+    link.state.store(SYNCING, Relaxed);
+    let cached = link.replid.lock().clone();
+    let mut offset = link.offset.load(Relaxed);
+    let reply = if cached.is_empty() {
+        command(&mut stream, &mut buf, &["PSYNC", "?", "-1"]).await?
+    } else {
+        command(&mut stream, &mut buf, &["PSYNC", &cached, &(offset + 1).to_string()]).await?
+    };
+    if let Some(id) = reply.strip_prefix("+CONTINUE") {
+        // A primary may name a new id for the same history (Redis's
+        // PSYNC2, after a failover).
+        if !id.trim().is_empty() {
+            *link.replid.lock() = id.trim().to_string();
+        }
+        tracing::info!("Successful partial resynchronization with primary at offset {offset}");
+    } else {
+        offset = full_sync(shared, link, &mut stream, &mut buf, &reply).await?;
+    }
     link.state.store(CONNECTED, Relaxed);
     link.last_io_ms.store(shared.clock.now_ms(), Relaxed);
-    tracing::info!("Primary <-> replica sync: finished with success");
 
     let addr = stream.peer_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
     let (info, outbox) = shared.clients.register(addr, addr, -1, shared.uptime_ms());
     let mut client = Client::new(info, outbox, shared.acl.default_user(), true);
     client.from_master = true;
+    client.db = link.db.load(Relaxed);
+    link.client_id.store(client.id(), Relaxed);
     let result = apply_stream(shared, link, &mut stream, &mut buf, &mut client, &mut offset).await;
+    link.db.store(client.db, Relaxed);
+    link.client_id.store(0, Relaxed);
     shared.clients.unregister(client.id());
     result
+}
+
+/// After a PSYNC answered `reply` (+FULLRESYNC replid offset): reads and
+/// loads the image; the offset the stream starts at.
+async fn full_sync(
+    shared: &Arc<Shared>,
+    link: &LinkState,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    reply: &str,
+) -> anyhow::Result<u64> {
+    let mut parts = reply.split(' ');
+    let (Some("+FULLRESYNC"), Some(replid), Some(offset)) = (parts.next(), parts.next(), parts.next()) else {
+        anyhow::bail!("PSYNC: unexpected reply {reply:?}");
+    };
+    let offset: u64 = offset.parse()?;
+    let header = read_line(stream, buf).await?;
+    let len: usize = header
+        .strip_prefix('$')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("bad image header {header:?}"))?;
+    while buf.len() < len {
+        if stream.read_buf(buf).await? == 0 {
+            anyhow::bail!("the primary closed the connection during the transfer");
+        }
+    }
+    let image = buf.split_to(len);
+    tracing::info!("Primary replied FULLRESYNC: loading {len} bytes of RDB");
+    // Forget the old history before the data changes: a load that fails
+    // halfway must not be continued from.
+    link.replid.lock().clear();
+    load_image(shared, &image)?;
+    link.offset.store(offset, Relaxed);
+    link.db.store(0, Relaxed);
+    *link.replid.lock() = replid.to_string();
+    tracing::info!("Primary <-> replica sync: finished with success");
+    Ok(offset)
 }
 
 /// Flushes the dataset and loads the primary's image, holding the world
@@ -203,6 +272,9 @@ async fn apply_stream(
             let input = &buf[pos..pos + n];
             pos += n;
             *offset += n as u64;
+            // Stored per command: a link that fails before this batch ends
+            // must not ask for a command it already applied.
+            link.offset.store(*offset, Relaxed);
             if req.is_empty() {
                 continue;
             }
@@ -227,6 +299,8 @@ async fn apply_stream(
                 link.last_io_ms.store(shared.clock.now_ms(), Relaxed);
             }
             _ = ack.tick() => send_ack(stream, *offset).await?,
+            // CLIENT KILL TYPE master: the link drops, and reconnects.
+            _ = client.info.killed() => anyhow::bail!("the link was killed (CLIENT KILL)"),
         }
     }
 }

@@ -20,7 +20,17 @@
 //!   messages use, so a replica that stops reading is cut off by the
 //!   `client-output-buffer-limit` replica class instead of growing memory
 //!   without bound.
-//! - There is no backlog yet: every PSYNC is answered with FULLRESYNC.
+//! - The backlog holds the last `repl-backlog-size` bytes of the stream,
+//!   from the first replica's attach until `repl-backlog-ttl` seconds
+//!   without any. A replica whose link broke asks PSYNC for the offset it
+//!   reached; if the backlog still holds it, the replica gets +CONTINUE
+//!   and the bytes since, not a new image. The stream is the same bytes
+//!   for every replica in step (the usual case), so the backlog is one
+//!   more copy of them, appended under the lock that feeds the replicas:
+//!   no write can fall between what the backlog sent and what the
+//!   replica receives next. History is named by the replication id: a
+//!   backlog freed, or a primary turned replica, takes a new one, so no
+//!   replica continues across a gap.
 
 use crate::propagate::{append_selecting, stage, Staged};
 use crate::pubsub::{BufferLimit, Outbox};
@@ -73,6 +83,19 @@ struct Feeds {
     replicas: Vec<Replica>,
     /// The database the stream as a whole last selected, for the offset.
     db: Option<usize>,
+    /// The stream's last bytes, up to the offset (None: no backlog).
+    backlog: Option<std::collections::VecDeque<u8>>,
+}
+
+/// Redis's floor for `repl-backlog-size` (its CONFIG_REPL_BACKLOG_MIN_SIZE).
+const BACKLOG_MIN: u64 = 16 * 1024;
+
+/// Replication counters for INFO stats.
+#[derive(Default)]
+pub struct SyncStats {
+    pub full: AtomicU64,
+    pub partial_ok: AtomicU64,
+    pub partial_err: AtomicU64,
 }
 
 pub struct Replication {
@@ -81,7 +104,15 @@ pub struct Replication {
     /// Bytes of replication stream produced (`master_repl_offset`).
     offset: AtomicU64,
     /// 40 hex digits naming this primary's history.
-    pub replid: String,
+    replid: parking_lot::RwLock<String>,
+    /// A backlog exists: writes feed it even with no replica attached.
+    backlogged: std::sync::atomic::AtomicBool,
+    /// repl-backlog-size and repl-backlog-ttl, copied from the config.
+    backlog_size: AtomicU64,
+    backlog_ttl: AtomicU64,
+    /// When the cron first saw no replica attached (0: one is).
+    alone_since_ms: AtomicU64,
+    pub stats: SyncStats,
     last_ping_ms: AtomicU64,
     /// A replica has attached at some point.
     ever: std::sync::atomic::AtomicBool,
@@ -105,7 +136,12 @@ impl Default for Replication {
             feeds: Mutex::default(),
             count: AtomicUsize::new(0),
             offset: AtomicU64::new(0),
-            replid: crate::server::random_hex_id(),
+            replid: parking_lot::RwLock::new(crate::server::random_hex_id()),
+            backlogged: Default::default(),
+            backlog_size: AtomicU64::new(1 << 20),
+            backlog_ttl: AtomicU64::new(3600),
+            alone_since_ms: AtomicU64::new(0),
+            stats: SyncStats::default(),
             last_ping_ms: AtomicU64::new(0),
             ever: Default::default(),
             min_to_write: AtomicU64::new(0),
@@ -129,7 +165,7 @@ pub struct ReplicaInfo {
 
 impl EffectSink for Replication {
     fn apply(&self, effect: &Effect<'_>) {
-        if self.count.load(Relaxed) == 0 {
+        if self.count.load(Relaxed) == 0 && !self.backlogged.load(Relaxed) {
             // A transaction staged when the last replica left must not
             // swallow later writes (only possible once one has attached).
             if self.ever.load(Relaxed) {
@@ -150,11 +186,14 @@ impl EffectSink for Replication {
 impl Replication {
     fn feed(&self, cmds: &[(usize, Vec<u8>)]) {
         let mut feeds = self.feeds.lock();
-        let Feeds { replicas, db } = &mut *feeds;
+        let Feeds { replicas, db, backlog } = &mut *feeds;
         let stream_db = *db;
         let mut whole = Vec::new();
         append_selecting(&mut whole, db, cmds);
         self.offset.fetch_add(whole.len() as u64, Relaxed);
+        if let Some(backlog) = backlog {
+            self.keep(backlog, &whole);
+        }
         let mut own = Vec::new();
         for r in replicas.iter_mut() {
             // A replica in step with the stream (the usual case) is sent
@@ -169,6 +208,86 @@ impl Replication {
             }
         }
         self.prune(&mut feeds);
+    }
+
+    /// Appends stream bytes to the backlog, dropping its oldest beyond
+    /// the configured size.
+    fn keep(&self, backlog: &mut std::collections::VecDeque<u8>, bytes: &[u8]) {
+        let size = self.backlog_size.load(Relaxed) as usize;
+        let tail = &bytes[bytes.len().saturating_sub(size)..];
+        backlog.extend(tail);
+        let excess = backlog.len().saturating_sub(size);
+        backlog.drain(..excess);
+    }
+
+    pub fn replid(&self) -> String {
+        self.replid.read().clone()
+    }
+
+    /// repl-backlog-size and repl-backlog-ttl; a smaller size trims the
+    /// backlog at once.
+    pub fn set_backlog(&self, size: u64, ttl: u64) {
+        self.backlog_size.store(size.max(BACKLOG_MIN), Relaxed);
+        self.backlog_ttl.store(ttl, Relaxed);
+        if let Some(b) = self.feeds.lock().backlog.as_mut() {
+            let excess = b.len().saturating_sub(size.max(BACKLOG_MIN) as usize);
+            b.drain(..excess);
+        }
+    }
+
+    /// (size, first byte's offset, bytes held) of the backlog, if any, for
+    /// INFO replication.
+    pub fn backlog(&self) -> Option<(u64, u64, u64)> {
+        let feeds = self.feeds.lock();
+        let held = feeds.backlog.as_ref()?.len() as u64;
+        Some((self.backlog_size.load(Relaxed), self.offset() + 1 - held, held))
+    }
+
+    /// Drops the backlog and names a new history: what replicas of the old
+    /// one hold can no longer be continued.
+    fn forget_history(&self, feeds: &mut Feeds) {
+        feeds.backlog = None;
+        self.backlogged.store(false, Relaxed);
+        *self.replid.write() = crate::server::random_hex_id();
+    }
+
+    /// PSYNC `replid` `from`: if this primary's backlog holds the stream
+    /// from offset `from` on (Redis numbers a stream's first byte 1), the
+    /// replica is attached in step with the stream, and +CONTINUE and the
+    /// bytes it missed are queued for it; else None (a full sync).
+    #[allow(clippy::too_many_arguments)]
+    pub fn resume(
+        &self,
+        replid: &[u8],
+        from: u64,
+        id: u64,
+        outbox: Arc<Outbox>,
+        limit: BufferLimit,
+        ip: String,
+        port: u16,
+        now_ms: u64,
+    ) -> Option<Arc<Ack>> {
+        let mut feeds = self.feeds.lock();
+        let ours = self.replid.read().clone();
+        let next = self.offset() + 1;
+        let backlog = feeds.backlog.as_mut()?;
+        let first = next - backlog.len() as u64;
+        if replid != ours.as_bytes() || from < first || from > next {
+            return None;
+        }
+        outbox.push(format!("+CONTINUE {ours}\r\n").as_bytes(), BufferLimit::default());
+        outbox.push(&backlog.make_contiguous()[(from - first) as usize..], limit);
+        let acked = Arc::new(Ack { offset: AtomicU64::new(from - 1), at_ms: AtomicU64::new(now_ms) });
+        feeds.replicas.retain(|r| r.id != id);
+        let db = feeds.db;
+        feeds.replicas.push(Replica { id, outbox, db, limit, port, ip, acked: acked.clone(), held: None });
+        self.prune(&mut feeds);
+        Some(acked)
+    }
+
+    /// Ids of the attached replicas' connections (CLIENT KILL TYPE replica).
+    pub fn replica_ids(&self) -> Vec<u64> {
+        self.feeds.lock().replicas.iter().map(|r| r.id).collect()
     }
 
     /// Forgets replicas whose connection has gone.
@@ -196,6 +315,11 @@ impl Replication {
         let mut feeds = self.feeds.lock();
         feeds.replicas.retain(|r| r.id != id);
         self.prune(&mut feeds);
+        if feeds.backlog.is_none() {
+            // Redis creates the backlog with the first replica, too.
+            feeds.backlog = Some(Default::default());
+            self.backlogged.store(true, Relaxed);
+        }
         let r = Replica { id, outbox, db: None, limit, port, ip, acked: acked.clone(), held: Some(Vec::new()) };
         feeds.replicas.push(r);
         self.prune(&mut feeds);
@@ -283,6 +407,9 @@ impl Replication {
         let mut feeds = self.feeds.lock();
         let ids = feeds.replicas.drain(..).map(|r| r.id).collect();
         self.prune(&mut feeds);
+        // The image from the new primary replaces the data without passing
+        // through the stream: this history ends here.
+        self.forget_history(&mut feeds);
         ids
     }
 
@@ -304,10 +431,25 @@ impl Replication {
     /// From the cron: a PING into the stream every
     /// `repl-ping-replica-period` seconds while replicas are attached, so
     /// they can tell a quiet primary from a dead link.
+    /// A backlog with no replica for `repl-backlog-ttl` seconds is freed.
     pub fn cron_tick(&self, now_ms: u64, period_secs: u64) {
         if self.count.load(Relaxed) == 0 {
+            if !self.backlogged.load(Relaxed) {
+                return;
+            }
+            let since = self.alone_since_ms.load(Relaxed);
+            let ttl = self.backlog_ttl.load(Relaxed);
+            if since == 0 {
+                self.alone_since_ms.store(now_ms.max(1), Relaxed);
+            } else if ttl > 0 && now_ms.saturating_sub(since) >= ttl.saturating_mul(1000) {
+                let mut feeds = self.feeds.lock();
+                if feeds.replicas.is_empty() {
+                    self.forget_history(&mut feeds);
+                }
+            }
             return;
         }
+        self.alone_since_ms.store(0, Relaxed);
         let last = self.last_ping_ms.load(Relaxed);
         if now_ms.saturating_sub(last) < period_secs.saturating_mul(1000) {
             return;
@@ -317,6 +459,10 @@ impl Replication {
         larder_persist::aof::encode_command(&mut ping, &[b"PING"]);
         let mut feeds = self.feeds.lock();
         self.offset.fetch_add(ping.len() as u64, Relaxed);
+        if let Some(mut backlog) = feeds.backlog.take() {
+            self.keep(&mut backlog, &ping);
+            feeds.backlog = Some(backlog);
+        }
         for r in feeds.replicas.iter_mut() {
             r.send(&ping);
         }

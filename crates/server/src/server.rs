@@ -86,6 +86,7 @@ impl Shared {
         self.acl.sync_requirepass(&config.requirepass);
         self.replication.set_min_replicas(config.min_replicas_to_write, config.min_replicas_max_lag);
         self.replication.set_replica_options(config.replica_read_only, config.replica_serve_stale_data);
+        self.replication.set_backlog(config.repl_backlog_size, config.repl_backlog_ttl);
         self.pubsub.set_limit(config.output_limits[2]);
         self.notifier.set_flags(config.notify_flags, &self.keyspace.effects);
         self.tracking.set_max_keys(config.tracking_table_max_keys);

@@ -299,10 +299,20 @@ fn client_getname(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 /// One line of CLIENT LIST / CLIENT INFO, with Redis 7.2's fields. Buffer
 /// sizes Larder does not track per client are reported as 0.
 pub(crate) fn client_line(c: &ClientInfo, uptime_ms: u64, blocked: &[u64]) -> String {
+    client_line_of(c, uptime_ms, blocked, "normal")
+}
+
+/// [`client_line`] for a client of type `kind` (flags S and M).
+fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -> String {
     let m = c.meta.lock().clone();
     let s = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
     let idle = uptime_ms.saturating_sub(c.last_interaction.load(Relaxed)) / 1000;
     let mut flags = String::new();
+    match kind {
+        "replica" => flags.push('S'),
+        "master" => flags.push('M'),
+        _ => {}
+    }
     if blocked.contains(&c.id) {
         flags.push('b');
     }
@@ -335,17 +345,47 @@ fn verbatim(text: String) -> Frame {
     Frame::Verbatim { format: *b"txt", text: Bytes::from(text) }
 }
 
+/// Which connections are replicas and which one applies the primary's
+/// stream: replication knows; the rest are normal. Larder does not mark
+/// connections in pub/sub mode, so TYPE pubsub selects none.
+struct ClientTypes {
+    replicas: Vec<u64>,
+    master: Option<u64>,
+}
+
+impl ClientTypes {
+    fn now(shared: &crate::Shared) -> ClientTypes {
+        let master = shared.replication.upstream.link().map(|l| l.client_id.load(Relaxed)).filter(|&id| id != 0);
+        ClientTypes { replicas: shared.replication.replica_ids(), master }
+    }
+
+    fn of(&self, id: u64) -> &'static str {
+        if self.replicas.contains(&id) {
+            "replica"
+        } else if self.master == Some(id) {
+            "master"
+        } else {
+            "normal"
+        }
+    }
+}
+
+/// A TYPE argument, `slave` read as `replica`.
+fn client_type_arg(t: &[u8]) -> Result<&'static str, CmdError> {
+    match CLIENT_TYPES.iter().find(|n| eq_ic(t, n)) {
+        Some(&"slave") => Ok("replica"),
+        Some(n) => Ok(n),
+        None => Err(CmdError::Err(format!("Unknown client type '{}'", String::from_utf8_lossy(t)))),
+    }
+}
+
 /// CLIENT LIST [TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID client-id ...]
 fn client_list(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
-    let mut type_ok = true;
+    let mut kind = None;
     while let Some(a) = args.next() {
         if eq_ic(a, "type") {
-            let t = args.next_arg()?;
-            if !CLIENT_TYPES.iter().any(|n| eq_ic(t, n)) {
-                return Err(CmdError::Err(format!("Unknown client type '{}'", String::from_utf8_lossy(t))));
-            }
-            type_ok = eq_ic(t, "normal");
+            kind = Some(client_type_arg(args.next_arg()?)?);
         } else if eq_ic(a, "id") {
             let mut v = Vec::new();
             while let Some(id) = args.next() {
@@ -363,13 +403,14 @@ fn client_list(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     let uptime = ctx.shared.uptime_ms();
     let blocked = ctx.shared.blocking.blocked_clients();
+    let types = ClientTypes::now(ctx.shared);
     let text: String = ctx
         .shared
         .clients
         .all()
         .iter()
-        .filter(|c| type_ok && ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
-        .map(|c| client_line(c, uptime, &blocked))
+        .filter(|c| kind.is_none_or(|k| k == types.of(c.id)) && ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
+        .map(|c| client_line_of(c, uptime, &blocked, types.of(c.id)))
         .collect();
     Ok(verbatim(text))
 }
@@ -386,19 +427,19 @@ struct KillFilter {
     addr: Option<String>,
     laddr: Option<String>,
     user: Option<String>,
-    normal_only: Option<bool>,
+    kind: Option<&'static str>,
     skipme: bool,
     maxage: Option<u64>,
 }
 
 impl KillFilter {
-    fn matches(&self, c: &ClientInfo, me: u64) -> bool {
+    fn matches(&self, c: &ClientInfo, me: u64, types: &ClientTypes) -> bool {
         (!self.skipme || c.id != me)
             && self.id.is_none_or(|id| id == c.id)
             && self.addr.as_ref().is_none_or(|a| *a == c.addr.to_string())
             && self.laddr.as_ref().is_none_or(|a| *a == c.laddr.to_string())
             && self.user.as_ref().is_none_or(|u| *u == c.meta.lock().user)
-            && self.normal_only.unwrap_or(true)
+            && self.kind.is_none_or(|k| k == types.of(c.id))
             && self.maxage.is_none_or(|age| c.created.elapsed().as_secs() >= age)
     }
 }
@@ -427,10 +468,7 @@ fn client_kill(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         } else if eq_ic(name, "user") {
             f.user = Some(text);
         } else if eq_ic(name, "type") {
-            if !CLIENT_TYPES.iter().any(|n| eq_ic(value, n)) {
-                return Err(CmdError::Err(format!("Unknown client type '{text}'")));
-            }
-            f.normal_only = Some(eq_ic(value, "normal"));
+            f.kind = Some(client_type_arg(value)?);
         } else if eq_ic(name, "skipme") {
             f.skipme = match () {
                 _ if eq_ic(value, "yes") => true,
@@ -443,7 +481,9 @@ fn client_kill(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    let victims: Vec<Arc<ClientInfo>> = ctx.shared.clients.all().into_iter().filter(|c| f.matches(c, me)).collect();
+    let types = ClientTypes::now(ctx.shared);
+    let victims: Vec<Arc<ClientInfo>> =
+        ctx.shared.clients.all().into_iter().filter(|c| f.matches(c, me, &types)).collect();
     for c in &victims {
         kill(ctx, c);
     }

@@ -100,10 +100,33 @@ fn sync(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     full_sync(ctx, false)
 }
 
-/// PSYNC replid offset. Without a backlog there is nothing to continue
-/// from, so every request is a full resynchronization.
+/// PSYNC replid offset: +CONTINUE and the missed stream if the backlog
+/// holds it from `offset` on, else a full resynchronization. `?` (a
+/// replica with no history) always gets the full one.
 fn psync(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
-    let (_replid, _offset) = (args.next_arg()?, args.next_arg()?);
+    let (replid, offset) = (args.next_arg()?, args.next_arg()?);
+    if ctx.client.replica.is_some() {
+        ctx.client.no_reply = true;
+        return Ok(Frame::ok());
+    }
+    let shared = ctx.shared;
+    if replid != b"?" {
+        let limit = shared.config.read().output_limits[1];
+        let (id, outbox) = (ctx.client.id(), ctx.client.outbox.clone());
+        let (ip, port) = (ctx.client.info.addr.ip().to_string(), ctx.client.replica_port);
+        let from = parse_i64(offset).ok().and_then(|n| u64::try_from(n).ok());
+        let now = shared.clock.now_ms();
+        if let Some(acked) =
+            from.and_then(|from| shared.replication.resume(replid, from, id, outbox, limit, ip, port, now))
+        {
+            ctx.client.no_reply = true;
+            ctx.client.replica = Some(acked);
+            shared.replication.stats.partial_ok.fetch_add(1, Relaxed);
+            tracing::info!("Partial resynchronization request from replica {id} accepted");
+            return Ok(Frame::ok());
+        }
+        shared.replication.stats.partial_err.fetch_add(1, Relaxed);
+    }
     full_sync(ctx, true)
 }
 
@@ -119,6 +142,7 @@ fn full_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
     let ip = ctx.client.info.addr.ip().to_string();
     let port = ctx.client.replica_port;
     let (acked, offset) = shared.replication.attach(id, outbox, limit, ip, port, shared.clock.now_ms());
+    shared.replication.stats.full.fetch_add(1, Relaxed);
     shared.replication.reset_ping(shared.clock.now_ms());
     ctx.client.replica = Some(acked);
     let image = match crate::snapshot::rdb_image(shared) {
@@ -131,7 +155,7 @@ fn full_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
     };
     let mut head = Vec::with_capacity(image.len() + 80);
     if psync {
-        head.extend_from_slice(format!("+FULLRESYNC {} {offset}\r\n", shared.replication.replid).as_bytes());
+        head.extend_from_slice(format!("+FULLRESYNC {} {offset}\r\n", shared.replication.replid()).as_bytes());
     }
     head.extend_from_slice(format!("${}\r\n", image.len()).as_bytes());
     head.extend_from_slice(&image);

@@ -255,3 +255,185 @@ fn replicaof_in_the_config_follows_from_the_start() {
     wait_link_up(&mut r);
     wait_same_digest(&mut w, &mut r);
 }
+
+/// `name`'s value in INFO `section`.
+fn info_field(conn: &mut RawConn, section: &str, name: &str) -> String {
+    let info = text(&conn.call(&["INFO", section]).unwrap());
+    let prefix = format!("{name}:");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in INFO {section}: {info}"))
+        .trim()
+        .to_string()
+}
+
+/// Writes a replica must apply exactly once: a counter it would count
+/// twice if a resumed stream repeated a command, in two databases.
+fn write_counted(w: &mut RawConn, tag: &str) {
+    for cmd in
+        [&["SELECT", "0"][..], &["INCR", "counted"], &["RPUSH", "log", tag], &["SELECT", "4"], &["INCR", "counted"]]
+    {
+        let f = w.call(cmd).unwrap();
+        assert!(!matches!(f, Frame::Error(_)), "{cmd:?}: {f:?}");
+    }
+}
+
+/// Waits until `replica` has applied all `primary` sent (the offsets
+/// agree), then checks that the data agrees too.
+fn wait_in_step(primary: &mut RawConn, replica: &mut RawConn) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let sent = info_field(primary, "replication", "master_repl_offset");
+        let applied = info_field(replica, "replication", "slave_repl_offset");
+        if sent == applied {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica applied up to {applied}, the primary sent {sent}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (a, b) = (digest(primary), digest(replica));
+    assert_eq!(a, b, "same offset, different data");
+}
+
+/// Waits until INFO stats `name` on `conn` reads `want`.
+fn wait_stat(conn: &mut RawConn, name: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = info_field(conn, "stats", name);
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} is {got}, not {want}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_broken_link_continues_from_the_backlog() {
+    // Larder replicating Larder: a link cut from either side resumes with
+    // PSYNC +CONTINUE and only the missed stream (a repeated INCR would
+    // show in the digest); a gap larger than the backlog takes a full sync.
+    let primary = spawn_server();
+    let replica = spawn_server();
+    let (mut w, mut r) = (primary.raw(), replica.raw());
+    write_counted(&mut w, "before");
+    r.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
+    wait_link_up(&mut r);
+    write_mix(&mut w);
+    // Each cut comes right after counted writes: a resume that started
+    // early would apply them twice, and one that started late would skip
+    // some; either shows in the digest, and in the offsets.
+    write_counted(&mut w, "one");
+    wait_in_step(&mut w, &mut r);
+    assert_eq!(info_field(&mut w, "replication", "repl_backlog_active"), "1");
+    let replid = info_field(&mut w, "replication", "master_replid");
+
+    // Cut by the primary; writes land while the replica is away.
+    assert_eq!(w.call(&["CLIENT", "KILL", "TYPE", "replica"]).unwrap(), Frame::Integer(1));
+    write_counted(&mut w, "gap1");
+    wait_stat(&mut w, "sync_partial_ok", "1");
+    wait_in_step(&mut w, &mut r);
+    // Cut by the replica (the connection applying the primary's stream).
+    assert_eq!(r.call(&["CLIENT", "KILL", "TYPE", "master"]).unwrap(), Frame::Integer(1));
+    write_counted(&mut w, "gap2");
+    wait_stat(&mut w, "sync_partial_ok", "2");
+    wait_in_step(&mut w, &mut r);
+    assert_eq!(info_field(&mut w, "stats", "sync_full"), "1");
+    r.call(&["SELECT", "4"]).unwrap();
+    assert_eq!(r.call(&["GET", "counted"]).unwrap(), Frame::Bulk("4".into()));
+    assert_eq!(info_field(&mut w, "replication", "master_replid"), replid);
+
+    // More missed than the backlog holds: a full sync, and the same data.
+    w.call(&["CONFIG", "SET", "repl-backlog-size", "16kb"]).unwrap();
+    assert_eq!(info_field(&mut w, "replication", "repl_backlog_size"), "16384");
+    assert_eq!(w.call(&["CLIENT", "KILL", "TYPE", "replica"]).unwrap(), Frame::Integer(1));
+    let big = "x".repeat(20_000);
+    w.call(&["SET", "big", &big]).unwrap();
+    write_counted(&mut w, "gap3");
+    wait_stat(&mut w, "sync_full", "2");
+    wait_in_step(&mut w, &mut r);
+    assert_eq!(info_field(&mut w, "stats", "sync_partial_err"), "1");
+    assert_eq!(info_field(&mut w, "replication", "repl_backlog_histlen"), "16384");
+
+    // No replica for repl-backlog-ttl seconds: the backlog is freed, and
+    // the history renamed so nobody continues across the gap.
+    r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+    w.call(&["CONFIG", "SET", "repl-backlog-ttl", "1"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut w, "replication", "repl_backlog_active") != "0" {
+        assert!(Instant::now() < deadline, "the backlog outlived its ttl");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_ne!(info_field(&mut w, "replication", "master_replid"), replid);
+    assert_eq!(info_field(&mut w, "replication", "repl_backlog_histlen"), "0");
+}
+
+#[test]
+fn redis_resumes_from_larder_and_larder_from_redis() {
+    // The same cut against a real redis-server, both ways: each side's
+    // INFO stats counts the partial resynchronization it accepted.
+    let larder = spawn_server();
+    let Some(redis) = RedisServer::start_with(&["--replicaof", "127.0.0.1", &larder.addr.port().to_string()]) else {
+        return;
+    };
+    let (mut l, mut rr) = (larder.raw(), redis.raw());
+    wait_link_up(&mut rr);
+    write_counted(&mut l, "one");
+    wait_in_step(&mut l, &mut rr);
+    assert_eq!(l.call(&["CLIENT", "KILL", "TYPE", "replica"]).unwrap(), Frame::Integer(1));
+    write_counted(&mut l, "two");
+    wait_stat(&mut l, "sync_partial_ok", "1");
+    wait_in_step(&mut l, &mut rr);
+    assert_eq!(info_field(&mut l, "stats", "sync_full"), "1");
+
+    // Now Larder follows that redis-server (promoted first).
+    let Some(primary) = RedisServer::start() else { return };
+    let (mut p, follower) = (primary.raw(), spawn_server());
+    let mut f = follower.raw();
+    write_counted(&mut p, "one");
+    f.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
+    wait_link_up(&mut f);
+    write_counted(&mut p, "two");
+    wait_in_step(&mut p, &mut f);
+    assert_eq!(p.call(&["CLIENT", "KILL", "TYPE", "replica"]).unwrap(), Frame::Integer(1));
+    write_counted(&mut p, "three");
+    wait_stat(&mut p, "sync_partial_ok", "1");
+    wait_in_step(&mut p, &mut f);
+    assert_eq!(info_field(&mut p, "stats", "sync_full"), "1");
+}
+
+#[test]
+fn masterauth_authenticates_the_link() {
+    let primary = spawn_server();
+    let mut w = primary.raw();
+    write_counted(&mut w, "one");
+    w.call(&["CONFIG", "SET", "requirepass", "s3cret"]).unwrap();
+    let replica = spawn_server();
+    let mut r = replica.raw();
+    r.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
+    // Without masterauth the primary refuses the sync; tries go on.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(info_field(&mut r, "replication", "master_link_status"), "down");
+    assert_eq!(info_field(&mut w, "stats", "sync_full"), "0");
+    r.call(&["CONFIG", "SET", "masterauth", "s3cret"]).unwrap();
+    assert_eq!(
+        r.call(&["CONFIG", "GET", "masterauth"]).unwrap(),
+        Frame::Array(vec![Frame::Bulk("masterauth".into()), Frame::Bulk("s3cret".into())])
+    );
+    wait_link_up(&mut r);
+    wait_same_digest(&mut w, &mut r);
+
+    // masteruser with an ACL user, against a real redis-server.
+    let Some(redis) = RedisServer::start() else { return };
+    let mut p = redis.raw();
+    write_counted(&mut p, "one");
+    p.call(&["ACL", "SETUSER", "repl", "on", ">pw", "+psync", "+replconf", "+ping"]).unwrap();
+    p.call(&["ACL", "SETUSER", "default", "off"]).unwrap();
+    let follower = spawn_server();
+    let mut f = follower.raw();
+    f.call(&["CONFIG", "SET", "masteruser", "repl"]).unwrap();
+    f.call(&["CONFIG", "SET", "masterauth", "pw"]).unwrap();
+    f.call(&["REPLICAOF", "127.0.0.1", &redis.addr.port().to_string()]).unwrap();
+    wait_link_up(&mut f);
+    wait_same_digest(&mut p, &mut f);
+}
