@@ -215,9 +215,11 @@ impl Replication {
     fn keep(&self, backlog: &mut std::collections::VecDeque<u8>, bytes: &[u8]) {
         let size = self.backlog_size.load(Relaxed) as usize;
         let tail = &bytes[bytes.len().saturating_sub(size)..];
+        // Room first, then the bytes: the deque never holds more than
+        // `size`, so it never doubles past it.
+        let excess = (backlog.len() + tail.len()).saturating_sub(size);
+        backlog.drain(..excess.min(backlog.len()));
         backlog.extend(tail);
-        let excess = backlog.len().saturating_sub(size);
-        backlog.drain(..excess);
     }
 
     pub fn replid(&self) -> String {
@@ -230,8 +232,9 @@ impl Replication {
         self.backlog_size.store(size.max(BACKLOG_MIN), Relaxed);
         self.backlog_ttl.store(ttl, Relaxed);
         if let Some(b) = self.feeds.lock().backlog.as_mut() {
-            let excess = b.len().saturating_sub(size.max(BACKLOG_MIN) as usize);
-            b.drain(..excess);
+            let size = size.max(BACKLOG_MIN) as usize;
+            b.drain(..b.len().saturating_sub(size));
+            b.shrink_to(size);
         }
     }
 
