@@ -8,14 +8,14 @@
 //!   what the AOF records: deterministic commands (PEXPIREAT, SREM for
 //!   SPOP, DEL for a lazy expiry), transactions and scripts whole inside
 //!   MULTI … EXEC, SELECT wherever the database changes.
-//! - The full sync runs with the world lock held exclusively (SYNC is
-//!   EXCLUSIVE in the table): the replica is registered and the image
-//!   taken with no command running, so the stream starts exactly where
-//!   the image ends. Background deletions (expiry, eviction) that land
-//!   meanwhile reach the stream too and are idempotent. Holding the lock
-//!   stalls clients for as long as encoding the dataset takes, like
-//!   SAVE; a fork-less cut as BGSAVE uses would lift that, and is left for
-//!   when replica-side replication arrives.
+//! - The full sync's image is a cut, as BGSAVE takes (see snapshot.rs):
+//!   the replica is registered while the cut begins with every shard
+//!   locked, so its stream starts exactly where the image's instant is,
+//!   and the image is made on a thread while clients go on. Background
+//!   deletions (expiry, eviction) that land meanwhile reach the stream
+//!   and are idempotent. While another cut runs (a BGSAVE, an AOF
+//!   rewrite), the image is made by SCAN under the world lock PSYNC
+//!   holds (it is EXCLUSIVE), which stalls clients as SAVE does.
 //! - Bytes for a replica go to its connection's outbox, the queue pub/sub
 //!   messages use, so a replica that stops reading is cut off by the
 //!   `client-output-buffer-limit` replica class instead of growing memory
@@ -301,8 +301,10 @@ impl Replication {
 
     /// Registers a replica whose stream starts now, held back until
     /// `release` sends the image; returns its ack cell and the offset the
-    /// stream starts at. The caller holds the world lock exclusively, so
-    /// only background deletions can land before the image is taken.
+    /// stream starts at. The caller holds the world lock exclusively, and
+    /// either every shard's lock (a cut beginning) or the image is taken
+    /// before the lock is let go, so the image ends where the stream
+    /// starts.
     pub fn attach(
         &self,
         id: u64,

@@ -178,6 +178,55 @@ pub(crate) fn rdb_image(shared: &Shared) -> Result<Vec<u8>, String> {
     end(shared, w)
 }
 
+/// A replica's image without stopping the world: a cut (as BGSAVE takes),
+/// begun while `at_cut` runs with every shard locked, so the caller can
+/// start the replica's stream at exactly that instant. The image is then
+/// made on a thread of its own and handed to `done`; meanwhile INFO shows
+/// a background save in progress, as Redis's does during a full sync, and
+/// BGSAVE waits its turn. None if a cut is already running (a BGSAVE or
+/// AOF rewrite): the caller makes the image under the world lock instead.
+pub(crate) fn image_in_background<T: Clone + Send + 'static>(
+    shared: &Arc<Shared>,
+    at_cut: impl FnOnce() -> T,
+    done: impl FnOnce(T, Result<Vec<u8>, String>) + Send + 'static,
+) -> Option<T> {
+    let snaps = &shared.snapshots;
+    if snaps.bgsave_in_progress.swap(true, Relaxed) {
+        return None;
+    }
+    let now = shared.clock.now_ms();
+    let chunks = Arc::new(Chunks::new(now));
+    let mut made = None;
+    if !shared.keyspace.begin_cut(chunks.clone(), || made = Some(at_cut())) {
+        snaps.bgsave_in_progress.store(false, Relaxed);
+        return None;
+    }
+    let made = made.expect("begin_cut runs at_cut when it begins");
+    let given = made.clone();
+    // `done` must run either way: the replica waits for it.
+    let done = Arc::new(Mutex::new(Some(done)));
+    let (shared2, done2) = (shared.clone(), done.clone());
+    let spawned = std::thread::Builder::new().name("larder-replsync".into()).spawn(move || {
+        let shared = shared2;
+        let image = start(&shared, Vec::new(), false)
+            .and_then(|mut w| chunks.write_cut(&shared, &mut w).map(|_| w))
+            .and_then(|w| end(&shared, w));
+        shared.snapshots.bgsave_in_progress.store(false, Relaxed);
+        if let Some(done) = done2.lock().take() {
+            done(given, image);
+        }
+    });
+    if let Err(e) = spawned {
+        // The cut must end: nothing will walk it.
+        shared.keyspace.finish_cut(now);
+        snaps.bgsave_in_progress.store(false, Relaxed);
+        if let Some(done) = done.lock().take() {
+            done(made.clone(), Err(format!("could not start the image thread: {e}")));
+        }
+    }
+    Some(made)
+}
+
 /// SAVE's body: every database by SCAN (the world lock makes it a cut).
 fn write_keyspace<W: std::io::Write>(shared: &Shared, w: &mut file::Writer<W>) -> Result<u64, String> {
     let now = shared.clock.now_ms();
@@ -289,7 +338,7 @@ impl Chunks {
         self.peak.load(Relaxed)
     }
 
-    fn drain(&self, w: &mut FileWriter, gauge: &AtomicU64) -> Result<(), String> {
+    fn drain<W: std::io::Write>(&self, w: &mut file::Writer<W>, gauge: &AtomicU64) -> Result<(), String> {
         let ready = std::mem::take(&mut *self.queue.lock());
         for (db, held) in ready {
             let size = match held {
@@ -321,14 +370,19 @@ impl Chunks {
     /// and writes the chunks to `w` as they come; ends the cut. Returns
     /// the number of keys written. INFO's `current_cow_size` follows what
     /// is held meanwhile (one cut at a time: BGSAVE's or a rewrite's).
-    pub(crate) fn write_cut(&self, shared: &Shared, w: &mut FileWriter) -> Result<u64, String> {
+    pub(crate) fn write_cut<W: std::io::Write>(&self, shared: &Shared, w: &mut file::Writer<W>) -> Result<u64, String> {
         let gauge = &shared.snapshots.current_cow;
         let walked = self.walk(&shared.keyspace, w, gauge);
         gauge.store(0, Relaxed);
         walked.map(|()| self.keys.load(Relaxed))
     }
 
-    fn walk(&self, ks: &larder_store::Keyspace, w: &mut FileWriter, gauge: &AtomicU64) -> Result<(), String> {
+    fn walk<W: std::io::Write>(
+        &self,
+        ks: &larder_store::Keyspace,
+        w: &mut file::Writer<W>,
+        gauge: &AtomicU64,
+    ) -> Result<(), String> {
         // The cut must end even if the file fails, or every later lock
         // would keep feeding a saver that is gone.
         struct EndCut<'a>(&'a larder_store::Keyspace, u64);

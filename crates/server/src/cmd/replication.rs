@@ -141,27 +141,57 @@ fn full_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
     let limit = shared.config.read().output_limits[1];
     let ip = ctx.client.info.addr.ip().to_string();
     let port = ctx.client.replica_port;
-    let (acked, offset) = shared.replication.attach(id, outbox, limit, ip, port, shared.clock.now_ms());
+    let now = shared.clock.now_ms();
     shared.replication.stats.full.fetch_add(1, Relaxed);
-    shared.replication.reset_ping(shared.clock.now_ms());
+    shared.replication.reset_ping(now);
+    // The image is a cut made in the background, the replica's stream
+    // starting at the cut (attached while every shard is locked), so
+    // clients go on meanwhile. While another cut runs (BGSAVE, an AOF
+    // rewrite), it is made here, under the world lock this command holds.
+    // The history's id is taken with the offset: +FULLRESYNC names both.
+    let attach = || {
+        let (acked, offset) = shared.replication.attach(id, outbox.clone(), limit, ip.clone(), port, now);
+        (acked, format!("{} {offset}", shared.replication.replid()))
+    };
+    let arc = shared.arc();
+    let sender = arc.clone();
+    let background = crate::snapshot::image_in_background(&arc, attach, move |(_, at), image| {
+        send_image(&sender, id, psync.then_some(&at), image)
+    });
+    let acked = match background {
+        Some((acked, _)) => acked,
+        None => {
+            let (acked, at) = attach();
+            send_image(shared, id, psync.then_some(&at), crate::snapshot::rdb_image(shared));
+            acked
+        }
+    };
     ctx.client.replica = Some(acked);
-    let image = match crate::snapshot::rdb_image(shared) {
+    Ok(Frame::ok())
+}
+
+/// Queues the image for replica `id` (after `+FULLRESYNC <at>` for PSYNC:
+/// the replication id and offset), then what its stream held meanwhile;
+/// a failed image closes its connection.
+fn send_image(shared: &crate::Shared, id: u64, fullresync: Option<&String>, image: Result<Vec<u8>, String>) {
+    let image = match image {
         Ok(image) => image,
         Err(e) => {
             tracing::warn!("full sync of replica {id} failed: {e}");
-            ctx.client.close_after_reply = true;
-            return Ok(Frame::ok());
+            if let Some(c) = shared.clients.all().into_iter().find(|c| c.id == id) {
+                c.kill();
+            }
+            return;
         }
     };
     let mut head = Vec::with_capacity(image.len() + 80);
-    if psync {
-        head.extend_from_slice(format!("+FULLRESYNC {} {offset}\r\n", shared.replication.replid()).as_bytes());
+    if let Some(at) = fullresync {
+        head.extend_from_slice(format!("+FULLRESYNC {at}\r\n").as_bytes());
     }
     head.extend_from_slice(format!("${}\r\n", image.len()).as_bytes());
     head.extend_from_slice(&image);
     shared.replication.release(id, &head);
     tracing::info!("Synchronization with replica {id} succeeded ({} bytes of RDB)", image.len());
-    Ok(Frame::ok())
 }
 
 /// REPLCONF option value [option value ...]

@@ -551,6 +551,9 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         );
         return Ok(Frame::Simple(Bytes::from(text)));
     }
+    if eq_ic(sub, "populate") {
+        return debug_populate(ctx, args);
+    }
     if eq_ic(sub, "digest") && args.remaining() == 0 {
         return Ok(Frame::Simple(Bytes::from(crate::digest::dataset_digest(ctx.shared, ctx.now))));
     }
@@ -621,6 +624,10 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                 "    Flush the AOF buffers on disk and reload the AOF in memory.",
                 "OBJECT <key>",
                 "    Show low level info about the key and associated value.",
+                "POPULATE <count> [<prefix>] [<size>]",
+                "    Add string keys <prefix>:0 to <prefix>:<count-1> (prefix 'key') holding",
+                "    value:<n>, sized to <size> bytes if given; existing keys stay. Larder",
+                "    propagates each as a SET.",
                 "PROTOCOL <type>",
                 "    Reply with a test value of the specified type. <type> can be: string,",
                 "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
@@ -744,5 +751,44 @@ fn shutdown(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     ctx.shared.request_shutdown();
     ctx.client.close_after_reply = true;
     ctx.client.no_reply = true;
+    Ok(Frame::ok())
+}
+
+/// DEBUG POPULATE count [prefix] [size]: `prefix:0` … `prefix:<count-1>`
+/// holding `value:<n>` (padded with zero bytes, or cut, to `size` if
+/// given); keys that exist are left alone. Redis does not propagate
+/// these; Larder sends each as a SET to the effect stream like any write,
+/// so the AOF and replicas hold what the dataset holds.
+fn debug_populate(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    use larder_store::{value::StrValue, Ttl, Value};
+    if !(1..=3).contains(&args.remaining()) {
+        return Err(CmdError::Err(
+            "unknown subcommand or wrong number of arguments for 'populate'. Try DEBUG HELP.".into(),
+        ));
+    }
+    // Redis gives one message for a count that is not a number too.
+    let positive = |arg: &[u8]| -> Result<u64, CmdError> {
+        let n = super::parse_i64(arg).ok().and_then(|n| u64::try_from(n).ok());
+        n.ok_or_else(|| CmdError::Err("value is out of range, must be positive".into()))
+    };
+    let count = positive(args.next_arg()?)?;
+    let prefix = args.next().unwrap_or(b"key");
+    let size = args.next().map(positive).transpose()?.filter(|&n| n > 0).map(|n| n as usize);
+    let mut key = Vec::with_capacity(prefix.len() + 21);
+    for j in 0..count {
+        key.clear();
+        key.extend_from_slice(prefix);
+        key.extend_from_slice(format!(":{j}").as_bytes());
+        let mut tx = ctx.lock(&key);
+        if tx.contains(&key) {
+            continue;
+        }
+        let mut value = format!("value:{j}").into_bytes();
+        if let Some(size) = size {
+            value.resize(size, 0);
+        }
+        tx.set(&key, Value::Str(StrValue::from_slice(&value)), Ttl::Clear);
+        tx.emit(&[b"SET", &key, &value]);
+    }
     Ok(Frame::ok())
 }

@@ -437,3 +437,36 @@ fn masterauth_authenticates_the_link() {
     wait_link_up(&mut f);
     wait_same_digest(&mut p, &mut f);
 }
+
+#[test]
+fn a_full_sync_lets_clients_write_and_misses_none_of_their_writes() {
+    // The image is a cut made in the background: while it is being made
+    // the primary goes on answering, and every write from the cut on
+    // reaches the replica through the stream, none twice.
+    let primary = spawn_server();
+    let mut w = primary.raw();
+    let value = "v".repeat(100);
+    w.call(&["DEBUG", "POPULATE", "300000", "key", "100"]).unwrap();
+    w.call(&["SET", "big", &value]).unwrap();
+    let replica = spawn_server();
+    let mut r = replica.raw();
+    r.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
+    // Writes while the image is made, each answered.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut during = 0;
+    loop {
+        let saving = info_field(&mut w, "persistence", "rdb_bgsave_in_progress") == "1";
+        write_counted(&mut w, "during");
+        if saving && info_field(&mut w, "persistence", "rdb_bgsave_in_progress") == "1" {
+            during += 1;
+        }
+        let up = info_field(&mut r, "replication", "master_link_status") == "up";
+        if up && during > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no write was answered while the image was made");
+    }
+    write_counted(&mut w, "after");
+    wait_in_step(&mut w, &mut r);
+    assert_eq!(info_field(&mut w, "stats", "sync_full"), "1");
+}

@@ -122,3 +122,29 @@ fn shutdown_stops_the_server() {
         std::thread::yield_now();
     }
 }
+
+#[test]
+fn debug_populate_adds_numbered_keys_as_redis_does() {
+    let s = spawn_server();
+    let mut c = s.raw();
+    c.call(&["SET", "key:1", "mine"]).unwrap();
+    assert_eq!(c.call(&["DEBUG", "POPULATE", "3"]).unwrap(), Frame::Simple("OK".into()));
+    assert_eq!(c.call(&["GET", "key:0"]).unwrap(), Frame::Bulk("value:0".into()));
+    assert_eq!(c.call(&["GET", "key:1"]).unwrap(), Frame::Bulk("mine".into()), "existing keys stay");
+    assert_eq!(c.call(&["GET", "key:2"]).unwrap(), Frame::Bulk("value:2".into()));
+    // A size pads with zero bytes or cuts; 0 means no size.
+    c.call(&["DEBUG", "POPULATE", "2", "p", "10"]).unwrap();
+    assert_eq!(c.call(&["GET", "p:1"]).unwrap(), Frame::Bulk(bytes::Bytes::from_static(b"value:1\0\0\0")));
+    c.call(&["DEBUG", "POPULATE", "1", "q", "3"]).unwrap();
+    assert_eq!(c.call(&["GET", "q:0"]).unwrap(), Frame::Bulk("val".into()));
+    c.call(&["DEBUG", "POPULATE", "1", "z", "0"]).unwrap();
+    assert_eq!(c.call(&["GET", "z:0"]).unwrap(), Frame::Bulk("value:0".into()));
+    assert_eq!(c.call(&["DBSIZE"]).unwrap(), Frame::Integer(7));
+    let positive = Frame::Error("ERR value is out of range, must be positive".into());
+    assert_eq!(c.call(&["DEBUG", "POPULATE", "-1"]).unwrap(), positive);
+    assert_eq!(c.call(&["DEBUG", "POPULATE", "x"]).unwrap(), positive);
+    assert_eq!(
+        c.call(&["DEBUG", "POPULATE", "1", "a", "3", "4"]).unwrap(),
+        Frame::Error("ERR unknown subcommand or wrong number of arguments for 'populate'. Try DEBUG HELP.".into())
+    );
+}
