@@ -248,6 +248,13 @@ async fn full_sync(
 fn load_image(shared: &Shared, image: &[u8]) -> anyhow::Result<()> {
     crate::scripting::off_worker(|| {
         let _world = shared.world.write();
+        // This server's own replicas (chained) cannot follow a load: they
+        // sync again, from the new data.
+        for id in shared.replication.end_history() {
+            if let Some(c) = shared.clients.all().into_iter().find(|c| c.id == id) {
+                c.kill();
+            }
+        }
         shared.keyspace.flush_all();
         shared.scripting.function_flush();
         crate::snapshot::load_rdb(shared, image, std::path::Path::new("(replication image)"), true)

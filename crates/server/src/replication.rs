@@ -409,11 +409,17 @@ impl Replication {
     pub fn follow(&self, shared: &Arc<crate::Shared>, host: String, port: u16) -> Vec<u64> {
         self.is_replica.store(true, Relaxed);
         self.upstream.start(shared, host, port);
+        self.end_history()
+    }
+
+    /// The data is about to be replaced without passing through the stream
+    /// (a primary's image is loaded): this history ends. Attached replicas
+    /// are dropped (their ids returned, to disconnect), since what they
+    /// hold no longer leads to this data, and the backlog with them.
+    pub fn end_history(&self) -> Vec<u64> {
         let mut feeds = self.feeds.lock();
         let ids = feeds.replicas.drain(..).map(|r| r.id).collect();
         self.prune(&mut feeds);
-        // The image from the new primary replaces the data without passing
-        // through the stream: this history ends here.
         self.forget_history(&mut feeds);
         ids
     }

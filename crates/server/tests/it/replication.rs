@@ -470,3 +470,27 @@ fn a_full_sync_lets_clients_write_and_misses_none_of_their_writes() {
     wait_in_step(&mut w, &mut r);
     assert_eq!(info_field(&mut w, "stats", "sync_full"), "1");
 }
+
+#[test]
+fn a_chained_replica_syncs_again_when_its_primary_reloads() {
+    // a <- b <- c. When b takes a full sync from a (its gap outgrew a's
+    // backlog), the data b passes on did not come through its stream: c
+    // must not continue from b's backlog, but sync again.
+    let (a, b, c) = (spawn_server(), spawn_server(), spawn_server());
+    let (mut wa, mut rb, mut rc) = (a.raw(), b.raw(), c.raw());
+    rb.call(&["REPLICAOF", "127.0.0.1", &a.addr.port().to_string()]).unwrap();
+    wait_link_up(&mut rb);
+    rc.call(&["REPLICAOF", "127.0.0.1", &b.addr.port().to_string()]).unwrap();
+    wait_link_up(&mut rc);
+    write_counted(&mut wa, "one");
+    wait_same_digest(&mut wa, &mut rc);
+    wa.call(&["CONFIG", "SET", "repl-backlog-size", "16kb"]).unwrap();
+    assert_eq!(wa.call(&["CLIENT", "KILL", "TYPE", "replica"]).unwrap(), Frame::Integer(1));
+    wa.call(&["SET", "big", &"x".repeat(20_000)]).unwrap();
+    write_counted(&mut wa, "gap");
+    wait_stat(&mut wa, "sync_full", "2");
+    wait_same_digest(&mut wa, &mut rb);
+    wait_same_digest(&mut wa, &mut rc);
+    let mut wb = b.raw();
+    assert_eq!(info_field(&mut wb, "stats", "sync_full"), "2", "c synced in full twice");
+}
