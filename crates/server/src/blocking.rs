@@ -49,6 +49,12 @@ impl Waiter {
         self.notify.notified().await
     }
 
+    /// Runs the waiting command again (WAIT, when a replica acknowledges
+    /// or its deadline passes).
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
     /// What CLIENT UNBLOCK asked for, if it did (taken once).
     pub fn take_unblock(&self) -> Option<Unblock> {
         match self.unblock.swap(0, Ordering::Relaxed) {

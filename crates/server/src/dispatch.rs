@@ -14,7 +14,15 @@ use larder_protocol::{encode, Frame, Request};
 
 /// Runs one parsed command and appends its reply to `out`.
 pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8], out: &mut BytesMut) {
+    // WAIT's offset: only kept while there is a stream to wait on.
+    let stream_before = shared.replication.stream_offset();
     let reply = execute(shared, client, req, input);
+    if let Some(before) = stream_before {
+        let after = shared.replication.offset();
+        if after != before {
+            client.woff = after;
+        }
+    }
     // CLIENT CACHING yes|no covers the next command, or the next EXEC.
     if client.caching && client.multi.is_none() && !is_client_caching(req, input) {
         client.caching = false;

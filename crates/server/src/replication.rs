@@ -113,6 +113,8 @@ pub struct Replication {
     /// When the cron first saw no replica attached (0: one is).
     alone_since_ms: AtomicU64,
     pub stats: SyncStats,
+    /// WAIT's clients, woken when a replica acknowledges.
+    waiting: Mutex<Vec<std::sync::Weak<crate::blocking::Waiter>>>,
     last_ping_ms: AtomicU64,
     /// A replica has attached at some point.
     ever: std::sync::atomic::AtomicBool,
@@ -142,6 +144,7 @@ impl Default for Replication {
             backlog_ttl: AtomicU64::new(3600),
             alone_since_ms: AtomicU64::new(0),
             stats: SyncStats::default(),
+            waiting: Mutex::default(),
             last_ping_ms: AtomicU64::new(0),
             ever: Default::default(),
             min_to_write: AtomicU64::new(0),
@@ -347,6 +350,43 @@ impl Replication {
         self.offset.load(Relaxed)
     }
 
+    /// The offset, if writes feed a stream now (a backlog exists).
+    pub fn stream_offset(&self) -> Option<u64> {
+        self.backlogged.load(Relaxed).then(|| self.offset())
+    }
+
+    /// Replicas that acknowledged at least `offset`.
+    pub fn acked_at_least(&self, offset: u64) -> usize {
+        let feeds = self.feeds.lock();
+        feeds.replicas.iter().filter(|r| !r.outbox.is_closed() && r.acked.offset.load(Relaxed) >= offset).count()
+    }
+
+    /// Asks every replica for its offset now (REPLCONF GETACK * into the
+    /// stream, as Redis does for WAIT) rather than at its next second.
+    pub fn request_acks(&self) {
+        if self.count.load(Relaxed) == 0 {
+            return;
+        }
+        self.feed_raw(&[b"REPLCONF", b"GETACK", b"*"]);
+    }
+
+    /// WAIT's client `waiter` is woken at each acknowledgement.
+    pub fn wait_for_acks(&self, waiter: &Arc<crate::blocking::Waiter>) {
+        self.waiting.lock().push(Arc::downgrade(waiter));
+    }
+
+    /// A replica acknowledged: every WAIT looks again.
+    pub fn acked(&self) {
+        let mut waiting = self.waiting.lock();
+        waiting.retain(|w| match w.upgrade() {
+            Some(w) => {
+                w.wake();
+                true
+            }
+            None => false,
+        });
+    }
+
     pub fn replicas(&self, now_ms: u64) -> Vec<ReplicaInfo> {
         let feeds = self.feeds.lock();
         feeds
@@ -466,16 +506,22 @@ impl Replication {
             return;
         }
         self.last_ping_ms.store(now_ms, Relaxed);
-        let mut ping = Vec::new();
-        larder_persist::aof::encode_command(&mut ping, &[b"PING"]);
+        self.feed_raw(&[b"PING"]);
+    }
+
+    /// One command of the server's own into the stream (not a write:
+    /// no SELECT needed), to every replica and the backlog.
+    fn feed_raw(&self, args: &[&[u8]]) {
+        let mut bytes = Vec::new();
+        larder_persist::aof::encode_command(&mut bytes, args);
         let mut feeds = self.feeds.lock();
-        self.offset.fetch_add(ping.len() as u64, Relaxed);
+        self.offset.fetch_add(bytes.len() as u64, Relaxed);
         if let Some(mut backlog) = feeds.backlog.take() {
-            self.keep(&mut backlog, &ping);
+            self.keep(&mut backlog, &bytes);
             feeds.backlog = Some(backlog);
         }
         for r in feeds.replicas.iter_mut() {
-            r.send(&ping);
+            r.send(&bytes);
         }
         self.prune(&mut feeds);
     }

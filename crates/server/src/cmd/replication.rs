@@ -29,6 +29,11 @@ pub(super) static COMMANDS: &[CommandSpec] =
             "1.0.0",
             "Sets a Redis server as a replica of another, or promotes it to being a master.",
         ),
+        CommandSpec::new("wait", 3, NOSCRIPT, KeySpec::NONE, wait).doc(
+            "generic",
+            "3.0.0",
+            "Waits until this connection's writes reach a number of replicas, or a timeout, and returns how many they reached.",
+        ),
         CommandSpec::new("role", 1, NOSCRIPT | LOADING | STALE | FAST, KeySpec::NONE, role).doc(
             "server",
             "2.8.12",
@@ -66,6 +71,57 @@ fn replicaof(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
     }
     Ok(Frame::ok())
+}
+
+/// WAIT numreplicas timeout: blocks until `numreplicas` replicas have
+/// acknowledged the stream up to this client's last write, or `timeout`
+/// ms pass (0: no limit); replies how many had. Each acknowledgement and
+/// the deadline run it again (see blocking.rs); what the first run saw
+/// (the offset to reach, the deadline) is kept in the block's memo.
+fn wait(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let repl = &ctx.shared.replication;
+    if repl.is_replica() {
+        return Err(CmdError::Err(
+            "WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is \
+             configured to be writable (which is not the default) writes to replicas are just local and are not \
+             propagated."
+                .into(),
+        ));
+    }
+    let want = parse_i64(args.next_arg()?)?;
+    let timeout =
+        parse_i64(args.next_arg()?).map_err(|_| CmdError::Err("timeout is not an integer or out of range".into()))?;
+    if timeout < 0 {
+        return Err(CmdError::NegativeTimeout);
+    }
+    let now = ctx.shared.uptime_ms();
+    let memo = ctx.client.blocked.as_ref().map(|b| b.memo.clone()).filter(|m| m.len() == 2);
+    let number = |b: &bytes::Bytes| std::str::from_utf8(b).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let (target, deadline) = match &memo {
+        Some(m) => (number(&m[0]), number(&m[1])),
+        None => (ctx.client.woff, if timeout == 0 { u64::MAX } else { now.saturating_add(timeout as u64) }),
+    };
+    let acked = repl.acked_at_least(target);
+    if acked as i64 >= want || now >= deadline || ctx.client.in_exec {
+        return Ok(Frame::Integer(acked as i64));
+    }
+    ctx.block(&[], None, Frame::Integer(acked as i64))?;
+    if memo.is_none() {
+        let st = ctx.client.blocked.as_mut().expect("block() keeps the state");
+        st.memo = vec![target.to_string().into(), deadline.to_string().into()];
+        repl.wait_for_acks(&st.waiter);
+        if deadline != u64::MAX {
+            let waiter = std::sync::Arc::downgrade(&st.waiter);
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(timeout as u64)).await;
+                if let Some(w) = waiter.upgrade() {
+                    w.wake();
+                }
+            });
+        }
+        repl.request_acks();
+    }
+    Ok(Frame::Null)
 }
 
 /// ROLE
@@ -209,6 +265,7 @@ fn replconf(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             if let (Some(acked), Ok(n)) = (&ctx.client.replica, parse_i64(value)) {
                 acked.offset.fetch_max(n.max(0) as u64, Relaxed);
                 acked.at_ms.store(ctx.shared.clock.now_ms(), Relaxed);
+                ctx.shared.replication.acked();
             }
             ctx.client.no_reply = true;
             return Ok(Frame::ok());

@@ -162,6 +162,8 @@ impl CommandSpec {
         match self.group {
             "string" => cats.push("@string"),
             "generic" if self.keys.first > 0 => cats.push("@keyspace"),
+            // The one keyless generic command Redis files under @connection.
+            "generic" if self.name == "wait" => cats.push("@connection"),
             "connection" => cats.push("@connection"),
             "list" => cats.push("@list"),
             "hash" => cats.push("@hash"),

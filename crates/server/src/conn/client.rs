@@ -129,6 +129,9 @@ pub struct Client {
     pub blocked: Option<crate::blocking::BlockState>,
     /// Set by a blocking command that found nothing to serve this run.
     pub wants_block: bool,
+    /// The replication offset right after this client's last command that
+    /// added to the stream (Redis's `woff`): what WAIT waits for.
+    pub woff: u64,
     /// Commands queued since MULTI (request and its bytes).
     pub multi: Option<Vec<(larder_protocol::Request, Vec<u8>)>>,
     /// A command was rejected while queuing: EXEC must abort.
@@ -187,6 +190,7 @@ impl Client {
             limits: larder_store::Limits::default(),
             blocked: None,
             wants_block: false,
+            woff: 0,
             multi: None,
             multi_error: false,
             oom: false,

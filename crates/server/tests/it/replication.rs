@@ -494,3 +494,64 @@ fn a_chained_replica_syncs_again_when_its_primary_reloads() {
     let mut wb = b.raw();
     assert_eq!(info_field(&mut wb, "stats", "sync_full"), "2", "c synced in full twice");
 }
+
+#[test]
+fn wait_counts_the_replicas_that_acknowledged_a_clients_writes() {
+    let primary = spawn_server();
+    let mut w = primary.raw();
+    // No replica: WAIT 0 is met at once, WAIT 1 returns 0 at its timeout.
+    assert_eq!(w.call(&["WAIT", "0", "0"]).unwrap(), Frame::Integer(0));
+    w.call(&["SET", "a", "1"]).unwrap();
+    assert_eq!(w.call(&["WAIT", "1", "50"]).unwrap(), Frame::Integer(0));
+    assert_eq!(w.call(&["WAIT", "1", "-1"]).unwrap(), Frame::Error("ERR timeout is negative".into()));
+    assert_eq!(
+        w.call(&["WAIT", "x", "0"]).unwrap(),
+        Frame::Error("ERR value is not an integer or out of range".into())
+    );
+    assert_eq!(
+        w.call(&["WAIT", "1", "x"]).unwrap(),
+        Frame::Error("ERR timeout is not an integer or out of range".into())
+    );
+    // A replica that acknowledges only by hand: WAIT counts what it
+    // acknowledged, not that it is there.
+    let mut fake = primary.raw();
+    fake.send(&["SYNC"]).unwrap();
+    fake.read_sync_payload().unwrap();
+    w.call(&["SET", "a", "2"]).unwrap();
+    assert_eq!(w.call(&["WAIT", "1", "50"]).unwrap(), Frame::Integer(0), "nothing acknowledged yet");
+    let end = info_field(&mut w, "replication", "master_repl_offset");
+    fake.send(&["REPLCONF", "ACK", &end]).unwrap();
+    assert_eq!(w.call(&["WAIT", "1", "0"]).unwrap(), Frame::Integer(1), "acknowledged to the end");
+    drop(fake);
+    let replica = spawn_server();
+    let mut r = replica.raw();
+    r.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
+    wait_link_up(&mut r);
+    let Frame::Error(e) = r.call(&["WAIT", "0", "0"]).unwrap() else { panic!("WAIT on a replica") };
+    assert!(e.starts_with(b"ERR WAIT cannot be used with replica instances."), "{e:?}");
+    // Each write is acknowledged: WAIT with no timeout returns once the
+    // replica has it (GETACK asks at once), and the replica does have it.
+    for i in 0..20 {
+        w.call(&["INCR", "n"]).unwrap();
+        assert_eq!(w.call(&["WAIT", "1", "0"]).unwrap(), Frame::Integer(1), "round {i}");
+        assert_eq!(r.call(&["GET", "n"]).unwrap(), Frame::Bulk((i + 1).to_string().into()));
+    }
+    // More replicas than exist: the timeout, then the count.
+    assert_eq!(w.call(&["WAIT", "2", "100"]).unwrap(), Frame::Integer(1));
+    // Not from scripts; at once inside MULTI.
+    let Frame::Error(e) = w.call(&["EVAL", "return redis.call('wait', 0, 0)", "0"]).unwrap() else {
+        panic!("WAIT in a script")
+    };
+    assert!(e.starts_with(b"ERR This Redis command is not allowed from script"), "{e:?}");
+    w.call(&["MULTI"]).unwrap();
+    w.call(&["WAIT", "5", "0"]).unwrap();
+    assert_eq!(w.call(&["EXEC"]).unwrap(), Frame::Array(vec![Frame::Integer(1)]));
+    // A redis-server replica acknowledges too.
+    if let Some(redis) = RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.addr.port().to_string()]) {
+        let mut rr = redis.raw();
+        wait_link_up(&mut rr);
+        w.call(&["SET", "b", "2"]).unwrap();
+        assert_eq!(w.call(&["WAIT", "2", "0"]).unwrap(), Frame::Integer(2));
+        assert_eq!(rr.call(&["GET", "b"]).unwrap(), Frame::Bulk("2".into()));
+    }
+}
