@@ -76,6 +76,9 @@ pub struct BlockState {
     pub timeout_reply: Frame,
     /// What a retry must reuse from the first run (XREAD's `$` IDs).
     pub memo: Vec<Bytes>,
+    /// At the deadline, run the command once more instead of sending
+    /// `timeout_reply` (WAIT replies with the count at that moment).
+    pub rerun_at_deadline: bool,
 }
 
 #[derive(Default)]

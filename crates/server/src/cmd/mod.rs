@@ -101,6 +101,7 @@ impl<'a> Ctx<'a> {
                 deadline: timeout.map(|d| std::time::Instant::now() + d),
                 timeout_reply,
                 memo: Vec::new(),
+                rerun_at_deadline: false,
             });
         }
         self.client.wants_block = true;

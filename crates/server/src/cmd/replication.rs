@@ -76,8 +76,8 @@ fn replicaof(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 /// WAIT numreplicas timeout: blocks until `numreplicas` replicas have
 /// acknowledged the stream up to this client's last write, or `timeout`
 /// ms pass (0: no limit); replies how many had. Each acknowledgement and
-/// the deadline run it again (see blocking.rs); what the first run saw
-/// (the offset to reach, the deadline) is kept in the block's memo.
+/// the deadline run it again (see blocking.rs); the offset to reach, as
+/// the first run saw it, is kept in the block's memo.
 fn wait(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let repl = &ctx.shared.replication;
     if repl.is_replica() {
@@ -94,31 +94,26 @@ fn wait(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if timeout < 0 {
         return Err(CmdError::NegativeTimeout);
     }
-    let now = ctx.shared.uptime_ms();
-    let memo = ctx.client.blocked.as_ref().map(|b| b.memo.clone()).filter(|m| m.len() == 2);
-    let number = |b: &bytes::Bytes| std::str::from_utf8(b).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-    let (target, deadline) = match &memo {
-        Some(m) => (number(&m[0]), number(&m[1])),
-        None => (ctx.client.woff, if timeout == 0 { u64::MAX } else { now.saturating_add(timeout as u64) }),
+    let first = ctx.client.blocked.as_ref().and_then(|b| b.memo.first()).is_none();
+    let target = match ctx.client.blocked.as_ref().and_then(|b| b.memo.first()) {
+        Some(m) => std::str::from_utf8(m).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
+        None => ctx.client.woff,
     };
+    let expired = ctx.client.blocked.as_ref().and_then(|b| b.deadline).is_some_and(|d| std::time::Instant::now() >= d);
     let acked = repl.acked_at_least(target);
-    if acked as i64 >= want || now >= deadline || ctx.client.in_exec {
+    if acked as i64 >= want || expired || ctx.client.in_exec {
         return Ok(Frame::Integer(acked as i64));
     }
-    ctx.block(&[], None, Frame::Integer(acked as i64))?;
-    if memo.is_none() {
+    let limit = (timeout > 0).then(|| std::time::Duration::from_millis(timeout as u64));
+    // Queued under a name of its own, no key's, so that CLIENT UNBLOCK
+    // and CLIENT LIST find it like any blocked client.
+    let name = format!("\0wait:{}", ctx.client.id());
+    ctx.block(&[name.as_bytes()], limit, Frame::Integer(acked as i64))?;
+    if first {
         let st = ctx.client.blocked.as_mut().expect("block() keeps the state");
-        st.memo = vec![target.to_string().into(), deadline.to_string().into()];
+        st.memo = vec![target.to_string().into()];
+        st.rerun_at_deadline = true;
         repl.wait_for_acks(&st.waiter);
-        if deadline != u64::MAX {
-            let waiter = std::sync::Arc::downgrade(&st.waiter);
-            tokio::spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_millis(timeout as u64)).await;
-                if let Some(w) = waiter.upgrade() {
-                    w.wake();
-                }
-            });
-        }
         repl.request_acks();
     }
     Ok(Frame::Null)

@@ -209,6 +209,15 @@ async fn wait_blocked(
         };
         match event {
             Event::Woken => match waiter.take_unblock() {
+                // CLIENT UNBLOCK TIMEOUT of a WAIT: as if its deadline passed.
+                Some(crate::blocking::Unblock::Timeout)
+                    if client.blocked.as_ref().is_some_and(|st| st.rerun_at_deadline) =>
+                {
+                    if let Some(st) = client.blocked.as_mut() {
+                        st.deadline = Some(std::time::Instant::now());
+                    }
+                    dispatch(shared, client, req, &inbuf[pos..pos + n], out)
+                }
                 // CLIENT UNBLOCK: the wait ends as asked, the command unrun.
                 Some(how) => {
                     let st = client.blocked.take().expect("still blocked");
@@ -223,6 +232,9 @@ async fn wait_blocked(
                 }
                 None => dispatch(shared, client, req, &inbuf[pos..pos + n], out),
             },
+            Event::Timeout if client.blocked.as_ref().is_some_and(|st| st.rerun_at_deadline) => {
+                dispatch(shared, client, req, &inbuf[pos..pos + n], out)
+            }
             Event::Timeout => {
                 let st = client.blocked.take().expect("still blocked");
                 shared.blocking.unregister(&st);

@@ -538,6 +538,17 @@ fn wait_counts_the_replicas_that_acknowledged_a_clients_writes() {
     }
     // More replicas than exist: the timeout, then the count.
     assert_eq!(w.call(&["WAIT", "2", "100"]).unwrap(), Frame::Integer(1));
+    // CLIENT UNBLOCK … TIMEOUT ends a WAIT with the count as of then.
+    let Frame::Integer(id) = w.call(&["CLIENT", "ID"]).unwrap() else { panic!("CLIENT ID") };
+    w.call(&["INCR", "n"]).unwrap();
+    w.send(&["WAIT", "5", "0"]).unwrap();
+    let mut other = primary.raw();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while other.call(&["CLIENT", "UNBLOCK", &id.to_string(), "TIMEOUT"]).unwrap() != Frame::Integer(1) {
+        assert!(Instant::now() < deadline, "the WAIT never blocked");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(w.read_frame().unwrap(), Frame::Integer(1));
     // Not from scripts; at once inside MULTI.
     let Frame::Error(e) = w.call(&["EVAL", "return redis.call('wait', 0, 0)", "0"]).unwrap() else {
         panic!("WAIT in a script")
