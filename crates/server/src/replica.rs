@@ -279,25 +279,27 @@ async fn apply_stream(
             let input = &buf[pos..pos + n];
             pos += n;
             *offset += n as u64;
-            // Stored per command: a link that fails before this batch ends
-            // must not ask for a command it already applied.
-            link.offset.store(*offset, Relaxed);
-            if req.is_empty() {
-                continue;
+            let getack = req.len() > 1
+                && req.arg(input, 0).eq_ignore_ascii_case(b"replconf")
+                && req.arg(input, 1).eq_ignore_ascii_case(b"getack");
+            if !req.is_empty() && !getack {
+                crate::dispatch::execute(shared, client, &req, input);
+                client.outbox.take();
             }
-            if req.arg(input, 0).eq_ignore_ascii_case(b"replconf")
-                && req.len() > 1
-                && req.arg(input, 1).eq_ignore_ascii_case(b"getack")
-            {
+            // The offset a new link continues from, stored per command (a
+            // link that fails mid-batch must not ask again for what it
+            // applied), but never inside MULTI: the new link's client has
+            // no transaction open, so the whole of it must come again
+            // (Redis's reploff stays put inside one too).
+            if client.multi.is_none() {
+                link.offset.store(*offset, Relaxed);
+            }
+            if getack {
                 // Redis counts the GETACK itself in the offset it reports.
-                send_ack(stream, *offset).await?;
-                continue;
+                send_ack(stream, link.offset.load(Relaxed)).await?;
             }
-            crate::dispatch::execute(shared, client, &req, input);
-            client.outbox.take();
         }
         let _ = buf.split_to(pos);
-        link.offset.store(*offset, Relaxed);
         tokio::select! {
             r = stream.read_buf(buf) => {
                 if r? == 0 {
@@ -305,7 +307,7 @@ async fn apply_stream(
                 }
                 link.last_io_ms.store(shared.clock.now_ms(), Relaxed);
             }
-            _ = ack.tick() => send_ack(stream, *offset).await?,
+            _ = ack.tick() => send_ack(stream, link.offset.load(Relaxed)).await?,
             // CLIENT KILL TYPE master: the link drops, and reconnects.
             _ = client.info.killed() => anyhow::bail!("the link was killed (CLIENT KILL)"),
         }

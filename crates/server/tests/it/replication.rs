@@ -566,3 +566,83 @@ fn wait_counts_the_replicas_that_acknowledged_a_clients_writes() {
         assert_eq!(rr.call(&["GET", "b"]).unwrap(), Frame::Bulk("2".into()));
     }
 }
+
+/// Reads one RESP array of bulk strings (what a replica sends).
+fn read_command(r: &mut impl std::io::BufRead) -> Vec<String> {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let n: usize = line.trim().trim_start_matches('*').parse().expect("an array");
+    (0..n)
+        .map(|_| {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            let len: usize = line.trim().trim_start_matches('$').parse().expect("a bulk");
+            let mut arg = vec![0; len + 2];
+            r.read_exact(&mut arg).unwrap();
+            String::from_utf8_lossy(&arg[..len]).into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_link_cut_inside_a_transaction_continues_from_before_it() {
+    // A scripted primary: a full sync at offset 100, then MULTI and INCR,
+    // and the link drops before EXEC. The replica's next PSYNC must ask
+    // for offset 101: the transaction again, whole.
+    use std::io::{BufReader, Write};
+    let image = {
+        let empty = spawn_server();
+        let mut sync = empty.raw();
+        sync.send(&["SYNC"]).unwrap();
+        sync.read_sync_payload().unwrap()
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let replid = "a".repeat(40);
+    let multi = b"*1\r\n$5\r\nMULTI\r\n*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n";
+    let fake = {
+        let replid = replid.clone();
+        std::thread::spawn(move || {
+            let mut asked = Vec::new();
+            for round in 0..2 {
+                let (conn, _) = listener.accept().unwrap();
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut w = conn;
+                loop {
+                    let cmd = read_command(&mut r);
+                    match cmd[0].to_lowercase().as_str() {
+                        "ping" => w.write_all(b"+PONG\r\n").unwrap(),
+                        "psync" => {
+                            asked.push(cmd[1..].join(" "));
+                            break;
+                        }
+                        _ => w.write_all(b"+OK\r\n").unwrap(),
+                    }
+                }
+                if round == 0 {
+                    w.write_all(format!("+FULLRESYNC {replid} 100\r\n${}\r\n", image.len()).as_bytes()).unwrap();
+                    w.write_all(&image).unwrap();
+                    w.write_all(multi).unwrap();
+                    std::thread::sleep(Duration::from_millis(300));
+                } else {
+                    w.write_all(format!("+CONTINUE {replid}\r\n").as_bytes()).unwrap();
+                    w.write_all(multi).unwrap();
+                    w.write_all(b"*1\r\n$4\r\nEXEC\r\n").unwrap();
+                    std::thread::sleep(Duration::from_millis(2000));
+                }
+            }
+            asked
+        })
+    };
+    let replica = spawn_server();
+    let mut r = replica.raw();
+    r.call(&["REPLICAOF", "127.0.0.1", &port.to_string()]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while r.call(&["GET", "n"]).unwrap() != Frame::Bulk("1".into()) {
+        assert!(Instant::now() < deadline, "the transaction never ran whole");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let asked = fake.join().unwrap();
+    assert_eq!(asked, vec!["? -1".to_string(), format!("{replid} 101")]);
+    r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+}
