@@ -54,8 +54,6 @@ pub struct Ack {
 struct Replica {
     id: u64,
     outbox: Arc<Outbox>,
-    /// The database this replica's stream last selected.
-    db: Option<usize>,
     limit: BufferLimit,
     /// REPLCONF listening-port, for INFO.
     port: u16,
@@ -190,25 +188,16 @@ impl Replication {
     fn feed(&self, cmds: &[(usize, Vec<u8>)]) {
         let mut feeds = self.feeds.lock();
         let Feeds { replicas, db, backlog } = &mut *feeds;
-        let stream_db = *db;
         let mut whole = Vec::new();
         append_selecting(&mut whole, db, cmds);
         self.offset.fetch_add(whole.len() as u64, Relaxed);
         if let Some(backlog) = backlog {
             self.keep(backlog, &whole);
         }
-        let mut own = Vec::new();
+        // Every replica gets the same bytes, the ones the offset counts:
+        // a replica's offset must match the primary's for WAIT and PSYNC.
         for r in replicas.iter_mut() {
-            // A replica in step with the stream (the usual case) is sent
-            // the stream's bytes; a new one needs its own SELECT first.
-            if r.db == stream_db {
-                r.db = *db;
-                r.send(&whole);
-            } else {
-                own.clear();
-                append_selecting(&mut own, &mut r.db, cmds);
-                r.send(&own);
-            }
+            r.send(&whole);
         }
         self.prune(&mut feeds);
     }
@@ -285,8 +274,7 @@ impl Replication {
         outbox.push(&backlog.make_contiguous()[(from - first) as usize..], limit);
         let acked = Arc::new(Ack { offset: AtomicU64::new(from - 1), at_ms: AtomicU64::new(now_ms) });
         feeds.replicas.retain(|r| r.id != id);
-        let db = feeds.db;
-        feeds.replicas.push(Replica { id, outbox, db, limit, port, ip, acked: acked.clone(), held: None });
+        feeds.replicas.push(Replica { id, outbox, limit, port, ip, acked: acked.clone(), held: None });
         self.prune(&mut feeds);
         Some(acked)
     }
@@ -328,7 +316,11 @@ impl Replication {
             feeds.backlog = Some(Default::default());
             self.backlogged.store(true, Relaxed);
         }
-        let r = Replica { id, outbox, db: None, limit, port, ip, acked: acked.clone(), held: Some(Vec::new()) };
+        // The new replica's stream must begin with a SELECT: the stream as
+        // a whole forgets its database, so the next write selects it for
+        // everyone (counted in the offset, as Redis resets slaveseldb).
+        feeds.db = None;
+        let r = Replica { id, outbox, limit, port, ip, acked: acked.clone(), held: Some(Vec::new()) };
         feeds.replicas.push(r);
         self.prune(&mut feeds);
         self.ever.store(true, Relaxed);
