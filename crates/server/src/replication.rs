@@ -85,6 +85,18 @@ struct Feeds {
     backlog: Option<std::collections::VecDeque<u8>>,
 }
 
+/// A connection becoming a replica: which one, where its stream goes, and
+/// what INFO lists for it.
+#[derive(Clone)]
+pub struct Joining {
+    pub id: u64,
+    pub outbox: Arc<Outbox>,
+    pub limit: BufferLimit,
+    pub ip: String,
+    /// REPLCONF listening-port.
+    pub port: u16,
+}
+
 /// Redis's floor for `repl-backlog-size` (its CONFIG_REPL_BACKLOG_MIN_SIZE).
 const BACKLOG_MIN: u64 = 16 * 1024;
 
@@ -250,18 +262,7 @@ impl Replication {
     /// from offset `from` on (Redis numbers a stream's first byte 1), the
     /// replica is attached in step with the stream, and +CONTINUE and the
     /// bytes it missed are queued for it; else None (a full sync).
-    #[allow(clippy::too_many_arguments)]
-    pub fn resume(
-        &self,
-        replid: &[u8],
-        from: u64,
-        id: u64,
-        outbox: Arc<Outbox>,
-        limit: BufferLimit,
-        ip: String,
-        port: u16,
-        now_ms: u64,
-    ) -> Option<Arc<Ack>> {
+    pub fn resume(&self, replid: &[u8], from: u64, who: Joining, now_ms: u64) -> Option<Arc<Ack>> {
         let mut feeds = self.feeds.lock();
         let ours = self.replid.read().clone();
         let next = self.offset() + 1;
@@ -270,13 +271,23 @@ impl Replication {
         if replid != ours.as_bytes() || from < first || from > next {
             return None;
         }
-        outbox.push(format!("+CONTINUE {ours}\r\n").as_bytes(), BufferLimit::default());
-        outbox.push(&backlog.make_contiguous()[(from - first) as usize..], limit);
-        let acked = Arc::new(Ack { offset: AtomicU64::new(from - 1), at_ms: AtomicU64::new(now_ms) });
-        feeds.replicas.retain(|r| r.id != id);
-        feeds.replicas.push(Replica { id, outbox, limit, port, ip, acked: acked.clone(), held: None });
-        self.prune(&mut feeds);
-        Some(acked)
+        who.outbox.push(format!("+CONTINUE {ours}\r\n").as_bytes(), BufferLimit::default());
+        who.outbox.push(&backlog.make_contiguous()[(from - first) as usize..], who.limit);
+        Some(self.register(&mut feeds, who, from - 1, now_ms, None))
+    }
+
+    /// Adds a replica (replacing any under the same connection) whose
+    /// acknowledgement starts at `acked` as of `now_ms`.
+    fn register(&self, feeds: &mut Feeds, who: Joining, acked: u64, now_ms: u64, held: Option<Vec<u8>>) -> Arc<Ack> {
+        // Counted as acknowledged when it attaches, as Redis stamps a
+        // replica's ack time when it goes online.
+        let ack = Arc::new(Ack { offset: AtomicU64::new(acked), at_ms: AtomicU64::new(now_ms) });
+        feeds.replicas.retain(|r| r.id != who.id);
+        let Joining { id, outbox, limit, ip, port } = who;
+        feeds.replicas.push(Replica { id, outbox, limit, port, ip, acked: ack.clone(), held });
+        self.prune(feeds);
+        self.ever.store(true, Relaxed);
+        ack
     }
 
     /// Ids of the attached replicas' connections (CLIENT KILL TYPE replica).
@@ -296,21 +307,8 @@ impl Replication {
     /// either every shard's lock (a cut beginning) or the image is taken
     /// before the lock is let go, so the image ends where the stream
     /// starts.
-    pub fn attach(
-        &self,
-        id: u64,
-        outbox: Arc<Outbox>,
-        limit: BufferLimit,
-        ip: String,
-        port: u16,
-        now_ms: u64,
-    ) -> (Arc<Ack>, u64) {
-        // Counted as acknowledged when it attaches, as Redis stamps a
-        // replica's ack time when it goes online.
-        let acked = Arc::new(Ack { offset: AtomicU64::new(0), at_ms: AtomicU64::new(now_ms) });
+    pub fn attach(&self, who: Joining, now_ms: u64) -> (Arc<Ack>, u64) {
         let mut feeds = self.feeds.lock();
-        feeds.replicas.retain(|r| r.id != id);
-        self.prune(&mut feeds);
         if feeds.backlog.is_none() {
             // Redis creates the backlog with the first replica, too.
             feeds.backlog = Some(Default::default());
@@ -320,10 +318,7 @@ impl Replication {
         // a whole forgets its database, so the next write selects it for
         // everyone (counted in the offset, as Redis resets slaveseldb).
         feeds.db = None;
-        let r = Replica { id, outbox, limit, port, ip, acked: acked.clone(), held: Some(Vec::new()) };
-        feeds.replicas.push(r);
-        self.prune(&mut feeds);
-        self.ever.store(true, Relaxed);
+        let acked = self.register(&mut feeds, who, 0, now_ms, Some(Vec::new()));
         (acked, self.offset())
     }
 

@@ -162,14 +162,10 @@ fn psync(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     let shared = ctx.shared;
     if replid != b"?" {
-        let limit = shared.config.read().output_limits[1];
-        let (id, outbox) = (ctx.client.id(), ctx.client.outbox.clone());
-        let (ip, port) = (ctx.client.info.addr.ip().to_string(), ctx.client.replica_port);
         let from = parse_i64(offset).ok().and_then(|n| u64::try_from(n).ok());
-        let now = shared.clock.now_ms();
-        if let Some(acked) =
-            from.and_then(|from| shared.replication.resume(replid, from, id, outbox, limit, ip, port, now))
-        {
+        let (who, now) = (joining(ctx), shared.clock.now_ms());
+        let id = who.id;
+        if let Some(acked) = from.and_then(|from| shared.replication.resume(replid, from, who, now)) {
             ctx.client.no_reply = true;
             ctx.client.replica = Some(acked);
             shared.replication.stats.partial_ok.fetch_add(1, Relaxed);
@@ -188,10 +184,8 @@ fn full_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
         return Ok(Frame::ok());
     }
     let shared = ctx.shared;
-    let (id, outbox) = (ctx.client.id(), ctx.client.outbox.clone());
-    let limit = shared.config.read().output_limits[1];
-    let ip = ctx.client.info.addr.ip().to_string();
-    let port = ctx.client.replica_port;
+    let who = joining(ctx);
+    let id = who.id;
     let now = shared.clock.now_ms();
     shared.replication.stats.full.fetch_add(1, Relaxed);
     shared.replication.reset_ping(now);
@@ -201,7 +195,7 @@ fn full_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
     // rewrite), it is made here, under the world lock this command holds.
     // The history's id is taken with the offset: +FULLRESYNC names both.
     let attach = || {
-        let (acked, offset) = shared.replication.attach(id, outbox.clone(), limit, ip.clone(), port, now);
+        let (acked, offset) = shared.replication.attach(who.clone(), now);
         (acked, format!("{} {offset}", shared.replication.replid()))
     };
     let arc = shared.arc();
@@ -219,6 +213,17 @@ fn full_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
     };
     ctx.client.replica = Some(acked);
     Ok(Frame::ok())
+}
+
+/// This connection, as a replica about to attach.
+fn joining(ctx: &Ctx<'_>) -> crate::replication::Joining {
+    crate::replication::Joining {
+        id: ctx.client.id(),
+        outbox: ctx.client.outbox.clone(),
+        limit: ctx.shared.config.read().output_limits[1],
+        ip: ctx.client.info.addr.ip().to_string(),
+        port: ctx.client.replica_port,
+    }
 }
 
 /// Queues the image for replica `id` (after `+FULLRESYNC <at>` for PSYNC:

@@ -385,14 +385,9 @@ fn redis_resumes_from_larder_and_larder_from_redis() {
     let (mut l, mut rr) = (larder.raw(), redis.raw());
     wait_link_up(&mut rr);
     write_counted(&mut l, "one");
-    wait_in_step(&mut l, &mut rr);
-    assert_eq!(l.call(&["CLIENT", "KILL", "TYPE", "replica"]).unwrap(), Frame::Integer(1));
-    write_counted(&mut l, "two");
-    wait_stat(&mut l, "sync_partial_ok", "1");
-    wait_in_step(&mut l, &mut rr);
-    assert_eq!(info_field(&mut l, "stats", "sync_full"), "1");
+    cut_and_resume(&mut l, &mut rr);
 
-    // Now Larder follows that redis-server (promoted first).
+    // Now a Larder replica of another redis-server.
     let Some(primary) = RedisServer::start() else { return };
     let (mut p, follower) = (primary.raw(), spawn_server());
     let mut f = follower.raw();
@@ -400,12 +395,19 @@ fn redis_resumes_from_larder_and_larder_from_redis() {
     f.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
     wait_link_up(&mut f);
     write_counted(&mut p, "two");
-    wait_in_step(&mut p, &mut f);
-    assert_eq!(p.call(&["CLIENT", "KILL", "TYPE", "replica"]).unwrap(), Frame::Integer(1));
-    write_counted(&mut p, "three");
-    wait_stat(&mut p, "sync_partial_ok", "1");
-    wait_in_step(&mut p, &mut f);
-    assert_eq!(info_field(&mut p, "stats", "sync_full"), "1");
+    cut_and_resume(&mut p, &mut f);
+}
+
+/// With `replica` in step after counted writes: cuts `primary`'s link to
+/// it, writes while it is away, and checks that it continued (one partial
+/// resynchronization, still one full one) and is in step again.
+fn cut_and_resume(primary: &mut RawConn, replica: &mut RawConn) {
+    wait_in_step(primary, replica);
+    assert_eq!(primary.call(&["CLIENT", "KILL", "TYPE", "replica"]).unwrap(), Frame::Integer(1));
+    write_counted(primary, "gap");
+    wait_stat(primary, "sync_partial_ok", "1");
+    wait_in_step(primary, replica);
+    assert_eq!(info_field(primary, "stats", "sync_full"), "1");
 }
 
 #[test]
