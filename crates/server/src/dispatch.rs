@@ -259,9 +259,19 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
             }
         }
         let track_reads = read_only && !in_script && crate::tracking::Tracking::records_reads(client);
+        let monitored = shared.monitors.active() && !spec.has(flags::ADMIN);
+        let before = monitored && crate::monitor::fed_before(&cmd.full_name);
+        if before && !retry {
+            feed_monitors(shared, client, req, input, in_script);
+        }
         crate::tracking::set_current_client(client.id());
         let mut ctx = Ctx { shared, client, now, read_only, track_reads };
-        handler(&mut ctx, Args::new(req, input, argpos))
+        let result = handler(&mut ctx, Args::new(req, input, argpos));
+        // Once, when it has run: a blocked command when it is served.
+        if monitored && !before && !client.wants_block {
+            feed_monitors(shared, client, req, input, in_script);
+        }
+        result
     };
     if !client.in_exec {
         shared.tracking.end_command();
@@ -275,6 +285,14 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         cmd.stats.fail();
     }
     reply
+}
+
+/// Shows the command to MONITOR's clients, from `lua` inside a script.
+fn feed_monitors(shared: &Shared, client: &Client, req: &Request, input: &[u8], in_script: bool) {
+    let args: Vec<&[u8]> = req.args(input).collect();
+    let addr = if in_script { "lua".to_string() } else { client.info.addr.to_string() };
+    let limit = shared.config.read().output_limits[0];
+    shared.monitors.feed(client.db, &addr, &args, limit);
 }
 
 /// The client's ACL permissions for this command. Its copy of its user is

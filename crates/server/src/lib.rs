@@ -27,6 +27,7 @@ pub mod dispatch;
 pub mod error;
 pub mod info;
 pub mod memory;
+pub mod monitor;
 pub mod multi;
 pub mod notify;
 pub mod propagate;

@@ -48,6 +48,8 @@ pub struct Shared {
     pub world: crate::multi::WorldLock,
     pub watches: Arc<crate::multi::Watches>,
     pub pubsub: Arc<crate::pubsub::PubSub>,
+    /// MONITOR's clients (see monitor.rs).
+    pub monitors: crate::monitor::Monitors,
     pub notifier: Arc<crate::notify::Notifier>,
     pub tracking: Arc<crate::tracking::Tracking>,
     pub scripting: crate::scripting::Scripting,
@@ -169,6 +171,7 @@ impl Server {
             world: Default::default(),
             watches,
             pubsub,
+            monitors: Default::default(),
             notifier,
             tracking,
             scripting: Default::default(),

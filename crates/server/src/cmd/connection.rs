@@ -466,6 +466,9 @@ fn client_kill(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         } else if eq_ic(name, "laddr") {
             f.laddr = Some(text);
         } else if eq_ic(name, "user") {
+            if ctx.shared.acl.get(value).is_none() {
+                return Err(CmdError::Err(format!("No such user '{text}'")));
+            }
             f.user = Some(text);
         } else if eq_ic(name, "type") {
             f.kind = Some(client_type_arg(value)?);

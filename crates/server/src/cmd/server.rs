@@ -34,6 +34,11 @@ pub(super) static COMMANDS: &[CommandSpec] =
             "2.6.0",
             "Returns the server time.",
         ),
+        CommandSpec::new("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, monitor).doc(
+            "server",
+            "1.0.0",
+            "Streams every command the server runs to this connection, as text lines.",
+        ),
         CommandSpec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, debug).doc(
             "server",
             "1.0.0",
@@ -790,5 +795,18 @@ fn debug_populate(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         tx.set(&key, Value::Str(StrValue::from_slice(&value)), Ttl::Clear);
         tx.emit(&[b"SET", &key, &value]);
     }
+    Ok(Frame::ok())
+}
+
+/// MONITOR: from now on this connection receives every command the server
+/// runs (see monitor.rs). A second MONITOR changes nothing. Queued in
+/// MULTI, it fails at EXEC, as in Redis: a transaction expects one reply
+/// per command.
+fn monitor(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    if ctx.client.in_exec {
+        return Err(CmdError::Err("MONITOR isn't allowed for DENY BLOCKING client".into()));
+    }
+    ctx.client.monitor = true;
+    ctx.shared.monitors.add(ctx.client.id(), ctx.client.outbox.clone());
     Ok(Frame::ok())
 }

@@ -109,6 +109,8 @@ pub struct Client {
     /// The link to this replica's primary: its writes are the stream to
     /// apply, so READONLY, MASTERDOWN and ACL do not apply.
     pub from_master: bool,
+    /// Ran MONITOR: other clients' commands are written to it.
+    pub monitor: bool,
     /// Replays a file (AOF load): takes no world lock, since start-up is
     /// single-threaded and DEBUG LOADAOF already holds one (an EXEC or
     /// FLUSHALL in the file would otherwise wait for it forever).
@@ -184,6 +186,7 @@ impl Client {
             replica_port: 0,
             replaying: false,
             from_master: false,
+            monitor: false,
             script_keys: None,
             reply_mode: ReplyMode::On,
             last_cmd: 0,

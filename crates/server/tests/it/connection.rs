@@ -147,3 +147,89 @@ fn idle_timeout_closes_clients() {
     let rest = raw.read_to_close().unwrap();
     assert!(rest.is_empty());
 }
+
+#[test]
+fn monitor_streams_commands_as_redis_does() {
+    let s = spawn_server();
+    let mut m = s.raw();
+    assert_eq!(m.call(&["MONITOR"]).unwrap(), Frame::Simple("OK".into()));
+    let mut c = s.raw();
+    let addr = {
+        let Frame::Bulk(text) = c.call(&["CLIENT", "INFO"]).unwrap() else { panic!("CLIENT INFO") };
+        let text = String::from_utf8_lossy(&text).into_owned();
+        text.split(' ').find_map(|f| f.strip_prefix("addr=")).unwrap().to_string()
+    };
+    let next = |m: &mut larder_testkit::RawConn| match m.read_frame().unwrap() {
+        Frame::Simple(line) => String::from_utf8_lossy(&line).into_owned(),
+        other => panic!("a monitor line, got {other:?}"),
+    };
+    assert!(next(&mut m).ends_with(&format!("[0 {addr}] \"CLIENT\" \"INFO\"")));
+    c.call(&["SET", "k", "a\"b\n"]).unwrap();
+    let line = next(&mut m);
+    let (stamp, rest) = line.split_once(' ').unwrap();
+    assert!(stamp.len() == 17 && stamp.as_bytes()[10] == b'.', "seconds.micros: {line}");
+    assert_eq!(rest, format!("[0 {addr}] \"SET\" \"k\" \"a\\\"b\\n\""));
+    // After it ran: SELECT shows the database it selected.
+    c.call(&["SELECT", "2"]).unwrap();
+    assert!(next(&mut m).ends_with(&format!("[2 {addr}] \"SELECT\" \"2\"")));
+    // A script: the EVAL first, then what it runs, from `lua`.
+    c.call(&["EVAL", "return redis.call('incr', KEYS[1])", "1", "n"]).unwrap();
+    assert!(next(&mut m).ends_with("\"EVAL\" \"return redis.call('incr', KEYS[1])\" \"1\" \"n\""));
+    assert!(next(&mut m).ends_with("[2 lua] \"incr\" \"n\""));
+    // MULTI, then what EXEC runs, then EXEC; nothing while queuing.
+    for cmd in [&["MULTI"][..], &["SET", "a", "1"], &["EXEC"]] {
+        c.call(cmd).unwrap();
+    }
+    for want in ["\"MULTI\"", "\"SET\" \"a\" \"1\"", "\"EXEC\""] {
+        assert!(next(&mut m).ends_with(want));
+    }
+    // Passwords are hidden; administrative and refused commands not shown.
+    c.call(&["AUTH", "nobody", "secret"]).unwrap();
+    c.call(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
+    c.call(&["NOSUCHCOMMAND"]).unwrap();
+    c.call(&["HELLO", "2", "AUTH", "default", "pw"]).unwrap();
+    assert!(next(&mut m).ends_with("\"AUTH\" \"(redacted)\" \"(redacted)\""));
+    assert!(next(&mut m).ends_with("\"HELLO\" \"2\" \"AUTH\" \"(redacted)\" \"(redacted)\""));
+    // A blocked command shows once, when it is served.
+    c.call(&["SELECT", "0"]).unwrap();
+    assert!(next(&mut m).ends_with("\"SELECT\" \"0\""));
+    c.send(&["BLPOP", "q", "0"]).unwrap();
+    let mut other = s.raw();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !format!("{:?}", other.call(&["CLIENT", "LIST"]).unwrap()).contains("cmd=blpop") {
+        assert!(std::time::Instant::now() < deadline, "BLPOP never blocked");
+    }
+    other.call(&["RPUSH", "q", "x"]).unwrap();
+    c.read_frame().unwrap();
+    // The CLIENT LISTs above, then the two (in either order).
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let line = next(&mut m);
+        if !line.ends_with("\"CLIENT\" \"LIST\"") {
+            seen.push(line);
+        }
+    }
+    assert!(seen.iter().any(|l| l.ends_with("\"BLPOP\" \"q\" \"0\"")), "{seen:?}");
+    assert!(seen.iter().any(|l| l.ends_with("\"RPUSH\" \"q\" \"x\"")), "{seen:?}");
+    other.call(&["PING"]).unwrap();
+    assert!(next(&mut m).ends_with("\"PING\""), "BLPOP was shown once");
+    // Not from a transaction (redis-server 7.0.15's reply).
+    let mut t = s.raw();
+    t.call(&["MULTI"]).unwrap();
+    assert_eq!(t.call(&["MONITOR"]).unwrap(), Frame::Simple("QUEUED".into()));
+    assert_eq!(
+        t.call(&["EXEC"]).unwrap(),
+        Frame::Array(vec![Frame::Error("ERR MONITOR isn't allowed for DENY BLOCKING client".into())])
+    );
+}
+
+#[test]
+fn client_kill_user_names_a_user_that_exists() {
+    let s = spawn_server();
+    let mut c = s.raw();
+    assert_eq!(
+        c.call(&["CLIENT", "KILL", "USER", "wrong_user"]).unwrap(),
+        Frame::Error("ERR No such user 'wrong_user'".into())
+    );
+    assert_eq!(c.call(&["CLIENT", "KILL", "USER", "default", "SKIPME", "yes"]).unwrap(), Frame::Integer(0));
+}
