@@ -267,8 +267,9 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         crate::tracking::set_current_client(client.id());
         let mut ctx = Ctx { shared, client, now, read_only, track_reads };
         let result = handler(&mut ctx, Args::new(req, input, argpos));
-        // Once, when it has run: a blocked command when it is served.
-        if monitored && !before && !client.wants_block {
+        // Once: a blocking command on its first run, as in Redis, not
+        // again when it is run to be served.
+        if monitored && !before && !retry {
             feed_monitors(shared, client, req, input, in_script);
         }
         result

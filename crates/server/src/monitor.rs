@@ -4,8 +4,9 @@
 //! Each line is Redis's: `+<unix seconds>.<micros> [<db> <addr>] "arg" …`,
 //! the address `lua` for commands a script or function runs. The dispatcher
 //! feeds a command once it has run (so SELECT shows the database it
-//! selected), except the script runners (EVAL…, FCALL…), fed before they
-//! run so their commands follow them, as in Redis. Administrative commands
+//! selected; a blocking command once, on its first run), except the script
+//! runners (EVAL…, FCALL…), fed before they run so their commands follow
+//! them, as in Redis. Administrative commands
 //! are never shown, nor commands refused before they ran, nor commands
 //! queued by MULTI until EXEC runs them; passwords in AUTH, HELLO and
 //! MIGRATE are replaced by `(redacted)`.

@@ -190,7 +190,7 @@ fn monitor_streams_commands_as_redis_does() {
     c.call(&["HELLO", "2", "AUTH", "default", "pw"]).unwrap();
     assert!(next(&mut m).ends_with("\"AUTH\" \"(redacted)\" \"(redacted)\""));
     assert!(next(&mut m).ends_with("\"HELLO\" \"2\" \"AUTH\" \"(redacted)\" \"(redacted)\""));
-    // A blocked command shows once, when it is served.
+    // A blocked command shows once (when it first ran).
     c.call(&["SELECT", "0"]).unwrap();
     assert!(next(&mut m).ends_with("\"SELECT\" \"0\""));
     c.send(&["BLPOP", "q", "0"]).unwrap();
