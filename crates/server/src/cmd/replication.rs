@@ -114,6 +114,11 @@ fn wait(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         st.memo = vec![target.to_string().into()];
         st.rerun_at_deadline = true;
         repl.wait_for_acks(&st.waiter);
+        // An acknowledgement that landed between the count above and the
+        // registration woke nobody: count again, now that one would.
+        if repl.acked_at_least(target) as i64 >= want {
+            st.waiter.wake();
+        }
         repl.request_acks();
     }
     Ok(Frame::Null)
