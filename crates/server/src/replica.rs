@@ -251,9 +251,7 @@ fn load_image(shared: &Shared, image: &[u8]) -> anyhow::Result<()> {
         // This server's own replicas (chained) cannot follow a load: they
         // sync again, from the new data.
         for id in shared.replication.end_history() {
-            if let Some(c) = shared.clients.all().into_iter().find(|c| c.id == id) {
-                c.kill();
-            }
+            shared.clients.kill(id);
         }
         shared.keyspace.flush_all();
         shared.scripting.function_flush();

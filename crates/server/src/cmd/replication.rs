@@ -66,9 +66,7 @@ fn replicaof(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     tracing::info!("REPLICAOF {host}:{port} enabled (user request)");
     for id in shared.replication.follow(&shared.arc(), host, port) {
-        if let Some(c) = shared.clients.all().into_iter().find(|c| c.id == id) {
-            c.kill();
-        }
+        shared.clients.kill(id);
     }
     Ok(Frame::ok())
 }
@@ -94,8 +92,9 @@ fn wait(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if timeout < 0 {
         return Err(CmdError::NegativeTimeout);
     }
-    let first = ctx.client.blocked.as_ref().and_then(|b| b.memo.first()).is_none();
-    let target = match ctx.client.blocked.as_ref().and_then(|b| b.memo.first()) {
+    let memo = ctx.client.blocked.as_ref().and_then(|b| b.memo.first());
+    let first = memo.is_none();
+    let target = match memo {
         Some(m) => std::str::from_utf8(m).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
         None => ctx.client.woff,
     };
@@ -239,9 +238,7 @@ fn send_image(shared: &crate::Shared, id: u64, fullresync: Option<&String>, imag
         Ok(image) => image,
         Err(e) => {
             tracing::warn!("full sync of replica {id} failed: {e}");
-            if let Some(c) = shared.clients.all().into_iter().find(|c| c.id == id) {
-                c.kill();
-            }
+            shared.clients.kill(id);
             return;
         }
     };

@@ -283,6 +283,13 @@ impl Clients {
         self.map.lock().get(&id).map(|(_, o)| o.clone())
     }
 
+    /// Kills client `id` if it is connected (its connection closes).
+    pub fn kill(&self, id: u64) {
+        if let Some((info, _)) = self.map.lock().get(&id) {
+            info.kill();
+        }
+    }
+
     pub fn exists(&self, id: u64) -> bool {
         self.map.lock().contains_key(&id)
     }
