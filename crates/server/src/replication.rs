@@ -199,19 +199,24 @@ impl EffectSink for Replication {
 impl Replication {
     fn feed(&self, cmds: &[(usize, Vec<u8>)]) {
         let mut feeds = self.feeds.lock();
-        let Feeds { replicas, db, backlog } = &mut *feeds;
         let mut whole = Vec::new();
-        append_selecting(&mut whole, db, cmds);
-        self.offset.fetch_add(whole.len() as u64, Relaxed);
-        if let Some(backlog) = backlog {
-            self.keep(backlog, &whole);
+        append_selecting(&mut whole, &mut feeds.db, cmds);
+        self.stream(&mut feeds, &whole);
+    }
+
+    /// Bytes onto the stream: counted in the offset, kept in the backlog,
+    /// sent to every replica. Every replica gets the same bytes, the ones
+    /// the offset counts: a replica's offset must match the primary's for
+    /// WAIT and PSYNC.
+    fn stream(&self, feeds: &mut Feeds, bytes: &[u8]) {
+        self.offset.fetch_add(bytes.len() as u64, Relaxed);
+        if let Some(backlog) = &mut feeds.backlog {
+            self.keep(backlog, bytes);
         }
-        // Every replica gets the same bytes, the ones the offset counts:
-        // a replica's offset must match the primary's for WAIT and PSYNC.
-        for r in replicas.iter_mut() {
-            r.send(&whole);
+        for r in feeds.replicas.iter_mut() {
+            r.send(bytes);
         }
-        self.prune(&mut feeds);
+        self.prune(feeds);
     }
 
     /// Appends stream bytes to the backlog, dropping its oldest beyond
@@ -501,16 +506,7 @@ impl Replication {
     fn feed_raw(&self, args: &[&[u8]]) {
         let mut bytes = Vec::new();
         larder_persist::aof::encode_command(&mut bytes, args);
-        let mut feeds = self.feeds.lock();
-        self.offset.fetch_add(bytes.len() as u64, Relaxed);
-        if let Some(mut backlog) = feeds.backlog.take() {
-            self.keep(&mut backlog, &bytes);
-            feeds.backlog = Some(backlog);
-        }
-        for r in feeds.replicas.iter_mut() {
-            r.send(&bytes);
-        }
-        self.prune(&mut feeds);
+        self.stream(&mut self.feeds.lock(), &bytes);
     }
 
     /// The first ping of a new replica waits a whole period.
