@@ -178,6 +178,30 @@ pub(crate) fn rdb_image(shared: &Shared) -> Result<Vec<u8>, String> {
     end(shared, w)
 }
 
+/// Why a background save's cut could not begin.
+enum Busy {
+    /// A BGSAVE or a replica's image is being made.
+    Saving,
+    /// Another cut runs (an AOF rewrite).
+    Cutting,
+}
+
+/// Marks a background save as running and begins its cut at `now`,
+/// `at_cut` running while every shard is locked. BGSAVE and a replica's
+/// image both start this way, one at a time.
+fn begin_saving_cut(shared: &Shared, now: u64, at_cut: impl FnOnce()) -> Result<Arc<Chunks>, Busy> {
+    let snaps = &shared.snapshots;
+    if snaps.bgsave_in_progress.swap(true, Relaxed) {
+        return Err(Busy::Saving);
+    }
+    let chunks = Arc::new(Chunks::new(now));
+    if !shared.keyspace.begin_cut(chunks.clone(), at_cut) {
+        snaps.bgsave_in_progress.store(false, Relaxed);
+        return Err(Busy::Cutting);
+    }
+    Ok(chunks)
+}
+
 /// A replica's image without stopping the world: a cut (as BGSAVE takes),
 /// begun while `at_cut` runs with every shard locked, so the caller can
 /// start the replica's stream at exactly that instant. The image is then
@@ -191,16 +215,9 @@ pub(crate) fn image_in_background<T: Clone + Send + 'static>(
     done: impl FnOnce(T, Result<Vec<u8>, String>) + Send + 'static,
 ) -> Option<T> {
     let snaps = &shared.snapshots;
-    if snaps.bgsave_in_progress.swap(true, Relaxed) {
-        return None;
-    }
     let now = shared.clock.now_ms();
-    let chunks = Arc::new(Chunks::new(now));
     let mut made = None;
-    if !shared.keyspace.begin_cut(chunks.clone(), || made = Some(at_cut())) {
-        snaps.bgsave_in_progress.store(false, Relaxed);
-        return None;
-    }
+    let chunks = begin_saving_cut(shared, now, || made = Some(at_cut())).ok()?;
     let made = made.expect("begin_cut runs at_cut when it begins");
     let given = made.clone();
     // `done` must run either way: the replica waits for it.
@@ -407,19 +424,21 @@ impl Chunks {
 /// texts for a save that cannot start now.
 pub fn bgsave(shared: &Arc<Shared>) -> Result<(), String> {
     let snaps = &shared.snapshots;
-    if snaps.bgsave_in_progress.swap(true, Relaxed) {
-        return Err("Background save already in progress".into());
-    }
     let now = shared.clock.now_ms();
-    snaps.last_attempt.store(now / 1000, Relaxed);
-    let chunks = Arc::new(Chunks::new(now));
     let mut seq = 0;
-    if !shared.keyspace.begin_cut(chunks.clone(), || seq = shared.keyspace.write_count()) {
-        snaps.bgsave_in_progress.store(false, Relaxed);
-        return Err("An AOF log rewriting in progress: can't BGSAVE right now. \
-                    Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
-            .into());
+    let begun = begin_saving_cut(shared, now, || seq = shared.keyspace.write_count());
+    if !matches!(begun, Err(Busy::Saving)) {
+        snaps.last_attempt.store(now / 1000, Relaxed);
     }
+    let chunks = match begun {
+        Ok(chunks) => chunks,
+        Err(Busy::Saving) => return Err("Background save already in progress".into()),
+        Err(Busy::Cutting) => {
+            return Err("An AOF log rewriting in progress: can't BGSAVE right now. \
+                        Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
+                .into())
+        }
+    };
     snaps.bgsave_started_ms.store(now, Relaxed);
     tracing::info!("Background saving started (a cut at effect {seq}, no fork)");
     let shared = shared.clone();
