@@ -201,6 +201,7 @@ impl Server {
         let shared = self.shared;
         *shared.listen_addr.write() = listener.local_addr().ok();
         let cron = tokio::spawn(cron(shared.clone()));
+        let ahead = tokio::spawn(evict_ahead(shared.clone()));
         // `replicaof` in the config: follow that primary from the start.
         let upstream = shared.config.read().replicaof.clone();
         if let Some((host, port)) = upstream.split_once(' ') {
@@ -239,6 +240,7 @@ impl Server {
             conns.abort_all();
         }
         cron.abort();
+        ahead.abort();
         // What was appended reaches the disk, whatever appendfsync says.
         shared.aof.flush_all();
         let mode = shared.shutdown_save.load(Relaxed);
@@ -332,6 +334,38 @@ async fn cron(shared: Arc<Shared>) {
             }
         }
         shared.cron_loops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Eviction ahead (memory.rs): woken by a command that found memory near
+/// maxmemory, it evicts a batch at a time, each when the worker has run
+/// every ready task and polled for I/O, until memory is under the low mark.
+/// Like the cron it never waits for an EXEC or a script, and DEBUG
+/// PAUSE-CRON stops it too (tests that pause the cron want no eviction
+/// behind their back).
+async fn evict_ahead(shared: Arc<Shared>) {
+    use crate::memory::Ahead;
+    loop {
+        shared.memory.ahead_wanted().await;
+        loop {
+            tokio::task::yield_now().await;
+            if shared.cron_paused.load(Relaxed) || shared.scripting.busy() {
+                break;
+            }
+            let Some(world) = shared.world.try_read() else { break };
+            match shared.memory.evict_ahead(&shared.keyspace, shared.clock.now_ms()) {
+                Ahead::More => continue,
+                Ahead::Done => break,
+                // Nothing the policy may take (noeviction, volatile-* with
+                // no TTLs): do not come back at every command.
+                Ahead::Stuck => {
+                    drop(world);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    break;
+                }
+            }
+        }
+        shared.memory.ahead_done();
     }
 }
 

@@ -76,6 +76,58 @@ fn allkeys_lru_holds_memory_at_the_limit_and_keeps_recent_keys() {
     assert!(first.iter().filter(|v| v.is_some()).count() <= 10, "the oldest keys stayed");
 }
 
+/// Writes `n` keys of `size` bytes in pipelines of 1,000 (only where no
+/// write may fail).
+fn fill_fast(con: &mut Connection, prefix: &str, n: usize, size: usize) {
+    let value = vec![b'x'; size];
+    for start in (0..n).step_by(1000) {
+        let mut pipe = redis::pipe();
+        for i in start..(start + 1000).min(n) {
+            pipe.cmd("SET").arg(format!("{prefix}:{i}")).arg(&value).ignore();
+        }
+        let _: () = pipe.query(con).unwrap();
+    }
+}
+
+/// Polls used_memory for up to two seconds until `ok` holds; returns the
+/// last reading.
+fn used_settles(con: &mut Connection, ok: impl Fn(u64) -> bool) -> u64 {
+    let mut used = 0;
+    for _ in 0..40 {
+        used = info_field(con, "memory", "used_memory");
+        if ok(used) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    used
+}
+
+/// Eviction ahead (memory.rs): once writes reach the limit, the idle
+/// server evicts down to a 256th under it, so the next burst of writes
+/// finds room without evicting. Commands alone would leave memory at the
+/// limit (each evicts only until under it). DEBUG PAUSE-CRON stops it,
+/// and the first command after the pause wakes it again.
+#[test]
+fn an_idle_server_evicts_ahead_to_a_little_under_the_limit() {
+    let (_proc, mut con, limit) = limited_server("allkeys-lru", 64 << 20);
+    let low = limit - limit / 256;
+    // Other threads' unpublished changes (4 KB each) and a key or two.
+    let slack = 48 << 10;
+    fill_fast(&mut con, "a", 100_000, 1000);
+    assert!(info_field(&mut con, "stats", "evicted_keys") > 20_000);
+    let used = used_settles(&mut con, |u| u <= low + slack);
+    assert!(used <= low + slack, "idle at {used}: {} over the low mark {low}", used as i64 - low as i64);
+    let _: () = cmd("DEBUG").arg("PAUSE-CRON").arg(1).query(&mut con).unwrap();
+    fill_fast(&mut con, "b", 10_000, 1000);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let used = info_field(&mut con, "memory", "used_memory");
+    assert!(used > limit - (32 << 10), "paused, yet memory went down to {used} of {limit}");
+    let _: () = cmd("DEBUG").arg("PAUSE-CRON").arg(0).query(&mut con).unwrap();
+    let used = used_settles(&mut con, |u| u <= low + slack);
+    assert!(used <= low + slack, "resumed, idle at {used} against the low mark {low}");
+}
+
 #[test]
 fn allkeys_lfu_keeps_the_frequently_read_keys() {
     let (_proc, mut con, _) = limited_server("allkeys-lfu", 6 << 20);
