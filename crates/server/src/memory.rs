@@ -229,6 +229,9 @@ pub struct Memory {
     /// wake until that task is done, so commands meanwhile do not notify.
     ahead: tokio::sync::Notify,
     ahead_pending: AtomicBool,
+    /// Keys evicted ahead, off the request path (INFO
+    /// `evicted_keys_ahead`, a part of `evicted_keys`).
+    ahead_evicted: AtomicU64,
 }
 
 impl Default for Memory {
@@ -236,6 +239,7 @@ impl Default for Memory {
         Memory {
             ahead: tokio::sync::Notify::new(),
             ahead_pending: AtomicBool::new(false),
+            ahead_evicted: AtomicU64::new(0),
             startup: AtomicU64::new(0),
             not_counted: AtomicU64::new(0),
             anchor: AtomicI64::new(0),
@@ -392,8 +396,18 @@ impl Memory {
             if !keyspace.evict_one(policy, samples, now_ms) {
                 return Ahead::Stuck;
             }
+            self.ahead_evicted.fetch_add(1, Relaxed);
         }
         Ahead::More
+    }
+
+    /// Keys evicted ahead since start-up or CONFIG RESETSTAT.
+    pub fn evicted_ahead(&self) -> u64 {
+        self.ahead_evicted.load(Relaxed)
+    }
+
+    pub fn reset_stats(&self) {
+        self.ahead_evicted.store(0, Relaxed);
     }
 }
 

@@ -118,6 +118,8 @@ fn an_idle_server_evicts_ahead_to_a_little_under_the_limit() {
     assert!(info_field(&mut con, "stats", "evicted_keys") > 20_000);
     let used = used_settles(&mut con, |u| u <= low + slack);
     assert!(used <= low + slack, "idle at {used}: {} over the low mark {low}", used as i64 - low as i64);
+    let ahead = info_field(&mut con, "stats", "evicted_keys_ahead");
+    assert!(ahead > 0 && ahead <= info_field(&mut con, "stats", "evicted_keys"), "{ahead} evicted ahead");
     let _: () = cmd("DEBUG").arg("PAUSE-CRON").arg(1).query(&mut con).unwrap();
     fill_fast(&mut con, "b", 10_000, 1000);
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -126,6 +128,8 @@ fn an_idle_server_evicts_ahead_to_a_little_under_the_limit() {
     let _: () = cmd("DEBUG").arg("PAUSE-CRON").arg(0).query(&mut con).unwrap();
     let used = used_settles(&mut con, |u| u <= low + slack);
     assert!(used <= low + slack, "resumed, idle at {used} against the low mark {low}");
+    let _: () = cmd("CONFIG").arg("RESETSTAT").query(&mut con).unwrap();
+    assert_eq!(info_field(&mut con, "stats", "evicted_keys_ahead"), 0);
 }
 
 #[test]
