@@ -103,6 +103,10 @@ pub struct Config {
     pub replica_read_only: bool,
     /// As a replica whose link is down: serve data anyway (else MASTERDOWN).
     pub replica_serve_stale_data: bool,
+    /// As a replica: ignore maxmemory, evicting only as the primary's
+    /// stream says (Redis's default, so the replica's data stays the
+    /// primary's).
+    pub replica_ignore_maxmemory: bool,
     /// Writes are refused (NOREPLICAS) with fewer good replicas than this.
     pub min_replicas_to_write: u64,
     /// A replica is good while its last ACK is at most this many seconds old.
@@ -164,6 +168,7 @@ impl Default for Config {
             replicaof: String::new(),
             replica_read_only: true,
             replica_serve_stale_data: true,
+            replica_ignore_maxmemory: true,
             min_replicas_to_write: 0,
             min_replicas_max_lag: 10,
         }
@@ -441,6 +446,8 @@ pub static PARAMS: &[Param] = &[
     bool_param!("replica-read-only", replica_read_only, true),
     bool_param!("slave-read-only", replica_read_only, true),
     bool_param!("replica-serve-stale-data", replica_serve_stale_data, true),
+    bool_param!("replica-ignore-maxmemory", replica_ignore_maxmemory, true),
+    bool_param!("slave-ignore-maxmemory", replica_ignore_maxmemory, true),
     bool_param!("slave-serve-stale-data", replica_serve_stale_data, true),
     int_param!("min-slaves-to-write", min_replicas_to_write, 0, i32::MAX as u64, true),
     int_param!("min-replicas-max-lag", min_replicas_max_lag, 0, i32::MAX as u64, true),

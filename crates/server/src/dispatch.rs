@@ -162,12 +162,13 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         shared.tracking.enforce_limit();
     }
     // Redis's performEvictions: before every command while maxmemory is
-    // set, except inside EXEC or a script (checked when they began) and
-    // while a script is busy. Out of memory, denyoom commands are refused,
+    // set, except inside EXEC or a script (checked when they began), while
+    // a script is busy, and on a replica that ignores maxmemory (its keys
+    // leave when the primary's stream says). Out of memory, denyoom commands are refused,
     // and so is queuing in MULTI, and EXEC of denyoom commands, as in Redis.
     if !client.in_exec {
         client.oom = false;
-        if shared.memory.limited() && !shared.scripting.busy() {
+        if shared.memory.limited() && !shared.scripting.busy() && !shared.replication.ignores_maxmemory() {
             // Waiting behind a script ends in BUSY once it turns busy.
             let Some(world) = shared.world.read_unless(|| shared.scripting.busy()) else {
                 return reject(shared, client, cmd, shared.scripting.busy_error());

@@ -138,6 +138,7 @@ pub struct Replication {
     /// config for the command path.
     read_only: std::sync::atomic::AtomicBool,
     serve_stale: std::sync::atomic::AtomicBool,
+    ignore_maxmemory: std::sync::atomic::AtomicBool,
     /// A cheap "is a replica" for the command path.
     is_replica: std::sync::atomic::AtomicBool,
 }
@@ -162,6 +163,7 @@ impl Default for Replication {
             upstream: Default::default(),
             read_only: std::sync::atomic::AtomicBool::new(true),
             serve_stale: std::sync::atomic::AtomicBool::new(true),
+            ignore_maxmemory: std::sync::atomic::AtomicBool::new(true),
             is_replica: Default::default(),
         }
     }
@@ -413,13 +415,21 @@ impl Replication {
         self.count.load(Relaxed) > 0
     }
 
-    pub fn set_replica_options(&self, read_only: bool, serve_stale: bool) {
+    pub fn set_replica_options(&self, read_only: bool, serve_stale: bool, ignore_maxmemory: bool) {
         self.read_only.store(read_only, Relaxed);
         self.serve_stale.store(serve_stale, Relaxed);
+        self.ignore_maxmemory.store(ignore_maxmemory, Relaxed);
     }
 
     pub fn is_replica(&self) -> bool {
         self.is_replica.load(Relaxed)
+    }
+
+    /// A replica that neither evicts nor refuses writes for maxmemory
+    /// (`replica-ignore-maxmemory`): its keys leave as the primary's
+    /// stream deletes them, as in Redis.
+    pub fn ignores_maxmemory(&self) -> bool {
+        self.is_replica() && self.ignore_maxmemory.load(Relaxed)
     }
 
     /// A replica refusing clients' writes (READONLY).

@@ -87,7 +87,11 @@ impl Shared {
     pub fn apply_config(&self, config: &Config) {
         self.acl.sync_requirepass(&config.requirepass);
         self.replication.set_min_replicas(config.min_replicas_to_write, config.min_replicas_max_lag);
-        self.replication.set_replica_options(config.replica_read_only, config.replica_serve_stale_data);
+        self.replication.set_replica_options(
+            config.replica_read_only,
+            config.replica_serve_stale_data,
+            config.replica_ignore_maxmemory,
+        );
         self.replication.set_backlog(config.repl_backlog_size, config.repl_backlog_ttl);
         self.pubsub.set_limit(config.output_limits[2]);
         self.notifier.set_flags(config.notify_flags, &self.keyspace.effects);
@@ -309,7 +313,7 @@ async fn cron(shared: Arc<Shared>) {
             }
         }
         shared.tracking.enforce_limit();
-        if shared.memory.limited() && !shared.scripting.busy() {
+        if shared.memory.limited() && !shared.scripting.busy() && !shared.replication.ignores_maxmemory() {
             // Eviction a command left unfinished at its time limit goes on
             // here, as Redis's eviction timer does.
             if let Some(_world) = shared.world.try_read() {
@@ -349,7 +353,7 @@ async fn evict_ahead(shared: Arc<Shared>) {
         shared.memory.ahead_wanted().await;
         loop {
             tokio::task::yield_now().await;
-            if shared.cron_paused.load(Relaxed) || shared.scripting.busy() {
+            if shared.cron_paused.load(Relaxed) || shared.scripting.busy() || shared.replication.ignores_maxmemory() {
                 break;
             }
             let Some(world) = shared.world.try_read() else { break };

@@ -256,6 +256,37 @@ fn replicaof_in_the_config_follows_from_the_start() {
     wait_same_digest(&mut w, &mut r);
 }
 
+/// A replica ignores maxmemory by default (replica-ignore-maxmemory yes,
+/// as Redis): it neither evicts nor refuses, so its data stays the
+/// primary's. `maxmemory 1` is over the limit whatever the process holds.
+#[test]
+fn a_replica_ignores_maxmemory_unless_told_otherwise() {
+    let primary = spawn_server();
+    let replica = spawn_server();
+    let (mut w, mut r) = (primary.raw(), replica.raw());
+    for cmd in [&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"][..], &["CONFIG", "SET", "maxmemory", "1"]] {
+        assert_eq!(r.call(cmd).unwrap(), Frame::ok());
+    }
+    r.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
+    wait_link_up(&mut r);
+    for i in 0..200 {
+        w.call(&["SET", &format!("k{i}"), "v"]).unwrap();
+    }
+    wait_in_step(&mut w, &mut r);
+    std::thread::sleep(Duration::from_millis(300)); // the cron and eviction ahead had their turns
+    assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(200));
+    assert_eq!(info_field(&mut r, "stats", "evicted_keys"), "0");
+    // Told otherwise, it evicts like any server over its limit.
+    r.call(&["CONFIG", "SET", "replica-ignore-maxmemory", "no"]).unwrap();
+    r.call(&["PING"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.call(&["DBSIZE"]).unwrap() != Frame::Integer(0) {
+        assert!(Instant::now() < deadline, "the replica kept its keys over maxmemory");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+}
+
 /// `name`'s value in INFO `section`.
 fn info_field(conn: &mut RawConn, section: &str, name: &str) -> String {
     let info = text(&conn.call(&["INFO", section]).unwrap());
