@@ -164,8 +164,9 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     // Redis's performEvictions: before every command while maxmemory is
     // set, except inside EXEC or a script (checked when they began), while
     // a script is busy, and on a replica that ignores maxmemory (its keys
-    // leave when the primary's stream says). Out of memory, denyoom commands are refused,
-    // and so is queuing in MULTI, and EXEC of denyoom commands, as in Redis.
+    // leave when the primary's stream says). Out of memory, denyoom
+    // commands are refused, and so is queuing in MULTI, and EXEC of
+    // denyoom commands, as in Redis.
     if !client.in_exec {
         client.oom = false;
         if shared.memory.limited() && !shared.scripting.busy() && !shared.replication.ignores_maxmemory() {
