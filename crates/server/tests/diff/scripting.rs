@@ -224,6 +224,9 @@ fn functions_match_redis() {
         FUNCTION LIST WITHCODE
         FUNCTION LIST LIBRARYNAME sing*
         FUNCTION LIST WITHCODE LIBRARYNAME other
+        FUNCTION LOAD "#!lua name=keep\nlocal kept\nredis.register_function('keep', function(keys, args) if not kept then kept = redis.call end return kept('incr', keys[1]) end)"
+        FCALL keep 1 kc
+        FCALL keep 1 kc
         FUNCTION KILL
         FUNCTION FLUSH bad
         FUNCTION FLUSH ASYNC
