@@ -199,6 +199,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     if let Some(queue) = client.multi.as_mut() {
         if !spec.has(flags::TX_CONTROL) {
             queue.push((req.clone(), input.to_vec()));
+            client.publish_multi();
             return Frame::simple("QUEUED");
         }
     }
@@ -408,6 +409,7 @@ fn reject(shared: &Shared, client: &mut Client, cmd: &Command, e: CmdError) -> F
         return reject_in_multi(client, e);
     }
     client.multi = None;
+    client.publish_multi();
     client.multi_error = false;
     if let Some((flag, keys)) = client.watch.take() {
         shared.watches.unwatch(&keys, &flag);

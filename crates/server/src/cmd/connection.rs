@@ -171,6 +171,7 @@ fn reset(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
         super::pubsub::unsub(ctx, Vec::new(), kind, what, false);
     }
     ctx.client.multi = None;
+    ctx.client.publish_multi();
     ctx.client.multi_error = false;
     super::transaction::unwatch_all(ctx);
     ctx.client.set_db(0);
@@ -297,7 +298,8 @@ fn client_getname(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 }
 
 /// One line of CLIENT LIST / CLIENT INFO, with Redis 7.2's fields. Buffer
-/// sizes Larder does not track per client are reported as 0.
+/// sizes Larder does not track per client (all but `qbuf`) are reported
+/// as 0.
 pub(crate) fn client_line(c: &ClientInfo, uptime_ms: u64, blocked: &[u64]) -> String {
     client_line_of(c, uptime_ms, blocked, "normal")
 }
@@ -307,11 +309,21 @@ fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -
     let m = c.meta.lock().clone();
     let s = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
     let idle = uptime_ms.saturating_sub(c.last_interaction.load(Relaxed)) / 1000;
+    let multi = c.multi.load(Relaxed);
+    let subs = c.subs.each_ref().map(|n| n.load(Relaxed));
+    // Redis's order: O or S, M, P, x, b, then e.
     let mut flags = String::new();
     match kind {
         "replica" => flags.push('S'),
         "master" => flags.push('M'),
+        _ if c.monitor.load(Relaxed) => flags.push('O'),
         _ => {}
+    }
+    if subs.iter().any(|&n| n > 0) {
+        flags.push('P');
+    }
+    if multi >= 0 {
+        flags.push('x');
     }
     if blocked.contains(&c.id) {
         flags.push('b');
@@ -323,7 +335,7 @@ fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}\n",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}\n",
         c.id,
         c.addr,
         c.laddr,
@@ -333,6 +345,11 @@ fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -
         idle,
         flags,
         m.db,
+        subs[0],
+        subs[1],
+        subs[2],
+        multi,
+        c.qbuf.load(Relaxed),
         m.last_cmd,
         m.user,
         m.resp,

@@ -114,6 +114,7 @@ fn sub(ctx: &mut Ctx<'_>, mut args: Args<'_>, kind: Kind, what: &'static str) ->
         confirm(ctx, what, Some(Bytes::copy_from_slice(name)), kind);
     }
     outbox.set_subscribed(true);
+    ctx.client.publish_subs();
     ctx.client.no_reply = true;
     Ok(Frame::Null)
 }
@@ -133,6 +134,7 @@ pub(crate) fn unsub(ctx: &mut Ctx<'_>, names: Vec<Bytes>, kind: Kind, what: &'st
         }
     }
     ctx.client.outbox.set_subscribed(ctx.client.subs.iter().any(|s| !s.is_empty()));
+    ctx.client.publish_subs();
 }
 
 fn unsub_cmd(ctx: &mut Ctx<'_>, mut args: Args<'_>, kind: Kind, what: &'static str) -> CmdResult {

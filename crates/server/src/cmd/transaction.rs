@@ -46,6 +46,7 @@ fn multi(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
         return Err(CmdError::Err("MULTI calls can not be nested".into()));
     }
     ctx.client.multi = Some(Vec::new());
+    ctx.client.publish_multi();
     ctx.client.multi_error = false;
     Ok(Frame::ok())
 }
@@ -60,6 +61,7 @@ pub fn unwatch_all(ctx: &mut Ctx<'_>) {
 /// EXEC
 fn exec(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     let Some(queue) = ctx.client.multi.take() else { return Err(CmdError::Err("EXEC without MULTI".into())) };
+    ctx.client.publish_multi();
     if std::mem::take(&mut ctx.client.multi_error) {
         unwatch_all(ctx);
         return Err(CmdError::Raw("EXECABORT Transaction discarded because of previous errors.".into()));
@@ -99,6 +101,7 @@ fn discard(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     if ctx.client.multi.take().is_none() {
         return Err(CmdError::Err("DISCARD without MULTI".into()));
     }
+    ctx.client.publish_multi();
     ctx.client.multi_error = false;
     unwatch_all(ctx);
     Ok(Frame::ok())

@@ -8,7 +8,7 @@ use hashbrown::HashMap;
 use larder_protocol::Proto;
 use parking_lot::Mutex;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -24,6 +24,15 @@ pub struct ClientInfo {
     /// Milliseconds since the server started, at the last command.
     pub last_interaction: AtomicU64,
     killed: AtomicBool,
+    /// What CLIENT LIST shows of the connection's own state, which only
+    /// its task changes, published as it changes: bytes in the query
+    /// buffer (during a batch the whole batch, as Redis's `qbuf` counts
+    /// the command being run), commands queued in MULTI (-1 outside one),
+    /// subscriptions (channels, patterns, shard channels), MONITOR.
+    pub qbuf: AtomicU64,
+    pub multi: AtomicI64,
+    pub subs: [AtomicU64; 3],
+    pub monitor: AtomicBool,
     /// The connection task, woken when it is killed or its outbox fills.
     /// Only that task ever waits, so one waker slot is enough, and
     /// registering it each time round the read loop is a compare-and-swap
@@ -220,6 +229,19 @@ impl Client {
         self.authenticated = true;
     }
 
+    /// Shows the MULTI queue's length (or -1) in CLIENT LIST.
+    pub fn publish_multi(&self) {
+        let n = self.multi.as_ref().map_or(-1, |q| q.len() as i64);
+        self.info.multi.store(n, Ordering::Relaxed);
+    }
+
+    /// Shows the subscription counts in CLIENT LIST.
+    pub fn publish_subs(&self) {
+        for (shown, set) in self.info.subs.iter().zip(&self.subs) {
+            shown.store(set.len() as u64, Ordering::Relaxed);
+        }
+    }
+
     /// Channel and pattern subscriptions (what SUBSCRIBE replies count).
     pub fn sub_count(&self) -> usize {
         self.subs[0].len() + self.subs[1].len()
@@ -271,6 +293,10 @@ impl Clients {
             meta: Mutex::new(ClientMeta { resp: 2, last_cmd: "NULL".into(), ..Default::default() }),
             last_interaction: AtomicU64::new(now_ms),
             killed: AtomicBool::new(false),
+            qbuf: AtomicU64::new(0),
+            multi: AtomicI64::new(-1),
+            subs: Default::default(),
+            monitor: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         });
         let outbox = Arc::new(crate::pubsub::Outbox::new(info.clone(), Proto::Resp2));

@@ -74,6 +74,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
         let mut pos = 0;
         let mut processed = 0u64;
         let mut close = false;
+        info.qbuf.store(inbuf.len() as u64, Relaxed);
         loop {
             match parse_request(&inbuf[pos..], &limits, &mut req) {
                 Ok(None) => break,
@@ -106,6 +107,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
             }
         }
         inbuf.advance(pos);
+        info.qbuf.store(inbuf.len() as u64, Relaxed);
         // What the batch freed or took is published before this task can
         // move to another thread (at the write below), so a command from
         // elsewhere (an eviction check, INFO) never works from a figure

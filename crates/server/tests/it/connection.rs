@@ -117,6 +117,56 @@ fn client_id_name_list_info_kill() {
     assert!(r.unwrap_err().to_string().contains("unknown subcommand 'BOGUS'. Try CLIENT HELP."));
 }
 
+/// CLIENT LIST shows each connection's own state as Redis does: the
+/// query buffer while a command runs (`qbuf=26` is CLIENT INFO's own
+/// 26 bytes, the Redis suite's expectation), subscriptions (flag P),
+/// a transaction's queue (flag x), and a monitor (flag O).
+#[test]
+fn client_list_shows_subscriptions_transactions_monitors_and_the_query_buffer() {
+    let s = spawn_server();
+    let bulk = |f: Frame| match f {
+        Frame::Bulk(b) | Frame::Verbatim { text: b, .. } => String::from_utf8(b.to_vec()).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let mut a = s.raw();
+    let own = bulk(a.call(&["CLIENT", "INFO"]).unwrap());
+    assert!(own.contains(" flags=N ") && own.contains(" sub=0 psub=0 ssub=0 multi=-1 qbuf=26 "), "{own}");
+    let id = |c: &mut larder_testkit::RawConn| match c.call(&["CLIENT", "ID"]).unwrap() {
+        Frame::Integer(n) => n,
+        other => panic!("{other:?}"),
+    };
+    let (mut sub, mut tx, mut mon) = (s.raw(), s.raw(), s.raw());
+    let (sub_id, tx_id, mon_id) = (id(&mut sub), id(&mut tx), id(&mut mon));
+    sub.send(&["SUBSCRIBE", "c1", "c2"]).unwrap();
+    sub.send(&["PSUBSCRIBE", "p*"]).unwrap();
+    for _ in 0..3 {
+        sub.read_frame().unwrap();
+    }
+    assert_eq!(tx.call(&["MULTI"]).unwrap(), Frame::ok());
+    assert_eq!(tx.call(&["SET", "k", "v"]).unwrap(), Frame::simple("QUEUED"));
+    assert_eq!(mon.call(&["MONITOR"]).unwrap(), Frame::ok());
+    let line_of = |a: &mut larder_testkit::RawConn, id: i64| {
+        let list = bulk(a.call(&["CLIENT", "LIST"]).unwrap());
+        list.lines().find(|l| l.starts_with(&format!("id={id} "))).unwrap().to_string()
+    };
+    let l = line_of(&mut a, sub_id);
+    assert!(l.contains(" flags=P ") && l.contains(" sub=2 psub=1 ssub=0 multi=-1 qbuf=0 "), "{l}");
+    let l = line_of(&mut a, tx_id);
+    assert!(l.contains(" flags=x ") && l.contains(" multi=1 "), "{l}");
+    let l = line_of(&mut a, mon_id);
+    assert!(l.contains(" flags=O "), "{l}");
+    assert!(matches!(tx.call(&["EXEC"]).unwrap(), Frame::Array(_)));
+    sub.send(&["UNSUBSCRIBE"]).unwrap();
+    sub.send(&["PUNSUBSCRIBE"]).unwrap();
+    for _ in 0..3 {
+        sub.read_frame().unwrap();
+    }
+    let l = line_of(&mut a, tx_id);
+    assert!(l.contains(" flags=N ") && l.contains(" multi=-1 "), "{l}");
+    let l = line_of(&mut a, sub_id);
+    assert!(l.contains(" flags=N ") && l.contains(" sub=0 psub=0 ssub=0 "), "{l}");
+}
+
 #[test]
 fn quit_replies_then_closes() {
     let s = spawn_server();
