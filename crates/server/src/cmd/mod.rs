@@ -12,6 +12,7 @@ pub mod hll;
 pub mod keys;
 pub mod list;
 pub mod memory;
+pub mod migrate;
 pub mod pubsub;
 pub mod replication;
 pub mod scripting;

@@ -479,6 +479,27 @@ fn movable_keys(name: &str, argv: &[&[u8]]) -> Option<Vec<usize>> {
             let rest = argv.len() - s - 1;
             (rest > 0 && rest.is_multiple_of(2)).then(|| (s + 1..s + 1 + rest / 2).collect())
         }
+        // The key, or with an empty key those after KEYS (passwords after
+        // AUTH and AUTH2 skipped, as Redis's migrateGetKeys does).
+        "migrate" => {
+            if argv.get(3).is_some_and(|k| !k.is_empty()) {
+                return Some(vec![3]);
+            }
+            let mut i = 6;
+            while i < argv.len() {
+                if eq_ic(argv[i], "keys") {
+                    return (i + 1 < argv.len()).then(|| (i + 1..argv.len()).collect());
+                }
+                i += if eq_ic(argv[i], "auth") {
+                    2
+                } else if eq_ic(argv[i], "auth2") {
+                    3
+                } else {
+                    1
+                };
+            }
+            None
+        }
         "sort" | "sort_ro" | "georadius" | "georadiusbymember" => {
             // Only the last STORE counts: it is the one the command uses.
             let mut k = vec![1];

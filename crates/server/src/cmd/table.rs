@@ -188,6 +188,11 @@ impl CommandSpec {
             cats.push("@pubsub");
         }
         cats.push(if self.has(flags::FAST) { "@fast" } else { "@slow" });
+        // Not admin, yet Redis files it as dangerous: it deletes keys
+        // and connects out.
+        if self.name == "migrate" {
+            cats.push("@dangerous");
+        }
         cats
     }
 }
@@ -331,6 +336,7 @@ impl CommandTable {
             super::acl::COMMANDS,
             super::string::COMMANDS,
             super::keys::COMMANDS,
+            super::migrate::COMMANDS,
             super::server::COMMANDS,
             super::memory::COMMANDS,
             super::hash::COMMANDS,

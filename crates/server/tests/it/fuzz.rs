@@ -100,6 +100,9 @@ const SKIP: &[&str] = &[
     // flagged blocking, in Redis either). tests/it cover both.
     "monitor",
     "wait",
+    // Connects out: a random host name is a DNS lookup, a random timeout
+    // a wait of that long. tests/it/keyspace.rs covers it.
+    "migrate",
     // A fixed 10-million-element self test: slow, and takes no arguments.
     "pfselftest",
 ];

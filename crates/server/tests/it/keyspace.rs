@@ -190,3 +190,77 @@ fn flushall_empties_every_database() {
         assert!(r.unwrap_err().to_string().contains("syntax error"));
     });
 }
+
+/// MIGRATE moves keys to another server (Larder, then a real redis-server
+/// when installed) with their TTLs; COPY keeps them here; a key already
+/// there answers the target's BUSYKEY unless REPLACE; AUTH reaches a
+/// protected target; nothing to move answers NOKEY.
+#[test]
+fn migrate_moves_keys_to_larder_and_to_redis() {
+    use larder_protocol::Frame;
+    use larder_testkit::{spawn_server, RawConn, RedisServer};
+    let source = spawn_server();
+    let mut src = source.raw();
+    let larder = spawn_server();
+    let redis = RedisServer::start();
+    let mut targets: Vec<(std::net::SocketAddr, RawConn)> = vec![(larder.addr, larder.raw())];
+    if let Some(r) = &redis {
+        targets.push((r.addr, r.raw()));
+    }
+    let ok = || Frame::ok();
+    for (addr, mut dst) in targets {
+        let (host, port) = (addr.ip().to_string(), addr.port().to_string());
+        let migrate = |src: &mut RawConn, rest: &[&str]| {
+            let mut args = vec!["MIGRATE", &host, &port];
+            args.extend_from_slice(rest);
+            src.call(&args).unwrap()
+        };
+        src.call(&["FLUSHALL"]).unwrap();
+        dst.call(&["FLUSHALL"]).unwrap();
+        src.call(&["SET", "s", "v", "PX", "100000"]).unwrap();
+        src.call(&["RPUSH", "l", "a", "b"]).unwrap();
+        src.call(&["SET", "c", "kept"]).unwrap();
+        assert_eq!(migrate(&mut src, &["s", "3", "5000"]), ok());
+        assert_eq!(src.call(&["EXISTS", "s"]).unwrap(), Frame::Integer(0));
+        dst.call(&["SELECT", "3"]).unwrap();
+        assert_eq!(dst.call(&["GET", "s"]).unwrap(), Frame::Bulk("v".into()));
+        let Frame::Integer(ttl) = dst.call(&["PTTL", "s"]).unwrap() else { panic!() };
+        assert!((90_000..=100_000).contains(&ttl), "TTL {ttl}");
+        // Several keys; one missing is skipped.
+        assert_eq!(migrate(&mut src, &["", "3", "5000", "COPY", "KEYS", "l", "c", "nosuch"]), ok());
+        assert_eq!(src.call(&["EXISTS", "l", "c"]).unwrap(), Frame::Integer(2));
+        assert_eq!(
+            dst.call(&["LRANGE", "l", "0", "-1"]).unwrap(),
+            Frame::Array(vec![Frame::Bulk("a".into()), Frame::Bulk("b".into())])
+        );
+        let busy = "ERR Target instance replied with error: BUSYKEY Target key name already exists.";
+        assert_eq!(migrate(&mut src, &["c", "3", "5000"]), Frame::Error(busy.into()));
+        assert_eq!(src.call(&["EXISTS", "c"]).unwrap(), Frame::Integer(1), "a refused key stays");
+        src.call(&["SET", "c", "newer"]).unwrap();
+        assert_eq!(migrate(&mut src, &["c", "3", "5000", "REPLACE"]), ok());
+        assert_eq!(dst.call(&["GET", "c"]).unwrap(), Frame::Bulk("newer".into()));
+        assert_eq!(migrate(&mut src, &["nosuch", "3", "5000"]), Frame::simple("NOKEY"));
+        // A protected target: refused without AUTH, served with it.
+        dst.call(&["CONFIG", "SET", "requirepass", "pw"]).unwrap();
+        src.call(&["SET", "p", "1"]).unwrap();
+        let Frame::Error(e) = migrate(&mut src, &["p", "0", "5000"]) else { panic!() };
+        assert!(e.starts_with(b"ERR Target instance replied with error: NOAUTH"), "{e:?}");
+        assert_eq!(migrate(&mut src, &["p", "0", "5000", "AUTH", "pw"]), ok());
+        assert_eq!(src.call(&["EXISTS", "p"]).unwrap(), Frame::Integer(0));
+        dst.call(&["AUTH", "pw"]).unwrap();
+        dst.call(&["CONFIG", "SET", "requirepass", ""]).unwrap();
+    }
+    // Errors before any connection.
+    let e = |f: Frame| match f {
+        Frame::Error(e) => String::from_utf8(e.to_vec()).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let keys_err = e(src.call(&["MIGRATE", "127.0.0.1", "1", "k", "0", "10", "KEYS", "a"]).unwrap());
+    assert_eq!(keys_err, "ERR When using MIGRATE KEYS option, the key argument must be set to the empty string");
+    assert_eq!(e(src.call(&["MIGRATE", "127.0.0.1", "1", "k", "0", "10", "BOGUS"]).unwrap()), "ERR syntax error");
+    src.call(&["SET", "k", "v"]).unwrap();
+    // Nothing listens on port 1.
+    let io = e(src.call(&["MIGRATE", "127.0.0.1", "1", "k", "0", "100"]).unwrap());
+    assert_eq!(io, "IOERR error or timeout connecting to the client");
+    assert_eq!(src.call(&["EXISTS", "k"]).unwrap(), Frame::Integer(1));
+}
