@@ -196,6 +196,13 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     if !client.in_exec && !busy_exempt && shared.scripting.busy() {
         return reject(shared, client, cmd, shared.scripting.busy_error());
     }
+    // CLIENT LIST shows the running command (in MULTI, the one queued
+    // last, as Redis); lock only when it changes.
+    let id = cmd as *const Command as usize;
+    if client.last_cmd != id {
+        client.last_cmd = id;
+        client.info.meta.lock().last_cmd.clone_from(&cmd.full_name);
+    }
     if let Some(queue) = client.multi.as_mut() {
         if !spec.has(flags::TX_CONTROL) {
             queue.push((req.clone(), input.to_vec()));
@@ -204,12 +211,6 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         }
     }
     let handler = spec.handler.expect("table test: every leaf has a handler");
-    // CLIENT LIST shows the running command; lock only when it changes.
-    let id = cmd as *const Command as usize;
-    if client.last_cmd != id {
-        client.last_cmd = id;
-        client.info.meta.lock().last_cmd.clone_from(&cmd.full_name);
-    }
     // Nothing runs while EXEC does; EXEC's own queue already holds the lock.
     // The guards live to the end of this function.
     let (_read, _write);

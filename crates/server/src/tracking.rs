@@ -185,6 +185,8 @@ impl Tracking {
         if self.trackers.write().insert(client.id(), t.clone()).is_none() {
             self.active.fetch_add(1, Ordering::Relaxed);
         }
+        client.info.redir.store(t.opts.redirect as i64, Ordering::Relaxed);
+        client.info.bcast.store(t.opts.bcast, Ordering::Relaxed);
         client.tracking = Some(t);
     }
 
@@ -195,6 +197,8 @@ impl Tracking {
             self.active.fetch_sub(1, Ordering::Relaxed);
         }
         client.caching = false;
+        client.info.redir.store(-1, Ordering::Relaxed);
+        client.info.bcast.store(false, Ordering::Relaxed);
     }
 
     /// Whether `client`'s current read-only command should record its keys.

@@ -311,7 +311,8 @@ fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -
     let idle = uptime_ms.saturating_sub(c.last_interaction.load(Relaxed)) / 1000;
     let multi = c.multi.load(Relaxed);
     let subs = c.subs.each_ref().map(|n| n.load(Relaxed));
-    // Redis's order: O or S, M, P, x, b, then e.
+    let redir = c.redir.load(Relaxed);
+    // Redis's order: O or S, M, P, x, b, t, B, then e.
     let mut flags = String::new();
     match kind {
         "replica" => flags.push('S'),
@@ -328,6 +329,12 @@ fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -
     if blocked.contains(&c.id) {
         flags.push('b');
     }
+    if redir >= 0 {
+        flags.push('t');
+    }
+    if c.bcast.load(Relaxed) {
+        flags.push('B');
+    }
     if m.no_evict {
         flags.push('e');
     }
@@ -335,7 +342,7 @@ fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}\n",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}\n",
         c.id,
         c.addr,
         c.laddr,
@@ -352,6 +359,7 @@ fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -
         c.qbuf.load(Relaxed),
         m.last_cmd,
         m.user,
+        redir,
         m.resp,
         s(&m.lib_name),
         s(&m.lib_ver),

@@ -28,11 +28,14 @@ pub struct ClientInfo {
     /// its task changes, published as it changes: bytes in the query
     /// buffer (during a batch the whole batch, as Redis's `qbuf` counts
     /// the command being run), commands queued in MULTI (-1 outside one),
-    /// subscriptions (channels, patterns, shard channels), MONITOR.
+    /// subscriptions (channels, patterns, shard channels), MONITOR, and
+    /// client tracking (the redirect id, 0 for none, -1 when off; BCAST).
     pub qbuf: AtomicU64,
     pub multi: AtomicI64,
     pub subs: [AtomicU64; 3],
     pub monitor: AtomicBool,
+    pub redir: AtomicI64,
+    pub bcast: AtomicBool,
     /// The connection task, woken when it is killed or its outbox fills.
     /// Only that task ever waits, so one waker slot is enough, and
     /// registering it each time round the read loop is a compare-and-swap
@@ -297,6 +300,8 @@ impl Clients {
             multi: AtomicI64::new(-1),
             subs: Default::default(),
             monitor: AtomicBool::new(false),
+            redir: AtomicI64::new(-1),
+            bcast: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         });
         let outbox = Arc::new(crate::pubsub::Outbox::new(info.clone(), Proto::Resp2));

@@ -120,7 +120,8 @@ fn client_id_name_list_info_kill() {
 /// CLIENT LIST shows each connection's own state as Redis does: the
 /// query buffer while a command runs (`qbuf=26` is CLIENT INFO's own
 /// 26 bytes, the Redis suite's expectation), subscriptions (flag P),
-/// a transaction's queue (flag x), and a monitor (flag O).
+/// a transaction's queue (flag x), a monitor (flag O), and client
+/// tracking (flags t and B, the redirect id).
 #[test]
 fn client_list_shows_subscriptions_transactions_monitors_and_the_query_buffer() {
     let s = spawn_server();
@@ -152,9 +153,19 @@ fn client_list_shows_subscriptions_transactions_monitors_and_the_query_buffer() 
     let l = line_of(&mut a, sub_id);
     assert!(l.contains(" flags=P ") && l.contains(" sub=2 psub=1 ssub=0 multi=-1 qbuf=0 "), "{l}");
     let l = line_of(&mut a, tx_id);
-    assert!(l.contains(" flags=x ") && l.contains(" multi=1 "), "{l}");
+    assert!(l.contains(" flags=x ") && l.contains(" multi=1 ") && l.contains(" cmd=set "), "{l}");
     let l = line_of(&mut a, mon_id);
     assert!(l.contains(" flags=O "), "{l}");
+    let mut trk = s.raw();
+    let trk_id = id(&mut trk);
+    let sub_id_text = sub_id.to_string();
+    let on = ["CLIENT", "TRACKING", "ON", "REDIRECT", &sub_id_text, "BCAST"];
+    assert_eq!(trk.call(&on).unwrap(), Frame::ok());
+    let l = line_of(&mut a, trk_id);
+    assert!(l.contains(" flags=tB ") && l.contains(&format!(" redir={sub_id} ")), "{l}");
+    assert_eq!(trk.call(&["CLIENT", "TRACKING", "OFF"]).unwrap(), Frame::ok());
+    let l = line_of(&mut a, trk_id);
+    assert!(l.contains(" flags=N ") && l.contains(" redir=-1 "), "{l}");
     assert!(matches!(tx.call(&["EXEC"]).unwrap(), Frame::Array(_)));
     sub.send(&["UNSUBSCRIBE"]).unwrap();
     sub.send(&["PUNSUBSCRIBE"]).unwrap();
