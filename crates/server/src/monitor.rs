@@ -43,6 +43,13 @@ impl Monitors {
         self.count.store(clients.len(), Relaxed);
     }
 
+    /// Client `id` monitors no more (RESET).
+    pub fn remove(&self, id: u64) {
+        let mut clients = self.clients.lock();
+        clients.retain(|(c, _)| *c != id);
+        self.count.store(clients.len(), Relaxed);
+    }
+
     /// Sends one command to every monitor; forgets those that are gone.
     pub fn feed(&self, db: usize, addr: &str, args: &[&[u8]], limit: BufferLimit) {
         let text = line(std::time::SystemTime::now(), db, addr, args);

@@ -178,6 +178,29 @@ fn client_list_shows_subscriptions_transactions_monitors_and_the_query_buffer() 
     assert!(l.contains(" flags=N ") && l.contains(" sub=0 psub=0 ssub=0 "), "{l}");
 }
 
+/// RESET ends MONITOR, client tracking and CLIENT REPLY OFF, as Redis's
+/// clearClientConnectionState does.
+#[test]
+fn reset_ends_monitor_tracking_and_reply_off() {
+    let s = spawn_server();
+    let mut m = s.raw();
+    assert_eq!(m.call(&["CLIENT", "TRACKING", "ON"]).unwrap(), Frame::ok());
+    assert_eq!(m.call(&["MONITOR"]).unwrap(), Frame::ok());
+    assert_eq!(m.call(&["RESET"]).unwrap(), Frame::simple("RESET"));
+    // No monitor line for another client's command, and replies again.
+    s.raw().call(&["SET", "k", "v"]).unwrap();
+    assert_eq!(m.call(&["PING"]).unwrap(), Frame::simple("PONG"));
+    let Frame::Array(info) = m.call(&["CLIENT", "TRACKINGINFO"]).unwrap() else { panic!() };
+    assert_eq!(info[1], Frame::Array(vec![Frame::Bulk("off".into())]), "{info:?}");
+    let Frame::Bulk(own) = m.call(&["CLIENT", "INFO"]).unwrap() else { panic!() };
+    let own = String::from_utf8(own.to_vec()).unwrap();
+    assert!(own.contains(" flags=N ") && own.contains(" redir=-1 "), "{own}");
+    let mut r = s.raw();
+    r.send(&["CLIENT", "REPLY", "OFF"]).unwrap();
+    assert_eq!(r.call(&["RESET"]).unwrap(), Frame::simple("RESET"));
+    assert_eq!(r.call(&["PING"]).unwrap(), Frame::simple("PONG"));
+}
+
 #[test]
 fn quit_replies_then_closes() {
     let s = spawn_server();
