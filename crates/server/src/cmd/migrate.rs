@@ -13,6 +13,7 @@
 use super::table::{flags::*, CommandSpec, KeySpec};
 use super::{class, eq_ic, Args, CmdResult, Ctx};
 use crate::error::CmdError;
+use larder_persist::aof::encode_command;
 use larder_protocol::Frame;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -78,16 +79,16 @@ fn migrate(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     let mut request = Vec::new();
     if !auth.is_empty() {
-        push_command(&mut request, &auth);
+        encode_command(&mut request, &auth);
     }
     let db = db.to_string();
-    push_command(&mut request, &[b"SELECT", db.as_bytes()]);
+    encode_command(&mut request, &[b"SELECT", db.as_bytes()]);
     for (k, ttl, payload) in &moving {
         let mut cmd: Vec<&[u8]> = vec![b"RESTORE", k, ttl.as_bytes(), payload];
         if replace {
             cmd.push(b"REPLACE");
         }
-        push_command(&mut request, &cmd);
+        encode_command(&mut request, &cmd);
     }
     let replies = exchange(&host, port, timeout, &request, moving.len() + 1 + usize::from(!auth.is_empty()))?;
     let (setup, restored) = replies.split_at(replies.len() - moving.len());
@@ -107,15 +108,6 @@ fn migrate(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     match first_error {
         Some(err) => Err(CmdError::Raw(format!("ERR Target instance replied with error: {err}"))),
         None => Ok(Frame::ok()),
-    }
-}
-
-fn push_command(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
     }
 }
 
