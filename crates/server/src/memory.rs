@@ -261,15 +261,16 @@ pub enum Pressure {
     OutOfMemory,
 }
 
-/// What one turn of eviction ahead found.
+/// How evicting toward a mark ended (a command's eviction, the cron's,
+/// or a turn of eviction ahead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ahead {
-    /// At or under the low mark (or no limit): nothing to do.
-    Done,
-    /// Evicted a batch and is still over the low mark.
-    More,
-    /// Over the low mark with nothing the policy may evict.
-    Stuck,
+pub enum Evicted {
+    /// At or under the mark (or no limit).
+    Under,
+    /// Still over it after as many keys, or as long, as it may take.
+    Bounded,
+    /// Still over it with nothing the policy may evict.
+    Nothing,
 }
 
 impl Memory {
@@ -347,19 +348,31 @@ impl Memory {
         if counted <= limit {
             return Pressure::Ok;
         }
+        match self.evict_to(keyspace, now_ms, limit, most, true).0 {
+            Evicted::Under => Pressure::Ok,
+            Evicted::Bounded => Pressure::Evicting,
+            Evicted::Nothing => Pressure::OutOfMemory,
+        }
+    }
+
+    /// Evicts by `maxmemory-policy` until memory is at most `mark`, at
+    /// most `most` keys and, if `timed`, [`EVICTION_TIME_LIMIT`]; how it
+    /// ended and how many keys went.
+    fn evict_to(&self, keyspace: &Keyspace, now_ms: u64, mark: u64, most: u32, timed: bool) -> (Evicted, u32) {
         let (policy, samples) = (*self.policy.read(), self.samples.load(Relaxed));
-        let started = Instant::now();
+        let started = timed.then(Instant::now);
         let mut evicted = 0u32;
-        while self.counted_for_eviction() > limit {
+        while self.counted_for_eviction() > mark {
             if !keyspace.evict_one(policy, samples, now_ms) {
-                return Pressure::OutOfMemory;
+                return (Evicted::Nothing, evicted);
             }
             evicted += 1;
-            if evicted >= most || (evicted.is_multiple_of(16) && started.elapsed() > EVICTION_TIME_LIMIT) {
-                return Pressure::Evicting;
+            let late = || started.is_some_and(|at| at.elapsed() > EVICTION_TIME_LIMIT);
+            if evicted >= most || (evicted.is_multiple_of(16) && late()) {
+                return (Evicted::Bounded, evicted);
             }
         }
-        Pressure::Ok
+        (Evicted::Under, evicted)
     }
 
     /// Wakes the task evicting ahead, unless it is awake already.
@@ -382,23 +395,14 @@ impl Memory {
 
     /// One turn of eviction ahead: up to [`AHEAD_BATCH`] keys, toward the
     /// limit less its [`headroom`].
-    pub fn evict_ahead(&self, keyspace: &Keyspace, now_ms: u64) -> Ahead {
+    pub fn evict_ahead(&self, keyspace: &Keyspace, now_ms: u64) -> Evicted {
         let limit = self.limit.load(Relaxed);
         if limit == 0 {
-            return Ahead::Done;
+            return Evicted::Under;
         }
-        let low = limit - headroom(limit);
-        let (policy, samples) = (*self.policy.read(), self.samples.load(Relaxed));
-        for _ in 0..AHEAD_BATCH {
-            if self.counted_for_eviction() <= low {
-                return Ahead::Done;
-            }
-            if !keyspace.evict_one(policy, samples, now_ms) {
-                return Ahead::Stuck;
-            }
-            self.ahead_evicted.fetch_add(1, Relaxed);
-        }
-        Ahead::More
+        let (ended, evicted) = self.evict_to(keyspace, now_ms, limit - headroom(limit), AHEAD_BATCH, false);
+        self.ahead_evicted.fetch_add(evicted as u64, Relaxed);
+        ended
     }
 
     /// Keys evicted ahead since start-up or CONFIG RESETSTAT.

@@ -348,7 +348,7 @@ async fn cron(shared: Arc<Shared>) {
 /// PAUSE-CRON stops it too (tests that pause the cron want no eviction
 /// behind their back).
 async fn evict_ahead(shared: Arc<Shared>) {
-    use crate::memory::Ahead;
+    use crate::memory::Evicted;
     loop {
         shared.memory.ahead_wanted().await;
         loop {
@@ -358,11 +358,11 @@ async fn evict_ahead(shared: Arc<Shared>) {
             }
             let Some(world) = shared.world.try_read() else { break };
             match shared.memory.evict_ahead(&shared.keyspace, shared.clock.now_ms()) {
-                Ahead::More => continue,
-                Ahead::Done => break,
+                Evicted::Bounded => continue,
+                Evicted::Under => break,
                 // Nothing the policy may take (noeviction, volatile-* with
                 // no TTLs): do not come back at every command.
-                Ahead::Stuck => {
+                Evicted::Nothing => {
                     drop(world);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     break;
