@@ -169,7 +169,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     // denyoom commands, as in Redis.
     if !client.in_exec {
         client.oom = false;
-        if shared.memory.limited() && !shared.scripting.busy() && !shared.replication.ignores_maxmemory() {
+        if shared.may_evict() {
             // Waiting behind a script ends in BUSY once it turns busy.
             let Some(world) = shared.world.read_unless(|| shared.scripting.busy()) else {
                 return reject(shared, client, cmd, shared.scripting.busy_error());

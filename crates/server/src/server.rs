@@ -112,6 +112,14 @@ impl Shared {
         self.me.get().and_then(|w| w.upgrade()).expect("Shared lives in an Arc")
     }
 
+    /// Whether eviction may run now: a limit is set, no script is busy
+    /// (it holds the world), and this is not a replica that leaves its
+    /// keys to the primary's stream (replica-ignore-maxmemory). The
+    /// check before each command, the cron and eviction ahead all ask it.
+    pub fn may_evict(&self) -> bool {
+        self.memory.limited() && !self.scripting.busy() && !self.replication.ignores_maxmemory()
+    }
+
     pub fn uptime_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
@@ -313,7 +321,7 @@ async fn cron(shared: Arc<Shared>) {
             }
         }
         shared.tracking.enforce_limit();
-        if shared.memory.limited() && !shared.scripting.busy() && !shared.replication.ignores_maxmemory() {
+        if shared.may_evict() {
             // Eviction a command left unfinished at its time limit goes on
             // here, as Redis's eviction timer does.
             if let Some(_world) = shared.world.try_read() {
@@ -353,7 +361,7 @@ async fn evict_ahead(shared: Arc<Shared>) {
         shared.memory.ahead_wanted().await;
         loop {
             tokio::task::yield_now().await;
-            if shared.cron_paused.load(Relaxed) || shared.scripting.busy() || shared.replication.ignores_maxmemory() {
+            if shared.cron_paused.load(Relaxed) || !shared.may_evict() {
                 break;
             }
             let Some(world) = shared.world.try_read() else { break };
