@@ -164,10 +164,8 @@ fn quit(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 /// RESET: the connection's state back to a new one's, as Redis's
 /// clearClientConnectionState (MONITOR and tracking end too).
 fn reset(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
-    if ctx.client.monitor {
+    if ctx.client.info.monitor.swap(false, Relaxed) {
         ctx.shared.monitors.remove(ctx.client.id());
-        ctx.client.monitor = false;
-        ctx.client.info.monitor.store(false, Relaxed);
     }
     ctx.shared.tracking.disable(ctx.client);
     ctx.client.reply_mode = crate::conn::client::ReplyMode::On;

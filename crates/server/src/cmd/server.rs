@@ -828,7 +828,6 @@ fn monitor(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     if ctx.client.in_exec {
         return Err(CmdError::Err("MONITOR isn't allowed for DENY BLOCKING client".into()));
     }
-    ctx.client.monitor = true;
     ctx.client.info.monitor.store(true, std::sync::atomic::Ordering::Relaxed);
     ctx.shared.monitors.add(ctx.client.id(), ctx.client.outbox.clone());
     Ok(Frame::ok())

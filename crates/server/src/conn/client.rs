@@ -121,8 +121,6 @@ pub struct Client {
     /// The link to this replica's primary: its writes are the stream to
     /// apply, so READONLY, MASTERDOWN and ACL do not apply.
     pub from_master: bool,
-    /// Ran MONITOR: other clients' commands are written to it.
-    pub monitor: bool,
     /// Replays a file (AOF load): takes no world lock, since start-up is
     /// single-threaded and DEBUG LOADAOF already holds one (an EXEC or
     /// FLUSHALL in the file would otherwise wait for it forever).
@@ -198,7 +196,6 @@ impl Client {
             replica_port: 0,
             replaying: false,
             from_master: false,
-            monitor: false,
             script_keys: None,
             reply_mode: ReplyMode::On,
             last_cmd: 0,
@@ -230,6 +227,12 @@ impl Client {
         self.info.meta.lock().user.clone_from(&user.name);
         self.user = user;
         self.authenticated = true;
+    }
+
+    /// Ran MONITOR: other clients' commands are written to it. Kept in
+    /// [`ClientInfo::monitor`] only, where CLIENT LIST reads it too.
+    pub fn monitoring(&self) -> bool {
+        self.info.monitor.load(Ordering::Relaxed)
     }
 
     /// Shows the MULTI queue's length (or -1) in CLIENT LIST.

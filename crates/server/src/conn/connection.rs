@@ -120,7 +120,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
         if !out.is_empty() {
             // A client others write to must stay killable by the output
             // buffer limit while its own write is stuck.
-            let written = if client.outbox.subscribed() || client.tracking.is_some() || client.monitor {
+            let written = if client.outbox.subscribed() || client.tracking.is_some() || client.monitoring() {
                 write_out_or_killed(&shared, &mut stream, &mut out, &info).await
             } else {
                 write_out(&shared, &mut stream, &mut out).await
