@@ -79,6 +79,10 @@ pub struct Config {
     pub io_threads: u64,
     /// Larder's own: shards per database (rounded up to a power of two).
     pub shards: usize,
+    /// Redis's hidden `key-load-delay`: microseconds to sleep per key
+    /// while loading a snapshot (negative: 1 µs once in that many keys),
+    /// so tests can watch a load in progress.
+    pub key_load_delay: i64,
     /// Compact-encoding thresholds (`hash-max-listpack-entries`, …).
     pub limits: Limits,
     /// Accepted for redis.conf compatibility; lists are never compressed.
@@ -150,6 +154,7 @@ impl Default for Config {
             tcp_backlog: 511,
             io_threads: 0,
             shards: DEFAULT_SHARDS,
+            key_load_delay: 0,
             limits: Limits::default(),
             list_compress_depth: 0,
             output_limits: [
@@ -361,18 +366,19 @@ macro_rules! limit_param {
 pub static PARAMS: &[Param] = &[
     Param {
         name: "bind",
-        mutable: false,
+        // CONFIG SET binds the new addresses before it answers (listen.rs).
+        mutable: true,
         get: |c| c.bind.join(" "),
         set: |c, v| {
             let addrs: Vec<String> = v.split_whitespace().map(str::to_string).collect();
-            if addrs.is_empty() {
+            if addrs.is_empty() || addrs.len() > crate::listen::MAX_BIND_ADDRESSES {
                 return Err("Too many bind addresses specified.".into());
             }
             c.bind = addrs;
             Ok(())
         },
     },
-    int_param!("port", port, 0, 65535, false),
+    int_param!("port", port, 0, 65535, true),
     str_param!("requirepass", requirepass, true),
     int_param!("databases", databases, 1, i32::MAX as u64, false),
     int_param!("maxclients", maxclients, 1, u32::MAX as u64, true),
@@ -416,6 +422,19 @@ pub static PARAMS: &[Param] = &[
     int_param!("tcp-backlog", tcp_backlog, 0, i32::MAX as u64, false),
     int_param!("io-threads", io_threads, 0, 128, false),
     int_param!("shards", shards, 1, 65536, false),
+    Param {
+        name: "key-load-delay",
+        mutable: true,
+        get: |c| c.key_load_delay.to_string(),
+        set: |c, v| {
+            let n: i64 = v.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if n < i32::MIN as i64 || n > i32::MAX as i64 {
+                return Err(format!("argument must be between {} and {} inclusive", i32::MIN, i32::MAX));
+            }
+            c.key_load_delay = n;
+            Ok(())
+        },
+    },
     limit_param!("hash-max-listpack-entries", hash_max_listpack_entries, 0, i64::MAX),
     limit_param!("hash-max-ziplist-entries", hash_max_listpack_entries, 0, i64::MAX),
     limit_param!("hash-max-listpack-value", hash_max_listpack_value, 0, i64::MAX),
@@ -562,6 +581,12 @@ fn notify_flags_string(flags: u32) -> String {
     out
 }
 
+/// Parameters CONFIG GET lists only when asked for by exact name, as
+/// Redis's HIDDEN_CONFIG ones: its test knob `key-load-delay`, and
+/// Larder's immutable `shards`, which tools that set every listed value
+/// back (Redis's own test suite does) cannot know to skip.
+pub const HIDDEN: &[&str] = &["key-load-delay", "shards"];
+
 pub fn find_param(name: &str) -> Option<&'static Param> {
     PARAMS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
 }
@@ -587,11 +612,17 @@ impl Config {
         }
     }
 
-    /// CONFIG GET: every (name, value) whose name matches a pattern.
+    /// CONFIG GET: every (name, value) whose name matches a pattern; a
+    /// [`HIDDEN`] one only when a pattern is its exact name.
     pub fn get_matching(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
         PARAMS
             .iter()
-            .filter(|p| patterns.iter().any(|pat| glob_match(pat, p.name.as_bytes(), true)))
+            .filter(|p| {
+                patterns.iter().any(|pat| match HIDDEN.contains(&p.name) {
+                    true => pat.eq_ignore_ascii_case(p.name.as_bytes()),
+                    false => glob_match(pat, p.name.as_bytes(), true),
+                })
+            })
             .map(|p| (p.name, (p.get)(self)))
             .collect()
     }

@@ -26,6 +26,7 @@ pub mod digest;
 pub mod dispatch;
 pub mod error;
 pub mod info;
+pub mod listen;
 pub mod memory;
 pub mod monitor;
 pub mod multi;

@@ -5,7 +5,6 @@ use anyhow::Context;
 use clap::Parser;
 use larder_server::config::{args_to_config_text, Config};
 use larder_server::Server;
-use tokio::net::TcpListener;
 
 /// A Redis-compatible in-memory data store.
 ///
@@ -73,14 +72,14 @@ fn try_main() -> anyhow::Result<()> {
     runtime.block_on(run(config))
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
-    let addr = format!("{}:{}", config.bind[0], config.port);
-    let listener = TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("Could not create server TCP listening socket {addr}"))?;
-    for extra in &config.bind[1..] {
-        tracing::warn!("only the first bind address is used; ignoring {extra}");
-    }
+async fn run(mut config: Config) -> anyhow::Result<()> {
+    let listeners = larder_server::listen::bind_all(&config.bind, config.port, config.tcp_backlog)
+        .map_err(anyhow::Error::msg)
+        .and_then(|s| larder_server::listen::into_tokio(s).context("registering the listening sockets"))?;
+    let addrs: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+    // `--port 0` takes a port the system picks; CONFIG GET port then names
+    // it, and a CONFIG SET port of that value changes nothing.
+    config.port = listeners[0].local_addr()?.port();
     let (databases, shards) = (config.databases, config.shards.next_power_of_two());
     let server = Server::new(config);
     larder_server::snapshot::load_at_startup(server.shared())?;
@@ -90,9 +89,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         "Larder {} ready to accept connections on {} ({databases} databases, {shards} shards each)",
         env!("CARGO_PKG_VERSION"),
-        listener.local_addr()?,
+        addrs.join(" and "),
     );
-    server.run(listener, shutdown).await?;
+    server.run(listeners, shutdown).await?;
     Ok(())
 }
 

@@ -40,7 +40,11 @@ pub struct Shared {
     /// (a client's last interaction), and `std`'s clock_gettime and
     /// checked subtraction cost three times as much.
     pub started: quanta::Instant,
+    /// The first listening socket's address (INFO's tcp_port, a replica's
+    /// REPLCONF listening-port); set with the sockets (see listen.rs).
     pub listen_addr: RwLock<Option<SocketAddr>>,
+    /// The sockets the accept loop serves (see listen.rs).
+    pub listeners: crate::listen::Listeners,
     /// Completed cron runs; tests wait on it instead of sleeping.
     pub cron_loops: AtomicU64,
     pub blocking: Arc<crate::blocking::Blocking>,
@@ -178,6 +182,7 @@ impl Server {
             run_id,
             started: quanta::Instant::now(),
             listen_addr: RwLock::new(None),
+            listeners: Default::default(),
             cron_loops: AtomicU64::new(0),
             blocking,
             world: Default::default(),
@@ -208,10 +213,11 @@ impl Server {
         &self.shared
     }
 
-    /// Accepts connections until `shutdown` completes or SHUTDOWN is run.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    /// Accepts connections on `listeners` (CONFIG SET port / bind may
+    /// replace them) until `shutdown` completes or SHUTDOWN is run.
+    pub async fn run(self, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let shared = self.shared;
-        *shared.listen_addr.write() = listener.local_addr().ok();
+        shared.listeners.install(&shared, listeners);
         let cron = tokio::spawn(cron(shared.clone()));
         let ahead = tokio::spawn(evict_ahead(shared.clone()));
         // `replicaof` in the config: follow that primary from the start.
@@ -226,7 +232,7 @@ impl Server {
         let mut conns = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
-                accepted = listener.accept() => {
+                accepted = shared.listeners.accept() => {
                     let (stream, addr) = match accepted {
                         Ok(a) => a,
                         Err(e) => {
@@ -383,7 +389,7 @@ async fn evict_ahead(shared: Arc<Shared>) {
 
 /// Serves `listener` with `config` until `shutdown` completes.
 pub async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-    Server::new(config).run(listener, shutdown).await
+    Server::new(config).run(vec![listener], shutdown).await
 }
 
 #[cfg(test)]

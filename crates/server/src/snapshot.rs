@@ -530,6 +530,19 @@ pub(crate) fn load_rdb_file(shared: &Shared, replace_functions: bool) -> anyhow:
     Ok(())
 }
 
+/// `key-load-delay` for one key: Redis's debugDelay, which sleeps `usec`
+/// µs, or for a negative value 1 µs with odds of one in `-usec`.
+fn debug_delay(usec: i64) {
+    let usec = match usec {
+        0 => return,
+        n if n < 0 => u64::from(rand::random_range(0..n.unsigned_abs()) == 0),
+        n => n as u64,
+    };
+    if usec > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(usec));
+    }
+}
+
 /// Loads an RDB image (a dump.rdb, or an AOF's base) into the keyspace.
 pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path, replace_functions: bool) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -537,8 +550,10 @@ pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path, replace_functi
     let now = shared.clock.now_ms();
     let (mut keys, mut expired) = (0u64, 0u64);
     let mut functions = Vec::new();
+    let delay = shared.config.read().key_load_delay;
     file::load(data, &lim, |item| match item {
         Item::Key { db, key, value, expire_at_ms, idle_secs, freq } => {
+            debug_delay(delay);
             if db >= shared.keyspace.databases() {
                 return;
             }

@@ -62,6 +62,8 @@ pub fn spawn_server_with_clock(mut config: Config, clock: Arc<dyn larder_store::
     let std_listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     std_listener.set_nonblocking(true).expect("nonblocking");
     let addr = std_listener.local_addr().expect("local addr");
+    // As the binary does for `--port 0`: CONFIG GET port names the port.
+    config.port = addr.port();
     let config_workers = config.io_threads as usize;
     let server = Server::with_clock(config, clock);
     let shared = server.shared().clone();
@@ -79,7 +81,7 @@ pub fn spawn_server_with_clock(mut config: Config, clock: Arc<dyn larder_store::
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).expect("tokio listener");
             let _ = server
-                .run(listener, async {
+                .run(vec![listener], async {
                     let _ = stopped.await;
                 })
                 .await;

@@ -220,6 +220,31 @@ fn config_set(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         })?;
         seen.push(name);
     }
+    // The listening sockets change first: it is the step that can fail
+    // after every value checked out, and nothing is published until it has
+    // succeeded (a failure rebinds the old sockets).
+    let (old_bind, old_port) = {
+        let cur = ctx.shared.config.read();
+        (cur.bind.clone(), cur.port)
+    };
+    let relisten = next.port != old_port || next.bind != old_bind;
+    if relisten {
+        match crate::listen::rebind(ctx.shared, &next.bind, next.port, (&old_bind, old_port)) {
+            Ok(port) => next.port = port,
+            Err(_) if next.port != old_port => {
+                return Err(CmdError::Err(
+                    "CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port. Check server logs."
+                        .into(),
+                ))
+            }
+            Err(_) => {
+                return Err(CmdError::Err(
+                    "CONFIG SET failed (possibly related to argument 'bind') - Failed to bind to specified addresses."
+                        .into(),
+                ))
+            }
+        }
+    }
     ctx.client.limits = next.limits;
     ctx.shared.apply_config(&next);
     let (turn_on, turn_off) =

@@ -54,6 +54,94 @@ fn config_get_set_resetstat() {
     });
 }
 
+/// CONFIG SET port and bind move the listening sockets before answering,
+/// as in Redis 7: the old port closes, the new one serves, a port in use
+/// is refused with Redis's text and the old sockets come back, and setting
+/// the current values changes nothing.
+#[test]
+fn config_set_port_and_bind_move_the_listener() {
+    let s = spawn_server();
+    let mut raw = s.raw();
+    let port = s.addr.port();
+    let get = |raw: &mut larder_testkit::RawConn, name: &str| match raw.call(&["CONFIG", "GET", name]).unwrap() {
+        Frame::Array(v) => v.get(1).cloned(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(get(&mut raw, "port"), Some(Frame::bulk(port.to_string())), "the port in use, not the default");
+    // Its own values: a no-op (rebinding the same port would collide).
+    assert_eq!(raw.call(&["CONFIG", "SET", "port", &port.to_string(), "bind", "127.0.0.1"]).unwrap(), Frame::ok());
+    assert!(std::net::TcpStream::connect(s.addr).is_ok());
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    let refused = raw.call(&["CONFIG", "SET", "maxmemory", "12345", "port", &busy.to_string()]).unwrap();
+    assert_eq!(
+        refused,
+        Frame::error("ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port. Check server logs.")
+    );
+    assert_eq!(get(&mut raw, "maxmemory"), Some(Frame::bulk("0")), "rolled back");
+    assert_eq!(get(&mut raw, "port"), Some(Frame::bulk(port.to_string())));
+    let mut again = larder_testkit::RawConn::connect(s.addr).expect("the old port serves again");
+    assert_eq!(again.call(&["PING"]).unwrap(), Frame::Simple("PONG".into()));
+
+    let free = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    assert_eq!(raw.call(&["CONFIG", "SET", "port", &free.to_string()]).unwrap(), Frame::ok());
+    let moved = std::net::SocketAddr::from(([127, 0, 0, 1], free));
+    let mut new = larder_testkit::RawConn::connect(moved).expect("the new port serves");
+    assert_eq!(new.call(&["PING"]).unwrap(), Frame::Simple("PONG".into()));
+    assert!(std::net::TcpStream::connect(s.addr).is_err(), "the old port is closed");
+    let info = match new.call(&["INFO", "server"]).unwrap() {
+        Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    assert!(info.contains(&format!("tcp_port:{free}")), "{info}");
+
+    // An address the machine lacks is refused, unless marked optional.
+    let bad = new.call(&["CONFIG", "SET", "bind", "127.0.0.1 192.0.2.1"]).unwrap();
+    assert_eq!(
+        bad,
+        Frame::error(
+            "ERR CONFIG SET failed (possibly related to argument 'bind') - Failed to bind to specified addresses."
+        )
+    );
+    assert_eq!(new.call(&["CONFIG", "SET", "bind", "127.0.0.1 -192.0.2.1"]).unwrap(), Frame::ok());
+    assert_eq!(get(&mut new, "bind"), Some(Frame::bulk("127.0.0.1 -192.0.2.1")));
+    let mut last = larder_testkit::RawConn::connect(moved).expect("still served");
+    assert_eq!(last.call(&["PING"]).unwrap(), Frame::Simple("PONG".into()));
+    // The connections made before any of this stay open throughout.
+    assert_eq!(raw.call(&["PING"]).unwrap(), Frame::Simple("PONG".into()));
+    drop(taken);
+}
+
+/// Hidden parameters answer only to their exact names, as Redis's
+/// HIDDEN_CONFIG ones: a `CONFIG GET *` round trip (get every value, set
+/// it back) must not meet an immutable one it cannot know to skip.
+#[test]
+fn hidden_configs_answer_only_to_their_names() {
+    let s = spawn_server();
+    let mut raw = s.raw();
+    let Frame::Array(all) = raw.call(&["CONFIG", "GET", "*"]).unwrap() else { panic!() };
+    let names: Vec<&Frame> = all.iter().step_by(2).collect();
+    for hidden in ["key-load-delay", "shards"] {
+        assert!(!names.contains(&&Frame::bulk(hidden)), "{hidden} listed by *");
+        let Frame::Array(one) = raw.call(&["CONFIG", "GET", hidden]).unwrap() else { panic!() };
+        assert_eq!(one.first(), Some(&Frame::bulk(hidden)));
+    }
+    // It slows a load down by what it says: DEBUG RELOAD of 100 keys at
+    // 2 ms a key cannot take less than 200 ms (a sleep never ends early).
+    for i in 0..100 {
+        raw.call(&["SET", &format!("k{i}"), "v"]).unwrap();
+    }
+    assert_eq!(raw.call(&["CONFIG", "SET", "key-load-delay", "2000"]).unwrap(), Frame::ok());
+    let started = std::time::Instant::now();
+    assert_eq!(raw.call(&["DEBUG", "RELOAD"]).unwrap(), Frame::ok());
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200), "{:?}", started.elapsed());
+    assert_eq!(raw.call(&["DBSIZE"]).unwrap(), Frame::Integer(100));
+}
+
 #[test]
 fn command_introspection_comes_from_the_table() {
     let s = spawn_server();

@@ -1,0 +1,223 @@
+//! The listening sockets: binding `bind` × `port` as Redis does, and
+//! changing them while the server runs (CONFIG SET port / bind).
+//!
+//! Why the listeners sit behind a mutex in [`Shared`] rather than in the
+//! accept loop's hands: Redis 7 changes them inside CONFIG SET, closing the
+//! old sockets first, then binding the new ones, and answers the command
+//! with the outcome ("Unable to listen on this port"), rolled back on
+//! failure. Commands run synchronously on a worker, and the accept loop is
+//! another task that may be parked on the old sockets; so the command swaps
+//! the set under the lock and wakes the loop, which takes the lock only
+//! inside a poll, never across an await. Closing first matters: a new set
+//! that shares an address and port with the old one (`bind 127.0.0.1` to
+//! `bind 127.0.0.1 ::1`) could not be bound while the old was open.
+//!
+//! Address rules, from Redis's listenToPort: `*` is every IPv4 address,
+//! `::*` every IPv6 one, an IPv6 socket is IPv6-only (so `* ::*` binds
+//! both), a leading `-` makes an address optional (skipped where the
+//! machine lacks it or its protocol), and sockets reuse addresses so a
+//! restart is not refused by connections in TIME_WAIT.
+
+use crate::server::Shared;
+use atomic_waker::AtomicWaker;
+use parking_lot::Mutex;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Redis's CONFIG_BINDADDR_MAX.
+pub const MAX_BIND_ADDRESSES: usize = 16;
+
+/// The sockets the accept loop serves, and its waker for when they change.
+#[derive(Default)]
+pub struct Listeners {
+    sockets: Mutex<Vec<TcpListener>>,
+    waker: AtomicWaker,
+    /// Where the next poll starts, so a busy socket cannot starve the rest.
+    turn: AtomicUsize,
+}
+
+impl Listeners {
+    /// Replaces the set (dropping, so closing, the old sockets) and wakes
+    /// the accept loop to poll the new ones.
+    pub fn install(&self, shared: &Shared, sockets: Vec<TcpListener>) {
+        *shared.listen_addr.write() = sockets.first().and_then(|l| l.local_addr().ok());
+        *self.sockets.lock() = sockets;
+        self.waker.wake();
+    }
+
+    /// Closes every socket: the accept loop then waits for a new set.
+    fn close(&self) {
+        self.sockets.lock().clear();
+    }
+
+    /// The next connection on any socket; pending while there is none
+    /// (between a failed rebind and its rollback).
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        std::future::poll_fn(|cx: &mut Context<'_>| {
+            self.waker.register(cx.waker());
+            let sockets = self.sockets.lock();
+            let n = sockets.len();
+            let turn = self.turn.fetch_add(1, Relaxed);
+            for i in 0..n {
+                if let Poll::Ready(r) = sockets[(turn + i) % n].poll_accept(cx) {
+                    return Poll::Ready(r);
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// One entry of `bind`: its address and whether it may be missing.
+fn parse_entry(entry: &str) -> (&str, bool) {
+    match entry.strip_prefix('-') {
+        Some(rest) => (rest, true),
+        None => (entry, false),
+    }
+}
+
+/// Where one `bind` entry resolves on `port`: `*` and `::*` are the
+/// wildcards, anything else goes through the resolver (a name such as
+/// `localhost` works, as with Redis's getaddrinfo).
+fn resolve(addr: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    match addr {
+        "*" => Ok(vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)]),
+        "::*" => Ok(vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)]),
+        _ => match addr.parse::<IpAddr>() {
+            Ok(ip) => Ok(vec![SocketAddr::new(ip, port)]),
+            Err(_) => Ok((addr, port).to_socket_addrs()?.collect()),
+        },
+    }
+}
+
+fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// Errors that let an optional (`-`) address be skipped: the machine lacks
+/// the address or its protocol family.
+fn absent(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EADDRNOTAVAIL
+                | libc::EAFNOSUPPORT
+                | libc::EPROTONOSUPPORT
+                | libc::ESOCKTNOSUPPORT
+                | libc::EPFNOSUPPORT
+                | libc::ENOPROTOOPT
+        )
+    )
+}
+
+/// Binds every `bind` entry on `port` (0: a port the system picks, shared
+/// by the later addresses so all listen on one port). The error names the
+/// address that failed, as Redis's log line does.
+pub fn bind_all(entries: &[String], port: u16, backlog: u64) -> Result<Vec<std::net::TcpListener>, String> {
+    let backlog = backlog.min(i32::MAX as u64) as i32;
+    let mut port = port;
+    let mut out = Vec::new();
+    for entry in entries {
+        let (addr, optional) = parse_entry(entry);
+        let candidates = match resolve(addr, port) {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) | Err(_) if optional => continue,
+            Ok(_) => return Err(format!("{addr}:{port}: no such address")),
+            Err(e) => return Err(format!("{addr}:{port}: {e}")),
+        };
+        let mut last_err = None;
+        let mut bound = None;
+        for candidate in candidates {
+            match bind_one(candidate, backlog) {
+                Ok(l) => {
+                    bound = Some(l);
+                    break;
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        match (bound, last_err) {
+            (Some(l), _) => {
+                if port == 0 {
+                    port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+                }
+                out.push(l);
+            }
+            (None, Some(e)) if optional && absent(&e) => continue,
+            (None, e) => {
+                let why = e.map(|e| e.to_string()).unwrap_or_default();
+                return Err(format!("Could not create server TCP listening socket {addr}:{port}: {why}"));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("Configured to not listen anywhere".into());
+    }
+    Ok(out)
+}
+
+/// Turns bound std sockets into the runtime's (needs a runtime context).
+pub fn into_tokio(sockets: Vec<std::net::TcpListener>) -> io::Result<Vec<TcpListener>> {
+    sockets.into_iter().map(TcpListener::from_std).collect()
+}
+
+/// CONFIG SET port / bind: closes the current sockets, binds `entries` on
+/// `port`, and on failure binds the old ones again (Redis's rollback) and
+/// returns the reason for the log. Returns the port now listened on.
+pub fn rebind(shared: &Shared, entries: &[String], port: u16, old: (&[String], u16)) -> Result<u16, String> {
+    let backlog = shared.config.read().tcp_backlog;
+    shared.listeners.close();
+    let attempt = bind_all(entries, port, backlog).and_then(|s| into_tokio(s).map_err(|e| e.to_string()));
+    match attempt {
+        Ok(sockets) => {
+            let port = sockets[0].local_addr().map(|a| a.port()).unwrap_or(port);
+            shared.listeners.install(shared, sockets);
+            Ok(port)
+        }
+        Err(why) => {
+            tracing::warn!("Failed to listen: {why}");
+            match bind_all(old.0, old.1, backlog).and_then(|s| into_tokio(s).map_err(|e| e.to_string())) {
+                Ok(sockets) => shared.listeners.install(shared, sockets),
+                Err(e) => tracing::warn!("Failed to listen on the previous addresses again: {e}"),
+            }
+            Err(why)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optional_addresses_may_be_missing_and_the_port_is_shared() {
+        // 192.0.2.1 (TEST-NET-1) is on no interface of a test machine.
+        let entries: Vec<String> = ["127.0.0.1", "-192.0.2.1"].iter().map(|s| s.to_string()).collect();
+        let socks = bind_all(&entries, 0, 16).expect("the optional address is skipped");
+        assert_eq!(socks.len(), 1);
+        let err = bind_all(&["192.0.2.1".to_string()], 0, 16).expect_err("a required address must bind");
+        assert!(err.contains("192.0.2.1"), "{err}");
+    }
+
+    #[test]
+    fn a_port_in_use_is_refused() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        assert!(bind_all(&["127.0.0.1".to_string()], port, 16).is_err());
+        drop(taken);
+        assert!(bind_all(&["127.0.0.1".to_string()], port, 16).is_ok());
+    }
+}
