@@ -72,12 +72,12 @@ pub fn spawn_server_with_clock(mut config: Config, clock: Arc<dyn larder_store::
         // Two workers unless the test asks (`io_threads`) for another
         // count: the binary's default is machine-dependent, tests are not.
         let workers = if config_workers == 0 { 2 } else { config_workers };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .thread_stack_size(larder_server::WORKER_STACK_BYTES)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers).thread_stack_size(larder_server::WORKER_STACK_BYTES).enable_all();
+        // As the binary: requests from different connections in arrival order.
+        #[cfg(tokio_unstable)]
+        builder.disable_lifo_slot();
+        let rt = builder.build().expect("runtime");
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).expect("tokio listener");
             let _ = server
