@@ -83,6 +83,12 @@ pub struct Config {
     /// while loading a snapshot (negative: 1 µs once in that many keys),
     /// so tests can watch a load in progress.
     pub key_load_delay: i64,
+    /// SLOWLOG: commands at least this many µs long are logged (negative:
+    /// none), the newest `slowlog_max_len` kept.
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: u64,
+    /// LATENCY: spikes of at least this many ms are recorded (0: off).
+    pub latency_monitor_threshold: u64,
     /// Compact-encoding thresholds (`hash-max-listpack-entries`, …).
     pub limits: Limits,
     /// Accepted for redis.conf compatibility; lists are never compressed.
@@ -155,6 +161,9 @@ impl Default for Config {
             io_threads: 0,
             shards: DEFAULT_SHARDS,
             key_load_delay: 0,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
             limits: Limits::default(),
             list_compress_depth: 0,
             output_limits: [
@@ -422,6 +431,21 @@ pub static PARAMS: &[Param] = &[
     int_param!("tcp-backlog", tcp_backlog, 0, i32::MAX as u64, false),
     int_param!("io-threads", io_threads, 0, 128, false),
     int_param!("shards", shards, 1, 65536, false),
+    Param {
+        name: "slowlog-log-slower-than",
+        mutable: true,
+        get: |c| c.slowlog_log_slower_than.to_string(),
+        set: |c, v| {
+            let n: i64 = v.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if n < -1 {
+                return Err(format!("argument must be between -1 and {} inclusive", i64::MAX));
+            }
+            c.slowlog_log_slower_than = n;
+            Ok(())
+        },
+    },
+    int_param!("slowlog-max-len", slowlog_max_len, 0, i64::MAX as u64, true),
+    int_param!("latency-monitor-threshold", latency_monitor_threshold, 0, i64::MAX as u64, true),
     Param {
         name: "key-load-delay",
         mutable: true,

@@ -251,12 +251,14 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     // The TSC, not the OS clock: two reads per command for commandstats
     // cost ~10% of a pipelined GET with clock_gettime on this kind of VM.
     let started = quanta::Instant::now();
+    // A command a script or function runs (not EVAL itself, nor EXEC's
+    // commands): its keys are the script's.
+    let in_script = client.in_exec && shared.scripting.running_ms().is_some();
     let result = {
         let read_only = spec.has(flags::READONLY);
         // Inside a script, the first read-only command records the
         // script's declared keys instead (Redis's rule for scripts). The
         // script is atomic, so no write can slip in before that record.
-        let in_script = client.in_exec && shared.scripting.running_ms().is_some();
         if read_only && in_script {
             for key in client.script_keys.take().unwrap_or_default() {
                 larder_store::ReadObserver::read(&*shared.tracking, client.id(), &key);
@@ -282,7 +284,23 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         shared.tracking.end_command();
     }
     // A blocked command run again when woken is still one call.
-    cmd.stats.record(!retry as u64, (quanta::Instant::now() - started).as_micros() as u64);
+    let micros = (quanta::Instant::now() - started).as_micros() as u64;
+    cmd.stats.record(!retry as u64, micros);
+    if !client.replaying {
+        let event = if spec.has(flags::FAST) { "fast-command" } else { "command" };
+        shared.latency.sample_if_needed(event, micros / 1000);
+    }
+    // A command that blocked is logged when it is served (its last run);
+    // one a script calls, as from Redis's Lua client (no address, no
+    // name); none while the AOF is replayed.
+    if shared.slowlog.is_slow(micros) && !client.wants_block && !client.replaying && !spec.has(flags::SKIP_SLOWLOG) {
+        let args: Vec<&[u8]> = req.args(input).collect();
+        let (peer, name) = match in_script {
+            true => ("?:0".to_string(), Default::default()),
+            false => (client.info.addr.to_string(), client.info.meta.lock().name.clone().unwrap_or_default()),
+        };
+        shared.slowlog.push(&args, micros, peer, name);
+    }
     // A command fails when it replies with an error, whether the handler
     // returned one or passed one on (a script returning an error table).
     let reply = result.unwrap_or_else(|e| e.to_frame());

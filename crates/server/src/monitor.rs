@@ -81,13 +81,24 @@ fn line(at: std::time::SystemTime, db: usize, addr: &str, args: &[&[u8]]) -> Vec
     out
 }
 
-/// Positions of the arguments that are secrets: everything after AUTH;
-/// HELLO's `AUTH user pass`; MIGRATE's `AUTH pass` and `AUTH2 user pass`.
-fn redacted(args: &[&[u8]]) -> Vec<usize> {
+/// Positions of the arguments that are secrets (Redis's
+/// redactClientCommandArgument calls): everything after AUTH; HELLO's
+/// `AUTH user pass`; MIGRATE's `AUTH pass` and `AUTH2 user pass`; all of
+/// ACL SETUSER's after the subcommand; the values CONFIG SET gives
+/// `requirepass`, `masterauth` and `masteruser`. SLOWLOG shares them.
+pub(crate) fn redacted(args: &[&[u8]]) -> Vec<usize> {
     let Some(name) = args.first() else { return Vec::new() };
     let is = |a: &[u8], b: &str| a.eq_ignore_ascii_case(b.as_bytes());
     if is(name, "auth") {
         return (1..args.len()).collect();
+    }
+    let sub = args.get(1).copied().unwrap_or_default();
+    if is(name, "acl") && is(sub, "setuser") && args.len() >= 3 {
+        return (2..args.len()).collect();
+    }
+    if is(name, "config") && is(sub, "set") {
+        let secret = |a: &[u8]| ["requirepass", "masterauth", "masteruser"].iter().any(|n| is(a, n));
+        return (2..args.len()).step_by(2).filter(|&i| secret(args[i]) && i + 1 < args.len()).map(|i| i + 1).collect();
     }
     let mut hidden = Vec::new();
     let (hello, migrate) = (is(name, "hello"), is(name, "migrate"));
@@ -142,5 +153,8 @@ mod tests {
         assert_eq!(redacted(&migrate), vec![7]);
         assert_eq!(redacted(&[b"auth".as_slice(), b"u", b"p"]), vec![1, 2]);
         assert!(redacted(&[b"set".as_slice(), b"auth", b"x"]).is_empty());
+        assert_eq!(redacted(&[b"ACL".as_slice(), b"setuser", b"u", b"+get"]), vec![2, 3]);
+        let config: [&[u8]; 6] = [b"config", b"set", b"maxmemory", b"1", b"MASTERAUTH", b"pw"];
+        assert_eq!(redacted(&config), vec![5]);
     }
 }

@@ -52,6 +52,10 @@ pub struct Shared {
     pub world: crate::multi::WorldLock,
     pub watches: Arc<crate::multi::Watches>,
     pub pubsub: Arc<crate::pubsub::PubSub>,
+    /// SLOWLOG's entries (see slowlog.rs).
+    /// LATENCY's spikes (see latency.rs).
+    pub latency: crate::latency::Latency,
+    pub slowlog: crate::slowlog::SlowLog,
     /// MONITOR's clients (see monitor.rs).
     pub monitors: crate::monitor::Monitors,
     pub notifier: Arc<crate::notify::Notifier>,
@@ -100,6 +104,8 @@ impl Shared {
         self.pubsub.set_limit(config.output_limits[2]);
         self.notifier.set_flags(config.notify_flags, &self.keyspace.effects);
         self.tracking.set_max_keys(config.tracking_table_max_keys);
+        self.slowlog.configure(config.slowlog_log_slower_than, config.slowlog_max_len);
+        self.latency.set_threshold(config.latency_monitor_threshold);
         self.scripting.set_busy_threshold(config.busy_reply_threshold);
         self.aof.set_policy(&config.appendfsync);
         larder_persist::lzf::set_enabled(config.rdbcompression);
@@ -188,6 +194,8 @@ impl Server {
             world: Default::default(),
             watches,
             pubsub,
+            slowlog: Default::default(),
+            latency: Default::default(),
             monitors: Default::default(),
             notifier,
             tracking,
@@ -323,7 +331,9 @@ async fn cron(shared: Arc<Shared>) {
         // connections, which must keep answering BUSY meanwhile.
         if shared.active_expire_enabled.load(Relaxed) {
             if let Some(_world) = shared.world.try_read() {
+                let started = Instant::now();
                 shared.keyspace.active_expire(shared.clock.now_ms(), EXPIRE_BUDGET);
+                shared.latency.sample_if_needed("expire-cycle", started.elapsed().as_millis() as u64);
             }
         }
         shared.tracking.enforce_limit();

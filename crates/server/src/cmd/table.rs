@@ -339,6 +339,8 @@ impl CommandTable {
             super::migrate::COMMANDS,
             super::server::COMMANDS,
             super::memory::COMMANDS,
+            super::slowlog::COMMANDS,
+            super::latency::COMMANDS,
             super::hash::COMMANDS,
             super::set::COMMANDS,
             super::list::COMMANDS,

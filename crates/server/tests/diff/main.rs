@@ -337,6 +337,29 @@ fn connection_and_server_commands_match_redis() {
         CONFIG GET timeout
         CONFIG BOGUS
         CONFIG RESETSTAT
+        CONFIG SET slowlog-log-slower-than -1
+        SLOWLOG RESET
+        SLOWLOG LEN
+        SLOWLOG GET
+        SLOWLOG GET 0
+        SLOWLOG GET -1
+        SLOWLOG GET -2
+        SLOWLOG GET abc
+        SLOWLOG GET 1 2
+        SLOWLOG
+        SLOWLOG BOGUS
+        SLOWLOG HELP
+        CONFIG SET slowlog-log-slower-than -2
+        CONFIG SET slowlog-max-len -1
+        CONFIG GET slowlog-max-len
+        LATENCY LATEST
+        LATENCY HISTORY command
+        LATENCY HISTORY
+        LATENCY RESET
+        LATENCY RESET command nosuch
+        LATENCY BOGUS
+        CONFIG SET latency-monitor-threshold -1
+        CONFIG GET latency-monitor-threshold
         COMMAND INFO nosuchcommand
         COMMAND GETKEYS MSET a 1 b 2
         COMMAND GETKEYS GET

@@ -142,6 +142,108 @@ fn hidden_configs_answer_only_to_their_names() {
     assert_eq!(raw.call(&["DBSIZE"]).unwrap(), Frame::Integer(100));
 }
 
+/// SLOWLOG logs what Redis 7.0's call() logs: a client's commands, each
+/// of EXEC's (not EXEC), a script and what it calls, a blocking command
+/// once, when it is served; passwords redacted; the newest first, at
+/// most slowlog-max-len.
+#[test]
+fn slowlog_logs_what_redis_logs() {
+    let s = spawn_server();
+    let mut raw = s.raw();
+    let mut other = s.raw();
+    let logged = |raw: &mut larder_testkit::RawConn| -> Vec<Vec<Frame>> {
+        match raw.call(&["SLOWLOG", "GET", "-1"]).unwrap() {
+            Frame::Array(entries) => entries
+                .into_iter()
+                .map(|e| match e {
+                    Frame::Array(f) => match &f[3] {
+                        Frame::Array(args) => args.clone(),
+                        other => panic!("{other:?}"),
+                    },
+                    other => panic!("{other:?}"),
+                })
+                .collect(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let args = |v: &[&str]| v.iter().map(Frame::bulk).collect::<Vec<_>>();
+    raw.call(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]).unwrap();
+    raw.call(&["CLIENT", "SETNAME", "me"]).unwrap();
+    raw.call(&["SLOWLOG", "RESET"]).unwrap();
+    raw.call(&["SET", "k", "v"]).unwrap();
+    raw.call(&["AUTH", "default", "nopass"]).unwrap();
+    raw.call(&["MULTI"]).unwrap();
+    raw.call(&["INCR", "n"]).unwrap();
+    raw.call(&["EXEC"]).unwrap();
+    raw.call(&["EVAL", "return redis.call('get', KEYS[1])", "1", "k"]).unwrap();
+    raw.send(&["BLPOP", "q", "0"]).unwrap();
+    // Only once BLPOP is blocked (it is then a blocked client).
+    let start = std::time::Instant::now();
+    while s.shared.blocking.stats().0 == 0 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    other.call(&["RPUSH", "q", "x"]).unwrap();
+    raw.read_frame().unwrap();
+    let got = logged(&mut raw);
+    assert_eq!(
+        got,
+        vec![
+            args(&["BLPOP", "q", "0"]),
+            args(&["RPUSH", "q", "x"]),
+            args(&["EVAL", "return redis.call('get', KEYS[1])", "1", "k"]),
+            args(&["get", "k"]),
+            args(&["INCR", "n"]),
+            args(&["MULTI"]),
+            args(&["AUTH", "(redacted)", "(redacted)"]),
+            args(&["SET", "k", "v"]),
+            args(&["SLOWLOG", "RESET"]),
+        ]
+    );
+    let Frame::Array(newest) = raw.call(&["SLOWLOG", "GET", "5"]).unwrap() else { panic!() };
+    let Frame::Array(entry) = &newest[0] else { panic!() };
+    assert_eq!(entry[5], Frame::bulk("me"), "the client's name");
+    assert!(matches!(&entry[4], Frame::Bulk(b) if b.starts_with(b"127.0.0.1:")), "{entry:?}");
+    let Frame::Array(scripted) = &newest[4] else { panic!() };
+    assert_eq!((&scripted[4], &scripted[5]), (&Frame::bulk("?:0"), &Frame::bulk("")), "from the Lua client");
+    raw.call(&["CONFIG", "SET", "slowlog-max-len", "2"]).unwrap();
+    assert_eq!(raw.call(&["SLOWLOG", "LEN"]).unwrap(), Frame::Integer(2));
+    // A threshold: DEBUG SLEEP 0.05 is slow, PING is not.
+    raw.call(&["CONFIG", "SET", "slowlog-log-slower-than", "40000"]).unwrap();
+    raw.call(&["SLOWLOG", "RESET"]).unwrap();
+    raw.call(&["PING"]).unwrap();
+    raw.call(&["DEBUG", "SLEEP", "0.05"]).unwrap();
+    assert_eq!(logged(&mut raw), vec![args(&["DEBUG", "SLEEP", "0.05"])]);
+    let Frame::Array(newest) = raw.call(&["SLOWLOG", "GET"]).unwrap() else { panic!() };
+    let Frame::Array(entry) = &newest[0] else { panic!() };
+    assert!(matches!(entry[2], Frame::Integer(us) if us >= 50_000), "{entry:?}");
+}
+
+/// The latency monitor records a command's spike under "command" (a
+/// `fast` command's under "fast-command") once the threshold is set, one
+/// sample a second, the worst of it.
+#[test]
+fn latency_monitor_records_spikes_past_its_threshold() {
+    let s = spawn_server();
+    let mut raw = s.raw();
+    raw.call(&["DEBUG", "SLEEP", "0.02"]).unwrap();
+    assert_eq!(raw.call(&["LATENCY", "LATEST"]).unwrap(), Frame::Array(vec![]), "off by default");
+    raw.call(&["CONFIG", "SET", "latency-monitor-threshold", "10"]).unwrap();
+    raw.call(&["PING"]).unwrap();
+    raw.call(&["DEBUG", "SLEEP", "0.02"]).unwrap();
+    raw.call(&["DEBUG", "SLEEP", "0.03"]).unwrap();
+    let Frame::Array(rows) = raw.call(&["LATENCY", "LATEST"]).unwrap() else { panic!() };
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let Frame::Array(row) = &rows[0] else { panic!() };
+    assert_eq!(row[0], Frame::bulk("command"));
+    let (Frame::Integer(latest), Frame::Integer(max)) = (&row[2], &row[3]) else { panic!("{row:?}") };
+    assert!(*max >= 30 && *latest >= 20, "{row:?}");
+    let Frame::Array(history) = raw.call(&["LATENCY", "HISTORY", "command"]).unwrap() else { panic!() };
+    assert!(!history.is_empty() && history.len() <= 2, "one sample a second: {history:?}");
+    assert_eq!(raw.call(&["LATENCY", "RESET", "command", "fast-command"]).unwrap(), Frame::Integer(1));
+    assert_eq!(raw.call(&["LATENCY", "LATEST"]).unwrap(), Frame::Array(vec![]));
+}
+
 #[test]
 fn command_introspection_comes_from_the_table() {
     let s = spawn_server();
