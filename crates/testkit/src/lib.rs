@@ -182,7 +182,10 @@ pub struct RawConn {
 impl RawConn {
     pub fn connect(addr: SocketAddr) -> Result<RawConn> {
         let stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        // A reply that never comes fails the test instead of hanging it.
+        // 30 s: PFSELFTEST alone takes 9 s in a debug build on a loaded
+        // two-core machine.
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         stream.set_nodelay(true)?;
         Ok(RawConn { stream, buf: BytesMut::new(), proto: Proto::Resp2 })
     }
