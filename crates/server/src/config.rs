@@ -89,6 +89,8 @@ pub struct Config {
     pub slowlog_max_len: u64,
     /// LATENCY: spikes of at least this many ms are recorded (0: off).
     pub latency_monitor_threshold: u64,
+    /// Per-command latency histograms (LATENCY HISTOGRAM).
+    pub latency_tracking: bool,
     /// Compact-encoding thresholds (`hash-max-listpack-entries`, …).
     pub limits: Limits,
     /// Accepted for redis.conf compatibility; lists are never compressed.
@@ -164,6 +166,7 @@ impl Default for Config {
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
             latency_monitor_threshold: 0,
+            latency_tracking: true,
             limits: Limits::default(),
             list_compress_depth: 0,
             output_limits: [
@@ -446,6 +449,7 @@ pub static PARAMS: &[Param] = &[
     },
     int_param!("slowlog-max-len", slowlog_max_len, 0, i64::MAX as u64, true),
     int_param!("latency-monitor-threshold", latency_monitor_threshold, 0, i64::MAX as u64, true),
+    bool_param!("latency-tracking", latency_tracking, true),
     Param {
         name: "key-load-delay",
         mutable: true,

@@ -285,7 +285,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     }
     // A blocked command run again when woken is still one call.
     let micros = (quanta::Instant::now() - started).as_micros() as u64;
-    cmd.stats.record(!retry as u64, micros);
+    cmd.stats.record(!retry as u64, micros, shared.latency.tracking());
     if !client.replaying {
         let event = if spec.has(flags::FAST) { "fast-command" } else { "command" };
         shared.latency.sample_if_needed(event, micros / 1000);

@@ -11,7 +11,7 @@
 
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// Redis's LATENCY_TS_LEN: samples kept per event.
 const SAMPLES: usize = 160;
@@ -28,15 +28,31 @@ struct Series {
     max: u64,
 }
 
-#[derive(Default)]
 pub struct Latency {
     threshold_ms: AtomicU64,
     events: Mutex<Vec<(&'static str, Series)>>,
+    /// `latency-tracking`: per-command histograms (LATENCY HISTOGRAM).
+    tracking: AtomicBool,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency { threshold_ms: AtomicU64::new(0), events: Mutex::default(), tracking: AtomicBool::new(true) }
+    }
 }
 
 impl Latency {
     pub fn set_threshold(&self, ms: u64) {
         self.threshold_ms.store(ms, Relaxed);
+    }
+
+    pub fn set_tracking(&self, on: bool) {
+        self.tracking.store(on, Relaxed);
+    }
+
+    #[inline]
+    pub fn tracking(&self) -> bool {
+        self.tracking.load(Relaxed)
     }
 
     /// Records `ms` for `event` if the monitor is on and it reaches the

@@ -1,9 +1,10 @@
 //! LATENCY LATEST, HISTORY, RESET and HELP over the latency monitor
-//! (latency.rs). GRAPH, DOCTOR and HISTOGRAM are not implemented and
+//! (latency.rs), and HISTOGRAM over the per-command histograms kept with
+//! commandstats (cmd/table.rs). GRAPH and DOCTOR are not implemented and
 //! answer as unknown subcommands.
 
 use super::keys::help_reply;
-use super::table::{flags::*, CommandSpec, KeySpec};
+use super::table::{flags::*, Command, CommandSpec, KeySpec};
 use super::{Args, CmdResult, Ctx};
 use bytes::Bytes;
 use larder_protocol::Frame;
@@ -29,6 +30,11 @@ static SUBCOMMANDS: &[CommandSpec] = &[
         "server",
         "2.8.13",
         "Resets the latency data for one or more events.",
+    ),
+    CommandSpec::new("histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, histogram).doc(
+        "server",
+        "7.0.0",
+        "Returns the cumulative distribution of latencies of a subset or all commands.",
     ),
     CommandSpec::new("help", 2, LOADING | STALE, KeySpec::NONE, help).doc(
         "server",
@@ -70,6 +76,56 @@ fn reset(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     Ok(Frame::Integer(ctx.shared.latency.reset(&names) as i64))
 }
 
+/// LATENCY HISTOGRAM [command ...]: per command called since the last
+/// CONFIG RESETSTAT, its calls and the cumulative count at each power of
+/// two of microseconds where the count grows. A container command names
+/// its subcommands; unknown names are skipped.
+fn histogram(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let names = args.rest();
+    let table = &ctx.shared.commands;
+    let chosen: Vec<&Command> = if names.is_empty() {
+        table.iter_all()
+    } else {
+        let mut out = Vec::new();
+        for name in names {
+            let mut parts = name.splitn(2, |&b| b == b'|');
+            let Some(top) = parts.next().and_then(|p| table.lookup(p)) else { continue };
+            match parts.next() {
+                Some(sub) => out.extend(top.lookup_sub(sub)),
+                None if top.subs.is_empty() => out.push(top),
+                None => {
+                    let mut subs: Vec<&Command> = top.subs.values().collect();
+                    subs.sort_by(|a, b| a.full_name.cmp(&b.full_name));
+                    out.extend(subs);
+                }
+            }
+        }
+        out
+    };
+    let mut rows = Vec::new();
+    for c in chosen {
+        let buckets = c.stats.histogram();
+        let calls: u64 = buckets.iter().sum();
+        if calls == 0 {
+            continue;
+        }
+        let mut cdf = Vec::new();
+        let mut seen = 0;
+        for (i, n) in buckets.iter().enumerate() {
+            if *n > 0 {
+                seen += n;
+                cdf.push((Frame::Integer(1i64 << i), Frame::Integer(seen as i64)));
+            }
+        }
+        let row = Frame::Map(vec![
+            (Frame::bulk("calls"), Frame::Integer(calls as i64)),
+            (Frame::bulk("histogram_usec"), Frame::Map(cdf)),
+        ]);
+        rows.push((Frame::Bulk(Bytes::from(c.full_name.clone())), row));
+    }
+    Ok(Frame::Map(rows))
+}
+
 fn help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     Ok(help_reply(
         "LATENCY",
@@ -81,6 +137,9 @@ fn help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
             "RESET [<event> ...]",
             "    Reset latency data of one or more <event> classes.",
             "    (default: reset all data for all event classes)",
+            "HISTOGRAM [COMMAND ...]",
+            "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+            "    If no commands are specified then all histograms are replied.",
         ],
     ))
 }

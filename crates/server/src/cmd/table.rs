@@ -203,7 +203,9 @@ pub struct CmdStats {
     lanes: [CmdLane; STRIPES],
 }
 
-/// One stripe's commandstats, on its own cache line (see stats.rs).
+/// One stripe's commandstats, on its own cache line (see stats.rs). The
+/// latency histogram is allocated on a stripe's first call of the command
+/// (most commands are never called), in the room the line had left.
 #[repr(align(64))]
 #[derive(Default, Debug)]
 struct CmdLane {
@@ -211,6 +213,17 @@ struct CmdLane {
     usec: AtomicU64,
     rejected_calls: AtomicU64,
     failed_calls: AtomicU64,
+    histogram: std::sync::OnceLock<Box<[AtomicU64; HISTOGRAM_BUCKETS]>>,
+}
+
+/// LATENCY HISTOGRAM's buckets: bucket `i` counts calls of at most 2^i
+/// µs (Redis reports its HDR histogram at the same powers of two), the
+/// last everything longer.
+pub const HISTOGRAM_BUCKETS: usize = 32;
+
+fn histogram_bucket(usec: u64) -> usize {
+    let i = if usec <= 1 { 0 } else { (64 - (usec - 1).leading_zeros()) as usize };
+    i.min(HISTOGRAM_BUCKETS - 1)
 }
 
 impl CmdStats {
@@ -223,10 +236,28 @@ impl CmdStats {
     }
 
     /// One run: `calls` is 0 for a blocked command run again when woken.
-    pub fn record(&self, calls: u64, usec: u64) {
+    /// `histogram`: `latency-tracking` is on, so a call is also counted in
+    /// its latency bucket (as many samples as calls, as in Redis).
+    pub fn record(&self, calls: u64, usec: u64, histogram: bool) {
         let lane = self.lane();
         lane.calls.fetch_add(calls, Ordering::Relaxed);
         lane.usec.fetch_add(usec, Ordering::Relaxed);
+        if histogram && calls > 0 {
+            let buckets = lane.histogram.get_or_init(Default::default);
+            buckets[histogram_bucket(usec)].fetch_add(calls, Ordering::Relaxed);
+        }
+    }
+
+    /// The latency histogram summed over the stripes: per bucket, the
+    /// calls of at most 2^i µs (not cumulative).
+    pub fn histogram(&self) -> [u64; HISTOGRAM_BUCKETS] {
+        let mut out = [0; HISTOGRAM_BUCKETS];
+        for h in self.lanes.iter().filter_map(|l| l.histogram.get()) {
+            for (o, b) in out.iter_mut().zip(h.iter()) {
+                *o += b.load(Ordering::Relaxed);
+            }
+        }
+        out
     }
 
     pub fn reject(&self) {
@@ -257,6 +288,9 @@ impl CmdStats {
         for l in &self.lanes {
             for c in [&l.calls, &l.usec, &l.rejected_calls, &l.failed_calls] {
                 c.store(0, Ordering::Relaxed);
+            }
+            for b in l.histogram.get().into_iter().flat_map(|h| h.iter()) {
+                b.store(0, Ordering::Relaxed);
             }
         }
     }

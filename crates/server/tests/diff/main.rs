@@ -358,6 +358,7 @@ fn connection_and_server_commands_match_redis() {
         LATENCY RESET
         LATENCY RESET command nosuch
         LATENCY BOGUS
+        LATENCY HISTOGRAM blabla nosuch|sub
         CONFIG SET latency-monitor-threshold -1
         CONFIG GET latency-monitor-threshold
         COMMAND INFO nosuchcommand

@@ -244,6 +244,57 @@ fn latency_monitor_records_spikes_past_its_threshold() {
     assert_eq!(raw.call(&["LATENCY", "LATEST"]).unwrap(), Frame::Array(vec![]));
 }
 
+/// LATENCY HISTOGRAM: per command called since CONFIG RESETSTAT, its
+/// calls and cumulative counts at powers of two of µs; a container names
+/// its subcommands; `latency-tracking no` stops the counting.
+#[test]
+fn latency_histogram_counts_calls_per_command() {
+    let s = spawn_server();
+    let mut raw = s.raw();
+    raw.call(&["HELLO", "3"]).unwrap();
+    raw.call(&["CONFIG", "RESETSTAT"]).unwrap();
+    raw.call(&["SET", "a", "1"]).unwrap();
+    raw.call(&["SET", "b", "2"]).unwrap();
+    raw.call(&["CLIENT", "ID"]).unwrap();
+    // (command, calls, [(µs, cumulative calls)]) per row.
+    type Row = (String, u64, Vec<(i64, i64)>);
+    let histogram = |raw: &mut larder_testkit::RawConn, names: &[&str]| -> Vec<Row> {
+        let mut args = vec!["LATENCY", "HISTOGRAM"];
+        args.extend(names);
+        let Frame::Map(rows) = raw.call(&args).unwrap() else { panic!() };
+        rows.into_iter()
+            .map(|(name, row)| {
+                let Frame::Bulk(name) = name else { panic!("{name:?}") };
+                let Frame::Map(fields) = row else { panic!("{row:?}") };
+                let Frame::Integer(calls) = fields[0].1 else { panic!() };
+                let Frame::Map(cdf) = &fields[1].1 else { panic!() };
+                let cdf = cdf
+                    .iter()
+                    .map(|(k, v)| match (k, v) {
+                        (Frame::Integer(k), Frame::Integer(v)) => (*k, *v),
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                (String::from_utf8_lossy(&name).into_owned(), calls as u64, cdf)
+            })
+            .collect()
+    };
+    let rows = histogram(&mut raw, &["set", "client", "get", "nosuch"]);
+    let names: Vec<(&str, u64)> = rows.iter().map(|(n, c, _)| (n.as_str(), *c)).collect();
+    assert_eq!(names, vec![("set", 2), ("client|id", 1)], "get was never called");
+    let (_, _, cdf) = &rows[0];
+    assert_eq!(cdf.last().unwrap().1, 2, "cumulative up to every call: {cdf:?}");
+    assert!(cdf.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1), "{cdf:?}");
+    assert!(cdf.iter().all(|(us, _)| (*us as u64).is_power_of_two()), "{cdf:?}");
+    let all: Vec<String> = histogram(&mut raw, &[]).into_iter().map(|r| r.0).collect();
+    assert_eq!(all, vec!["client|id", "config|resetstat", "latency|histogram", "set"]);
+    raw.call(&["CONFIG", "SET", "latency-tracking", "no"]).unwrap();
+    raw.call(&["SET", "c", "3"]).unwrap();
+    assert_eq!(histogram(&mut raw, &["set"])[0].1, 2, "not counted while tracking is off");
+    raw.call(&["CONFIG", "RESETSTAT"]).unwrap();
+    assert!(histogram(&mut raw, &["set"]).is_empty());
+}
+
 #[test]
 fn command_introspection_comes_from_the_table() {
     let s = spawn_server();
