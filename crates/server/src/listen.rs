@@ -169,6 +169,17 @@ pub fn bind_all(entries: &[String], port: u16, backlog: u64) -> Result<Vec<std::
     Ok(out)
 }
 
+/// `tcp-keepalive`: TCP keepalive probes after `secs` idle, as Redis's
+/// anetKeepAlive sets them (then every `secs / 3`, three unanswered
+/// probes close the connection), so a peer that vanished without a FIN is
+/// noticed and its client freed.
+pub fn keep_alive(stream: &TcpStream, secs: u64) -> io::Result<()> {
+    let idle = std::time::Duration::from_secs(secs);
+    let interval = std::time::Duration::from_secs((secs / 3).max(1));
+    let ka = socket2::TcpKeepalive::new().with_time(idle).with_interval(interval).with_retries(3);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&ka)
+}
+
 /// Turns bound std sockets into the runtime's (needs a runtime context).
 pub fn into_tokio(sockets: Vec<std::net::TcpListener>) -> io::Result<Vec<TcpListener>> {
     sockets.into_iter().map(TcpListener::from_std).collect()

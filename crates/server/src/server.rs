@@ -290,6 +290,10 @@ impl Server {
 async fn admit(shared: &Shared, mut stream: TcpStream, addr: SocketAddr) -> Option<TcpStream> {
     shared.stats.total_connections_received.fetch_add(1, Relaxed);
     let _ = stream.set_nodelay(true);
+    let keepalive = shared.config.read().tcp_keepalive;
+    if keepalive > 0 {
+        let _ = crate::listen::keep_alive(&stream, keepalive);
+    }
     let refusal = refusal(&shared.config.read(), shared.acl.default_user().nopass, shared.clients.count(), addr.ip());
     match refusal {
         Some(msg) => {

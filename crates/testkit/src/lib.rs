@@ -190,6 +190,11 @@ impl RawConn {
         Ok(RawConn { stream, buf: BytesMut::new(), proto: Proto::Resp2 })
     }
 
+    /// This end's address (the server sees it as the peer).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("a connected socket has an address")
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
         self.stream.write_all(bytes)?;
         Ok(())

@@ -317,3 +317,38 @@ fn client_kill_user_names_a_user_that_exists() {
     );
     assert_eq!(c.call(&["CLIENT", "KILL", "USER", "default", "SKIPME", "yes"]).unwrap(), Frame::Integer(0));
 }
+
+/// The kernel's timer on the server's end of a connection, from
+/// /proc/net/tcp: "02" while a keepalive timer runs on an idle one.
+#[cfg(target_os = "linux")]
+fn server_side_timer(server: std::net::SocketAddr, client: std::net::SocketAddr) -> String {
+    let hex = |a: std::net::SocketAddr| match a {
+        std::net::SocketAddr::V4(v4) => format!("{:08X}:{:04X}", u32::from_le_bytes(v4.ip().octets()), v4.port()),
+        other => panic!("{other}"),
+    };
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let (local, remote) = (hex(server), hex(client));
+    table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 5 && f[1] == local && f[2] == remote)
+        .map(|f| f[5].split(':').next().unwrap().to_string())
+        .expect("the server's socket for this connection")
+}
+
+/// tcp-keepalive turns TCP keepalive on for each accepted connection (the
+/// kernel then runs its keepalive timer on the idle socket); 0 leaves it
+/// off, as in Redis.
+#[cfg(target_os = "linux")]
+#[test]
+fn tcp_keepalive_is_set_on_accepted_connections() {
+    let s = larder_testkit::spawn_server();
+    let mut on = s.raw();
+    on.call(&["PING"]).unwrap();
+    let client = on.local_addr();
+    assert_eq!(server_side_timer(s.addr, client), "02", "keepalive timer on the idle connection");
+    on.call(&["CONFIG", "SET", "tcp-keepalive", "0"]).unwrap();
+    let mut off = s.raw();
+    off.call(&["PING"]).unwrap();
+    assert_eq!(server_side_timer(s.addr, off.local_addr()), "00", "no timer without keepalive");
+}
