@@ -119,6 +119,49 @@ impl Latency {
     }
 }
 
+/// One event's figures for LATENCY DOCTOR, over the samples kept.
+pub struct EventStats {
+    pub event: &'static str,
+    pub samples: usize,
+    pub avg_ms: u64,
+    /// Mean absolute deviation from `avg_ms`.
+    pub mad_ms: u64,
+    /// Seconds from the oldest sample kept to now, over the samples: how
+    /// often a spike came.
+    pub period_secs: f64,
+    pub worst_ms: u64,
+}
+
+impl Latency {
+    pub fn threshold(&self) -> u64 {
+        self.threshold_ms.load(Relaxed)
+    }
+
+    pub fn stats(&self) -> Vec<EventStats> {
+        let now = now_secs();
+        self.events
+            .lock()
+            .iter()
+            .filter(|(_, s)| !s.samples.is_empty())
+            .map(|(event, s)| {
+                let n = s.samples.len() as u64;
+                let avg = s.samples.iter().map(|x| x.ms).sum::<u64>() / n;
+                let mad = s.samples.iter().map(|x| x.ms.abs_diff(avg)).sum::<u64>() / n;
+                let oldest = s.samples.front().map_or(now, |x| x.unix_secs);
+                let span = now.saturating_sub(oldest).max(1);
+                EventStats {
+                    event,
+                    samples: s.samples.len(),
+                    avg_ms: avg,
+                    mad_ms: mad,
+                    period_secs: span as f64 / n as f64,
+                    worst_ms: s.max,
+                }
+            })
+            .collect()
+    }
+}
+
 fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

@@ -1,7 +1,7 @@
 //! LATENCY LATEST, HISTORY, RESET and HELP over the latency monitor
 //! (latency.rs), and HISTOGRAM over the per-command histograms kept with
-//! commandstats (cmd/table.rs). GRAPH and DOCTOR are not implemented and
-//! answer as unknown subcommands.
+//! commandstats (cmd/table.rs), and DOCTOR's plain-text reading of both
+//! logs. GRAPH is not implemented and answers as an unknown subcommand.
 
 use super::keys::help_reply;
 use super::table::{flags::*, Command, CommandSpec, KeySpec};
@@ -35,6 +35,11 @@ static SUBCOMMANDS: &[CommandSpec] = &[
         "server",
         "7.0.0",
         "Returns the cumulative distribution of latencies of a subset or all commands.",
+    ),
+    CommandSpec::new("doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, doctor).doc(
+        "server",
+        "2.8.13",
+        "Returns a human-readable latency analysis report.",
     ),
     CommandSpec::new("help", 2, LOADING | STALE, KeySpec::NONE, help).doc(
         "server",
@@ -124,6 +129,68 @@ fn histogram(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         rows.push((Frame::Bulk(Bytes::from(c.full_name.clone())), row));
     }
     Ok(Frame::Map(rows))
+}
+
+/// LATENCY DOCTOR: each event's spikes in figures, then what to look at
+/// for the kinds of event seen (Redis's report covers the same ground in
+/// its own words).
+fn doctor(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    let latency = &ctx.shared.latency;
+    let events = latency.stats();
+    let threshold = latency.threshold();
+    let slowlog_us = ctx.shared.config.read().slowlog_log_slower_than;
+    let mut out = String::new();
+    if events.is_empty() {
+        out.push_str(if threshold == 0 {
+            "The latency monitor is off, so there is nothing to report. Turn it on with \
+             CONFIG SET latency-monitor-threshold <milliseconds>: spikes at least that long are then recorded.\n"
+        } else {
+            "No latency spike has been recorded since the monitor was turned on or last reset.\n"
+        });
+        return Ok(Frame::Verbatim { format: *b"txt", text: Bytes::from(out) });
+    }
+    out.push_str("Latency spikes recorded, by event:\n\n");
+    for (i, e) in events.iter().enumerate() {
+        out.push_str(&format!(
+            "{}. {}: {} spikes kept (average {} ms, mean deviation {} ms, one every {:.2} s). Worst ever {} ms.\n",
+            i + 1,
+            e.event,
+            e.samples,
+            e.avg_ms,
+            e.mad_ms,
+            e.period_secs,
+            e.worst_ms
+        ));
+    }
+    out.push_str("\nWhat to look at:\n\n");
+    let seen = |name: &str| events.iter().any(|e| e.event == name);
+    if seen("command") {
+        if slowlog_us < 0 {
+            out.push_str(&format!(
+                "- Slow commands: SLOWLOG is off; CONFIG SET slowlog-log-slower-than {} records the commands behind these spikes.\n",
+                threshold * 1000
+            ));
+        } else {
+            if slowlog_us as u64 / 1000 > threshold {
+                out.push_str(&format!(
+                    "- SLOWLOG only records commands slower than {} ms, more than this monitor's threshold; CONFIG SET slowlog-log-slower-than {} records the ones behind these spikes.\n",
+                    slowlog_us as u64 / 1000,
+                    threshold * 1000
+                ));
+            }
+            out.push_str("- SLOWLOG GET shows which commands ran long: commands over many elements (KEYS, SMEMBERS, LRANGE 0 -1, SORT, ...) and scripts are the usual cause.\n");
+        }
+        out.push_str(
+            "- Deleting a large collection takes time in proportion to its size: UNLINK frees it in the background.\n",
+        );
+    }
+    if seen("fast-command") {
+        out.push_str("- Commands that should take microseconds took milliseconds: the machine itself (a busy or oversubscribed host, a virtual machine's steal time, swapping) is the likely cause, not the commands.\n");
+    }
+    if seen("expire-cycle") {
+        out.push_str("- The active expiry cycle ran long: many keys expiring at the same moment, or large ones. Spreading the TTLs (jitter) and a higher hz, which does the same work in smaller steps, both help.\n");
+    }
+    Ok(Frame::Verbatim { format: *b"txt", text: Bytes::from(out) })
 }
 
 fn help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {

@@ -240,7 +240,17 @@ fn latency_monitor_records_spikes_past_its_threshold() {
     assert!(*max >= 30 && *latest >= 20, "{row:?}");
     let Frame::Array(history) = raw.call(&["LATENCY", "HISTORY", "command"]).unwrap() else { panic!() };
     assert!(!history.is_empty() && history.len() <= 2, "one sample a second: {history:?}");
+    let doctor = match raw.call(&["LATENCY", "DOCTOR"]).unwrap() {
+        Frame::Bulk(b) | Frame::Verbatim { text: b, .. } => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        doctor.contains("1. command: ") && doctor.contains(" spikes kept (average ") && doctor.contains("SLOWLOG GET"),
+        "{doctor}"
+    );
     assert_eq!(raw.call(&["LATENCY", "RESET", "command", "fast-command"]).unwrap(), Frame::Integer(1));
+    let Frame::Bulk(calm) = raw.call(&["LATENCY", "DOCTOR"]).unwrap() else { panic!() };
+    assert!(calm.starts_with(b"No latency spike"), "{calm:?}");
     assert_eq!(raw.call(&["LATENCY", "LATEST"]).unwrap(), Frame::Array(vec![]));
 }
 
