@@ -326,14 +326,23 @@ fn server_side_timer(server: std::net::SocketAddr, client: std::net::SocketAddr)
         std::net::SocketAddr::V4(v4) => format!("{:08X}:{:04X}", u32::from_le_bytes(v4.ip().octets()), v4.port()),
         other => panic!("{other}"),
     };
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
     let (local, remote) = (hex(server), hex(client));
-    table
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.len() > 5 && f[1] == local && f[2] == remote)
-        .map(|f| f[5].split(':').next().unwrap().to_string())
-        .expect("the server's socket for this connection")
+    // "01" (retransmit) runs until the client's ACK of the last reply,
+    // which a delayed ACK holds back for up to 40 ms: wait it out.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+        let timer = table
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.len() > 5 && f[1] == local && f[2] == remote)
+            .map(|f| f[5].split(':').next().unwrap().to_string())
+            .expect("the server's socket for this connection");
+        if timer != "01" || std::time::Instant::now() > deadline {
+            return timer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// tcp-keepalive turns TCP keepalive on for each accepted connection (the
