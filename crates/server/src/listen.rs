@@ -49,8 +49,9 @@ impl Listeners {
         self.waker.wake();
     }
 
-    /// Closes every socket: the accept loop then waits for a new set.
-    fn close(&self) {
+    /// Closes every socket: the accept loop then waits for a new set (or
+    /// the server is shutting down).
+    pub fn close(&self) {
         self.sockets.lock().clear();
     }
 

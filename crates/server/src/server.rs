@@ -53,9 +53,9 @@ pub struct Shared {
     pub watches: Arc<crate::multi::Watches>,
     pub pubsub: Arc<crate::pubsub::PubSub>,
     /// SLOWLOG's entries (see slowlog.rs).
+    pub slowlog: crate::slowlog::SlowLog,
     /// LATENCY's spikes (see latency.rs).
     pub latency: crate::latency::Latency,
-    pub slowlog: crate::slowlog::SlowLog,
     /// MONITOR's clients (see monitor.rs).
     pub monitors: crate::monitor::Monitors,
     pub notifier: Arc<crate::notify::Notifier>,
@@ -260,6 +260,9 @@ impl Server {
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         }
+        // New connections are refused from here on, not left in a backlog
+        // nobody accepts (Shared, which holds the sockets, may outlive this).
+        shared.listeners.close();
         tracing::info!("shutting down: closing {} clients", shared.clients.count());
         shared.request_shutdown();
         let drain = async { while conns.join_next().await.is_some() {} };
