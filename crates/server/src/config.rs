@@ -214,12 +214,14 @@ fn parse_bool(v: &str) -> Result<bool, String> {
     }
 }
 
-fn parse_int(v: &str, min: u64, max: u64) -> Result<u64, String> {
+/// An integer in `min..=max` (signed or not: the caller casts), with
+/// Redis's two error texts.
+fn parse_int(v: &str, min: i128, max: i128) -> Result<i128, String> {
     let n: i128 = v.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
-    if n < min as i128 || n > max as i128 {
+    if n < min || n > max {
         return Err(format!("argument must be between {min} and {max} inclusive"));
     }
-    Ok(n as u64)
+    Ok(n)
 }
 
 /// Redis's `memtoull`: "1gb", "100mb", "64k", plain bytes.
@@ -266,7 +268,7 @@ macro_rules! int_param {
             mutable: $mutable,
             get: |c| c.$field.to_string(),
             set: |c, v| {
-                c.$field = parse_int(v, $min, $max)? as _;
+                c.$field = parse_int(v, $min as i128, $max as i128)? as _;
                 Ok(())
             },
         }
@@ -363,12 +365,7 @@ macro_rules! limit_param {
             mutable: true,
             get: |c| c.limits.$field.to_string(),
             set: |c, v| {
-                let n: i128 = v.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
-                let (min, max): (i128, i128) = ($min as i128, $max as i128);
-                if n < min || n > max {
-                    return Err(format!("argument must be between {min} and {max} inclusive"));
-                }
-                c.limits.$field = n as _;
+                c.limits.$field = parse_int(v, $min as i128, $max as i128)? as _;
                 Ok(())
             },
         }
@@ -434,35 +431,11 @@ pub static PARAMS: &[Param] = &[
     int_param!("tcp-backlog", tcp_backlog, 0, i32::MAX as u64, false),
     int_param!("io-threads", io_threads, 0, 128, false),
     int_param!("shards", shards, 1, 65536, false),
-    Param {
-        name: "slowlog-log-slower-than",
-        mutable: true,
-        get: |c| c.slowlog_log_slower_than.to_string(),
-        set: |c, v| {
-            let n: i64 = v.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
-            if n < -1 {
-                return Err(format!("argument must be between -1 and {} inclusive", i64::MAX));
-            }
-            c.slowlog_log_slower_than = n;
-            Ok(())
-        },
-    },
+    int_param!("slowlog-log-slower-than", slowlog_log_slower_than, -1, i64::MAX, true),
     int_param!("slowlog-max-len", slowlog_max_len, 0, i64::MAX as u64, true),
     int_param!("latency-monitor-threshold", latency_monitor_threshold, 0, i64::MAX as u64, true),
     bool_param!("latency-tracking", latency_tracking, true),
-    Param {
-        name: "key-load-delay",
-        mutable: true,
-        get: |c| c.key_load_delay.to_string(),
-        set: |c, v| {
-            let n: i64 = v.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
-            if n < i32::MIN as i64 || n > i32::MAX as i64 {
-                return Err(format!("argument must be between {} and {} inclusive", i32::MIN, i32::MAX));
-            }
-            c.key_load_delay = n;
-            Ok(())
-        },
-    },
+    int_param!("key-load-delay", key_load_delay, i32::MIN, i32::MAX, true),
     limit_param!("hash-max-listpack-entries", hash_max_listpack_entries, 0, i64::MAX),
     limit_param!("hash-max-ziplist-entries", hash_max_listpack_entries, 0, i64::MAX),
     limit_param!("hash-max-listpack-value", hash_max_listpack_value, 0, i64::MAX),
