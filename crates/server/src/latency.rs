@@ -162,8 +162,10 @@ impl Latency {
     }
 }
 
+/// Wall-clock seconds, as Redis's time(NULL): not the keyspace's clock,
+/// which tests may stop.
 fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    larder_store::Clock::now_ms(&larder_store::SystemClock) / 1000
 }
 
 #[cfg(test)]

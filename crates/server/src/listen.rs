@@ -181,9 +181,10 @@ pub fn keep_alive(stream: &TcpStream, secs: u64) -> io::Result<()> {
     socket2::SockRef::from(stream).set_tcp_keepalive(&ka)
 }
 
-/// Turns bound std sockets into the runtime's (needs a runtime context).
-pub fn into_tokio(sockets: Vec<std::net::TcpListener>) -> io::Result<Vec<TcpListener>> {
-    sockets.into_iter().map(TcpListener::from_std).collect()
+/// [`bind_all`], as the runtime's sockets (needs a runtime context).
+pub fn bind_tokio(entries: &[String], port: u16, backlog: u64) -> Result<Vec<TcpListener>, String> {
+    let sockets = bind_all(entries, port, backlog)?;
+    sockets.into_iter().map(TcpListener::from_std).collect::<io::Result<_>>().map_err(|e| e.to_string())
 }
 
 /// CONFIG SET port / bind: closes the current sockets, binds `entries` on
@@ -192,8 +193,7 @@ pub fn into_tokio(sockets: Vec<std::net::TcpListener>) -> io::Result<Vec<TcpList
 pub fn rebind(shared: &Shared, entries: &[String], port: u16, old: (&[String], u16)) -> Result<u16, String> {
     let backlog = shared.config.read().tcp_backlog;
     shared.listeners.close();
-    let attempt = bind_all(entries, port, backlog).and_then(|s| into_tokio(s).map_err(|e| e.to_string()));
-    match attempt {
+    match bind_tokio(entries, port, backlog) {
         Ok(sockets) => {
             let port = sockets[0].local_addr().map(|a| a.port()).unwrap_or(port);
             shared.listeners.install(shared, sockets);
@@ -201,7 +201,7 @@ pub fn rebind(shared: &Shared, entries: &[String], port: u16, old: (&[String], u
         }
         Err(why) => {
             tracing::warn!("Failed to listen: {why}");
-            match bind_all(old.0, old.1, backlog).and_then(|s| into_tokio(s).map_err(|e| e.to_string())) {
+            match bind_tokio(old.0, old.1, backlog) {
                 Ok(sockets) => shared.listeners.install(shared, sockets),
                 Err(e) => tracing::warn!("Failed to listen on the previous addresses again: {e}"),
             }

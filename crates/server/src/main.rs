@@ -84,9 +84,8 @@ fn try_main() -> anyhow::Result<()> {
 }
 
 async fn run(mut config: Config) -> anyhow::Result<()> {
-    let listeners = larder_server::listen::bind_all(&config.bind, config.port, config.tcp_backlog)
-        .map_err(anyhow::Error::msg)
-        .and_then(|s| larder_server::listen::into_tokio(s).context("registering the listening sockets"))?;
+    let listeners =
+        larder_server::listen::bind_tokio(&config.bind, config.port, config.tcp_backlog).map_err(anyhow::Error::msg)?;
     let addrs: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
     // `--port 0` takes a port the system picks; CONFIG GET port then names
     // it, and a CONFIG SET port of that value changes nothing.

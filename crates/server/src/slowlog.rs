@@ -69,10 +69,7 @@ impl SlowLog {
     pub fn push(&self, args: &[&[u8]], micros: u64, peer: String, name: Bytes) {
         let entry = Entry {
             id: self.next_id.fetch_add(1, Relaxed),
-            unix_secs: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            unix_secs: larder_store::Clock::now_ms(&larder_store::SystemClock) / 1000,
             micros,
             args: entry_args(args),
             peer,
