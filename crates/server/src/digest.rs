@@ -90,7 +90,7 @@ pub fn value_digest(entry: Option<&Entry>) -> String {
 }
 
 /// DEBUG DIGEST's answer: every database's keys and values.
-pub fn dataset_digest(shared: &crate::Shared, now: u64) -> String {
+pub fn dataset_digest(shared: &crate::Shared) -> String {
     let mut total = [0u8; 20];
     let ks = &shared.keyspace;
     for db in 0..ks.databases() {
@@ -100,7 +100,7 @@ pub fn dataset_digest(shared: &crate::Shared, now: u64) -> String {
         mix(&mut total, &(db as u32).to_be_bytes());
         let mut cursor = 0;
         loop {
-            cursor = ks.scan(db, cursor, 1024, now, |k, e| {
+            cursor = ks.scan_stored(db, cursor, 1024, |k, e| {
                 let mut one = [0u8; 20];
                 mix(&mut one, k);
                 mix_value(&mut one, e);

@@ -450,6 +450,7 @@ impl Replication {
     /// resync with it.
     pub fn follow(&self, shared: &Arc<crate::Shared>, host: String, port: u16) -> Vec<u64> {
         self.is_replica.store(true, Relaxed);
+        shared.keyspace.set_expiry_by_primary(true);
         self.upstream.start(shared, host, port);
         self.end_history()
     }
@@ -467,8 +468,11 @@ impl Replication {
     }
 
     /// REPLICAOF NO ONE: false if this was not a replica.
-    pub fn unfollow(&self) -> bool {
+    pub fn unfollow(&self, keyspace: &larder_store::Keyspace) -> bool {
         self.is_replica.store(false, Relaxed);
+        // A primary expires its own keys, those it kept for its old
+        // primary's DEL among them.
+        keyspace.set_expiry_by_primary(false);
         self.upstream.stop()
     }
 

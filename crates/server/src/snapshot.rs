@@ -551,14 +551,17 @@ pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path, replace_functi
     let (mut keys, mut expired) = (0u64, 0u64);
     let mut functions = Vec::new();
     let delay = shared.config.read().key_load_delay;
+    let by_primary = shared.keyspace.expiry_by_primary();
     file::load(data, &lim, |item| match item {
         Item::Key { db, key, value, expire_at_ms, idle_secs, freq } => {
             debug_delay(delay);
             if db >= shared.keyspace.databases() {
                 return;
             }
-            // Keys already past their deadline are not loaded, as Redis does.
-            if expire_at_ms.is_some_and(|at| at <= now) {
+            // Keys already past their deadline are not loaded, as Redis
+            // does, except on a replica: there they are the primary's to
+            // delete, and its clock may not have reached them yet.
+            if expire_at_ms.is_some_and(|at| at <= now) && !by_primary {
                 expired += 1;
                 return;
             }
@@ -570,6 +573,8 @@ pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path, replace_functi
                 entry.freq = f;
             }
             let mut tx = shared.keyspace.lock(db, &key, now);
+            // A replica keeps expired keys (above): set their deadline too.
+            tx.set_expiry(larder_store::Expiry::Ignore);
             tx.put_entry(key.clone(), entry);
             if let Some(at) = expire_at_ms {
                 tx.set_expire(&key, at);

@@ -296,6 +296,28 @@ pub struct Keyspace {
     /// Eviction state and the LFU settings (see evict.rs).
     pub evictor: crate::evict::Evictor,
     cut: Cut,
+    /// Set while this server replicates a primary: keys past their
+    /// deadline are then the primary's to delete (see [`Expiry`]).
+    expiry_by_primary: AtomicBool,
+}
+
+/// What a lookup does with a key found past its deadline.
+///
+/// A replica must not delete keys on its own clock: a primary whose clock
+/// lags, or whose PERSIST or EXPIRE is still in flight, still holds the
+/// key, and a replica that dropped it would differ from it for good. So,
+/// as Redis's expireIfNeeded does, a replica's readers see such a key as
+/// missing while it stays stored, the primary's stream sees it as live,
+/// and it leaves when the primary's DEL arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Remove it and report the expiry: a primary, or a client's write on
+    /// a writable replica.
+    Reclaim,
+    /// Report it missing, keep it stored: a replica's readers.
+    Hide,
+    /// Treat it as live: the primary's own stream, on a replica.
+    Ignore,
 }
 
 /// The locks a command holds, and the operations it may do under them.
@@ -309,6 +331,7 @@ pub struct Tx<'a> {
     miss_events: bool,
     /// Told of every key this Tx looks up (client-side caching).
     observer: Option<(&'a dyn ReadObserver, u64)>,
+    expiry: Expiry,
 }
 
 /// Learns which keys a client read, at the moment it reads them: the
@@ -373,6 +396,26 @@ impl Keyspace {
             expired: Default::default(),
             evictor: Default::default(),
             cut: Cut::default(),
+            expiry_by_primary: AtomicBool::new(false),
+        }
+    }
+
+    /// Hands expiry to a primary (true, while replicating) or takes it back.
+    pub fn set_expiry_by_primary(&self, on: bool) {
+        self.expiry_by_primary.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether keys past their deadline wait for a primary's DEL.
+    pub fn expiry_by_primary(&self) -> bool {
+        self.expiry_by_primary.load(Ordering::Relaxed)
+    }
+
+    /// How a new Tx treats expired keys until told otherwise.
+    fn default_expiry(&self) -> Expiry {
+        if self.expiry_by_primary() {
+            Expiry::Hide
+        } else {
+            Expiry::Reclaim
         }
     }
 
@@ -544,7 +587,15 @@ impl Keyspace {
 
     pub fn lock_shard(&self, db: usize, shard: usize, now: u64) -> Tx<'_> {
         let guard = self.lock_to_change(db, shard);
-        Tx { ks: self, db, now, guards: Guards::One(shard, guard), miss_events: false, observer: None }
+        Tx {
+            ks: self,
+            db,
+            now,
+            guards: Guards::One(shard, guard),
+            miss_events: false,
+            observer: None,
+            expiry: self.default_expiry(),
+        }
     }
 
     /// Locks every shard any of `keys` lives in, in ascending order.
@@ -557,13 +608,13 @@ impl Keyspace {
         } else {
             Guards::Many(idx.into_iter().map(|i| (i, self.lock_to_change(db, i))).collect())
         };
-        Tx { ks: self, db, now, guards, miss_events: false, observer: None }
+        Tx { ks: self, db, now, guards, miss_events: false, observer: None, expiry: self.default_expiry() }
     }
 
     /// Locks every shard of `db`.
     pub fn lock_all(&self, db: usize, now: u64) -> Tx<'_> {
         let guards = Guards::Many((0..self.shard_count()).map(|i| (i, self.lock_to_change(db, i))).collect());
-        Tx { ks: self, db, now, guards, miss_events: false, observer: None }
+        Tx { ks: self, db, now, guards, miss_events: false, observer: None, expiry: self.default_expiry() }
     }
 
     /// Locks `src_key`'s shard in `src` and `dst_key`'s in `dst`, two
@@ -639,6 +690,11 @@ impl Keyspace {
     /// most `budget` per shard, emitting DEL for each. Returns the count.
     pub fn active_expire(&self, now: u64, budget: usize) -> usize {
         let mut total = 0;
+        if self.expiry_by_primary() {
+            // A replica's keys (and hash fields) leave by the primary's
+            // stream; Redis's replicas skip this cycle likewise.
+            return 0;
+        }
         for db in 0..self.dbs.len() {
             if self.dbs[db].timed.load(Ordering::Relaxed) <= 0 {
                 continue;
@@ -658,7 +714,26 @@ impl Keyspace {
     /// One SCAN step over `db`. The cursor packs (shard, unvisited prefix
     /// length); 0 starts and ends a scan. `visit` sees each live key and
     /// may keep it. Visits at least `count` entries unless the scan ends.
-    pub fn scan(&self, db: usize, cursor: u64, count: usize, now: u64, mut visit: impl FnMut(&Key, &Entry)) -> u64 {
+    pub fn scan(&self, db: usize, cursor: u64, count: usize, now: u64, visit: impl FnMut(&Key, &Entry)) -> u64 {
+        self.scan_with(db, cursor, count, now, None, visit)
+    }
+
+    /// [`Self::scan`] over every stored key, those past their deadline too,
+    /// reclaiming none: DEBUG DIGEST, which Redis computes over its whole
+    /// dict, so a replica holding keys for its primary's DEL agrees with it.
+    pub fn scan_stored(&self, db: usize, cursor: u64, count: usize, visit: impl FnMut(&Key, &Entry)) -> u64 {
+        self.scan_with(db, cursor, count, 0, Some(Expiry::Ignore), visit)
+    }
+
+    fn scan_with(
+        &self,
+        db: usize,
+        cursor: u64,
+        count: usize,
+        now: u64,
+        expiry: Option<Expiry>,
+        mut visit: impl FnMut(&Key, &Entry),
+    ) -> u64 {
         const POS_BITS: u32 = 40;
         const FRESH: u64 = (1 << POS_BITS) - 1;
         let (mut shard, mut pos) =
@@ -666,6 +741,7 @@ impl Keyspace {
         let mut seen = 0;
         while shard < self.shard_count() {
             let mut tx = self.lock_shard(db, shard, now);
+            let mode = expiry.unwrap_or(tx.expiry);
             let s = tx.guards.only();
             let mut p = (pos as usize).min(s.map.len());
             while p > 0 && seen < count {
@@ -673,9 +749,15 @@ impl Keyspace {
                 seen += 1;
                 let (k, e) = s.entry_at(p);
                 if e.is_expired(now) {
-                    let key = s.remove_index_key(p);
-                    tx.ks.note_expired(db, &key);
-                    continue;
+                    match mode {
+                        Expiry::Reclaim => {
+                            let key = s.remove_index_key(p);
+                            tx.ks.note_expired(db, &key);
+                            continue;
+                        }
+                        Expiry::Hide => continue,
+                        Expiry::Ignore => {}
+                    }
                 }
                 visit(k, e);
             }
@@ -722,15 +804,24 @@ impl Keyspace {
     /// A random live key of one shard, removing expired ones met on the way.
     fn random_key_in(&self, db: usize, shard: usize, now: u64, rng: &mut impl rand::Rng) -> Option<Bytes> {
         let mut tx = self.lock_shard(db, shard, now);
+        let hide = tx.expiry == Expiry::Hide;
+        let mut tries = 0;
         loop {
+            tries += 1;
             let s = tx.guards.only();
             if s.map.is_empty() {
                 return None;
             }
             let i = rng.random_range(0..s.map.len());
             let (k, e) = s.entry_at(i);
-            if !e.is_expired(now) {
+            // A replica keeps expired keys until the primary deletes them,
+            // so one full of them would draw forever: after 100 draws it
+            // answers with an expired key, as Redis's replicas do.
+            if !e.is_expired(now) || (hide && tries >= 100) {
                 return Some(Bytes::copy_from_slice(k));
+            }
+            if hide {
+                continue;
             }
             let key = s.remove_index_key(i);
             tx.ks.note_expired(db, &key);
@@ -782,6 +873,17 @@ impl<'a> Tx<'a> {
         self.miss_events = on;
     }
 
+    /// Changes how lookups treat keys past their deadline (see [`Expiry`]).
+    pub fn set_expiry(&mut self, expiry: Expiry) {
+        self.expiry = expiry;
+    }
+
+    /// Whether a deadline already past deletes a key here and now (Redis's
+    /// checkAlreadyExpired): not on a replica, nor while a log replays.
+    pub fn reclaims_expired(&self) -> bool {
+        self.expiry == Expiry::Reclaim
+    }
+
     /// Reports every key this Tx looks up to `observer`, as read by `client`.
     pub fn set_observer(&mut self, observer: &'a dyn ReadObserver, client: u64) {
         self.observer = Some((observer, client));
@@ -813,9 +915,15 @@ impl<'a> Tx<'a> {
         let s = self.guards.get(self.ks.shard_for(h));
         let Some(i) = s.map.find(h, key) else { return (s, h, None) };
         if s.map.slot(i).entry.is_expired(self.now) {
-            s.remove_index(i);
-            self.ks.note_expired(self.db, key);
-            return (s, h, None);
+            match self.expiry {
+                Expiry::Reclaim => {
+                    s.remove_index(i);
+                    self.ks.note_expired(self.db, key);
+                    return (s, h, None);
+                }
+                Expiry::Hide => return (s, h, None),
+                Expiry::Ignore => {}
+            }
         }
         (s, h, Some(i))
     }
@@ -877,13 +985,19 @@ impl<'a> Tx<'a> {
     pub fn set(&mut self, key: &[u8], value: Value, ttl: Ttl) {
         let (now, ks) = (self.now, self.ks);
         let ev = &ks.evictor;
+        let hidden = self.expiry == Expiry::Hide;
         let (s, hash, i) = self.live_hashed(key);
         let Some(i) = i else {
             let mut entry = Entry::new(value, now);
             if let Ttl::At(at) = ttl {
                 entry.expire_at = at;
             }
-            s.push_new(hash, key, entry);
+            if hidden {
+                // An expired key may still be stored: overwrite it.
+                s.insert(hash, key, entry);
+            } else {
+                s.push_new(hash, key, entry);
+            }
             ev.newcomers.arrived(self.db, hash);
             self.notify(class::NEW, "new", key);
             return;

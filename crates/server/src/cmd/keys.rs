@@ -539,8 +539,9 @@ fn restore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         t => Some(ctx.now + t as u64),
     };
     let replaced = tx.remove(key).is_some();
-    if deadline.is_some_and(|at| at <= ctx.now) {
-        // Already expired: Redis answers OK and stores nothing.
+    if deadline.is_some_and(|at| at <= ctx.now) && tx.reclaims_expired() {
+        // Already expired: Redis answers OK and stores nothing (except on
+        // a replica or in a replayed log, which keep what they are sent).
         if replaced {
             tx.emit(&[b"DEL", key]);
             tx.notify(class::GENERIC, "del", key);

@@ -65,6 +65,20 @@ impl<'a> Ctx<'a> {
 
     fn prepare(&self, tx: &mut Tx<'a>) {
         tx.set_miss_events(self.read_only);
+        // Nothing expires while a log replays (Redis expires nothing while
+        // loading): a key a later command extended must still be there for
+        // it. On a replica, keys past their deadline wait for the
+        // primary's DEL (see larder_store::Expiry): its stream sees them
+        // as live, and a client's write on a writable replica deletes
+        // them, as Redis's lookupKey does for LOOKUP_WRITE.
+        if self.client.from_master || self.client.replaying {
+            tx.set_expiry(larder_store::Expiry::Ignore);
+        } else if self.shared.keyspace.expiry_by_primary()
+            && !self.read_only
+            && !self.shared.replication.read_only_replica()
+        {
+            tx.set_expiry(larder_store::Expiry::Reclaim);
+        }
         if self.track_reads {
             tx.set_observer(&*self.shared.tracking, self.client.id());
         }
@@ -243,7 +257,7 @@ pub fn deadline_ms(n: i64, unit_ms: i64, absolute: bool, now: u64) -> Option<i64
 /// Gives a live key the deadline `at`, or deletes it if `at` has passed,
 /// emitting the matching effect (EXPIRE family, GETEX).
 pub fn expire_key_at(tx: &mut Tx<'_>, key: &[u8], at: i64) {
-    if at <= tx.now() as i64 {
+    if at <= tx.now() as i64 && tx.reclaims_expired() {
         tx.remove(key);
         tx.emit(&[b"DEL", key]);
         tx.notify(class::GENERIC, "del", key);

@@ -46,7 +46,7 @@ fn replicaof(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (host, port) = (args.next_arg()?, args.next_arg()?);
     let shared = ctx.shared;
     if eq_ic(host, "no") && eq_ic(port, "one") {
-        if shared.replication.unfollow() {
+        if shared.replication.unfollow(&shared.keyspace) {
             tracing::info!("MASTER MODE enabled (user request)");
         }
         return Ok(Frame::ok());

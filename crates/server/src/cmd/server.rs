@@ -607,7 +607,7 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         return debug_populate(ctx, args);
     }
     if eq_ic(sub, "digest") && args.remaining() == 0 {
-        return Ok(Frame::Simple(Bytes::from(crate::digest::dataset_digest(ctx.shared, ctx.now))));
+        return Ok(Frame::Simple(Bytes::from(crate::digest::dataset_digest(ctx.shared))));
     }
     if eq_ic(sub, "digest-value") {
         let keys = args.rest();

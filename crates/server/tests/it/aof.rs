@@ -172,6 +172,28 @@ fn a_torn_tail_is_cut_with_a_warning_or_refused_and_corruption_stops_the_server(
     assert!(err.contains("Bad file format reading the append only file"), "{err}");
 }
 
+/// Nothing expires while the log replays, as Redis expires nothing while
+/// it loads: a key set with a TTL, changed, then made persistent comes
+/// back as the last command left it even when its first deadline passed
+/// before the restart (redis-server 7.0 answers 2 here too).
+#[test]
+fn a_replayed_log_expires_nothing_a_later_command_kept() {
+    let dir = temp_dir("replay-ttl");
+    {
+        let (_proc, port) = larder(&dir, &["--appendfsync", "always"]);
+        let mut con = connect(port);
+        let _: () = cmd("SET").arg("k").arg("1").arg("PX").arg(1500).query(&mut con).unwrap();
+        assert_eq!(cmd("INCR").arg("k").query::<i64>(&mut con).unwrap(), 2);
+        assert_eq!(cmd("PERSIST").arg("k").query::<i64>(&mut con).unwrap(), 1);
+    }
+    // The SET's own deadline (PXAT in the log) is behind us at the replay.
+    std::thread::sleep(Duration::from_millis(1700));
+    let (_proc, port) = larder(&dir, &[]);
+    let mut con = connect(port);
+    assert_eq!(cmd("GET").arg("k").query::<Option<String>>(&mut con).unwrap().as_deref(), Some("2"));
+    assert_eq!(cmd("TTL").arg("k").query::<i64>(&mut con).unwrap(), -1);
+}
+
 fn shutdown(con: &mut Connection, proc: &mut Proc) {
     let _ = cmd("SHUTDOWN").query::<()>(con);
     wait_exit(proc);

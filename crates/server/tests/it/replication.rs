@@ -296,6 +296,56 @@ fn a_replica_ignores_maxmemory_unless_told_otherwise() {
     r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
 }
 
+/// A replica leaves keys past their deadline to its primary, as Redis's
+/// do: its clients see them as gone, but it keeps them until the
+/// primary's DEL, and the primary's stream still finds them. Here the
+/// replica's clock runs an hour ahead, so every TTL the primary gives is
+/// already past on the replica; a replica that expired keys itself would
+/// lose them for good, and PERSIST or INCR on the primary would then leave
+/// the two holding different data.
+#[test]
+fn a_replica_leaves_expiry_to_its_primary() {
+    use larder_store::{Clock, ManualClock, SystemClock};
+    use std::sync::Arc;
+    let primary = spawn_server();
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms() + 3_600_000));
+    let replica = larder_testkit::spawn_server_with_clock(larder_server::Config::default(), clock);
+    let (mut w, mut r) = (primary.raw(), replica.raw());
+    // One key arrives in the image, the others in the stream.
+    w.call(&["SET", "img", "a", "EX", "600"]).unwrap();
+    r.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
+    wait_link_up(&mut r);
+    w.call(&["SET", "n", "5", "EX", "600"]).unwrap();
+    assert_eq!(w.call(&["INCR", "n"]).unwrap(), Frame::Integer(6));
+    w.call(&["SET", "k", "v", "EX", "600"]).unwrap();
+    wait_in_step(&mut w, &mut r);
+    // Gone for the replica's readers…
+    assert_eq!(r.call(&["GET", "k"]).unwrap(), Frame::Null);
+    assert_eq!(r.call(&["EXISTS", "img", "n", "k"]).unwrap(), Frame::Integer(0));
+    assert_eq!(r.call(&["TTL", "n"]).unwrap(), Frame::Integer(-2));
+    assert_eq!(r.call(&["KEYS", "*"]).unwrap(), Frame::Array(vec![]));
+    assert_ne!(r.call(&["RANDOMKEY"]).unwrap(), Frame::Null, "an expired key, after 100 draws");
+    // …but kept, through the active cycle's turns.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(3));
+    assert_eq!(info_field(&mut r, "stats", "expired_keys"), "0");
+    // The primary's PERSIST brings them back as the primary holds them.
+    for key in ["img", "n", "k"] {
+        w.call(&["PERSIST", key]).unwrap();
+    }
+    wait_in_step(&mut w, &mut r);
+    assert_eq!(r.call(&["GET", "img"]).unwrap(), Frame::Bulk("a".into()));
+    assert_eq!(r.call(&["GET", "n"]).unwrap(), Frame::Bulk("6".into()));
+    // The primary's DEL removes a key; a promoted replica expires its own.
+    w.call(&["DEL", "k"]).unwrap();
+    w.call(&["SET", "t", "1", "EX", "600"]).unwrap();
+    wait_in_step(&mut w, &mut r);
+    assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(3));
+    r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+    assert_eq!(r.call(&["GET", "t"]).unwrap(), Frame::Null);
+    assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(2));
+}
+
 /// `name`'s value in INFO `section`.
 fn info_field(conn: &mut RawConn, section: &str, name: &str) -> String {
     let info = text(&conn.call(&["INFO", section]).unwrap());
