@@ -17,6 +17,10 @@ pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8
     // WAIT's offset: only kept while there is a stream to wait on.
     let stream_before = shared.replication.stream_offset();
     let reply = execute(shared, client, req, input);
+    if client.postponed {
+        // Held by CLIENT PAUSE: not run, nothing to reply yet.
+        return;
+    }
     if let Some(before) = stream_before {
         let after = shared.replication.offset();
         if after != before {
@@ -195,6 +199,21 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     let busy_exempt = spec.has(flags::ALLOW_BUSY) && shared.scripting.running_ms().is_some();
     if !client.in_exec && !busy_exempt && shared.scripting.busy() {
         return reject(shared, client, cmd, shared.scripting.busy_error());
+    }
+    // CLIENT PAUSE holds the commands it covers, before they run or queue
+    // (Redis's processCommand order): never a replica's, the primary's
+    // link, EXEC's or a script's own commands, a replayed log, or a
+    // blocked command woken to run again.
+    if shared.pause.any()
+        && !client.in_exec
+        && !client.replaying
+        && !client.from_master
+        && client.replica.is_none()
+        && client.blocked.is_none()
+        && pause_covers(shared, client, cmd, req, input).is_some()
+    {
+        client.postponed = true;
+        return Frame::Null;
     }
     // CLIENT LIST shows the running command (in MULTI, the one queued
     // last, as Redis); lock only when it changes.
@@ -397,6 +416,42 @@ pub fn log_denial(shared: &Shared, client: &Client, d: &crate::acl::Denial, cont
 
 /// Whether any command queued since MULTI satisfies `pred` (has DENYOOM:
 /// may grow memory; WRITE; lacks STALE).
+/// The end (ms) of the CLIENT PAUSE that holds this command, if one does.
+fn pause_covers(shared: &Shared, client: &Client, cmd: &Command, req: &Request, input: &[u8]) -> Option<u64> {
+    let (mode, end) = shared.pause.current(shared.clock.now_ms())?;
+    (mode == crate::pause::Mode::All || may_replicate(shared, client, cmd, req, input)).then_some(end)
+}
+
+/// For the primary's stream on a replica, which CLIENT PAUSE holds as
+/// Redis holds its primary's client: the pause's end if it holds this
+/// command.
+pub fn held_by_pause(shared: &Shared, client: &Client, req: &Request, input: &[u8]) -> Option<u64> {
+    let (cmd, _) = resolve(shared, req, input).ok()?;
+    pause_covers(shared, client, cmd, req, input)
+}
+
+/// Whether a command may change the dataset or reach the replication
+/// stream, as CLIENT PAUSE WRITE judges it: write and may-replicate
+/// commands, an EXEC queuing any, and scripts unless they declare
+/// no-writes (Redis's evalGetCommandFlags and fcallGetCommandFlags).
+fn may_replicate(shared: &Shared, client: &Client, cmd: &Command, req: &Request, input: &[u8]) -> bool {
+    let name = cmd.full_name.as_str();
+    if name == "exec" {
+        return client.multi.as_ref().is_some_and(|q| {
+            q.iter().any(|(req, input)| {
+                resolve(shared, req, input).is_ok_and(|(c, _)| may_replicate(shared, client, c, req, input))
+            })
+        });
+    }
+    if !cmd.spec.has(flags::WRITE | flags::MAY_REPLICATE) {
+        return false;
+    }
+    match name {
+        "eval" | "evalsha" | "fcall" if req.len() > 1 => !shared.scripting.declares_no_writes(name, req.arg(input, 1)),
+        _ => true,
+    }
+}
+
 fn queued_any(shared: &Shared, client: &Client, pred: impl Fn(&Command) -> bool) -> bool {
     client
         .multi

@@ -118,7 +118,7 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("client_recent_max_input_buffer:0");
             field!("client_recent_max_output_buffer:0");
             let (blocked, keys, timed) = shared.blocking.stats();
-            field!("blocked_clients:{}", blocked);
+            field!("blocked_clients:{}", blocked + shared.pause.held());
             field!("tracking_clients:{}", shared.tracking.stats().0);
             field!("clients_in_timeout_table:{}", timed);
             field!("total_blocking_keys:{}", keys);
@@ -263,7 +263,7 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
                     field!("master_last_io_seconds_ago:{ago}");
                     field!("master_sync_in_progress:{}", (link.state.load(Relaxed) == crate::replica::SYNCING) as u8);
                     let offset = link.offset.load(Relaxed);
-                    field!("slave_read_repl_offset:{offset}");
+                    field!("slave_read_repl_offset:{}", link.read_offset.load(Relaxed).max(offset));
                     field!("slave_repl_offset:{offset}");
                     field!("slave_priority:100");
                     field!("slave_read_only:{}", shared.replication.read_only_replica() as u8);

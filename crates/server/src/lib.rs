@@ -32,6 +32,7 @@ pub mod memory;
 pub mod monitor;
 pub mod multi;
 pub mod notify;
+pub mod pause;
 pub mod propagate;
 pub mod pubsub;
 pub mod replica;

@@ -43,6 +43,9 @@ pub struct LinkState {
     pub state: AtomicU8,
     /// Stream bytes applied (slave_repl_offset).
     pub offset: AtomicU64,
+    /// Stream bytes received (slave_read_repl_offset): ahead of `offset`
+    /// while CLIENT PAUSE holds the stream's commands.
+    pub read_offset: AtomicU64,
     /// Milliseconds (server clock) of the last byte from the primary.
     pub last_io_ms: AtomicU64,
     /// The primary's replication id as of `offset` (empty: none yet).
@@ -87,6 +90,7 @@ impl ReplicaRole {
             port,
             state: AtomicU8::new(CONNECTING),
             offset: AtomicU64::new(0),
+            read_offset: AtomicU64::new(0),
             last_io_ms: AtomicU64::new(0),
             replid: Mutex::new(String::new()),
             db: Default::default(),
@@ -270,16 +274,27 @@ async fn apply_stream(
     let mut ack = tokio::time::interval(Duration::from_secs(1));
     let mut req = Request::default();
     let limits = RequestLimits { authenticated: true, ..Default::default() };
+    link.read_offset.store(*offset + buf.len() as u64, Relaxed);
     loop {
-        // Everything complete in the buffer runs before reading more.
+        // Everything complete in the buffer runs before reading more,
+        // unless CLIENT PAUSE holds a command: then it and what follows
+        // wait (Redis pauses its primary's client too), and reading goes
+        // on meanwhile.
         let mut pos = 0;
+        let mut held_until = None;
         while let Some(n) = parse_request(&buf[pos..], &limits, &mut req)? {
             let input = &buf[pos..pos + n];
-            pos += n;
-            *offset += n as u64;
             let getack = req.len() > 1
                 && req.arg(input, 0).eq_ignore_ascii_case(b"replconf")
                 && req.arg(input, 1).eq_ignore_ascii_case(b"getack");
+            if shared.pause.any() && !req.is_empty() && !getack {
+                held_until = crate::dispatch::held_by_pause(shared, client, &req, input);
+                if held_until.is_some() {
+                    break;
+                }
+            }
+            pos += n;
+            *offset += n as u64;
             if !req.is_empty() && !getack {
                 crate::dispatch::execute(shared, client, &req, input);
                 client.outbox.take();
@@ -298,13 +313,29 @@ async fn apply_stream(
             }
         }
         let _ = buf.split_to(pos);
+        let mut pause_changed = shared.pause.subscribe();
+        let held = async {
+            match held_until {
+                Some(end) => {
+                    let wait = Duration::from_millis(end.saturating_sub(shared.clock.now_ms()));
+                    tokio::select! {
+                        _ = pause_changed.changed() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = stream.read_buf(buf) => {
-                if r? == 0 {
+                let r = r?;
+                if r == 0 {
                     return Ok(());
                 }
+                link.read_offset.fetch_add(r as u64, Relaxed);
                 link.last_io_ms.store(shared.clock.now_ms(), Relaxed);
             }
+            _ = held => {}
             _ = ack.tick() => send_ack(stream, link.offset.load(Relaxed)).await?,
             // CLIENT KILL TYPE master: the link drops, and reconnects.
             _ = client.info.killed() => anyhow::bail!("the link was killed (CLIENT KILL)"),

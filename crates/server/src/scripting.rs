@@ -513,6 +513,31 @@ impl Scripting {
         self.recount(&st);
     }
 
+    /// Whether EVAL's body, EVALSHA's script or FCALL's function (`arg`)
+    /// declares no-writes. Unknown ones (a bad shebang, an uncached sha, a
+    /// missing function) count as writing: their run gives the error. The
+    /// VM is only tried, never waited for: a script holding it counts as
+    /// writing.
+    pub fn declares_no_writes(&self, command: &str, arg: &[u8]) -> bool {
+        let declared = match command {
+            "eval" => eval_shebang(arg).ok().map(|(d, _)| d),
+            "evalsha" => self
+                .lua
+                .try_lock()
+                .and_then(|st| st.scripts.get(&String::from_utf8_lossy(arg).to_ascii_lowercase()).map(|(_, _, d)| *d)),
+            "fcall" => self.lua.try_lock().and_then(|st| {
+                let name = String::from_utf8_lossy(arg);
+                st.libraries
+                    .values()
+                    .flat_map(|l| &l.functions)
+                    .find(|f| f.name.eq_ignore_ascii_case(&name))
+                    .map(|f| Declared::from_flags(&f.flags))
+            }),
+            _ => None,
+        };
+        declared.is_some_and(|d| !d.compat && d.no_writes)
+    }
+
     /// EVAL/EVALSHA: runs the script `body` (or the cached `sha`).
     pub fn eval(
         &self,
@@ -1376,7 +1401,9 @@ fn redis_call(
         return reject(Some(cmd), &CmdError::Oom.to_string());
     }
     let writes = spec.has(flags::WRITE);
-    if writes && st.read_only {
+    // May-replicate commands (PUBLISH, PFCOUNT) count as writes here, as
+    // in Redis: a read-only script must not reach the stream either.
+    if (writes || spec.has(flags::MAY_REPLICATE)) && st.read_only {
         return reject(Some(cmd), "ERR Write commands are not allowed from read-only scripts.");
     }
     if writes && ctx.shared.replication.refuses_writes(|| ctx.now) {

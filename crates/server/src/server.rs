@@ -56,6 +56,8 @@ pub struct Shared {
     pub slowlog: crate::slowlog::SlowLog,
     /// LATENCY's spikes (see latency.rs).
     pub latency: crate::latency::Latency,
+    /// CLIENT PAUSE's state (see pause.rs).
+    pub pause: crate::pause::Pause,
     /// MONITOR's clients (see monitor.rs).
     pub monitors: crate::monitor::Monitors,
     pub notifier: Arc<crate::notify::Notifier>,
@@ -128,7 +130,12 @@ impl Shared {
     /// keys to the primary's stream (replica-ignore-maxmemory). The
     /// check before each command, the cron and eviction ahead all ask it.
     pub fn may_evict(&self) -> bool {
-        self.memory.limited() && !self.scripting.busy() && !self.replication.ignores_maxmemory()
+        self.memory.limited()
+            && !self.scripting.busy()
+            && !self.replication.ignores_maxmemory()
+            // A pause holds the dataset still: no evictions, and so no OOM
+            // refusals either, as Redis's isSafeToPerformEvictions.
+            && !self.pause.holds(self.clock.now_ms())
     }
 
     pub fn uptime_ms(&self) -> u64 {
@@ -197,6 +204,7 @@ impl Server {
             pubsub,
             slowlog: Default::default(),
             latency: Default::default(),
+            pause: Default::default(),
             monitors: Default::default(),
             notifier,
             tracking,

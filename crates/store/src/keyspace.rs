@@ -299,6 +299,9 @@ pub struct Keyspace {
     /// Set while this server replicates a primary: keys past their
     /// deadline are then the primary's to delete (see [`Expiry`]).
     expiry_by_primary: AtomicBool,
+    /// Until this instant (ms on the store's clock) nothing expires
+    /// (CLIENT PAUSE holds the dataset still); 0 when not held.
+    expiry_held_until: AtomicU64,
 }
 
 /// What a lookup does with a key found past its deadline.
@@ -397,7 +400,14 @@ impl Keyspace {
             evictor: Default::default(),
             cut: Cut::default(),
             expiry_by_primary: AtomicBool::new(false),
+            expiry_held_until: AtomicU64::new(0),
         }
+    }
+
+    /// Holds expiry until `until_ms` (0: releases it): keys past their
+    /// deadline then stay stored and read as missing, as on a replica.
+    pub fn hold_expiry_until(&self, until_ms: u64) {
+        self.expiry_held_until.store(until_ms, Ordering::Relaxed);
     }
 
     /// Hands expiry to a primary (true, while replicating) or takes it back.
@@ -410,9 +420,14 @@ impl Keyspace {
         self.expiry_by_primary.load(Ordering::Relaxed)
     }
 
+    /// Whether keys past their deadline must stay stored at `now`.
+    fn expiry_held(&self, now: u64) -> bool {
+        self.expiry_by_primary() || now < self.expiry_held_until.load(Ordering::Relaxed)
+    }
+
     /// How a new Tx treats expired keys until told otherwise.
-    fn default_expiry(&self) -> Expiry {
-        if self.expiry_by_primary() {
+    fn default_expiry(&self, now: u64) -> Expiry {
+        if self.expiry_held(now) {
             Expiry::Hide
         } else {
             Expiry::Reclaim
@@ -594,7 +609,7 @@ impl Keyspace {
             guards: Guards::One(shard, guard),
             miss_events: false,
             observer: None,
-            expiry: self.default_expiry(),
+            expiry: self.default_expiry(now),
         }
     }
 
@@ -608,13 +623,13 @@ impl Keyspace {
         } else {
             Guards::Many(idx.into_iter().map(|i| (i, self.lock_to_change(db, i))).collect())
         };
-        Tx { ks: self, db, now, guards, miss_events: false, observer: None, expiry: self.default_expiry() }
+        Tx { ks: self, db, now, guards, miss_events: false, observer: None, expiry: self.default_expiry(now) }
     }
 
     /// Locks every shard of `db`.
     pub fn lock_all(&self, db: usize, now: u64) -> Tx<'_> {
         let guards = Guards::Many((0..self.shard_count()).map(|i| (i, self.lock_to_change(db, i))).collect());
-        Tx { ks: self, db, now, guards, miss_events: false, observer: None, expiry: self.default_expiry() }
+        Tx { ks: self, db, now, guards, miss_events: false, observer: None, expiry: self.default_expiry(now) }
     }
 
     /// Locks `src_key`'s shard in `src` and `dst_key`'s in `dst`, two
@@ -690,9 +705,10 @@ impl Keyspace {
     /// most `budget` per shard, emitting DEL for each. Returns the count.
     pub fn active_expire(&self, now: u64, budget: usize) -> usize {
         let mut total = 0;
-        if self.expiry_by_primary() {
+        if self.expiry_held(now) {
             // A replica's keys (and hash fields) leave by the primary's
-            // stream; Redis's replicas skip this cycle likewise.
+            // stream, and a pause holds them all; Redis skips this cycle
+            // in both cases too.
             return 0;
         }
         for db in 0..self.dbs.len() {

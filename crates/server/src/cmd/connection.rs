@@ -123,6 +123,16 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         "5.0.0",
         "Unblocks a client blocked by a blocking command from a different connection.",
     ),
+    CommandSpec::new("pause", -3, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_pause).doc(
+        "connection",
+        "3.0.0",
+        "Suspends commands processing.",
+    ),
+    CommandSpec::new("unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_unpause).doc(
+        "connection",
+        "6.2.0",
+        "Resumes processing commands from paused clients.",
+    ),
     CommandSpec::new("reply", 3, NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_reply).doc(
         "connection",
         "3.2.0",
@@ -581,6 +591,37 @@ fn client_unblock(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     Ok(Frame::Integer(ctx.shared.blocking.unblock(id as u64, how) as i64))
 }
 
+/// CLIENT PAUSE timeout [WRITE|ALL] (ALL by default): see pause.rs.
+fn client_pause(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    use crate::pause::Mode;
+    let timeout = args.next_arg()?;
+    // Redis checks the mode before the timeout.
+    let mode = match args.next() {
+        None => Mode::All,
+        Some(a) if eq_ic(a, "write") && args.remaining() == 0 => Mode::Write,
+        Some(a) if eq_ic(a, "all") && args.remaining() == 0 => Mode::All,
+        Some(_) if args.remaining() > 0 => {
+            return Err(super::subcommand_syntax(&String::from_utf8_lossy(args.get(1)), "CLIENT"))
+        }
+        Some(_) => return Err(CmdError::Err("CLIENT PAUSE mode must be WRITE or ALL".into())),
+    };
+    let ms =
+        super::parse_i64(timeout).map_err(|_| CmdError::Err("timeout is not an integer or out of range".into()))?;
+    if ms < 0 {
+        return Err(CmdError::Err("timeout is negative".into()));
+    }
+    // A timeout of 0 is a pause already over, as in Redis.
+    let until = if ms == 0 { 0 } else { ctx.now.saturating_add(ms as u64) };
+    ctx.shared.pause.start(mode, until, ctx.now, &ctx.shared.keyspace);
+    Ok(Frame::ok())
+}
+
+/// CLIENT UNPAUSE: the held commands run.
+fn client_unpause(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    ctx.shared.pause.end(&ctx.shared.keyspace);
+    Ok(Frame::ok())
+}
+
 /// CLIENT REPLY ON|OFF|SKIP. Only replies are silenced: pub/sub messages
 /// and other pushes still arrive, as in Redis.
 fn client_reply(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
@@ -772,6 +813,10 @@ fn client_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
             "    Protect current client connection from eviction.",
             "REPLY (ON|OFF|SKIP)",
             "    Control the replies sent to the current connection.",
+            "UNPAUSE",
+            "    Stop the current client pause, resuming traffic.",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "    Suspend all, or just write, clients for <timeout> milliseconds.",
             "UNBLOCK <clientid> [TIMEOUT|ERROR]",
             "    Unblock the specified blocked client.",
             "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",

@@ -17,7 +17,7 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
         "2.8.9",
         "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.",
     ),
-    CommandSpec::new("pfcount", -2, READONLY, KeySpec::range(1, -1, 1), pfcount).doc(
+    CommandSpec::new("pfcount", -2, READONLY | MAY_REPLICATE, KeySpec::range(1, -1, 1), pfcount).doc(
         "hyperloglog",
         "2.8.9",
         "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).",

@@ -70,12 +70,12 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
     ),
     CommandSpec::new("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, KeySpec::range(1, -1, 1), sunsubscribe)
         .doc("pubsub", "7.0.0", "Stops listening to messages posted to shard channels."),
-    CommandSpec::new("publish", 3, PUBSUB | LOADING | STALE | FAST, KeySpec::NONE, publish).doc(
+    CommandSpec::new("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, KeySpec::NONE, publish).doc(
         "pubsub",
         "2.0.0",
         "Posts a message to a channel.",
     ),
-    CommandSpec::new("spublish", 3, PUBSUB | LOADING | STALE | FAST, KeySpec::single(1), spublish).doc(
+    CommandSpec::new("spublish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, KeySpec::single(1), spublish).doc(
         "pubsub",
         "7.0.0",
         "Post a message to a shard channel",

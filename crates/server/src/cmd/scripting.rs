@@ -3,13 +3,16 @@
 
 use super::keys::help_reply;
 use super::table::{flags::*, CommandSpec, KeySpec};
-use super::{eq_ic, Args, CmdResult, Ctx};
+use super::{eq_ic, subcommand_syntax, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use crate::scripting::RestorePolicy;
 use bytes::Bytes;
 use larder_protocol::Frame;
 
-const EVAL_FLAGS: u32 = NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | EXCLUSIVE;
+const SCRIPT_FLAGS: u32 = NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | EXCLUSIVE;
+/// A script that may write, as far as one can tell before it runs (CLIENT
+/// PAUSE WRITE holds it unless it declares no-writes).
+const EVAL_FLAGS: u32 = SCRIPT_FLAGS | MAY_REPLICATE;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("eval", -3, EVAL_FLAGS, KeySpec::NONE, eval).doc(
@@ -22,18 +25,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         "2.6.0",
         "Executes a server-side Lua script by SHA1 digest.",
     ),
-    CommandSpec::new("eval_ro", -3, EVAL_FLAGS | READONLY, KeySpec::NONE, eval_ro).doc(
+    CommandSpec::new("eval_ro", -3, SCRIPT_FLAGS | READONLY, KeySpec::NONE, eval_ro).doc(
         "scripting",
         "7.0.0",
         "Executes a read-only server-side Lua script.",
     ),
-    CommandSpec::new("evalsha_ro", -3, EVAL_FLAGS | READONLY, KeySpec::NONE, evalsha_ro).doc(
+    CommandSpec::new("evalsha_ro", -3, SCRIPT_FLAGS | READONLY, KeySpec::NONE, evalsha_ro).doc(
         "scripting",
         "7.0.0",
         "Executes a read-only server-side Lua script by SHA1 digest.",
     ),
     CommandSpec::new("fcall", -3, EVAL_FLAGS, KeySpec::NONE, fcall).doc("scripting", "7.0.0", "Invokes a function."),
-    CommandSpec::new("fcall_ro", -3, EVAL_FLAGS | READONLY, KeySpec::NONE, fcall_ro).doc(
+    CommandSpec::new("fcall_ro", -3, SCRIPT_FLAGS | READONLY, KeySpec::NONE, fcall_ro).doc(
         "scripting",
         "7.0.0",
         "Invokes a read-only function.",
@@ -269,11 +272,6 @@ fn function_delete(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     ctx.shared.scripting.function_delete(args.next_arg()?)?;
     propagate(ctx, &args);
     Ok(Frame::ok())
-}
-
-/// Redis's addReplySubcommandSyntaxError.
-fn subcommand_syntax(sub: &str, cmd: &str) -> CmdError {
-    CmdError::Err(format!("unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP."))
 }
 
 /// FUNCTION FLUSH [ASYNC|SYNC]

@@ -141,6 +141,9 @@ pub struct Client {
     pub blocked: Option<crate::blocking::BlockState>,
     /// Set by a blocking command that found nothing to serve this run.
     pub wants_block: bool,
+    /// Set when CLIENT PAUSE holds this run's command: the connection
+    /// waits for the pause to end, then runs it (see pause.rs).
+    pub postponed: bool,
     /// The replication offset right after this client's last command that
     /// added to the stream (Redis's `woff`): what WAIT waits for.
     pub woff: u64,
@@ -202,6 +205,7 @@ impl Client {
             limits: larder_store::Limits::default(),
             blocked: None,
             wants_block: false,
+            postponed: false,
             woff: 0,
             multi: None,
             multi_error: false,

@@ -82,6 +82,12 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
                     if !req.is_empty() {
                         dispatch(&shared, &mut client, &req, &inbuf[pos..pos + n], &mut out);
                         processed += 1;
+                        if client.postponed
+                            && !wait_unpaused(&shared, &mut client, &mut stream, &mut inbuf, &mut out, &req, pos, n)
+                                .await
+                        {
+                            break 'conn;
+                        }
                         if client.wants_block
                             && !wait_blocked(&shared, &mut client, &mut stream, &mut inbuf, &mut out, &req, pos, n)
                                 .await
@@ -160,6 +166,50 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
     }
     outbox.close();
     shared.clients.unregister(client.id());
+}
+
+/// Waits while CLIENT PAUSE holds the client's command: until the pause
+/// ends, is lifted or changes, then runs the command again (which a pause
+/// still on holds again). Bytes that arrive meanwhile are kept for later.
+/// Returns false if the connection must close.
+#[allow(clippy::too_many_arguments)]
+async fn wait_unpaused(
+    shared: &Shared,
+    client: &mut Client,
+    stream: &mut TcpStream,
+    inbuf: &mut BytesMut,
+    out: &mut BytesMut,
+    req: &Request,
+    pos: usize,
+    n: usize,
+) -> bool {
+    let info = client.info.clone();
+    let _held = shared.pause.hold();
+    while client.postponed {
+        client.postponed = false;
+        if !out.is_empty() && write_out(shared, stream, out).await.is_err() {
+            return false;
+        }
+        // Subscribed before the check, so an UNPAUSE right after it wakes us.
+        let mut changed = shared.pause.subscribe();
+        let now = shared.clock.now_ms();
+        if let Some((_, end)) = shared.pause.current(now) {
+            if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+                inbuf.reserve(READ_CHUNK);
+            }
+            let closed = tokio::select! {
+                _ = changed.changed() => false,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(end - now)) => false,
+                _ = info.killed() => true,
+                r = stream.read_buf(inbuf) => matches!(r, Ok(0) | Err(_)),
+            };
+            if closed || info.is_killed() {
+                return false;
+            }
+        }
+        dispatch(shared, client, req, &inbuf[pos..pos + n], out);
+    }
+    true
 }
 
 /// Waits while the client is blocked (BLPOP…): until a key it waits on

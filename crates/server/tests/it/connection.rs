@@ -6,6 +6,7 @@ use larder_protocol::{Frame, Proto};
 use larder_server::Config;
 use larder_testkit::{spawn_server, spawn_server_with};
 use redis::{RedisResult, Value};
+use std::time::Duration;
 
 #[test]
 fn ping_echo_in_both_protocols() {
@@ -360,4 +361,118 @@ fn tcp_keepalive_is_set_on_accepted_connections() {
     let mut off = s.raw();
     off.call(&["PING"]).unwrap();
     assert_eq!(server_side_timer(s.addr, off.local_addr()), "00", "no timer without keepalive");
+}
+
+/// INFO `section`'s `name` field.
+fn info_field(c: &mut larder_testkit::RawConn, section: &str, name: &str) -> String {
+    let Frame::Bulk(info) = c.call(&["INFO", section]).unwrap() else { panic!("INFO is a bulk string") };
+    let text = String::from_utf8_lossy(&info).into_owned();
+    let line = text.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).map(str::to_string);
+    line.unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// Waits until INFO clients counts `n` blocked (held) clients.
+fn wait_blocked_clients(c: &mut larder_testkit::RawConn, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while info_field(c, "clients", "blocked_clients") != n.to_string() {
+        assert!(std::time::Instant::now() < deadline, "never {n} blocked clients");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// CLIENT PAUSE WRITE holds writes, may-replicate commands, scripts that
+/// do not declare no-writes and EXECs queuing any of them, in arrival
+/// order, until CLIENT UNPAUSE; reads, no-writes scripts and read-only
+/// EXECs run meanwhile. Nothing expires while it lasts (a key past its
+/// deadline reads as gone but stays), as in Redis's unit/pause.
+#[test]
+fn client_pause_write_holds_writes_until_unpause_and_keeps_keys() {
+    let s = spawn_server();
+    let mut c = s.raw();
+    c.call(&["CONFIG", "SET", "hz", "100"]).unwrap();
+    c.call(&["SET", "k", "0"]).unwrap();
+    c.call(&["PFADD", "hll", "a"]).unwrap();
+    c.call(&["SET", "t", "x", "PX", "100"]).unwrap();
+    let mut tx = s.raw();
+    tx.call(&["MULTI"]).unwrap();
+    assert_eq!(tx.call(&["INCR", "n"]).unwrap(), Frame::Simple("QUEUED".into()));
+    assert_eq!(c.call(&["CLIENT", "PAUSE", "60000", "WRITE"]).unwrap(), Frame::ok());
+    let held: Vec<(&[&str], Frame)> = vec![
+        (&["SET", "k", "5"], Frame::ok()),
+        (&["PFCOUNT", "hll"], Frame::Integer(1)),
+        (&["PUBLISH", "ch", "m"], Frame::Integer(0)),
+        (&["EVAL", "return redis.call('incr', 'n')", "0"], Frame::Null),
+    ];
+    let mut conns = Vec::new();
+    for (cmd, _) in &held {
+        let mut w = s.raw();
+        w.send(cmd).unwrap();
+        conns.push(w);
+        // One at a time, so the order they wait in is known.
+        wait_blocked_clients(&mut c, conns.len());
+    }
+    tx.send(&["EXEC"]).unwrap();
+    wait_blocked_clients(&mut c, held.len() + 1);
+    // Reads run; so do no-writes scripts and a read-only transaction.
+    assert_eq!(c.call(&["GET", "k"]).unwrap(), Frame::Bulk("0".into()));
+    let ro = "#!lua flags=no-writes\nreturn redis.call('get', 'k')";
+    assert_eq!(c.call(&["EVAL", ro, "0"]).unwrap(), Frame::Bulk("0".into()));
+    c.call(&["MULTI"]).unwrap();
+    c.call(&["GET", "k"]).unwrap();
+    assert_eq!(c.call(&["EXEC"]).unwrap(), Frame::Array(vec![Frame::Bulk("0".into())]));
+    // A wrong command is refused at once, not held.
+    assert!(matches!(c.call(&["SET", "k"]).unwrap(), Frame::Error(_)));
+    // The key past its deadline reads as gone but is kept.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(c.call(&["GET", "t"]).unwrap(), Frame::Null);
+    assert_eq!(c.call(&["DBSIZE"]).unwrap(), Frame::Integer(3));
+    assert_eq!(info_field(&mut c, "stats", "expired_keys"), "0");
+
+    assert_eq!(c.call(&["CLIENT", "UNPAUSE"]).unwrap(), Frame::ok());
+    // The two INCRs of n (the script's and the transaction's) may run in
+    // either order once released (the test server has two workers).
+    let mut incrs = Vec::new();
+    for (mut w, (cmd, want)) in conns.into_iter().zip(held) {
+        match w.read_frame().unwrap() {
+            Frame::Integer(i) if want == Frame::Null => incrs.push(i),
+            got => assert_eq!(got, want, "{cmd:?}"),
+        }
+    }
+    let Frame::Array(exec) = tx.read_frame().unwrap() else { panic!("EXEC's reply") };
+    let [Frame::Integer(i)] = exec[..] else { panic!("{exec:?}") };
+    incrs.push(i);
+    incrs.sort();
+    assert_eq!(incrs, [1, 2]);
+    assert_eq!(c.call(&["GET", "k"]).unwrap(), Frame::Bulk("5".into()));
+    assert_eq!(c.call(&["GET", "t"]).unwrap(), Frame::Null);
+    assert_eq!(info_field(&mut c, "stats", "expired_keys"), "1");
+    assert_eq!(c.call(&["DBSIZE"]).unwrap(), Frame::Integer(3));
+}
+
+/// CLIENT PAUSE (ALL) holds every command, CLIENT UNPAUSE too, until its
+/// timeout; replies and errors are Redis's.
+#[test]
+fn client_pause_all_holds_everything_until_its_timeout() {
+    let s = spawn_server();
+    let mut c = s.raw();
+    let err = |m: &'static str| Frame::Error(m.into());
+    for (cmd, want) in [
+        (&["CLIENT", "PAUSE", "-1"][..], err("ERR timeout is negative")),
+        (&["CLIENT", "PAUSE", "x"], err("ERR timeout is not an integer or out of range")),
+        (&["CLIENT", "PAUSE", "10", "x"], err("ERR CLIENT PAUSE mode must be WRITE or ALL")),
+        (
+            &["CLIENT", "PAUSE", "10", "all", "x"],
+            err("ERR unknown subcommand or wrong number of arguments for 'PAUSE'. Try CLIENT HELP."),
+        ),
+        (&["CLIENT", "UNPAUSE", "x"], err("ERR wrong number of arguments for 'client|unpause' command")),
+    ] {
+        assert_eq!(c.call(cmd).unwrap(), want, "{cmd:?}");
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(c.call(&["CLIENT", "PAUSE", "800"]).unwrap(), Frame::ok());
+    let mut other = s.raw();
+    assert_eq!(other.call(&["CLIENT", "UNPAUSE"]).unwrap(), Frame::ok());
+    assert_eq!(c.call(&["PING"]).unwrap(), Frame::simple("PONG"));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(700), "the pause lasted only {waited:?}");
 }

@@ -346,6 +346,36 @@ fn a_replica_leaves_expiry_to_its_primary() {
     assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(2));
 }
 
+/// CLIENT PAUSE on a replica holds its primary's stream too, as Redis
+/// holds its primary's client: the bytes keep arriving
+/// (slave_read_repl_offset) but are applied (slave_repl_offset) only once
+/// the pause ends.
+#[test]
+fn a_paused_replica_receives_the_stream_but_applies_it_after() {
+    let primary = spawn_server();
+    let replica = spawn_server();
+    let (mut w, mut r) = (primary.raw(), replica.raw());
+    r.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
+    wait_link_up(&mut r);
+    w.call(&["SET", "foo", "bar"]).unwrap();
+    wait_in_step(&mut w, &mut r);
+    let applied = info_field(&mut r, "replication", "slave_repl_offset");
+    assert_eq!(r.call(&["CLIENT", "PAUSE", "100000", "WRITE"]).unwrap(), Frame::ok());
+    w.call(&["SET", "foo2", "bar2"]).unwrap();
+    let sent = info_field(&mut w, "replication", "master_repl_offset");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut r, "replication", "slave_read_repl_offset") != sent {
+        assert!(Instant::now() < deadline, "the stream stopped arriving");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(info_field(&mut r, "replication", "slave_repl_offset"), applied);
+    assert_eq!(r.call(&["GET", "foo2"]).unwrap(), Frame::Null);
+    r.call(&["CLIENT", "UNPAUSE"]).unwrap();
+    wait_in_step(&mut w, &mut r);
+    assert_eq!(r.call(&["GET", "foo2"]).unwrap(), Frame::Bulk("bar2".into()));
+    r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+}
+
 /// `name`'s value in INFO `section`.
 fn info_field(conn: &mut RawConn, section: &str, name: &str) -> String {
     let info = text(&conn.call(&["INFO", section]).unwrap());
