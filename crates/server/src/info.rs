@@ -107,7 +107,7 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("configured_hz:{}", cfg.hz);
             field!("lru_clock:{}", (shared.clock.now_ms() / 1000) & 0xff_ffff);
             field!("executable:{}", std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default());
-            field!("config_file:");
+            field!("config_file:{}", cfg.config_file);
             field!("io_threads_active:0");
         }
         "clients" => {

@@ -28,6 +28,10 @@ fn load_config(args: &[String]) -> anyhow::Result<Config> {
         let text =
             std::fs::read_to_string(&path).with_context(|| format!("Fatal error, can't open config file '{path}'"))?;
         config.apply_text(&text).map_err(anyhow::Error::msg)?;
+        // Absolute, as Redis keeps it: CONFIG REWRITE must find it after
+        // a `dir` change moves the working directory.
+        let path = std::path::Path::new(&path);
+        config.config_file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
     }
     config.apply_text(&flags).map_err(anyhow::Error::msg)?;
     Ok(config)

@@ -115,6 +115,14 @@ pub(crate) fn redacted(args: &[&[u8]]) -> Vec<usize> {
     hidden
 }
 
+/// [`quote`] as a string: a config value CONFIG REWRITE writes, or a
+/// command-line flag turned into config text.
+pub(crate) fn repr(arg: &[u8]) -> String {
+    let mut out = Vec::with_capacity(arg.len() + 2);
+    quote(&mut out, arg);
+    String::from_utf8(out).expect("quote escapes all but printable ASCII")
+}
+
 /// `arg` in double quotes, escaped as Redis's sdscatrepr does.
 fn quote(out: &mut Vec<u8>, arg: &[u8]) {
     out.push(b'"');

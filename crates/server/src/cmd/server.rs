@@ -139,6 +139,11 @@ static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
         "2.0.0",
         "Resets the server's statistics.",
     ),
+    CommandSpec::new("rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, config_rewrite).doc(
+        "server",
+        "2.8.0",
+        "Persists the effective configuration to the config file the server started from.",
+    ),
     CommandSpec::new("help", 2, LOADING | STALE, KeySpec::NONE, config_help).doc(
         "server",
         "5.0.0",
@@ -277,6 +282,50 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 }
 
 /// CONFIG HELP
+/// CONFIG REWRITE: the running configuration into the file the server
+/// started from (see `config::rewrite`), through a temporary file that is
+/// synced and renamed over it, so a crash leaves the old file or the new
+/// one, never half of one.
+fn config_rewrite(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    let cfg = ctx.shared.config.read().clone();
+    if cfg.config_file.is_empty() {
+        return Err(CmdError::Err("The server is running without a config file".into()));
+    }
+    let path = std::path::Path::new(&cfg.config_file);
+    let write = || -> std::io::Result<()> {
+        let old = match std::fs::read_to_string(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            other => other?,
+        };
+        let text = crate::config::rewrite(&old, &cfg);
+        let tmp = path.with_file_name(format!(".larder-rewrite-{}.tmp", std::process::id()));
+        let done = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if done.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        done
+    };
+    match write() {
+        Ok(()) => {
+            tracing::info!("CONFIG REWRITE executed with success.");
+            Ok(Frame::ok())
+        }
+        Err(e) => {
+            tracing::warn!("CONFIG REWRITE failed: {e}");
+            // strerror's words, as Redis reports them, without Rust's
+            // "(os error N)".
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or_default();
+            Err(CmdError::Err(format!("Rewriting config file: {text}")))
+        }
+    }
+}
+
 fn config_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     Ok(help_reply(
         "CONFIG",
@@ -287,6 +336,8 @@ fn config_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
             "    Set the configuration <directive> to <value>.",
             "RESETSTAT",
             "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
         ],
     ))
 }

@@ -57,3 +57,76 @@ fn bad_directive_is_a_clear_startup_error() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("redis-server's arguments"));
 }
+
+fn config_get(con: &mut redis::Connection, name: &str) -> String {
+    let pair: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query(con).unwrap();
+    pair[1].clone()
+}
+
+/// CONFIG REWRITE writes the running configuration into the file the
+/// server started from: its comments stay, the next start reads the new
+/// values back, and redis-server reads the same file to the same values.
+/// Without a file it is refused as Redis refuses it.
+#[test]
+fn config_rewrite_writes_the_file_the_server_started_from() {
+    let dir = larder_testkit::private_dir("rewrite");
+    let conf = dir.join("larder.conf");
+    std::fs::write(&conf, "# kept\nmaxmemory 100mb\nmaxmemory 200mb\nhash-max-ziplist-entries 64\nsave 900 1\n")
+        .unwrap();
+    let (path, dir_arg) = (conf.to_str().unwrap(), dir.to_str().unwrap());
+    let set = [
+        ("maxmemory", "1000000"),
+        ("hash-max-listpack-entries", "100"),
+        ("save", "3600 1 300 100"),
+        ("masterauth", "a b\"c"),
+        ("notify-keyspace-events", "KEA"),
+        ("client-output-buffer-limit", "pubsub 1048576 2097152 60"),
+    ];
+    let mut want = Vec::new();
+    {
+        // A directory that outlives the server: the file will name it.
+        let (_child, port, _err) = start(&[path, "--port", "0", "--dir", dir_arg]);
+        let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+        let info: String = redis::cmd("INFO").arg("server").query(&mut con).unwrap();
+        assert!(info.contains(&format!("config_file:{path}\r\n")), "{info}");
+        for (name, value) in set {
+            let _: () = redis::cmd("CONFIG").arg("SET").arg(name).arg(value).query(&mut con).unwrap();
+            want.push((name, config_get(&mut con, name)));
+        }
+        let _: () = redis::cmd("CONFIG").arg("REWRITE").query(&mut con).unwrap();
+    }
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(text.starts_with("# kept\nmaxmemory 1000000\n\nhash-max-listpack-entries 100\nsave 3600 1\n"), "{text}");
+    let (_child, port, _err) = start(&[path, "--port", "0", "--dir", dir_arg]);
+    let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+    for (name, value) in &want {
+        assert_eq!(&config_get(&mut con, name), value, "{name} after a restart");
+    }
+    // The same file, as redis-server reads it (its port and directory
+    // given as flags after it).
+    if Command::new("redis-server").arg("--version").output().is_ok() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let redis = Command::new("redis-server")
+            .args([path, "--port", &port.to_string(), "--dir", dir_arg])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let redis = Proc(redis, None);
+        let url = format!("redis://127.0.0.1:{port}/");
+        let mut rcon = (0..200)
+            .find_map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+                redis::Client::open(url.as_str()).unwrap().get_connection().ok()
+            })
+            .expect("redis-server starts on the rewritten file");
+        for (name, value) in &want {
+            assert_eq!(&config_get(&mut rcon, name), value, "{name} in redis-server");
+        }
+        drop(redis);
+    }
+    // No file, no rewrite.
+    let (_child, port, _err) = start(&["--port", "0"]);
+    let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+    let err = redis::cmd("CONFIG").arg("REWRITE").query::<()>(&mut con).unwrap_err();
+    assert_eq!(err.detail(), Some("The server is running without a config file"), "{err}");
+}
