@@ -58,17 +58,17 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
 ];
 
 static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("id", 2, NOSCRIPT | CONN, KeySpec::NONE, client_id).doc(
+    CommandSpec::new("id", 2, NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_id).doc(
         "connection",
         "5.0.0",
         "Returns the unique client ID of the connection.",
     ),
-    CommandSpec::new("setname", 3, NOSCRIPT | CONN, KeySpec::NONE, client_setname).doc(
+    CommandSpec::new("setname", 3, NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_setname).doc(
         "connection",
         "2.6.9",
         "Sets the connection name.",
     ),
-    CommandSpec::new("getname", 2, NOSCRIPT | CONN, KeySpec::NONE, client_getname).doc(
+    CommandSpec::new("getname", 2, NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_getname).doc(
         "connection",
         "2.6.9",
         "Returns the name of the connection.",
@@ -78,7 +78,7 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         "2.4.0",
         "Lists open connections.",
     ),
-    CommandSpec::new("info", 2, NOSCRIPT | CONN, KeySpec::NONE, client_info).doc(
+    CommandSpec::new("info", 2, NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_info).doc(
         "connection",
         "6.2.0",
         "Returns information about the connection.",
@@ -88,7 +88,7 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         "2.4.0",
         "Terminates open connections.",
     ),
-    CommandSpec::new("setinfo", 4, NOSCRIPT | CONN, KeySpec::NONE, client_setinfo).doc(
+    CommandSpec::new("setinfo", 4, NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_setinfo).doc(
         "connection",
         "7.2.0",
         "Sets information specific to the client or connection.",

@@ -125,6 +125,12 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
         "2.6.0",
         "Creates a key from the serialized representation of a value.",
     ),
+    // What a cluster's MIGRATE sends; on a standalone server, RESTORE.
+    CommandSpec::new("restore-asking", -4, WRITE | DENYOOM | ASKING, KeySpec::single(1), restore).doc(
+        "server",
+        "3.0.0",
+        "An internal command for migrating keys in a cluster.",
+    ),
     CommandSpec::container("object", OBJECT_SUBCOMMANDS).doc(
         "generic",
         "2.2.3",

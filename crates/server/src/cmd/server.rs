@@ -74,6 +74,21 @@ pub(super) static COMMANDS: &[CommandSpec] =
             "3.0.0",
             "A container for Redis Cluster commands.",
         ),
+        CommandSpec::new("readonly", 1, LOADING | STALE | FAST, KeySpec::NONE, cluster).doc(
+            "cluster",
+            "3.0.0",
+            "Enables read-only queries for a connection to a Redis Cluster replica node.",
+        ),
+        CommandSpec::new("readwrite", 1, LOADING | STALE | FAST, KeySpec::NONE, cluster).doc(
+            "cluster",
+            "3.0.0",
+            "Enables read-write queries for a connection to a Redis Cluster replica node.",
+        ),
+        CommandSpec::new("asking", 1, FAST, KeySpec::NONE, cluster).doc(
+            "cluster",
+            "3.0.0",
+            "Signals that a cluster client is following an -ASK redirect.",
+        ),
     ];
 
 /// CLUSTER exists so clients and scripts see Redis's standalone answers
@@ -90,12 +105,12 @@ static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
         "3.0.0",
         "Returns the cluster configuration for a node.",
     ),
-    CommandSpec::new("slots", 2, LOADING | STALE, KeySpec::NONE, cluster).doc(
+    CommandSpec::new("slots", 2, STALE, KeySpec::NONE, cluster).doc(
         "cluster",
         "3.0.0",
         "Returns the mapping of cluster slots to nodes.",
     ),
-    CommandSpec::new("shards", 2, LOADING | STALE, KeySpec::NONE, cluster).doc(
+    CommandSpec::new("shards", 2, STALE, KeySpec::NONE, cluster).doc(
         "cluster",
         "7.0.0",
         "Returns the mapping of cluster slots to shards.",
@@ -115,6 +130,101 @@ static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
         "cluster",
         "5.0.0",
         "Returns helpful text about the different subcommands.",
+    ),
+    CommandSpec::new("addslots", -3, ADMIN | STALE | NO_ASYNC_LOADING, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Assigns new hash slots to a node.",
+    ),
+    CommandSpec::new("addslotsrange", -4, ADMIN | STALE | NO_ASYNC_LOADING, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "7.0.0",
+        "Assigns new hash slot ranges to a node.",
+    ),
+    CommandSpec::new("bumpepoch", 2, ADMIN | STALE | NO_ASYNC_LOADING, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Advances the cluster config epoch.",
+    ),
+    CommandSpec::new("count-failure-reports", 3, ADMIN | STALE, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Returns the number of active failure reports active for a node.",
+    ),
+    CommandSpec::new("countkeysinslot", 3, STALE, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Returns the number of keys in a hash slot.",
+    ),
+    CommandSpec::new("delslots", -3, ADMIN | STALE | NO_ASYNC_LOADING, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Sets hash slots as unbound for a node.",
+    ),
+    CommandSpec::new("delslotsrange", -4, ADMIN | STALE | NO_ASYNC_LOADING, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "7.0.0",
+        "Sets hash slot ranges as unbound for a node.",
+    ),
+    CommandSpec::new("failover", -2, ADMIN | STALE | NO_ASYNC_LOADING, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Forces a replica to perform a manual failover of its master.",
+    ),
+    CommandSpec::new("flushslots", 2, ADMIN | STALE | NO_ASYNC_LOADING, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Deletes all slots information from a node.",
+    ),
+    CommandSpec::new("forget", 3, ADMIN | STALE | NO_ASYNC_LOADING, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Removes a node from the nodes table.",
+    ),
+    CommandSpec::new("getkeysinslot", 4, STALE, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Returns the key names in a hash slot.",
+    ),
+    CommandSpec::new("links", 2, STALE, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "7.0.0",
+        "Returns a list of all TCP links to and from peer nodes.",
+    ),
+    CommandSpec::new("meet", -4, ADMIN | STALE | NO_ASYNC_LOADING, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Forces a node to handshake with another node.",
+    ),
+    CommandSpec::new("replicas", 3, ADMIN | STALE, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "5.0.0",
+        "Lists the replica nodes of a master node.",
+    ),
+    CommandSpec::new("replicate", 3, ADMIN | STALE | NO_ASYNC_LOADING, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Configure a node as replica of a master node.",
+    ),
+    CommandSpec::new("saveconfig", 2, ADMIN | STALE | NO_ASYNC_LOADING, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Forces a node to save the cluster configuration to disk.",
+    ),
+    CommandSpec::new("set-config-epoch", 3, ADMIN | STALE | NO_ASYNC_LOADING, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Sets the configuration epoch for a new node.",
+    ),
+    CommandSpec::new("setslot", -4, ADMIN | STALE | NO_ASYNC_LOADING, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Binds a hash slot to a node.",
+    ),
+    CommandSpec::new("slaves", 3, ADMIN | STALE, KeySpec::NONE, cluster).doc(
+        "cluster",
+        "3.0.0",
+        "Lists the replica nodes of a master node.",
     ),
 ];
 

@@ -30,6 +30,8 @@ pub mod flags {
     pub const MOVABLEKEYS: u32 = 1 << 16;
     pub const NO_MANDATORY_KEYS: u32 = 1 << 17;
     pub const NO_ASYNC_LOADING: u32 = 1 << 18;
+    /// Runs on a cluster node that is importing the slot (RESTORE-ASKING).
+    pub const ASKING: u32 = 1 << 19;
     /// Internal, not shown by COMMAND: runs at once inside MULTI instead of
     /// being queued (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET).
     pub const TX_CONTROL: u32 = 1 << 24;
@@ -48,6 +50,7 @@ pub mod flags {
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
         (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         // MAY_REPLICATE is left out: Redis hides it from COMMAND INFO.
