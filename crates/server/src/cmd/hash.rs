@@ -51,7 +51,12 @@ fn new_hash() -> Value {
 
 /// The hash at `key`, after removing fields whose TTL has passed (each
 /// emitted as HDEL, and the key deleted if none remain); None if missing.
+/// Where expiry is held (a replica, whose fields the primary's HDELs
+/// remove, a replayed log, a pause) nothing is removed.
 fn live<'t>(tx: &'t mut Tx<'_>, key: &[u8]) -> Result<Option<&'t mut Hash>, CmdError> {
+    if !tx.reclaims_expired() {
+        return get_as(tx, key, Value::as_hash_mut);
+    }
     let now = tx.now();
     let (expired, empty) = match get_as(tx, key, Value::as_hash_mut)? {
         None => return Ok(None),
@@ -370,6 +375,10 @@ fn field_expire(ctx: &mut Ctx<'_>, mut args: Args<'_>, unit_ms: i64, absolute: b
         _ => None,
     };
     let fields = parse_fields(&mut args)?;
+    // A deadline already past deletes the field, except where expiry is
+    // held (Redis's checkAlreadyExpired: a replica keeps what its primary
+    // sends, and a replayed log what it wrote).
+    let reclaims = tx.reclaims_expired();
     let Some(h) = live(&mut tx, key)? else {
         return Ok(Frame::Array(fields.iter().map(|_| Frame::Integer(-2)).collect()));
     };
@@ -389,7 +398,7 @@ fn field_expire(ctx: &mut Ctx<'_>, mut args: Args<'_>, unit_ms: i64, absolute: b
         };
         if !ok {
             out.push(Frame::Integer(0));
-        } else if at as u64 <= now {
+        } else if at as u64 <= now && reclaims {
             h.remove(f);
             deleted.push(*f);
             out.push(Frame::Integer(2));

@@ -318,17 +318,23 @@ fn a_replica_leaves_expiry_to_its_primary() {
     w.call(&["SET", "n", "5", "EX", "600"]).unwrap();
     assert_eq!(w.call(&["INCR", "n"]).unwrap(), Frame::Integer(6));
     w.call(&["SET", "k", "v", "EX", "600"]).unwrap();
+    // A hash field's TTL is the primary's to act on too.
+    w.call(&["HSET", "h", "f", "1", "g", "2"]).unwrap();
+    w.call(&["HEXPIRE", "h", "600", "FIELDS", "1", "f"]).unwrap();
     wait_in_step(&mut w, &mut r);
     // Gone for the replica's readers…
     assert_eq!(r.call(&["GET", "k"]).unwrap(), Frame::Null);
     assert_eq!(r.call(&["EXISTS", "img", "n", "k"]).unwrap(), Frame::Integer(0));
     assert_eq!(r.call(&["TTL", "n"]).unwrap(), Frame::Integer(-2));
-    assert_eq!(r.call(&["KEYS", "*"]).unwrap(), Frame::Array(vec![]));
+    assert_eq!(r.call(&["KEYS", "*"]).unwrap(), Frame::Array(vec![Frame::Bulk("h".into())]));
     assert_ne!(r.call(&["RANDOMKEY"]).unwrap(), Frame::Null, "an expired key, after 100 draws");
     // …but kept, through the active cycle's turns.
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(3));
+    assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(4));
     assert_eq!(info_field(&mut r, "stats", "expired_keys"), "0");
+    w.call(&["HPERSIST", "h", "FIELDS", "1", "f"]).unwrap();
+    wait_in_step(&mut w, &mut r);
+    assert_eq!(r.call(&["HGET", "h", "f"]).unwrap(), Frame::Bulk("1".into()));
     // The primary's PERSIST brings them back as the primary holds them.
     for key in ["img", "n", "k"] {
         w.call(&["PERSIST", key]).unwrap();
@@ -340,10 +346,10 @@ fn a_replica_leaves_expiry_to_its_primary() {
     w.call(&["DEL", "k"]).unwrap();
     w.call(&["SET", "t", "1", "EX", "600"]).unwrap();
     wait_in_step(&mut w, &mut r);
-    assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(3));
+    assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(4));
     r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
     assert_eq!(r.call(&["GET", "t"]).unwrap(), Frame::Null);
-    assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(2));
+    assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(3));
 }
 
 /// CLIENT PAUSE on a replica holds its primary's stream too, as Redis
