@@ -1,11 +1,12 @@
-//! LATENCY LATEST, HISTORY, RESET and HELP over the latency monitor
-//! (latency.rs), and HISTOGRAM over the per-command histograms kept with
-//! commandstats (cmd/table.rs), and DOCTOR's plain-text reading of both
-//! logs. GRAPH is not implemented and answers as an unknown subcommand.
+//! LATENCY LATEST, HISTORY, RESET, GRAPH and HELP over the latency
+//! monitor (latency.rs), and HISTOGRAM over the per-command histograms
+//! kept with commandstats (cmd/table.rs), and DOCTOR's plain-text reading
+//! of both logs.
 
 use super::keys::help_reply;
 use super::table::{flags::*, Command, CommandSpec, KeySpec};
 use super::{Args, CmdResult, Ctx};
+use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
 
@@ -35,6 +36,11 @@ static SUBCOMMANDS: &[CommandSpec] = &[
         "server",
         "7.0.0",
         "Returns the cumulative distribution of latencies of a subset or all commands.",
+    ),
+    CommandSpec::new("graph", 3, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, graph).doc(
+        "server",
+        "2.8.13",
+        "Returns a latency graph for an event.",
     ),
     CommandSpec::new("doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, doctor).doc(
         "server",
@@ -193,10 +199,23 @@ fn doctor(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     Ok(Frame::Verbatim { format: *b"txt", text: Bytes::from(out) })
 }
 
+/// LATENCY GRAPH event: the event's samples drawn (latency.rs).
+fn graph(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let event = args.next_arg()?;
+    match ctx.shared.latency.graph(event) {
+        Some(text) => Ok(Frame::Verbatim { format: *b"txt", text: Bytes::from(text) }),
+        None => Err(CmdError::Err(format!("No samples available for event '{}'", String::from_utf8_lossy(event)))),
+    }
+}
+
 fn help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     Ok(help_reply(
         "LATENCY",
         &[
+            "DOCTOR",
+            "    Return a human readable latency analysis report.",
+            "GRAPH <event>",
+            "    Return an ASCII latency graph for the <event> class.",
             "HISTORY <event>",
             "    Return time-latency samples for the <event> class.",
             "LATEST",

@@ -433,7 +433,6 @@ fn command_table_matches_redis() {
     let missing_by_design = [
         "command|getkeysandflags",
         "failover",
-        "latency|graph",
         "lolwut",
         "module",
         "module|help",

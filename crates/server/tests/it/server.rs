@@ -252,6 +252,19 @@ fn latency_monitor_records_spikes_past_its_threshold() {
         doctor.contains("1. command: ") && doctor.contains(" spikes kept (average ") && doctor.contains("SLOWLOG GET"),
         "{doctor}"
     );
+    // The graph: header, rule, bars and "Ns" labels under them.
+    let graph = match raw.call(&["LATENCY", "GRAPH", "command"]).unwrap() {
+        Frame::Bulk(b) | Frame::Verbatim { text: b, .. } => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    let lines: Vec<&str> = graph.lines().collect();
+    assert!(lines[0].starts_with("command - high ") && lines[0].contains("(all time high "), "{graph}");
+    assert_eq!(lines[1], "-".repeat(80), "{graph}");
+    assert!(lines.iter().any(|l| l.contains('s')) && lines.len() >= 8, "{graph}");
+    assert_eq!(
+        raw.call(&["LATENCY", "GRAPH", "fork"]).unwrap(),
+        Frame::Error("ERR No samples available for event 'fork'".into())
+    );
     assert_eq!(raw.call(&["LATENCY", "RESET", "command", "fast-command"]).unwrap(), Frame::Integer(1));
     let Frame::Bulk(calm) = raw.call(&["LATENCY", "DOCTOR"]).unwrap() else { panic!() };
     assert!(calm.starts_with(b"No latency spike"), "{calm:?}");
