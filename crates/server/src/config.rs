@@ -54,6 +54,9 @@ pub struct Config {
     pub client_query_buffer_limit: u64,
     pub hz: u64,
     pub maxmemory: u64,
+    /// `maxmemory-clients`: bytes, or a percentage of maxmemory ("10%");
+    /// 0 turns client eviction off. See [`Config::clients_memory_limit`].
+    pub maxmemory_clients: String,
     pub maxmemory_policy: String,
     pub maxmemory_samples: u64,
     pub lfu_log_factor: u64,
@@ -143,6 +146,7 @@ impl Default for Config {
             client_query_buffer_limit: DEFAULT_CLIENT_QUERY_BUFFER_LIMIT,
             hz: DEFAULT_HZ,
             maxmemory: 0,
+            maxmemory_clients: "0".into(),
             maxmemory_policy: "noeviction".into(),
             maxmemory_samples: 5,
             lfu_log_factor: 10,
@@ -402,6 +406,24 @@ pub static PARAMS: &[Param] = &[
     int_param!("hz", hz, 1, 500, true),
     mem_param!("maxmemory", maxmemory, 0),
     Param {
+        name: "maxmemory-clients",
+        mutable: true,
+        get: |c| c.maxmemory_clients.clone(),
+        set: |c, v| {
+            c.maxmemory_clients = match v.strip_suffix('%') {
+                Some(p) => match p.parse::<u64>() {
+                    Ok(p) if p > 100 => return Err("percentage argument must be less or equal to 100".into()),
+                    Ok(p) => format!("{p}%"),
+                    Err(_) => return Err("argument must be a memory or percent value".into()),
+                },
+                None => {
+                    parse_memory(v).map_err(|_| "argument must be a memory or percent value".to_string())?.to_string()
+                }
+            };
+            Ok(())
+        },
+    },
+    Param {
         name: "maxmemory-policy",
         mutable: true,
         get: |c| c.maxmemory_policy.clone(),
@@ -614,6 +636,16 @@ impl Config {
         match self.io_threads {
             0 => cores.saturating_sub(1).max(1),
             n => n as usize,
+        }
+    }
+
+    /// The bytes all evictable clients together may hold before the
+    /// largest are disconnected (0: no limit): `maxmemory-clients` as
+    /// bytes, or as a percentage of `maxmemory`.
+    pub fn clients_memory_limit(&self) -> u64 {
+        match self.maxmemory_clients.strip_suffix('%') {
+            Some(p) => self.maxmemory / 100 * p.parse::<u64>().unwrap_or(0),
+            None => self.maxmemory_clients.parse().unwrap_or(0),
         }
     }
 

@@ -233,6 +233,7 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("sync_partial_err:{}", sync.partial_err.load(Relaxed));
             field!("expired_keys:{}", shared.keyspace.expired_keys());
             field!("evicted_keys:{}", shared.keyspace.evicted_keys());
+            field!("evicted_clients:{}", shared.clients.evicted());
             // Larder's own: the part of evicted_keys evicted while idle
             // (memory.rs), not by a command.
             field!("evicted_keys_ahead:{}", shared.memory.evicted_ahead());

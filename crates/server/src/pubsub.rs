@@ -49,6 +49,15 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// Bytes queued for the connection to send (locks only when any are).
+    pub fn queued(&self) -> usize {
+        if self.pending.load(Ordering::Relaxed) {
+            self.state.lock().bytes.len()
+        } else {
+            0
+        }
+    }
+
     pub fn new(client: Arc<ClientInfo>, proto: Proto) -> Outbox {
         Outbox {
             state: Mutex::new(OutState { bytes: BytesMut::new(), over_soft_since: None }),

@@ -114,6 +114,11 @@ impl Shared {
         larder_persist::lzf::set_enabled(config.rdbcompression);
         let policy = larder_store::Policy::parse(&config.maxmemory_policy).unwrap_or(larder_store::Policy::NoEviction);
         self.memory.set_limits(config.maxmemory, policy, config.maxmemory_samples as usize);
+        // A lower limit takes effect at once, as in Redis.
+        self.clients.set_mem_limit(config.clients_memory_limit());
+        if self.clients.over_mem_limit() {
+            self.clients.evict_over_limit();
+        }
         let ev = &self.keyspace.evictor;
         ev.lfu_log_factor.store(config.lfu_log_factor as u32, Relaxed);
         ev.lfu_decay_time.store(config.lfu_decay_time as u32, Relaxed);

@@ -197,9 +197,9 @@ fn reset(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     ctx.client.authenticated = default.enabled && default.nopass;
     ctx.client.info.meta.lock().user.clone_from(&default.name);
     ctx.client.user = default;
+    ctx.client.info.no_evict.store(false, Relaxed);
     let mut meta = ctx.client.info.meta.lock();
     meta.name = None;
-    meta.no_evict = false;
     Ok(Frame::simple("RESET"))
 }
 
@@ -351,14 +351,14 @@ fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -
     if c.bcast.load(Relaxed) {
         flags.push('B');
     }
-    if m.no_evict {
+    if c.no_evict.load(Relaxed) {
         flags.push('e');
     }
     if flags.is_empty() {
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}\n",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}\n",
         c.id,
         c.addr,
         c.laddr,
@@ -373,6 +373,7 @@ fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -
         subs[2],
         multi,
         c.qbuf.load(Relaxed),
+        c.mem.load(Relaxed),
         m.last_cmd,
         m.user,
         redir,
@@ -573,7 +574,7 @@ fn client_no_evict(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         _ if eq_ic(v, "off") => false,
         _ => return Err(CmdError::Syntax),
     };
-    ctx.client.info.meta.lock().no_evict = on;
+    ctx.client.info.no_evict.store(on, Relaxed);
     Ok(Frame::ok())
 }
 

@@ -36,6 +36,12 @@ pub struct ClientInfo {
     pub monitor: AtomicBool,
     pub redir: AtomicI64,
     pub bcast: AtomicBool,
+    /// Bytes the connection holds (its buffers and queued messages), as
+    /// its task last published them (CLIENT LIST `tot-mem`).
+    pub mem: AtomicU64,
+    /// CLIENT NO-EVICT: never disconnected by `maxmemory-clients`, and
+    /// not counted against it.
+    pub no_evict: AtomicBool,
     /// The connection task, woken when it is killed or its outbox fills.
     /// Only that task ever waits, so one waker slot is enough, and
     /// registering it each time round the read loop is a compare-and-swap
@@ -62,7 +68,6 @@ pub struct ClientMeta {
     pub last_cmd: String,
     pub db: usize,
     pub resp: u8,
-    pub no_evict: bool,
     /// The ACL user the client is authenticated as.
     pub user: String,
 }
@@ -283,6 +288,86 @@ type Registered = (Arc<ClientInfo>, Arc<crate::pubsub::Outbox>);
 pub struct Clients {
     map: Mutex<HashMap<u64, Registered>>,
     next_id: AtomicU64,
+    /// Client eviction (`maxmemory-clients`): the bytes held by the
+    /// clients it may disconnect (not replicas, not NO-EVICT ones), each
+    /// connection adding what it changed; the limit (0: none); how many
+    /// it disconnected (INFO `evicted_clients`); and a lock so one
+    /// connection at a time picks the clients to disconnect.
+    evictable_mem: AtomicU64,
+    mem_limit: AtomicU64,
+    evicted: AtomicU64,
+    evicting: Mutex<()>,
+}
+
+impl Clients {
+    /// A connection's new figure: `mem` bytes, of which `counted` count
+    /// against `maxmemory-clients` (0 for a replica or a NO-EVICT client);
+    /// `before` is what it counted until now. Returns `counted`, to pass
+    /// as `before` next time (and to [`Self::forget_mem`] at the end).
+    pub fn publish_mem(&self, info: &ClientInfo, mem: u64, counted: u64, before: u64) -> u64 {
+        info.mem.store(mem, Ordering::Relaxed);
+        if counted != before {
+            if counted > before {
+                self.evictable_mem.fetch_add(counted - before, Ordering::Relaxed);
+            } else {
+                self.evictable_mem.fetch_sub(before - counted, Ordering::Relaxed);
+            }
+        }
+        counted
+    }
+
+    /// A connection that ends takes back what it counted.
+    pub fn forget_mem(&self, counted: u64) {
+        self.evictable_mem.fetch_sub(counted, Ordering::Relaxed);
+    }
+
+    pub fn set_mem_limit(&self, bytes: u64) {
+        self.mem_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether the evictable clients hold more than `maxmemory-clients`.
+    #[inline]
+    pub fn over_mem_limit(&self) -> bool {
+        let limit = self.mem_limit.load(Ordering::Relaxed);
+        limit != 0 && self.evictable_mem.load(Ordering::Relaxed) > limit
+    }
+
+    /// Redis's client eviction: while the evictable clients hold more
+    /// than the limit, the largest of them are disconnected (the caller
+    /// too, if it is one). Returns how many.
+    pub fn evict_over_limit(&self) -> usize {
+        let Some(_one) = self.evicting.try_lock() else { return 0 };
+        let limit = self.mem_limit.load(Ordering::Relaxed);
+        let total = self.evictable_mem.load(Ordering::Relaxed);
+        if limit == 0 || total <= limit {
+            return 0;
+        }
+        let mut candidates: Vec<(u64, Arc<ClientInfo>)> = self
+            .map
+            .lock()
+            .values()
+            .filter(|(c, _)| !c.is_killed() && !c.no_evict.load(Ordering::Relaxed))
+            .map(|(c, _)| (c.mem.load(Ordering::Relaxed), c.clone()))
+            .collect();
+        candidates.sort_unstable_by_key(|(mem, _)| std::cmp::Reverse(*mem));
+        let (mut over, mut n) = (total - limit, 0);
+        for (mem, c) in candidates {
+            if over == 0 {
+                break;
+            }
+            tracing::info!(client = c.id, mem, "evicting client: maxmemory-clients reached");
+            c.kill();
+            over = over.saturating_sub(mem);
+            n += 1;
+        }
+        self.evicted.fetch_add(n as u64, Ordering::Relaxed);
+        n
+    }
+
+    /// INFO stats `evicted_clients`.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
 }
 
 impl Clients {
@@ -309,6 +394,8 @@ impl Clients {
             monitor: AtomicBool::new(false),
             redir: AtomicI64::new(-1),
             bcast: AtomicBool::new(false),
+            mem: AtomicU64::new(0),
+            no_evict: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         });
         let outbox = Arc::new(crate::pubsub::Outbox::new(info.clone(), Proto::Resp2));

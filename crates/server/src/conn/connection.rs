@@ -22,6 +22,9 @@ const READ_CHUNK: usize = 16 * 1024;
 const OUT_FLUSH_AT: usize = 1024 * 1024;
 /// Buffers that grew past this are released once empty.
 const SHRINK_ABOVE: usize = 1024 * 1024;
+/// A connection's own state beyond its buffers (the client, its info, its
+/// outbox, the task), for its memory figure.
+const CLIENT_BASE: usize = std::mem::size_of::<Client>() + 1024;
 
 pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
     let laddr = stream.local_addr().unwrap_or(addr);
@@ -35,6 +38,8 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut req = Request::default();
+    // Bytes this connection counts against maxmemory-clients.
+    let mut counted = 0;
 
     'conn: loop {
         if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
@@ -148,7 +153,17 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
         if out.capacity() > SHRINK_ABOVE {
             out = BytesMut::with_capacity(READ_CHUNK);
         }
+        // What this connection holds, for CLIENT LIST and client eviction
+        // (maxmemory-clients): its buffers, the messages queued for it,
+        // and its own state. Replicas and NO-EVICT clients do not count.
+        let mem = (inbuf.capacity() + out.capacity() + outbox.queued() + CLIENT_BASE) as u64;
+        let evictable = client.replica.is_none() && !info.no_evict.load(Relaxed);
+        counted = shared.clients.publish_mem(&info, mem, if evictable { mem } else { 0 }, counted);
+        if shared.clients.over_mem_limit() && shared.clients.evict_over_limit() > 0 && info.is_killed() {
+            break;
+        }
     }
+    shared.clients.forget_mem(counted);
     let _ = stream.shutdown().await;
     if let Some((flag, keys)) = client.watch.take() {
         shared.watches.unwatch(&keys, &flag);

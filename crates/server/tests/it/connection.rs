@@ -476,3 +476,55 @@ fn client_pause_all_holds_everything_until_its_timeout() {
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(700), "the pause lasted only {waited:?}");
 }
+
+/// maxmemory-clients: once the clients it may disconnect hold more than
+/// the limit, the largest go (INFO evicted_clients), here one with a large
+/// unfinished command in its query buffer; a NO-EVICT client neither goes
+/// nor counts. CLIENT LIST shows each client's tot-mem. The setting's
+/// forms and errors are Redis's.
+#[test]
+fn maxmemory_clients_disconnects_the_largest_clients() {
+    let s = spawn_server();
+    let mut c = s.raw();
+    let err = |m: &str| {
+        Frame::Error(format!("ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - {m}").into())
+    };
+    for (value, want) in [
+        ("101%", err("percentage argument must be less or equal to 100")),
+        ("abc", err("argument must be a memory or percent value")),
+        ("-1", err("argument must be a memory or percent value")),
+        ("10%", Frame::ok()),
+    ] {
+        assert_eq!(c.call(&["CONFIG", "SET", "maxmemory-clients", value]).unwrap(), want, "{value}");
+    }
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "maxmemory-clients"]).unwrap(),
+        Frame::Array(vec![Frame::bulk("maxmemory-clients"), Frame::bulk("10%")])
+    );
+    c.call(&["CONFIG", "SET", "maxmemory-clients", "1mb"]).unwrap();
+    assert_eq!(c.call(&["CLIENT", "NO-EVICT", "on"]).unwrap(), Frame::ok());
+    let Frame::Bulk(list) = c.call(&["CLIENT", "LIST"]).unwrap() else { panic!() };
+    let tot_mem: u64 = String::from_utf8_lossy(&list)
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("tot-mem=").map(|v| v.parse().unwrap()))
+        .unwrap();
+    assert!(tot_mem > 16 * 1024, "an idle client's buffers: {list:?}");
+    let mut small = s.raw();
+    assert_eq!(small.call(&["PING"]).unwrap(), Frame::simple("PONG"));
+    // 2 MB of a 3 MB argument: the command never completes.
+    let mut big = s.raw();
+    big.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3000000\r\n").unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    for _ in 0..32 {
+        if big.send_raw(&chunk).is_err() {
+            break;
+        }
+    }
+    let _ = big.read_to_close();
+    assert_eq!(info_field(&mut c, "stats", "evicted_clients"), "1");
+    // The others stay: the small one is not the largest, and this one is
+    // exempt.
+    assert_eq!(small.call(&["PING"]).unwrap(), Frame::simple("PONG"));
+    assert_eq!(c.call(&["PING"]).unwrap(), Frame::simple("PONG"));
+    c.call(&["CONFIG", "SET", "maxmemory-clients", "0"]).unwrap();
+}
