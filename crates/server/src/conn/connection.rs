@@ -87,17 +87,19 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
                     if !req.is_empty() {
                         dispatch(&shared, &mut client, &req, &inbuf[pos..pos + n], &mut out);
                         processed += 1;
-                        if client.postponed
-                            && !wait_unpaused(&shared, &mut client, &mut stream, &mut inbuf, &mut out, &req, pos, n)
-                                .await
-                        {
-                            break 'conn;
-                        }
-                        if client.wants_block
-                            && !wait_blocked(&shared, &mut client, &mut stream, &mut inbuf, &mut out, &req, pos, n)
-                                .await
-                        {
-                            break 'conn;
+                        if client.postponed || client.wants_block {
+                            let mut parked = Parked {
+                                shared: &shared,
+                                client: &mut client,
+                                stream: &mut stream,
+                                inbuf: &mut inbuf,
+                                out: &mut out,
+                                req: &req,
+                                at: pos..pos + n,
+                            };
+                            if !parked.wait_unpaused().await || !parked.wait_blocked().await {
+                                break 'conn;
+                            }
                         }
                     }
                     pos += n;
@@ -183,142 +185,144 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
     shared.clients.unregister(client.id());
 }
 
-/// Waits while CLIENT PAUSE holds the client's command: until the pause
-/// ends, is lifted or changes, then runs the command again (which a pause
-/// still on holds again). Bytes that arrive meanwhile are kept for later.
-/// Returns false if the connection must close.
-#[allow(clippy::too_many_arguments)]
-async fn wait_unpaused(
-    shared: &Shared,
-    client: &mut Client,
-    stream: &mut TcpStream,
-    inbuf: &mut BytesMut,
-    out: &mut BytesMut,
-    req: &Request,
-    pos: usize,
-    n: usize,
-) -> bool {
-    let info = client.info.clone();
-    let _held = shared.pause.hold();
-    while client.postponed {
-        client.postponed = false;
-        if !out.is_empty() && write_out(shared, stream, out).await.is_err() {
-            return false;
+/// A connection whose command waits: held by CLIENT PAUSE, or blocked
+/// (BLPOP…). It keeps reading what the client sends meanwhile, and runs
+/// the command again (the request at `at` in `inbuf`) when it may.
+struct Parked<'a> {
+    shared: &'a Shared,
+    client: &'a mut Client,
+    stream: &'a mut TcpStream,
+    inbuf: &'a mut BytesMut,
+    out: &'a mut BytesMut,
+    req: &'a Request,
+    at: std::ops::Range<usize>,
+}
+
+impl Parked<'_> {
+    /// Waits while CLIENT PAUSE holds the client's command: until the pause
+    /// ends, is lifted or changes, then runs the command again (which a pause
+    /// still on holds again). Bytes that arrive meanwhile are kept for later.
+    /// Returns false if the connection must close.
+    async fn wait_unpaused(&mut self) -> bool {
+        let Parked { shared, client, stream, inbuf, out, req, at } = self;
+        let (shared, req, at) = (*shared, *req, at.clone());
+        if !client.postponed {
+            return true;
         }
-        // Subscribed before the check, so an UNPAUSE right after it wakes us.
-        let mut changed = shared.pause.subscribe();
-        let now = shared.clock.now_ms();
-        if let Some((_, end)) = shared.pause.current(now) {
+        let info = client.info.clone();
+        let _held = shared.pause.hold();
+        while client.postponed {
+            client.postponed = false;
+            if !out.is_empty() && write_out(shared, stream, out).await.is_err() {
+                return false;
+            }
+            // Subscribed before the check, so an UNPAUSE right after it wakes us.
+            let mut changed = shared.pause.subscribe();
+            let now = shared.clock.now_ms();
+            if let Some((_, end)) = shared.pause.current(now) {
+                if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+                    inbuf.reserve(READ_CHUNK);
+                }
+                let closed = tokio::select! {
+                    _ = changed.changed() => false,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(end - now)) => false,
+                    _ = info.killed() => true,
+                    r = stream.read_buf(inbuf) => matches!(r, Ok(0) | Err(_)),
+                };
+                if closed || info.is_killed() {
+                    return false;
+                }
+            }
+            dispatch(shared, client, req, &inbuf[at.clone()], out);
+        }
+        true
+    }
+
+    /// Waits while the client is blocked (BLPOP…): until a key it waits on
+    /// may be ready (then the command runs again), its deadline passes, it is
+    /// killed, or it disconnects. Bytes that arrive meanwhile are kept for
+    /// later, as Redis does. Returns false if the connection must close.
+    async fn wait_blocked(&mut self) -> bool {
+        let Parked { shared, client, stream, inbuf, out, req, at } = self;
+        let (shared, req, at) = (*shared, *req, at.clone());
+        enum Event {
+            Woken,
+            Timeout,
+            Closed,
+            Data,
+        }
+        let info = client.info.clone();
+        while client.wants_block {
+            client.wants_block = false;
+            if !out.is_empty() && write_out(shared, stream, out).await.is_err() {
+                break;
+            }
+            let st = client.blocked.as_ref().expect("block() sets the state");
+            let (waiter, deadline) = (st.waiter.clone(), st.deadline);
+            let timeout = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
                 inbuf.reserve(READ_CHUNK);
             }
-            let closed = tokio::select! {
-                _ = changed.changed() => false,
-                _ = tokio::time::sleep(std::time::Duration::from_millis(end - now)) => false,
-                _ = info.killed() => true,
-                r = stream.read_buf(inbuf) => matches!(r, Ok(0) | Err(_)),
+            let event = tokio::select! {
+                _ = waiter.woken() => Event::Woken,
+                _ = timeout => Event::Timeout,
+                _ = info.killed() => Event::Closed,
+                r = stream.read_buf(inbuf) => match r {
+                    Ok(0) | Err(_) => Event::Closed,
+                    Ok(_) => Event::Data,
+                },
             };
-            if closed || info.is_killed() {
-                return false;
-            }
-        }
-        dispatch(shared, client, req, &inbuf[pos..pos + n], out);
-    }
-    true
-}
-
-/// Waits while the client is blocked (BLPOP…): until a key it waits on
-/// may be ready (then the command runs again), its deadline passes, it is
-/// killed, or it disconnects. Bytes that arrive meanwhile are kept for
-/// later, as Redis does. Returns false if the connection must close.
-#[allow(clippy::too_many_arguments)]
-async fn wait_blocked(
-    shared: &Shared,
-    client: &mut Client,
-    stream: &mut TcpStream,
-    inbuf: &mut BytesMut,
-    out: &mut BytesMut,
-    req: &Request,
-    pos: usize,
-    n: usize,
-) -> bool {
-    enum Event {
-        Woken,
-        Timeout,
-        Closed,
-        Data,
-    }
-    let info = client.info.clone();
-    while client.wants_block {
-        client.wants_block = false;
-        if !out.is_empty() && write_out(shared, stream, out).await.is_err() {
-            break;
-        }
-        let st = client.blocked.as_ref().expect("block() sets the state");
-        let (waiter, deadline) = (st.waiter.clone(), st.deadline);
-        let timeout = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
-            inbuf.reserve(READ_CHUNK);
-        }
-        let event = tokio::select! {
-            _ = waiter.woken() => Event::Woken,
-            _ = timeout => Event::Timeout,
-            _ = info.killed() => Event::Closed,
-            r = stream.read_buf(inbuf) => match r {
-                Ok(0) | Err(_) => Event::Closed,
-                Ok(_) => Event::Data,
-            },
-        };
-        match event {
-            Event::Woken => match waiter.take_unblock() {
-                // CLIENT UNBLOCK TIMEOUT of a WAIT: as if its deadline passed.
-                Some(crate::blocking::Unblock::Timeout)
-                    if client.blocked.as_ref().is_some_and(|st| st.rerun_at_deadline) =>
-                {
-                    if let Some(st) = client.blocked.as_mut() {
-                        st.deadline = Some(std::time::Instant::now());
+            match event {
+                Event::Woken => match waiter.take_unblock() {
+                    // CLIENT UNBLOCK TIMEOUT of a WAIT: as if its deadline passed.
+                    Some(crate::blocking::Unblock::Timeout)
+                        if client.blocked.as_ref().is_some_and(|st| st.rerun_at_deadline) =>
+                    {
+                        if let Some(st) = client.blocked.as_mut() {
+                            st.deadline = Some(std::time::Instant::now());
+                        }
+                        dispatch(shared, client, req, &inbuf[at.clone()], out)
                     }
-                    dispatch(shared, client, req, &inbuf[pos..pos + n], out)
+                    // CLIENT UNBLOCK: the wait ends as asked, the command unrun.
+                    Some(how) => {
+                        let st = client.blocked.take().expect("still blocked");
+                        shared.blocking.unregister(&st);
+                        let reply = match how {
+                            crate::blocking::Unblock::Timeout => st.timeout_reply.clone(),
+                            crate::blocking::Unblock::Error => {
+                                Frame::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())
+                            }
+                        };
+                        encode(&reply, client.proto, out);
+                    }
+                    None => dispatch(shared, client, req, &inbuf[at.clone()], out),
+                },
+                Event::Timeout if client.blocked.as_ref().is_some_and(|st| st.rerun_at_deadline) => {
+                    dispatch(shared, client, req, &inbuf[at.clone()], out)
                 }
-                // CLIENT UNBLOCK: the wait ends as asked, the command unrun.
-                Some(how) => {
+                Event::Timeout => {
                     let st = client.blocked.take().expect("still blocked");
                     shared.blocking.unregister(&st);
-                    let reply = match how {
-                        crate::blocking::Unblock::Timeout => st.timeout_reply.clone(),
-                        crate::blocking::Unblock::Error => {
-                            Frame::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())
-                        }
-                    };
-                    encode(&reply, client.proto, out);
+                    encode(&st.timeout_reply, client.proto, out);
                 }
-                None => dispatch(shared, client, req, &inbuf[pos..pos + n], out),
-            },
-            Event::Timeout if client.blocked.as_ref().is_some_and(|st| st.rerun_at_deadline) => {
-                dispatch(shared, client, req, &inbuf[pos..pos + n], out)
+                Event::Closed => break,
+                Event::Data => client.wants_block = true,
             }
-            Event::Timeout => {
-                let st = client.blocked.take().expect("still blocked");
-                shared.blocking.unregister(&st);
-                encode(&st.timeout_reply, client.proto, out);
+            if info.is_killed() {
+                break;
             }
-            Event::Closed => break,
-            Event::Data => client.wants_block = true,
         }
-        if info.is_killed() {
-            break;
+        if let Some(st) = client.blocked.take() {
+            shared.blocking.unregister(&st);
+            return false;
         }
+        true
     }
-    if let Some(st) = client.blocked.take() {
-        shared.blocking.unregister(&st);
-        return false;
-    }
-    true
 }
 
 /// A write that gives up when the client is killed (a subscriber that
