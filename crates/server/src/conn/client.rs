@@ -42,6 +42,11 @@ pub struct ClientInfo {
     /// CLIENT NO-EVICT: never disconnected by `maxmemory-clients`, and
     /// not counted against it.
     pub no_evict: AtomicBool,
+    /// Counted against `maxmemory-clients` and so a candidate to
+    /// disconnect: set by the connection's own task (a normal or pub/sub
+    /// client without NO-EVICT); never for a replica or the primary's
+    /// link.
+    pub evictable: AtomicBool,
     /// The connection task, woken when it is killed or its outbox fills.
     /// Only that task ever waits, so one waker slot is enough, and
     /// registering it each time round the read loop is a compare-and-swap
@@ -306,6 +311,7 @@ impl Clients {
     /// as `before` next time (and to [`Self::forget_mem`] at the end).
     pub fn publish_mem(&self, info: &ClientInfo, mem: u64, counted: u64, before: u64) -> u64 {
         info.mem.store(mem, Ordering::Relaxed);
+        info.evictable.store(counted > 0, Ordering::Relaxed);
         if counted != before {
             if counted > before {
                 self.evictable_mem.fetch_add(counted - before, Ordering::Relaxed);
@@ -346,7 +352,9 @@ impl Clients {
             .map
             .lock()
             .values()
-            .filter(|(c, _)| !c.is_killed() && !c.no_evict.load(Ordering::Relaxed))
+            .filter(|(c, _)| {
+                !c.is_killed() && c.evictable.load(Ordering::Relaxed) && !c.no_evict.load(Ordering::Relaxed)
+            })
             .map(|(c, _)| (c.mem.load(Ordering::Relaxed), c.clone()))
             .collect();
         candidates.sort_unstable_by_key(|(mem, _)| std::cmp::Reverse(*mem));
@@ -396,6 +404,7 @@ impl Clients {
             bcast: AtomicBool::new(false),
             mem: AtomicU64::new(0),
             no_evict: AtomicBool::new(false),
+            evictable: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         });
         let outbox = Arc::new(crate::pubsub::Outbox::new(info.clone(), Proto::Resp2));

@@ -382,6 +382,33 @@ fn a_paused_replica_receives_the_stream_but_applies_it_after() {
     r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
 }
 
+/// Client eviction never disconnects a replica (nor the primary's link on
+/// the replica side): with maxmemory-clients at one byte, every normal
+/// client goes and the link stays.
+#[test]
+fn client_eviction_spares_replication_links() {
+    let primary = spawn_server();
+    let replica = spawn_server();
+    let (mut w, mut r) = (primary.raw(), replica.raw());
+    r.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
+    wait_link_up(&mut r);
+    for c in [&mut w, &mut r] {
+        c.call(&["CLIENT", "NO-EVICT", "on"]).unwrap();
+    }
+    let mut victim = primary.raw();
+    victim.call(&["PING"]).unwrap();
+    for c in [&mut w, &mut r] {
+        assert_eq!(c.call(&["CONFIG", "SET", "maxmemory-clients", "1"]).unwrap(), Frame::ok());
+    }
+    assert!(victim.call(&["PING"]).is_err(), "a normal client is disconnected");
+    assert_eq!(info_field(&mut w, "stats", "evicted_clients"), "1");
+    w.call(&["SET", "after", "1"]).unwrap();
+    wait_in_step(&mut w, &mut r);
+    assert_eq!(info_field(&mut w, "stats", "sync_full"), "1", "the replica never had to sync again");
+    assert_eq!(r.call(&["GET", "after"]).unwrap(), Frame::Bulk("1".into()));
+    r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+}
+
 /// `name`'s value in INFO `section`.
 fn info_field(conn: &mut RawConn, section: &str, name: &str) -> String {
     let info = text(&conn.call(&["INFO", section]).unwrap());
