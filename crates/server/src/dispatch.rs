@@ -414,8 +414,6 @@ pub fn log_denial(shared: &Shared, client: &Client, d: &crate::acl::Denial, cont
     );
 }
 
-/// Whether any command queued since MULTI satisfies `pred` (has DENYOOM:
-/// may grow memory; WRITE; lacks STALE).
 /// The end (ms) of the CLIENT PAUSE that holds this command, if one does.
 fn pause_covers(shared: &Shared, client: &Client, cmd: &Command, req: &Request, input: &[u8]) -> Option<u64> {
     let (mode, end) = shared.pause.current(shared.clock.now_ms())?;
@@ -452,6 +450,8 @@ fn may_replicate(shared: &Shared, client: &Client, cmd: &Command, req: &Request,
     }
 }
 
+/// Whether any command queued since MULTI satisfies `pred` (has DENYOOM:
+/// may grow memory; WRITE; lacks STALE).
 fn queued_any(shared: &Shared, client: &Client, pred: impl Fn(&Command) -> bool) -> bool {
     client
         .multi

@@ -254,13 +254,15 @@ pub fn deadline_ms(n: i64, unit_ms: i64, absolute: bool, now: u64) -> Option<i64
     }
 }
 
-/// Gives a live key the deadline `at`, or deletes it if `at` has passed,
-/// emitting the matching effect (EXPIRE family, GETEX).
 /// Redis's addReplySubcommandSyntaxError: `sub` as the client typed it.
 pub fn subcommand_syntax(sub: &str, cmd: &str) -> CmdError {
     CmdError::Err(format!("unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP."))
 }
 
+/// Gives a live key the deadline `at`, or deletes it if `at` has passed
+/// (only where expired keys are reclaimed: not on a replica or in a
+/// replayed log, which keep what they are sent), emitting the matching
+/// effect (EXPIRE family, GETEX).
 pub fn expire_key_at(tx: &mut Tx<'_>, key: &[u8], at: i64) {
     if at <= tx.now() as i64 && tx.reclaims_expired() {
         tx.remove(key);

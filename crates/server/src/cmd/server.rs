@@ -391,7 +391,6 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     Ok(Frame::ok())
 }
 
-/// CONFIG HELP
 /// CONFIG REWRITE: the running configuration into the file the server
 /// started from (see `config::rewrite`), through a temporary file that is
 /// synced and renamed over it, so a crash leaves the old file or the new
@@ -436,6 +435,7 @@ fn config_rewrite(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     }
 }
 
+/// CONFIG HELP
 fn config_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     Ok(help_reply(
         "CONFIG",
