@@ -817,6 +817,8 @@ pub fn rewrite(old: &str, cfg: &Config) -> String {
         let (now, was) = ((p.get)(cfg), (p.get)(&default));
         let wanted: Vec<(String, bool)> = match p.name {
             "save" if now.is_empty() => vec![("save \"\"".to_string(), true)],
+            // A primary: every replicaof (slaveof) line goes, as in Redis.
+            "replicaof" if now.is_empty() => Vec::new(),
             "save" => {
                 let w: Vec<&str> = now.split_whitespace().collect();
                 w.chunks(2).map(|c| (format!("save {}", c.join(" ")), true)).collect()
@@ -921,6 +923,13 @@ mod tests {
             assert_eq!((p.get)(&back), (p.get)(&cfg), "{}", p.name);
         }
         assert_eq!(rewrite(&text, &cfg), text);
+        // A replica's primary is written in place of an old slaveof line;
+        // a primary drops the line.
+        let with_primary = "# x\nslaveof 10.0.0.1 6379\n";
+        cfg.set("replicaof", "10.0.0.2 6380", true).unwrap();
+        assert!(rewrite(with_primary, &cfg).starts_with("# x\nreplicaof 10.0.0.2 6380\n"));
+        cfg.replicaof.clear();
+        assert!(rewrite(with_primary, &cfg).starts_with("# x\n\n"));
         // No rules at all is written as such, or the defaults would return.
         cfg.set("save", "", true).unwrap();
         assert!(rewrite(&text, &cfg).lines().any(|l| l == r#"save """#));

@@ -49,6 +49,10 @@ fn replicaof(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         if shared.replication.unfollow(&shared.keyspace) {
             tracing::info!("MASTER MODE enabled (user request)");
         }
+        // CONFIG GET replicaof and CONFIG REWRITE follow the role, as in
+        // Redis (a promoted replica must not follow its old primary again
+        // after a restart from a rewritten file).
+        shared.config.write().replicaof.clear();
         return Ok(Frame::ok());
     }
     if ctx.client.replica.is_some() {
@@ -65,6 +69,7 @@ fn replicaof(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
     }
     tracing::info!("REPLICAOF {host}:{port} enabled (user request)");
+    shared.config.write().replicaof = format!("{host} {port}");
     for id in shared.replication.follow(&shared.arc(), host, port) {
         shared.clients.kill(id);
     }

@@ -248,7 +248,12 @@ fn a_replica_cut_off_from_its_primary_can_refuse_stale_reads() {
     assert!(info.contains("role:slave") && info.contains("master_link_status:down"), "{info}");
     c.call(&["CONFIG", "SET", "replica-serve-stale-data", "yes"]).unwrap();
     assert_eq!(c.call(&["GET", "x"]).unwrap(), Frame::Bulk("1".into()));
+    // CONFIG GET replicaof (and so CONFIG REWRITE) follows the role.
+    let replicaof = |c: &mut RawConn| c.call(&["CONFIG", "GET", "replicaof"]).unwrap();
+    let pair = |v: &str| Frame::Array(vec![Frame::bulk("replicaof"), Frame::Bulk(v.to_string().into())]);
+    assert_eq!(replicaof(&mut c), pair("127.0.0.1 1"));
     c.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+    assert_eq!(replicaof(&mut c), pair(""));
 }
 
 #[test]
