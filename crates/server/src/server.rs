@@ -337,6 +337,12 @@ fn refusal(config: &Config, open: bool, connected: usize, peer: std::net::IpAddr
 /// Redis's serverCron, reduced to what exists: active expiry `hz` times a
 /// second, the memory reading and background eviction, and closing
 /// clients idle longer than `timeout`.
+/// A connection idle this long gives its buffers back (see connection.rs).
+const IDLE_SHRINK_MS: u64 = 2000;
+/// What an idle connection holds once it has: its state and nothing else.
+/// Above this it still has buffers to give back.
+const IDLE_MEM: u64 = 8 * 1024;
+
 async fn cron(shared: Arc<Shared>) {
     /// Keys one shard may expire per tick, so no lock is held for long.
     const EXPIRE_BUDGET: usize = 200;
@@ -372,13 +378,16 @@ async fn cron(shared: Arc<Shared>) {
             let period = shared.config.read().repl_ping_replica_period;
             shared.replication.cron_tick(shared.clock.now_ms(), period);
             let timeout = shared.config.read().timeout;
-            if timeout > 0 {
-                let now = shared.uptime_ms();
-                for c in shared.clients.all() {
-                    if now.saturating_sub(c.last_interaction.load(Relaxed)) > timeout * 1000 {
-                        tracing::debug!(client = c.id, "closing idle client");
-                        c.kill();
-                    }
+            let now = shared.uptime_ms();
+            for c in shared.clients.all() {
+                let idle = now.saturating_sub(c.last_interaction.load(Relaxed));
+                if timeout > 0 && idle > timeout * 1000 {
+                    tracing::debug!(client = c.id, "closing idle client");
+                    c.kill();
+                } else if idle >= IDLE_SHRINK_MS && c.mem.load(Relaxed) > IDLE_MEM {
+                    // Idle two seconds or more, as Redis frees an idle
+                    // client's query buffer: its buffers go back.
+                    c.ask_shrink();
                 }
             }
         }

@@ -42,6 +42,9 @@ pub struct ClientInfo {
     /// CLIENT NO-EVICT: never disconnected by `maxmemory-clients`, and
     /// not counted against it.
     pub no_evict: AtomicBool,
+    /// Set by the cron for a connection idle a while: it releases its
+    /// empty buffers at its next wake-up.
+    shrink: AtomicBool,
     /// Counted against `maxmemory-clients` and so a candidate to
     /// disconnect: set by the connection's own task (a normal or pub/sub
     /// client without NO-EVICT); never for a replica or the primary's
@@ -109,6 +112,18 @@ impl ClientInfo {
     /// task may wait on this (see `waker`).
     pub async fn killed(&self) {
         std::future::poll_fn(|cx| self.poll_signal(cx, || self.is_killed())).await
+    }
+
+    /// Asks an idle connection to release its buffers.
+    pub fn ask_shrink(&self) {
+        self.shrink.store(true, Ordering::Relaxed);
+        self.waker.wake();
+    }
+
+    /// Completes (taking the request) once the cron asked the connection
+    /// to release its buffers. Only the connection's own task waits.
+    pub async fn shrink_asked(&self) {
+        std::future::poll_fn(|cx| self.poll_signal(cx, || self.shrink.swap(false, Ordering::Relaxed))).await
     }
 }
 
@@ -405,6 +420,7 @@ impl Clients {
             mem: AtomicU64::new(0),
             no_evict: AtomicBool::new(false),
             evictable: AtomicBool::new(false),
+            shrink: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         });
         let outbox = Arc::new(crate::pubsub::Outbox::new(info.clone(), Proto::Resp2));

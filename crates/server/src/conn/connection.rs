@@ -42,7 +42,10 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
     let mut counted = 0;
 
     'conn: loop {
-        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+        // A buffer released while idle (below) stays released until bytes
+        // arrive: the read then takes a small chunk, and the buffer grows
+        // back to READ_CHUNK for the rest.
+        if inbuf.capacity() != 0 && inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
             inbuf.reserve(READ_CHUNK);
         }
         // Wake also for messages and invalidations other clients queue.
@@ -60,6 +63,20 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
                 if write_out_or_killed(&shared, &mut stream, &mut out, &info).await.is_err() {
                     break;
                 }
+                continue;
+            }
+            // Idle for a while (the cron asks): give the buffers back, as
+            // Redis frees an idle client's query buffer, so thousands of
+            // idle connections do not hold 32 KB each of maxmemory.
+            _ = info.shrink_asked() => {
+                if inbuf.is_empty() {
+                    inbuf = BytesMut::new();
+                }
+                if out.is_empty() {
+                    out = BytesMut::new();
+                }
+                let mem = (inbuf.capacity() + out.capacity() + outbox.queued() + CLIENT_BASE) as u64;
+                counted = shared.clients.publish_mem(&info, mem, if counted > 0 { mem } else { 0 }, counted);
                 continue;
             }
         }
