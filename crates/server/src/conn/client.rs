@@ -31,6 +31,8 @@ pub struct ClientInfo {
     /// subscriptions (channels, patterns, shard channels), MONITOR, and
     /// client tracking (the redirect id, 0 for none, -1 when off; BCAST).
     pub qbuf: AtomicU64,
+    /// Room left in the query buffer after the last batch (`qbuf-free`).
+    pub qbuf_free: AtomicU64,
     pub multi: AtomicI64,
     pub subs: [AtomicU64; 3],
     pub monitor: AtomicBool,
@@ -412,6 +414,7 @@ impl Clients {
             last_interaction: AtomicU64::new(now_ms),
             killed: AtomicBool::new(false),
             qbuf: AtomicU64::new(0),
+            qbuf_free: AtomicU64::new(0),
             multi: AtomicI64::new(-1),
             subs: Default::default(),
             monitor: AtomicBool::new(false),

@@ -76,6 +76,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
                     out = BytesMut::new();
                 }
                 let mem = (inbuf.capacity() + out.capacity() + outbox.queued() + CLIENT_BASE) as u64;
+                info.qbuf_free.store((inbuf.capacity() - inbuf.len()) as u64, Relaxed);
                 counted = shared.clients.publish_mem(&info, mem, if counted > 0 { mem } else { 0 }, counted);
                 continue;
             }
@@ -176,6 +177,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
         // (maxmemory-clients): its buffers, the messages queued for it,
         // and its own state. Replicas and NO-EVICT clients do not count.
         let mem = (inbuf.capacity() + out.capacity() + outbox.queued() + CLIENT_BASE) as u64;
+        info.qbuf_free.store((inbuf.capacity() - inbuf.len()) as u64, Relaxed);
         let evictable = client.replica.is_none() && !info.no_evict.load(Relaxed);
         counted = shared.clients.publish_mem(&info, mem, if evictable { mem } else { 0 }, counted);
         if shared.clients.over_mem_limit() && shared.clients.evict_over_limit() > 0 && info.is_killed() {

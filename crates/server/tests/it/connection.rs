@@ -539,14 +539,19 @@ fn idle_connections_give_their_buffers_back() {
     let mut c = s.raw();
     c.call(&["CLIENT", "SETNAME", "idler"]).unwrap();
     let mut watcher = s.raw();
-    let tot_mem = |w: &mut larder_testkit::RawConn| -> u64 {
+    let field = |w: &mut larder_testkit::RawConn, name: &str| -> u64 {
         let Frame::Bulk(list) = w.call(&["CLIENT", "LIST"]).unwrap() else { panic!() };
         let list = String::from_utf8_lossy(&list).into_owned();
         let line = list.lines().find(|l| l.contains("name=idler")).expect("the idle client").to_string();
-        line.split_whitespace().find_map(|f| f.strip_prefix("tot-mem=").map(|v| v.parse().unwrap())).unwrap()
+        let prefix = format!("{name}=");
+        line.split_whitespace().find_map(|f| f.strip_prefix(prefix.as_str()).map(|v| v.parse().unwrap())).unwrap()
     };
+    let tot_mem = |w: &mut larder_testkit::RawConn| field(w, "tot-mem");
     let busy = tot_mem(&mut watcher);
     assert!(busy > 32 * 1024, "two 16 KB buffers: {busy}");
+    // The query buffer's size, as Redis's querybuf test reads it.
+    let query_buffer = |w: &mut larder_testkit::RawConn| field(w, "qbuf") + field(w, "qbuf-free");
+    assert!((8 * 1024..32 * 1024).contains(&query_buffer(&mut watcher)), "about 16 KB");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let idle = loop {
         let m = tot_mem(&mut watcher);
@@ -557,6 +562,7 @@ fn idle_connections_give_their_buffers_back() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(idle < busy / 4, "{idle} of {busy}");
+    assert_eq!(query_buffer(&mut watcher), 0);
     assert_eq!(c.call(&["PING"]).unwrap(), Frame::simple("PONG"));
     let big = "v".repeat(300_000);
     assert_eq!(c.call(&["SET", "big", &big]).unwrap(), Frame::ok());
