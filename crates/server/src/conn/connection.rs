@@ -42,12 +42,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
     let mut counted = 0;
 
     'conn: loop {
-        // A buffer released while idle (below) stays released until bytes
-        // arrive: the read then takes a small chunk, and the buffer grows
-        // back to READ_CHUNK for the rest.
-        if inbuf.capacity() != 0 && inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
-            inbuf.reserve(READ_CHUNK);
-        }
+        make_room(&mut inbuf);
         // Wake also for messages and invalidations other clients queue.
         // Biased: the branches are cheap to poll in order, and tokio's
         // random start costs a thread-local RNG step per request.
@@ -75,9 +70,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
                 if out.is_empty() {
                     out = BytesMut::new();
                 }
-                let mem = (inbuf.capacity() + out.capacity() + outbox.queued() + CLIENT_BASE) as u64;
-                info.qbuf_free.store((inbuf.capacity() - inbuf.len()) as u64, Relaxed);
-                counted = shared.clients.publish_mem(&info, mem, if counted > 0 { mem } else { 0 }, counted);
+                counted = publish_footprint(&shared, &client, &outbox, &inbuf, &out, counted);
                 continue;
             }
         }
@@ -173,13 +166,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
         if out.capacity() > SHRINK_ABOVE {
             out = BytesMut::with_capacity(READ_CHUNK);
         }
-        // What this connection holds, for CLIENT LIST and client eviction
-        // (maxmemory-clients): its buffers, the messages queued for it,
-        // and its own state. Replicas and NO-EVICT clients do not count.
-        let mem = (inbuf.capacity() + out.capacity() + outbox.queued() + CLIENT_BASE) as u64;
-        info.qbuf_free.store((inbuf.capacity() - inbuf.len()) as u64, Relaxed);
-        let evictable = client.replica.is_none() && !info.no_evict.load(Relaxed);
-        counted = shared.clients.publish_mem(&info, mem, if evictable { mem } else { 0 }, counted);
+        counted = publish_footprint(&shared, &client, &outbox, &inbuf, &out, counted);
         if shared.clients.over_mem_limit() && shared.clients.evict_over_limit() > 0 && info.is_killed() {
             break;
         }
@@ -202,6 +189,36 @@ pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
     }
     outbox.close();
     shared.clients.unregister(client.id());
+}
+
+/// Room for the next read: another READ_CHUNK once less than a quarter of
+/// one is free. A buffer released while idle (capacity 0) stays released
+/// until bytes arrive: that read takes a small chunk, and the buffer grows
+/// back to READ_CHUNK for the rest.
+fn make_room(inbuf: &mut BytesMut) {
+    if inbuf.capacity() != 0 && inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+        inbuf.reserve(READ_CHUNK);
+    }
+}
+
+/// Publishes what this connection holds, for CLIENT LIST (`tot-mem`,
+/// `qbuf-free`) and client eviction (maxmemory-clients): its buffers, the
+/// messages queued for it, and its own state. Replicas and NO-EVICT
+/// clients do not count against the limit. Returns what it now counts
+/// (`counted`, the figure it counted until now, comes back updated).
+fn publish_footprint(
+    shared: &Shared,
+    client: &Client,
+    outbox: &crate::pubsub::Outbox,
+    inbuf: &BytesMut,
+    out: &BytesMut,
+    counted: u64,
+) -> u64 {
+    let info = &client.info;
+    let mem = (inbuf.capacity() + out.capacity() + outbox.queued() + CLIENT_BASE) as u64;
+    info.qbuf_free.store((inbuf.capacity() - inbuf.len()) as u64, Relaxed);
+    let evictable = client.replica.is_none() && !info.no_evict.load(Relaxed);
+    shared.clients.publish_mem(info, mem, if evictable { mem } else { 0 }, counted)
 }
 
 /// A connection whose command waits: held by CLIENT PAUSE, or blocked
@@ -239,9 +256,7 @@ impl Parked<'_> {
             let mut changed = shared.pause.subscribe();
             let now = shared.clock.now_ms();
             if let Some((_, end)) = shared.pause.current(now) {
-                if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
-                    inbuf.reserve(READ_CHUNK);
-                }
+                make_room(inbuf);
                 let closed = tokio::select! {
                     _ = changed.changed() => false,
                     _ = tokio::time::sleep(std::time::Duration::from_millis(end - now)) => false,
@@ -284,9 +299,7 @@ impl Parked<'_> {
                     None => std::future::pending().await,
                 }
             };
-            if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
-                inbuf.reserve(READ_CHUNK);
-            }
+            make_room(inbuf);
             let event = tokio::select! {
                 _ = waiter.woken() => Event::Woken,
                 _ = timeout => Event::Timeout,
