@@ -188,7 +188,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
             if client.oom
                 && (spec.has(flags::DENYOOM)
                     || queuing
-                    || (name == "exec" && queued_any(shared, client, |c| c.spec.has(flags::DENYOOM))))
+                    || (name == "exec" && queued_any(shared, client, |c, _, _| c.spec.has(flags::DENYOOM))))
             {
                 return reject(shared, client, cmd, CmdError::Oom);
             }
@@ -380,7 +380,8 @@ fn replication_gate(shared: &Shared, client: &Client, cmd: &Command) -> Result<(
         return Ok(());
     }
     let exec = cmd.full_name == "exec";
-    let writes = || cmd.spec.has(flags::WRITE) || (exec && queued_any(shared, client, |c| c.spec.has(flags::WRITE)));
+    let writes =
+        || cmd.spec.has(flags::WRITE) || (exec && queued_any(shared, client, |c, _, _| c.spec.has(flags::WRITE)));
     if shared.replication.refuses_writes(|| shared.clock.now_ms()) && writes() {
         return Err(CmdError::NoReplicas);
     }
@@ -388,7 +389,8 @@ fn replication_gate(shared: &Shared, client: &Client, cmd: &Command) -> Result<(
         return Err(CmdError::ReadOnlyReplica);
     }
     if shared.replication.stale_refused() {
-        let denied = !cmd.spec.has(flags::STALE) || (exec && queued_any(shared, client, |c| !c.spec.has(flags::STALE)));
+        let denied =
+            !cmd.spec.has(flags::STALE) || (exec && queued_any(shared, client, |c, _, _| !c.spec.has(flags::STALE)));
         if denied {
             return Err(CmdError::MasterDown);
         }
@@ -435,11 +437,7 @@ pub fn held_by_pause(shared: &Shared, client: &Client, req: &Request, input: &[u
 fn may_replicate(shared: &Shared, client: &Client, cmd: &Command, req: &Request, input: &[u8]) -> bool {
     let name = cmd.full_name.as_str();
     if name == "exec" {
-        return client.multi.as_ref().is_some_and(|q| {
-            q.iter().any(|(req, input)| {
-                resolve(shared, req, input).is_ok_and(|(c, _)| may_replicate(shared, client, c, req, input))
-            })
-        });
+        return queued_any(shared, client, |c, req, input| may_replicate(shared, client, c, req, input));
     }
     if !cmd.spec.has(flags::WRITE | flags::MAY_REPLICATE) {
         return false;
@@ -450,13 +448,13 @@ fn may_replicate(shared: &Shared, client: &Client, cmd: &Command, req: &Request,
     }
 }
 
-/// Whether any command queued since MULTI satisfies `pred` (has DENYOOM:
-/// may grow memory; WRITE; lacks STALE).
-fn queued_any(shared: &Shared, client: &Client, pred: impl Fn(&Command) -> bool) -> bool {
-    client
-        .multi
-        .as_ref()
-        .is_some_and(|q| q.iter().any(|(req, input)| resolve(shared, req, input).is_ok_and(|(c, _)| pred(c))))
+/// Whether any command queued since MULTI satisfies `pred`, given the
+/// command and its request (has DENYOOM: may grow memory; WRITE; lacks
+/// STALE; may replicate, which for a script depends on its arguments).
+fn queued_any(shared: &Shared, client: &Client, pred: impl Fn(&Command, &Request, &[u8]) -> bool) -> bool {
+    client.multi.as_ref().is_some_and(|q| {
+        q.iter().any(|(req, input)| resolve(shared, req, input).is_ok_and(|(c, _)| pred(c, req, input)))
+    })
 }
 
 fn allowed_when_subscribed(name: &str) -> bool {
