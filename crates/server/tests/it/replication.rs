@@ -161,6 +161,13 @@ fn wait_link_up(conn: &mut RawConn) {
     }
 }
 
+/// Makes `conn`'s server a replica of the server at `primary` and waits
+/// for the link.
+fn follow(conn: &mut RawConn, primary: std::net::SocketAddr) {
+    conn.call(&["REPLICAOF", "127.0.0.1", &primary.port().to_string()]).unwrap();
+    wait_link_up(conn);
+}
+
 /// Waits until both sides hold the same data.
 fn wait_same_digest(a: &mut RawConn, b: &mut RawConn) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -281,8 +288,7 @@ fn a_replica_ignores_maxmemory_unless_told_otherwise() {
     for cmd in [&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"][..], &["CONFIG", "SET", "maxmemory", "1"]] {
         assert_eq!(r.call(cmd).unwrap(), Frame::ok());
     }
-    r.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
-    wait_link_up(&mut r);
+    follow(&mut r, primary.addr);
     for i in 0..200 {
         w.call(&["SET", &format!("k{i}"), "v"]).unwrap();
     }
@@ -318,8 +324,7 @@ fn a_replica_leaves_expiry_to_its_primary() {
     let (mut w, mut r) = (primary.raw(), replica.raw());
     // One key arrives in the image, the others in the stream.
     w.call(&["SET", "img", "a", "EX", "600"]).unwrap();
-    r.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
-    wait_link_up(&mut r);
+    follow(&mut r, primary.addr);
     w.call(&["SET", "n", "5", "EX", "600"]).unwrap();
     assert_eq!(w.call(&["INCR", "n"]).unwrap(), Frame::Integer(6));
     w.call(&["SET", "k", "v", "EX", "600"]).unwrap();
@@ -366,8 +371,7 @@ fn a_paused_replica_receives_the_stream_but_applies_it_after() {
     let primary = spawn_server();
     let replica = spawn_server();
     let (mut w, mut r) = (primary.raw(), replica.raw());
-    r.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
-    wait_link_up(&mut r);
+    follow(&mut r, primary.addr);
     w.call(&["SET", "foo", "bar"]).unwrap();
     wait_in_step(&mut w, &mut r);
     let applied = info_field(&mut r, "replication", "slave_repl_offset");
@@ -395,8 +399,7 @@ fn client_eviction_spares_replication_links() {
     let primary = spawn_server();
     let replica = spawn_server();
     let (mut w, mut r) = (primary.raw(), replica.raw());
-    r.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
-    wait_link_up(&mut r);
+    follow(&mut r, primary.addr);
     for c in [&mut w, &mut r] {
         c.call(&["CLIENT", "NO-EVICT", "on"]).unwrap();
     }
@@ -481,8 +484,7 @@ fn a_broken_link_continues_from_the_backlog() {
     gone.read_sync_payload().unwrap();
     write_counted(&mut w, "before");
     drop(gone);
-    r.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
-    wait_link_up(&mut r);
+    follow(&mut r, primary.addr);
     write_mix(&mut w);
     // Each cut comes right after counted writes: a resume that started
     // early would apply them twice, and one that started late would skip
@@ -550,8 +552,7 @@ fn redis_resumes_from_larder_and_larder_from_redis() {
     let (mut p, follower) = (primary.raw(), spawn_server());
     let mut f = follower.raw();
     write_counted(&mut p, "one");
-    f.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
-    wait_link_up(&mut f);
+    follow(&mut f, primary.addr);
     write_counted(&mut p, "two");
     cut_and_resume(&mut p, &mut f);
 }
@@ -696,8 +697,7 @@ fn wait_counts_the_replicas_that_acknowledged_a_clients_writes() {
     drop(fake);
     let replica = spawn_server();
     let mut r = replica.raw();
-    r.call(&["REPLICAOF", "127.0.0.1", &primary.addr.port().to_string()]).unwrap();
-    wait_link_up(&mut r);
+    follow(&mut r, primary.addr);
     let Frame::Error(e) = r.call(&["WAIT", "0", "0"]).unwrap() else { panic!("WAIT on a replica") };
     assert!(e.starts_with(b"ERR WAIT cannot be used with replica instances."), "{e:?}");
     // Each write is acknowledged: WAIT with no timeout returns once the
