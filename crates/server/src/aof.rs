@@ -338,16 +338,11 @@ fn aof_dir(shared: &Shared) -> (PathBuf, String) {
     (PathBuf::from(&cfg.dir).join(&cfg.appenddirname), cfg.appendfilename.clone())
 }
 
-/// Replaces the manifest atomically: temporary file, sync, rename, and a
-/// sync of the directory so the rename itself survives a crash.
+/// Replaces the manifest atomically (see `snapshot::replace_file`).
 fn persist_manifest(dir: &Path, prefix: &str, m: &Manifest) -> std::io::Result<()> {
     let target = dir.join(layout::manifest_name(prefix));
     let tmp = dir.join(format!("temp-{}", layout::manifest_name(prefix)));
-    let mut f = File::create(&tmp)?;
-    f.write_all(m.render().as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &target)?;
-    File::open(dir)?.sync_all()
+    crate::snapshot::replace_file(&target, &tmp, m.render().as_bytes())
 }
 
 fn file_size(path: &Path) -> u64 {

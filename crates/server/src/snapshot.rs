@@ -93,6 +93,25 @@ pub fn save(shared: &Shared) -> Result<u64, String> {
     written
 }
 
+/// Replaces `target` with `bytes` so a crash leaves the old file or the
+/// new one, never half of one: written to `tmp`, synced, renamed over
+/// `target`, and the directory synced so the rename survives too. `tmp`
+/// goes if a step fails. The AOF manifest and CONFIG REWRITE's file.
+pub(crate) fn replace_file(target: &Path, tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let done = (|| {
+        let mut f = std::fs::File::create(tmp)?;
+        std::io::Write::write_all(&mut f, bytes)?;
+        f.sync_all()?;
+        std::fs::rename(tmp, target)
+    })();
+    if done.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    done?;
+    let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Writes an RDB file to `tmp` (header, `body`'s keys, function
 /// libraries, trailer, fsync) and renames it over `target`. The temporary
 /// file goes if any step fails. Returns what `body` returns (keys written).

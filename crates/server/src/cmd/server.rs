@@ -392,8 +392,8 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 }
 
 /// CONFIG REWRITE: the running configuration into the file the server
-/// started from (see `config::rewrite`), through a temporary file that is
-/// synced and renamed over it, so a crash leaves the old file or the new
+/// started from (see `config::rewrite`), replaced whole
+/// (`snapshot::replace_file`), so a crash leaves the old file or the new
 /// one, never half of one.
 fn config_rewrite(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     let cfg = ctx.shared.config.read().clone();
@@ -408,16 +408,7 @@ fn config_rewrite(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
         };
         let text = crate::config::rewrite(&old, &cfg);
         let tmp = path.with_file_name(format!(".larder-rewrite-{}.tmp", std::process::id()));
-        let done = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if done.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        done
+        crate::snapshot::replace_file(path, &tmp, text.as_bytes())
     };
     match write() {
         Ok(()) => {
