@@ -483,8 +483,7 @@ impl Scripting {
     }
 
     pub fn exists(&self, sha: &[u8]) -> bool {
-        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
-        self.lua.lock().scripts.contains_key(&sha)
+        self.lua.lock().scripts.contains_key(&script_key(sha))
     }
 
     /// SCRIPT FLUSH: a new VM, as Redis starts one (whatever scripts left
@@ -521,18 +520,11 @@ impl Scripting {
     pub fn declares_no_writes(&self, command: &str, arg: &[u8]) -> bool {
         let declared = match command {
             "eval" => eval_shebang(arg).ok().map(|(d, _)| d),
-            "evalsha" => self
+            "evalsha" => self.lua.try_lock().and_then(|st| st.scripts.get(&script_key(arg)).map(|(_, _, d)| *d)),
+            "fcall" => self
                 .lua
                 .try_lock()
-                .and_then(|st| st.scripts.get(&String::from_utf8_lossy(arg).to_ascii_lowercase()).map(|(_, _, d)| *d)),
-            "fcall" => self.lua.try_lock().and_then(|st| {
-                let name = String::from_utf8_lossy(arg);
-                st.libraries
-                    .values()
-                    .flat_map(|l| &l.functions)
-                    .find(|f| f.name.eq_ignore_ascii_case(&name))
-                    .map(|f| Declared::from_flags(&f.flags))
-            }),
+                .and_then(|st| st.function(&String::from_utf8_lossy(arg)).map(|f| Declared::from_flags(&f.flags))),
             _ => None,
         };
         declared.is_some_and(|d| !d.compat && d.no_writes)
@@ -551,7 +543,7 @@ impl Scripting {
         let (sha, func, declared) = match script {
             Ok(body) => st.compile(body)?,
             Err(sha) => {
-                let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+                let sha = script_key(sha);
                 match st.scripts.get(&sha) {
                     Some((_, f, d)) => (sha, f.clone(), *d),
                     None => return Err(CmdError::Raw("NOSCRIPT No matching script. Please use EVAL.".into())),
@@ -585,9 +577,7 @@ impl Scripting {
     ) -> Result<Frame, CmdError> {
         let st = self.lua.lock();
         let name = String::from_utf8_lossy(name).into_owned();
-        // Function names are case-insensitive, as in Redis.
-        let Some(f) = st.libraries.values().flat_map(|l| &l.functions).find(|f| f.name.eq_ignore_ascii_case(&name))
-        else {
+        let Some(f) = st.function(&name) else {
             return Err(CmdError::Err("Function not found".into()));
         };
         let declared = Declared::from_flags(&f.flags);
@@ -942,7 +932,18 @@ impl Default for Scripting {
     }
 }
 
+/// The EVAL cache's key for a sha1 as a client sent it (any case).
+fn script_key(sha: &[u8]) -> String {
+    String::from_utf8_lossy(sha).to_ascii_lowercase()
+}
+
 impl LuaState {
+    /// A registered function by name; names are case-insensitive, as in
+    /// Redis.
+    fn function(&self, name: &str) -> Option<&FunctionDef> {
+        self.libraries.values().flat_map(|l| &l.functions).find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+
     fn new(kill: Arc<AtomicBool>) -> mlua::Result<LuaState> {
         let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
         let g = lua.globals();
