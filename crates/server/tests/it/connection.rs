@@ -1,7 +1,7 @@
 //! Connection commands through the redis crate and raw bytes: PING, ECHO,
 //! HELLO, AUTH/requirepass, CLIENT, QUIT, maxclients and the idle timeout.
 
-use crate::cmd;
+use crate::{cmd, info_field, wait_info_field};
 use larder_protocol::{Frame, Proto};
 use larder_server::Config;
 use larder_testkit::{spawn_server, spawn_server_with};
@@ -363,23 +363,6 @@ fn tcp_keepalive_is_set_on_accepted_connections() {
     assert_eq!(server_side_timer(s.addr, off.local_addr()), "00", "no timer without keepalive");
 }
 
-/// INFO `section`'s `name` field.
-fn info_field(c: &mut larder_testkit::RawConn, section: &str, name: &str) -> String {
-    let Frame::Bulk(info) = c.call(&["INFO", section]).unwrap() else { panic!("INFO is a bulk string") };
-    let text = String::from_utf8_lossy(&info).into_owned();
-    let line = text.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).map(str::to_string);
-    line.unwrap_or_else(|| panic!("no {name} in {text}"))
-}
-
-/// Waits until INFO clients counts `n` blocked (held) clients.
-fn wait_blocked_clients(c: &mut larder_testkit::RawConn, n: usize) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while info_field(c, "clients", "blocked_clients") != n.to_string() {
-        assert!(std::time::Instant::now() < deadline, "never {n} blocked clients");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// CLIENT PAUSE WRITE holds writes, may-replicate commands, scripts that
 /// do not declare no-writes and EXECs queuing any of them, in arrival
 /// order, until CLIENT UNPAUSE; reads, no-writes scripts and read-only
@@ -409,10 +392,10 @@ fn client_pause_write_holds_writes_until_unpause_and_keeps_keys() {
         w.send(cmd).unwrap();
         conns.push(w);
         // One at a time, so the order they wait in is known.
-        wait_blocked_clients(&mut c, conns.len());
+        wait_info_field(&mut c, "clients", "blocked_clients", &conns.len().to_string());
     }
     tx.send(&["EXEC"]).unwrap();
-    wait_blocked_clients(&mut c, held.len() + 1);
+    wait_info_field(&mut c, "clients", "blocked_clients", &(held.len() + 1).to_string());
     // Reads run; so do no-writes scripts and a read-only transaction.
     assert_eq!(c.call(&["GET", "k"]).unwrap(), Frame::Bulk("0".into()));
     let ro = "#!lua flags=no-writes\nreturn redis.call('get', 'k')";

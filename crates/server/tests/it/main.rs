@@ -40,6 +40,35 @@ pub fn cmd(name: &str) -> redis::Cmd {
     redis::cmd(name)
 }
 
+/// Waits (up to 20 s) until INFO `section`'s `name` reads `want`.
+pub fn wait_info_field(conn: &mut larder_testkit::RawConn, section: &str, name: &str, want: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let got = info_field(conn, section, name);
+        if got == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{name} is {got}, not {want}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// `name`'s value in INFO `section`, through a raw connection.
+pub fn info_field(conn: &mut larder_testkit::RawConn, section: &str, name: &str) -> String {
+    let info = match conn.call(&["INFO", section]).unwrap() {
+        larder_protocol::Frame::Bulk(b) | larder_protocol::Frame::Verbatim { text: b, .. } => {
+            String::from_utf8_lossy(&b).into_owned()
+        }
+        other => panic!("INFO is a bulk string, not {other:?}"),
+    };
+    let prefix = format!("{name}:");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in INFO {section}: {info}"))
+        .trim()
+        .to_string()
+}
+
 /// The larder-server binary, running; killed and reaped on drop (tests
 /// that need a process of their own: signals, process-wide memory),
 /// with the directory made for it, if any.

@@ -3,6 +3,7 @@
 //! SYNC stream has the shape Redis gives its replicas. Larder as a replica
 //! (REPLICAOF) of Larder and of redis-server, with READONLY and MASTERDOWN.
 
+use crate::{info_field, wait_info_field};
 use larder_protocol::{Frame, Proto};
 use larder_testkit::{spawn_server, RawConn, RedisServer};
 use std::time::{Duration, Instant};
@@ -417,17 +418,6 @@ fn client_eviction_spares_replication_links() {
     r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
 }
 
-/// `name`'s value in INFO `section`.
-fn info_field(conn: &mut RawConn, section: &str, name: &str) -> String {
-    let info = text(&conn.call(&["INFO", section]).unwrap());
-    let prefix = format!("{name}:");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {name} in INFO {section}: {info}"))
-        .trim()
-        .to_string()
-}
-
 /// Writes a replica must apply exactly once: a counter it would count
 /// twice if a resumed stream repeated a command, in two databases.
 fn write_counted(w: &mut RawConn, tag: &str) {
@@ -454,19 +444,6 @@ fn wait_in_step(primary: &mut RawConn, replica: &mut RawConn) {
     }
     let (a, b) = (digest(primary), digest(replica));
     assert_eq!(a, b, "same offset, different data");
-}
-
-/// Waits until INFO stats `name` on `conn` reads `want`.
-fn wait_stat(conn: &mut RawConn, name: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let got = info_field(conn, "stats", name);
-        if got == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name} is {got}, not {want}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -497,12 +474,12 @@ fn a_broken_link_continues_from_the_backlog() {
     // Cut by the primary; writes land while the replica is away.
     assert_eq!(w.call(&["CLIENT", "KILL", "TYPE", "replica"]).unwrap(), Frame::Integer(1));
     write_counted(&mut w, "gap1");
-    wait_stat(&mut w, "sync_partial_ok", "1");
+    wait_info_field(&mut w, "stats", "sync_partial_ok", "1");
     wait_in_step(&mut w, &mut r);
     // Cut by the replica (the connection applying the primary's stream).
     assert_eq!(r.call(&["CLIENT", "KILL", "TYPE", "master"]).unwrap(), Frame::Integer(1));
     write_counted(&mut w, "gap2");
-    wait_stat(&mut w, "sync_partial_ok", "2");
+    wait_info_field(&mut w, "stats", "sync_partial_ok", "2");
     wait_in_step(&mut w, &mut r);
     assert_eq!(info_field(&mut w, "stats", "sync_full"), "2", "the one gone, and this one");
     r.call(&["SELECT", "4"]).unwrap();
@@ -516,7 +493,7 @@ fn a_broken_link_continues_from_the_backlog() {
     let big = "x".repeat(20_000);
     w.call(&["SET", "big", &big]).unwrap();
     write_counted(&mut w, "gap3");
-    wait_stat(&mut w, "sync_full", "3");
+    wait_info_field(&mut w, "stats", "sync_full", "3");
     wait_in_step(&mut w, &mut r);
     assert_eq!(info_field(&mut w, "stats", "sync_partial_err"), "1");
     assert_eq!(info_field(&mut w, "replication", "repl_backlog_histlen"), "16384");
@@ -564,7 +541,7 @@ fn cut_and_resume(primary: &mut RawConn, replica: &mut RawConn) {
     wait_in_step(primary, replica);
     assert_eq!(primary.call(&["CLIENT", "KILL", "TYPE", "replica"]).unwrap(), Frame::Integer(1));
     write_counted(primary, "gap");
-    wait_stat(primary, "sync_partial_ok", "1");
+    wait_info_field(primary, "stats", "sync_partial_ok", "1");
     wait_in_step(primary, replica);
     assert_eq!(info_field(primary, "stats", "sync_full"), "1");
 }
@@ -655,7 +632,7 @@ fn a_chained_replica_syncs_again_when_its_primary_reloads() {
     assert_eq!(wa.call(&["CLIENT", "KILL", "TYPE", "replica"]).unwrap(), Frame::Integer(1));
     wa.call(&["SET", "big", &"x".repeat(20_000)]).unwrap();
     write_counted(&mut wa, "gap");
-    wait_stat(&mut wa, "sync_full", "2");
+    wait_info_field(&mut wa, "stats", "sync_full", "2");
     wait_same_digest(&mut wa, &mut rb);
     wait_same_digest(&mut wa, &mut rc);
     let mut wb = b.raw();
