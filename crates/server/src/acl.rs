@@ -14,6 +14,7 @@
 //! typed are kept for ACL LIST, as Redis 7.2 does, so a user reads back the
 //! way it was written.
 
+use crate::cmd::getkeys;
 use crate::cmd::table::{Command, CommandTable};
 use hashbrown::HashMap;
 use larder_store::glob_match;
@@ -279,7 +280,7 @@ impl Selector {
                     }
                     let tag = format!("@{cat}");
                     for c in table.iter_all() {
-                        if c.spec.acl_categories().contains(&tag.as_str()) {
+                        if c.categories.contains(&tag.as_str()) {
                             self.set_bit(c.acl_id, on);
                             self.first_args.remove(&c.acl_id);
                         }
@@ -379,11 +380,15 @@ impl Selector {
                 return Err(Denial { why: Denied::Command, object: cmd.full_name.as_bytes().to_vec() });
             }
         }
-        if !self.all_keys {
-            let (read, write) =
-                (cmd.spec.has(crate::cmd::table::flags::READONLY), cmd.spec.has(crate::cmd::table::flags::WRITE));
-            for pos in crate::cmd::server::key_positions(cmd, argv).unwrap_or_default() {
-                let key = argv[pos];
+        if !self.all_keys && getkeys::has_keys(cmd) {
+            // Per key, as Redis's ACLSelectorCheckKey: reading its value
+            // needs %R, changing it %W; a key the command only looks at
+            // (EXISTS, TYPE) or whose use it cannot tell (flags 0) needs
+            // a pattern of either kind.
+            for k in getkeys::command_keys(cmd, argv) {
+                let read = k.flags & getkeys::flags::ACCESS != 0;
+                let write = k.flags & (getkeys::flags::INSERT | getkeys::flags::DELETE | getkeys::flags::UPDATE) != 0;
+                let key = argv[k.pos];
                 let ok = self
                     .keys
                     .iter()
@@ -739,7 +744,7 @@ impl Acl {
             self.table
                 .iter_all()
                 .into_iter()
-                .filter(|c| c.spec.acl_categories().contains(&tag.as_str()))
+                .filter(|c| c.categories.contains(&tag.as_str()))
                 .map(|c| c.full_name.clone())
                 .collect(),
         )

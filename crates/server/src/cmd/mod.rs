@@ -7,9 +7,11 @@ pub mod acl;
 pub mod bitmap;
 pub mod connection;
 pub mod geo;
+pub mod getkeys;
 pub mod hash;
 pub mod hll;
 pub mod keys;
+pub mod keyspecs;
 pub mod latency;
 pub mod list;
 pub mod memory;
@@ -212,7 +214,6 @@ pub fn eq_ic(a: &[u8], word: &str) -> bool {
     a.eq_ignore_ascii_case(word.as_bytes())
 }
 
-/// Redis's `getLongLongFromObject`: strict decimal i64.
 /// A key read by a woken blocked command: one now holding another type is
 /// as if absent, so the client goes on waiting, as Redis serves a blocked
 /// client only from a key of the type it waits for.
@@ -223,6 +224,7 @@ pub fn absent_if_woken<T>(woken: bool, read: Result<Option<T>, CmdError>) -> Res
     }
 }
 
+/// Redis's `getLongLongFromObject`: strict decimal i64.
 pub fn parse_i64(a: &[u8]) -> Result<i64, CmdError> {
     larder_store::value::parse_canonical_i64(a).ok_or(CmdError::NotInteger)
 }

@@ -2,6 +2,7 @@
 //! COMMAND's replies are generated from the command table, so they can
 //! never disagree with what the dispatcher enforces.
 
+use super::getkeys;
 use super::keys::help_reply;
 use super::table::{flags, flags::*, Command, CommandSpec, KeySpec};
 use super::{eq_ic, parse_f64, Args, CmdResult, Ctx};
@@ -287,6 +288,11 @@ static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
         "2.8.13",
         "Extracts the key names from an arbitrary command.",
     ),
+    CommandSpec::new("getkeysandflags", -4, LOADING | STALE, KeySpec::NONE, command_getkeysandflags).doc(
+        "server",
+        "7.0.0",
+        "Extracts the key names and their access flags from an arbitrary command.",
+    ),
     CommandSpec::new("help", 2, LOADING | STALE, KeySpec::NONE, command_help).doc(
         "server",
         "5.0.0",
@@ -451,38 +457,6 @@ fn status_set(names: impl IntoIterator<Item = &'static str>) -> Frame {
 fn command_entry(c: &Command) -> Frame {
     let s = c.spec;
     let flag_names = flags::NAMES.iter().filter(|(f, _)| s.has(*f)).map(|(_, n)| *n);
-    let key_specs = if s.keys.first > 0 {
-        let (kind, access): (&'static str, &'static str) =
-            if s.has(WRITE) { ("RW", "UPDATE") } else { ("RO", "ACCESS") };
-        let kv = |k: &'static str, v: Frame| (Frame::bulk_static(k), v);
-        let limit = if s.keys.last < 0 { s.keys.last } else { s.keys.last - s.keys.first };
-        vec![Frame::Map(vec![
-            kv("flags", status_set([kind, access])),
-            kv(
-                "begin_search",
-                Frame::Map(vec![
-                    kv("type", Frame::bulk_static("index")),
-                    kv("spec", Frame::Map(vec![kv("index", Frame::Integer(s.keys.first as i64))])),
-                ]),
-            ),
-            kv(
-                "find_keys",
-                Frame::Map(vec![
-                    kv("type", Frame::bulk_static("range")),
-                    kv(
-                        "spec",
-                        Frame::Map(vec![
-                            kv("lastkey", Frame::Integer(limit as i64)),
-                            kv("keystep", Frame::Integer(s.keys.step as i64)),
-                            kv("limit", Frame::Integer(0)),
-                        ]),
-                    ),
-                ]),
-            ),
-        ])]
-    } else {
-        vec![]
-    };
     let mut subs: Vec<&Command> = c.subs.values().collect();
     subs.sort_by(|a, b| a.full_name.cmp(&b.full_name));
     Frame::Array(vec![
@@ -492,11 +466,45 @@ fn command_entry(c: &Command) -> Frame {
         Frame::Integer(s.keys.first as i64),
         Frame::Integer(s.keys.last as i64),
         Frame::Integer(s.keys.step as i64),
-        status_set(s.acl_categories()),
-        Frame::Array(vec![]),
-        Frame::Array(key_specs),
+        status_set(c.categories.iter().copied()),
+        Frame::Array(c.tips.iter().map(|t| Frame::bulk_static(t)).collect()),
+        Frame::Set(c.key_specs.iter().map(key_spec_entry).collect()),
         Frame::Array(subs.into_iter().map(command_entry).collect()),
     ])
+}
+
+/// One key spec as COMMAND INFO shows it (Redis's addReplyCommandKeySpecs).
+fn key_spec_entry(spec: &getkeys::Spec) -> Frame {
+    use getkeys::{Begin, Find};
+    let kv = |k: &'static str, v: Frame| (Frame::bulk_static(k), v);
+    let int = |n: i32| Frame::Integer(n as i64);
+    let typed = |kind: &'static str, spec: Vec<(Frame, Frame)>| {
+        Frame::Map(vec![kv("type", Frame::bulk_static(kind)), kv("spec", Frame::Map(spec))])
+    };
+    let begin = match spec.begin {
+        Begin::Index(at) => typed("index", vec![kv("index", int(at))]),
+        Begin::Keyword(word, from) => {
+            typed("keyword", vec![kv("keyword", Frame::bulk_static(word)), kv("startfrom", int(from))])
+        }
+        Begin::Unknown => typed("unknown", vec![]),
+    };
+    let find = match spec.find {
+        Find::Range { lastkey, step, limit } => {
+            typed("range", vec![kv("lastkey", int(lastkey)), kv("keystep", int(step)), kv("limit", int(limit))])
+        }
+        Find::Keynum { index, first, step } => {
+            typed("keynum", vec![kv("keynumidx", int(index)), kv("firstkey", int(first)), kv("keystep", int(step))])
+        }
+        Find::Unknown => typed("unknown", vec![]),
+    };
+    let mut fields = Vec::with_capacity(4);
+    if !spec.notes.is_empty() {
+        fields.push(kv("notes", Frame::bulk_static(spec.notes)));
+    }
+    fields.push(kv("flags", getkeys::flag_names(spec.flags)));
+    fields.push(kv("begin_search", begin));
+    fields.push(kv("find_keys", find));
+    Frame::Map(fields)
 }
 
 /// Finds "get" or "client|kill" by name.
@@ -590,7 +598,7 @@ fn command_list(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         .filter(|c| match &filter {
             Filter::All => true,
             Filter::Module => false,
-            Filter::AclCat(cat) => c.spec.acl_categories().contains(&cat.as_str()),
+            Filter::AclCat(cat) => c.categories.contains(&cat.as_str()),
             Filter::Pattern(p) => glob_match(p, c.full_name.as_bytes(), true),
         })
         .map(|c| Frame::bulk(&c.full_name))
@@ -599,92 +607,48 @@ fn command_list(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 }
 
 /// COMMAND GETKEYS command [arg ...]
-fn command_getkeys(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+fn command_getkeys(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    getkeys_reply(ctx, args, false)
+}
+
+/// COMMAND GETKEYSANDFLAGS command [arg ...]
+fn command_getkeysandflags(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    getkeys_reply(ctx, args, true)
+}
+
+/// Redis's getKeysSubcommandImpl: the keys `argv` names, as the ACL check
+/// finds them, each with its flags when asked.
+fn getkeys_reply(ctx: &mut Ctx<'_>, mut args: Args<'_>, with_flags: bool) -> CmdResult {
     let argv = args.rest();
-    let mut cmd =
-        ctx.shared.commands.lookup(argv[0]).ok_or_else(|| CmdError::Err("Invalid command specified".into()))?;
+    let invalid = || CmdError::Err("Invalid command specified".into());
+    let mut cmd = ctx.shared.commands.lookup(argv[0]).ok_or_else(invalid)?;
     if !cmd.subs.is_empty() && argv.len() > 1 {
-        if let Some(sub) = cmd.lookup_sub(argv[1]) {
-            cmd = sub;
-        }
+        cmd = cmd.lookup_sub(argv[1]).ok_or_else(invalid)?;
+    }
+    if !getkeys::has_keys(cmd) {
+        return Err(CmdError::Err("The command has no key arguments".into()));
     }
     let arity = cmd.spec.arity;
     let argc = argv.len() as i32;
     if (arity > 0 && arity != argc) || argc < -arity {
         return Err(CmdError::Err("Invalid number of arguments specified for command".into()));
     }
-    let positions =
-        key_positions(cmd, &argv).ok_or_else(|| CmdError::Err("Invalid arguments specified for command".into()))?;
-    let keys: Vec<Frame> = positions.into_iter().map(|i| Frame::bulk(argv[i])).collect();
-    if keys.is_empty() {
-        return Err(CmdError::Err("The command has no key arguments".into()));
+    let keys = getkeys::command_keys(cmd, &argv);
+    if keys.is_empty() && !cmd.spec.has(NO_MANDATORY_KEYS) {
+        return Err(CmdError::Err("Invalid arguments specified for command".into()));
     }
-    Ok(Frame::Array(keys))
-}
-
-/// Where a command's keys are among `argv` (the command name first); None
-/// if a command with movable keys has arguments that do not say.
-pub fn key_positions(cmd: &Command, argv: &[&[u8]]) -> Option<Vec<usize>> {
-    if cmd.spec.has(MOVABLEKEYS) {
-        movable_keys(&cmd.full_name, argv)
-    } else {
-        Some(cmd.spec.keys.positions(argv.len()).collect())
-    }
-}
-
-/// Key positions of commands whose keys depend on their arguments
-/// (numkeys, STREAMS, STORE), as Redis's getkeys procs find them; None if
-/// the arguments do not say.
-fn movable_keys(name: &str, argv: &[&[u8]]) -> Option<Vec<usize>> {
-    let numkeys_at = |i: usize| -> Option<Vec<usize>> {
-        let n: usize = std::str::from_utf8(argv.get(i)?).ok()?.parse().ok()?;
-        (n > 0 && i + n < argv.len()).then(|| (i + 1..=i + n).collect())
-    };
-    let after = |words: &[&str]| -> Vec<usize> {
-        (1..argv.len().saturating_sub(1)).filter(|&i| words.iter().any(|w| eq_ic(argv[i], w))).map(|i| i + 1).collect()
-    };
-    match name {
-        "sintercard" | "zintercard" | "lmpop" | "zmpop" | "zunion" | "zinter" | "zdiff" => numkeys_at(1),
-        "blmpop" | "bzmpop" | "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => numkeys_at(2),
-        "zunionstore" | "zinterstore" | "zdiffstore" => {
-            let mut k = vec![1];
-            k.extend(numkeys_at(2)?);
-            Some(k)
-        }
-        "xread" | "xreadgroup" => {
-            let s = (1..argv.len()).find(|&i| eq_ic(argv[i], "streams"))?;
-            let rest = argv.len() - s - 1;
-            (rest > 0 && rest.is_multiple_of(2)).then(|| (s + 1..s + 1 + rest / 2).collect())
-        }
-        // The key, or with an empty key those after KEYS (passwords after
-        // AUTH and AUTH2 skipped, as Redis's migrateGetKeys does).
-        "migrate" => {
-            if argv.get(3).is_some_and(|k| !k.is_empty()) {
-                return Some(vec![3]);
-            }
-            let mut i = 6;
-            while i < argv.len() {
-                if eq_ic(argv[i], "keys") {
-                    return (i + 1 < argv.len()).then(|| (i + 1..argv.len()).collect());
-                }
-                i += if eq_ic(argv[i], "auth") {
-                    2
-                } else if eq_ic(argv[i], "auth2") {
-                    3
+    Ok(Frame::Array(
+        keys.into_iter()
+            .map(|k| {
+                let key = Frame::bulk(argv[k.pos]);
+                if with_flags {
+                    Frame::Array(vec![key, getkeys::flag_names(k.flags)])
                 } else {
-                    1
-                };
-            }
-            None
-        }
-        "sort" | "sort_ro" | "georadius" | "georadiusbymember" => {
-            // Only the last STORE counts: it is the one the command uses.
-            let mut k = vec![1];
-            k.extend(after(&["store", "storedist"]).last());
-            Some(k)
-        }
-        _ => None,
-    }
+                    key
+                }
+            })
+            .collect(),
+    ))
 }
 
 /// COMMAND HELP
@@ -700,10 +664,16 @@ fn command_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
             "    Return a list of all commands in this Redis server.",
             "INFO [<command-name> ...]",
             "    Return details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
             "DOCS [<command-name> ...]",
             "    Return documentation details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
             "GETKEYS <full-command>",
             "    Return the keys from a full Redis command.",
+            "GETKEYSANDFLAGS <full-command>",
+            "    Return the keys and the access flags from a full Redis command.",
         ],
     ))
 }

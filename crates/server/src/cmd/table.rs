@@ -152,52 +152,59 @@ impl CommandSpec {
     pub fn has(&self, flag: u32) -> bool {
         self.flags & flag != 0
     }
+}
 
-    /// ACL categories, derived from flags and group as Redis assigns them.
-    pub fn acl_categories(&self) -> Vec<&'static str> {
-        let mut cats = Vec::new();
-        if self.has(flags::WRITE) {
-            cats.push("@write");
-        }
-        if self.has(flags::READONLY) {
-            cats.push("@read");
-        }
-        match self.group {
-            "string" => cats.push("@string"),
-            "generic" if self.keys.first > 0 => cats.push("@keyspace"),
-            // The one keyless generic command Redis files under @connection.
-            "generic" if self.name == "wait" => cats.push("@connection"),
-            "connection" => cats.push("@connection"),
-            "list" => cats.push("@list"),
-            "hash" => cats.push("@hash"),
-            "set" => cats.push("@set"),
-            "sorted-set" => cats.push("@sortedset"),
-            "bitmap" => cats.push("@bitmap"),
-            "stream" => cats.push("@stream"),
-            "geo" => cats.push("@geo"),
-            "hyperloglog" => cats.push("@hyperloglog"),
-            "transactions" => cats.push("@transaction"),
-            "scripting" => cats.push("@scripting"),
-            _ => {}
-        }
-        if self.has(flags::ADMIN) {
-            cats.push("@admin");
-            cats.push("@dangerous");
-        }
-        if self.has(flags::BLOCKING) {
-            cats.push("@blocking");
-        }
-        if self.has(flags::PUBSUB) {
-            cats.push("@pubsub");
-        }
-        cats.push(if self.has(flags::FAST) { "@fast" } else { "@slow" });
-        // Not admin, yet Redis files it as dangerous: it deletes keys
-        // and connects out.
-        if self.name == "migrate" {
-            cats.push("@dangerous");
-        }
-        cats
-    }
+/// What Redis's command files declare beyond arity and flags (generated
+/// into `keyspecs.rs`).
+pub struct Declared {
+    pub specs: &'static [super::getkeys::Spec],
+    pub tips: &'static [&'static str],
+    /// The categories named in the file; [`acl_categories`] adds those the
+    /// flags imply.
+    pub categories: &'static [&'static str],
+}
+
+/// Redis's ACL categories, in the order COMMAND INFO lists them.
+const CATEGORY_ORDER: [&str; 21] = [
+    "@keyspace",
+    "@read",
+    "@write",
+    "@set",
+    "@sortedset",
+    "@list",
+    "@hash",
+    "@string",
+    "@bitmap",
+    "@hyperloglog",
+    "@geo",
+    "@stream",
+    "@pubsub",
+    "@admin",
+    "@fast",
+    "@slow",
+    "@blocking",
+    "@dangerous",
+    "@connection",
+    "@transaction",
+    "@scripting",
+];
+
+/// A command's ACL categories: those declared, and those its flags imply
+/// (Redis's setImplicitACLCategories).
+fn acl_categories(spec: &CommandSpec, declared: &[&'static str]) -> Vec<&'static str> {
+    let scripting = declared.contains(&"@scripting");
+    let implied = [
+        ("@write", spec.has(flags::WRITE)),
+        // Scripting commands are left out of @read.
+        ("@read", spec.has(flags::READONLY) && !scripting),
+        ("@admin", spec.has(flags::ADMIN)),
+        ("@dangerous", spec.has(flags::ADMIN)),
+        ("@pubsub", spec.has(flags::PUBSUB)),
+        ("@fast", spec.has(flags::FAST)),
+        ("@blocking", spec.has(flags::BLOCKING)),
+        ("@slow", !spec.has(flags::FAST) && !declared.contains(&"@fast")),
+    ];
+    CATEGORY_ORDER.into_iter().filter(|c| declared.contains(c) || implied.iter().any(|(i, on)| *on && i == c)).collect()
 }
 
 /// Per-command counters, named like INFO commandstats fields.
@@ -309,6 +316,12 @@ pub struct Command {
     pub acl_id: usize,
     pub stats: CmdStats,
     pub subs: HashMap<Vec<u8>, Command>,
+    /// Redis's key specifications for this command (`getkeys.rs`).
+    pub key_specs: &'static [super::getkeys::Spec],
+    /// Redis's command tips (COMMAND INFO's eighth field).
+    pub tips: &'static [&'static str],
+    /// ACL categories ("@read", "@dangerous"…), in Redis's order.
+    pub categories: Vec<&'static str>,
 }
 
 impl Command {
@@ -324,7 +337,18 @@ impl Command {
             .iter()
             .map(|s| (s.name.as_bytes().to_vec(), Command::new(s, Some(spec.name), next_id)))
             .collect();
-        Command { spec, full_name, acl_id, stats: CmdStats::default(), subs }
+        let declared = super::keyspecs::lookup(&full_name);
+        let categories = acl_categories(spec, declared.categories);
+        Command {
+            spec,
+            full_name,
+            acl_id,
+            stats: CmdStats::default(),
+            subs,
+            key_specs: declared.specs,
+            tips: declared.tips,
+            categories,
+        }
     }
 
     pub fn lookup_sub(&self, name: &[u8]) -> Option<&Command> {

@@ -77,6 +77,77 @@ fn a_restricted_user_is_refused_what_its_rules_leave_out() {
     }
 }
 
+/// `%R~` and `%W~` are checked key by key against what the command does
+/// to each key (its key spec's flags), as Redis checks them: COPY reads
+/// its source and writes its destination, LMOVE also deletes from its
+/// source, EXISTS only looks, SET … GET also reads. Each expectation below
+/// is what redis-server 7.0.15's ACL DRYRUN answered for the same user.
+/// And the categories are Redis's: -@dangerous refuses FLUSHALL, KEYS and
+/// SORT, which Larder once filed elsewhere.
+#[test]
+fn read_and_write_selectors_apply_per_key() {
+    let s = spawn_server();
+    let mut admin = s.conn(Proto::Resp3);
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "u", "on", "nopass", "+@all", "%R~r*", "%W~w*", "~b*"])
+        .query(&mut admin)
+        .unwrap();
+    let dryrun = |admin: &mut redis::Connection, line: &str| -> String {
+        redis::cmd("ACL").arg("DRYRUN").arg("u").arg(line.split(' ').collect::<Vec<_>>()).query(admin).unwrap()
+    };
+    let denied = |key: &str| format!("User u has no permissions to access the '{key}' key");
+    for (line, want) in [
+        ("copy r1 w1", "OK".to_string()),
+        ("copy w1 r1", denied("w1")),
+        ("lmove r1 w1 left left", denied("r1")),
+        ("lmove b1 w1 left left", "OK".to_string()),
+        ("exists w1 r1", "OK".to_string()),
+        ("type w1", "OK".to_string()),
+        ("get w1", denied("w1")),
+        ("set w1 v", "OK".to_string()),
+        ("set w1 v get", denied("w1")),
+        ("del r1", denied("r1")),
+        ("sort r1 store w1", "OK".to_string()),
+        ("sort w1", denied("w1")),
+        ("eval x 1 r1", denied("r1")),
+        ("xread streams r1 0", "OK".to_string()),
+        ("bitfield r1 get u8 0", "OK".to_string()),
+        ("bitfield r1 set u8 0 1", denied("r1")),
+        ("object encoding w1", "OK".to_string()),
+        ("zunionstore w1 2 r1 r2", "OK".to_string()),
+        ("zunionstore r1 2 r1 r2", denied("r1")),
+    ] {
+        assert_eq!(dryrun(&mut admin, line), want, "{line}");
+    }
+    // The real command, from the user's own connection.
+    let mut u = s.conn(Proto::Resp2);
+    let _: () = redis::cmd("AUTH").arg("u").arg("x").query(&mut u).unwrap();
+    let _: () = redis::cmd("SET").arg("r1").arg("1").query(&mut admin).unwrap();
+    let copied: i64 = redis::cmd("COPY").arg("r1").arg("w1").query(&mut u).unwrap();
+    assert_eq!(copied, 1);
+    let e = err_text(redis::cmd("LMOVE").arg("r1").arg("w1").arg("LEFT").arg("LEFT").query(&mut u));
+    assert!(e.contains("No permissions to access a key"), "{e}");
+
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "v", "on", "nopass", "+@all", "-@dangerous", "~*"])
+        .query(&mut admin)
+        .unwrap();
+    for line in ["flushall", "keys *", "sort k", "swapdb 0 1", "info", "role"] {
+        let name = line.split(' ').next().unwrap();
+        let got: String = redis::cmd("ACL")
+            .arg("DRYRUN")
+            .arg("v")
+            .arg(line.split(' ').collect::<Vec<_>>())
+            .query(&mut admin)
+            .unwrap();
+        assert_eq!(got, format!("User v has no permissions to run the '{name}' command"), "{line}");
+    }
+    let cats: Vec<String> = redis::cmd("ACL").arg("CAT").arg("dangerous").query(&mut admin).unwrap();
+    for name in ["flushall", "keys", "sort", "sort_ro", "restore", "lastsave"] {
+        assert!(cats.iter().any(|c| c == name), "{name} not in @dangerous: {cats:?}");
+    }
+}
+
 #[test]
 fn deluser_disconnects_the_users_clients() {
     let s = spawn_server();
