@@ -49,8 +49,6 @@ pub const CATEGORIES: &[&str] = &[
     "scripting",
 ];
 
-/// How many denials ACL LOG remembers (Redis's acllog-max-len default).
-const LOG_MAX: usize = 128;
 /// Denials this close in time, same in every field, share one log entry.
 const LOG_GROUP_MS: u64 = 60_000;
 
@@ -69,6 +67,10 @@ pub struct Denial {
     pub why: Denied,
     /// The command's full name, the key or the channel.
     pub object: Vec<u8>,
+    /// Where the key or channel is among the arguments (0 for a command):
+    /// of two selectors refusing the same kind of thing, the one refusing
+    /// the later argument is reported, as in Redis.
+    pub pos: usize,
 }
 
 impl Denial {
@@ -183,10 +185,17 @@ impl Selector {
         }
     }
 
-    /// Records a command rule, replacing an earlier one for the same name.
+    /// Records a command rule, replacing an earlier one for the same name
+    /// and, for a whole command, those for its subcommands and first args
+    /// (`+memory|doctor +memory` reads back as `+memory`, as in Redis).
     fn record(&mut self, rule: &str) {
         let rule = rule.to_ascii_lowercase();
-        self.rules.retain(|r| r[1..] != rule[1..]);
+        let name = &rule[1..];
+        let whole = !name.contains('|') && !name.starts_with('@');
+        self.rules.retain(|r| {
+            let other = &r[1..];
+            other != name && !(whole && other.strip_prefix(name).is_some_and(|rest| rest.starts_with('|')))
+        });
         self.rules.push(rule);
     }
 
@@ -303,12 +312,11 @@ impl Selector {
             self.change(cmd, on);
             return Ok(true);
         };
-        if parent.contains('|') {
-            return Err(if table.lookup(parent.split('|').next().unwrap_or("").as_bytes()).is_some() {
-                RuleError::FirstArgOfSub
-            } else {
-                RuleError::UnknownCommand
-            });
+        if let Some((base, subname)) = parent.split_once('|') {
+            // A first arg of a real subcommand (`+config|get|x`) is refused
+            // as such; anything else names no command, as in Redis.
+            let is_sub = table.lookup(base.as_bytes()).and_then(|c| c.lookup_sub(subname.as_bytes())).is_some();
+            return Err(if is_sub { RuleError::FirstArgOfSub } else { RuleError::UnknownCommand });
         }
         let cmd = table.lookup(parent.as_bytes()).ok_or(RuleError::UnknownCommand)?;
         if sub.is_empty() {
@@ -377,7 +385,7 @@ impl Selector {
             let by_first_arg = argv.len() > 1
                 && self.first_args.get(&cmd.acl_id).is_some_and(|a| a.iter().any(|x| x.eq_ignore_ascii_case(argv[1])));
             if !by_first_arg {
-                return Err(Denial { why: Denied::Command, object: cmd.full_name.as_bytes().to_vec() });
+                return Err(Denial { why: Denied::Command, object: cmd.full_name.as_bytes().to_vec(), pos: 0 });
             }
         }
         if !self.all_keys && getkeys::has_keys(cmd) {
@@ -392,37 +400,48 @@ impl Selector {
                 let ok = self
                     .keys
                     .iter()
-                    .any(|k| (!read || k.read) && (!write || k.write) && glob_match(&k.pattern, key, false));
+                    .any(|p| (!read || p.read) && (!write || p.write) && glob_match(&p.pattern, key, false));
                 if !ok {
-                    return Err(Denial { why: Denied::Key, object: key.to_vec() });
+                    return Err(Denial { why: Denied::Key, object: key.to_vec(), pos: k.pos });
                 }
             }
         }
         if !self.all_channels {
-            for (channel, is_pattern) in channels_of(&cmd.full_name, argv) {
-                let ok = self.channels.iter().any(|p| {
-                    if is_pattern {
-                        p.as_slice() == channel
-                    } else {
-                        glob_match(p, channel, false)
-                    }
-                });
-                if !ok {
-                    return Err(Denial { why: Denied::Channel, object: channel.to_vec() });
+            for (pos, is_pattern) in channels_of(&cmd.full_name, argv.len()) {
+                if !self.channel_ok(argv[pos], is_pattern) {
+                    return Err(Denial { why: Denied::Channel, object: argv[pos].to_vec(), pos });
                 }
             }
         }
         Ok(())
     }
+
+    /// Reads any key at all: `allkeys` or a `%R~*` pattern.
+    fn reads_every_key(&self) -> bool {
+        self.all_keys || self.keys.iter().any(|p| p.read && p.pattern == b"*")
+    }
+
+    /// A channel (or, subscribed to as a pattern, a pattern, which must
+    /// equal an allowed one, not merely match it) this selector allows.
+    fn channel_ok(&self, channel: &[u8], is_pattern: bool) -> bool {
+        self.all_channels
+            || self.channels.iter().any(|p| {
+                if is_pattern {
+                    p.as_slice() == channel
+                } else {
+                    glob_match(p, channel, false)
+                }
+            })
+    }
 }
 
 /// The channels a command publishes or subscribes to, and whether each is
 /// a pattern (a pattern must equal an allowed one, not merely match it).
-fn channels_of<'a>(name: &str, argv: &[&'a [u8]]) -> Vec<(&'a [u8], bool)> {
+fn channels_of(name: &str, argc: usize) -> Vec<(usize, bool)> {
     match name {
-        "publish" | "spublish" => argv.get(1).map(|c| vec![(*c, false)]).unwrap_or_default(),
-        "subscribe" | "ssubscribe" => argv[1..].iter().map(|c| (*c, false)).collect(),
-        "psubscribe" => argv[1..].iter().map(|c| (*c, true)).collect(),
+        "publish" | "spublish" if argc > 1 => vec![(1, false)],
+        "subscribe" | "ssubscribe" => (1..argc).map(|i| (i, false)).collect(),
+        "psubscribe" => (1..argc).map(|i| (i, true)).collect(),
         _ => Vec::new(),
     }
 }
@@ -442,6 +461,36 @@ pub struct User {
     /// Root allows every command, key and channel, and there are no
     /// selectors: dispatch skips the check.
     pub unrestricted: bool,
+}
+
+/// Redis's ACLMergeSelectorArguments: a selector may come split over
+/// several arguments (`"(+@read" "~k*)"`), as clients that split a rule
+/// line on spaces send it; its parts are joined with single spaces.
+fn merge_selectors<'a>(ops: &[&'a [u8]]) -> Result<Vec<std::borrow::Cow<'a, [u8]>>, SetUserError> {
+    use std::borrow::Cow;
+    let mut merged = Vec::with_capacity(ops.len());
+    let mut open: Option<(usize, Vec<u8>)> = None;
+    for (i, op) in ops.iter().enumerate() {
+        let closes = op.last() == Some(&b')');
+        if let Some((_, selector)) = open.as_mut() {
+            selector.push(b' ');
+            selector.extend_from_slice(op);
+            if closes {
+                merged.push(Cow::Owned(open.take().expect("open selector").1));
+            }
+        } else if op.first() == Some(&b'(') && !closes {
+            open = Some((i, op.to_vec()));
+        } else {
+            merged.push(Cow::Borrowed(*op));
+        }
+    }
+    if let Some((at, _)) = open {
+        return Err(SetUserError(format!(
+            "Unmatched parenthesis in acl selector starting at '{}'.",
+            String::from_utf8_lossy(ops[at])
+        )));
+    }
+    Ok(merged)
 }
 
 fn sha256_hex(pass: &[u8]) -> String {
@@ -566,13 +615,29 @@ impl User {
             match s.check(cmd, argv) {
                 Ok(()) => return Ok(()),
                 Err(d) => {
-                    if worst.as_ref().is_none_or(|w| d.why > w.why) {
+                    if worst.as_ref().is_none_or(|w| d.why > w.why || (d.why == w.why && d.pos > w.pos)) {
                         worst = Some(d);
                     }
                 }
             }
         }
         Err(worst.expect("the root selector refused"))
+    }
+
+    /// Redis's ACLUserCheckCmdWithUnrestrictedKeyAccess for reads: a
+    /// selector that allows this command also reads every key. SORT's BY
+    /// and GET read keys its arguments do not name, so they need it.
+    pub fn reads_every_key(&self, cmd: &Command, argv: &[&[u8]]) -> bool {
+        self.unrestricted
+            || std::iter::once(&self.root)
+                .chain(&self.selectors)
+                .any(|s| s.check(cmd, argv).is_ok() && s.reads_every_key())
+    }
+
+    /// Whether any of the user's selectors allows `channel` (Redis's
+    /// ACLKillPubsubClientsIfNeeded pools them the same way).
+    pub fn channel_ok(&self, channel: &[u8], is_pattern: bool) -> bool {
+        std::iter::once(&self.root).chain(&self.selectors).any(|s| s.channel_ok(channel, is_pattern))
     }
 
     /// The user as one ACL LIST line.
@@ -639,6 +704,8 @@ pub struct Acl {
     generation: AtomicU64,
     table: Arc<CommandTable>,
     log: Mutex<(VecDeque<LogEntry>, u64)>,
+    /// How many denials ACL LOG keeps (`acllog-max-len`).
+    log_max: std::sync::atomic::AtomicUsize,
     /// The requirepass the default user was last given, so only a change
     /// of requirepass touches the default user's passwords.
     requirepass: Mutex<String>,
@@ -657,6 +724,7 @@ impl Acl {
             generation: AtomicU64::new(1),
             table,
             log: Mutex::new((VecDeque::new(), 0)),
+            log_max: std::sync::atomic::AtomicUsize::new(128),
             requirepass: Mutex::new(String::new()),
         }
     }
@@ -684,10 +752,11 @@ impl Acl {
 
     /// ACL SETUSER: every rule applies, or none does.
     pub fn set_user(&self, name: &[u8], ops: &[&[u8]]) -> Result<(), SetUserError> {
+        let ops = merge_selectors(ops)?;
         let name = String::from_utf8_lossy(name).into_owned();
         let mut users = self.users.write();
         let mut u = users.get(&name).map(|u| (**u).clone()).unwrap_or_else(|| User::new(&name));
-        for op in ops {
+        for op in &ops {
             u.apply(op, &self.table).map_err(|e| {
                 SetUserError(format!("Error in ACL SETUSER modifier '{}': {}", String::from_utf8_lossy(op), e.text()))
             })?;
@@ -786,12 +855,17 @@ impl Acl {
             updated_ms: now_ms,
         });
         *next_id += 1;
-        entries.truncate(LOG_MAX);
+        // As in Redis, a lowered limit trims the log at its next entry.
+        entries.truncate(self.log_max.load(Relaxed));
     }
 
     /// The newest `count` entries, through `f`.
     pub fn with_log<R>(&self, f: impl FnOnce(&VecDeque<LogEntry>) -> R) -> R {
         f(&self.log.lock().0)
+    }
+
+    pub fn set_log_max(&self, n: u64) {
+        self.log_max.store(n.min(usize::MAX as u64) as usize, Relaxed);
     }
 
     pub fn reset_log(&self) {
@@ -850,6 +924,31 @@ mod tests {
         assert!(set(&a, "x", &["<nope"]).unwrap_err().contains("does not exist"));
         assert!(set(&a, "x", &["#abc"]).unwrap_err().contains("64 characters"));
         assert!(set(&a, "x", &["+client|id|x"]).unwrap_err().contains("first-arg of a subcommand"));
+        // Not a subcommand: no such command, as Redis words it.
+        assert!(set(&a, "x", &["+get|key1|key2"]).unwrap_err().contains("Unknown command or category name"));
+        assert_eq!(
+            set(&a, "x", &["on", "(+get", "~a*"]).unwrap_err(),
+            "Unmatched parenthesis in acl selector starting at '(+get'."
+        );
+        assert!(a.get(b"x").is_none());
+    }
+
+    #[test]
+    fn a_selector_may_come_split_over_arguments() {
+        let a = acl();
+        set(&a, "x", &["on", "nopass", "(+get", "~a*", "%R~b*)", "(+set ~c*)"]).unwrap();
+        assert_eq!(
+            line(&a, "x"),
+            "user x on nopass resetchannels -@all (~a* %R~b* resetchannels -@all +get) (~c* resetchannels -@all +set)"
+        );
+    }
+
+    #[test]
+    fn a_whole_command_rule_engulfs_its_subcommand_rules() {
+        let a = acl();
+        set(&a, "x", &["+memory|doctor", "+config|get", "+select|0"]).unwrap();
+        set(&a, "x", &["+memory", "-select"]).unwrap();
+        assert!(line(&a, "x").ends_with("-@all +config|get +memory -select"), "{}", line(&a, "x"));
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub struct Config {
     /// none), the newest `slowlog_max_len` kept.
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
+    /// ACL LOG keeps the newest this many denials.
+    pub acllog_max_len: u64,
     /// LATENCY: spikes of at least this many ms are recorded (0: off).
     pub latency_monitor_threshold: u64,
     /// Per-command latency histograms (LATENCY HISTOGRAM).
@@ -173,6 +175,7 @@ impl Default for Config {
             key_load_delay: 0,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
+            acllog_max_len: 128,
             latency_monitor_threshold: 0,
             latency_tracking: true,
             limits: Limits::default(),
@@ -459,6 +462,7 @@ pub static PARAMS: &[Param] = &[
     int_param!("shards", shards, 1, 65536, false),
     int_param!("slowlog-log-slower-than", slowlog_log_slower_than, -1, i64::MAX, true),
     int_param!("slowlog-max-len", slowlog_max_len, 0, i64::MAX as u64, true),
+    int_param!("acllog-max-len", acllog_max_len, 0, i64::MAX as u64, true),
     int_param!("latency-monitor-threshold", latency_monitor_threshold, 0, i64::MAX as u64, true),
     bool_param!("latency-tracking", latency_tracking, true),
     int_param!("key-load-delay", key_load_delay, i32::MIN, i32::MAX, true),

@@ -210,6 +210,22 @@ impl PubSub {
         self.inner.write().map(kind).entry(Bytes::copy_from_slice(name)).or_default().insert(client, outbox.clone());
     }
 
+    /// Every channel, pattern and shard channel `client` is subscribed to.
+    /// Walks all subscriptions: for ACL SETUSER, not for a hot path.
+    pub fn subscriptions_of(&self, client: u64) -> Vec<(Kind, Bytes)> {
+        let inner = self.inner.read();
+        [Kind::Channel, Kind::Pattern, Kind::Shard]
+            .into_iter()
+            .flat_map(|kind| {
+                inner
+                    .map_ref(kind)
+                    .iter()
+                    .filter(|(_, subs)| subs.contains_key(&client))
+                    .map(move |(n, _)| (kind, n.clone()))
+            })
+            .collect()
+    }
+
     pub fn unsubscribe(&self, kind: Kind, name: &[u8], client: u64) {
         let mut inner = self.inner.write();
         let map = inner.map(kind);

@@ -95,7 +95,35 @@ fn setuser(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     check_name(name)?;
     let rules = args.rest();
     ctx.shared.acl.set_user(name, &rules).map_err(|e| CmdError::Err(e.0))?;
+    kill_revoked_subscribers(ctx, name);
     Ok(Frame::ok())
+}
+
+/// Redis's ACLKillPubsubClientsIfNeeded: a client of the user subscribed
+/// to a channel or pattern its new rules no longer allow is disconnected
+/// (it would otherwise go on receiving what it may no longer subscribe
+/// to).
+fn kill_revoked_subscribers(ctx: &mut Ctx<'_>, name: &[u8]) {
+    use crate::pubsub::Kind;
+    let Some(user) = ctx.shared.acl.get(name) else { return };
+    for c in ctx.shared.clients.all() {
+        if c.meta.lock().user.as_bytes() != name {
+            continue;
+        }
+        let revoked = ctx
+            .shared
+            .pubsub
+            .subscriptions_of(c.id)
+            .iter()
+            .any(|(kind, channel)| !user.channel_ok(channel, *kind == Kind::Pattern));
+        if revoked {
+            if c.id == ctx.client.id() {
+                ctx.client.close_after_reply = true;
+            } else {
+                c.kill();
+            }
+        }
+    }
 }
 
 /// ACL GETUSER username
@@ -145,7 +173,9 @@ fn cat(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let Some(name) = args.next() else {
         return Ok(Frame::Array(crate::acl::CATEGORIES.iter().map(|c| Frame::bulk_static(c)).collect()));
     };
-    args.finish()?;
+    if args.remaining() > 0 {
+        return Err(super::subcommand_syntax(&String::from_utf8_lossy(args.get(1)), "ACL"));
+    }
     let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
     let names = ctx
         .shared

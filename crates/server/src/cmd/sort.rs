@@ -38,7 +38,10 @@ struct SortReq<'a> {
     store: Option<&'a [u8]>,
 }
 
-fn parse<'a>(args: &mut Args<'a>, read_only: bool) -> Result<SortReq<'a>, CmdError> {
+/// `full_access`: the user may read every key, which BY (with a real
+/// pattern) and GET need, since the keys they read are not in the command.
+fn parse<'a>(args: &mut Args<'a>, read_only: bool, full_access: bool) -> Result<SortReq<'a>, CmdError> {
+    let denied = |opt: &str| CmdError::Err(format!("{opt} option of SORT denied due to insufficient ACL permissions."));
     let mut r = SortReq { by: None, limit: None, gets: vec![], desc: false, alpha: false, store: None };
     while let Some(opt) = args.next() {
         if eq_ic(opt, "asc") {
@@ -52,8 +55,15 @@ fn parse<'a>(args: &mut Args<'a>, read_only: bool) -> Result<SortReq<'a>, CmdErr
         } else if eq_ic(opt, "store") && args.remaining() >= 1 && !read_only {
             r.store = Some(args.next_arg()?);
         } else if eq_ic(opt, "by") && args.remaining() >= 1 {
-            r.by = Some(args.next_arg()?);
+            let by = args.next_arg()?;
+            if by.contains(&b'*') && !full_access {
+                return Err(denied("BY"));
+            }
+            r.by = Some(by);
         } else if eq_ic(opt, "get") && args.remaining() >= 1 {
+            if !full_access {
+                return Err(denied("GET"));
+            }
             r.gets.push(args.next_arg()?);
         } else {
             return Err(CmdError::Syntax);
@@ -86,8 +96,16 @@ fn lookup(tx: &mut Tx<'_>, pattern: &[u8], elem: &Bytes) -> Option<Bytes> {
 }
 
 fn run(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResult {
+    let full_access = {
+        let c = &*ctx.client;
+        c.user.unrestricted || c.replaying || c.from_master || {
+            let argv: Vec<&[u8]> = (0..args.len()).map(|i| args.get(i)).collect();
+            let name: &[u8] = if read_only { b"sort_ro" } else { b"sort" };
+            ctx.shared.commands.lookup(name).is_some_and(|cmd| c.user.reads_every_key(cmd, &argv))
+        }
+    };
     let key = args.next_arg()?;
-    let r = parse(&mut args, read_only)?;
+    let r = parse(&mut args, read_only, full_access)?;
     // A BY pattern without '*' means "do not sort" (a constant weight).
     let dont_sort = r.by.is_some_and(|p| !p.contains(&b'*'));
     let patterns = r.by.is_some_and(|_| !dont_sort) || !r.gets.is_empty();

@@ -148,6 +148,86 @@ fn read_and_write_selectors_apply_per_key() {
     }
 }
 
+/// What ACL SETUSER does beyond the user's own rules, as Redis's acl
+/// and acl-v2 units check it: a subscriber whose channel is revoked is
+/// disconnected (one whose channels stay is not); SORT's BY and GET need
+/// read access to every key; of two selectors refusing keys, ACL LOG names
+/// the later key; acllog-max-len bounds the log; ACL CAT takes one
+/// category at most.
+#[test]
+fn acl_changes_reach_subscribers_sort_and_the_log() {
+    let s = spawn_server();
+    let mut admin = s.conn(Proto::Resp2);
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "ps", "on", "nopass", "+@all", "~*", "resetchannels", "&news*", "&keep"])
+        .query(&mut admin)
+        .unwrap();
+    let subscriber = |channel: &str, kind: &str| {
+        let mut raw = s.raw();
+        raw.call(&["AUTH", "ps", "x"]).unwrap();
+        raw.call(&[kind, channel]).unwrap();
+        raw
+    };
+    let mut news = subscriber("news.1", "SUBSCRIBE");
+    let mut pattern = subscriber("news*", "PSUBSCRIBE");
+    let mut keep = subscriber("keep", "SUBSCRIBE");
+    let _: () = redis::cmd("ACL").arg(&["SETUSER", "ps", "resetchannels", "&keep"]).query(&mut admin).unwrap();
+    assert!(news.read_to_close().is_ok(), "the news subscriber is disconnected");
+    assert!(pattern.read_to_close().is_ok(), "the pattern subscriber is disconnected");
+    let n: i64 = redis::cmd("PUBLISH").arg("keep").arg("still here").query(&mut admin).unwrap();
+    assert_eq!(n, 1, "the subscriber to a channel still allowed stays");
+    let msg = keep.read_frame().unwrap();
+    assert!(format!("{msg:?}").contains("still here"), "{msg:?}");
+
+    // SORT's BY and GET read keys the command does not name.
+    let _: () = redis::cmd("RPUSH").arg("mylist").arg(1).query(&mut admin).unwrap();
+    let _: () = redis::cmd("SET").arg("v1").arg(1).query(&mut admin).unwrap();
+    let mut sorter = s.conn(Proto::Resp2);
+    for (rules, allowed) in [("~mylist ~v*", false), ("~mylist %W~*", false), ("~mylist %R~*", true)] {
+        let mut args = vec!["SETUSER", "sorter", "reset", "on", "nopass", "+sort"];
+        args.extend(rules.split(' '));
+        let _: () = redis::cmd("ACL").arg(&args).query(&mut admin).unwrap();
+        let _: () = redis::cmd("AUTH").arg("sorter").arg("x").query(&mut sorter).unwrap();
+        let by = redis::cmd("SORT").arg("mylist").arg("BY").arg("v*").query::<Vec<String>>(&mut sorter);
+        let get = redis::cmd("SORT").arg("mylist").arg("GET").arg("v*").query::<Vec<String>>(&mut sorter);
+        if allowed {
+            assert_eq!(by.unwrap(), vec!["1"]);
+            assert_eq!(get.unwrap(), vec!["1"]);
+        } else {
+            let by = by.unwrap_err().to_string();
+            assert!(by.contains("BY option of SORT denied due to insufficient ACL permissions."), "{rules}: {by}");
+            let get = get.unwrap_err().to_string();
+            assert!(get.contains("GET option of SORT denied due to insufficient ACL permissions."), "{rules}: {get}");
+        }
+        // A BY without '*' reads nothing: allowed either way.
+        let plain: Vec<String> = redis::cmd("SORT").arg("mylist").arg("BY").arg("nosort").query(&mut sorter).unwrap();
+        assert_eq!(plain, vec!["1"]);
+    }
+
+    // Two selectors refuse; the log names the later of the keys refused.
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "sel", "on", "nopass", "+mget", "~key", "(+mget ~key ~otherkey)"])
+        .query(&mut admin)
+        .unwrap();
+    let mut sel = s.conn(Proto::Resp2);
+    let _: () = redis::cmd("AUTH").arg("sel").arg("x").query(&mut sel).unwrap();
+    let _: () = redis::cmd("ACL").arg("LOG").arg("RESET").query(&mut admin).unwrap();
+    assert!(redis::cmd("MGET").arg("otherkey").arg("someotherkey").query::<redis::Value>(&mut sel).is_err());
+    let log: Vec<std::collections::HashMap<String, redis::Value>> =
+        redis::cmd("ACL").arg("LOG").query(&mut admin).unwrap();
+    assert_eq!(log[0]["object"], redis::Value::BulkString(b"someotherkey".to_vec()), "{log:?}");
+
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("acllog-max-len").arg(2).query(&mut admin).unwrap();
+    for key in ["a", "b", "c"] {
+        assert!(redis::cmd("GET").arg(key).query::<redis::Value>(&mut sel).is_err());
+    }
+    let log: Vec<redis::Value> = redis::cmd("ACL").arg("LOG").query(&mut admin).unwrap();
+    assert_eq!(log.len(), 2);
+
+    let e = err_text(redis::cmd("ACL").arg("CAT").arg("read").arg("extra").query(&mut admin));
+    assert!(e.contains("unknown subcommand or wrong number of arguments for 'CAT'. Try ACL HELP."), "{e}");
+}
+
 #[test]
 fn deluser_disconnects_the_users_clients() {
     let s = spawn_server();
