@@ -99,6 +99,11 @@ pub struct Config {
     pub latency_monitor_threshold: u64,
     /// Per-command latency histograms (LATENCY HISTOGRAM).
     pub latency_tracking: bool,
+    /// DEL frees as UNLINK does (`lazyfree-lazy-user-del`).
+    pub lazyfree_lazy_user_del: bool,
+    /// FLUSHALL and FLUSHDB without a mode free as with ASYNC
+    /// (`lazyfree-lazy-user-flush`).
+    pub lazyfree_lazy_user_flush: bool,
     /// Compact-encoding thresholds (`hash-max-listpack-entries`, …).
     pub limits: Limits,
     /// Accepted for redis.conf compatibility; lists are never compressed.
@@ -178,6 +183,8 @@ impl Default for Config {
             acllog_max_len: 128,
             latency_monitor_threshold: 0,
             latency_tracking: true,
+            lazyfree_lazy_user_del: false,
+            lazyfree_lazy_user_flush: false,
             limits: Limits::default(),
             list_compress_depth: 0,
             output_limits: [
@@ -465,6 +472,8 @@ pub static PARAMS: &[Param] = &[
     int_param!("acllog-max-len", acllog_max_len, 0, i64::MAX as u64, true),
     int_param!("latency-monitor-threshold", latency_monitor_threshold, 0, i64::MAX as u64, true),
     bool_param!("latency-tracking", latency_tracking, true),
+    bool_param!("lazyfree-lazy-user-del", lazyfree_lazy_user_del, true),
+    bool_param!("lazyfree-lazy-user-flush", lazyfree_lazy_user_flush, true),
     int_param!("key-load-delay", key_load_delay, i32::MIN, i32::MAX, true),
     limit_param!("hash-max-listpack-entries", hash_max_listpack_entries, 0, i64::MAX),
     limit_param!("hash-max-ziplist-entries", hash_max_listpack_entries, 0, i64::MAX),

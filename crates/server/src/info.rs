@@ -172,8 +172,9 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("mem_aof_buffer:0");
             field!("mem_allocator:jemalloc");
             field!("active_defrag_running:0");
-            field!("lazyfree_pending_objects:0");
-            field!("lazyfreed_objects:0");
+            let (pending, freed) = shared.lazyfree.stats();
+            field!("lazyfree_pending_objects:{pending}");
+            field!("lazyfreed_objects:{freed}");
         }
         "persistence" => {
             out.push_str("# Persistence\r\n");

@@ -27,6 +27,7 @@ pub mod dispatch;
 pub mod error;
 pub mod info;
 pub mod latency;
+pub mod lazyfree;
 pub mod listen;
 pub mod memory;
 pub mod monitor;

@@ -54,6 +54,8 @@ pub struct Shared {
     pub pubsub: Arc<crate::pubsub::PubSub>,
     /// SLOWLOG's entries (see slowlog.rs).
     pub slowlog: crate::slowlog::SlowLog,
+    /// Drops large values and emptied databases off the workers.
+    pub lazyfree: crate::lazyfree::LazyFree,
     /// LATENCY's spikes (see latency.rs).
     pub latency: crate::latency::Latency,
     /// CLIENT PAUSE's state (see pause.rs).
@@ -209,6 +211,7 @@ impl Server {
             watches,
             pubsub,
             slowlog: Default::default(),
+            lazyfree: Default::default(),
             latency: Default::default(),
             pause: Default::default(),
             monitors: Default::default(),

@@ -54,6 +54,17 @@ pub struct Entry {
     pub(crate) visited: bool,
 }
 
+/// The contents of emptied shards (FLUSHDB, FLUSHALL), to be dropped by
+/// whoever holds it: its drop frees every key and value.
+pub struct Flushed(Vec<Shard>);
+
+impl Flushed {
+    /// How many keys it holds.
+    pub fn keys(&self) -> usize {
+        self.0.iter().map(|s| s.map.len()).sum()
+    }
+}
+
 /// Redis's `LFU_INIT_VAL`: new keys start warm enough to survive a while.
 pub const LFU_INIT_VAL: u8 = 5;
 
@@ -663,19 +674,34 @@ impl Keyspace {
     pub fn flush_db(&self, db: usize) -> usize {
         let mut removed = 0;
         for i in 0..self.shard_count() {
-            let mut s = self.lock_to_change(db, i);
-            removed += s.map.len();
-            self.dbs[db].next_due[i].store(u64::MAX, Ordering::Relaxed);
             // Dropping large maps outside the lock keeps other clients moving.
-            let old = std::mem::take(&mut *s);
-            let db_ = &self.dbs[db];
-            db_.keys.fetch_sub(old.published.0 as i64, Ordering::Relaxed);
-            db_.volatile.fetch_sub(old.published.1 as i64, Ordering::Relaxed);
-            db_.timed.fetch_sub(old.published.2 as i64, Ordering::Relaxed);
-            drop(s);
+            let old = self.take_shard(db, i);
+            removed += old.keys();
             drop(old);
         }
         removed
+    }
+
+    /// Empties `db` and hands back what it held, for the caller to drop
+    /// where it likes (FLUSHDB ASYNC drops it on another thread).
+    pub fn take_db(&self, db: usize) -> Flushed {
+        Flushed((0..self.shard_count()).flat_map(|i| self.take_shard(db, i).0).collect())
+    }
+
+    fn take_shard(&self, db: usize, i: usize) -> Flushed {
+        let mut s = self.lock_to_change(db, i);
+        self.dbs[db].next_due[i].store(u64::MAX, Ordering::Relaxed);
+        let old = std::mem::take(&mut *s);
+        let db_ = &self.dbs[db];
+        db_.keys.fetch_sub(old.published.0 as i64, Ordering::Relaxed);
+        db_.volatile.fetch_sub(old.published.1 as i64, Ordering::Relaxed);
+        db_.timed.fetch_sub(old.published.2 as i64, Ordering::Relaxed);
+        Flushed(vec![old])
+    }
+
+    /// Empties every database, handing back what they held.
+    pub fn take_all(&self) -> Flushed {
+        Flushed((0..self.databases()).flat_map(|db| self.take_db(db).0).collect())
     }
 
     /// Removes every key of every database; returns how many there were.

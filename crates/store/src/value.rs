@@ -207,6 +207,22 @@ impl Value {
         }
     }
 
+    /// About how many allocations dropping the value frees: Redis's
+    /// lazyfreeGetFreeEffort, counted for Larder's layout, where every
+    /// element of a collection is an allocation of its own whatever the
+    /// encoding OBJECT ENCODING reports (but an intset's integers).
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Value::Str(_) => 1,
+            Value::List(l) => l.len(),
+            Value::Hash(h) => h.len(),
+            Value::Set(s) if s.encoding() == "intset" => 1,
+            Value::Set(s) => s.len(),
+            Value::ZSet(z) => z.len(),
+            Value::Stream(s) => s.len() + s.groups.values().map(|g| 1 + g.pel.len()).sum::<usize>(),
+        }
+    }
+
     accessors!(Str, StrValue, as_str, as_str_mut);
     accessors!(List, List, as_list, as_list_mut);
     accessors!(Hash, Hash, as_hash, as_hash_mut);

@@ -15,7 +15,7 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
         "1.0.0",
         "Deletes one or more keys.",
     ),
-    CommandSpec::new("unlink", -2, WRITE | FAST, KeySpec::range(1, -1, 1), del).doc(
+    CommandSpec::new("unlink", -2, WRITE | FAST, KeySpec::range(1, -1, 1), unlink).doc(
         "generic",
         "4.0.0",
         "Asynchronously deletes one or more keys.",
@@ -195,18 +195,34 @@ fn int(n: impl Into<i64>) -> Frame {
     Frame::Integer(n.into())
 }
 
-/// DEL key [key ...] (also UNLINK: values are freed when the last
-/// reference drops, which is already off the keyspace lock)
-fn del(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+/// DEL key [key ...]
+fn del(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let lazy = ctx.shared.config.read().lazyfree_lazy_user_del;
+    remove_keys(ctx, args, lazy)
+}
+
+/// UNLINK key [key ...]
+fn unlink(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    remove_keys(ctx, args, true)
+}
+
+/// DEL and UNLINK: the removed values are freed after the keyspace locks
+/// are released, and, when `lazy`, the large ones on the lazyfree thread.
+fn remove_keys(ctx: &mut Ctx<'_>, mut args: Args<'_>, lazy: bool) -> CmdResult {
     let keys = args.rest();
     let mut tx = ctx.lock_keys(keys.iter().copied());
-    let mut n = 0;
+    let mut removed = Vec::new();
     for k in &keys {
-        if tx.remove(k).is_some() {
+        if let Some(e) = tx.remove(k) {
             tx.emit(&[b"DEL", k]);
             tx.notify(class::GENERIC, "del", k);
-            n += 1;
+            removed.push(e.value);
         }
+    }
+    drop(tx);
+    let n = removed.len() as i64;
+    if lazy {
+        removed.into_iter().for_each(|v| ctx.shared.lazyfree.free(v));
     }
     Ok(int(n))
 }
@@ -693,32 +709,46 @@ fn dbsize(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     Ok(int(ctx.shared.keyspace.dbsize(ctx.db()) as i64))
 }
 
-fn flush_mode(args: &mut Args<'_>) -> Result<(), CmdError> {
-    if let Some(a) = args.next() {
-        if !eq_ic(a, "async") && !eq_ic(a, "sync") {
-            return Err(CmdError::Syntax);
-        }
+/// ASYNC, SYNC, or neither (then `lazyfree-lazy-user-flush` decides):
+/// whether to free on the lazyfree thread.
+fn flush_mode(ctx: &Ctx<'_>, args: &mut Args<'_>) -> Result<bool, CmdError> {
+    let lazy = match args.next() {
+        None => ctx.shared.config.read().lazyfree_lazy_user_flush,
+        Some(a) if eq_ic(a, "async") => true,
+        Some(a) if eq_ic(a, "sync") => false,
+        Some(_) => return Err(CmdError::Syntax),
+    };
+    args.finish()?;
+    Ok(lazy)
+}
+
+/// Drops what a flush emptied: here, or on the lazyfree thread.
+fn dispose(ctx: &Ctx<'_>, flushed: larder_store::Flushed, lazy: bool) {
+    let keys = flushed.keys() as u64;
+    if lazy && keys > 0 {
+        ctx.shared.lazyfree.free_all(flushed, keys);
     }
-    args.finish()
 }
 
 /// FLUSHDB [ASYNC | SYNC]
 fn flushdb(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
-    flush_mode(&mut args)?;
+    let lazy = flush_mode(ctx, &mut args)?;
     let (ks, now, me) = (&ctx.shared.keyspace, ctx.now, ctx.db());
     ctx.shared.watches.touch_if(|db, k| db == me && ks.lock(db, k, now).contains(k));
-    ctx.shared.keyspace.flush_db(ctx.db());
+    let flushed = ctx.shared.keyspace.take_db(ctx.db());
     ctx.shared.keyspace.effects.emit(ctx.db(), &[b"FLUSHDB"]);
+    dispose(ctx, flushed, lazy);
     Ok(Frame::ok())
 }
 
 /// FLUSHALL [ASYNC | SYNC]
 fn flushall(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
-    flush_mode(&mut args)?;
+    let lazy = flush_mode(ctx, &mut args)?;
     let (ks, now) = (&ctx.shared.keyspace, ctx.now);
     ctx.shared.watches.touch_if(|db, k| ks.lock(db, k, now).contains(k));
-    ks.flush_all();
+    let flushed = ks.take_all();
     ks.effects.emit(ctx.db(), &[b"FLUSHALL"]);
+    dispose(ctx, flushed, lazy);
     Ok(Frame::ok())
 }
 

@@ -391,6 +391,7 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     ctx.shared.stats.reset();
     ctx.shared.keyspace.evictor.reset_stats();
     ctx.shared.memory.reset_stats();
+    ctx.shared.lazyfree.reset_stats();
     for c in ctx.shared.commands.iter_all() {
         c.stats.reset();
     }

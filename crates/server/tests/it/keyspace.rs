@@ -264,3 +264,57 @@ fn migrate_moves_keys_to_larder_and_to_redis() {
     assert_eq!(io, "IOERR error or timeout connecting to the client");
     assert_eq!(src.call(&["EXISTS", "k"]).unwrap(), Frame::Integer(1));
 }
+
+/// UNLINK, FLUSHALL ASYNC and FLUSHDB ASYNC free large values on the
+/// lazyfree thread, counted as Redis counts them (INFO memory's
+/// lazyfreed_objects: one per value, one per key of a flushed database),
+/// and used_memory falls; a small value and DEL free on the spot unless
+/// lazyfree-lazy-user-del says otherwise; CONFIG RESETSTAT zeroes the
+/// count.
+#[test]
+fn unlink_and_async_flushes_free_in_the_background() {
+    use crate::{info_field, wait_info_field};
+    let s = larder_testkit::spawn_server();
+    let mut raw = s.raw();
+    let big = |raw: &mut larder_testkit::RawConn, key: &str, members: usize| {
+        for chunk in (0..members).collect::<Vec<_>>().chunks(1000) {
+            let mut args = vec!["SADD".to_string(), key.to_string()];
+            args.extend(chunk.iter().map(|i| format!("member:{i}")));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            raw.call(&args).unwrap();
+        }
+    };
+    let used = |raw: &mut larder_testkit::RawConn| info_field(raw, "memory", "used_memory").parse::<i64>().unwrap();
+    let before = used(&mut raw);
+    big(&mut raw, "s1", 50_000);
+    raw.call(&["SET", "small", "x"]).unwrap();
+    let peak = used(&mut raw);
+    raw.call(&["UNLINK", "s1", "small"]).unwrap();
+    wait_info_field(&mut raw, "memory", "lazyfreed_objects", "1");
+    // The thread's frees count in used_memory (they once did not: a
+    // thread's first frees went uncounted).
+    let after = used(&mut raw);
+    assert!(after < before + (peak - before) / 2, "used_memory {before} -> {peak} -> {after}");
+    big(&mut raw, "s2", 500);
+    raw.call(&["DEL", "s2"]).unwrap();
+    raw.call(&["CONFIG", "SET", "lazyfree-lazy-user-del", "yes"]).unwrap();
+    big(&mut raw, "s3", 500);
+    raw.call(&["DEL", "s3"]).unwrap();
+    wait_info_field(&mut raw, "memory", "lazyfreed_objects", "2");
+    for k in ["a", "b", "c"] {
+        raw.call(&["SET", k, "1"]).unwrap();
+    }
+    raw.call(&["FLUSHALL", "ASYNC"]).unwrap();
+    wait_info_field(&mut raw, "memory", "lazyfreed_objects", "5");
+    raw.call(&["SET", "d", "1"]).unwrap();
+    raw.call(&["FLUSHDB", "SYNC"]).unwrap();
+    raw.call(&["CONFIG", "SET", "lazyfree-lazy-user-flush", "yes"]).unwrap();
+    raw.call(&["SET", "e", "1"]).unwrap();
+    raw.call(&["FLUSHDB"]).unwrap();
+    wait_info_field(&mut raw, "memory", "lazyfree_pending_objects", "0");
+    // Exactly: a DEL or SYNC flush that went to the thread would show here.
+    assert_eq!(info_field(&mut raw, "memory", "lazyfreed_objects"), "6");
+    assert_eq!(raw.call(&["DBSIZE"]).unwrap(), larder_protocol::Frame::Integer(0));
+    raw.call(&["CONFIG", "RESETSTAT"]).unwrap();
+    assert_eq!(info_field(&mut raw, "memory", "lazyfreed_objects"), "0");
+}
