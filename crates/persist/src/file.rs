@@ -184,6 +184,23 @@ pub enum Item {
     Function(Bytes),
 }
 
+/// The aux field `name` of an RDB image (they come first, after the
+/// header), if it has one: `repl-stream-db` tells a replica which database
+/// the stream that follows its primary's image is in.
+pub fn aux_field(data: &[u8], name: &str) -> Option<Bytes> {
+    if data.len() < 9 || &data[..5] != b"REDIS" {
+        return None;
+    }
+    let mut r = Reader::new(&data[9..]);
+    while r.u8().ok()? == OP_AUX {
+        let (key, value) = (r.bytes().ok()?, r.bytes().ok()?);
+        if key.as_ref() == name.as_bytes() {
+            return Some(value);
+        }
+    }
+    None
+}
+
 /// Reads a whole RDB file image, handing each key and function to `on`.
 /// The checksum is verified before anything is handed over, so a corrupt
 /// file loads nothing.

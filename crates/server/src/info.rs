@@ -287,9 +287,10 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             }
             field!("master_failover_state:no-failover");
             field!("master_replid:{}", shared.replication.replid());
-            field!("master_replid2:0000000000000000000000000000000000000000");
+            let (replid2, second) = shared.replication.replid2();
+            field!("master_replid2:{replid2}");
             field!("master_repl_offset:{}", shared.replication.offset());
-            field!("second_repl_offset:-1");
+            field!("second_repl_offset:{second}");
             let backlog = shared.replication.backlog();
             let (size, first, held) = backlog.unwrap_or((shared.config.read().repl_backlog_size, 0, 0));
             field!("repl_backlog_active:{}", backlog.is_some() as u8);

@@ -10,15 +10,15 @@
 //! REPLICAOF NO ONE or another REPLICAOF aborts the task.
 //!
 //! A link that breaks keeps what it reached: the primary's replication id,
-//! the offset of the last whole command applied, and the database the
-//! stream last selected (Redis's cached master). The next connection asks
-//! PSYNC for the rest; a primary whose backlog still holds it answers
-//! +CONTINUE and the stream goes on where it stopped, with no image.
-//! `masterauth` (and `masteruser`) authenticate the link first.
-//!
-//! This side keeps no backlog of its own, so its own replicas are dropped
-//! when it starts following a primary, and a promoted replica starts a new
-//! history (see replication.rs).
+//! the offset of the last whole command applied (both in replication.rs,
+//! which passes each applied command on to this server's own replicas and
+//! backlog), and the database the stream last selected (Redis's cached
+//! master). The next connection asks PSYNC for the rest; a primary whose
+//! backlog still holds it answers +CONTINUE and the stream goes on where
+//! it stopped, with no image. A new primary (after a failover) is asked
+//! the same way, and continues the stream if it was promoted from the
+//! same history (PSYNC2; see replication.rs). `masterauth` (and
+//! `masteruser`) authenticate the link first.
 
 use crate::conn::client::Client;
 use crate::Shared;
@@ -48,10 +48,8 @@ pub struct LinkState {
     pub read_offset: AtomicU64,
     /// Milliseconds (server clock) of the last byte from the primary.
     pub last_io_ms: AtomicU64,
-    /// The primary's replication id as of `offset` (empty: none yet).
-    replid: Mutex<String>,
     /// The database the stream last selected.
-    db: std::sync::atomic::AtomicUsize,
+    pub db: std::sync::atomic::AtomicUsize,
     /// The connection applying the stream (CLIENT KILL TYPE master).
     pub client_id: AtomicU64,
 }
@@ -83,17 +81,18 @@ impl ReplicaRole {
         }
     }
 
-    /// Starts replicating `host:port`, replacing any current link.
-    pub fn start(&self, shared: &Arc<Shared>, host: String, port: u16) {
+    /// Starts replicating `host:port`, replacing any current link; its
+    /// stream is in database `db` until it selects another.
+    pub fn start(&self, shared: &Arc<Shared>, host: String, port: u16, db: usize) {
+        let offset = shared.replication.offset();
         let link = Arc::new(LinkState {
             host,
             port,
             state: AtomicU8::new(CONNECTING),
-            offset: AtomicU64::new(0),
-            read_offset: AtomicU64::new(0),
+            offset: AtomicU64::new(offset),
+            read_offset: AtomicU64::new(offset),
             last_io_ms: AtomicU64::new(0),
-            replid: Mutex::new(String::new()),
-            db: Default::default(),
+            db: std::sync::atomic::AtomicUsize::new(db),
             client_id: AtomicU64::new(0),
         });
         let task = tokio::spawn(run(Arc::downgrade(shared), link.clone()));
@@ -177,19 +176,17 @@ async fn sync_once(shared: &Arc<Shared>, link: &Arc<LinkState>) -> anyhow::Resul
         }
     }
     link.state.store(SYNCING, Relaxed);
-    let cached = link.replid.lock().clone();
-    let mut offset = link.offset.load(Relaxed);
-    let reply = if cached.is_empty() {
-        command(&mut stream, &mut buf, &["PSYNC", "?", "-1"]).await?
-    } else {
-        command(&mut stream, &mut buf, &["PSYNC", &cached, &(offset + 1).to_string()]).await?
-    };
+    // What this server's data stands at: its last primary's history, or
+    // its own if it was a primary (Redis's cached master).
+    let (replid, mut offset) = shared.replication.position();
+    let reply = command(&mut stream, &mut buf, &["PSYNC", &replid, &(offset + 1).to_string()]).await?;
     if let Some(id) = reply.strip_prefix("+CONTINUE") {
         // A primary may name a new id for the same history (Redis's
-        // PSYNC2, after a failover).
-        if !id.trim().is_empty() {
-            *link.replid.lock() = id.trim().to_string();
+        // PSYNC2, after a failover): this server's replicas learn it.
+        for id in shared.replication.continued(id.trim()) {
+            shared.clients.kill(id);
         }
+        link.offset.store(offset, Relaxed);
         tracing::info!("Successful partial resynchronization with primary at offset {offset}");
     } else {
         offset = full_sync(shared, link, &mut stream, &mut buf, &reply).await?;
@@ -236,13 +233,15 @@ async fn full_sync(
     }
     let image = buf.split_to(len);
     tracing::info!("Primary replied FULLRESYNC: loading {len} bytes of RDB");
-    // Forget the old history before the data changes: a load that fails
-    // halfway must not be continued from.
-    link.replid.lock().clear();
     load_image(shared, &image)?;
+    shared.replication.synced(replid, offset);
     link.offset.store(offset, Relaxed);
-    link.db.store(0, Relaxed);
-    *link.replid.lock() = replid.to_string();
+    // The stream goes on in the database the image names (a primary that
+    // is itself a replica passes its primary's stream on as it is).
+    let db = larder_persist::file::aux_field(&image, "repl-stream-db")
+        .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+        .unwrap_or(0);
+    link.db.store(db, Relaxed);
     tracing::info!("Primary <-> replica sync: finished with success");
     Ok(offset)
 }
@@ -253,8 +252,9 @@ fn load_image(shared: &Shared, image: &[u8]) -> anyhow::Result<()> {
     crate::scripting::off_worker(|| {
         let _world = shared.world.write();
         // This server's own replicas (chained) cannot follow a load: they
-        // sync again, from the new data.
-        for id in shared.replication.end_history() {
+        // sync again, from the new data. The history is renamed first, so
+        // a load that fails halfway is never continued from.
+        for id in shared.replication.loading_image() {
             shared.clients.kill(id);
         }
         shared.keyspace.flush_all();
@@ -275,7 +275,14 @@ async fn apply_stream(
     let mut req = Request::default();
     let limits = RequestLimits { authenticated: true, ..Default::default() };
     link.read_offset.store(*offset + buf.len() as u64, Relaxed);
+    // Applied bytes not yet passed on: a transaction's, until its EXEC.
+    let mut unproxied: Vec<u8> = Vec::new();
     loop {
+        // Between two commands: this server's replicas that need a full
+        // sync get it now, so the image and their stream meet exactly.
+        for (who, psync) in shared.replication.take_deferred() {
+            crate::cmd::replication::serve_full_sync(shared, who, psync, Some(client.db));
+        }
         // Everything complete in the buffer runs before reading more,
         // unless CLIENT PAUSE holds a command: then it and what follows
         // wait (Redis pauses its primary's client too), and reading goes
@@ -304,8 +311,19 @@ async fn apply_stream(
             // applied), but never inside MULTI: the new link's client has
             // no transaction open, so the whole of it must come again
             // (Redis's reploff stays put inside one too).
+            // What is applied is passed on, as the offset says: a
+            // transaction whole, after its EXEC.
             if client.multi.is_none() {
                 link.offset.store(*offset, Relaxed);
+                if unproxied.is_empty() {
+                    shared.replication.proxy(input);
+                } else {
+                    unproxied.extend_from_slice(input);
+                    shared.replication.proxy(&unproxied);
+                    unproxied.clear();
+                }
+            } else {
+                unproxied.extend_from_slice(input);
             }
             if getack {
                 // Redis counts the GETACK itself in the offset it reports.
@@ -336,6 +354,7 @@ async fn apply_stream(
                 link.last_io_ms.store(shared.clock.now_ms(), Relaxed);
             }
             _ = held => {}
+            _ = shared.replication.deferred_wanted() => {}
             _ = ack.tick() => send_ack(stream, link.offset.load(Relaxed)).await?,
             // CLIENT KILL TYPE master: the link drops, and reconnects.
             _ = client.info.killed() => anyhow::bail!("the link was killed (CLIENT KILL)"),

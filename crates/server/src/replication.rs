@@ -31,6 +31,17 @@
 //!   replica receives next. History is named by the replication id: a
 //!   backlog freed, or a primary turned replica, takes a new one, so no
 //!   replica continues across a gap.
+//! - A replica passes its primary's stream on verbatim (Redis's
+//!   proxying), to its own replicas and into its backlog, under its
+//!   primary's id and offsets, instead of streaming its own effects: so a
+//!   promoted replica's history is its old primary's, continued (PSYNC2).
+//!   Promotion names a new id and keeps the old one as `replid2` up to
+//!   the offset it reached, so the other replicas, pointed at it, ask for
+//!   the rest with the old id and continue (+CONTINUE with the new one);
+//!   a primary turned replica asks its new primary the same way, with its
+//!   own history. A replica's replicas that need a full sync get it from
+//!   its link, between two of its primary's commands (see `defer`), so the
+//!   image and the stream they then receive meet exactly.
 
 use crate::propagate::{append_selecting, stage, Staged};
 use crate::pubsub::{BufferLimit, Outbox};
@@ -95,6 +106,9 @@ pub struct Joining {
     pub ip: String,
     /// REPLCONF listening-port.
     pub port: u16,
+    /// Where its REPLCONF ACKs go: made when it asks, so a full sync
+    /// served later (by a replica's link) reaches the same cell.
+    pub ack: Arc<Ack>,
 }
 
 /// Redis's floor for `repl-backlog-size` (its CONFIG_REPL_BACKLOG_MIN_SIZE).
@@ -141,7 +155,22 @@ pub struct Replication {
     ignore_maxmemory: std::sync::atomic::AtomicBool,
     /// A cheap "is a replica" for the command path.
     is_replica: std::sync::atomic::AtomicBool,
+    /// The history this one continues, after a promotion or a primary's
+    /// new id (`master_replid2`): PSYNC with it continues up to
+    /// `second_offset` (`second_repl_offset`, -1: none).
+    replid2: parking_lot::RwLock<String>,
+    second_offset: std::sync::atomic::AtomicI64,
+    /// Following a primary: the stream is its bytes, passed on verbatim
+    /// by the link ([`Replication::proxy`]), not this server's effects.
+    proxying: std::sync::atomic::AtomicBool,
+    /// Replicas of this replica waiting for a full sync, which its link
+    /// serves between two commands of its primary's stream.
+    deferred: Mutex<Vec<(Joining, bool)>>,
+    deferred_wanted: tokio::sync::Notify,
 }
+
+/// master_replid2 when there is none.
+const NO_REPLID: &str = "0000000000000000000000000000000000000000";
 
 impl Default for Replication {
     fn default() -> Replication {
@@ -165,6 +194,11 @@ impl Default for Replication {
             serve_stale: std::sync::atomic::AtomicBool::new(true),
             ignore_maxmemory: std::sync::atomic::AtomicBool::new(true),
             is_replica: Default::default(),
+            replid2: parking_lot::RwLock::new(NO_REPLID.to_string()),
+            second_offset: std::sync::atomic::AtomicI64::new(-1),
+            proxying: Default::default(),
+            deferred: Mutex::default(),
+            deferred_wanted: tokio::sync::Notify::new(),
         }
     }
 }
@@ -180,6 +214,17 @@ pub struct ReplicaInfo {
 
 impl EffectSink for Replication {
     fn apply(&self, effect: &Effect<'_>) {
+        // A replica's stream is its primary's, passed on by the link. A
+        // transaction staged when it turned replica is dropped, not left
+        // to swallow its writes after a promotion.
+        if self.proxying.load(Relaxed) {
+            STAGED.with(|s| {
+                if let Ok(mut s) = s.try_borrow_mut() {
+                    s.take();
+                }
+            });
+            return;
+        }
         if self.count.load(Relaxed) == 0 && !self.backlogged.load(Relaxed) {
             // A transaction staged when the last replica left must not
             // swallow later writes (only possible once one has attached).
@@ -237,6 +282,89 @@ impl Replication {
         self.replid.read().clone()
     }
 
+    /// (master_replid2, second_repl_offset) for INFO.
+    pub fn replid2(&self) -> (String, i64) {
+        (self.replid2.read().clone(), self.second_offset.load(Relaxed))
+    }
+
+    /// Redis's shiftReplicationId: a new id for this history from here on;
+    /// PSYNC with the old one still continues up to the offset reached.
+    fn shift_replid(&self, new_id: String) {
+        let mut id = self.replid.write();
+        *self.replid2.write() = std::mem::replace(&mut *id, new_id);
+        self.second_offset.store(self.offset() as i64 + 1, Relaxed);
+    }
+
+    /// Stream bytes from this replica's primary, applied: passed on to its
+    /// replicas and into the backlog, counted in the offset.
+    pub fn proxy(&self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut feeds = self.feeds.lock();
+        self.stream(&mut feeds, bytes);
+    }
+
+    /// The id and offset this server's data stands at, for the PSYNC its
+    /// link asks a primary with: a replica's, its primary's history; a
+    /// primary turned replica, its own (Redis's cached master made from
+    /// itself).
+    pub fn position(&self) -> (String, u64) {
+        let _feeds = self.feeds.lock();
+        (self.replid(), self.offset())
+    }
+
+    /// A primary answered +CONTINUE naming `new_id`: if it is another id
+    /// for the same history (it was promoted), this server takes it and
+    /// keeps the old as replid2; its own replicas are dropped (ids
+    /// returned) so they learn the new id, as Redis does.
+    pub fn continued(&self, new_id: &str) -> Vec<u64> {
+        let mut feeds = self.feeds.lock();
+        if new_id.is_empty() || *self.replid.read() == new_id {
+            return Vec::new();
+        }
+        self.shift_replid(new_id.to_string());
+        let ids = feeds.replicas.drain(..).map(|r| r.id).collect();
+        self.prune(&mut feeds);
+        ids
+    }
+
+    /// A primary's image replaces the data: attached replicas are dropped
+    /// (ids returned) and the history is renamed at once, so a load that
+    /// fails halfway is never continued from; [`Self::synced`] names the
+    /// primary's after it succeeds.
+    pub fn loading_image(&self) -> Vec<u64> {
+        self.end_history()
+    }
+
+    /// The primary's image is loaded: this server's history is now its
+    /// primary's `replid` at `offset`, with an empty backlog from there.
+    pub fn synced(&self, replid: &str, offset: u64) {
+        let mut feeds = self.feeds.lock();
+        feeds.backlog = Some(Default::default());
+        self.backlogged.store(true, Relaxed);
+        self.offset.store(offset, Relaxed);
+        *self.replid.write() = replid.to_string();
+        *self.replid2.write() = NO_REPLID.to_string();
+        self.second_offset.store(-1, Relaxed);
+    }
+
+    /// A replica of this replica wants a full sync: its link serves it
+    /// (`take_deferred`) between two of its primary's commands.
+    pub fn defer(&self, who: Joining, psync: bool) {
+        self.deferred.lock().push((who, psync));
+        self.deferred_wanted.notify_one();
+    }
+
+    pub fn take_deferred(&self) -> Vec<(Joining, bool)> {
+        std::mem::take(&mut *self.deferred.lock())
+    }
+
+    /// Resolves when a full sync was deferred (for the link's wait).
+    pub async fn deferred_wanted(&self) {
+        self.deferred_wanted.notified().await
+    }
+
     /// repl-backlog-size and repl-backlog-ttl; a smaller size trims the
     /// backlog at once.
     pub fn set_backlog(&self, size: u64, ttl: u64) {
@@ -263,6 +391,8 @@ impl Replication {
         feeds.backlog = None;
         self.backlogged.store(false, Relaxed);
         *self.replid.write() = crate::server::random_hex_id();
+        *self.replid2.write() = NO_REPLID.to_string();
+        self.second_offset.store(-1, Relaxed);
     }
 
     /// PSYNC `replid` `from`: if this primary's backlog holds the stream
@@ -275,7 +405,13 @@ impl Replication {
         let next = self.offset() + 1;
         let backlog = feeds.backlog.as_mut()?;
         let first = next - backlog.len() as u64;
-        if replid != ours.as_bytes() || from < first || from > next {
+        // The old id of a history renamed at a promotion continues only up
+        // to where it was renamed: past it, the two histories differ.
+        let same = replid == ours.as_bytes()
+            || (replid == self.replid2.read().as_bytes()
+                && from as i64 <= self.second_offset.load(Relaxed)
+                && self.second_offset.load(Relaxed) > 0);
+        if !same || from < first || from > next {
             return None;
         }
         who.outbox.push(format!("+CONTINUE {ours}\r\n").as_bytes(), BufferLimit::default());
@@ -288,9 +424,11 @@ impl Replication {
     fn register(&self, feeds: &mut Feeds, who: Joining, acked: u64, now_ms: u64, held: Option<Vec<u8>>) -> Arc<Ack> {
         // Counted as acknowledged when it attaches, as Redis stamps a
         // replica's ack time when it goes online.
-        let ack = Arc::new(Ack { offset: AtomicU64::new(acked), at_ms: AtomicU64::new(now_ms) });
+        let ack = who.ack.clone();
+        ack.offset.store(acked, Relaxed);
+        ack.at_ms.store(now_ms, Relaxed);
         feeds.replicas.retain(|r| r.id != who.id);
-        let Joining { id, outbox, limit, ip, port } = who;
+        let Joining { id, outbox, limit, ip, port, .. } = who;
         feeds.replicas.push(Replica { id, outbox, limit, port, ip, acked: ack.clone(), held });
         self.prune(feeds);
         self.ever.store(true, Relaxed);
@@ -445,14 +583,34 @@ impl Replication {
             && self.upstream.link().is_none_or(|l| l.state.load(Relaxed) != crate::replica::CONNECTED)
     }
 
-    /// REPLICAOF host port: replicate it; this server's own replicas are
-    /// dropped (their ids returned, to disconnect), as Redis makes them
-    /// resync with it.
+    /// REPLICAOF host port: replicate it, asking to continue this
+    /// server's history (its own, if it was a primary); this server's own
+    /// replicas are dropped (their ids returned, to disconnect), as Redis
+    /// makes them resync with it.
     pub fn follow(&self, shared: &Arc<crate::Shared>, host: String, port: u16) -> Vec<u64> {
         self.is_replica.store(true, Relaxed);
         shared.keyspace.set_expiry_by_primary(true);
-        self.upstream.start(shared, host, port);
-        self.end_history()
+        let ids = {
+            let mut feeds = self.feeds.lock();
+            self.proxying.store(true, Relaxed);
+            if feeds.backlog.is_none() {
+                // What arrives from now on is kept, to be continued from.
+                feeds.backlog = Some(Default::default());
+                self.backlogged.store(true, Relaxed);
+            }
+            let mut ids: Vec<u64> = feeds.replicas.drain(..).map(|r| r.id).collect();
+            self.prune(&mut feeds);
+            ids.extend(self.take_deferred().into_iter().map(|(who, _)| who.id));
+            ids
+        };
+        // The stream goes on in the database it was in: the old link's, or
+        // this primary's own stream's.
+        let db = match self.upstream.link() {
+            Some(link) => link.db.load(Relaxed),
+            None => self.feeds.lock().db.unwrap_or(0),
+        };
+        self.upstream.start(shared, host, port, db);
+        ids
     }
 
     /// The data is about to be replaced without passing through the stream
@@ -467,13 +625,29 @@ impl Replication {
         ids
     }
 
-    /// REPLICAOF NO ONE: false if this was not a replica.
-    pub fn unfollow(&self, keyspace: &larder_store::Keyspace) -> bool {
+    /// REPLICAOF NO ONE: false if this was not a replica. The history
+    /// goes on under a new id (the old one kept as replid2), so replicas
+    /// of the old primary pointed here continue; this server's own
+    /// replicas are dropped (ids in `dropped`) to learn the new id.
+    pub fn unfollow(&self, keyspace: &larder_store::Keyspace, dropped: &mut Vec<u64>) -> bool {
         self.is_replica.store(false, Relaxed);
         // A primary expires its own keys, those it kept for its old
         // primary's DEL among them.
         keyspace.set_expiry_by_primary(false);
-        self.upstream.stop()
+        let was = self.upstream.stop();
+        if was {
+            let mut feeds = self.feeds.lock();
+            self.proxying.store(false, Relaxed);
+            self.shift_replid(crate::server::random_hex_id());
+            // Its own stream begins: the first write selects its database.
+            feeds.db = None;
+            dropped.extend(feeds.replicas.drain(..).map(|r| r.id));
+            self.prune(&mut feeds);
+            for (who, _) in self.take_deferred() {
+                dropped.push(who.id);
+            }
+        }
+        was
     }
 
     /// Replicas whose last ACK is at most `max_lag` seconds old (Redis's
@@ -490,6 +664,11 @@ impl Replication {
     /// they can tell a quiet primary from a dead link.
     /// A backlog with no replica for `repl-backlog-ttl` seconds is freed.
     pub fn cron_tick(&self, now_ms: u64, period_secs: u64) {
+        // A replica passes on its primary's pings and keeps its backlog:
+        // it may be promoted and continue from it.
+        if self.proxying.load(Relaxed) {
+            return;
+        }
         if self.count.load(Relaxed) == 0 {
             if !self.backlogged.load(Relaxed) {
                 return;
@@ -518,6 +697,9 @@ impl Replication {
     /// One command of the server's own into the stream (not a write:
     /// no SELECT needed), to every replica and the backlog.
     fn feed_raw(&self, args: &[&[u8]]) {
+        if self.proxying.load(Relaxed) {
+            return;
+        }
         let mut bytes = Vec::new();
         larder_persist::aof::encode_command(&mut bytes, args);
         self.stream(&mut self.feeds.lock(), &bytes);

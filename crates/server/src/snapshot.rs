@@ -162,14 +162,29 @@ fn start_file(shared: &Shared, tmp: &Path, aof_base: bool) -> Result<FileWriter,
 
 /// The header and aux fields, to any writer.
 fn start<W: std::io::Write>(shared: &Shared, out: W, aof_base: bool) -> Result<file::Writer<W>, String> {
+    start_image(shared, out, aof_base, None)
+}
+
+/// [`start`], naming `stream_db` as `repl-stream-db` when the image is
+/// for a replica whose stream (its primary's, passed on verbatim) will
+/// not begin with a SELECT: Redis's loader applies the stream in it.
+fn start_image<W: std::io::Write>(
+    shared: &Shared,
+    out: W,
+    aof_base: bool,
+    stream_db: Option<usize>,
+) -> Result<file::Writer<W>, String> {
     let now = shared.clock.now_ms();
-    let aux = [
+    let mut aux = vec![
         ("redis-ver", crate::cmd::connection::REDIS_VERSION.to_string()),
         ("redis-bits", "64".to_string()),
         ("ctime", (now / 1000).to_string()),
         ("used-mem", shared.memory.used().to_string()),
-        ("aof-base", if aof_base { "1" } else { "0" }.to_string()),
     ];
+    if let Some(db) = stream_db {
+        aux.push(("repl-stream-db", db.to_string()));
+    }
+    aux.push(("aof-base", if aof_base { "1" } else { "0" }.to_string()));
     file::Writer::new(out, &aux).map_err(|e| e.to_string())
 }
 
@@ -191,8 +206,8 @@ fn end<W: std::io::Write>(shared: &Shared, mut w: file::Writer<W>) -> Result<W, 
 
 /// The whole dataset as an RDB image in memory (what a replica's full
 /// sync is sent). The caller holds the world lock exclusively.
-pub(crate) fn rdb_image(shared: &Shared) -> Result<Vec<u8>, String> {
-    let mut w = start(shared, Vec::new(), false)?;
+pub(crate) fn rdb_image(shared: &Shared, stream_db: Option<usize>) -> Result<Vec<u8>, String> {
+    let mut w = start_image(shared, Vec::new(), false, stream_db)?;
     write_keyspace(shared, &mut w)?;
     end(shared, w)
 }
@@ -230,6 +245,7 @@ fn begin_saving_cut(shared: &Shared, now: u64, at_cut: impl FnOnce()) -> Result<
 /// AOF rewrite): the caller makes the image under the world lock instead.
 pub(crate) fn image_in_background<T: Clone + Send + 'static>(
     shared: &Arc<Shared>,
+    stream_db: Option<usize>,
     at_cut: impl FnOnce() -> T,
     done: impl FnOnce(T, Result<Vec<u8>, String>) + Send + 'static,
 ) -> Option<T> {
@@ -244,7 +260,7 @@ pub(crate) fn image_in_background<T: Clone + Send + 'static>(
     let (shared2, done2) = (shared.clone(), done.clone());
     let spawned = std::thread::Builder::new().name("larder-replsync".into()).spawn(move || {
         let shared = shared2;
-        let image = start(&shared, Vec::new(), false)
+        let image = start_image(&shared, Vec::new(), false, stream_db)
             .and_then(|mut w| chunks.write_cut(&shared, &mut w).map(|_| w))
             .and_then(|w| end(&shared, w));
         shared.snapshots.bgsave_in_progress.store(false, Relaxed);

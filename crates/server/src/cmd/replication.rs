@@ -6,7 +6,9 @@ use super::table::{flags::*, CommandSpec, KeySpec};
 use super::{eq_ic, parse_i64, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use larder_protocol::Frame;
+use crate::replication::Joining;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 pub(super) static COMMANDS: &[CommandSpec] =
     &[
@@ -46,8 +48,12 @@ fn replicaof(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (host, port) = (args.next_arg()?, args.next_arg()?);
     let shared = ctx.shared;
     if eq_ic(host, "no") && eq_ic(port, "one") {
-        if shared.replication.unfollow(&shared.keyspace) {
+        let mut dropped = Vec::new();
+        if shared.replication.unfollow(&shared.keyspace, &mut dropped) {
             tracing::info!("MASTER MODE enabled (user request)");
+        }
+        for id in dropped {
+            shared.clients.kill(id);
         }
         // CONFIG GET replicaof and CONFIG REWRITE follow the role, as in
         // Redis (a promoted replica must not follow its old primary again
@@ -157,7 +163,19 @@ fn role(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 
 /// SYNC: the image as a bulk without its trailing CRLF, then the stream.
 fn sync(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    refuse_without_link(ctx)?;
     full_sync(ctx, false)
+}
+
+/// A replica serves its own replicas only while linked to its primary,
+/// as Redis's does.
+fn refuse_without_link(ctx: &Ctx<'_>) -> Result<(), CmdError> {
+    let repl = &ctx.shared.replication;
+    let linked = repl.upstream.link().is_some_and(|l| l.state.load(Relaxed) == crate::replica::CONNECTED);
+    if repl.is_replica() && !linked && ctx.client.replica.is_none() {
+        return Err(CmdError::Raw("NOMASTERLINK Can't SYNC while not connected with my master".into()));
+    }
+    Ok(())
 }
 
 /// PSYNC replid offset: +CONTINUE and the missed stream if the backlog
@@ -169,6 +187,7 @@ fn psync(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         ctx.client.no_reply = true;
         return Ok(Frame::ok());
     }
+    refuse_without_link(ctx)?;
     let shared = ctx.shared;
     if replid != b"?" {
         let from = parse_i64(offset).ok().and_then(|n| u64::try_from(n).ok());
@@ -194,44 +213,63 @@ fn full_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
     }
     let shared = ctx.shared;
     let who = joining(ctx);
-    let id = who.id;
-    let now = shared.clock.now_ms();
+    ctx.client.replica = Some(who.ack.clone());
     shared.replication.stats.full.fetch_add(1, Relaxed);
-    shared.replication.reset_ping(now);
-    // The image is a cut made in the background, the replica's stream
-    // starting at the cut (attached while every shard is locked), so
-    // clients go on meanwhile. While another cut runs (BGSAVE, an AOF
-    // rewrite), it is made here, under the world lock this command holds.
-    // The history's id is taken with the offset: +FULLRESYNC names both.
-    let attach = || {
-        let (acked, offset) = shared.replication.attach(who.clone(), now);
-        (acked, format!("{} {offset}", shared.replication.replid()))
-    };
-    let arc = shared.arc();
-    let sender = arc.clone();
-    let background = crate::snapshot::image_in_background(&arc, attach, move |(_, at), image| {
-        send_image(&sender, id, psync.then_some(&at), image)
-    });
-    let acked = match background {
-        Some((acked, _)) => acked,
-        None => {
-            let (acked, at) = attach();
-            send_image(shared, id, psync.then_some(&at), crate::snapshot::rdb_image(shared));
-            acked
-        }
-    };
-    ctx.client.replica = Some(acked);
+    if shared.replication.is_replica() {
+        // Its stream is its primary's: the image must be cut between two
+        // of that stream's commands, which only the link knows.
+        shared.replication.defer(who, psync);
+    } else {
+        serve_full_sync(&shared.arc(), who, psync, None);
+    }
     Ok(Frame::ok())
 }
 
+/// Attaches `who` as a replica whose stream starts now and sends it the
+/// image of this instant. The image is a cut made in the background, the
+/// replica's stream starting at the cut (attached while every shard is
+/// locked), so clients go on meanwhile. While another cut runs (BGSAVE,
+/// an AOF rewrite), it is made here, under the world lock, which the
+/// caller holds (PSYNC is exclusive) or is taken here (a replica's link).
+/// `stream_db`: the database the stream is in, for a replica passing on
+/// its primary's stream (which will not select one first).
+pub fn serve_full_sync(shared: &Arc<crate::Shared>, who: Joining, psync: bool, stream_db: Option<usize>) {
+    let (id, now) = (who.id, shared.clock.now_ms());
+    shared.replication.reset_ping(now);
+    // The history's id is taken with the offset: +FULLRESYNC names both.
+    let attach = || {
+        let (_, offset) = shared.replication.attach(who.clone(), now);
+        format!("{} {offset}", shared.replication.replid())
+    };
+    let sender = shared.clone();
+    let background = crate::snapshot::image_in_background(shared, stream_db, attach, move |at, image| {
+        send_image(&sender, id, psync.then_some(&at), image)
+    });
+    if background.is_none() {
+        let image = |shared: &crate::Shared| {
+            let at = attach();
+            send_image(shared, id, psync.then_some(&at), crate::snapshot::rdb_image(shared, stream_db));
+        };
+        if stream_db.is_some() {
+            crate::scripting::off_worker(|| {
+                let _world = shared.world.write();
+                image(shared)
+            });
+        } else {
+            image(shared);
+        }
+    }
+}
+
 /// This connection, as a replica about to attach.
-fn joining(ctx: &Ctx<'_>) -> crate::replication::Joining {
-    crate::replication::Joining {
+fn joining(ctx: &Ctx<'_>) -> Joining {
+    Joining {
         id: ctx.client.id(),
         outbox: ctx.client.outbox.clone(),
         limit: ctx.shared.config.read().output_limits[1],
         ip: ctx.client.info.addr.ip().to_string(),
         port: ctx.client.replica_port,
+        ack: Default::default(),
     }
 }
 

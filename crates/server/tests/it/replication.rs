@@ -495,7 +495,10 @@ fn a_broken_link_continues_from_the_backlog() {
     write_counted(&mut w, "gap3");
     wait_info_field(&mut w, "stats", "sync_full", "3");
     wait_in_step(&mut w, &mut r);
-    assert_eq!(info_field(&mut w, "stats", "sync_partial_err"), "1");
+    // This one, and the first: a server turned replica asks to continue
+    // its own history (Redis's cached master made from itself), which
+    // its primary does not hold.
+    assert_eq!(info_field(&mut w, "stats", "sync_partial_err"), "2");
     assert_eq!(info_field(&mut w, "replication", "repl_backlog_histlen"), "16384");
 
     // No replica for repl-backlog-ttl seconds: the backlog is freed, and
@@ -793,6 +796,7 @@ fn a_link_cut_inside_a_transaction_continues_from_before_it() {
     };
     let replica = spawn_server();
     let mut r = replica.raw();
+    let own = info_field(&mut r, "replication", "master_replid");
     r.call(&["REPLICAOF", "127.0.0.1", &port.to_string()]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     while r.call(&["GET", "n"]).unwrap() != Frame::Bulk("1".into()) {
@@ -800,6 +804,106 @@ fn a_link_cut_inside_a_transaction_continues_from_before_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let asked = fake.join().unwrap();
-    assert_eq!(asked, vec!["? -1".to_string(), format!("{replid} 101")]);
+    // First its own history (a server turned replica asks to continue
+    // it, as Redis's does), then the primary's from before the EXEC.
+    assert_eq!(asked, vec![format!("{own} 1"), format!("{replid} 101")]);
     r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+}
+
+/// A failover without full syncs (PSYNC2), as Sentinel drives one: p with
+/// replicas a and b; a is promoted; b and then p itself are pointed at a
+/// and each continues from a's backlog (a's sync_full stays 0); writes on
+/// a reach both. Then c chains behind b: b passes a's stream on verbatim,
+/// so c's full sync is cut between two of a's commands, in the database
+/// a's stream is in (written into the image, as Redis's repl-stream-db).
+#[test]
+fn a_failover_continues_without_a_full_sync() {
+    let (p, a, b, c) = (spawn_server(), spawn_server(), spawn_server(), spawn_server());
+    let (mut wp, mut ra, mut rb, mut rc) = (p.raw(), a.raw(), b.raw(), c.raw());
+    follow(&mut ra, p.addr);
+    follow(&mut rb, p.addr);
+    write_mix(&mut wp);
+    write_counted(&mut wp, "one");
+    wait_in_step(&mut wp, &mut ra);
+    wait_in_step(&mut wp, &mut rb);
+    let old_id = info_field(&mut wp, "replication", "master_replid");
+    let reached: u64 = info_field(&mut wp, "replication", "master_repl_offset").parse().unwrap();
+    // A replica's history is its primary's.
+    assert_eq!(info_field(&mut ra, "replication", "master_replid"), old_id);
+    assert_eq!(info_field(&mut ra, "replication", "master_repl_offset"), reached.to_string());
+
+    ra.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+    let new_id = info_field(&mut ra, "replication", "master_replid");
+    assert_ne!(new_id, old_id);
+    assert_eq!(info_field(&mut ra, "replication", "master_replid2"), old_id);
+    assert_eq!(info_field(&mut ra, "replication", "second_repl_offset"), (reached + 1).to_string());
+    write_counted(&mut ra, "two");
+
+    follow(&mut rb, a.addr);
+    wait_in_step(&mut ra, &mut rb);
+    assert_eq!(info_field(&mut ra, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut rb, "replication", "master_replid"), new_id, "b took the new id");
+    assert_eq!(info_field(&mut rb, "replication", "master_replid2"), old_id);
+    // The old primary, demoted, continues its own history from a.
+    follow(&mut wp, a.addr);
+    write_counted(&mut ra, "three");
+    wait_in_step(&mut ra, &mut wp);
+    wait_in_step(&mut ra, &mut rb);
+    assert_eq!(info_field(&mut ra, "stats", "sync_partial_ok"), "2");
+    assert_eq!(info_field(&mut ra, "stats", "sync_full"), "0", "nobody needed the whole dataset");
+
+    // c chains behind b, while a's stream is in database 4 (write_counted
+    // ends there): what a writes next, without a SELECT, lands in 4 on c.
+    follow(&mut rc, b.addr);
+    ra.call(&["SELECT", "4"]).unwrap();
+    ra.call(&["SET", "after-c", "1"]).unwrap();
+    wait_in_step(&mut ra, &mut rc);
+    rc.call(&["SELECT", "4"]).unwrap();
+    assert_eq!(rc.call(&["GET", "after-c"]).unwrap(), Frame::Bulk("1".into()));
+    assert_eq!(info_field(&mut rb, "stats", "sync_full"), "1");
+    assert_eq!(info_field(&mut rc, "replication", "master_replid"), new_id);
+}
+
+/// The same failover across implementations: a redis-server replica of a
+/// Larder primary continues from the Larder replica promoted in its place,
+/// and a Larder replica of a redis-server primary continues from the
+/// redis-server replica promoted in its place. Each promoted server's
+/// INFO counts a partial resynchronization and no full one.
+#[test]
+fn a_failover_continues_across_redis_and_larder() {
+    // Larder p, Larder a and redis-server r replicating it; a promoted.
+    let (p, a) = (spawn_server(), spawn_server());
+    let port = p.addr.port().to_string();
+    let Some(r) = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]) else { return };
+    let (mut wp, mut ra, mut rr) = (p.raw(), a.raw(), r.raw());
+    follow(&mut ra, p.addr);
+    wait_link_up(&mut rr);
+    write_counted(&mut wp, "one");
+    wait_in_step(&mut wp, &mut ra);
+    wait_in_step(&mut wp, &mut rr);
+    ra.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+    write_counted(&mut ra, "two");
+    follow(&mut rr, a.addr);
+    wait_in_step(&mut ra, &mut rr);
+    assert_eq!(info_field(&mut ra, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut ra, "stats", "sync_full"), "0");
+
+    // redis-server p2, redis-server a2 and Larder l replicating it; a2
+    // promoted.
+    let Some(p2) = RedisServer::start() else { return };
+    let port2 = p2.addr.port().to_string();
+    let Some(a2) = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port2]) else { return };
+    let l = spawn_server();
+    let (mut wp2, mut ra2, mut rl) = (p2.raw(), a2.raw(), l.raw());
+    wait_link_up(&mut ra2);
+    follow(&mut rl, p2.addr);
+    write_counted(&mut wp2, "one");
+    wait_in_step(&mut wp2, &mut ra2);
+    wait_in_step(&mut wp2, &mut rl);
+    ra2.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+    write_counted(&mut ra2, "two");
+    follow(&mut rl, a2.addr);
+    wait_in_step(&mut ra2, &mut rl);
+    assert_eq!(info_field(&mut ra2, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut ra2, "stats", "sync_full"), "0");
 }
