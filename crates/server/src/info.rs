@@ -283,9 +283,10 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
                 field!("min_slaves_good_slaves:{}", shared.replication.good_replicas(now, max_lag));
             }
             for (i, r) in replicas.iter().enumerate() {
-                field!("slave{i}:ip={},port={},state=online,offset={},lag={}", r.ip, r.port, r.offset, r.lag);
+                let state = if r.online { "online" } else { "wait_bgsave" };
+                field!("slave{i}:ip={},port={},state={state},offset={},lag={}", r.ip, r.port, r.offset, r.lag);
             }
-            field!("master_failover_state:no-failover");
+            field!("master_failover_state:{}", shared.failover.state_name());
             field!("master_replid:{}", shared.replication.replid());
             let (replid2, second) = shared.replication.replid2();
             field!("master_replid2:{replid2}");

@@ -25,6 +25,7 @@ pub mod conn;
 pub mod digest;
 pub mod dispatch;
 pub mod error;
+pub mod failover;
 pub mod info;
 pub mod latency;
 pub mod lazyfree;

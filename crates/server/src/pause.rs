@@ -12,9 +12,13 @@
 //! (`Keyspace::hold_expiry_until`), so a key past its deadline reads as
 //! missing but stays stored.
 //!
+//! A pause has a purpose, as in Redis: CLIENT PAUSE's, and FAILOVER's
+//! (writes held until the failover ends or is aborted). Each starts and
+//! ends on its own; what is held is what either holds.
+//!
 //! The state is read on every command, so "is any pause on" is one relaxed
-//! load; everything else is behind a mutex that only CLIENT PAUSE, UNPAUSE
-//! and held commands take.
+//! load; everything else is behind a mutex that only CLIENT PAUSE, UNPAUSE,
+//! FAILOVER and held commands take.
 
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -28,9 +32,18 @@ pub enum Mode {
     All,
 }
 
+/// Why clients are paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// CLIENT PAUSE.
+    Client = 0,
+    /// FAILOVER, until it ends.
+    Failover = 1,
+}
+
 pub struct Pause {
-    /// The pause in force: its mode and its end in ms (server clock).
-    state: Mutex<Option<(Mode, u64)>>,
+    /// Each purpose's pause: its mode and its end in ms (server clock).
+    state: Mutex<[Option<(Mode, u64)>; 2]>,
     /// Whether `state` may hold a pause (cleared lazily once it is over).
     on: AtomicBool,
     /// Bumped whenever a pause ends early or changes, waking the held.
@@ -41,48 +54,58 @@ pub struct Pause {
 
 impl Default for Pause {
     fn default() -> Self {
-        Pause { state: Mutex::new(None), on: AtomicBool::new(false), changed: watch::Sender::new(0), held: 0.into() }
+        Pause {
+            state: Mutex::new([None; 2]),
+            on: AtomicBool::new(false),
+            changed: watch::Sender::new(0),
+            held: 0.into(),
+        }
     }
 }
 
 impl Pause {
-    /// CLIENT PAUSE: holds `mode`'s commands until `until_ms`. A pause
-    /// already on keeps the stronger mode and the later end, as Redis
-    /// merges two pauses of one purpose.
-    pub fn start(&self, mode: Mode, until_ms: u64, now: u64, keyspace: &larder_store::Keyspace) {
+    /// CLIENT PAUSE (or FAILOVER): holds `mode`'s commands until
+    /// `until_ms`. A pause of the same purpose already on keeps the
+    /// stronger mode and the later end, as Redis merges them.
+    pub fn start(&self, purpose: Purpose, mode: Mode, until_ms: u64, now: u64, keyspace: &larder_store::Keyspace) {
         let mut st = self.state.lock();
-        let merged = match *st {
+        let slot = &mut st[purpose as usize];
+        *slot = Some(match *slot {
             Some((m, end)) if end > now => (m.max(mode), end.max(until_ms)),
             _ => (mode, until_ms),
-        };
-        *st = Some(merged);
-        self.on.store(true, Relaxed);
-        keyspace.hold_expiry_until(merged.1);
+        });
+        self.settle(&mut st, now, keyspace);
+    }
+
+    /// CLIENT UNPAUSE (or a failover's end): ends that purpose's pause
+    /// now; the held commands run unless another still holds them.
+    pub fn end(&self, purpose: Purpose, now: u64, keyspace: &larder_store::Keyspace) {
+        let mut st = self.state.lock();
+        st[purpose as usize] = None;
+        self.settle(&mut st, now, keyspace);
+    }
+
+    /// After a change: what is on, until when keys are held, and a wake-up
+    /// for the held clients to look again.
+    fn settle(&self, st: &mut [Option<(Mode, u64)>; 2], now: u64, keyspace: &larder_store::Keyspace) {
+        let merged = merge(st, now);
+        self.on.store(merged.is_some(), Relaxed);
+        keyspace.hold_expiry_until(merged.map_or(0, |(_, end)| end));
         self.changed.send_modify(|g| *g += 1);
     }
 
-    /// CLIENT UNPAUSE: ends the pause now; the held commands run.
-    pub fn end(&self, keyspace: &larder_store::Keyspace) {
-        *self.state.lock() = None;
-        self.on.store(false, Relaxed);
-        keyspace.hold_expiry_until(0);
-        self.changed.send_modify(|g| *g += 1);
-    }
-
-    /// The pause in force at `now` (its mode and end), if any.
+    /// The pause in force at `now` (the stronger mode, the later end), if
+    /// any.
     pub fn current(&self, now: u64) -> Option<(Mode, u64)> {
         if !self.on.load(Relaxed) {
             return None;
         }
         let mut st = self.state.lock();
-        match *st {
-            Some((m, end)) if end > now => Some((m, end)),
-            _ => {
-                *st = None;
-                self.on.store(false, Relaxed);
-                None
-            }
+        let merged = merge(&mut st, now);
+        if merged.is_none() {
+            self.on.store(false, Relaxed);
         }
+        merged
     }
 
     /// Whether a pause is on at `now`.
@@ -111,6 +134,21 @@ impl Pause {
         self.held.fetch_add(1, Relaxed);
         HeldGuard(self)
     }
+}
+
+/// The purposes' pauses still on at `now` (those over are cleared),
+/// merged.
+fn merge(st: &mut [Option<(Mode, u64)>; 2], now: u64) -> Option<(Mode, u64)> {
+    let mut merged: Option<(Mode, u64)> = None;
+    for slot in st.iter_mut() {
+        match *slot {
+            Some((m, end)) if end > now => {
+                merged = Some(merged.map_or((m, end), |(mm, me)| (mm.max(m), me.max(end))));
+            }
+            _ => *slot = None,
+        }
+    }
+    merged
 }
 
 pub struct HeldGuard<'a>(&'a Pause);

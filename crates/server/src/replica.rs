@@ -179,7 +179,18 @@ async fn sync_once(shared: &Arc<Shared>, link: &Arc<LinkState>) -> anyhow::Resul
     // What this server's data stands at: its last primary's history, or
     // its own if it was a primary (Redis's cached master).
     let (replid, mut offset) = shared.replication.position();
-    let reply = command(&mut stream, &mut buf, &["PSYNC", &replid, &(offset + 1).to_string()]).await?;
+    let from = (offset + 1).to_string();
+    // A primary handing its role over (FAILOVER) asks the target to take it.
+    let failing_over = shared.failover.in_progress();
+    let psync: &[&str] = if failing_over { &["PSYNC", &replid, &from, "FAILOVER"] } else { &["PSYNC", &replid, &from] };
+    let reply = command(&mut stream, &mut buf, psync).await?;
+    if failing_over {
+        let accepted = reply.starts_with("+CONTINUE") || reply.starts_with("+FULLRESYNC");
+        shared.failover.answered(shared, accepted);
+        if !accepted {
+            anyhow::bail!("the failover target refused: {reply}");
+        }
+    }
     if let Some(id) = reply.strip_prefix("+CONTINUE") {
         // A primary may name a new id for the same history (Redis's
         // PSYNC2, after a failover): this server's replicas learn it.

@@ -207,6 +207,8 @@ impl Default for Replication {
 pub struct ReplicaInfo {
     pub ip: String,
     pub port: u16,
+    /// Past its full sync's image (Redis's SLAVE_STATE_ONLINE).
+    pub online: bool,
     pub offset: u64,
     /// Seconds since its last ACK.
     pub lag: u64,
@@ -528,6 +530,7 @@ impl Replication {
             .map(|r| ReplicaInfo {
                 ip: r.ip.clone(),
                 port: r.port,
+                online: r.held.is_none(),
                 offset: r.acked.offset.load(Relaxed),
                 lag: now_ms.saturating_sub(r.acked.at_ms.load(Relaxed)) / 1000,
             })

@@ -56,6 +56,8 @@ pub struct Shared {
     pub slowlog: crate::slowlog::SlowLog,
     /// Drops large values and emptied databases off the workers.
     pub lazyfree: crate::lazyfree::LazyFree,
+    /// FAILOVER's state.
+    pub failover: crate::failover::Failover,
     /// LATENCY's spikes (see latency.rs).
     pub latency: crate::latency::Latency,
     /// CLIENT PAUSE's state (see pause.rs).
@@ -212,6 +214,7 @@ impl Server {
             pubsub,
             slowlog: Default::default(),
             lazyfree: Default::default(),
+            failover: Default::default(),
             latency: Default::default(),
             pause: Default::default(),
             monitors: Default::default(),
@@ -368,6 +371,7 @@ async fn cron(shared: Arc<Shared>) {
             }
         }
         shared.tracking.enforce_limit();
+        shared.failover.tick(&shared);
         if shared.may_evict() {
             // Eviction a command left unfinished at its time limit goes on
             // here, as Redis's eviction timer does.

@@ -614,13 +614,13 @@ fn client_pause(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     // A timeout of 0 is a pause already over, as in Redis.
     let until = if ms == 0 { 0 } else { ctx.now.saturating_add(ms as u64) };
-    ctx.shared.pause.start(mode, until, ctx.now, &ctx.shared.keyspace);
+    ctx.shared.pause.start(crate::pause::Purpose::Client, mode, until, ctx.now, &ctx.shared.keyspace);
     Ok(Frame::ok())
 }
 
 /// CLIENT UNPAUSE: the held commands run.
 fn client_unpause(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
-    ctx.shared.pause.end(&ctx.shared.keyspace);
+    ctx.shared.pause.end(crate::pause::Purpose::Client, ctx.now, &ctx.shared.keyspace);
     Ok(Frame::ok())
 }
 

@@ -5,8 +5,8 @@
 use super::table::{flags::*, CommandSpec, KeySpec};
 use super::{eq_ic, parse_i64, Args, CmdResult, Ctx};
 use crate::error::CmdError;
-use larder_protocol::Frame;
 use crate::replication::Joining;
+use larder_protocol::Frame;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -41,12 +41,85 @@ pub(super) static COMMANDS: &[CommandSpec] =
             "2.8.12",
             "Returns the replication role.",
         ),
+        CommandSpec::new("failover", -1, ADMIN | NOSCRIPT | STALE, KeySpec::NONE, failover).doc(
+            "server",
+            "6.2.0",
+            "Hands the primary's role to one of its replicas without losing a write (see failover.rs).",
+        ),
     ];
+
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms]: Redis's checks,
+/// in Redis's order, then failover.rs does the rest.
+fn failover(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let shared = ctx.shared;
+    let argv: Vec<&[u8]> = (1..args.len()).map(|i| args.get(i)).collect();
+    if argv.len() == 1 && eq_ic(argv[0], "abort") {
+        if !shared.failover.active() {
+            return Err(CmdError::Err("No failover in progress.".into()));
+        }
+        shared.failover.abort(shared, "Failover manually aborted");
+        return Ok(Frame::ok());
+    }
+    let (mut timeout, mut force, mut target) = (0i64, false, None);
+    let mut j = 0;
+    while j < argv.len() {
+        if eq_ic(argv[j], "timeout") && j + 1 < argv.len() && timeout == 0 {
+            timeout = parse_i64(argv[j + 1])?;
+            if timeout <= 0 {
+                return Err(CmdError::Err("FAILOVER timeout must be greater than 0".into()));
+            }
+            j += 2;
+        } else if eq_ic(argv[j], "to") && j + 2 < argv.len() && target.is_none() {
+            let port = parse_i64(argv[j + 2])?;
+            target = Some((String::from_utf8_lossy(argv[j + 1]).into_owned(), port));
+            j += 3;
+        } else if eq_ic(argv[j], "force") && !force {
+            force = true;
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if shared.failover.active() {
+        return Err(CmdError::Err("FAILOVER already in progress.".into()));
+    }
+    if shared.replication.is_replica() {
+        return Err(CmdError::Err("FAILOVER is not valid when server is a replica.".into()));
+    }
+    let replicas = shared.replication.replicas(ctx.now);
+    if replicas.is_empty() {
+        return Err(CmdError::Err("FAILOVER requires connected replicas.".into()));
+    }
+    if force && (timeout == 0 || target.is_none()) {
+        return Err(CmdError::Err("FAILOVER with force option requires both a timeout and target HOST and IP.".into()));
+    }
+    let target = match target {
+        Some((host, port)) => {
+            let Some(r) = replicas.iter().find(|r| r.ip == host && i64::from(r.port) == port) else {
+                return Err(CmdError::Err("FAILOVER target HOST and PORT is not a replica.".into()));
+            };
+            if !r.online {
+                return Err(CmdError::Err("FAILOVER target replica is not online.".into()));
+            }
+            tracing::info!("FAILOVER requested to {host}:{port}.");
+            Some((host, r.port))
+        }
+        None => {
+            tracing::info!("FAILOVER requested to any replica.");
+            None
+        }
+    };
+    shared.failover.begin(shared, target, timeout as u64, force);
+    Ok(Frame::ok())
+}
 
 /// REPLICAOF host port | REPLICAOF NO ONE
 fn replicaof(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (host, port) = (args.next_arg()?, args.next_arg()?);
     let shared = ctx.shared;
+    if shared.failover.active() {
+        return Err(CmdError::Err("REPLICAOF not allowed while failing over.".into()));
+    }
     if eq_ic(host, "no") && eq_ic(port, "one") {
         let mut dropped = Vec::new();
         if shared.replication.unfollow(&shared.keyspace, &mut dropped) {
@@ -168,8 +241,11 @@ fn sync(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 }
 
 /// A replica serves its own replicas only while linked to its primary,
-/// as Redis's does.
+/// and a primary none while it fails over, as Redis's do.
 fn refuse_without_link(ctx: &Ctx<'_>) -> Result<(), CmdError> {
+    if ctx.shared.failover.active() && ctx.client.replica.is_none() {
+        return Err(CmdError::Raw("NOMASTERLINK Can't SYNC while failing over".into()));
+    }
     let repl = &ctx.shared.replication;
     let linked = repl.upstream.link().is_some_and(|l| l.state.load(Relaxed) == crate::replica::CONNECTED);
     if repl.is_replica() && !linked && ctx.client.replica.is_none() {
@@ -186,6 +262,26 @@ fn psync(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if ctx.client.replica.is_some() {
         ctx.client.no_reply = true;
         return Ok(Frame::ok());
+    }
+    // PSYNC id offset FAILOVER: this replica's primary hands it its role
+    // (FAILOVER, see failover.rs); it takes it if the id is its own, and
+    // the PSYNC then continues as from any replica.
+    if args.next().is_some_and(|a| eq_ic(a, "failover")) {
+        let shared = ctx.shared;
+        tracing::warn!("Failover request received for replid {}.", String::from_utf8_lossy(replid));
+        if !shared.replication.is_replica() {
+            return Err(CmdError::Err("PSYNC FAILOVER can't be sent to a master.".into()));
+        }
+        if replid != shared.replication.replid().as_bytes() {
+            return Err(CmdError::Err("PSYNC FAILOVER replid must match my replid.".into()));
+        }
+        let mut dropped = Vec::new();
+        shared.replication.unfollow(&shared.keyspace, &mut dropped);
+        shared.config.write().replicaof.clear();
+        for id in dropped {
+            shared.clients.kill(id);
+        }
+        tracing::info!("MASTER MODE enabled (failover request)");
     }
     refuse_without_link(ctx)?;
     let shared = ctx.shared;

@@ -517,10 +517,8 @@ fn command_table_matches_redis() {
     assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
     // Every command and subcommand redis-server has, Larder has, but for
     // these: module loading (Redis 7.0 refuses MODULE LOAD by default),
-    // the Lua debugger, art, and what a coordinated failover would need
-    // (README, "Known differences").
+    // the Lua debugger and art (README, "Known differences").
     let missing_by_design = [
-        "failover",
         "lolwut",
         "module",
         "module|help",

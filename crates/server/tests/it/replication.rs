@@ -907,3 +907,107 @@ fn a_failover_continues_across_redis_and_larder() {
     assert_eq!(info_field(&mut ra2, "stats", "sync_partial_ok"), "1");
     assert_eq!(info_field(&mut ra2, "stats", "sync_full"), "0");
 }
+
+/// FAILOVER as Redis coordinates it: writes pause until a replica is in
+/// step, then the primary becomes its replica and the replica a primary,
+/// by one PSYNC … FAILOVER that continues (no full sync). A target that
+/// cannot catch up before the TIMEOUT aborts it, and the writes held
+/// meanwhile run. The errors are Redis's.
+#[test]
+fn failover_hands_the_role_to_a_replica() {
+    let (p, a, b) = (spawn_server(), spawn_server(), spawn_server());
+    let (mut wp, mut ra, mut rb) = (p.raw(), a.raw(), b.raw());
+    follow(&mut ra, p.addr);
+    follow(&mut rb, p.addr);
+    write_counted(&mut wp, "one");
+    wait_in_step(&mut wp, &mut ra);
+    wait_in_step(&mut wp, &mut rb);
+    let a_port = a.addr.port().to_string();
+    let err = |c: &mut RawConn, args: &[&str]| match c.call(args).unwrap() {
+        Frame::Error(e) => String::from_utf8_lossy(&e).into_owned(),
+        other => panic!("{args:?}: {other:?}"),
+    };
+    assert_eq!(err(&mut ra, &["FAILOVER"]), "ERR FAILOVER is not valid when server is a replica.");
+    assert_eq!(
+        err(&mut wp, &["FAILOVER", "TO", "127.0.0.1", "1"]),
+        "ERR FAILOVER target HOST and PORT is not a replica."
+    );
+    assert_eq!(
+        err(&mut wp, &["FAILOVER", "FORCE"]),
+        "ERR FAILOVER with force option requires both a timeout and target HOST and IP."
+    );
+    assert_eq!(err(&mut wp, &["FAILOVER", "TIMEOUT", "0"]), "ERR FAILOVER timeout must be greater than 0");
+    assert_eq!(err(&mut wp, &["FAILOVER", "ABORT"]), "ERR No failover in progress.");
+    assert_eq!(info_field(&mut wp, "replication", "master_failover_state"), "no-failover");
+
+    // a holds its primary's stream (CLIENT PAUSE on a replica does), so it
+    // cannot catch up: the failover to it times out.
+    ra.call(&["CLIENT", "PAUSE", "100000", "WRITE"]).unwrap();
+    wp.call(&["SET", "before", "1"]).unwrap();
+    assert_eq!(wp.call(&["FAILOVER", "TO", "127.0.0.1", &a_port, "TIMEOUT", "500"]).unwrap(), Frame::ok());
+    assert_eq!(info_field(&mut wp, "replication", "master_failover_state"), "waiting-for-sync");
+    assert_eq!(err(&mut wp, &["FAILOVER"]), "ERR FAILOVER already in progress.");
+    assert_eq!(err(&mut wp, &["REPLICAOF", "NO", "ONE"]), "ERR REPLICAOF not allowed while failing over.");
+    let mut writer = p.raw();
+    writer.send(&["SET", "held", "1"]).unwrap();
+    wait_info_field(&mut wp, "replication", "master_failover_state", "no-failover");
+    assert_eq!(writer.read_frame().unwrap(), Frame::ok(), "the held write ran after the abort");
+    assert_eq!(info_field(&mut wp, "replication", "role"), "master");
+    ra.call(&["CLIENT", "UNPAUSE"]).unwrap();
+    wait_in_step(&mut wp, &mut ra);
+
+    assert_eq!(wp.call(&["FAILOVER", "TO", "127.0.0.1", &a_port]).unwrap(), Frame::ok());
+    wait_info_field(&mut wp, "replication", "role", "slave");
+    wait_info_field(&mut wp, "replication", "master_failover_state", "no-failover");
+    wait_info_field(&mut wp, "replication", "master_link_status", "up");
+    assert_eq!(info_field(&mut ra, "replication", "role"), "master");
+    assert_eq!(info_field(&mut ra, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut ra, "stats", "sync_full"), "0", "the old primary continued");
+    // The old primary now refuses writes, and passes a's stream on to b,
+    // which continues from it too.
+    assert!(err(&mut wp, &["SET", "x", "1"]).starts_with("READONLY"));
+    write_counted(&mut ra, "two");
+    wait_in_step(&mut ra, &mut wp);
+    wait_in_step(&mut ra, &mut rb);
+    // a's and b's first syncs, and then b's continuation.
+    assert_eq!(info_field(&mut wp, "stats", "sync_full"), "2");
+    assert_eq!(info_field(&mut wp, "stats", "sync_partial_ok"), "1");
+}
+
+/// FAILOVER across implementations: a Larder primary hands its role to a
+/// redis-server replica, and a redis-server primary to a Larder replica;
+/// each new primary counts one partial resynchronization (the old
+/// primary's PSYNC … FAILOVER continued) and no full one.
+#[test]
+fn failover_works_between_redis_and_larder() {
+    let p = spawn_server();
+    let port = p.addr.port().to_string();
+    let Some(r) = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]) else { return };
+    let (mut wp, mut rr) = (p.raw(), r.raw());
+    wait_link_up(&mut rr);
+    write_counted(&mut wp, "one");
+    wait_in_step(&mut wp, &mut rr);
+    assert_eq!(wp.call(&["FAILOVER"]).unwrap(), Frame::ok());
+    wait_info_field(&mut wp, "replication", "role", "slave");
+    wait_info_field(&mut wp, "replication", "master_link_status", "up");
+    assert_eq!(info_field(&mut rr, "replication", "role"), "master");
+    assert_eq!(info_field(&mut rr, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut rr, "stats", "sync_full"), "0");
+    write_counted(&mut rr, "two");
+    wait_in_step(&mut rr, &mut wp);
+
+    let Some(p2) = RedisServer::start() else { return };
+    let l = spawn_server();
+    let (mut wp2, mut rl) = (p2.raw(), l.raw());
+    follow(&mut rl, p2.addr);
+    write_counted(&mut wp2, "one");
+    wait_in_step(&mut wp2, &mut rl);
+    assert_eq!(wp2.call(&["FAILOVER"]).unwrap(), Frame::ok());
+    wait_info_field(&mut wp2, "replication", "role", "slave");
+    wait_info_field(&mut wp2, "replication", "master_link_status", "up");
+    assert_eq!(info_field(&mut rl, "replication", "role"), "master");
+    assert_eq!(info_field(&mut rl, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut rl, "stats", "sync_full"), "0");
+    write_counted(&mut rl, "two");
+    wait_in_step(&mut rl, &mut wp2);
+}
