@@ -926,6 +926,12 @@ impl<'a> Tx<'a> {
         self.expiry == Expiry::Reclaim
     }
 
+    /// Whether what is past its deadline reads as missing but stays (a
+    /// replica's readers).
+    pub fn hides_expired(&self) -> bool {
+        self.expiry == Expiry::Hide
+    }
+
     /// Reports every key this Tx looks up to `observer`, as read by `client`.
     pub fn set_observer(&mut self, observer: &'a dyn ReadObserver, client: u64) {
         self.observer = Some((observer, client));

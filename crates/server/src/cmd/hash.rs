@@ -76,9 +76,20 @@ fn live<'t>(tx: &'t mut Tx<'_>, key: &[u8]) -> Result<Option<&'t mut Hash>, CmdE
     get_as(tx, key, Value::as_hash_mut)
 }
 
-/// The hash at `key` for reading; None if missing.
-fn read<'t>(tx: &'t mut Tx<'_>, key: &[u8]) -> Result<Option<&'t Hash>, CmdError> {
-    Ok(live(tx, key)?.map(|h| &*h))
+/// The hash at `key` for reading; None if missing. A replica's readers
+/// get it without the fields past their TTL, which stay stored until the
+/// primary's HDEL (as a key past its deadline does): a copy, made only
+/// while such a field waits.
+fn read<'t>(tx: &'t mut Tx<'_>, key: &[u8]) -> Result<Option<std::borrow::Cow<'t, Hash>>, CmdError> {
+    let (hide, now) = (tx.hides_expired(), tx.now());
+    Ok(live(tx, key)?.and_then(|h| {
+        if !(hide && h.min_field_ttl().is_some_and(|at| at <= now)) {
+            return Some(std::borrow::Cow::Borrowed(&*h));
+        }
+        let mut view = h.clone();
+        view.purge_expired(now);
+        (!view.is_empty()).then_some(std::borrow::Cow::Owned(view))
+    }))
 }
 
 /// As `live`, creating an empty hash if the key is missing.
@@ -134,7 +145,8 @@ fn hmget(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     let mut tx = ctx.lock(key);
     let h = read(&mut tx, key)?;
-    let out = args.rest().into_iter().map(|f| h.and_then(|h| h.get(f).cloned()).map_or(Frame::Null, Frame::Bulk));
+    let out =
+        args.rest().into_iter().map(|f| h.as_ref().and_then(|h| h.get(f).cloned()).map_or(Frame::Null, Frame::Bulk));
     Ok(Frame::Array(out.collect()))
 }
 
@@ -157,14 +169,14 @@ fn hdel(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 fn hlen(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     let mut tx = ctx.lock(key);
-    Ok(Frame::Integer(read(&mut tx, key)?.map_or(0, Hash::len) as i64))
+    Ok(Frame::Integer(read(&mut tx, key)?.map_or(0, |h| h.len()) as i64))
 }
 
 /// HSTRLEN key field
 fn hstrlen(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (key, field) = (args.next_arg()?, args.next_arg()?);
     let mut tx = ctx.lock(key);
-    let n = read(&mut tx, key)?.and_then(|h| h.get(field)).map_or(0, Bytes::len);
+    let n = read(&mut tx, key)?.and_then(|h| h.get(field).map(Bytes::len)).unwrap_or(0);
     Ok(Frame::Integer(n as i64))
 }
 
@@ -454,7 +466,7 @@ fn field_ttl(ctx: &mut Ctx<'_>, mut args: Args<'_>, unit_ms: u64, absolute: bool
     read(&mut tx, key)?;
     let fields = parse_fields(&mut args)?;
     let h = read(&mut tx, key)?;
-    let out = fields.iter().map(|f| match h {
+    let out = fields.iter().map(|f| match h.as_deref() {
         Some(h) if h.contains(f) => match h.field_ttl(f) {
             None => Frame::Integer(-1),
             Some(at) if absolute => Frame::Integer((at / unit_ms) as i64),

@@ -339,6 +339,14 @@ fn a_replica_leaves_expiry_to_its_primary() {
     assert_eq!(r.call(&["TTL", "n"]).unwrap(), Frame::Integer(-2));
     assert_eq!(r.call(&["KEYS", "*"]).unwrap(), Frame::Array(vec![Frame::Bulk("h".into())]));
     assert_ne!(r.call(&["RANDOMKEY"]).unwrap(), Frame::Null, "an expired key, after 100 draws");
+    // The hash's field past its TTL reads as gone too, the other stays.
+    assert_eq!(r.call(&["HGET", "h", "f"]).unwrap(), Frame::Null);
+    assert_eq!(
+        r.call(&["HGETALL", "h"]).unwrap(),
+        Frame::Array(vec![Frame::Bulk("g".into()), Frame::Bulk("2".into())])
+    );
+    assert_eq!(r.call(&["HLEN", "h"]).unwrap(), Frame::Integer(1));
+    assert_eq!(r.call(&["HTTL", "h", "FIELDS", "1", "f"]).unwrap(), Frame::Array(vec![Frame::Integer(-2)]));
     // …but kept, through the active cycle's turns.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(4));
