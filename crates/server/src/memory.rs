@@ -424,11 +424,14 @@ mod tests {
         let m = Memory::default();
         m.mark_startup();
         let before = m.used();
+        // The figure is the process's: other tests' threads (the lazyfree
+        // one among them) allocate and free meanwhile, so a megabyte of
+        // slack either way.
         let big = vec![1u8; 8 << 20];
         let during = m.used();
-        assert!(during >= before + (8 << 20), "{before} → {during}");
+        assert!(during >= before + (7 << 20), "{before} → {during}");
         drop(big);
         let after = m.used();
-        assert!(after + (7 << 20) < during, "{during} → {after}");
+        assert!(after + (6 << 20) < during, "{during} → {after}");
     }
 }
