@@ -993,29 +993,27 @@ fn failover_works_between_redis_and_larder() {
     let Some(r) = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]) else { return };
     let (mut wp, mut rr) = (p.raw(), r.raw());
     wait_link_up(&mut rr);
-    write_counted(&mut wp, "one");
-    wait_in_step(&mut wp, &mut rr);
-    assert_eq!(wp.call(&["FAILOVER"]).unwrap(), Frame::ok());
-    wait_info_field(&mut wp, "replication", "role", "slave");
-    wait_info_field(&mut wp, "replication", "master_link_status", "up");
-    assert_eq!(info_field(&mut rr, "replication", "role"), "master");
-    assert_eq!(info_field(&mut rr, "stats", "sync_partial_ok"), "1");
-    assert_eq!(info_field(&mut rr, "stats", "sync_full"), "0");
-    write_counted(&mut rr, "two");
-    wait_in_step(&mut rr, &mut wp);
+    hand_over(&mut wp, &mut rr);
 
     let Some(p2) = RedisServer::start() else { return };
     let l = spawn_server();
     let (mut wp2, mut rl) = (p2.raw(), l.raw());
     follow(&mut rl, p2.addr);
-    write_counted(&mut wp2, "one");
-    wait_in_step(&mut wp2, &mut rl);
-    assert_eq!(wp2.call(&["FAILOVER"]).unwrap(), Frame::ok());
-    wait_info_field(&mut wp2, "replication", "role", "slave");
-    wait_info_field(&mut wp2, "replication", "master_link_status", "up");
-    assert_eq!(info_field(&mut rl, "replication", "role"), "master");
-    assert_eq!(info_field(&mut rl, "stats", "sync_partial_ok"), "1");
-    assert_eq!(info_field(&mut rl, "stats", "sync_full"), "0");
-    write_counted(&mut rl, "two");
-    wait_in_step(&mut rl, &mut wp2);
+    hand_over(&mut wp2, &mut rl);
+}
+
+/// With `replica` linked to `primary`: FAILOVER on the primary, then the
+/// checks that the roles swapped by a continued PSYNC and that writes on
+/// the new primary reach the old one.
+fn hand_over(primary: &mut RawConn, replica: &mut RawConn) {
+    write_counted(primary, "one");
+    wait_in_step(primary, replica);
+    assert_eq!(primary.call(&["FAILOVER"]).unwrap(), Frame::ok());
+    wait_info_field(primary, "replication", "role", "slave");
+    wait_info_field(primary, "replication", "master_link_status", "up");
+    assert_eq!(info_field(replica, "replication", "role"), "master");
+    assert_eq!(info_field(replica, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(replica, "stats", "sync_full"), "0");
+    write_counted(replica, "two");
+    wait_in_step(replica, primary);
 }
