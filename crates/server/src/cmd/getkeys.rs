@@ -305,7 +305,9 @@ fn by_procedure(name: &str, argv: &[&[u8]]) -> Option<Vec<KeyRef>> {
         }
         _ => return None,
     };
-    Some(if argc == 0 { Vec::new() } else { keys })
+    // A caller that skipped the arity check (redis.acl_check_cmd does, as
+    // in Redis) may pass fewer arguments than the key's place.
+    Some(keys.into_iter().filter(|k| k.pos < argc).collect())
 }
 
 /// C's atoi: optional spaces and sign, then digits up to the first other

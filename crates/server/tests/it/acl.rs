@@ -56,6 +56,11 @@ fn a_restricted_user_is_refused_what_its_rules_leave_out() {
         let denied: Option<i64> =
             redis::cmd("EVAL").arg("return redis.acl_check_cmd('hset','xb','f',1)").arg(0).query(&mut bob).unwrap();
         assert_eq!(denied, None, "false becomes a nil reply");
+        // Too few arguments for the key's place (no arity check here, as in
+        // Redis): no key to check, and no crash.
+        let short: Option<i64> =
+            redis::cmd("EVAL").arg("return redis.acl_check_cmd('set')").arg(0).query(&mut bob).unwrap();
+        assert_eq!(short, Some(1));
         // A refusal while queuing dooms the EXEC.
         let mut raw = s.raw();
         raw.call(&["AUTH", "bob", "123"]).unwrap();
