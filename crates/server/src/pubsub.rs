@@ -210,20 +210,20 @@ impl PubSub {
         self.inner.write().map(kind).entry(Bytes::copy_from_slice(name)).or_default().insert(client, outbox.clone());
     }
 
-    /// Every channel, pattern and shard channel `client` is subscribed to.
-    /// Walks all subscriptions: for ACL SETUSER, not for a hot path.
-    pub fn subscriptions_of(&self, client: u64) -> Vec<(Kind, Bytes)> {
+    /// Every channel, pattern and shard channel each of `clients` is
+    /// subscribed to, in one walk of all subscriptions: for ACL SETUSER,
+    /// not for a hot path.
+    pub fn subscriptions_of(&self, clients: &hashbrown::HashSet<u64>) -> hashbrown::HashMap<u64, Vec<(Kind, Bytes)>> {
         let inner = self.inner.read();
-        [Kind::Channel, Kind::Pattern, Kind::Shard]
-            .into_iter()
-            .flat_map(|kind| {
-                inner
-                    .map_ref(kind)
-                    .iter()
-                    .filter(|(_, subs)| subs.contains_key(&client))
-                    .map(move |(n, _)| (kind, n.clone()))
-            })
-            .collect()
+        let mut out: hashbrown::HashMap<u64, Vec<(Kind, Bytes)>> = hashbrown::HashMap::new();
+        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            for (name, subs) in inner.map_ref(kind) {
+                for id in subs.keys().filter(|id| clients.contains(*id)) {
+                    out.entry(*id).or_default().push((kind, name.clone()));
+                }
+            }
+        }
+        out
     }
 
     pub fn unsubscribe(&self, kind: Kind, name: &[u8], client: u64) {

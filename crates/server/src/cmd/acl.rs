@@ -106,16 +106,16 @@ fn setuser(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 fn kill_revoked_subscribers(ctx: &mut Ctx<'_>, name: &[u8]) {
     use crate::pubsub::Kind;
     let Some(user) = ctx.shared.acl.get(name) else { return };
-    for c in ctx.shared.clients.all() {
-        if c.meta.lock().user.as_bytes() != name {
-            continue;
-        }
-        let revoked = ctx
-            .shared
-            .pubsub
-            .subscriptions_of(c.id)
-            .iter()
-            .any(|(kind, channel)| !user.channel_ok(channel, *kind == Kind::Pattern));
+    let clients: Vec<_> =
+        ctx.shared.clients.all().into_iter().filter(|c| c.meta.lock().user.as_bytes() == name).collect();
+    if clients.is_empty() {
+        return;
+    }
+    let subs = ctx.shared.pubsub.subscriptions_of(&clients.iter().map(|c| c.id).collect());
+    for c in clients {
+        let revoked = subs
+            .get(&c.id)
+            .is_some_and(|s| s.iter().any(|(kind, channel)| !user.channel_ok(channel, *kind == Kind::Pattern)));
         if revoked {
             if c.id == ctx.client.id() {
                 ctx.client.close_after_reply = true;
