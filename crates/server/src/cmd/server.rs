@@ -468,9 +468,9 @@ fn command_entry(c: &Command) -> Frame {
         Frame::Integer(s.keys.last as i64),
         Frame::Integer(s.keys.step as i64),
         status_set(c.categories.iter().copied()),
-        Frame::Array(c.tips.iter().map(|t| Frame::bulk_static(t)).collect()),
+        Frame::Set(c.tips.iter().map(|t| Frame::bulk_static(t)).collect()),
         Frame::Set(c.key_specs.iter().map(key_spec_entry).collect()),
-        Frame::Array(subs.into_iter().map(command_entry).collect()),
+        Frame::Set(subs.into_iter().map(command_entry).collect()),
     ])
 }
 

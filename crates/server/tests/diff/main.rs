@@ -461,6 +461,8 @@ fn getkeysandflags_matches_redis() {
         COMMAND GETKEYS OBJECT ENCODING k
         COMMAND GETKEYS CLIENT NOSUCH
         COMMAND GETKEYS EVAL "return 1" 0
+        COMMAND INFO lmove sort set getex flushall client|kill object|freq
+        ~COMMAND INFO object config
         "#,
     );
 }
