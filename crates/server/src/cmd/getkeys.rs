@@ -163,7 +163,7 @@ fn by_specs(specs: &[Spec], argv: &[&[u8]]) -> Option<Vec<KeyRef>> {
                 let count = argv.get((begin + index as i64) as usize)?;
                 let n = larder_store::value::parse_canonical_i64(count).filter(|n| *n >= 0)?;
                 let first = begin + first as i64;
-                (first, first + n - 1, step)
+                (first, first.saturating_add(n) - 1, step)
             }
             Find::Unknown => return None,
         };

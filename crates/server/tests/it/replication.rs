@@ -952,7 +952,8 @@ fn failover_hands_the_role_to_a_replica() {
     // cannot catch up: the failover to it times out.
     ra.call(&["CLIENT", "PAUSE", "100000", "WRITE"]).unwrap();
     wp.call(&["SET", "before", "1"]).unwrap();
-    assert_eq!(wp.call(&["FAILOVER", "TO", "127.0.0.1", &a_port, "TIMEOUT", "500"]).unwrap(), Frame::ok());
+    // Long enough for the checks below to run inside it on a busy machine.
+    assert_eq!(wp.call(&["FAILOVER", "TO", "127.0.0.1", &a_port, "TIMEOUT", "2000"]).unwrap(), Frame::ok());
     assert_eq!(info_field(&mut wp, "replication", "master_failover_state"), "waiting-for-sync");
     assert_eq!(err(&mut wp, &["FAILOVER"]), "ERR FAILOVER already in progress.");
     assert_eq!(err(&mut wp, &["REPLICAOF", "NO", "ONE"]), "ERR REPLICAOF not allowed while failing over.");
