@@ -886,15 +886,7 @@ fn a_failover_continues_across_redis_and_larder() {
     let (mut wp, mut ra, mut rr) = (p.raw(), a.raw(), r.raw());
     follow(&mut ra, p.addr);
     wait_link_up(&mut rr);
-    write_counted(&mut wp, "one");
-    wait_in_step(&mut wp, &mut ra);
-    wait_in_step(&mut wp, &mut rr);
-    ra.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
-    write_counted(&mut ra, "two");
-    follow(&mut rr, a.addr);
-    wait_in_step(&mut ra, &mut rr);
-    assert_eq!(info_field(&mut ra, "stats", "sync_partial_ok"), "1");
-    assert_eq!(info_field(&mut ra, "stats", "sync_full"), "0");
+    promote_and_repoint(&mut wp, &mut ra, a.addr, &mut rr);
 
     // redis-server p2, redis-server a2 and Larder l replicating it; a2
     // promoted.
@@ -905,15 +897,28 @@ fn a_failover_continues_across_redis_and_larder() {
     let (mut wp2, mut ra2, mut rl) = (p2.raw(), a2.raw(), l.raw());
     wait_link_up(&mut ra2);
     follow(&mut rl, p2.addr);
-    write_counted(&mut wp2, "one");
-    wait_in_step(&mut wp2, &mut ra2);
-    wait_in_step(&mut wp2, &mut rl);
-    ra2.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
-    write_counted(&mut ra2, "two");
-    follow(&mut rl, a2.addr);
-    wait_in_step(&mut ra2, &mut rl);
-    assert_eq!(info_field(&mut ra2, "stats", "sync_partial_ok"), "1");
-    assert_eq!(info_field(&mut ra2, "stats", "sync_full"), "0");
+    promote_and_repoint(&mut wp2, &mut ra2, a2.addr, &mut rl);
+}
+
+/// With `promoted` and `follower` replicating `primary`: writes, then
+/// `promoted` takes over (REPLICAOF NO ONE, as Sentinel does) and
+/// `follower` is pointed at it, which it continues from (one partial
+/// resynchronization, no full one).
+fn promote_and_repoint(
+    primary: &mut RawConn,
+    promoted: &mut RawConn,
+    at: std::net::SocketAddr,
+    follower: &mut RawConn,
+) {
+    write_counted(primary, "one");
+    wait_in_step(primary, promoted);
+    wait_in_step(primary, follower);
+    promoted.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+    write_counted(promoted, "two");
+    follow(follower, at);
+    wait_in_step(promoted, follower);
+    assert_eq!(info_field(promoted, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(promoted, "stats", "sync_full"), "0");
 }
 
 /// FAILOVER as Redis coordinates it: writes pause until a replica is in
