@@ -117,11 +117,7 @@ fn kill_revoked_subscribers(ctx: &mut Ctx<'_>, name: &[u8]) {
             .get(&c.id)
             .is_some_and(|s| s.iter().any(|(kind, channel)| !user.channel_ok(channel, *kind == Kind::Pattern)));
         if revoked {
-            if c.id == ctx.client.id() {
-                ctx.client.close_after_reply = true;
-            } else {
-                c.kill();
-            }
+            super::connection::kill(ctx, &c);
         }
     }
 }
@@ -143,11 +139,7 @@ fn deluser(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     for c in ctx.shared.clients.all() {
         let user = c.meta.lock().user.clone();
         if names.contains(&user.as_bytes()) {
-            if c.id == ctx.client.id() {
-                ctx.client.close_after_reply = true;
-            } else {
-                c.kill();
-            }
+            super::connection::kill(ctx, &c);
         }
     }
     Ok(Frame::Integer(n as i64))

@@ -536,7 +536,9 @@ fn client_kill(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     Ok(Frame::Integer(victims.len() as i64))
 }
 
-fn kill(ctx: &mut Ctx<'_>, c: &ClientInfo) {
+/// Disconnects `c` (CLIENT KILL, ACL DELUSER, a revoked subscriber):
+/// another client at once, the caller after its reply.
+pub(super) fn kill(ctx: &mut Ctx<'_>, c: &ClientInfo) {
     if c.id == ctx.client.id() {
         // Killing oneself: the reply still goes out, then the connection closes.
         ctx.client.close_after_reply = true;
