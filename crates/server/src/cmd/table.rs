@@ -164,31 +164,6 @@ pub struct Declared {
     pub categories: &'static [&'static str],
 }
 
-/// Redis's ACL categories, in the order COMMAND INFO lists them.
-const CATEGORY_ORDER: [&str; 21] = [
-    "@keyspace",
-    "@read",
-    "@write",
-    "@set",
-    "@sortedset",
-    "@list",
-    "@hash",
-    "@string",
-    "@bitmap",
-    "@hyperloglog",
-    "@geo",
-    "@stream",
-    "@pubsub",
-    "@admin",
-    "@fast",
-    "@slow",
-    "@blocking",
-    "@dangerous",
-    "@connection",
-    "@transaction",
-    "@scripting",
-];
-
 /// A command's ACL categories: those declared, and those its flags imply
 /// (Redis's setImplicitACLCategories).
 fn acl_categories(spec: &CommandSpec, declared: &[&'static str]) -> Vec<&'static str> {
@@ -204,7 +179,18 @@ fn acl_categories(spec: &CommandSpec, declared: &[&'static str]) -> Vec<&'static
         ("@blocking", spec.has(flags::BLOCKING)),
         ("@slow", !spec.has(flags::FAST) && !declared.contains(&"@fast")),
     ];
-    CATEGORY_ORDER.into_iter().filter(|c| declared.contains(c) || implied.iter().any(|(i, on)| *on && i == c)).collect()
+    // In ACL CAT's order, which is also COMMAND INFO's.
+    crate::acl::CATEGORIES
+        .iter()
+        .filter_map(|name| {
+            let named = |c: &&'static str| c[1..] == **name;
+            declared
+                .iter()
+                .copied()
+                .find(named)
+                .or_else(|| implied.iter().find(|(c, on)| *on && named(c)).map(|(c, _)| *c))
+        })
+        .collect()
 }
 
 /// Per-command counters, named like INFO commandstats fields.
