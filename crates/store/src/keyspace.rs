@@ -676,7 +676,7 @@ impl Keyspace {
         for i in 0..self.shard_count() {
             // Dropping large maps outside the lock keeps other clients moving.
             let old = self.take_shard(db, i);
-            removed += old.keys();
+            removed += old.map.len();
             drop(old);
         }
         removed
@@ -685,10 +685,11 @@ impl Keyspace {
     /// Empties `db` and hands back what it held, for the caller to drop
     /// where it likes (FLUSHDB ASYNC drops it on another thread).
     pub fn take_db(&self, db: usize) -> Flushed {
-        Flushed((0..self.shard_count()).flat_map(|i| self.take_shard(db, i).0).collect())
+        Flushed((0..self.shard_count()).map(|i| self.take_shard(db, i)).collect())
     }
 
-    fn take_shard(&self, db: usize, i: usize) -> Flushed {
+    /// Empties shard `i` of `db` and hands back what it held.
+    fn take_shard(&self, db: usize, i: usize) -> Shard {
         let mut s = self.lock_to_change(db, i);
         self.dbs[db].next_due[i].store(u64::MAX, Ordering::Relaxed);
         let old = std::mem::take(&mut *s);
@@ -696,7 +697,7 @@ impl Keyspace {
         db_.keys.fetch_sub(old.published.0 as i64, Ordering::Relaxed);
         db_.volatile.fetch_sub(old.published.1 as i64, Ordering::Relaxed);
         db_.timed.fetch_sub(old.published.2 as i64, Ordering::Relaxed);
-        Flushed(vec![old])
+        old
     }
 
     /// Empties every database, handing back what they held.

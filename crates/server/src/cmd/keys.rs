@@ -724,9 +724,11 @@ fn flush_mode(ctx: &Ctx<'_>, args: &mut Args<'_>) -> Result<bool, CmdError> {
 
 /// Drops what a flush emptied: here, or on the lazyfree thread.
 fn dispose(ctx: &Ctx<'_>, flushed: larder_store::Flushed, lazy: bool) {
-    let keys = flushed.keys() as u64;
-    if lazy && keys > 0 {
-        ctx.shared.lazyfree.free_all(flushed, keys);
+    if lazy {
+        match flushed.keys() as u64 {
+            0 => {}
+            keys => ctx.shared.lazyfree.free_all(flushed, keys),
+        }
     }
 }
 
