@@ -349,7 +349,7 @@ fn acl_check(shared: &Shared, client: &mut Client, cmd: &Command, req: &Request,
             client.user = u;
         }
     }
-    if client.user.unrestricted || client.replaying || client.from_master {
+    if client.acl_exempt() {
         return Ok(());
     }
     let argv: Vec<&[u8]> = req.args(input).collect();

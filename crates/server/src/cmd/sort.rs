@@ -98,7 +98,7 @@ fn lookup(tx: &mut Tx<'_>, pattern: &[u8], elem: &Bytes) -> Option<Bytes> {
 fn run(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResult {
     let full_access = {
         let c = &*ctx.client;
-        c.user.unrestricted || c.replaying || c.from_master || {
+        c.acl_exempt() || {
             let argv: Vec<&[u8]> = (0..args.len()).map(|i| args.get(i)).collect();
             let name: &[u8] = if read_only { b"sort_ro" } else { b"sort" };
             ctx.shared.commands.lookup(name).is_some_and(|cmd| c.user.reads_every_key(cmd, &argv))

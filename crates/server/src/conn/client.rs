@@ -249,6 +249,12 @@ impl Client {
         }
     }
 
+    /// ACL rules do not apply: its user may do anything, or it replays
+    /// the log or applies the primary's stream (Redis's NULL user).
+    pub fn acl_exempt(&self) -> bool {
+        self.user.unrestricted || self.replaying || self.from_master
+    }
+
     pub fn id(&self) -> u64 {
         self.info.id
     }
