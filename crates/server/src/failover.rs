@@ -103,10 +103,7 @@ impl Failover {
     fn hand_over(&self, shared: &Arc<Shared>, host: String, port: u16) {
         self.plan.lock().target = Some((host.clone(), port));
         self.state.store(IN_PROGRESS, Relaxed);
-        shared.config.write().replicaof = format!("{host} {port}");
-        for id in shared.replication.follow(shared, host, port) {
-            shared.clients.kill(id);
-        }
+        crate::cmd::replication::follow(shared, host, port);
     }
 
     /// The target answered the link's PSYNC … FAILOVER: continued or
@@ -133,12 +130,7 @@ impl Failover {
             None => tracing::info!("FAILOVER to any replica aborted: {why}"),
         }
         if self.in_progress() {
-            let mut dropped = Vec::new();
-            shared.replication.unfollow(&shared.keyspace, &mut dropped);
-            shared.config.write().replicaof.clear();
-            for id in dropped {
-                shared.clients.kill(id);
-            }
+            crate::cmd::replication::promote(shared);
         }
         self.clear(shared);
     }

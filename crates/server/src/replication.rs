@@ -628,29 +628,27 @@ impl Replication {
         ids
     }
 
-    /// REPLICAOF NO ONE: false if this was not a replica. The history
+    /// REPLICAOF NO ONE: None if this was not a replica. The history
     /// goes on under a new id (the old one kept as replid2), so replicas
     /// of the old primary pointed here continue; this server's own
-    /// replicas are dropped (ids in `dropped`) to learn the new id.
-    pub fn unfollow(&self, keyspace: &larder_store::Keyspace, dropped: &mut Vec<u64>) -> bool {
+    /// replicas are dropped (their ids returned) to learn the new id.
+    pub fn unfollow(&self, keyspace: &larder_store::Keyspace) -> Option<Vec<u64>> {
         self.is_replica.store(false, Relaxed);
         // A primary expires its own keys, those it kept for its old
         // primary's DEL among them.
         keyspace.set_expiry_by_primary(false);
-        let was = self.upstream.stop();
-        if was {
-            let mut feeds = self.feeds.lock();
-            self.proxying.store(false, Relaxed);
-            self.shift_replid(crate::server::random_hex_id());
-            // Its own stream begins: the first write selects its database.
-            feeds.db = None;
-            dropped.extend(feeds.replicas.drain(..).map(|r| r.id));
-            self.prune(&mut feeds);
-            for (who, _) in self.take_deferred() {
-                dropped.push(who.id);
-            }
+        if !self.upstream.stop() {
+            return None;
         }
-        was
+        let mut feeds = self.feeds.lock();
+        self.proxying.store(false, Relaxed);
+        self.shift_replid(crate::server::random_hex_id());
+        // Its own stream begins: the first write selects its database.
+        feeds.db = None;
+        let mut dropped: Vec<u64> = feeds.replicas.drain(..).map(|r| r.id).collect();
+        self.prune(&mut feeds);
+        dropped.extend(self.take_deferred().into_iter().map(|(who, _)| who.id));
+        Some(dropped)
     }
 
     /// Replicas whose last ACK is at most `max_lag` seconds old (Redis's

@@ -121,17 +121,9 @@ fn replicaof(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         return Err(CmdError::Err("REPLICAOF not allowed while failing over.".into()));
     }
     if eq_ic(host, "no") && eq_ic(port, "one") {
-        let mut dropped = Vec::new();
-        if shared.replication.unfollow(&shared.keyspace, &mut dropped) {
+        if promote(shared) {
             tracing::info!("MASTER MODE enabled (user request)");
         }
-        for id in dropped {
-            shared.clients.kill(id);
-        }
-        // CONFIG GET replicaof and CONFIG REWRITE follow the role, as in
-        // Redis (a promoted replica must not follow its old primary again
-        // after a restart from a rewritten file).
-        shared.config.write().replicaof.clear();
         return Ok(Frame::ok());
     }
     if ctx.client.replica.is_some() {
@@ -148,11 +140,32 @@ fn replicaof(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
     }
     tracing::info!("REPLICAOF {host}:{port} enabled (user request)");
-    shared.config.write().replicaof = format!("{host} {port}");
-    for id in shared.replication.follow(&shared.arc(), host, port) {
+    follow(&shared.arc(), host, port);
+    Ok(Frame::ok())
+}
+
+/// This server becomes a primary (REPLICAOF NO ONE, PSYNC … FAILOVER, a
+/// failover undone); false if it was one. Its own replicas are
+/// disconnected, to learn the history's new id.
+pub(crate) fn promote(shared: &crate::Shared) -> bool {
+    // CONFIG GET replicaof and CONFIG REWRITE follow the role, as in
+    // Redis (a promoted replica must not follow its old primary again
+    // after a restart from a rewritten file).
+    shared.config.write().replicaof.clear();
+    let Some(dropped) = shared.replication.unfollow(&shared.keyspace) else { return false };
+    for id in dropped {
         shared.clients.kill(id);
     }
-    Ok(Frame::ok())
+    true
+}
+
+/// This server follows `host:port` (REPLICAOF, FAILOVER's handover); its
+/// own replicas are disconnected, to sync again with it.
+pub(crate) fn follow(shared: &Arc<crate::Shared>, host: String, port: u16) {
+    shared.config.write().replicaof = format!("{host} {port}");
+    for id in shared.replication.follow(shared, host, port) {
+        shared.clients.kill(id);
+    }
 }
 
 /// WAIT numreplicas timeout: blocks until `numreplicas` replicas have
@@ -275,12 +288,7 @@ fn psync(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         if replid != shared.replication.replid().as_bytes() {
             return Err(CmdError::Err("PSYNC FAILOVER replid must match my replid.".into()));
         }
-        let mut dropped = Vec::new();
-        shared.replication.unfollow(&shared.keyspace, &mut dropped);
-        shared.config.write().replicaof.clear();
-        for id in dropped {
-            shared.clients.kill(id);
-        }
+        promote(shared);
         tracing::info!("MASTER MODE enabled (failover request)");
     }
     refuse_without_link(ctx)?;
