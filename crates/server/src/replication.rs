@@ -331,12 +331,18 @@ impl Replication {
         ids
     }
 
-    /// A primary's image replaces the data: attached replicas are dropped
-    /// (ids returned) and the history is renamed at once, so a load that
-    /// fails halfway is never continued from; [`Self::synced`] names the
+    /// A primary's image replaces the data without passing through the
+    /// stream: attached replicas are dropped (ids returned, to disconnect),
+    /// since what they hold no longer leads to this data, and the backlog
+    /// with them; the history is renamed at once, so a load that fails
+    /// halfway is never continued from. [`Self::synced`] names the
     /// primary's after it succeeds.
     pub fn loading_image(&self) -> Vec<u64> {
-        self.end_history()
+        let mut feeds = self.feeds.lock();
+        let ids = feeds.replicas.drain(..).map(|r| r.id).collect();
+        self.prune(&mut feeds);
+        self.forget_history(&mut feeds);
+        ids
     }
 
     /// The primary's image is loaded: this server's history is now its
@@ -613,18 +619,6 @@ impl Replication {
             None => self.feeds.lock().db.unwrap_or(0),
         };
         self.upstream.start(shared, host, port, db);
-        ids
-    }
-
-    /// The data is about to be replaced without passing through the stream
-    /// (a primary's image is loaded): this history ends. Attached replicas
-    /// are dropped (their ids returned, to disconnect), since what they
-    /// hold no longer leads to this data, and the backlog with them.
-    pub fn end_history(&self) -> Vec<u64> {
-        let mut feeds = self.feeds.lock();
-        let ids = feeds.replicas.drain(..).map(|r| r.id).collect();
-        self.prune(&mut feeds);
-        self.forget_history(&mut feeds);
         ids
     }
 
