@@ -326,9 +326,7 @@ impl Replication {
             return Vec::new();
         }
         self.shift_replid(new_id.to_string());
-        let ids = feeds.replicas.drain(..).map(|r| r.id).collect();
-        self.prune(&mut feeds);
-        ids
+        self.drop_attached(&mut feeds)
     }
 
     /// A primary's image replaces the data without passing through the
@@ -339,9 +337,23 @@ impl Replication {
     /// primary's after it succeeds.
     pub fn loading_image(&self) -> Vec<u64> {
         let mut feeds = self.feeds.lock();
-        let ids = feeds.replicas.drain(..).map(|r| r.id).collect();
-        self.prune(&mut feeds);
+        let ids = self.drop_attached(&mut feeds);
         self.forget_history(&mut feeds);
+        ids
+    }
+
+    /// Detaches every replica; their connections' ids, to disconnect.
+    fn drop_attached(&self, feeds: &mut Feeds) -> Vec<u64> {
+        let ids = feeds.replicas.drain(..).map(|r| r.id).collect();
+        self.prune(feeds);
+        ids
+    }
+
+    /// [`Self::drop_attached`], and those waiting for a full sync from the
+    /// link too (a change of role or of primary ends the wait).
+    fn drop_all_replicas(&self, feeds: &mut Feeds) -> Vec<u64> {
+        let mut ids = self.drop_attached(feeds);
+        ids.extend(self.take_deferred().into_iter().map(|(who, _)| who.id));
         ids
     }
 
@@ -599,7 +611,7 @@ impl Replication {
     pub fn follow(&self, shared: &Arc<crate::Shared>, host: String, port: u16) -> Vec<u64> {
         self.is_replica.store(true, Relaxed);
         shared.keyspace.set_expiry_by_primary(true);
-        let ids = {
+        let (ids, own_db) = {
             let mut feeds = self.feeds.lock();
             self.proxying.store(true, Relaxed);
             if feeds.backlog.is_none() {
@@ -607,16 +619,13 @@ impl Replication {
                 feeds.backlog = Some(Default::default());
                 self.backlogged.store(true, Relaxed);
             }
-            let mut ids: Vec<u64> = feeds.replicas.drain(..).map(|r| r.id).collect();
-            self.prune(&mut feeds);
-            ids.extend(self.take_deferred().into_iter().map(|(who, _)| who.id));
-            ids
+            (self.drop_all_replicas(&mut feeds), feeds.db)
         };
         // The stream goes on in the database it was in: the old link's, or
         // this primary's own stream's.
         let db = match self.upstream.link() {
             Some(link) => link.db.load(Relaxed),
-            None => self.feeds.lock().db.unwrap_or(0),
+            None => own_db.unwrap_or(0),
         };
         self.upstream.start(shared, host, port, db);
         ids
@@ -639,10 +648,7 @@ impl Replication {
         self.shift_replid(crate::server::random_hex_id());
         // Its own stream begins: the first write selects its database.
         feeds.db = None;
-        let mut dropped: Vec<u64> = feeds.replicas.drain(..).map(|r| r.id).collect();
-        self.prune(&mut feeds);
-        dropped.extend(self.take_deferred().into_iter().map(|(who, _)| who.id));
-        Some(dropped)
+        Some(self.drop_all_replicas(&mut feeds))
     }
 
     /// Replicas whose last ACK is at most `max_lag` seconds old (Redis's
