@@ -1253,7 +1253,7 @@ fn register_run_api(lua: &Lua, redis: &Table, running: &Arc<AtomicPtr<()>>) -> m
                 Ok(_) => return api_err("Please specify at least one argument for this redis lib call"),
                 Err(e) => return api_err(e),
             };
-            let Some(cmd) = resolve(&ctx, &argv) else {
+            let Some(cmd) = ctx.shared.commands.resolve(&argv) else {
                 return api_err("Invalid command passed to redis.acl_check_cmd()");
             };
             let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
@@ -1419,7 +1419,7 @@ fn redis_call(
         st.counted.push(msg.to_string());
         error_table(lua, msg)
     };
-    let Some(cmd) = resolve(ctx, &argv) else {
+    let Some(cmd) = ctx.shared.commands.resolve(&argv) else {
         return reject(None, "ERR Unknown Redis command called from script");
     };
     let spec = cmd.spec;
@@ -1492,17 +1492,6 @@ fn lua_argv(args: &MultiValue) -> Result<Vec<Vec<u8>>, &'static str> {
             _ => Err("Lua redis lib command arguments must be strings or integers"),
         })
         .collect()
-}
-
-fn resolve<'t>(ctx: &Ctx<'t>, argv: &[Vec<u8>]) -> Option<&'t Command> {
-    let cmd = ctx.shared.commands.lookup(&argv[0])?;
-    if cmd.subs.is_empty() {
-        return Some(cmd);
-    }
-    match argv.get(1) {
-        Some(sub) => cmd.lookup_sub(sub),
-        None => Some(cmd),
-    }
 }
 
 /// A reply as Redis hands it to Lua (RESP2 rules unless the script asked

@@ -186,12 +186,8 @@ fn dryrun(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         .get(name)
         .ok_or_else(|| CmdError::Err(format!("User '{}' not found", String::from_utf8_lossy(name))))?;
     let argv = args.rest();
-    let commands = &ctx.shared.commands;
     let not_found = || CmdError::Err(format!("Command '{}' not found", String::from_utf8_lossy(argv[0])));
-    let mut cmd = commands.lookup(argv[0]).ok_or_else(not_found)?;
-    if !cmd.subs.is_empty() && argv.len() > 1 {
-        cmd = cmd.lookup_sub(argv[1]).ok_or_else(not_found)?;
-    }
+    let cmd = ctx.shared.commands.resolve(&argv).ok_or_else(not_found)?;
     let (arity, argc) = (cmd.spec.arity, argv.len() as i32);
     if (arity > 0 && arity != argc) || argc < -arity {
         return Err(CmdError::WrongArity(cmd.full_name.clone()));

@@ -621,11 +621,7 @@ fn command_getkeysandflags(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 /// finds them, each with its flags when asked.
 fn getkeys_reply(ctx: &mut Ctx<'_>, mut args: Args<'_>, with_flags: bool) -> CmdResult {
     let argv = args.rest();
-    let invalid = || CmdError::Err("Invalid command specified".into());
-    let mut cmd = ctx.shared.commands.lookup(argv[0]).ok_or_else(invalid)?;
-    if !cmd.subs.is_empty() && argv.len() > 1 {
-        cmd = cmd.lookup_sub(argv[1]).ok_or_else(invalid)?;
-    }
+    let cmd = ctx.shared.commands.resolve(&argv).ok_or_else(|| CmdError::Err("Invalid command specified".into()))?;
     if !getkeys::has_keys(cmd) {
         return Err(CmdError::Err("The command has no key arguments".into()));
     }

@@ -422,6 +422,17 @@ impl CommandTable {
         self.ids
     }
 
+    /// Redis's lookupCommand: the command `argv` names, or its subcommand
+    /// when it has subcommands and an argument follows; None if either is
+    /// unknown (COMMAND GETKEYS, ACL DRYRUN, a script's redis.call).
+    pub fn resolve<A: AsRef<[u8]>>(&self, argv: &[A]) -> Option<&Command> {
+        let cmd = self.lookup(argv.first()?.as_ref())?;
+        match argv.get(1) {
+            Some(sub) if !cmd.subs.is_empty() => cmd.lookup_sub(sub.as_ref()),
+            _ => Some(cmd),
+        }
+    }
+
     /// Case-insensitive lookup of a top-level command.
     pub fn lookup(&self, name: &[u8]) -> Option<&Command> {
         let mask = self.slots.len() - 1;
