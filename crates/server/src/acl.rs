@@ -388,7 +388,7 @@ impl Selector {
                 return Err(Denial { why: Denied::Command, object: cmd.full_name.as_bytes().to_vec(), pos: 0 });
             }
         }
-        if !self.all_keys && getkeys::has_keys(cmd) {
+        if !self.all_keys {
             // Per key, as Redis's ACLSelectorCheckKey: reading its value
             // needs %R, changing it %W; a key the command only looks at
             // (EXISTS, TYPE) or whose use it cannot tell (flags 0) needs
