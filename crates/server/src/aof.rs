@@ -666,7 +666,7 @@ fn write_base(
 ) -> Result<(), String> {
     let base = Part::base(prefix, base_seq);
     let tmp = dir.join(format!("temp-rewriteaof-{}.aof", std::process::id()));
-    write_file(shared, &tmp, &dir.join(&base.name), true, |w| chunks.write_cut(shared, w))?;
+    write_file(shared, &tmp, &dir.join(&base.name), &crate::snapshot::Aux::AofBase, |w| chunks.write_cut(shared, w))?;
     let aof = &shared.aof;
     let mut files = aof.files.lock();
     let Some((_, _, manifest)) = files.as_mut() else {

@@ -19,6 +19,14 @@
 //! the same way, and continues the stream if it was promoted from the
 //! same history (PSYNC2; see replication.rs). `masterauth` (and
 //! `masteruser`) authenticate the link first.
+//!
+//! A restart keeps it too: a snapshot saves the position its data stands
+//! at (`repl-id`, `repl-offset`, `repl-stream-db`, as Redis's RDB does),
+//! and a server started with `replicaof` that loads one asks PSYNC from
+//! there. With none it asks `PSYNC ? -1`. The link runs each command
+//! through [`crate::replication::Replication::applying`], so a snapshot
+//! cut between a command's writes and its passing on still names the
+//! offset its data holds.
 
 use crate::conn::client::Client;
 use crate::Shared;
@@ -178,8 +186,8 @@ async fn sync_once(shared: &Arc<Shared>, link: &Arc<LinkState>) -> anyhow::Resul
     link.state.store(SYNCING, Relaxed);
     // What this server's data stands at: its last primary's history, or
     // its own if it was a primary (Redis's cached master).
-    let (replid, mut offset) = shared.replication.position();
-    let from = (offset + 1).to_string();
+    let (replid, mut offset) = shared.replication.position().unwrap_or_else(|| ("?".into(), 0));
+    let from = if replid == "?" { "-1".to_string() } else { (offset + 1).to_string() };
     // A primary handing its role over (FAILOVER) asks the target to take it.
     let failing_over = shared.failover.in_progress();
     let psync: &[&str] = if failing_over { &["PSYNC", &replid, &from, "FAILOVER"] } else { &["PSYNC", &replid, &from] };
@@ -245,13 +253,13 @@ async fn full_sync(
     let image = buf.split_to(len);
     tracing::info!("Primary replied FULLRESYNC: loading {len} bytes of RDB");
     load_image(shared, &image)?;
-    shared.replication.synced(replid, offset);
-    link.offset.store(offset, Relaxed);
     // The stream goes on in the database the image names (a primary that
     // is itself a replica passes its primary's stream on as it is).
     let db = larder_persist::file::aux_field(&image, "repl-stream-db")
         .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
         .unwrap_or(0);
+    shared.replication.synced(replid, offset, db);
+    link.offset.store(offset, Relaxed);
     link.db.store(db, Relaxed);
     tracing::info!("Primary <-> replica sync: finished with success");
     Ok(offset)
@@ -314,7 +322,7 @@ async fn apply_stream(
             pos += n;
             *offset += n as u64;
             if !req.is_empty() && !getack {
-                crate::dispatch::execute(shared, client, &req, input);
+                shared.replication.applying(*offset, || crate::dispatch::execute(shared, client, &req, input));
                 client.outbox.take();
             }
             // The offset a new link continues from, stored per command (a
@@ -327,10 +335,10 @@ async fn apply_stream(
             if client.multi.is_none() {
                 link.offset.store(*offset, Relaxed);
                 if unproxied.is_empty() {
-                    shared.replication.proxy(input);
+                    shared.replication.proxy(input, client.db);
                 } else {
                     unproxied.extend_from_slice(input);
-                    shared.replication.proxy(&unproxied);
+                    shared.replication.proxy(&unproxied, client.db);
                     unproxied.clear();
                 }
             } else {

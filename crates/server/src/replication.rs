@@ -53,6 +53,22 @@ use std::sync::Arc;
 
 thread_local! {
     static STAGED: RefCell<Option<Staged>> = const { RefCell::new(None) };
+    /// While the link applies one of its primary's commands on this
+    /// thread: the stream offset just past it (0: none). See
+    /// [`Replication::applying`].
+    static APPLYING_UP_TO: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Where a snapshot's data stands in a replication history: saved in the
+/// RDB as Redis's `repl-id`, `repl-offset` and `repl-stream-db`, so a
+/// restarted replica continues its primary's stream (PSYNC) instead of
+/// syncing in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedPosition {
+    pub replid: String,
+    pub offset: u64,
+    /// The database the stream's next command without a SELECT is for.
+    pub stream_db: usize,
 }
 
 /// What a replica last acknowledged (REPLCONF ACK), and when.
@@ -94,6 +110,9 @@ struct Feeds {
     db: Option<usize>,
     /// The stream's last bytes, up to the offset (None: no backlog).
     backlog: Option<std::collections::VecDeque<u8>>,
+    /// On a replica, the database its primary's stream had selected at
+    /// the offset (the link's client's, after the bytes last passed on).
+    proxied_db: usize,
 }
 
 /// A connection becoming a replica: which one, where its stream goes, and
@@ -167,6 +186,16 @@ pub struct Replication {
     /// serves between two commands of its primary's stream.
     deferred: Mutex<Vec<(Joining, bool)>>,
     deferred_wanted: tokio::sync::Notify,
+    /// A command of the primary's stream that has written (under its
+    /// shards' locks) but is not passed on yet: the offset just past it
+    /// and the database it wrote in; (0, 0) between commands. A cut sees
+    /// it, so a snapshot names the offset its data holds (see
+    /// [`Replication::saved_position`]).
+    written: Mutex<(u64, usize)>,
+    /// No history to continue: the link asks `PSYNC ? -1`, as Redis's
+    /// replica does with no cached master (a server started with
+    /// `replicaof` and no saved position).
+    no_history: std::sync::atomic::AtomicBool,
 }
 
 /// master_replid2 when there is none.
@@ -199,6 +228,8 @@ impl Default for Replication {
             proxying: Default::default(),
             deferred: Mutex::default(),
             deferred_wanted: tokio::sync::Notify::new(),
+            written: Mutex::new((0, 0)),
+            no_history: Default::default(),
         }
     }
 }
@@ -220,6 +251,12 @@ impl EffectSink for Replication {
         // transaction staged when it turned replica is dropped, not left
         // to swallow its writes after a promotion.
         if self.proxying.load(Relaxed) {
+            // Under the writing command's shard locks: a cut either sees
+            // this mark and the write, or neither.
+            let up_to = APPLYING_UP_TO.get();
+            if up_to != 0 && effect.origin == larder_store::Origin::Command {
+                *self.written.lock() = (up_to, effect.db);
+            }
             STAGED.with(|s| {
                 if let Ok(mut s) = s.try_borrow_mut() {
                     s.take();
@@ -298,22 +335,93 @@ impl Replication {
     }
 
     /// Stream bytes from this replica's primary, applied: passed on to its
-    /// replicas and into the backlog, counted in the offset.
-    pub fn proxy(&self, bytes: &[u8]) {
+    /// replicas and into the backlog, counted in the offset; the stream
+    /// has `db` selected after them.
+    pub fn proxy(&self, bytes: &[u8], db: usize) {
         if bytes.is_empty() {
             return;
         }
         let mut feeds = self.feeds.lock();
         self.stream(&mut feeds, bytes);
+        feeds.proxied_db = db;
+        *self.written.lock() = (0, 0);
+    }
+
+    /// Runs `apply` (the link executing one of its primary's commands,
+    /// which ends the stream at offset `up_to`) so that its writes mark
+    /// the position they reach: the link passes a command on only after
+    /// it ran, outside its locks, and a snapshot cut between the two must
+    /// still name the offset its data holds.
+    pub fn applying<R>(&self, up_to: u64, apply: impl FnOnce() -> R) -> R {
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                APPLYING_UP_TO.set(0);
+            }
+        }
+        APPLYING_UP_TO.set(up_to);
+        let _reset = Reset;
+        apply()
+    }
+
+    /// What a snapshot taken now holds of the replication history, for
+    /// its `repl-*` aux fields; None where Redis saves none (a primary
+    /// without a backlog: no replica ever attached). The caller holds the
+    /// world lock, or every shard's lock (a cut beginning): then no
+    /// command of the primary's stream is halfway through its writes, and
+    /// one that wrote but is not passed on yet counts as applied.
+    pub fn saved_position(&self) -> Option<SavedPosition> {
+        let feeds = self.feeds.lock();
+        if !self.backlogged.load(Relaxed) || self.no_history.load(Relaxed) {
+            return None;
+        }
+        let replid = self.replid();
+        let (offset, stream_db) = if self.proxying.load(Relaxed) {
+            match *self.written.lock() {
+                (up_to, db) if up_to > self.offset() => (up_to, db),
+                _ => (self.offset(), feeds.proxied_db),
+            }
+        } else {
+            // A stream with no database selected begins with a SELECT.
+            (self.offset(), feeds.db.unwrap_or(0))
+        };
+        Some(SavedPosition { replid, offset, stream_db })
+    }
+
+    /// At start-up, before the link first connects: the loaded snapshot's
+    /// position becomes this replica's, so its PSYNC continues from there
+    /// (Redis's replicationCacheMasterUsingMyself after loading).
+    pub fn restore(&self, saved: SavedPosition) {
+        let mut feeds = self.feeds.lock();
+        feeds.backlog = Some(Default::default());
+        self.backlogged.store(true, Relaxed);
+        self.offset.store(saved.offset, Relaxed);
+        *self.replid.write() = saved.replid;
+        feeds.proxied_db = saved.stream_db;
+        feeds.db = Some(saved.stream_db);
+    }
+
+    /// `replicaof` in the config, at start-up: with no position restored
+    /// (nothing was loaded, or the file saved none) there is no history
+    /// to continue, and the link asks `PSYNC ? -1` as Redis's does.
+    pub fn start_from_config(&self) {
+        if !self.backlogged.load(Relaxed) {
+            self.no_history.store(true, Relaxed);
+        }
+    }
+
+    /// No history to continue: the link asks `PSYNC ? -1`.
+    pub fn has_no_history(&self) -> bool {
+        self.no_history.load(Relaxed)
     }
 
     /// The id and offset this server's data stands at, for the PSYNC its
     /// link asks a primary with: a replica's, its primary's history; a
     /// primary turned replica, its own (Redis's cached master made from
-    /// itself).
-    pub fn position(&self) -> (String, u64) {
+    /// itself). None: no history to continue (`PSYNC ? -1`).
+    pub fn position(&self) -> Option<(String, u64)> {
         let _feeds = self.feeds.lock();
-        (self.replid(), self.offset())
+        (!self.no_history.load(Relaxed)).then(|| (self.replid(), self.offset()))
     }
 
     /// A primary answered +CONTINUE naming `new_id`: if it is another id
@@ -359,8 +467,11 @@ impl Replication {
 
     /// The primary's image is loaded: this server's history is now its
     /// primary's `replid` at `offset`, with an empty backlog from there.
-    pub fn synced(&self, replid: &str, offset: u64) {
+    pub fn synced(&self, replid: &str, offset: u64, stream_db: usize) {
         let mut feeds = self.feeds.lock();
+        self.no_history.store(false, Relaxed);
+        feeds.proxied_db = stream_db;
+        *self.written.lock() = (0, 0);
         feeds.backlog = Some(Default::default());
         self.backlogged.store(true, Relaxed);
         self.offset.store(offset, Relaxed);
@@ -614,6 +725,7 @@ impl Replication {
         let (ids, own_db) = {
             let mut feeds = self.feeds.lock();
             self.proxying.store(true, Relaxed);
+            *self.written.lock() = (0, 0);
             if feeds.backlog.is_none() {
                 // What arrives from now on is kept, to be continued from.
                 feeds.backlog = Some(Default::default());
@@ -645,6 +757,7 @@ impl Replication {
         }
         let mut feeds = self.feeds.lock();
         self.proxying.store(false, Relaxed);
+        self.no_history.store(false, Relaxed);
         self.shift_replid(crate::server::random_hex_id());
         // Its own stream begins: the first write selects its database.
         feeds.db = None;

@@ -254,6 +254,7 @@ impl Server {
         if let Some((host, port)) = upstream.split_once(' ') {
             let port = port.parse().expect("checked when the config was read");
             tracing::info!("REPLICAOF {host}:{port} (from the configuration)");
+            shared.replication.start_from_config();
             shared.replication.follow(&shared, host.to_string(), port);
         }
         let mut stop = shared.shutdown_rx();
@@ -381,8 +382,13 @@ async fn cron(shared: Arc<Shared>) {
         }
         if last_timeout_check.elapsed() >= Duration::from_secs(1) {
             last_timeout_check = Instant::now();
-            crate::snapshot::cron_tick(&shared);
-            crate::aof::cron_tick(&shared);
+            // A save's or rewrite's cut begins under the world lock, as
+            // BGSAVE's and PSYNC's do: never inside an EXEC or a script,
+            // whose writes it would split (a busy moment waits a second).
+            if let Some(_world) = shared.world.try_read() {
+                crate::snapshot::cron_tick(&shared);
+                crate::aof::cron_tick(&shared);
+            }
             let period = shared.config.read().repl_ping_replica_period;
             shared.replication.cron_tick(shared.clock.now_ms(), period);
             let timeout = shared.config.read().timeout;

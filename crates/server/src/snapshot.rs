@@ -23,6 +23,7 @@
 //! renamed, so a crash mid-save leaves the previous snapshot intact. The
 //! `save <seconds> <changes>` schedule runs BGSAVE from the cron.
 
+use crate::replication::SavedPosition;
 use crate::Shared;
 use bytes::{Bytes, BytesMut};
 use larder_persist::file::{self, Item};
@@ -88,7 +89,8 @@ pub fn save(shared: &Shared) -> Result<u64, String> {
     let target = path(shared);
     let tmp = target.with_file_name(format!("temp-{}.rdb", std::process::id()));
     let seq = shared.keyspace.write_count();
-    let written = write_file(shared, &tmp, &target, false, |w| write_keyspace(shared, w));
+    let aux = Aux::Rdb(shared.replication.saved_position());
+    let written = write_file(shared, &tmp, &target, &aux, |w| write_keyspace(shared, w));
     finished(shared, &target, &written, seq);
     written
 }
@@ -119,10 +121,10 @@ pub(crate) fn write_file(
     shared: &Shared,
     tmp: &Path,
     target: &Path,
-    aof_base: bool,
+    aux: &Aux,
     body: impl FnOnce(&mut FileWriter) -> Result<u64, String>,
 ) -> Result<u64, String> {
-    let written = start_file(shared, tmp, aof_base).and_then(|mut w| {
+    let written = start_file(shared, tmp, aux).and_then(|mut w| {
         let keys = body(&mut w)?;
         end_file(shared, w)?;
         std::fs::rename(tmp, target).map_err(|e| format!("rename to {}: {e}", target.display()))?;
@@ -154,26 +156,28 @@ fn finished(shared: &Shared, target: &Path, written: &Result<u64, String>, seq: 
 
 type FileWriter = file::Writer<BufWriter<std::fs::File>>;
 
+/// What a file says in its aux fields beyond the server's own.
+pub(crate) enum Aux {
+    /// A dump.rdb, and where its data stands in a replication history (if
+    /// anywhere): a replica restarted from it continues its primary's
+    /// stream from there.
+    Rdb(Option<SavedPosition>),
+    /// An AOF's base (`aof-base 1`).
+    AofBase,
+    /// A replica's full-sync image: the database its stream goes on in
+    /// when that stream (a primary's, passed on verbatim by this replica)
+    /// will not begin with a SELECT. Redis's loader applies it.
+    Image(Option<usize>),
+}
+
 /// Creates `tmp` and writes the header and aux fields.
-fn start_file(shared: &Shared, tmp: &Path, aof_base: bool) -> Result<FileWriter, String> {
+fn start_file(shared: &Shared, tmp: &Path, aux: &Aux) -> Result<FileWriter, String> {
     let out = std::fs::File::create(tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
-    start(shared, BufWriter::new(out), aof_base)
+    start(shared, BufWriter::new(out), aux)
 }
 
-/// The header and aux fields, to any writer.
-fn start<W: std::io::Write>(shared: &Shared, out: W, aof_base: bool) -> Result<file::Writer<W>, String> {
-    start_image(shared, out, aof_base, None)
-}
-
-/// [`start`], naming `stream_db` as `repl-stream-db` when the image is
-/// for a replica whose stream (its primary's, passed on verbatim) will
-/// not begin with a SELECT: Redis's loader applies the stream in it.
-fn start_image<W: std::io::Write>(
-    shared: &Shared,
-    out: W,
-    aof_base: bool,
-    stream_db: Option<usize>,
-) -> Result<file::Writer<W>, String> {
+/// The header and aux fields (Redis's, in its order), to any writer.
+fn start<W: std::io::Write>(shared: &Shared, out: W, extra: &Aux) -> Result<file::Writer<W>, String> {
     let now = shared.clock.now_ms();
     let mut aux = vec![
         ("redis-ver", crate::cmd::connection::REDIS_VERSION.to_string()),
@@ -181,10 +185,16 @@ fn start_image<W: std::io::Write>(
         ("ctime", (now / 1000).to_string()),
         ("used-mem", shared.memory.used().to_string()),
     ];
-    if let Some(db) = stream_db {
-        aux.push(("repl-stream-db", db.to_string()));
+    match extra {
+        Aux::Rdb(Some(at)) => {
+            aux.push(("repl-stream-db", at.stream_db.to_string()));
+            aux.push(("repl-id", at.replid.clone()));
+            aux.push(("repl-offset", at.offset.to_string()));
+        }
+        Aux::Image(Some(db)) => aux.push(("repl-stream-db", db.to_string())),
+        Aux::Rdb(None) | Aux::Image(None) | Aux::AofBase => {}
     }
-    aux.push(("aof-base", if aof_base { "1" } else { "0" }.to_string()));
+    aux.push(("aof-base", if matches!(extra, Aux::AofBase) { "1" } else { "0" }.to_string()));
     file::Writer::new(out, &aux).map_err(|e| e.to_string())
 }
 
@@ -207,7 +217,7 @@ fn end<W: std::io::Write>(shared: &Shared, mut w: file::Writer<W>) -> Result<W, 
 /// The whole dataset as an RDB image in memory (what a replica's full
 /// sync is sent). The caller holds the world lock exclusively.
 pub(crate) fn rdb_image(shared: &Shared, stream_db: Option<usize>) -> Result<Vec<u8>, String> {
-    let mut w = start_image(shared, Vec::new(), false, stream_db)?;
+    let mut w = start(shared, Vec::new(), &Aux::Image(stream_db))?;
     write_keyspace(shared, &mut w)?;
     end(shared, w)
 }
@@ -260,7 +270,7 @@ pub(crate) fn image_in_background<T: Clone + Send + 'static>(
     let (shared2, done2) = (shared.clone(), done.clone());
     let spawned = std::thread::Builder::new().name("larder-replsync".into()).spawn(move || {
         let shared = shared2;
-        let image = start_image(&shared, Vec::new(), false, stream_db)
+        let image = start(&shared, Vec::new(), &Aux::Image(stream_db))
             .and_then(|mut w| chunks.write_cut(&shared, &mut w).map(|_| w))
             .and_then(|w| end(&shared, w));
         shared.snapshots.bgsave_in_progress.store(false, Relaxed);
@@ -460,8 +470,11 @@ impl Chunks {
 pub fn bgsave(shared: &Arc<Shared>) -> Result<(), String> {
     let snaps = &shared.snapshots;
     let now = shared.clock.now_ms();
-    let mut seq = 0;
-    let begun = begin_saving_cut(shared, now, || seq = shared.keyspace.write_count());
+    let (mut seq, mut position) = (0, None);
+    let begun = begin_saving_cut(shared, now, || {
+        seq = shared.keyspace.write_count();
+        position = shared.replication.saved_position();
+    });
     if !matches!(begun, Err(Busy::Saving)) {
         snaps.last_attempt.store(now / 1000, Relaxed);
     }
@@ -483,7 +496,7 @@ pub fn bgsave(shared: &Arc<Shared>) -> Result<(), String> {
             let snaps = &shared.snapshots;
             let target = path(&shared);
             let tmp = target.with_file_name(format!("temp-bg-{}.rdb", std::process::id()));
-            let written = write_file(&shared, &tmp, &target, false, |w| chunks.write_cut(&shared, w));
+            let written = write_file(&shared, &tmp, &target, &Aux::Rdb(position), |w| chunks.write_cut(&shared, w));
             finished(&shared, &target, &written, seq);
             let took = shared.clock.now_ms().saturating_sub(now) / 1000;
             snaps.last_bgsave_secs.store(took as i64, Relaxed);
@@ -546,23 +559,45 @@ pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
     if shared.config.read().appendonly {
         return crate::aof::load_at_startup(shared);
     }
-    load_rdb_file(shared, true)
+    let position = load_rdb_file(shared, true)?;
+    // A replica continues its primary's stream from where the file's data
+    // stands, as Redis's loadDataFromDisk does (only for a replica: a
+    // primary's history starts anew when it restarts).
+    if let Some(at) = position.filter(|_| !shared.config.read().replicaof.is_empty()) {
+        tracing::info!("Replication position restored from the RDB: {} at offset {}", at.replid, at.offset);
+        shared.replication.restore(at);
+    }
+    Ok(())
+}
+
+/// The replication position an RDB image saved (`repl-id`, `repl-offset`,
+/// `repl-stream-db`), if it saved all three.
+fn saved_position(data: &[u8]) -> Option<SavedPosition> {
+    let field = |name| {
+        let v = file::aux_field(data, name)?;
+        String::from_utf8(v.to_vec()).ok()
+    };
+    let replid = field("repl-id").filter(|id| id.len() == 40)?;
+    let offset = field("repl-offset")?.parse().ok()?;
+    let stream_db = field("repl-stream-db")?.parse().ok()?;
+    Some(SavedPosition { replid, offset, stream_db })
 }
 
 /// Loads `dir`/`dbfilename` if it exists. `replace_functions`: a library
 /// already loaded is replaced (else loading fails, as DEBUG RELOAD
-/// NOFLUSH without MERGE does in Redis).
-pub(crate) fn load_rdb_file(shared: &Shared, replace_functions: bool) -> anyhow::Result<()> {
+/// NOFLUSH without MERGE does in Redis). The replication position the
+/// file saved, if any.
+pub(crate) fn load_rdb_file(shared: &Shared, replace_functions: bool) -> anyhow::Result<Option<SavedPosition>> {
     let target = path(shared);
     let data = match std::fs::read(&target) {
         Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => anyhow::bail!("reading {}: {e}", target.display()),
     };
     tracing::info!("Loading RDB {} ({} bytes)…", target.display(), data.len());
     load_rdb(shared, &data, &target, replace_functions)?;
     shared.snapshots.seq_at_save.store(shared.keyspace.write_count(), Relaxed);
-    Ok(())
+    Ok(saved_position(&data))
 }
 
 /// `key-load-delay` for one key: Redis's debugDelay, which sleeps `usec`

@@ -276,6 +276,90 @@ fn replicaof_in_the_config_follows_from_the_start() {
     let mut r = replica.raw();
     wait_link_up(&mut r);
     wait_same_digest(&mut w, &mut r);
+    // With no history of its own to continue it asked `PSYNC ? -1`, as
+    // Redis's replica does: a full sync, and no refused partial one.
+    assert_eq!(info_field(&mut w, "stats", "sync_full"), "1");
+    assert_eq!(info_field(&mut w, "stats", "sync_partial_err"), "0");
+}
+
+/// The binary, started in `dir` with `args` more; its log drained.
+fn larder_binary(dir: &std::path::Path, args: &[&str]) -> (crate::Proc, RawConn, u16) {
+    let mut all = vec!["--port", "0", "--dir", dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let (proc, port, mut err) = crate::start_binary(&all);
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    (proc, RawConn::connect(([127, 0, 0, 1], port).into()).unwrap(), port)
+}
+
+/// A replica restarted from its snapshot continues its primary's stream
+/// from the offset the file saved (Redis's repl-id and repl-offset aux
+/// fields), with no second full sync: the counter is applied neither
+/// twice nor never, and what the primary writes next, with no SELECT, lands
+/// in the database the file named (repl-stream-db).
+#[test]
+fn a_restarted_replica_continues_from_its_saved_position() {
+    let primary = spawn_server();
+    restart_and_continue(&mut primary.raw(), primary.addr.port());
+    // The same with redis-server as the primary: its id and offsets.
+    if let Some(redis) = RedisServer::start() {
+        restart_and_continue(&mut redis.raw(), redis.addr.port());
+    }
+}
+
+fn restart_and_continue(w: &mut RawConn, port: u16) {
+    let dir = larder_testkit::private_dir("replica-restart");
+    let port = port.to_string();
+    let args = ["--replicaof", "127.0.0.1", &port];
+    let (replica, mut r, _) = larder_binary(&dir, &args);
+    wait_link_up(&mut r);
+    for cmd in [&["SELECT", "3"][..], &["SET", "k", "v"], &["INCRBY", "counter", "50"]] {
+        w.call(cmd).unwrap();
+    }
+    wait_in_step(w, &mut r);
+    assert_eq!(r.call(&["SAVE"]).unwrap(), Frame::ok());
+    drop(replica); // killed: what it had is what the file has
+    for _ in 0..20 {
+        w.call(&["INCR", "counter"]).unwrap();
+    }
+    let (_replica, mut r, _) = larder_binary(&dir, &args);
+    wait_link_up(&mut r);
+    wait_in_step(w, &mut r);
+    assert_eq!(info_field(w, "stats", "sync_full"), "1", "no second full sync");
+    assert_eq!(info_field(w, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(w, "stats", "sync_partial_err"), "0");
+    r.call(&["SELECT", "3"]).unwrap();
+    assert_eq!(r.call(&["GET", "counter"]).unwrap(), Frame::Bulk("70".into()));
+}
+
+/// A primary saves its position too (it has a backlog: a replica
+/// attached). Restarted from that file as a replica of the replica
+/// promoted in its place, it continues from it (PSYNC with its own old id,
+/// which the promoted one keeps as replid2): no full sync, even though
+/// the file lacks writes made after it was saved.
+#[test]
+fn a_restarted_old_primary_continues_from_the_replica_promoted() {
+    let pdir = larder_testkit::private_dir("primary-restart");
+    let (old, mut wp, pport) = larder_binary(&pdir, &[]);
+    let a = spawn_server();
+    let mut ra = a.raw();
+    follow(&mut ra, ([127, 0, 0, 1], pport).into());
+    write_counted(&mut wp, "one");
+    wait_in_step(&mut wp, &mut ra);
+    assert_eq!(wp.call(&["SAVE"]).unwrap(), Frame::ok());
+    write_counted(&mut wp, "two");
+    wait_in_step(&mut wp, &mut ra);
+    drop(old);
+    ra.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+    write_counted(&mut ra, "three");
+    let aport = a.addr.port().to_string();
+    let (_p, mut rp, _) = larder_binary(&pdir, &["--replicaof", "127.0.0.1", &aport]);
+    wait_link_up(&mut rp);
+    wait_in_step(&mut ra, &mut rp);
+    assert_eq!(info_field(&mut ra, "stats", "sync_full"), "0", "no full sync");
+    assert_eq!(info_field(&mut ra, "stats", "sync_partial_ok"), "1");
+    rp.call(&["SELECT", "0"]).unwrap();
+    let log = rp.call(&["LRANGE", "log", "0", "-1"]).unwrap();
+    assert_eq!(log, Frame::Array(["one", "two", "three"].iter().map(|t| Frame::bulk(*t)).collect()));
 }
 
 /// A replica ignores maxmemory by default (replica-ignore-maxmemory yes,
