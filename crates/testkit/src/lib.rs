@@ -59,6 +59,13 @@ pub fn spawn_server_with_clock(mut config: Config, clock: Arc<dyn larder_store::
         config.dir = dir.to_string_lossy().into_owned();
         scratch = Some(dir);
     }
+    // As Redis's own test suite runs it: DEBUG, MODULE and CONFIG SET dir
+    // allowed (Redis 7's defaults refuse them), unless the test says.
+    for option in ["enable-debug-command", "enable-module-command", "enable-protected-configs"] {
+        if !config.extras.contains_key(option) {
+            config.set(option, "yes", true).expect("a known option");
+        }
+    }
     let std_listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     std_listener.set_nonblocking(true).expect("nonblocking");
     let addr = std_listener.local_addr().expect("local addr");

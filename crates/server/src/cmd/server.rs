@@ -331,6 +331,12 @@ fn config_set(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                 "CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
             )));
         }
+        // Redis's PROTECTED_CONFIG ones: where the server writes files.
+        if matches!(name.as_str(), "dir" | "dbfilename") && !protected_allowed(ctx, "enable-protected-configs") {
+            return Err(CmdError::Err(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - can't set protected config"
+            )));
+        }
         next.set(&name, &value, false).map_err(|e| match e {
             ConfigError::Unknown(n) => {
                 CmdError::Err(format!("Unknown option or number of arguments for CONFIG SET - '{n}'"))
@@ -682,7 +688,30 @@ fn time(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 }
 
 /// DEBUG SLEEP seconds | OBJECT key | SET-ACTIVE-EXPIRE 0|1 | HELP
+/// Redis's allowProtectedAction: `option` (enable-debug-command,
+/// enable-module-command or enable-protected-configs) is `yes`, or
+/// `local` and the client is on this host.
+pub(crate) fn protected_allowed(ctx: &Ctx<'_>, option: &str) -> bool {
+    match ctx.shared.config.read().extra(option) {
+        "yes" => true,
+        "local" => ctx.client.info.addr.ip().is_loopback(),
+        _ => false,
+    }
+}
+
+/// The refusal of DEBUG or MODULE under `enable-*-command`, Redis's text.
+pub(crate) fn protected_command_refused(ctx: &Ctx<'_>, command: &str, option: &str) -> CmdResult {
+    if protected_allowed(ctx, option) {
+        return Ok(Frame::Null);
+    }
+    Err(CmdError::Err(format!(
+        "{command} command not allowed. If the {option} option is set to \"local\", you can run it from a local \
+         connection, otherwise you need to set this option in the configuration file, and then restart the server."
+    )))
+}
+
 fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    protected_command_refused(ctx, "DEBUG", "enable-debug-command")?;
     let sub = args.next_arg()?;
     if eq_ic(sub, "sleep") {
         let secs = parse_f64(args.next_arg()?)?;

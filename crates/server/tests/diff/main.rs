@@ -546,3 +546,112 @@ fn command_table_matches_redis() {
     let missing: Vec<&str> = theirs.difference(&ours).map(String::as_str).collect();
     assert_eq!(missing, missing_by_design, "commands redis-server has and Larder lacks");
 }
+
+/// Every parameter redis-server lists for `CONFIG GET *` exists in Larder
+/// under the same name, with Redis's default, so any redis.conf starts
+/// Larder and tools that read or set the whole list meet no surprise. The
+/// only differences are listed here with their reasons; one appearing or
+/// going away fails the test. Then CONFIG SET's validation on a sample of
+/// each kind, and the values Larder refuses because it cannot honour them.
+#[test]
+fn config_parameters_match_redis() {
+    let Some(redis) = RedisServer::start_with(&["--enable-protected-configs", "yes", "--enable-module-command", "yes"])
+    else {
+        return;
+    };
+    let larder = spawn_server();
+    let (mut ours, mut theirs) = (larder.raw(), redis.raw());
+    let all = |c: &mut RawConn| -> std::collections::BTreeMap<String, String> {
+        let Frame::Array(items) = c.call(&["CONFIG", "GET", "*"]).unwrap() else { panic!("CONFIG GET *") };
+        let text = |f: &Frame| match f {
+            Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+            other => panic!("{other:?}"),
+        };
+        items.chunks(2).map(|p| (text(&p[0]), text(&p[1]))).collect()
+    };
+    let (l, r) = (all(&mut ours), all(&mut theirs));
+    let only_redis: Vec<&String> = r.keys().filter(|k| !l.contains_key(*k)).collect();
+    assert!(only_redis.is_empty(), "parameters Larder lacks: {only_redis:?}");
+    // Redis 7.2's names for the set encodings (7.0 has only the intset one).
+    let only_larder: Vec<&String> = l.keys().filter(|k| !r.contains_key(*k)).collect();
+    assert_eq!(only_larder, ["set-max-listpack-entries", "set-max-listpack-value"]);
+    let differ: Vec<&str> = r.keys().filter(|k| l[*k] != r[*k]).map(String::as_str).collect();
+    // Each server's own port and directory; io-threads 0 is Larder's "one
+    // per core but one" (README).
+    assert_eq!(
+        differ,
+        ["dir", "io-threads", "port"],
+        "{:?}",
+        differ.iter().map(|k| (k, &l[*k], &r[*k])).collect::<Vec<_>>()
+    );
+    check_script(
+        r#"
+        CONFIG SET replica-priority -1
+        CONFIG SET replica-priority 7
+        CONFIG GET replica-priority
+        CONFIG GET slave-priority
+        CONFIG SET slave-priority 100
+        CONFIG SET oom-score-adj-values "1 2"
+        CONFIG SET oom-score-adj-values "1 2 3000"
+        CONFIG SET oom-score-adj-values "-10 20 300"
+        CONFIG GET oom-score-adj-values
+        CONFIG SET latency-tracking-info-percentiles "50 200"
+        CONFIG SET latency-tracking-info-percentiles "a"
+        CONFIG SET latency-tracking-info-percentiles "99.99 50"
+        CONFIG GET latency-tracking-info-percentiles
+        CONFIG SET shutdown-on-sigterm "save now"
+        CONFIG GET shutdown-on-sigterm
+        CONFIG SET shutdown-on-sigterm bad
+        CONFIG SET stream-node-max-bytes 8kb
+        CONFIG GET stream-node-max-bytes
+        CONFIG SET stream-node-max-bytes 1x
+        CONFIG SET acl-pubsub-default allchannels
+        CONFIG GET acl-pubsub-default
+        CONFIG SET acl-pubsub-default bogus
+        CONFIG SET unixsocketperm 700
+        CONFIG SET supervised systemd
+        CONFIG SET lazyfree-lazy-server-del maybe
+        CONFIG SET repl-timeout 0
+        CONFIG SET maxmemory-eviction-tenacity 101
+        CONFIG SET active-expire-effort 11
+        CONFIG SET activedefrag no
+        CONFIG SET tls-port 0
+        "#,
+    );
+    // Values Larder cannot honour are refused, not pretended.
+    for (name, value) in [("activedefrag", "yes"), ("tls-port", "6390"), ("tls-replication", "yes")] {
+        let reply = ours.call(&["CONFIG", "SET", name, value]).unwrap();
+        assert!(matches!(&reply, Frame::Error(e) if e.starts_with(b"ERR CONFIG SET failed")), "{name}: {reply:?}");
+    }
+    for line in ["unixsocket /tmp/x.sock", "aclfile /tmp/users.acl", "cluster-enabled yes"] {
+        assert!(larder_server::Config::default().apply_text(line).is_err(), "{line}");
+    }
+}
+
+/// Redis 7's protected actions: DEBUG, and CONFIG SET of `dir` and
+/// `dbfilename`, are refused unless `enable-debug-command` and
+/// `enable-protected-configs` allow them (`yes`, or `local` for a client on
+/// this host), with Redis's texts.
+#[test]
+fn protected_actions_follow_redis() {
+    let Some(redis) = RedisServer::start_with(&["--enable-debug-command", "no"]) else { return };
+    let mut config = larder_server::Config::default();
+    config.apply_text("enable-debug-command no\nenable-protected-configs no").unwrap();
+    let larder = larder_testkit::spawn_server_with(config);
+    let (mut ours, mut theirs) = (larder.raw(), redis.raw());
+    for cmd in [&["DEBUG", "DIGEST"][..], &["CONFIG", "SET", "dir", "/tmp"], &["CONFIG", "SET", "dbfilename", "x.rdb"]]
+    {
+        let (a, b) = (ours.call(cmd).unwrap(), theirs.call(cmd).unwrap());
+        assert!(matches!(&a, Frame::Error(_)), "{cmd:?}: {a:?}");
+        assert_eq!(a, b, "{cmd:?}");
+    }
+    let mut config = larder_server::Config::default();
+    config.apply_text("enable-debug-command local\nenable-protected-configs local").unwrap();
+    let local = larder_testkit::spawn_server_with(config);
+    let mut c = local.raw();
+    assert!(matches!(c.call(&["DEBUG", "DIGEST"]).unwrap(), Frame::Simple(_)));
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "enable-debug-command"]).unwrap(),
+        Frame::Array(vec![Frame::bulk("enable-debug-command"), Frame::bulk("local")])
+    );
+}

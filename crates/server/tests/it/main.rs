@@ -93,9 +93,17 @@ pub fn start_binary(args: &[&str]) -> (Proc, u16, std::io::BufReader<std::proces
     let default_dir = ["--dir", dir.to_str().unwrap()];
     let named = args.contains(&"--dir");
     let extra: &[&str] = if named { &[] } else { &default_dir };
+    // DEBUG and CONFIG SET dir allowed, as Redis's test suite runs it,
+    // unless the test says otherwise.
+    let protected: Vec<&str> = ["--enable-debug-command", "--enable-protected-configs"]
+        .into_iter()
+        .filter(|o| !args.contains(o))
+        .flat_map(|o| [o, "yes"])
+        .collect();
     let spawned = std::process::Command::new(env!("CARGO_BIN_EXE_larder-server"))
         .args(args)
         .args(extra)
+        .args(&protected)
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .spawn();
