@@ -87,6 +87,8 @@ pub struct Aof {
     pub last_rewrite_ok: AtomicBool,
     pub rewrites: AtomicU64,
     pub last_write_ok: AtomicBool,
+    /// Why the last write failed (MISCONF names it).
+    pub last_write_error: Mutex<String>,
     pub last_cow: AtomicU64,
     /// Sizes for INFO and the automatic rewrite: the base plus increments,
     /// and that total right after the last rewrite (or load).
@@ -118,6 +120,7 @@ impl Default for Aof {
             last_rewrite_ok: AtomicBool::new(true),
             rewrites: AtomicU64::new(0),
             last_write_ok: AtomicBool::new(true),
+            last_write_error: Default::default(),
             last_cow: AtomicU64::new(0),
             current_size: AtomicU64::new(0),
             base_size: AtomicU64::new(0),
@@ -228,6 +231,7 @@ impl Aof {
                     // Kept out of the position: no client is told its
                     // write is in the file; the next write retries.
                     tracing::warn!("Error writing to the AOF file: {e}");
+                    *self.last_write_error.lock() = e.to_string();
                     self.last_write_ok.store(false, Relaxed);
                     let mut p = self.pending.lock();
                     let mut rest = buf;
@@ -578,7 +582,7 @@ pub fn rewrite(shared: &Shared, wait: bool, turn_on: bool) -> Result<(), String>
     let (base_seq, incr_seq) = match switched {
         Ok(s) => s,
         Err(e) => {
-            shared.keyspace.finish_cut(now);
+            chunks.end_unwalked(shared);
             aof.rewrite_in_progress.store(false, Release);
             return Err(e);
         }
@@ -666,7 +670,11 @@ fn write_base(
 ) -> Result<(), String> {
     let base = Part::base(prefix, base_seq);
     let tmp = dir.join(format!("temp-rewriteaof-{}.aof", std::process::id()));
-    write_file(shared, &tmp, &dir.join(&base.name), &crate::snapshot::Aux::AofBase, |w| chunks.write_cut(shared, w))?;
+    let written = write_file(shared, &tmp, &dir.join(&base.name), &crate::snapshot::Aux::AofBase, |w| {
+        chunks.write_cut(shared, w)
+    });
+    chunks.end_unwalked(shared);
+    written?;
     let aof = &shared.aof;
     let mut files = aof.files.lock();
     let Some((_, _, manifest)) = files.as_mut() else {

@@ -145,6 +145,8 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         Err(CmdError::NoAuth)
     } else if let Err(e) = acl_check(shared, client, cmd, req, input) {
         Err(e)
+    } else if let Err(e) = disk_gate(shared, client, cmd) {
+        Err(e)
     } else if let Err(e) = replication_gate(shared, client, cmd) {
         Err(e)
     } else if client.in_subscribed_mode() && !allowed_when_subscribed(&cmd.full_name) {
@@ -366,6 +368,41 @@ fn acl_check(shared: &Shared, client: &mut Client, cmd: &Command, req: &Request,
         log_denial(shared, client, &d, context);
         CmdError::Raw(format!("NOPERM {message}"))
     })
+}
+
+/// Redis's MISCONF: while the last background save failed (with save
+/// points set and `stop-writes-on-bgsave-error yes`), or the last AOF
+/// write did, writes and PING are refused, so clients learn that what
+/// they write is not reaching the disk. Not the primary's stream.
+fn disk_gate(shared: &Shared, client: &Client, cmd: &Command) -> Result<(), CmdError> {
+    let rdb_failed = shared.snapshots.last_failed.load(std::sync::atomic::Ordering::Relaxed);
+    let aof_failed = shared.aof.enabled() && !shared.aof.last_write_ok.load(std::sync::atomic::Ordering::Relaxed);
+    if !(rdb_failed || aof_failed) || client.from_master || client.in_exec {
+        return Ok(());
+    }
+    let writes = cmd.spec.has(flags::WRITE)
+        || cmd.full_name == "ping"
+        || (cmd.full_name == "exec" && queued_any(shared, client, |c, _, _| c.spec.has(flags::WRITE)));
+    if !writes {
+        return Ok(());
+    }
+    if rdb_failed {
+        let cfg = shared.config.read();
+        if cfg.extra_flag("stop-writes-on-bgsave-error") && !cfg.save.trim().is_empty() {
+            return Err(CmdError::Raw(
+                "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. \
+                 Commands that may modify the data set are disabled, because this instance is configured to report \
+                 errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check \
+                 the Redis logs for details about the RDB error."
+                    .into(),
+            ));
+        }
+    }
+    if aof_failed {
+        let why = shared.aof.last_write_error.lock().clone();
+        return Err(CmdError::Raw(format!("MISCONF Errors writing to the AOF file: {why}")));
+    }
+    Ok(())
 }
 
 /// What replication refuses, in Redis's order: writes without enough good

@@ -273,6 +273,7 @@ pub(crate) fn image_in_background<T: Clone + Send + 'static>(
         let image = start(&shared, Vec::new(), &Aux::Image(stream_db))
             .and_then(|mut w| chunks.write_cut(&shared, &mut w).map(|_| w))
             .and_then(|w| end(&shared, w));
+        chunks.end_unwalked(&shared);
         shared.snapshots.bgsave_in_progress.store(false, Relaxed);
         if let Some(done) = done2.lock().take() {
             done(given, image);
@@ -345,6 +346,8 @@ pub(crate) struct Chunks {
     /// writes replaced meanwhile), now and at most.
     held: AtomicU64,
     peak: AtomicU64,
+    /// Someone walked the cut (or ended it unwalked).
+    walked: AtomicBool,
 }
 
 impl CutSink for Chunks {
@@ -392,6 +395,17 @@ impl Chunks {
             failed: Mutex::default(),
             held: AtomicU64::new(0),
             peak: AtomicU64::new(0),
+            walked: AtomicBool::new(false),
+        }
+    }
+
+    /// Ends the cut if nothing walked it (the file could not even be
+    /// started): otherwise the cut stays active, every later write copies
+    /// its shard into this saver that is gone, and no other save or
+    /// rewrite can begin.
+    pub(crate) fn end_unwalked(&self, shared: &Shared) {
+        if !self.walked.swap(true, Relaxed) {
+            shared.keyspace.abandon_cut();
         }
     }
 
@@ -433,6 +447,7 @@ impl Chunks {
     /// the number of keys written. INFO's `current_cow_size` follows what
     /// is held meanwhile (one cut at a time: BGSAVE's or a rewrite's).
     pub(crate) fn write_cut<W: std::io::Write>(&self, shared: &Shared, w: &mut file::Writer<W>) -> Result<u64, String> {
+        self.walked.store(true, Relaxed);
         let gauge = &shared.snapshots.current_cow;
         let walked = self.walk(&shared.keyspace, w, gauge);
         gauge.store(0, Relaxed);
@@ -497,6 +512,7 @@ pub fn bgsave(shared: &Arc<Shared>) -> Result<(), String> {
             let target = path(&shared);
             let tmp = target.with_file_name(format!("temp-bg-{}.rdb", std::process::id()));
             let written = write_file(&shared, &tmp, &target, &Aux::Rdb(position), |w| chunks.write_cut(&shared, w));
+            chunks.end_unwalked(&shared);
             finished(&shared, &target, &written, seq);
             let took = shared.clock.now_ms().saturating_sub(now) / 1000;
             snaps.last_bgsave_secs.store(took as i64, Relaxed);

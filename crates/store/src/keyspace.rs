@@ -473,6 +473,14 @@ impl Keyspace {
         self.cut.active.store(false, Ordering::Release);
     }
 
+    /// Ends a cut that nobody will walk (its file could not be created):
+    /// the shards not captured yet are left alone, and the sink is let go
+    /// first, so no lock meanwhile hands it anything.
+    pub fn abandon_cut(&self) {
+        *self.cut.sink.write() = None;
+        self.cut.active.store(false, Ordering::Release);
+    }
+
     /// Whether a cut is in progress.
     pub fn cut_active(&self) -> bool {
         self.cut.active.load(Ordering::Acquire)

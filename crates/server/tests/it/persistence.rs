@@ -406,3 +406,55 @@ fn bgsave_answers_as_redis_does_when_busy_and_save_points_run_it() {
     assert!(info.contains("rdb_last_bgsave_time_sec:0"), "{info}");
     assert!(dir.join("dump.rdb").exists());
 }
+
+/// stop-writes-on-bgsave-error: once a background save fails (with save
+/// points set), writes and PING get Redis's MISCONF until a save succeeds
+/// or the option is turned off; reads go on. The same steps on
+/// redis-server give the same replies.
+#[test]
+fn a_failed_background_save_stops_writes() {
+    let larder = larder_testkit::spawn_server();
+    let mut servers = vec![larder.raw()];
+    let redis = larder_testkit::RedisServer::start_with(&["--enable-protected-configs", "yes"]);
+    if let Some(r) = &redis {
+        servers.push(r.raw());
+    }
+    let mut transcripts = Vec::new();
+    for c in &mut servers {
+        let gone = temp_dir("misconf-gone");
+        let good = temp_dir("misconf-good");
+        let mut seen = Vec::new();
+        let mut call =
+            |c: &mut larder_testkit::RawConn, args: &[&str]| seen.push(format!("{args:?} {:?}", c.call(args).unwrap()));
+        call(c, &["SET", "k", "v"]);
+        call(c, &["CONFIG", "SET", "save", "900 1"]);
+        call(c, &["CONFIG", "SET", "dir", gone.to_str().unwrap()]);
+        std::fs::remove_dir_all(&*gone).unwrap();
+        c.call(&["BGSAVE"]).unwrap();
+        crate::wait_info_field(c, "persistence", "rdb_last_bgsave_status", "err");
+        crate::wait_info_field(c, "persistence", "rdb_bgsave_in_progress", "0");
+        for args in [&["SET", "k", "w"][..], &["PING"], &["GET", "k"], &["MULTI"], &["INCR", "n"], &["EXEC"]] {
+            call(c, args);
+        }
+        call(c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"]);
+        call(c, &["SET", "k", "x"]);
+        call(c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"]);
+        call(c, &["SET", "k", "y"]);
+        call(c, &["CONFIG", "SET", "dir", good.to_str().unwrap()]);
+        let started = c.call(&["BGSAVE"]).unwrap();
+        assert!(matches!(started, larder_protocol::Frame::Simple(_)), "{started:?}");
+        crate::wait_info_field(c, "persistence", "rdb_last_bgsave_status", "ok");
+        call(c, &["SET", "k", "z"]);
+        call(c, &["GET", "k"]);
+        transcripts.push(seen.into_iter().filter(|l| !l.contains("CONFIG")).collect::<Vec<_>>());
+    }
+    let ours = &transcripts[0];
+    assert!(ours[1].contains("MISCONF") && ours[2].contains("MISCONF"), "{ours:#?}");
+    assert!(ours[3].contains("\"v\""), "reads go on: {ours:#?}");
+    assert!(ours[6].contains("EXECABORT"), "{ours:#?}");
+    assert!(ours[7].contains("Simple(b\"OK\")") && ours[8].contains("MISCONF"), "{ours:#?}");
+    assert!(ours[10].contains("\"z\""), "{ours:#?}");
+    if let Some(theirs) = transcripts.get(1) {
+        assert_eq!(ours, theirs);
+    }
+}
