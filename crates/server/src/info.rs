@@ -267,9 +267,13 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
                     let offset = link.offset.load(Relaxed);
                     field!("slave_read_repl_offset:{}", link.read_offset.load(Relaxed).max(offset));
                     field!("slave_repl_offset:{offset}");
-                    field!("slave_priority:100");
+                    let (priority, announced) = {
+                        let c = shared.config.read();
+                        (c.extra_int("replica-priority"), c.extra_flag("replica-announced"))
+                    };
+                    field!("slave_priority:{priority}");
                     field!("slave_read_only:{}", shared.replication.read_only_replica() as u8);
-                    field!("replica_announced:1");
+                    field!("replica_announced:{}", announced as u8);
                 }
                 _ => field!("role:master"),
             }

@@ -35,6 +35,7 @@ pub mod monitor;
 pub mod multi;
 pub mod notify;
 pub mod pause;
+pub mod process;
 pub mod propagate;
 pub mod pubsub;
 pub mod replica;

@@ -95,29 +95,54 @@ async fn run(mut config: Config) -> anyhow::Result<()> {
     // it, and a CONFIG SET port of that value changes nothing.
     config.port = listeners[0].local_addr()?.port();
     let (databases, shards) = (config.databases, config.shards.next_power_of_two());
+    let pidfile = config.extra("pidfile").to_string();
+    let supervised = config.extra("supervised").to_string();
+    larder_server::process::tune(&config);
     let server = Server::new(config);
     larder_server::snapshot::load_at_startup(server.shared())?;
     // Handlers are registered before "ready" is logged: a signal sent by
     // anyone who waited for that line must find them in place.
-    let shutdown = shutdown_signal()?;
+    let shutdown = shutdown_signal(server.shared().clone())?;
+    let pid = larder_server::process::PidFile::create(&pidfile);
     tracing::info!(
         "Larder {} ready to accept connections on {} ({databases} databases, {shards} shards each)",
         env!("CARGO_PKG_VERSION"),
         addrs.join(" and "),
     );
+    larder_server::process::notify_ready(&supervised);
     server.run(listeners, shutdown).await?;
+    drop(pid);
     Ok(())
 }
 
-/// Registers SIGINT and SIGTERM now; the returned future completes on either.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+/// Registers SIGINT and SIGTERM now; the returned future completes on
+/// either, having set how the shutdown saves from `shutdown-on-sigint` or
+/// `shutdown-on-sigterm` (`default`: as the save points say).
+fn shutdown_signal(
+    shared: std::sync::Arc<larder_server::Shared>,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
     Ok(async move {
-        tokio::select! {
-            _ = int.recv() => tracing::warn!("Received SIGINT scheduling shutdown..."),
-            _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
-        }
+        let option = tokio::select! {
+            _ = int.recv() => {
+                tracing::warn!("Received SIGINT scheduling shutdown...");
+                "shutdown-on-sigint"
+            }
+            _ = term.recv() => {
+                tracing::warn!("Received SIGTERM scheduling shutdown...");
+                "shutdown-on-sigterm"
+            }
+        };
+        let flags = shared.config.read().extra(option).to_string();
+        let mode = if flags.split(' ').any(|f| f == "nosave") {
+            larder_server::server::SHUTDOWN_NOSAVE
+        } else if flags.split(' ').any(|f| f == "save") {
+            larder_server::server::SHUTDOWN_SAVE
+        } else {
+            larder_server::server::SHUTDOWN_DEFAULT
+        };
+        shared.shutdown_save.store(mode, std::sync::atomic::Ordering::Relaxed);
     })
 }

@@ -176,8 +176,21 @@ async fn sync_once(shared: &Arc<Shared>, link: &Arc<LinkState>) -> anyhow::Resul
             anyhow::bail!("Unable to AUTH to MASTER: {reply}");
         }
     }
-    let port = shared.listen_addr.read().map(|a| a.port()).unwrap_or(0).to_string();
-    for step in [&["REPLCONF", "listening-port", &port][..], &["REPLCONF", "capa", "psync2"]] {
+    // What this replica announces (replica-announce-port and -ip, for
+    // NAT or containers), else its own port and the address it connects
+    // from.
+    let (announce_port, announce_ip) = {
+        let c = shared.config.read();
+        (c.extra_int("replica-announce-port") as u16, c.extra("replica-announce-ip").to_string())
+    };
+    let own_port = shared.listen_addr.read().map(|a| a.port()).unwrap_or(0);
+    let port = if announce_port != 0 { announce_port } else { own_port }.to_string();
+    let mut steps = vec![vec!["REPLCONF", "listening-port", &port]];
+    if !announce_ip.is_empty() {
+        steps.push(vec!["REPLCONF", "ip-address", &announce_ip]);
+    }
+    steps.push(vec!["REPLCONF", "capa", "psync2"]);
+    for step in &steps {
         let reply = command(&mut stream, &mut buf, step).await?;
         if reply.starts_with("-NOAUTH") {
             anyhow::bail!("the primary requires authentication (masterauth): {reply}");

@@ -128,6 +128,7 @@ impl Shared {
         ev.lfu_log_factor.store(config.lfu_log_factor as u32, Relaxed);
         ev.lfu_decay_time.store(config.lfu_decay_time as u32, Relaxed);
         ev.newcomers.set_enabled(policy == larder_store::Policy::AllKeysSieve);
+        crate::process::apply(config, self.replication.is_replica() || !config.replicaof.is_empty());
     }
 
     /// An owning handle, for threads that outlive the calling command.

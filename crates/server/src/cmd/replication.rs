@@ -156,6 +156,7 @@ pub(crate) fn promote(shared: &crate::Shared) -> bool {
     for id in dropped {
         shared.clients.kill(id);
     }
+    crate::process::apply(&shared.config.read(), false);
     true
 }
 
@@ -166,6 +167,7 @@ pub(crate) fn follow(shared: &Arc<crate::Shared>, host: String, port: u16) {
     for id in shared.replication.follow(shared, host, port) {
         shared.clients.kill(id);
     }
+    crate::process::apply(&shared.config.read(), true);
 }
 
 /// WAIT numreplicas timeout: blocks until `numreplicas` replicas have
@@ -371,7 +373,7 @@ fn joining(ctx: &Ctx<'_>) -> Joining {
         id: ctx.client.id(),
         outbox: ctx.client.outbox.clone(),
         limit: ctx.shared.config.read().output_limits[1],
-        ip: ctx.client.info.addr.ip().to_string(),
+        ip: ctx.client.replica_ip.clone().unwrap_or_else(|| ctx.client.info.addr.ip().to_string()),
         port: ctx.client.replica_port,
         ack: Default::default(),
     }
@@ -409,6 +411,15 @@ fn replconf(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         if eq_ic(opt, "listening-port") {
             let port = parse_i64(value)?;
             ctx.client.replica_port = u16::try_from(port).map_err(|_| CmdError::NotInteger)?;
+        } else if eq_ic(opt, "ip-address") {
+            // Redis's NET_HOST_STR_LEN.
+            if value.len() >= 256 {
+                return Err(CmdError::Err(format!(
+                    "REPLCONF ip-address provided by replica instance is too long: {} bytes",
+                    value.len()
+                )));
+            }
+            ctx.client.replica_ip = Some(String::from_utf8_lossy(value).into_owned());
         } else if eq_ic(opt, "ack") || eq_ic(opt, "fack") {
             // A replica's report of how far it has applied: never answered.
             if let (Some(acked), Ok(n)) = (&ctx.client.replica, parse_i64(value)) {
@@ -421,7 +432,7 @@ fn replconf(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         } else if eq_ic(opt, "getack") {
             ctx.client.no_reply = true;
             return Ok(Frame::ok());
-        } else if !["ip-address", "capa", "rdb-only", "rdb-filter-only"].iter().any(|o| eq_ic(opt, o)) {
+        } else if !["capa", "rdb-only", "rdb-filter-only"].iter().any(|o| eq_ic(opt, o)) {
             return Err(CmdError::Err(format!("Unrecognized REPLCONF option: {}", String::from_utf8_lossy(opt))));
         }
     }

@@ -159,6 +159,8 @@ pub struct Client {
     pub reply_mode: ReplyMode,
     /// REPLCONF listening-port, before SYNC.
     pub replica_port: u16,
+    /// REPLCONF ip-address: the address a replica announces (else its peer's).
+    pub replica_ip: Option<String>,
     /// Identity of the last command run, to update CLIENT LIST cheaply.
     pub last_cmd: usize,
     /// Encoding thresholds, copied from the config once per batch so
@@ -224,6 +226,7 @@ impl Client {
             no_reply: false,
             replica: None,
             replica_port: 0,
+            replica_ip: None,
             replaying: false,
             from_master: false,
             script_keys: None,

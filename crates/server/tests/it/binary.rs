@@ -130,3 +130,107 @@ fn config_rewrite_writes_the_file_the_server_started_from() {
     let err = redis::cmd("CONFIG").arg("REWRITE").query::<()>(&mut con).unwrap_err();
     assert_eq!(err.detail(), Some("The server is running without a config file"), "{err}");
 }
+
+/// The redis.conf a distribution installs with redis-server starts Larder
+/// (every directive in it is one Larder knows), with only what a test
+/// must change overridden on the command line.
+#[test]
+fn the_stock_redis_conf_starts_larder() {
+    let stock = std::path::Path::new("/etc/redis/redis.conf");
+    if !stock.exists() {
+        assert!(std::env::var("LARDER_REQUIRE_REDIS").map_or(true, |v| v != "1"), "no /etc/redis/redis.conf");
+        return;
+    }
+    let dir = larder_testkit::private_dir("stock-conf");
+    let pid = dir.join("larder.pid");
+    let (mut child, port, _err) = start(&[
+        stock.to_str().unwrap(),
+        "--port",
+        "0",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--pidfile",
+        pid.to_str().unwrap(),
+        "--daemonize",
+        "no",
+        "--logfile",
+        "",
+    ]);
+    assert_eq!(ping(port), "PONG");
+    let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+    let stale: Vec<String> =
+        redis::cmd("CONFIG").arg("GET").arg("stop-writes-on-bgsave-error").query(&mut con).unwrap();
+    assert_eq!(stale, ["stop-writes-on-bgsave-error", "yes"]);
+    // pidfile: this process's id, gone after a clean exit.
+    let written = std::fs::read_to_string(&pid).unwrap();
+    assert_eq!(written.trim(), child.0.id().to_string());
+    // disable-thp yes (the file's): the kernel says so for this process.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.0.id())).unwrap();
+    if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+        assert!(line.ends_with('0'), "{line}");
+    }
+    // jemalloc-bg-thread yes (the file's): jemalloc's purging thread runs.
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", child.0.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .collect();
+    assert!(threads.iter().any(|t| t.starts_with("jemalloc_bg_thd")), "{threads:?}");
+    signal(&child, "TERM");
+    assert!(child.0.wait().unwrap().success());
+    assert!(!pid.exists(), "the pid file goes at exit");
+}
+
+/// oom-score-adj sets the kernel's OOM score for the server's role, at
+/// start-up and at CONFIG SET; shutdown-on-sigterm decides whether SIGTERM
+/// saves.
+#[test]
+fn process_settings_follow_the_config() {
+    let dir = larder_testkit::private_dir("process-settings");
+    let args = ["--port", "0", "--dir", dir.to_str().unwrap(), "--save", ""];
+    let (mut child, port, _err) =
+        start(&[&args[..], &["--oom-score-adj", "absolute", "--oom-score-adj-values", "100 200 300"]].concat());
+    let score = || std::fs::read_to_string(format!("/proc/{}/oom_score_adj", child.0.id())).unwrap().trim().to_string();
+    assert_eq!(score(), "100");
+    let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("oom-score-adj-values").arg("150 200 300").query(&mut con).unwrap();
+    assert_eq!(score(), "150");
+    // As a replica, the second value.
+    let _: () = redis::cmd("REPLICAOF").arg("127.0.0.1").arg("1").query(&mut con).unwrap();
+    assert_eq!(score(), "200");
+    // No save points, but shutdown-on-sigterm save: SIGTERM saves.
+    let _: () = redis::cmd("REPLICAOF").arg("NO").arg("ONE").query(&mut con).unwrap();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("shutdown-on-sigterm").arg("save").query(&mut con).unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+    signal(&child, "TERM");
+    assert!(child.0.wait().unwrap().success());
+    assert!(dir.join("dump.rdb").exists(), "SIGTERM saved");
+    // With save points, shutdown-on-sigint nosave: SIGINT does not.
+    std::fs::remove_file(dir.join("dump.rdb")).unwrap();
+    let (mut child, port, _err) =
+        start(&["--port", "0", "--dir", dir.to_str().unwrap(), "--save", "3600 1", "--shutdown-on-sigint", "nosave"]);
+    let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+    signal(&child, "INT");
+    assert!(child.0.wait().unwrap().success());
+    assert!(!dir.join("dump.rdb").exists(), "SIGINT did not save");
+}
+
+/// supervised systemd: READY=1 reaches the socket NOTIFY_SOCKET names.
+#[test]
+fn supervised_systemd_reports_ready() {
+    let dir = larder_testkit::private_dir("notify");
+    let sock_path = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_larder-server"))
+        .args(["--port", "0", "--dir", dir.to_str().unwrap(), "--supervised", "systemd"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let got = sock.recv(&mut buf);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(&buf[..got.unwrap()], b"READY=1\n");
+}

@@ -1107,3 +1107,37 @@ fn hand_over(primary: &mut RawConn, replica: &mut RawConn) {
     write_counted(replica, "two");
     wait_in_step(replica, primary);
 }
+
+/// replica-announce-ip and -port are what a primary lists for the replica
+/// (Larder's and redis-server's INFO both read them from REPLCONF), and
+/// replica-priority and replica-announced show in the replica's INFO, for
+/// Sentinel to read.
+#[test]
+fn a_replica_announces_what_its_config_says() {
+    let larder = spawn_server();
+    let redis = RedisServer::start();
+    let mut primaries: Vec<(RawConn, std::net::SocketAddr)> = vec![(larder.raw(), larder.addr)];
+    if let Some(r) = &redis {
+        primaries.push((r.raw(), r.addr));
+    }
+    for (mut p, addr) in primaries {
+        let replica = spawn_server();
+        let mut r = replica.raw();
+        for (name, value) in [
+            ("replica-announce-ip", "10.9.8.7"),
+            ("slave-announce-port", "7777"),
+            ("replica-priority", "7"),
+            ("replica-announced", "no"),
+        ] {
+            assert_eq!(r.call(&["CONFIG", "SET", name, value]).unwrap(), Frame::ok());
+        }
+        follow(&mut r, addr);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !info_field(&mut p, "replication", "slave0").starts_with("ip=10.9.8.7,port=7777,") {
+            assert!(Instant::now() < deadline, "{}", info_field(&mut p, "replication", "slave0"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(info_field(&mut r, "replication", "slave_priority"), "7");
+        assert_eq!(info_field(&mut r, "replication", "replica_announced"), "0");
+    }
+}
