@@ -21,6 +21,9 @@ pub const THRESHOLD: usize = 64;
 /// Something to drop and how many objects it counts as.
 type Job = (Box<dyn Send>, u64);
 
+/// Cheap to clone: the keyspace's disposer is one (for
+/// `lazyfree-lazy-eviction`, `-expire` and `-server-del`).
+#[derive(Clone)]
 pub struct LazyFree {
     jobs: mpsc::Sender<Job>,
     counts: Arc<Counts>,
@@ -63,6 +66,15 @@ impl LazyFree {
         }
     }
 
+    /// Emptied databases: dropped on the background thread if `lazy` (and
+    /// not empty), else here.
+    pub fn free_flushed(&self, flushed: larder_store::Flushed, lazy: bool) {
+        match flushed.keys() as u64 {
+            keys if lazy && keys > 0 => self.free_all(flushed, keys),
+            _ => drop(flushed),
+        }
+    }
+
     /// Drops `what` (an emptied database: `objects` keys) on the
     /// background thread.
     pub fn free_all(&self, what: impl Send + 'static, objects: u64) {
@@ -86,6 +98,14 @@ impl LazyFree {
     /// CONFIG RESETSTAT.
     pub fn reset_stats(&self) {
         self.counts.freed.store(0, Relaxed);
+    }
+}
+
+/// Values the keyspace removes on its own (eviction, expiry, an
+/// overwrite), for the kinds its `lazyfree-lazy-*` options send here.
+impl larder_store::Disposer for LazyFree {
+    fn dispose(&self, value: Value, _why: larder_store::Disposal) {
+        self.free(value);
     }
 }
 

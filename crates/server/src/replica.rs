@@ -289,7 +289,8 @@ fn load_image(shared: &Shared, image: &[u8]) -> anyhow::Result<()> {
         for id in shared.replication.loading_image() {
             shared.clients.kill(id);
         }
-        shared.keyspace.flush_all();
+        let lazy = shared.config.read().extra_flag("replica-lazy-flush");
+        shared.lazyfree.free_flushed(shared.keyspace.take_all(), lazy);
         shared.scripting.function_flush();
         crate::snapshot::load_rdb(shared, image, std::path::Path::new("(replication image)"), true)
     })

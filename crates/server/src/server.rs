@@ -129,6 +129,13 @@ impl Shared {
         ev.lfu_decay_time.store(config.lfu_decay_time as u32, Relaxed);
         ev.newcomers.set_enabled(policy == larder_store::Policy::AllKeysSieve);
         crate::process::apply(config, self.replication.is_replica() || !config.replicaof.is_empty());
+        for (option, why) in [
+            ("lazyfree-lazy-eviction", larder_store::Disposal::Eviction),
+            ("lazyfree-lazy-expire", larder_store::Disposal::Expiry),
+            ("lazyfree-lazy-server-del", larder_store::Disposal::Overwrite),
+        ] {
+            self.keyspace.set_lazy(why, config.extra_flag(option));
+        }
     }
 
     /// An owning handle, for threads that outlive the calling command.
@@ -230,6 +237,7 @@ impl Server {
             shutdown_tx,
             me: Default::default(),
         };
+        shared.keyspace.set_disposer(Box::new(shared.lazyfree.clone()));
         let config = shared.config.read().clone();
         shared.apply_config(&config);
         shared.memory.mark_startup();

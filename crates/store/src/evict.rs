@@ -193,9 +193,10 @@ impl Keyspace {
     /// policy, still has a TTL), telling the effect stream.
     fn evict_key(&self, db: usize, key: &[u8], volatile: bool, now: u64) -> bool {
         let mut tx = self.lock(db, key, now);
-        if tx.remove_if(key, |e| !volatile || e.expire_at().is_some()).is_none() {
+        let Some(entry) = tx.remove_if(key, |e| !volatile || e.expire_at().is_some()) else {
             return false;
-        }
+        };
+        self.dispose(entry.value, crate::keyspace::Disposal::Eviction);
         tx.emit(&[b"DEL", key]);
         tx.notify(class::EVICTED, "evicted", key);
         self.evictor.evicted.fetch_add(1, Relaxed);

@@ -212,11 +212,11 @@ impl Shard {
         self.map.push(hash, Key::new(key), entry);
     }
 
-    /// Removes the entry at `i`, returning its key.
-    fn remove_index_key(&mut self, i: usize) -> Key {
+    /// Removes the entry at `i`, returning its key and its value.
+    fn remove_index_key(&mut self, i: usize) -> (Key, Value) {
         let key = self.map.slot(i).key.clone();
-        self.remove_index(i);
-        key
+        let entry = self.remove_index(i);
+        (key, entry.value)
     }
 
     /// Evicts the entry at `i`, whose key hashes to `h`: returns the key,
@@ -224,9 +224,10 @@ impl Shard {
     /// Removes slot `i` (its key hashing to `h`) for an eviction. The key
     /// is moved out, not copied: the effect stream needs it after the
     /// lock is gone, and a copy was an allocation and a free per eviction.
-    /// The value is freed here, under the lock.
-    fn evict_at(&mut self, i: usize, h: u64) -> (Key, u64) {
-        (self.remove_slot(i, h).key, h)
+    /// The value goes back too, for the keyspace's disposer.
+    fn evict_at(&mut self, i: usize, h: u64) -> (Key, u64, Value) {
+        let slot = self.remove_slot(i, h);
+        (slot.key, h, slot.entry.value)
     }
 
     fn set_expire_index(&mut self, i: usize, at: u64) {
@@ -313,6 +314,32 @@ pub struct Keyspace {
     /// Until this instant (ms on the store's clock) nothing expires
     /// (CLIENT PAUSE holds the dataset still); 0 when not held.
     expiry_held_until: AtomicU64,
+    /// Who frees what the keyspace removes on its own (expiry, eviction,
+    /// an overwrite); None: freed where it was removed.
+    disposer: arc_swap::ArcSwapOption<Box<dyn Disposer>>,
+    /// Which [`Disposal`]s go to the disposer (bit `why as u8`): one
+    /// relaxed load decides, so an overwrite with none set costs nothing
+    /// more.
+    lazy: std::sync::atomic::AtomicU8,
+}
+
+/// Why the keyspace let a value go: Redis's three `lazyfree-lazy-*`
+/// options for deletions no client asked for by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposal {
+    /// `lazyfree-lazy-eviction`.
+    Eviction,
+    /// `lazyfree-lazy-expire`.
+    Expiry,
+    /// `lazyfree-lazy-server-del`: a value replaced by a write (SET over a
+    /// big hash).
+    Overwrite,
+}
+
+/// Frees (or hands to another thread) values the keyspace removed. Called
+/// with a shard locked: it must only free or queue.
+pub trait Disposer: Send + Sync {
+    fn dispose(&self, value: Value, why: Disposal);
 }
 
 /// What a lookup does with a key found past its deadline.
@@ -412,11 +439,41 @@ impl Keyspace {
             cut: Cut::default(),
             expiry_by_primary: AtomicBool::new(false),
             expiry_held_until: AtomicU64::new(0),
+            disposer: Default::default(),
+            lazy: Default::default(),
         }
     }
 
     /// Holds expiry until `until_ms` (0: releases it): keys past their
     /// deadline then stay stored and read as missing, as on a replica.
+    /// Installs who frees values the keyspace removes on its own, for the
+    /// kinds of removal in `lazy` (others are freed where removed).
+    pub fn set_disposer(&self, disposer: Box<dyn Disposer>) {
+        self.disposer.store(Some(Arc::new(disposer)));
+    }
+
+    /// Whether removals of kind `why` go to the disposer.
+    pub fn set_lazy(&self, why: Disposal, on: bool) {
+        let bit = 1u8 << why as u8;
+        if on {
+            self.lazy.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.lazy.fetch_and(!bit, Ordering::Relaxed);
+        }
+    }
+
+    /// Frees `value` (a removal of the keyspace's own), or hands it to the
+    /// disposer.
+    #[inline]
+    pub(crate) fn dispose(&self, value: Value, why: Disposal) {
+        if self.lazy.load(Ordering::Relaxed) & (1 << why as u8) != 0 {
+            if let Some(d) = &*self.disposer.load() {
+                return d.dispose(value, why);
+            }
+        }
+        drop(value);
+    }
+
     pub fn hold_expiry_until(&self, until_ms: u64) {
         self.expiry_held_until.store(until_ms, Ordering::Relaxed);
     }
@@ -545,7 +602,9 @@ impl Keyspace {
                 s.sieve_hand += 1;
                 continue;
             }
-            let evicted = s.evict_at(h, hash_key(&s.map.slot(h).key));
+            let (key, hash, value) = s.evict_at(h, hash_key(&s.map.slot(h).key));
+            self.dispose(value, Disposal::Eviction);
+            let evicted = (key, hash);
             // The shard's newest key now fills the hole, and the hand looks
             // at it next: a newcomer nobody has read since it came is the
             // next to go. SIEVE proper reaches new objects last; with the
@@ -577,7 +636,9 @@ impl Keyspace {
         if s.map.slot(i).entry.visited {
             return Judged::Kept;
         }
-        Judged::Evicted(s.evict_at(i, hash).0)
+        let (key, _, value) = s.evict_at(i, hash);
+        self.dispose(value, Disposal::Eviction);
+        Judged::Evicted(key)
     }
 
     /// (shards with keys, shards with keys that have a TTL) in `db` as of
@@ -802,7 +863,8 @@ impl Keyspace {
                 if e.is_expired(now) {
                     match mode {
                         Expiry::Reclaim => {
-                            let key = s.remove_index_key(p);
+                            let (key, value) = s.remove_index_key(p);
+                            tx.ks.dispose(value, Disposal::Expiry);
                             tx.ks.note_expired(db, &key);
                             continue;
                         }
@@ -874,7 +936,8 @@ impl Keyspace {
             if hide {
                 continue;
             }
-            let key = s.remove_index_key(i);
+            let (key, value) = s.remove_index_key(i);
+            tx.ks.dispose(value, Disposal::Expiry);
             tx.ks.note_expired(db, &key);
         }
     }
@@ -974,7 +1037,8 @@ impl<'a> Tx<'a> {
         if s.map.slot(i).entry.is_expired(self.now) {
             match self.expiry {
                 Expiry::Reclaim => {
-                    s.remove_index(i);
+                    let entry = s.remove_index(i);
+                    self.ks.dispose(entry.value, Disposal::Expiry);
                     self.ks.note_expired(self.db, key);
                     return (s, h, None);
                 }
@@ -1060,8 +1124,9 @@ impl<'a> Tx<'a> {
             return;
         };
         let e = &mut s.map.slot_mut(i).entry;
-        e.value = value;
+        let old = std::mem::replace(&mut e.value, value);
         e.touch_with(now, ev.lfu_log_factor.load(Ordering::Relaxed), ev.lfu_decay_time.load(Ordering::Relaxed));
+        ks.dispose(old, Disposal::Overwrite);
         match ttl {
             Ttl::Keep => {}
             Ttl::Clear if e.expire_at == 0 => {}
@@ -1162,7 +1227,8 @@ impl<'a> Tx<'a> {
             else {
                 break;
             };
-            let key = s.remove_index_key(i as usize);
+            let (key, value) = s.remove_index_key(i as usize);
+            ks.dispose(value, Disposal::Expiry);
             ks.note_expired(db, &key);
             n += 1;
         }

@@ -23,7 +23,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use effect::{class, Effect, EffectSink, EffectStream, Event, Origin};
 pub use evict::Policy;
 pub use glob::glob_match;
-pub use keyspace::{CutSink, Entry, Expiry, Flushed, Key, Keyspace, ReadObserver, Ttl, Tx};
+pub use keyspace::{CutSink, Disposal, Disposer, Entry, Expiry, Flushed, Key, Keyspace, ReadObserver, Ttl, Tx};
 pub use types::{
     hash::Hash,
     list::List,

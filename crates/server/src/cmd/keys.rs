@@ -724,12 +724,7 @@ fn flush_mode(ctx: &Ctx<'_>, args: &mut Args<'_>) -> Result<bool, CmdError> {
 
 /// Drops what a flush emptied: here, or on the lazyfree thread.
 fn dispose(ctx: &Ctx<'_>, flushed: larder_store::Flushed, lazy: bool) {
-    if lazy {
-        match flushed.keys() as u64 {
-            0 => {}
-            keys => ctx.shared.lazyfree.free_all(flushed, keys),
-        }
-    }
+    ctx.shared.lazyfree.free_flushed(flushed, lazy);
 }
 
 /// FLUSHDB [ASYNC | SYNC]

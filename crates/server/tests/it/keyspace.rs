@@ -318,3 +318,57 @@ fn unlink_and_async_flushes_free_in_the_background() {
     raw.call(&["CONFIG", "RESETSTAT"]).unwrap();
     assert_eq!(info_field(&mut raw, "memory", "lazyfreed_objects"), "0");
 }
+
+/// lazyfree-lazy-server-del, -expire and -eviction: a big value replaced
+/// by SET, expired, or evicted goes to the lazyfree thread only under its
+/// option, and the counts match redis-server's for the same steps (the
+/// eviction step, which needs a real memory limit, is Larder's alone).
+#[test]
+fn the_keyspaces_own_deletions_free_lazily_when_told() {
+    use crate::{info_field, wait_info_field};
+    let larder = larder_testkit::spawn_server();
+    let redis = larder_testkit::RedisServer::start();
+    let mut servers = vec![larder.raw()];
+    if let Some(r) = &redis {
+        servers.push(r.raw());
+    }
+    let big = |raw: &mut larder_testkit::RawConn, key: &str| {
+        let mut args = vec!["HSET".to_string(), key.to_string()];
+        // Past hash-max-listpack-entries: a hashtable in Redis too, whose
+        // lazyfree effort (its size) passes the threshold.
+        args.extend((0..1000).flat_map(|i| [format!("f{i}"), "v".to_string()]));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(raw.call(&args).unwrap(), larder_protocol::Frame::Integer(1000));
+    };
+    for raw in &mut servers {
+        // Off (the defaults): freed on the spot.
+        big(raw, "h1");
+        raw.call(&["SET", "h1", "x"]).unwrap();
+        big(raw, "h2");
+        raw.call(&["PEXPIRE", "h2", "1"]).unwrap();
+        wait_info_field(raw, "keyspace", "db0", "keys=1,expires=0,avg_ttl=0");
+        assert_eq!(info_field(raw, "memory", "lazyfreed_objects"), "0");
+        // On: each goes to the thread.
+        for option in ["lazyfree-lazy-server-del", "lazyfree-lazy-expire"] {
+            raw.call(&["CONFIG", "SET", option, "yes"]).unwrap();
+        }
+        big(raw, "h4");
+        raw.call(&["SET", "h4", "x"]).unwrap();
+        wait_info_field(raw, "memory", "lazyfreed_objects", "1");
+        big(raw, "h3");
+        raw.call(&["PEXPIRE", "h3", "1"]).unwrap();
+        wait_info_field(raw, "memory", "lazyfreed_objects", "2");
+        // A small value is freed on the spot all the same.
+        raw.call(&["SET", "h1", "y"]).unwrap();
+        assert_eq!(info_field(raw, "memory", "lazyfreed_objects"), "2");
+    }
+    let raw = &mut servers[0];
+    raw.call(&["CONFIG", "SET", "lazyfree-lazy-eviction", "yes"]).unwrap();
+    raw.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]).unwrap();
+    big(raw, "h5");
+    // The whole process is over one byte: the next write evicts all.
+    raw.call(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
+    let _ = raw.call(&["SET", "k", "v"]).unwrap();
+    wait_info_field(raw, "memory", "lazyfreed_objects", "3");
+    raw.call(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
+}
