@@ -387,7 +387,7 @@ fn read_manifest(dir: &Path, prefix: &str) -> anyhow::Result<Option<Manifest>> {
 /// as in Redis: a replayed write must never be refused or make room by
 /// evicting.
 fn load_unlimited(shared: &Shared, dir: &Path, manifest: &Manifest) -> anyhow::Result<u64> {
-    shared.memory.set_limits(0, larder_store::Policy::NoEviction, 5);
+    shared.memory.set_limits(0, larder_store::Policy::NoEviction, 5, 10);
     let loaded = load_parts(shared, dir, manifest);
     let config = shared.config.read().clone();
     shared.apply_config(&config);

@@ -51,9 +51,19 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering:
 use std::time::{Duration, Instant};
 use tikv_jemalloc_ctl::thread::{allocatedp, deallocatedp, ThreadLocal};
 
-/// How long one command may spend evicting (Redis: 500 µs at the default
-/// maxmemory-eviction-tenacity).
+/// How long one command may spend evicting at the default
+/// maxmemory-eviction-tenacity (10), as in Redis.
 pub const EVICTION_TIME_LIMIT: Duration = Duration::from_micros(500);
+
+/// Redis's evictionTimeLimitUs for `maxmemory-eviction-tenacity`: 50 µs a
+/// step up to 10, then 15% more a step, and no limit at 100.
+pub fn eviction_time_limit(tenacity: u64) -> Duration {
+    match tenacity {
+        0..=10 => Duration::from_micros(50 * tenacity),
+        11..=99 => Duration::from_micros((500.0 * 1.15f64.powi(tenacity as i32 - 10)) as u64),
+        _ => Duration::MAX,
+    }
+}
 
 /// Keys one command may evict. Redis's exact counter never lets memory
 /// run far over; ours is corrected at each refresh, and one command
@@ -220,6 +230,8 @@ pub struct Memory {
     limit: AtomicU64,
     policy: parking_lot::RwLock<Policy>,
     samples: AtomicUsize,
+    /// How long one command may evict, in µs (maxmemory-eviction-tenacity).
+    time_limit_us: AtomicU64,
     /// Memory in use when the server was built (MEMORY STATS, INFO).
     startup: AtomicU64,
     /// Memory maxmemory does not count: the Lua heap, as in Redis (its
@@ -246,6 +258,7 @@ impl Default for Memory {
             limit: AtomicU64::new(0),
             policy: parking_lot::RwLock::new(Policy::NoEviction),
             samples: AtomicUsize::new(5),
+            time_limit_us: AtomicU64::new(EVICTION_TIME_LIMIT.as_micros() as u64),
         }
     }
 }
@@ -314,10 +327,12 @@ impl Memory {
         self.startup.load(Relaxed)
     }
 
-    pub fn set_limits(&self, maxmemory: u64, policy: Policy, samples: usize) {
+    pub fn set_limits(&self, maxmemory: u64, policy: Policy, samples: usize, tenacity: u64) {
         self.limit.store(maxmemory, Relaxed);
         *self.policy.write() = policy;
         self.samples.store(samples.max(1), Relaxed);
+        let limit = eviction_time_limit(tenacity).as_micros().min(u64::MAX as u128) as u64;
+        self.time_limit_us.store(limit, Relaxed);
     }
 
     /// Whether a limit is set at all (the fast path before each command).
@@ -356,18 +371,19 @@ impl Memory {
     }
 
     /// Evicts by `maxmemory-policy` until memory is at most `mark`, at
-    /// most `most` keys and, if `timed`, [`EVICTION_TIME_LIMIT`]; how it
-    /// ended and how many keys went.
+    /// most `most` keys and, if `timed`, the time maxmemory-eviction-tenacity
+    /// allows; how it ended and how many keys went.
     fn evict_to(&self, keyspace: &Keyspace, now_ms: u64, mark: u64, most: u32, timed: bool) -> (Evicted, u32) {
         let (policy, samples) = (*self.policy.read(), self.samples.load(Relaxed));
         let started = timed.then(Instant::now);
+        let limit = Duration::from_micros(self.time_limit_us.load(Relaxed));
         let mut evicted = 0u32;
         while self.counted_for_eviction() > mark {
             if !keyspace.evict_one(policy, samples, now_ms) {
                 return (Evicted::Nothing, evicted);
             }
             evicted += 1;
-            let late = || started.is_some_and(|at| at.elapsed() > EVICTION_TIME_LIMIT);
+            let late = || started.is_some_and(|at| at.elapsed() > limit);
             if evicted >= most || (evicted.is_multiple_of(16) && late()) {
                 return (Evicted::Bounded, evicted);
             }
@@ -417,6 +433,19 @@ impl Memory {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn eviction_time_limit_follows_tenacity_as_redis() {
+        use super::eviction_time_limit as limit;
+        assert_eq!(limit(0), Duration::ZERO);
+        assert_eq!(limit(10), EVICTION_TIME_LIMIT);
+        // Redis: 500 * 1.15^(t-10) µs; about two minutes at 99.
+        assert_eq!(limit(11), Duration::from_micros(575));
+        let at99 = limit(99).as_secs();
+        assert!((100..=130).contains(&at99), "{at99}");
+        assert_eq!(limit(100), Duration::MAX);
+    }
+
     use super::*;
 
     #[test]

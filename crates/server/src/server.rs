@@ -118,7 +118,8 @@ impl Shared {
         self.aof.set_policy(&config.appendfsync);
         larder_persist::lzf::set_enabled(config.rdbcompression);
         let policy = larder_store::Policy::parse(&config.maxmemory_policy).unwrap_or(larder_store::Policy::NoEviction);
-        self.memory.set_limits(config.maxmemory, policy, config.maxmemory_samples as usize);
+        let tenacity = config.extra_int("maxmemory-eviction-tenacity") as u64;
+        self.memory.set_limits(config.maxmemory, policy, config.maxmemory_samples as usize, tenacity);
         // A lower limit takes effect at once, as in Redis.
         self.clients.set_mem_limit(config.clients_memory_limit());
         if self.clients.over_mem_limit() {
@@ -376,7 +377,10 @@ async fn cron(shared: Arc<Shared>) {
         if shared.active_expire_enabled.load(Relaxed) {
             if let Some(_world) = shared.world.try_read() {
                 let started = Instant::now();
-                shared.keyspace.active_expire(shared.clock.now_ms(), EXPIRE_BUDGET);
+                // active-expire-effort 1..10 looks at more keys a cycle, as
+                // Redis's keys per loop grow (20, then 5 more a step).
+                let effort = shared.config.read().extra_int("active-expire-effort").clamp(1, 10) as usize;
+                shared.keyspace.active_expire(shared.clock.now_ms(), EXPIRE_BUDGET * (3 + effort) / 4);
                 shared.latency.sample_if_needed("expire-cycle", started.elapsed().as_millis() as u64);
             }
         }
