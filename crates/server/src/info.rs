@@ -21,6 +21,9 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "keyspace",
 ];
 
+/// Sections only `all`, `everything` or their own name ask for.
+const EXTRA_SECTIONS: &[&str] = &["commandstats", "latencystats"];
+
 /// Redis's bytesToHuman.
 pub fn human_bytes(n: u64) -> String {
     let n = n as f64;
@@ -61,12 +64,12 @@ pub fn render(shared: &Shared, requested: &[String]) -> String {
     for r in requested {
         match r.as_str() {
             "default" => wanted.extend(DEFAULT_SECTIONS),
-            "all" | "everything" => wanted.extend(DEFAULT_SECTIONS.iter().copied().chain(["commandstats"])),
+            "all" | "everything" => wanted.extend(DEFAULT_SECTIONS.iter().copied().chain(EXTRA_SECTIONS.iter().copied())),
             other => wanted.push(other),
         }
     }
     let cfg = shared.config.read().clone();
-    let order = DEFAULT_SECTIONS.iter().copied().chain(["commandstats"]);
+    let order = DEFAULT_SECTIONS.iter().copied().chain(EXTRA_SECTIONS.iter().copied());
     let mut out = String::new();
     for section in order.filter(|s| wanted.contains(s)) {
         if !out.is_empty() {
@@ -329,6 +332,40 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
                 if keys > 0 {
                     field!("db{db}:keys={keys},expires={expires},avg_ttl=0");
                 }
+            }
+        }
+        "latencystats" => {
+            // Per command, the latency under which each configured share of
+            // its calls fell (latency-tracking-info-percentiles). Larder's
+            // histograms have a bucket per power of two µs (see
+            // LATENCY HISTOGRAM), so a figure is its bucket's upper bound:
+            // within a factor of two, where Redis's HDR histogram is
+            // within 1%.
+            out.push_str("# Latencystats\r\n");
+            let percentiles: Vec<(String, f64)> = cfg
+                .extra("latency-tracking-info-percentiles")
+                .split_whitespace()
+                .filter_map(|p| Some((p.to_string(), p.parse().ok()?)))
+                .collect();
+            for c in shared.commands.iter_all() {
+                let buckets = c.stats.histogram();
+                let calls: u64 = buckets.iter().sum();
+                if calls == 0 {
+                    continue;
+                }
+                let at = |p: f64| {
+                    let want = ((p / 100.0 * calls as f64).ceil() as u64).max(1);
+                    let mut seen = 0;
+                    buckets.iter().position(|n| {
+                        seen += n;
+                        seen >= want
+                    })
+                };
+                let parts: Vec<String> = percentiles
+                    .iter()
+                    .map(|(name, p)| format!("p{name}={:.3}", (1u64 << at(*p).unwrap_or(0)) as f64))
+                    .collect();
+                field!("latency_percentiles_usec_{}:{}", c.full_name, parts.join(","));
             }
         }
         "commandstats" => {

@@ -414,3 +414,38 @@ fn debug_populate_adds_numbered_keys_as_redis_does() {
         Frame::Error("ERR unknown subcommand or wrong number of arguments for 'populate'. Try DEBUG HELP.".into())
     );
 }
+
+/// INFO latencystats (in `everything`, not the default INFO): a line per
+/// command called, with the percentiles latency-tracking-info-percentiles
+/// names, each a power of two of µs (Larder's histogram buckets).
+#[test]
+fn info_latencystats_follows_its_percentiles() {
+    let s = larder_testkit::spawn_server();
+    let mut c = s.raw();
+    for _ in 0..20 {
+        c.call(&["SET", "k", "v"]).unwrap();
+        c.call(&["GET", "k"]).unwrap();
+    }
+    let text = |f: larder_protocol::Frame| match f {
+        larder_protocol::Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    assert!(!text(c.call(&["INFO"]).unwrap()).contains("Latencystats"));
+    assert!(text(c.call(&["INFO", "everything"]).unwrap()).contains("# Latencystats\r\n"));
+    let line = |c: &mut larder_testkit::RawConn, cmd: &str| {
+        let info = text(c.call(&["INFO", "latencystats"]).unwrap());
+        let prefix = format!("latency_percentiles_usec_{cmd}:");
+        info.lines().find_map(|l| l.strip_prefix(prefix.as_str()).map(str::to_string)).unwrap_or_else(|| panic!("{info}"))
+    };
+    let get = line(&mut c, "get");
+    let names: Vec<&str> = get.split(',').map(|p| p.split('=').next().unwrap()).collect();
+    assert_eq!(names, ["p50", "p99", "p99.9"], "{get}");
+    for part in get.split(',') {
+        let v: f64 = part.split('=').nth(1).unwrap().parse().unwrap();
+        assert!(v >= 1.0 && (v as u64).is_power_of_two(), "{get}");
+    }
+    c.call(&["CONFIG", "SET", "latency-tracking-info-percentiles", "50 99.99"]).unwrap();
+    assert!(line(&mut c, "get").starts_with("p50=") && line(&mut c, "get").contains(",p99.99="));
+    c.call(&["CONFIG", "SET", "latency-tracking-info-percentiles", ""]).unwrap();
+    assert_eq!(line(&mut c, "set"), "");
+}
