@@ -64,7 +64,9 @@ pub fn render(shared: &Shared, requested: &[String]) -> String {
     for r in requested {
         match r.as_str() {
             "default" => wanted.extend(DEFAULT_SECTIONS),
-            "all" | "everything" => wanted.extend(DEFAULT_SECTIONS.iter().copied().chain(EXTRA_SECTIONS.iter().copied())),
+            "all" | "everything" => {
+                wanted.extend(DEFAULT_SECTIONS.iter().copied().chain(EXTRA_SECTIONS.iter().copied()))
+            }
             other => wanted.push(other),
         }
     }

@@ -16,6 +16,7 @@ pub mod latency;
 pub mod list;
 pub mod memory;
 pub mod migrate;
+pub mod module;
 pub mod pubsub;
 pub mod replication;
 pub mod scripting;

@@ -388,6 +388,7 @@ impl CommandTable {
             super::memory::COMMANDS,
             super::slowlog::COMMANDS,
             super::latency::COMMANDS,
+            super::module::COMMANDS,
             super::hash::COMMANDS,
             super::set::COMMANDS,
             super::list::COMMANDS,

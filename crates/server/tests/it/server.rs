@@ -435,7 +435,9 @@ fn info_latencystats_follows_its_percentiles() {
     let line = |c: &mut larder_testkit::RawConn, cmd: &str| {
         let info = text(c.call(&["INFO", "latencystats"]).unwrap());
         let prefix = format!("latency_percentiles_usec_{cmd}:");
-        info.lines().find_map(|l| l.strip_prefix(prefix.as_str()).map(str::to_string)).unwrap_or_else(|| panic!("{info}"))
+        info.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()).map(str::to_string))
+            .unwrap_or_else(|| panic!("{info}"))
     };
     let get = line(&mut c, "get");
     let names: Vec<&str> = get.split(',').map(|p| p.split('=').next().unwrap()).collect();
