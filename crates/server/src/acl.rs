@@ -461,6 +461,9 @@ pub struct User {
     /// Root allows every command, key and channel, and there are no
     /// selectors: dispatch skips the check.
     pub unrestricted: bool,
+    /// `acl-pubsub-default allchannels` when the rules were applied: new
+    /// selectors and `reset` start with every channel allowed.
+    pubsub_all: bool,
 }
 
 /// Redis's ACLMergeSelectorArguments: a selector may come split over
@@ -513,23 +516,24 @@ fn rule_hash(op: &[u8]) -> Result<String, RuleError> {
 
 impl User {
     /// A new user as ACL SETUSER creates it: off, no password, nothing
-    /// allowed.
-    fn new(name: &str) -> User {
+    /// allowed but, under `acl-pubsub-default allchannels`, every channel.
+    fn new(name: &str, pubsub_all: bool) -> User {
         User {
             name: name.to_string(),
             enabled: false,
             nopass: false,
             skip_sanitize: None,
             passwords: Vec::new(),
-            root: Selector::default(),
+            root: Selector { all_channels: pubsub_all, ..Selector::default() },
             selectors: Vec::new(),
             unrestricted: false,
+            pubsub_all,
         }
     }
 
     /// The default user at start-up: on, nopass, everything allowed.
     fn default_user(table: &CommandTable) -> User {
-        let mut u = User::new("default");
+        let mut u = User::new("default", false);
         for op in ["on", "nopass", "~*", "&*", "+@all"] {
             u.apply(op.as_bytes(), table).expect("the default user's rules are valid");
         }
@@ -574,6 +578,9 @@ impl User {
                 {
                     self.apply(op.as_bytes(), table)?;
                 }
+                if self.pubsub_all {
+                    self.apply(b"allchannels", table)?;
+                }
             }
             _ => match op[0] {
                 b'>' | b'#' => {
@@ -592,7 +599,7 @@ impl User {
                     }
                 }
                 b'(' if op.len() > 1 && op[op.len() - 1] == b')' => {
-                    let mut s = Selector::default();
+                    let mut s = Selector { all_channels: self.pubsub_all, ..Selector::default() };
                     for part in op[1..op.len() - 1].split(|c| c.is_ascii_whitespace()).filter(|p| !p.is_empty()) {
                         s.apply(part, table)?;
                     }
@@ -709,6 +716,8 @@ pub struct Acl {
     /// The requirepass the default user was last given, so only a change
     /// of requirepass touches the default user's passwords.
     requirepass: Mutex<String>,
+    /// `acl-pubsub-default allchannels`.
+    pubsub_all: std::sync::atomic::AtomicBool,
 }
 
 /// Why ACL SETUSER failed: the rule and Redis's reason.
@@ -726,7 +735,14 @@ impl Acl {
             log: Mutex::new((VecDeque::new(), 0)),
             log_max: std::sync::atomic::AtomicUsize::new(128),
             requirepass: Mutex::new(String::new()),
+            pubsub_all: Default::default(),
         }
+    }
+
+    /// `acl-pubsub-default`: whether users and selectors made from now on
+    /// start with every channel allowed (`allchannels`).
+    pub fn set_pubsub_default(&self, all: bool) {
+        self.pubsub_all.store(all, Relaxed);
     }
 
     /// Bumped on every change; clients compare it with their copy's.
@@ -755,7 +771,9 @@ impl Acl {
         let ops = merge_selectors(ops)?;
         let name = String::from_utf8_lossy(name).into_owned();
         let mut users = self.users.write();
-        let mut u = users.get(&name).map(|u| (**u).clone()).unwrap_or_else(|| User::new(&name));
+        let pubsub_all = self.pubsub_all.load(Relaxed);
+        let mut u = users.get(&name).map(|u| (**u).clone()).unwrap_or_else(|| User::new(&name, pubsub_all));
+        u.pubsub_all = pubsub_all;
         for op in &ops {
             u.apply(op, &self.table).map_err(|e| {
                 SetUserError(format!("Error in ACL SETUSER modifier '{}': {}", String::from_utf8_lossy(op), e.text()))

@@ -112,6 +112,7 @@ impl Shared {
         self.tracking.set_max_keys(config.tracking_table_max_keys);
         self.slowlog.configure(config.slowlog_log_slower_than, config.slowlog_max_len);
         self.acl.set_log_max(config.acllog_max_len);
+        self.acl.set_pubsub_default(config.extra("acl-pubsub-default") == "allchannels");
         self.latency.set_threshold(config.latency_monitor_threshold);
         self.latency.set_tracking(config.latency_tracking);
         self.scripting.set_busy_threshold(config.busy_reply_threshold);

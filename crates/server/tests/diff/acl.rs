@@ -72,3 +72,25 @@ fn acl_users_and_rules_read_back_like_redis() {
         "#,
     );
 }
+
+/// acl-pubsub-default: users and selectors made while it says
+/// `allchannels` start with every channel, as does `reset`; the default
+/// (`resetchannels`) starts them with none.
+#[test]
+fn acl_pubsub_default_matches_redis() {
+    crate::check_script(
+        r#"
+        CONFIG SET acl-pubsub-default allchannels
+        ACL SETUSER u1 on
+        ACL SETUSER u2 reset
+        ACL SETUSER u3 on (~x +get)
+        ACL SETUSER u3 (~y +set)
+        CONFIG SET acl-pubsub-default resetchannels
+        ACL SETUSER u4 on (~z +get)
+        ACL SETUSER u1 reset
+        ACL SETUSER u3 (~w +del)
+        ACL LIST
+        ACL GETUSER u3
+        "#,
+    );
+}
