@@ -388,7 +388,15 @@ async fn apply_stream(
             }
             _ = held => {}
             _ = shared.replication.deferred_wanted() => {}
-            _ = ack.tick() => send_ack(stream, link.offset.load(Relaxed)).await?,
+            _ = ack.tick() => {
+                // repl-timeout: a primary pings every repl-ping-replica-period;
+                // silence longer than this means the link is dead.
+                let timeout = shared.config.read().extra_int("repl-timeout") as u64 * 1000;
+                if shared.clock.now_ms().saturating_sub(link.last_io_ms.load(Relaxed)) > timeout {
+                    anyhow::bail!("MASTER timeout: no data nor PING received...");
+                }
+                send_ack(stream, link.offset.load(Relaxed)).await?
+            }
             // CLIENT KILL TYPE master: the link drops, and reconnects.
             _ = client.info.killed() => anyhow::bail!("the link was killed (CLIENT KILL)"),
         }

@@ -808,6 +808,23 @@ impl Replication {
         self.feed_raw(&[b"PING"]);
     }
 
+    /// Replicas past their image whose last REPLCONF ACK is more than
+    /// `timeout_secs` old (`repl-timeout`): their connections' ids, to
+    /// close, as Redis disconnects a timed-out replica.
+    pub fn timed_out(&self, now_ms: u64, timeout_secs: u64) -> Vec<u64> {
+        if self.count.load(Relaxed) == 0 {
+            return Vec::new();
+        }
+        let feeds = self.feeds.lock();
+        let limit = timeout_secs.saturating_mul(1000);
+        feeds
+            .replicas
+            .iter()
+            .filter(|r| r.held.is_none() && now_ms.saturating_sub(r.acked.at_ms.load(Relaxed)) > limit)
+            .map(|r| r.id)
+            .collect()
+    }
+
     /// One command of the server's own into the stream (not a write:
     /// no SELECT needed), to every replica and the backlog.
     fn feed_raw(&self, args: &[&[u8]]) {

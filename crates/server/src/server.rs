@@ -405,6 +405,11 @@ async fn cron(shared: Arc<Shared>) {
             }
             let period = shared.config.read().repl_ping_replica_period;
             shared.replication.cron_tick(shared.clock.now_ms(), period);
+            let repl_timeout = shared.config.read().extra_int("repl-timeout") as u64;
+            for id in shared.replication.timed_out(shared.clock.now_ms(), repl_timeout) {
+                tracing::warn!("Disconnecting timedout replica (client id {id})");
+                shared.clients.kill(id);
+            }
             let timeout = shared.config.read().timeout;
             let now = shared.uptime_ms();
             for c in shared.clients.all() {

@@ -1141,3 +1141,76 @@ fn a_replica_announces_what_its_config_says() {
         assert_eq!(info_field(&mut r, "replication", "replica_announced"), "0");
     }
 }
+
+/// repl-timeout, both ways. A primary closes a replica that has sent no
+/// REPLCONF ACK for that long; a replica whose primary has sent nothing
+/// (not even a PING) for that long drops the link and connects again.
+#[test]
+fn repl_timeout_ends_silent_links() {
+    // The primary's side: a raw replica that never acknowledges.
+    let primary = spawn_server();
+    let mut p = primary.raw();
+    p.call(&["CONFIG", "SET", "repl-timeout", "1"]).unwrap();
+    let mut silent = primary.raw();
+    silent.send(&["SYNC"]).unwrap();
+    silent.read_sync_payload().unwrap();
+    wait_info_field(&mut p, "replication", "connected_slaves", "1");
+    let started = Instant::now();
+    silent.read_to_close().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(15), "closed after {:?}", started.elapsed());
+    wait_info_field(&mut p, "replication", "connected_slaves", "0");
+
+    // The replica's side: a primary that syncs it, then says nothing.
+    let image = {
+        let mut c = primary.raw();
+        c.send(&["SYNC"]).unwrap();
+        c.read_sync_payload().unwrap()
+    };
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mute_addr = mute.local_addr().unwrap();
+    let serve = std::thread::spawn(move || {
+        use std::io::{BufRead, Read, Write};
+        let mut connections = 0;
+        for stream in mute.incoming().take(2) {
+            connections += 1;
+            let mut stream = stream.unwrap();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            // PING, REPLCONF listening-port, REPLCONF capa, PSYNC: each an
+            // array of bulk strings; only the command's first word matters.
+            for _ in 0..4 {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                let n: usize = header.trim()[1..].parse().unwrap();
+                let mut words = Vec::new();
+                for _ in 0..n {
+                    let (mut len, mut word) = (String::new(), String::new());
+                    reader.read_line(&mut len).unwrap();
+                    reader.read_line(&mut word).unwrap();
+                    words.push(word.trim().to_string());
+                }
+                let reply = match words[0].as_str() {
+                    "PING" => b"+PONG\r\n".to_vec(),
+                    "PSYNC" => {
+                        let mut r = format!("+FULLRESYNC {} 0\r\n${}\r\n", "a".repeat(40), image.len()).into_bytes();
+                        r.extend_from_slice(&image);
+                        r
+                    }
+                    _ => b"+OK\r\n".to_vec(),
+                };
+                stream.write_all(&reply).unwrap();
+            }
+            // Then silence, until the replica gives up on this link.
+            if connections == 1 {
+                let _ = reader.read_to_end(&mut Vec::new());
+            }
+        }
+        connections
+    });
+    let replica = spawn_server();
+    let mut r = replica.raw();
+    r.call(&["CONFIG", "SET", "repl-timeout", "1"]).unwrap();
+    let started = Instant::now();
+    follow(&mut r, mute_addr);
+    assert_eq!(serve.join().unwrap(), 2, "the replica connected again");
+    assert!(started.elapsed() < Duration::from_secs(15), "after {:?}", started.elapsed());
+}
