@@ -45,7 +45,9 @@ const FLUSH_AT: usize = 64 * 1024;
 pub struct Writer<W: Write> {
     out: W,
     buf: BytesMut,
-    digest: crc::Digest<'static, u64, crc::Table<16>>,
+    /// None under `rdbchecksum no`: the trailer is zero, which loaders
+    /// (Redis's and ours) take as "not checked".
+    digest: Option<crc::Digest<'static, u64, crc::Table<16>>>,
     /// The database the last SELECTDB chose.
     db: Option<usize>,
 }
@@ -86,7 +88,7 @@ pub fn encode_entry(buf: &mut BytesMut, key: &[u8], value: &Value, expire_at_ms:
 impl<W: Write> Writer<W> {
     /// Starts a file: the header and the `aux` fields.
     pub fn new(out: W, aux: &[(&str, String)]) -> std::io::Result<Writer<W>> {
-        let mut w = Writer { out, buf: BytesMut::with_capacity(FLUSH_AT * 2), digest: CRC.digest(), db: None };
+        let mut w = Writer { out, buf: BytesMut::with_capacity(FLUSH_AT * 2), digest: Some(CRC.digest()), db: None };
         w.buf.put_slice(format!("REDIS{FILE_VERSION:04}").as_bytes());
         for (k, v) in aux {
             w.buf.put_u8(OP_AUX);
@@ -96,9 +98,17 @@ impl<W: Write> Writer<W> {
         Ok(w)
     }
 
+    /// Leaves the checksum out (`rdbchecksum no`): a zero trailer.
+    pub fn without_checksum(mut self) -> Writer<W> {
+        self.digest = None;
+        self
+    }
+
     fn maybe_flush(&mut self) -> std::io::Result<()> {
         if self.buf.len() >= FLUSH_AT {
-            self.digest.update(&self.buf);
+            if let Some(d) = &mut self.digest {
+                d.update(&self.buf);
+            }
             self.out.write_all(&self.buf)?;
             self.buf.clear();
         }
@@ -151,8 +161,13 @@ impl<W: Write> Writer<W> {
     /// Ends the file with EOF and the checksum; returns the writer.
     pub fn finish(mut self) -> std::io::Result<W> {
         self.buf.put_u8(OP_EOF);
-        self.digest.update(&self.buf);
-        let crc = self.digest.finalize();
+        let crc = match self.digest.take() {
+            Some(mut d) => {
+                d.update(&self.buf);
+                d.finalize()
+            }
+            None => 0,
+        };
         self.buf.put_u64_le(crc);
         self.out.write_all(&self.buf)?;
         self.out.flush()?;

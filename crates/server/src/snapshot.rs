@@ -195,7 +195,8 @@ fn start<W: std::io::Write>(shared: &Shared, out: W, extra: &Aux) -> Result<file
         Aux::Rdb(None) | Aux::Image(None) | Aux::AofBase => {}
     }
     aux.push(("aof-base", if matches!(extra, Aux::AofBase) { "1" } else { "0" }.to_string()));
-    file::Writer::new(out, &aux).map_err(|e| e.to_string())
+    let w = file::Writer::new(out, &aux).map_err(|e| e.to_string())?;
+    Ok(if shared.config.read().extra_flag("rdbchecksum") { w } else { w.without_checksum() })
 }
 
 /// Writes the function libraries, the trailer, and syncs the file.

@@ -458,3 +458,27 @@ fn a_failed_background_save_stops_writes() {
         assert_eq!(ours, theirs);
     }
 }
+
+/// rdbchecksum no: the file's trailer is zero (nothing computed), and
+/// Larder and redis-check-rdb load it all the same, as Redis's files
+/// saved so.
+#[test]
+fn rdbchecksum_no_writes_a_zero_trailer() {
+    let dir = temp_dir("no-checksum");
+    let d = dir.to_str().unwrap();
+    {
+        let (_proc, port, _err) = start_binary(&["--port", "0", "--dir", d, "--rdbchecksum", "no"]);
+        let mut con = connect(port);
+        let _: () = cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+        let _: () = cmd("SAVE").query(&mut con).unwrap();
+    }
+    let file = std::fs::read(dir.join("dump.rdb")).unwrap();
+    assert_eq!(file[file.len() - 8..], [0u8; 8]);
+    check_rdb(&dir);
+    let (_proc, port, _err) = start_binary(&["--port", "0", "--dir", d]);
+    let mut con = connect(port);
+    assert_eq!(cmd("GET").arg("k").query::<String>(&mut con).unwrap(), "v");
+    let _: () = cmd("SAVE").query(&mut con).unwrap();
+    let file = std::fs::read(dir.join("dump.rdb")).unwrap();
+    assert_ne!(file[file.len() - 8..], [0u8; 8], "rdbchecksum yes (the default) writes one");
+}
