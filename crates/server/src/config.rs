@@ -457,7 +457,10 @@ pub static EXTRAS: &[Extra] = &[
     extra("no-appendfsync-on-rewrite", YES_NO, "no", true),
     extra("cluster-require-full-coverage", YES_NO, "yes", true),
     extra("rdb-save-incremental-fsync", YES_NO, "yes", true),
-    extra("aof-timestamp-enabled", YES_NO, "no", true),
+    Extra {
+        refuse: |v| (v == "yes").then_some("Larder does not write timestamp annotations in the AOF"),
+        ..extra("aof-timestamp-enabled", YES_NO, "no", true)
+    },
     extra("cluster-replica-no-failover", YES_NO, "no", true),
     extra("replica-lazy-flush", YES_NO, "no", true),
     extra("jemalloc-bg-thread", YES_NO, "yes", true),
@@ -477,7 +480,10 @@ pub static EXTRAS: &[Extra] = &[
     extra("disable-thp", YES_NO, "yes", false),
     extra("cluster-allow-replica-migration", YES_NO, "yes", true),
     extra("replica-announced", YES_NO, "yes", true),
-    extra("aof-disable-auto-gc", YES_NO, "no", true),
+    Extra {
+        refuse: |v| (v == "yes").then_some("Larder always deletes the AOF files a rewrite replaced"),
+        ..extra("aof-disable-auto-gc", YES_NO, "no", true)
+    },
     extra("replica-ignore-disk-write-errors", YES_NO, "no", true),
     Extra {
         refuse: |v| (!v.is_empty()).then_some("Larder cannot load ACL users from a file"),

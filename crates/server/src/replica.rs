@@ -154,11 +154,25 @@ async fn command(stream: &mut TcpStream, buf: &mut BytesMut, args: &[&str]) -> a
     read_line(stream, buf).await
 }
 
+/// Connects to `addr`, from `source` (`bind-source-addr`) if one is set.
+async fn connect(addr: &str, source: &str) -> anyhow::Result<TcpStream> {
+    if source.is_empty() {
+        return Ok(TcpStream::connect(addr).await?);
+    }
+    let target = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| anyhow::anyhow!("no address for {addr}"))?;
+    let socket = if target.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    let from: std::net::IpAddr =
+        source.parse().map_err(|_| anyhow::anyhow!("bind-source-addr {source:?} is not an address"))?;
+    socket.bind((from, 0).into())?;
+    Ok(socket.connect(target).await?)
+}
+
 /// One connection's life: handshake, full sync, then the stream until the
 /// link breaks.
 async fn sync_once(shared: &Arc<Shared>, link: &Arc<LinkState>) -> anyhow::Result<()> {
     let addr = format!("{}:{}", link.host, link.port);
-    let mut stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&addr)).await??;
+    let source = shared.config.read().extra("bind-source-addr").to_string();
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), connect(&addr, &source)).await??;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let pong = command(&mut stream, &mut buf, &["PING"]).await?;
     // A primary with a password answers NOAUTH until masterauth is sent.

@@ -1214,3 +1214,15 @@ fn repl_timeout_ends_silent_links() {
     assert_eq!(serve.join().unwrap(), 2, "the replica connected again");
     assert!(started.elapsed() < Duration::from_secs(15), "after {:?}", started.elapsed());
 }
+
+/// bind-source-addr: the replica's link connects from that address (the
+/// primary lists the replica under it).
+#[test]
+fn a_replica_connects_from_bind_source_addr() {
+    let (primary, replica) = (spawn_server(), spawn_server());
+    let (mut p, mut r) = (primary.raw(), replica.raw());
+    assert_eq!(r.call(&["CONFIG", "SET", "bind-source-addr", "127.0.0.2"]).unwrap(), Frame::ok());
+    follow(&mut r, primary.addr);
+    wait_info_field(&mut p, "replication", "connected_slaves", "1");
+    assert!(info_field(&mut p, "replication", "slave0").starts_with("ip=127.0.0.2,"));
+}
