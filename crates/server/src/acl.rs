@@ -720,6 +720,31 @@ pub struct Acl {
     pubsub_all: std::sync::atomic::AtomicBool,
 }
 
+/// At start-up, the users the config declares (`user` lines) or its
+/// `aclfile` holds, as Redis's ACLLoadUsersAtStartup; an error stops the
+/// start, as in Redis.
+pub fn load_at_startup(acl: &Acl, config: &crate::config::Config) -> Result<(), String> {
+    let file = config.extra("aclfile");
+    if !file.is_empty() && !config.users.is_empty() {
+        return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is \
+                    invalid. This setup is very likely to lead to configuration errors and security holes, please \
+                    define either an ACL file or declare users directly in your redis.conf, but not both."
+            .into());
+    }
+    for words in &config.users {
+        let (name, rules) = words.split_first().expect("a user line names its user");
+        let mut ops: Vec<&[u8]> = vec![b"reset"];
+        ops.extend(rules.iter().map(|r| r.as_bytes()));
+        acl.set_user(name.as_bytes(), &ops).map_err(|e| format!("Error loading the user named '{name}': {}", e.0))?;
+    }
+    if !file.is_empty() {
+        let text =
+            std::fs::read_to_string(file).map_err(|e| format!("Error loading ACLs, opening file '{file}': {e}"))?;
+        acl.load_file(&text, file).map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Why ACL SETUSER failed: the rule and Redis's reason.
 pub struct SetUserError(pub String);
 
@@ -783,6 +808,87 @@ impl Acl {
         users.insert(name, Arc::new(u));
         self.generation.fetch_add(1, Relaxed);
         Ok(())
+    }
+
+    /// Redis's ACLLoadFromFile: every user replaced by those `text` (an ACL
+    /// file, named `file` in errors) declares, all or nothing. A file
+    /// that does not declare `default` gets the start-up one (on, nopass,
+    /// everything). Errors are Redis's, joined on one line. Returns the
+    /// users whose rules changed or that went, whose clients the caller
+    /// disconnects (Redis 7.2 leaves the others connected).
+    pub fn load_file(&self, text: &str, file: &str) -> Result<Vec<String>, String> {
+        let pubsub_all = self.pubsub_all.load(Relaxed);
+        let mut fresh: BTreeMap<String, User> = BTreeMap::new();
+        let mut errors = String::new();
+        for (i, raw) in text.split('\n').enumerate() {
+            let line = raw.trim_matches([' ', '\t', '\r', '\n']);
+            let n = i + 1;
+            if line.is_empty() {
+                continue;
+            }
+            // Split on spaces, as Redis 7.0 splits a file's lines: no
+            // quoting.
+            let words: Vec<&[u8]> = line.as_bytes().split(|&c| c == b' ').filter(|w| !w.is_empty()).collect();
+            if words.len() < 2 || words[0] != b"user" {
+                errors.push_str(&format!("{file}:{n} should start with user keyword followed by the username. "));
+                continue;
+            }
+            let name = String::from_utf8_lossy(words[1]).into_owned();
+            if has_space(words[1]) {
+                errors.push_str(&format!("'{file}:{n}: username '{name}' contains invalid characters. "));
+                continue;
+            }
+            if fresh.contains_key(&name) {
+                errors.push_str(&format!("WARNING: Duplicate user '{name}' found on line {n}. "));
+                continue;
+            }
+            let Ok(rules) = merge_selectors(&words[2..]) else {
+                errors.push_str(&format!("{file}:{n}: Unmatched parenthesis in selector definition."));
+                continue;
+            };
+            let mut u = User::new(&name, pubsub_all);
+            let mut reported = false;
+            for op in &rules {
+                let op = op.as_ref().trim_ascii_end();
+                match u.apply(op, &self.table) {
+                    Ok(()) => {}
+                    // As Redis: an unknown command is named (it holds no
+                    // secret); of other errors, only a line's first is
+                    // told, without the rule (it may be a password).
+                    Err(e @ RuleError::UnknownCommand) => errors.push_str(&format!(
+                        "{file}:{n}: Error in applying operation '{}': {}. ",
+                        String::from_utf8_lossy(op),
+                        e.text()
+                    )),
+                    Err(e) if !reported => {
+                        reported = true;
+                        errors.push_str(&format!("{file}:{n}: {}. ", e.text()));
+                    }
+                    Err(_) => {}
+                }
+            }
+            u.seal(&self.table);
+            fresh.insert(name, u);
+        }
+        if !errors.is_empty() {
+            errors.push_str("WARNING: ACL errors detected, no change to the previously active ACL rules was performed");
+            return Err(errors);
+        }
+        fresh.entry("default".to_string()).or_insert_with(|| User::default_user(&self.table));
+        let mut users = self.users.write();
+        let changed = users
+            .iter()
+            .filter(|(name, old)| fresh.get(*name).is_none_or(|new| new.describe() != old.describe()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        *users = fresh.into_iter().map(|(name, u)| (name, Arc::new(u))).collect();
+        self.generation.fetch_add(1, Relaxed);
+        Ok(changed)
+    }
+
+    /// ACL SAVE's text: a `user` line per user, as ACL LIST gives them.
+    pub fn file_text(&self) -> String {
+        self.users.read().values().map(|u| format!("{}\n", u.describe())).collect()
     }
 
     /// ACL DELUSER: how many existed. The caller disconnects their clients.

@@ -136,6 +136,9 @@ pub struct Config {
     pub min_replicas_to_write: u64,
     /// A replica is good while its last ACK is at most this many seconds old.
     pub min_replicas_max_lag: u64,
+    /// `user <name> [rule ...]` lines, in order (ACL users declared in the
+    /// config file, loaded at start-up; not a CONFIG GET parameter).
+    pub users: Vec<Vec<String>>,
     /// The rest of Redis's parameters ([`EXTRAS`]), by name, as CONFIG GET
     /// prints them: those set (even to the default); the others have their
     /// default.
@@ -211,6 +214,7 @@ impl Default for Config {
             min_replicas_to_write: 0,
             min_replicas_max_lag: 10,
             extras: Default::default(),
+            users: Vec::new(),
         }
     }
 }
@@ -485,10 +489,7 @@ pub static EXTRAS: &[Extra] = &[
         ..extra("aof-disable-auto-gc", YES_NO, "no", true)
     },
     extra("replica-ignore-disk-write-errors", YES_NO, "no", true),
-    Extra {
-        refuse: |v| (!v.is_empty()).then_some("Larder cannot load ACL users from a file"),
-        ..extra("aclfile", Kind::Text, "", false)
-    },
+    extra("aclfile", Kind::Text, "", false),
     Extra {
         refuse: |v| (!v.is_empty()).then_some("Larder does not listen on Unix sockets"),
         ..extra("unixsocket", Kind::Text, "", false)
@@ -1058,6 +1059,10 @@ impl Config {
             if args.is_empty() {
                 return Err(fail("wrong number of arguments"));
             }
+            if name.eq_ignore_ascii_case("user") {
+                self.users.push(args.to_vec());
+                continue;
+            }
             let mut value = args.join(" ");
             if name.eq_ignore_ascii_case("save") {
                 if saved && !self.save.is_empty() && !value.is_empty() {
@@ -1150,6 +1155,8 @@ pub fn rewrite(old: &str, cfg: &Config) -> String {
     let mut lines: Vec<String> = old.lines().map(str::to_string).collect();
     let mut signed = false;
     let mut uses: std::collections::HashMap<&'static str, std::collections::VecDeque<usize>> = Default::default();
+    let mut user_lines = std::collections::VecDeque::new();
+    let mut added_users = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let t = line.trim();
         signed |= t == REWRITE_SIGNATURE;
@@ -1159,9 +1166,26 @@ pub fn rewrite(old: &str, cfg: &Config) -> String {
         let Ok(words) = larder_protocol::split_args(t.as_bytes()) else { continue };
         let Some(first) = words.first() else { continue };
         let name = String::from_utf8_lossy(first).to_ascii_lowercase();
+        if name == "user" {
+            user_lines.push_back(i);
+        }
         let name = ALIASES.iter().find(|(a, _)| *a == name).map_or(name.as_str(), |(_, p)| p);
         if let Some(p) = find_param(name) {
             uses.entry(p.canonical()).or_default().push_back(i);
+        }
+    }
+    // The ACL users, as Redis writes them when there is no ACL file: a
+    // line each, in the file's `user` lines first.
+    if cfg.extra("aclfile").is_empty() {
+        for words in &cfg.users {
+            let line = format!("user {}", words.join(" "));
+            match user_lines.pop_front() {
+                Some(i) => lines[i] = line,
+                None => added_users.push(line),
+            }
+        }
+        for i in user_lines {
+            lines[i].clear();
         }
     }
     let mut added = Vec::new();
@@ -1209,6 +1233,7 @@ pub fn rewrite(old: &str, cfg: &Config) -> String {
             lines[i].clear();
         }
     }
+    added.extend(added_users);
     if !added.is_empty() && !signed {
         lines.push(REWRITE_SIGNATURE.to_string());
     }

@@ -99,6 +99,10 @@ async fn run(mut config: Config) -> anyhow::Result<()> {
     let supervised = config.extra("supervised").to_string();
     larder_server::process::tune(&config);
     let server = Server::new(config);
+    {
+        let shared = server.shared();
+        larder_server::acl::load_at_startup(&shared.acl, &shared.config.read()).map_err(anyhow::Error::msg)?;
+    }
     larder_server::snapshot::load_at_startup(server.shared())?;
     // Handlers are registered before "ready" is logged: a signal sent by
     // anyone who waited for that line must find them in place.

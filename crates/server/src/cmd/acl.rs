@@ -64,12 +64,12 @@ static ACL_SUBCOMMANDS: &[CommandSpec] = &[
         "6.0.0",
         "Lists recent security events generated due to ACL rules.",
     ),
-    CommandSpec::new("save", 2, ADMIN_ACL, KeySpec::NONE, no_file).doc(
+    CommandSpec::new("save", 2, ADMIN_ACL, KeySpec::NONE, save).doc(
         "server",
         "6.0.0",
         "Saves the effective ACL rules in the configured ACL file.",
     ),
-    CommandSpec::new("load", 2, ADMIN_ACL, KeySpec::NONE, no_file).doc(
+    CommandSpec::new("load", 2, ADMIN_ACL, KeySpec::NONE, load).doc(
         "server",
         "6.0.0",
         "Reloads the rules from the configured ACL file.",
@@ -255,9 +255,50 @@ fn log(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     Ok(Frame::Array(entries))
 }
 
-/// ACL SAVE / ACL LOAD: Larder keeps users in memory only (no aclfile).
-fn no_file(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
-    Err(CmdError::Err("This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.".into()))
+/// The `aclfile` ACL LOAD and ACL SAVE use, or Redis's error without one.
+fn acl_file(ctx: &Ctx<'_>) -> Result<String, CmdError> {
+    let file = ctx.shared.config.read().extra("aclfile").to_string();
+    if file.is_empty() {
+        return Err(CmdError::Err("This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.".into()));
+    }
+    Ok(file)
+}
+
+/// strerror's words, as Redis reports them, without Rust's "(os error N)".
+fn os_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    text.split(" (os error").next().unwrap_or_default().to_string()
+}
+
+/// ACL LOAD: every user replaced by the file's, all or nothing; clients
+/// of users that changed or went are disconnected.
+fn load(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    let file = acl_file(ctx)?;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| CmdError::Err(format!("Error loading ACLs, opening file '{file}': {}", os_error(&e))))?;
+    let changed = ctx.shared.acl.load_file(&text, &file).map_err(CmdError::Err)?;
+    for c in ctx.shared.clients.all() {
+        let user = c.meta.lock().user.clone();
+        if changed.contains(&user) {
+            super::connection::kill(ctx, &c);
+        }
+    }
+    Ok(Frame::ok())
+}
+
+/// ACL SAVE: a `user` line per user into the file, replaced whole
+/// through a synced temporary file.
+fn save(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    let file = acl_file(ctx)?;
+    let path = std::path::Path::new(&file);
+    let tmp = path.with_file_name(format!(".larder-acl-{}.tmp", std::process::id()));
+    crate::snapshot::replace_file(path, &tmp, ctx.shared.acl.file_text().as_bytes()).map_err(|e| {
+        tracing::warn!("Writing ACL file for ACL SAVE: {e}");
+        CmdError::Err(
+            "There was an error trying to save the ACLs. Please check the server logs for more information".into(),
+        )
+    })?;
+    Ok(Frame::ok())
 }
 
 /// ACL HELP

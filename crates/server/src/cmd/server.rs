@@ -409,7 +409,10 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 /// (`snapshot::replace_file`), so a crash leaves the old file or the new
 /// one, never half of one.
 fn config_rewrite(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
-    let cfg = ctx.shared.config.read().clone();
+    let mut cfg = ctx.shared.config.read().clone();
+    // The users as they are now (ACL SETUSER and DELUSER included).
+    cfg.users =
+        ctx.shared.acl.all().iter().map(|u| u.describe().split(' ').skip(1).map(String::from).collect()).collect();
     if cfg.config_file.is_empty() {
         return Err(CmdError::Err("The server is running without a config file".into()));
     }

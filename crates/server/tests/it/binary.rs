@@ -234,3 +234,52 @@ fn supervised_systemd_reports_ready() {
     let _ = child.wait();
     assert_eq!(&buf[..got.unwrap()], b"READY=1\n");
 }
+
+/// ACL users survive a restart: `user` lines in the config file are
+/// loaded at start, CONFIG REWRITE writes the users as they are then
+/// (ACL SETUSER's included), and `aclfile` is loaded at start; a file
+/// with errors, or users in both places, stops the start with Redis's
+/// reasons.
+#[test]
+fn acl_users_survive_a_restart() {
+    let dir = larder_testkit::private_dir("acl-restart");
+    let conf = dir.join("larder.conf");
+    std::fs::write(&conf, "port 0\nuser alice on >pw ~a* +@string\n").unwrap();
+    let d = dir.to_str().unwrap();
+    let auth = |port: u16, user: &str, pass: &str| -> redis::RedisResult<String> {
+        let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection()?;
+        redis::cmd("AUTH").arg(user).arg(pass).query(&mut con)
+    };
+    {
+        let (_child, port, _err) = start(&[conf.to_str().unwrap(), "--dir", d]);
+        assert_eq!(auth(port, "alice", "pw").unwrap(), "OK");
+        let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+        let _: () =
+            redis::cmd("ACL").arg("SETUSER").arg("bob").arg("on").arg(">pw2").arg("+ping").query(&mut con).unwrap();
+        let _: () = redis::cmd("CONFIG").arg("REWRITE").query(&mut con).unwrap();
+    }
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(text.lines().filter(|l| l.starts_with("user ")).count() == 3, "{text}");
+    {
+        let (_child, port, _err) = start(&[conf.to_str().unwrap(), "--dir", d]);
+        assert_eq!(auth(port, "alice", "pw").unwrap(), "OK");
+        assert_eq!(auth(port, "bob", "pw2").unwrap(), "OK");
+        assert!(auth(port, "bob", "wrong").is_err());
+    }
+    // An ACL file, loaded at start.
+    let acl = dir.join("users.acl");
+    std::fs::write(&acl, "user carol on >pw3 +@all ~*\n").unwrap();
+    let (_child, port, _err) = start(&["--port", "0", "--dir", d, "--aclfile", acl.to_str().unwrap()]);
+    assert_eq!(auth(port, "carol", "pw3").unwrap(), "OK");
+    // Errors stop the start.
+    let fails = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_larder-server")).args(args).output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    std::fs::write(&acl, "user carol on +nosuch\n").unwrap();
+    let err = fails(&["--port", "0", "--dir", d, "--aclfile", acl.to_str().unwrap()]);
+    assert!(err.contains("Aborting Redis startup because of ACL errors") && err.contains("'+nosuch'"), "{err}");
+    let err = fails(&[conf.to_str().unwrap(), "--dir", d, "--aclfile", acl.to_str().unwrap()]);
+    assert!(err.contains("either an ACL file or declare users directly"), "{err}");
+}
