@@ -3,11 +3,14 @@
 //! first), its haversine distance on a 6372797.560856 m sphere, and its
 //! number formats (`%.4f` distances, `%.17Lf` coordinates).
 //!
-//! Searches scan the whole sorted set and keep what lies in the radius or
-//! box. Redis visits the 3x3 geohash cells around the centre instead; both
-//! keep exactly the points within range, so results agree, but our search
-//! is O(n) where Redis's is O(log n + m). Unsorted results come in geohash
-//! order; Redis's come in cell order (clients must not rely on either).
+//! Searches visit the 3x3 geohash cells around the centre, as Redis's do:
+//! the same cell size for the radius (or the box's half diagonal), the same
+//! adjustments near the edges of the covered area and the poles, the cells
+//! in the same order, each a range of scores read in order. So a search is
+//! O(log n + m) rather than a scan of the whole set, and an unsorted
+//! result, or one cut short by COUNT … ANY, holds the same members in the
+//! same order as Redis's (which clients may come to rely on: Redis's own
+//! tests do).
 
 use super::table::{flags::*, CommandSpec, KeySpec};
 use super::{class, eq_ic, get_as, parse_f64, parse_i64, Args, CmdResult, Ctx};
@@ -447,33 +450,195 @@ fn parse_query<'a>(args: &mut Args<'a>, flavor: Flavor, read_only: bool) -> Resu
     Ok(q)
 }
 
+/// A cell of the geohash grid, `step` bits a coordinate (Redis's
+/// GeoHashBits); `NO_CELL` is a neighbour left out.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Cell {
+    bits: u64,
+    step: u32,
+}
+
+const NO_CELL: Cell = Cell { bits: 0, step: 0 };
+
+/// Redis's `MERCATOR_MAX`: half the equator, in metres.
+const MERCATOR_MAX: f64 = 20037726.37;
+
+impl Cell {
+    /// The cell of `step` holding a point (Redis's geohashEncode).
+    fn of(lon: f64, lat: f64, step: u32) -> Cell {
+        let lat_off = (lat - LAT_MIN) / (LAT_MAX - LAT_MIN) * (1u64 << step) as f64;
+        let lon_off = (lon - LON_MIN) / (LON_MAX - LON_MIN) * (1u64 << step) as f64;
+        Cell { bits: spread(lat_off as u32) | (spread(lon_off as u32) << 1), step }
+    }
+
+    /// (lon min, lon max, lat min, lat max) of the cell.
+    fn area(self) -> (f64, f64, f64, f64) {
+        let (ilat, ilon) = (squash(self.bits) as f64, squash(self.bits >> 1) as f64);
+        let scale = (1u64 << self.step) as f64;
+        let at = |i: f64, min: f64, max: f64| min + i / scale * (max - min);
+        (
+            at(ilon, LON_MIN, LON_MAX),
+            at(ilon + 1.0, LON_MIN, LON_MAX),
+            at(ilat, LAT_MIN, LAT_MAX),
+            at(ilat + 1.0, LAT_MIN, LAT_MAX),
+        )
+    }
+
+    /// The cell `dx` columns east and `dy` rows north, wrapping around
+    /// (Redis's geohash_move_x and geohash_move_y: longitude bits are the
+    /// odd ones).
+    fn moved(self, dx: i8, dy: i8) -> Cell {
+        let shift = 64 - self.step * 2;
+        let step_bits = |mask: u64, d: i8, v: u64| {
+            // The other coordinate's bits, set: a carry skips over them.
+            let zz = !mask >> shift;
+            let moved = match d {
+                0 => return v,
+                d if d > 0 => v.wrapping_add(zz + 1),
+                _ => (v | zz).wrapping_sub(zz + 1),
+            };
+            moved & (mask >> shift)
+        };
+        let (x, y) = (self.bits & 0xAAAA_AAAA_AAAA_AAAA, self.bits & 0x5555_5555_5555_5555);
+        Cell {
+            bits: step_bits(0xAAAA_AAAA_AAAA_AAAA, dx, x) | step_bits(0x5555_5555_5555_5555, dy, y),
+            step: self.step,
+        }
+    }
+
+    /// The scores its points have: `[min, max)` (Redis's scoresOfGeoHashBox).
+    fn scores(self) -> (f64, f64) {
+        let shift = 52 - self.step * 2;
+        ((self.bits << shift) as f64, ((self.bits + 1) << shift) as f64)
+    }
+}
+
+/// Redis's geohashEstimateStepsByRadius.
+fn steps_for(range_m: f64, lat: f64) -> u32 {
+    if range_m == 0.0 {
+        return 26;
+    }
+    let (mut range, mut step) = (range_m, 1i32);
+    while range < MERCATOR_MAX {
+        range *= 2.0;
+        step += 1;
+    }
+    step -= 2;
+    if !(-66.0..=66.0).contains(&lat) {
+        step -= 1;
+        if !(-80.0..=80.0).contains(&lat) {
+            step -= 1;
+        }
+    }
+    step.clamp(1, 26) as u32
+}
+
+/// The cells a search visits, in the order Redis visits them (its
+/// geohashCalculateAreasByShapeWGS84 and membersOfAllNeighbors): the
+/// centre's, then north, south, east, west, north-east, north-west,
+/// south-east, south-west, those outside the search's bounding box left
+/// out.
+fn cells(shape: &Shape, (lon, lat): (f64, f64)) -> [Cell; 9] {
+    let deg = |r: f64| r / (std::f64::consts::PI / 180.0);
+    let (half_h, half_w, range) = match *shape {
+        Shape::Radius(r) => (r, r, r),
+        Shape::Box(w, h) => (h / 2.0, w / 2.0, ((w / 2.0) * (w / 2.0) + (h / 2.0) * (h / 2.0)).sqrt()),
+    };
+    let lat_delta = deg(half_h / EARTH_RADIUS_M);
+    let lon_delta_top = deg(half_w / EARTH_RADIUS_M / rad(lat + lat_delta).cos());
+    let lon_delta_bottom = deg(half_w / EARTH_RADIUS_M / rad(lat - lat_delta).cos());
+    let lon_delta = if lat < 0.0 { lon_delta_bottom } else { lon_delta_top };
+    let (min_lon, max_lon, min_lat, max_lat) = (lon - lon_delta, lon + lon_delta, lat - lat_delta, lat + lat_delta);
+    let around = |step: u32| {
+        let c = Cell::of(lon, lat, step);
+        [
+            c,
+            c.moved(0, 1),
+            c.moved(0, -1),
+            c.moved(1, 0),
+            c.moved(-1, 0),
+            c.moved(1, 1),
+            c.moved(-1, 1),
+            c.moved(1, -1),
+            c.moved(-1, -1),
+        ]
+    };
+    let mut step = steps_for(range, lat);
+    let mut n = around(step);
+    // A cell too large near an edge of the area: one step finer.
+    let too_coarse =
+        n[1].area().3 < max_lat || n[2].area().2 > min_lat || n[3].area().1 < max_lon || n[4].area().0 > min_lon;
+    if step > 1 && too_coarse {
+        step -= 1;
+        n = around(step);
+    }
+    if step >= 2 {
+        let (a_min_lon, a_max_lon, a_min_lat, a_max_lat) = n[0].area();
+        let mut drop = |i: &[usize]| i.iter().for_each(|&i| n[i] = NO_CELL);
+        if a_min_lat < min_lat {
+            drop(&[2, 8, 7]);
+        }
+        if a_max_lat > max_lat {
+            drop(&[1, 5, 6]);
+        }
+        if a_min_lon < min_lon {
+            drop(&[4, 8, 6]);
+        }
+        if a_max_lon > max_lon {
+            drop(&[3, 7, 5]);
+        }
+    }
+    n
+}
+
+/// The point a score names and its distance from `centre`, if within the
+/// shape (Redis's geoWithinShape).
+fn within(shape: &Shape, centre: (f64, f64), bits: u64) -> Option<(f64, f64, f64)> {
+    let (lon, lat) = decode(bits);
+    let d = match *shape {
+        Shape::Radius(r) => Some(distance(centre.0, centre.1, lon, lat)).filter(|d| *d <= r)?,
+        Shape::Box(w, h) => {
+            // The width is measured along the point's own parallel, as
+            // Redis's geohashGetDistanceIfInRectangle does.
+            if lat_distance(lat, centre.1) > h / 2.0 || distance(lon, lat, centre.0, lat) > w / 2.0 {
+                return None;
+            }
+            distance(centre.0, centre.1, lon, lat)
+        }
+    };
+    Some((d, lon, lat))
+}
+
 /// (member, geohash, distance in metres, lon, lat) for every member in range.
 fn search(z: &ZSet, q: &Query<'_>, centre: (f64, f64)) -> Vec<(Bytes, u64, f64, f64, f64)> {
     let mut hits = Vec::new();
-    for e in z.iter() {
-        let bits = e.score as u64;
-        let (lon, lat) = decode(bits);
-        let d = match q.shape {
-            Shape::Radius(r) => {
-                let d = distance(centre.0, centre.1, lon, lat);
-                if d > r {
-                    continue;
-                }
-                d
-            }
-            Shape::Box(w, h) => {
-                // The width is measured along the point's own parallel, as
-                // Redis's geohashGetDistanceIfInRectangle does.
-                if lat_distance(lat, centre.1) > h / 2.0 || distance(lon, lat, centre.0, lat) > w / 2.0 {
-                    continue;
-                }
-                distance(centre.0, centre.1, lon, lat)
-            }
-        };
-        hits.push((e.member.clone(), bits, d, lon, lat));
-        if q.count.is_some_and(|(n, any)| any && hits.len() >= n) {
+    let limit = q.count.filter(|(_, any)| *any).map(|(n, _)| n);
+    let full = |hits: &Vec<_>| limit.is_some_and(|n| !hits.is_empty() && hits.len() >= n);
+    let cells = cells(&q.shape, centre);
+    // Huge radii make neighbours repeat: Redis skips a cell equal to the
+    // one it read last (but never compares with the centre's, index 0).
+    let mut last = 0;
+    for (i, cell) in cells.iter().enumerate() {
+        if *cell == NO_CELL || (last != 0 && *cell == cells[last]) {
+            continue;
+        }
+        if full(&hits) {
             break;
         }
+        let (min, max) = cell.scores();
+        for e in z.iter_from(z.partition_point(|e| e.score < min)) {
+            if e.score >= max {
+                break;
+            }
+            let bits = e.score as u64;
+            if let Some((d, lon, lat)) = within(&q.shape, centre, bits) {
+                hits.push((e.member.clone(), bits, d, lon, lat));
+            }
+            if full(&hits) {
+                break;
+            }
+        }
+        last = i;
     }
     if let Some(asc) = q.sort {
         hits.sort_by(|a, b| {
