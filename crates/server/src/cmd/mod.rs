@@ -14,6 +14,7 @@ pub mod keys;
 pub mod keyspecs;
 pub mod latency;
 pub mod list;
+pub mod lolwut;
 pub mod memory;
 pub mod migrate;
 pub mod module;

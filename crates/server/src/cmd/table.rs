@@ -389,6 +389,7 @@ impl CommandTable {
             super::slowlog::COMMANDS,
             super::latency::COMMANDS,
             super::module::COMMANDS,
+            super::lolwut::COMMANDS,
             super::hash::COMMANDS,
             super::set::COMMANDS,
             super::list::COMMANDS,

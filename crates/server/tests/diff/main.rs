@@ -520,8 +520,8 @@ fn command_table_matches_redis() {
     }
     assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
     // Every command and subcommand redis-server has, Larder has, but for
-    // these: the Lua debugger and art (README, "Known differences").
-    let missing_by_design = ["lolwut", "script|debug"];
+    // the Lua debugger (README, "Known differences").
+    let missing_by_design = ["script|debug"];
     let list = |c: &mut larder_testkit::RawConn| -> std::collections::BTreeSet<String> {
         let Frame::Array(names) = c.call(&["COMMAND", "LIST"]).unwrap() else { panic!() };
         names
@@ -672,5 +672,46 @@ fn module_commands_match_redis() {
     ] {
         let args = larder_protocol::split_args(line.as_bytes()).unwrap();
         assert_eq!(compare(&mut ours, &mut theirs, &args, Compare::Exact), None, "{line}");
+    }
+}
+
+/// LOLWUT: the art is random on both sides, so its shape is compared: the
+/// lines, the characters (braille or coloured cells) per line, and the
+/// caption up to the version; errors exactly.
+#[test]
+fn lolwut_matches_redis_in_shape() {
+    let Some(mut p) = pair(false) else { return };
+    let shape = |f: Frame| -> Vec<String> {
+        let text = match f {
+            Frame::Bulk(b) => String::from_utf8(b.to_vec()).unwrap(),
+            Frame::Verbatim { text, .. } => String::from_utf8(text.to_vec()).unwrap(),
+            other => return vec![format!("{other:?}")],
+        };
+        text.split('\n')
+            .map(|l| match l.find("Redis ver. ") {
+                Some(i) => l[..i].to_string(),
+                // Colour codes differ in length: count cells, not bytes.
+                None if l.contains('\x1b') => format!("{} cells", l.matches(" \x1b[0m").count()),
+                None => format!("{} chars", l.chars().count()),
+            })
+            .collect()
+    };
+    for line in [
+        "LOLWUT",
+        "LOLWUT VERSION 5",
+        "LOLWUT VERSION 5 30 4 3",
+        "LOLWUT VERSION 5 1 1 1",
+        "LOLWUT VERSION 5 2000 500 0",
+        "LOLWUT VERSION 6",
+        "LOLWUT VERSION 6 12 4",
+        "LOLWUT VERSION 4",
+        "LOLWUT VERSION 59",
+        "LOLWUT VERSION abc",
+        "LOLWUT VERSION 5 x",
+        "LOLWUT VERSION",
+    ] {
+        let args = larder_protocol::split_args(line.as_bytes()).unwrap();
+        let (a, b) = (p.ours.call(&args).unwrap(), p.theirs.call(&args).unwrap());
+        assert_eq!(shape(a), shape(b), "{line}");
     }
 }
