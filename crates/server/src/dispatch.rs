@@ -373,15 +373,22 @@ fn acl_check(shared: &Shared, client: &mut Client, cmd: &Command, req: &Request,
 /// Redis's MISCONF: while the last background save failed (with save
 /// points set and `stop-writes-on-bgsave-error yes`), or the last AOF
 /// write did, writes and PING are refused, so clients learn that what
-/// they write is not reaching the disk. Not the primary's stream.
+/// they write is not reaching the disk; so are a script's writes. Not the
+/// primary's stream.
 fn disk_gate(shared: &Shared, client: &Client, cmd: &Command) -> Result<(), CmdError> {
     let rdb_failed = shared.snapshots.last_failed.load(std::sync::atomic::Ordering::Relaxed);
     let aof_failed = shared.aof.enabled() && !shared.aof.last_write_ok.load(std::sync::atomic::Ordering::Relaxed);
-    if !(rdb_failed || aof_failed) || client.from_master || client.in_exec {
+    if !(rdb_failed || aof_failed) || client.from_master {
+        return Ok(());
+    }
+    // EXEC was judged by what it queued; a script's writes are judged one
+    // by one, as Redis's scriptVerifyWriteCommandAllow does.
+    let in_script = client.in_exec && shared.scripting.running_ms().is_some();
+    if client.in_exec && !in_script {
         return Ok(());
     }
     let writes = cmd.spec.has(flags::WRITE)
-        || cmd.full_name == "ping"
+        || (!in_script && cmd.full_name == "ping")
         || (cmd.full_name == "exec" && queued_any(shared, client, |c, _, _| c.spec.has(flags::WRITE)));
     if !writes {
         return Ok(());
