@@ -141,7 +141,12 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
         "1.0.0",
         "Changes the selected database.",
     ),
-    CommandSpec::new("swapdb", 3, WRITE | FAST, KeySpec::NONE, swapdb).doc(
+    // EXCLUSIVE, these three: each changes many shards one lock at a time
+    // and tells the effect stream after, so a snapshot's cut (which begins
+    // under the world lock) must not fall inside one. A cut there would
+    // hold half a FLUSHALL, or a SWAPDB without the offset that counts it,
+    // which a restarted replica would apply twice.
+    CommandSpec::new("swapdb", 3, WRITE | FAST | EXCLUSIVE, KeySpec::NONE, swapdb).doc(
         "server",
         "4.0.0",
         "Swaps two Redis databases.",
@@ -151,12 +156,12 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
         "1.0.0",
         "Returns the number of keys in the database.",
     ),
-    CommandSpec::new("flushdb", -1, WRITE, KeySpec::NONE, flushdb).doc(
+    CommandSpec::new("flushdb", -1, WRITE | EXCLUSIVE, KeySpec::NONE, flushdb).doc(
         "server",
         "1.0.0",
         "Remove all keys from the current database.",
     ),
-    CommandSpec::new("flushall", -1, WRITE, KeySpec::NONE, flushall).doc(
+    CommandSpec::new("flushall", -1, WRITE | EXCLUSIVE, KeySpec::NONE, flushall).doc(
         "server",
         "1.0.0",
         "Removes all keys from all databases.",
