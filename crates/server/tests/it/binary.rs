@@ -169,12 +169,20 @@ fn the_stock_redis_conf_starts_larder() {
     if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
         assert!(line.ends_with('0'), "{line}");
     }
-    // jemalloc-bg-thread yes (the file's): jemalloc's purging thread runs.
-    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", child.0.id()))
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .collect();
-    assert!(threads.iter().any(|t| t.starts_with("jemalloc_bg_thd")), "{threads:?}");
+    // jemalloc-bg-thread yes (the file's): jemalloc's purging thread runs
+    // (jemalloc starts it when it gets round to it: wait a little).
+    let threads = || -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{}/task", child.0.id()))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !threads().iter().any(|t| t.starts_with("jemalloc_bg_thd")) {
+        assert!(std::time::Instant::now() < deadline, "{:?}", threads());
+        let _ = ping(port);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     signal(&child, "TERM");
     assert!(child.0.wait().unwrap().success());
     assert!(!pid.exists(), "the pid file goes at exit");
