@@ -136,13 +136,18 @@ fn deluser(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     let n = ctx.shared.acl.delete(&names);
     // Redis disconnects every client authenticated as a removed user.
+    kill_clients_of(ctx, |user| names.contains(&user.as_bytes()));
+    Ok(Frame::Integer(n as i64))
+}
+
+/// Disconnects every client authenticated as a user `gone` names.
+fn kill_clients_of(ctx: &mut Ctx<'_>, gone: impl Fn(&str) -> bool) {
     for c in ctx.shared.clients.all() {
         let user = c.meta.lock().user.clone();
-        if names.contains(&user.as_bytes()) {
+        if gone(&user) {
             super::connection::kill(ctx, &c);
         }
     }
-    Ok(Frame::Integer(n as i64))
 }
 
 /// ACL USERS
@@ -264,25 +269,15 @@ fn acl_file(ctx: &Ctx<'_>) -> Result<String, CmdError> {
     Ok(file)
 }
 
-/// strerror's words, as Redis reports them, without Rust's "(os error N)".
-fn os_error(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    text.split(" (os error").next().unwrap_or_default().to_string()
-}
-
 /// ACL LOAD: every user replaced by the file's, all or nothing; clients
 /// of users that changed or went are disconnected.
 fn load(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     let file = acl_file(ctx)?;
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| CmdError::Err(format!("Error loading ACLs, opening file '{file}': {}", os_error(&e))))?;
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        CmdError::Err(format!("Error loading ACLs, opening file '{file}': {}", super::os_error_text(&e)))
+    })?;
     let changed = ctx.shared.acl.load_file(&text, &file).map_err(CmdError::Err)?;
-    for c in ctx.shared.clients.all() {
-        let user = c.meta.lock().user.clone();
-        if changed.contains(&user) {
-            super::connection::kill(ctx, &c);
-        }
-    }
+    kill_clients_of(ctx, |user| changed.iter().any(|c| c == user));
     Ok(Frame::ok())
 }
 

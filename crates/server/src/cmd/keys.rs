@@ -727,11 +727,6 @@ fn flush_mode(ctx: &Ctx<'_>, args: &mut Args<'_>) -> Result<bool, CmdError> {
     Ok(lazy)
 }
 
-/// Drops what a flush emptied: here, or on the lazyfree thread.
-fn dispose(ctx: &Ctx<'_>, flushed: larder_store::Flushed, lazy: bool) {
-    ctx.shared.lazyfree.free_flushed(flushed, lazy);
-}
-
 /// FLUSHDB [ASYNC | SYNC]
 fn flushdb(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let lazy = flush_mode(ctx, &mut args)?;
@@ -739,7 +734,7 @@ fn flushdb(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     ctx.shared.watches.touch_if(|db, k| db == me && ks.lock(db, k, now).contains(k));
     let flushed = ctx.shared.keyspace.take_db(ctx.db());
     ctx.shared.keyspace.effects.emit(ctx.db(), &[b"FLUSHDB"]);
-    dispose(ctx, flushed, lazy);
+    ctx.shared.lazyfree.free_flushed(flushed, lazy);
     Ok(Frame::ok())
 }
 
@@ -750,7 +745,7 @@ fn flushall(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     ctx.shared.watches.touch_if(|db, k| ks.lock(db, k, now).contains(k));
     let flushed = ks.take_all();
     ks.effects.emit(ctx.db(), &[b"FLUSHALL"]);
-    dispose(ctx, flushed, lazy);
+    ctx.shared.lazyfree.free_flushed(flushed, lazy);
     Ok(Frame::ok())
 }
 

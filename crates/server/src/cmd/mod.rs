@@ -227,6 +227,13 @@ pub fn absent_if_woken<T>(woken: bool, read: Result<Option<T>, CmdError>) -> Res
 }
 
 /// Redis's `getLongLongFromObject`: strict decimal i64.
+/// An I/O error in strerror's words, as Redis reports them, without Rust's
+/// "(os error N)".
+pub fn os_error_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    text.split(" (os error").next().unwrap_or_default().to_string()
+}
+
 pub fn parse_i64(a: &[u8]) -> Result<i64, CmdError> {
     larder_store::value::parse_canonical_i64(a).ok_or(CmdError::NotInteger)
 }

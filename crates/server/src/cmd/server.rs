@@ -433,11 +433,7 @@ fn config_rewrite(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
         }
         Err(e) => {
             tracing::warn!("CONFIG REWRITE failed: {e}");
-            // strerror's words, as Redis reports them, without Rust's
-            // "(os error N)".
-            let text = e.to_string();
-            let text = text.split(" (os error").next().unwrap_or_default();
-            Err(CmdError::Err(format!("Rewriting config file: {text}")))
+            Err(CmdError::Err(format!("Rewriting config file: {}", super::os_error_text(&e))))
         }
     }
 }
@@ -703,9 +699,9 @@ pub(crate) fn protected_allowed(ctx: &Ctx<'_>, option: &str) -> bool {
 }
 
 /// The refusal of DEBUG or MODULE under `enable-*-command`, Redis's text.
-pub(crate) fn protected_command_refused(ctx: &Ctx<'_>, command: &str, option: &str) -> CmdResult {
+pub(crate) fn protected_command_refused(ctx: &Ctx<'_>, command: &str, option: &str) -> Result<(), CmdError> {
     if protected_allowed(ctx, option) {
-        return Ok(Frame::Null);
+        return Ok(());
     }
     Err(CmdError::Err(format!(
         "{command} command not allowed. If the {option} option is set to \"local\", you can run it from a local \
