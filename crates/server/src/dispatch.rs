@@ -370,6 +370,13 @@ fn acl_check(shared: &Shared, client: &mut Client, cmd: &Command, req: &Request,
     })
 }
 
+/// Whether `cmd` writes: a write command, or an EXEC that queued one (an
+/// EXEC is judged by what it queued, when it arrives).
+fn writes(shared: &Shared, client: &Client, cmd: &Command) -> bool {
+    cmd.spec.has(flags::WRITE)
+        || (cmd.full_name == "exec" && queued_any(shared, client, |c, _, _| c.spec.has(flags::WRITE)))
+}
+
 /// Redis's MISCONF: while the last background save failed (with save
 /// points set and `stop-writes-on-bgsave-error yes`), or the last AOF
 /// write did, writes and PING are refused, so clients learn that what
@@ -387,10 +394,7 @@ fn disk_gate(shared: &Shared, client: &Client, cmd: &Command) -> Result<(), CmdE
     if client.in_exec && !in_script {
         return Ok(());
     }
-    let writes = cmd.spec.has(flags::WRITE)
-        || (!in_script && cmd.full_name == "ping")
-        || (cmd.full_name == "exec" && queued_any(shared, client, |c, _, _| c.spec.has(flags::WRITE)));
-    if !writes {
+    if !(writes(shared, client, cmd) || (!in_script && cmd.full_name == "ping")) {
         return Ok(());
     }
     if rdb_failed {
@@ -424,12 +428,11 @@ fn replication_gate(shared: &Shared, client: &Client, cmd: &Command) -> Result<(
         return Ok(());
     }
     let exec = cmd.full_name == "exec";
-    let writes =
-        || cmd.spec.has(flags::WRITE) || (exec && queued_any(shared, client, |c, _, _| c.spec.has(flags::WRITE)));
-    if shared.replication.refuses_writes(|| shared.clock.now_ms()) && writes() {
+    let writing = || writes(shared, client, cmd);
+    if shared.replication.refuses_writes(|| shared.clock.now_ms()) && writing() {
         return Err(CmdError::NoReplicas);
     }
-    if shared.replication.read_only_replica() && writes() {
+    if shared.replication.read_only_replica() && writing() {
         return Err(CmdError::ReadOnlyReplica);
     }
     if shared.replication.stale_refused() {
