@@ -100,21 +100,22 @@ fn squash(x: u64) -> u32 {
     (x | (x >> 16)) as u32
 }
 
-/// Redis's `geohashEncode` with the given latitude range.
-fn encode(lon: f64, lat: f64, lat_min: f64, lat_max: f64) -> u64 {
-    let lat_off = (lat - lat_min) / (lat_max - lat_min) * (1u64 << STEP) as f64;
-    let lon_off = (lon - LON_MIN) / (LON_MAX - LON_MIN) * (1u64 << STEP) as f64;
+/// Redis's `geohashEncode`: `step` bits a coordinate, over the given
+/// latitude range.
+fn encode_at(lon: f64, lat: f64, lat_min: f64, lat_max: f64, step: u32) -> u64 {
+    let lat_off = (lat - lat_min) / (lat_max - lat_min) * (1u64 << step) as f64;
+    let lon_off = (lon - LON_MIN) / (LON_MAX - LON_MIN) * (1u64 << step) as f64;
     spread(lat_off as u32) | (spread(lon_off as u32) << 1)
+}
+
+/// A 52-bit score (GEOHASH's, over ±90 degrees of latitude, too).
+fn encode(lon: f64, lat: f64, lat_min: f64, lat_max: f64) -> u64 {
+    encode_at(lon, lat, lat_min, lat_max, STEP)
 }
 
 /// The centre of the cell a 52-bit hash names, clamped as Redis clamps.
 fn decode(bits: u64) -> (f64, f64) {
-    let (ilat, ilon) = (squash(bits) as f64, squash(bits >> 1) as f64);
-    let scale = (1u64 << STEP) as f64;
-    let lat_min = LAT_MIN + ilat / scale * (LAT_MAX - LAT_MIN);
-    let lat_max = LAT_MIN + (ilat + 1.0) / scale * (LAT_MAX - LAT_MIN);
-    let lon_min = LON_MIN + ilon / scale * (LON_MAX - LON_MIN);
-    let lon_max = LON_MIN + (ilon + 1.0) / scale * (LON_MAX - LON_MIN);
+    let (lon_min, lon_max, lat_min, lat_max) = Cell { bits, step: STEP }.area();
     let lon = ((lon_min + lon_max) / 2.0).clamp(LON_MIN, LON_MAX);
     let lat = ((lat_min + lat_max) / 2.0).clamp(LAT_MIN, LAT_MAX);
     (lon, lat)
@@ -466,9 +467,7 @@ const MERCATOR_MAX: f64 = 20037726.37;
 impl Cell {
     /// The cell of `step` holding a point (Redis's geohashEncode).
     fn of(lon: f64, lat: f64, step: u32) -> Cell {
-        let lat_off = (lat - LAT_MIN) / (LAT_MAX - LAT_MIN) * (1u64 << step) as f64;
-        let lon_off = (lon - LON_MIN) / (LON_MAX - LON_MIN) * (1u64 << step) as f64;
-        Cell { bits: spread(lat_off as u32) | (spread(lon_off as u32) << 1), step }
+        Cell { bits: encode_at(lon, lat, LAT_MIN, LAT_MAX, step), step }
     }
 
     /// (lon min, lon max, lat min, lat max) of the cell.
