@@ -56,8 +56,6 @@ pub struct LinkState {
     pub read_offset: AtomicU64,
     /// Milliseconds (server clock) of the last byte from the primary.
     pub last_io_ms: AtomicU64,
-    /// The database the stream last selected.
-    pub db: std::sync::atomic::AtomicUsize,
     /// The connection applying the stream (CLIENT KILL TYPE master).
     pub client_id: AtomicU64,
 }
@@ -89,9 +87,8 @@ impl ReplicaRole {
         }
     }
 
-    /// Starts replicating `host:port`, replacing any current link; its
-    /// stream is in database `db` until it selects another.
-    pub fn start(&self, shared: &Arc<Shared>, host: String, port: u16, db: usize) {
+    /// Starts replicating `host:port`, replacing any current link.
+    pub fn start(&self, shared: &Arc<Shared>, host: String, port: u16) {
         let offset = shared.replication.offset();
         let link = Arc::new(LinkState {
             host,
@@ -100,7 +97,6 @@ impl ReplicaRole {
             offset: AtomicU64::new(offset),
             read_offset: AtomicU64::new(offset),
             last_io_ms: AtomicU64::new(0),
-            db: std::sync::atomic::AtomicUsize::new(db),
             client_id: AtomicU64::new(0),
         });
         let task = tokio::spawn(run(Arc::downgrade(shared), link.clone()));
@@ -244,10 +240,9 @@ async fn sync_once(shared: &Arc<Shared>, link: &Arc<LinkState>) -> anyhow::Resul
     let (info, outbox) = shared.clients.register(addr, addr, -1, shared.uptime_ms());
     let mut client = Client::new(info, outbox, shared.acl.default_user(), true);
     client.from_master = true;
-    client.db = link.db.load(Relaxed);
+    client.db = shared.replication.stream_db();
     link.client_id.store(client.id(), Relaxed);
     let result = apply_stream(shared, link, &mut stream, &mut buf, &mut client, &mut offset).await;
-    link.db.store(client.db, Relaxed);
     link.client_id.store(0, Relaxed);
     shared.clients.unregister(client.id());
     result
@@ -287,7 +282,6 @@ async fn full_sync(
         .unwrap_or(0);
     shared.replication.synced(replid, offset, db);
     link.offset.store(offset, Relaxed);
-    link.db.store(db, Relaxed);
     tracing::info!("Primary <-> replica sync: finished with success");
     Ok(offset)
 }

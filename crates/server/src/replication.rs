@@ -347,6 +347,12 @@ impl Replication {
         *self.written.lock() = (0, 0);
     }
 
+    /// The database a replica's stream from its primary is in, where its
+    /// link's next command applies until the stream selects another.
+    pub fn stream_db(&self) -> usize {
+        self.feeds.lock().proxied_db
+    }
+
     /// Runs `apply` (the link executing one of its primary's commands,
     /// which ends the stream at offset `up_to`) so that its writes mark
     /// the position they reach: the link passes a command on only after
@@ -722,24 +728,24 @@ impl Replication {
     pub fn follow(&self, shared: &Arc<crate::Shared>, host: String, port: u16) -> Vec<u64> {
         self.is_replica.store(true, Relaxed);
         shared.keyspace.set_expiry_by_primary(true);
-        let (ids, own_db) = {
+        let ids = {
             let mut feeds = self.feeds.lock();
-            self.proxying.store(true, Relaxed);
+            // The stream goes on in the database it is in: a replica's, as
+            // its primary's stream last left it (a sibling it is pointed
+            // at passes that stream on without selecting again); a
+            // primary's, its own stream's.
+            if !self.proxying.swap(true, Relaxed) {
+                feeds.proxied_db = feeds.db.unwrap_or(0);
+            }
             *self.written.lock() = (0, 0);
             if feeds.backlog.is_none() {
                 // What arrives from now on is kept, to be continued from.
                 feeds.backlog = Some(Default::default());
                 self.backlogged.store(true, Relaxed);
             }
-            (self.drop_all_replicas(&mut feeds), feeds.db)
+            self.drop_all_replicas(&mut feeds)
         };
-        // The stream goes on in the database it was in: the old link's, or
-        // this primary's own stream's.
-        let db = match self.upstream.link() {
-            Some(link) => link.db.load(Relaxed),
-            None => own_db.unwrap_or(0),
-        };
-        self.upstream.start(shared, host, port, db);
+        self.upstream.start(shared, host, port);
         ids
     }
 

@@ -984,6 +984,33 @@ fn a_failover_continues_across_redis_and_larder() {
     promote_and_repoint(&mut wp2, &mut ra2, a2.addr, &mut rl);
 }
 
+/// A connected replica pointed at a sibling (another replica of the same
+/// primary, as Sentinel does when it reshapes a chain) continues from it
+/// in the database the stream is in now, not the one its link started
+/// in: the sibling passes the primary's stream on without a new SELECT.
+#[test]
+fn a_replica_repointed_at_a_sibling_stays_in_the_streams_database() {
+    let (p, a, b) = (spawn_server(), spawn_server(), spawn_server());
+    let (mut wp, mut ra, mut rb) = (p.raw(), a.raw(), b.raw());
+    wp.call(&["SET", "before", "1"]).unwrap();
+    follow(&mut ra, p.addr);
+    follow(&mut rb, p.addr);
+    // The stream selects 4 while both links are up.
+    wp.call(&["SELECT", "4"]).unwrap();
+    wp.call(&["SET", "in4", "1"]).unwrap();
+    wait_in_step(&mut wp, &mut ra);
+    wait_in_step(&mut wp, &mut rb);
+    follow(&mut rb, a.addr);
+    assert_eq!(info_field(&mut ra, "stats", "sync_partial_ok"), "1");
+    wp.call(&["SET", "later", "1"]).unwrap();
+    wait_in_step(&mut wp, &mut ra);
+    wait_in_step(&mut ra, &mut rb);
+    rb.call(&["SELECT", "4"]).unwrap();
+    assert_eq!(rb.call(&["GET", "later"]).unwrap(), Frame::Bulk("1".into()));
+    rb.call(&["SELECT", "0"]).unwrap();
+    assert_eq!(rb.call(&["EXISTS", "later"]).unwrap(), Frame::Integer(0));
+}
+
 /// With `promoted` and `follower` replicating `primary`: writes, then
 /// `promoted` takes over (REPLICAOF NO ONE, as Sentinel does) and
 /// `follower` is pointed at it, which it continues from (one partial
