@@ -26,7 +26,7 @@ use crate::cmd::Ctx;
 use crate::error::CmdError;
 use bytes::{Bytes, BytesMut};
 use hashbrown::HashMap;
-use larder_protocol::{encode, Frame, Proto, Request, RequestLimits};
+use larder_protocol::{Frame, Proto, Request, RequestLimits};
 use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -1408,10 +1408,17 @@ fn redis_call(
     if args.is_empty() {
         return error_table(lua, "ERR Please specify at least one argument for this redis lib call");
     }
-    let argv = match lua_argv(&args) {
-        Ok(a) => a,
-        Err(e) => return error_table(lua, &format!("ERR {e}")),
-    };
+    // The arguments go straight into the request the command runs from.
+    let mut input = BytesMut::with_capacity(64);
+    if let Err(e) = lua_request(&args, &mut input) {
+        return error_table(lua, &format!("ERR {e}"));
+    }
+    let mut req = Request::default();
+    larder_protocol::parse_request(&input, &RequestLimits::default(), &mut req)
+        .ok()
+        .flatten()
+        .expect("a request we encoded parses");
+    let argv: Vec<&[u8]> = (0..req.len()).map(|i| req.arg(&input, i)).collect();
     // A command refused here counts as an error reply (and as a rejected
     // call of that command) where it happens, as Redis's scriptCall does.
     let mut reject = |cmd: Option<&Command>, msg: &str| {
@@ -1433,8 +1440,7 @@ fn redis_call(
     if spec.has(flags::NOSCRIPT) && !ctx.shared.scripting.allow_noscript.load(Ordering::Relaxed) {
         return reject(Some(cmd), "ERR This Redis command is not allowed from script");
     }
-    let argv_refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-    if let Err(d) = ctx.client.user.check(cmd, &argv_refs) {
+    if let Err(d) = ctx.client.user.check(cmd, &argv) {
         crate::dispatch::log_denial(ctx.shared, ctx.client, &d, "lua");
         let msg = d.message(&ctx.client.user.name, &cmd.full_name);
         return reject(Some(cmd), &format!("ERR ACL failure in script: {msg}"));
@@ -1462,13 +1468,6 @@ fn redis_call(
         wrote_flag.store(true, Ordering::Relaxed);
         ctx.shared.keyspace.effects.emit(ctx.client.db, &[b"MULTI"]);
     }
-    let mut input = BytesMut::new();
-    encode(&Frame::Array(argv.iter().map(Frame::bulk).collect()), Proto::Resp2, &mut input);
-    let mut req = Request::default();
-    larder_protocol::parse_request(&input, &RequestLimits::default(), &mut req)
-        .ok()
-        .flatten()
-        .expect("a request we encoded parses");
     let caller_proto = ctx.client.proto;
     ctx.client.proto = if st.resp3 { Proto::Resp3 } else { Proto::Resp2 };
     let reply = crate::dispatch::execute(ctx.shared, ctx.client, &req, &input);
@@ -1482,6 +1481,28 @@ fn redis_call(
         _ => false,
     };
     Ok((to_lua(lua, &reply, st.resp3)?, failed))
+}
+
+/// A script's arguments to a command, as Redis converts them, written
+/// into `out` as the RESP request it runs from.
+fn lua_request(args: &MultiValue, out: &mut BytesMut) -> Result<(), &'static str> {
+    use std::fmt::Write;
+    let _ = write!(out, "*{}\r\n", args.len());
+    let mut bulk = |b: &[u8]| {
+        let _ = write!(out, "${}\r\n", b.len());
+        out.extend_from_slice(b);
+        out.extend_from_slice(b"\r\n");
+    };
+    for a in args.iter() {
+        match a {
+            Value::String(s) => bulk(&s.as_bytes()),
+            // Redis formats numbers for commands with 17 digits, not Lua's 14.
+            Value::Number(n) => bulk(format_g(*n, 17).as_bytes()),
+            Value::Integer(n) => bulk(n.to_string().as_bytes()),
+            _ => return Err("Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    Ok(())
 }
 
 /// A script's arguments to a command, as Redis converts them.
