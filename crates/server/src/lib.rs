@@ -29,6 +29,7 @@ pub mod failover;
 pub mod info;
 pub mod latency;
 pub mod lazyfree;
+pub mod ldb;
 pub mod listen;
 pub mod memory;
 pub mod monitor;

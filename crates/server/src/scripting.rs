@@ -26,7 +26,7 @@ use crate::cmd::Ctx;
 use crate::error::CmdError;
 use bytes::{Bytes, BytesMut};
 use hashbrown::HashMap;
-use larder_protocol::{Frame, Proto, Request, RequestLimits};
+use larder_protocol::{encode, Frame, Proto, Request, RequestLimits};
 use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -65,8 +65,6 @@ redis.status_reply = function(msg)
   if type(msg) ~= 'string' then error('wrong number or type of arguments', 2) end
   return {ok = msg}
 end
-redis.breakpoint = function() return false end
-redis.debug = function() end
 redis.replicate_commands = function() return true end
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
@@ -256,7 +254,16 @@ struct LuaState {
     /// The chunk name last set for error messages (`@user_script`…), so
     /// a run sets it only when it changes.
     source: std::cell::Cell<&'static str>,
+    /// The instruction hook (kill flag, worker hand-off, load timeout), to
+    /// put back after a debugging session replaced it.
+    hook: Arc<Hook>,
 }
+
+type Hook = dyn Fn(&Lua, &mlua::Debug) -> mlua::Result<VmState> + Send + Sync;
+
+/// Where the registry keeps `hidden.env_meta` (a script environment's
+/// metatable), for the debugger's `eval`.
+pub(crate) const ENV_META_KEY: &std::ffi::CStr = c"larder_env_meta";
 
 /// What redis.call, redis.pcall, redis.setresp and redis.acl_check_cmd
 /// need from the run in progress. They are registered once, in
@@ -586,6 +593,14 @@ impl Scripting {
         argv: &[&[u8]],
         read_only: bool,
     ) -> Result<Frame, CmdError> {
+        let debug = ctx.client.lua_debug;
+        if let (Some(_), Err(sha)) = (debug, script) {
+            return Err(if sha.len() == 40 {
+                CmdError::Err("Please use EVAL instead of EVALSHA for debugging".into())
+            } else {
+                CmdError::Raw("NOSCRIPT No matching script. Please use EVAL.".into())
+            });
+        }
         let mut st = self.lua.lock();
         let (sha, func, declared) = match script {
             Ok(body) => st.compile(body)?,
@@ -600,7 +615,25 @@ impl Scripting {
         declared.admit(ctx, read_only)?;
         set_keys_and_argv(&st.lua, keys, argv).map_err(lua_err)?;
         let start = |st: &LuaState| -> mlua::Result<MultiValue> { st.run_script.call((&func, &st.handler)) };
-        self.run(&st, ctx, Origin::Script(&sha), declared.run_state(read_only), start)
+        let (Some(mode), Ok(body)) = (debug, script) else {
+            return self.run(&st, ctx, Origin::Script(&sha), declared.run_state(read_only), start);
+        };
+        // A debugging session (SCRIPT DEBUG): the debugger's hook in place
+        // of the usual one for this run; the connection closes after the
+        // reply, as Redis's does.
+        let timeout = self.busy_threshold.load(Ordering::Relaxed);
+        crate::ldb::begin(ctx.client.info.fd, mode, body, timeout, self.kill.clone());
+        #[allow(unsafe_code)]
+        // SAFETY: exec_raw hands over the state scripts run on.
+        let hooked = unsafe { st.lua.exec_raw::<()>((), |state| crate::ldb::install_hook(state)) };
+        let out = hooked
+            .map_err(lua_err)
+            .and_then(|()| self.run(&st, ctx, Origin::Script(&sha), declared.run_state(read_only), start));
+        crate::ldb::finish();
+        st.install_hook().map_err(lua_err)?;
+        ctx.client.lua_debug = None;
+        ctx.client.close_after_reply = true;
+        out
     }
 
     /// FCALL/FCALL_RO.
@@ -948,7 +981,7 @@ pub(crate) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
 /// may run the task first, and the script may then keep its worker; the
 /// others can still steal the tasks queued on it. After 200 ms without
 /// the task running (a runtime shutting down) it gives up the same way.
-fn leave_worker() {
+pub(crate) fn leave_worker() {
     let Ok(h) = tokio::runtime::Handle::try_current() else { return };
     if h.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
         return;
@@ -1044,6 +1077,12 @@ impl LuaState {
         )?;
         let running: Arc<AtomicPtr<()>> = Arc::default();
         register_run_api(&lua, &redis, &running)?;
+        #[allow(unsafe_code)]
+        // SAFETY: C functions that touch only their own call's stack.
+        unsafe {
+            redis.raw_set("breakpoint", lua.create_c_function(crate::ldb::lua_breakpoint)?)?;
+            redis.raw_set("debug", lua.create_c_function(crate::ldb::lua_debug)?)?;
+        }
         g.raw_set("redis", redis)?;
         g.raw_set("bit", crate::scripting_libs::bit(&lua)?)?;
         g.raw_set("cjson", crate::scripting_libs::cjson(&lua)?)?;
@@ -1063,12 +1102,14 @@ impl LuaState {
         hidden.raw_set("killed", lua.create_function(move |_, ()| Ok(killed.load(Ordering::Relaxed)))?)?;
         lua.load(PRELUDE).set_name("=prelude").call::<()>((hidden.clone(), g.clone()))?;
         hidden.raw_set("handler", lua.create_function(error_handler)?)?;
+        let env_meta: Table = hidden.raw_get("env_meta")?;
+        lua.set_named_registry_value(ENV_META_KEY.to_str().expect("ASCII"), env_meta)?;
         let epoch = Instant::now();
         let load_since = Arc::new(AtomicU64::new(0));
         let loading = load_since.clone();
         let leave_at = Arc::new(AtomicU64::new(0));
         let leaving = leave_at.clone();
-        lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
+        let hook: Arc<Hook> = Arc::new(move |_: &Lua, _: &mlua::Debug| {
             if kill.load(Ordering::Relaxed) {
                 return Err(mlua::Error::external(ReplyError("ERR Script killed by user with SCRIPT KILL...".into())));
             }
@@ -1084,9 +1125,9 @@ impl LuaState {
                 return Err(mlua::Error::external(ReplyError("ERR FUNCTION LOAD timeout".into())));
             }
             Ok(VmState::Continue)
-        })?;
+        });
         let (run_script, handler) = (hidden.raw_get("run_script")?, hidden.raw_get("handler")?);
-        Ok(LuaState {
+        LuaState {
             lua,
             hidden,
             run_script,
@@ -1098,7 +1139,20 @@ impl LuaState {
             epoch,
             running,
             source: std::cell::Cell::new(""),
-        })
+            hook,
+        }
+        .with_hook()
+    }
+
+    fn with_hook(self) -> mlua::Result<LuaState> {
+        self.install_hook()?;
+        Ok(self)
+    }
+
+    /// (Re)installs the instruction hook.
+    fn install_hook(&self) -> mlua::Result<()> {
+        let hook = self.hook.clone();
+        self.lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |l, d| hook(l, d))
     }
 
     /// Loads a library: compiles it, runs it with the load-time API, and
@@ -1419,9 +1473,19 @@ fn redis_call(
         .flatten()
         .expect("a request we encoded parses");
     let argv: Vec<&[u8]> = (0..req.len()).map(|i| req.arg(&input, i)).collect();
+    // Under the debugger, while stepping: the command, and what it gave.
+    let stepping = crate::ldb::stepping();
+    if stepping {
+        crate::ldb::log_command(&argv);
+    }
     // A command refused here counts as an error reply (and as a rejected
     // call of that command) where it happens, as Redis's scriptCall does.
     let mut reject = |cmd: Option<&Command>, msg: &str| {
+        if stepping {
+            crate::ldb::log_error(
+                msg.strip_prefix("ERR ").map_or_else(|| format!("-{msg}"), str::to_string).as_bytes(),
+            );
+        }
         crate::dispatch::record_error(ctx.shared, msg.as_bytes());
         if let Some(c) = cmd {
             c.stats.reject();
@@ -1457,6 +1521,9 @@ fn redis_call(
     if (writes || spec.has(flags::MAY_REPLICATE)) && st.read_only {
         return reject(Some(cmd), "ERR Write commands are not allowed from read-only scripts.");
     }
+    if writes && crate::ldb::refuses_writes() {
+        return reject(Some(cmd), crate::ldb::WRITE_REFUSED);
+    }
     if writes && ctx.shared.replication.refuses_writes(|| ctx.now) {
         return reject(Some(cmd), &CmdError::NoReplicas.to_string());
     }
@@ -1472,6 +1539,14 @@ fn redis_call(
     ctx.client.proto = if st.resp3 { Proto::Resp3 } else { Proto::Resp2 };
     let reply = crate::dispatch::execute(ctx.shared, ctx.client, &req, &input);
     ctx.client.proto = caller_proto;
+    if stepping {
+        if let Frame::Error(e) = &reply {
+            crate::ldb::log_error(&[b"-".as_slice(), e].concat());
+        }
+        let mut resp = BytesMut::new();
+        encode(&reply, if st.resp3 { Proto::Resp3 } else { Proto::Resp2 }, &mut resp);
+        crate::ldb::log_reply(&resp);
+    }
     let failed = match &reply {
         Frame::Error(e) => {
             // Counted by execute: passed on by the script, it is not again.

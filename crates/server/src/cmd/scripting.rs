@@ -122,6 +122,11 @@ static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
         "2.6.0",
         "Terminates a server-side Lua script during execution.",
     ),
+    CommandSpec::new("debug", 3, NOSCRIPT, KeySpec::NONE, script_debug).doc(
+        "scripting",
+        "3.2.0",
+        "Sets the debug mode of server-side Lua scripts.",
+    ),
     CommandSpec::new("help", 2, LOADING | STALE, KeySpec::NONE, script_help).doc(
         "scripting",
         "5.0.0",
@@ -191,6 +196,22 @@ fn evalsha_ro(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 fn script_load(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let body = args.next_arg()?;
     Ok(Frame::bulk(ctx.shared.scripting.load(body)?))
+}
+
+/// SCRIPT DEBUG YES|SYNC|NO: how the client's next EVAL runs (see
+/// `crate::ldb`).
+fn script_debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let mode = args.next_arg()?;
+    ctx.client.lua_debug = if eq_ic(mode, "no") {
+        None
+    } else if eq_ic(mode, "yes") {
+        Some(crate::ldb::Mode::NoWrites)
+    } else if eq_ic(mode, "sync") {
+        Some(crate::ldb::Mode::Sync)
+    } else {
+        return Err(CmdError::Err("Use SCRIPT DEBUG YES/SYNC/NO".into()));
+    };
+    Ok(Frame::ok())
 }
 
 /// SCRIPT EXISTS sha1 [sha1 ...]
@@ -460,6 +481,8 @@ fn script_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
             "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
             "    * ASYNC: Asynchronously flush the scripts cache.",
             "    * SYNC: Synchronously flush the scripts cache.",
+            "DEBUG (YES|SYNC|NO)",
+            "    Set the debug mode for subsequent scripts executed.",
             "KILL",
             "    Kill the currently executing Lua script.",
             "LOAD <script>",

@@ -142,6 +142,8 @@ pub struct Client {
     pub close_after_reply: bool,
     /// Set by SHUTDOWN, which closes the connection without replying.
     pub no_reply: bool,
+    /// SCRIPT DEBUG YES or SYNC: the next EVAL runs under the debugger.
+    pub lua_debug: Option<crate::ldb::Mode>,
     /// This connection is a replica being streamed writes (its
     /// acknowledged offset); replies to what it sends are not sent.
     pub replica: Option<Arc<crate::replication::Ack>>,
@@ -223,6 +225,7 @@ impl Client {
             user,
             acl_gen: 0,
             close_after_reply: false,
+            lua_debug: None,
             no_reply: false,
             replica: None,
             replica_port: 0,

@@ -3,6 +3,7 @@
 //! `script: <sha>, on @user_script:<line>.` suffix.
 
 use crate::check_script;
+use larder_protocol::Frame;
 
 #[test]
 fn eval_replies_and_conversions_match_redis() {
@@ -291,4 +292,72 @@ fn cmsgpack_and_struct_match_redis() {
         EVAL "return cjson.encode(function() end)" 0
         "#,
     );
+}
+
+/// One SCRIPT DEBUG SYNC session: EVAL of `script` (KEYS = {"k"}), then
+/// each debugger command of `steps` (words split on spaces, commands on
+/// `;`); every frame that comes back, the EVAL's reply included, and
+/// whether the connection closed after it.
+fn debugger_transcript(addr: std::net::SocketAddr, script: &str, steps: &str) -> Vec<String> {
+    let mut c = larder_testkit::RawConn::connect(addr).unwrap();
+    c.call(&["SET", "k", "v0"]).unwrap();
+    c.call(&["HSET", "h", "f", "1"]).unwrap();
+    let mut out = vec![format!("{:?}", c.call(&["SCRIPT", "DEBUG", "SYNC"]).unwrap())];
+    c.send(&["EVAL", script, "1", "k", "a1"]).unwrap();
+    let mut last = c.read_frame().unwrap();
+    out.push(format!("{last:?}"));
+    let ended = |f: &Frame| matches!(f, Frame::Array(l) if l.last() == Some(&Frame::Simple("<endsession>".into())));
+    for step in steps.split(';') {
+        if ended(&last) {
+            break;
+        }
+        last = c.call(&step.split(' ').collect::<Vec<_>>()).unwrap();
+        out.push(format!("{step} => {last:?}"));
+    }
+    assert!(ended(&last), "the session did not end: {out:#?}");
+    out.push(format!("reply {:?}", c.read_frame().unwrap()));
+    out.push(format!("then {:?}", c.read_to_close().unwrap()));
+    out
+}
+
+/// The Lua debugger (`redis-cli --ldb-sync-mode`) against redis-server:
+/// the same sessions give the same frames, stop for stop: stepping with
+/// the commands a script runs and their replies (errors and RESP3 ones
+/// too), breakpoints (set, listed, removed, redis.breakpoint()),
+/// listings, print (locals by frame, KEYS, nested tables, trimming and its
+/// hint), eval as expression and statement, redis, trace across a
+/// function call, maxlen, help, abort, a runtime error, the stop on a
+/// script that runs past busy-reply-threshold, and the close after the
+/// reply.
+#[test]
+fn debugger_sessions_match_redis() {
+    let Some(redis) = larder_testkit::RedisServer::start() else { return };
+    let larder = larder_testkit::spawn_server();
+    let walk = "local a = 1\nlocal t = {1, 2, x = 'y'}\nredis.debug('hello', a, t, KEYS)\n\
+                local v = redis.call('GET', KEYS[1])\nredis.call('SET', KEYS[1], 'v1')\n\
+                redis.breakpoint()\nlocal b = a + 1\nreturn {v, b}\n";
+    let calls = "local x = 1\nredis.setresp(3)\nlocal h = redis.call('HGETALL', 'h')\n\
+                 local s = redis.call('SMEMBERS', 'nosuch')\nlocal n = redis.call('INCR', KEYS[1])\nreturn x\n";
+    let frames = "local function inner(x)\n  local y = x * 2\n  return y\nend\nlocal big = {}\n\
+                  for i = 1, 100 do big[i] = 'value' .. i end\nlocal nested = {a = {b = {c = {}}}}\n\
+                  local r = inner(21)\nredis.debug(big)\nreturn r\n";
+    let cases = [
+        (walk, "s;p;p t;p KEYS;p ARGV;p nothere;l;l 1 1;w;b 7;b;b -7;b -7;b 99;b x;t;e a + 41;e return KEYS[1];e error('x');r get k;r incr k;r nosuch;r get;m;m 10;p t;m 0;xyz;h;s;c;c"),
+        (walk, "s;s;s;s;s;p;n;s;c"),
+        (walk, "b 5;c;a"),
+        (walk, "b 2 4;b 0;b;c;c"),
+        (calls, "s;s;s;s;s;c"),
+        (frames, "b 2;c;t;p;p big;m 0;p big;p nested;e inner;e 1.5e300;e {1,2,{3}};e 0.1;c;c"),
+        ("local t = {}\nfor i=1,3 do t[i] = i end\nreturn nosuch.x\n", "c"),
+        ("local i = 0\nwhile true do i = i + 1 end\n", "c;a"),
+    ];
+    for addr in [larder.addr, redis.addr] {
+        let mut c = larder_testkit::RawConn::connect(addr).unwrap();
+        c.call(&["CONFIG", "SET", "busy-reply-threshold", "300"]).unwrap();
+    }
+    for (script, steps) in cases {
+        let (ours, theirs) =
+            (debugger_transcript(larder.addr, script, steps), debugger_transcript(redis.addr, script, steps));
+        assert_eq!(ours, theirs, "session {steps:?} over:\n{script}");
+    }
 }

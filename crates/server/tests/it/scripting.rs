@@ -124,6 +124,28 @@ fn long_script_is_busy_and_killable(s: larder_testkit::TestServer) {
     assert_eq!(admin.call(&["GET", "x"]).unwrap(), Frame::Null);
 }
 
+/// A SCRIPT DEBUG SYNC session whose client goes away at a stop: the
+/// script runs on to its end unattended (its write lands), other clients
+/// are served again, and the next scripts run under the usual hook, not
+/// the debugger's: a long one is BUSY and SCRIPT KILL stops it.
+#[test]
+fn a_debugging_session_left_by_its_client_runs_to_its_end() {
+    let s = spawn_server();
+    let mut debugging = s.raw();
+    assert_eq!(debugging.call(&["SCRIPT", "DEBUG", "SYNC"]).unwrap(), Frame::ok());
+    debugging.send(&["EVAL", "local a = 1\nredis.call('SET', 'left', a)\nreturn a", "0"]).unwrap();
+    let Frame::Array(stop) = debugging.read_frame().unwrap() else { panic!("a stop is an array of lines") };
+    assert_eq!(stop[0], Frame::Simple("* Stopped at 1, stop reason = step over".into()));
+    drop(debugging);
+    let mut other = s.raw();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while other.call(&["GET", "left"]).unwrap() != Frame::Bulk("1".into()) {
+        assert!(std::time::Instant::now() < deadline, "the script never ended");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    long_script_is_busy_and_killable(s);
+}
+
 #[test]
 fn a_script_that_wrote_cannot_be_killed() {
     let s = spawn_server();

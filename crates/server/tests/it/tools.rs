@@ -70,3 +70,49 @@ fn redis_benchmark_works() {
     let n: i64 = redis::cmd("GET").arg("counter:__rand_int__").query(&mut con).unwrap();
     assert_eq!(n, 2000, "every INCR was applied once");
 }
+
+/// `redis-cli --ldb-sync-mode --eval` debugs a script against Larder as
+/// against redis-server: the same commands typed in give the same screen
+/// (stops, locals, a command and its reply, redis.debug output, the
+/// result). `--ldb` (SCRIPT DEBUG YES) runs too, and its writes are
+/// refused, so the rollback redis-cli reports holds.
+#[test]
+fn redis_cli_debugs_scripts() {
+    use std::io::Write;
+    if tool("redis-cli").is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("larder-ldb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("script.lua");
+    std::fs::write(&file, "local a = 1\nredis.debug('a is', a)\nredis.call('SET', KEYS[1], ARGV[1])\nreturn a\n")
+        .unwrap();
+    let debug = |port: u16, mode: &str| -> String {
+        let mut cli = tool("redis-cli")
+            .unwrap()
+            .args(["-p", &port.to_string(), mode, "--eval", file.to_str().unwrap(), "k", ",", "v1"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run redis-cli");
+        cli.stdin.take().unwrap().write_all(b"s\np\ns\ns\nc\n").unwrap();
+        let out = cli.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let s = spawn_server();
+    let ours = debug(s.addr.port(), "--ldb-sync-mode");
+    for line in ["<value> a = 1", "<debug> line 2: \"a is\", 1", "<redis> SET k v1", "<reply> \"+OK\"", "(integer) 1"] {
+        assert!(ours.contains(line), "no {line:?} in:\n{ours}");
+    }
+    let mut c = s.raw();
+    assert_eq!(c.call(&["GET", "k"]).unwrap(), larder_protocol::Frame::Bulk("v1".into()));
+    if let Some(redis) = larder_testkit::RedisServer::start() {
+        assert_eq!(ours, debug(redis.addr.port(), "--ldb-sync-mode"));
+    }
+    c.call(&["DEL", "k"]).unwrap();
+    let forked = debug(s.addr.port(), "--ldb");
+    assert!(forked.contains("write commands are refused"), "{forked}");
+    assert!(forked.contains("dataset changes rolled back"), "{forked}");
+    assert_eq!(c.call(&["EXISTS", "k"]).unwrap(), larder_protocol::Frame::Integer(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
