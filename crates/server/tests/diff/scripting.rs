@@ -350,12 +350,17 @@ fn debugger_sessions_match_redis() {
         (frames, "b 2;c;t;p;p big;m 0;p big;p nested;e inner;e 1.5e300;e {1,2,{3}};e 0.1;c;c"),
         ("local t = {}\nfor i=1,3 do t[i] = i end\nreturn nosuch.x\n", "c"),
         ("local i = 0\nwhile true do i = i + 1 end\n", "c;a"),
+        // Redis's own suite (external:skip there): NULs in a debugger
+        // command, and `redis` with a hundred arguments.
+        ("return 'hello'", "hello\0world;hello\0;\0hello;\0hello\0;c"),
+        ("return 'hello'", &format!("r{};c", " test".repeat(100))),
     ];
     for addr in [larder.addr, redis.addr] {
         let mut c = larder_testkit::RawConn::connect(addr).unwrap();
         c.call(&["CONFIG", "SET", "busy-reply-threshold", "300"]).unwrap();
     }
     for (script, steps) in cases {
+        let steps: &str = steps;
         let (ours, theirs) =
             (debugger_transcript(larder.addr, script, steps), debugger_transcript(redis.addr, script, steps));
         assert_eq!(ours, theirs, "session {steps:?} over:\n{script}");
