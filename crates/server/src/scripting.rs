@@ -47,7 +47,11 @@ const LOAD_TIMEOUT_MS: u64 = 500;
 /// [`Running`]); `hidden` holds what the engine needs from Lua.
 const PRELUDE: &str = r#"
 local hidden, G = ...
+-- The prelude's functions reach globals only through these locals: a
+-- script may change the environment of a function it can name (setfenv),
+-- and that must not change what these do for the next script.
 local error, type, rawget, rawset, tostring, ipairs = error, type, rawget, rawset, tostring, ipairs
+local pairs, next, getfenv, setfenv = pairs, next, getfenv, setfenv
 local real_setmetatable, real_setfenv = setmetatable, setfenv
 
 -- As Redis's luaPushErrorBuff: "-CODE msg" keeps its code, anything
@@ -92,12 +96,17 @@ end
 
 -- Compiled (binary) chunks are refused: hand-made bytecode can crash the
 -- VM. loadstring returns nil and the reason, as Redis's patched Lua does.
+-- A chunk it makes runs in a script's kind of environment: Lua would give
+-- it the globals table itself, where it could assign any global.
 local real_loadstring, real_load, concat = loadstring, load, table.concat
 local function binary(s) return type(s) == 'string' and s:byte(1) == 27 end
-loadstring = function(s, name)
+local function chunk_loader(s, name)
   if binary(s) then return nil, 'attempt to load a binary chunk' end
-  return real_loadstring(s, name)
+  local f, e = real_loadstring(s, name)
+  if f then real_setfenv(f, real_setmetatable({}, hidden.env_meta)) end
+  return f, e
 end
+loadstring = chunk_loader
 load = function(reader, name)
   local parts = {}
   while true do
@@ -105,7 +114,7 @@ load = function(reader, name)
     if piece == nil or piece == '' then break end
     parts[#parts + 1] = piece
   end
-  return loadstring(concat(parts), name)
+  return chunk_loader(concat(parts), name)
 end
 
 -- Globals are read-only, and reading a missing one is an error.
@@ -125,19 +134,101 @@ hidden.env_meta = {
 -- getmetatable returns for them, and for the globals, is itself
 -- read-only, and setmetatable on any of them fails the same way.
 local readonly_meta = real_setmetatable({}, { __newindex = hidden.env_meta.__newindex })
-local protected = {}
-for _, name in ipairs({'redis', 'cjson', 'cmsgpack', 'bit', 'struct', 'string', 'math', 'table'}) do
+hidden.env_meta.__metatable = readonly_meta
+-- Every table scripts share across runs is read-only to them: a script
+-- that could change one (redis.call, a string method, a global) would
+-- change what the next script, of any user, runs. Scripts see each of
+-- these tables through an empty proxy (`protected`), which raw writes
+-- (rawset, table.insert/remove/sort) refuse as Redis's read-only tables
+-- do; `real_of` maps a proxy to its table, so reads (pairs, next, rawget)
+-- see what Redis shows.
+local protected, real_of = { [readonly_meta] = true }, {}
+local function proxy_of(real, index)
+  local proxy = real_setmetatable({}, {
+    __index = index or real, __newindex = hidden.env_meta.__newindex, __metatable = readonly_meta,
+  })
+  protected[proxy], real_of[proxy] = true, real
+  return proxy
+end
+for _, name in ipairs({'redis', 'cjson', 'cmsgpack', 'bit', 'struct', 'string', 'math', 'table', 'coroutine'}) do
   local real = rawget(G, name)
   hidden['real_' .. name] = real
-  local proxy = real_setmetatable({}, {
-    __index = real, __newindex = hidden.env_meta.__newindex, __metatable = readonly_meta,
-  })
-  protected[proxy] = true
-  rawset(G, name, proxy)
+  rawset(G, name, proxy_of(real))
 end
+-- The globals: `_G`, getfenv and the globals of a coroutine show the proxy.
+local G_view = proxy_of(G)
+rawset(G, '_G', G_view)
+local function shown(t) if t == G then return G_view end return t end
+-- Strings' metatable: getmetatable('') gives a read-only view whose
+-- __index is the string library's proxy.
+local string_meta = getmetatable('')
+rawset(string_meta, '__metatable', proxy_of(string_meta, function(_, k)
+  if k == '__index' then return rawget(G, 'string') end
+  return rawget(string_meta, k)
+end))
+local function readonly() error('Attempt to modify a readonly table', 0) end
 setmetatable = function(t, m)
-  if t == G or protected[t] then error('Attempt to modify a readonly table', 0) end
+  if t == G or protected[t] then readonly() end
   return real_setmetatable(t, m)
+end
+rawset(G, 'rawset', function(t, k, v)
+  if protected[t] then readonly() end
+  return (rawset(t, k, v))
+end)
+rawset(G, 'rawget', function(t, k) return (rawget(real_of[t] or t, k)) end)
+rawset(G, 'next', function(t, k)
+  local k2, v = next(real_of[t] or t, k)
+  return k2, v
+end)
+rawset(G, 'pairs', function(t)
+  local real = real_of[t]
+  if real then return next, real, nil end
+  local f, s, k = pairs(t)
+  return f, s, k
+end)
+rawset(G, 'getfenv', function(f)
+  if f == nil then f = 1 end
+  if type(f) == 'number' and f > 0 then f = f + 1 end
+  return shown(getfenv(f))
+end)
+-- A script may set the environment of its own functions (and levels of
+-- its own stack), not the thread's globals or a shared function's (one
+-- whose environment is the globals: the prelude's, the libraries'), which
+-- read no globals, but where one script could leave data for the next.
+rawset(G, 'setfenv', function(f, t)
+  if type(f) == 'number' and f > 0 then f = f + 1 end
+  if f == 0 or getfenv(f) == G then readonly() end
+  return (setfenv(f, t))
+end)
+-- table.insert writes raw: it checks its table first (as the C function
+-- would, with the script's position). remove and sort only move what a
+-- table's array part holds, and a read-only one holds nothing: they need
+-- the same first check only so their errors keep the script's position.
+do
+  local real_table, select = hidden.real_table, select
+  local function table_arg(name, ...)
+    local t = ...
+    if type(t) ~= 'table' then
+      local got = select('#', ...) == 0 and 'no value' or type(t)
+      error("bad argument #1 to '" .. name .. "' (table expected, got " .. got .. ")", 3)
+    end
+    return t
+  end
+  local insert, remove, sort = real_table.insert, real_table.remove, real_table.sort
+  real_table.insert = function(...)
+    if protected[table_arg('insert', ...)] then readonly() end
+    local n = select('#', ...)
+    if n ~= 2 and n ~= 3 then error("wrong number of arguments to 'insert'", 2) end
+    insert(...)
+  end
+  real_table.remove = function(...)
+    table_arg('remove', ...)
+    return (remove(...))
+  end
+  real_table.sort = function(...)
+    table_arg('sort', ...)
+    sort(...)
+  end
 end
 real_setmetatable(G, { __newindex = hidden.env_meta.__newindex, __metatable = readonly_meta })
 hidden.run = function(f, handler) return real_xpcall(f, handler) end
@@ -167,6 +258,7 @@ hidden.lib_env_meta = {
     return v
   end,
   __newindex = hidden.env_meta.__newindex,
+  __metatable = readonly_meta,
 }
 hidden.load_api = {
   register_function = function(...)
@@ -185,6 +277,7 @@ hidden.load_view = setmetatable({}, {
     return v
   end,
   __newindex = hidden.env_meta.__newindex,
+  __metatable = readonly_meta,
 })
 hidden.fcall = function(f, handler, keys, args)
   return real_xpcall(function() return f(keys, args) end, handler)
@@ -318,16 +411,18 @@ pub struct FunctionDef {
     callback: Function,
 }
 
-/// Heap growth past the last full collection that triggers the next one.
-/// A full collection walks the whole live heap (about 52 KB after SCRIPT
-/// FLUSH: the prelude, libraries), so its cost per run is that over the
-/// runs between two; at 32 KB perf put the collector at 5% of a small
-/// EVALSHA's time. 256 KB ran it an eighth as often, but let the heap
-/// reach 300 KB, where Redis's (stepped every 50 calls) stays under the
-/// 100 KB its own suite checks after 10,000 EVALs ("EVAL does not leak in
-/// the Lua stack"). 40 KB keeps Larder's under that too (about 92 KB at
-/// most on a fresh VM), at some of the speed 256 KB bought (BENCHMARKS.md).
-const GC_SLACK_BYTES: u64 = 40 * 1024;
+/// Heap growth past the last full collection that triggers the next one:
+/// half the live heap, and at least this much. A full collection walks the
+/// whole live heap, so its cost per run is the live size over the garbage
+/// between two collections; growth in proportion to the live size keeps
+/// that cost the same whatever libraries are loaded (Lua's own collector
+/// waits for 100%). Redis (stepped every 50 calls) keeps a fresh VM's heap
+/// under the 100 KB its suite checks after 10,000 EVALs ("EVAL does not
+/// leak in the Lua stack"); Larder's live heap after SCRIPT FLUSH is about
+/// 60 KB (the prelude, with the read-only views of the shared tables), so
+/// 32 KB keeps it under that too. At 32 KB perf put the collector at 5% of
+/// a small EVALSHA's time (BENCHMARKS.md).
+const GC_SLACK_MIN_BYTES: u64 = 32 * 1024;
 
 /// Flags redis.register_function accepts.
 const FUNCTION_FLAGS: &[&str] = &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
@@ -708,11 +803,12 @@ impl Scripting {
         // Lua's own collector lets the heap double before a cycle, and the
         // VM's live data (libraries, prelude) is most of it: garbage from
         // many short scripts would sit there. A full collection once the
-        // heap is GC_SLACK_BYTES past what the last one left keeps it near
-        // its live size (Redis steps its collector every 50 calls instead).
+        // heap has grown half (GC_SLACK_MIN_BYTES at least) past what the
+        // last one left keeps it near its live size (Redis steps its
+        // collector every 50 calls instead).
         let used = st.lua.used_memory() as u64;
         let floor = self.lua_floor.load(Ordering::Relaxed);
-        if floor == 0 || used > floor + GC_SLACK_BYTES {
+        if floor == 0 || used > floor + GC_SLACK_MIN_BYTES.max(floor / 2) {
             let _ = st.lua.gc_collect();
             self.lua_floor.store(st.lua.used_memory() as u64, Ordering::Relaxed);
         }

@@ -366,3 +366,45 @@ fn debugger_sessions_match_redis() {
         assert_eq!(ours, theirs, "session {steps:?} over:\n{script}");
     }
 }
+
+/// What scripts share across runs (the globals, the libraries, strings'
+/// metatable) is read-only to them, as in Redis 7, whichever way a script
+/// reaches it: assignment, rawset, table.insert, getmetatable(''). Each
+/// attempt gets Redis's error, and the probe after it shows nothing
+/// changed (before, a script could replace redis.call or a string method
+/// for every later script, of any user). Reads through the read-only views
+/// (rawget, pairs) see what Redis's show.
+#[test]
+fn shared_tables_are_read_only_as_in_redis() {
+    check_script(
+        r#"
+        EVAL "rawset(redis, 'call', function() return 'pwned' end) return 1" 0
+        EVAL "return redis.call('ping')" 0
+        EVAL "rawset(string, 'rep', 1) return 1" 0
+        EVAL "_G.tostring = function() return 'pwned' end return 1" 0
+        EVAL "_G.redis = nil return 1" 0
+        EVAL "return tostring(1)" 0
+        EVAL "local mt = getmetatable('') mt.__index = {} return 1" 0
+        EVAL "local mt = getmetatable('') rawset(mt, '__index', {}) return 1" 0
+        EVAL "local s = getmetatable('').__index rawset(s, 'rep', 1) return 1" 0
+        EVAL "local s = getmetatable('').__index s.rep = 1 return 1" 0
+        EVAL "return ('a'):rep(2)" 0
+        EVAL "table.insert(redis, 'x') return 1" 0
+        EVAL "table.insert(_G, 1) return 1" 0
+        EVAL "return table.remove(string)" 0
+        EVAL "table.sort(math) return 1" 0
+        EVAL "return #redis" 0
+        EVAL "coroutine.create = 1 return 1" 0
+        EVAL "rawset(coroutine, 'create', 1) return 1" 0
+        EVAL "return type(coroutine.create)" 0
+        EVAL "setmetatable(_G, nil) return 1" 0
+        EVAL "return type(getmetatable(_G))" 0
+        EVAL "return rawget(string, 'rep') ~= nil" 0
+        EVAL "local n = 0 for k, v in pairs(string) do n = n + 1 end return n" 0
+        EVAL "local n = 0 for k in next, math do n = n + 1 end return n" 0
+        EVAL "table.insert(nil, 1) return 1" 0
+        EVAL "table.insert({}, 1, 2, 3) return 1" 0
+        EVAL "local t = {3,1,2} table.sort(t, function(a, b) return a > b end) table.insert(t, 1, 9) return {table.remove(t), t[1], #t}" 0
+        "#,
+    );
+}

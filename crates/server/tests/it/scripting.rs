@@ -211,3 +211,30 @@ fn function_stats_and_function_kill_while_a_function_runs() {
     let Frame::Array(stats) = admin.call(&["FUNCTION", "STATS"]).unwrap() else { panic!() };
     assert_eq!(stats[1], Frame::Null);
 }
+
+/// The ways to the shared tables that redis-server (Debian's build, which
+/// has no getfenv or setfenv) cannot be compared on: getfenv shows the
+/// globals' read-only view, setfenv may not replace the thread's globals
+/// or a shared function's environment, and a chunk loadstring makes runs
+/// in a script's environment, not in the globals table. A script's own
+/// functions still take an environment.
+#[test]
+fn getfenv_setfenv_and_loadstring_reach_no_shared_table() {
+    let s = spawn_server();
+    let mut c = s.raw();
+    let readonly = |f: Frame| match f {
+        Frame::Error(e) => assert!(String::from_utf8_lossy(&e).contains("Attempt to modify a readonly table"), "{e:?}"),
+        other => panic!("{other:?}"),
+    };
+    readonly(c.call(&["EVAL", "rawset(getfenv(0), 'tostring', nil) return 1", "0"]).unwrap());
+    readonly(c.call(&["EVAL", "getfenv(tostring).redis = nil return 1", "0"]).unwrap());
+    readonly(c.call(&["EVAL", "setfenv(0, {}) return 1", "0"]).unwrap());
+    readonly(c.call(&["EVAL", "setfenv(pcall, {}) return 1", "0"]).unwrap());
+    readonly(c.call(&["EVAL", "setfenv(table.insert, {}) return 1", "0"]).unwrap());
+    readonly(c.call(&["EVAL", "loadstring('tostring = nil')() return 1", "0"]).unwrap());
+    assert_eq!(c.call(&["EVAL", "return getfenv(0) == _G", "0"]).unwrap(), Frame::Integer(1));
+    assert_eq!(c.call(&["EVAL", "return loadstring('return 1 + 1')()", "0"]).unwrap(), Frame::Integer(2));
+    let own = "local function f() return x end setfenv(f, {x = 7}) return f()";
+    assert_eq!(c.call(&["EVAL", own, "0"]).unwrap(), Frame::Integer(7));
+    assert_eq!(c.call(&["EVAL", "return tostring(1) .. type(redis.call)", "0"]).unwrap(), Frame::bulk("1function"));
+}
