@@ -817,26 +817,45 @@ unsafe fn script_frames(state: *mut ffi::lua_State) -> Vec<(c_int, ffi::lua_Debu
     frames
 }
 
+/// Calls `f` with the name of each local of the frame `ar` describes, its
+/// value on top of the stack meanwhile, until `f` returns something.
+///
+/// # Safety
+/// `ar` was filled by lua_getstack for `state`, whose stack has room for
+/// what `f` pushes and one value more.
+unsafe fn find_local<T>(
+    state: *mut ffi::lua_State,
+    ar: &ffi::lua_Debug,
+    mut f: impl FnMut(&[u8]) -> Option<T>,
+) -> Option<T> {
+    let mut i = 1;
+    loop {
+        // SAFETY: per the caller; lua_getlocal pushes the local's value,
+        // popped below, or returns null past the last local.
+        let local = unsafe { ffi::lua_getlocal(state, ar, i) };
+        if local.is_null() {
+            return None;
+        }
+        i += 1;
+        // SAFETY: a local's name is a NUL-terminated string Lua keeps.
+        let found = f(unsafe { CStr::from_ptr(local) }.to_bytes());
+        // SAFETY: the value lua_getlocal pushed.
+        unsafe { ffi::lua_pop(state, 1) };
+        if found.is_some() {
+            return found;
+        }
+    }
+}
+
 /// `print <var>`: the innermost local of that name, or KEYS/ARGV.
 unsafe fn print_var(state: *mut ffi::lua_State, name: &[u8]) -> Vec<(Vec<u8>, bool)> {
-    // SAFETY (whole body): lua_getlocal pushes a local's value (popped
-    // after use) for a record lua_getstack filled.
+    // SAFETY (whole body): frames script_frames filled; each value read is
+    // on top of the stack, and what is pushed is popped.
     unsafe {
         ffi::luaL_checkstack(state, 4, std::ptr::null());
         for (_, ar) in script_frames(state) {
-            let mut i = 1;
-            loop {
-                let local = ffi::lua_getlocal(state, &ar, i);
-                if local.is_null() {
-                    break;
-                }
-                i += 1;
-                if CStr::from_ptr(local).to_bytes() == name {
-                    let line = top_value(state, b"<value> ");
-                    ffi::lua_pop(state, 1);
-                    return vec![(line, true)];
-                }
-                ffi::lua_pop(state, 1);
+            if let Some(line) = find_local(state, &ar, |n| (n == name).then(|| top_value(state, b"<value> "))) {
+                return vec![(line, true)];
             }
         }
         if name == b"KEYS" || name == b"ARGV" {
@@ -858,20 +877,13 @@ unsafe fn print_all(state: *mut ffi::lua_State) -> Vec<(Vec<u8>, bool)> {
         ffi::luaL_checkstack(state, 4, std::ptr::null());
         let mut ar: ffi::lua_Debug = std::mem::zeroed();
         if ffi::lua_getstack(state, 0, &mut ar) != 0 {
-            let mut i = 1;
-            loop {
-                let local = ffi::lua_getlocal(state, &ar, i);
-                if local.is_null() {
-                    break;
-                }
-                i += 1;
-                let name = CStr::from_ptr(local).to_bytes();
+            find_local::<()>(state, &ar, |name| {
                 if !contains(name, b"(*temporary)") {
                     let prefix = [b"<value> ".as_slice(), name, b" = "].concat();
                     lines.push((top_value(state, &prefix), true));
                 }
-                ffi::lua_pop(state, 1);
-            }
+                None
+            });
         }
     }
     if lines.is_empty() {
