@@ -1180,6 +1180,7 @@ impl LuaState {
             redis.raw_set("debug", lua.create_c_function(crate::ldb::lua_debug)?)?;
         }
         g.raw_set("redis", redis)?;
+        crate::scripting_libs::redis_random(&lua, &g.raw_get("math")?)?;
         g.raw_set("bit", crate::scripting_libs::bit(&lua)?)?;
         g.raw_set("cjson", crate::scripting_libs::cjson(&lua)?)?;
         g.raw_set("cmsgpack", crate::scripting_libs::cmsgpack(&lua)?)?;

@@ -2,7 +2,8 @@
 //! (LuaBitOp's API: 32-bit integer operations on Lua numbers), `cjson`
 //! (lua-cjson's encode/decode, with its number format and error texts),
 //! `cmsgpack` (lua-cmsgpack's pack/unpack, choosing the same encodings)
-//! and `struct` (binary pack/unpack by format string).
+//! and `struct` (binary pack/unpack by format string); and Redis's own
+//! `math.random`/`math.randomseed`.
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -29,6 +30,67 @@ fn tobit(v: &Value, i: usize, name: &str) -> mlua::Result<i32> {
 
 fn arg(args: &MultiValue, i: usize, name: &str) -> mlua::Result<i32> {
     tobit(args.get(i).unwrap_or(&Value::Nil), i, name)
+}
+
+/// The generator behind Redis's math.random (redisLrand48: lrand48's
+/// 48-bit linear congruence), one per process as Redis's is, so a script
+/// that seeds it draws the numbers it draws on Redis.
+static LRAND48: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x1234_ABCD_330E);
+
+fn lrand48() -> i32 {
+    const MASK: u64 = (1 << 48) - 1;
+    let step = |x: u64| x.wrapping_mul(0x5_DEEC_E66D).wrapping_add(0xB) & MASK;
+    let before = LRAND48.fetch_update(Relaxed, Relaxed, |x| Some(step(x))).expect("always updated");
+    (step(before) >> 17) as i32
+}
+
+/// luaL_checkint: a number, or a string that reads as one.
+fn checkint(args: &MultiValue, i: usize, name: &str) -> mlua::Result<i32> {
+    let bad = |got: &str| rt(format!("bad argument #{} to '{name}' (number expected, got {got})", i + 1));
+    match args.get(i) {
+        Some(Value::Integer(n)) => Ok(*n as i32),
+        Some(Value::Number(n)) => Ok(n.round_ties_even() as i32),
+        Some(Value::String(s)) => {
+            let n = s.to_str().ok().and_then(|t| t.trim().parse::<f64>().ok()).ok_or_else(|| bad("string"))?;
+            Ok(n.round_ties_even() as i32)
+        }
+        None | Some(Value::Nil) if args.len() <= i => Err(bad("no value")),
+        Some(v) => Err(bad(v.type_name())),
+        None => Err(bad("no value")),
+    }
+}
+
+/// Replaces `math.random` and `math.randomseed` with Redis's.
+pub fn redis_random(lua: &Lua, math: &Table) -> mlua::Result<()> {
+    let random = lua.create_function(|_, a: MultiValue| {
+        let r = (lrand48() % i32::MAX) as f64 / i32::MAX as f64;
+        let empty = |i: usize| rt(format!("bad argument #{i} to 'random' (interval is empty)"));
+        Ok(match a.len() {
+            0 => r,
+            1 => {
+                let u = checkint(&a, 0, "random")?;
+                if u < 1 {
+                    return Err(empty(1));
+                }
+                (r * u as f64).floor() + 1.0
+            }
+            2 => {
+                let (l, u) = (checkint(&a, 0, "random")?, checkint(&a, 1, "random")?);
+                if l > u {
+                    return Err(empty(2));
+                }
+                (r * (u as f64 - l as f64 + 1.0)).floor() + l as f64
+            }
+            _ => return Err(rt("wrong number of arguments")),
+        })
+    })?;
+    math.raw_set("random", random)?;
+    let seed = lua.create_function(|_, a: MultiValue| {
+        let seed = checkint(&a, 0, "randomseed")?;
+        LRAND48.store((u64::from(seed as u32) << 16) | 0x330E, Relaxed);
+        Ok(())
+    })?;
+    math.raw_set("randomseed", seed)
 }
 
 pub fn bit(lua: &Lua) -> mlua::Result<Table> {

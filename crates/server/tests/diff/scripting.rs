@@ -408,3 +408,23 @@ fn shared_tables_are_read_only_as_in_redis() {
         "#,
     );
 }
+
+/// math.random is Redis's generator (lrand48's), not the C library's: a
+/// script that seeds it draws what it draws on Redis, and the argument
+/// errors are Redis's.
+#[test]
+fn math_random_draws_as_redis() {
+    check_script(
+        r#"
+        EVAL "math.randomseed(5) return {math.random(1000), math.random(1000), math.random(3, 9)}" 0
+        EVAL "math.randomseed(-7) return tostring(math.random())" 0
+        EVAL "math.randomseed(123456789) local t = {} for i = 1, 20 do t[i] = math.random(-50, 50) end return t" 0
+        EVAL "math.randomseed('12') return math.random(100)" 0
+        EVAL "return math.random(0)" 0
+        EVAL "return math.random(5, 1)" 0
+        EVAL "return math.random(1, 2, 3)" 0
+        EVAL "return math.random('x')" 0
+        EVAL "math.randomseed() return 1" 0
+        "#,
+    );
+}
