@@ -31,6 +31,7 @@ pub mod latency;
 pub mod lazyfree;
 pub mod ldb;
 pub mod listen;
+pub mod lua_ffi;
 pub mod memory;
 pub mod monitor;
 pub mod multi;

@@ -373,9 +373,14 @@ struct Running<'r, 'c> {
 /// Calls `f` with the run in progress, or fails when none is (a function
 /// kept from an earlier run and called while a library loads).
 fn with_running<T>(slot: &AtomicPtr<()>, f: impl FnOnce(&Running<'_, '_>) -> mlua::Result<T>) -> mlua::Result<T> {
+    running(slot, f).unwrap_or_else(|| api_err("redis.call/pcall can only be called inside a script invocation"))
+}
+
+/// `f` with the run in progress; None when none is.
+fn running<T>(slot: &AtomicPtr<()>, f: impl FnOnce(&Running<'_, '_>) -> T) -> Option<T> {
     let p = slot.load(Ordering::Acquire) as *const Running<'static, 'static>;
     if p.is_null() {
-        return api_err("redis.call/pcall can only be called inside a script invocation");
+        return None;
     }
     // SAFETY: `Scripting::run` stores a pointer to a `Running` on its own
     // stack frame and clears it (a drop guard, so also on unwinding)
@@ -385,7 +390,22 @@ fn with_running<T>(slot: &AtomicPtr<()>, f: impl FnOnce(&Running<'_, '_>) -> mlu
     // reference past the call.
     #[allow(unsafe_code)]
     let running = unsafe { &*p };
-    f(running)
+    Some(f(running))
+}
+
+/// What `redis.call`/`redis.pcall` (`crate::lua_ffi`) run: the command
+/// `input` asks for, on the run in progress (None: there is none). The
+/// reply, whether it is an error, and whether the script asked for RESP3.
+pub(crate) fn call_for_script(
+    slot: &AtomicPtr<()>,
+    input: Result<BytesMut, &'static str>,
+) -> Option<(Frame, bool, bool)> {
+    running(slot, |run| {
+        let mut ctx = run.ctx.borrow_mut();
+        let mut st = run.state.borrow_mut();
+        let (reply, failed) = redis_call(&mut ctx, &mut st, run.wrote, input);
+        (reply, failed, st.resp3)
+    })
 }
 
 /// Clears [`LuaState::running`] when a run ends, however it ends.
@@ -1355,33 +1375,11 @@ impl LuaState {
 /// redis.call, redis.pcall, redis.setresp and redis.acl_check_cmd, each
 /// working on the run in progress (see [`Running`]).
 fn register_run_api(lua: &Lua, redis: &Table, running: &Arc<AtomicPtr<()>>) -> mlua::Result<()> {
-    // redis.call raises the error reply (a Rust error the handler
-    // unwraps, so the script's frame stays on the stack for the line
-    // number); redis.pcall returns it as {err=…}.
-    let slot = running.clone();
-    let call = lua.create_function(move |lua, args: MultiValue| {
-        with_running(&slot, |run| {
-            let mut ctx = run.ctx.borrow_mut();
-            let (v, failed) = redis_call(lua, &mut ctx, &mut run.state.borrow_mut(), run.wrote, args)?;
-            if failed {
-                let msg = match &v {
-                    Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
-                    _ => String::new(),
-                };
-                return Err(mlua::Error::external(ReplyError(msg)));
-            }
-            Ok(v)
-        })
-    })?;
-    redis.raw_set("call", call)?;
-    let slot = running.clone();
-    let pcall = lua.create_function(move |lua, args: MultiValue| {
-        with_running(&slot, |run| {
-            let mut ctx = run.ctx.borrow_mut();
-            Ok(redis_call(lua, &mut ctx, &mut run.state.borrow_mut(), run.wrote, args)?.0)
-        })
-    })?;
-    redis.raw_set("pcall", pcall)?;
+    // redis.call raises the error reply as {err=…} (the handler finds the
+    // script's line, the frame still being on the stack); redis.pcall
+    // returns it.
+    redis.raw_set("call", crate::lua_ffi::make_call(lua, running, crate::lua_ffi::redis_call)?)?;
+    redis.raw_set("pcall", crate::lua_ffi::make_call(lua, running, crate::lua_ffi::redis_pcall)?)?;
     let slot = running.clone();
     let setresp = lua.create_function(move |_, v: Value| {
         with_running(&slot, |run| {
@@ -1523,6 +1521,9 @@ pub(crate) fn format_g(n: f64, precision: i32) -> String {
     if n.is_infinite() {
         return if n > 0.0 { "inf".into() } else { "-inf".into() };
     }
+    if n == 0.0 && n.is_sign_negative() {
+        return "-0".into();
+    }
     if n == n.trunc() && n.abs() < 10f64.powi(precision) {
         return format!("{}", n as i64);
     }
@@ -1541,29 +1542,18 @@ pub(crate) fn format_g(n: f64, precision: i32) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn error_table(lua: &Lua, msg: &str) -> mlua::Result<(Value, bool)> {
-    let t = lua.create_table()?;
-    t.raw_set("err", msg)?;
-    Ok((Value::Table(t), true))
-}
-
 /// `redis.call`/`redis.pcall`: runs one command for the script. Returns
 /// the reply converted to Lua, and whether it is an error.
 fn redis_call(
-    lua: &Lua,
     ctx: &mut Ctx<'_>,
     st: &mut RunState,
     wrote_flag: &AtomicBool,
-    args: MultiValue,
-) -> mlua::Result<(Value, bool)> {
-    if args.is_empty() {
-        return error_table(lua, "ERR Please specify at least one argument for this redis lib call");
-    }
-    // The arguments go straight into the request the command runs from.
-    let mut input = BytesMut::with_capacity(64);
-    if let Err(e) = lua_request(&args, &mut input) {
-        return error_table(lua, &format!("ERR {e}"));
-    }
+    input: Result<BytesMut, &'static str>,
+) -> (Frame, bool) {
+    let input = match input {
+        Ok(input) => input,
+        Err(e) => return (Frame::Error(format!("ERR {e}").into()), true),
+    };
     let mut req = Request::default();
     larder_protocol::parse_request(&input, &RequestLimits::default(), &mut req)
         .ok()
@@ -1588,7 +1578,7 @@ fn redis_call(
             c.stats.reject();
         }
         st.counted.push(msg.to_string());
-        error_table(lua, msg)
+        (Frame::Error(msg.to_string().into()), true)
     };
     let Some(cmd) = ctx.shared.commands.resolve(&argv) else {
         return reject(None, "ERR Unknown Redis command called from script");
@@ -1652,29 +1642,7 @@ fn redis_call(
         }
         _ => false,
     };
-    Ok((to_lua(lua, &reply, st.resp3)?, failed))
-}
-
-/// A script's arguments to a command, as Redis converts them, written
-/// into `out` as the RESP request it runs from.
-fn lua_request(args: &MultiValue, out: &mut BytesMut) -> Result<(), &'static str> {
-    use std::fmt::Write;
-    let _ = write!(out, "*{}\r\n", args.len());
-    let mut bulk = |b: &[u8]| {
-        let _ = write!(out, "${}\r\n", b.len());
-        out.extend_from_slice(b);
-        out.extend_from_slice(b"\r\n");
-    };
-    for a in args.iter() {
-        match a {
-            Value::String(s) => bulk(&s.as_bytes()),
-            // Redis formats numbers for commands with 17 digits, not Lua's 14.
-            Value::Number(n) => bulk(format_g(*n, 17).as_bytes()),
-            Value::Integer(n) => bulk(n.to_string().as_bytes()),
-            _ => return Err("Lua redis lib command arguments must be strings or integers"),
-        }
-    }
-    Ok(())
+    (reply, failed)
 }
 
 /// A script's arguments to a command, as Redis converts them.
@@ -1688,66 +1656,6 @@ fn lua_argv(args: &MultiValue) -> Result<Vec<Vec<u8>>, &'static str> {
             _ => Err("Lua redis lib command arguments must be strings or integers"),
         })
         .collect()
-}
-
-/// A reply as Redis hands it to Lua (RESP2 rules unless the script asked
-/// for RESP3 with redis.setresp(3)).
-fn to_lua(lua: &Lua, f: &Frame, resp3: bool) -> mlua::Result<Value> {
-    let tagged = |tag: &str, v: Value| -> mlua::Result<Value> {
-        let t = lua.create_table()?;
-        t.raw_set(tag, v)?;
-        Ok(Value::Table(t))
-    };
-    let seq = |items: &[Frame]| -> mlua::Result<Table> {
-        let t = lua.create_table_with_capacity(items.len(), 0)?;
-        for (i, x) in items.iter().enumerate() {
-            t.raw_set(i + 1, to_lua(lua, x, resp3)?)?;
-        }
-        Ok(t)
-    };
-    Ok(match f {
-        Frame::Simple(s) => tagged("ok", Value::String(lua.create_string(s)?))?,
-        Frame::Error(e) => tagged("err", Value::String(lua.create_string(e)?))?,
-        Frame::Integer(n) => Value::Number(*n as f64),
-        Frame::Bulk(b) => Value::String(lua.create_string(b)?),
-        Frame::Null | Frame::NullArray if resp3 => Value::Nil,
-        Frame::Null | Frame::NullArray => Value::Boolean(false),
-        Frame::Array(items) | Frame::Push(items) => Value::Table(seq(items)?),
-        Frame::Set(items) if resp3 => {
-            let t = lua.create_table()?;
-            for x in items {
-                t.raw_set(to_lua(lua, x, resp3)?, true)?;
-            }
-            tagged("set", Value::Table(t))?
-        }
-        Frame::Set(items) => Value::Table(seq(items)?),
-        Frame::Map(pairs) if resp3 => {
-            let t = lua.create_table()?;
-            for (k, v) in pairs {
-                t.raw_set(to_lua(lua, k, resp3)?, to_lua(lua, v, resp3)?)?;
-            }
-            tagged("map", Value::Table(t))?
-        }
-        Frame::Map(pairs) => {
-            let flat: Vec<Frame> = pairs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect();
-            Value::Table(seq(&flat)?)
-        }
-        Frame::Double(d) if resp3 => tagged("double", Value::Number(*d))?,
-        Frame::Double(d) => Value::String(lua.create_string(larder_protocol::format_double(*d))?),
-        Frame::Boolean(b) if resp3 => Value::Boolean(*b),
-        Frame::Boolean(b) => Value::Number(*b as i64 as f64),
-        Frame::BigNumber(n) if resp3 => tagged("big_number", Value::String(lua.create_string(n)?))?,
-        Frame::BigNumber(n) => Value::String(lua.create_string(n)?),
-        Frame::Verbatim { format, text } if resp3 => {
-            let t = lua.create_table()?;
-            t.raw_set("format", lua.create_string(format)?)?;
-            t.raw_set("string", lua.create_string(text)?)?;
-            tagged("verbatim_string", Value::Table(t))?
-        }
-        Frame::Verbatim { text, .. } => Value::String(lua.create_string(text)?),
-        // Redis's Lua conversion skips attributes.
-        Frame::Attribute { reply, .. } => return to_lua(lua, reply, resp3),
-    })
 }
 
 /// A script's return value as the reply to its caller.

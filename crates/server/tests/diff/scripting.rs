@@ -9,6 +9,14 @@ use larder_protocol::Frame;
 fn eval_replies_and_conversions_match_redis() {
     check_script(
         r#"
+        EVAL "redis.call('set', 'n', 2^60) return redis.call('get', 'n')" 0
+        EVAL "redis.call('set', 'n', -0) return redis.call('get', 'n')" 0
+        EVAL "redis.call('set', 'n', 0.1) return redis.call('get', 'n')" 0
+        EVAL "redis.call('set', 'n', 1e300) return redis.call('get', 'n')" 0
+        EVAL "return redis.call('set', 'n', {})" 0
+        EVAL "return redis.pcall()" 0
+        EVAL "local a = {} for i = 1, 7999 do a[i] = 1 end return redis.call('lpush', 'big', unpack(a))" 0
+        EVAL "local ok, e = pcall(redis.call, 'nosuch') return {tostring(ok), e}" 0
         SET s abc
         SET n 10
         RPUSH l a b c
