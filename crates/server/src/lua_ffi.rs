@@ -61,20 +61,24 @@ unsafe fn run(state: *mut ffi::lua_State, raise: bool) -> bool {
     let input = unsafe { request(state) };
     // SAFETY: as above.
     unsafe { ffi::lua_settop(state, 0) };
-    let Some((reply, failed, resp3)) = call_for_script(slot, input) else {
-        // SAFETY: room for the error table (checked in push).
-        unsafe {
-            push(
-                state,
-                &Frame::Error("ERR redis.call/pcall can only be called inside a script invocation".into()),
-                false,
-            )
-        };
-        return true;
+    // A command that panics must not unwind through Lua's C frames (mlua's
+    // callbacks caught that too): the script ends with an error instead,
+    // as far as it got, and the panic is in the log as any other.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call_for_script(slot, input)));
+    let (reply, failed, resp3, always_raise) = match outcome {
+        Ok(Some((reply, failed, resp3))) => (reply, failed, resp3, false),
+        Ok(None) => {
+            let msg = "ERR redis.call/pcall can only be called inside a script invocation";
+            (Frame::Error(msg.into()), true, false, true)
+        }
+        Err(_) => {
+            let msg = "ERR internal error running a command from the script (see the server log)";
+            (Frame::Error(msg.into()), true, false, true)
+        }
     };
-    // SAFETY: as above.
+    // SAFETY: room for the reply is checked in push.
     unsafe { push(state, &reply, resp3) };
-    failed && raise
+    failed && (raise || always_raise)
 }
 
 /// The call's arguments as a RESP request, or why they cannot be one.
