@@ -681,6 +681,9 @@ fn human<'a>(out: &mut Vec<u8>, reply: &'a [u8]) -> &'a [u8] {
             out.extend_from_slice(if reply[0] == b'*' { b"[" } else { b"~(" });
             let n = count();
             for j in 0..n {
+                if rest.is_empty() {
+                    break;
+                }
                 rest = human(out, rest);
                 if j != n - 1 {
                     out.push(b',');
@@ -692,6 +695,9 @@ fn human<'a>(out: &mut Vec<u8>, reply: &'a [u8]) -> &'a [u8] {
             out.push(b'{');
             let n = count();
             for j in 0..n {
+                if rest.is_empty() {
+                    break;
+                }
                 rest = human(out, rest);
                 out.extend_from_slice(b" => ");
                 rest = human(out, rest);
@@ -994,6 +1000,41 @@ mod tests {
         assert!(matches!(parse_command(b"*1\r\n$0\r\n\r\n"), Parsed::Error));
         let Parsed::Command(argv) = parse_command(b"junk*2\r\n$1\r\np\r\n$4\r\nKEYS\r\n") else { panic!() };
         assert_eq!(argv, vec![b"p".to_vec(), b"KEYS".to_vec()]);
+    }
+
+    proptest::proptest! {
+        /// Whatever a debugging client sends parses to a command, asks for
+        /// more, or is a protocol error; a whole command always parses.
+        #[test]
+        fn any_input_parses_or_is_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+                                         words in proptest::collection::vec("[a-z0-9]{1,8}", 1..5)) {
+            let _ = parse_command(&bytes);
+            let mut whole = format!("*{}\r\n", words.len()).into_bytes();
+            for w in &words {
+                whole.extend_from_slice(format!("${}\r\n{w}\r\n", w.len()).as_bytes());
+            }
+            let Parsed::Command(argv) = parse_command(&whole) else { panic!("{whole:?}") };
+            proptest::prop_assert_eq!(argv, words.iter().map(|w| w.as_bytes().to_vec()).collect::<Vec<_>>());
+            for cut in 1..whole.len() {
+                proptest::prop_assert!(matches!(parse_command(&whole[..cut]), Parsed::Incomplete));
+            }
+        }
+
+        /// Any RESP reply the server could give reads without panicking,
+        /// and nothing is left over; any bytes at all read without
+        /// panicking or looping.
+        #[test]
+        fn any_reply_reads(items in proptest::collection::vec(proptest::prelude::any::<i64>(), 0..8),
+                           junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            human(&mut Vec::new(), &junk);
+            human(&mut Vec::new(), b"*99999999999\r\n:1\r\n");
+            let mut resp = format!("*{}\r\n", items.len()).into_bytes();
+            for n in &items {
+                resp.extend_from_slice(format!(":{n}\r\n").as_bytes());
+            }
+            let mut out = Vec::new();
+            proptest::prop_assert!(human(&mut out, &resp).is_empty());
+        }
     }
 
     #[test]
