@@ -533,28 +533,36 @@ pub enum RestorePolicy {
     Flush,
 }
 
-/// Sets the globals KEYS and ARGV for a script run. Built with Lua's own
+/// A script run's KEYS and ARGV.
+type KeysArgv<'a, 'b> = (&'a [&'b [u8]], &'a [&'b [u8]]);
+
+/// Sets the globals KEYS and ARGV for a script run (None: removes them,
+/// before a function runs). Built with Lua's own
 /// API, in one protected call: made through mlua, each string and table
 /// would be a registry reference, each taken and dropped under a lock,
 /// which perf put at an eighth of an EVALSHA's time.
-fn set_keys_and_argv(lua: &Lua, keys: &[&[u8]], argv: &[&[u8]]) -> mlua::Result<()> {
+fn set_keys_and_argv(lua: &Lua, run: Option<KeysArgv<'_, '_>>) -> mlua::Result<()> {
     use mlua::ffi;
     #[allow(unsafe_code)]
     // SAFETY: exec_raw runs this in a protected call on a stack with room
     // for three more values (mlua checks), and at most three are pushed at
-    // once (a table, a string, a key); each table leaves the stack by
-    // lua_rawset, so the stack is as it was. The pointers and lengths are
-    // those of live slices, which lua_pushlstring copies.
+    // once (a table, a string, a key); each table (or nil) leaves the stack
+    // by lua_rawset, so the stack is as it was. The pointers and lengths
+    // are those of live slices, which lua_pushlstring copies.
     unsafe {
         lua.exec_raw::<()>((), |state| {
+            let (keys, argv) = run.unwrap_or_default();
             for (name, items) in [(c"KEYS", keys), (c"ARGV", argv)] {
-                ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as i32, 0);
-                for (i, item) in items.iter().enumerate() {
-                    ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
-                    ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
-                }
                 ffi::lua_pushstring(state, name.as_ptr());
-                ffi::lua_insert(state, -2);
+                if run.is_none() {
+                    ffi::lua_pushnil(state);
+                } else {
+                    ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as i32, 0);
+                    for (i, item) in items.iter().enumerate() {
+                        ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+                        ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
+                    }
+                }
                 ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
             }
         })
@@ -728,7 +736,7 @@ impl Scripting {
             }
         };
         declared.admit(ctx, read_only)?;
-        set_keys_and_argv(&st.lua, keys, argv).map_err(lua_err)?;
+        set_keys_and_argv(&st.lua, Some((keys, argv))).map_err(lua_err)?;
         let start = |st: &LuaState| -> mlua::Result<MultiValue> { st.run_script.call((&func, &st.handler)) };
         let (Some(mode), Ok(body)) = (debug, script) else {
             return self.run(&st, ctx, Origin::Script(&sha), declared.run_state(read_only), start);
@@ -771,6 +779,10 @@ impl Scripting {
         let callback = f.callback.clone();
         let keys = strings_table(&st.lua, keys).map_err(lua_err)?;
         let argv = strings_table(&st.lua, argv).map_err(lua_err)?;
+        // The last EVAL's KEYS and ARGV stay in the globals (EVAL sets them
+        // there, as Redis does); a function, another user's perhaps, must
+        // not find them through _G.
+        set_keys_and_argv(&st.lua, None).map_err(lua_err)?;
         let start = |st: &LuaState| -> mlua::Result<MultiValue> {
             let full: Table = st.lua.globals().raw_get("redis")?;
             st.hidden.raw_set("redis_view", full)?;

@@ -238,3 +238,17 @@ fn getfenv_setfenv_and_loadstring_reach_no_shared_table() {
     assert_eq!(c.call(&["EVAL", own, "0"]).unwrap(), Frame::Integer(7));
     assert_eq!(c.call(&["EVAL", "return tostring(1) .. type(redis.call)", "0"]).unwrap(), Frame::bulk("1function"));
 }
+
+/// EVAL's KEYS and ARGV live in the globals; a function (another user's,
+/// perhaps) run after it does not find them through `_G`.
+#[test]
+fn a_function_does_not_see_the_last_evals_keys() {
+    let s = spawn_server();
+    let mut c = s.raw();
+    let lib = "#!lua name=peek\nredis.register_function('peek', function() \
+               local ok, v = pcall(function() return _G.KEYS end) return tostring(v) end)";
+    assert_eq!(c.call(&["FUNCTION", "LOAD", lib]).unwrap(), Frame::bulk("peek"));
+    assert_eq!(c.call(&["EVAL", "return KEYS[1]", "1", "secret"]).unwrap(), Frame::bulk("secret"));
+    assert_eq!(c.call(&["FCALL", "peek", "0"]).unwrap(), Frame::bulk("nil"));
+    assert_eq!(c.call(&["EVAL", "return KEYS[1]", "1", "again"]).unwrap(), Frame::bulk("again"));
+}
