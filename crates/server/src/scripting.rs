@@ -155,6 +155,10 @@ for _, name in ipairs({'redis', 'cjson', 'cmsgpack', 'bit', 'struct', 'string', 
   hidden['real_' .. name] = real
   rawset(G, name, proxy_of(real))
 end
+-- No newproxy: a userdata it makes can carry a __gc finalizer, which the
+-- collector would run in whichever later script it happens to run, with
+-- that script's user and keys (Debian's redis-server has none either).
+rawset(G, 'newproxy', nil)
 -- The globals: `_G`, getfenv and the globals of a coroutine show the proxy.
 local G_view = proxy_of(G)
 rawset(G, '_G', G_view)
