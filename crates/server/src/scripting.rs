@@ -820,8 +820,12 @@ impl Scripting {
         ctx.client.in_exec = true;
         self.kill.store(false, Ordering::Relaxed);
         self.wrote.store(false, Ordering::Relaxed);
-        self.running_since.store(self.epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
-        st.leave_at.store(st.epoch.elapsed().as_millis() as u64 + LEAVE_WORKER_AFTER_MS, Ordering::Relaxed);
+        // One clock read for both marks: a small script's run is a few
+        // microseconds, and each read is a noticeable part of it.
+        let now = Instant::now();
+        self.running_since.store(now.duration_since(self.epoch).as_millis() as u64 + 1, Ordering::Relaxed);
+        let leave_at = now.duration_since(st.epoch).as_millis() as u64 + LEAVE_WORKER_AFTER_MS;
+        st.leave_at.store(leave_at, Ordering::Relaxed);
         let running = Running {
             ctx: std::cell::RefCell::new(ctx),
             state: std::cell::RefCell::new(run_state),
