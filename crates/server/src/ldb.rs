@@ -327,12 +327,18 @@ unsafe fn repl(state: *mut ffi::lua_State) -> Result<bool, String> {
                 Parsed::Error => return Err("ERR protocol error".into()),
                 Parsed::Incomplete => {
                     let mut buf = [0u8; 1024];
-                    let n = read_fd(s.fd, &mut buf);
-                    if n == 0 {
-                        s.step = false;
-                        s.breakpoints.clear();
-                        return Ok(false);
-                    }
+                    let n = match read_fd(s.fd, &mut buf, &s.kill) {
+                        Read::Data(n) => n,
+                        Read::Gone => {
+                            s.step = false;
+                            s.breakpoints.clear();
+                            return Ok(false);
+                        }
+                        // SCRIPT KILL from another client: the session
+                        // need not wait for its user (Redis's sync mode
+                        // blocks the server, and cannot take it).
+                        Read::Killed => return Err("ERR Script killed by user with SCRIPT KILL...".into()),
+                    };
                     s.cbuf.extend_from_slice(&buf[..n]);
                     if s.cbuf.len() > MAX_COMMAND_BUFFER {
                         s.cbuf = Vec::new();
@@ -615,26 +621,40 @@ fn parse_command(buf: &[u8]) -> Parsed {
     Parsed::Command(argv)
 }
 
-/// Reads what the client sent, waiting for it; 0 once it is gone.
-fn read_fd(fd: c_int, buf: &mut [u8]) -> usize {
+enum Read {
+    Data(usize),
+    /// The client is gone.
+    Gone,
+    /// SCRIPT KILL asked the script to end.
+    Killed,
+}
+
+/// How often a wait for the user looks at the kill flag.
+const KILL_CHECK_MS: c_int = 100;
+
+/// Reads what the client sent, waiting for it.
+fn read_fd(fd: c_int, buf: &mut [u8], kill: &AtomicBool) -> Read {
     loop {
+        if kill.load(Ordering::Relaxed) {
+            return Read::Killed;
+        }
         let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd; the descriptor is the connection's,
         // open while its task waits in this command.
-        let ready = unsafe { libc::poll(&mut pfd, 1, -1) };
-        if ready < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+        let ready = unsafe { libc::poll(&mut pfd, 1, KILL_CHECK_MS) };
+        if ready == 0 || (ready < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted) {
             continue;
         }
         // SAFETY: `buf` is writable for its length.
         let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n > 0 {
-            return n as usize;
+            return Read::Data(n as usize);
         }
         let err = std::io::Error::last_os_error().kind();
         if n < 0 && matches!(err, std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) {
             continue;
         }
-        return 0;
+        return Read::Gone;
     }
 }
 

@@ -252,3 +252,28 @@ fn a_function_does_not_see_the_last_evals_keys() {
     assert_eq!(c.call(&["FCALL", "peek", "0"]).unwrap(), Frame::bulk("nil"));
     assert_eq!(c.call(&["EVAL", "return KEYS[1]", "1", "again"]).unwrap(), Frame::bulk("again"));
 }
+
+/// SCRIPT KILL from another client ends a debugging session that waits
+/// for its user (Redis's sync mode blocks the whole server instead): the
+/// session ends and the EVAL gets the kill error.
+#[test]
+fn script_kill_ends_a_debugging_session_waiting_at_a_stop() {
+    let s = spawn_server();
+    let mut admin = s.raw();
+    assert_eq!(admin.call(&["CONFIG", "SET", "busy-reply-threshold", "50"]).unwrap(), Frame::ok());
+    let mut debugging = s.raw();
+    assert_eq!(debugging.call(&["SCRIPT", "DEBUG", "SYNC"]).unwrap(), Frame::ok());
+    debugging.send(&["EVAL", "local a = 1\nreturn a", "0"]).unwrap();
+    assert!(matches!(debugging.read_frame().unwrap(), Frame::Array(_)), "a stop");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while admin.call(&["SCRIPT", "KILL"]).unwrap() != Frame::ok() {
+        assert!(std::time::Instant::now() < deadline, "SCRIPT KILL never took");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(debugging.read_frame().unwrap(), Frame::Array(vec![Frame::Simple("<endsession>".into())]));
+    match debugging.read_frame().unwrap() {
+        Frame::Error(e) => assert!(e.starts_with(b"ERR Script killed by user with SCRIPT KILL"), "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(admin.call(&["PING"]).unwrap(), Frame::Simple("PONG".into()));
+}
