@@ -18,8 +18,11 @@
 //! then holds, since there were none. SYNC sessions run writes and keep
 //! them, as Redis's do.
 //!
-//! Scripts run one at a time under the world lock, so there is at most one
-//! session, kept in a static the raw hook and `redis.call` reach.
+//! A session lives in a thread-local: everything it serves (the EVAL, its
+//! hook, the `redis.call`s and `redis.debug`s of its script) runs on the
+//! thread that began it, and servers that share a process (tests, an
+//! embedded Larder) each run their scripts on their own threads, so one's
+//! session never sees another's script.
 //!
 //! The hook is a raw C hook, not mlua's: printing locals needs
 //! `lua_getlocal` on the frame being stopped in, and raising `abort` from
@@ -29,7 +32,7 @@
 
 use crate::monitor::repr;
 use mlua::ffi;
-use parking_lot::Mutex;
+use std::cell::RefCell;
 use std::ffi::{c_int, CStr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -84,18 +87,30 @@ struct Session {
     left_worker: bool,
 }
 
-static ACTIVE: AtomicBool = AtomicBool::new(false);
-static SESSION: Mutex<Option<Session>> = Mutex::new(None);
+thread_local! {
+    static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
+}
 
-/// Starts a session for the EVAL of `body` on the connection `fd`.
-pub fn begin(fd: i64, mode: Mode, body: &[u8], timeout_ms: u64, kill: Arc<AtomicBool>) {
+/// Ends this thread's session when dropped (see [`finish`]).
+#[must_use = "the session ends when this is dropped"]
+pub struct Running;
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        finish();
+    }
+}
+
+/// Starts a session for the EVAL of `body` on the connection `fd`; it
+/// lasts until the value returned is dropped.
+pub fn begin(fd: i64, mode: Mode, body: &[u8], timeout_ms: u64, kill: Arc<AtomicBool>) -> Running {
     let mut body = body;
     while let [rest @ .., b'\n' | b'\r'] = body {
         body = rest;
     }
     let src = body.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
     let timeout = Duration::from_millis(if timeout_ms == 0 { 5000 } else { timeout_ms });
-    *SESSION.lock() = Some(Session {
+    let session = Session {
         fd: fd as c_int,
         mode,
         src,
@@ -111,32 +126,32 @@ pub fn begin(fd: i64, mode: Mode, body: &[u8], timeout_ms: u64, kill: Arc<Atomic
         timeout,
         kill,
         left_worker: false,
-    });
-    ACTIVE.store(true, Ordering::Release);
+    };
+    SESSION.with_borrow_mut(|s| *s = Some(session));
     tracing::warn!("Lua debugging session started ({mode:?})");
+    Running
 }
 
 /// Ends the session: the last logs and `<endsession>` go out before the
 /// EVAL's reply.
-pub fn finish() {
-    ACTIVE.store(false, Ordering::Release);
-    if let Some(mut s) = SESSION.lock().take() {
+fn finish() {
+    if let Some(mut s) = SESSION.with_borrow_mut(Option::take) {
         s.log("<endsession>".into());
         s.send_logs();
         tracing::warn!("Lua debugging session ended");
     }
 }
 
-/// A session is running (redis.debug and redis.breakpoint act).
+/// A session is running on this thread (redis.debug and
+/// redis.breakpoint act).
 pub fn active() -> bool {
-    ACTIVE.load(Ordering::Acquire)
+    SESSION.with_borrow(Option::is_some)
 }
 
+/// `f` with this thread's session, if one runs. Never called inside
+/// another `with`, nor across a call into Lua (which may come back here).
 fn with<R>(f: impl FnOnce(&mut Session) -> R) -> Option<R> {
-    if !active() {
-        return None;
-    }
-    SESSION.lock().as_mut().map(f)
+    SESSION.with_borrow_mut(|s| s.as_mut().map(f))
 }
 
 /// Stepping: redis.call logs its commands and replies.
@@ -244,6 +259,13 @@ unsafe extern "C-unwind" fn line_hook(state: *mut ffi::lua_State, ar: *mut ffi::
     }
 }
 
+/// What the hook found at a line.
+enum Stop {
+    No,
+    Raise(String),
+    At { timeout: bool, leave: bool },
+}
+
 /// The hook's work; an error message to raise in the script, if any.
 unsafe fn on_hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) -> Option<String> {
     // SAFETY: `ar` is the event's record, completed for the running function.
@@ -258,44 +280,48 @@ unsafe fn on_hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) -> Option
     if !ours {
         return None;
     }
-    let mut guard = SESSION.lock();
-    let s = guard.as_mut()?;
-    s.line = line;
-    if s.kill.load(Ordering::Relaxed) {
-        return Some("ERR Script killed by user with SCRIPT KILL...".into());
-    }
-    let bp = s.breakpoints.contains(&line) || s.luabp;
-    let mut timeout = false;
-    if event == ffi::LUA_HOOKCOUNT && !s.step && !bp {
-        if s.since.elapsed() < s.timeout {
-            return None;
+    let stop = with(|s| {
+        s.line = line;
+        if s.kill.load(Ordering::Relaxed) {
+            return Stop::Raise("ERR Script killed by user with SCRIPT KILL...".into());
         }
-        timeout = true;
-        s.step = true;
-    }
-    if !(s.step || bp) {
-        return None;
-    }
-    let reason = if bp {
-        if s.luabp {
-            "redis.breakpoint() called"
+        let bp = s.breakpoints.contains(&line) || s.luabp;
+        let mut timeout = false;
+        if event == ffi::LUA_HOOKCOUNT && !s.step && !bp {
+            if s.since.elapsed() < s.timeout {
+                return Stop::No;
+            }
+            timeout = true;
+            s.step = true;
+        }
+        if !(s.step || bp) {
+            return Stop::No;
+        }
+        let reason = if bp {
+            if s.luabp {
+                "redis.breakpoint() called"
+            } else {
+                "break point"
+            }
+        } else if timeout {
+            "timeout reached, infinite loop?"
         } else {
-            "break point"
-        }
-    } else if timeout {
-        "timeout reached, infinite loop?"
-    } else {
-        "step over"
+            "step over"
+        };
+        s.step = false;
+        s.luabp = false;
+        s.log(format!("* Stopped at {line}, stop reason = {reason}").into_bytes());
+        s.log_source_line(line);
+        s.send_logs();
+        // Waiting on a person: other clients are served meanwhile (and
+        // get BUSY), as behind any long script.
+        Stop::At { timeout, leave: !std::mem::replace(&mut s.left_worker, true) }
+    })?;
+    let (timeout, leave) = match stop {
+        Stop::No => return None,
+        Stop::Raise(msg) => return Some(msg),
+        Stop::At { timeout, leave } => (timeout, leave),
     };
-    s.step = false;
-    s.luabp = false;
-    s.log(format!("* Stopped at {line}, stop reason = {reason}").into_bytes());
-    s.log_source_line(line);
-    s.send_logs();
-    // Waiting on a person: other clients are served meanwhile (and get
-    // BUSY), as behind any long script.
-    let leave = !std::mem::replace(&mut s.left_worker, true);
-    drop(guard);
     if leave {
         crate::scripting::leave_worker();
     }
@@ -316,15 +342,14 @@ unsafe fn on_hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) -> Option
 /// unattended), Err to end the script with that error.
 unsafe fn repl(state: *mut ffi::lua_State) -> Result<bool, String> {
     loop {
-        let argv = loop {
-            let mut guard = SESSION.lock();
-            let Some(s) = guard.as_mut() else { return Ok(true) };
+        // The next command, or what repl returns (Err of the closure).
+        let next = with(|s| loop {
             match parse_command(&s.cbuf) {
                 Parsed::Command(argv) => {
                     s.cbuf.clear();
-                    break argv;
+                    break Ok(argv);
                 }
-                Parsed::Error => return Err("ERR protocol error".into()),
+                Parsed::Error => break Err(Err("ERR protocol error".into())),
                 Parsed::Incomplete => {
                     let mut buf = [0u8; 1024];
                     let n = match read_fd(s.fd, &mut buf, &s.kill) {
@@ -332,20 +357,25 @@ unsafe fn repl(state: *mut ffi::lua_State) -> Result<bool, String> {
                         Read::Gone => {
                             s.step = false;
                             s.breakpoints.clear();
-                            return Ok(false);
+                            break Err(Ok(false));
                         }
                         // SCRIPT KILL from another client: the session
                         // need not wait for its user (Redis's sync mode
                         // blocks the server, and cannot take it).
-                        Read::Killed => return Err("ERR Script killed by user with SCRIPT KILL...".into()),
+                        Read::Killed => break Err(Err("ERR Script killed by user with SCRIPT KILL...".into())),
                     };
                     s.cbuf.extend_from_slice(&buf[..n]);
                     if s.cbuf.len() > MAX_COMMAND_BUFFER {
                         s.cbuf = Vec::new();
-                        return Err("ERR max client buffer reached".into());
+                        break Err(Err("ERR max client buffer reached".into()));
                     }
                 }
             }
+        });
+        let argv = match next {
+            None => return Ok(true),
+            Some(Ok(argv)) => argv,
+            Some(Err(done)) => return done,
         };
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
         let is = |short: &str, long: &str| name == short || name == long;

@@ -749,14 +749,16 @@ impl Scripting {
         // of the usual one for this run; the connection closes after the
         // reply, as Redis's does.
         let timeout = self.busy_threshold.load(Ordering::Relaxed);
-        crate::ldb::begin(ctx.client.info.fd, mode, body, timeout, self.kill.clone());
+        // Ended by a guard: a session left behind (a panic on the way)
+        // would take over this thread's later scripts.
+        let session = crate::ldb::begin(ctx.client.info.fd, mode, body, timeout, self.kill.clone());
         #[allow(unsafe_code)]
         // SAFETY: exec_raw hands over the state scripts run on.
         let hooked = unsafe { st.lua.exec_raw::<()>((), |state| crate::ldb::install_hook(state)) };
         let out = hooked
             .map_err(lua_err)
             .and_then(|()| self.run(&st, ctx, Origin::Script(&sha), declared.run_state(read_only), start));
-        crate::ldb::finish();
+        drop(session);
         st.install_hook().map_err(lua_err)?;
         ctx.client.lua_debug = None;
         ctx.client.close_after_reply = true;

@@ -277,3 +277,29 @@ fn script_kill_ends_a_debugging_session_waiting_at_a_stop() {
     }
     assert_eq!(admin.call(&["PING"]).unwrap(), Frame::Simple("PONG".into()));
 }
+
+/// Two servers in one process (tests, an embedded Larder): a debugging
+/// session on one leaves the other's scripts alone. A YES session refuses
+/// its own script's writes, not the other server's, and the other's
+/// commands are not logged into it.
+#[test]
+fn a_debugging_session_is_its_own_servers_alone() {
+    let (a, b) = (spawn_server(), spawn_server());
+    let mut debugging = a.raw();
+    assert_eq!(debugging.call(&["SCRIPT", "DEBUG", "YES"]).unwrap(), Frame::ok());
+    debugging.send(&["EVAL", "local a = 1\nreturn a", "0"]).unwrap();
+    assert!(matches!(debugging.read_frame().unwrap(), Frame::Array(_)), "a stop");
+    let mut other = b.raw();
+    let write = "redis.call('set', 'x', '1') return redis.call('get', 'x')";
+    assert_eq!(other.call(&["EVAL", write, "0"]).unwrap(), Frame::bulk("1"));
+    // The session's next answer holds only its own lines.
+    assert_eq!(
+        debugging.call(&["s"]).unwrap(),
+        Frame::Array(vec![
+            Frame::Simple("* Stopped at 2, stop reason = step over".into()),
+            Frame::Simple("-> 2   return a".into()),
+        ])
+    );
+    assert_eq!(debugging.call(&["c"]).unwrap(), Frame::Array(vec![Frame::Simple("<endsession>".into())]));
+    assert_eq!(debugging.read_frame().unwrap(), Frame::Integer(1));
+}
