@@ -348,9 +348,6 @@ struct LuaState {
     /// The run in progress, for the callbacks registered once (see
     /// [`Running`]); null between runs.
     running: Arc<AtomicPtr<()>>,
-    /// The chunk name last set for error messages (`@user_script`…), so
-    /// a run sets it only when it changes.
-    source: std::cell::Cell<&'static str>,
     /// The instruction hook (kill flag, worker hand-off, load timeout), to
     /// put back after a debugging session replaced it.
     hook: Arc<Hook>,
@@ -814,10 +811,6 @@ impl Scripting {
             Origin::Script(sha) => (sha, "user_script"),
             Origin::Function(name) => (name, "user_function"),
         };
-        if st.source.get() != source {
-            st.lua.set_named_registry_value("larder_source", format!("@{source}")).map_err(lua_err)?;
-            st.source.set(source);
-        }
         let (saved_db, saved_proto, saved_in_exec) = (ctx.client.db, ctx.client.proto, ctx.client.in_exec);
         ctx.client.in_exec = true;
         self.kill.store(false, Ordering::Relaxed);
@@ -876,17 +869,19 @@ impl Scripting {
             }
             return Ok(reply);
         }
-        // The handler's {err=…, line=…}.
-        let (msg, line) = match &value {
+        // The handler's {err=…, line=…, source=…}.
+        let (msg, line, at) = match &value {
             Value::Table(t) => (
                 t.raw_get::<Option<String>>("err").ok().flatten().unwrap_or_default(),
                 t.raw_get::<Option<i64>>("line").ok().flatten(),
+                t.raw_get::<Option<String>>("source").ok().flatten(),
             ),
-            other => (format!("ERR {other:?}"), None),
+            other => (format!("ERR {other:?}"), None, None),
         };
         let line = line.map_or("?".to_string(), |l| l.to_string());
+        let at = at.unwrap_or_else(|| format!("@{source}"));
         ctx.client.error_counted = passes_on(msg.as_bytes());
-        Err(CmdError::Raw(format!("{msg} script: {label}, on @{source}:{line}.")))
+        Err(CmdError::Raw(format!("{msg} script: {label}, on {at}:{line}.")))
     }
 
     /// FUNCTION LOAD [REPLACE]: returns the library name.
@@ -1277,7 +1272,6 @@ impl LuaState {
             leave_at,
             epoch,
             running,
-            source: std::cell::Cell::new(""),
             hook,
         }
         .with_hook()
@@ -1333,8 +1327,6 @@ impl LuaState {
             })?;
             self.hidden.raw_set("register", register)?;
             self.hidden.raw_set("loading", true)?;
-            self.lua.set_named_registry_value("larder_source", "@user_function")?;
-            self.source.set("user_function");
             let runner: Function = self.hidden.raw_get("run")?;
             let handler: Function = self.hidden.raw_get("handler")?;
             self.load_since.store(self.epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
@@ -1448,17 +1440,26 @@ fn redis_version_num() -> i64 {
 /// The xpcall handler: any error becomes `{err=…, line=…}`, the line being
 /// where the script was when it failed.
 fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
-    let source: String = lua.named_registry_value("larder_source").unwrap_or_else(|_| "@user_script".into());
-    let mut line = None;
+    // Where it happened, as Redis's handler finds it: the innermost Lua
+    // frame, skipping C functions and (here) the prelude's Lua, which
+    // stands in for Redis's C. Its source names it in the reply (the
+    // script, or a loadstring chunk), its short form prefixes a library
+    // error as luaL_where does.
+    let mut at: Option<(String, String, i64)> = None;
     for level in 0..64 {
         let Some(found) = lua.inspect_stack(level, |d| {
             let src = d.source();
-            (src.source.as_deref() == Some(source.as_str())).then(|| d.current_line().map_or(-1, |l| l as i64))
+            let source = src.source.as_deref()?;
+            if src.what == "C" || source == "=prelude" {
+                return None;
+            }
+            let short = src.short_src.as_deref().unwrap_or(source).to_string();
+            Some((source.to_string(), short, d.current_line().map_or(-1, |l| l as i64)))
         }) else {
             break;
         };
-        if let Some(l) = found {
-            line = Some(l);
+        if found.is_some() {
+            at = found;
             break;
         }
     }
@@ -1473,16 +1474,17 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
             // A library function's error carries the script position, as
             // luaL_error adds it in Redis.
             Err(m) => {
-                let at = line.map_or(String::new(), |l| format!("{}:{l}: ", source.trim_start_matches('@')));
-                format!("ERR {at}{m}")
+                let prefix = at.as_ref().map_or(String::new(), |(_, short, l)| format!("{short}:{l}: "));
+                format!("ERR {prefix}{m}")
             }
         },
         other => format!("ERR {}", value_text(other)),
     };
     let t = lua.create_table()?;
     t.raw_set("err", msg)?;
-    if let Some(l) = line {
+    if let Some((source, _, l)) = at {
         t.raw_set("line", l)?;
+        t.raw_set("source", source)?;
     }
     Ok(t)
 }

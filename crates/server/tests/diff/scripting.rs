@@ -411,6 +411,9 @@ fn shared_tables_are_read_only_as_in_redis() {
         EVAL "local n = 0 for k, v in pairs(string) do n = n + 1 end return n" 0
         EVAL "local n = 0 for k in next, math do n = n + 1 end return n" 0
         EVAL "return type(newproxy)" 0
+        EVAL "loadstring('tostring = nil')() return 1" 0
+        EVAL "return loadstring('return string.rep()')()" 0
+        EVAL "local f = loadstring('error(\"boom\")') f() return 1" 0
         EVAL "table.insert(nil, 1) return 1" 0
         EVAL "table.insert({}, 1, 2, 3) return 1" 0
         EVAL "local t = {3,1,2} table.sort(t, function(a, b) return a > b end) table.insert(t, 1, 9) return {table.remove(t), t[1], #t}" 0
