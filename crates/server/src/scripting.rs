@@ -10,10 +10,17 @@
 //!
 //! The environment follows Redis 7: `redis.*`, `KEYS`/`ARGV`, the `bit`
 //! and `cjson` libraries, no `os`/`io`/`loadfile`/`dofile`, and read-only
-//! globals (reading a missing one or creating one is an error). Errors are
-//! shaped as Redis shapes them: a handler given to `xpcall` turns any error
-//! into `{err=…}` and finds the script line, and the reply becomes
+//! globals (reading a missing one or creating one is an error). Redis
+//! makes what scripts share read-only inside its patched Lua; here the
+//! prelude hands scripts read-only views of it and guards the raw writers
+//! (rawset, table.insert, setfenv), so no script can change what a later
+//! one, of another user, runs. Errors are shaped as Redis shapes them: a
+//! handler given to `xpcall` turns any error into `{err=…}` and finds where
+//! it happened, and the reply becomes
 //! `<err> script: <sha>, on @user_script:<line>.`
+//!
+//! SCRIPT DEBUG's sessions live in `crate::ldb`; `redis.call` and
+//! `redis.pcall` are C functions in `crate::lua_ffi`.
 //!
 //! A script runs on its connection's tokio worker; the instruction-count
 //! hook hands the worker to another thread once the script has run a few
@@ -42,9 +49,11 @@ const LEAVE_WORKER_AFTER_MS: u64 = 2;
 /// How long a library's load-time code may run (Redis's 500 ms).
 const LOAD_TIMEOUT_MS: u64 = 500;
 
-/// Sets up the parts of the Redis API that are plain Lua. `redis.call`
-/// and `redis.pcall` are Rust functions registered once (see
-/// [`Running`]); `hidden` holds what the engine needs from Lua.
+/// Sets up the parts of the Redis API that are plain Lua, and the
+/// read-only views of what scripts share. `redis.call` and `redis.pcall`
+/// are C functions (`crate::lua_ffi`), the rest of the API Rust functions,
+/// registered once (see [`Running`]); `hidden` holds what the engine needs
+/// from Lua.
 const PRELUDE: &str = r#"
 local hidden, G = ...
 -- The prelude's functions reach globals only through these locals: a
@@ -362,7 +371,8 @@ pub(crate) const ENV_META_KEY: &std::ffi::CStr = c"larder_env_meta";
 /// What redis.call, redis.pcall, redis.setresp and redis.acl_check_cmd
 /// need from the run in progress. They are registered once, in
 /// [`LuaState::new`], and find the run through a pointer [`Scripting::run`]
-/// sets for its duration. Why not closures over the run, in an mlua scope,
+/// sets for its duration (redis.call and redis.pcall, C functions, hold
+/// that pointer's slot as their upvalue). Why not closures over the run, in an mlua scope,
 /// as before: creating four scoped callbacks and destroying them again
 /// was about a tenth of an EVALSHA's time (perf, pipeline 16).
 struct Running<'r, 'c> {
