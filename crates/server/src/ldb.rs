@@ -91,7 +91,7 @@ thread_local! {
     static SESSION: RefCell<Option<Session>> = const { RefCell::new(None) };
 }
 
-/// Ends this thread's session when dropped (see [`finish`]).
+/// Ends this thread's session when dropped (its last logs and `<endsession>` go out).
 #[must_use = "the session ends when this is dropped"]
 pub struct Running;
 
