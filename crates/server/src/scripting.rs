@@ -60,7 +60,7 @@ local hidden, G = ...
 -- script may change the environment of a function it can name (setfenv),
 -- and that must not change what these do for the next script.
 local error, type, rawget, rawset, tostring, ipairs = error, type, rawget, rawset, tostring, ipairs
-local pairs, next, getfenv, setfenv = pairs, next, getfenv, setfenv
+local pairs, getfenv, setfenv, select = pairs, getfenv, setfenv, select
 local real_setmetatable, real_setfenv = setmetatable, setfenv
 
 -- As Redis's luaPushErrorBuff: "-CODE msg" keeps its code, anything
@@ -149,14 +149,15 @@ hidden.env_meta.__metatable = readonly_meta
 -- change what the next script, of any user, runs. Scripts see each of
 -- these tables through an empty proxy (`protected`), which raw writes
 -- (rawset, table.insert/remove/sort) refuse as Redis's read-only tables
--- do; `real_of` maps a proxy to its table, so reads (pairs, next, rawget)
--- see what Redis shows.
-local protected, real_of = { [readonly_meta] = true }, {}
+-- do. Raw reads (rawget, next, pairs) of a proxy see it empty: wrapping
+-- them in Lua would put the wrapper's position into their argument errors
+-- (`pairs(nil)`) and lose the script's frame to tail calls.
+local protected = { [readonly_meta] = true }
 local function proxy_of(real, index)
   local proxy = real_setmetatable({}, {
     __index = index or real, __newindex = hidden.env_meta.__newindex, __metatable = readonly_meta,
   })
-  protected[proxy], real_of[proxy] = true, real
+  protected[proxy] = true
   return proxy
 end
 for _, name in ipairs({'redis', 'cjson', 'cmsgpack', 'bit', 'struct', 'string', 'math', 'table', 'coroutine'}) do
@@ -184,20 +185,19 @@ setmetatable = function(t, m)
   if t == G or protected[t] then readonly() end
   return real_setmetatable(t, m)
 end
-rawset(G, 'rawset', function(t, k, v)
-  if protected[t] then readonly() end
-  return (rawset(t, k, v))
-end)
-rawset(G, 'rawget', function(t, k) return (rawget(real_of[t] or t, k)) end)
-rawset(G, 'next', function(t, k)
-  local k2, v = next(real_of[t] or t, k)
-  return k2, v
-end)
-rawset(G, 'pairs', function(t)
-  local real = real_of[t]
-  if real then return next, real, nil end
-  local f, s, k = pairs(t)
-  return f, s, k
+-- A Lua wrapper names its own position in a C function's argument
+-- errors: it checks the table itself, at its caller's level.
+local function table_arg(name, level, ...)
+  local t = ...
+  if type(t) ~= 'table' then
+    local got = select('#', ...) == 0 and 'no value' or type(t)
+    error("bad argument #1 to '" .. name .. "' (table expected, got " .. got .. ")", level + 1)
+  end
+  return t
+end
+rawset(G, 'rawset', function(...)
+  if protected[table_arg('rawset', 2, ...)] then readonly() end
+  return (rawset(...))
 end)
 rawset(G, 'getfenv', function(f)
   if f == nil then f = 1 end
@@ -218,28 +218,20 @@ end)
 -- table's array part holds, and a read-only one holds nothing: they need
 -- the same first check only so their errors keep the script's position.
 do
-  local real_table, select = hidden.real_table, select
-  local function table_arg(name, ...)
-    local t = ...
-    if type(t) ~= 'table' then
-      local got = select('#', ...) == 0 and 'no value' or type(t)
-      error("bad argument #1 to '" .. name .. "' (table expected, got " .. got .. ")", 3)
-    end
-    return t
-  end
+  local real_table = hidden.real_table
   local insert, remove, sort = real_table.insert, real_table.remove, real_table.sort
   real_table.insert = function(...)
-    if protected[table_arg('insert', ...)] then readonly() end
+    if protected[table_arg('insert', 2, ...)] then readonly() end
     local n = select('#', ...)
     if n ~= 2 and n ~= 3 then error("wrong number of arguments to 'insert'", 2) end
     insert(...)
   end
   real_table.remove = function(...)
-    table_arg('remove', ...)
+    table_arg('remove', 2, ...)
     return (remove(...))
   end
   real_table.sort = function(...)
-    table_arg('sort', ...)
+    table_arg('sort', 2, ...)
     sort(...)
   end
 end
@@ -1460,7 +1452,7 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
         let Some(found) = lua.inspect_stack(level, |d| {
             let src = d.source();
             let source = src.source.as_deref()?;
-            if src.what == "C" || source == "=prelude" {
+            if src.what == "C" || src.what == "tail" || source == "=prelude" {
                 return None;
             }
             let short = src.short_src.as_deref().unwrap_or(source).to_string();
