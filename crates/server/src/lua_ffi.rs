@@ -15,9 +15,9 @@
 #![allow(unsafe_code)]
 
 use crate::scripting::{call_for_script, format_g};
-use bytes::BytesMut;
 use larder_protocol::Frame;
 use mlua::ffi;
+use std::borrow::Cow;
 use std::ffi::c_int;
 use std::sync::atomic::AtomicPtr;
 
@@ -82,53 +82,33 @@ unsafe fn run(state: *mut ffi::lua_State, raise: bool) -> bool {
 }
 
 /// The call's arguments as a RESP request, or why they cannot be one.
-unsafe fn request(state: *mut ffi::lua_State) -> Result<BytesMut, &'static str> {
-    // SAFETY (whole body): reads of the arguments' slots, 1 to n.
-    unsafe {
-        let n = ffi::lua_gettop(state);
-        if n == 0 {
-            return Err("Please specify at least one argument for this redis lib call");
-        }
-        let mut out = BytesMut::with_capacity(64);
-        push_len(&mut out, b'*', n as usize);
-        for i in 1..=n {
+unsafe fn request(state: *mut ffi::lua_State) -> Result<Vec<u8>, &'static str> {
+    let n = unsafe { ffi::lua_gettop(state) };
+    if n == 0 {
+        return Err("Please specify at least one argument for this redis lib call");
+    }
+    let mut args: Vec<Cow<'_, [u8]>> = Vec::with_capacity(n as usize);
+    for i in 1..=n {
+        // SAFETY: reads of the arguments' slots, 1 to n; a string's bytes
+        // stay on the stack (and valid) until the request is written.
+        unsafe {
             match ffi::lua_type(state, i) {
                 ffi::LUA_TSTRING => {
                     let mut len = 0;
                     let p = ffi::lua_tolstring(state, i, &mut len);
-                    bulk(&mut out, std::slice::from_raw_parts(p.cast(), len));
+                    args.push(Cow::Borrowed(std::slice::from_raw_parts(p.cast(), len)));
                 }
                 // Redis formats numbers for commands with 17 digits (%.17g),
                 // not Lua's 14.
-                ffi::LUA_TNUMBER => bulk(&mut out, format_g(ffi::lua_tonumber(state, i), 17).as_bytes()),
+                ffi::LUA_TNUMBER => args.push(Cow::Owned(format_g(ffi::lua_tonumber(state, i), 17).into_bytes())),
                 _ => return Err("Lua redis lib command arguments must be strings or integers"),
             }
         }
-        Ok(out)
     }
-}
-
-fn push_len(out: &mut BytesMut, kind: u8, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&[kind]);
-    out.extend_from_slice(&digits[at..]);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn bulk(out: &mut BytesMut, b: &[u8]) {
-    push_len(out, b'$', b.len());
-    out.extend_from_slice(b);
-    out.extend_from_slice(b"\r\n");
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_ref()).collect();
+    let mut out = Vec::with_capacity(64);
+    larder_persist::aof::encode_command(&mut out, &args);
+    Ok(out)
 }
 
 /// How many stack slots pushing `f` takes at most.

@@ -401,7 +401,7 @@ fn running<T>(slot: &AtomicPtr<()>, f: impl FnOnce(&Running<'_, '_>) -> T) -> Op
 /// reply, whether it is an error, and whether the script asked for RESP3.
 pub(crate) fn call_for_script(
     slot: &AtomicPtr<()>,
-    input: Result<BytesMut, &'static str>,
+    input: Result<Vec<u8>, &'static str>,
 ) -> Option<(Frame, bool, bool)> {
     running(slot, |run| {
         let mut ctx = run.ctx.borrow_mut();
@@ -1574,7 +1574,7 @@ fn redis_call(
     ctx: &mut Ctx<'_>,
     st: &mut RunState,
     wrote_flag: &AtomicBool,
-    input: Result<BytesMut, &'static str>,
+    input: Result<Vec<u8>, &'static str>,
 ) -> (Frame, bool) {
     let input = match input {
         Ok(input) => input,
