@@ -54,7 +54,6 @@ fn checkint(args: &MultiValue, i: usize, name: &str) -> mlua::Result<i32> {
             let n = s.to_str().ok().and_then(|t| t.trim().parse::<f64>().ok()).ok_or_else(|| bad("string"))?;
             Ok(n.round_ties_even() as i32)
         }
-        None | Some(Value::Nil) if args.len() <= i => Err(bad("no value")),
         Some(v) => Err(bad(v.type_name())),
         None => Err(bad("no value")),
     }
