@@ -1671,14 +1671,16 @@ fn redis_call(
     (reply, failed)
 }
 
-/// A script's arguments to a command, as Redis converts them.
+/// A script's arguments to a command, as Redis converts them (the rule
+/// `crate::lua_ffi` applies to redis.call's, here for redis.acl_check_cmd).
 fn lua_argv(args: &MultiValue) -> Result<Vec<Vec<u8>>, &'static str> {
     args.iter()
         .map(|a| match a {
             Value::String(s) => Ok(s.as_bytes().to_vec()),
-            // Redis formats numbers for commands with 17 digits, not Lua's 14.
+            // Redis formats numbers for commands with 17 digits (%.17g),
+            // not Lua's 14; mlua hands whole ones over as integers.
             Value::Number(n) => Ok(format_g(*n, 17).into_bytes()),
-            Value::Integer(n) => Ok(n.to_string().into_bytes()),
+            Value::Integer(n) => Ok(format_g(*n as f64, 17).into_bytes()),
             _ => Err("Lua redis lib command arguments must be strings or integers"),
         })
         .collect()
