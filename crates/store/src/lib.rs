@@ -7,6 +7,7 @@
 //! while their locks are held, which keeps its order consistent with
 //! execution. Time comes from a [`Clock`], so expiry tests never sleep.
 
+pub mod ascii7;
 pub mod clock;
 pub mod effect;
 pub mod evict;

@@ -2,6 +2,7 @@
 //! as Redis does and integers cost no allocation. Collection types arrive
 //! as boxed variants, each implemented in its own module under `types`.
 
+use crate::ascii7;
 use crate::types::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
 use bytes::Bytes;
 
@@ -36,6 +37,11 @@ pub enum StrValue {
     Raw(Box<[u8]>),
     /// A `raw` string longer than [`SHARE_ABOVE`].
     Shared(std::sync::Arc<[u8]>),
+    /// An ASCII string set whole, longer than [`INLINE_MAX`] and at most
+    /// [`SHARE_ABOVE`] bytes, seven bits a character (see ascii7.rs): its
+    /// length, and the packed bytes. `embstr` or `raw` by that length, as
+    /// the unpacked string would be.
+    Packed(u32, Box<[u8]>),
 }
 
 // The inline variant must not grow a string value (or any value: a
@@ -58,6 +64,8 @@ impl StrValue {
     pub fn text(b: &[u8]) -> StrValue {
         if b.len() <= INLINE_MAX {
             StrValue::inline(b)
+        } else if let Some(packed) = StrValue::packed(b) {
+            packed
         } else if b.len() <= EMBSTR_MAX {
             StrValue::Emb(b.into())
         } else if b.len() <= SHARE_ABOVE {
@@ -75,11 +83,22 @@ impl StrValue {
         }
         if b.len() <= INLINE_MAX {
             StrValue::inline(&b)
+        } else if let Some(packed) = StrValue::packed(&b) {
+            packed
         } else if b.len() <= EMBSTR_MAX {
             StrValue::Emb(b.into_boxed_slice())
         } else {
             StrValue::raw(b)
         }
+    }
+
+    /// The packed form of a string set whole, if it takes one: ASCII, and
+    /// past the inline limit (shorter strings cost nothing already) but
+    /// not shared (a large value is read more than it is stored, and its
+    /// `Arc` lets a snapshot hold it without a copy).
+    fn packed(b: &[u8]) -> Option<StrValue> {
+        let fits = b.len() > INLINE_MAX && b.len() <= SHARE_ABOVE && ascii7::fits(b);
+        fits.then(|| StrValue::Packed(b.len() as u32, ascii7::pack(b)))
     }
 
     fn inline(b: &[u8]) -> StrValue {
@@ -106,6 +125,7 @@ impl StrValue {
     pub fn to_bytes(&self) -> Bytes {
         match self {
             StrValue::Shared(b) => Bytes::from_owner(b.clone()),
+            StrValue::Packed(n, p) => Bytes::from(ascii7::unpack(p, *n as usize)),
             other => Bytes::copy_from_slice(&other.bytes()),
         }
     }
@@ -117,6 +137,7 @@ impl StrValue {
             StrValue::Inline(n, buf) => std::borrow::Cow::Borrowed(&buf[..*n as usize]),
             StrValue::Emb(b) | StrValue::Raw(b) => std::borrow::Cow::Borrowed(b),
             StrValue::Shared(b) => std::borrow::Cow::Borrowed(b),
+            StrValue::Packed(n, p) => std::borrow::Cow::Owned(ascii7::unpack(p, *n as usize)),
         }
     }
 
@@ -126,6 +147,7 @@ impl StrValue {
             StrValue::Inline(n, _) => *n as usize,
             StrValue::Emb(b) | StrValue::Raw(b) => b.len(),
             StrValue::Shared(b) => b.len(),
+            StrValue::Packed(n, _) => *n as usize,
         }
     }
 
@@ -138,6 +160,8 @@ impl StrValue {
             StrValue::Int(_) => "int",
             StrValue::Inline(..) | StrValue::Emb(_) => "embstr",
             StrValue::Raw(_) | StrValue::Shared(_) => "raw",
+            StrValue::Packed(n, _) if *n as usize <= EMBSTR_MAX => "embstr",
+            StrValue::Packed(..) => "raw",
         }
     }
 }
@@ -255,7 +279,9 @@ mod tests {
         assert_eq!(v.encoding(), "raw");
         assert_eq!(v.to_bytes().as_ref(), &big[..]);
         assert_eq!(v.len(), big.len());
-        assert!(matches!(StrValue::from_slice(&big[..SHARE_ABOVE]), StrValue::Raw(_)));
+        assert!(matches!(StrValue::from_slice(&big[..SHARE_ABOVE]), StrValue::Packed(..)));
+        let binary = vec![0xff; SHARE_ABOVE];
+        assert!(matches!(StrValue::from_slice(&binary), StrValue::Raw(_)));
         assert!(matches!(StrValue::raw(big.clone()), StrValue::Shared(_)));
         assert_eq!(StrValue::from_vec(big.clone()), v);
     }
@@ -274,5 +300,29 @@ mod tests {
         }
         // The same bytes compare equal however they were built.
         assert_eq!(StrValue::text(b"abc"), StrValue::from_vec(b"abc".to_vec()));
+    }
+
+    #[test]
+    fn ascii_strings_set_whole_are_packed_between_the_inline_and_shared_limits() {
+        for n in [INLINE_MAX + 1, EMBSTR_MAX, EMBSTR_MAX + 1, 100, SHARE_ABOVE] {
+            let text: Vec<u8> = (0..n).map(|i| b' ' + (i % 95) as u8).collect();
+            for v in [StrValue::from_slice(&text), StrValue::text(&text), StrValue::from_vec(text.clone())] {
+                let StrValue::Packed(len, packed) = &v else { panic!("length {n} not packed: {v:?}") };
+                assert_eq!((*len as usize, packed.len()), (n, ascii7::packed_len(n)));
+                // OBJECT ENCODING answers as for the unpacked string.
+                assert_eq!(v.encoding(), if n <= EMBSTR_MAX { "embstr" } else { "raw" }, "length {n}");
+                assert_eq!(v.bytes().as_ref(), &text[..]);
+                assert_eq!(v.to_bytes().as_ref(), &text[..]);
+                assert_eq!(v.len(), n);
+            }
+            // One byte past ASCII anywhere keeps the string as it is.
+            let mut binary = text.clone();
+            binary[n / 2] = 0x80;
+            let v = StrValue::from_slice(&binary);
+            assert!(matches!(v, StrValue::Emb(_) | StrValue::Raw(_)), "length {n}");
+            assert_eq!(v.bytes().as_ref(), &binary[..]);
+        }
+        // Changed in place (APPEND, SETRANGE) is raw, unpacked, as before.
+        assert!(matches!(StrValue::raw(vec![b'a'; 100]), StrValue::Raw(_)));
     }
 }

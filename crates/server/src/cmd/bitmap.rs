@@ -92,7 +92,7 @@ fn take_for_write(tx: &mut Tx<'_>, key: &[u8], min_len: usize) -> Result<Vec<u8>
             match std::mem::replace(s, StrValue::raw(Vec::new())) {
                 StrValue::Raw(b) | StrValue::Emb(b) => b.into_vec(),
                 StrValue::Inline(n, buf) => buf[..n as usize].to_vec(),
-                other => other.to_bytes().to_vec(),
+                other => other.bytes().into_owned(),
             }
         }
     };

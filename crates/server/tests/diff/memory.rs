@@ -110,3 +110,48 @@ fn memory_stats_fields_match() {
         assert_eq!(names(&mut p.ours), names(&mut p.theirs), "resp3: {resp3}");
     }
 }
+
+/// Strings Larder stores seven bits a character (ASCII, set whole, 23 to
+/// 512 bytes) read back, change and report their encoding as Redis's do,
+/// at each edge of the packed range, beside strings with a byte past
+/// ASCII, which stay as they are.
+#[test]
+fn packed_strings_behave_as_redis_strings() {
+    let mut script = String::new();
+    for n in [22, 23, 44, 45, 100, 511, 512, 513] {
+        let text: String =
+            (0..n).map(|i| (b'!' + (i * 7 % 90) as u8) as char).filter(|c| *c != '"' && *c != '\\').collect();
+        let text = format!("{text}{}", "x".repeat(n - text.len()));
+        for (key, value) in [("t", format!("\"{text}\"")), ("b", format!("\"{}\\xc3\\xa9\"", &text[2..]))] {
+            script.push_str(&format!(
+                "
+                SET {key} {value}
+                GET {key}
+                STRLEN {key}
+                OBJECT ENCODING {key}
+                GETRANGE {key} 3 17
+                GETRANGE {key} -9 -1
+                GETBIT {key} 13
+                BITCOUNT {key}
+                BITPOS {key} 0
+                LCS t b LEN
+                SETRANGE {key} 7 ZZ
+                GET {key}
+                OBJECT ENCODING {key}
+                SET {key} {value}
+                APPEND {key} tail
+                GET {key}
+                OBJECT ENCODING {key}
+                SET {key} {value}
+                SETBIT {key} 20 1
+                GET {key}
+                SET {key} {value}
+                GETSET {key} {value}
+                GETDEL {key}
+                SET {key} {value}
+                "
+            ));
+        }
+    }
+    check_script(&script);
+}
