@@ -39,8 +39,15 @@ fn unfold(x: u64) -> u64 {
 /// Packs ASCII `src` (check with [`fits`]) into exactly
 /// [`packed_len`]`(src.len())` bytes.
 pub fn pack(src: &[u8]) -> Box<[u8]> {
-    debug_assert!(fits(src));
     let mut out = vec![0u8; packed_len(src.len())].into_boxed_slice();
+    pack_into(src, &mut out);
+    out
+}
+
+/// [`pack`] into `out`, which must be [`packed_len`]`(src.len())` bytes.
+pub fn pack_into(src: &[u8], out: &mut [u8]) {
+    debug_assert!(fits(src));
+    assert_eq!(out.len(), packed_len(src.len()));
     let mut chunks = src.chunks_exact(8);
     let mut at = 0;
     for c in &mut chunks {
@@ -58,7 +65,6 @@ pub fn pack(src: &[u8]) -> Box<[u8]> {
         let x = fold(last_group(src, rest));
         out[at..].copy_from_slice(&x.to_le_bytes()[..packed_len(rest)]);
     }
-    out
 }
 
 /// The last `rest` (< 8) bytes of `b` as a zero-padded group. Where `b`

@@ -16,6 +16,7 @@ pub mod glob;
 pub mod keyspace;
 pub mod memsize;
 pub mod newcomers;
+pub mod split;
 pub mod table;
 pub mod types;
 pub mod value;

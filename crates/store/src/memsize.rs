@@ -46,7 +46,8 @@ impl StrValue {
     fn heap_cost(&self) -> usize {
         match self {
             StrValue::Int(_) | StrValue::Inline(..) => 0,
-            StrValue::Emb(b) | StrValue::Raw(b) | StrValue::Packed(_, b) => size_class(b.len()),
+            StrValue::Split(split) => size_class(split.tail_len()),
+            StrValue::Raw(b) => size_class(b.len()),
             // The allocation carries the strong and weak counts.
             StrValue::Shared(b) => size_class(b.len() + 16),
         }

@@ -3,6 +3,7 @@
 //! as boxed variants, each implemented in its own module under `types`.
 
 use crate::ascii7;
+use crate::split::{Split, HEAD};
 use crate::types::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
 use bytes::Bytes;
 
@@ -17,36 +18,52 @@ pub const SHARE_ABOVE: usize = 512;
 /// slot already has them: no further cache miss for a GET.
 pub const INLINE_MAX: usize = 22;
 
-/// The bytes sit behind a 16-byte handle, not a 32-byte `Bytes`: the value
-/// lives in every key's slot, so a string value is 24 bytes inline. Up to
-/// [`INLINE_MAX`] bytes they are those 24 bytes themselves; up to
-/// [`SHARE_ABOVE`] bytes, one exact-size allocation; above it, an
-/// `Arc`, whose 16-byte count is little beside the value and which lets a
-/// snapshot hold a large value without copying it (a write then replaces
-/// the slot's handle, and the old bytes live on only in the snapshot).
-/// Smaller values are cheaper to copy than to count.
-#[derive(Debug, Clone, PartialEq)]
+/// Characters whose packed bytes cover the head and end on a group
+/// boundary: two groups of eight, fourteen bytes.
+const FIRST_CHARS: usize = 16;
+const FIRST_PACKED: usize = 14;
+const _: () = assert!(FIRST_PACKED > HEAD && FIRST_CHARS <= INLINE_MAX + 1);
+
+/// The bytes sit behind a handle in the value's own 24 bytes (the value
+/// lives in every key's slot). Up to [`INLINE_MAX`] bytes they are those
+/// 24 bytes themselves. A string set whole of up to [`SHARE_ABOVE`] bytes
+/// is split: its first [`HEAD`] bytes in the value, the rest in one
+/// allocation of exactly their size, whose length the value knows, so the
+/// handle is one pointer. An ASCII string is stored seven bits a character
+/// (see ascii7.rs), and the split is of the packed bytes. So a 100-byte
+/// text value needs 75 bytes of heap (jemalloc's 80-byte class), where
+/// the whole string in its own allocation took the 112-byte class.
+/// Above [`SHARE_ABOVE`], an `Arc`, whose 16-byte count is little beside
+/// the value and which lets a snapshot hold a large value without copying
+/// it (a write then replaces the slot's handle, and the old bytes live on
+/// only in the snapshot). Smaller values are cheaper to copy than to count.
+#[derive(Debug, Clone)]
 pub enum StrValue {
     /// A canonical decimal integer that fits i64 (`int`).
     Int(i64),
     /// A string of up to [`INLINE_MAX`] bytes, held in place (`embstr`).
     Inline(u8, [u8; INLINE_MAX]),
-    /// A short string set whole (`embstr`).
-    Emb(Box<[u8]>),
-    /// A long string, or one changed in place by APPEND/SETRANGE (`raw`).
+    /// A string set whole, longer than [`INLINE_MAX`] and at most
+    /// [`SHARE_ABOVE`] bytes (see split.rs). `embstr` or `raw` by its
+    /// length, as in Redis.
+    Split(Split),
+    /// A string changed in place by APPEND, SETRANGE, SETBIT… (`raw`).
     Raw(Box<[u8]>),
     /// A `raw` string longer than [`SHARE_ABOVE`].
     Shared(std::sync::Arc<[u8]>),
-    /// An ASCII string set whole, longer than [`INLINE_MAX`] and at most
-    /// [`SHARE_ABOVE`] bytes, seven bits a character (see ascii7.rs): its
-    /// length, and the packed bytes. `embstr` or `raw` by that length, as
-    /// the unpacked string would be.
-    Packed(u32, Box<[u8]>),
 }
 
 // The inline variant must not grow a string value (or any value: a
 // collection's box shares the tag byte) past its 24 bytes.
 const _: () = assert!(std::mem::size_of::<StrValue>() == 24 && std::mem::size_of::<Value>() == 24);
+
+/// Equal when of the same variant with the same bytes (as the derived
+/// equality of the variants would be; a split string's are canonical).
+impl PartialEq for StrValue {
+    fn eq(&self, other: &StrValue) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other) && self.bytes() == other.bytes()
+    }
+}
 
 impl StrValue {
     /// Picks the encoding Redis's `tryObjectEncoding` would.
@@ -64,41 +81,56 @@ impl StrValue {
     pub fn text(b: &[u8]) -> StrValue {
         if b.len() <= INLINE_MAX {
             StrValue::inline(b)
-        } else if let Some(packed) = StrValue::packed(b) {
-            packed
-        } else if b.len() <= EMBSTR_MAX {
-            StrValue::Emb(b.into())
         } else if b.len() <= SHARE_ABOVE {
-            StrValue::Raw(b.into())
+            StrValue::split(b)
         } else {
             StrValue::Shared(b.into())
         }
     }
 
-    /// [`Self::from_slice`] for an owned buffer: strings that stay
-    /// strings keep its allocation.
+    /// [`Self::from_slice`] for an owned buffer: a string too large to
+    /// split keeps its allocation.
     pub fn from_vec(b: Vec<u8>) -> StrValue {
-        if b.len() <= 20 && parse_canonical_i64(&b).is_some() {
-            return StrValue::from_slice(&b);
-        }
-        if b.len() <= INLINE_MAX {
-            StrValue::inline(&b)
-        } else if let Some(packed) = StrValue::packed(&b) {
-            packed
-        } else if b.len() <= EMBSTR_MAX {
-            StrValue::Emb(b.into_boxed_slice())
+        if b.len() <= SHARE_ABOVE {
+            StrValue::from_slice(&b)
         } else {
-            StrValue::raw(b)
+            StrValue::Shared(b.into())
         }
     }
 
-    /// The packed form of a string set whole, if it takes one: ASCII, and
-    /// past the inline limit (shorter strings cost nothing already) but
-    /// not shared (a large value is read more than it is stored, and its
-    /// `Arc` lets a snapshot hold it without a copy).
-    fn packed(b: &[u8]) -> Option<StrValue> {
-        let fits = b.len() > INLINE_MAX && b.len() <= SHARE_ABOVE && ascii7::fits(b);
-        fits.then(|| StrValue::Packed(b.len() as u32, ascii7::pack(b)))
+    /// A string set whole past the inline limit: packed if ASCII (shorter
+    /// strings cost nothing already; longer ones are shared, since a large
+    /// value is read more than it is stored), then split.
+    fn split(b: &[u8]) -> StrValue {
+        let head = |stored: &[u8]| -> [u8; HEAD] { stored[..HEAD].try_into().expect("longer than the head") };
+        if !ascii7::fits(b) {
+            return StrValue::Split(Split::new(b.len(), false, head(b), b[HEAD..].into()));
+        }
+        // Packed straight into the two halves: the first 16 characters
+        // make 14 bytes (the head and the tail's first), the rest pack
+        // from a group boundary into the tail after it.
+        let mut first = [0u8; FIRST_PACKED];
+        ascii7::pack_into(&b[..FIRST_CHARS], &mut first);
+        let mut tail = vec![0u8; ascii7::packed_len(b.len()) - HEAD].into_boxed_slice();
+        tail[..FIRST_PACKED - HEAD].copy_from_slice(&first[HEAD..]);
+        ascii7::pack_into(&b[FIRST_CHARS..], &mut tail[FIRST_PACKED - HEAD..]);
+        StrValue::Split(Split::new(b.len(), true, head(&first), tail))
+    }
+
+    /// A split string's bytes appended to `out`: unpacked if packed.
+    fn join(split: &Split, out: &mut Vec<u8>) {
+        let tail = split.tail();
+        out.reserve(split.len());
+        if split.packed() {
+            let mut first = [0u8; FIRST_PACKED];
+            first[..HEAD].copy_from_slice(split.head());
+            first[HEAD..].copy_from_slice(&tail[..FIRST_PACKED - HEAD]);
+            ascii7::unpack_into(&first, FIRST_CHARS, out);
+            ascii7::unpack_into(&tail[FIRST_PACKED - HEAD..], split.len() - FIRST_CHARS, out);
+        } else {
+            out.extend_from_slice(split.head());
+            out.extend_from_slice(tail);
+        }
     }
 
     fn inline(b: &[u8]) -> StrValue {
@@ -125,19 +157,23 @@ impl StrValue {
     pub fn to_bytes(&self) -> Bytes {
         match self {
             StrValue::Shared(b) => Bytes::from_owner(b.clone()),
-            StrValue::Packed(n, p) => Bytes::from(ascii7::unpack(p, *n as usize)),
-            other => Bytes::copy_from_slice(&other.bytes()),
+            other => Bytes::from(other.bytes().into_owned()),
         }
     }
 
-    /// The bytes, borrowed where stored as bytes (integers are formatted).
+    /// The bytes, borrowed where stored whole (integers are formatted,
+    /// split strings joined).
     pub fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
         match self {
             StrValue::Int(i) => std::borrow::Cow::Owned(itoa::Buffer::new().format(*i).as_bytes().to_vec()),
             StrValue::Inline(n, buf) => std::borrow::Cow::Borrowed(&buf[..*n as usize]),
-            StrValue::Emb(b) | StrValue::Raw(b) => std::borrow::Cow::Borrowed(b),
+            StrValue::Split(split) => {
+                let mut out = Vec::new();
+                StrValue::join(split, &mut out);
+                std::borrow::Cow::Owned(out)
+            }
+            StrValue::Raw(b) => std::borrow::Cow::Borrowed(b),
             StrValue::Shared(b) => std::borrow::Cow::Borrowed(b),
-            StrValue::Packed(n, p) => std::borrow::Cow::Owned(ascii7::unpack(p, *n as usize)),
         }
     }
 
@@ -145,9 +181,9 @@ impl StrValue {
         match self {
             StrValue::Int(i) => itoa::Buffer::new().format(*i).len(),
             StrValue::Inline(n, _) => *n as usize,
-            StrValue::Emb(b) | StrValue::Raw(b) => b.len(),
+            StrValue::Split(split) => split.len(),
+            StrValue::Raw(b) => b.len(),
             StrValue::Shared(b) => b.len(),
-            StrValue::Packed(n, _) => *n as usize,
         }
     }
 
@@ -158,10 +194,9 @@ impl StrValue {
     pub fn encoding(&self) -> &'static str {
         match self {
             StrValue::Int(_) => "int",
-            StrValue::Inline(..) | StrValue::Emb(_) => "embstr",
-            StrValue::Raw(_) | StrValue::Shared(_) => "raw",
-            StrValue::Packed(n, _) if *n as usize <= EMBSTR_MAX => "embstr",
-            StrValue::Packed(..) => "raw",
+            StrValue::Inline(..) => "embstr",
+            StrValue::Split(split) if split.len() <= EMBSTR_MAX => "embstr",
+            StrValue::Split(..) | StrValue::Raw(_) | StrValue::Shared(_) => "raw",
         }
     }
 }
@@ -279,9 +314,7 @@ mod tests {
         assert_eq!(v.encoding(), "raw");
         assert_eq!(v.to_bytes().as_ref(), &big[..]);
         assert_eq!(v.len(), big.len());
-        assert!(matches!(StrValue::from_slice(&big[..SHARE_ABOVE]), StrValue::Packed(..)));
-        let binary = vec![0xff; SHARE_ABOVE];
-        assert!(matches!(StrValue::from_slice(&binary), StrValue::Raw(_)));
+        assert!(matches!(StrValue::from_slice(&big[..SHARE_ABOVE]), StrValue::Split(..)));
         assert!(matches!(StrValue::raw(big.clone()), StrValue::Shared(_)));
         assert_eq!(StrValue::from_vec(big.clone()), v);
     }
@@ -302,25 +335,47 @@ mod tests {
         assert_eq!(StrValue::text(b"abc"), StrValue::from_vec(b"abc".to_vec()));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_string_reads_back_as_set(ascii in proptest::bool::ANY, raw in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let b: Vec<u8> = if ascii { raw.iter().map(|c| c & 0x7f).collect() } else { raw };
+            for v in [StrValue::from_slice(&b), StrValue::text(&b), StrValue::from_vec(b.clone())] {
+                proptest::prop_assert_eq!(&v.bytes()[..], &b[..]);
+                proptest::prop_assert_eq!(&v.to_bytes()[..], &b[..]);
+                proptest::prop_assert_eq!(v.len(), b.len());
+                let copy = v.clone();
+                proptest::prop_assert_eq!(&copy.bytes()[..], &b[..]);
+            }
+        }
+    }
+
     #[test]
-    fn ascii_strings_set_whole_are_packed_between_the_inline_and_shared_limits() {
+    fn strings_set_whole_are_split_between_the_inline_and_shared_limits() {
         for n in [INLINE_MAX + 1, EMBSTR_MAX, EMBSTR_MAX + 1, 100, SHARE_ABOVE] {
             let text: Vec<u8> = (0..n).map(|i| b' ' + (i % 95) as u8).collect();
-            for v in [StrValue::from_slice(&text), StrValue::text(&text), StrValue::from_vec(text.clone())] {
-                let StrValue::Packed(len, packed) = &v else { panic!("length {n} not packed: {v:?}") };
-                assert_eq!((*len as usize, packed.len()), (n, ascii7::packed_len(n)));
-                // OBJECT ENCODING answers as for the unpacked string.
-                assert_eq!(v.encoding(), if n <= EMBSTR_MAX { "embstr" } else { "raw" }, "length {n}");
-                assert_eq!(v.bytes().as_ref(), &text[..]);
-                assert_eq!(v.to_bytes().as_ref(), &text[..]);
-                assert_eq!(v.len(), n);
-            }
-            // One byte past ASCII anywhere keeps the string as it is.
+            // One byte past ASCII anywhere keeps the bytes unpacked.
             let mut binary = text.clone();
             binary[n / 2] = 0x80;
-            let v = StrValue::from_slice(&binary);
-            assert!(matches!(v, StrValue::Emb(_) | StrValue::Raw(_)), "length {n}");
-            assert_eq!(v.bytes().as_ref(), &binary[..]);
+            for (bytes, packed) in [(&text, true), (&binary, false)] {
+                let stored = if packed { ascii7::packed_len(n) } else { n };
+                for v in [StrValue::from_slice(bytes), StrValue::text(bytes), StrValue::from_vec(bytes.clone())] {
+                    let StrValue::Split(split) = &v else { panic!("length {n} not split: {v:?}") };
+                    assert_eq!(
+                        (split.len(), split.packed(), split.tail_len()),
+                        (n, packed, stored - HEAD),
+                        "length {n}"
+                    );
+                    // OBJECT ENCODING answers as for the string in one piece.
+                    assert_eq!(v.encoding(), if n <= EMBSTR_MAX { "embstr" } else { "raw" }, "length {n}");
+                    assert_eq!(v.bytes().as_ref(), &bytes[..]);
+                    assert_eq!(v.to_bytes().as_ref(), &bytes[..]);
+                    assert_eq!(v.len(), n);
+                    let copy = v.clone();
+                    assert_eq!(copy, v);
+                    assert_eq!(copy.bytes().as_ref(), &bytes[..]);
+                }
+            }
+            assert_ne!(StrValue::text(&text), StrValue::text(&binary));
         }
         // Changed in place (APPEND, SETRANGE) is raw, unpacked, as before.
         assert!(matches!(StrValue::raw(vec![b'a'; 100]), StrValue::Raw(_)));

@@ -90,7 +90,7 @@ fn take_for_write(tx: &mut Tx<'_>, key: &[u8], min_len: usize) -> Result<Vec<u8>
         Some(e) => {
             let s = e.value.as_str_mut().ok_or(CmdError::WrongType)?;
             match std::mem::replace(s, StrValue::raw(Vec::new())) {
-                StrValue::Raw(b) | StrValue::Emb(b) => b.into_vec(),
+                StrValue::Raw(b) => b.into_vec(),
                 StrValue::Inline(n, buf) => buf[..n as usize].to_vec(),
                 other => other.bytes().into_owned(),
             }

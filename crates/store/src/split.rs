@@ -1,0 +1,151 @@
+//! A string value split between the key's slot and the heap: its first
+//! [`HEAD`] stored bytes in the value itself, the rest behind one pointer.
+//!
+//! Why: every key's value is 24 bytes in its slot. A string in a
+//! `Box<[u8]>` spends 16 of them on a pointer and a length, and its heap
+//! part holds all of it. Here the length takes two bytes, the pointer
+//! eight, and the thirteen bytes that frees hold the string's start, so
+//! the heap part is that much smaller, and often a jemalloc size class
+//! smaller: a 100-byte text value packed to 88 bytes (ascii7.rs) needs 75
+//! bytes of heap, the 80-byte class, where it needed the 96.
+//!
+//! Why unsafe, and why `repr(packed)`: the pointer is thin, so the type
+//! frees and reads it with the length it keeps beside it. The fields are
+//! private and the struct is packed to 23 bytes, so `StrValue` holds it
+//! in one variant (one tag byte: 24 in all), and nothing outside this
+//! module can pair a length with another split's tail. Freeing with the
+//! length is the allocator's sized free, which needs no lookup of the
+//! allocation (an unsized `free` cost SET about 10% at 100-byte values).
+
+#![allow(unsafe_code)]
+
+/// Stored bytes held in the value itself.
+pub const HEAD: usize = 13;
+
+const PACKED_BIT: u16 = 1 << 15;
+
+/// Longer than [`HEAD`] stored bytes, and at most 32,767 characters.
+#[repr(C, packed)]
+pub struct Split {
+    /// The string's length (low 15 bits) and whether it is stored seven
+    /// bits a character (the top bit), little-endian.
+    len: [u8; 2],
+    head: [u8; HEAD],
+    /// `tail_len()` bytes, from a `Box<[u8]>`.
+    tail: std::ptr::NonNull<u8>,
+}
+
+// A split owns its bytes, as a `Box<[u8]>` does, and never changes them.
+unsafe impl Send for Split {}
+unsafe impl Sync for Split {}
+
+const _: () = assert!(std::mem::size_of::<Split>() == 23);
+
+impl Split {
+    /// A string of `len` characters whose stored bytes (packed or not)
+    /// are `head` then `tail`. Panics unless `tail` is as long as `len`
+    /// and `packed` say (at least a byte): the tail's length is computed
+    /// from them from now on.
+    pub fn new(len: usize, packed: bool, head: [u8; HEAD], tail: Box<[u8]>) -> Split {
+        let stored = if packed { crate::ascii7::packed_len(len) } else { len };
+        assert!(len < PACKED_BIT as usize && stored > HEAD && tail.len() == stored - HEAD);
+        let tail = std::ptr::NonNull::new(Box::into_raw(tail).cast::<u8>()).expect("a box is never null");
+        let len = (len as u16 | if packed { PACKED_BIT } else { 0 }).to_le_bytes();
+        Split { len, head, tail }
+    }
+
+    fn bits(&self) -> u16 {
+        u16::from_le_bytes(self.len)
+    }
+
+    /// The string's length.
+    pub fn len(&self) -> usize {
+        (self.bits() & !PACKED_BIT) as usize
+    }
+
+    /// Never: a split string is longer than its head.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the stored bytes are packed seven bits a character.
+    pub fn packed(&self) -> bool {
+        self.bits() & PACKED_BIT != 0
+    }
+
+    /// Bytes stored, head and tail.
+    pub fn stored_len(&self) -> usize {
+        if self.packed() {
+            crate::ascii7::packed_len(self.len())
+        } else {
+            self.len()
+        }
+    }
+
+    /// Bytes on the heap.
+    pub fn tail_len(&self) -> usize {
+        self.stored_len() - HEAD
+    }
+
+    pub fn head(&self) -> &[u8; HEAD] {
+        &self.head
+    }
+
+    pub fn tail(&self) -> &[u8] {
+        let p = self.tail;
+        // SAFETY: `new` made the tail from a box of `tail_len()` bytes
+        // (the length and the pointer are set together, only there, and
+        // are private), and nothing writes or frees it before `drop`.
+        unsafe { std::slice::from_raw_parts(p.as_ptr(), self.tail_len()) }
+    }
+}
+
+impl Drop for Split {
+    fn drop(&mut self) {
+        let (p, n) = (self.tail, self.tail_len());
+        // SAFETY: the box `new` made, with its length, dropped once.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.as_ptr(), n)) });
+    }
+}
+
+impl Clone for Split {
+    fn clone(&self) -> Split {
+        Split::new(self.len(), self.packed(), self.head, self.tail().into())
+    }
+}
+
+impl std::fmt::Debug for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Split").field("len", &self.len()).field("packed", &self.packed()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_holds_its_head_tail_and_length() {
+        for n in [HEAD + 1, 75, 499, 32_767] {
+            let bytes: Vec<u8> = (0..n).map(|i| (i * 31 % 256) as u8).collect();
+            // Packed, the same bytes stand for more characters.
+            for (chars, packed) in [(n, false), (n * 8 / 7, true)] {
+                if crate::ascii7::packed_len(chars) != n || chars >= PACKED_BIT as usize {
+                    continue;
+                }
+                let s = Split::new(chars, packed, bytes[..HEAD].try_into().unwrap(), bytes[HEAD..].into());
+                assert_eq!((s.len(), s.packed(), s.stored_len(), s.tail_len()), (chars, packed, n, n - HEAD));
+                assert_eq!([&s.head()[..], s.tail()].concat(), bytes);
+                let c = s.clone();
+                assert_eq!((c.len(), c.packed()), (chars, packed));
+                assert_eq!([&c.head()[..], c.tail()].concat(), bytes);
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic]
+    fn stored_bytes_of_another_length_are_refused() {
+        let _ = Split::new(100, true, [b'a'; HEAD], vec![b'a'; 100 - HEAD].into());
+    }
+}
