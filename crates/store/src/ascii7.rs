@@ -19,11 +19,6 @@ pub fn packed_len(n: usize) -> usize {
     (n * 7).div_ceil(8)
 }
 
-/// Whether `b` is ASCII and so can be packed.
-pub fn fits(b: &[u8]) -> bool {
-    b.is_ascii()
-}
-
 fn fold(x: u64) -> u64 {
     let x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
     let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) >> 2);
@@ -36,22 +31,26 @@ fn unfold(x: u64) -> u64 {
     (x & 0x007f_007f_007f_007f) | ((x & 0x3f80_3f80_3f80_3f80) << 1)
 }
 
-/// Packs ASCII `src` (check with [`fits`]) into exactly
-/// [`packed_len`]`(src.len())` bytes.
-pub fn pack(src: &[u8]) -> Box<[u8]> {
+/// Packs `src` into exactly [`packed_len`]`(src.len())` bytes, if it is
+/// ASCII.
+pub fn pack(src: &[u8]) -> Option<Box<[u8]>> {
     let mut out = vec![0u8; packed_len(src.len())].into_boxed_slice();
-    pack_into(src, &mut out);
-    out
+    pack_into(src, &mut out).then_some(out)
 }
 
 /// [`pack`] into `out`, which must be [`packed_len`]`(src.len())` bytes.
-pub fn pack_into(src: &[u8], out: &mut [u8]) {
-    debug_assert!(fits(src));
+/// False, with `out` half written, at the first group with a byte past
+/// ASCII: checking as it packs spares a pass over the string.
+pub fn pack_into(src: &[u8], out: &mut [u8]) -> bool {
     assert_eq!(out.len(), packed_len(src.len()));
     let mut chunks = src.chunks_exact(8);
     let mut at = 0;
     for c in &mut chunks {
-        let x = fold(u64::from_le_bytes(c.try_into().expect("eight bytes"))).to_le_bytes();
+        let x = u64::from_le_bytes(c.try_into().expect("eight bytes"));
+        if x & HIGH_BITS != 0 {
+            return false;
+        }
+        let x = fold(x).to_le_bytes();
         // All eight bytes where they fit (the eighth is zero, and the next
         // group overwrites it): one store instead of three.
         match out.get_mut(at..at + 8) {
@@ -62,10 +61,17 @@ pub fn pack_into(src: &[u8], out: &mut [u8]) {
     }
     let rest = chunks.remainder().len();
     if rest > 0 {
-        let x = fold(last_group(src, rest));
-        out[at..].copy_from_slice(&x.to_le_bytes()[..packed_len(rest)]);
+        let x = last_group(src, rest);
+        if x & HIGH_BITS != 0 {
+            return false;
+        }
+        out[at..].copy_from_slice(&fold(x).to_le_bytes()[..packed_len(rest)]);
     }
+    true
 }
+
+/// The top bit of each byte of a group: set only past ASCII.
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
 /// The last `rest` (< 8) bytes of `b` as a zero-padded group. Where `b`
 /// has eight bytes, one load of its last eight, shifted: copying the tail
@@ -138,7 +144,7 @@ mod tests {
                 for c in [1u8, 0x2a, 0x55, 0x7f] {
                     let mut s = vec![0u8; n];
                     s[at] = c;
-                    let p = pack(&s);
+                    let p = pack(&s).unwrap();
                     assert_eq!(p.len(), packed_len(n));
                     assert_eq!(unpack(&p, n), s, "length {n}, position {at}, byte {c:#x}");
                 }
@@ -149,13 +155,24 @@ mod tests {
     #[test]
     fn the_bit_stream_is_little_endian() {
         // 'a' (0x61) then 'b' (0x62): 0x61 | 0x62 << 7 = 0x3161.
-        assert_eq!(&*pack(b"ab"), &[0x61, 0x31]);
+        assert_eq!(&*pack(b"ab").unwrap(), &[0x61, 0x31]);
+    }
+
+    #[test]
+    fn a_byte_past_ascii_anywhere_is_refused() {
+        for n in 1..=20 {
+            for at in 0..n {
+                let mut s = vec![b'a'; n];
+                s[at] = 0x80;
+                assert!(pack(&s).is_none(), "length {n}, position {at}");
+            }
+        }
     }
 
     proptest::proptest! {
         #[test]
         fn ascii_round_trips(s in proptest::collection::vec(0u8..0x80, 0..300)) {
-            let p = pack(&s);
+            let p = pack(&s).unwrap();
             proptest::prop_assert_eq!(p.len(), packed_len(s.len()));
             proptest::prop_assert_eq!(unpack(&p, s.len()), s);
         }

@@ -103,18 +103,20 @@ impl StrValue {
     /// value is read more than it is stored), then split.
     fn split(b: &[u8]) -> StrValue {
         let head = |stored: &[u8]| -> [u8; HEAD] { stored[..HEAD].try_into().expect("longer than the head") };
-        if !ascii7::fits(b) {
-            return StrValue::Split(Split::new(b.len(), false, head(b), b[HEAD..].into()));
-        }
         // Packed straight into the two halves: the first 16 characters
         // make 14 bytes (the head and the tail's first), the rest pack
-        // from a group boundary into the tail after it.
+        // from a group boundary into the tail after it. A byte past ASCII
+        // stops the packing (binary data mostly in the first 16), and the
+        // string is kept as it is.
         let mut first = [0u8; FIRST_PACKED];
-        ascii7::pack_into(&b[..FIRST_CHARS], &mut first);
-        let mut tail = vec![0u8; ascii7::packed_len(b.len()) - HEAD].into_boxed_slice();
-        tail[..FIRST_PACKED - HEAD].copy_from_slice(&first[HEAD..]);
-        ascii7::pack_into(&b[FIRST_CHARS..], &mut tail[FIRST_PACKED - HEAD..]);
-        StrValue::Split(Split::new(b.len(), true, head(&first), tail))
+        if ascii7::pack_into(&b[..FIRST_CHARS], &mut first) {
+            let mut tail = vec![0u8; ascii7::packed_len(b.len()) - HEAD].into_boxed_slice();
+            tail[..FIRST_PACKED - HEAD].copy_from_slice(&first[HEAD..]);
+            if ascii7::pack_into(&b[FIRST_CHARS..], &mut tail[FIRST_PACKED - HEAD..]) {
+                return StrValue::Split(Split::new(b.len(), true, head(&first), tail));
+            }
+        }
+        StrValue::Split(Split::new(b.len(), false, head(b), b[HEAD..].into()))
     }
 
     /// A split string's bytes appended to `out`: unpacked if packed.
