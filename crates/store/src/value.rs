@@ -88,14 +88,11 @@ impl StrValue {
         }
     }
 
-    /// [`Self::from_slice`] for an owned buffer: a string too large to
-    /// split keeps its allocation.
+    /// [`Self::from_slice`] for an owned buffer (every encoding copies
+    /// what it keeps: the inline and split forms into their own layout, the
+    /// shared one behind its counts).
     pub fn from_vec(b: Vec<u8>) -> StrValue {
-        if b.len() <= SHARE_ABOVE {
-            StrValue::from_slice(&b)
-        } else {
-            StrValue::Shared(b.into())
-        }
+        StrValue::from_slice(&b)
     }
 
     /// A string set whole past the inline limit: packed if ASCII (shorter
@@ -142,7 +139,7 @@ impl StrValue {
     }
 
     pub fn from_bytes(b: Bytes) -> StrValue {
-        StrValue::from_vec(Vec::from(b))
+        StrValue::from_slice(&b)
     }
 
     /// A `raw` string of exactly these bytes (APPEND, SETRANGE, SETBIT…).
