@@ -30,16 +30,9 @@ fn unfold(x: u64) -> u64 {
     (x & 0x007f_007f_007f_007f) | ((x & 0x3f80_3f80_3f80_3f80) << 1)
 }
 
-/// Packs `src` into exactly [`packed_len`]`(src.len())` bytes, if it is
-/// ASCII.
-pub fn pack(src: &[u8]) -> Option<Box<[u8]>> {
-    let mut out = vec![0u8; packed_len(src.len())].into_boxed_slice();
-    pack_into(src, &mut out).then_some(out)
-}
-
-/// [`pack`] into `out`, which must be [`packed_len`]`(src.len())` bytes.
-/// False, with `out` half written, at the first group with a byte past
-/// ASCII: checking as it packs spares a pass over the string.
+/// Packs `src` into `out`, which must be [`packed_len`]`(src.len())`
+/// bytes. False, with `out` half written, at the first group with a byte
+/// past ASCII: checking as it packs spares a pass over the string.
 pub fn pack_into(src: &[u8], out: &mut [u8]) -> bool {
     assert_eq!(out.len(), packed_len(src.len()));
     let mut chunks = src.chunks_exact(8);
@@ -97,11 +90,7 @@ pub fn unpack_into(packed: &[u8], n: usize, out: &mut Vec<u8>) {
         // group's, masked off), else the last seven.
         let x = match packed.get(at..at + 8) {
             Some(b) => u64::from_le_bytes(b.try_into().expect("eight bytes")) & 0x00ff_ffff_ffff_ffff,
-            None => {
-                let mut group = [0u8; 8];
-                group[..7].copy_from_slice(&packed[at..at + 7]);
-                u64::from_le_bytes(group)
-            }
+            None => last_group(&packed[..at + 7], 7),
         };
         out.extend_from_slice(&unfold(x).to_le_bytes());
         at += 7;
@@ -113,16 +102,20 @@ pub fn unpack_into(packed: &[u8], n: usize, out: &mut Vec<u8>) {
     }
 }
 
-/// The `n` characters `packed` holds.
-pub fn unpack(packed: &[u8], n: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n);
-    unpack_into(packed, n, &mut out);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pack(src: &[u8]) -> Option<Box<[u8]>> {
+        let mut out = vec![0u8; packed_len(src.len())].into_boxed_slice();
+        pack_into(src, &mut out).then_some(out)
+    }
+
+    fn unpack(packed: &[u8], n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        unpack_into(packed, n, &mut out);
+        out
+    }
 
     #[test]
     fn lengths_are_seven_eighths_rounded_up() {
