@@ -129,6 +129,7 @@ impl Shared {
         let ev = &self.keyspace.evictor;
         ev.lfu_log_factor.store(config.lfu_log_factor as u32, Relaxed);
         ev.lfu_decay_time.store(config.lfu_decay_time as u32, Relaxed);
+        ev.lfu.store(matches!(policy, larder_store::Policy::AllKeysLfu | larder_store::Policy::VolatileLfu), Relaxed);
         ev.newcomers.set_enabled(policy == larder_store::Policy::AllKeysSieve);
         crate::process::apply(config, self.replication.is_replica() || !config.replicaof.is_empty());
         for (option, why) in [

@@ -652,13 +652,9 @@ pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path, replace_functi
                 expired += 1;
                 return;
             }
-            let mut entry = Entry::new(value, now);
-            if let Some(idle) = idle_secs {
-                entry.lru = entry.lru.saturating_sub(idle as u32);
-            }
-            if let Some(f) = freq {
-                entry.freq = f;
-            }
+            let access = shared.keyspace.evictor.access(now);
+            let mut entry = Entry::new(value, access);
+            entry.restore_access(access, idle_secs, freq);
             let mut tx = shared.keyspace.lock(db, &key, now);
             // A replica keeps expired keys (above): set their deadline too.
             tx.set_expiry(larder_store::Expiry::Ignore);

@@ -28,11 +28,11 @@
 //! decays by one per `lfu-decay-time` minutes without access.
 
 use crate::effect::class;
-use crate::keyspace::{Entry, Key, Keyspace};
+use crate::keyspace::{Access, Entry, Key, Keyspace};
 use crate::newcomers::{Left, Newcomers};
 use crate::table::hash_key;
 use rand::Rng;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// `maxmemory-policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,9 @@ pub struct Evictor {
     pub lfu_log_factor: AtomicU32,
     /// `lfu-decay-time`, minutes (0: never decay).
     pub lfu_decay_time: AtomicU32,
+    /// An LFU policy is in force: keys' access clocks take the LFU form
+    /// (entry.rs).
+    pub lfu: AtomicBool,
     /// allkeys-sieve's newest keys and how often to judge them first.
     pub newcomers: Newcomers,
 }
@@ -103,6 +106,7 @@ impl Default for Evictor {
             evicted: AtomicU64::new(0),
             lfu_log_factor: AtomicU32::new(10),
             lfu_decay_time: AtomicU32::new(1),
+            lfu: AtomicBool::new(false),
             newcomers: Newcomers::default(),
         }
     }
@@ -114,49 +118,18 @@ impl Evictor {
         self.evicted.load(Relaxed)
     }
 
+    /// How accesses are recorded now.
+    pub fn access(&self, now_ms: u64) -> Access {
+        Access {
+            now_ms,
+            lfu: self.lfu.load(Relaxed),
+            log_factor: self.lfu_log_factor.load(Relaxed),
+            decay_minutes: self.lfu_decay_time.load(Relaxed),
+        }
+    }
+
     pub fn reset_stats(&self) {
         self.evicted.store(0, Relaxed);
-    }
-}
-
-/// Seconds of the LRU clock (Redis's resolution is one second too).
-fn seconds(now_ms: u64) -> u32 {
-    (now_ms / 1000) as u32
-}
-
-impl Entry {
-    /// The LFU counter after decay: one step per `decay_minutes` since the
-    /// last access (Redis's `LFUDecrAndReturn`). OBJECT FREQ reports it.
-    pub fn lfu(&self, now_ms: u64, decay_minutes: u32) -> u8 {
-        if decay_minutes == 0 {
-            return self.freq;
-        }
-        let idle_minutes = seconds(now_ms).saturating_sub(self.lru) / 60;
-        let periods = idle_minutes / decay_minutes;
-        self.freq.saturating_sub(periods.min(255) as u8)
-    }
-
-    /// Records an access: the LRU clock, and the LFU counter decayed then
-    /// incremented (Redis's `updateLFU`). Fields are stored only when they
-    /// change (the clock ticks in seconds, the counter rarely moves once
-    /// warm), so a read leaves the entry's cache line clean and the other
-    /// worker thread keeps its copy: unconditional stores made every GET
-    /// of a line last read on the other core a cross-core transfer.
-    pub(crate) fn touch_with(&mut self, now_ms: u64, log_factor: u32, decay_minutes: u32) {
-        let mut counter = self.lfu(now_ms, decay_minutes);
-        if counter < 255 {
-            let base = counter.saturating_sub(crate::keyspace::LFU_INIT_VAL) as f64;
-            let p = 1.0 / (base * log_factor as f64 + 1.0);
-            if rand::random::<f64>() < p {
-                counter += 1;
-            }
-        }
-        let lru = seconds(now_ms);
-        if !self.visited || self.freq != counter || self.lru != lru {
-            self.visited = true;
-            self.freq = counter;
-            self.lru = lru;
-        }
     }
 }
 
@@ -196,7 +169,7 @@ impl Keyspace {
         let Some(entry) = tx.remove_if(key, |e| !volatile || e.expire_at().is_some()) else {
             return false;
         };
-        self.dispose(entry.value, crate::keyspace::Disposal::Eviction);
+        self.dispose(entry.into_value(), crate::keyspace::Disposal::Eviction);
         tx.emit(&[b"DEL", key]);
         tx.notify(class::EVICTED, "evicted", key);
         self.evictor.evicted.fetch_add(1, Relaxed);
@@ -331,15 +304,16 @@ impl Keyspace {
     /// candidate still present.
     fn evict_from_pool(&self, policy: Policy, samples: usize, now: u64) -> bool {
         let volatile = policy.volatile();
-        let (log_decay, now_s) = (self.evictor.lfu_decay_time.load(Relaxed), seconds(now));
+        let log_decay = self.evictor.lfu_decay_time.load(Relaxed);
         let score = |e: &Entry| -> u64 {
             match policy {
+                // Least frequent first; among equals, the longest idle
+                // (in minutes: what the LFU form of the clock keeps).
                 Policy::AllKeysLfu | Policy::VolatileLfu => {
-                    // Least frequent first; among equals, the longest idle.
-                    ((255 - e.lfu(now, log_decay) as u64) << 32) | now_s.saturating_sub(e.lru) as u64
+                    (255 - e.lfu(now, log_decay) as u64) << 32 | e.lfu_elapsed(now)
                 }
                 Policy::VolatileTtl => u64::MAX - e.expire_at().unwrap_or(u64::MAX),
-                _ => now_s.saturating_sub(e.lru) as u64,
+                _ => e.idle_secs(now),
             }
         };
         loop {
@@ -704,7 +678,9 @@ mod tests {
     #[test]
     fn lfu_counters_grow_logarithmically_and_decay() {
         let ks = Keyspace::new(1, 1);
+        ks.evictor.lfu.store(true, Relaxed);
         put(&ks, "k", Ttl::Clear, 0);
+        assert_eq!(ks.lock(0, b"k", 0).peek(b"k").unwrap().lfu(0, 1), crate::keyspace::LFU_INIT_VAL);
         for _ in 0..10_000 {
             ks.lock(0, b"k", 0).get(b"k");
         }
@@ -714,5 +690,18 @@ mod tests {
         assert!((30..=80).contains(&f), "counter after 10k hits: {f}");
         let later = ks.lock(0, b"k", 0).peek(b"k").unwrap().lfu(5 * 60_000, 1);
         assert_eq!(later, f - 5, "one step per idle minute");
+    }
+
+    #[test]
+    fn accesses_keep_the_clock_of_the_policy_in_force() {
+        let ks = Keyspace::new(1, 1);
+        put(&ks, "k", Ttl::Clear, 0);
+        ks.lock(0, b"k", 7_000).get(b"k");
+        assert_eq!(ks.lock(0, b"k", 7_000).peek(b"k").unwrap().idle_secs(10_000), 3);
+        // Under an LFU policy the same bits hold the minute and counter.
+        ks.evictor.lfu.store(true, Relaxed);
+        put(&ks, "n", Ttl::Clear, 60_000);
+        let e = ks.lock(0, b"n", 60_000).peek(b"n").unwrap().raw_clock();
+        assert_eq!(e, 1 << 8 | crate::keyspace::LFU_INIT_VAL as u32);
     }
 }

@@ -34,25 +34,10 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub use crate::entry::{Access, Entry, LFU_INIT_VAL};
 use crate::expiry::ExpiryIndex;
 pub use crate::table::Key;
 use crate::table::{hash_key, Table};
-
-/// One key's value and metadata.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub value: Value,
-    /// Absolute deadline in ms since the epoch; 0 means no TTL. Private so
-    /// the expiry index cannot go out of step: change it through [`Tx`].
-    expire_at: u64,
-    /// Last access, in seconds of the store's clock (OBJECT IDLETIME).
-    pub lru: u32,
-    /// Logarithmic access counter (OBJECT FREQ under an LFU policy).
-    pub freq: u8,
-    /// Read or written since the SIEVE hand last passed (allkeys-sieve).
-    /// Fits in the padding after `freq`: no cost per key.
-    pub(crate) visited: bool,
-}
 
 /// The contents of emptied shards (FLUSHDB, FLUSHALL), to be dropped by
 /// whoever holds it: its drop frees every key and value.
@@ -63,27 +48,6 @@ impl Flushed {
     pub fn keys(&self) -> usize {
         self.0.iter().map(|s| s.map.len()).sum()
     }
-}
-
-/// Redis's `LFU_INIT_VAL`: new keys start warm enough to survive a while.
-pub const LFU_INIT_VAL: u8 = 5;
-
-impl Entry {
-    pub fn new(value: Value, now_ms: u64) -> Entry {
-        Entry { value, expire_at: 0, lru: lru_clock(now_ms), freq: LFU_INIT_VAL, visited: false }
-    }
-
-    pub fn expire_at(&self) -> Option<u64> {
-        (self.expire_at != 0).then_some(self.expire_at)
-    }
-
-    pub fn is_expired(&self, now: u64) -> bool {
-        self.expire_at != 0 && self.expire_at <= now
-    }
-}
-
-fn lru_clock(now_ms: u64) -> u32 {
-    (now_ms / 1000) as u32
 }
 
 /// What SET-like writes do with an existing TTL.
@@ -146,13 +110,12 @@ impl Shard {
     /// [`Self::remove_hashed`], handing back the key too.
     fn remove_slot(&mut self, i: usize, h: u64) -> crate::table::Slot {
         let slot = self.map.swap_remove(i, h);
-        if slot.entry.expire_at != 0 {
-            self.expiry.remove(slot.entry.expire_at, i as u32);
+        if let Some(at) = slot.entry.expire_at() {
+            self.expiry.remove(at, i as u32);
         }
         // The last slot moved into position i.
         if i < self.map.len() {
-            let at = self.map.slot(i).entry.expire_at;
-            if at != 0 {
+            if let Some(at) = self.map.slot(i).entry.expire_at() {
                 self.expiry.remove(at, self.map.len() as u32);
                 self.expiry.insert(at, i as u32);
             }
@@ -196,7 +159,7 @@ impl Shard {
     fn insert(&mut self, hash: u64, key: &[u8], entry: Entry) {
         match self.map.find(hash, key) {
             Some(i) => {
-                let at = entry.expire_at;
+                let at = entry.expire_at().unwrap_or(0);
                 self.set_expire_index(i, at);
                 self.map.slot_mut(i).entry = entry;
             }
@@ -206,8 +169,8 @@ impl Shard {
 
     /// Stores a key known to be absent.
     fn push_new(&mut self, hash: u64, key: &[u8], entry: Entry) {
-        if entry.expire_at != 0 {
-            self.expiry.insert(entry.expire_at, self.map.len() as u32);
+        if let Some(at) = entry.expire_at() {
+            self.expiry.insert(at, self.map.len() as u32);
         }
         self.map.push(hash, Key::new(key), entry);
     }
@@ -216,7 +179,7 @@ impl Shard {
     fn remove_index_key(&mut self, i: usize) -> (Key, Value) {
         let key = self.map.slot(i).key.clone();
         let entry = self.remove_index(i);
-        (key, entry.value)
+        (key, entry.into_value())
     }
 
     /// Evicts the entry at `i`, whose key hashes to `h`: returns the key,
@@ -227,16 +190,17 @@ impl Shard {
     /// The value goes back too, for the keyspace's disposer.
     fn evict_at(&mut self, i: usize, h: u64) -> (Key, u64, Value) {
         let slot = self.remove_slot(i, h);
-        (slot.key, h, slot.entry.value)
+        let crate::table::Slot { key, entry } = slot;
+        (key, h, entry.into_value())
     }
 
     fn set_expire_index(&mut self, i: usize, at: u64) {
         let slot = self.map.slot_mut(i);
-        let was = slot.entry.expire_at;
+        let was = slot.entry.expire_at().unwrap_or(0);
         if was == at {
             return;
         }
-        slot.entry.expire_at = at;
+        slot.entry.set_deadline(at);
         if was != 0 {
             self.expiry.remove(was, i as u32);
         }
@@ -597,8 +561,8 @@ impl Keyspace {
         while s.sieve_hand < s.map.len() {
             let h = s.sieve_hand;
             let e = &mut s.map.slot_mut(h).entry;
-            if e.visited {
-                e.visited = false;
+            if e.visited() {
+                e.clear_visited();
                 s.sieve_hand += 1;
                 continue;
             }
@@ -633,7 +597,7 @@ impl Keyspace {
         let mut tx = self.lock_shard(db, self.shard_for(hash), now);
         let s = tx.guards.only();
         let Some(i) = s.map.find_hash(hash) else { return Judged::Gone };
-        if s.map.slot(i).entry.visited {
+        if s.map.slot(i).entry.visited() {
             return Judged::Kept;
         }
         let (key, _, value) = s.evict_at(i, hash);
@@ -1038,7 +1002,7 @@ impl<'a> Tx<'a> {
             match self.expiry {
                 Expiry::Reclaim => {
                     let entry = s.remove_index(i);
-                    self.ks.dispose(entry.value, Disposal::Expiry);
+                    self.ks.dispose(entry.into_value(), Disposal::Expiry);
                     self.ks.note_expired(self.db, key);
                     return (s, h, None);
                 }
@@ -1060,9 +1024,8 @@ impl<'a> Tx<'a> {
             }
             return None;
         };
-        let ev = &ks.evictor;
         let e = &mut s.map.slot_mut(i).entry;
-        e.touch_with(now, ev.lfu_log_factor.load(Ordering::Relaxed), ev.lfu_decay_time.load(Ordering::Relaxed));
+        e.touch(ks.evictor.access(now));
         Some(e)
     }
 
@@ -1109,9 +1072,9 @@ impl<'a> Tx<'a> {
         let hidden = self.expiry == Expiry::Hide;
         let (s, hash, i) = self.live_hashed(key);
         let Some(i) = i else {
-            let mut entry = Entry::new(value, now);
+            let mut entry = Entry::new(value, ev.access(now));
             if let Ttl::At(at) = ttl {
-                entry.expire_at = at;
+                entry.set_deadline(at);
             }
             if hidden {
                 // An expired key may still be stored: overwrite it.
@@ -1125,11 +1088,11 @@ impl<'a> Tx<'a> {
         };
         let e = &mut s.map.slot_mut(i).entry;
         let old = std::mem::replace(&mut e.value, value);
-        e.touch_with(now, ev.lfu_log_factor.load(Ordering::Relaxed), ev.lfu_decay_time.load(Ordering::Relaxed));
+        e.touch(ev.access(now));
         ks.dispose(old, Disposal::Overwrite);
         match ttl {
             Ttl::Keep => {}
-            Ttl::Clear if e.expire_at == 0 => {}
+            Ttl::Clear if !e.has_deadline() => {}
             Ttl::Clear => s.set_expire_index(i, 0),
             Ttl::At(at) => s.set_expire_index(i, at),
         }
@@ -1223,7 +1186,7 @@ impl<'a> Tx<'a> {
             // at most until its tick is over, when all of them are due.
             const LOOK_PAST: usize = 32;
             let Some(i) =
-                s.expiry.maybe_due(now).take(LOOK_PAST).find(|&i| s.map.slot(i as usize).entry.expire_at <= now)
+                s.expiry.maybe_due(now).take(LOOK_PAST).find(|&i| s.map.slot(i as usize).entry.is_expired(now))
             else {
                 break;
             };
@@ -1309,8 +1272,8 @@ mod tests {
             for i in 0..self.map.len() {
                 let (k, e) = self.entry_at(i);
                 assert_eq!(self.map.find(hash_key(k), k), Some(i));
-                if e.expire_at != 0 {
-                    want.insert(e.expire_at, i as u32);
+                if let Some(at) = e.expire_at() {
+                    want.insert(at, i as u32);
                 }
             }
             assert_eq!(self.expiry, want);
@@ -1362,7 +1325,7 @@ mod tests {
             let mut cursor = 0;
             loop {
                 cursor = ks.scan(0, cursor, 7, now, |k, e| {
-                    live.insert(String::from_utf8(k.to_vec()).unwrap(), e.expire_at);
+                    live.insert(String::from_utf8(k.to_vec()).unwrap(), e.expire_at().unwrap_or(0));
                 });
                 if cursor == 0 {
                     break;
@@ -1458,7 +1421,7 @@ mod tests {
                 if add || shard.len() == 0 {
                     let k = format!("k{next}");
                     next += 1;
-                    shard.insert(hash_key(k.as_bytes()), k.as_bytes(), Entry::new(s("v"), 0));
+                    shard.insert(hash_key(k.as_bytes()), k.as_bytes(), Entry::new(s("v"), Access::lru(0)));
                 } else {
                     let i = (rng >> 32) as usize % shard.len();
                     shard.remove_index(i);

@@ -10,6 +10,7 @@
 pub mod ascii7;
 pub mod clock;
 pub mod effect;
+pub mod entry;
 pub mod evict;
 mod expiry;
 pub mod glob;
@@ -25,7 +26,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use effect::{class, Effect, EffectSink, EffectStream, Event, Origin};
 pub use evict::Policy;
 pub use glob::glob_match;
-pub use keyspace::{CutSink, Disposal, Disposer, Entry, Expiry, Flushed, Key, Keyspace, ReadObserver, Ttl, Tx};
+pub use keyspace::{Access, CutSink, Disposal, Disposer, Entry, Expiry, Flushed, Key, Keyspace, ReadObserver, Ttl, Tx};
 pub use types::{
     hash::Hash,
     list::List,

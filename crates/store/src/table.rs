@@ -248,7 +248,7 @@ impl Table {
             // keys the cache cannot hold), and the copies still amortise
             // to O(1) per insert. Small tables grow a slot at a time (a
             // thousand shards of a small cache each holding a few spare
-            // 64-byte slots would add up); their copies are tiny.
+            // 56-byte slots would add up); their copies are tiny.
             self.slots.reserve_exact(fit(i + (i / 8).max(1)) - i);
         }
         self.slots.push(Slot { key, entry });
@@ -343,7 +343,14 @@ mod tests {
     use crate::value::{StrValue, Value};
 
     fn entry(v: &str) -> Entry {
-        Entry::new(Value::Str(StrValue::from_slice(v.as_bytes())), 0)
+        Entry::new(Value::Str(StrValue::from_slice(v.as_bytes())), crate::entry::Access::lru(0))
+    }
+
+    #[test]
+    fn a_slot_is_56_bytes() {
+        // Key 24, value 24, metadata word 8 (entry.rs): every byte here
+        // is a byte per key.
+        assert_eq!(std::mem::size_of::<Slot>(), 56);
     }
 
     #[test]

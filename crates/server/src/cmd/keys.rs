@@ -221,7 +221,7 @@ fn remove_keys(ctx: &mut Ctx<'_>, mut args: Args<'_>, lazy: bool) -> CmdResult {
         if let Some(e) = tx.remove(k) {
             tx.emit(&[b"DEL", k]);
             tx.notify(class::GENERIC, "del", k);
-            removed.push(e.value);
+            removed.push(e.into_value());
         }
     }
     drop(tx);
@@ -297,9 +297,8 @@ fn parse_db(ctx: &Ctx<'_>, raw: &[u8]) -> Result<usize, CmdError> {
 /// A copy of `key`'s entry and its deadline, for COPY.
 fn read_copy(tx: &mut Tx<'_>, key: &[u8], now: u64) -> Option<(Entry, Option<u64>)> {
     let e = tx.peek(key)?;
-    let mut copy = Entry::new(e.value.clone(), now);
-    copy.lru = e.lru;
-    copy.freq = e.freq;
+    let mut copy = Entry::new(e.value.clone(), larder_store::Access::lru(now));
+    copy.set_raw_clock(e.raw_clock());
     Some((copy, e.expire_at()))
 }
 
@@ -575,13 +574,9 @@ fn restore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
         return Ok(Frame::ok());
     }
-    let mut entry = Entry::new(value, ctx.now);
-    if let Some(idle) = idle {
-        entry.lru = entry.lru.saturating_sub(idle as u32);
-    }
-    if let Some(f) = freq {
-        entry.freq = f;
-    }
+    let access = ctx.shared.keyspace.evictor.access(ctx.now);
+    let mut entry = Entry::new(value, access);
+    entry.restore_access(access, idle.map(|i| i as u64), freq);
     tx.put_entry(Bytes::copy_from_slice(key), entry);
     let ttl_arg = deadline.unwrap_or(0).to_string();
     if let Some(at) = deadline {
@@ -635,8 +630,8 @@ fn object_idletime(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     if lfu_policy(ctx) {
         return Err(CmdError::Err("An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into()));
     }
-    let now_s = (ctx.now / 1000) as u32;
-    with_entry(ctx, args, |e| Ok(int(now_s.saturating_sub(e.lru) as i64)))
+    let now = ctx.now;
+    with_entry(ctx, args, |e| Ok(int(e.idle_secs(now) as i64)))
 }
 
 /// OBJECT FREQ key

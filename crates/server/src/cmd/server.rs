@@ -737,7 +737,6 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     if eq_ic(sub, "object") {
         let key = args.next_arg()?;
-        let now_s = (ctx.now / 1000) as u32;
         let mut tx = ctx.lock(key);
         let e = tx.peek_stored(key).ok_or(CmdError::NoSuchKey)?;
         let serialized = larder_persist::dump_payload(&e.value).map_or(0, |p| p.len() - 10);
@@ -745,8 +744,8 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
             e.value.encoding(),
             serialized,
-            e.lru & 0xff_ffff,
-            now_s.saturating_sub(e.lru)
+            e.raw_clock(),
+            e.idle_secs(ctx.now)
         );
         return Ok(Frame::Simple(Bytes::from(text)));
     }

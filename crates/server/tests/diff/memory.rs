@@ -155,3 +155,74 @@ fn packed_strings_behave_as_redis_strings() {
     }
     check_script(&script);
 }
+
+/// The access clock is one field kept in the form of the policy in force
+/// (entry.rs), as Redis's: a key made under an LFU policy starts at
+/// LFU_INIT_VAL and its first read moves it to 6 (a counter at or below
+/// 5 always climbs); RESTORE's FREQ and IDLETIME each land only under
+/// their own policy. The payload is DUMP of "hello" from redis-server.
+#[test]
+fn access_clocks_follow_the_policy() {
+    check_script(
+        r#"
+        CONFIG SET maxmemory-policy allkeys-lfu
+        SET f hello
+        OBJECT FREQ f
+        GET f
+        OBJECT FREQ f
+        OBJECT IDLETIME f
+        RESTORE r 0 "\x00\x05hello\n\x00cr\xdfve4 \n" FREQ 100
+        OBJECT FREQ r
+        RESTORE r2 0 "\x00\x05hello\n\x00cr\xdfve4 \n" IDLETIME 1000
+        OBJECT FREQ r2
+        CONFIG SET maxmemory-policy allkeys-lru
+        OBJECT FREQ f
+        RESTORE r3 0 "\x00\x05hello\n\x00cr\xdfve4 \n" IDLETIME 1000
+        OBJECT IDLETIME r3
+        RESTORE r4 0 "\x00\x05hello\n\x00cr\xdfve4 \n" IDLETIME 20000000
+        OBJECT IDLETIME r4
+        RESTORE r5 0 "\x00\x05hello\n\x00cr\xdfve4 \n" FREQ 100
+        OBJECT IDLETIME r5
+        DEBUG OBJECT missing
+        "#,
+    );
+}
+
+/// Deadlines are exact however far they are (entry.rs keeps those more
+/// than seven years out, or long past, in a side table): they survive
+/// RENAME, COPY, MOVE and an overwrite with KEEPTTL, and PERSIST drops
+/// them.
+#[test]
+fn far_and_near_deadlines_read_back_exactly() {
+    check_script(
+        r#"
+        SET big v
+        PEXPIREAT big 9223372036854770000
+        PEXPIRETIME big
+        EXPIRETIME big
+        SET c2100 v EXAT 4102444800
+        EXPIRETIME c2100
+        SET c2030 v PXAT 1900000000123
+        PEXPIRETIME c2030
+        RENAME c2100 moved
+        PEXPIRETIME moved
+        COPY moved copied
+        PEXPIRETIME copied
+        SET moved w KEEPTTL
+        PEXPIRETIME moved
+        MOVE copied 1
+        SELECT 1
+        PEXPIRETIME copied
+        SELECT 0
+        PERSIST moved
+        PEXPIRETIME moved
+        PEXPIREAT c2030 4102444800001
+        PEXPIRETIME c2030
+        PEXPIREAT c2030 1900000000124
+        PEXPIRETIME c2030
+        PEXPIREAT big -9223372036854770000
+        EXISTS big
+        DBSIZE
+        "#,
+    );
+}

@@ -1,0 +1,449 @@
+//! One key's value and metadata: its deadline, its access clock and the
+//! SIEVE bit, packed in one `u64` beside the value.
+//!
+//! Every key pays for its entry in its shard's slot (table.rs), so each
+//! byte here is a byte per key. The entry was the value, a `u64`
+//! deadline, a `u32` LRU clock, a `u8` LFU counter and the SIEVE bit: 40
+//! bytes with padding, a 64-byte slot with the key. Now the metadata is
+//! one word and the slot 56 bytes:
+//!
+//! | bits | what |
+//! |---|---|
+//! | 0..24 | the access clock, Redis's 24 bits: LRU seconds, or under an LFU policy the minute of the last access (16 bits) and the counter (8) |
+//! | 24 | visited since the SIEVE hand last passed |
+//! | 25..64 | the deadline (39 bits, below) |
+//!
+//! Sharing the access clock between LRU and LFU is what Redis does
+//! (`robj.lru`): only one is kept, by the policy in force, and OBJECT
+//! IDLETIME and OBJECT FREQ each refuse to answer under the other's
+//! policy (keys.rs). A policy change re-reads old clocks in the new form
+//! until accesses rewrite them, as in Redis, whose error text says so.
+//!
+//! A deadline is exact to the millisecond. A field of 0 means no TTL.
+//! Other fields below 2^38 hold the deadline's distance from [`epoch`]
+//! (a year before the process started): deadlines up to seven and a
+//! half years ahead, which is every TTL a cache sets. The rest (a
+//! deadline decades away, long past, or from a test's made-up clock)
+//! are "far": the field's low bits name a slot in one process-wide table
+//! holding the exact value. The entry frees its slot when dropped, so
+//! the table holds only the far deadlines of entries that exist.
+
+use crate::value::{StrValue, Value};
+use parking_lot::Mutex;
+use std::sync::LazyLock;
+
+const CLOCK_BITS: u32 = 24;
+const CLOCK_MASK: u64 = (1 << CLOCK_BITS) - 1;
+const VISITED: u64 = 1 << CLOCK_BITS;
+const DEADLINE_SHIFT: u32 = CLOCK_BITS + 1;
+/// Fields with this bit set are far: the rest of the field is a slot.
+const FAR: u64 = 1 << 38;
+/// Milliseconds past the epoch a near field can hold.
+const NEAR_SPAN: u64 = FAR - 1;
+
+/// Redis's `LFU_INIT_VAL`: new keys start warm enough to survive a while.
+pub const LFU_INIT_VAL: u8 = 5;
+
+/// The first millisecond a near deadline field can hold: a year before
+/// the process started, so a replica's keys whose deadlines its primary
+/// has not reached yet are near too.
+pub fn epoch() -> u64 {
+    static EPOCH: LazyLock<u64> =
+        LazyLock::new(|| crate::clock::Clock::now_ms(&crate::clock::SystemClock).saturating_sub(365 * 86_400_000));
+    *EPOCH
+}
+
+/// Far deadlines, by slot.
+#[derive(Default)]
+struct FarTable {
+    at: Vec<u64>,
+    free: Vec<u64>,
+}
+
+impl FarTable {
+    fn alloc(&mut self, at: u64) -> u64 {
+        match self.free.pop() {
+            Some(slot) => {
+                self.at[slot as usize] = at;
+                slot
+            }
+            None => {
+                self.at.push(at);
+                self.at.len() as u64 - 1
+            }
+        }
+    }
+
+    fn free(&mut self, slot: u64) {
+        self.free.push(slot);
+        // Once every slot is free the table lets go of its memory, so a
+        // burst of far deadlines does not keep it for good.
+        if self.free.len() == self.at.len() {
+            self.at = Vec::new();
+            self.free = Vec::new();
+        }
+    }
+
+    #[cfg(test)]
+    fn live(&self) -> usize {
+        self.at.len() - self.free.len()
+    }
+}
+
+static FAR_TABLE: Mutex<FarTable> = Mutex::new(FarTable { at: Vec::new(), free: Vec::new() });
+
+fn far_alloc(at: u64) -> u64 {
+    FAR_TABLE.lock().alloc(at)
+}
+
+fn far_get(slot: u64) -> u64 {
+    FAR_TABLE.lock().at[slot as usize]
+}
+
+fn far_free(slot: u64) {
+    FAR_TABLE.lock().free(slot)
+}
+
+/// How accesses are recorded: the policy's form of the clock and the LFU
+/// settings, read once per command (`Evictor::access`).
+#[derive(Debug, Clone, Copy)]
+pub struct Access {
+    pub now_ms: u64,
+    /// An LFU policy is in force: the clock holds the LFU form.
+    pub lfu: bool,
+    /// `lfu-log-factor`.
+    pub log_factor: u32,
+    /// `lfu-decay-time`, minutes (0: never decay).
+    pub decay_minutes: u32,
+}
+
+impl Access {
+    /// LRU form, Redis's defaults for LFU: for entries made outside any
+    /// keyspace's policy (tests, and callers that set the clock after).
+    pub fn lru(now_ms: u64) -> Access {
+        Access { now_ms, lfu: false, log_factor: 10, decay_minutes: 1 }
+    }
+}
+
+/// The LRU clock: seconds, in 24 bits (Redis's `LRU_CLOCK`).
+fn lru_clock(now_ms: u64) -> u64 {
+    (now_ms / 1000) & CLOCK_MASK
+}
+
+/// Minutes in 16 bits (Redis's `LFUGetTimeInMinutes`).
+fn lfu_minutes(now_ms: u64) -> u64 {
+    (now_ms / 60_000) & 0xffff
+}
+
+/// One key's value and metadata.
+#[derive(Debug)]
+pub struct Entry {
+    pub value: Value,
+    /// See the module docs. Private so that the deadline changes only
+    /// through [`crate::Tx`], which keeps the expiry index in step.
+    word: u64,
+}
+
+impl Entry {
+    pub fn new(value: Value, access: Access) -> Entry {
+        let clock =
+            if access.lfu { lfu_minutes(access.now_ms) << 8 | LFU_INIT_VAL as u64 } else { lru_clock(access.now_ms) };
+        Entry { value, word: clock }
+    }
+
+    fn field(&self) -> u64 {
+        self.word >> DEADLINE_SHIFT
+    }
+
+    pub fn expire_at(&self) -> Option<u64> {
+        match self.field() {
+            0 => None,
+            f if f & FAR != 0 => Some(far_get(f & !FAR)),
+            f => Some(epoch() + f - 1),
+        }
+    }
+
+    pub fn has_deadline(&self) -> bool {
+        self.field() != 0
+    }
+
+    pub fn is_expired(&self, now: u64) -> bool {
+        match self.field() {
+            0 => false,
+            f if f & FAR != 0 => far_get(f & !FAR) <= now,
+            f => epoch() + f - 1 <= now,
+        }
+    }
+
+    /// Sets the deadline (0: none). The keyspace calls this and moves the
+    /// expiry index entry itself.
+    pub(crate) fn set_deadline(&mut self, at: u64) {
+        self.release_far();
+        let field = match at.checked_sub(epoch()) {
+            _ if at == 0 => 0,
+            Some(d) if d < NEAR_SPAN => d + 1,
+            _ => FAR | far_alloc(at),
+        };
+        self.word = (self.word & (CLOCK_MASK | VISITED)) | field << DEADLINE_SHIFT;
+    }
+
+    fn release_far(&mut self) {
+        let f = self.field();
+        if f & FAR != 0 {
+            far_free(f & !FAR);
+            self.word &= CLOCK_MASK | VISITED;
+        }
+    }
+
+    /// The value, leaving the entry to drop.
+    pub fn into_value(mut self) -> Value {
+        std::mem::replace(&mut self.value, Value::Str(StrValue::Int(0)))
+    }
+
+    /// The 24-bit access clock as stored (DEBUG OBJECT's `lru`; COPY
+    /// carries it over).
+    pub fn raw_clock(&self) -> u32 {
+        (self.word & CLOCK_MASK) as u32
+    }
+
+    pub fn set_raw_clock(&mut self, clock: u32) {
+        self.word = (self.word & !CLOCK_MASK) | (clock as u64 & CLOCK_MASK);
+    }
+
+    /// Seconds since the last access, read as an LRU clock (Redis's
+    /// `estimateObjectIdleTime`: the clock wraps every 194 days).
+    pub fn idle_secs(&self, now_ms: u64) -> u64 {
+        lru_clock(now_ms).wrapping_sub(self.word & CLOCK_MASK) & CLOCK_MASK
+    }
+
+    /// Backdates the LRU clock by `idle` seconds (RESTORE IDLETIME, an
+    /// RDB's idle-time opcode).
+    fn set_idle(&mut self, now_ms: u64, idle: u64) {
+        self.set_raw_clock((lru_clock(now_ms).wrapping_sub(idle) & CLOCK_MASK) as u32);
+    }
+
+    /// Sets the LFU counter, the last access now (RESTORE FREQ, an RDB's
+    /// frequency opcode).
+    fn set_freq(&mut self, now_ms: u64, freq: u8) {
+        self.set_raw_clock((lfu_minutes(now_ms) << 8 | freq as u64) as u32);
+    }
+
+    /// What RESTORE's IDLETIME and FREQ and an RDB's idle-time and
+    /// frequency opcodes set (Redis's `objectSetLRUOrLFU`): the clock the
+    /// policy keeps takes its own, and the other is ignored.
+    pub fn restore_access(&mut self, access: Access, idle: Option<u64>, freq: Option<u8>) {
+        match (access.lfu, freq, idle) {
+            (true, Some(f), _) => self.set_freq(access.now_ms, f),
+            (false, _, Some(idle)) => self.set_idle(access.now_ms, idle),
+            _ => {}
+        }
+    }
+
+    /// Minutes since the last access, read as an LFU clock (Redis's
+    /// `LFUTimeElapsed`: the minute wraps every 45 days).
+    pub(crate) fn lfu_elapsed(&self, now_ms: u64) -> u64 {
+        lfu_minutes(now_ms).wrapping_sub(self.word >> 8 & 0xffff) & 0xffff
+    }
+
+    /// The LFU counter after decay: one step per `decay_minutes` since the
+    /// last access (Redis's `LFUDecrAndReturn`). OBJECT FREQ reports it.
+    pub fn lfu(&self, now_ms: u64, decay_minutes: u32) -> u8 {
+        let counter = (self.word & 0xff) as u8;
+        if decay_minutes == 0 {
+            return counter;
+        }
+        let periods = self.lfu_elapsed(now_ms) / decay_minutes as u64;
+        counter.saturating_sub(periods.min(255) as u8)
+    }
+
+    pub(crate) fn visited(&self) -> bool {
+        self.word & VISITED != 0
+    }
+
+    pub(crate) fn clear_visited(&mut self) {
+        self.word &= !VISITED;
+    }
+
+    /// Records an access: the SIEVE bit and the clock in the policy's form
+    /// (the LFU counter decayed then maybe incremented, Redis's
+    /// `updateLFU`). The word is stored only when it changes (the LRU
+    /// clock ticks in seconds, the LFU minute once a minute), so a read
+    /// leaves the entry's cache line clean and the other worker thread
+    /// keeps its copy: unconditional stores made every GET of a line last
+    /// read on the other core a cross-core transfer.
+    pub(crate) fn touch(&mut self, access: Access) {
+        let clock = if access.lfu {
+            let mut counter = self.lfu(access.now_ms, access.decay_minutes);
+            if counter < 255 {
+                let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
+                let p = 1.0 / (base * access.log_factor as f64 + 1.0);
+                if rand::random::<f64>() < p {
+                    counter += 1;
+                }
+            }
+            lfu_minutes(access.now_ms) << 8 | counter as u64
+        } else {
+            lru_clock(access.now_ms)
+        };
+        let word = (self.word & !CLOCK_MASK) | VISITED | clock;
+        if word != self.word {
+            self.word = word;
+        }
+    }
+}
+
+impl Clone for Entry {
+    /// A far deadline gets a slot of its own: each entry frees its own.
+    fn clone(&self) -> Entry {
+        let mut copy = Entry { value: self.value.clone(), word: self.word & (CLOCK_MASK | VISITED) };
+        if let Some(at) = self.expire_at() {
+            copy.set_deadline(at);
+        }
+        copy
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.release_far();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry {
+        Entry::new(Value::Str(StrValue::from_slice(b"v")), Access::lru(epoch() + 5_000_000))
+    }
+
+    #[test]
+    fn the_entry_is_its_value_and_one_word() {
+        assert_eq!(std::mem::size_of::<Entry>(), std::mem::size_of::<Value>() + 8);
+    }
+
+    #[test]
+    fn deadlines_are_exact_near_and_far() {
+        let e0 = epoch();
+        let cases = [
+            1,
+            2,
+            e0 - 1,
+            e0,
+            e0 + 1,
+            e0 + 86_400_000,
+            e0 + NEAR_SPAN - 1,
+            e0 + NEAR_SPAN,
+            e0 + NEAR_SPAN + 1,
+            9_223_372_036_854_770_000,
+            u64::MAX,
+        ];
+        let mut e = entry();
+        e.set_raw_clock(0xabcdef);
+        for at in cases {
+            e.set_deadline(at);
+            assert_eq!(e.expire_at(), Some(at), "deadline {at}");
+            assert!(e.is_expired(at) && !e.is_expired(at - 1), "deadline {at}");
+            assert_eq!(e.raw_clock(), 0xabcdef, "the clock survives deadline {at}");
+            assert!(!e.visited());
+        }
+        e.set_deadline(0);
+        assert_eq!(e.expire_at(), None);
+        assert!(!e.is_expired(u64::MAX));
+    }
+
+    #[test]
+    fn only_far_deadlines_take_a_slot_and_each_entry_its_own() {
+        let is_far = |e: &Entry| e.field() & FAR != 0;
+        let mut near = entry();
+        near.set_deadline(epoch() + 1000);
+        assert!(!is_far(&near));
+        let mut far = entry();
+        far.set_deadline(u64::MAX - 1);
+        assert!(is_far(&far));
+        let copy = far.clone();
+        assert_ne!(copy.field(), far.field(), "a clone has a slot of its own");
+        drop(far);
+        assert_eq!(copy.expire_at(), Some(u64::MAX - 1), "the clone outlives the original's slot");
+        let mut moved = copy;
+        moved.set_deadline(epoch() + 5);
+        assert!(!is_far(&moved));
+        assert_eq!(moved.expire_at(), Some(epoch() + 5));
+        assert!(matches!(moved.into_value(), Value::Str(_)));
+    }
+
+    #[test]
+    fn the_far_table_reuses_slots_and_empties() {
+        let mut t = FarTable::default();
+        let a = t.alloc(10);
+        let b = t.alloc(20);
+        t.free(a);
+        assert_eq!(t.live(), 1);
+        let c = t.alloc(30);
+        assert_eq!(c, a, "a freed slot is reused");
+        assert_eq!((t.at[b as usize], t.at[c as usize]), (20, 30));
+        t.free(b);
+        t.free(c);
+        assert_eq!(t.live(), 0);
+        assert_eq!(t.at.capacity(), 0, "an empty table holds no memory");
+    }
+
+    #[test]
+    fn many_far_deadlines_read_back_exactly() {
+        // Other tests may hold far deadlines meanwhile, so the count is a
+        // floor.
+        let entries: Vec<Entry> = (0..100)
+            .map(|i| {
+                let mut e = entry();
+                e.set_deadline(i + 1);
+                e
+            })
+            .collect();
+        assert!(FAR_TABLE.lock().live() >= 100);
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(e.expire_at(), Some(i as u64 + 1));
+        }
+    }
+
+    #[test]
+    fn lru_clock_wraps_as_redis_does() {
+        let mut e = entry();
+        let now = 1_000_000_000_000;
+        e.set_idle(now, 90);
+        assert_eq!(e.idle_secs(now), 90);
+        assert_eq!(e.idle_secs(now + 10_000), 100);
+        // Past 2^24 seconds the clock wraps, and idle time stays right.
+        let later = now + (1 << 24) * 1000 - 5_000;
+        e.touch(Access::lru(later));
+        assert_eq!(e.idle_secs(later + 20_000), 20);
+        assert!(e.visited());
+    }
+
+    #[test]
+    fn lfu_counters_decay_by_minutes_and_wrap() {
+        let now = 60_000 * 16_666_666;
+        let mut e = Entry::new(Value::Str(StrValue::Int(1)), Access { lfu: true, ..Access::lru(now) });
+        assert_eq!(e.lfu(now, 1), LFU_INIT_VAL);
+        e.set_freq(now, 100);
+        assert_eq!(e.lfu(now + 59_000, 1), 100);
+        assert_eq!(e.lfu(now + 3 * 60_000, 1), 97);
+        assert_eq!(e.lfu(now + 3 * 60_000, 2), 99);
+        assert_eq!(e.lfu(now + 1000 * 60_000, 0), 100, "decay time 0 never decays");
+        assert_eq!(e.lfu(now + 500 * 60_000, 1), 0);
+        // The minute clock wraps at 2^16, as Redis's.
+        assert_eq!(e.lfu(now + (1 << 16) * 60_000 + 2 * 60_000, 1), 98);
+    }
+
+    #[test]
+    fn a_read_that_changes_nothing_stores_nothing() {
+        let now = 1_000_000_000_000;
+        let mut e = entry();
+        e.touch(Access::lru(now));
+        let before = e.word;
+        e.touch(Access::lru(now + 999 - now % 1000));
+        assert_eq!(e.word, before);
+        e.clear_visited();
+        assert!(!e.visited());
+        assert_eq!(e.idle_secs(now), 0);
+    }
+}
