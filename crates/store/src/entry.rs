@@ -22,11 +22,13 @@
 //! A deadline is exact to the millisecond. A field of 0 means no TTL.
 //! Other fields below 2^38 hold the deadline's distance from [`epoch`]
 //! (a year before the process started): deadlines up to seven and a
-//! half years ahead, which is every TTL a cache sets. The rest (a
+//! half years ahead, which covers the TTLs caches set. The rest (a
 //! deadline decades away, long past, or from a test's made-up clock)
 //! are "far": the field's low bits name a slot in one process-wide table
-//! holding the exact value. The entry frees its slot when dropped, so
-//! the table holds only the far deadlines of entries that exist.
+//! holding the exact value, and a bit says which side of the span it
+//! lies on, so whether it has passed needs no look at the table. The
+//! entry frees its slot when dropped, so the table holds only the far
+//! deadlines of entries that exist.
 
 use crate::value::{StrValue, Value};
 use parking_lot::Mutex;
@@ -36,8 +38,12 @@ const CLOCK_BITS: u32 = 24;
 const CLOCK_MASK: u64 = (1 << CLOCK_BITS) - 1;
 const VISITED: u64 = 1 << CLOCK_BITS;
 const DEADLINE_SHIFT: u32 = CLOCK_BITS + 1;
-/// Fields with this bit set are far: the rest of the field is a slot.
+/// Fields with this bit set are far: the low bits are a slot.
 const FAR: u64 = 1 << 38;
+/// A far deadline after the near span (else before the epoch): with a
+/// real clock, enough to tell whether it has passed without the table.
+const LATER: u64 = 1 << 37;
+const SLOT_MASK: u64 = LATER - 1;
 /// Milliseconds past the epoch a near field can hold.
 const NEAR_SPAN: u64 = FAR - 1;
 
@@ -158,7 +164,7 @@ impl Entry {
     pub fn expire_at(&self) -> Option<u64> {
         match self.field() {
             0 => None,
-            f if f & FAR != 0 => Some(far_get(f & !FAR)),
+            f if f & FAR != 0 => Some(far_get(f & SLOT_MASK)),
             f => Some(epoch() + f - 1),
         }
     }
@@ -170,7 +176,18 @@ impl Entry {
     pub fn is_expired(&self, now: u64) -> bool {
         match self.field() {
             0 => false,
-            f if f & FAR != 0 => far_get(f & !FAR) <= now,
+            // A deadline before the epoch has passed once the clock is
+            // past the epoch, and one after the span has not while the
+            // clock is inside it: the table is read only for made-up
+            // clocks (tests) or a process older than seven years.
+            f if f & FAR != 0 => {
+                let e0 = epoch();
+                match f & LATER != 0 {
+                    false if now >= e0 => true,
+                    true if now >= e0 && now - e0 < NEAR_SPAN => false,
+                    _ => far_get(f & SLOT_MASK) <= now,
+                }
+            }
             f => epoch() + f - 1 <= now,
         }
     }
@@ -182,7 +199,8 @@ impl Entry {
         let field = match at.checked_sub(epoch()) {
             _ if at == 0 => 0,
             Some(d) if d < NEAR_SPAN => d + 1,
-            _ => FAR | far_alloc(at),
+            Some(_) => FAR | LATER | far_alloc(at),
+            None => FAR | far_alloc(at),
         };
         self.word = (self.word & (CLOCK_MASK | VISITED)) | field << DEADLINE_SHIFT;
     }
@@ -190,7 +208,7 @@ impl Entry {
     fn release_far(&mut self) {
         let f = self.field();
         if f & FAR != 0 {
-            far_free(f & !FAR);
+            far_free(f & SLOT_MASK);
             self.word &= CLOCK_MASK | VISITED;
         }
     }
@@ -346,6 +364,13 @@ mod tests {
             assert!(e.is_expired(at) && !e.is_expired(at - 1), "deadline {at}");
             assert_eq!(e.raw_clock(), 0xabcdef, "the clock survives deadline {at}");
             assert!(!e.visited());
+        }
+        // With the clock inside the near span, far deadlines are judged
+        // by which side they lie on.
+        let now = e0 + 1_000;
+        for (at, passed) in [(1, true), (e0 - 1, true), (e0 + NEAR_SPAN, false), (u64::MAX, false)] {
+            e.set_deadline(at);
+            assert_eq!(e.is_expired(now), passed, "deadline {at}");
         }
         e.set_deadline(0);
         assert_eq!(e.expire_at(), None);
