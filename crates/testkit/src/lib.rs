@@ -128,6 +128,21 @@ pub fn private_dir(what: &str) -> PrivateDir {
     PrivateDir(dir)
 }
 
+/// Polls `check` every 10 ms until it returns `Ok`, and panics with its
+/// last `Err` once `secs` seconds have passed: for state a server reaches
+/// in its own time (a replica's link, the expiry cycle, a freed buffer).
+/// Tests wait on the state itself, never on a fixed sleep.
+pub fn eventually<T>(secs: u64, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(why) if Instant::now() >= deadline => panic!("still not so after {secs} s: {why}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
 /// Waits until the server at `addr` answers PING (true), or `exited`
 /// says its process is gone first (false: it lost its port).
 fn wait_ready(addr: SocketAddr, mut exited: impl FnMut() -> bool) -> bool {
@@ -501,5 +516,30 @@ impl Drop for PgServer {
     fn drop(&mut self) {
         let _ = self.command("pg_ctl").arg("-D").arg(self.dir.join("data")).args(["-m", "immediate", "stop"]).output();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eventually;
+
+    #[test]
+    fn eventually_returns_what_the_check_found_once_it_holds() {
+        let mut tries = 0;
+        let got = eventually(5, || {
+            tries += 1;
+            if tries == 3 {
+                Ok(tries * 10)
+            } else {
+                Err(format!("try {tries}"))
+            }
+        });
+        assert_eq!(got, 30);
+    }
+
+    #[test]
+    #[should_panic(expected = "still not so after 0 s: never")]
+    fn eventually_fails_with_the_last_reason() {
+        eventually(0, || Err::<(), _>("never".to_string()));
     }
 }

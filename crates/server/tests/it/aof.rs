@@ -216,14 +216,8 @@ fn rewrite_under_writes_keeps_every_value_and_redis_reads_the_directory() {
     for i in 0..2_000 {
         let _: () = cmd("INCR").arg(format!("k{i}")).query(&mut con).unwrap();
     }
-    for _ in 0..400 {
-        let info: String = cmd("INFO").arg("persistence").query(&mut con).unwrap();
-        if info.contains("aof_rewrite_in_progress:0") {
-            assert!(info.contains("aof_rewrites:1") && info.contains("aof_last_bgrewrite_status:ok"), "{info}");
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let info = wait_rewrite(&mut con);
+    assert!(info.contains("aof_rewrites:1") && info.contains("aof_last_bgrewrite_status:ok"), "{info}");
     let manifest = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
     assert_eq!(manifest, "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n");
     let mut files: Vec<String> = std::fs::read_dir(dir.join("appendonlydir"))
@@ -295,17 +289,23 @@ fn redis_aof_loads_in_larder_and_config_set_turns_aof_on() {
         .unwrap();
     let info: String = cmd("INFO").arg("persistence").query(&mut con).unwrap();
     assert!(info.contains("aof_enabled:1"), "{info}");
-    for _ in 0..400 {
-        let info: String = cmd("INFO").arg("persistence").query(&mut con).unwrap();
-        if info.contains("aof_rewrite_in_progress:0") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    wait_rewrite(&mut con);
     drop(proc); // SIGKILL
     let (_proc, port) = larder(&dir, &[]);
     let mut con = connect(port);
     let got: (String, String) = redis::pipe().get("before").get("after").query(&mut con).unwrap();
     assert_eq!(got, ("1".into(), "2".into()));
     assert_eq!(cmd("FCALL").arg("two").arg(0).query::<i64>(&mut con).unwrap(), 2, "FUNCTION LOAD was recorded");
+}
+
+/// Waits for the AOF rewrite in progress to end; INFO persistence then.
+fn wait_rewrite(con: &mut redis::Connection) -> String {
+    larder_testkit::eventually(10, || {
+        let info: String = cmd("INFO").arg("persistence").query(con).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") {
+            Ok(info)
+        } else {
+            Err("the AOF rewrite never ended".into())
+        }
+    })
 }

@@ -280,10 +280,10 @@ fn monitor_streams_commands_as_redis_does() {
     assert!(next(&mut m).ends_with("\"SELECT\" \"0\""));
     c.send(&["BLPOP", "q", "0"]).unwrap();
     let mut other = s.raw();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !format!("{:?}", other.call(&["CLIENT", "LIST"]).unwrap()).contains("cmd=blpop") {
-        assert!(std::time::Instant::now() < deadline, "BLPOP never blocked");
-    }
+    larder_testkit::eventually(10, || {
+        let list = format!("{:?}", other.call(&["CLIENT", "LIST"]).unwrap());
+        list.contains("cmd=blpop").then_some(()).ok_or(format!("BLPOP never blocked: {list}"))
+    });
     other.call(&["RPUSH", "q", "x"]).unwrap();
     c.read_frame().unwrap();
     // The CLIENT LISTs above, then the two (in either order).
@@ -535,15 +535,14 @@ fn idle_connections_give_their_buffers_back() {
     // The query buffer's size, as Redis's querybuf test reads it.
     let query_buffer = |w: &mut larder_testkit::RawConn| field(w, "qbuf") + field(w, "qbuf-free");
     assert!((8 * 1024..32 * 1024).contains(&query_buffer(&mut watcher)), "about 16 KB");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let idle = loop {
+    let idle = larder_testkit::eventually(20, || {
         let m = tot_mem(&mut watcher);
         if m < 8 * 1024 {
-            break m;
+            Ok(m)
+        } else {
+            Err(format!("the idle client kept {m} bytes"))
         }
-        assert!(std::time::Instant::now() < deadline, "the idle client kept {m} bytes");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    });
     assert!(idle < busy / 4, "{idle} of {busy}");
     assert_eq!(query_buffer(&mut watcher), 0);
     assert_eq!(c.call(&["PING"]).unwrap(), Frame::simple("PONG"));

@@ -42,15 +42,10 @@ pub fn cmd(name: &str) -> redis::Cmd {
 
 /// Waits (up to 20 s) until INFO `section`'s `name` reads `want`.
 pub fn wait_info_field(conn: &mut larder_testkit::RawConn, section: &str, name: &str, want: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
+    larder_testkit::eventually(20, || {
         let got = info_field(conn, section, name);
-        if got == want {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{name} is {got}, not {want}");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+        (got == want).then_some(()).ok_or(format!("{name} is {got}, not {want}"))
+    })
 }
 
 /// `name`'s value in INFO `section`, through a raw connection.

@@ -15,15 +15,11 @@ pub(crate) fn temp_dir(name: &str) -> larder_testkit::PrivateDir {
 
 pub(crate) fn connect(port: u16) -> Connection {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-    for _ in 0..200 {
-        if let Ok(mut c) = client.get_connection() {
-            if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                return c;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    panic!("no server on {port}");
+    larder_testkit::eventually(5, || {
+        let mut c = client.get_connection().map_err(|e| format!("no server on {port}: {e}"))?;
+        redis::cmd("PING").query::<String>(&mut c).map_err(|e| format!("no server on {port}: {e}"))?;
+        Ok(c)
+    })
 }
 
 /// Writes one of every kind of value, in compact and large encodings.
@@ -289,13 +285,10 @@ fn a_corrupt_file_stops_the_server_with_a_clear_error() {
 
 /// Waits for the process to exit on its own (SHUTDOWN, a signal).
 pub(crate) fn wait_exit(proc: &mut crate::Proc) {
-    for _ in 0..400 {
-        if proc.0.try_wait().unwrap().is_some() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    panic!("the server did not exit");
+    larder_testkit::eventually(10, || match proc.0.try_wait().unwrap() {
+        Some(_) => Ok(()),
+        None => Err("the server did not exit".into()),
+    })
 }
 
 #[test]
@@ -330,14 +323,14 @@ fn shutdown_saves_when_asked_or_when_save_points_are_set() {
 
 /// Polls INFO persistence until no BGSAVE runs.
 pub(crate) fn wait_bgsave(con: &mut Connection) -> String {
-    for _ in 0..800 {
+    larder_testkit::eventually(20, || {
         let info: String = cmd("INFO").arg("persistence").query(con).unwrap();
         if info.contains("rdb_bgsave_in_progress:0") {
-            return info;
+            Ok(info)
+        } else {
+            Err("BGSAVE never finished".into())
         }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    panic!("BGSAVE never finished");
+    })
 }
 
 #[test]
@@ -393,13 +386,10 @@ fn bgsave_answers_as_redis_does_when_busy_and_save_points_run_it() {
     assert!(e.to_string().contains("syntax error"), "{e}");
     let _: () = cmd("SET").arg("a").arg("1").query(&mut con).unwrap();
     // One change and more than a second since the last save: the cron saves.
-    for _ in 0..200 {
+    larder_testkit::eventually(5, || {
         let info: String = cmd("INFO").arg("persistence").query(&mut con).unwrap();
-        if info.contains("rdb_saves:1") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+        info.contains("rdb_saves:1").then_some(()).ok_or(format!("the cron never saved: {info}"))
+    });
     let info = wait_bgsave(&mut con);
     assert!(info.contains("rdb_saves:1"), "{info}");
     assert!(info.contains("rdb_changes_since_last_save:0"), "{info}");

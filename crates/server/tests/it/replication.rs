@@ -5,7 +5,7 @@
 
 use crate::{info_field, wait_info_field};
 use larder_protocol::{Frame, Proto};
-use larder_testkit::{spawn_server, RawConn, RedisServer};
+use larder_testkit::{eventually, spawn_server, RawConn, RedisServer};
 use std::time::{Duration, Instant};
 
 fn text(f: &Frame) -> String {
@@ -53,15 +53,12 @@ fn redis_replica_follows_larder() {
     let port = s.addr.port().to_string();
     let Some(replica) = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]) else { return };
     let mut r = replica.raw();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(20, || {
         let info = text(&r.call(&["INFO", "replication"]).unwrap());
-        if info.contains("master_link_status:up") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the replica never finished its sync: {info}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        info.contains("master_link_status:up")
+            .then_some(())
+            .ok_or(format!("the replica never finished its sync: {info}"))
+    });
     // After: the stream. Every kind of propagated write.
     for cmd in [
         &["SET", "after", "2", "EX", "100"][..],
@@ -89,15 +86,10 @@ fn redis_replica_follows_larder() {
     w.call(&["SELECT", "3"]).unwrap();
     assert_eq!(w.call(&["GET", "short"]).unwrap(), Frame::Null);
     // Same data everywhere: DEBUG DIGEST is Redis's algorithm on both.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually(10, || {
         let (ours, theirs) = (digest(&mut w), digest(&mut r));
-        if ours == theirs {
-            break;
-        }
-        assert!(Instant::now() < deadline, "digests differ: larder {ours}, replica {theirs}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        (ours == theirs).then_some(()).ok_or(format!("digests differ: larder {ours}, replica {theirs}"))
+    });
     assert_eq!(text(&r.call(&["GET", "fromlua"]).unwrap()), "lua");
     assert_eq!(text(&r.call(&["LINDEX", "list", "0"]).unwrap()), "z");
     let ttl = r.call(&["TTL", "after"]).unwrap();
@@ -151,15 +143,10 @@ fn sync_stream_has_redis_shape() {
 
 /// Waits until `conn`'s INFO replication says the link to its primary is up.
 fn wait_link_up(conn: &mut RawConn) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(20, || {
         let info = text(&conn.call(&["INFO", "replication"]).unwrap());
-        if info.contains("master_link_status:up") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the link never came up: {info}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        info.contains("master_link_status:up").then_some(()).ok_or(format!("the link never came up: {info}"))
+    })
 }
 
 /// Makes `conn`'s server a replica of the server at `primary` and waits
@@ -171,17 +158,16 @@ fn follow(conn: &mut RawConn, primary: std::net::SocketAddr) {
 
 /// Waits until both sides hold the same data.
 fn wait_same_digest(a: &mut RawConn, b: &mut RawConn) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(20, || {
         // The replica may still be empty (its data on the way): wait. The
         // primary must hold data, or two empty datasets would agree.
         let (x, y) = (digest(a), digest_or_empty(b));
         if x == y {
-            return x;
+            Ok(x)
+        } else {
+            Err(format!("the replica never caught up: {x} vs {y}"))
         }
-        assert!(Instant::now() < deadline, "the replica never caught up: {x} vs {y}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    })
 }
 
 fn write_mix(w: &mut RawConn) {
@@ -384,11 +370,10 @@ fn a_replica_ignores_maxmemory_unless_told_otherwise() {
     // Told otherwise, it evicts like any server over its limit.
     r.call(&["CONFIG", "SET", "replica-ignore-maxmemory", "no"]).unwrap();
     r.call(&["PING"]).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while r.call(&["DBSIZE"]).unwrap() != Frame::Integer(0) {
-        assert!(Instant::now() < deadline, "the replica kept its keys over maxmemory");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(10, || match r.call(&["DBSIZE"]).unwrap() {
+        Frame::Integer(0) => Ok(()),
+        n => Err(format!("the replica kept its keys over maxmemory: {n:?}")),
+    });
     r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
 }
 
@@ -471,11 +456,7 @@ fn a_paused_replica_receives_the_stream_but_applies_it_after() {
     assert_eq!(r.call(&["CLIENT", "PAUSE", "100000", "WRITE"]).unwrap(), Frame::ok());
     w.call(&["SET", "foo2", "bar2"]).unwrap();
     let sent = info_field(&mut w, "replication", "master_repl_offset");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&mut r, "replication", "slave_read_repl_offset") != sent {
-        assert!(Instant::now() < deadline, "the stream stopped arriving");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_info_field(&mut r, "replication", "slave_read_repl_offset", &sent);
     assert_eq!(info_field(&mut r, "replication", "slave_repl_offset"), applied);
     assert_eq!(r.call(&["GET", "foo2"]).unwrap(), Frame::Null);
     r.call(&["CLIENT", "UNPAUSE"]).unwrap();
@@ -524,16 +505,11 @@ fn write_counted(w: &mut RawConn, tag: &str) {
 /// Waits until `replica` has applied all `primary` sent (the offsets
 /// agree), then checks that the data agrees too.
 fn wait_in_step(primary: &mut RawConn, replica: &mut RawConn) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually(20, || {
         let sent = info_field(primary, "replication", "master_repl_offset");
         let applied = info_field(replica, "replication", "slave_repl_offset");
-        if sent == applied {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the replica applied up to {applied}, the primary sent {sent}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        (sent == applied).then_some(()).ok_or(format!("the replica applied up to {applied}, the primary sent {sent}"))
+    });
     let (a, b) = (digest(primary), digest(replica));
     assert_eq!(a, b, "same offset, different data");
 }
@@ -597,11 +573,7 @@ fn a_broken_link_continues_from_the_backlog() {
     // the history renamed so nobody continues across the gap.
     r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
     w.call(&["CONFIG", "SET", "repl-backlog-ttl", "1"]).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&mut w, "replication", "repl_backlog_active") != "0" {
-        assert!(Instant::now() < deadline, "the backlog outlived its ttl");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_info_field(&mut w, "replication", "repl_backlog_active", "0");
     assert_ne!(info_field(&mut w, "replication", "master_replid"), replid);
     assert_eq!(info_field(&mut w, "replication", "repl_backlog_histlen"), "0");
 }
@@ -789,16 +761,12 @@ fn wait_counts_the_replicas_that_acknowledged_a_clients_writes() {
     let mut other = primary.raw();
     let written: u64 = info_field(&mut other, "replication", "master_repl_offset").parse().unwrap();
     w.send(&["WAIT", "5", "0"]).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually(10, || {
         let info = text(&other.call(&["INFO", "replication"]).unwrap());
         let sent: u64 = info_field(&mut other, "replication", "master_repl_offset").parse().unwrap();
-        if sent > written && info.contains(&format!(",offset={sent},")) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no GETACK, or no acknowledgement: {info}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        let acked = sent > written && info.contains(&format!(",offset={sent},"));
+        acked.then_some(()).ok_or(format!("no GETACK, or no acknowledgement: {info}"))
+    });
     assert_eq!(other.call(&["CLIENT", "UNBLOCK", &id.to_string(), "TIMEOUT"]).unwrap(), Frame::Integer(1));
     assert_eq!(w.read_frame().unwrap(), Frame::Integer(1));
     // Not from scripts; at once inside MULTI.
@@ -890,11 +858,10 @@ fn a_link_cut_inside_a_transaction_continues_from_before_it() {
     let mut r = replica.raw();
     let own = info_field(&mut r, "replication", "master_replid");
     r.call(&["REPLICAOF", "127.0.0.1", &port.to_string()]).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while r.call(&["GET", "n"]).unwrap() != Frame::Bulk("1".into()) {
-        assert!(Instant::now() < deadline, "the transaction never ran whole");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(15, || match r.call(&["GET", "n"]).unwrap() {
+        Frame::Bulk(b) if b == "1" => Ok(()),
+        other => Err(format!("the transaction never ran whole: n is {other:?}")),
+    });
     let asked = fake.join().unwrap();
     // First its own history (a server turned replica asks to continue
     // it, as Redis's does), then the primary's from before the EXEC.
@@ -1159,11 +1126,10 @@ fn a_replica_announces_what_its_config_says() {
             assert_eq!(r.call(&["CONFIG", "SET", name, value]).unwrap(), Frame::ok());
         }
         follow(&mut r, addr);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !info_field(&mut p, "replication", "slave0").starts_with("ip=10.9.8.7,port=7777,") {
-            assert!(Instant::now() < deadline, "{}", info_field(&mut p, "replication", "slave0"));
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(20, || {
+            let slave0 = info_field(&mut p, "replication", "slave0");
+            slave0.starts_with("ip=10.9.8.7,port=7777,").then_some(()).ok_or(slave0)
+        });
         assert_eq!(info_field(&mut r, "replication", "slave_priority"), "7");
         assert_eq!(info_field(&mut r, "replication", "replica_announced"), "0");
     }

@@ -138,11 +138,10 @@ fn a_debugging_session_left_by_its_client_runs_to_its_end() {
     assert_eq!(stop[0], Frame::Simple("* Stopped at 1, stop reason = step over".into()));
     drop(debugging);
     let mut other = s.raw();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while other.call(&["GET", "left"]).unwrap() != Frame::Bulk("1".into()) {
-        assert!(std::time::Instant::now() < deadline, "the script never ended");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    larder_testkit::eventually(10, || match other.call(&["GET", "left"]).unwrap() {
+        Frame::Bulk(b) if b == "1" => Ok(()),
+        got => Err(format!("the script never ended: left is {got:?}")),
+    });
     long_script_is_busy_and_killable(s);
 }
 
@@ -265,11 +264,10 @@ fn script_kill_ends_a_debugging_session_waiting_at_a_stop() {
     assert_eq!(debugging.call(&["SCRIPT", "DEBUG", "SYNC"]).unwrap(), Frame::ok());
     debugging.send(&["EVAL", "local a = 1\nreturn a", "0"]).unwrap();
     assert!(matches!(debugging.read_frame().unwrap(), Frame::Array(_)), "a stop");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while admin.call(&["SCRIPT", "KILL"]).unwrap() != Frame::ok() {
-        assert!(std::time::Instant::now() < deadline, "SCRIPT KILL never took");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    larder_testkit::eventually(10, || match admin.call(&["SCRIPT", "KILL"]).unwrap() {
+        f if f == Frame::ok() => Ok(()),
+        f => Err(format!("SCRIPT KILL never took: {f:?}")),
+    });
     assert_eq!(debugging.read_frame().unwrap(), Frame::Array(vec![Frame::Simple("<endsession>".into())]));
     match debugging.read_frame().unwrap() {
         Frame::Error(e) => assert!(e.starts_with(b"ERR Script killed by user with SCRIPT KILL"), "{e:?}"),
