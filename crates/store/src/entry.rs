@@ -308,6 +308,16 @@ impl Entry {
             self.word = word;
         }
     }
+
+    /// What an overwrite by a client in CLIENT NO-TOUCH mode leaves: Redis
+    /// makes a new object, so an LRU clock starts again, while under an
+    /// LFU policy the old counter carries over (its `dbSetValue`). The
+    /// SIEVE bit stays as it was: this is no read.
+    pub(crate) fn renew(&mut self, access: Access) {
+        if !access.lfu {
+            self.set_raw_clock(lru_clock(access.now_ms) as u32);
+        }
+    }
 }
 
 impl Clone for Entry {

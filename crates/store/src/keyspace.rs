@@ -337,6 +337,8 @@ pub struct Tx<'a> {
     /// Told of every key this Tx looks up (client-side caching).
     observer: Option<(&'a dyn ReadObserver, u64)>,
     expiry: Expiry,
+    /// Lookups record the access (off for a client in CLIENT NO-TOUCH).
+    touch: bool,
 }
 
 /// Learns which keys a client read, at the moment it reads them: the
@@ -654,6 +656,7 @@ impl Keyspace {
             miss_events: false,
             observer: None,
             expiry: self.default_expiry(now),
+            touch: true,
         }
     }
 
@@ -667,13 +670,31 @@ impl Keyspace {
         } else {
             Guards::Many(idx.into_iter().map(|i| (i, self.lock_to_change(db, i))).collect())
         };
-        Tx { ks: self, db, now, guards, miss_events: false, observer: None, expiry: self.default_expiry(now) }
+        Tx {
+            ks: self,
+            db,
+            now,
+            guards,
+            miss_events: false,
+            observer: None,
+            expiry: self.default_expiry(now),
+            touch: true,
+        }
     }
 
     /// Locks every shard of `db`.
     pub fn lock_all(&self, db: usize, now: u64) -> Tx<'_> {
         let guards = Guards::Many((0..self.shard_count()).map(|i| (i, self.lock_to_change(db, i))).collect());
-        Tx { ks: self, db, now, guards, miss_events: false, observer: None, expiry: self.default_expiry(now) }
+        Tx {
+            ks: self,
+            db,
+            now,
+            guards,
+            miss_events: false,
+            observer: None,
+            expiry: self.default_expiry(now),
+            touch: true,
+        }
     }
 
     /// Locks `src_key`'s shard in `src` and `dst_key`'s in `dst`, two
@@ -951,6 +972,12 @@ impl<'a> Tx<'a> {
         self.miss_events = on;
     }
 
+    /// Whether lookups record the access: the LRU/LFU clock and the SIEVE
+    /// bit (CLIENT NO-TOUCH turns it off).
+    pub fn set_touch(&mut self, on: bool) {
+        self.touch = on;
+    }
+
     /// Changes how lookups treat keys past their deadline (see [`Expiry`]).
     pub fn set_expiry(&mut self, expiry: Expiry) {
         self.expiry = expiry;
@@ -1016,7 +1043,7 @@ impl<'a> Tx<'a> {
     /// Looks up a live key and records the access.
     pub fn get(&mut self, key: &[u8]) -> Option<&mut Entry> {
         self.observe(key);
-        let (now, miss, ks, db) = (self.now, self.miss_events, self.ks, self.db);
+        let (now, miss, ks, db, touch) = (self.now, self.miss_events, self.ks, self.db, self.touch);
         let (s, i) = self.live(key);
         let Some(i) = i else {
             if miss {
@@ -1025,7 +1052,9 @@ impl<'a> Tx<'a> {
             return None;
         };
         let e = &mut s.map.slot_mut(i).entry;
-        e.touch(ks.evictor.access(now));
+        if touch {
+            e.touch(ks.evictor.access(now));
+        }
         Some(e)
     }
 
@@ -1069,7 +1098,7 @@ impl<'a> Tx<'a> {
     pub fn set(&mut self, key: &[u8], value: Value, ttl: Ttl) {
         let (now, ks) = (self.now, self.ks);
         let ev = &ks.evictor;
-        let hidden = self.expiry == Expiry::Hide;
+        let (hidden, touch) = (self.expiry == Expiry::Hide, self.touch);
         let (s, hash, i) = self.live_hashed(key);
         let Some(i) = i else {
             let mut entry = Entry::new(value, ev.access(now));
@@ -1088,7 +1117,11 @@ impl<'a> Tx<'a> {
         };
         let e = &mut s.map.slot_mut(i).entry;
         let old = std::mem::replace(&mut e.value, value);
-        e.touch(ev.access(now));
+        if touch {
+            e.touch(ev.access(now));
+        } else {
+            e.renew(ev.access(now));
+        }
         ks.dispose(old, Disposal::Overwrite);
         match ttl {
             Ttl::Keep => {}

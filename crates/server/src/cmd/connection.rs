@@ -118,6 +118,11 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         "7.0.0",
         "Sets the client eviction mode of the connection.",
     ),
+    CommandSpec::new("no-touch", 3, NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_no_touch).doc(
+        "connection",
+        "7.2.0",
+        "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+    ),
     CommandSpec::new("unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, KeySpec::NONE, client_unblock).doc(
         "connection",
         "5.0.0",
@@ -328,7 +333,7 @@ fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -
     let multi = c.multi.load(Relaxed);
     let subs = c.subs.each_ref().map(|n| n.load(Relaxed));
     let redir = c.redir.load(Relaxed);
-    // Redis's order: O or S, M, P, x, b, t, B, then e.
+    // Redis's order: O or S, M, P, x, b, t, B, e, then T.
     let mut flags = String::new();
     match kind {
         "replica" => flags.push('S'),
@@ -353,6 +358,9 @@ fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -
     }
     if c.no_evict.load(Relaxed) {
         flags.push('e');
+    }
+    if c.no_touch.load(Relaxed) {
+        flags.push('T');
     }
     if flags.is_empty() {
         flags.push('N');
@@ -578,6 +586,20 @@ fn client_no_evict(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         _ => return Err(CmdError::Syntax),
     };
     ctx.client.info.no_evict.store(on, Relaxed);
+    Ok(Frame::ok())
+}
+
+/// CLIENT NO-TOUCH ON|OFF: whether the client's reads and writes leave
+/// the keys' LRU/LFU clocks (and the SIEVE bit) as they were. TOUCH
+/// still touches (cmd/keys.rs).
+fn client_no_touch(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let v = args.next_arg()?;
+    let on = match () {
+        _ if eq_ic(v, "on") => true,
+        _ if eq_ic(v, "off") => false,
+        _ => return Err(CmdError::Syntax),
+    };
+    ctx.client.info.no_touch.store(on, Relaxed);
     Ok(Frame::ok())
 }
 
@@ -815,6 +837,8 @@ fn client_help(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
             "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
             "NO-EVICT (ON|OFF)",
             "    Protect current client connection from eviction.",
+            "NO-TOUCH (ON|OFF)",
+            "    Will not touch LRU/LFU stats when this mode is on.",
             "REPLY (ON|OFF|SKIP)",
             "    Control the replies sent to the current connection.",
             "UNPAUSE",

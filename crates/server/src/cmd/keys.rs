@@ -243,6 +243,8 @@ fn exists(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 fn touch(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let keys = args.rest();
     let mut tx = ctx.lock_keys(keys.iter().copied());
+    // TOUCH touches even for a client in CLIENT NO-TOUCH mode, as in Redis.
+    tx.set_touch(true);
     Ok(int(keys.iter().filter(|k| tx.get(k).is_some()).count() as i64))
 }
 

@@ -38,6 +38,7 @@ pub fn lookup(full_name: &str) -> Declared {
         "client|kill" => (&[], &[], &["@connection"]),
         "client|list" => (&[], &["nondeterministic_output"], &["@connection"]),
         "client|no-evict" => (&[], &[], &["@connection"]),
+        "client|no-touch" => (&[], &[], &["@connection"]),
         "client|pause" => (&[], &[], &["@connection"]),
         "client|reply" => (&[], &[], &["@connection"]),
         "client|setinfo" => (&[], &[], &["@connection"]),

@@ -86,6 +86,9 @@ impl<'a> Ctx<'a> {
         if self.track_reads {
             tx.set_observer(&*self.shared.tracking, self.client.id());
         }
+        if self.client.info.no_touch.load(std::sync::atomic::Ordering::Relaxed) {
+            tx.set_touch(false);
+        }
     }
 
     /// Locks the shards of several keys, in the order that avoids deadlock.

@@ -44,6 +44,9 @@ pub struct ClientInfo {
     /// CLIENT NO-EVICT: never disconnected by `maxmemory-clients`, and
     /// not counted against it.
     pub no_evict: AtomicBool,
+    /// CLIENT NO-TOUCH (Redis 7.2): the client's commands leave the keys'
+    /// access clocks as they were, except TOUCH.
+    pub no_touch: AtomicBool,
     /// Set by the cron for a connection idle a while: it releases its
     /// empty buffers at its next wake-up.
     shrink: AtomicBool,
@@ -434,6 +437,7 @@ impl Clients {
             bcast: AtomicBool::new(false),
             mem: AtomicU64::new(0),
             no_evict: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
             evictable: AtomicBool::new(false),
             shrink: AtomicBool::new(false),
             waker: AtomicWaker::new(),

@@ -159,6 +159,57 @@ fn object_subcommands() {
     });
 }
 
+/// CLIENT NO-TOUCH (Redis 7.2, so no differential test against the 7.0
+/// redis-server): the client's reads leave keys' LRU clocks and LFU
+/// counters alone, an overwrite starts a new LRU clock as Redis's new
+/// object does, TOUCH still touches, and CLIENT LIST shows the T flag.
+#[test]
+fn client_no_touch_leaves_access_clocks_alone() {
+    let clock = std::sync::Arc::new(larder_store::ManualClock::new(1_800_000_000_000));
+    let s = larder_testkit::spawn_server_with_clock(larder_server::Config::default(), clock.clone());
+    for proto in [larder_protocol::Proto::Resp2, larder_protocol::Proto::Resp3] {
+        let mut con = s.conn(proto);
+        let con = &mut con;
+        let idle =
+            |con: &mut redis::Connection, k: &str| -> i64 { cmd("OBJECT").arg("IDLETIME").arg(k).query(con).unwrap() };
+        let _: () = cmd("FLUSHALL").query(con).unwrap();
+        let _: () = con.set("k", "v").unwrap();
+        clock.advance(10_000);
+        let _: () = cmd("CLIENT").arg("NO-TOUCH").arg("on").query(con).unwrap();
+        let _: String = con.get("k").unwrap();
+        let _: i64 = cmd("STRLEN").arg("k").query(con).unwrap();
+        assert_eq!(idle(con, "k"), 10, "reads under NO-TOUCH leave the clock");
+        let list: String = cmd("CLIENT").arg("INFO").query(con).unwrap();
+        assert!(list.contains(" flags=T "), "{list}");
+        let _: () = con.set("k", "w").unwrap();
+        assert_eq!(idle(con, "k"), 0, "an overwrite is a new value, as in Redis");
+        clock.advance(5_000);
+        let n: i64 = cmd("TOUCH").arg("k").query(con).unwrap();
+        assert_eq!((n, idle(con, "k")), (1, 0), "TOUCH still touches");
+        clock.advance(3_000);
+        let _: () = cmd("CLIENT").arg("NO-TOUCH").arg("OFF").query(con).unwrap();
+        let _: String = con.get("k").unwrap();
+        assert_eq!(idle(con, "k"), 0);
+        let r: RedisResult<()> = cmd("CLIENT").arg("NO-TOUCH").arg("maybe").query(con);
+        assert!(r.unwrap_err().to_string().contains("syntax error"));
+        // LFU: a new key starts at 5, and its first read always climbs,
+        // unless the reader is in NO-TOUCH mode.
+        let _: () = cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("allkeys-lfu").query(con).unwrap();
+        let _: () = con.set("f", "v").unwrap();
+        let _: () = cmd("CLIENT").arg("NO-TOUCH").arg("on").query(con).unwrap();
+        for _ in 0..20 {
+            let _: String = con.get("f").unwrap();
+        }
+        let freq: i64 = cmd("OBJECT").arg("FREQ").arg("f").query(con).unwrap();
+        assert_eq!(freq, 5);
+        let _: () = cmd("CLIENT").arg("NO-TOUCH").arg("off").query(con).unwrap();
+        let _: String = con.get("f").unwrap();
+        let freq: i64 = cmd("OBJECT").arg("FREQ").arg("f").query(con).unwrap();
+        assert_eq!(freq, 6);
+        let _: () = cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("noeviction").query(con).unwrap();
+    }
+}
+
 #[test]
 fn dump_restore_round_trip() {
     each_proto(|_, con, _| {
