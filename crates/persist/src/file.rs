@@ -3,7 +3,9 @@
 //! Files are written as RDB version 10, which Redis 7.0 and 7.2 both load:
 //! sets in listpack form go out as plain sets and streams as 7.0's stream
 //! type. The exception is a hash with field TTLs, in Redis 7.4's type,
-//! which only 7.4 and later load. Loading accepts versions 1 to 11, every
+//! which only 7.4 and later load. Keys carry their seconds idle or LFU
+//! counter when the saver's policy keeps one ([`Recency`]), as Redis's
+//! do. Loading accepts versions 1 to 11, every
 //! opcode Redis 7.2 writes for a standalone server (AUX, RESIZEDB,
 //! SELECTDB, both expiry forms, LRU idle and LFU frequency, FUNCTION2),
 //! and checks the CRC64 trailer; anything else (modules) is an error,
@@ -52,13 +54,41 @@ pub struct Writer<W: Write> {
     db: Option<usize>,
 }
 
-/// Encodes one key, with its absolute expiry in ms if it has one, as a
-/// file holds it. BGSAVE encodes shards into buffers with this and adds
-/// them to the file with [`Writer::chunk`].
-pub fn encode_entry(buf: &mut BytesMut, key: &[u8], value: &Value, expire_at_ms: Option<u64>) -> Result<(), FileError> {
+/// What a file keeps of a key's accesses: Redis saves the seconds it has
+/// been idle under an LRU policy, its LFU counter under an LFU one, and
+/// nothing otherwise (rdbSaveKeyValuePair), so a restarted server or a
+/// replica's full sync evicts as the saver would have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recency {
+    None,
+    Idle(u64),
+    Freq(u8),
+}
+
+/// Encodes one key, with its absolute expiry in ms if it has one and its
+/// recency, as a file holds it. BGSAVE encodes shards into buffers with
+/// this and adds them to the file with [`Writer::chunk`].
+pub fn encode_entry(
+    buf: &mut BytesMut,
+    key: &[u8],
+    value: &Value,
+    expire_at_ms: Option<u64>,
+    recency: Recency,
+) -> Result<(), FileError> {
     if let Some(at) = expire_at_ms {
         buf.put_u8(OP_EXPIRETIME_MS);
         buf.put_u64_le(at);
+    }
+    match recency {
+        Recency::None => {}
+        Recency::Idle(secs) => {
+            buf.put_u8(OP_IDLE);
+            put_len(buf, secs);
+        }
+        Recency::Freq(counter) => {
+            buf.put_u8(OP_FREQ);
+            buf.put_u8(counter);
+        }
     }
     match value {
         // Strings, most of most datasets, without an intermediate buffer.
@@ -126,8 +156,14 @@ impl<W: Write> Writer<W> {
     }
 
     /// One key, with its absolute expiry in ms if it has one.
-    pub fn entry(&mut self, key: &[u8], value: &Value, expire_at_ms: Option<u64>) -> Result<(), FileError> {
-        encode_entry(&mut self.buf, key, value, expire_at_ms)?;
+    pub fn entry(
+        &mut self,
+        key: &[u8],
+        value: &Value,
+        expire_at_ms: Option<u64>,
+        recency: Recency,
+    ) -> Result<(), FileError> {
+        encode_entry(&mut self.buf, key, value, expire_at_ms, recency)?;
         self.maybe_flush()?;
         Ok(())
     }
@@ -309,7 +345,7 @@ mod tests {
         let mut w = Writer::new(Vec::new(), &[("redis-ver", "7.2.4".into())]).unwrap();
         w.select_db(0, entries.len() as u64, 0);
         for (k, v, at) in entries {
-            w.entry(k, v, *at).unwrap();
+            w.entry(k, v, *at, Recency::None).unwrap();
         }
         w.function(b"#!lua name=lib\nredis.register_function('f', function() return 1 end)").unwrap();
         w.finish().unwrap()
@@ -334,6 +370,32 @@ mod tests {
         assert_eq!(keys.len(), 2);
         assert_eq!(keys[1].2, Some(1_700_000_000_000));
         assert_eq!(keys[0].1, Value::Str(StrValue::from_slice(b"hello")));
+    }
+
+    #[test]
+    fn idle_time_and_frequency_load_back_with_their_keys() {
+        let mut w = Writer::new(Vec::new(), &[]).unwrap();
+        w.select_db(0, 3, 1);
+        let v = Value::Str(StrValue::from_slice(b"v"));
+        w.entry(b"idle", &v, Some(1_700_000_000_000), Recency::Idle(86_400 * 300)).unwrap();
+        w.entry(b"freq", &v, None, Recency::Freq(200)).unwrap();
+        w.entry(b"none", &v, None, Recency::None).unwrap();
+        let data = w.finish().unwrap();
+        let mut got = Vec::new();
+        load(&data, &Limits::default(), |item| {
+            if let Item::Key { key, expire_at_ms, idle_secs, freq, .. } = item {
+                got.push((key, expire_at_ms, idle_secs, freq));
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (Bytes::from_static(b"idle"), Some(1_700_000_000_000), Some(86_400 * 300), None),
+                (Bytes::from_static(b"freq"), None, None, Some(200)),
+                (Bytes::from_static(b"none"), None, None, None),
+            ]
+        );
     }
 
     #[test]

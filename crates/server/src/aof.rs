@@ -572,7 +572,7 @@ pub fn rewrite(shared: &Shared, wait: bool, turn_on: bool) -> Result<(), String>
     }
     let now = shared.clock.now_ms();
     aof.rewrite_started_ms.store(now, Relaxed);
-    let chunks = Arc::new(Chunks::new(now));
+    let chunks = Arc::new(Chunks::new(now, crate::snapshot::SaveRecency::of(shared)));
     let mut switched: Result<(u64, u64), String> = Err("the cut did not run".into());
     let cut = shared.keyspace.begin_cut(chunks.clone(), || switched = switch_increment(shared, &dir, &prefix, turn_on));
     if !cut {

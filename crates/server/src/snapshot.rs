@@ -26,7 +26,7 @@
 use crate::replication::SavedPosition;
 use crate::Shared;
 use bytes::{Bytes, BytesMut};
-use larder_persist::file::{self, Item};
+use larder_persist::file::{self, Item, Recency};
 use larder_store::{CutSink, Entry, Key, StrValue, Value};
 use parking_lot::Mutex;
 use std::io::BufWriter;
@@ -239,7 +239,7 @@ fn begin_saving_cut(shared: &Shared, now: u64, at_cut: impl FnOnce()) -> Result<
     if snaps.bgsave_in_progress.swap(true, Relaxed) {
         return Err(Busy::Saving);
     }
-    let chunks = Arc::new(Chunks::new(now));
+    let chunks = Arc::new(Chunks::new(now, SaveRecency::of(shared)));
     if !shared.keyspace.begin_cut(chunks.clone(), at_cut) {
         snaps.bgsave_in_progress.store(false, Relaxed);
         return Err(Busy::Cutting);
@@ -291,9 +291,42 @@ pub(crate) fn image_in_background<T: Clone + Send + 'static>(
     Some(made)
 }
 
+/// What a file keeps of each key's accesses under the policy in force, as
+/// Redis's rdbSaveKeyValuePair decides: seconds idle under allkeys-lru and
+/// volatile-lru, the decayed LFU counter under the LFU policies, nothing
+/// under the rest.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SaveRecency {
+    None,
+    Idle,
+    Freq { decay_minutes: u32 },
+}
+
+impl SaveRecency {
+    pub(crate) fn of(shared: &Shared) -> SaveRecency {
+        let policy = larder_store::Policy::parse(&shared.config.read().maxmemory_policy);
+        match policy {
+            Some(larder_store::Policy::AllKeysLru | larder_store::Policy::VolatileLru) => SaveRecency::Idle,
+            Some(larder_store::Policy::AllKeysLfu | larder_store::Policy::VolatileLfu) => {
+                SaveRecency::Freq { decay_minutes: shared.keyspace.evictor.lfu_decay_time.load(Relaxed) }
+            }
+            _ => SaveRecency::None,
+        }
+    }
+
+    fn of_entry(self, e: &Entry, now: u64) -> Recency {
+        match self {
+            SaveRecency::None => Recency::None,
+            SaveRecency::Idle => Recency::Idle(e.idle_secs(now)),
+            SaveRecency::Freq { decay_minutes } => Recency::Freq(e.lfu(now, decay_minutes)),
+        }
+    }
+}
+
 /// SAVE's body: every database by SCAN (the world lock makes it a cut).
 fn write_keyspace<W: std::io::Write>(shared: &Shared, w: &mut file::Writer<W>) -> Result<u64, String> {
     let now = shared.clock.now_ms();
+    let recency = SaveRecency::of(shared);
     let mut total = 0u64;
     for db in 0..shared.keyspace.databases() {
         let (keys, expires) = shared.keyspace.db_stats(db);
@@ -306,7 +339,7 @@ fn write_keyspace<W: std::io::Write>(shared: &Shared, w: &mut file::Writer<W>) -
         loop {
             cursor = shared.keyspace.scan(db, cursor, 1024, now, |k, e: &Entry| {
                 if failed.is_none() {
-                    match w.entry(k, &e.value, e.expire_at()) {
+                    match w.entry(k, &e.value, e.expire_at(), recency.of_entry(e, now)) {
                         Ok(()) => total += 1,
                         Err(err) => failed = Some(format!("key {}: {err}", String::from_utf8_lossy(k))),
                     }
@@ -331,15 +364,20 @@ fn write_keyspace<W: std::io::Write>(shared: &Shared, w: &mut file::Writer<W>) -
 /// owned, exact-size storage keeps every key's slot small.
 enum Held {
     Encoded(BytesMut),
-    Strings(Vec<(Key, Arc<[u8]>, Option<u64>)>),
+    Strings(Vec<HeldString>),
 }
 
-const STRING_HANDLE: usize = std::mem::size_of::<(Key, Arc<[u8]>, Option<u64>)>();
+/// A shared string held until the saver writes it: its key, its bytes (a
+/// reference, not a copy), its deadline and its recency.
+type HeldString = (Key, Arc<[u8]>, Option<u64>, Recency);
+
+const STRING_HANDLE: usize = std::mem::size_of::<HeldString>();
 
 /// Shards as of a cut, waiting for the saver thread.
 pub(crate) struct Chunks {
     /// The cut's time: keys past their deadline then are left out.
     cut_ms: u64,
+    recency: SaveRecency,
     queue: Mutex<Vec<(usize, Held)>>,
     keys: AtomicU64,
     failed: Mutex<Option<String>>,
@@ -361,11 +399,12 @@ impl CutSink for Chunks {
                 continue;
             }
             keys += 1;
+            let recency = self.recency.of_entry(e, self.cut_ms);
             if let Value::Str(StrValue::Shared(s)) = &e.value {
-                strings.push((k.clone(), s.clone(), e.expire_at()));
+                strings.push((k.clone(), s.clone(), e.expire_at(), recency));
                 continue;
             }
-            if let Err(err) = file::encode_entry(&mut buf, k, &e.value, e.expire_at()) {
+            if let Err(err) = file::encode_entry(&mut buf, k, &e.value, e.expire_at(), recency) {
                 self.failed.lock().get_or_insert_with(|| format!("key {}: {err}", String::from_utf8_lossy(k)));
                 return;
             }
@@ -388,9 +427,10 @@ impl CutSink for Chunks {
 }
 
 impl Chunks {
-    pub(crate) fn new(cut_ms: u64) -> Chunks {
+    pub(crate) fn new(cut_ms: u64, recency: SaveRecency) -> Chunks {
         Chunks {
             cut_ms,
+            recency,
             queue: Mutex::default(),
             keys: AtomicU64::new(0),
             failed: Mutex::default(),
@@ -426,8 +466,8 @@ impl Chunks {
                 Held::Strings(strings) => {
                     let n = strings.len();
                     w.switch_db(db);
-                    for (k, s, at) in strings {
-                        w.entry(&k, &Value::Str(StrValue::Shared(s)), at).map_err(|e| e.to_string())?;
+                    for (k, s, at, recency) in strings {
+                        w.entry(&k, &Value::Str(StrValue::Shared(s)), at, recency).map_err(|e| e.to_string())?;
                     }
                     n * STRING_HANDLE
                 }

@@ -226,3 +226,21 @@ fn far_and_near_deadlines_read_back_exactly() {
         "#,
     );
 }
+
+/// Redis saves a key's LFU counter under an LFU policy, so DEBUG RELOAD
+/// (save, then load) keeps it; with lfu-decay-time 0 the counter cannot
+/// move meanwhile, so both servers answer exactly.
+#[test]
+fn lfu_counters_survive_a_reload() {
+    check_script(
+        r#"
+        CONFIG SET lfu-decay-time 0
+        CONFIG SET maxmemory-policy allkeys-lfu
+        RESTORE f 0 "\x00\x05hello\n\x00cr\xdfve4 \n" FREQ 100
+        RESTORE g 0 "\x00\x05hello\n\x00cr\xdfve4 \n" FREQ 3 ABSTTL
+        DEBUG RELOAD
+        OBJECT FREQ f
+        OBJECT FREQ g
+        "#,
+    );
+}

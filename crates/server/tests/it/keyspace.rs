@@ -210,6 +210,47 @@ fn client_no_touch_leaves_access_clocks_alone() {
     }
 }
 
+/// A file keeps each key's seconds idle under an LRU policy and its LFU
+/// counter under an LFU one, and nothing under the others, as Redis's
+/// rdbSaveKeyValuePair: after DEBUG RELOAD (a save and a load) the clocks
+/// read as before. BGSAVE, AOF rewrites and full syncs write the same way.
+#[test]
+fn a_reload_keeps_idle_times_and_counters_under_their_policies() {
+    let clock = std::sync::Arc::new(larder_store::ManualClock::new(1_800_000_000_000));
+    let s = larder_testkit::spawn_server_with_clock(larder_server::Config::default(), clock.clone());
+    let mut con = s.conn(larder_protocol::Proto::Resp2);
+    let con = &mut con;
+    let idle = |con: &mut redis::Connection| -> i64 { cmd("OBJECT").arg("IDLETIME").arg("k").query(con).unwrap() };
+    let set = |con: &mut redis::Connection, param: &str, value: &str| {
+        let _: () = cmd("CONFIG").arg("SET").arg(param).arg(value).query(con).unwrap();
+    };
+    let reload = |con: &mut redis::Connection| {
+        let _: () = cmd("DEBUG").arg("RELOAD").query(con).unwrap();
+    };
+    set(con, "maxmemory-policy", "allkeys-lru");
+    let _: () = con.set("k", "v").unwrap();
+    clock.advance(100_000);
+    reload(con);
+    assert_eq!(idle(con), 100);
+    clock.advance(5_000);
+    assert_eq!(idle(con), 105);
+    // No LRU policy: nothing saved, and a loaded key starts idle at 0.
+    set(con, "maxmemory-policy", "noeviction");
+    reload(con);
+    assert_eq!(idle(con), 0);
+    set(con, "maxmemory-policy", "allkeys-lfu");
+    set(con, "lfu-decay-time", "0");
+    let _: () = con.set("f", "v").unwrap();
+    for _ in 0..50 {
+        let _: String = con.get("f").unwrap();
+    }
+    let before: i64 = cmd("OBJECT").arg("FREQ").arg("f").query(con).unwrap();
+    assert!(before > 5, "{before}");
+    reload(con);
+    let after: i64 = cmd("OBJECT").arg("FREQ").arg("f").query(con).unwrap();
+    assert_eq!(after, before);
+}
+
 #[test]
 fn dump_restore_round_trip() {
     each_proto(|_, con, _| {
