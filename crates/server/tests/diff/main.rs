@@ -503,6 +503,12 @@ fn command_table_matches_redis() {
         }
         for (name, fields, theirs) in pairs {
             for (i, what) in [(1, "arity"), (3, "first key"), (4, "last key"), (5, "step"), (2, "flags")] {
+                // Where Redis 7.2 changed a row, Larder has 7.2's: ZRANK
+                // and ZREVRANK took WITHSCORE (arity 3 became -3).
+                if i == 1 && ["zrank", "zrevrank"].contains(&name.as_str()) {
+                    assert_eq!(fields[i], Frame::Integer(-3), "{name}: Redis 7.2's arity");
+                    continue;
+                }
                 let (a, b) = (larder_testkit::diff::normalize(&fields[i]), larder_testkit::diff::normalize(&theirs[i]));
                 if a != b {
                     failures.push(format!("{name} {what}: larder {a:?}, redis {b:?}"));

@@ -65,6 +65,31 @@ fn resp3_shapes() {
     });
 }
 
+/// ZRANK and ZREVRANK WITHSCORE (Redis 7.2; the differential tests'
+/// 7.0 has an arity of 3 for both): the rank and the score, a bulk
+/// string in RESP2 and a double in RESP3; a null array for a missing
+/// member.
+#[test]
+fn zrank_withscore_as_redis_72() {
+    each_proto(|_, con, proto| {
+        let _: () = cmd("ZADD").arg("z").arg(1.5).arg("a").arg(2).arg("b").arg(3).arg("c").query(con).unwrap();
+        let got: Value = cmd("ZRANK").arg("z").arg("a").arg("WITHSCORE").query(con).unwrap();
+        let score = |s: &str| match proto {
+            Proto::Resp2 => Value::BulkString(s.as_bytes().to_vec()),
+            Proto::Resp3 => Value::Double(s.parse().unwrap()),
+        };
+        assert_eq!(got, Value::Array(vec![Value::Int(0), score("1.5")]));
+        let got: Value = cmd("ZREVRANK").arg("z").arg("a").arg("withscore").query(con).unwrap();
+        assert_eq!(got, Value::Array(vec![Value::Int(2), score("1.5")]));
+        let got: Value = cmd("ZRANK").arg("z").arg("nope").arg("WITHSCORE").query(con).unwrap();
+        assert_eq!(got, Value::Nil);
+        let rank: i64 = cmd("ZRANK").arg("z").arg("c").query(con).unwrap();
+        assert_eq!(rank, 2);
+        let err = cmd("ZRANK").arg("z").arg("c").arg("WITHSCORES").query::<Value>(con).unwrap_err();
+        assert!(err.to_string().contains("syntax error"), "{err}");
+    });
+}
+
 #[test]
 fn encodings_follow_redis_72() {
     each_proto(|_, con, _| {
