@@ -100,6 +100,8 @@ pub struct Aof {
     wake_lock: Mutex<()>,
     /// The synced position, for clients awaiting it (`always`).
     synced_tx: tokio::sync::watch::Sender<u64>,
+    /// WAITAOF's clients, woken at each fsync.
+    sync_waiters: crate::blocking::WakeList,
 }
 
 impl Default for Aof {
@@ -128,6 +130,7 @@ impl Default for Aof {
             wake: parking_lot::Condvar::new(),
             wake_lock: Mutex::new(()),
             synced_tx: tokio::sync::watch::channel(0).0,
+            sync_waiters: Default::default(),
         }
     }
 }
@@ -165,6 +168,31 @@ impl Aof {
 
     pub fn enabled(&self) -> bool {
         self.on.load(Relaxed)
+    }
+
+    /// How many bytes were appended so far: a client's writes are in the
+    /// file, and on disk, once [`Self::synced`] reaches this position as
+    /// it stood after them (WAITAOF).
+    pub fn appended(&self) -> u64 {
+        self.appended.load(Acquire)
+    }
+
+    /// How far the file is synced to disk. Under `appendfsync no` the
+    /// kernel syncs when it likes, and this does not move: Redis's
+    /// WAITAOF counts no local fsync then either.
+    pub fn synced(&self) -> u64 {
+        self.synced.load(Acquire)
+    }
+
+    /// A receiver that sees each new synced position (a replica's link
+    /// reports it to its primary).
+    pub fn subscribe_synced(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.synced_tx.subscribe()
+    }
+
+    /// WAITAOF's client `waiter` is woken at each fsync.
+    pub fn wait_for_sync(&self, waiter: &Arc<crate::blocking::Waiter>) {
+        self.sync_waiters.add(waiter);
     }
 
     pub fn set_policy(&self, name: &str) {
@@ -259,6 +287,7 @@ impl Aof {
     fn mark_synced(&self, w: u64) {
         self.synced.fetch_max(w, Release);
         self.synced_tx.send_replace(self.synced.load(Acquire));
+        self.sync_waiters.wake_all();
     }
 
     /// The syncer thread: under `always`, writes and syncs whenever a

@@ -35,6 +35,28 @@ pub struct Waiter {
     unblock: std::sync::atomic::AtomicU8,
 }
 
+/// Clients waiting on something other than a key (WAIT's replica
+/// acknowledgements, WAITAOF's fsyncs): every one is woken at each event
+/// and looks again. Weak, so a client that left is dropped at the next.
+#[derive(Default)]
+pub struct WakeList(Mutex<Vec<std::sync::Weak<Waiter>>>);
+
+impl WakeList {
+    pub fn add(&self, waiter: &Arc<Waiter>) {
+        self.0.lock().push(Arc::downgrade(waiter));
+    }
+
+    pub fn wake_all(&self) {
+        self.0.lock().retain(|w| match w.upgrade() {
+            Some(w) => {
+                w.wake();
+                true
+            }
+            None => false,
+        });
+    }
+}
+
 /// How CLIENT UNBLOCK ends a wait.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Unblock {

@@ -16,6 +16,7 @@ use larder_protocol::{encode, Frame, Request};
 pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8], out: &mut BytesMut) {
     // WAIT's offset: only kept while there is a stream to wait on.
     let stream_before = shared.replication.stream_offset();
+    let aof_before = shared.aof.enabled().then(|| shared.aof.appended());
     let reply = execute(shared, client, req, input);
     if client.postponed {
         // Held by CLIENT PAUSE: not run, nothing to reply yet.
@@ -25,6 +26,12 @@ pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8
         let after = shared.replication.offset();
         if after != before {
             client.woff = after;
+        }
+    }
+    if let Some(before) = aof_before {
+        let after = shared.aof.appended();
+        if after != before {
+            client.aof_woff = after;
         }
     }
     // CLIENT CACHING yes|no covers the next command, or the next EXEC.

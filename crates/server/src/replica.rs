@@ -313,6 +313,10 @@ async fn apply_stream(
     offset: &mut u64,
 ) -> anyhow::Result<()> {
     let mut ack = tokio::time::interval(Duration::from_secs(1));
+    // Each fsync of this server's AOF may move what FACK reports: told at
+    // once, so the primary's WAITAOF need not wait for the next second.
+    let mut synced = shared.aof.subscribe_synced();
+    let mut fack = AofAck::default();
     let mut req = Request::default();
     let limits = RequestLimits { authenticated: true, ..Default::default() };
     link.read_offset.store(*offset + buf.len() as u64, Relaxed);
@@ -368,7 +372,8 @@ async fn apply_stream(
             }
             if getack {
                 // Redis counts the GETACK itself in the offset it reports.
-                send_ack(stream, link.offset.load(Relaxed)).await?;
+                let applied = link.offset.load(Relaxed);
+                send_ack(stream, applied, fack.update(&shared.aof, applied)).await?;
             }
         }
         let _ = buf.split_to(pos);
@@ -403,7 +408,15 @@ async fn apply_stream(
                 if shared.clock.now_ms().saturating_sub(link.last_io_ms.load(Relaxed)) > timeout {
                     anyhow::bail!("MASTER timeout: no data nor PING received...");
                 }
-                send_ack(stream, link.offset.load(Relaxed)).await?
+                let applied = link.offset.load(Relaxed);
+                send_ack(stream, applied, fack.update(&shared.aof, applied)).await?
+            }
+            _ = synced.changed() => {
+                let applied = link.offset.load(Relaxed);
+                let before = fack.synced;
+                if let Some(now) = fack.update(&shared.aof, applied).filter(|&n| n > before) {
+                    send_ack(stream, applied, Some(now)).await?;
+                }
             }
             // CLIENT KILL TYPE master: the link drops, and reconnects.
             _ = client.info.killed() => anyhow::bail!("the link was killed (CLIENT KILL)"),
@@ -411,6 +424,48 @@ async fn apply_stream(
     }
 }
 
-async fn send_ack(stream: &mut TcpStream, offset: u64) -> anyhow::Result<()> {
-    send(stream, &["REPLCONF", "ACK", &offset.to_string()]).await
+/// REPLCONF ACK, with FACK (how far of the stream this server's AOF is
+/// synced) while the AOF is on, as Redis 7.2's replicas send it.
+async fn send_ack(stream: &mut TcpStream, offset: u64, fack: Option<u64>) -> anyhow::Result<()> {
+    match fack {
+        Some(f) => send(stream, &["REPLCONF", "ACK", &offset.to_string(), "FACK", &f.to_string()]).await,
+        None => send(stream, &["REPLCONF", "ACK", &offset.to_string()]).await,
+    }
+}
+
+/// How far of the stream this server's AOF is synced. The AOF counts
+/// bytes, the stream its own offsets: a command applied up to stream
+/// offset `o` is in the AOF before the AOF's appended position is next
+/// read, so once the AOF is synced to that position, `o` is. A
+/// checkpoint (one position and its offset) carries that over while
+/// writes keep the AOF ahead of its last fsync.
+#[derive(Default)]
+struct AofAck {
+    checkpoint: Option<(u64, u64)>,
+    synced: u64,
+}
+
+impl AofAck {
+    /// The synced offset, given that the stream is applied to `applied`
+    /// (read before calling); None while the AOF is off.
+    fn update(&mut self, aof: &crate::aof::Aof, applied: u64) -> Option<u64> {
+        if !aof.enabled() {
+            *self = AofAck::default();
+            return None;
+        }
+        let (appended, synced) = (aof.appended(), aof.synced());
+        if synced >= appended {
+            self.synced = self.synced.max(applied);
+            self.checkpoint = None;
+        } else {
+            if let Some((at, offset)) = self.checkpoint {
+                if synced >= at {
+                    self.synced = self.synced.max(offset);
+                    self.checkpoint = None;
+                }
+            }
+            self.checkpoint.get_or_insert((appended, applied));
+        }
+        Some(self.synced)
+    }
 }

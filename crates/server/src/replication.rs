@@ -75,6 +75,9 @@ pub struct SavedPosition {
 #[derive(Default)]
 pub struct Ack {
     pub offset: AtomicU64,
+    /// How far of the stream the replica's AOF is synced (FACK; 0 while
+    /// it has no AOF).
+    pub aof_offset: AtomicU64,
     pub at_ms: AtomicU64,
 }
 
@@ -156,8 +159,8 @@ pub struct Replication {
     /// When the cron first saw no replica attached (0: one is).
     alone_since_ms: AtomicU64,
     pub stats: SyncStats,
-    /// WAIT's clients, woken when a replica acknowledges.
-    waiting: Mutex<Vec<std::sync::Weak<crate::blocking::Waiter>>>,
+    /// WAIT's and WAITAOF's clients, woken when a replica acknowledges.
+    waiting: crate::blocking::WakeList,
     last_ping_ms: AtomicU64,
     /// A replica has attached at some point.
     ever: std::sync::atomic::AtomicBool,
@@ -213,7 +216,7 @@ impl Default for Replication {
             backlog_ttl: AtomicU64::new(3600),
             alone_since_ms: AtomicU64::new(0),
             stats: SyncStats::default(),
-            waiting: Mutex::default(),
+            waiting: Default::default(),
             last_ping_ms: AtomicU64::new(0),
             ever: Default::default(),
             min_to_write: AtomicU64::new(0),
@@ -639,21 +642,21 @@ impl Replication {
         self.feed_raw(&[b"REPLCONF", b"GETACK", b"*"]);
     }
 
-    /// WAIT's client `waiter` is woken at each acknowledgement.
-    pub fn wait_for_acks(&self, waiter: &Arc<crate::blocking::Waiter>) {
-        self.waiting.lock().push(Arc::downgrade(waiter));
+    /// How many replicas report their AOF synced to `offset` of the
+    /// stream or past it (REPLCONF ACK's FACK): WAITAOF's count.
+    pub fn aof_acked_at_least(&self, offset: u64) -> usize {
+        let feeds = self.feeds.lock();
+        feeds.replicas.iter().filter(|r| !r.outbox.is_closed() && r.acked.aof_offset.load(Relaxed) >= offset).count()
     }
 
-    /// A replica acknowledged: every WAIT looks again.
+    /// WAIT's or WAITAOF's client `waiter` is woken at each acknowledgement.
+    pub fn wait_for_acks(&self, waiter: &Arc<crate::blocking::Waiter>) {
+        self.waiting.add(waiter);
+    }
+
+    /// A replica acknowledged: every WAIT and WAITAOF looks again.
     pub fn acked(&self) {
-        let mut waiting = self.waiting.lock();
-        waiting.retain(|w| match w.upgrade() {
-            Some(w) => {
-                w.wake();
-                true
-            }
-            None => false,
-        });
+        self.waiting.wake_all();
     }
 
     pub fn replicas(&self, now_ms: u64) -> Vec<ReplicaInfo> {

@@ -255,6 +255,7 @@ pub fn lookup(full_name: &str) -> Declared {
         "unlink" => (&[Spec { flags: RM | DELETE, notes: "", begin: Begin::Index(1), find: Find::Range { lastkey: -1, step: 1, limit: 0 } }], &["request_policy:multi_shard", "response_policy:agg_sum"], &["@keyspace"]),
         "unwatch" => (&[], &[], &["@transaction"]),
         "wait" => (&[], &["request_policy:all_shards", "response_policy:agg_min"], &["@connection"]),
+        "waitaof" => (&[], &["request_policy:all_shards", "response_policy:agg_min"], &["@connection"]),
         "watch" => (&[Spec { flags: RO, notes: "", begin: Begin::Index(1), find: Find::Range { lastkey: -1, step: 1, limit: 0 } }], &[], &["@transaction"]),
         "xack" => (&[Spec { flags: RW | UPDATE, notes: "", begin: Begin::Index(1), find: Find::Range { lastkey: 0, step: 1, limit: 0 } }], &[], &["@stream"]),
         "xadd" => (&[Spec { flags: RW | UPDATE, notes: "UPDATE instead of INSERT because of the optional trimming feature", begin: Begin::Index(1), find: Find::Range { lastkey: 0, step: 1, limit: 0 } }], &["nondeterministic_output"], &["@stream"]),

@@ -36,6 +36,11 @@ pub(super) static COMMANDS: &[CommandSpec] =
             "3.0.0",
             "Waits until this connection's writes reach a number of replicas, or a timeout, and returns how many they reached.",
         ),
+        CommandSpec::new("waitaof", 4, BLOCKING, KeySpec::NONE, waitaof).doc(
+            "generic",
+            "7.2.0",
+            "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the primary and/or replicas.",
+        ),
         CommandSpec::new("role", 1, NOSCRIPT | LOADING | STALE | FAST, KeySpec::NONE, role).doc(
             "server",
             "2.8.12",
@@ -215,6 +220,72 @@ fn wait(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         // An acknowledgement that landed between the count above and the
         // registration woke nobody: count again, now that one would.
         if repl.acked_at_least(target) as i64 >= want {
+            st.waiter.wake();
+        }
+        repl.request_acks();
+    }
+    Ok(Frame::Null)
+}
+
+/// WAITAOF numlocal numreplicas timeout (Redis 7.2): blocks until this
+/// client's writes so far are fsynced to the local AOF (numlocal 1) and
+/// to the AOF of `numreplicas` replicas (their REPLCONF ACK's FACK), or
+/// `timeout` ms pass (0: no limit); replies how many of each had. Woken
+/// by each local fsync and each replica acknowledgement, as WAIT is.
+fn waitaof(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let numlocal = parse_i64(args.next_arg()?)?;
+    if !(0..=1).contains(&numlocal) {
+        return Err(CmdError::Err("value is out of range, value must between 0 and 1".into()));
+    }
+    let numreplicas = super::parse_positive(args.next_arg()?)?;
+    let timeout =
+        parse_i64(args.next_arg()?).map_err(|_| CmdError::Err("timeout is not an integer or out of range".into()))?;
+    if timeout < 0 {
+        return Err(CmdError::NegativeTimeout);
+    }
+    let (repl, aof) = (&ctx.shared.replication, &ctx.shared.aof);
+    if repl.is_replica() {
+        return Err(CmdError::Err(
+            "WAITAOF cannot be used with replica instances. Please also note that writes to replicas are just local \
+             and are not propagated."
+                .into(),
+        ));
+    }
+    if numlocal > 0 && !aof.enabled() {
+        return Err(CmdError::Err("WAITAOF cannot be used when numlocal is set but appendonly is disabled.".into()));
+    }
+    // The positions to reach, as the first run saw them (kept in the
+    // block's memo for the runs that follow).
+    let memo = ctx.client.blocked.as_ref().map(|b| b.memo.clone()).filter(|m| m.len() == 2);
+    let first = memo.is_none();
+    let number = |b: &bytes::Bytes| std::str::from_utf8(b).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let (local_target, stream_target) = match &memo {
+        Some(m) => (number(&m[0]), number(&m[1])),
+        None => (ctx.client.aof_woff, ctx.client.woff),
+    };
+    let count = || {
+        let local = (aof.enabled() && aof.synced() >= local_target) as i64;
+        (local, repl.aof_acked_at_least(stream_target) as i64)
+    };
+    let reply = |(local, replicas): (i64, i64)| Frame::Array(vec![Frame::Integer(local), Frame::Integer(replicas)]);
+    let expired = ctx.client.blocked.as_ref().and_then(|b| b.deadline).is_some_and(|d| std::time::Instant::now() >= d);
+    let now = count();
+    let met = |(local, replicas): (i64, i64)| local >= numlocal && replicas >= numreplicas as i64;
+    if met(now) || expired || ctx.client.in_exec {
+        return Ok(reply(now));
+    }
+    let limit = (timeout > 0).then(|| std::time::Duration::from_millis(timeout as u64));
+    let name = format!("\0waitaof:{}", ctx.client.id());
+    ctx.block(&[name.as_bytes()], limit, reply(now))?;
+    if first {
+        let st = ctx.client.blocked.as_mut().expect("block() keeps the state");
+        st.memo = vec![local_target.to_string().into(), stream_target.to_string().into()];
+        st.rerun_at_deadline = true;
+        repl.wait_for_acks(&st.waiter);
+        aof.wait_for_sync(&st.waiter);
+        // An fsync or acknowledgement that landed between the count above
+        // and the registration woke nobody: count again.
+        if met(count()) {
             st.waiter.wake();
         }
         repl.request_acks();
@@ -421,14 +492,19 @@ fn replconf(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             }
             ctx.client.replica_ip = Some(String::from_utf8_lossy(value).into_owned());
         } else if eq_ic(opt, "ack") || eq_ic(opt, "fack") {
-            // A replica's report of how far it has applied: never answered.
+            // A replica's report of how far it has applied (ACK) and how
+            // far its AOF is synced (FACK, which follows ACK in the same
+            // command): never answered.
             if let (Some(acked), Ok(n)) = (&ctx.client.replica, parse_i64(value)) {
-                acked.offset.fetch_max(n.max(0) as u64, Relaxed);
+                let to = if eq_ic(opt, "ack") { &acked.offset } else { &acked.aof_offset };
+                to.fetch_max(n.max(0) as u64, Relaxed);
                 acked.at_ms.store(ctx.shared.clock.now_ms(), Relaxed);
                 ctx.shared.replication.acked();
             }
             ctx.client.no_reply = true;
-            return Ok(Frame::ok());
+            if args.remaining() == 0 {
+                return Ok(Frame::ok());
+            }
         } else if eq_ic(opt, "getack") {
             ctx.client.no_reply = true;
             return Ok(Frame::ok());

@@ -181,6 +181,9 @@ pub struct Client {
     /// The replication offset right after this client's last command that
     /// added to the stream (Redis's `woff`): what WAIT waits for.
     pub woff: u64,
+    /// The AOF's appended position after this client's last write
+    /// (WAITAOF waits for the file to be synced that far).
+    pub aof_woff: u64,
     /// Commands queued since MULTI (request and its bytes).
     pub multi: Option<Vec<(larder_protocol::Request, Vec<u8>)>>,
     /// A command was rejected while queuing: EXEC must abort.
@@ -243,6 +246,7 @@ impl Client {
             wants_block: false,
             postponed: false,
             woff: 0,
+            aof_woff: 0,
             multi: None,
             multi_error: false,
             oom: false,

@@ -1219,3 +1219,85 @@ fn a_replica_connects_from_bind_source_addr() {
     wait_info_field(&mut p, "replication", "connected_slaves", "1");
     assert!(info_field(&mut p, "replication", "slave0").starts_with("ip=127.0.0.2,"));
 }
+
+/// Turns the AOF on (CONFIG SET appendonly yes) and waits for the base
+/// the switch writes.
+fn aof_on(conn: &mut RawConn) {
+    assert_eq!(conn.call(&["CONFIG", "SET", "appendonly", "yes"]).unwrap(), Frame::ok());
+    wait_info_field(conn, "persistence", "aof_rewrite_in_progress", "0");
+}
+
+fn waitaof(conn: &mut RawConn, args: &[&str]) -> Frame {
+    let mut cmd = vec!["WAITAOF"];
+    cmd.extend_from_slice(args);
+    conn.call(&cmd).unwrap()
+}
+
+fn pair(local: i64, replicas: i64) -> Frame {
+    Frame::Array(vec![Frame::Integer(local), Frame::Integer(replicas)])
+}
+
+/// WAITAOF (Redis 7.2; the 7.0 redis-server has none, so these are not
+/// differential) counts this client's writes synced to the local AOF: at
+/// once under `always`, at the next second's fsync under `everysec`,
+/// never under `no` (the kernel syncs when it likes, and Redis counts no
+/// fsync then either); its arguments are checked as Redis's are.
+#[test]
+fn waitaof_counts_local_fsyncs() {
+    let s = spawn_server();
+    let mut c = s.raw();
+    let err = |f: Frame| match f {
+        Frame::Error(e) => String::from_utf8_lossy(&e).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        err(waitaof(&mut c, &["1", "0", "0"])),
+        "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled."
+    );
+    assert_eq!(waitaof(&mut c, &["0", "0", "0"]), pair(0, 0));
+    assert_eq!(err(waitaof(&mut c, &["2", "0", "0"])), "ERR value is out of range, value must between 0 and 1");
+    assert_eq!(err(waitaof(&mut c, &["x", "0", "0"])), "ERR value is not an integer or out of range");
+    assert_eq!(err(waitaof(&mut c, &["0", "-1", "0"])), "ERR value is out of range, must be positive");
+    assert_eq!(err(waitaof(&mut c, &["0", "0", "-1"])), "ERR timeout is negative");
+    aof_on(&mut c);
+    c.call(&["SET", "k", "1"]).unwrap();
+    // everysec: blocks until the syncer's next fsync (at most a second).
+    assert_eq!(waitaof(&mut c, &["1", "0", "0"]), pair(1, 0));
+    c.call(&["CONFIG", "SET", "appendfsync", "no"]).unwrap();
+    c.call(&["SET", "k", "2"]).unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(waitaof(&mut c, &["1", "0", "300"]), pair(0, 0), "no fsync under appendfsync no");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    c.call(&["CONFIG", "SET", "appendfsync", "always"]).unwrap();
+    c.call(&["SET", "k", "3"]).unwrap();
+    assert_eq!(waitaof(&mut c, &["1", "0", "0"]), pair(1, 0));
+    // No replica to count: the timeout ends it, with the local count.
+    assert_eq!(waitaof(&mut c, &["1", "1", "100"]), pair(1, 0));
+    // Inside MULTI it never blocks.
+    c.call(&["MULTI"]).unwrap();
+    c.call(&["WAITAOF", "1", "1", "0"]).unwrap();
+    assert_eq!(c.call(&["EXEC"]).unwrap(), Frame::Array(vec![pair(1, 0)]));
+}
+
+/// A replica with its AOF on reports how far it is synced (REPLCONF ACK's
+/// FACK, as Redis 7.2's replicas do), and its primary's WAITAOF counts it;
+/// on the replica WAITAOF is refused, as WAIT is.
+#[test]
+fn waitaof_counts_replicas_whose_aof_is_synced() {
+    let (p, r) = (spawn_server(), spawn_server());
+    let (mut w, mut rc) = (p.raw(), r.raw());
+    aof_on(&mut rc);
+    follow(&mut rc, p.addr);
+    w.call(&["SET", "k", "v"]).unwrap();
+    assert_eq!(waitaof(&mut w, &["0", "1", "20000"]), pair(0, 1));
+    match waitaof(&mut rc, &["0", "0", "0"]) {
+        Frame::Error(e) => assert!(e.starts_with(b"ERR WAITAOF cannot be used with replica instances"), "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    // A replica without an AOF reports no FACK, and counts for WAIT only.
+    rc.call(&["CONFIG", "SET", "appendonly", "no"]).unwrap();
+    w.call(&["SET", "k", "w"]).unwrap();
+    assert_eq!(w.call(&["WAIT", "1", "20000"]).unwrap(), Frame::Integer(1));
+    assert_eq!(waitaof(&mut w, &["0", "1", "200"]), pair(0, 0));
+    rc.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+}
