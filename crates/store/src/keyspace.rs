@@ -642,22 +642,29 @@ impl Keyspace {
     }
 
     /// Locks the one shard that holds `key`.
+    /// A transaction over the shards `guards` holds, with the defaults
+    /// its caller may change (keymiss events off, no observer, the
+    /// keyspace's expiry mode, accesses recorded).
+    fn tx<'a>(&'a self, db: usize, now: u64, guards: Guards<'a>) -> Tx<'a> {
+        Tx {
+            ks: self,
+            db,
+            now,
+            guards,
+            miss_events: false,
+            observer: None,
+            expiry: self.default_expiry(now),
+            touch: true,
+        }
+    }
+
     pub fn lock(&self, db: usize, key: &[u8], now: u64) -> Tx<'_> {
         self.lock_shard(db, self.shard_of(key), now)
     }
 
     pub fn lock_shard(&self, db: usize, shard: usize, now: u64) -> Tx<'_> {
         let guard = self.lock_to_change(db, shard);
-        Tx {
-            ks: self,
-            db,
-            now,
-            guards: Guards::One(shard, guard),
-            miss_events: false,
-            observer: None,
-            expiry: self.default_expiry(now),
-            touch: true,
-        }
+        self.tx(db, now, Guards::One(shard, guard))
     }
 
     /// Locks every shard any of `keys` lives in, in ascending order.
@@ -670,31 +677,13 @@ impl Keyspace {
         } else {
             Guards::Many(idx.into_iter().map(|i| (i, self.lock_to_change(db, i))).collect())
         };
-        Tx {
-            ks: self,
-            db,
-            now,
-            guards,
-            miss_events: false,
-            observer: None,
-            expiry: self.default_expiry(now),
-            touch: true,
-        }
+        self.tx(db, now, guards)
     }
 
     /// Locks every shard of `db`.
     pub fn lock_all(&self, db: usize, now: u64) -> Tx<'_> {
         let guards = Guards::Many((0..self.shard_count()).map(|i| (i, self.lock_to_change(db, i))).collect());
-        Tx {
-            ks: self,
-            db,
-            now,
-            guards,
-            miss_events: false,
-            observer: None,
-            expiry: self.default_expiry(now),
-            touch: true,
-        }
+        self.tx(db, now, guards)
     }
 
     /// Locks `src_key`'s shard in `src` and `dst_key`'s in `dst`, two

@@ -577,15 +577,18 @@ fn client_setinfo(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     Ok(Frame::ok())
 }
 
+/// A mode's ON or OFF (any case), else a syntax error.
+fn on_off(v: &[u8]) -> Result<bool, CmdError> {
+    match () {
+        _ if eq_ic(v, "on") => Ok(true),
+        _ if eq_ic(v, "off") => Ok(false),
+        _ => Err(CmdError::Syntax),
+    }
+}
+
 /// CLIENT NO-EVICT ON|OFF
 fn client_no_evict(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
-    let v = args.next_arg()?;
-    let on = match () {
-        _ if eq_ic(v, "on") => true,
-        _ if eq_ic(v, "off") => false,
-        _ => return Err(CmdError::Syntax),
-    };
-    ctx.client.info.no_evict.store(on, Relaxed);
+    ctx.client.info.no_evict.store(on_off(args.next_arg()?)?, Relaxed);
     Ok(Frame::ok())
 }
 
@@ -593,13 +596,7 @@ fn client_no_evict(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 /// the keys' LRU/LFU clocks (and the SIEVE bit) as they were. TOUCH
 /// still touches (cmd/keys.rs).
 fn client_no_touch(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
-    let v = args.next_arg()?;
-    let on = match () {
-        _ if eq_ic(v, "on") => true,
-        _ if eq_ic(v, "off") => false,
-        _ => return Err(CmdError::Syntax),
-    };
-    ctx.client.info.no_touch.store(on, Relaxed);
+    ctx.client.info.no_touch.store(on_off(args.next_arg()?)?, Relaxed);
     Ok(Frame::ok())
 }
 

@@ -300,12 +300,5 @@ fn redis_aof_loads_in_larder_and_config_set_turns_aof_on() {
 
 /// Waits for the AOF rewrite in progress to end; INFO persistence then.
 fn wait_rewrite(con: &mut redis::Connection) -> String {
-    larder_testkit::eventually(10, || {
-        let info: String = cmd("INFO").arg("persistence").query(con).unwrap();
-        if info.contains("aof_rewrite_in_progress:0") {
-            Ok(info)
-        } else {
-            Err("the AOF rewrite never ended".into())
-        }
-    })
+    crate::persistence::wait_persistence(con, "aof_rewrite_in_progress:0", "the AOF rewrite never ended")
 }

@@ -323,12 +323,17 @@ fn shutdown_saves_when_asked_or_when_save_points_are_set() {
 
 /// Polls INFO persistence until no BGSAVE runs.
 pub(crate) fn wait_bgsave(con: &mut Connection) -> String {
+    wait_persistence(con, "rdb_bgsave_in_progress:0", "BGSAVE never finished")
+}
+
+/// Waits (up to 20 s) until INFO persistence contains `line`; returns it.
+pub(crate) fn wait_persistence(con: &mut Connection, line: &str, never: &str) -> String {
     larder_testkit::eventually(20, || {
         let info: String = cmd("INFO").arg("persistence").query(con).unwrap();
-        if info.contains("rdb_bgsave_in_progress:0") {
+        if info.contains(line) {
             Ok(info)
         } else {
-            Err("BGSAVE never finished".into())
+            Err(never.to_string())
         }
     })
 }
