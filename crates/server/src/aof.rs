@@ -733,6 +733,9 @@ pub fn stop(shared: &Shared) {
     aof.flush_all();
     *aof.out.lock() = None;
     *aof.files.lock() = None;
+    // A WAITAOF waiting for a local fsync gets Redis's error now, not at
+    // its timeout (it looks again and finds the AOF off).
+    aof.sync_waiters.wake_all();
 }
 
 /// The cron's check: a scheduled rewrite, or growth past

@@ -1277,6 +1277,21 @@ fn waitaof_counts_local_fsyncs() {
     c.call(&["MULTI"]).unwrap();
     c.call(&["WAITAOF", "1", "1", "0"]).unwrap();
     assert_eq!(c.call(&["EXEC"]).unwrap(), Frame::Array(vec![pair(1, 0)]));
+    // Turning the AOF off ends a wait that asks for the local fsync with
+    // the error, as Redis's does, not at the timeout (here none): this
+    // one, synced locally, waits for a replica there is none of.
+    c.call(&["SET", "k", "4"]).unwrap();
+    c.send(&["WAITAOF", "1", "1", "0"]).unwrap();
+    let mut admin = s.raw();
+    eventually(10, || {
+        let list = text(&admin.call(&["CLIENT", "LIST"]).unwrap());
+        list.contains("cmd=waitaof").then_some(()).ok_or(list)
+    });
+    assert_eq!(admin.call(&["CONFIG", "SET", "appendonly", "no"]).unwrap(), Frame::ok());
+    assert_eq!(
+        c.read_frame().unwrap(),
+        Frame::Error("ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.".into())
+    );
 }
 
 /// A replica with its AOF on reports how far it is synced (REPLCONF ACK's
