@@ -372,8 +372,7 @@ async fn apply_stream(
             }
             if getack {
                 // Redis counts the GETACK itself in the offset it reports.
-                let applied = link.offset.load(Relaxed);
-                send_ack(stream, applied, fack.update(&shared.aof, applied)).await?;
+                ack_applied(stream, link, &mut fack, &shared.aof).await?;
             }
         }
         let _ = buf.split_to(pos);
@@ -408,8 +407,7 @@ async fn apply_stream(
                 if shared.clock.now_ms().saturating_sub(link.last_io_ms.load(Relaxed)) > timeout {
                     anyhow::bail!("MASTER timeout: no data nor PING received...");
                 }
-                let applied = link.offset.load(Relaxed);
-                send_ack(stream, applied, fack.update(&shared.aof, applied)).await?
+                ack_applied(stream, link, &mut fack, &shared.aof).await?
             }
             _ = synced.changed() => {
                 let applied = link.offset.load(Relaxed);
@@ -431,6 +429,17 @@ async fn send_ack(stream: &mut TcpStream, offset: u64, fack: Option<u64>) -> any
         Some(f) => send(stream, &["REPLCONF", "ACK", &offset.to_string(), "FACK", &f.to_string()]).await,
         None => send(stream, &["REPLCONF", "ACK", &offset.to_string()]).await,
     }
+}
+
+/// REPLCONF ACK of what is applied now, with FACK while the AOF is on.
+async fn ack_applied(
+    stream: &mut TcpStream,
+    link: &LinkState,
+    fack: &mut AofAck,
+    aof: &crate::aof::Aof,
+) -> anyhow::Result<()> {
+    let applied = link.offset.load(Relaxed);
+    send_ack(stream, applied, fack.update(aof, applied)).await
 }
 
 /// How far of the stream this server's AOF is synced. The AOF counts

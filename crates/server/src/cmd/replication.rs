@@ -177,11 +177,10 @@ pub(crate) fn follow(shared: &Arc<crate::Shared>, host: String, port: u16) {
 
 /// WAIT numreplicas timeout: blocks until `numreplicas` replicas have
 /// acknowledged the stream up to this client's last write, or `timeout`
-/// ms pass (0: no limit); replies how many had. Each acknowledgement and
-/// the deadline run it again (see blocking.rs); the offset to reach, as
-/// the first run saw it, is kept in the block's memo.
+/// ms pass (0: no limit); replies how many had.
 fn wait(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
-    let repl = &ctx.shared.replication;
+    let shared = ctx.shared;
+    let repl = &shared.replication;
     if repl.is_replica() {
         return Err(CmdError::Err(
             "WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is \
@@ -191,59 +190,29 @@ fn wait(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         ));
     }
     let want = parse_i64(args.next_arg()?)?;
-    let timeout =
-        parse_i64(args.next_arg()?).map_err(|_| CmdError::Err("timeout is not an integer or out of range".into()))?;
-    if timeout < 0 {
-        return Err(CmdError::NegativeTimeout);
-    }
-    let memo = ctx.client.blocked.as_ref().and_then(|b| b.memo.first());
-    let first = memo.is_none();
-    let target = match memo {
-        Some(m) => std::str::from_utf8(m).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
-        None => ctx.client.woff,
+    let timeout = parse_wait_timeout(args.next_arg()?)?;
+    let woff = ctx.client.woff;
+    let count = |t: &[u64]| {
+        let acked = repl.acked_at_least(t[0]) as i64;
+        (Frame::Integer(acked), acked >= want)
     };
-    let expired = ctx.client.blocked.as_ref().and_then(|b| b.deadline).is_some_and(|d| std::time::Instant::now() >= d);
-    let acked = repl.acked_at_least(target);
-    if acked as i64 >= want || expired || ctx.client.in_exec {
-        return Ok(Frame::Integer(acked as i64));
-    }
-    let limit = (timeout > 0).then(|| std::time::Duration::from_millis(timeout as u64));
-    // Queued under a name of its own, no key's, so that CLIENT UNBLOCK
-    // and CLIENT LIST find it like any blocked client.
-    let name = format!("\0wait:{}", ctx.client.id());
-    ctx.block(&[name.as_bytes()], limit, Frame::Integer(acked as i64))?;
-    if first {
-        let st = ctx.client.blocked.as_mut().expect("block() keeps the state");
-        st.memo = vec![target.to_string().into()];
-        st.rerun_at_deadline = true;
-        repl.wait_for_acks(&st.waiter);
-        // An acknowledgement that landed between the count above and the
-        // registration woke nobody: count again, now that one would.
-        if repl.acked_at_least(target) as i64 >= want {
-            st.waiter.wake();
-        }
-        repl.request_acks();
-    }
-    Ok(Frame::Null)
+    let register = |waiter: &Arc<crate::blocking::Waiter>| repl.wait_for_acks(waiter);
+    wait_for_events(ctx, "wait", timeout, &[woff], count, register)
 }
 
 /// WAITAOF numlocal numreplicas timeout (Redis 7.2): blocks until this
 /// client's writes so far are fsynced to the local AOF (numlocal 1) and
 /// to the AOF of `numreplicas` replicas (their REPLCONF ACK's FACK), or
-/// `timeout` ms pass (0: no limit); replies how many of each had. Woken
-/// by each local fsync and each replica acknowledgement, as WAIT is.
+/// `timeout` ms pass (0: no limit); replies how many of each had.
 fn waitaof(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let numlocal = parse_i64(args.next_arg()?)?;
     if !(0..=1).contains(&numlocal) {
         return Err(CmdError::Err("value is out of range, value must between 0 and 1".into()));
     }
-    let numreplicas = super::parse_positive(args.next_arg()?)?;
-    let timeout =
-        parse_i64(args.next_arg()?).map_err(|_| CmdError::Err("timeout is not an integer or out of range".into()))?;
-    if timeout < 0 {
-        return Err(CmdError::NegativeTimeout);
-    }
-    let (repl, aof) = (&ctx.shared.replication, &ctx.shared.aof);
+    let numreplicas = super::parse_positive(args.next_arg()?)? as i64;
+    let timeout = parse_wait_timeout(args.next_arg()?)?;
+    let shared = ctx.shared;
+    let (repl, aof) = (&shared.replication, &shared.aof);
     if repl.is_replica() {
         return Err(CmdError::Err(
             "WAITAOF cannot be used with replica instances. Please also note that writes to replicas are just local \
@@ -254,41 +223,71 @@ fn waitaof(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if numlocal > 0 && !aof.enabled() {
         return Err(CmdError::Err("WAITAOF cannot be used when numlocal is set but appendonly is disabled.".into()));
     }
-    // The positions to reach, as the first run saw them (kept in the
-    // block's memo for the runs that follow).
-    let memo = ctx.client.blocked.as_ref().map(|b| b.memo.clone()).filter(|m| m.len() == 2);
-    let first = memo.is_none();
+    // The local target is a position in the AOF, the replicas' one in
+    // the stream.
+    let targets = [ctx.client.aof_woff, ctx.client.woff];
+    let count = |t: &[u64]| {
+        let local = (aof.enabled() && aof.synced() >= t[0]) as i64;
+        let replicas = repl.aof_acked_at_least(t[1]) as i64;
+        (
+            Frame::Array(vec![Frame::Integer(local), Frame::Integer(replicas)]),
+            local >= numlocal && replicas >= numreplicas,
+        )
+    };
+    let register = |waiter: &Arc<crate::blocking::Waiter>| {
+        repl.wait_for_acks(waiter);
+        aof.wait_for_sync(waiter);
+    };
+    wait_for_events(ctx, "waitaof", timeout, &targets, count, register)
+}
+
+/// WAIT's and WAITAOF's timeout argument, in ms (0: no limit).
+fn parse_wait_timeout(arg: &[u8]) -> Result<u64, CmdError> {
+    let timeout = parse_i64(arg).map_err(|_| CmdError::Err("timeout is not an integer or out of range".into()))?;
+    u64::try_from(timeout).map_err(|_| CmdError::NegativeTimeout)
+}
+
+/// What WAIT and WAITAOF share: they wait on events (acknowledgements,
+/// fsyncs), not keys. The first run takes its `targets` from the client;
+/// the block's memo keeps them for the runs each event and the deadline
+/// make (see blocking.rs). `count` gives the reply for the targets and
+/// whether it meets what was asked; it is the reply at once when it does,
+/// at the deadline, and inside MULTI or a script, which never block.
+/// Otherwise the client blocks under a name of its own, no key's, so that
+/// CLIENT UNBLOCK and CLIENT LIST find it like any blocked client, and
+/// `register` puts its waiter where the events wake it.
+fn wait_for_events(
+    ctx: &mut Ctx<'_>,
+    kind: &str,
+    timeout_ms: u64,
+    targets: &[u64],
+    count: impl Fn(&[u64]) -> (Frame, bool),
+    register: impl FnOnce(&Arc<crate::blocking::Waiter>),
+) -> CmdResult {
     let number = |b: &bytes::Bytes| std::str::from_utf8(b).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-    let (local_target, stream_target) = match &memo {
-        Some(m) => (number(&m[0]), number(&m[1])),
-        None => (ctx.client.aof_woff, ctx.client.woff),
-    };
-    let count = || {
-        let local = (aof.enabled() && aof.synced() >= local_target) as i64;
-        (local, repl.aof_acked_at_least(stream_target) as i64)
-    };
-    let reply = |(local, replicas): (i64, i64)| Frame::Array(vec![Frame::Integer(local), Frame::Integer(replicas)]);
-    let expired = ctx.client.blocked.as_ref().and_then(|b| b.deadline).is_some_and(|d| std::time::Instant::now() >= d);
-    let now = count();
-    let met = |(local, replicas): (i64, i64)| local >= numlocal && replicas >= numreplicas as i64;
-    if met(now) || expired || ctx.client.in_exec {
-        return Ok(reply(now));
+    let blocked = ctx.client.blocked.as_ref();
+    let memo: Option<Vec<u64>> = blocked.filter(|b| !b.memo.is_empty()).map(|b| b.memo.iter().map(number).collect());
+    let expired = blocked.and_then(|b| b.deadline).is_some_and(|d| std::time::Instant::now() >= d);
+    let first = memo.is_none();
+    let targets = memo.unwrap_or_else(|| targets.to_vec());
+    let (reply, met) = count(&targets);
+    if met || expired || ctx.client.in_exec {
+        return Ok(reply);
     }
-    let limit = (timeout > 0).then(|| std::time::Duration::from_millis(timeout as u64));
-    let name = format!("\0waitaof:{}", ctx.client.id());
-    ctx.block(&[name.as_bytes()], limit, reply(now))?;
+    let limit = (timeout_ms > 0).then(|| std::time::Duration::from_millis(timeout_ms));
+    let name = format!("\0{kind}:{}", ctx.client.id());
+    ctx.block(&[name.as_bytes()], limit, reply)?;
     if first {
         let st = ctx.client.blocked.as_mut().expect("block() keeps the state");
-        st.memo = vec![local_target.to_string().into(), stream_target.to_string().into()];
+        st.memo = targets.iter().map(|t| t.to_string().into()).collect();
         st.rerun_at_deadline = true;
-        repl.wait_for_acks(&st.waiter);
-        aof.wait_for_sync(&st.waiter);
-        // An fsync or acknowledgement that landed between the count above
-        // and the registration woke nobody: count again.
-        if met(count()) {
+        register(&st.waiter);
+        // An event that landed between the count above and the
+        // registration woke nobody: count again, now that one would.
+        if count(&targets).1 {
             st.waiter.wake();
         }
-        repl.request_acks();
+        ctx.shared.replication.request_acks();
     }
     Ok(Frame::Null)
 }
