@@ -141,6 +141,11 @@ fn lfu_minutes(now_ms: u64) -> u64 {
     (now_ms / 60_000) & 0xffff
 }
 
+/// The LFU form of the clock: this minute, then `counter`.
+fn lfu_clock(now_ms: u64, counter: u8) -> u64 {
+    lfu_minutes(now_ms) << 8 | counter as u64
+}
+
 /// One key's value and metadata.
 #[derive(Debug)]
 pub struct Entry {
@@ -152,8 +157,7 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(value: Value, access: Access) -> Entry {
-        let clock =
-            if access.lfu { lfu_minutes(access.now_ms) << 8 | LFU_INIT_VAL as u64 } else { lru_clock(access.now_ms) };
+        let clock = if access.lfu { lfu_clock(access.now_ms, LFU_INIT_VAL) } else { lru_clock(access.now_ms) };
         Entry { value, word: clock }
     }
 
@@ -243,7 +247,7 @@ impl Entry {
     /// Sets the LFU counter, the last access now (RESTORE FREQ, an RDB's
     /// frequency opcode).
     fn set_freq(&mut self, now_ms: u64, freq: u8) {
-        self.set_raw_clock((lfu_minutes(now_ms) << 8 | freq as u64) as u32);
+        self.set_raw_clock(lfu_clock(now_ms, freq) as u32);
     }
 
     /// What RESTORE's IDLETIME and FREQ and an RDB's idle-time and
@@ -299,7 +303,7 @@ impl Entry {
                     counter += 1;
                 }
             }
-            lfu_minutes(access.now_ms) << 8 | counter as u64
+            lfu_clock(access.now_ms, counter)
         } else {
             lru_clock(access.now_ms)
         };

@@ -597,8 +597,11 @@ fn restore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     Ok(Frame::ok())
 }
 
+/// An LFU policy is in force: the flag that also decides which form the
+/// keys' access clocks take, so OBJECT FREQ and IDLETIME answer exactly
+/// when the clock they read is kept.
 fn lfu_policy(ctx: &Ctx<'_>) -> bool {
-    ctx.shared.config.read().maxmemory_policy.ends_with("lfu")
+    ctx.shared.keyspace.evictor.lfu.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 fn with_entry(ctx: &mut Ctx<'_>, mut args: Args<'_>, f: impl FnOnce(&Entry) -> CmdResult) -> CmdResult {
