@@ -97,6 +97,13 @@ pub fn spawn_server_with_clock(mut config: Config, clock: Arc<dyn larder_store::
     // The listener is bound before the thread starts, so connects succeed
     // at once; this only waits for the accept loop to be scheduled.
     wait_ready(addr, || false);
+    // The readiness connection counts as a client until the server reads
+    // its close. A test that counts clients (maxclients 2 refused its
+    // second one on a busy machine) must find none.
+    eventually(10, || match shared.clients.count() {
+        0 => Ok(()),
+        n => Err(format!("{n} readiness connection(s) still open")),
+    });
     TestServer { addr, shared, stop: Some(stop), thread: Some(thread), _scratch: scratch }
 }
 
