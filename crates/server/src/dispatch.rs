@@ -205,7 +205,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     }
     // A busy script refuses all but the ALLOW_BUSY commands, queuing in
     // MULTI included (which dooms the EXEC), as Redis's processCommand does.
-    let busy_exempt = spec.has(flags::ALLOW_BUSY) && shared.scripting.running_ms().is_some();
+    let busy_exempt = spec.has(flags::ALLOW_BUSY) && shared.scripting.is_running();
     if !client.in_exec && !busy_exempt && shared.scripting.busy() {
         return reject(shared, client, cmd, shared.scripting.busy_error());
     }
@@ -281,7 +281,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     let started = quanta::Instant::now();
     // A command a script or function runs (not EVAL itself, nor EXEC's
     // commands): its keys are the script's.
-    let in_script = client.in_exec && shared.scripting.running_ms().is_some();
+    let in_script = client.in_exec && shared.scripting.is_running();
     let result = {
         let read_only = spec.has(flags::READONLY);
         // Inside a script, the first read-only command records the
@@ -362,7 +362,7 @@ fn acl_check(shared: &Shared, client: &mut Client, cmd: &Command, req: &Request,
         return Ok(());
     }
     let argv: Vec<&[u8]> = req.args(input).collect();
-    let in_script = client.in_exec && shared.scripting.running_ms().is_some();
+    let in_script = client.in_exec && shared.scripting.is_running();
     let context = if in_script {
         "lua"
     } else if client.multi.is_some() || client.in_exec {
@@ -397,7 +397,7 @@ fn disk_gate(shared: &Shared, client: &Client, cmd: &Command) -> Result<(), CmdE
     }
     // EXEC was judged by what it queued; a script's writes are judged one
     // by one, as Redis's scriptVerifyWriteCommandAllow does.
-    let in_script = client.in_exec && shared.scripting.running_ms().is_some();
+    let in_script = client.in_exec && shared.scripting.is_running();
     if client.in_exec && !in_script {
         return Ok(());
     }

@@ -32,15 +32,20 @@ use std::sync::Arc;
 struct Slot(parking_lot::RwLock<()>);
 
 pub struct WorldLock {
-    slots: Box<[Slot]>,
+    slots: [Slot; WORLD_SLOTS],
 }
+
+/// The world lock held for writing: each slot's guard, in a fixed array
+/// (a script takes it per call, and a `Vec` of them was an allocation
+/// each time).
+pub struct WorldWrite<'a>([Option<parking_lot::RwLockWriteGuard<'a, ()>>; WORLD_SLOTS]);
 
 /// A slot per thread stripe: a command holds its thread's.
 const WORLD_SLOTS: usize = crate::stats::STRIPES;
 
 impl Default for WorldLock {
     fn default() -> Self {
-        WorldLock { slots: (0..WORLD_SLOTS).map(|_| Slot(parking_lot::RwLock::new(()))).collect() }
+        WorldLock { slots: std::array::from_fn(|_| Slot(parking_lot::RwLock::new(()))) }
     }
 }
 
@@ -84,19 +89,19 @@ impl WorldLock {
 
     /// Exclusive access: every slot, in order (so two writers cannot
     /// deadlock).
-    pub fn write(&self) -> Vec<parking_lot::RwLockWriteGuard<'_, ()>> {
-        self.slots.iter().map(|s| s.0.write()).collect()
+    pub fn write(&self) -> WorldWrite<'_> {
+        WorldWrite(std::array::from_fn(|i| Some(self.slots[i].0.write())))
     }
 
     /// Like `write`, but gives up (None, holding nothing) once `give_up`
     /// says so while waiting: a second script queued behind a busy one
     /// gets BUSY instead of waiting for it to end.
-    pub fn write_unless(&self, give_up: impl Fn() -> bool) -> Option<Vec<parking_lot::RwLockWriteGuard<'_, ()>>> {
-        let mut held = Vec::with_capacity(self.slots.len());
-        for s in self.slots.iter() {
+    pub fn write_unless(&self, give_up: impl Fn() -> bool) -> Option<WorldWrite<'_>> {
+        let mut held = WorldWrite(Default::default());
+        for (s, h) in self.slots.iter().zip(held.0.iter_mut()) {
             loop {
                 if let Some(g) = s.0.try_write_for(std::time::Duration::from_millis(5)) {
-                    held.push(g);
+                    *h = Some(g);
                     break;
                 }
                 if give_up() {

@@ -627,6 +627,12 @@ impl Scripting {
         self.running_ms().is_some_and(|ms| ms > self.busy_threshold.load(Ordering::Relaxed))
     }
 
+    /// Whether a script (or function) runs now. No clock read: dispatch
+    /// asks for each command a script runs, three times.
+    pub fn is_running(&self) -> bool {
+        self.running_since.load(Ordering::Relaxed) != 0
+    }
+
     /// Milliseconds the current script has run, if one runs.
     pub fn running_ms(&self) -> Option<u64> {
         match self.running_since.load(Ordering::Relaxed) {
@@ -637,7 +643,7 @@ impl Scripting {
 
     /// SCRIPT KILL (`function` false) or FUNCTION KILL (true).
     pub fn kill(&self, function: bool) -> Result<(), CmdError> {
-        if self.running_ms().is_none() {
+        if !self.is_running() {
             return Err(CmdError::Raw("NOTBUSY No scripts in execution right now.".into()));
         }
         if self.running_fn.lock().is_some() != function {

@@ -395,7 +395,7 @@ fn function_restore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 /// FUNCTION STATS
 fn function_stats(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     let scripting = &ctx.shared.scripting;
-    if scripting.running_ms().is_some() && scripting.running_function().is_none() {
+    if scripting.is_running() && scripting.running_function().is_none() {
         // An EVAL script runs: Redis answers with the BUSY error.
         return Err(scripting.busy_error());
     }

@@ -436,7 +436,7 @@ fn parse_read<'a>(args: &mut Args<'a>, xreadgroup: bool) -> Result<ReadReq<'a>, 
 
 /// A script may not block (EXEC's queue may: it just does not wait).
 fn refuse_block_in_script(ctx: &Ctx<'_>, r: &ReadReq<'_>, name: &[u8]) -> Result<(), CmdError> {
-    if r.block.is_some() && ctx.client.in_exec && ctx.shared.scripting.running_ms().is_some() {
+    if r.block.is_some() && ctx.client.in_exec && ctx.shared.scripting.is_running() {
         return Err(CmdError::Err(format!(
             "{} command is not allowed with BLOCK option from scripts",
             String::from_utf8_lossy(name)
