@@ -126,15 +126,16 @@ load = function(reader, name)
   return chunk_loader(concat(parts), name)
 end
 
--- Globals are read-only, and reading a missing one is an error.
+-- Globals are read-only, and reading a missing one is an error. A
+-- script's environment reads through to the globals table itself, so a
+-- global a script names (redis, KEYS) costs two table lookups, not a
+-- call of a Lua function; the error for a missing one is the globals'
+-- own __index (set below, once the prelude no longer reads globals).
+local function no_global(_, k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end
 hidden.env_meta = {
-  __index = function(_, k)
-    local v = rawget(G, k)
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
-    return v
-  end,
+  __index = G,
   __newindex = function() error('Attempt to modify a readonly table', 2) end,
 }
 
@@ -235,7 +236,7 @@ do
     sort(...)
   end
 end
-real_setmetatable(G, { __newindex = hidden.env_meta.__newindex, __metatable = readonly_meta })
+real_setmetatable(G, { __index = no_global, __newindex = hidden.env_meta.__newindex, __metatable = readonly_meta })
 hidden.run = function(f, handler) return real_xpcall(f, handler) end
 -- A script runs in an environment of its own, fresh each run (what it
 -- manages to store there does not outlive the run), made here in Lua:

@@ -423,6 +423,29 @@ fn shared_tables_are_read_only_as_in_redis() {
     );
 }
 
+/// Reading a global that does not exist is an error however it is read
+/// (by name, through `_G`, under pcall), in scripts and in functions; a
+/// function does not see the last EVAL's KEYS.
+#[test]
+fn missing_globals_fail_as_in_redis() {
+    check_script(
+        r##"
+        FUNCTION FLUSH
+        FUNCTION LOAD "#!lua name=peek\nredis.register_function('peek', function() local ok, v = pcall(function() return _G.KEYS end) return tostring(v) end)\nredis.register_function('nothing', function() return nothing end)"
+        EVAL "return KEYS[1]" 1 secret
+        FCALL peek 0
+        FCALL nothing 0
+        EVAL "return nothing" 0
+        EVAL "return _G.nothing" 0
+        EVAL "local ok, v = pcall(function() return _G.nothing end) return tostring(v)" 0
+        EVAL "return tostring(rawget(_G, 'nothing'))" 0
+        EVAL "local f = loadstring('return nothing') return f()" 0
+        EVAL "return type(_G.redis) .. type(tonumber) .. #KEYS" 1 k
+        FUNCTION FLUSH
+        "##,
+    );
+}
+
 /// math.random is Redis's generator (lrand48's), not the C library's: a
 /// script that seeds it draws what it draws on Redis, and the argument
 /// errors are Redis's.
