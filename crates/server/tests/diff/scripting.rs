@@ -431,10 +431,14 @@ fn missing_globals_fail_as_in_redis() {
     check_script(
         r##"
         FUNCTION FLUSH
-        FUNCTION LOAD "#!lua name=peek\nredis.register_function('peek', function() local ok, v = pcall(function() return _G.KEYS end) return tostring(v) end)\nredis.register_function('nothing', function() return nothing end)"
+        FUNCTION LOAD "#!lua name=peek\nredis.register_function('peek', function() local ok, v = pcall(function() return _G.KEYS end) return tostring(v) end)\nredis.register_function('nothing', function() return nothing end)\nredis.register_function('keys', function() return KEYS end)\nredis.register_function('sum', function(keys, args) local n = 0 for i = 1, 3 do n = n + tonumber(args[1]) end return string.rep('x', n) .. type(redis.call) end)"
+        FUNCTION LOAD "#!lua name=early\nlocal n = tonumber('1')\nredis.register_function('e', function() return 1 end)"
+        FUNCTION LOAD "#!lua name=early2\nlocal function f() return math.abs(-1) end\nf()\nredis.register_function('e2', function() return 1 end)"
         EVAL "return KEYS[1]" 1 secret
         FCALL peek 0
         FCALL nothing 0
+        FCALL keys 0
+        FCALL sum 0 2
         EVAL "return nothing" 0
         EVAL "return _G.nothing" 0
         EVAL "local ok, v = pcall(function() return _G.nothing end) return tostring(v)" 0
