@@ -545,40 +545,80 @@ pub enum RestorePolicy {
 /// A script run's KEYS and ARGV.
 type KeysArgv<'a, 'b> = (&'a [&'b [u8]], &'a [&'b [u8]]);
 
-/// Sets the globals KEYS and ARGV for a script run (None: removes them,
-/// before a function runs). Built with Lua's own
-/// API, in one protected call: made through mlua, each string and table
-/// would be a registry reference, each taken and dropped under a lock,
-/// which perf put at an eighth of an EVALSHA's time.
-fn set_keys_and_argv(lua: &Lua, run: Option<KeysArgv<'_, '_>>) -> mlua::Result<()> {
+/// Pushes a table of `items` (a Lua array of strings) onto the stack.
+///
+/// # Safety
+/// `state` must have room for two more values (the table, and one string
+/// at a time, which `lua_rawseti` pops), in a protected call (a memory
+/// error raises). The slices are copied.
+#[allow(unsafe_code)]
+unsafe fn push_strings(state: *mut mlua::ffi::lua_State, items: &[&[u8]]) {
     use mlua::ffi;
+    ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as i32, 0);
+    for (i, item) in items.iter().enumerate() {
+        ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+        ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
+    }
+}
+
+/// Sets the globals KEYS and ARGV (None: removes them, before a function
+/// runs). Built with Lua's own API: made through mlua, each string and
+/// table would be a registry reference, each taken and dropped under a
+/// lock, which perf put at an eighth of an EVALSHA's time.
+///
+/// # Safety
+/// As [`push_strings`], with room for three values (a name, a table, a
+/// string); leaves the stack as it was.
+#[allow(unsafe_code)]
+unsafe fn set_keys_and_argv_raw(state: *mut mlua::ffi::lua_State, run: Option<KeysArgv<'_, '_>>) {
+    use mlua::ffi;
+    let (keys, argv) = run.unwrap_or_default();
+    for (name, items) in [(c"KEYS", keys), (c"ARGV", argv)] {
+        ffi::lua_pushstring(state, name.as_ptr());
+        if run.is_none() {
+            ffi::lua_pushnil(state);
+        } else {
+            push_strings(state, items);
+        }
+        ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
+    }
+}
+
+/// [`set_keys_and_argv_raw`] in a protected call of its own.
+fn set_keys_and_argv(lua: &Lua, run: Option<KeysArgv<'_, '_>>) -> mlua::Result<()> {
     #[allow(unsafe_code)]
-    // SAFETY: exec_raw runs this in a protected call on a stack with room
-    // for three more values (mlua checks), and at most three are pushed at
-    // once (a table, a string, a key); each table (or nil) leaves the stack
-    // by lua_rawset, so the stack is as it was. The pointers and lengths
-    // are those of live slices, which lua_pushlstring copies.
+    // SAFETY: exec_raw runs this in a protected call with room for three
+    // more values, which is what it needs.
     unsafe {
-        lua.exec_raw::<()>((), |state| {
-            let (keys, argv) = run.unwrap_or_default();
-            for (name, items) in [(c"KEYS", keys), (c"ARGV", argv)] {
-                ffi::lua_pushstring(state, name.as_ptr());
-                if run.is_none() {
-                    ffi::lua_pushnil(state);
-                } else {
-                    ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as i32, 0);
-                    for (i, item) in items.iter().enumerate() {
-                        ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
-                        ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
-                    }
-                }
-                ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
-            }
+        lua.exec_raw::<()>((), |state| set_keys_and_argv_raw(state, run))
+    }
+}
+
+/// Runs `run_script(f, handler)` with KEYS and ARGV set first, in one
+/// protected call (two, and an mlua call's handles, before).
+fn call_script(
+    lua: &Lua,
+    runner: &Function,
+    f: &Function,
+    handler: &Function,
+    keys: &[&[u8]],
+    argv: &[&[u8]],
+) -> mlua::Result<MultiValue> {
+    #[allow(unsafe_code)]
+    // SAFETY: exec_raw pushes the three functions and runs this in a
+    // protected call with room for three more values, which setting the
+    // globals needs and leaves as it found; lua_call then takes the
+    // functions' arguments and leaves its results, which exec_raw
+    // collects. Nothing here owns anything a Lua error unwinding past it
+    // would need to drop.
+    unsafe {
+        lua.exec_raw::<MultiValue>((runner, f, handler), |state| {
+            set_keys_and_argv_raw(state, Some((keys, argv)));
+            mlua::ffi::lua_call(state, 2, mlua::ffi::LUA_MULTRET);
         })
     }
 }
 
-/// A function's keys and args as a Lua array of strings.
 /// Runs `runner(callback, handler, keys, argv)`, the two tables built on
 /// the Lua stack: through mlua, each table and each string in them was a
 /// handle with a registry reference, made and dropped per call (a quarter
@@ -591,25 +631,17 @@ fn call_function(
     keys: &[&[u8]],
     argv: &[&[u8]],
 ) -> mlua::Result<MultiValue> {
-    use mlua::ffi;
     #[allow(unsafe_code)]
     // SAFETY: exec_raw pushes the three functions and runs this in a
     // protected call with room for three more values: a table, another,
-    // and one string at a time (lua_rawseti pops it). lua_call then takes
-    // the functions' arguments and leaves its results, which exec_raw
-    // collects. The pointers and lengths are those of live slices, which
-    // lua_pushlstring copies. Nothing here owns anything a Lua error
-    // unwinding past it would need to drop.
+    // and one string at a time. lua_call then takes the functions'
+    // arguments and leaves its results, which exec_raw collects. Nothing
+    // here owns anything a Lua error unwinding past it would need to drop.
     unsafe {
         lua.exec_raw::<MultiValue>((runner, callback, handler), |state| {
-            for items in [keys, argv] {
-                ffi::lua_createtable(state, items.len().min(i32::MAX as usize) as i32, 0);
-                for (i, item) in items.iter().enumerate() {
-                    ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
-                    ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
-                }
-            }
-            ffi::lua_call(state, 4, ffi::LUA_MULTRET);
+            push_strings(state, keys);
+            push_strings(state, argv);
+            mlua::ffi::lua_call(state, 4, mlua::ffi::LUA_MULTRET);
         })
     }
 }
@@ -778,8 +810,7 @@ impl Scripting {
             }
         };
         declared.admit(ctx, read_only)?;
-        set_keys_and_argv(&st.lua, Some((keys, argv))).map_err(lua_err)?;
-        let start = |st: &LuaState| -> mlua::Result<MultiValue> { st.run_script.call((&func, &st.handler)) };
+        let start = |st: &LuaState| call_script(&st.lua, &st.run_script, &func, &st.handler, keys, argv);
         let (Some(mode), Ok(body)) = (debug, script) else {
             return self.run(&st, ctx, Origin::Script(&sha), declared.run_state(read_only), start);
         };
