@@ -187,7 +187,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
             let Some(world) = shared.world.read_unless(|| shared.scripting.busy()) else {
                 return reject(shared, client, cmd, shared.scripting.busy_error());
             };
-            let pressure = shared.memory.enforce(&shared.keyspace, shared.clock.now_ms());
+            let pressure = shared.memory.enforce(&shared.keyspace, || shared.clock.now_ms());
             drop(world);
             client.oom = pressure == crate::memory::Pressure::OutOfMemory;
             // Queuing in MULTI takes memory too: everything but the

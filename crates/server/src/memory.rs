@@ -342,16 +342,18 @@ impl Memory {
 
     /// Evicts until under `maxmemory`, or until the time limit, or until
     /// nothing more may go.
-    pub fn enforce(&self, keyspace: &Keyspace, now_ms: u64) -> Pressure {
+    /// The clock is read only if it comes to evicting: this runs before
+    /// every command while a limit is set.
+    pub fn enforce(&self, keyspace: &Keyspace, now_ms: impl FnOnce() -> u64) -> Pressure {
         self.evict(keyspace, now_ms, PER_COMMAND)
     }
 
     /// The cron's share: eviction a command left unfinished.
     pub fn enforce_in_background(&self, keyspace: &Keyspace, now_ms: u64) -> Pressure {
-        self.evict(keyspace, now_ms, u32::MAX)
+        self.evict(keyspace, || now_ms, u32::MAX)
     }
 
-    fn evict(&self, keyspace: &Keyspace, now_ms: u64, most: u32) -> Pressure {
+    fn evict(&self, keyspace: &Keyspace, now_ms: impl FnOnce() -> u64, most: u32) -> Pressure {
         let limit = self.limit.load(Relaxed);
         if limit == 0 {
             return Pressure::Ok;
@@ -363,7 +365,7 @@ impl Memory {
         if counted <= limit {
             return Pressure::Ok;
         }
-        match self.evict_to(keyspace, now_ms, limit, most, true).0 {
+        match self.evict_to(keyspace, now_ms(), limit, most, true).0 {
             Evicted::Under => Pressure::Ok,
             Evicted::Bounded => Pressure::Evicting,
             Evicted::Nothing => Pressure::OutOfMemory,

@@ -108,9 +108,9 @@ impl Pause {
         merged
     }
 
-    /// Whether a pause is on at `now`.
-    pub fn holds(&self, now: u64) -> bool {
-        self.any() && self.current(now).is_some()
+    /// Whether a pause is on at `now`, read only if one may be.
+    pub fn holds(&self, now: impl FnOnce() -> u64) -> bool {
+        self.any() && self.current(now()).is_some()
     }
 
     /// Whether any pause may be on: the hot path's check.

@@ -156,7 +156,9 @@ impl Shared {
             && !self.replication.ignores_maxmemory()
             // A pause holds the dataset still: no evictions, and so no OOM
             // refusals either, as Redis's isSafeToPerformEvictions.
-            && !self.pause.holds(self.clock.now_ms())
+            // (The clock is read only while one may be on: this runs
+            // before every command while a limit is set.)
+            && !self.pause.holds(|| self.clock.now_ms())
     }
 
     pub fn uptime_ms(&self) -> u64 {
