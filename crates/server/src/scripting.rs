@@ -288,8 +288,19 @@ hidden.load_view = setmetatable({}, {
   __newindex = hidden.env_meta.__newindex,
   __metatable = readonly_meta,
 })
+-- xpcall passes no arguments, so the function and its arguments wait in
+-- locals a single trampoline reads, and are let go as the call returns:
+-- a closure made per call was garbage each FCALL left (functions do not
+-- nest: FCALL is refused inside a script).
+local call_f, call_keys, call_args
+local function trampoline() return call_f(call_keys, call_args) end
+local function released(...)
+  call_f, call_keys, call_args = nil, nil, nil
+  return ...
+end
 hidden.fcall = function(f, handler, keys, args)
-  return real_xpcall(function() return f(keys, args) end, handler)
+  call_f, call_keys, call_args = f, keys, args
+  return released(real_xpcall(trampoline, handler))
 end
 "#;
 
