@@ -605,54 +605,51 @@ fn set_keys_and_argv(lua: &Lua, run: Option<KeysArgv<'_, '_>>) -> mlua::Result<(
     }
 }
 
-/// Runs `run_script(f, handler)` with KEYS and ARGV set first, in one
-/// protected call (two, and an mlua call's handles, before).
-fn call_script(
+/// How a run's keys and arguments reach its code.
+#[derive(Clone, Copy)]
+enum Pass {
+    /// As the globals KEYS and ARGV (EVAL).
+    Globals,
+    /// As the function's two arguments (FCALL).
+    Arguments,
+}
+
+/// Runs `runner(f, handler)` with KEYS and ARGV set first (EVAL), or
+/// `runner(f, handler, keys, args)` (FCALL), in one protected call, the
+/// tables built on the Lua stack: through mlua, each table and each
+/// string in them was a handle with a registry reference, made and
+/// dropped per call (a quarter of a small FCALL's time, profiled), and
+/// EVAL took a second protected call to set its globals.
+fn call_runner(
     lua: &Lua,
     runner: &Function,
     f: &Function,
     handler: &Function,
-    keys: &[&[u8]],
-    argv: &[&[u8]],
+    (keys, argv): KeysArgv<'_, '_>,
+    pass: Pass,
 ) -> mlua::Result<MultiValue> {
     #[allow(unsafe_code)]
     // SAFETY: exec_raw pushes the three functions and runs this in a
-    // protected call with room for three more values, which setting the
-    // globals needs and leaves as it found; lua_call then takes the
+    // protected call with room for three more values: setting the globals
+    // needs three and leaves the stack as it found it; the arguments take
+    // a table, another, and one string at a time. lua_call then takes the
     // functions' arguments and leaves its results, which exec_raw
     // collects. Nothing here owns anything a Lua error unwinding past it
     // would need to drop.
     unsafe {
         lua.exec_raw::<MultiValue>((runner, f, handler), |state| {
-            set_keys_and_argv_raw(state, Some((keys, argv)));
-            mlua::ffi::lua_call(state, 2, mlua::ffi::LUA_MULTRET);
-        })
-    }
-}
-
-/// Runs `runner(callback, handler, keys, argv)`, the two tables built on
-/// the Lua stack: through mlua, each table and each string in them was a
-/// handle with a registry reference, made and dropped per call (a quarter
-/// of a small FCALL's time, profiled).
-fn call_function(
-    lua: &Lua,
-    runner: &Function,
-    callback: &Function,
-    handler: &Function,
-    keys: &[&[u8]],
-    argv: &[&[u8]],
-) -> mlua::Result<MultiValue> {
-    #[allow(unsafe_code)]
-    // SAFETY: exec_raw pushes the three functions and runs this in a
-    // protected call with room for three more values: a table, another,
-    // and one string at a time. lua_call then takes the functions'
-    // arguments and leaves its results, which exec_raw collects. Nothing
-    // here owns anything a Lua error unwinding past it would need to drop.
-    unsafe {
-        lua.exec_raw::<MultiValue>((runner, callback, handler), |state| {
-            push_strings(state, keys);
-            push_strings(state, argv);
-            mlua::ffi::lua_call(state, 4, mlua::ffi::LUA_MULTRET);
+            let nargs = match pass {
+                Pass::Globals => {
+                    set_keys_and_argv_raw(state, Some((keys, argv)));
+                    2
+                }
+                Pass::Arguments => {
+                    push_strings(state, keys);
+                    push_strings(state, argv);
+                    4
+                }
+            };
+            mlua::ffi::lua_call(state, nargs, mlua::ffi::LUA_MULTRET);
         })
     }
 }
@@ -821,7 +818,8 @@ impl Scripting {
             }
         };
         declared.admit(ctx, read_only)?;
-        let start = |st: &LuaState| call_script(&st.lua, &st.run_script, &func, &st.handler, keys, argv);
+        let start =
+            |st: &LuaState| call_runner(&st.lua, &st.run_script, &func, &st.handler, (keys, argv), Pass::Globals);
         let (Some(mode), Ok(body)) = (debug, script) else {
             return self.run(&st, ctx, Origin::Script(&sha), declared.run_state(read_only), start);
         };
@@ -867,7 +865,9 @@ impl Scripting {
         // not find them through _G.
         set_keys_and_argv(&st.lua, None).map_err(lua_err)?;
         let callback = &f.callback;
-        let start = |st: &LuaState| call_function(&st.lua, &st.run_function, callback, &st.handler, keys, argv);
+        let start = |st: &LuaState| {
+            call_runner(&st.lua, &st.run_function, callback, &st.handler, (keys, argv), Pass::Arguments)
+        };
         *self.running_fn.lock() = Some((name.clone(), command));
         let out = self.run(&st, ctx, Origin::Function(&name), declared.run_state(ro_command), start);
         *self.running_fn.lock() = None;
