@@ -131,8 +131,10 @@ end
 -- global a script names (redis, KEYS) costs two table lookups, not a
 -- call of a Lua function; the error for a missing one is the globals'
 -- own __index (set below, once the prelude no longer reads globals).
-local function no_global(_, k)
-  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+-- `missing` is called from an __index function: level 3 is the code that
+-- read the name.
+local missing = function(k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
 end
 hidden.env_meta = {
   __index = G,
@@ -236,7 +238,7 @@ do
     sort(...)
   end
 end
-real_setmetatable(G, { __index = no_global, __newindex = hidden.env_meta.__newindex, __metatable = readonly_meta })
+real_setmetatable(G, { __index = function(_, k) missing(k) end, __newindex = hidden.env_meta.__newindex, __metatable = readonly_meta })
 hidden.run = function(f, handler) return real_xpcall(f, handler) end
 -- A script runs in an environment of its own, fresh each run (what it
 -- manages to store there does not outlive the run), made here in Lua:
@@ -248,23 +250,17 @@ end
 
 -- Function libraries: `redis` is the load-time API while a library loads
 -- and the full API while its functions run; KEYS and ARGV do not exist.
--- This environment is the load-time one (and that of a function the
--- load itself calls); once loaded, a library's environment reads
--- through the globals as a script's does (load_library).
-local missing = function(k)
-  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
-end
--- While a library loads only `redis` (the load-time API) exists, as in
--- Redis: no math, string or other library before a function runs.
+-- This is the environment a library loads in (the load-time code, and
+-- any function it calls then): only `redis`, the load-time API, exists,
+-- as in Redis (no math, string or other library before a function
+-- runs). Once loaded, the library's environment reads through the
+-- globals as a script's does (load_library), where FCALL has taken
+-- KEYS and ARGV out.
 hidden.loading = false
 hidden.lib_env_meta = {
   __index = function(_, k)
-    if k == 'redis' then return hidden.redis_view end
-    if hidden.loading then missing(k) end
-    local v = nil
-    if k ~= 'KEYS' and k ~= 'ARGV' then v = rawget(G, k) end
-    if v == nil then missing(k) end
-    return v
+    if k == 'redis' then return hidden.load_view end
+    missing(k)
   end,
   __newindex = hidden.env_meta.__newindex,
   __metatable = readonly_meta,
@@ -1391,8 +1387,6 @@ impl LuaState {
             let env = self.lua.create_table()?;
             env.set_metatable(Some(self.hidden.raw_get("lib_env_meta")?))?;
             chunk.set_environment(env.clone())?;
-            let view: Table = self.hidden.raw_get("load_view")?;
-            self.hidden.raw_set("redis_view", view)?;
             let register = scope.create_function(|_, args: MultiValue| {
                 let def = parse_registration(args)?;
                 let mut reg = registered.borrow_mut();
