@@ -335,6 +335,11 @@ impl Memory {
         self.time_limit_us.store(limit, Relaxed);
     }
 
+    /// The maxmemory-policy in force (as the config set it).
+    pub fn policy(&self) -> Policy {
+        *self.policy.read()
+    }
+
     /// Whether a limit is set at all (the fast path before each command).
     pub fn limited(&self) -> bool {
         self.limit.load(Relaxed) != 0
@@ -376,7 +381,7 @@ impl Memory {
     /// most `most` keys and, if `timed`, the time maxmemory-eviction-tenacity
     /// allows; how it ended and how many keys went.
     fn evict_to(&self, keyspace: &Keyspace, now_ms: u64, mark: u64, most: u32, timed: bool) -> (Evicted, u32) {
-        let (policy, samples) = (*self.policy.read(), self.samples.load(Relaxed));
+        let (policy, samples) = (self.policy(), self.samples.load(Relaxed));
         let started = timed.then(Instant::now);
         let limit = Duration::from_micros(self.time_limit_us.load(Relaxed));
         let mut evicted = 0u32;

@@ -304,10 +304,10 @@ pub(crate) enum SaveRecency {
 
 impl SaveRecency {
     pub(crate) fn of(shared: &Shared) -> SaveRecency {
-        let policy = larder_store::Policy::parse(&shared.config.read().maxmemory_policy);
-        match policy {
-            Some(larder_store::Policy::AllKeysLru | larder_store::Policy::VolatileLru) => SaveRecency::Idle,
-            Some(larder_store::Policy::AllKeysLfu | larder_store::Policy::VolatileLfu) => {
+        use larder_store::Policy;
+        match shared.memory.policy() {
+            Policy::AllKeysLru | Policy::VolatileLru => SaveRecency::Idle,
+            Policy::AllKeysLfu | Policy::VolatileLfu => {
                 SaveRecency::Freq { decay_minutes: shared.keyspace.evictor.lfu_decay_time.load(Relaxed) }
             }
             _ => SaveRecency::None,
