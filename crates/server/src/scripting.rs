@@ -912,14 +912,17 @@ impl Scripting {
         // heap has grown half (GC_SLACK_MIN_BYTES at least) past what the
         // last one left keeps it near its live size (Redis steps its
         // collector every 50 calls instead).
-        let used = st.lua.used_memory() as u64;
+        let mut used = st.lua.used_memory() as u64;
         let floor = self.lua_floor.load(Ordering::Relaxed);
         if floor == 0 || used > floor + GC_SLACK_MIN_BYTES.max(floor / 2) {
             let _ = st.lua.gc_collect();
-            self.lua_floor.store(st.lua.used_memory() as u64, Ordering::Relaxed);
+            used = st.lua.used_memory() as u64;
+            self.lua_floor.store(used, Ordering::Relaxed);
         }
         // The Lua heap is not data: like Redis, maxmemory does not count it.
-        ctx.shared.memory.set_not_counted(st.lua.used_memory() as u64);
+        // The figure read above serves (each call into mlua takes the
+        // state's lock).
+        ctx.shared.memory.set_not_counted(used);
         let (wrote, script_resp3) = (run_state.borrow().wrote, run_state.borrow().resp3);
         let counted = std::mem::take(&mut run_state.borrow_mut().counted);
         let passes_on = |text: &[u8]| counted.iter().any(|c| c.as_bytes() == text);
