@@ -1,7 +1,7 @@
 //! One task per connection: read, parse every complete command in the
 //! buffer, run each on this thread, and write all replies with one write
 //! (for a pipelined batch, once the other connections with requests ready
-//! have run theirs: see the yield before the write).
+//! have run theirs: see [`BackOfQueue`] and the hold before the write).
 //!
 //! A malformed frame gets Redis's protocol error and the connection closes;
 //! a bad command only gets an error reply. Buffers are reused across
@@ -417,6 +417,8 @@ fn raw_fd(_: &TcpStream) -> i64 {
 /// Ready on its second poll; the first wakes the task, which puts it at the
 /// back of its worker's run queue: behind the connections already found
 /// ready, and no further. With none queued the task runs on at once.
+/// (tokio treats a task that wakes itself while it runs as a yield, which
+/// goes to the back of the queue whether or not the LIFO slot is on.)
 /// (`tokio::task::yield_now` waits for the next poll of the I/O driver
 /// too: a syscall per batch when nothing else is ready, and replies held
 /// also behind whatever that poll finds. The two measured the same under
