@@ -1,7 +1,7 @@
 //! One task per connection: read, parse every complete command in the
 //! buffer, run each on this thread, and write all replies with one write
 //! (for a pipelined batch, once the other connections with requests ready
-//! have run theirs: see [`BackOfQueue`] and the hold before the write).
+//! have run theirs: see `BackOfQueue` and the hold before the write).
 //!
 //! A malformed frame gets Redis's protocol error and the connection closes;
 //! a bad command only gets an error reply. Buffers are reused across
