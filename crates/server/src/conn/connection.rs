@@ -436,3 +436,44 @@ impl std::future::Future for BackOfQueue {
         std::task::Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::BackOfQueue;
+    use std::sync::{Arc, Mutex};
+
+    /// The hold relies on tokio putting a task that woke itself behind the
+    /// tasks already queued on its worker: a connection whose request
+    /// arrived meanwhile runs before the held replies are written.
+    #[test]
+    fn back_of_queue_lets_the_queued_tasks_run_first() {
+        for lifo in [true, false] {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(1);
+            #[cfg(tokio_unstable)]
+            if !lifo {
+                builder.disable_lifo_slot();
+            }
+            let rt = builder.build().unwrap();
+            let order = Arc::new(Mutex::new(Vec::new()));
+            let o = order.clone();
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    let queued = {
+                        let o = o.clone();
+                        tokio::spawn(async move { o.lock().unwrap().push("queued") })
+                    };
+                    o.lock().unwrap().push("held");
+                    BackOfQueue(false).await;
+                    o.lock().unwrap().push("written");
+                    queued.await.unwrap();
+                    // Nothing queued now: the hold ends at once.
+                    BackOfQueue(false).await;
+                })
+                .await
+                .unwrap();
+            });
+            assert_eq!(*order.lock().unwrap(), ["held", "queued", "written"], "lifo slot {lifo}");
+        }
+    }
+}
