@@ -591,31 +591,26 @@ unsafe fn set_keys_and_argv_raw(state: *mut mlua::ffi::lua_State, run: Option<Ke
     }
 }
 
-/// [`set_keys_and_argv_raw`] in a protected call of its own.
-fn set_keys_and_argv(lua: &Lua, run: Option<KeysArgv<'_, '_>>) -> mlua::Result<()> {
-    #[allow(unsafe_code)]
-    // SAFETY: exec_raw runs this in a protected call with room for three
-    // more values, which is what it needs.
-    unsafe {
-        lua.exec_raw::<()>((), |state| set_keys_and_argv_raw(state, run))
-    }
-}
-
 /// How a run's keys and arguments reach its code.
 #[derive(Clone, Copy)]
 enum Pass {
     /// As the globals KEYS and ARGV (EVAL).
     Globals,
-    /// As the function's two arguments (FCALL).
+    /// As the function's two arguments (FCALL), with KEYS and ARGV
+    /// removed from the globals: the last EVAL's stay there (EVAL sets
+    /// them there, as Redis does), and a function, another user's perhaps,
+    /// must not find them through _G.
     Arguments,
 }
 
 /// Runs `runner(f, handler)` with KEYS and ARGV set first (EVAL), or
-/// `runner(f, handler, keys, args)` (FCALL), in one protected call, the
-/// tables built on the Lua stack: through mlua, each table and each
-/// string in them was a handle with a registry reference, made and
-/// dropped per call (a quarter of a small FCALL's time, profiled), and
-/// EVAL took a second protected call to set its globals.
+/// `runner(f, handler, keys, args)` with them removed (FCALL), in one
+/// protected call, the tables built on the Lua stack: through mlua, each
+/// table and each string in them was a handle with a registry reference,
+/// made and dropped per call (a quarter of a small FCALL's time,
+/// profiled), and setting or removing the globals took a second
+/// protected call (in Lua 5.1 each also leaves a C closure for the
+/// collector).
 fn call_runner(
     lua: &Lua,
     runner: &Function,
@@ -626,8 +621,9 @@ fn call_runner(
 ) -> mlua::Result<MultiValue> {
     #[allow(unsafe_code)]
     // SAFETY: exec_raw pushes the three functions and runs this in a
-    // protected call with room for three more values: setting the globals
-    // needs three and leaves the stack as it found it; the arguments take
+    // protected call with room for three more values: setting or removing
+    // the globals needs three and leaves the stack as it found it (so
+    // FCALL's arguments, pushed after, have the same room); they take
     // a table, another, and one string at a time. lua_call then takes the
     // functions' arguments and leaves its results, which exec_raw
     // collects. Nothing here owns anything a Lua error unwinding past it
@@ -640,6 +636,7 @@ fn call_runner(
                     2
                 }
                 Pass::Arguments => {
+                    set_keys_and_argv_raw(state, None);
                     push_strings(state, keys);
                     push_strings(state, argv);
                     4
@@ -856,10 +853,6 @@ impl Scripting {
         };
         let declared = Declared::from_flags(&f.flags);
         declared.admit(ctx, ro_command)?;
-        // The last EVAL's KEYS and ARGV stay in the globals (EVAL sets them
-        // there, as Redis does); a function, another user's perhaps, must
-        // not find them through _G.
-        set_keys_and_argv(&st.lua, None).map_err(lua_err)?;
         let callback = &f.callback;
         let start = |st: &LuaState| {
             call_runner(&st.lua, &st.run_function, callback, &st.handler, (keys, argv), Pass::Arguments)
