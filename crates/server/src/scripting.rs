@@ -1395,9 +1395,8 @@ impl LuaState {
             self.hidden.raw_set("register", register)?;
             self.hidden.raw_set("loading", true)?;
             let runner: Function = self.hidden.raw_get("run")?;
-            let handler: Function = self.hidden.raw_get("handler")?;
             self.load_since.store(self.epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
-            let out = runner.call::<MultiValue>((chunk.clone(), handler));
+            let out = runner.call::<MultiValue>((chunk.clone(), &self.handler));
             self.load_since.store(0, Ordering::Relaxed);
             self.hidden.raw_set("loading", false)?;
             self.hidden.raw_set("register", Value::Nil)?;
