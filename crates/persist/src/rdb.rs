@@ -179,12 +179,12 @@ pub fn put_value(out: &mut BytesMut, value: &Value) -> Result<(), RdbError> {
                 put_bytes(out, v);
             }
         }
-        Value::Hash(h) => match h.listpack_pairs() {
-            Some(pairs) => {
+        Value::Hash(h) => match h.is_listpack() {
+            true => {
                 out.put_u8(RDB_TYPE_HASH_LISTPACK);
-                put_bytes(out, &listpack::encode(pairs.iter().flat_map(|(f, v)| [f.as_ref(), v.as_ref()])));
+                put_bytes(out, &listpack::encode(h.iter().flat_map(|(f, v)| [f, v])));
             }
-            None => {
+            false => {
                 out.put_u8(RDB_TYPE_HASH);
                 put_len(out, h.len() as u64);
                 for (f, v) in h.iter() {
@@ -437,7 +437,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
             }
             let mut h = Hash::default();
             for pair in flat.chunks_exact(2) {
-                if !h.insert(pair[0].clone(), pair[1].clone(), lim) {
+                if !h.insert(&pair[0], &pair[1], lim) {
                     return Err(dup());
                 }
             }
@@ -488,7 +488,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
                     (t, Some(m)) => Some(t.wrapping_add(m).wrapping_sub(1)),
                     (t, None) => Some(t),
                 };
-                if !h.insert(f.clone(), v, lim) {
+                if !h.insert(&f, &v, lim) {
                     return Err(dup());
                 }
                 if let Some(at) = at {
@@ -511,7 +511,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
             }
             let mut h = Hash::default();
             for t in flat.chunks_exact(3) {
-                if !h.insert(t[0].clone(), t[1].clone(), lim) {
+                if !h.insert(&t[0], &t[1], lim) {
                     return Err(dup());
                 }
                 let at = larder_store::value::parse_canonical_i64(&t[2]).ok_or(RdbError::BadFormat)?;
@@ -629,7 +629,7 @@ mod tests {
         let Value::List(l) = body(RDB_TYPE_LIST_QUICKLIST, ZIPLIST, Some(2)) else { panic!("list") };
         assert_eq!(l.len(), 8);
         let Value::Hash(h) = body(RDB_TYPE_HASH_ZIPLIST, ZIPLIST, None) else { panic!("hash") };
-        assert_eq!(h.get(b"300").map(|v| v.as_ref()), Some(&b"hello"[..]));
+        assert_eq!(h.get(b"300"), Some(&b"hello"[..]));
         // Member "a" with score 5 (an immediate integer).
         let pair = b"\x10\x00\x00\x00\x0d\x00\x00\x00\x02\x00\x00\x01a\x03\xf6\xff";
         let Value::ZSet(z) = body(RDB_TYPE_ZSET_ZIPLIST, pair, None) else { panic!("zset") };
@@ -644,7 +644,7 @@ mod tests {
         let lim = Limits::default();
         let mut h = Hash::default();
         for (f, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
-            h.insert(Bytes::from(f), Bytes::from(v), &lim);
+            h.insert(f.as_bytes(), v.as_bytes(), &lim);
         }
         h.set_field_ttl(b"a", 1_800_000_000_123);
         h.set_field_ttl(b"c", 1_800_000_000_000);
@@ -654,7 +654,7 @@ mod tests {
         assert_eq!(back.field_ttl(b"a"), Some(1_800_000_000_123));
         assert_eq!(back.field_ttl(b"b"), None);
         assert_eq!(back.field_ttl(b"c"), Some(1_800_000_000_000));
-        assert_eq!(back.get(b"b").map(|v| v.as_ref()), Some(&b"2"[..]));
+        assert_eq!(back.get(b"b"), Some(&b"2"[..]));
     }
 
     #[test]
@@ -715,7 +715,7 @@ mod tests {
         let mut l = List::default();
         for i in 0..1000 {
             let k = format!("member:{i}");
-            h.insert(Bytes::from(k.clone()), Bytes::from(i.to_string()), &lim);
+            h.insert(k.as_bytes(), i.to_string().as_bytes(), &lim);
             z.insert(k.as_bytes(), i as f64 / 3.0, &lim);
             s.insert(k.as_bytes(), &lim);
             l.grow_check(k.len(), 1, &lim);

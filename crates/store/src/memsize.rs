@@ -55,9 +55,13 @@ impl StrValue {
 }
 
 fn hash_cost(h: &Hash, samples: usize) -> usize {
-    // A table slot (hash word) besides the pair, for the hashed encoding.
-    let slot = if h.encoding() == "hashtable" { 8 } else { 0 };
-    extrapolate(h.len(), samples, h.iter().map(|(f, v)| bytes_cost(f) + bytes_cost(v) + slot))
+    if let Some(bytes) = h.packed_bytes() {
+        return size_class(bytes);
+    }
+    // The boxed map, and per pair its two `Bytes` and an index word.
+    let per = |b: &[u8]| std::mem::size_of::<Bytes>() + size_class(b.len());
+    size_class(std::mem::size_of::<indexmap::IndexMap<Bytes, Bytes>>())
+        + extrapolate(h.len(), samples, h.iter().map(|(f, v)| per(f) + per(v) + 8))
 }
 
 impl Value {

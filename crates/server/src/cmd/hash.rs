@@ -110,7 +110,7 @@ fn hset(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let h = live_or_create(&mut tx, key)?;
     let mut added = 0;
     while let (Some(f), Some(v)) = (args.next(), args.next()) {
-        added += h.insert(Bytes::copy_from_slice(f), Bytes::copy_from_slice(v), &lim) as i64;
+        added += h.insert(f, v, &lim) as i64;
     }
     tx.emit(&args.all());
     tx.notify(class::HASH, "hset", key);
@@ -126,7 +126,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         return Ok(Frame::Integer(0));
     }
     let h = live_or_create(&mut tx, key)?;
-    h.insert(Bytes::copy_from_slice(field), Bytes::copy_from_slice(value), &lim);
+    h.insert(field, value, &lim);
     tx.emit(&[b"HSET", key, field, value]);
     tx.notify(class::HASH, "hset", key);
     Ok(Frame::Integer(1))
@@ -136,7 +136,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 fn hget(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (key, field) = (args.next_arg()?, args.next_arg()?);
     let mut tx = ctx.lock(key);
-    let v = read(&mut tx, key)?.and_then(|h| h.get(field).cloned());
+    let v = read(&mut tx, key)?.and_then(|h| h.get(field).map(Bytes::copy_from_slice));
     Ok(v.map_or(Frame::Null, Frame::Bulk))
 }
 
@@ -146,7 +146,7 @@ fn hmget(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let mut tx = ctx.lock(key);
     let h = read(&mut tx, key)?;
     let out =
-        args.rest().into_iter().map(|f| h.as_ref().and_then(|h| h.get(f).cloned()).map_or(Frame::Null, Frame::Bulk));
+        args.rest().into_iter().map(|f| h.as_ref().and_then(|h| h.get(f)).map_or(Frame::Null, Frame::bulk));
     Ok(Frame::Array(out.collect()))
 }
 
@@ -155,7 +155,7 @@ fn hdel(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     let mut tx = ctx.lock(key);
     let Some(h) = live(&mut tx, key)? else { return Ok(Frame::Integer(0)) };
-    let removed = args.rest().into_iter().filter(|f| h.remove(f).is_some()).count();
+    let removed = args.rest().into_iter().filter(|f| h.remove(f)).count();
     let empty = h.is_empty();
     if removed > 0 {
         tx.emit(&args.all());
@@ -176,7 +176,7 @@ fn hlen(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 fn hstrlen(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (key, field) = (args.next_arg()?, args.next_arg()?);
     let mut tx = ctx.lock(key);
-    let n = read(&mut tx, key)?.and_then(|h| h.get(field).map(Bytes::len)).unwrap_or(0);
+    let n = read(&mut tx, key)?.and_then(|h| h.get(field).map(<[u8]>::len)).unwrap_or(0);
     Ok(Frame::Integer(n as i64))
 }
 
@@ -194,7 +194,7 @@ fn hincrby(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     };
     let next = current.checked_add(delta).ok_or(CmdError::Overflow)?;
     let text = Bytes::copy_from_slice(itoa::Buffer::new().format(next).as_bytes());
-    h.insert_keep_ttl(Bytes::copy_from_slice(field), text.clone(), &lim);
+    h.insert_keep_ttl(field, &text, &lim);
     tx.emit(&[b"HSET", key, field, &text]);
     tx.notify(class::HASH, "hincrby", key);
     Ok(Frame::Integer(next))
@@ -210,10 +210,10 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let lim = ctx.client.limits;
     let mut tx = ctx.lock(key);
     let h = live_or_create(&mut tx, key)?;
-    let current_text = h.get(field).cloned().unwrap_or(Bytes::from_static(b"0"));
+    let current_text = Bytes::copy_from_slice(h.get(field).unwrap_or(b"0"));
     let current = parse_f64(&current_text).map_err(|_| CmdError::Err("hash value is not a float".into()))?;
     let text = Bytes::from(float_add(&current_text, current, delta_text, delta)?);
-    h.insert_keep_ttl(Bytes::copy_from_slice(field), text.clone(), &lim);
+    h.insert_keep_ttl(field, &text, &lim);
     tx.emit(&[b"HSET", key, field, &text]);
     tx.notify(class::HASH, "hincrbyfloat", key);
     Ok(Frame::Bulk(text))
@@ -228,9 +228,9 @@ fn dump(ctx: &mut Ctx<'_>, mut args: Args<'_>, fields: bool, values: bool) -> Cm
         return Ok(if fields && values && resp3 { Frame::Map(vec![]) } else { Frame::Array(vec![]) });
     };
     Ok(match (fields, values) {
-        (true, true) => Frame::Map(h.iter().map(|(f, v)| (Frame::Bulk(f.clone()), Frame::Bulk(v.clone()))).collect()),
-        (true, false) => Frame::Array(h.iter().map(|(f, _)| Frame::Bulk(f.clone())).collect()),
-        _ => Frame::Array(h.iter().map(|(_, v)| Frame::Bulk(v.clone())).collect()),
+        (true, true) => Frame::Map(h.iter().map(|(f, v)| (Frame::bulk(f), Frame::bulk(v))).collect()),
+        (true, false) => Frame::Array(h.iter().map(|(f, _)| Frame::bulk(f)).collect()),
+        _ => Frame::Array(h.iter().map(|(_, v)| Frame::bulk(v)).collect()),
     })
 }
 
@@ -312,18 +312,15 @@ fn hrandfield(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let Some((count, unique)) = count else {
         let Some(h) = h else { return Ok(Frame::Null) };
         let i = rand::rng().random_range(0..h.len());
-        return Ok(Frame::Bulk(h.get_index(i).expect("index below len").0.clone()));
+        return Ok(Frame::bulk(h.get_index(i).expect("index below len").0));
     };
     let Some(h) = h else { return Ok(Frame::Array(vec![])) };
     let mut out = Vec::new();
-    for i in rand_indexes(h.len(), count, unique) {
-        let (f, v) = h.get_index(i).expect("index below len");
-        match (withvalues, resp3) {
-            (false, _) => out.push(Frame::Bulk(f.clone())),
-            (true, false) => out.extend([Frame::Bulk(f.clone()), Frame::Bulk(v.clone())]),
-            (true, true) => out.push(Frame::Array(vec![Frame::Bulk(f.clone()), Frame::Bulk(v.clone())])),
-        }
-    }
+    h.pick(rand_indexes(h.len(), count, unique).into_iter(), |f, v| match (withvalues, resp3) {
+        (false, _) => out.push(Frame::bulk(f)),
+        (true, false) => out.extend([Frame::bulk(f), Frame::bulk(v)]),
+        (true, true) => out.push(Frame::Array(vec![Frame::bulk(f), Frame::bulk(v)])),
+    });
     Ok(Frame::Array(out))
 }
 
@@ -336,7 +333,7 @@ fn hscan(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let mut found = Vec::new();
     let next = h.scan(opts.cursor, opts.count, |f, v| {
         if opts.matches(f) {
-            found.extend([Frame::Bulk(f.clone()), Frame::Bulk(v.clone())]);
+            found.extend([Frame::bulk(f), Frame::bulk(v)]);
         }
     });
     Ok(ScanOpts::reply(next, found))

@@ -90,7 +90,7 @@ fn lookup(tx: &mut Tx<'_>, pattern: &[u8], elem: &Bytes) -> Option<Bytes> {
     let e = tx.get(&key)?;
     match (field, &e.value) {
         (None, Value::Str(s)) => Some(s.to_bytes()),
-        (Some(f), Value::Hash(h)) => h.get(f).cloned(),
+        (Some(f), Value::Hash(h)) => h.get(f).map(Bytes::copy_from_slice),
         _ => None,
     }
 }

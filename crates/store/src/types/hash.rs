@@ -1,5 +1,6 @@
-//! Hashes: a flat vector of (field, value) pairs while small (`listpack`),
-//! an insertion-ordered hash map once a threshold is crossed (`hashtable`).
+//! Hashes: fields and values packed in one buffer while small (`listpack`,
+//! see packed.rs), an insertion-ordered hash map once a threshold is
+//! crossed (`hashtable`).
 //! Like Redis, a hash never converts back.
 //!
 //! The map is an `IndexMap` for the reasons the keyspace uses one: HSCAN
@@ -10,16 +11,19 @@
 //! exists only once a field has had a TTL, so plain hashes pay one null
 //! pointer. A small hash that has one reports `listpackex`, as 7.4 does.
 
+use super::packed::Packed;
 use super::Limits;
 use bytes::Bytes;
 use indexmap::IndexMap;
 
 type Map = IndexMap<Bytes, Bytes, foldhash::fast::RandomState>;
 
+/// A small hash is its fields and values alternating in one [`Packed`]
+/// buffer; the table is boxed, so a small hash's handle stays small.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HashData {
-    Listpack(Vec<(Bytes, Bytes)>),
-    Table(Map),
+    Listpack(Packed),
+    Table(Box<Map>),
 }
 
 use HashData as H;
@@ -35,22 +39,35 @@ pub struct Hash {
 
 impl Default for Hash {
     fn default() -> Self {
-        Hash { data: H::Listpack(Vec::new()), ttl: None }
+        Hash { data: H::Listpack(Packed::default()), ttl: None }
     }
 }
 
+/// Where a field of a packed hash lies: its span and its value's.
+struct Found {
+    field: (usize, usize),
+    value: (usize, usize),
+}
+
+/// The pairs of a packed hash, in order.
+fn pairs(p: &Packed) -> impl Iterator<Item = (super::packed::Item<'_>, super::packed::Item<'_>)> + '_ {
+    let mut it = p.iter();
+    std::iter::from_fn(move || Some((it.next()?, it.next().expect("fields and values alternate"))))
+}
+
+fn find(p: &Packed, field: &[u8]) -> Option<Found> {
+    pairs(p).find(|(f, _)| f.bytes == field).map(|(f, v)| Found { field: f.span, value: v.span })
+}
+
 impl Hash {
-    /// The pairs of a small hash (the listpack encoding), in order.
-    pub fn listpack_pairs(&self) -> Option<&[(Bytes, Bytes)]> {
-        match &self.data {
-            H::Listpack(v) => Some(v),
-            H::Table(_) => None,
-        }
+    /// Whether the hash is in its small encoding (`listpack`).
+    pub fn is_listpack(&self) -> bool {
+        matches!(self.data, H::Listpack(_))
     }
 
     pub fn len(&self) -> usize {
         match &self.data {
-            H::Listpack(v) => v.len(),
+            H::Listpack(p) => p.len() / 2,
             H::Table(m) => m.len(),
         }
     }
@@ -64,6 +81,14 @@ impl Hash {
             (H::Listpack(_), None) => "listpack",
             (H::Listpack(_), Some(_)) => "listpackex",
             (H::Table(_), _) => "hashtable",
+        }
+    }
+
+    /// Heap bytes of the small encoding's buffer (None for a table).
+    pub fn packed_bytes(&self) -> Option<usize> {
+        match &self.data {
+            H::Listpack(p) => Some(p.allocated()),
+            H::Table(_) => None,
         }
     }
 
@@ -84,9 +109,8 @@ impl Hash {
 
     /// Gives an existing field a deadline.
     pub fn set_field_ttl(&mut self, field: &[u8], at: u64) {
-        if let Some((f, _)) = self.get_pair(field) {
-            let f = f.clone();
-            self.ttl.get_or_insert_with(Default::default).insert(f, at);
+        if self.contains(field) {
+            self.ttl.get_or_insert_with(Default::default).insert(Bytes::copy_from_slice(field), at);
         }
     }
 
@@ -106,15 +130,11 @@ impl Hash {
         due
     }
 
-    fn get_pair(&self, field: &[u8]) -> Option<(&Bytes, &Bytes)> {
+    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.data {
-            H::Listpack(v) => v.iter().find(|(f, _)| f == field).map(|(f, v)| (f, v)),
-            H::Table(m) => m.get_key_value(field),
+            H::Listpack(p) => pairs(p).find(|(f, _)| f.bytes == field).map(|(_, v)| v.bytes),
+            H::Table(m) => m.get(field).map(|v| &v[..]),
         }
-    }
-
-    pub fn get(&self, field: &[u8]) -> Option<&Bytes> {
-        self.get_pair(field).map(|(_, v)| v)
     }
 
     pub fn contains(&self, field: &[u8]) -> bool {
@@ -122,9 +142,9 @@ impl Hash {
     }
 
     /// Sets a field, dropping any TTL it had (HSET); true if it was new.
-    pub fn insert(&mut self, field: Bytes, value: Bytes, lim: &Limits) -> bool {
+    pub fn insert(&mut self, field: &[u8], value: &[u8], lim: &Limits) -> bool {
         if let Some(t) = &mut self.ttl {
-            t.remove(&field);
+            t.remove(field);
         }
         self.insert_keep_ttl(field, value, lim)
     }
@@ -132,66 +152,86 @@ impl Hash {
     /// Sets a field, keeping its TTL (HINCRBY); true if it was new.
     /// Converts first if the field or value is too long for a listpack,
     /// and after if there are too many.
-    pub fn insert_keep_ttl(&mut self, field: Bytes, value: Bytes, lim: &Limits) -> bool {
+    pub fn insert_keep_ttl(&mut self, field: &[u8], value: &[u8], lim: &Limits) -> bool {
         if let H::Listpack(_) = self.data {
             if field.len() > lim.hash_max_listpack_value || value.len() > lim.hash_max_listpack_value {
                 self.convert();
             }
         }
         let new = match &mut self.data {
-            H::Listpack(v) => match v.iter_mut().find(|(f, _)| *f == field) {
-                Some(slot) => {
-                    slot.1 = value;
+            H::Listpack(p) => match find(p, field) {
+                Some(at) => {
+                    p.replace(at.value, value);
                     false
                 }
                 None => {
-                    v.push((field, value));
+                    p.push(&[field, value]);
                     true
                 }
             },
-            H::Table(m) => m.insert(field, value).is_none(),
+            H::Table(m) => m.insert(Bytes::copy_from_slice(field), Bytes::copy_from_slice(value)).is_none(),
         };
-        if matches!(&self.data, H::Listpack(v) if v.len() > lim.hash_max_listpack_entries) {
+        if matches!(&self.data, H::Listpack(p) if p.len() / 2 > lim.hash_max_listpack_entries) {
             self.convert();
         }
         new
     }
 
-    pub fn remove(&mut self, field: &[u8]) -> Option<Bytes> {
+    /// Deletes a field; true if it existed.
+    pub fn remove(&mut self, field: &[u8]) -> bool {
         if let Some(t) = &mut self.ttl {
             t.remove(field);
         }
         match &mut self.data {
-            H::Listpack(v) => {
-                let i = v.iter().position(|(f, _)| f == field)?;
-                Some(v.remove(i).1)
+            H::Listpack(p) => match find(p, field) {
+                Some(at) => {
+                    p.remove(at.field.0..at.value.1, 2);
+                    true
+                }
+                None => false,
+            },
+            H::Table(m) => m.swap_remove(field).is_some(),
+        }
+    }
+
+    /// The pair at `i` (0..len), for a random pick. A walk in the small
+    /// encoding: [`Self::pick`] serves many picks with one.
+    pub fn get_index(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        match &self.data {
+            H::Listpack(p) => pairs(p).nth(i).map(|(f, v)| (f.bytes, v.bytes)),
+            H::Table(m) => m.get_index(i).map(|(f, v)| (&f[..], &v[..])),
+        }
+    }
+
+    /// Visits the pairs at the positions `at` yields (each below len), in
+    /// its order; the small encoding is walked once, whatever their count.
+    pub fn pick(&self, at: impl Iterator<Item = usize>, mut visit: impl FnMut(&[u8], &[u8])) {
+        match &self.data {
+            H::Listpack(p) => {
+                let all: Vec<(&[u8], &[u8])> = pairs(p).map(|(f, v)| (f.bytes, v.bytes)).collect();
+                at.for_each(|i| visit(all[i].0, all[i].1));
             }
-            H::Table(m) => m.swap_remove(field),
+            H::Table(m) => at.for_each(|i| {
+                let (f, v) = m.get_index(i).expect("index below len");
+                visit(f, v)
+            }),
         }
     }
 
-    /// The pair at `i` (0..len), for random picks.
-    pub fn get_index(&self, i: usize) -> Option<(&Bytes, &Bytes)> {
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
         match &self.data {
-            H::Listpack(v) => v.get(i).map(|(f, v)| (f, v)),
-            H::Table(m) => m.get_index(i),
-        }
-    }
-
-    pub fn iter(&self) -> Box<dyn Iterator<Item = (&Bytes, &Bytes)> + '_> {
-        match &self.data {
-            H::Listpack(v) => Box::new(v.iter().map(|(f, v)| (f, v))),
-            H::Table(m) => Box::new(m.iter()),
+            H::Listpack(p) => Box::new(pairs(p).map(|(f, v)| (f.bytes, v.bytes))),
+            H::Table(m) => Box::new(m.iter().map(|(f, v)| (&f[..], &v[..]))),
         }
     }
 
     /// One HSCAN step. A listpack answers whole with cursor 0, as Redis's
     /// does; a table walks down from its top index (see the module doc).
     /// Returns the next cursor.
-    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bytes, &Bytes)) -> u64 {
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&[u8], &[u8])) -> u64 {
         match &self.data {
-            H::Listpack(v) => {
-                v.iter().for_each(|(f, v)| visit(f, v));
+            H::Listpack(p) => {
+                pairs(p).for_each(|(f, v)| visit(f.bytes, v.bytes));
                 0
             }
             H::Table(m) => scan_indexed(m.len(), cursor, count, |i| {
@@ -202,10 +242,10 @@ impl Hash {
     }
 
     fn convert(&mut self) {
-        if let H::Listpack(v) = &mut self.data {
-            let mut m = Map::with_capacity_and_hasher(v.len(), Default::default());
-            m.extend(v.drain(..));
-            self.data = H::Table(m);
+        if let H::Listpack(p) = &self.data {
+            let mut m = Map::with_capacity_and_hasher(p.len() / 2, Default::default());
+            m.extend(pairs(p).map(|(f, v)| (Bytes::copy_from_slice(f.bytes), Bytes::copy_from_slice(v.bytes))));
+            self.data = H::Table(Box::new(m));
         }
     }
 }
@@ -227,24 +267,21 @@ pub fn scan_indexed(len: usize, cursor: u64, count: usize, mut visit: impl FnMut
 mod tests {
     use super::*;
 
-    fn b(s: &str) -> Bytes {
-        Bytes::copy_from_slice(s.as_bytes())
-    }
-
     #[test]
     fn converts_at_the_thresholds() {
         let lim = Limits { hash_max_listpack_entries: 2, hash_max_listpack_value: 4, ..Default::default() };
         let mut h = Hash::default();
-        assert!(h.insert(b("a"), b("1"), &lim));
-        assert!(!h.insert(b("a"), b("2"), &lim));
-        assert!(h.insert(b("b"), b("1"), &lim));
+        assert!(h.insert(b"a", b"1", &lim));
+        assert!(!h.insert(b"a", b"2", &lim));
+        assert!(h.insert(b"b", b"1", &lim));
         assert_eq!(h.encoding(), "listpack");
-        h.insert(b("c"), b("1"), &lim);
+        h.insert(b"c", b"1", &lim);
         assert_eq!(h.encoding(), "hashtable");
+        assert_eq!((h.get(b"a"), h.get(b"b"), h.get(b"c")), (Some(&b"2"[..]), Some(&b"1"[..]), Some(&b"1"[..])));
         let mut h = Hash::default();
-        h.insert(b("a"), b("12345"), &lim);
+        h.insert(b"a", b"12345", &lim);
         assert_eq!(h.encoding(), "hashtable");
-        assert_eq!(h.get(b"a"), Some(&b("12345")));
+        assert_eq!(h.get(b"a"), Some(&b"12345"[..]));
     }
 
     #[test]
@@ -252,11 +289,11 @@ mod tests {
         let lim = Limits { hash_max_listpack_entries: 0, ..Default::default() };
         let mut h = Hash::default();
         for i in 0..100 {
-            h.insert(b(&i.to_string()), b("v"), &lim);
+            h.insert(i.to_string().as_bytes(), b"v", &lim);
         }
         let (mut seen, mut cur) = (Vec::new(), 0);
         loop {
-            cur = h.scan(cur, 7, |f, _| seen.push(f.clone()));
+            cur = h.scan(cur, 7, |f, _| seen.push(f.to_vec()));
             if cur == 0 {
                 break;
             }

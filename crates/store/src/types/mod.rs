@@ -11,6 +11,7 @@ pub mod hll;
 pub mod list;
 pub mod listpack;
 pub mod ordered;
+pub mod packed;
 pub mod set;
 pub mod stream;
 pub mod zset;
@@ -98,10 +99,11 @@ mod model_tests {
             let mut model = BTreeMap::new();
             for (ins, f, v) in ops {
                 if ins {
-                    let new = h.insert(Bytes::from(f.clone()), Bytes::from(v.clone()), &lim);
+                    let new = h.insert(&f, &v, &lim);
                     prop_assert_eq!(new, model.insert(f, v).is_none());
                 } else {
-                    prop_assert_eq!(h.remove(&f).map(|b| b.to_vec()), model.remove(&f));
+                    prop_assert_eq!(h.get(&f).map(<[u8]>::to_vec), model.get(&f).cloned());
+                    prop_assert_eq!(h.remove(&f), model.remove(&f).is_some());
                 }
                 if h.encoding() == "listpack" {
                     prop_assert!(h.len() <= lim.hash_max_listpack_entries);
