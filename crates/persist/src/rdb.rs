@@ -211,7 +211,7 @@ pub fn put_value(out: &mut BytesMut, value: &Value) -> Result<(), RdbError> {
             if z.encoding() == "listpack" {
                 out.put_u8(RDB_TYPE_ZSET_LISTPACK);
                 let scores: Vec<String> = z.iter().map(|e| score_string(e.score)).collect();
-                let items = z.iter().zip(&scores).flat_map(|(e, s)| [e.member.as_ref(), s.as_bytes()]);
+                let items = z.iter().zip(&scores).flat_map(|(e, s)| [e.member, s.as_bytes()]);
                 put_bytes(out, &listpack::encode(items));
             } else {
                 out.put_u8(RDB_TYPE_ZSET_2);
@@ -219,7 +219,7 @@ pub fn put_value(out: &mut BytesMut, value: &Value) -> Result<(), RdbError> {
                 // Highest first, as Redis writes, so a loader inserting at
                 // the head of a skiplist does no searching.
                 for e in z.iter().rev() {
-                    put_bytes(out, &e.member);
+                    put_bytes(out, e.member);
                     out.put_f64_le(e.score);
                 }
             }
@@ -633,7 +633,7 @@ mod tests {
         // Member "a" with score 5 (an immediate integer).
         let pair = b"\x10\x00\x00\x00\x0d\x00\x00\x00\x02\x00\x00\x01a\x03\xf6\xff";
         let Value::ZSet(z) = body(RDB_TYPE_ZSET_ZIPLIST, pair, None) else { panic!("zset") };
-        assert_eq!(z.iter().map(|e| (e.member.clone(), e.score)).collect::<Vec<_>>(), [(Bytes::from("a"), 5.0)]);
+        assert_eq!(z.iter().map(|e| (e.member.to_vec(), e.score)).collect::<Vec<_>>(), [(b"a".to_vec(), 5.0)]);
         let mut bad = ZIPLIST.to_vec();
         bad[11] = 0x3F; // a string longer than the ziplist
         assert!(listpack::decode_ziplist(&bad).is_none());

@@ -50,7 +50,7 @@ fn mix_value(digest: &mut Digest, entry: &Entry) {
         Value::ZSet(z) => {
             for e in z.iter() {
                 let mut one = [0u8; 20];
-                mix(&mut one, &e.member);
+                mix(&mut one, e.member);
                 mix(&mut one, crate::scripting::format_g(e.score, 17).as_bytes());
                 xor(digest, &one);
             }

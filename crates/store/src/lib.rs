@@ -32,7 +32,7 @@ pub use types::{
     list::List,
     set::Set,
     stream::{Stream, StreamId},
-    zset::{ZEntry, ZSet},
+    zset::{ZEntry, ZRef, ZSet},
     Limits,
 };
 pub use value::{StrValue, Value};

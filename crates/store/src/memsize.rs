@@ -29,6 +29,11 @@ pub fn size_class(n: usize) -> usize {
 
 /// A `Bytes` held in a container: its handle plus its buffer.
 fn bytes_cost(b: &Bytes) -> usize {
+    bytes_cost_of(b)
+}
+
+/// [`bytes_cost`] for bytes about to be held as a `Bytes`.
+fn bytes_cost_of(b: &[u8]) -> usize {
     std::mem::size_of::<Bytes>() + size_class(b.len())
 }
 
@@ -59,9 +64,8 @@ fn hash_cost(h: &Hash, samples: usize) -> usize {
         return size_class(bytes);
     }
     // The boxed map, and per pair its two `Bytes` and an index word.
-    let per = |b: &[u8]| std::mem::size_of::<Bytes>() + size_class(b.len());
     size_class(std::mem::size_of::<indexmap::IndexMap<Bytes, Bytes>>())
-        + extrapolate(h.len(), samples, h.iter().map(|(f, v)| per(f) + per(v) + 8))
+        + extrapolate(h.len(), samples, h.iter().map(|(f, v)| bytes_cost_of(f) + bytes_cost_of(v) + 8))
 }
 
 impl Value {
@@ -85,9 +89,18 @@ impl Value {
                 size_class(std::mem::size_of_val(&**s)) + members
             }
             Value::ZSet(z) => {
-                // Member, score, and the order index's share.
-                let per = |e: &crate::types::zset::ZEntry| bytes_cost(&e.member) + 8 + 16;
-                size_class(std::mem::size_of_val(&**z)) + extrapolate(z.len(), samples, z.iter().map(per))
+                let entries = match z.packed_bytes() {
+                    Some(bytes) => size_class(bytes),
+                    None => {
+                        // Per entry: its place in the order (score and
+                        // handle), its map entry (handle, score, hash) and
+                        // index word, and the member's bytes, shared by
+                        // both handles behind a shared header.
+                        let per = |e: crate::types::zset::ZRef<'_>| 40 + 48 + 8 + size_class(e.member.len()) + 24;
+                        size_class(z.skiplist_bytes()) + extrapolate(z.len(), samples, z.iter().map(per))
+                    }
+                };
+                size_class(std::mem::size_of_val(&**z)) + entries
             }
             Value::Stream(st) => {
                 let entry = |e: &crate::types::stream::Entry| {

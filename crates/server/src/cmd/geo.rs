@@ -631,7 +631,7 @@ fn search(z: &ZSet, q: &Query<'_>, centre: (f64, f64)) -> Vec<(Bytes, u64, f64, 
             }
             let bits = e.score as u64;
             if let Some((d, lon, lat)) = within(&q.shape, centre, bits) {
-                hits.push((e.member.clone(), bits, d, lon, lat));
+                hits.push((Bytes::copy_from_slice(e.member), bits, d, lon, lat));
             }
             if full(&hits) {
                 break;

@@ -145,8 +145,7 @@ fn hmget(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     let mut tx = ctx.lock(key);
     let h = read(&mut tx, key)?;
-    let out =
-        args.rest().into_iter().map(|f| h.as_ref().and_then(|h| h.get(f)).map_or(Frame::Null, Frame::bulk));
+    let out = args.rest().into_iter().map(|f| h.as_ref().and_then(|h| h.get(f)).map_or(Frame::Null, Frame::bulk));
     Ok(Frame::Array(out.collect()))
 }
 

@@ -128,7 +128,7 @@ fn run(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResult {
                 }
                 (m, false)
             }
-            Value::ZSet(z) => (z.iter().map(|e| e.member.clone()).collect(), true),
+            Value::ZSet(z) => (z.iter().map(|e| Bytes::copy_from_slice(e.member)).collect(), true),
             _ => return Err(CmdError::WrongType),
         },
     };

@@ -14,7 +14,7 @@ use super::{class, drop_if_empty, eq_ic, get_as, parse_f64, parse_i64, parse_tim
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::{format_double, Frame};
-use larder_store::{Limits, Ttl, Tx, Value, ZEntry, ZSet};
+use larder_store::{Limits, Ttl, Tx, Value, ZEntry, ZRef, ZSet};
 use std::time::Duration;
 
 pub(super) static COMMANDS: &[CommandSpec] = &[
@@ -141,7 +141,7 @@ impl Range {
     }
 
     /// The entries selected, in reply order, after LIMIT.
-    fn select<'z>(&self, z: &'z ZSet, rev: bool, limit: Option<(i64, i64)>) -> Vec<&'z ZEntry> {
+    fn select<'z>(&self, z: &'z ZSet, rev: bool, limit: Option<(i64, i64)>) -> Vec<ZRef<'z>> {
         if let (Range::Rank(a, b), true) = (self, rev) {
             // REV ranks count from the highest score.
             return match larder_store::types::clamp_range(*a, *b, z.len()) {
@@ -169,10 +169,10 @@ impl Range {
 }
 
 /// Members (and scores) as a reply: RESP3 pairs with doubles, RESP2 flat.
-fn entries_reply<'z>(entries: impl IntoIterator<Item = &'z ZEntry>, withscores: bool, resp3: bool) -> Frame {
+fn entries_reply<'z>(entries: impl IntoIterator<Item = ZRef<'z>>, withscores: bool, resp3: bool) -> Frame {
     let mut out = Vec::new();
     for e in entries {
-        let m = Frame::Bulk(e.member.clone());
+        let m = Frame::bulk(e.member);
         match (withscores, resp3) {
             (false, _) => out.push(m),
             (true, false) => out.extend([m, Frame::Bulk(score_text(e.score))]),
@@ -529,7 +529,12 @@ fn zrangestore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let lim = ctx.client.limits;
     let mut tx = ctx.lock_keys([src, dst]);
     let picked: Vec<(Bytes, f64)> = match read(&mut tx, src)? {
-        Some(z) => req.range.select(z, req.rev, req.limit).into_iter().map(|e| (e.member.clone(), e.score)).collect(),
+        Some(z) => req
+            .range
+            .select(z, req.rev, req.limit)
+            .into_iter()
+            .map(|e| (Bytes::copy_from_slice(e.member), e.score))
+            .collect(),
         None => vec![],
     };
     store(ctx, &mut tx, dst, build(picked, &lim), &args)
@@ -592,7 +597,7 @@ fn source_entries(tx: &mut Tx<'_>, key: &[u8]) -> Result<Option<Vec<(Bytes, f64)
     match tx.get(key) {
         None => Ok(None),
         Some(e) => match &e.value {
-            Value::ZSet(z) => Ok(Some(z.iter().map(|e| (e.member.clone(), e.score)).collect())),
+            Value::ZSet(z) => Ok(Some(z.iter().map(|e| (Bytes::copy_from_slice(e.member), e.score)).collect())),
             Value::Set(s) => Ok(Some(s.members().into_iter().map(|m| (m, 1.0)).collect())),
             _ => Err(CmdError::WrongType),
         },
@@ -717,8 +722,7 @@ fn combine_cmd(ctx: &mut Ctx<'_>, mut args: Args<'_>, op: Op) -> CmdResult {
     let resp3 = ctx.resp3();
     let mut tx = ctx.lock_keys(keys.iter().copied());
     let out = combine(&mut tx, &keys, &weights, agg, op)?;
-    let entries: Vec<ZEntry> = out.into_iter().map(|(member, score)| ZEntry { score, member }).collect();
-    Ok(entries_reply(&entries, withscores, resp3))
+    Ok(entries_reply(out.iter().map(|(member, score)| ZRef { score: *score, member }), withscores, resp3))
 }
 
 fn combine_store(ctx: &mut Ctx<'_>, mut args: Args<'_>, op: Op) -> CmdResult {
@@ -801,7 +805,7 @@ fn zpop(ctx: &mut Ctx<'_>, mut args: Args<'_>, min: bool) -> CmdResult {
         let flat = popped.iter().flat_map(|e| [Frame::Bulk(e.member.clone()), Frame::Double(e.score)]);
         return Ok(Frame::Array(flat.collect()));
     }
-    Ok(entries_reply(&popped, true, resp3))
+    Ok(entries_reply(popped.iter().map(ZEntry::as_ref), true, resp3))
 }
 
 fn zpopmin(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
@@ -829,7 +833,7 @@ fn pop_first(
             let popped = pop_n(&mut tx, key, min, count)?;
             let k = Frame::Bulk(Bytes::copy_from_slice(key));
             return Ok(if mpop {
-                Frame::Array(vec![k, entries_reply(&popped, true, true)])
+                Frame::Array(vec![k, entries_reply(popped.iter().map(ZEntry::as_ref), true, true)])
             } else {
                 let e = &popped[0];
                 let score = if resp3 { Frame::Double(e.score) } else { Frame::Bulk(score_text(e.score)) };
@@ -900,21 +904,16 @@ fn zrandmember(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let Some((count, unique)) = count else {
         let Some(z) = z else { return Ok(Frame::Null) };
         let i = rand::Rng::random_range(&mut rand::rng(), 0..z.len());
-        return Ok(Frame::Bulk(z.get_index(i).expect("index below len").0.clone()));
+        return Ok(Frame::bulk(z.get_index(i).expect("index below len").0));
     };
     let Some(z) = z else { return Ok(Frame::Array(vec![])) };
     if unique && count >= z.len() {
         // The whole set, highest score first, as Redis's listpack walk gives.
         return Ok(entries_reply(z.iter().rev(), withscores, resp3));
     }
-    let entries: Vec<ZEntry> = rand_indexes(z.len(), count, unique)
-        .into_iter()
-        .map(|i| {
-            let (m, s) = z.get_index(i).expect("index below len");
-            ZEntry { score: s, member: m.clone() }
-        })
-        .collect();
-    Ok(entries_reply(&entries, withscores, resp3))
+    let mut entries = Vec::new();
+    z.pick(rand_indexes(z.len(), count, unique).into_iter(), |e| entries.push(e));
+    Ok(entries_reply(entries, withscores, resp3))
 }
 
 /// ZSCAN key cursor [MATCH pattern] [COUNT count]
@@ -926,7 +925,7 @@ fn zscan(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let mut found = Vec::new();
     let next = z.scan(opts.cursor, opts.count, |m, s| {
         if opts.matches(m) {
-            found.extend([Frame::Bulk(m.clone()), Frame::Bulk(score_text(s))]);
+            found.extend([Frame::bulk(m), Frame::Bulk(score_text(s))]);
         }
     });
     Ok(ScanOpts::reply(next, found))

@@ -184,8 +184,26 @@ mod model_tests {
             want.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then_with(|| a.1.cmp(&b.1)));
             let got: Vec<(f64, Vec<u8>)> = z.iter().map(|e| (e.score, e.member.to_vec())).collect();
             prop_assert_eq!(&got, &want);
-            for (r, (_, m)) in want.iter().enumerate() {
+            for (r, (sc, m)) in want.iter().enumerate() {
                 prop_assert_eq!(z.rank(m), Some(r));
+                let e = z.get(r).unwrap();
+                prop_assert_eq!((e.score, e.member), (*sc, &m[..]));
+                let from: Vec<Vec<u8>> = z.iter_from(r).map(|e| e.member.to_vec()).collect();
+                prop_assert_eq!(&from[..], &want[r..].iter().map(|w| w.1.clone()).collect::<Vec<_>>()[..]);
+                let back: Vec<Vec<u8>> = z.iter_rev_from(r).map(|e| e.member.to_vec()).collect();
+                prop_assert_eq!(back, want[..=r].iter().rev().map(|w| w.1.clone()).collect::<Vec<_>>());
+                prop_assert_eq!(z.partition_point(|e| e.score < *sc), want.iter().position(|w| w.0 >= *sc).unwrap());
+            }
+            // Back to a listpack when small again, same contents.
+            let big = Limits { zset_max_listpack_entries: 1000, zset_max_listpack_value: 1000, ..lim };
+            z.shrink_if_small(&big);
+            prop_assert_eq!(z.encoding(), "listpack");
+            let got: Vec<(f64, Vec<u8>)> = z.iter().map(|e| (e.score, e.member.to_vec())).collect();
+            prop_assert_eq!(&got, &want);
+            if let Some(first) = want.first() {
+                let e = z.remove_rank(0).unwrap();
+                prop_assert_eq!((e.score, e.member.to_vec()), first.clone());
+                prop_assert_eq!(z.len(), want.len() - 1);
             }
         }
     }

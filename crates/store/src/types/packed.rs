@@ -130,6 +130,27 @@ impl Packed {
         self.set_len(self.len() + items.len());
     }
 
+    /// Inserts elements before the one starting at `at` (an [`Item`]'s
+    /// span start; [`Self::end`] appends).
+    pub fn insert_at(&mut self, at: usize, items: &[&[u8]]) {
+        if at >= self.end() {
+            return self.push(items);
+        }
+        let mut packed = Vec::with_capacity(items.iter().map(|i| packed_size(i)).sum());
+        for item in items {
+            write_varint(&mut packed, item.len());
+            packed.extend_from_slice(item);
+        }
+        self.reserve(packed.len());
+        self.buf.splice(at..at, packed);
+        self.set_len(self.len() + items.len());
+    }
+
+    /// Where an element appended now would start.
+    pub fn end(&self) -> usize {
+        self.buf.len().max(COUNT)
+    }
+
     /// Replaces the element at `span` (from an [`Item`]) with `item`.
     pub fn replace(&mut self, span: (usize, usize), item: &[u8]) {
         let mut packed = Vec::with_capacity(packed_size(item));
@@ -177,6 +198,18 @@ mod tests {
         p.push(&[b"bc"]);
         assert_eq!(p.len(), 4);
         assert_eq!(items(&p), [b"a".to_vec(), vec![], long.clone(), b"bc".to_vec()]);
+        let second = p.iter().nth(1).unwrap().span;
+        p.insert_at(second.0, &[b"x", b"yz"]);
+        p.insert_at(p.end(), &[b"end"]);
+        assert_eq!(
+            items(&p),
+            [b"a".to_vec(), b"x".to_vec(), b"yz".to_vec(), vec![], long.clone(), b"bc".to_vec(), b"end".to_vec()]
+        );
+        let (x, end) = (p.iter().nth(1).unwrap().span, p.iter().last().unwrap().span);
+        p.remove(end.0..end.1, 1);
+        let yz = p.iter().nth(2).unwrap().span;
+        p.remove(x.0..yz.1, 2);
+        assert_eq!(p.len(), 4);
         let third = p.iter().nth(2).unwrap().span;
         p.replace(third, b"short");
         assert_eq!(items(&p), [b"a".to_vec(), vec![], b"short".to_vec(), b"bc".to_vec()]);

@@ -1,11 +1,12 @@
-//! Sorted sets. Members are ordered by (score, member bytes) in an
-//! [`Ordered`] sequence, which gives O(log n) ranks in either encoding.
-//! The `skiplist` encoding adds a member→score map for O(1) ZSCORE; the
-//! `listpack` encoding is the sequence alone (one chunk), searched
-//! linearly by member as Redis's listpack is, so a small sorted set costs
-//! one allocation. The encoding name is what Redis would report.
+//! Sorted sets. A small one (`listpack`) is its members and scores
+//! packed in one buffer (packed.rs) in (score, member) order, walked as
+//! Redis walks its listpack. A large one (`skiplist`) keeps members in an
+//! [`Ordered`] sequence, which gives O(log n) ranks, beside a
+//! member→score map for O(1) ZSCORE. Readers see entries as [`ZRef`]s,
+//! borrowed from either. The encoding name is what Redis would report.
 
 use super::ordered::Ordered;
+use super::packed::{Item, Packed};
 use super::Limits;
 use bytes::Bytes;
 use indexmap::IndexMap;
@@ -13,12 +14,19 @@ use std::cmp::Ordering;
 
 type Dict = IndexMap<Bytes, f64, foldhash::fast::RandomState>;
 
-/// One member and its score. Scores are never NaN; -0 and 0 compare equal
-/// and fall back to the member, as in Redis's skiplist.
+/// One member and its score, owned (what ZPOP and the computed sets
+/// hand back). Scores are never NaN; -0 and 0 compare equal and fall back
+/// to the member, as in Redis's skiplist.
 #[derive(Debug, Clone)]
 pub struct ZEntry {
     pub score: f64,
     pub member: Bytes,
+}
+
+impl ZEntry {
+    pub fn as_ref(&self) -> ZRef<'_> {
+        ZRef { score: self.score, member: &self.member }
+    }
 }
 
 impl PartialEq for ZEntry {
@@ -34,14 +42,64 @@ impl PartialOrd for ZEntry {
 }
 impl Ord for ZEntry {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.score.partial_cmp(&other.score).unwrap_or(Ordering::Equal).then_with(|| self.member.cmp(&other.member))
+        self.as_ref().cmp_to(other.as_ref())
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ZSet {
+/// A member and its score as stored, in either encoding.
+#[derive(Debug, Clone, Copy)]
+pub struct ZRef<'a> {
+    pub score: f64,
+    pub member: &'a [u8],
+}
+
+impl ZRef<'_> {
+    /// The sorted set's order: score, then member bytes.
+    pub fn cmp_to(&self, other: ZRef<'_>) -> Ordering {
+        self.score.partial_cmp(&other.score).unwrap_or(Ordering::Equal).then_with(|| self.member.cmp(other.member))
+    }
+
+    pub fn to_owned(&self) -> ZEntry {
+        ZEntry { score: self.score, member: Bytes::copy_from_slice(self.member) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Skiplist {
     order: Ordered<ZEntry>,
-    dict: Option<Dict>,
+    dict: Dict,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Data {
+    /// Member, then its score's eight little-endian bytes, per entry.
+    Packed(Packed),
+    Skiplist(Box<Skiplist>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZSet {
+    data: Data,
+}
+
+impl Default for ZSet {
+    fn default() -> Self {
+        ZSet { data: Data::Packed(Packed::default()) }
+    }
+}
+
+/// A packed entry: its member's item and its score's.
+fn read<'a>(m: Item<'a>, s: Item<'a>) -> ZRef<'a> {
+    ZRef { score: f64::from_le_bytes(s.bytes.try_into().expect("eight score bytes")), member: m.bytes }
+}
+
+/// The packed entries in order, with where each lies.
+fn packed(p: &Packed) -> impl Iterator<Item = (ZRef<'_>, (usize, usize))> + '_ {
+    let mut it = p.iter();
+    std::iter::from_fn(move || {
+        let (m, s) = (it.next()?, it.next().expect("members and scores alternate"));
+        Some((read(m, s), (m.span.0, s.span.1)))
+    })
 }
 
 impl ZSet {
@@ -50,31 +108,58 @@ impl ZSet {
     pub fn with_hint(size_hint: usize, max_len: usize, lim: &Limits) -> ZSet {
         let mut z = ZSet::default();
         if size_hint > lim.zset_max_listpack_entries || max_len > lim.zset_max_listpack_value {
-            z.dict = Some(Dict::default());
+            z.convert();
         }
         z
     }
 
     pub fn len(&self) -> usize {
-        self.order.len()
+        match &self.data {
+            Data::Packed(p) => p.len() / 2,
+            Data::Skiplist(s) => s.order.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.len() == 0
     }
 
     pub fn encoding(&self) -> &'static str {
-        if self.dict.is_some() {
-            "skiplist"
-        } else {
-            "listpack"
+        match self.data {
+            Data::Packed(_) => "listpack",
+            Data::Skiplist(_) => "skiplist",
+        }
+    }
+
+    /// Heap bytes of the small encoding's buffer (None for a skiplist).
+    pub fn packed_bytes(&self) -> Option<usize> {
+        match &self.data {
+            Data::Packed(p) => Some(p.allocated()),
+            Data::Skiplist(_) => None,
+        }
+    }
+
+    /// Bytes of the large encoding's boxed order and map, before their
+    /// entries (0 for a listpack).
+    pub fn skiplist_bytes(&self) -> usize {
+        match &self.data {
+            Data::Packed(_) => 0,
+            Data::Skiplist(_) => std::mem::size_of::<Skiplist>(),
         }
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        match &self.dict {
-            Some(d) => d.get(member).copied(),
-            None => self.order.iter().find(|e| e.member == member).map(|e| e.score),
+        match &self.data {
+            Data::Packed(p) => packed(p).find(|(e, _)| e.member == member).map(|(e, _)| e.score),
+            Data::Skiplist(s) => s.dict.get(member).copied(),
+        }
+    }
+
+    fn convert(&mut self) {
+        if let Data::Packed(p) = &self.data {
+            let entries: Vec<ZEntry> = packed(p).map(|(e, _)| e.to_owned()).collect();
+            let dict = entries.iter().map(|e| (e.member.clone(), e.score)).collect();
+            self.data = Data::Skiplist(Box::new(Skiplist { order: Ordered::from_sorted(entries), dict }));
         }
     }
 
@@ -85,101 +170,176 @@ impl ZSet {
             if old == score && old.is_sign_negative() == score.is_sign_negative() {
                 return Some(old);
             }
-            let member = Bytes::copy_from_slice(member);
-            self.order.remove(&ZEntry { score: old, member: member.clone() });
-            if let Some(d) = &mut self.dict {
-                d.insert(member.clone(), score);
+            match &mut self.data {
+                Data::Packed(_) => {
+                    self.remove(member);
+                }
+                Data::Skiplist(s) => {
+                    // The map entry keeps its place: a ZSCAN under way
+                    // still meets it.
+                    let member = Bytes::copy_from_slice(member);
+                    s.order.remove(&ZEntry { score: old, member: member.clone() });
+                    s.dict.insert(member.clone(), score);
+                    s.order.insert(ZEntry { score, member });
+                    return Some(old);
+                }
             }
-            self.order.insert(ZEntry { score, member });
-            return Some(old);
-        }
-        if self.dict.is_none()
+        } else if matches!(self.data, Data::Packed(_))
             && (self.len() + 1 > lim.zset_max_listpack_entries || member.len() > lim.zset_max_listpack_value)
         {
-            self.dict = Some(self.order.iter().map(|e| (e.member.clone(), e.score)).collect());
+            self.convert();
         }
-        let member = Bytes::copy_from_slice(member);
-        if let Some(d) = &mut self.dict {
-            d.insert(member.clone(), score);
+        match &mut self.data {
+            Data::Packed(p) => {
+                let new = ZRef { score, member };
+                let at =
+                    packed(p).find(|(e, _)| e.cmp_to(new) == Ordering::Greater).map_or(p.end(), |(_, span)| span.0);
+                p.insert_at(at, &[member, &score.to_le_bytes()]);
+            }
+            Data::Skiplist(s) => {
+                let member = Bytes::copy_from_slice(member);
+                s.dict.insert(member.clone(), score);
+                s.order.insert(ZEntry { score, member });
+            }
         }
-        self.order.insert(ZEntry { score, member });
-        None
+        old
     }
 
     /// Removes `member`; returns its score.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        let score = match &mut self.dict {
-            Some(d) => d.swap_remove(member)?,
-            None => self.score(member)?,
-        };
-        self.order.remove(&ZEntry { score, member: Bytes::copy_from_slice(member) });
-        Some(score)
+        match &mut self.data {
+            Data::Packed(p) => {
+                let (e, span) = packed(p).find(|(e, _)| e.member == member)?;
+                let score = e.score;
+                p.remove(span.0..span.1, 2);
+                Some(score)
+            }
+            Data::Skiplist(s) => {
+                let score = s.dict.swap_remove(member)?;
+                s.order.remove(&ZEntry { score, member: Bytes::copy_from_slice(member) });
+                Some(score)
+            }
+        }
     }
 
     /// Removes and returns the entry at `rank`.
     pub fn remove_rank(&mut self, rank: usize) -> Option<ZEntry> {
-        let e = self.order.remove_rank(rank)?;
-        if let Some(d) = &mut self.dict {
-            d.swap_remove(&e.member);
+        match &mut self.data {
+            Data::Packed(p) => {
+                let (e, span) = packed(p).nth(rank)?;
+                let e = e.to_owned();
+                p.remove(span.0..span.1, 2);
+                Some(e)
+            }
+            Data::Skiplist(s) => {
+                let e = s.order.remove_rank(rank)?;
+                s.dict.swap_remove(&e.member);
+                Some(e)
+            }
         }
-        Some(e)
     }
 
     /// 0-based rank in ascending order.
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
-        let score = self.score(member)?;
-        self.order.rank(&ZEntry { score, member: Bytes::copy_from_slice(member) })
+        match &self.data {
+            Data::Packed(p) => packed(p).position(|(e, _)| e.member == member),
+            Data::Skiplist(s) => {
+                let score = *s.dict.get(member)?;
+                s.order.rank(&ZEntry { score, member: Bytes::copy_from_slice(member) })
+            }
+        }
     }
 
-    pub fn get(&self, rank: usize) -> Option<&ZEntry> {
-        self.order.get(rank)
+    pub fn get(&self, rank: usize) -> Option<ZRef<'_>> {
+        match &self.data {
+            Data::Packed(p) => packed(p).nth(rank).map(|(e, _)| e),
+            Data::Skiplist(s) => s.order.get(rank).map(ZEntry::as_ref),
+        }
     }
 
     /// Rank of the first entry for which `pred` is false.
-    pub fn partition_point(&self, pred: impl FnMut(&ZEntry) -> bool) -> usize {
-        self.order.partition_point(pred)
+    pub fn partition_point(&self, mut pred: impl FnMut(ZRef<'_>) -> bool) -> usize {
+        match &self.data {
+            Data::Packed(p) => packed(p).take_while(|(e, _)| pred(*e)).count(),
+            Data::Skiplist(s) => s.order.partition_point(|e| pred(e.as_ref())),
+        }
     }
 
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &ZEntry> + '_ {
-        self.order.iter()
+    pub fn iter(&self) -> Box<dyn DoubleEndedIterator<Item = ZRef<'_>> + '_> {
+        match &self.data {
+            // A listpack is walked forwards only; a reverse walk of a small
+            // set reads it once into a vector.
+            Data::Packed(p) => Box::new(packed(p).map(|(e, _)| e).collect::<Vec<_>>().into_iter()),
+            Data::Skiplist(s) => Box::new(s.order.iter().map(ZEntry::as_ref)),
+        }
     }
 
-    pub fn iter_from(&self, rank: usize) -> impl Iterator<Item = &ZEntry> + '_ {
-        self.order.iter_from(rank)
+    pub fn iter_from(&self, rank: usize) -> Box<dyn Iterator<Item = ZRef<'_>> + '_> {
+        match &self.data {
+            Data::Packed(p) => Box::new(packed(p).skip(rank).map(|(e, _)| e)),
+            Data::Skiplist(s) => Box::new(s.order.iter_from(rank).map(ZEntry::as_ref)),
+        }
     }
 
-    pub fn iter_rev_from(&self, rank: usize) -> impl Iterator<Item = &ZEntry> + '_ {
-        self.order.iter_rev_from(rank)
+    pub fn iter_rev_from(&self, rank: usize) -> Box<dyn Iterator<Item = ZRef<'_>> + '_> {
+        match &self.data {
+            Data::Packed(p) => {
+                let upto: Vec<ZRef<'_>> = packed(p).take(rank.saturating_add(1)).map(|(e, _)| e).collect();
+                Box::new(upto.into_iter().rev())
+            }
+            Data::Skiplist(s) => Box::new(s.order.iter_rev_from(rank).map(ZEntry::as_ref)),
+        }
     }
 
     /// A member picked by index (0..len), for ZRANDMEMBER.
-    pub fn get_index(&self, i: usize) -> Option<(&Bytes, f64)> {
-        match &self.dict {
-            Some(d) => d.get_index(i).map(|(m, s)| (m, *s)),
-            None => self.order.get(i).map(|e| (&e.member, e.score)),
+    pub fn get_index(&self, i: usize) -> Option<(&[u8], f64)> {
+        match &self.data {
+            Data::Packed(_) => self.get(i).map(|e| (e.member, e.score)),
+            Data::Skiplist(s) => s.dict.get_index(i).map(|(m, s)| (&m[..], *s)),
+        }
+    }
+
+    /// Visits the entries at the positions `at` yields (each below len),
+    /// in its order, as picked by index ([`Self::get_index`]); the small
+    /// encoding is walked once, whatever their count.
+    pub fn pick<'z>(&'z self, at: impl Iterator<Item = usize>, mut visit: impl FnMut(ZRef<'z>)) {
+        match &self.data {
+            Data::Packed(p) => {
+                let all: Vec<ZRef<'z>> = packed(p).map(|(e, _)| e).collect();
+                at.for_each(|i| visit(all[i]));
+            }
+            Data::Skiplist(s) => at.for_each(|i| {
+                let (m, s) = s.dict.get_index(i).expect("index below len");
+                visit(ZRef { score: *s, member: m })
+            }),
         }
     }
 
     /// Back to a listpack if a computed result is small enough, as Redis's
     /// `zsetConvertToListpackIfNeeded` does for *STORE destinations.
     pub fn shrink_if_small(&mut self, lim: &Limits) {
-        if self.dict.is_some()
-            && self.len() <= lim.zset_max_listpack_entries
-            && self.iter().all(|e| e.member.len() <= lim.zset_max_listpack_value)
-        {
-            self.dict = None;
+        if let Data::Skiplist(s) = &self.data {
+            if s.order.len() <= lim.zset_max_listpack_entries
+                && s.order.iter().all(|e| e.member.len() <= lim.zset_max_listpack_value)
+            {
+                let mut p = Packed::default();
+                for e in s.order.iter() {
+                    p.push(&[&e.member, &e.score.to_le_bytes()]);
+                }
+                self.data = Data::Packed(p);
+            }
         }
     }
 
     /// One ZSCAN step: a listpack answers whole with cursor 0.
-    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bytes, f64)) -> u64 {
-        match &self.dict {
-            Some(d) => super::hash::scan_indexed(d.len(), cursor, count, |i| {
-                let (m, s) = d.get_index(i).expect("index below len");
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&[u8], f64)) -> u64 {
+        match &self.data {
+            Data::Skiplist(s) => super::hash::scan_indexed(s.dict.len(), cursor, count, |i| {
+                let (m, s) = s.dict.get_index(i).expect("index below len");
                 visit(m, *s)
             }),
-            None => {
-                self.order.iter().for_each(|e| visit(&e.member, e.score));
+            Data::Packed(p) => {
+                packed(p).for_each(|(e, _)| visit(e.member, e.score));
                 0
             }
         }
@@ -198,8 +358,11 @@ mod tests {
         assert_eq!(z.insert(b"a", 2.0, &lim), None);
         assert_eq!(z.insert(b"c", 1.0, &lim), None);
         assert_eq!(z.encoding(), "listpack");
-        let order: Vec<_> = z.iter().map(|e| e.member.clone()).collect();
-        assert_eq!(order, vec![Bytes::from("c"), "a".into(), "b".into()]);
+        let order: Vec<_> = z.iter().map(|e| e.member.to_vec()).collect();
+        assert_eq!(order, [b"c".to_vec(), b"a".to_vec(), b"b".to_vec()]);
+        let rev: Vec<_> = z.iter_rev_from(1).map(|e| e.member.to_vec()).collect();
+        assert_eq!(rev, [b"a".to_vec(), b"c".to_vec()]);
+        assert_eq!(z.partition_point(|e| e.score < 2.0), 1);
         assert_eq!(z.rank(b"b"), Some(2));
         z.insert(b"d", 0.5, &lim);
         assert_eq!(z.encoding(), "skiplist");
