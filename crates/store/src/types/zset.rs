@@ -72,7 +72,7 @@ struct Skiplist {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Data {
-    /// Member, then its score's eight little-endian bytes, per entry.
+    /// Member, then its score (`score_bytes`), per entry.
     Packed(Packed),
     Skiplist(Box<Skiplist>),
 }
@@ -90,7 +90,37 @@ impl Default for ZSet {
 
 /// A packed entry: its member's item and its score's.
 fn read<'a>(m: Item<'a>, s: Item<'a>) -> ZRef<'a> {
-    ZRef { score: f64::from_le_bytes(s.bytes.try_into().expect("eight score bytes")), member: m.bytes }
+    ZRef { score: score_of(s.bytes), member: m.bytes }
+}
+
+/// Largest integer magnitude a packed score holds as an integer: seven
+/// bytes of two's complement.
+const INT_SCORE_MAX: f64 = (1u64 << 55) as f64;
+
+/// A score as packed: a whole number (scores are counts, ranks and
+/// timestamps more often than not) in the fewest little-endian two's
+/// complement bytes, up to seven (none for 0); anything else, -0
+/// included, as the eight bytes of its `f64`. The length tells which.
+fn score_bytes(score: f64, out: &mut [u8; 8]) -> &[u8] {
+    *out = score.to_le_bytes();
+    if score.fract() != 0.0 || score.abs() >= INT_SCORE_MAX || (score == 0.0 && score.is_sign_negative()) {
+        return out;
+    }
+    let i = score as i64;
+    *out = i.to_le_bytes();
+    // Bytes until the rest is sign extension.
+    let bits = 64 - if i < 0 { (!i).leading_zeros() } else { i.leading_zeros() } + (i != 0) as u32;
+    &out[..bits.div_ceil(8) as usize]
+}
+
+fn score_of(b: &[u8]) -> f64 {
+    if let Ok(raw) = <[u8; 8]>::try_from(b) {
+        return f64::from_le_bytes(raw);
+    }
+    let fill = if b.last().is_some_and(|&x| x & 0x80 != 0) { 0xff } else { 0 };
+    let mut raw = [fill; 8];
+    raw[..b.len()].copy_from_slice(b);
+    i64::from_le_bytes(raw) as f64
 }
 
 /// The packed entries in order, with where each lies.
@@ -194,7 +224,7 @@ impl ZSet {
                 let new = ZRef { score, member };
                 let at =
                     packed(p).find(|(e, _)| e.cmp_to(new) == Ordering::Greater).map_or(p.end(), |(_, span)| span.0);
-                p.insert_at(at, &[member, &score.to_le_bytes()]);
+                p.insert_at(at, &[member, score_bytes(score, &mut [0; 8])]);
             }
             Data::Skiplist(s) => {
                 let member = Bytes::copy_from_slice(member);
@@ -324,7 +354,7 @@ impl ZSet {
             {
                 let mut p = Packed::default();
                 for e in s.order.iter() {
-                    p.push(&[&e.member, &e.score.to_le_bytes()]);
+                    p.push(&[&e.member, score_bytes(e.score, &mut [0; 8])]);
                 }
                 self.data = Data::Packed(p);
             }
@@ -349,6 +379,36 @@ impl ZSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scores_pack_whole_numbers_short_and_read_back_exactly() {
+        let cases: [(f64, usize); 14] = [
+            (0.0, 0),
+            (1.0, 1),
+            (-1.0, 1),
+            (127.0, 1),
+            (128.0, 2),
+            (-128.0, 1),
+            (-129.0, 2),
+            (12_345.0, 2),
+            (1_733_400_000_000.0, 6),
+            ((1u64 << 53) as f64, 7),
+            (-INT_SCORE_MAX, 8),
+            (INT_SCORE_MAX, 8),
+            (-0.0, 8),
+            (0.5, 8),
+        ];
+        for (score, len) in cases {
+            let mut buf = [0; 8];
+            let b = score_bytes(score, &mut buf);
+            assert_eq!(b.len(), len, "{score}");
+            let back = score_of(b);
+            assert_eq!((back, back.is_sign_negative()), (score, score.is_sign_negative()), "{score}");
+        }
+        for score in [f64::INFINITY, f64::NEG_INFINITY, 1e300, -2.5e-300] {
+            assert_eq!(score_of(score_bytes(score, &mut [0; 8])), score);
+        }
+    }
 
     #[test]
     fn orders_and_converts() {
