@@ -75,7 +75,11 @@ impl Value {
         match self {
             Value::Str(s) => s.heap_cost(),
             Value::List(l) => {
-                size_class(std::mem::size_of_val(&**l)) + extrapolate(l.len(), samples, l.iter().map(bytes_cost))
+                let items = match l.packed_bytes() {
+                    Some(bytes) => size_class(bytes),
+                    None => extrapolate(l.len(), samples, l.iter().map(bytes_cost_of)),
+                };
+                size_class(std::mem::size_of_val(&**l)) + items
             }
             Value::Hash(h) => size_class(std::mem::size_of_val(&**h)) + hash_cost(h, samples),
             Value::Set(s) => {

@@ -185,7 +185,7 @@ fn lindex(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     let i = args.next_i64()?;
     let mut tx = ctx.lock(key);
-    let v = read(&mut tx, key)?.and_then(|l| index(i, l.len()).and_then(|i| l.get(i).cloned()));
+    let v = read(&mut tx, key)?.and_then(|l| index(i, l.len()).and_then(|i| l.get(i).map(Bytes::copy_from_slice)));
     Ok(v.map_or(Frame::Null, Frame::Bulk))
 }
 
@@ -215,7 +215,7 @@ fn lrange(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let Some((a, b)) = larder_store::types::clamp_range(start, stop, l.len()) else {
         return Ok(Frame::Array(vec![]));
     };
-    Ok(Frame::Array(l.iter().skip(a).take(b - a + 1).map(|v| Frame::Bulk(v.clone())).collect()))
+    Ok(Frame::Array(l.iter_from(a).take(b - a + 1).map(Frame::bulk).collect()))
 }
 
 /// LTRIM key start stop
@@ -312,15 +312,19 @@ fn lpos(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     };
     let len = l.len();
     let scan = if maxlen == 0 { len } else { maxlen.min(len) };
-    let positions: Box<dyn Iterator<Item = usize>> =
-        if rank > 0 { Box::new(0..scan) } else { Box::new((len - scan..len).rev()) };
+    // One walk of the list, from the end the rank names.
+    let items: Box<dyn Iterator<Item = (usize, &[u8])>> = if rank > 0 {
+        Box::new(l.iter().enumerate().take(scan))
+    } else {
+        Box::new(l.iter().enumerate().rev().take(scan))
+    };
     let want = match count {
         Some(0) => usize::MAX,
         Some(n) => n,
         None => 1,
     };
     let skip = rank.unsigned_abs() as usize - 1;
-    let found: Vec<usize> = positions.filter(|&i| l.get(i).is_some_and(|x| x == v)).skip(skip).take(want).collect();
+    let found: Vec<usize> = items.filter(|(_, x)| *x == v).map(|(i, _)| i).skip(skip).take(want).collect();
     Ok(match count {
         Some(_) => Frame::Array(found.into_iter().map(|i| Frame::Integer(i as i64)).collect()),
         None => found.first().map_or(Frame::Null, |&i| Frame::Integer(i as i64)),

@@ -118,7 +118,7 @@ fn run(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResult {
     let (elems, is_zset): (Vec<Bytes>, bool) = match tx.get(key) {
         None => (vec![], false),
         Some(e) => match &e.value {
-            Value::List(l) => (l.iter().cloned().collect(), false),
+            Value::List(l) => (l.iter().map(Bytes::copy_from_slice).collect(), false),
             Value::Set(s) => {
                 let mut m = s.members();
                 // Sets have no order of their own: sort them for a stable

@@ -139,7 +139,7 @@ mod model_tests {
         }
 
         #[test]
-        fn list_matches_model(ops in proptest::collection::vec((0u8..5, member()), 0..60)) {
+        fn list_matches_model(ops in proptest::collection::vec((0u8..8, member()), 0..60)) {
             let lim = small();
             let mut l = list::List::default();
             let mut model: VecDeque<Vec<u8>> = VecDeque::new();
@@ -149,8 +149,29 @@ mod model_tests {
                     1 => { l.grow_check(v.len(), 1, &lim); l.push_back(Bytes::from(v.clone())); model.push_back(v); }
                     2 => prop_assert_eq!(l.pop_front().map(|b| b.to_vec()), model.pop_front()),
                     3 => prop_assert_eq!(l.pop_back().map(|b| b.to_vec()), model.pop_back()),
+                    4 => {
+                        let i = v.len() % (model.len() + 1);
+                        l.grow_check(v.len(), 1, &lim);
+                        l.insert(i, Bytes::from(v.clone()));
+                        model.insert(i, v);
+                    }
+                    5 if !model.is_empty() => {
+                        let i = v.len() % model.len();
+                        prop_assert_eq!(l.get(i), Some(&model[i][..]));
+                        l.set(i, Bytes::from(v.clone()));
+                        model[i] = v;
+                    }
+                    6 if !model.is_empty() => {
+                        let (a, b) = (v.len() % model.len(), (v.len() * 7) % model.len());
+                        let (a, b) = (a.min(b), a.max(b));
+                        l.trim(a, b);
+                        model.truncate(b + 1);
+                        model.drain(..a);
+                        let start = v.len() % (model.len() + 1);
+                        prop_assert!(l.iter_from(start).eq(model.range(start..).map(|m| &m[..])));
+                    }
                     _ => {
-                        let n = l.remove_matching(0, false, |x| x.as_ref() == v.as_slice());
+                        let n = l.remove_matching(0, false, |x| x == v.as_slice());
                         let before = model.len();
                         model.retain(|x| *x != v);
                         prop_assert_eq!(n, before - model.len());
