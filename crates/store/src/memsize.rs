@@ -85,9 +85,10 @@ impl Value {
             Value::Set(s) => {
                 let members = match &**s {
                     crate::types::set::Set::Intset(v) => v.len() * 8,
-                    crate::types::set::Set::Listpack(v) => extrapolate(v.len(), samples, v.iter().map(bytes_cost)),
+                    crate::types::set::Set::Listpack(p) => size_class(p.allocated()),
                     crate::types::set::Set::Table(t) => {
-                        extrapolate(t.len(), samples, t.iter().map(|m| bytes_cost(m) + 8))
+                        size_class(std::mem::size_of_val(&**t))
+                            + extrapolate(t.len(), samples, t.iter().map(|m| bytes_cost(m) + 8))
                     }
                 };
                 size_class(std::mem::size_of_val(&**s)) + members

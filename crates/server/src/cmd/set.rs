@@ -162,7 +162,7 @@ fn srandmember(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     };
     let Some(s) = s else { return Ok(Frame::Array(vec![])) };
     let picked = rand_indexes(s.len(), count, unique);
-    Ok(Frame::Array(picked.into_iter().map(|i| Frame::Bulk(s.get_index(i).expect("index below len"))).collect()))
+    Ok(Frame::Array(s.pick(picked.into_iter()).into_iter().map(Frame::Bulk).collect()))
 }
 
 /// SMOVE source destination member

@@ -3,6 +3,7 @@
 //! (`hashtable`). Conversions follow Redis 7.2's `setTypeAdd` rules, and
 //! like Redis a set never converts back.
 
+use super::packed::Packed;
 use super::Limits;
 use crate::value::parse_canonical_i64;
 use bytes::Bytes;
@@ -13,8 +14,10 @@ type Table = IndexSet<Bytes, foldhash::fast::RandomState>;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Set {
     Intset(Vec<i64>),
-    Listpack(Vec<Bytes>),
-    Table(Table),
+    /// Members packed in one buffer (packed.rs).
+    Listpack(Packed),
+    /// Boxed, so a small set's handle stays small.
+    Table(Box<Table>),
 }
 
 fn int_of(m: &[u8]) -> Option<i64> {
@@ -35,9 +38,9 @@ impl Set {
         if int_of(first).is_some() && size_hint <= lim.set_max_intset_entries {
             Set::Intset(Vec::new())
         } else if size_hint <= lim.set_max_listpack_entries {
-            Set::Listpack(Vec::new())
+            Set::Listpack(Packed::default())
         } else {
-            Set::Table(Table::with_capacity_and_hasher(size_hint, Default::default()))
+            Set::Table(Box::new(Table::with_capacity_and_hasher(size_hint, Default::default())))
         }
     }
 
@@ -64,7 +67,7 @@ impl Set {
     pub fn contains(&self, m: &[u8]) -> bool {
         match self {
             Set::Intset(v) => int_of(m).is_some_and(|i| v.binary_search(&i).is_ok()),
-            Set::Listpack(v) => v.iter().any(|x| x == m),
+            Set::Listpack(p) => p.iter().any(|x| x.bytes == m),
             Set::Table(t) => t.contains(m),
         }
     }
@@ -91,19 +94,22 @@ impl Set {
                     && m.len() <= lim.set_max_listpack_value
                     && widest <= lim.set_max_listpack_value
                 {
-                    let members = v.iter().map(|i| int_bytes(*i)).collect();
+                    let mut members = Packed::default();
+                    for i in v.iter() {
+                        members.push(&[itoa::Buffer::new().format(*i).as_bytes()]);
+                    }
                     *self = Set::Listpack(members);
                 } else {
                     self.convert_to_table(1);
                 }
                 self.insert(m, lim)
             }
-            Set::Listpack(v) => {
-                if v.iter().any(|x| x == m) {
+            Set::Listpack(p) => {
+                if p.iter().any(|x| x.bytes == m) {
                     return false;
                 }
-                if v.len() < lim.set_max_listpack_entries && m.len() <= lim.set_max_listpack_value {
-                    v.push(Bytes::copy_from_slice(m));
+                if p.len() < lim.set_max_listpack_entries && m.len() <= lim.set_max_listpack_value {
+                    p.push(&[m]);
                     return true;
                 }
                 self.convert_to_table(1);
@@ -127,9 +133,9 @@ impl Set {
                 }
                 _ => false,
             },
-            Set::Listpack(v) => match v.iter().position(|x| x == m) {
-                Some(p) => {
-                    v.remove(p);
+            Set::Listpack(p) => match p.iter().find(|x| x.bytes == m) {
+                Some(x) => {
+                    p.remove(x.span.0..x.span.1, 1);
                     true
                 }
                 None => false,
@@ -142,7 +148,7 @@ impl Set {
     pub fn get_index(&self, i: usize) -> Option<Bytes> {
         match self {
             Set::Intset(v) => v.get(i).map(|x| int_bytes(*x)),
-            Set::Listpack(v) => v.get(i).cloned(),
+            Set::Listpack(p) => p.iter().nth(i).map(|x| Bytes::copy_from_slice(x.bytes)),
             Set::Table(t) => t.get_index(i).cloned(),
         }
     }
@@ -151,8 +157,26 @@ impl Set {
     pub fn remove_index(&mut self, i: usize) -> Option<Bytes> {
         match self {
             Set::Intset(v) => (i < v.len()).then(|| int_bytes(v.remove(i))),
-            Set::Listpack(v) => (i < v.len()).then(|| v.remove(i)),
+            Set::Listpack(p) => {
+                let x = p.iter().nth(i)?;
+                let (m, span) = (Bytes::copy_from_slice(x.bytes), x.span);
+                p.remove(span.0..span.1, 1);
+                Some(m)
+            }
             Set::Table(t) => t.swap_remove_index(i),
+        }
+    }
+
+    /// The members at the positions `at` yields (each below len), as
+    /// [`Self::get_index`] would give them; a packed set is walked once,
+    /// whatever their count.
+    pub fn pick(&self, at: impl Iterator<Item = usize>) -> Vec<Bytes> {
+        match self {
+            Set::Listpack(p) => {
+                let all: Vec<&[u8]> = p.iter().map(|x| x.bytes).collect();
+                at.map(|i| Bytes::copy_from_slice(all[i])).collect()
+            }
+            _ => at.map(|i| self.get_index(i).expect("index below len")).collect(),
         }
     }
 
@@ -160,7 +184,7 @@ impl Set {
     pub fn members(&self) -> Vec<Bytes> {
         match self {
             Set::Intset(v) => v.iter().map(|i| int_bytes(*i)).collect(),
-            Set::Listpack(v) => v.clone(),
+            Set::Listpack(p) => p.iter().map(|x| Bytes::copy_from_slice(x.bytes)).collect(),
             Set::Table(t) => t.iter().cloned().collect(),
         }
     }
@@ -182,7 +206,7 @@ impl Set {
         let members = self.members();
         let mut t = Table::with_capacity_and_hasher(members.len() + extra, Default::default());
         t.extend(members);
-        *self = Set::Table(t);
+        *self = Set::Table(Box::new(t));
     }
 }
 
