@@ -74,13 +74,7 @@ impl Value {
     pub fn mem_usage(&self, samples: usize) -> usize {
         match self {
             Value::Str(s) => s.heap_cost(),
-            Value::List(l) => {
-                let items = match l.packed_bytes() {
-                    Some(bytes) => size_class(bytes),
-                    None => extrapolate(l.len(), samples, l.iter().map(bytes_cost_of)),
-                };
-                size_class(std::mem::size_of_val(&**l)) + items
-            }
+            Value::List(l) => size_class(std::mem::size_of_val(&**l)) + l.packed_bytes(),
             Value::Hash(h) => size_class(std::mem::size_of_val(&**h)) + hash_cost(h, samples),
             Value::Set(s) => {
                 let members = match &**s {

@@ -1,29 +1,39 @@
-//! Lists. Redis 7.2 keeps a small list in one listpack and a large one in
-//! a quicklist; a small list here is its elements packed in one buffer
-//! (packed.rs), a large one a `VecDeque` of `Bytes`. We track the byte
-//! size Redis's listpack would have, so the encoding switches (and OBJECT
-//! ENCODING answers) exactly where Redis's does.
+//! Lists, in Redis 7.2's two encodings: a small list is one listpack, a
+//! large one a quicklist, a sequence of listpack nodes. Here a listpack is
+//! a [`Packed`] buffer (packed.rs) and a quicklist a vector of them. We
+//! track the byte size Redis's listpack would have, so the encoding
+//! switches (and OBJECT ENCODING answers) exactly where Redis's does.
 //!
-//! The packed form walks its buffer to reach an element, as a listpack
-//! does; it stays under list-max-listpack-size (8 KB by default), so the
-//! walk is short. Its tail is reached by a walk too (a listpack has
-//! back-lengths for that; at this size a walk costs less than a byte per
-//! element would).
+//! Why nodes rather than a deque of `Bytes`: a deque paid a 32-byte handle
+//! and an allocation per element, about 48 bytes for a 12-byte one where
+//! Redis's quicklist pays 14; in nodes an element costs its bytes and a
+//! length byte. A node holds at most [`NODE_ITEMS`] elements and takes no
+//! more once past [`NODE_BYTES`], so the walk to an element inside one
+//! (a packed buffer is read front to back) stays short, including the walk
+//! to a node's last element for RPOP. Reaching a node walks the node
+//! counts from the nearer end, as Redis's quicklist does.
 //!
 //! Known approximation: Redis turns a quicklist back into a listpack only
-//! when it has one node. We do not model nodes and convert back whenever
-//! the size is under half the limit.
+//! when it has one node. We convert back whenever the size is under half
+//! the limit.
 
 use super::listpack::{entry_size, LP_OVERHEAD};
 use super::packed::Packed;
 use super::Limits;
 use bytes::Bytes;
-use std::collections::VecDeque;
+
+/// Elements a quicklist node holds at most.
+const NODE_ITEMS: usize = 128;
+/// Bytes past which a quicklist node takes no more elements (an element
+/// larger than this gets a node of its own).
+const NODE_BYTES: usize = 8192;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Items {
-    Packed(Packed),
-    Deque(VecDeque<Bytes>),
+    /// `listpack`.
+    One(Packed),
+    /// `quicklist`: no node is empty; `len` is their elements in all.
+    Nodes { nodes: Vec<Packed>, len: usize },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +45,7 @@ pub struct List {
 
 impl Default for List {
     fn default() -> Self {
-        List { items: Items::Packed(Packed::default()), lp_bytes: LP_OVERHEAD }
+        List { items: Items::One(Packed::default()), lp_bytes: LP_OVERHEAD }
     }
 }
 
@@ -62,15 +72,71 @@ fn exceeds(fill: i64, bytes: usize, count: usize) -> bool {
     }
 }
 
+/// Whether a quicklist node takes one more element of `size` bytes.
+fn room(node: &Packed, size: usize) -> bool {
+    node.len() < NODE_ITEMS && node.bytes() + size <= NODE_BYTES
+}
+
+fn node_of(v: &[u8]) -> Packed {
+    let mut p = Packed::default();
+    p.push(&[v]);
+    p
+}
+
+/// Quicklist nodes holding `items`, in order.
+fn chunk<'a>(items: impl Iterator<Item = &'a [u8]>) -> Vec<Packed> {
+    let mut nodes: Vec<Packed> = Vec::new();
+    for v in items {
+        match nodes.last_mut() {
+            Some(last) if room(last, v.len()) => last.push(&[v]),
+            _ => nodes.push(node_of(v)),
+        }
+    }
+    nodes
+}
+
+/// A node's elements, read once: what lets a walk run from either end.
+fn node_items(p: &Packed) -> Vec<&[u8]> {
+    p.iter().map(|x| x.bytes).collect()
+}
+
 /// What [`List::iter`] returns: both ends and the length known.
 pub trait ListIter<'a>: DoubleEndedIterator<Item = &'a [u8]> + ExactSizeIterator {}
 impl<'a, T: DoubleEndedIterator<Item = &'a [u8]> + ExactSizeIterator> ListIter<'a> for T {}
 
+/// A double-ended walk that knows how many elements are left.
+struct Counted<I> {
+    inner: I,
+    left: usize,
+}
+
+impl<'a, I: Iterator<Item = &'a [u8]>> Iterator for Counted<I> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let v = self.inner.next()?;
+        self.left -= 1;
+        Some(v)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<'a, I: DoubleEndedIterator<Item = &'a [u8]>> DoubleEndedIterator for Counted<I> {
+    fn next_back(&mut self) -> Option<&'a [u8]> {
+        let v = self.inner.next_back()?;
+        self.left -= 1;
+        Some(v)
+    }
+}
+
+impl<'a, I: DoubleEndedIterator<Item = &'a [u8]>> ExactSizeIterator for Counted<I> {}
+
 impl List {
     pub fn len(&self) -> usize {
         match &self.items {
-            Items::Packed(p) => p.len(),
-            Items::Deque(d) => d.len(),
+            Items::One(p) => p.len(),
+            Items::Nodes { len, .. } => *len,
         }
     }
 
@@ -80,26 +146,62 @@ impl List {
 
     pub fn encoding(&self) -> &'static str {
         match self.items {
-            Items::Packed(_) => "listpack",
-            Items::Deque(_) => "quicklist",
+            Items::One(_) => "listpack",
+            Items::Nodes { .. } => "quicklist",
         }
     }
 
-    /// Heap bytes of the small encoding's buffer (None for a quicklist).
-    pub fn packed_bytes(&self) -> Option<usize> {
+    /// Heap bytes of the element buffers (the node vector aside).
+    pub fn packed_bytes(&self) -> usize {
+        self.nodes().iter().map(|p| crate::memsize::size_class(p.allocated())).sum::<usize>()
+            + match &self.items {
+                Items::One(_) => 0,
+                Items::Nodes { nodes, .. } => nodes.capacity() * std::mem::size_of::<Packed>(),
+            }
+    }
+
+    fn nodes(&self) -> &[Packed] {
         match &self.items {
-            Items::Packed(p) => Some(p.allocated()),
-            Items::Deque(_) => None,
+            Items::One(p) => std::slice::from_ref(p),
+            Items::Nodes { nodes, .. } => nodes,
         }
+    }
+
+    /// (node, position in it) of element `i`, walking node counts from
+    /// the nearer end.
+    fn locate(&self, i: usize) -> Option<(usize, usize)> {
+        if i >= self.len() {
+            return None;
+        }
+        let nodes = self.nodes();
+        if i < self.len() / 2 {
+            let mut i = i;
+            for (n, p) in nodes.iter().enumerate() {
+                if i < p.len() {
+                    return Some((n, i));
+                }
+                i -= p.len();
+            }
+        } else {
+            let mut back = self.len() - 1 - i;
+            for (n, p) in nodes.iter().enumerate().rev() {
+                if back < p.len() {
+                    return Some((n, p.len() - 1 - back));
+                }
+                back -= p.len();
+            }
+        }
+        unreachable!("the node lengths add up to len")
     }
 
     /// Before adding elements totalling `add_bytes` raw bytes (Redis counts
     /// argument lengths here, not their encoded size): go to a quicklist
     /// if the listpack would pass the limit.
     pub fn grow_check(&mut self, add_bytes: usize, add_count: usize, lim: &Limits) {
-        if let Items::Packed(p) = &self.items {
+        if let Items::One(p) = &self.items {
             if exceeds(lim.list_max_listpack_size, self.lp_bytes + add_bytes, p.len() + add_count) {
-                self.items = Items::Deque(p.iter().map(|i| Bytes::copy_from_slice(i.bytes)).collect());
+                let len = p.len();
+                self.items = Items::Nodes { nodes: chunk(p.iter().map(|x| x.bytes)), len };
             }
         }
     }
@@ -107,15 +209,15 @@ impl List {
     /// After removing elements: back to a listpack if it is now under half
     /// the limit.
     pub fn shrink_check(&mut self, lim: &Limits) {
-        if let Items::Deque(d) = &self.items {
+        if let Items::Nodes { nodes, len } = &self.items {
             let (sz, n) = node_limits(lim.list_max_listpack_size);
             let sz = if sz == usize::MAX { SIZE_SAFETY_LIMIT } else { sz };
-            if self.lp_bytes <= sz / 2 && d.len() <= n / 2 {
+            if self.lp_bytes <= sz / 2 && *len <= n / 2 {
                 let mut p = Packed::default();
-                for v in d {
-                    p.push(&[v]);
+                for v in nodes.iter().flat_map(|n| n.iter()) {
+                    p.push(&[v.bytes]);
                 }
-                self.items = Items::Packed(p);
+                self.items = Items::One(p);
             }
         }
     }
@@ -125,11 +227,8 @@ impl List {
     }
 
     pub fn push_back(&mut self, v: Bytes) {
-        self.lp_bytes += entry_size(&v);
-        match &mut self.items {
-            Items::Packed(p) => p.push(&[&v]),
-            Items::Deque(d) => d.push_back(v),
-        }
+        let n = self.len();
+        self.insert(n, v);
     }
 
     pub fn pop_front(&mut self) -> Option<Bytes> {
@@ -141,126 +240,328 @@ impl List {
     }
 
     pub fn get(&self, i: usize) -> Option<&[u8]> {
-        match &self.items {
-            Items::Packed(p) => p.iter().nth(i).map(|item| item.bytes),
-            Items::Deque(d) => d.get(i).map(|v| &v[..]),
-        }
+        let (n, at) = self.locate(i)?;
+        self.nodes()[n].iter().nth(at).map(|x| x.bytes)
     }
 
     pub fn set(&mut self, i: usize, v: Bytes) {
-        let old = entry_size(self.get(i).expect("index below len"));
-        self.lp_bytes = self.lp_bytes + entry_size(&v) - old;
-        match &mut self.items {
-            Items::Packed(p) => {
-                let span = p.iter().nth(i).expect("index below len").span;
-                p.replace(span, &v);
-            }
-            Items::Deque(d) => d[i] = v,
-        }
+        let (n, at) = self.locate(i).expect("index below len");
+        let node = match &mut self.items {
+            Items::One(p) => p,
+            Items::Nodes { nodes, .. } => &mut nodes[n],
+        };
+        let old = node.iter().nth(at).expect("index below len");
+        self.lp_bytes = self.lp_bytes + entry_size(&v) - entry_size(old.bytes);
+        let span = old.span;
+        node.replace(span, &v);
     }
 
     /// Inserts `v` before position `i` (`len`: at the end).
     pub fn insert(&mut self, i: usize, v: Bytes) {
         self.lp_bytes += entry_size(&v);
-        match &mut self.items {
-            Items::Packed(p) => {
-                let at = p.iter().nth(i).map_or(p.end(), |item| item.span.0);
-                p.insert_at(at, &[&v]);
+        let at = self.locate(i);
+        let (nodes, len) = match &mut self.items {
+            Items::One(p) => {
+                let start = at.map_or(p.end(), |(_, k)| p.iter().nth(k).expect("below len").span.0);
+                p.insert_at(start, &[&v]);
+                return;
             }
-            Items::Deque(d) => d.insert(i, v),
+            Items::Nodes { nodes, len } => (nodes, len),
+        };
+        *len += 1;
+        let Some((n, k)) = at else {
+            // At the end.
+            match nodes.last_mut() {
+                Some(last) if room(last, v.len()) => last.push(&[&v]),
+                _ => nodes.push(node_of(&v)),
+            }
+            return;
+        };
+        if k == 0 {
+            // Before node n's first element: the end of the node before
+            // it, the start of node n, or a node of its own between.
+            if n > 0 && room(&nodes[n - 1], v.len()) {
+                nodes[n - 1].push(&[&v]);
+            } else if room(&nodes[n], v.len()) {
+                let start = nodes[n].iter().next().expect("nodes are never empty").span.0;
+                nodes[n].insert_at(start, &[&v]);
+            } else {
+                nodes.insert(n, node_of(&v));
+            }
+            return;
         }
+        if room(&nodes[n], v.len()) {
+            let start = nodes[n].iter().nth(k).expect("below len").span.0;
+            nodes[n].insert_at(start, &[&v]);
+            return;
+        }
+        // A full node splits at the insertion point; the element goes on
+        // the end of the first half, or into a node of its own.
+        let tail = chunk(nodes[n].iter().skip(k).map(|x| x.bytes));
+        let node = &mut nodes[n];
+        let from = node.iter().nth(k).expect("below len").span.0;
+        let moved = node.len() - k;
+        node.remove(from..node.end(), moved);
+        let own = if room(node, v.len()) {
+            node.push(&[&v]);
+            None
+        } else {
+            Some(node_of(&v))
+        };
+        nodes.splice(n + 1..n + 1, own.into_iter().chain(tail));
     }
 
     pub fn remove(&mut self, i: usize) -> Option<Bytes> {
-        let v = match &mut self.items {
-            Items::Packed(p) => {
-                let item = p.iter().nth(i)?;
-                let (v, span) = (Bytes::copy_from_slice(item.bytes), item.span);
-                p.remove(span.0..span.1, 1);
-                v
-            }
-            Items::Deque(d) => d.remove(i)?,
+        let (n, k) = self.locate(i)?;
+        let node = match &mut self.items {
+            Items::One(p) => p,
+            Items::Nodes { nodes, .. } => &mut nodes[n],
         };
+        let item = node.iter().nth(k).expect("below len");
+        let (v, span) = (Bytes::copy_from_slice(item.bytes), item.span);
+        node.remove(span.0..span.1, 1);
+        if let Items::Nodes { nodes, len } = &mut self.items {
+            *len -= 1;
+            if nodes[n].is_empty() {
+                nodes.remove(n);
+            }
+        }
         self.lp_bytes -= entry_size(&v);
         Some(v)
     }
 
-    /// Keeps only `start..=end`.
+    /// Keeps only `start..=end` (both below len).
     pub fn trim(&mut self, start: usize, end: usize) {
-        let removed: usize = self.iter().take(start).chain(self.iter().skip(end + 1)).map(entry_size).sum();
-        match &mut self.items {
-            Items::Packed(p) => {
-                let n = p.len();
-                if end + 1 < n {
-                    let from = p.iter().nth(end + 1).expect("below len").span.0;
-                    p.remove(from..p.end(), n - end - 1);
-                }
-                if start > 0 {
-                    let to = p.iter().nth(start - 1).expect("below len").span.1;
-                    p.remove(p.iter().next().expect("non-empty").span.0..to, start);
-                }
-            }
-            Items::Deque(d) => {
-                d.truncate(end + 1);
-                d.drain(..start);
-            }
+        // The tail, then the head: whole nodes go at once.
+        if end + 1 < self.len() {
+            let (at, k) = self.locate(end + 1).expect("below len");
+            self.drop_range(at, k, true);
         }
-        self.lp_bytes -= removed;
+        if start > 0 {
+            let (at, k) = self.locate(start).expect("below len");
+            self.drop_range(at, k, false);
+        }
+    }
+
+    /// Removes the elements from (node `at`, position `k`) to the end
+    /// (`to_end`) or from the start up to just before it.
+    fn drop_range(&mut self, at: usize, k: usize, to_end: bool) {
+        // (listpack bytes, elements) of what goes.
+        let cut = |p: &mut Packed, k: usize, to_end: bool| -> (usize, usize) {
+            let items: Vec<_> = p.iter().collect();
+            let gone = if to_end { &items[k..] } else { &items[..k] };
+            let (bytes, count) = (gone.iter().map(|x| entry_size(x.bytes)).sum(), gone.len());
+            if let (Some(first), Some(last)) = (gone.first(), gone.last()) {
+                let range = first.span.0..last.span.1;
+                p.remove(range, count);
+            }
+            (bytes, count)
+        };
+        let whole = |p: &Packed| (p.iter().map(|x| entry_size(x.bytes)).sum::<usize>(), p.len());
+        let add = |a: (usize, usize), b: (usize, usize)| (a.0 + b.0, a.1 + b.1);
+        let (bytes, _) = match &mut self.items {
+            Items::One(p) => cut(p, k, to_end),
+            Items::Nodes { nodes, len } => {
+                let first = cut(&mut nodes[at], k, to_end);
+                let rest = if to_end { &nodes[at + 1..] } else { &nodes[..at] };
+                let gone = rest.iter().map(whole).fold(first, add);
+                if to_end {
+                    nodes.truncate(at + 1);
+                } else {
+                    nodes.drain(..at);
+                }
+                nodes.retain(|p| !p.is_empty());
+                *len -= gone.1;
+                gone
+            }
+        };
+        self.lp_bytes -= bytes;
     }
 
     pub fn clear(&mut self) {
-        self.items = Items::Packed(Packed::default());
+        self.items = Items::One(Packed::default());
         self.lp_bytes = LP_OVERHEAD;
     }
 
-    /// The elements, head first. A packed list reads its buffer once into
-    /// a vector of slices, which is what gives the walk both ends.
-    pub fn iter(&self) -> Box<dyn ListIter<'_> + '_> {
-        match &self.items {
-            Items::Packed(p) => Box::new(p.iter().map(|item| item.bytes).collect::<Vec<_>>().into_iter()),
-            Items::Deque(d) => Box::new(d.iter().map(|v| &v[..])),
-        }
+    /// The elements, head first; each node is read once, when the walk
+    /// enters it from either end.
+    pub fn iter(&self) -> impl ListIter<'_> + '_ {
+        Counted { inner: self.nodes().iter().flat_map(node_items), left: self.len() }
     }
 
-    /// The elements from position `i` on (LRANGE): a deque seeks there at
-    /// once, a packed list walks.
-    pub fn iter_from(&self, i: usize) -> Box<dyn Iterator<Item = &[u8]> + '_> {
-        match &self.items {
-            Items::Packed(p) => Box::new(p.iter().skip(i).map(|item| item.bytes)),
-            Items::Deque(d) => Box::new(d.range(i.min(d.len())..).map(|v| &v[..])),
-        }
+    /// The elements from position `i` on (LRANGE): the walk starts at the
+    /// node that holds `i`.
+    pub fn iter_from(&self, i: usize) -> impl Iterator<Item = &[u8]> + '_ {
+        let (n, k) = self.locate(i).unwrap_or((self.nodes().len(), 0));
+        self.nodes()[n..].iter().flat_map(|p| p.iter().map(|x| x.bytes)).skip(k)
     }
 
     /// Removes elements for which `f` holds, up to `limit` of them (0: all),
     /// scanning from the head, or from the tail if `from_tail`.
     pub fn remove_matching(&mut self, limit: usize, from_tail: bool, mut f: impl FnMut(&[u8]) -> bool) -> usize {
-        let mut idx: Vec<usize> = Vec::new();
         let n = self.len();
+        let mut gone = vec![false; n];
+        let mut count = 0;
         {
-            let all: Vec<&[u8]> = self.iter().collect();
-            let order: Box<dyn Iterator<Item = usize>> =
-                if from_tail { Box::new((0..n).rev()) } else { Box::new(0..n) };
-            for i in order {
-                if limit != 0 && idx.len() == limit {
+            let order: Box<dyn Iterator<Item = (usize, &[u8])>> =
+                if from_tail { Box::new(self.iter().enumerate().rev()) } else { Box::new(self.iter().enumerate()) };
+            for (i, v) in order {
+                if limit != 0 && count == limit {
                     break;
                 }
-                if f(all[i]) {
-                    idx.push(i);
+                if f(v) {
+                    gone[i] = true;
+                    count += 1;
                 }
             }
         }
-        // Highest position first, so the positions still to go stay put.
-        idx.sort_unstable_by(|a, b| b.cmp(a));
-        for &i in &idx {
-            self.remove(i);
+        if count == 0 {
+            return 0;
         }
-        idx.len()
+        // Each node is rebuilt once, without its removed elements.
+        let mut i = 0;
+        let mut removed_bytes = 0;
+        let mut rebuild = |p: &Packed| -> Packed {
+            let mut kept = Packed::default();
+            for x in p.iter() {
+                if gone[i] {
+                    removed_bytes += entry_size(x.bytes);
+                } else {
+                    kept.push(&[x.bytes]);
+                }
+                i += 1;
+            }
+            kept
+        };
+        match &mut self.items {
+            Items::One(p) => *p = rebuild(p),
+            Items::Nodes { nodes, len } => {
+                let rebuilt: Vec<Packed> = nodes.iter().map(&mut rebuild).filter(|p| !p.is_empty()).collect();
+                *nodes = rebuilt;
+                *len -= count;
+            }
+        }
+        self.lp_bytes -= removed_bytes;
+        count
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+    use std::collections::VecDeque;
+
+    /// Long runs of every operation against a deque, so quicklist nodes
+    /// fill, split at inserts, empty and go, and elements past
+    /// NODE_BYTES get nodes of their own; every invariant and the listpack
+    /// byte count are checked as it goes.
+    #[test]
+    fn a_quicklist_matches_a_deque_through_long_runs() {
+        for seed in 0..6u64 {
+            let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+            let lim = Limits::default();
+            let mut l = List::default();
+            let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+            for step in 0..4000 {
+                let len = if r.random_bool(0.02) { r.random_range(5000..12000) } else { r.random_range(0..40) };
+                let v: Vec<u8> = (0..len).map(|_| r.random_range(b'a'..=b'z')).collect();
+                match r.random_range(0..100) {
+                    0..30 => {
+                        l.grow_check(v.len(), 1, &lim);
+                        l.push_back(Bytes::from(v.clone()));
+                        model.push_back(v);
+                    }
+                    30..45 => {
+                        l.grow_check(v.len(), 1, &lim);
+                        l.push_front(Bytes::from(v.clone()));
+                        model.push_front(v);
+                    }
+                    45..65 => {
+                        let i = r.random_range(0..=model.len());
+                        l.grow_check(v.len(), 1, &lim);
+                        l.insert(i, Bytes::from(v.clone()));
+                        model.insert(i, v);
+                    }
+                    65..72 if !model.is_empty() => {
+                        let i = r.random_range(0..model.len());
+                        assert_eq!(l.get(i), Some(&model[i][..]));
+                        l.set(i, Bytes::from(v.clone()));
+                        model[i] = v;
+                    }
+                    72..80 => assert_eq!(l.pop_back().map(|b| b.to_vec()), model.pop_back()),
+                    80..88 => assert_eq!(l.pop_front().map(|b| b.to_vec()), model.pop_front()),
+                    88..94 if !model.is_empty() => {
+                        let i = r.random_range(0..model.len());
+                        assert_eq!(l.remove(i).map(|b| b.to_vec()), model.remove(i));
+                    }
+                    94..97 if model.len() > 2 => {
+                        let (a, b) = (r.random_range(0..model.len() / 2), r.random_range(model.len() / 2..model.len()));
+                        l.trim(a, b);
+                        model.truncate(b + 1);
+                        model.drain(..a);
+                    }
+                    97..100 if !model.is_empty() => {
+                        let pick = &model[r.random_range(0..model.len())];
+                        let target = pick[..1.min(pick.len())].to_vec();
+                        let (limit, tail) = (r.random_range(0..4), r.random_bool(0.5));
+                        let hit = |x: &[u8]| x.starts_with(&target) && x.len().is_multiple_of(3);
+                        let n = l.remove_matching(limit, tail, hit);
+                        let mut idx: Vec<usize> = (0..model.len()).filter(|&i| hit(&model[i])).collect();
+                        if tail {
+                            idx.reverse();
+                        }
+                        if limit > 0 {
+                            idx.truncate(limit);
+                        }
+                        idx.sort_unstable();
+                        for &i in idx.iter().rev() {
+                            model.remove(i);
+                        }
+                        assert_eq!(n, idx.len());
+                    }
+                    _ => {}
+                }
+                l.shrink_check(&lim);
+                assert_eq!(l.len(), model.len(), "seed {seed} step {step}");
+                let want_lp = LP_OVERHEAD + model.iter().map(|v| entry_size(v)).sum::<usize>();
+                assert_eq!(l.lp_bytes, want_lp, "seed {seed} step {step}");
+                if let Items::Nodes { nodes, .. } = &l.items {
+                    assert!(nodes.iter().all(|p| !p.is_empty() && p.len() <= NODE_ITEMS), "seed {seed} step {step}");
+                }
+                if step % 97 == 0 {
+                    assert!(l.iter().eq(model.iter().map(|v| &v[..])));
+                    assert!(l.iter().rev().eq(model.iter().rev().map(|v| &v[..])));
+                    assert_eq!(l.iter().len(), model.len());
+                    let from = r.random_range(0..=model.len());
+                    assert!(l.iter_from(from).eq(model.range(from..).map(|v| &v[..])));
+                }
+            }
+            assert!(l.iter().eq(model.iter().map(|v| &v[..])));
+        }
+    }
+
+    /// A queue's shape: a long list whose nodes are full, with elements
+    /// leaving one end as they arrive at the other.
+    #[test]
+    fn a_long_list_is_nodes_of_packed_elements() {
+        let lim = Limits::default();
+        let mut l = List::default();
+        for i in 0..10_000 {
+            let v = Bytes::from(format!("job:{i:08}"));
+            l.grow_check(v.len(), 1, &lim);
+            l.push_front(v);
+        }
+        let Items::Nodes { nodes, len } = &l.items else { panic!("a quicklist") };
+        // Full nodes but for the one the listpack turned into and the
+        // newest.
+        assert_eq!(*len, 10_000);
+        assert!(nodes.len() <= 10_000usize.div_ceil(NODE_ITEMS) + 1, "{} nodes", nodes.len());
+        for i in 0..10_000 {
+            assert_eq!(l.pop_back().as_deref(), Some(format!("job:{i:08}").as_bytes()));
+        }
+        assert!(l.is_empty());
+    }
 
     #[test]
     fn switches_encoding_at_the_byte_limit() {

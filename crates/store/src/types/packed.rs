@@ -93,6 +93,11 @@ impl Packed {
         self.len() == 0
     }
 
+    /// Bytes in use, count included.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Bytes allocated (what the collection costs beyond its handle).
     pub fn allocated(&self) -> usize {
         self.buf.capacity()
