@@ -12,6 +12,11 @@
 //! encoding at Redis's thresholds, so the walk stays short.
 //!
 //! An empty collection has no buffer at all (the count is then 0).
+//!
+//! With `BACK` (a list's), each element also ends with its length written
+//! backwards, as a listpack's back-length: the last element is then found
+//! from the buffer's end at once, which RPOP on a long list needs. Other
+//! collections only walk forwards and do without the byte.
 
 use std::ops::Range;
 
@@ -19,7 +24,7 @@ use std::ops::Range;
 const COUNT: usize = 4;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Packed {
+pub struct Packed<const BACK: bool = false> {
     buf: Vec<u8>,
 }
 
@@ -30,12 +35,12 @@ pub struct Item<'a> {
     pub span: (usize, usize),
 }
 
-pub struct Iter<'a> {
+pub struct Iter<'a, const BACK: bool> {
     buf: &'a [u8],
     at: usize,
 }
 
-impl<'a> Iterator for Iter<'a> {
+impl<'a, const BACK: bool> Iterator for Iter<'a, BACK> {
     type Item = Item<'a>;
 
     #[inline]
@@ -46,8 +51,8 @@ impl<'a> Iterator for Iter<'a> {
         let start = self.at;
         let (len, n) = read_varint(&self.buf[start..]);
         let from = start + n;
-        self.at = from + len;
-        Some(Item { bytes: &self.buf[from..self.at], span: (start, self.at) })
+        self.at = from + len + if BACK { n } else { 0 };
+        Some(Item { bytes: &self.buf[from..from + len], span: (start, self.at) })
     }
 }
 
@@ -75,12 +80,46 @@ fn varint_len(v: usize) -> usize {
     (usize::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize
 }
 
-/// Bytes an element takes packed.
-fn packed_size(item: &[u8]) -> usize {
-    varint_len(item.len()) + item.len()
+/// `v` as a back-length: seven bits a byte, the low ones last, each byte
+/// but the first flagged, so a reader going backwards knows where it stops.
+fn write_backlen(out: &mut Vec<u8>, v: usize) {
+    let n = varint_len(v);
+    for i in (0..n).rev() {
+        let group = ((v >> (7 * i)) & 0x7f) as u8;
+        out.push(group | if i + 1 < n { 0x80 } else { 0 });
+    }
 }
 
-impl Packed {
+/// The back-length that ends `b`: (value, bytes).
+fn read_backlen(b: &[u8]) -> (usize, usize) {
+    let mut v = 0usize;
+    for (i, &byte) in b.iter().rev().enumerate() {
+        v |= ((byte & 0x7f) as usize) << (7 * i);
+        if byte & 0x80 == 0 {
+            return (v, i + 1);
+        }
+    }
+    unreachable!("a packed buffer holds whole back-lengths")
+}
+
+impl<const BACK: bool> Packed<BACK> {
+    /// Bytes an element of `len` bytes takes packed.
+    pub fn packed_size_of(len: usize) -> usize {
+        varint_len(len) * if BACK { 2 } else { 1 } + len
+    }
+
+    fn packed_size(item: &[u8]) -> usize {
+        Self::packed_size_of(item.len())
+    }
+
+    fn encode(out: &mut Vec<u8>, item: &[u8]) {
+        write_varint(out, item.len());
+        out.extend_from_slice(item);
+        if BACK {
+            write_backlen(out, item.len());
+        }
+    }
+
     /// Elements held.
     pub fn len(&self) -> usize {
         match self.buf.get(..COUNT) {
@@ -93,6 +132,19 @@ impl Packed {
         self.len() == 0
     }
 
+    /// The last element, found from the end (a buffer with back-lengths
+    /// only).
+    pub fn last(&self) -> Option<Item<'_>> {
+        assert!(BACK, "only a buffer with back-lengths is read backwards");
+        let end = self.buf.len();
+        if end <= COUNT {
+            return None;
+        }
+        let (len, n) = read_backlen(&self.buf[COUNT..]);
+        let (from, to) = (end - n - len, end - n);
+        Some(Item { bytes: &self.buf[from..to], span: (from - n, end) })
+    }
+
     /// Bytes in use, count included.
     pub fn bytes(&self) -> usize {
         self.buf.len()
@@ -103,7 +155,7 @@ impl Packed {
         self.buf.capacity()
     }
 
-    pub fn iter(&self) -> Iter<'_> {
+    pub fn iter(&self) -> Iter<'_, BACK> {
         Iter { buf: &self.buf, at: COUNT.min(self.buf.len()) }
     }
 
@@ -127,10 +179,9 @@ impl Packed {
 
     /// Appends elements.
     pub fn push(&mut self, items: &[&[u8]]) {
-        self.reserve(items.iter().map(|i| packed_size(i)).sum());
+        self.reserve(items.iter().map(|i| Self::packed_size(i)).sum());
         for item in items {
-            write_varint(&mut self.buf, item.len());
-            self.buf.extend_from_slice(item);
+            Self::encode(&mut self.buf, item);
         }
         self.set_len(self.len() + items.len());
     }
@@ -141,10 +192,9 @@ impl Packed {
         if at >= self.end() {
             return self.push(items);
         }
-        let mut packed = Vec::with_capacity(items.iter().map(|i| packed_size(i)).sum());
+        let mut packed = Vec::with_capacity(items.iter().map(|i| Self::packed_size(i)).sum());
         for item in items {
-            write_varint(&mut packed, item.len());
-            packed.extend_from_slice(item);
+            Self::encode(&mut packed, item);
         }
         self.reserve(packed.len());
         self.buf.splice(at..at, packed);
@@ -158,9 +208,8 @@ impl Packed {
 
     /// Replaces the element at `span` (from an [`Item`]) with `item`.
     pub fn replace(&mut self, span: (usize, usize), item: &[u8]) {
-        let mut packed = Vec::with_capacity(packed_size(item));
-        write_varint(&mut packed, item.len());
-        packed.extend_from_slice(item);
+        let mut packed = Vec::with_capacity(Self::packed_size(item));
+        Self::encode(&mut packed, item);
         if packed.len() > span.1 - span.0 {
             self.reserve(packed.len() - (span.1 - span.0));
         }
@@ -177,11 +226,12 @@ impl Packed {
             return;
         }
         self.set_len(n);
-        // Give back what a smaller size class would save, as a listpack
-        // reallocates on delete.
-        let fit = crate::table::fit_for::<u8>(self.buf.len());
-        if fit < self.buf.capacity() {
-            self.buf.shrink_to(fit);
+        // Give back the room once a quarter of the buffer stands empty, as
+        // a listpack reallocates on delete (not on every delete: a queue
+        // popping one element at a time would reallocate at each size
+        // class it passes).
+        if self.buf.len() <= self.buf.capacity() / 4 * 3 {
+            self.buf.shrink_to(crate::table::fit_for::<u8>(self.buf.len()));
         }
     }
 }
@@ -190,13 +240,18 @@ impl Packed {
 mod tests {
     use super::*;
 
-    fn items(p: &Packed) -> Vec<Vec<u8>> {
+    fn items<const BACK: bool>(p: &Packed<BACK>) -> Vec<Vec<u8>> {
         p.iter().map(|i| i.bytes.to_vec()).collect()
     }
 
     #[test]
     fn elements_read_back_through_pushes_replacements_and_removals() {
-        let mut p = Packed::default();
+        edits::<false>();
+        edits::<true>();
+    }
+
+    fn edits<const BACK: bool>() {
+        let mut p = Packed::<BACK>::default();
         assert_eq!((p.len(), p.allocated(), items(&p).len()), (0, 0, 0));
         let long = vec![b'x'; 300]; // a two-byte length
         p.push(&[b"a", b"", &long]);
@@ -240,15 +295,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn back_lengths_round_trip() {
+        for v in [0, 1, 127, 128, 300, 16_383, 16_384, 1 << 30] {
+            let mut out = vec![0xff, 0x80]; // bytes before it do not matter
+            write_backlen(&mut out, v);
+            assert_eq!(read_backlen(&out), (v, varint_len(v)), "{v}");
+        }
+    }
+
     proptest::proptest! {
         #[test]
-        fn any_elements_read_back(v in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..200), 0..40)) {
-            let mut p = Packed::default();
+        fn any_elements_read_back(v in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..300), 0..40)) {
+            let mut p = Packed::<false>::default();
+            let mut b = Packed::<true>::default();
             for item in &v {
                 p.push(&[item]);
+                b.push(&[item]);
+                let last = b.last().unwrap();
+                proptest::prop_assert_eq!(last.bytes, &item[..]);
+                proptest::prop_assert_eq!(last.span, b.iter().last().unwrap().span);
             }
             proptest::prop_assert_eq!(p.len(), v.len());
-            proptest::prop_assert_eq!(items(&p), v);
+            proptest::prop_assert_eq!(items(&p), v.clone());
+            proptest::prop_assert_eq!(items(&b), v.clone());
+            // Popping from the end with `last` empties it in order.
+            let mut back = v.clone();
+            while let Some(last) = b.last() {
+                proptest::prop_assert_eq!(Some(last.bytes.to_vec()), back.pop());
+                let span = last.span;
+                b.remove(span.0..span.1, 1);
+            }
+            proptest::prop_assert!(back.is_empty());
         }
     }
 }
