@@ -29,11 +29,6 @@ pub fn size_class(n: usize) -> usize {
 
 /// A `Bytes` held in a container: its handle plus its buffer.
 fn bytes_cost(b: &Bytes) -> usize {
-    bytes_cost_of(b)
-}
-
-/// [`bytes_cost`] for bytes about to be held as a `Bytes`.
-fn bytes_cost_of(b: &[u8]) -> usize {
     std::mem::size_of::<Bytes>() + size_class(b.len())
 }
 
@@ -63,9 +58,10 @@ fn hash_cost(h: &Hash, samples: usize) -> usize {
     if let Some(bytes) = h.packed_bytes() {
         return size_class(bytes);
     }
-    // The boxed map, and per pair its two `Bytes` and an index word.
-    size_class(std::mem::size_of::<indexmap::IndexMap<Bytes, Bytes>>())
-        + extrapolate(h.len(), samples, h.iter().map(|(f, v)| bytes_cost_of(f) + bytes_cost_of(v) + 8))
+    // The boxed set, and per pair its entry (hash and handle), an index
+    // word and its one allocation (a length byte, field, value).
+    let set = std::mem::size_of::<indexmap::IndexSet<crate::types::hash::Pair>>();
+    size_class(set) + extrapolate(h.len(), samples, h.iter().map(|(f, v)| 24 + 8 + size_class(1 + f.len() + v.len())))
 }
 
 impl Value {
@@ -82,7 +78,8 @@ impl Value {
                     crate::types::set::Set::Listpack(p) => size_class(p.allocated()),
                     crate::types::set::Set::Table(t) => {
                         size_class(std::mem::size_of_val(&**t))
-                            + extrapolate(t.len(), samples, t.iter().map(|m| bytes_cost(m) + 8))
+                            // Entry (hash and handle), index word, bytes.
+                            + extrapolate(t.len(), samples, t.iter().map(|m| 24 + 8 + size_class(m.len())))
                     }
                 };
                 size_class(std::mem::size_of_val(&**s)) + members

@@ -3,9 +3,10 @@
 //! crossed (`hashtable`).
 //! Like Redis, a hash never converts back.
 //!
-//! The map is an `IndexMap` for the reasons the keyspace uses one: HSCAN
-//! walks it from the top index down with a stable cursor, and HRANDFIELD
-//! picks by index in O(1).
+//! The map is an `IndexSet` of [`Pair`]s (field and value in one
+//! allocation) for the reasons the keyspace uses an insertion-ordered
+//! map: HSCAN walks it from the top index down with a stable cursor, and
+//! HRANDFIELD picks by index in O(1).
 //!
 //! Per-field TTLs (Redis 7.4's HEXPIRE family) live in a side map that
 //! exists only once a field has had a TTL, so plain hashes pay one null
@@ -14,9 +15,80 @@
 use super::packed::Packed;
 use super::Limits;
 use bytes::Bytes;
-use indexmap::IndexMap;
+use indexmap::IndexSet;
 
-type Map = IndexMap<Bytes, Bytes, foldhash::fast::RandomState>;
+/// A large hash's fields, each with its value in one allocation.
+type Map = IndexSet<Pair, foldhash::fast::RandomState>;
+
+/// A field and its value in one allocation: the field's length (a varint),
+/// the field, the value. A table entry is this 16-byte handle where two
+/// `Bytes` took 64, and one allocation where they took two. It hashes and
+/// compares as its field alone, so the set finds it by a field's bytes.
+#[derive(Debug, Clone)]
+pub struct Pair(Box<[u8]>);
+
+impl Pair {
+    fn new(field: &[u8], value: &[u8]) -> Pair {
+        let mut b = Vec::with_capacity(field.len() + value.len() + 5);
+        let mut n = field.len();
+        while n >= 0x80 {
+            b.push(n as u8 | 0x80);
+            n >>= 7;
+        }
+        b.push(n as u8);
+        b.extend_from_slice(field);
+        b.extend_from_slice(value);
+        Pair(b.into_boxed_slice())
+    }
+
+    /// Where the field starts and ends.
+    fn bounds(&self) -> (usize, usize) {
+        let (mut len, mut i) = (0usize, 0);
+        loop {
+            let byte = self.0[i];
+            len |= ((byte & 0x7f) as usize) << (7 * i);
+            i += 1;
+            if byte & 0x80 == 0 {
+                return (i, i + len);
+            }
+        }
+    }
+
+    pub fn field(&self) -> &[u8] {
+        let (from, to) = self.bounds();
+        &self.0[from..to]
+    }
+
+    pub fn value(&self) -> &[u8] {
+        &self.0[self.bounds().1..]
+    }
+
+    /// Bytes of its allocation.
+    pub fn size(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Pair {
+    fn borrow(&self) -> &[u8] {
+        self.field()
+    }
+}
+
+impl PartialEq for Pair {
+    fn eq(&self, other: &Pair) -> bool {
+        self.field() == other.field()
+    }
+}
+
+impl Eq for Pair {}
+
+impl std::hash::Hash for Pair {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As the field's `[u8]` hashes: lookups by `&[u8]` depend on it.
+        self.field().hash(state)
+    }
+}
 
 /// A small hash is its fields and values alternating in one [`Packed`]
 /// buffer; the table is boxed, so a small hash's handle stays small.
@@ -133,7 +205,7 @@ impl Hash {
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.data {
             H::Listpack(p) => pairs(p).find(|(f, _)| f.bytes == field).map(|(_, v)| v.bytes),
-            H::Table(m) => m.get(field).map(|v| &v[..]),
+            H::Table(m) => m.get(field).map(Pair::value),
         }
     }
 
@@ -169,7 +241,8 @@ impl Hash {
                     true
                 }
             },
-            H::Table(m) => m.insert(Bytes::copy_from_slice(field), Bytes::copy_from_slice(value)).is_none(),
+            // `replace` keeps an existing field's place in the order.
+            H::Table(m) => m.replace(Pair::new(field, value)).is_none(),
         };
         if matches!(&self.data, H::Listpack(p) if p.len() / 2 > lim.hash_max_listpack_entries) {
             self.convert();
@@ -190,7 +263,7 @@ impl Hash {
                 }
                 None => false,
             },
-            H::Table(m) => m.swap_remove(field).is_some(),
+            H::Table(m) => m.swap_remove(field),
         }
     }
 
@@ -199,7 +272,7 @@ impl Hash {
     pub fn get_index(&self, i: usize) -> Option<(&[u8], &[u8])> {
         match &self.data {
             H::Listpack(p) => pairs(p).nth(i).map(|(f, v)| (f.bytes, v.bytes)),
-            H::Table(m) => m.get_index(i).map(|(f, v)| (&f[..], &v[..])),
+            H::Table(m) => m.get_index(i).map(|p| (p.field(), p.value())),
         }
     }
 
@@ -212,8 +285,8 @@ impl Hash {
                 at.for_each(|i| visit(all[i].0, all[i].1));
             }
             H::Table(m) => at.for_each(|i| {
-                let (f, v) = m.get_index(i).expect("index below len");
-                visit(f, v)
+                let p = m.get_index(i).expect("index below len");
+                visit(p.field(), p.value())
             }),
         }
     }
@@ -221,7 +294,7 @@ impl Hash {
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
         match &self.data {
             H::Listpack(p) => Box::new(pairs(p).map(|(f, v)| (f.bytes, v.bytes))),
-            H::Table(m) => Box::new(m.iter().map(|(f, v)| (&f[..], &v[..]))),
+            H::Table(m) => Box::new(m.iter().map(|p| (p.field(), p.value()))),
         }
     }
 
@@ -235,8 +308,8 @@ impl Hash {
                 0
             }
             H::Table(m) => scan_indexed(m.len(), cursor, count, |i| {
-                let (f, v) = m.get_index(i).expect("index below len");
-                visit(f, v)
+                let p = m.get_index(i).expect("index below len");
+                visit(p.field(), p.value())
             }),
         }
     }
@@ -244,7 +317,7 @@ impl Hash {
     fn convert(&mut self) {
         if let H::Listpack(p) = &self.data {
             let mut m = Map::with_capacity_and_hasher(p.len() / 2, Default::default());
-            m.extend(pairs(p).map(|(f, v)| (Bytes::copy_from_slice(f.bytes), Bytes::copy_from_slice(v.bytes))));
+            m.extend(pairs(p).map(|(f, v)| Pair::new(f.bytes, v.bytes)));
             self.data = H::Table(Box::new(m));
         }
     }
@@ -282,6 +355,26 @@ mod tests {
         h.insert(b"a", b"12345", &lim);
         assert_eq!(h.encoding(), "hashtable");
         assert_eq!(h.get(b"a"), Some(&b"12345"[..]));
+    }
+
+    #[test]
+    fn a_table_keeps_each_field_with_its_value() {
+        let lim = Limits { hash_max_listpack_entries: 0, ..Default::default() };
+        let mut h = Hash::default();
+        let long = vec![b'f'; 300]; // a two-byte length
+        for (f, v) in [(&b""[..], &b"empty field"[..]), (b"empty value", b""), (&long, b"v1"), (b"x", b"1")] {
+            assert!(h.insert(f, v, &lim));
+        }
+        assert_eq!(h.encoding(), "hashtable");
+        assert!(!h.insert(&long, b"v2", &lim));
+        assert_eq!(
+            (h.get(b""), h.get(b"empty value"), h.get(&long)),
+            (Some(&b"empty field"[..]), Some(&b""[..]), Some(&b"v2"[..]))
+        );
+        // A new value keeps the field's place in the order.
+        assert_eq!(h.get_index(2), Some((&long[..], &b"v2"[..])));
+        assert!(h.remove(b"") && !h.remove(b""));
+        assert_eq!((h.len(), h.get(b"")), (3, None));
     }
 
     #[test]

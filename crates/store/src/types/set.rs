@@ -9,7 +9,9 @@ use crate::value::parse_canonical_i64;
 use bytes::Bytes;
 use indexmap::IndexSet;
 
-type Table = IndexSet<Bytes, foldhash::fast::RandomState>;
+/// A large set's members, each a plain boxed slice: 16 bytes of handle
+/// where a `Bytes` takes 32.
+type Table = IndexSet<Box<[u8]>, foldhash::fast::RandomState>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Set {
@@ -119,7 +121,7 @@ impl Set {
                 if t.contains(m) {
                     return false;
                 }
-                t.insert(Bytes::copy_from_slice(m))
+                t.insert(m.into())
             }
         }
     }
@@ -149,7 +151,7 @@ impl Set {
         match self {
             Set::Intset(v) => v.get(i).map(|x| int_bytes(*x)),
             Set::Listpack(p) => p.iter().nth(i).map(|x| Bytes::copy_from_slice(x.bytes)),
-            Set::Table(t) => t.get_index(i).cloned(),
+            Set::Table(t) => t.get_index(i).map(|m| Bytes::copy_from_slice(m)),
         }
     }
 
@@ -163,7 +165,7 @@ impl Set {
                 p.remove(span.0..span.1, 1);
                 Some(m)
             }
-            Set::Table(t) => t.swap_remove_index(i),
+            Set::Table(t) => t.swap_remove_index(i).map(Bytes::from),
         }
     }
 
@@ -185,7 +187,7 @@ impl Set {
         match self {
             Set::Intset(v) => v.iter().map(|i| int_bytes(*i)).collect(),
             Set::Listpack(p) => p.iter().map(|x| Bytes::copy_from_slice(x.bytes)).collect(),
-            Set::Table(t) => t.iter().cloned().collect(),
+            Set::Table(t) => t.iter().map(|m| Bytes::copy_from_slice(m)).collect(),
         }
     }
 
@@ -193,7 +195,7 @@ impl Set {
     pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(Bytes)) -> u64 {
         match self {
             Set::Table(t) => super::hash::scan_indexed(t.len(), cursor, count, |i| {
-                visit(t.get_index(i).expect("index below len").clone())
+                visit(Bytes::copy_from_slice(t.get_index(i).expect("index below len")))
             }),
             _ => {
                 self.members().into_iter().for_each(visit);
@@ -203,9 +205,12 @@ impl Set {
     }
 
     fn convert_to_table(&mut self, extra: usize) {
-        let members = self.members();
-        let mut t = Table::with_capacity_and_hasher(members.len() + extra, Default::default());
-        t.extend(members);
+        let mut t = Table::with_capacity_and_hasher(self.len() + extra, Default::default());
+        match self {
+            Set::Intset(v) => t.extend(v.iter().map(|i| itoa::Buffer::new().format(*i).as_bytes().into())),
+            Set::Listpack(p) => t.extend(p.iter().map(|x| x.bytes.into())),
+            Set::Table(_) => return,
+        }
         *self = Set::Table(Box::new(t));
     }
 }
