@@ -89,10 +89,10 @@ impl Value {
                     Some(bytes) => size_class(bytes),
                     None => {
                         // Per entry: its place in the order (score and
-                        // handle), its map entry (handle, score, hash) and
-                        // index word, and the member's bytes, shared by
-                        // both handles behind a shared header.
-                        let per = |e: crate::types::zset::ZRef<'_>| 40 + 48 + 8 + size_class(e.member.len()) + 24;
+                        // handle), its map entry (hash, handle, score) and
+                        // index word, and the member's bytes, one copy in
+                        // each.
+                        let per = |e: crate::types::zset::ZRef<'_>| 24 + 32 + 8 + 2 * size_class(e.member.len());
                         size_class(z.skiplist_bytes()) + extrapolate(z.len(), samples, z.iter().map(per))
                     }
                 };

@@ -802,7 +802,7 @@ fn zpop(ctx: &mut Ctx<'_>, mut args: Args<'_>, min: bool) -> CmdResult {
     // A count makes RESP3 reply with pairs; without one it is flat, still
     // with a double score.
     if resp3 && count.is_none() {
-        let flat = popped.iter().flat_map(|e| [Frame::Bulk(e.member.clone()), Frame::Double(e.score)]);
+        let flat = popped.iter().flat_map(|e| [Frame::bulk(&e.member), Frame::Double(e.score)]);
         return Ok(Frame::Array(flat.collect()));
     }
     Ok(entries_reply(popped.iter().map(ZEntry::as_ref), true, resp3))
@@ -837,7 +837,7 @@ fn pop_first(
             } else {
                 let e = &popped[0];
                 let score = if resp3 { Frame::Double(e.score) } else { Frame::Bulk(score_text(e.score)) };
-                Frame::Array(vec![k, Frame::Bulk(e.member.clone()), score])
+                Frame::Array(vec![k, Frame::bulk(&e.member), score])
             });
         }
     }

@@ -8,11 +8,13 @@
 use super::ordered::Ordered;
 use super::packed::{Item, Packed};
 use super::Limits;
-use bytes::Bytes;
 use indexmap::IndexMap;
 use std::cmp::Ordering;
 
-type Dict = IndexMap<Bytes, f64, foldhash::fast::RandomState>;
+/// A large sorted set's member→score map. Members are plain boxed slices
+/// here and in the order, each its own copy: a shared `Bytes` took a
+/// 32-byte handle in each and a shared header besides.
+type Dict = IndexMap<Box<[u8]>, f64, foldhash::fast::RandomState>;
 
 /// One member and its score, owned (what ZPOP and the computed sets
 /// hand back). Scores are never NaN; -0 and 0 compare equal and fall back
@@ -20,7 +22,7 @@ type Dict = IndexMap<Bytes, f64, foldhash::fast::RandomState>;
 #[derive(Debug, Clone)]
 pub struct ZEntry {
     pub score: f64,
-    pub member: Bytes,
+    pub member: Box<[u8]>,
 }
 
 impl ZEntry {
@@ -60,7 +62,7 @@ impl ZRef<'_> {
     }
 
     pub fn to_owned(&self) -> ZEntry {
-        ZEntry { score: self.score, member: Bytes::copy_from_slice(self.member) }
+        ZEntry { score: self.score, member: self.member.into() }
     }
 }
 
@@ -207,7 +209,7 @@ impl ZSet {
                 Data::Skiplist(s) => {
                     // The map entry keeps its place: a ZSCAN under way
                     // still meets it.
-                    let member = Bytes::copy_from_slice(member);
+                    let member: Box<[u8]> = member.into();
                     s.order.remove(&ZEntry { score: old, member: member.clone() });
                     s.dict.insert(member.clone(), score);
                     s.order.insert(ZEntry { score, member });
@@ -227,7 +229,7 @@ impl ZSet {
                 p.insert_at(at, &[member, score_bytes(score, &mut [0; 8])]);
             }
             Data::Skiplist(s) => {
-                let member = Bytes::copy_from_slice(member);
+                let member: Box<[u8]> = member.into();
                 s.dict.insert(member.clone(), score);
                 s.order.insert(ZEntry { score, member });
             }
@@ -246,7 +248,7 @@ impl ZSet {
             }
             Data::Skiplist(s) => {
                 let score = s.dict.swap_remove(member)?;
-                s.order.remove(&ZEntry { score, member: Bytes::copy_from_slice(member) });
+                s.order.remove(&ZEntry { score, member: member.into() });
                 Some(score)
             }
         }
@@ -275,7 +277,7 @@ impl ZSet {
             Data::Packed(p) => packed(p).position(|(e, _)| e.member == member),
             Data::Skiplist(s) => {
                 let score = *s.dict.get(member)?;
-                s.order.rank(&ZEntry { score, member: Bytes::copy_from_slice(member) })
+                s.order.rank(&ZEntry { score, member: member.into() })
             }
         }
     }
