@@ -316,7 +316,9 @@ impl ZSet {
     pub fn iter_rev_from(&self, rank: usize) -> Box<dyn Iterator<Item = ZRef<'_>> + '_> {
         match &self.data {
             Data::Packed(p) => {
-                let upto: Vec<ZRef<'_>> = packed(p).take(rank.saturating_add(1)).map(|(e, _)| e).collect();
+                // Past the end is nothing, as in the skiplist.
+                let upto: Vec<ZRef<'_>> =
+                    if rank < self.len() { packed(p).take(rank + 1).map(|(e, _)| e).collect() } else { vec![] };
                 Box::new(upto.into_iter().rev())
             }
             Data::Skiplist(s) => Box::new(s.order.iter_rev_from(rank).map(ZEntry::as_ref)),
@@ -424,6 +426,7 @@ mod tests {
         assert_eq!(order, [b"c".to_vec(), b"a".to_vec(), b"b".to_vec()]);
         let rev: Vec<_> = z.iter_rev_from(1).map(|e| e.member.to_vec()).collect();
         assert_eq!(rev, [b"a".to_vec(), b"c".to_vec()]);
+        assert_eq!(z.iter_rev_from(3).count(), 0);
         assert_eq!(z.partition_point(|e| e.score < 2.0), 1);
         assert_eq!(z.rank(b"b"), Some(2));
         z.insert(b"d", 0.5, &lim);
