@@ -9,10 +9,9 @@
 //! and an allocation per element, about 48 bytes for a 12-byte one where
 //! Redis's quicklist pays 14; in nodes an element costs its bytes and two
 //! length bytes. A node fills at most [`NODE_BYTES`], so the walk to an
-//! element inside one (a
-//! packed buffer is read front to back) stays short; its last element is
-//! found from its end (RPOP). Reaching a node walks the node counts from
-//! the nearer end, as Redis's quicklist does.
+//! element inside one (a packed buffer is read front to back) stays
+//! short; its last element is found from its end (RPOP). Reaching a node
+//! walks the node counts from the nearer end, as Redis's quicklist does.
 //!
 //! Known approximation: Redis turns a quicklist back into a listpack only
 //! when it has one node. We convert back whenever the size is under half
@@ -83,7 +82,7 @@ fn exceeds(fill: i64, bytes: usize, count: usize) -> bool {
 
 /// Whether a quicklist node takes one more element of `size` bytes.
 fn room(node: &Node, size: usize) -> bool {
-    node.bytes() + Node::packed_size_of(size) <= NODE_BYTES
+    node.end() + Node::packed_size_of(size) <= NODE_BYTES
 }
 
 fn node_of(v: &[u8]) -> Node {
