@@ -179,20 +179,18 @@ pub fn put_value(out: &mut BytesMut, value: &Value) -> Result<(), RdbError> {
                 put_bytes(out, v);
             }
         }
-        Value::Hash(h) => match h.is_listpack() {
-            true => {
-                out.put_u8(RDB_TYPE_HASH_LISTPACK);
-                put_bytes(out, &listpack::encode(h.iter().flat_map(|(f, v)| [f, v])));
+        Value::Hash(h) if h.is_listpack() => {
+            out.put_u8(RDB_TYPE_HASH_LISTPACK);
+            put_bytes(out, &listpack::encode(h.iter().flat_map(|(f, v)| [f, v])));
+        }
+        Value::Hash(h) => {
+            out.put_u8(RDB_TYPE_HASH);
+            put_len(out, h.len() as u64);
+            for (f, v) in h.iter() {
+                put_bytes(out, f);
+                put_bytes(out, v);
             }
-            false => {
-                out.put_u8(RDB_TYPE_HASH);
-                put_len(out, h.len() as u64);
-                for (f, v) in h.iter() {
-                    put_bytes(out, f);
-                    put_bytes(out, v);
-                }
-            }
-        },
+        }
         Value::Set(set) => match set.as_ref() {
             Set::Intset(v) => {
                 out.put_u8(RDB_TYPE_SET_INTSET);

@@ -30,12 +30,7 @@ pub struct Pair(Box<[u8]>);
 impl Pair {
     fn new(field: &[u8], value: &[u8]) -> Pair {
         let mut b = Vec::with_capacity(field.len() + value.len() + 5);
-        let mut n = field.len();
-        while n >= 0x80 {
-            b.push(n as u8 | 0x80);
-            n >>= 7;
-        }
-        b.push(n as u8);
+        super::packed::write_varint(&mut b, field.len());
         b.extend_from_slice(field);
         b.extend_from_slice(value);
         Pair(b.into_boxed_slice())
@@ -43,15 +38,8 @@ impl Pair {
 
     /// Where the field starts and ends.
     fn bounds(&self) -> (usize, usize) {
-        let (mut len, mut i) = (0usize, 0);
-        loop {
-            let byte = self.0[i];
-            len |= ((byte & 0x7f) as usize) << (7 * i);
-            i += 1;
-            if byte & 0x80 == 0 {
-                return (i, i + len);
-            }
-        }
+        let (len, n) = super::packed::read_varint(&self.0);
+        (n, n + len)
     }
 
     pub fn field(&self) -> &[u8] {
@@ -61,11 +49,6 @@ impl Pair {
 
     pub fn value(&self) -> &[u8] {
         &self.0[self.bounds().1..]
-    }
-
-    /// Bytes of its allocation.
-    pub fn size(&self) -> usize {
-        self.0.len()
     }
 }
 

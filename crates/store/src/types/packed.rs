@@ -56,8 +56,9 @@ impl<'a, const BACK: bool> Iterator for Iter<'a, BACK> {
     }
 }
 
+/// The varint that starts `b`: (value, bytes).
 #[inline]
-fn read_varint(b: &[u8]) -> (usize, usize) {
+pub(crate) fn read_varint(b: &[u8]) -> (usize, usize) {
     let mut v = 0usize;
     for (i, &byte) in b.iter().enumerate() {
         v |= ((byte & 0x7f) as usize) << (7 * i);
@@ -68,7 +69,7 @@ fn read_varint(b: &[u8]) -> (usize, usize) {
     unreachable!("a packed buffer holds whole varints")
 }
 
-fn write_varint(out: &mut Vec<u8>, mut v: usize) {
+pub(crate) fn write_varint(out: &mut Vec<u8>, mut v: usize) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
