@@ -28,7 +28,8 @@ pub struct Packed<const BACK: bool = false> {
     buf: Vec<u8>,
 }
 
-/// One element: its bytes and where it lies, length prefix included.
+/// One element: its bytes and where it lies, its length bytes (and
+/// back-length) included.
 #[derive(Debug, Clone, Copy)]
 pub struct Item<'a> {
     pub bytes: &'a [u8],
