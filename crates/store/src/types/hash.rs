@@ -12,7 +12,7 @@
 //! exists only once a field has had a TTL, so plain hashes pay one null
 //! pointer. A small hash that has one reports `listpackex`, as 7.4 does.
 
-use super::packed::Packed;
+use super::packed::{Item, Packed};
 use super::Limits;
 use bytes::Bytes;
 use indexmap::IndexSet;
@@ -98,20 +98,9 @@ impl Default for Hash {
     }
 }
 
-/// Where a field of a packed hash lies: its span and its value's.
-struct Found {
-    field: (usize, usize),
-    value: (usize, usize),
-}
-
-/// The pairs of a packed hash, in order.
-fn pairs(p: &Packed) -> impl Iterator<Item = (super::packed::Item<'_>, super::packed::Item<'_>)> + '_ {
-    let mut it = p.iter();
-    std::iter::from_fn(move || Some((it.next()?, it.next().expect("fields and values alternate"))))
-}
-
-fn find(p: &Packed, field: &[u8]) -> Option<Found> {
-    pairs(p).find(|(f, _)| f.bytes == field).map(|(f, v)| Found { field: f.span, value: v.span })
+/// A field of a packed hash and its value, where they lie.
+fn find<'p>(p: &'p Packed, field: &[u8]) -> Option<(Item<'p>, Item<'p>)> {
+    p.pairs().find(|(f, _)| f.bytes == field)
 }
 
 impl Hash {
@@ -187,7 +176,7 @@ impl Hash {
 
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.data {
-            H::Listpack(p) => pairs(p).find(|(f, _)| f.bytes == field).map(|(_, v)| v.bytes),
+            H::Listpack(p) => find(p, field).map(|(_, v)| v.bytes),
             H::Table(m) => m.get(field).map(Pair::value),
         }
     }
@@ -214,9 +203,9 @@ impl Hash {
             }
         }
         let new = match &mut self.data {
-            H::Listpack(p) => match find(p, field) {
-                Some(at) => {
-                    p.replace(at.value, value);
+            H::Listpack(p) => match find(p, field).map(|(_, v)| v.span) {
+                Some(span) => {
+                    p.replace(span, value);
                     false
                 }
                 None => {
@@ -239,9 +228,9 @@ impl Hash {
             t.remove(field);
         }
         match &mut self.data {
-            H::Listpack(p) => match find(p, field) {
-                Some(at) => {
-                    p.remove(at.field.0..at.value.1, 2);
+            H::Listpack(p) => match find(p, field).map(|(f, v)| f.span.0..v.span.1) {
+                Some(range) => {
+                    p.remove(range, 2);
                     true
                 }
                 None => false,
@@ -254,7 +243,7 @@ impl Hash {
     /// encoding: [`Self::pick`] serves many picks with one.
     pub fn get_index(&self, i: usize) -> Option<(&[u8], &[u8])> {
         match &self.data {
-            H::Listpack(p) => pairs(p).nth(i).map(|(f, v)| (f.bytes, v.bytes)),
+            H::Listpack(p) => p.pairs().nth(i).map(|(f, v)| (f.bytes, v.bytes)),
             H::Table(m) => m.get_index(i).map(|p| (p.field(), p.value())),
         }
     }
@@ -264,7 +253,7 @@ impl Hash {
     pub fn pick(&self, at: impl Iterator<Item = usize>, mut visit: impl FnMut(&[u8], &[u8])) {
         match &self.data {
             H::Listpack(p) => {
-                let all: Vec<(&[u8], &[u8])> = pairs(p).map(|(f, v)| (f.bytes, v.bytes)).collect();
+                let all: Vec<(&[u8], &[u8])> = p.pairs().map(|(f, v)| (f.bytes, v.bytes)).collect();
                 at.for_each(|i| visit(all[i].0, all[i].1));
             }
             H::Table(m) => at.for_each(|i| {
@@ -276,7 +265,7 @@ impl Hash {
 
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
         match &self.data {
-            H::Listpack(p) => Box::new(pairs(p).map(|(f, v)| (f.bytes, v.bytes))),
+            H::Listpack(p) => Box::new(p.pairs().map(|(f, v)| (f.bytes, v.bytes))),
             H::Table(m) => Box::new(m.iter().map(|p| (p.field(), p.value()))),
         }
     }
@@ -287,7 +276,7 @@ impl Hash {
     pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&[u8], &[u8])) -> u64 {
         match &self.data {
             H::Listpack(p) => {
-                pairs(p).for_each(|(f, v)| visit(f.bytes, v.bytes));
+                p.pairs().for_each(|(f, v)| visit(f.bytes, v.bytes));
                 0
             }
             H::Table(m) => scan_indexed(m.len(), cursor, count, |i| {
@@ -300,7 +289,7 @@ impl Hash {
     fn convert(&mut self) {
         if let H::Listpack(p) = &self.data {
             let mut m = Map::with_capacity_and_hasher(p.len() / 2, Default::default());
-            m.extend(pairs(p).map(|(f, v)| Pair::new(f.bytes, v.bytes)));
+            m.extend(p.pairs().map(|(f, v)| Pair::new(f.bytes, v.bytes)));
             self.data = H::Table(Box::new(m));
         }
     }

@@ -161,6 +161,13 @@ impl<const BACK: bool> Packed<BACK> {
         Iter { buf: &self.buf, at: COUNT.min(self.buf.len()) }
     }
 
+    /// The elements two at a time, for collections that store pairs (a
+    /// hash's field and value, a sorted set's member and score).
+    pub fn pairs(&self) -> impl Iterator<Item = (Item<'_>, Item<'_>)> + '_ {
+        let mut it = self.iter();
+        std::iter::from_fn(move || Some((it.next()?, it.next().expect("a paired buffer holds whole pairs"))))
+    }
+
     fn set_len(&mut self, n: usize) {
         let n = u32::try_from(n).expect("a packed collection holds under 2^32 elements");
         self.buf[..COUNT].copy_from_slice(&n.to_le_bytes());

@@ -127,11 +127,7 @@ fn score_of(b: &[u8]) -> f64 {
 
 /// The packed entries in order, with where each lies.
 fn packed(p: &Packed) -> impl Iterator<Item = (ZRef<'_>, (usize, usize))> + '_ {
-    let mut it = p.iter();
-    std::iter::from_fn(move || {
-        let (m, s) = (it.next()?, it.next().expect("members and scores alternate"));
-        Some((read(m, s), (m.span.0, s.span.1)))
-    })
+    p.pairs().map(|(m, s)| (read(m, s), (m.span.0, s.span.1)))
 }
 
 impl ZSet {
