@@ -101,7 +101,7 @@ impl Packed {
                 }
                 if v.len() == v.capacity() {
                     // An eighth more, to the whole allocator class (see
-                    // `table::fit`): copies stay amortised O(1).
+                    // `table::fit_for`): copies stay amortised O(1).
                     let len = v.len();
                     v.reserve_exact(crate::table::fit_for::<u64>(len + (len / 8).max(1)) - len);
                 }

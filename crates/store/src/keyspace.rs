@@ -130,7 +130,7 @@ impl Shard {
     /// once a smaller allocation would hold an eighth more slots than
     /// there are keys, the slot vector moves into it (growth puts it an
     /// eighth above its length too, rounded up to the allocator's size
-    /// class: see `table::fit`).
+    /// class: see `table::fit_for`).
     ///
     /// The last step is for a cache at its memory limit. Evictions spread
     /// over the shards, so each shard's length wanders up and down around
@@ -172,7 +172,7 @@ impl Shard {
         if let Some(at) = entry.expire_at() {
             self.expiry.insert(at, self.map.len() as u32);
         }
-        self.map.push(hash, Key::new(key), entry);
+        self.map.push(hash, crate::table::Slot { key: Key::new(key), entry });
     }
 
     /// Removes the entry at `i`, returning its key and its value.
@@ -1450,10 +1450,13 @@ mod tests {
                 }
                 let (len, cap) = (shard.map.len(), shard.map.capacity());
                 highest = highest.max(len);
-                assert!(cap <= crate::table::fit(len + len / 8 + 1), "{cap} slots for {len} keys");
+                assert!(
+                    cap <= crate::table::fit_for::<crate::table::Slot>(len + len / 8 + 1),
+                    "{cap} slots for {len} keys"
+                );
                 // The vector fills its allocation: no bytes the allocator
                 // handed over stand beyond its capacity.
-                assert_eq!(crate::table::fit(cap), cap, "{cap} slots are not a size class");
+                assert_eq!(crate::table::fit_for::<crate::table::Slot>(cap), cap, "{cap} slots are not a size class");
                 assert!(cap <= len + len / 2 + 2, "{cap} slots for {len} keys");
             }
         }

@@ -58,10 +58,20 @@ fn hash_cost(h: &Hash, samples: usize) -> usize {
     if let Some(bytes) = h.packed_bytes() {
         return size_class(bytes);
     }
-    // The boxed set, and per pair its entry (hash and handle), an index
-    // word and its one allocation (a length byte, field, value).
-    let set = std::mem::size_of::<indexmap::IndexSet<crate::types::hash::Pair>>();
-    size_class(set) + extrapolate(h.len(), samples, h.iter().map(|(f, v)| 24 + 8 + size_class(1 + f.len() + v.len())))
+    // The boxed table, its two allocations, and per pair its one
+    // allocation (a length byte, field, value).
+    boxed_table_cost(h.table().expect("not packed"))
+        + extrapolate(h.len(), samples, h.iter().map(|(f, v)| size_class(1 + f.len() + v.len())))
+}
+
+/// A dense table's (table.rs) slot vector and index.
+fn table_cost<S: crate::table::Keyed>(t: &crate::table::Table<S>) -> usize {
+    t.allocations().into_iter().map(size_class).sum()
+}
+
+/// [`table_cost`] with the box the table sits in.
+fn boxed_table_cost<S: crate::table::Keyed>(t: &crate::table::Table<S>) -> usize {
+    size_class(std::mem::size_of_val(t)) + table_cost(t)
 }
 
 impl Value {
@@ -77,9 +87,7 @@ impl Value {
                     crate::types::set::Set::Intset(v) => v.len() * 8,
                     crate::types::set::Set::Listpack(p) => size_class(p.allocated()),
                     crate::types::set::Set::Table(t) => {
-                        size_class(std::mem::size_of_val(&**t))
-                            // Entry (hash and handle), index word, bytes.
-                            + extrapolate(t.len(), samples, t.iter().map(|m| 24 + 8 + size_class(m.len())))
+                        boxed_table_cost(&**t) + extrapolate(t.len(), samples, t.slots().map(|m| size_class(m.len())))
                     }
                 };
                 size_class(std::mem::size_of_val(&**s)) + members
@@ -88,12 +96,13 @@ impl Value {
                 let entries = match z.packed_bytes() {
                     Some(bytes) => size_class(bytes),
                     None => {
-                        // Per entry: its place in the order (score and
-                        // handle), its map entry (hash, handle, score) and
-                        // index word, and the member's bytes, one copy in
+                        // The map's table (its entries are score and
+                        // handle), then per entry its place in the order
+                        // (the same) and the member's bytes, one copy in
                         // each.
-                        let per = |e: crate::types::zset::ZRef<'_>| 24 + 32 + 8 + 2 * size_class(e.member.len());
-                        size_class(z.skiplist_bytes()) + extrapolate(z.len(), samples, z.iter().map(per))
+                        let per = |e: crate::types::zset::ZRef<'_>| 24 + 2 * size_class(e.member.len());
+                        let dict = z.dict().map_or(0, table_cost);
+                        size_class(z.skiplist_bytes()) + dict + extrapolate(z.len(), samples, z.iter().map(per))
                     }
                 };
                 size_class(std::mem::size_of_val(&**z)) + entries

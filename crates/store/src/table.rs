@@ -1,5 +1,7 @@
 //! A shard's map: keys and their entries in one dense vector, found through
 //! a hash index of 16-bit positions (32-bit in shards past 65,536 keys).
+//! Large hashes, sets and sorted sets use the same table for their fields
+//! and members ([`Keyed`] says what a slot is found by).
 //!
 //! Why not `IndexMap<Bytes, Entry>` (what this replaced): per key it kept
 //! the hash (8 bytes), a 32-byte `Bytes` handle whose buffer is a second
@@ -118,15 +120,70 @@ pub fn hash_key(key: &[u8]) -> u64 {
     SEED.hash_one(key)
 }
 
-pub(crate) struct Slot {
+/// A keyspace shard's slot: a key and its entry.
+pub struct Slot {
     pub key: Key,
     pub entry: Entry,
 }
 
-#[derive(Default)]
-pub(crate) struct Table {
+/// What a table's slot is found by: its key's bytes, hashed with
+/// [`hash_key`].
+pub trait Keyed {
+    fn key(&self) -> &[u8];
+}
+
+impl Keyed for Slot {
+    fn key(&self) -> &[u8] {
+        self.key.as_bytes()
+    }
+}
+
+/// A set member is its own key.
+impl Keyed for Box<[u8]> {
+    fn key(&self) -> &[u8] {
+        self
+    }
+}
+
+/// Slots in a dense vector and an index of their positions.
+///
+/// The keyspace's shards hold [`Slot`]s; large hashes, sets and sorted
+/// sets hold their fields and members. Against `IndexSet` (what those
+/// used): no stored hash (8 bytes an element), an index of `u16` or
+/// `u32` positions rather than `usize`, and a vector grown by an eighth
+/// to a whole size class rather than reserved up to the index's capacity
+/// (which left, at a million elements, 1.8 million entries allocated).
+pub struct Table<S = Slot> {
     index: Index,
-    slots: Vec<Slot>,
+    slots: Vec<S>,
+}
+
+impl<S> Default for Table<S> {
+    fn default() -> Table<S> {
+        Table { index: Index::default(), slots: Vec::new() }
+    }
+}
+
+/// The copy's positions are the original's, so the index is copied as
+/// it stands rather than built again by hashing every key.
+impl<S: Clone> Clone for Table<S> {
+    fn clone(&self) -> Table<S> {
+        Table { index: self.index.clone(), slots: self.slots.clone() }
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Table<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.slots).finish()
+    }
+}
+
+/// Equal when each holds the other's slots, in any order (as `IndexSet`'s
+/// equality was).
+impl<S: Keyed + PartialEq> PartialEq for Table<S> {
+    fn eq(&self, other: &Table<S>) -> bool {
+        self.len() == other.len() && self.slots.iter().all(|s| other.get(s.key()) == Some(s))
+    }
 }
 
 /// The hash index: slot positions, as `u16` while they fit. A shard of a
@@ -134,6 +191,7 @@ pub(crate) struct Table {
 /// 2,048 buckets took 10,256 bytes (a 12 KB class) as `u32`s and takes
 /// 6,160 (7 KB) as `u16`s: 5 bytes a key. Past 65,536 slots the index
 /// turns `u32` for good; that shard already holds megabytes.
+#[derive(Clone)]
 enum Index {
     Narrow(HashTable<u16>),
     Wide(HashTable<u32>),
@@ -172,26 +230,49 @@ impl Pos for u32 {
 
 /// The position of the slot with hash `hash` that `is` accepts.
 #[inline]
-fn find_in<P: Pos>(index: &HashTable<P>, slots: &[Slot], hash: u64, is: impl Fn(&Slot) -> bool) -> Option<usize> {
+fn find_in<P: Pos, S>(index: &HashTable<P>, slots: &[S], hash: u64, is: impl Fn(&S) -> bool) -> Option<usize> {
     index.find(hash, |&i| is(&slots[i.at()])).map(|&i| i.at())
 }
 
-fn insert_in<P: Pos>(index: &mut HashTable<P>, slots: &[Slot], hash: u64, i: P) {
-    index.insert_unique(hash, i, |&j| hash_key(&slots[j.at()].key));
+fn insert_in<P: Pos, S: Keyed>(index: &mut HashTable<P>, slots: &[S], hash: u64, i: P) {
+    index.insert_unique(hash, i, |&j| hash_key(slots[j.at()].key()));
 }
 
 /// Unlinks position `i` (hash `h`) and relinks `last`, the slot about to
 /// move into it.
-fn remove_in<P: Pos>(index: &mut HashTable<P>, slots: &[Slot], i: usize, h: u64, last: usize) {
+fn remove_in<P: Pos, S: Keyed>(index: &mut HashTable<P>, slots: &[S], i: usize, h: u64, last: usize) {
     index.find_entry(h, |&j| j.at() == i).expect("every slot is indexed").remove();
     if i != last {
-        let h = hash_key(&slots[last].key);
+        let h = hash_key(slots[last].key());
         *index.find_mut(h, |&j| j.at() == last).expect("every slot is indexed") =
             P::fits(i).expect("a lower position fits too");
     }
 }
 
-impl Table {
+impl Table<Slot> {
+    pub fn slot(&self, i: usize) -> &Slot {
+        &self.slots[i]
+    }
+
+    pub fn slot_mut(&mut self, i: usize) -> &mut Slot {
+        &mut self.slots[i]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.slots.iter().map(|s| (&s.key, &s.entry))
+    }
+}
+
+impl<S: Keyed> Table<S> {
+    /// Room for `n` slots without growing.
+    pub fn with_capacity(n: usize) -> Table<S> {
+        let index = match u16::fits(n) {
+            Some(_) => Index::Narrow(HashTable::with_capacity(n)),
+            None => Index::Wide(HashTable::with_capacity(n)),
+        };
+        Table { index, slots: Vec::with_capacity(fit_for::<S>(n)) }
+    }
+
     pub fn len(&self) -> usize {
         self.slots.len()
     }
@@ -204,22 +285,84 @@ impl Table {
         self.slots.capacity()
     }
 
-    pub fn slot(&self, i: usize) -> &Slot {
-        &self.slots[i]
+    /// The sizes of the table's two allocations: the slot vector and the
+    /// index (a position and a control byte per bucket, sixteen control
+    /// bytes more), for MEMORY USAGE.
+    pub fn allocations(&self) -> [usize; 2] {
+        let (cap, per) = match &self.index {
+            Index::Narrow(t) => (t.capacity(), 3),
+            Index::Wide(t) => (t.capacity(), 5),
+        };
+        // hashbrown fills seven buckets in eight (all but one below 8).
+        let buckets = match cap {
+            0 => 0,
+            1..=7 => cap + 1,
+            _ => (cap * 8 / 7).next_power_of_two(),
+        };
+        let index = if buckets == 0 { 0 } else { buckets * per + 16 };
+        [self.slots.capacity() * std::mem::size_of::<S>(), index]
     }
 
-    pub fn slot_mut(&mut self, i: usize) -> &mut Slot {
-        &mut self.slots[i]
+    /// The slot at `i` (0..len).
+    pub fn get_index(&self, i: usize) -> Option<&S> {
+        self.slots.get(i)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
-        self.slots.iter().map(|s| (&s.key, &s.entry))
+    pub fn slots(&self) -> std::slice::Iter<'_, S> {
+        self.slots.iter()
+    }
+
+    /// The slot found by `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&S> {
+        self.find(hash_key(key), key).map(|i| &self.slots[i])
+    }
+
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut S> {
+        self.find(hash_key(key), key).map(|i| &mut self.slots[i])
+    }
+
+    /// Puts `slot` in place of the one with its key, which keeps its
+    /// position (a scan under way still meets it), or at the end. Returns
+    /// the slot replaced.
+    pub fn replace(&mut self, slot: S) -> Option<S> {
+        let h = hash_key(slot.key());
+        match self.find(h, slot.key()) {
+            Some(i) => Some(std::mem::replace(&mut self.slots[i], slot)),
+            None => {
+                self.push(h, slot);
+                None
+            }
+        }
+    }
+
+    /// Removes the slot found by `key`; the last slot takes its place.
+    pub fn remove(&mut self, key: &[u8]) -> Option<S> {
+        let h = hash_key(key);
+        let i = self.find(h, key)?;
+        Some(self.remove_at(i, h))
+    }
+
+    /// Removes the slot at `i` (0..len); the last slot takes its place.
+    pub fn swap_remove_index(&mut self, i: usize) -> Option<S> {
+        let h = hash_key(self.slots.get(i)?.key());
+        Some(self.remove_at(i, h))
+    }
+
+    /// [`Self::swap_remove`], then gives memory back once three quarters
+    /// of the slots stand empty (the keyspace trims its shards itself).
+    fn remove_at(&mut self, i: usize, h: u64) -> S {
+        let slot = self.swap_remove(i, h);
+        let len = self.slots.len();
+        if len < self.slots.capacity() / 4 {
+            self.shrink_to(len + len / 8 + 1);
+        }
+        slot
     }
 
     /// The position of `key`, whose hash is `hash`.
     #[inline]
     pub fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
-        self.find_where(hash, |s| s.key.as_bytes() == key)
+        self.find_where(hash, |s| s.key() == key)
     }
 
     /// The position of a key whose hash is `hash`, its bytes unknown
@@ -228,19 +371,20 @@ impl Table {
     /// caller gets one of them, which for eviction is a key as good as
     /// the other.
     pub fn find_hash(&self, hash: u64) -> Option<usize> {
-        self.find_where(hash, |s| hash_key(&s.key) == hash)
+        self.find_where(hash, |s| hash_key(s.key()) == hash)
     }
 
     #[inline]
-    fn find_where(&self, hash: u64, is: impl Fn(&Slot) -> bool) -> Option<usize> {
+    fn find_where(&self, hash: u64, is: impl Fn(&S) -> bool) -> Option<usize> {
         match &self.index {
             Index::Narrow(t) => find_in(t, &self.slots, hash, is),
             Index::Wide(t) => find_in(t, &self.slots, hash, is),
         }
     }
 
-    /// Appends a key known to be absent; returns its position.
-    pub fn push(&mut self, hash: u64, key: Key, entry: Entry) -> usize {
+    /// Appends a slot whose key is known to be absent and hashes to
+    /// `hash`; returns its position.
+    pub fn push(&mut self, hash: u64, slot: S) -> usize {
         let i = self.slots.len();
         if i == self.slots.capacity() {
             // An eighth more, rounded up to a whole allocation: a shard's
@@ -249,30 +393,32 @@ impl Table {
             // to O(1) per insert. Small tables grow a slot at a time (a
             // thousand shards of a small cache each holding a few spare
             // 56-byte slots would add up); their copies are tiny.
-            self.slots.reserve_exact(fit(i + (i / 8).max(1)) - i);
+            self.slots.reserve_exact(fit_for::<S>(i + (i / 8).max(1)) - i);
         }
-        self.slots.push(Slot { key, entry });
+        self.slots.push(slot);
         if let Index::Narrow(t) = &self.index {
             if <u16 as Pos>::fits(i).is_none() {
                 // Position 65,536: the index turns `u32`, hashing every key
                 // once more.
                 let mut wide = HashTable::with_capacity(t.capacity());
                 for &j in t.iter() {
-                    insert_in(&mut wide, &self.slots, hash_key(&self.slots[j.at()].key), j.at() as u32);
+                    insert_in(&mut wide, &self.slots, hash_key(self.slots[j.at()].key()), j.at() as u32);
                 }
                 self.index = Index::Wide(wide);
             }
         }
         match &mut self.index {
             Index::Narrow(t) => insert_in(t, &self.slots, hash, i as u16),
-            Index::Wide(t) => insert_in(t, &self.slots, hash, u32::try_from(i).expect("a shard holds under 2^32 keys")),
+            Index::Wide(t) => {
+                insert_in(t, &self.slots, hash, u32::try_from(i).expect("a table holds under 2^32 slots"))
+            }
         }
         i
     }
 
     /// Removes the slot at `i`, whose key hashes to `h`; the last slot
     /// moves into its place.
-    pub fn swap_remove(&mut self, i: usize, h: u64) -> Slot {
+    pub fn swap_remove(&mut self, i: usize, h: u64) -> S {
         let last = self.slots.len() - 1;
         match &mut self.index {
             Index::Narrow(t) => remove_in(t, &self.slots, i, h, last),
@@ -287,7 +433,7 @@ impl Table {
     /// means hashing every key again, and [`Self::shrink_to`] sees to them
     /// when the table is half empty.
     pub fn trim_slots(&mut self, cap: usize) {
-        let want = fit(cap.max(self.slots.len()));
+        let want = fit_for::<S>(cap.max(self.slots.len()));
         if want < self.slots.capacity() {
             self.slots.shrink_to(want);
         }
@@ -296,16 +442,16 @@ impl Table {
     /// Frees capacity beyond `min(len, cap)` slots, in the vector and in
     /// the index.
     pub fn shrink_to(&mut self, cap: usize) {
-        self.slots.shrink_to(fit(cap.max(self.slots.len())));
+        self.slots.shrink_to(fit_for::<S>(cap.max(self.slots.len())));
         let slots = &self.slots;
         match &mut self.index {
-            Index::Narrow(t) => t.shrink_to(cap, |&j| hash_key(&slots[j.at()].key)),
-            Index::Wide(t) => t.shrink_to(cap, |&j| hash_key(&slots[j.at()].key)),
+            Index::Narrow(t) => t.shrink_to(cap, |&j| hash_key(slots[j.at()].key())),
+            Index::Wide(t) => t.shrink_to(cap, |&j| hash_key(slots[j.at()].key())),
         }
     }
 }
 
-/// The slots that fill the allocation jemalloc makes for `n` of them.
+/// The `T`s that fill the allocation jemalloc makes for `n` of them.
 ///
 /// jemalloc serves a request from a size class, four to each doubling:
 /// 64 KB, 80 KB, 96 KB, 112 KB, 128 KB… A vector of 1,040 slots asks
@@ -316,11 +462,6 @@ impl Table {
 /// answer to "what would you allocate", so this follows its classes
 /// rather than copying them; under another global allocator (the store's
 /// unit tests) it is only a rounding rule.
-pub(crate) fn fit(n: usize) -> usize {
-    fit_for::<Slot>(n)
-}
-
-/// [`fit`] for a vector of any `T` (the expiry index's entries too).
 #[allow(unsafe_code)]
 pub(crate) fn fit_for<T>(n: usize) -> usize {
     let size = std::mem::size_of::<T>();
@@ -367,7 +508,7 @@ mod tests {
     /// every key stays findable across the switch and after removals.
     #[test]
     fn the_index_widens_past_65536_slots() {
-        let mut t = Table::default();
+        let mut t: Table = Table::default();
         let key = |i: usize| format!("k{i}").into_bytes();
         let n = 70_000;
         for i in 0..n {
@@ -375,7 +516,7 @@ mod tests {
                 assert!(matches!(t.index, Index::Narrow(_)));
             }
             let k = key(i);
-            t.push(hash_key(&k), Key::new(&k), entry("v"));
+            t.push(hash_key(&k), Slot { key: Key::new(&k), entry: entry("v") });
         }
         assert!(matches!(t.index, Index::Wide(_)));
         // Remove from the front: the last slots move into low positions.
@@ -394,13 +535,53 @@ mod tests {
         }
     }
 
+    /// The table as a collection's (a large set's members): replace
+    /// keeps a member's place, removals move the last one in, equality
+    /// ignores order, and a table three quarters empty gives memory back.
+    #[test]
+    fn a_table_of_members_finds_replaces_removes_and_shrinks() {
+        let member = |i: usize| -> Box<[u8]> { format!("member:{i}").into_bytes().into() };
+        let mut t: Table<Box<[u8]>> = Table::with_capacity(4);
+        for i in 0..1000 {
+            assert!(t.replace(member(i)).is_none());
+        }
+        assert_eq!(t.replace(member(5)).as_deref(), Some(&member(5)[..]));
+        assert_eq!(t.get_index(5).map(|m| &m[..]), Some(&member(5)[..]), "a replaced member keeps its place");
+        let full = t.allocations();
+        assert!(full[0] >= 1000 * 16 && full[1] >= 1024 * 3, "{full:?}");
+        assert!(full[0] < 1000 * 16 * 9 / 8 + 256, "the vector grows by an eighth: {full:?}");
+
+        let mut reversed: Table<Box<[u8]>> = Table::default();
+        (0..1000).rev().for_each(|i| {
+            reversed.replace(member(i));
+        });
+        assert!(t == reversed);
+        reversed.remove(b"member:0");
+        assert!(t != reversed);
+
+        assert_eq!(t.remove(b"member:0").as_deref(), Some(&member(0)[..]));
+        assert_eq!(t.get_index(0).map(|m| &m[..]), Some(&member(999)[..]), "the last moved in");
+        assert!(t.remove(b"member:0").is_none());
+        assert!(t.swap_remove_index(t.len()).is_none());
+        while t.len() > 100 {
+            t.swap_remove_index(t.len() / 2);
+        }
+        let small = t.allocations();
+        assert!(small[0] < full[0] / 2 && small[1] < full[1] / 2, "{full:?} → {small:?}");
+        for m in t.slots() {
+            assert_eq!(t.get(m).map(|x| &x[..]), Some(&m[..]));
+        }
+        let c = t.clone();
+        assert!(c == t && c.len() == 100);
+    }
+
     #[test]
     fn swap_remove_keeps_every_key_findable() {
-        let mut t = Table::default();
+        let mut t: Table = Table::default();
         let keys: Vec<Vec<u8>> = (0..1000).map(|i| format!("key:{i}{}", "x".repeat(i % 40)).into_bytes()).collect();
         for k in &keys {
             assert_eq!(t.find(hash_key(k), k), None);
-            t.push(hash_key(k), Key::new(k), entry("v"));
+            t.push(hash_key(k), Slot { key: Key::new(k), entry: entry("v") });
         }
         // Remove every third key by position, then check the rest.
         for k in keys.iter().step_by(3) {

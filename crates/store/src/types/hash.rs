@@ -3,10 +3,11 @@
 //! crossed (`hashtable`).
 //! Like Redis, a hash never converts back.
 //!
-//! The map is an `IndexSet` of [`Pair`]s (field and value in one
-//! allocation) for the reasons the keyspace uses an insertion-ordered
-//! map: HSCAN walks it from the top index down with a stable cursor, and
-//! HRANDFIELD picks by index in O(1).
+//! The map is a dense [`Table`] of [`Pair`]s (field and value in one
+//! allocation), the keyspace's own map, for the reasons the keyspace uses
+//! it: HSCAN walks it from the top index down with a stable cursor,
+//! HRANDFIELD picks by index in O(1), and an element costs its handle and
+//! a few bytes of index.
 //!
 //! Per-field TTLs (Redis 7.4's HEXPIRE family) live in a side map that
 //! exists only once a field has had a TTL, so plain hashes pay one null
@@ -14,17 +15,17 @@
 
 use super::packed::{Item, Packed};
 use super::Limits;
+use crate::table::{hash_key, Keyed, Table};
 use bytes::Bytes;
-use indexmap::IndexSet;
 
 /// A large hash's fields, each with its value in one allocation.
-type Map = IndexSet<Pair, foldhash::fast::RandomState>;
+type Map = Table<Pair>;
 
 /// A field and its value in one allocation: the field's length (a varint),
 /// the field, the value. A table entry is this 16-byte handle where two
-/// `Bytes` took 64, and one allocation where they took two. It hashes and
-/// compares as its field alone, so the set finds it by a field's bytes.
-#[derive(Debug, Clone)]
+/// `Bytes` took 64, and one allocation where they took two. The table
+/// finds it by its field.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pair(Box<[u8]>);
 
 impl Pair {
@@ -52,24 +53,9 @@ impl Pair {
     }
 }
 
-impl std::borrow::Borrow<[u8]> for Pair {
-    fn borrow(&self) -> &[u8] {
+impl Keyed for Pair {
+    fn key(&self) -> &[u8] {
         self.field()
-    }
-}
-
-impl PartialEq for Pair {
-    fn eq(&self, other: &Pair) -> bool {
-        self.field() == other.field()
-    }
-}
-
-impl Eq for Pair {}
-
-impl std::hash::Hash for Pair {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // As the field's `[u8]` hashes: lookups by `&[u8]` depend on it.
-        self.field().hash(state)
     }
 }
 
@@ -133,6 +119,14 @@ impl Hash {
         match &self.data {
             H::Listpack(p) => Some(p.allocated()),
             H::Table(_) => None,
+        }
+    }
+
+    /// The large encoding's table (None while packed).
+    pub fn table(&self) -> Option<&Table<Pair>> {
+        match &self.data {
+            H::Listpack(_) => None,
+            H::Table(m) => Some(m),
         }
     }
 
@@ -235,7 +229,7 @@ impl Hash {
                 }
                 None => false,
             },
-            H::Table(m) => m.swap_remove(field),
+            H::Table(m) => m.remove(field).is_some(),
         }
     }
 
@@ -266,7 +260,7 @@ impl Hash {
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
         match &self.data {
             H::Listpack(p) => Box::new(p.pairs().map(|(f, v)| (f.bytes, v.bytes))),
-            H::Table(m) => Box::new(m.iter().map(|p| (p.field(), p.value()))),
+            H::Table(m) => Box::new(m.slots().map(|p| (p.field(), p.value()))),
         }
     }
 
@@ -288,8 +282,10 @@ impl Hash {
 
     fn convert(&mut self) {
         if let H::Listpack(p) = &self.data {
-            let mut m = Map::with_capacity_and_hasher(p.len() / 2, Default::default());
-            m.extend(p.pairs().map(|(f, v)| Pair::new(f.bytes, v.bytes)));
+            let mut m = Map::with_capacity(p.len() / 2);
+            for (f, v) in p.pairs() {
+                m.push(hash_key(f.bytes), Pair::new(f.bytes, v.bytes));
+            }
             self.data = H::Table(Box::new(m));
         }
     }

@@ -1,17 +1,17 @@
 //! Sets in Redis's three encodings: a sorted vector of integers
 //! (`intset`), a flat vector (`listpack`) and an insertion-ordered hash set
-//! (`hashtable`). Conversions follow Redis 7.2's `setTypeAdd` rules, and
+//! (`hashtable`, the keyspace's dense table: table.rs). Conversions follow Redis 7.2's `setTypeAdd` rules, and
 //! like Redis a set never converts back.
 
 use super::packed::Packed;
 use super::Limits;
+use crate::table::hash_key;
 use crate::value::parse_canonical_i64;
 use bytes::Bytes;
-use indexmap::IndexSet;
 
 /// A large set's members, each a plain boxed slice: 16 bytes of handle
 /// where a `Bytes` takes 32.
-type Table = IndexSet<Box<[u8]>, foldhash::fast::RandomState>;
+type Table = crate::table::Table<Box<[u8]>>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Set {
@@ -42,7 +42,7 @@ impl Set {
         } else if size_hint <= lim.set_max_listpack_entries {
             Set::Listpack(Packed::default())
         } else {
-            Set::Table(Box::new(Table::with_capacity_and_hasher(size_hint, Default::default())))
+            Set::Table(Box::new(Table::with_capacity(size_hint)))
         }
     }
 
@@ -70,7 +70,7 @@ impl Set {
         match self {
             Set::Intset(v) => int_of(m).is_some_and(|i| v.binary_search(&i).is_ok()),
             Set::Listpack(p) => p.iter().any(|x| x.bytes == m),
-            Set::Table(t) => t.contains(m),
+            Set::Table(t) => t.get(m).is_some(),
         }
     }
 
@@ -118,10 +118,12 @@ impl Set {
                 self.insert(m, lim)
             }
             Set::Table(t) => {
-                if t.contains(m) {
+                let h = hash_key(m);
+                if t.find(h, m).is_some() {
                     return false;
                 }
-                t.insert(m.into())
+                t.push(h, m.into());
+                true
             }
         }
     }
@@ -142,7 +144,7 @@ impl Set {
                 }
                 None => false,
             },
-            Set::Table(t) => t.swap_remove(m),
+            Set::Table(t) => t.remove(m).is_some(),
         }
     }
 
@@ -187,7 +189,7 @@ impl Set {
         match self {
             Set::Intset(v) => v.iter().map(|i| int_bytes(*i)).collect(),
             Set::Listpack(p) => p.iter().map(|x| Bytes::copy_from_slice(x.bytes)).collect(),
-            Set::Table(t) => t.iter().map(|m| Bytes::copy_from_slice(m)).collect(),
+            Set::Table(t) => t.slots().map(|m| Bytes::copy_from_slice(m)).collect(),
         }
     }
 
@@ -205,10 +207,13 @@ impl Set {
     }
 
     fn convert_to_table(&mut self, extra: usize) {
-        let mut t = Table::with_capacity_and_hasher(self.len() + extra, Default::default());
+        let mut t = Table::with_capacity(self.len() + extra);
+        let mut add = |m: &[u8]| {
+            t.push(hash_key(m), m.into());
+        };
         match self {
-            Set::Intset(v) => t.extend(v.iter().map(|i| itoa::Buffer::new().format(*i).as_bytes().into())),
-            Set::Listpack(p) => t.extend(p.iter().map(|x| x.bytes.into())),
+            Set::Intset(v) => v.iter().for_each(|i| add(itoa::Buffer::new().format(*i).as_bytes())),
+            Set::Listpack(p) => p.iter().for_each(|x| add(x.bytes)),
             Set::Table(_) => return,
         }
         *self = Set::Table(Box::new(t));

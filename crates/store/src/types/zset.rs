@@ -2,19 +2,27 @@
 //! packed in one buffer (packed.rs) in (score, member) order, walked as
 //! Redis walks its listpack. A large one (`skiplist`) keeps members in an
 //! [`Ordered`] sequence, which gives O(log n) ranks, beside a
-//! member→score map for O(1) ZSCORE. Readers see entries as [`ZRef`]s,
+//! member→score map for O(1) ZSCORE (the keyspace's dense table,
+//! table.rs). Readers see entries as [`ZRef`]s,
 //! borrowed from either. The encoding name is what Redis would report.
 
 use super::ordered::Ordered;
 use super::packed::{Item, Packed};
 use super::Limits;
-use indexmap::IndexMap;
+use crate::table::{hash_key, Keyed, Table};
 use std::cmp::Ordering;
 
-/// A large sorted set's member→score map. Members are plain boxed slices
-/// here and in the order, each its own copy: a shared `Bytes` took a
-/// 32-byte handle in each and a shared header besides.
-type Dict = IndexMap<Box<[u8]>, f64, foldhash::fast::RandomState>;
+/// A large sorted set's member→score map: entries found by member.
+/// Members are plain boxed slices here and in the order, each its own
+/// copy: a shared `Bytes` took a 32-byte handle in each and a shared
+/// header besides.
+type Dict = Table<ZEntry>;
+
+impl Keyed for ZEntry {
+    fn key(&self) -> &[u8] {
+        &self.member
+    }
+}
 
 /// One member and its score, owned (what ZPOP and the computed sets
 /// hand back). Scores are never NaN; -0 and 0 compare equal and fall back
@@ -167,6 +175,14 @@ impl ZSet {
         }
     }
 
+    /// The large encoding's member→score map (None for a listpack).
+    pub fn dict(&self) -> Option<&Table<ZEntry>> {
+        match &self.data {
+            Data::Packed(_) => None,
+            Data::Skiplist(s) => Some(&s.dict),
+        }
+    }
+
     /// Bytes of the large encoding's boxed order and map, before their
     /// entries (0 for a listpack).
     pub fn skiplist_bytes(&self) -> usize {
@@ -179,14 +195,17 @@ impl ZSet {
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.data {
             Data::Packed(p) => packed(p).find(|(e, _)| e.member == member).map(|(e, _)| e.score),
-            Data::Skiplist(s) => s.dict.get(member).copied(),
+            Data::Skiplist(s) => s.dict.get(member).map(|e| e.score),
         }
     }
 
     fn convert(&mut self) {
         if let Data::Packed(p) = &self.data {
             let entries: Vec<ZEntry> = packed(p).map(|(e, _)| e.to_owned()).collect();
-            let dict = entries.iter().map(|e| (e.member.clone(), e.score)).collect();
+            let mut dict = Dict::with_capacity(entries.len());
+            for e in &entries {
+                dict.push(hash_key(&e.member), e.clone());
+            }
             self.data = Data::Skiplist(Box::new(Skiplist { order: Ordered::from_sorted(entries), dict }));
         }
     }
@@ -205,10 +224,10 @@ impl ZSet {
                 Data::Skiplist(s) => {
                     // The map entry keeps its place: a ZSCAN under way
                     // still meets it.
-                    let member: Box<[u8]> = member.into();
-                    s.order.remove(&ZEntry { score: old, member: member.clone() });
-                    s.dict.insert(member.clone(), score);
-                    s.order.insert(ZEntry { score, member });
+                    let e = s.dict.get_mut(member).expect("scored above");
+                    s.order.remove(e);
+                    e.score = score;
+                    s.order.insert(e.clone());
                     return Some(old);
                 }
             }
@@ -225,9 +244,9 @@ impl ZSet {
                 p.insert_at(at, &[member, score_bytes(score, &mut [0; 8])]);
             }
             Data::Skiplist(s) => {
-                let member: Box<[u8]> = member.into();
-                s.dict.insert(member.clone(), score);
-                s.order.insert(ZEntry { score, member });
+                let e = ZEntry { score, member: member.into() };
+                s.dict.push(hash_key(member), e.clone());
+                s.order.insert(e);
             }
         }
         old
@@ -243,9 +262,9 @@ impl ZSet {
                 Some(score)
             }
             Data::Skiplist(s) => {
-                let score = s.dict.swap_remove(member)?;
-                s.order.remove(&ZEntry { score, member: member.into() });
-                Some(score)
+                let e = s.dict.remove(member)?;
+                s.order.remove(&e);
+                Some(e.score)
             }
         }
     }
@@ -261,7 +280,7 @@ impl ZSet {
             }
             Data::Skiplist(s) => {
                 let e = s.order.remove_rank(rank)?;
-                s.dict.swap_remove(&e.member);
+                s.dict.remove(&e.member);
                 Some(e)
             }
         }
@@ -272,8 +291,8 @@ impl ZSet {
         match &self.data {
             Data::Packed(p) => packed(p).position(|(e, _)| e.member == member),
             Data::Skiplist(s) => {
-                let score = *s.dict.get(member)?;
-                s.order.rank(&ZEntry { score, member: member.into() })
+                let e = s.dict.get(member)?;
+                s.order.rank(e)
             }
         }
     }
@@ -325,7 +344,7 @@ impl ZSet {
     pub fn get_index(&self, i: usize) -> Option<(&[u8], f64)> {
         match &self.data {
             Data::Packed(_) => self.get(i).map(|e| (e.member, e.score)),
-            Data::Skiplist(s) => s.dict.get_index(i).map(|(m, s)| (&m[..], *s)),
+            Data::Skiplist(s) => s.dict.get_index(i).map(|e| (&e.member[..], e.score)),
         }
     }
 
@@ -338,10 +357,7 @@ impl ZSet {
                 let all: Vec<ZRef<'z>> = packed(p).map(|(e, _)| e).collect();
                 at.for_each(|i| visit(all[i]));
             }
-            Data::Skiplist(s) => at.for_each(|i| {
-                let (m, s) = s.dict.get_index(i).expect("index below len");
-                visit(ZRef { score: *s, member: m })
-            }),
+            Data::Skiplist(s) => at.for_each(|i| visit(s.dict.get_index(i).expect("index below len").as_ref())),
         }
     }
 
@@ -365,8 +381,8 @@ impl ZSet {
     pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&[u8], f64)) -> u64 {
         match &self.data {
             Data::Skiplist(s) => super::hash::scan_indexed(s.dict.len(), cursor, count, |i| {
-                let (m, s) = s.dict.get_index(i).expect("index below len");
-                visit(m, *s)
+                let e = s.dict.get_index(i).expect("index below len");
+                visit(&e.member, e.score)
             }),
             Data::Packed(p) => {
                 packed(p).for_each(|(e, _)| visit(e.member, e.score));
