@@ -482,8 +482,8 @@ fn load_parts(shared: &Shared, dir: &Path, manifest: &Manifest) -> anyhow::Resul
 /// with a warning when `aof-load-truncated` is yes, and is an error
 /// otherwise; anything malformed before the tail is always an error.
 fn replay(shared: &Shared, data: &[u8], path: &Path, last: bool) -> anyhow::Result<usize> {
-    let addr: std::net::SocketAddr = ([0, 0, 0, 0], 0).into();
-    let (info, outbox) = shared.clients.register(addr, addr, -1, shared.uptime_ms());
+    let addr = crate::conn::client::Peer::Tcp(([0, 0, 0, 0], 0).into());
+    let (info, outbox) = shared.clients.register(addr.clone(), addr, -1, shared.uptime_ms());
     let mut client = crate::conn::client::Client::new(info, outbox, shared.acl.default_user(), true);
     client.replaying = true;
     let result = replay_as(shared, &mut client, data, path, last);

@@ -490,10 +490,7 @@ pub static EXTRAS: &[Extra] = &[
     },
     extra("replica-ignore-disk-write-errors", YES_NO, "no", true),
     extra("aclfile", Kind::Text, "", false),
-    Extra {
-        refuse: |v| (!v.is_empty()).then_some("Larder does not listen on Unix sockets"),
-        ..extra("unixsocket", Kind::Text, "", false)
-    },
+    extra("unixsocket", Kind::Text, "", false),
     extra("pidfile", Kind::Text, "", false),
     extra("replica-announce-ip", Kind::Text, "", true),
     extra("cluster-announce-ip", Kind::Text, "", true),

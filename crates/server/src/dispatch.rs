@@ -341,7 +341,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
 /// Shows the command to MONITOR's clients, from `lua` inside a script.
 fn feed_monitors(shared: &Shared, client: &Client, req: &Request, input: &[u8], in_script: bool) {
     let args: Vec<&[u8]> = req.args(input).collect();
-    let addr = if in_script { "lua".to_string() } else { client.info.addr.to_string() };
+    let addr = if in_script { "lua".to_string() } else { client.info.addr.monitor_label() };
     let limit = shared.config.read().output_limits[0];
     shared.monitors.feed(client.db, &addr, &args, limit);
 }

@@ -17,6 +17,9 @@
 //! both), a leading `-` makes an address optional (skipped where the
 //! machine lacks it or its protocol), and sockets reuse addresses so a
 //! restart is not refused by connections in TIME_WAIT.
+//!
+//! `unixsocket` adds a Unix socket beside them, bound once at startup
+//! (the setting is immutable, as in Redis) and removed at shutdown.
 
 use crate::server::Shared;
 use atomic_waker::AtomicWaker;
@@ -25,6 +28,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -35,6 +39,9 @@ pub const MAX_BIND_ADDRESSES: usize = 16;
 #[derive(Default)]
 pub struct Listeners {
     sockets: Mutex<Vec<TcpListener>>,
+    /// `unixsocket`'s listener and its path.
+    #[cfg(unix)]
+    unix: Mutex<Option<(tokio::net::UnixListener, Arc<str>)>>,
     waker: AtomicWaker,
     /// Where the next poll starts, so a busy socket cannot starve the rest.
     turn: AtomicUsize,
@@ -57,21 +64,82 @@ impl Listeners {
 
     /// The next connection on any socket; pending while there is none
     /// (between a failed rebind and its rollback).
-    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+    pub async fn accept(&self) -> io::Result<Accepted> {
         std::future::poll_fn(|cx: &mut Context<'_>| {
             self.waker.register(cx.waker());
-            let sockets = self.sockets.lock();
-            let n = sockets.len();
             let turn = self.turn.fetch_add(1, Relaxed);
-            for i in 0..n {
-                if let Poll::Ready(r) = sockets[(turn + i) % n].poll_accept(cx) {
+            #[cfg(unix)]
+            if turn % 2 == 1 {
+                if let Poll::Ready(r) = self.poll_unix(cx) {
                     return Poll::Ready(r);
                 }
+            }
+            let sockets = self.sockets.lock();
+            let n = sockets.len();
+            for i in 0..n {
+                if let Poll::Ready(r) = sockets[(turn + i) % n].poll_accept(cx) {
+                    return Poll::Ready(r.map(|(stream, addr)| Accepted::Tcp(stream, addr)));
+                }
+            }
+            drop(sockets);
+            #[cfg(unix)]
+            if turn.is_multiple_of(2) {
+                return self.poll_unix(cx);
             }
             Poll::Pending
         })
         .await
     }
+
+    #[cfg(unix)]
+    fn poll_unix(&self, cx: &mut Context<'_>) -> Poll<io::Result<Accepted>> {
+        match &*self.unix.lock() {
+            Some((l, path)) => l.poll_accept(cx).map_ok(|(stream, _)| Accepted::Unix(stream, path.clone())),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Listens on the Unix socket `path` (Redis's `unixsocket`): a file
+    /// left there by an earlier run is removed first, as Redis does, and
+    /// a `perm` other than 0 (`unixsocketperm`) becomes its mode. Needs a
+    /// runtime context.
+    #[cfg(unix)]
+    pub fn bind_unix(&self, path: &str, perm: u32) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path)?;
+        if perm != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm))?;
+        }
+        *self.unix.lock() = Some((listener, path.into()));
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// Whether the Unix socket is listening.
+    pub fn has_unix(&self) -> bool {
+        #[cfg(unix)]
+        return self.unix.lock().is_some();
+        #[cfg(not(unix))]
+        return false;
+    }
+
+    /// Closes the Unix socket and removes its file (at shutdown).
+    pub fn close_unix(&self) {
+        #[cfg(unix)]
+        if let Some((listener, path)) = self.unix.lock().take() {
+            drop(listener);
+            let _ = std::fs::remove_file(&*path);
+        }
+    }
+}
+
+/// A new connection: over TCP with the peer's address, or over the Unix
+/// socket at the path given.
+pub enum Accepted {
+    Tcp(TcpStream, SocketAddr),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream, Arc<str>),
 }
 
 /// One entry of `bind`: its address and whether it may be missing.

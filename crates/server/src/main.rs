@@ -90,7 +90,7 @@ fn try_main() -> anyhow::Result<()> {
 async fn run(mut config: Config) -> anyhow::Result<()> {
     let listeners =
         larder_server::listen::bind_tokio(&config.bind, config.port, config.tcp_backlog).map_err(anyhow::Error::msg)?;
-    let addrs: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+    let mut addrs: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
     // `--port 0` takes a port the system picks; CONFIG GET port then names
     // it, and a CONFIG SET port of that value changes nothing.
     config.port = listeners[0].local_addr()?.port();
@@ -104,6 +104,11 @@ async fn run(mut config: Config) -> anyhow::Result<()> {
         larder_server::acl::load_at_startup(&shared.acl, &shared.config.read()).map_err(anyhow::Error::msg)?;
     }
     larder_server::snapshot::load_at_startup(server.shared())?;
+    // Bound before "ready" is logged, as the TCP sockets are: whoever waits
+    // for that line may connect to it at once.
+    if let Some(path) = server.listen_unix()? {
+        addrs.push(path);
+    }
     // Handlers are registered before "ready" is logged: a signal sent by
     // anyone who waited for that line must find them in place.
     let shutdown = shutdown_signal(server.shared().clone())?;

@@ -236,8 +236,8 @@ async fn sync_once(shared: &Arc<Shared>, link: &Arc<LinkState>) -> anyhow::Resul
     link.state.store(CONNECTED, Relaxed);
     link.last_io_ms.store(shared.clock.now_ms(), Relaxed);
 
-    let addr = stream.peer_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
-    let (info, outbox) = shared.clients.register(addr, addr, -1, shared.uptime_ms());
+    let addr = crate::conn::client::Peer::Tcp(stream.peer_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()));
+    let (info, outbox) = shared.clients.register(addr.clone(), addr, -1, shared.uptime_ms());
     let mut client = Client::new(info, outbox, shared.acl.default_user(), true);
     client.from_master = true;
     client.db = shared.replication.stream_db();

@@ -3,8 +3,10 @@
 
 use crate::cmd::table::CommandTable;
 use crate::config::Config;
-use crate::conn::client::Clients;
+use crate::conn::client::{Clients, Peer};
+use crate::conn::connection::Stream;
 use crate::error::{DENIED_PROTECTED_MODE, MAX_CLIENTS_REACHED};
+use crate::listen::Accepted;
 use crate::stats::Stats;
 use larder_store::{Clock, Keyspace, SystemClock};
 use parking_lot::RwLock;
@@ -14,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Shutdown snapshot modes: as configured (save points), SAVE, NOSAVE.
@@ -256,9 +258,40 @@ impl Server {
         &self.shared
     }
 
+    /// Listens on `unixsocket`, if it is set and not listened on yet;
+    /// returns its path. Needs a runtime context.
+    pub fn listen_unix(&self) -> std::io::Result<Option<String>> {
+        let (path, perm) = {
+            let config = self.shared.config.read();
+            (
+                config.extra("unixsocket").to_string(),
+                // Checked as octal when set: CONFIG GET shows what was given.
+                u32::from_str_radix(config.extra("unixsocketperm"), 8).unwrap_or(0),
+            )
+        };
+        if path.is_empty() || self.shared.listeners.has_unix() {
+            return Ok(None);
+        }
+        #[cfg(unix)]
+        {
+            self.shared
+                .listeners
+                .bind_unix(&path, perm)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("Failed opening Unix socket: {e} ({path})")))?;
+            Ok(Some(path))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = perm;
+            Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "Unix sockets need a Unix system"))
+        }
+    }
+
     /// Accepts connections on `listeners` (CONFIG SET port / bind may
-    /// replace them) until `shutdown` completes or SHUTDOWN is run.
+    /// replace them), and on `unixsocket` if set, until `shutdown`
+    /// completes or SHUTDOWN is run.
     pub async fn run(self, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        self.listen_unix()?;
         let shared = self.shared;
         shared.listeners.install(&shared, listeners);
         let cron = tokio::spawn(cron(shared.clone()));
@@ -277,7 +310,7 @@ impl Server {
         loop {
             tokio::select! {
                 accepted = shared.listeners.accept() => {
-                    let (stream, addr) = match accepted {
+                    let accepted = match accepted {
                         Ok(a) => a,
                         Err(e) => {
                             // Out of file descriptors and the like: back off, keep serving.
@@ -286,8 +319,26 @@ impl Server {
                             continue;
                         }
                     };
-                    if let Some(stream) = admit(&shared, stream, addr).await {
-                        conns.spawn(crate::conn::connection::run(shared.clone(), stream, addr));
+                    match accepted {
+                        Accepted::Tcp(stream, addr) => {
+                            let _ = stream.set_nodelay(true);
+                            let keepalive = shared.config.read().tcp_keepalive;
+                            if keepalive > 0 {
+                                let _ = crate::listen::keep_alive(&stream, keepalive);
+                            }
+                            let laddr = Peer::Tcp(stream.local_addr().unwrap_or(addr));
+                            let addr = Peer::Tcp(addr);
+                            if let Some(stream) = admit(&shared, stream, &addr).await {
+                                conns.spawn(crate::conn::connection::run(shared.clone(), stream, addr, laddr));
+                            }
+                        }
+                        #[cfg(unix)]
+                        Accepted::Unix(stream, path) => {
+                            let addr = Peer::Unix(path);
+                            if let Some(stream) = admit(&shared, stream, &addr).await {
+                                conns.spawn(crate::conn::connection::run(shared.clone(), stream, addr.clone(), addr));
+                            }
+                        }
                     }
                 }
                 _ = &mut shutdown => break,
@@ -298,6 +349,8 @@ impl Server {
         // New connections are refused from here on, not left in a backlog
         // nobody accepts (Shared, which holds the sockets, may outlive this).
         shared.listeners.close();
+        // Redis removes its socket file as it exits.
+        shared.listeners.close_unix();
         tracing::info!("shutting down: closing {} clients", shared.clients.count());
         shared.request_shutdown();
         let drain = async { while conns.join_next().await.is_some() {} };
@@ -325,14 +378,9 @@ impl Server {
 }
 
 /// Applies the connection-time gates: maxclients and protected mode.
-async fn admit(shared: &Shared, mut stream: TcpStream, addr: SocketAddr) -> Option<TcpStream> {
+async fn admit<S: Stream>(shared: &Shared, mut stream: S, addr: &Peer) -> Option<S> {
     shared.stats.total_connections_received.fetch_add(1, Relaxed);
-    let _ = stream.set_nodelay(true);
-    let keepalive = shared.config.read().tcp_keepalive;
-    if keepalive > 0 {
-        let _ = crate::listen::keep_alive(&stream, keepalive);
-    }
-    let refusal = refusal(&shared.config.read(), shared.acl.default_user().nopass, shared.clients.count(), addr.ip());
+    let refusal = refusal(&shared.config.read(), shared.acl.default_user().nopass, shared.clients.count(), addr);
     match refusal {
         Some(msg) => {
             shared.stats.rejected_connections.fetch_add(1, Relaxed);
@@ -345,11 +393,11 @@ async fn admit(shared: &Shared, mut stream: TcpStream, addr: SocketAddr) -> Opti
 
 /// Why a new connection must be refused, if it must: `maxclients`, then
 /// protected mode (the default user needs no password and the client is
-/// not on loopback).
-fn refusal(config: &Config, open: bool, connected: usize, peer: std::net::IpAddr) -> Option<&'static str> {
+/// not on this host: loopback or the Unix socket).
+fn refusal(config: &Config, open: bool, connected: usize, peer: &Peer) -> Option<&'static str> {
     if connected as u64 >= config.maxclients {
         Some(MAX_CLIENTS_REACHED)
-    } else if config.protected_mode && open && !peer.is_loopback() {
+    } else if config.protected_mode && open && !peer.is_local() {
         Some(DENIED_PROTECTED_MODE)
     } else {
         None
@@ -471,21 +519,22 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::IpAddr;
 
     #[test]
     fn protected_mode_refuses_remote_clients_without_password() {
-        let local: IpAddr = "127.0.0.1".parse().unwrap();
-        let local6: IpAddr = "::1".parse().unwrap();
-        let remote: IpAddr = "192.0.2.7".parse().unwrap();
+        let tcp = |ip: &str| Peer::Tcp(SocketAddr::new(ip.parse().unwrap(), 6379));
+        let (local, local6, remote) = (&tcp("127.0.0.1"), &tcp("::1"), &tcp("192.0.2.7"));
+        let unix = &Peer::Unix("/tmp/larder.sock".into());
         let mut c = Config::default();
         assert_eq!(refusal(&c, true, 0, local), None);
         assert_eq!(refusal(&c, true, 0, local6), None);
+        assert_eq!(refusal(&c, true, 0, unix), None, "a Unix socket client is local");
         assert_eq!(refusal(&c, true, 0, remote), Some(DENIED_PROTECTED_MODE));
         assert_eq!(refusal(&c, false, 0, remote), None, "a password lifts protected mode");
         c.protected_mode = false;
         assert_eq!(refusal(&c, true, 0, remote), None);
         c.maxclients = 3;
         assert_eq!(refusal(&c, true, 3, local), Some(MAX_CLIENTS_REACHED));
+        assert_eq!(refusal(&c, true, 3, unix), Some(MAX_CLIENTS_REACHED));
     }
 }

@@ -102,9 +102,11 @@ pub fn spawn_server_with_clock(mut config: Config, clock: Arc<dyn larder_store::
     // second one on a busy machine) must not find it. (Not "no client at
     // all": a replica's link to its primary is one.)
     if let Some(probe) = probe {
-        eventually(10, || match shared.clients.all().iter().any(|c| c.addr == probe) {
-            false => Ok(()),
-            true => Err("the readiness connection is still open".to_string()),
+        eventually(10, || {
+            match shared.clients.all().iter().any(|c| c.addr == larder_server::conn::client::Peer::Tcp(probe)) {
+                false => Ok(()),
+                true => Err("the readiness connection is still open".to_string()),
+            }
         });
     }
     TestServer { addr, shared, stop: Some(stop), thread: Some(thread), _scratch: scratch }

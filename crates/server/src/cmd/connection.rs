@@ -356,6 +356,9 @@ fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -
     if c.bcast.load(Relaxed) {
         flags.push('B');
     }
+    if c.addr.is_unix() {
+        flags.push('U');
+    }
     if c.no_evict.load(Relaxed) {
         flags.push('e');
     }

@@ -443,7 +443,7 @@ fn joining(ctx: &Ctx<'_>) -> Joining {
         id: ctx.client.id(),
         outbox: ctx.client.outbox.clone(),
         limit: ctx.shared.config.read().output_limits[1],
-        ip: ctx.client.replica_ip.clone().unwrap_or_else(|| ctx.client.info.addr.ip().to_string()),
+        ip: ctx.client.replica_ip.clone().unwrap_or_else(|| ctx.client.info.addr.host()),
         port: ctx.client.replica_port,
         ack: Default::default(),
     }

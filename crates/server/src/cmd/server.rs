@@ -693,7 +693,7 @@ fn time(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 pub(crate) fn protected_allowed(ctx: &Ctx<'_>, option: &str) -> bool {
     match ctx.shared.config.read().extra(option) {
         "yes" => true,
-        "local" => ctx.client.info.addr.ip().is_loopback(),
+        "local" => ctx.client.info.addr.is_local(),
         _ => false,
     }
 }

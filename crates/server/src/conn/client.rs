@@ -13,11 +13,62 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+/// Where a connection comes from, or arrives at: a TCP address, or the
+/// path of the Unix socket (`unixsocket`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    Unix(Arc<str>),
+}
+
+impl Peer {
+    /// On this host: loopback, or any Unix socket client (Redis's
+    /// `islocalClient`).
+    pub fn is_local(&self) -> bool {
+        match self {
+            Peer::Tcp(a) => a.ip().is_loopback(),
+            Peer::Unix(_) => true,
+        }
+    }
+
+    pub fn is_unix(&self) -> bool {
+        matches!(self, Peer::Unix(_))
+    }
+
+    /// The address alone: a TCP peer's IP, or the socket's path (what a
+    /// replica connected over the socket is listed by).
+    pub fn host(&self) -> String {
+        match self {
+            Peer::Tcp(a) => a.ip().to_string(),
+            Peer::Unix(path) => path.to_string(),
+        }
+    }
+
+    /// As MONITOR shows it: `unix:` and the path for a socket client.
+    pub fn monitor_label(&self) -> String {
+        match self {
+            Peer::Tcp(a) => a.to_string(),
+            Peer::Unix(path) => format!("unix:{path}"),
+        }
+    }
+}
+
+/// `ip:port`, or the socket's path and port 0, as CLIENT LIST and SLOWLOG
+/// show it (and CLIENT KILL matches).
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(a) => write!(f, "{a}"),
+            Peer::Unix(path) => write!(f, "{path}:0"),
+        }
+    }
+}
+
 /// What CLIENT LIST shows and CLIENT KILL matches on.
 pub struct ClientInfo {
     pub id: u64,
-    pub addr: SocketAddr,
-    pub laddr: SocketAddr,
+    pub addr: Peer,
+    pub laddr: Peer,
     pub fd: i64,
     pub created: Instant,
     pub meta: Mutex<ClientMeta>,
@@ -417,8 +468,8 @@ impl Clients {
 impl Clients {
     pub fn register(
         &self,
-        addr: SocketAddr,
-        laddr: SocketAddr,
+        addr: Peer,
+        laddr: Peer,
         fd: i64,
         now_ms: u64,
     ) -> (Arc<ClientInfo>, Arc<crate::pubsub::Outbox>) {

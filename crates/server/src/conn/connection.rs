@@ -7,16 +7,33 @@
 //! a bad command only gets an error reply. Buffers are reused across
 //! batches and shrunk after an unusually large request.
 
-use crate::conn::client::Client;
+use crate::conn::client::{Client, Peer};
 use crate::dispatch::dispatch;
 use crate::Shared;
 use bytes::{Buf, BytesMut};
 use larder_protocol::{encode, parse_request, Frame, Request, RequestLimits};
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// What a client connects over: a TCP stream or a Unix socket's.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Its file descriptor, for CLIENT LIST (-1 where there is none).
+    fn fd(&self) -> i64;
+}
+
+impl Stream for tokio::net::TcpStream {
+    fn fd(&self) -> i64 {
+        raw_fd(self)
+    }
+}
+
+#[cfg(unix)]
+impl Stream for tokio::net::UnixStream {
+    fn fd(&self) -> i64 {
+        raw_fd(self)
+    }
+}
 
 const READ_CHUNK: usize = 16 * 1024;
 /// Replies beyond this are written before the rest of the batch runs, so a
@@ -28,9 +45,9 @@ const SHRINK_ABOVE: usize = 1024 * 1024;
 /// outbox, the task), for its memory figure.
 const CLIENT_BASE: usize = std::mem::size_of::<Client>() + 1024;
 
-pub async fn run(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr) {
-    let laddr = stream.local_addr().unwrap_or(addr);
-    let fd = raw_fd(&stream);
+/// Serves one client: `addr` is where it connected from, `laddr` where to.
+pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr: Peer) {
+    let fd = stream.fd();
     let (info, outbox) = shared.clients.register(addr, laddr, fd, shared.uptime_ms());
     let mut client = Client::new(info.clone(), outbox.clone(), shared.acl.default_user(), shared.acl.default_open());
     // A shutdown that swept the clients before this one registered.
@@ -243,17 +260,17 @@ fn publish_footprint(
 /// A connection whose command waits: held by CLIENT PAUSE, or blocked
 /// (BLPOP…). It keeps reading what the client sends meanwhile, and runs
 /// the command again (the request at `at` in `inbuf`) when it may.
-struct Parked<'a> {
+struct Parked<'a, S> {
     shared: &'a Shared,
     client: &'a mut Client,
-    stream: &'a mut TcpStream,
+    stream: &'a mut S,
     inbuf: &'a mut BytesMut,
     out: &'a mut BytesMut,
     req: &'a Request,
     at: std::ops::Range<usize>,
 }
 
-impl Parked<'_> {
+impl<S: Stream> Parked<'_, S> {
     /// Waits while CLIENT PAUSE holds the client's command: until the pause
     /// ends, is lifted or changes, then runs the command again (which a pause
     /// still on holds again). Bytes that arrive meanwhile are kept for later.
@@ -268,7 +285,7 @@ impl Parked<'_> {
         let _held = shared.pause.hold();
         while client.postponed {
             client.postponed = false;
-            if !out.is_empty() && write_out(shared, stream, out).await.is_err() {
+            if !out.is_empty() && write_out(shared, &mut **stream, out).await.is_err() {
                 return false;
             }
             // Subscribed before the check, so an UNPAUSE right after it wakes us.
@@ -307,7 +324,7 @@ impl Parked<'_> {
         let info = client.info.clone();
         while client.wants_block {
             client.wants_block = false;
-            if !out.is_empty() && write_out(shared, stream, out).await.is_err() {
+            if !out.is_empty() && write_out(shared, &mut **stream, out).await.is_err() {
                 break;
             }
             let st = client.blocked.as_ref().expect("block() sets the state");
@@ -380,7 +397,7 @@ impl Parked<'_> {
 /// stopped reading would otherwise hold its task in `write_all` forever).
 async fn write_out_or_killed(
     shared: &Shared,
-    stream: &mut TcpStream,
+    stream: &mut impl Stream,
     out: &mut BytesMut,
     info: &crate::conn::client::ClientInfo,
 ) -> std::io::Result<()> {
@@ -394,7 +411,7 @@ async fn write_out_or_killed(
     }
 }
 
-async fn write_out(shared: &Shared, stream: &mut TcpStream, out: &mut BytesMut) -> std::io::Result<()> {
+async fn write_out(shared: &Shared, stream: &mut impl Stream, out: &mut BytesMut) -> std::io::Result<()> {
     // No reply leaves before the writes it acknowledges are in the AOF.
     shared.aof.before_reply().await;
     stream.write_all(out).await?;
@@ -404,13 +421,12 @@ async fn write_out(shared: &Shared, stream: &mut TcpStream, out: &mut BytesMut) 
 }
 
 #[cfg(unix)]
-fn raw_fd(stream: &TcpStream) -> i64 {
-    use std::os::fd::AsRawFd;
+fn raw_fd(stream: &impl std::os::fd::AsRawFd) -> i64 {
     stream.as_raw_fd() as i64
 }
 
 #[cfg(not(unix))]
-fn raw_fd(_: &TcpStream) -> i64 {
+fn raw_fd<T>(_: &T) -> i64 {
     -1
 }
 

@@ -554,3 +554,63 @@ fn idle_connections_give_their_buffers_back() {
     assert_eq!(c.call(&["SET", "big", &big]).unwrap(), Frame::ok());
     assert_eq!(c.call(&["GET", "big"]).unwrap(), Frame::Bulk(big.into()));
 }
+
+/// `unixsocket`: the redis crate connects over the socket in RESP2 and
+/// RESP3; the socket has `unixsocketperm`'s mode; its clients show as
+/// Redis shows them (CLIENT INFO, MONITOR); shutdown removes the file.
+#[cfg(unix)]
+#[test]
+fn clients_connect_over_the_unix_socket() {
+    use std::io::{BufRead, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = larder_testkit::private_dir("unixsocket");
+    let path = dir.join("larder.sock");
+    let shown = path.to_str().unwrap().to_string();
+    // A file left at the path (a crashed run's socket) is replaced.
+    std::fs::write(&path, b"stale").unwrap();
+    let mut config = Config::default();
+    config.set("unixsocket", &shown, true).unwrap();
+    config.set("unixsocketperm", "700", true).unwrap();
+    let s = spawn_server_with(config);
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
+    for proto in ["resp2", "resp3"] {
+        let client = redis::Client::open(format!("unix://{shown}?protocol={proto}")).unwrap();
+        let mut con = client.get_connection().unwrap();
+        let _: () = cmd("SET").arg("k").arg(proto).query(&mut con).unwrap();
+        let got: String = cmd("GET").arg("k").query(&mut con).unwrap();
+        assert_eq!(got, proto);
+        let info: String = cmd("CLIENT").arg("INFO").query(&mut con).unwrap();
+        assert!(info.contains(&format!(" addr={shown}:0 laddr={shown}:0 ")), "{info}");
+        assert!(info.contains(" flags=U "), "{info}");
+        let resp: i64 = if proto == "resp3" { 3 } else { 2 };
+        assert!(info.contains(&format!(" resp={resp} ")), "{info}");
+    }
+    // MONITOR names a socket client `unix:<path>`.
+    let mut monitor = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    monitor.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    monitor.write_all(b"MONITOR\r\n").unwrap();
+    let mut lines = std::io::BufReader::new(monitor.try_clone().unwrap());
+    let mut line = String::new();
+    lines.read_line(&mut line).unwrap();
+    assert_eq!(line, "+OK\r\n");
+    let mut con = redis::Client::open(format!("unix://{shown}")).unwrap().get_connection().unwrap();
+    let _: () = cmd("SET").arg("seen").arg("1").query(&mut con).unwrap();
+    // (The redis crate's CLIENT SETINFO calls come first.)
+    let want = format!(" [0 unix:{shown}] \"SET\" \"seen\" \"1\"");
+    let mut fed = Vec::new();
+    while fed.len() < 4 && !line.contains("\"SET\"") {
+        line.clear();
+        lines.read_line(&mut line).unwrap();
+        fed.push(line.clone());
+    }
+    assert!(fed.last().unwrap().contains(&want), "{fed:?}");
+    // A TCP client still works beside it, and is not flagged U.
+    let mut tcp = s.conn(Proto::Resp2);
+    let info: String = cmd("CLIENT").arg("INFO").query(&mut tcp).unwrap();
+    assert!(info.contains(" flags=N "), "{info}");
+    let got: String = cmd("GET").arg("seen").query(&mut tcp).unwrap();
+    assert_eq!(got, "1");
+    drop((con, monitor, lines));
+    drop(s);
+    assert!(!path.exists(), "shutdown removes the socket file");
+}
