@@ -439,7 +439,7 @@ const INT_MAX: i64 = i32::MAX as i64;
 const PROTECTED_ACTION: Kind = Kind::Enum(&["no", "yes", "local"]);
 const SHUTDOWN_FLAGS: Kind = Kind::Flags(&["default", "save", "nosave", "now", "force"]);
 const NO_TLS: fn(&str) -> Option<&'static str> =
-    |v| (v != "0" && v != "no").then_some("Larder does not serve TLS (tls-port, tls-replication and tls-cluster)");
+    |v| (v != "no").then_some("Larder serves TLS to clients (tls-port), not on replication or cluster links");
 
 /// Redis 7.0's parameters beyond [`PARAMS`]' typed ones, with their
 /// defaults. Names in [`ALIASES`] reach them under old spellings.
@@ -549,7 +549,7 @@ pub static EXTRAS: &[Extra] = &[
     extra("cluster-link-sendbuf-limit", Kind::Memory(0, i64::MAX), "0", true),
     extra("active-defrag-ignore-bytes", Kind::Memory(1, i64::MAX), "104857600", true),
     extra("stream-node-max-bytes", Kind::Memory(0, i64::MAX), "4096", true),
-    Extra { refuse: NO_TLS, ..extra("tls-port", Kind::Int(0, 65535), "0", true) },
+    extra("tls-port", Kind::Int(0, 65535), "0", true),
     extra("tls-session-cache-size", Kind::Int(0, INT_MAX), "20480", true),
     extra("tls-session-cache-timeout", Kind::Int(0, INT_MAX), "300", true),
     Extra { refuse: NO_TLS, ..extra("tls-cluster", YES_NO, "no", true) },

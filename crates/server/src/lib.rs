@@ -48,6 +48,7 @@ pub mod server;
 pub mod slowlog;
 pub mod snapshot;
 pub mod stats;
+pub mod tls;
 pub mod tracking;
 
 pub use config::Config;

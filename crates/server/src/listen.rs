@@ -18,8 +18,10 @@
 //! machine lacks it or its protocol), and sockets reuse addresses so a
 //! restart is not refused by connections in TIME_WAIT.
 //!
-//! `unixsocket` adds a Unix socket beside them, bound once at startup
-//! (the setting is immutable, as in Redis) and removed at shutdown.
+//! `tls-port` is a second set bound the same way, on the same addresses,
+//! whose connections begin with a TLS handshake (tls.rs). `unixsocket`
+//! adds a Unix socket beside them, bound once at startup (the setting is
+//! immutable, as in Redis) and removed at shutdown.
 
 use crate::server::Shared;
 use atomic_waker::AtomicWaker;
@@ -39,6 +41,8 @@ pub const MAX_BIND_ADDRESSES: usize = 16;
 #[derive(Default)]
 pub struct Listeners {
     sockets: Mutex<Vec<TcpListener>>,
+    /// `tls-port`'s sockets.
+    tls: Mutex<Vec<TcpListener>>,
     /// `unixsocket`'s listener and its path.
     #[cfg(unix)]
     unix: Mutex<Option<(tokio::net::UnixListener, Arc<str>)>>,
@@ -56,10 +60,31 @@ impl Listeners {
         self.waker.wake();
     }
 
-    /// Closes every socket: the accept loop then waits for a new set (or
-    /// the server is shutting down).
+    /// [`Self::install`] for `tls-port`'s set.
+    pub fn install_tls(&self, sockets: Vec<TcpListener>) {
+        *self.tls.lock() = sockets;
+        self.waker.wake();
+    }
+
+    /// Closes every plain TCP socket: the accept loop then waits for a
+    /// new set (or the server is shutting down).
     pub fn close(&self) {
         self.sockets.lock().clear();
+    }
+
+    /// Closes `tls-port`'s sockets.
+    pub fn close_tls(&self) {
+        self.tls.lock().clear();
+    }
+
+    /// Whether `tls-port`'s sockets are open.
+    pub fn has_tls(&self) -> bool {
+        !self.tls.lock().is_empty()
+    }
+
+    /// The port `tls-port`'s sockets listen on.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.lock().first().and_then(|l| l.local_addr().ok()).map(|a| a.port())
     }
 
     /// The next connection on any socket; pending while there is none
@@ -74,14 +99,22 @@ impl Listeners {
                     return Poll::Ready(r);
                 }
             }
-            let sockets = self.sockets.lock();
-            let n = sockets.len();
+            let (plain, tls) = (self.sockets.lock(), self.tls.lock());
+            let n = plain.len() + tls.len();
             for i in 0..n {
-                if let Poll::Ready(r) = sockets[(turn + i) % n].poll_accept(cx) {
-                    return Poll::Ready(r.map(|(stream, addr)| Accepted::Tcp(stream, addr)));
+                let k = (turn + i) % n;
+                let (socket, secure) = match k.checked_sub(plain.len()) {
+                    None => (&plain[k], false),
+                    Some(t) => (&tls[t], true),
+                };
+                if let Poll::Ready(r) = socket.poll_accept(cx) {
+                    return Poll::Ready(r.map(|(stream, addr)| match secure {
+                        false => Accepted::Tcp(stream, addr),
+                        true => Accepted::Tls(stream, addr),
+                    }));
                 }
             }
-            drop(sockets);
+            drop((plain, tls));
             #[cfg(unix)]
             if turn.is_multiple_of(2) {
                 return self.poll_unix(cx);
@@ -134,10 +167,11 @@ impl Listeners {
     }
 }
 
-/// A new connection: over TCP with the peer's address, or over the Unix
-/// socket at the path given.
+/// A new connection: over TCP with the peer's address (on `tls-port`, its
+/// handshake still to come), or over the Unix socket at the path given.
 pub enum Accepted {
     Tcp(TcpStream, SocketAddr),
+    Tls(TcpStream, SocketAddr),
     #[cfg(unix)]
     Unix(tokio::net::UnixStream, Arc<str>),
 }
@@ -255,22 +289,35 @@ pub fn bind_tokio(entries: &[String], port: u16, backlog: u64) -> Result<Vec<Tcp
     sockets.into_iter().map(TcpListener::from_std).collect::<io::Result<_>>().map_err(|e| e.to_string())
 }
 
-/// CONFIG SET port / bind: closes the current sockets, binds `entries` on
-/// `port`, and on failure binds the old ones again (Redis's rollback) and
-/// returns the reason for the log. Returns the port now listened on.
-pub fn rebind(shared: &Shared, entries: &[String], port: u16, old: (&[String], u16)) -> Result<u16, String> {
+/// CONFIG SET port / bind (or tls-port, `tls`): closes the current
+/// sockets, binds `entries` on `port`, and on failure binds the old ones
+/// again (Redis's rollback) and returns the reason for the log. Returns
+/// the port now listened on. A `tls-port` of 0 is TLS off: nothing bound.
+pub fn rebind(shared: &Shared, entries: &[String], port: u16, old: (&[String], u16), tls: bool) -> Result<u16, String> {
     let backlog = shared.config.read().tcp_backlog;
-    shared.listeners.close();
-    match bind_tokio(entries, port, backlog) {
+    let bind = |entries: &[String], port: u16| match tls && port == 0 {
+        true => Ok(Vec::new()),
+        false => bind_tokio(entries, port, backlog),
+    };
+    let install = |sockets: Vec<TcpListener>| match tls {
+        true => shared.listeners.install_tls(sockets),
+        false => shared.listeners.install(shared, sockets),
+    };
+    if tls {
+        shared.listeners.close_tls();
+    } else {
+        shared.listeners.close();
+    }
+    match bind(entries, port) {
         Ok(sockets) => {
-            let port = sockets[0].local_addr().map(|a| a.port()).unwrap_or(port);
-            shared.listeners.install(shared, sockets);
+            let port = sockets.first().and_then(|l| l.local_addr().ok()).map_or(port, |a| a.port());
+            install(sockets);
             Ok(port)
         }
         Err(why) => {
             tracing::warn!("Failed to listen: {why}");
-            match bind_tokio(old.0, old.1, backlog) {
-                Ok(sockets) => shared.listeners.install(shared, sockets),
+            match bind(old.0, old.1) {
+                Ok(sockets) => install(sockets),
                 Err(e) => tracing::warn!("Failed to listen on the previous addresses again: {e}"),
             }
             Err(why)

@@ -88,12 +88,19 @@ fn try_main() -> anyhow::Result<()> {
 }
 
 async fn run(mut config: Config) -> anyhow::Result<()> {
-    let listeners =
-        larder_server::listen::bind_tokio(&config.bind, config.port, config.tcp_backlog).map_err(anyhow::Error::msg)?;
-    let mut addrs: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
-    // `--port 0` takes a port the system picks; CONFIG GET port then names
+    // `port 0` beside `tls-port` or `unixsocket` is Redis's "no plain TCP".
+    // Alone it takes a port the system picks; CONFIG GET port then names
     // it, and a CONFIG SET port of that value changes nothing.
-    config.port = listeners[0].local_addr()?.port();
+    let plain = config.port != 0 || (config.extra_int("tls-port") == 0 && config.extra("unixsocket").is_empty());
+    let listeners = match plain {
+        true => larder_server::listen::bind_tokio(&config.bind, config.port, config.tcp_backlog)
+            .map_err(anyhow::Error::msg)?,
+        false => Vec::new(),
+    };
+    let mut addrs: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+    if let Some(l) = listeners.first() {
+        config.port = l.local_addr()?.port();
+    }
     let (databases, shards) = (config.databases, config.shards.next_power_of_two());
     let pidfile = config.extra("pidfile").to_string();
     let supervised = config.extra("supervised").to_string();
@@ -106,6 +113,7 @@ async fn run(mut config: Config) -> anyhow::Result<()> {
     larder_server::snapshot::load_at_startup(server.shared())?;
     // Bound before "ready" is logged, as the TCP sockets are: whoever waits
     // for that line may connect to it at once.
+    addrs.extend(server.listen_tls()?);
     if let Some(path) = server.listen_unix()? {
         addrs.push(path);
     }

@@ -47,6 +47,8 @@ pub struct Shared {
     pub listen_addr: RwLock<Option<SocketAddr>>,
     /// The sockets the accept loop serves (see listen.rs).
     pub listeners: crate::listen::Listeners,
+    /// The TLS configuration `tls-port`'s connections shake hands with.
+    pub tls: crate::tls::Tls,
     /// Completed cron runs; tests wait on it instead of sleeping.
     pub cron_loops: AtomicU64,
     pub blocking: Arc<crate::blocking::Blocking>,
@@ -222,6 +224,7 @@ impl Server {
             started: quanta::Instant::now(),
             listen_addr: RwLock::new(None),
             listeners: Default::default(),
+            tls: Default::default(),
             cron_loops: AtomicU64::new(0),
             blocking,
             world: Default::default(),
@@ -287,11 +290,29 @@ impl Server {
         }
     }
 
+    /// Listens on `tls-port`, if it is set and not listened on yet, with
+    /// the TLS configuration the `tls-*` parameters describe; returns the
+    /// addresses. Needs a runtime context.
+    pub fn listen_tls(&self) -> std::io::Result<Vec<String>> {
+        let config = self.shared.config.read().clone();
+        let port = config.extra_int("tls-port") as u16;
+        if port == 0 || self.shared.listeners.has_tls() {
+            return Ok(Vec::new());
+        }
+        let failed = |why: String| std::io::Error::other(why);
+        self.shared.tls.configure(&config).map_err(|e| failed(format!("Failed to configure TLS: {e}")))?;
+        let sockets = crate::listen::bind_tokio(&config.bind, port, config.tcp_backlog).map_err(failed)?;
+        let addrs = sockets.iter().filter_map(|l| l.local_addr().ok()).map(|a| format!("{a} (TLS)")).collect();
+        self.shared.listeners.install_tls(sockets);
+        Ok(addrs)
+    }
+
     /// Accepts connections on `listeners` (CONFIG SET port / bind may
-    /// replace them), and on `unixsocket` if set, until `shutdown`
-    /// completes or SHUTDOWN is run.
+    /// replace them), on `tls-port` and on `unixsocket` if set, until
+    /// `shutdown` completes or SHUTDOWN is run.
     pub async fn run(self, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         self.listen_unix()?;
+        self.listen_tls()?;
         let shared = self.shared;
         shared.listeners.install(&shared, listeners);
         let cron = tokio::spawn(cron(shared.clone()));
@@ -332,6 +353,24 @@ impl Server {
                                 conns.spawn(crate::conn::connection::run(shared.clone(), stream, addr, laddr));
                             }
                         }
+                        Accepted::Tls(stream, addr) => {
+                            let _ = stream.set_nodelay(true);
+                            let keepalive = shared.config.read().tcp_keepalive;
+                            if keepalive > 0 {
+                                let _ = crate::listen::keep_alive(&stream, keepalive);
+                            }
+                            let laddr = Peer::Tcp(stream.local_addr().unwrap_or(addr));
+                            let shared = shared.clone();
+                            // The handshake runs in the connection's own task:
+                            // a slow or silent peer holds up nobody else.
+                            conns.spawn(async move {
+                                let Some(stream) = handshake(&shared, stream, addr).await else { return };
+                                let addr = Peer::Tcp(addr);
+                                if let Some(stream) = admit(&shared, stream, &addr).await {
+                                    crate::conn::connection::run(shared.clone(), stream, addr, laddr).await;
+                                }
+                            });
+                        }
                         #[cfg(unix)]
                         Accepted::Unix(stream, path) => {
                             let addr = Peer::Unix(path);
@@ -349,6 +388,7 @@ impl Server {
         // New connections are refused from here on, not left in a backlog
         // nobody accepts (Shared, which holds the sockets, may outlive this).
         shared.listeners.close();
+        shared.listeners.close_tls();
         // Redis removes its socket file as it exits.
         shared.listeners.close_unix();
         tracing::info!("shutting down: closing {} clients", shared.clients.count());
@@ -374,6 +414,30 @@ impl Server {
         }
         tracing::info!("Larder is now ready to exit, bye bye...");
         Ok(())
+    }
+}
+
+/// How long a TLS client has to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `tls-port` connection's TLS handshake; None (logged, as Redis logs
+/// it) if it fails or takes too long.
+async fn handshake(
+    shared: &Shared,
+    stream: tokio::net::TcpStream,
+    addr: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let acceptor = shared.tls.acceptor()?;
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::warn!("Error accepting a client connection: {e} (addr={addr})");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("Error accepting a client connection: TLS handshake timed out (addr={addr})");
+            None
+        }
     }
 }
 

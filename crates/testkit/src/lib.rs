@@ -15,6 +15,8 @@
 
 mod browser;
 pub mod diff;
+mod pki;
+pub use pki::TestPki;
 
 pub use browser::Browser;
 
@@ -38,6 +40,12 @@ pub struct TestServer {
     /// `Drop::drop` has joined the server's thread, so it goes only once
     /// nothing writes there.
     _scratch: Option<PrivateDir>,
+}
+
+/// A TCP port nobody listens on at the moment of asking (for settings such
+/// as `tls-port` that name one; another process may take it meanwhile).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
 /// Starts Larder with default settings on a free port.

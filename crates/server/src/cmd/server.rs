@@ -355,8 +355,22 @@ fn config_set(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         (cur.bind.clone(), cur.port)
     };
     let relisten = next.port != old_port || next.bind != old_bind;
+    // TLS's configuration is built before any socket moves (it is the
+    // likelier to fail), its sockets after the plain ones.
+    let (old_tls_port, tls_port) =
+        (ctx.shared.config.read().extra_int("tls-port") as u16, next.extra_int("tls-port") as u16);
+    let tls_changed = crate::tls::changed(&ctx.shared.config.read(), &next);
+    if tls_port != 0 && (tls_changed || ctx.shared.tls.acceptor().is_none()) {
+        if let Err(e) = ctx.shared.tls.configure(&next) {
+            tracing::warn!("Failed to configure TLS: {e}");
+            let name = seen.iter().find(|n| n.starts_with("tls-")).map_or("tls-port", |n| n.as_str());
+            return Err(CmdError::Err(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - Unable to update TLS configuration. Check server logs."
+            )));
+        }
+    }
     if relisten {
-        match crate::listen::rebind(ctx.shared, &next.bind, next.port, (&old_bind, old_port)) {
+        match crate::listen::rebind(ctx.shared, &next.bind, next.port, (&old_bind, old_port), false) {
             Ok(port) => next.port = port,
             Err(_) if next.port != old_port => {
                 return Err(CmdError::Err(
@@ -370,6 +384,22 @@ fn config_set(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                         .into(),
                 ))
             }
+        }
+    }
+    if tls_port != old_tls_port || (tls_port != 0 && relisten) {
+        let old = (&old_bind[..], old_tls_port);
+        if crate::listen::rebind(ctx.shared, &next.bind, tls_port, old, true).is_err() {
+            // As it was: the plain sockets, and the TLS configuration.
+            if relisten {
+                let _ = crate::listen::rebind(ctx.shared, &old_bind, old_port, (&old_bind, old_port), false);
+            }
+            if tls_changed && old_tls_port != 0 {
+                let _ = ctx.shared.tls.configure(&ctx.shared.config.read());
+            }
+            return Err(CmdError::Err(
+                "CONFIG SET failed (possibly related to argument 'tls-port') - Unable to listen on this port. Check server logs."
+                    .into(),
+            ));
         }
     }
     ctx.client.limits = next.limits;

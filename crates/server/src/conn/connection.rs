@@ -28,6 +28,12 @@ impl Stream for tokio::net::TcpStream {
     }
 }
 
+impl Stream for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn fd(&self) -> i64 {
+        raw_fd(self.get_ref().0)
+    }
+}
+
 #[cfg(unix)]
 impl Stream for tokio::net::UnixStream {
     fn fd(&self) -> i64 {

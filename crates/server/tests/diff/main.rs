@@ -10,6 +10,7 @@ mod memory;
 mod random;
 mod scripting;
 mod suite_findings;
+mod tls;
 mod tracking;
 #[cfg(unix)]
 mod unixsocket;

@@ -20,6 +20,7 @@ mod scripting;
 mod server;
 mod string;
 mod suite_findings;
+mod tls;
 mod tools;
 mod tracking;
 mod transactions;
