@@ -439,7 +439,7 @@ const INT_MAX: i64 = i32::MAX as i64;
 const PROTECTED_ACTION: Kind = Kind::Enum(&["no", "yes", "local"]);
 const SHUTDOWN_FLAGS: Kind = Kind::Flags(&["default", "save", "nosave", "now", "force"]);
 const NO_TLS: fn(&str) -> Option<&'static str> =
-    |v| (v != "no").then_some("Larder serves TLS to clients (tls-port), not on replication or cluster links");
+    |v| (v != "no").then_some("Larder does not run in cluster mode, so has no cluster links to secure");
 
 /// Redis 7.0's parameters beyond [`PARAMS`]' typed ones, with their
 /// defaults. Names in [`ALIASES`] reach them under old spellings.
@@ -553,7 +553,7 @@ pub static EXTRAS: &[Extra] = &[
     extra("tls-session-cache-size", Kind::Int(0, INT_MAX), "20480", true),
     extra("tls-session-cache-timeout", Kind::Int(0, INT_MAX), "300", true),
     Extra { refuse: NO_TLS, ..extra("tls-cluster", YES_NO, "no", true) },
-    Extra { refuse: NO_TLS, ..extra("tls-replication", YES_NO, "no", true) },
+    extra("tls-replication", YES_NO, "no", true),
     extra("tls-auth-clients", Kind::Enum(&["no", "yes", "optional"]), "yes", true),
     extra("tls-prefer-server-ciphers", YES_NO, "no", true),
     extra("tls-session-caching", YES_NO, "yes", true),

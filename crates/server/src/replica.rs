@@ -36,7 +36,7 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Link states, as INFO's master_link_status and ROLE name them.
@@ -122,7 +122,7 @@ async fn run(shared: Weak<Shared>, link: Arc<LinkState>) {
 
 /// Reads one `\r\n`-terminated line, skipping the bare newlines a primary
 /// sends to keep the link alive while it prepares the image.
-async fn read_line(stream: &mut TcpStream, buf: &mut BytesMut) -> anyhow::Result<String> {
+async fn read_line(stream: &mut (impl AsyncRead + Unpin), buf: &mut BytesMut) -> anyhow::Result<String> {
     loop {
         while buf.first() == Some(&b'\n') {
             let _ = buf.split_to(1);
@@ -138,14 +138,18 @@ async fn read_line(stream: &mut TcpStream, buf: &mut BytesMut) -> anyhow::Result
 }
 
 /// Sends one command to the primary, encoded as any RESP request.
-async fn send(stream: &mut TcpStream, args: &[&str]) -> anyhow::Result<()> {
+async fn send(stream: &mut (impl AsyncWrite + Unpin), args: &[&str]) -> anyhow::Result<()> {
     let mut out = BytesMut::new();
     encode(&Frame::Array(args.iter().map(Frame::bulk).collect()), Proto::Resp2, &mut out);
     stream.write_all(&out).await?;
     Ok(())
 }
 
-async fn command(stream: &mut TcpStream, buf: &mut BytesMut, args: &[&str]) -> anyhow::Result<String> {
+async fn command(
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    buf: &mut BytesMut,
+    args: &[&str],
+) -> anyhow::Result<String> {
     send(stream, args).await?;
     read_line(stream, buf).await
 }
@@ -167,8 +171,30 @@ async fn connect(addr: &str, source: &str) -> anyhow::Result<TcpStream> {
 /// link breaks.
 async fn sync_once(shared: &Arc<Shared>, link: &Arc<LinkState>) -> anyhow::Result<()> {
     let addr = format!("{}:{}", link.host, link.port);
-    let source = shared.config.read().extra("bind-source-addr").to_string();
-    let mut stream = tokio::time::timeout(Duration::from_secs(5), connect(&addr, &source)).await??;
+    let (source, tls) = {
+        let c = shared.config.read();
+        (c.extra("bind-source-addr").to_string(), c.extra_flag("tls-replication"))
+    };
+    let stream = tokio::time::timeout(Duration::from_secs(5), connect(&addr, &source)).await??;
+    let peer = stream.peer_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+    if !tls {
+        return sync_over(shared, link, stream, peer).await;
+    }
+    // tls-replication: the link is TLS, with this server's client
+    // certificate and roots (tls.rs).
+    let connector = crate::tls::connector(&shared.config.read()).map_err(anyhow::Error::msg)?;
+    let name = crate::tls::server_name(&link.host);
+    let stream = tokio::time::timeout(Duration::from_secs(5), connector.connect(name, stream)).await??;
+    sync_over(shared, link, stream, peer).await
+}
+
+/// [`sync_once`] over the connection made.
+async fn sync_over(
+    shared: &Arc<Shared>,
+    link: &Arc<LinkState>,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    peer: std::net::SocketAddr,
+) -> anyhow::Result<()> {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let pong = command(&mut stream, &mut buf, &["PING"]).await?;
     // A primary with a password answers NOAUTH until masterauth is sent.
@@ -236,7 +262,7 @@ async fn sync_once(shared: &Arc<Shared>, link: &Arc<LinkState>) -> anyhow::Resul
     link.state.store(CONNECTED, Relaxed);
     link.last_io_ms.store(shared.clock.now_ms(), Relaxed);
 
-    let addr = crate::conn::client::Peer::Tcp(stream.peer_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()));
+    let addr = crate::conn::client::Peer::Tcp(peer);
     let (info, outbox) = shared.clients.register(addr.clone(), addr, -1, shared.uptime_ms());
     let mut client = Client::new(info, outbox, shared.acl.default_user(), true);
     client.from_master = true;
@@ -253,7 +279,7 @@ async fn sync_once(shared: &Arc<Shared>, link: &Arc<LinkState>) -> anyhow::Resul
 async fn full_sync(
     shared: &Arc<Shared>,
     link: &LinkState,
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     buf: &mut BytesMut,
     reply: &str,
 ) -> anyhow::Result<u64> {
@@ -307,7 +333,7 @@ fn load_image(shared: &Shared, image: &[u8]) -> anyhow::Result<()> {
 async fn apply_stream(
     shared: &Arc<Shared>,
     link: &LinkState,
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     buf: &mut BytesMut,
     client: &mut Client,
     offset: &mut u64,
@@ -424,7 +450,7 @@ async fn apply_stream(
 
 /// REPLCONF ACK, with FACK (how far of the stream this server's AOF is
 /// synced) while the AOF is on, as Redis 7.2's replicas send it.
-async fn send_ack(stream: &mut TcpStream, offset: u64, fack: Option<u64>) -> anyhow::Result<()> {
+async fn send_ack(stream: &mut (impl AsyncWrite + Unpin), offset: u64, fack: Option<u64>) -> anyhow::Result<()> {
     match fack {
         Some(f) => send(stream, &["REPLCONF", "ACK", &offset.to_string(), "FACK", &f.to_string()]).await,
         None => send(stream, &["REPLCONF", "ACK", &offset.to_string()]).await,
@@ -433,7 +459,7 @@ async fn send_ack(stream: &mut TcpStream, offset: u64, fack: Option<u64>) -> any
 
 /// REPLCONF ACK of what is applied now, with FACK while the AOF is on.
 async fn ack_applied(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     link: &LinkState,
     fack: &mut AofAck,
     aof: &crate::aof::Aof,

@@ -23,6 +23,14 @@
 //! The configuration is built whole, at start and at each CONFIG SET of
 //! one of these, and swapped in; connections already open keep the one
 //! they shook hands with, as in Redis.
+//!
+//! `tls-replication yes` makes a replica's link to its primary TLS
+//! ([`connector`]): it presents `tls-client-cert-file` and
+//! `tls-client-key-file` (else the server's own pair, as Redis falls back)
+//! and checks the primary's chain against the same roots, but not the
+//! name in it, which Redis (OpenSSL given no host name) does not check
+//! either. A primary needs nothing: its replicas connect to `tls-port` as
+//! any client does.
 
 use crate::config::Config;
 use parking_lot::RwLock;
@@ -110,6 +118,92 @@ fn acceptor(cfg: &Config) -> Result<TlsAcceptor, String> {
         ServerSessionMemoryCache::new(cfg.extra_int("tls-session-cache-size").max(1) as usize)
     };
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The TLS configuration of a replica's link to its primary
+/// (`tls-replication yes`; see the module doc).
+pub fn connector(cfg: &Config) -> Result<tokio_rustls::TlsConnector, String> {
+    let pick = |own: &'static str, fallback: &'static str| match cfg.extra(own) {
+        "" => cfg.extra(fallback).to_string(),
+        set => set.to_string(),
+    };
+    let (cert_file, key_file) =
+        (pick("tls-client-cert-file", "tls-cert-file"), pick("tls-client-key-file", "tls-key-file"));
+    let provider = Arc::new(provider(cfg.extra("tls-ciphersuites"))?);
+    let roots = roots(cfg)?;
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&protocols(cfg.extra("tls-protocols"))?)
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyName(verifier)));
+    let config = if cert_file.is_empty() || key_file.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let certs = CertificateDer::pem_file_iter(&cert_file)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("Failed to load certificate: {cert_file}: {e}"))?;
+        let key = PrivateKeyDer::from_pem_file(&key_file)
+            .map_err(|e| format!("Failed to load private key: {key_file}: {e}"))?;
+        builder.with_client_auth_cert(certs, key).map_err(|e| format!("Invalid certificate or key: {e}"))?
+    };
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// The name a primary at `host` is greeted by (SNI): its IP address or
+/// DNS name; one that is neither (an odd container name) greets as
+/// `localhost`, since the name is not checked.
+pub fn server_name(host: &str) -> rustls::pki_types::ServerName<'static> {
+    rustls::pki_types::ServerName::try_from(host.to_string())
+        .unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("localhost").expect("a valid name"))
+}
+
+/// WebPKI's verification of a primary's certificate, less the check of
+/// the name in it (which runs last, after the chain's).
+#[derive(Debug)]
+struct AnyName(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(NotValidForName | NotValidForNameContext { .. })) => {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// `tls-protocols`: both versions rustls has when empty.

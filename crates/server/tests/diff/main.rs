@@ -616,8 +616,9 @@ fn config_parameters_match_redis() {
         CONFIG SET tls-port 0
         "#,
     );
-    // Values Larder cannot honour are refused, not pretended.
-    for (name, value) in [("activedefrag", "yes"), ("tls-port", "6390"), ("tls-replication", "yes")] {
+    // Values Larder cannot honour are refused, not pretended (and a TLS
+    // port without a certificate cannot be served).
+    for (name, value) in [("activedefrag", "yes"), ("tls-port", "6390"), ("tls-cluster", "yes")] {
         let reply = ours.call(&["CONFIG", "SET", name, value]).unwrap();
         assert!(matches!(&reply, Frame::Error(e) if e.starts_with(b"ERR CONFIG SET failed")), "{name}: {reply:?}");
     }

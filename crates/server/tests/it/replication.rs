@@ -1316,3 +1316,63 @@ fn waitaof_counts_replicas_whose_aof_is_synced() {
     assert_eq!(waitaof(&mut w, &["0", "1", "200"]), pair(0, 0));
     rc.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
 }
+
+/// `tls-replication`: a Larder replica follows a Larder primary on its
+/// `tls-port` (at 127.0.0.2, a name its certificate does not carry: as in
+/// Redis, a replica checks the chain, not the name), then a redis-server
+/// primary's TLS port; a redis-server replica with `tls-replication yes`
+/// follows Larder's TLS port.
+#[test]
+fn replicas_follow_over_tls() {
+    let pki = larder_testkit::TestPki::new();
+    let tls_port = larder_testkit::free_port();
+    let mut config = larder_server::Config { bind: vec!["127.0.0.1".into(), "127.0.0.2".into()], ..Default::default() };
+    for pair in pki.server_args(tls_port).chunks(2) {
+        config.set(pair[0].trim_start_matches('-'), &pair[1], true).unwrap();
+    }
+    let primary = larder_testkit::spawn_server_with(config);
+    let mut replica_config = larder_server::Config::default();
+    for (k, v) in [
+        ("tls-replication", "yes".to_string()),
+        ("tls-ca-cert-file", pki.path("ca.crt")),
+        ("tls-client-cert-file", pki.path("client.crt")),
+        ("tls-client-key-file", pki.path("client.key")),
+    ] {
+        replica_config.set(k, &v, true).unwrap();
+    }
+    let replica = larder_testkit::spawn_server_with(replica_config);
+    let (mut w, mut r) = (primary.raw(), replica.raw());
+    w.call(&["SET", "before", "1"]).unwrap();
+    r.call(&["REPLICAOF", "127.0.0.2", &tls_port.to_string()]).unwrap();
+    wait_link_up(&mut r);
+    write_mix(&mut w);
+    wait_same_digest(&mut w, &mut r);
+
+    let redis_tls = larder_testkit::free_port();
+    let args = pki.server_args(redis_tls);
+    if let Some(redis) = RedisServer::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>()) {
+        let mut rw = redis.raw();
+        rw.call(&["SET", "from", "redis"]).unwrap();
+        r.call(&["REPLICAOF", "127.0.0.1", &redis_tls.to_string()]).unwrap();
+        write_mix(&mut rw);
+        wait_link_up(&mut r);
+        rw.call(&["SELECT", "0"]).unwrap();
+        r.call(&["SELECT", "0"]).unwrap();
+        wait_same_digest(&mut rw, &mut r);
+    }
+
+    let mut args = vec!["--tls-replication".to_string(), "yes".into()];
+    args.extend(["--tls-ca-cert-file".to_string(), pki.path("ca.crt")]);
+    // (Redis wants its own server pair configured for any TLS at all.)
+    args.extend(["--tls-cert-file".to_string(), pki.path("server.crt")]);
+    args.extend(["--tls-key-file".to_string(), pki.path("server.key")]);
+    args.extend(["--tls-client-cert-file".to_string(), pki.path("client.crt")]);
+    args.extend(["--tls-client-key-file".to_string(), pki.path("client.key")]);
+    args.extend(["--replicaof".to_string(), "127.0.0.1".into(), tls_port.to_string()]);
+    w.call(&["SELECT", "0"]).unwrap();
+    if let Some(redis) = RedisServer::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>()) {
+        let mut rr = redis.raw();
+        wait_link_up(&mut rr);
+        wait_same_digest(&mut w, &mut rr);
+    }
+}
