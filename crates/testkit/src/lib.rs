@@ -369,7 +369,7 @@ impl RedisServer {
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
             let mut server = RedisServer { addr, child, _dir: TempDir(dir) };
             let child = &mut server.child;
-            if wait_ready(addr, || child.try_wait().ok().flatten().is_some()).is_some() {
+            if wait_ready(addr, || child.try_wait().ok().flatten().is_some()).is_some() && server.is_the_one_listening() {
                 return Some(server);
             }
         }
@@ -378,6 +378,17 @@ impl RedisServer {
 
     pub fn raw(&self) -> RawConn {
         RawConn::connect(self.addr).expect("raw connect to redis-server")
+    }
+
+    /// Whether the server answering on its port is this child: a port
+    /// picked free can be taken (by a Larder test server binding port 0)
+    /// before redis-server binds it, and redis-server then exits while
+    /// the other answers its PING.
+    fn is_the_one_listening(&self) -> bool {
+        let Ok(mut c) = RawConn::connect(self.addr) else { return false };
+        let Ok(Frame::Bulk(info)) = c.call(&["INFO", "server"]) else { return false };
+        let pid = format!("process_id:{}\r\n", self.child.id());
+        String::from_utf8_lossy(&info).contains(&pid)
     }
 }
 
