@@ -342,24 +342,14 @@ impl Server {
                     };
                     match accepted {
                         Accepted::Tcp(stream, addr) => {
-                            let _ = stream.set_nodelay(true);
-                            let keepalive = shared.config.read().tcp_keepalive;
-                            if keepalive > 0 {
-                                let _ = crate::listen::keep_alive(&stream, keepalive);
-                            }
-                            let laddr = Peer::Tcp(stream.local_addr().unwrap_or(addr));
+                            let laddr = tcp_options(&shared, &stream, addr);
                             let addr = Peer::Tcp(addr);
                             if let Some(stream) = admit(&shared, stream, &addr).await {
                                 conns.spawn(crate::conn::connection::run(shared.clone(), stream, addr, laddr));
                             }
                         }
                         Accepted::Tls(stream, addr) => {
-                            let _ = stream.set_nodelay(true);
-                            let keepalive = shared.config.read().tcp_keepalive;
-                            if keepalive > 0 {
-                                let _ = crate::listen::keep_alive(&stream, keepalive);
-                            }
-                            let laddr = Peer::Tcp(stream.local_addr().unwrap_or(addr));
+                            let laddr = tcp_options(&shared, &stream, addr);
                             let shared = shared.clone();
                             // The handshake runs in the connection's own task:
                             // a slow or silent peer holds up nobody else.
@@ -415,6 +405,17 @@ impl Server {
         tracing::info!("Larder is now ready to exit, bye bye...");
         Ok(())
     }
+}
+
+/// Sets a new TCP connection's options (no Nagle delay, `tcp-keepalive`);
+/// returns the local end it arrived at.
+fn tcp_options(shared: &Shared, stream: &tokio::net::TcpStream, addr: SocketAddr) -> Peer {
+    let _ = stream.set_nodelay(true);
+    let keepalive = shared.config.read().tcp_keepalive;
+    if keepalive > 0 {
+        let _ = crate::listen::keep_alive(stream, keepalive);
+    }
+    Peer::Tcp(stream.local_addr().unwrap_or(addr))
 }
 
 /// How long a TLS client has to finish its handshake.

@@ -90,14 +90,7 @@ fn acceptor(cfg: &Config) -> Result<TlsAcceptor, String> {
     if !cfg.extra("tls-key-file-pass").is_empty() {
         return Err("encrypted private keys (tls-key-file-pass) are not supported".into());
     }
-    let certs = CertificateDer::pem_file_iter(cert_file)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("Failed to load certificate: {cert_file}: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("Failed to load certificate: {cert_file}: no certificate in it"));
-    }
-    let key =
-        PrivateKeyDer::from_pem_file(key_file).map_err(|e| format!("Failed to load private key: {key_file}: {e}"))?;
+    let (certs, key) = load_pair(cert_file, key_file)?;
     let provider = Arc::new(provider(cfg.extra("tls-ciphersuites"))?);
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&protocols(cfg.extra("tls-protocols"))?)
@@ -118,6 +111,22 @@ fn acceptor(cfg: &Config) -> Result<TlsAcceptor, String> {
         ServerSessionMemoryCache::new(cfg.extra_int("tls-session-cache-size").max(1) as usize)
     };
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A certificate chain and its private key, from PEM files.
+fn load_pair(
+    cert_file: &str,
+    key_file: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let certs = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("Failed to load certificate: {cert_file}: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("Failed to load certificate: {cert_file}: no certificate in it"));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(key_file).map_err(|e| format!("Failed to load private key: {key_file}: {e}"))?;
+    Ok((certs, key))
 }
 
 /// The TLS configuration of a replica's link to its primary
@@ -142,11 +151,7 @@ pub fn connector(cfg: &Config) -> Result<tokio_rustls::TlsConnector, String> {
     let config = if cert_file.is_empty() || key_file.is_empty() {
         builder.with_no_client_auth()
     } else {
-        let certs = CertificateDer::pem_file_iter(&cert_file)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("Failed to load certificate: {cert_file}: {e}"))?;
-        let key = PrivateKeyDer::from_pem_file(&key_file)
-            .map_err(|e| format!("Failed to load private key: {key_file}: {e}"))?;
+        let (certs, key) = load_pair(&cert_file, &key_file)?;
         builder.with_client_auth_cert(certs, key).map_err(|e| format!("Invalid certificate or key: {e}"))?
     };
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
