@@ -360,7 +360,15 @@ fn config_set(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (old_tls_port, tls_port) =
         (ctx.shared.config.read().extra_int("tls-port") as u16, next.extra_int("tls-port") as u16);
     let tls_changed = crate::tls::changed(&ctx.shared.config.read(), &next);
-    if tls_port != 0 && (tls_changed || ctx.shared.tls.acceptor().is_none()) {
+    let tls_rebuilt = tls_port != 0 && (tls_changed || ctx.shared.tls.acceptor().is_none());
+    // A later step that fails puts the configuration in force back (the
+    // values published are still the old ones).
+    let undo_tls = |shared: &crate::Shared| {
+        if tls_rebuilt {
+            let _ = shared.tls.configure(&shared.config.read());
+        }
+    };
+    if tls_rebuilt {
         if let Err(e) = ctx.shared.tls.configure(&next) {
             tracing::warn!("Failed to configure TLS: {e}");
             let name = seen.iter().find(|n| n.starts_with("tls-")).map_or("tls-port", |n| n.as_str());
@@ -370,7 +378,11 @@ fn config_set(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
     }
     if relisten {
-        match crate::listen::rebind(ctx.shared, &next.bind, next.port, (&old_bind, old_port), false) {
+        let rebound = crate::listen::rebind(ctx.shared, &next.bind, next.port, (&old_bind, old_port), false);
+        if rebound.is_err() {
+            undo_tls(ctx.shared);
+        }
+        match rebound {
             Ok(port) => next.port = port,
             Err(_) if next.port != old_port => {
                 return Err(CmdError::Err(
@@ -393,9 +405,7 @@ fn config_set(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             if relisten {
                 let _ = crate::listen::rebind(ctx.shared, &old_bind, old_port, (&old_bind, old_port), false);
             }
-            if tls_changed && old_tls_port != 0 {
-                let _ = ctx.shared.tls.configure(&ctx.shared.config.read());
-            }
+            undo_tls(ctx.shared);
             return Err(CmdError::Err(
                 "CONFIG SET failed (possibly related to argument 'tls-port') - Unable to listen on this port. Check server logs."
                     .into(),
