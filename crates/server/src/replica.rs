@@ -219,7 +219,12 @@ async fn sync_over(
         let c = shared.config.read();
         (c.extra_int("replica-announce-port") as u16, c.extra("replica-announce-ip").to_string())
     };
-    let own_port = shared.listen_addr.read().map(|a| a.port()).unwrap_or(0);
+    // Over TLS links a replica is reached on its TLS port, as Redis
+    // announces `tls-port` when tls-replication is on.
+    let own_port = match shared.listeners.tls_port() {
+        Some(port) if shared.config.read().extra_flag("tls-replication") => port,
+        _ => shared.listen_addr.read().map(|a| a.port()).unwrap_or(0),
+    };
     let port = if announce_port != 0 { announce_port } else { own_port }.to_string();
     let mut steps = vec![vec!["REPLCONF", "listening-port", &port]];
     if !announce_ip.is_empty() {

@@ -1327,11 +1327,12 @@ fn replicas_follow_over_tls() {
     let pki = larder_testkit::TestPki::new();
     let tls_port = larder_testkit::free_port();
     let mut config = larder_server::Config { bind: vec!["127.0.0.1".into(), "127.0.0.2".into()], ..Default::default() };
-    for pair in pki.server_args(tls_port).chunks(2) {
-        config.set(pair[0].trim_start_matches('-'), &pair[1], true).unwrap();
-    }
+    pki.configure(&mut config, tls_port);
     let primary = larder_testkit::spawn_server_with(config);
+    // The replica serves TLS too: it announces that port to its primary.
+    let replica_tls = larder_testkit::free_port();
     let mut replica_config = larder_server::Config::default();
+    pki.configure(&mut replica_config, replica_tls);
     for (k, v) in [
         ("tls-replication", "yes".to_string()),
         ("tls-ca-cert-file", pki.path("ca.crt")),
@@ -1347,6 +1348,8 @@ fn replicas_follow_over_tls() {
     wait_link_up(&mut r);
     write_mix(&mut w);
     wait_same_digest(&mut w, &mut r);
+    let info = text(&w.call(&["INFO", "replication"]).unwrap());
+    assert!(info.contains(&format!(",port={replica_tls},")), "{info}");
 
     let redis_tls = larder_testkit::free_port();
     let args = pki.server_args(redis_tls);
