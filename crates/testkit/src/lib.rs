@@ -369,7 +369,8 @@ impl RedisServer {
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
             let mut server = RedisServer { addr, child, _dir: TempDir(dir) };
             let child = &mut server.child;
-            if wait_ready(addr, || child.try_wait().ok().flatten().is_some()).is_some() && server.is_the_one_listening() {
+            if wait_ready(addr, || child.try_wait().ok().flatten().is_some()).is_some() && server.is_the_one_listening()
+            {
                 return Some(server);
             }
         }

@@ -72,6 +72,13 @@ impl TestPki {
         .collect()
     }
 
+    /// Sets [`Self::server_args`] in a Larder config.
+    pub fn configure(&self, config: &mut larder_server::Config, port: u16) {
+        for pair in self.server_args(port).chunks(2) {
+            config.set(pair[0].trim_start_matches('-'), &pair[1], true).expect("a TLS setting");
+        }
+    }
+
     /// A redis crate client for `rediss://127.0.0.1:port` that trusts this
     /// PKI's CA and presents `client` (`"client"`, `"stranger"`) if given.
     pub fn client(&self, port: u16, proto: Proto, client: Option<&str>) -> redis::Client {
@@ -82,6 +89,13 @@ impl TestPki {
         });
         let certs = redis::TlsCertificates { client_tls, root_cert: Some(self.read("ca.crt")) };
         redis::Client::build_with_tls(format!("rediss://127.0.0.1:{port}/{p}"), certs).expect("a TLS client")
+    }
+
+    /// Whether a client presenting `cert` gets to run a command on the
+    /// TLS port `port`.
+    pub fn admits(&self, port: u16, cert: Option<&str>) -> bool {
+        let client = self.client(port, Proto::Resp2, cert);
+        client.get_connection().and_then(|mut c| redis::cmd("PING").query::<String>(&mut c)).is_ok()
     }
 }
 

@@ -6,11 +6,6 @@ use larder_protocol::Proto;
 use larder_server::Config;
 use larder_testkit::{free_port, spawn_server_with, RedisServer, TestPki};
 
-fn admitted(pki: &TestPki, port: u16, cert: Option<&str>) -> bool {
-    let client = pki.client(port, Proto::Resp2, cert);
-    client.get_connection().and_then(|mut c| redis::cmd("PING").query::<String>(&mut c)).is_ok()
-}
-
 #[test]
 fn tls_replies_and_refusals_match_redis() {
     let pki = TestPki::new();
@@ -21,9 +16,7 @@ fn tls_replies_and_refusals_match_redis() {
     };
     let ours = free_port();
     let mut config = Config::default();
-    for pair in pki.server_args(ours).chunks(2) {
-        config.set(pair[0].trim_start_matches('-'), &pair[1], true).unwrap();
-    }
+    pki.configure(&mut config, ours);
     let larder = spawn_server_with(config);
     let script: &[&[&str]] = &[
         &["SET", "k", "v"],
@@ -59,7 +52,7 @@ fn tls_replies_and_refusals_match_redis() {
             let _: () = redis::cmd("CONFIG").arg("SET").arg("tls-auth-clients").arg(auth).query(con).unwrap();
         }
         for cert in [None, Some("client"), Some("stranger")] {
-            assert_eq!(admitted(&pki, ours, cert), admitted(&pki, theirs, cert), "{auth} {cert:?}");
+            assert_eq!(pki.admits(ours, cert), pki.admits(theirs, cert), "{auth} {cert:?}");
         }
     }
 }

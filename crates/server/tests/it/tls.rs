@@ -12,19 +12,11 @@ use std::io::{Read, Write};
 fn tls_server(pki: &TestPki, extra: &[(&str, &str)]) -> (TestServer, u16) {
     let port = free_port();
     let mut config = Config::default();
-    for pair in pki.server_args(port).chunks(2) {
-        config.set(pair[0].trim_start_matches('-'), &pair[1], true).unwrap();
-    }
+    pki.configure(&mut config, port);
     for (k, v) in extra {
         config.set(k, v, true).unwrap();
     }
     (spawn_server_with(config), port)
-}
-
-/// Whether a client of `pki` presenting `cert` gets to run a command.
-fn admitted(pki: &TestPki, port: u16, cert: Option<&str>) -> bool {
-    let client = pki.client(port, Proto::Resp2, cert);
-    client.get_connection().and_then(|mut c| cmd("PING").query::<String>(&mut c)).is_ok()
 }
 
 #[test]
@@ -46,8 +38,8 @@ fn clients_with_a_certificate_the_ca_signed_talk_over_tls() {
     }
     // tls-auth-clients yes (the default): no certificate, or one another
     // CA signed, is refused.
-    assert!(!admitted(&pki, port, None));
-    assert!(!admitted(&pki, port, Some("stranger")));
+    assert!(!pki.admits(port, None));
+    assert!(!pki.admits(port, Some("stranger")));
     // Plain RESP on the TLS port gets no reply; the plain port still serves.
     let mut raw = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     raw.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
@@ -63,14 +55,14 @@ fn clients_with_a_certificate_the_ca_signed_talk_over_tls() {
 fn tls_auth_clients_optional_and_no_admit_clients_without_a_certificate() {
     let pki = TestPki::new();
     let (s, port) = tls_server(&pki, &[("tls-auth-clients", "optional")]);
-    assert!(admitted(&pki, port, None));
-    assert!(admitted(&pki, port, Some("client")));
-    assert!(!admitted(&pki, port, Some("stranger")), "a certificate given must verify");
+    assert!(pki.admits(port, None));
+    assert!(pki.admits(port, Some("client")));
+    assert!(!pki.admits(port, Some("stranger")), "a certificate given must verify");
     let mut admin = s.conn(Proto::Resp2);
     let _: () = cmd("CONFIG").arg("SET").arg("tls-auth-clients").arg("yes").query(&mut admin).unwrap();
-    assert!(!admitted(&pki, port, None));
+    assert!(!pki.admits(port, None));
     let _: () = cmd("CONFIG").arg("SET").arg("tls-auth-clients").arg("no").query(&mut admin).unwrap();
-    assert!(admitted(&pki, port, None));
+    assert!(pki.admits(port, None));
 }
 
 #[test]
@@ -85,11 +77,11 @@ fn config_set_moves_the_tls_port_and_keeps_a_working_certificate() {
     assert!(e.contains("'tls-cert-file'") && e.contains("Unable to update TLS configuration"), "{e}");
     let file: Vec<String> = cmd("CONFIG").arg("GET").arg("tls-cert-file").query(&mut admin).unwrap();
     assert_eq!(file[1], pki.path("server.crt"));
-    assert!(admitted(&pki, port, Some("client")));
+    assert!(pki.admits(port, Some("client")));
     // A new port: the old one closes.
     let next = free_port();
     let _: () = cmd("CONFIG").arg("SET").arg("tls-port").arg(next).query(&mut admin).unwrap();
-    assert!(admitted(&pki, next, Some("client")));
+    assert!(pki.admits(next, Some("client")));
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     // 0 turns TLS off.
     let _: () = cmd("CONFIG").arg("SET").arg("tls-port").arg(0).query(&mut admin).unwrap();
@@ -104,5 +96,5 @@ fn config_set_moves_the_tls_port_and_keeps_a_working_certificate() {
         set.arg(pair[0].trim_start_matches('-')).arg(&pair[1]);
     }
     let _: () = set.query(&mut admin).unwrap();
-    assert!(admitted(&pki, port, Some("client")));
+    assert!(pki.admits(port, Some("client")));
 }
