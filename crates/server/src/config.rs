@@ -438,6 +438,8 @@ const YES_NO: Kind = Kind::Bool;
 const INT_MAX: i64 = i32::MAX as i64;
 const PROTECTED_ACTION: Kind = Kind::Enum(&["no", "yes", "local"]);
 const SHUTDOWN_FLAGS: Kind = Kind::Flags(&["default", "save", "nosave", "now", "force"]);
+const NO_KEY_PASS: fn(&str) -> Option<&'static str> =
+    |v| (!v.is_empty()).then_some("Larder's TLS (rustls) reads no encrypted private keys");
 const NO_TLS: fn(&str) -> Option<&'static str> =
     |v| (v != "no").then_some("Larder does not run in cluster mode, so has no cluster links to secure");
 
@@ -559,10 +561,10 @@ pub static EXTRAS: &[Extra] = &[
     extra("tls-session-caching", YES_NO, "yes", true),
     extra("tls-cert-file", Kind::Text, "", true),
     extra("tls-key-file", Kind::Text, "", true),
-    extra("tls-key-file-pass", Kind::Text, "", true),
+    Extra { refuse: NO_KEY_PASS, ..extra("tls-key-file-pass", Kind::Text, "", true) },
     extra("tls-client-cert-file", Kind::Text, "", true),
     extra("tls-client-key-file", Kind::Text, "", true),
-    extra("tls-client-key-file-pass", Kind::Text, "", true),
+    Extra { refuse: NO_KEY_PASS, ..extra("tls-client-key-file-pass", Kind::Text, "", true) },
     extra("tls-dh-params-file", Kind::Text, "", true),
     extra("tls-ca-cert-file", Kind::Text, "", true),
     extra("tls-ca-cert-dir", Kind::Text, "", true),

@@ -14,8 +14,9 @@
 //! names the versions (`TLSv1.2`, `TLSv1.3`; rustls has no older ones);
 //! `tls-ciphersuites` the TLS 1.3 suites; `tls-prefer-server-ciphers` picks
 //! the suite by the server's order; `tls-session-caching` and
-//! `tls-session-cache-size` the resumption cache. Refused: a key that
-//! needs `tls-key-file-pass` (rustls reads no encrypted keys). Accepted
+//! `tls-session-cache-size` the resumption cache (0, OpenSSL's "no
+//! limit", is a million sessions). Refused: `tls-key-file-pass` and
+//! `tls-client-key-file-pass` (rustls reads no encrypted keys). Accepted
 //! without effect: `tls-ciphers` (OpenSSL's TLS 1.2 cipher-list syntax;
 //! rustls offers only ECDHE suites with AEAD ciphers) and
 //! `tls-dh-params-file` (rustls has no finite-field Diffie-Hellman).
@@ -87,9 +88,6 @@ fn acceptor(cfg: &Config) -> Result<TlsAcceptor, String> {
     if cert_file.is_empty() || key_file.is_empty() {
         return Err("tls-cert-file and tls-key-file must both be set".into());
     }
-    if !cfg.extra("tls-key-file-pass").is_empty() {
-        return Err("encrypted private keys (tls-key-file-pass) are not supported".into());
-    }
     let (certs, key) = load_pair(cert_file, key_file)?;
     let provider = Arc::new(provider(cfg.extra("tls-ciphersuites"))?);
     let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -108,7 +106,12 @@ fn acceptor(cfg: &Config) -> Result<TlsAcceptor, String> {
     config.session_storage = if cfg.extra("tls-session-caching") == "no" {
         Arc::new(NoServerSessionStorage {})
     } else {
-        ServerSessionMemoryCache::new(cfg.extra_int("tls-session-cache-size").max(1) as usize)
+        // 0 is OpenSSL's "no limit"; held to a million sessions here.
+        let size = match cfg.extra_int("tls-session-cache-size") {
+            0 => 1_000_000,
+            n => n as usize,
+        };
+        ServerSessionMemoryCache::new(size)
     };
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -304,14 +307,16 @@ mod tests {
     }
 
     #[test]
-    fn a_configuration_without_a_certificate_or_with_an_encrypted_key_is_refused() {
+    fn a_configuration_without_a_certificate_or_with_a_key_password_is_refused() {
         let refusal = |cfg: &Config| acceptor(cfg).err().expect("refused");
         let mut cfg = Config::default();
         assert!(refusal(&cfg).contains("tls-cert-file"));
         cfg.set("tls-cert-file", "/nonexistent/cert.pem", true).unwrap();
         cfg.set("tls-key-file", "/nonexistent/key.pem", true).unwrap();
         assert!(refusal(&cfg).contains("/nonexistent/cert.pem"));
-        cfg.set("tls-key-file-pass", "secret", true).unwrap();
-        assert!(refusal(&cfg).contains("tls-key-file-pass"));
+        // Refused as a setting: rustls reads no encrypted keys.
+        for pass in ["tls-key-file-pass", "tls-client-key-file-pass"] {
+            assert!(cfg.set(pass, "secret", true).is_err(), "{pass}");
+        }
     }
 }
