@@ -16,28 +16,24 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// What a client connects over: a TCP stream or a Unix socket's.
+/// What a client connects over: a TCP stream, a Unix socket's, or TLS
+/// over TCP (whose descriptor is the TCP stream's).
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// Its file descriptor, for CLIENT LIST (-1 where there is none).
     fn fd(&self) -> i64;
 }
 
-impl Stream for tokio::net::TcpStream {
-    fn fd(&self) -> i64 {
-        raw_fd(self)
-    }
-}
-
-impl Stream for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
-    fn fd(&self) -> i64 {
-        raw_fd(self.get_ref().0)
-    }
-}
-
 #[cfg(unix)]
-impl Stream for tokio::net::UnixStream {
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static + std::os::fd::AsRawFd> Stream for T {
     fn fd(&self) -> i64 {
-        raw_fd(self)
+        self.as_raw_fd() as i64
+    }
+}
+
+#[cfg(not(unix))]
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {
+    fn fd(&self) -> i64 {
+        -1
     }
 }
 
@@ -424,16 +420,6 @@ async fn write_out(shared: &Shared, stream: &mut impl Stream, out: &mut BytesMut
     shared.stats.total_net_output_bytes.add(out.len() as u64);
     out.clear();
     Ok(())
-}
-
-#[cfg(unix)]
-fn raw_fd(stream: &impl std::os::fd::AsRawFd) -> i64 {
-    stream.as_raw_fd() as i64
-}
-
-#[cfg(not(unix))]
-fn raw_fd<T>(_: &T) -> i64 {
-    -1
 }
 
 /// Ready on its second poll; the first wakes the task, which puts it at the

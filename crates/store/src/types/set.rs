@@ -1,7 +1,8 @@
 //! Sets in Redis's three encodings: a sorted vector of integers
 //! (`intset`), a flat vector (`listpack`) and an insertion-ordered hash set
-//! (`hashtable`, the keyspace's dense table: table.rs). Conversions follow Redis 7.2's `setTypeAdd` rules, and
-//! like Redis a set never converts back.
+//! (`hashtable`, the keyspace's dense table: table.rs). Conversions follow
+//! Redis 7.2's `setTypeAdd` rules, and like Redis a set never converts
+//! back.
 
 use super::packed::Packed;
 use super::Limits;
