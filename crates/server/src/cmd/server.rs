@@ -757,7 +757,15 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         // Like Redis, this stalls the thread that runs it. Out-of-range
         // values (inf, 1e300) would panic in Duration; refuse them instead.
         let pause = std::time::Duration::try_from_secs_f64(secs.max(0.0)).map_err(|_| CmdError::NotFloat)?;
+        // Until the clock that times commands (quanta's TSC, dispatch.rs)
+        // has seen the whole pause too: calibrated on a loaded machine it
+        // can run a little slow against the OS's, and SLOWLOG and LATENCY
+        // then showed a 0.25 s sleep as 249.8 ms.
+        let started = quanta::Instant::now();
         std::thread::sleep(pause);
+        while let Some(left) = pause.checked_sub(quanta::Instant::now() - started).filter(|d| !d.is_zero()) {
+            std::thread::sleep(left);
+        }
         return Ok(Frame::ok());
     }
     if eq_ic(sub, "pause-cron") {
