@@ -191,10 +191,10 @@ pub fn put_value(out: &mut BytesMut, value: &Value) -> Result<(), RdbError> {
                 put_bytes(out, v);
             }
         }
-        Value::Set(set) => match set.as_ref() {
+        Value::Set(set) => match set {
             Set::Intset(v) => {
                 out.put_u8(RDB_TYPE_SET_INTSET);
-                put_bytes(out, &listpack::encode_intset(v));
+                put_bytes(out, &listpack::encode_intset(v.as_slice()));
             }
             // Redis 7.2's listpack set (type 20) is written as a plain set,
             // which Redis 7.0 loads too and 7.2 turns back into a listpack.
@@ -369,16 +369,16 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
         RDB_TYPE_LIST => {
             let n = r.count()?;
             let items = (0..n).map(|_| r.bytes()).collect::<Result<Vec<_>, _>>()?;
-            Value::List(Box::new(build_list(items, lim)?))
+            Value::List(build_list(items, lim)?)
         }
-        RDB_TYPE_LIST_ZIPLIST => Value::List(Box::new(build_list(r.ziplist()?, lim)?)),
+        RDB_TYPE_LIST_ZIPLIST => Value::List(build_list(r.ziplist()?, lim)?),
         RDB_TYPE_LIST_QUICKLIST => {
             let nodes = r.count()?;
             let mut items = Vec::new();
             for _ in 0..nodes {
                 items.extend(r.ziplist()?);
             }
-            Value::List(Box::new(build_list(items, lim)?))
+            Value::List(build_list(items, lim)?)
         }
         RDB_TYPE_LIST_QUICKLIST_2 => {
             let nodes = r.count()?;
@@ -397,7 +397,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
                     _ => return Err(RdbError::BadFormat),
                 }
             }
-            Value::List(Box::new(build_list(items, lim)?))
+            Value::List(build_list(items, lim)?)
         }
         RDB_TYPE_SET | RDB_TYPE_SET_LISTPACK | RDB_TYPE_SET_INTSET => {
             let members: Vec<Bytes> = match ty {
@@ -419,7 +419,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
                     return Err(dup());
                 }
             }
-            Value::Set(Box::new(set))
+            Value::Set(set)
         }
         RDB_TYPE_HASH | RDB_TYPE_HASH_LISTPACK | RDB_TYPE_HASH_ZIPLIST => {
             let flat: Vec<Bytes> = match ty {
@@ -439,7 +439,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
                     return Err(dup());
                 }
             }
-            Value::Hash(Box::new(h))
+            Value::Hash(h)
         }
         RDB_TYPE_ZSET | RDB_TYPE_ZSET_2 | RDB_TYPE_ZSET_LISTPACK | RDB_TYPE_ZSET_ZIPLIST => {
             let pairs: Vec<(Bytes, f64)> = match ty {
@@ -472,7 +472,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
                 }
             }
             z.shrink_if_small(lim);
-            Value::ZSet(Box::new(z))
+            Value::ZSet(z)
         }
         RDB_TYPE_HASH_METADATA_PRE_GA | RDB_TYPE_HASH_METADATA => {
             let min = if ty == RDB_TYPE_HASH_METADATA { Some(r.u64_le()?) } else { None };
@@ -496,7 +496,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
             if h.is_empty() {
                 return Err(RdbError::BadFormat);
             }
-            Value::Hash(Box::new(h))
+            Value::Hash(h)
         }
         RDB_TYPE_HASH_LISTPACK_EX_PRE_GA | RDB_TYPE_HASH_LISTPACK_EX => {
             if ty == RDB_TYPE_HASH_LISTPACK_EX {
@@ -517,7 +517,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
                     h.set_field_ttl(&t[0], at as u64);
                 }
             }
-            Value::Hash(Box::new(h))
+            Value::Hash(h)
         }
         crate::stream::RDB_TYPE_STREAM_LISTPACKS
         | crate::stream::RDB_TYPE_STREAM_LISTPACKS_2
@@ -646,7 +646,7 @@ mod tests {
         }
         h.set_field_ttl(b"a", 1_800_000_000_123);
         h.set_field_ttl(b"c", 1_800_000_000_000);
-        let payload = dump_payload(&Value::Hash(Box::new(h))).unwrap();
+        let payload = dump_payload(&Value::Hash(h)).unwrap();
         assert_eq!(payload[0], RDB_TYPE_HASH_METADATA);
         let Value::Hash(back) = restore_payload(&payload, &lim).unwrap() else { panic!("not a hash") };
         assert_eq!(back.field_ttl(b"a"), Some(1_800_000_000_123));
@@ -719,8 +719,7 @@ mod tests {
             l.grow_check(k.len(), 1, &lim);
             l.push_back(Bytes::from(k));
         }
-        for v in [Value::Hash(Box::new(h)), Value::ZSet(Box::new(z)), Value::Set(Box::new(s)), Value::List(Box::new(l))]
-        {
+        for v in [Value::Hash(h), Value::ZSet(z), Value::Set(s), Value::List(l)] {
             let back = restore_payload(&dump_payload(&v).unwrap(), &lim).unwrap();
             assert_eq!(back.encoding(), v.encoding());
             match (&back, &v) {

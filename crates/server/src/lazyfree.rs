@@ -129,7 +129,7 @@ mod tests {
         for i in 0..1000 {
             set.insert(format!("m{i}").as_bytes(), &lim);
         }
-        lf.free(Value::Set(Box::new(set)));
+        lf.free(Value::Set(set));
         for _ in 0..200 {
             if lf.stats() == (0, 1) {
                 break;

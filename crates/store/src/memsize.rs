@@ -80,33 +80,28 @@ impl Value {
     pub fn mem_usage(&self, samples: usize) -> usize {
         match self {
             Value::Str(s) => s.heap_cost(),
-            Value::List(l) => size_class(std::mem::size_of_val(&**l)) + l.packed_bytes(),
-            Value::Hash(h) => size_class(std::mem::size_of_val(&**h)) + hash_cost(h, samples),
-            Value::Set(s) => {
-                let members = match &**s {
-                    crate::types::set::Set::Intset(v) => v.len() * 8,
-                    crate::types::set::Set::Listpack(p) => size_class(p.allocated()),
-                    crate::types::set::Set::Table(t) => {
-                        boxed_table_cost(&**t) + extrapolate(t.len(), samples, t.slots().map(|m| size_class(m.len())))
-                    }
-                };
-                size_class(std::mem::size_of_val(&**s)) + members
-            }
-            Value::ZSet(z) => {
-                let entries = match z.packed_bytes() {
-                    Some(bytes) => size_class(bytes),
-                    None => {
-                        // The map's table (its entries are score and
-                        // handle), then per entry its place in the order
-                        // (the same) and the member's bytes, one copy in
-                        // each.
-                        let per = |e: crate::types::zset::ZRef<'_>| 24 + 2 * size_class(e.member.len());
-                        let dict = z.dict().map_or(0, table_cost);
-                        size_class(z.skiplist_bytes()) + dict + extrapolate(z.len(), samples, z.iter().map(per))
-                    }
-                };
-                size_class(std::mem::size_of_val(&**z)) + entries
-            }
+            Value::List(l) => l.packed_bytes(),
+            Value::Hash(h) => h.ttl_bytes() + hash_cost(h, samples),
+            Value::Set(s) => match s {
+                crate::types::set::Set::Intset(v) if v.capacity() == 0 => 0,
+                crate::types::set::Set::Intset(v) => size_class(16 + v.capacity() * 8),
+                crate::types::set::Set::Listpack(p) => size_class(p.allocated()),
+                crate::types::set::Set::Table(t) => {
+                    boxed_table_cost(t) + extrapolate(t.len(), samples, t.slots().map(|m| size_class(m.len())))
+                }
+            },
+            Value::ZSet(z) => match z.packed_bytes() {
+                Some(bytes) => size_class(bytes),
+                None => {
+                    // The map's table (its entries are score and
+                    // handle), then per entry its place in the order
+                    // (the same) and the member's bytes, one copy in
+                    // each.
+                    let per = |e: crate::types::zset::ZRef<'_>| 24 + 2 * size_class(e.member.len());
+                    let dict = z.dict().map_or(0, table_cost);
+                    size_class(z.skiplist_bytes()) + dict + extrapolate(z.len(), samples, z.iter().map(per))
+                }
+            },
             Value::Stream(st) => {
                 let entry = |e: &crate::types::stream::Entry| {
                     48 + e.fields.iter().map(bytes_cost).sum::<usize>() + 8 * e.fields.len()

@@ -208,7 +208,7 @@ fn geoadd(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             return Ok(Frame::Integer(0));
         }
         let max_len = triples.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
-        tx.set(key, Value::ZSet(Box::new(ZSet::with_hint(triples.len(), max_len, &lim))), Ttl::Clear);
+        tx.set(key, Value::ZSet(ZSet::with_hint(triples.len(), max_len, &lim)), Ttl::Clear);
     }
     let z = get_as(&mut tx, key, Value::as_zset_mut)?.expect("present or just created");
     let (mut added, mut changed) = (0, 0);
@@ -713,7 +713,7 @@ fn run(ctx: &mut Ctx<'_>, mut args: Args<'_>, flavor: Flavor, read_only: bool) -
         effect.push(m.to_vec());
     }
     let n = z.len();
-    tx.set(dst, Value::ZSet(Box::new(z)), Ttl::Clear);
+    tx.set(dst, Value::ZSet(z), Ttl::Clear);
     tx.emit(&[b"DEL", dst]);
     let refs: Vec<&[u8]> = effect.iter().map(Vec::as_slice).collect();
     tx.emit(&refs);

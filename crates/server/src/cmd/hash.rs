@@ -46,7 +46,7 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn new_hash() -> Value {
-    Value::Hash(Box::default())
+    Value::Hash(Hash::default())
 }
 
 /// The hash at `key`, after removing fields whose TTL has passed (each

@@ -41,7 +41,7 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn new_list() -> Value {
-    Value::List(Box::default())
+    Value::List(List::default())
 }
 
 fn read<'t>(tx: &'t mut Tx<'_>, key: &[u8]) -> Result<Option<&'t List>, CmdError> {

@@ -51,9 +51,7 @@ fn sadd(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let lim = ctx.client.limits;
     let mut tx = ctx.lock(key);
     let first = members[0];
-    let s = get_or_create(&mut tx, key, Value::as_set_mut, || {
-        Value::Set(Box::new(Set::for_first(first, members.len(), &lim)))
-    })?;
+    let s = get_or_create(&mut tx, key, Value::as_set_mut, || Value::Set(Set::for_first(first, members.len(), &lim)))?;
     let added = members.iter().filter(|m| s.insert(m, &lim)).count();
     if added > 0 {
         tx.emit(&args.all());
@@ -183,7 +181,7 @@ fn smove(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let empty = s.is_empty();
     tx.notify(class::SET, "srem", src);
     drop_if_empty(&mut tx, src, empty);
-    let d = get_or_create(&mut tx, dst, Value::as_set_mut, || Value::Set(Box::new(Set::for_first(m, 1, &lim))))?;
+    let d = get_or_create(&mut tx, dst, Value::as_set_mut, || Value::Set(Set::for_first(m, 1, &lim)))?;
     d.insert(m, &lim);
     tx.emit(&args.all());
     tx.notify(class::SET, "sadd", dst);
@@ -224,7 +222,7 @@ fn compute(tx: &mut Tx<'_>, keys: &[&[u8]], op: Op, lim: &Limits, limit: usize) 
             Ok(out)
         }
         Op::Union | Op::Diff => {
-            let mut acc = Set::Intset(Vec::new());
+            let mut acc = Set::Intset(Default::default());
             let Some(first) = read(tx, keys[0])? else {
                 if op == Op::Diff {
                     return Ok(vec![]);
@@ -279,11 +277,11 @@ fn algebra_store(ctx: &mut Ctx<'_>, mut args: Args<'_>, op: Op) -> CmdResult {
     if members.is_empty() {
         return super::store_nothing(&mut tx, dst);
     }
-    let mut s = Set::Intset(Vec::new());
+    let mut s = Set::Intset(Default::default());
     for m in &members {
         s.insert(m, &lim);
     }
-    tx.set(dst, Value::Set(Box::new(s)), Ttl::Clear);
+    tx.set(dst, Value::Set(s), Ttl::Clear);
     tx.emit(&args.all());
     let event = match op {
         Op::Inter => "sinterstore",

@@ -210,7 +210,7 @@ fn run(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResult {
     for v in &values {
         list.push_back(v.clone());
     }
-    tx.set(dst, Value::List(Box::new(list)), Ttl::Clear);
+    tx.set(dst, Value::List(list), Ttl::Clear);
     tx.emit(&[b"DEL", dst]);
     let mut effect: Vec<&[u8]> = vec![b"RPUSH", dst];
     effect.extend(values.iter().map(|v| v.as_ref()));

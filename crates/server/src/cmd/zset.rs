@@ -233,7 +233,7 @@ fn zadd(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             return Ok(if f.incr { Frame::Null } else { Frame::Integer(0) });
         }
         let max_len = pairs.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
-        tx.set(key, Value::ZSet(Box::new(ZSet::with_hint(pairs.len(), max_len, &lim))), Ttl::Clear);
+        tx.set(key, Value::ZSet(ZSet::with_hint(pairs.len(), max_len, &lim)), Ttl::Clear);
     }
     let z = get_as(&mut tx, key, Value::as_zset_mut)?.expect("present or just created");
     let (mut added, mut changed) = (0, 0);
@@ -290,7 +290,7 @@ fn zincrby(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let lim = ctx.client.limits;
     let mut tx = ctx.lock(key);
     if read(&mut tx, key)?.is_none() {
-        tx.set(key, Value::ZSet(Box::new(ZSet::with_hint(1, m.len(), &lim))), Ttl::Clear);
+        tx.set(key, Value::ZSet(ZSet::with_hint(1, m.len(), &lim)), Ttl::Clear);
     }
     let z = get_as(&mut tx, key, Value::as_zset_mut)?.expect("present or just created");
     let new = z.score(m).unwrap_or(0.0) + delta;
@@ -514,7 +514,7 @@ fn store(ctx: &Ctx<'_>, tx: &mut Tx<'_>, dst: &[u8], z: ZSet, args: &Args<'_>) -
     if n == 0 {
         return super::store_nothing(tx, dst);
     }
-    tx.set(dst, Value::ZSet(Box::new(z)), Ttl::Clear);
+    tx.set(dst, Value::ZSet(z), Ttl::Clear);
     tx.emit(&args.all());
     // The event is the command's name: zunionstore, zrangestore, …
     tx.notify(class::ZSET, &String::from_utf8_lossy(args.get(0)).to_ascii_lowercase(), dst);

@@ -60,14 +60,36 @@ impl Keyed for Pair {
 }
 
 /// A small hash is its fields and values alternating in one [`Packed`]
-/// buffer; the table is boxed, so a small hash's handle stays small.
+/// buffer, a large one a boxed table; one with per-field TTLs has either
+/// behind a box with its TTL map. Each variant is one pointer, so a hash
+/// is 16 bytes and lives in the key's value without a box of its own (a
+/// box was a 32-byte allocation a key).
 #[derive(Debug, Clone, PartialEq)]
-pub enum HashData {
+enum HashData {
     Listpack(Packed),
     Table(Box<Map>),
+    /// Never holds another `Ex`.
+    Ex(Box<WithTtls>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct WithTtls {
+    data: HashData,
+    ttl: Ttls,
 }
 
 use HashData as H;
+
+/// The encoding under any TTL map.
+enum Enc<'a> {
+    Packed(&'a Packed),
+    Table(&'a Map),
+}
+
+enum EncMut<'a> {
+    Packed(&'a mut Packed),
+    Table(&'a mut Map),
+}
 
 /// Field deadlines, absolute ms.
 type Ttls = std::collections::HashMap<Bytes, u64, foldhash::fast::RandomState>;
@@ -75,12 +97,13 @@ type Ttls = std::collections::HashMap<Bytes, u64, foldhash::fast::RandomState>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hash {
     data: HashData,
-    ttl: Option<Box<Ttls>>,
 }
+
+const _: () = assert!(std::mem::size_of::<Hash>() == 16);
 
 impl Default for Hash {
     fn default() -> Self {
-        Hash { data: H::Listpack(Packed::default()), ttl: None }
+        Hash { data: H::Listpack(Packed::default()) }
     }
 }
 
@@ -90,15 +113,78 @@ fn find<'p>(p: &'p Packed, field: &[u8]) -> Option<(Item<'p>, Item<'p>)> {
 }
 
 impl Hash {
+    fn enc(&self) -> Enc<'_> {
+        match &self.data {
+            H::Listpack(p) => Enc::Packed(p),
+            H::Table(m) => Enc::Table(m),
+            H::Ex(w) => match &w.data {
+                H::Listpack(p) => Enc::Packed(p),
+                H::Table(m) => Enc::Table(m),
+                H::Ex(_) => unreachable!("a TTL map holds no other"),
+            },
+        }
+    }
+
+    /// The encoding's data, under any TTL map.
+    fn data_mut(&mut self) -> &mut HashData {
+        match &mut self.data {
+            H::Ex(w) => &mut w.data,
+            d => d,
+        }
+    }
+
+    fn enc_mut(&mut self) -> EncMut<'_> {
+        match self.data_mut() {
+            H::Listpack(p) => EncMut::Packed(p),
+            H::Table(m) => EncMut::Table(m),
+            H::Ex(_) => unreachable!("a TTL map holds no other"),
+        }
+    }
+
+    fn ttl(&self) -> Option<&Ttls> {
+        match &self.data {
+            H::Ex(w) => Some(&w.ttl),
+            _ => None,
+        }
+    }
+
+    fn ttl_mut(&mut self) -> Option<&mut Ttls> {
+        match &mut self.data {
+            H::Ex(w) => Some(&mut w.ttl),
+            _ => None,
+        }
+    }
+
+    /// The TTL map, made (and kept from then on) if there was none.
+    fn ttl_made(&mut self) -> &mut Ttls {
+        if !matches!(self.data, H::Ex(_)) {
+            let data = std::mem::replace(&mut self.data, H::Listpack(Packed::default()));
+            self.data = H::Ex(Box::new(WithTtls { data, ttl: Ttls::default() }));
+        }
+        self.ttl_mut().expect("made above")
+    }
+
+    /// Bytes of the TTL map and the box it shares with the encoding (0
+    /// for a hash that never had a field TTL): the box, the map's buckets
+    /// (a `Bytes` handle, a deadline and a control byte each) and the
+    /// field names the map holds.
+    pub fn ttl_bytes(&self) -> usize {
+        let Some(t) = self.ttl() else { return 0 };
+        let bucket = std::mem::size_of::<(Bytes, u64)>() + 1;
+        crate::memsize::size_class(std::mem::size_of::<WithTtls>())
+            + t.capacity() * bucket
+            + t.keys().map(|f| crate::memsize::size_class(f.len())).sum::<usize>()
+    }
+
     /// Whether the hash is in its small encoding (`listpack`).
     pub fn is_listpack(&self) -> bool {
-        matches!(self.data, H::Listpack(_))
+        matches!(self.enc(), Enc::Packed(_))
     }
 
     pub fn len(&self) -> usize {
-        match &self.data {
-            H::Listpack(p) => p.len() / 2,
-            H::Table(m) => m.len(),
+        match self.enc() {
+            Enc::Packed(p) => p.len() / 2,
+            Enc::Table(m) => m.len(),
         }
     }
 
@@ -107,60 +193,60 @@ impl Hash {
     }
 
     pub fn encoding(&self) -> &'static str {
-        match (&self.data, &self.ttl) {
-            (H::Listpack(_), None) => "listpack",
-            (H::Listpack(_), Some(_)) => "listpackex",
-            (H::Table(_), _) => "hashtable",
+        match (self.enc(), self.ttl()) {
+            (Enc::Packed(_), None) => "listpack",
+            (Enc::Packed(_), Some(_)) => "listpackex",
+            (Enc::Table(_), _) => "hashtable",
         }
     }
 
     /// Heap bytes of the small encoding's buffer (None for a table).
     pub fn packed_bytes(&self) -> Option<usize> {
-        match &self.data {
-            H::Listpack(p) => Some(p.allocated()),
-            H::Table(_) => None,
+        match self.enc() {
+            Enc::Packed(p) => Some(p.allocated()),
+            Enc::Table(_) => None,
         }
     }
 
     /// The large encoding's table (None while packed).
     pub fn table(&self) -> Option<&Table<Pair>> {
-        match &self.data {
-            H::Listpack(_) => None,
-            H::Table(m) => Some(m),
+        match self.enc() {
+            Enc::Packed(_) => None,
+            Enc::Table(m) => Some(m),
         }
     }
 
     /// Whether any field has ever had a TTL (DUMP cannot carry them yet).
     pub fn has_field_ttls(&self) -> bool {
-        self.ttl.as_ref().is_some_and(|t| !t.is_empty())
+        self.ttl().is_some_and(|t| !t.is_empty())
     }
 
     /// A field's deadline (absolute ms), if it has one.
     pub fn field_ttl(&self, field: &[u8]) -> Option<u64> {
-        self.ttl.as_ref()?.get(field).copied()
+        self.ttl()?.get(field).copied()
     }
 
     /// The earliest field deadline, if any field has one.
     pub fn min_field_ttl(&self) -> Option<u64> {
-        self.ttl.as_ref()?.values().min().copied()
+        self.ttl()?.values().min().copied()
     }
 
     /// Gives an existing field a deadline.
     pub fn set_field_ttl(&mut self, field: &[u8], at: u64) {
         if self.contains(field) {
-            self.ttl.get_or_insert_with(Default::default).insert(Bytes::copy_from_slice(field), at);
+            self.ttl_made().insert(Bytes::copy_from_slice(field), at);
         }
     }
 
     /// Removes a field's deadline; true if it had one.
     pub fn persist_field(&mut self, field: &[u8]) -> bool {
-        self.ttl.as_mut().is_some_and(|t| t.remove(field).is_some())
+        self.ttl_mut().is_some_and(|t| t.remove(field).is_some())
     }
 
     /// Deletes every field whose deadline is at or before `now` and
     /// returns their names (for the HDEL effects).
     pub fn purge_expired(&mut self, now: u64) -> Vec<Bytes> {
-        let Some(t) = &self.ttl else { return vec![] };
+        let Some(t) = self.ttl() else { return vec![] };
         let due: Vec<Bytes> = t.iter().filter(|(_, at)| **at <= now).map(|(f, _)| f.clone()).collect();
         for f in &due {
             self.remove(f);
@@ -169,9 +255,9 @@ impl Hash {
     }
 
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
-        match &self.data {
-            H::Listpack(p) => find(p, field).map(|(_, v)| v.bytes),
-            H::Table(m) => m.get(field).map(Pair::value),
+        match self.enc() {
+            Enc::Packed(p) => find(p, field).map(|(_, v)| v.bytes),
+            Enc::Table(m) => m.get(field).map(Pair::value),
         }
     }
 
@@ -181,7 +267,7 @@ impl Hash {
 
     /// Sets a field, dropping any TTL it had (HSET); true if it was new.
     pub fn insert(&mut self, field: &[u8], value: &[u8], lim: &Limits) -> bool {
-        if let Some(t) = &mut self.ttl {
+        if let Some(t) = self.ttl_mut() {
             t.remove(field);
         }
         self.insert_keep_ttl(field, value, lim)
@@ -191,13 +277,13 @@ impl Hash {
     /// Converts first if the field or value is too long for a listpack,
     /// and after if there are too many.
     pub fn insert_keep_ttl(&mut self, field: &[u8], value: &[u8], lim: &Limits) -> bool {
-        if let H::Listpack(_) = self.data {
+        if let Enc::Packed(_) = self.enc() {
             if field.len() > lim.hash_max_listpack_value || value.len() > lim.hash_max_listpack_value {
                 self.convert();
             }
         }
-        let new = match &mut self.data {
-            H::Listpack(p) => match find(p, field).map(|(_, v)| v.span) {
+        let new = match self.enc_mut() {
+            EncMut::Packed(p) => match find(p, field).map(|(_, v)| v.span) {
                 Some(span) => {
                     p.replace(span, value);
                     false
@@ -208,9 +294,9 @@ impl Hash {
                 }
             },
             // `replace` keeps an existing field's place in the order.
-            H::Table(m) => m.replace(Pair::new(field, value)).is_none(),
+            EncMut::Table(m) => m.replace(Pair::new(field, value)).is_none(),
         };
-        if matches!(&self.data, H::Listpack(p) if p.len() / 2 > lim.hash_max_listpack_entries) {
+        if matches!(self.enc(), Enc::Packed(p) if p.len() / 2 > lim.hash_max_listpack_entries) {
             self.convert();
         }
         new
@@ -218,39 +304,39 @@ impl Hash {
 
     /// Deletes a field; true if it existed.
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        if let Some(t) = &mut self.ttl {
+        if let Some(t) = self.ttl_mut() {
             t.remove(field);
         }
-        match &mut self.data {
-            H::Listpack(p) => match find(p, field).map(|(f, v)| f.span.0..v.span.1) {
+        match self.enc_mut() {
+            EncMut::Packed(p) => match find(p, field).map(|(f, v)| f.span.0..v.span.1) {
                 Some(range) => {
                     p.remove(range, 2);
                     true
                 }
                 None => false,
             },
-            H::Table(m) => m.remove(field).is_some(),
+            EncMut::Table(m) => m.remove(field).is_some(),
         }
     }
 
     /// The pair at `i` (0..len), for a random pick. A walk in the small
     /// encoding: [`Self::pick`] serves many picks with one.
     pub fn get_index(&self, i: usize) -> Option<(&[u8], &[u8])> {
-        match &self.data {
-            H::Listpack(p) => p.pairs().nth(i).map(|(f, v)| (f.bytes, v.bytes)),
-            H::Table(m) => m.get_index(i).map(|p| (p.field(), p.value())),
+        match self.enc() {
+            Enc::Packed(p) => p.pairs().nth(i).map(|(f, v)| (f.bytes, v.bytes)),
+            Enc::Table(m) => m.get_index(i).map(|p| (p.field(), p.value())),
         }
     }
 
     /// Visits the pairs at the positions `at` yields (each below len), in
     /// its order; the small encoding is walked once, whatever their count.
     pub fn pick(&self, at: impl Iterator<Item = usize>, mut visit: impl FnMut(&[u8], &[u8])) {
-        match &self.data {
-            H::Listpack(p) => {
+        match self.enc() {
+            Enc::Packed(p) => {
                 let all: Vec<(&[u8], &[u8])> = p.pairs().map(|(f, v)| (f.bytes, v.bytes)).collect();
                 at.for_each(|i| visit(all[i].0, all[i].1));
             }
-            H::Table(m) => at.for_each(|i| {
+            Enc::Table(m) => at.for_each(|i| {
                 let p = m.get_index(i).expect("index below len");
                 visit(p.field(), p.value())
             }),
@@ -258,9 +344,9 @@ impl Hash {
     }
 
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], &[u8])> + '_> {
-        match &self.data {
-            H::Listpack(p) => Box::new(p.pairs().map(|(f, v)| (f.bytes, v.bytes))),
-            H::Table(m) => Box::new(m.slots().map(|p| (p.field(), p.value()))),
+        match self.enc() {
+            Enc::Packed(p) => Box::new(p.pairs().map(|(f, v)| (f.bytes, v.bytes))),
+            Enc::Table(m) => Box::new(m.slots().map(|p| (p.field(), p.value()))),
         }
     }
 
@@ -268,12 +354,12 @@ impl Hash {
     /// does; a table walks down from its top index (see the module doc).
     /// Returns the next cursor.
     pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&[u8], &[u8])) -> u64 {
-        match &self.data {
-            H::Listpack(p) => {
+        match self.enc() {
+            Enc::Packed(p) => {
                 p.pairs().for_each(|(f, v)| visit(f.bytes, v.bytes));
                 0
             }
-            H::Table(m) => scan_indexed(m.len(), cursor, count, |i| {
+            Enc::Table(m) => scan_indexed(m.len(), cursor, count, |i| {
                 let p = m.get_index(i).expect("index below len");
                 visit(p.field(), p.value())
             }),
@@ -281,12 +367,12 @@ impl Hash {
     }
 
     fn convert(&mut self) {
-        if let H::Listpack(p) = &self.data {
+        if let Enc::Packed(p) = self.enc() {
             let mut m = Map::with_capacity(p.len() / 2);
             for (f, v) in p.pairs() {
                 m.push(hash_key(f.bytes), Pair::new(f.bytes, v.bytes));
             }
-            self.data = H::Table(Box::new(m));
+            *self.data_mut() = H::Table(Box::new(m));
         }
     }
 }

@@ -34,26 +34,43 @@ use std::collections::VecDeque;
 /// 2 KB ones ran it at 0.17x of Redis's rate, these at 0.8x.
 const NODE_BYTES: usize = 8192;
 
+/// Bytes of elements (and count) a node holds: its allocation is these
+/// and the buffer's header.
+const NODE_DATA: usize = NODE_BYTES - super::packed::HEADER;
+
+/// A list is 16 bytes, so it lives in the key's value without a box of
+/// its own: a small list is its node and the listpack size beside it (in
+/// the bytes the variant's tag leaves), a quicklist one box.
 #[derive(Debug, Clone, PartialEq)]
 enum Items {
-    /// `listpack`.
-    One(Node),
-    /// `quicklist`: no node is empty; `len` is their elements in all. A
-    /// deque, so a node comes and goes at either end in O(1) (LPUSH and
-    /// RPOP on a queue).
-    Nodes { nodes: VecDeque<Node>, len: usize },
+    /// `listpack`, and the bytes of the equivalent Redis listpack (header
+    /// included): a listpack this large has turned into a quicklist long
+    /// before `u32` runs out.
+    One(Node, u32),
+    Nodes(Box<Quick>),
+}
+
+/// `quicklist`: no node is empty; `len` is their elements in all. A
+/// deque, so a node comes and goes at either end in O(1) (LPUSH and RPOP
+/// on a queue).
+#[derive(Debug, Clone, PartialEq)]
+struct Quick {
+    nodes: VecDeque<Node>,
+    len: usize,
+    /// As [`Items::One`]'s.
+    lp_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct List {
     items: Items,
-    /// Bytes of the equivalent listpack, header included.
-    lp_bytes: usize,
 }
+
+const _: () = assert!(std::mem::size_of::<List>() == 16);
 
 impl Default for List {
     fn default() -> Self {
-        List { items: Items::One(Node::default()), lp_bytes: LP_OVERHEAD }
+        List { items: Items::One(Node::default(), LP_OVERHEAD as u32) }
     }
 }
 
@@ -82,7 +99,12 @@ fn exceeds(fill: i64, bytes: usize, count: usize) -> bool {
 
 /// Whether a quicklist node takes one more element of `size` bytes.
 fn room(node: &Node, size: usize) -> bool {
-    node.end() + Node::packed_size_of(size) <= NODE_BYTES
+    node.end() + Node::packed_size_of(size) <= NODE_DATA
+}
+
+/// A listpack list's size as its variant keeps it.
+fn short(lp_bytes: usize) -> u32 {
+    u32::try_from(lp_bytes).expect("a listpack list turns into a quicklist long before 4 GB")
 }
 
 fn node_of(v: &[u8]) -> Node {
@@ -182,8 +204,8 @@ impl<'a, I: DoubleEndedIterator<Item = &'a [u8]>> ExactSizeIterator for Counted<
 impl List {
     pub fn len(&self) -> usize {
         match &self.items {
-            Items::One(p) => p.len(),
-            Items::Nodes { len, .. } => *len,
+            Items::One(p, _) => p.len(),
+            Items::Nodes(q) => q.len,
         }
     }
 
@@ -193,31 +215,35 @@ impl List {
 
     pub fn encoding(&self) -> &'static str {
         match self.items {
-            Items::One(_) => "listpack",
-            Items::Nodes { .. } => "quicklist",
+            Items::One(..) => "listpack",
+            Items::Nodes(_) => "quicklist",
         }
     }
 
-    /// Heap bytes of the element buffers (the node vector aside).
+    /// Heap bytes: the element buffers, and a quicklist's box and node
+    /// vector.
     pub fn packed_bytes(&self) -> usize {
         self.nodes().map(|p| crate::memsize::size_class(p.allocated())).sum::<usize>()
             + match &self.items {
-                Items::One(_) => 0,
-                Items::Nodes { nodes, .. } => nodes.capacity() * std::mem::size_of::<Node>(),
+                Items::One(..) => 0,
+                Items::Nodes(q) => {
+                    crate::memsize::size_class(std::mem::size_of::<Quick>())
+                        + q.nodes.capacity() * std::mem::size_of::<Node>()
+                }
             }
     }
 
     fn nodes(&self) -> NodeIter<'_> {
         match &self.items {
-            Items::One(p) => NodeIter::One(std::slice::from_ref(p).iter()),
-            Items::Nodes { nodes, .. } => NodeIter::Many(nodes.iter()),
+            Items::One(p, _) => NodeIter::One(std::slice::from_ref(p).iter()),
+            Items::Nodes(q) => NodeIter::Many(q.nodes.iter()),
         }
     }
 
     fn node(&self, n: usize) -> &Node {
         match &self.items {
-            Items::One(p) => p,
-            Items::Nodes { nodes, .. } => &nodes[n],
+            Items::One(p, _) => p,
+            Items::Nodes(q) => &q.nodes[n],
         }
     }
 
@@ -252,10 +278,12 @@ impl List {
     /// argument lengths here, not their encoded size): go to a quicklist
     /// if the listpack would pass the limit.
     pub fn grow_check(&mut self, add_bytes: usize, add_count: usize, lim: &Limits) {
-        if let Items::One(p) = &self.items {
-            if exceeds(lim.list_max_listpack_size, self.lp_bytes + add_bytes, p.len() + add_count) {
+        if let Items::One(p, lp_bytes) = &self.items {
+            let lp_bytes = *lp_bytes as usize;
+            if exceeds(lim.list_max_listpack_size, lp_bytes + add_bytes, p.len() + add_count) {
                 let len = p.len();
-                self.items = Items::Nodes { nodes: chunk(p.iter().map(|x| x.bytes)), len };
+                let nodes = chunk(p.iter().map(|x| x.bytes));
+                self.items = Items::Nodes(Box::new(Quick { nodes, len, lp_bytes }));
             }
         }
     }
@@ -263,15 +291,15 @@ impl List {
     /// After removing elements: back to a listpack if it is now under half
     /// the limit.
     pub fn shrink_check(&mut self, lim: &Limits) {
-        if let Items::Nodes { nodes, len } = &self.items {
+        if let Items::Nodes(q) = &self.items {
             let (sz, n) = node_limits(lim.list_max_listpack_size);
             let sz = if sz == usize::MAX { SIZE_SAFETY_LIMIT } else { sz };
-            if self.lp_bytes <= sz / 2 && *len <= n / 2 {
+            if q.lp_bytes <= sz / 2 && q.len <= n / 2 {
                 let mut p = Node::default();
-                for v in nodes.iter().flat_map(|n| n.iter()) {
+                for v in q.nodes.iter().flat_map(|n| n.iter()) {
                     p.push(&[v.bytes]);
                 }
-                self.items = Items::One(p);
+                self.items = Items::One(p, short(q.lp_bytes));
             }
         }
     }
@@ -304,34 +332,49 @@ impl List {
 
     pub fn set(&mut self, i: usize, v: Bytes) {
         let (n, at) = self.locate(i).expect("index below len");
-        let quick = matches!(self.items, Items::Nodes { .. });
+        let quick = matches!(self.items, Items::Nodes(_));
         let node = match &mut self.items {
-            Items::One(p) => p,
-            Items::Nodes { nodes, .. } => &mut nodes[n],
+            Items::One(p, _) => p,
+            Items::Nodes(q) => &mut q.nodes[n],
         };
         let old = node.iter().nth(at).expect("index below len");
         let grown = node.bytes() - (old.span.1 - old.span.0) + Node::packed_size_of(v.len());
-        if quick && grown > NODE_BYTES && node.len() > 1 {
+        if quick && grown > NODE_DATA && node.len() > 1 {
             // Too big for its node now: out, and back in where it fits.
             self.remove(i);
             return self.insert(i, v);
         }
-        self.lp_bytes = self.lp_bytes + entry_size(&v) - entry_size(old.bytes);
-        let span = old.span;
+        let (span, was) = (old.span, entry_size(old.bytes));
         node.replace(span, &v);
+        self.set_lp_bytes(self.lp_bytes() + entry_size(&v) - was);
+    }
+
+    /// Bytes of the equivalent Redis listpack, header included.
+    fn lp_bytes(&self) -> usize {
+        match &self.items {
+            Items::One(_, lp_bytes) => *lp_bytes as usize,
+            Items::Nodes(q) => q.lp_bytes,
+        }
+    }
+
+    fn set_lp_bytes(&mut self, n: usize) {
+        match &mut self.items {
+            Items::One(_, lp_bytes) => *lp_bytes = short(n),
+            Items::Nodes(q) => q.lp_bytes = n,
+        }
     }
 
     /// Inserts `v` before position `i` (`len`: at the end).
     pub fn insert(&mut self, i: usize, v: Bytes) {
-        self.lp_bytes += entry_size(&v);
+        self.set_lp_bytes(self.lp_bytes() + entry_size(&v));
         let at = self.locate(i);
         let (nodes, len) = match &mut self.items {
-            Items::One(p) => {
+            Items::One(p, _) => {
                 let start = at.map_or(p.end(), |(_, k)| p.iter().nth(k).expect("below len").span.0);
                 p.insert_at(start, &[&v]);
                 return;
             }
-            Items::Nodes { nodes, len } => (nodes, len),
+            Items::Nodes(q) => (&mut q.nodes, &mut q.len),
         };
         *len += 1;
         let Some((n, k)) = at else {
@@ -381,20 +424,20 @@ impl List {
     pub fn remove(&mut self, i: usize) -> Option<Bytes> {
         let (n, k) = self.locate(i)?;
         let node = match &mut self.items {
-            Items::One(p) => p,
-            Items::Nodes { nodes, .. } => &mut nodes[n],
+            Items::One(p, _) => p,
+            Items::Nodes(q) => &mut q.nodes[n],
         };
         // The last element (RPOP) is found from the end.
         let item = if k + 1 == node.len() { node.last() } else { node.iter().nth(k) }.expect("below len");
         let (v, span) = (Bytes::copy_from_slice(item.bytes), item.span);
         node.remove(span.0..span.1, 1);
-        if let Items::Nodes { nodes, len } = &mut self.items {
-            *len -= 1;
-            if nodes[n].is_empty() {
-                nodes.remove(n);
+        if let Items::Nodes(q) = &mut self.items {
+            q.len -= 1;
+            if q.nodes[n].is_empty() {
+                q.nodes.remove(n);
             }
         }
-        self.lp_bytes -= entry_size(&v);
+        self.set_lp_bytes(self.lp_bytes() - entry_size(&v));
         Some(v)
     }
 
@@ -428,8 +471,9 @@ impl List {
         let whole = |p: &Node| (p.iter().map(|x| entry_size(x.bytes)).sum::<usize>(), p.len());
         let add = |a: (usize, usize), b: (usize, usize)| (a.0 + b.0, a.1 + b.1);
         let (bytes, _) = match &mut self.items {
-            Items::One(p) => cut(p, k, to_end),
-            Items::Nodes { nodes, len } => {
+            Items::One(p, _) => cut(p, k, to_end),
+            Items::Nodes(q) => {
+                let Quick { nodes, len, .. } = &mut **q;
                 let first = cut(&mut nodes[at], k, to_end);
                 let rest = if to_end { nodes.range(at + 1..) } else { nodes.range(..at) };
                 let gone = rest.map(whole).fold(first, add);
@@ -443,12 +487,11 @@ impl List {
                 gone
             }
         };
-        self.lp_bytes -= bytes;
+        self.set_lp_bytes(self.lp_bytes() - bytes);
     }
 
     pub fn clear(&mut self) {
-        self.items = Items::One(Node::default());
-        self.lp_bytes = LP_OVERHEAD;
+        *self = List::default();
     }
 
     /// The elements, head first; each node is read once, when the walk
@@ -502,14 +545,14 @@ impl List {
             kept
         };
         match &mut self.items {
-            Items::One(p) => *p = rebuild(p),
-            Items::Nodes { nodes, len } => {
-                let rebuilt: VecDeque<Node> = nodes.iter().map(&mut rebuild).filter(|p| !p.is_empty()).collect();
-                *nodes = rebuilt;
-                *len -= count;
+            Items::One(p, _) => *p = rebuild(p),
+            Items::Nodes(q) => {
+                let rebuilt: VecDeque<Node> = q.nodes.iter().map(&mut rebuild).filter(|p| !p.is_empty()).collect();
+                q.nodes = rebuilt;
+                q.len -= count;
             }
         }
-        self.lp_bytes -= removed_bytes;
+        self.set_lp_bytes(self.lp_bytes() - removed_bytes);
         count
     }
 }
@@ -593,10 +636,10 @@ mod tests {
                 l.shrink_check(&lim);
                 assert_eq!(l.len(), model.len(), "seed {seed} step {step}");
                 let want_lp = LP_OVERHEAD + model.iter().map(|v| entry_size(v)).sum::<usize>();
-                assert_eq!(l.lp_bytes, want_lp, "seed {seed} step {step}");
-                if let Items::Nodes { nodes, .. } = &l.items {
+                assert_eq!(l.lp_bytes(), want_lp, "seed {seed} step {step}");
+                if let Items::Nodes(q) = &l.items {
                     assert!(
-                        nodes.iter().all(|p| !p.is_empty() && (p.bytes() <= NODE_BYTES || p.len() == 1)),
+                        q.nodes.iter().all(|p| !p.is_empty() && (p.bytes() <= NODE_DATA || p.len() == 1)),
                         "seed {seed} step {step}"
                     );
                 }
@@ -623,12 +666,13 @@ mod tests {
             l.grow_check(v.len(), 1, &lim);
             l.push_front(v);
         }
-        let Items::Nodes { nodes, len } = &l.items else { panic!("a quicklist") };
+        let Items::Nodes(q) = &l.items else { panic!("a quicklist") };
+        let (nodes, len) = (&q.nodes, &q.len);
         // Full nodes but for the one the listpack turned into and the
         // newest.
         assert_eq!(*len, 10_000);
         // 16 bytes an element packed (and the node's 4-byte count).
-        let per_node = (NODE_BYTES - 4) / 16;
+        let per_node = (NODE_DATA - 4) / 16;
         assert!(nodes.len() <= 10_000usize.div_ceil(per_node) + 1, "{} nodes", nodes.len());
         assert!(nodes.iter().all(|p| p.allocated() <= NODE_BYTES));
         for i in 0..10_000 {
@@ -656,7 +700,7 @@ mod tests {
         l.shrink_check(&lim);
         assert_eq!(l.encoding(), "listpack");
         assert_eq!(l.remove_matching(0, false, |v| v.len() == 1000), 4);
-        assert_eq!((l.len(), l.lp_bytes), (0, LP_OVERHEAD));
+        assert_eq!((l.len(), l.lp_bytes()), (0, LP_OVERHEAD));
         // A packed list answers as the deque did.
         for v in [&b"b"[..], b"c", b"d"] {
             l.push_back(Bytes::copy_from_slice(v));
@@ -672,6 +716,6 @@ mod tests {
         assert_eq!(l.iter().collect::<Vec<_>>(), [&b"b"[..], b"x", b"c"]);
         assert_eq!((l.pop_back().as_deref(), l.pop_front().as_deref()), (Some(&b"c"[..]), Some(&b"b"[..])));
         assert_eq!(l.remove(0).as_deref(), Some(&b"x"[..]));
-        assert_eq!((l.len(), l.lp_bytes, l.encoding()), (0, LP_OVERHEAD, "listpack"));
+        assert_eq!((l.len(), l.lp_bytes(), l.encoding()), (0, LP_OVERHEAD, "listpack"));
     }
 }

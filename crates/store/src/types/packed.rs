@@ -13,19 +13,35 @@
 //!
 //! An empty collection has no buffer at all (the count is then 0).
 //!
+//! The buffer is a `ThinVec`: its length and capacity live in the
+//! allocation's first 16 bytes, so the collection's handle is one pointer
+//! (a `Vec` is three words). That is what lets a small hash, sorted set,
+//! list or set live in the key's 24-byte value without a box of its own
+//! (value.rs): a `Box` of the collection cost a 32-byte allocation a key.
+//!
 //! With `BACK` (a list's), each element also ends with its length written
 //! backwards, as a listpack's back-length: the last element is then found
 //! from the buffer's end at once, which RPOP on a long list needs. Other
 //! collections only walk forwards and do without the byte.
 
 use std::ops::Range;
+use thin_vec::ThinVec;
 
 /// Bytes of the count at the buffer's start.
 const COUNT: usize = 4;
 
+/// Bytes of a `ThinVec`'s header (length and capacity) before its data.
+pub(crate) const HEADER: usize = 16;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Packed<const BACK: bool = false> {
-    buf: Vec<u8>,
+    buf: ThinVec<u8>,
+}
+
+/// Capacity that, with the header, fills the size class `want` bytes of
+/// data and the header fall in.
+fn fit(want: usize) -> usize {
+    crate::table::fit_for::<u8>(want + HEADER) - HEADER
 }
 
 /// One element: its bytes and where it lies, its length bytes (and
@@ -70,7 +86,32 @@ pub(crate) fn read_varint(b: &[u8]) -> (usize, usize) {
     unreachable!("a packed buffer holds whole varints")
 }
 
-pub(crate) fn write_varint(out: &mut Vec<u8>, mut v: usize) {
+/// Where elements are encoded: a packed buffer, or a `Vec` (an element
+/// encoded ahead of a splice, a hash table's `Pair`).
+pub(crate) trait Out {
+    fn push(&mut self, b: u8);
+    fn put(&mut self, s: &[u8]);
+}
+
+impl Out for Vec<u8> {
+    fn push(&mut self, b: u8) {
+        Vec::push(self, b)
+    }
+    fn put(&mut self, s: &[u8]) {
+        self.extend_from_slice(s)
+    }
+}
+
+impl Out for ThinVec<u8> {
+    fn push(&mut self, b: u8) {
+        ThinVec::push(self, b)
+    }
+    fn put(&mut self, s: &[u8]) {
+        self.extend_from_slice(s)
+    }
+}
+
+pub(crate) fn write_varint(out: &mut impl Out, mut v: usize) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -84,7 +125,7 @@ fn varint_len(v: usize) -> usize {
 
 /// `v` as a back-length: seven bits a byte, the low ones last, each byte
 /// but the first flagged, so a reader going backwards knows where it stops.
-fn write_backlen(out: &mut Vec<u8>, v: usize) {
+fn write_backlen(out: &mut impl Out, v: usize) {
     let n = varint_len(v);
     for i in (0..n).rev() {
         let group = ((v >> (7 * i)) & 0x7f) as u8;
@@ -114,9 +155,9 @@ impl<const BACK: bool> Packed<BACK> {
         Self::packed_size_of(item.len())
     }
 
-    fn encode(out: &mut Vec<u8>, item: &[u8]) {
+    fn encode(out: &mut impl Out, item: &[u8]) {
         write_varint(out, item.len());
-        out.extend_from_slice(item);
+        out.put(item);
         if BACK {
             write_backlen(out, item.len());
         }
@@ -154,7 +195,10 @@ impl<const BACK: bool> Packed<BACK> {
 
     /// Bytes allocated (what the collection costs beyond its handle).
     pub fn allocated(&self) -> usize {
-        self.buf.capacity()
+        match self.buf.capacity() {
+            0 => 0,
+            cap => cap + HEADER,
+        }
     }
 
     pub fn iter(&self) -> Iter<'_, BACK> {
@@ -178,8 +222,7 @@ impl<const BACK: bool> Packed<BACK> {
     fn reserve(&mut self, more: usize) {
         let want = self.buf.len().max(COUNT) + more;
         if want > self.buf.capacity() {
-            let cap = crate::table::fit_for::<u8>(want);
-            self.buf.reserve_exact(cap - self.buf.len());
+            self.buf.reserve_exact(fit(want) - self.buf.len());
         }
         if self.buf.is_empty() {
             self.buf.extend_from_slice(&[0; COUNT]);
@@ -206,7 +249,7 @@ impl<const BACK: bool> Packed<BACK> {
             Self::encode(&mut packed, item);
         }
         self.reserve(packed.len());
-        self.buf.splice(at..at, packed);
+        self.put_at(at..at, &packed);
         self.set_len(self.len() + items.len());
     }
 
@@ -222,16 +265,35 @@ impl<const BACK: bool> Packed<BACK> {
         if packed.len() > span.1 - span.0 {
             self.reserve(packed.len() - (span.1 - span.0));
         }
-        self.buf.splice(span.0..span.1, packed);
+        self.put_at(span.0..span.1, &packed);
+    }
+
+    /// Replaces the bytes in `range` with `with`, moving the rest up or
+    /// down. `ThinVec`'s own `splice` reserves room for the whole buffer
+    /// again, not for what the splice adds, which doubled a sorted set's
+    /// buffer on its first insert; this grows only by what `reserve` made
+    /// room for.
+    fn put_at(&mut self, range: Range<usize>, with: &[u8]) {
+        let (old, end) = (range.end - range.start, self.buf.len());
+        if with.len() > old {
+            let more = with.len() - old;
+            // Any `more` bytes open the gap: the tail moves over them.
+            self.buf.extend_from_slice(&with[..more]);
+            self.buf.copy_within(range.end..end, range.end + more);
+        } else {
+            self.buf.copy_within(range.end..end, range.start + with.len());
+            self.buf.truncate(end - (old - with.len()));
+        }
+        self.buf[range.start..range.start + with.len()].copy_from_slice(with);
     }
 
     /// Removes the `items` elements that lie in `range` (spans from
     /// [`Item`]s, first start to last end).
     pub fn remove(&mut self, range: Range<usize>, items: usize) {
-        self.buf.drain(range);
+        self.put_at(range, &[]);
         let n = self.len() - items;
         if n == 0 {
-            self.buf = Vec::new();
+            self.buf = ThinVec::new();
             return;
         }
         self.set_len(n);
@@ -240,7 +302,9 @@ impl<const BACK: bool> Packed<BACK> {
         // popping one element at a time would reallocate at each size
         // class it passes).
         if self.buf.len() <= self.buf.capacity() / 4 * 3 {
-            self.buf.shrink_to(crate::table::fit_for::<u8>(self.buf.len()));
+            let mut smaller = ThinVec::with_capacity(fit(self.buf.len()));
+            smaller.extend_from_slice(&self.buf);
+            self.buf = smaller;
         }
     }
 }
@@ -292,6 +356,21 @@ mod tests {
         let all = (p.iter().next().unwrap().span.0, p.iter().last().unwrap().span.1);
         p.remove(all.0..all.1, 2);
         assert_eq!((p.len(), p.allocated()), (0, 0));
+    }
+
+    /// Inserts anywhere grow the buffer to the size class of what it
+    /// holds and no further (`ThinVec::splice` doubled it).
+    #[test]
+    fn inserts_in_the_middle_keep_the_buffer_in_its_class() {
+        let mut p = Packed::<false>::default();
+        p.push(&[b"first", b"last"]);
+        for i in 0..300 {
+            let at = p.iter().nth(1).unwrap().span.0;
+            p.insert_at(at, &[format!("member:{i}").as_bytes()]);
+            assert_eq!(p.allocated(), crate::table::fit_for::<u8>(p.bytes() + HEADER), "after {i}");
+        }
+        assert_eq!(p.iter().last().unwrap().bytes, b"last");
+        assert_eq!(p.len(), 302);
     }
 
     #[test]

@@ -16,7 +16,7 @@ type Table = crate::table::Table<Box<[u8]>>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Set {
-    Intset(Vec<i64>),
+    Intset(thin_vec::ThinVec<i64>),
     /// Members packed in one buffer (packed.rs).
     Listpack(Packed),
     /// Boxed, so a small set's handle stays small.
@@ -39,7 +39,7 @@ impl Set {
     /// first member `first` and about `size_hint` members.
     pub fn for_first(first: &[u8], size_hint: usize, lim: &Limits) -> Set {
         if int_of(first).is_some() && size_hint <= lim.set_max_intset_entries {
-            Set::Intset(Vec::new())
+            Set::Intset(Default::default())
         } else if size_hint <= lim.set_max_listpack_entries {
             Set::Listpack(Packed::default())
         } else {
