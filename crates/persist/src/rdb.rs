@@ -194,7 +194,7 @@ pub fn put_value(out: &mut BytesMut, value: &Value) -> Result<(), RdbError> {
         Value::Set(set) => match set {
             Set::Intset(v) => {
                 out.put_u8(RDB_TYPE_SET_INTSET);
-                put_bytes(out, &listpack::encode_intset(v.as_slice()));
+                put_bytes(out, &listpack::encode_intset(&v.iter().collect::<Vec<i64>>()));
             }
             // Redis 7.2's listpack set (type 20) is written as a plain set,
             // which Redis 7.0 loads too and 7.2 turns back into a listpack.

@@ -18,11 +18,13 @@ pub fn size_class(n: usize) -> usize {
     match n {
         0 => 0,
         1..=8 => 8,
-        9..=128 => n.div_ceil(16) * 16,
+        9..=128 => (n + 15) & !15,
         _ => {
-            let group = (usize::BITS - (n - 1).leading_zeros() - 1) as usize; // 2^group < n <= 2^(group+1)
+            // 2^group < n <= 2^(group+1); the step is a power of two, so
+            // rounding up is a mask (packed buffers ask on every resize).
+            let group = (usize::BITS - (n - 1).leading_zeros() - 1) as usize;
             let step = 1usize << (group - 2);
-            n.div_ceil(step) * step
+            (n + step - 1) & !(step - 1)
         }
     }
 }
@@ -83,8 +85,7 @@ impl Value {
             Value::List(l) => l.packed_bytes(),
             Value::Hash(h) => h.ttl_bytes() + hash_cost(h, samples),
             Value::Set(s) => match s {
-                crate::types::set::Set::Intset(v) if v.capacity() == 0 => 0,
-                crate::types::set::Set::Intset(v) => size_class(16 + v.capacity() * 8),
+                crate::types::set::Set::Intset(v) => v.allocated(),
                 crate::types::set::Set::Listpack(p) => size_class(p.allocated()),
                 crate::types::set::Set::Table(t) => {
                     boxed_table_cost(t) + extrapolate(t.len(), samples, t.slots().map(|m| size_class(m.len())))

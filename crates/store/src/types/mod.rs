@@ -6,6 +6,7 @@
 //! The types know nothing about commands or replies; the server's command
 //! modules do the parsing and shaping, these do the data structure work.
 
+pub mod buf;
 pub mod hash;
 pub mod hll;
 pub mod list;

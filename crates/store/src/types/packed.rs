@@ -13,35 +13,27 @@
 //!
 //! An empty collection has no buffer at all (the count is then 0).
 //!
-//! The buffer is a `ThinVec`: its length and capacity live in the
-//! allocation's first 16 bytes, so the collection's handle is one pointer
-//! (a `Vec` is three words). That is what lets a small hash, sorted set,
-//! list or set live in the key's 24-byte value without a box of its own
-//! (value.rs): a `Box` of the collection cost a 32-byte allocation a key.
+//! The buffer is a [`Buf`]: one pointer, its length in the allocation
+//! (buf.rs). That is what lets a small hash, sorted set, list or set live
+//! in the key's 24-byte value without a box of its own (value.rs): a
+//! `Box` of the collection cost a 32-byte allocation a key.
 //!
 //! With `BACK` (a list's), each element also ends with its length written
 //! backwards, as a listpack's back-length: the last element is then found
 //! from the buffer's end at once, which RPOP on a long list needs. Other
 //! collections only walk forwards and do without the byte.
 
+use super::buf::Buf;
 use std::ops::Range;
-use thin_vec::ThinVec;
 
 /// Bytes of the count at the buffer's start.
 const COUNT: usize = 4;
 
-/// Bytes of a `ThinVec`'s header (length and capacity) before its data.
-pub(crate) const HEADER: usize = 16;
+pub(crate) use super::buf::HEADER;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Packed<const BACK: bool = false> {
-    buf: ThinVec<u8>,
-}
-
-/// Capacity that, with the header, fills the size class `want` bytes of
-/// data and the header fall in.
-fn fit(want: usize) -> usize {
-    crate::table::fit_for::<u8>(want + HEADER) - HEADER
+    buf: Buf,
 }
 
 /// One element: its bytes and where it lies, its length bytes (and
@@ -86,51 +78,39 @@ pub(crate) fn read_varint(b: &[u8]) -> (usize, usize) {
     unreachable!("a packed buffer holds whole varints")
 }
 
-/// Where elements are encoded: a packed buffer, or a `Vec` (an element
-/// encoded ahead of a splice, a hash table's `Pair`).
-pub(crate) trait Out {
-    fn push(&mut self, b: u8);
-    fn put(&mut self, s: &[u8]);
-}
-
-impl Out for Vec<u8> {
-    fn push(&mut self, b: u8) {
-        Vec::push(self, b)
-    }
-    fn put(&mut self, s: &[u8]) {
-        self.extend_from_slice(s)
-    }
-}
-
-impl Out for ThinVec<u8> {
-    fn push(&mut self, b: u8) {
-        ThinVec::push(self, b)
-    }
-    fn put(&mut self, s: &[u8]) {
-        self.extend_from_slice(s)
-    }
-}
-
-pub(crate) fn write_varint(out: &mut impl Out, mut v: usize) {
+/// Writes `v` as a varint at the start of `out`; returns its length.
+fn put_varint(out: &mut [u8], mut v: usize) -> usize {
+    let mut i = 0;
     while v >= 0x80 {
-        out.push(v as u8 | 0x80);
+        out[i] = v as u8 | 0x80;
         v >>= 7;
+        i += 1;
     }
-    out.push(v as u8);
+    out[i] = v as u8;
+    i + 1
+}
+
+/// Appends `v` as a varint (a hash table's `Pair`).
+pub(crate) fn write_varint(out: &mut Vec<u8>, v: usize) {
+    let mut b = [0; 10];
+    let n = put_varint(&mut b, v);
+    out.extend_from_slice(&b[..n]);
 }
 
 fn varint_len(v: usize) -> usize {
     (usize::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize
 }
 
-/// `v` as a back-length: seven bits a byte, the low ones last, each byte
-/// but the first flagged, so a reader going backwards knows where it stops.
-fn write_backlen(out: &mut impl Out, v: usize) {
+/// `v` as a back-length at the start of `out`: seven bits a byte, the low
+/// ones last, each byte but the first flagged, so a reader going
+/// backwards knows where it stops. Returns its length.
+fn put_backlen(out: &mut [u8], v: usize) -> usize {
     let n = varint_len(v);
-    for i in (0..n).rev() {
-        let group = ((v >> (7 * i)) & 0x7f) as u8;
-        out.push(group | if i + 1 < n { 0x80 } else { 0 });
+    for (j, byte) in out[..n].iter_mut().enumerate() {
+        let group = ((v >> (7 * (n - 1 - j))) & 0x7f) as u8;
+        *byte = group | if j > 0 { 0x80 } else { 0 };
     }
+    n
 }
 
 /// The back-length that ends `b`: (value, bytes).
@@ -155,11 +135,22 @@ impl<const BACK: bool> Packed<BACK> {
         Self::packed_size_of(item.len())
     }
 
-    fn encode(out: &mut impl Out, item: &[u8]) {
-        write_varint(out, item.len());
-        out.put(item);
+    /// Writes `item` packed into `out`, exactly `packed_size(item)` bytes.
+    fn encode(out: &mut [u8], item: &[u8]) {
+        let at = put_varint(out, item.len());
+        out[at..at + item.len()].copy_from_slice(item);
         if BACK {
-            write_backlen(out, item.len());
+            put_backlen(&mut out[at + item.len()..], item.len());
+        }
+    }
+
+    /// Writes `items` packed, one after another, into `out`.
+    fn encode_all(out: &mut [u8], items: &[&[u8]]) {
+        let mut at = 0;
+        for item in items {
+            let n = Self::packed_size(item);
+            Self::encode(&mut out[at..at + n], item);
+            at += n;
         }
     }
 
@@ -195,10 +186,7 @@ impl<const BACK: bool> Packed<BACK> {
 
     /// Bytes allocated (what the collection costs beyond its handle).
     pub fn allocated(&self) -> usize {
-        match self.buf.capacity() {
-            0 => 0,
-            cap => cap + HEADER,
-        }
+        self.buf.allocated()
     }
 
     pub fn iter(&self) -> Iter<'_, BACK> {
@@ -217,13 +205,8 @@ impl<const BACK: bool> Packed<BACK> {
         self.buf[..COUNT].copy_from_slice(&n.to_le_bytes());
     }
 
-    /// Room for `more` bytes, growing to the whole allocator size class so
-    /// the next appends land in bytes already paid for.
-    fn reserve(&mut self, more: usize) {
-        let want = self.buf.len().max(COUNT) + more;
-        if want > self.buf.capacity() {
-            self.buf.reserve_exact(fit(want) - self.buf.len());
-        }
+    /// Makes room for the count before a first element goes in.
+    fn start(&mut self) {
         if self.buf.is_empty() {
             self.buf.extend_from_slice(&[0; COUNT]);
         }
@@ -231,25 +214,16 @@ impl<const BACK: bool> Packed<BACK> {
 
     /// Appends elements.
     pub fn push(&mut self, items: &[&[u8]]) {
-        self.reserve(items.iter().map(|i| Self::packed_size(i)).sum());
-        for item in items {
-            Self::encode(&mut self.buf, item);
-        }
-        self.set_len(self.len() + items.len());
+        self.insert_at(self.end(), items)
     }
 
     /// Inserts elements before the one starting at `at` (an [`Item`]'s
     /// span start; [`Self::end`] appends).
     pub fn insert_at(&mut self, at: usize, items: &[&[u8]]) {
-        if at >= self.end() {
-            return self.push(items);
-        }
-        let mut packed = Vec::with_capacity(items.iter().map(|i| Self::packed_size(i)).sum());
-        for item in items {
-            Self::encode(&mut packed, item);
-        }
-        self.reserve(packed.len());
-        self.put_at(at..at, &packed);
+        self.start();
+        let at = at.min(self.end());
+        let n = items.iter().map(|i| Self::packed_size(i)).sum();
+        Self::encode_all(self.buf.splice_gap(at..at, n), items);
         self.set_len(self.len() + items.len());
     }
 
@@ -260,51 +234,17 @@ impl<const BACK: bool> Packed<BACK> {
 
     /// Replaces the element at `span` (from an [`Item`]) with `item`.
     pub fn replace(&mut self, span: (usize, usize), item: &[u8]) {
-        let mut packed = Vec::with_capacity(Self::packed_size(item));
-        Self::encode(&mut packed, item);
-        if packed.len() > span.1 - span.0 {
-            self.reserve(packed.len() - (span.1 - span.0));
-        }
-        self.put_at(span.0..span.1, &packed);
-    }
-
-    /// Replaces the bytes in `range` with `with`, moving the rest up or
-    /// down. `ThinVec`'s own `splice` reserves room for the whole buffer
-    /// again, not for what the splice adds, which doubled a sorted set's
-    /// buffer on its first insert; this grows only by what `reserve` made
-    /// room for.
-    fn put_at(&mut self, range: Range<usize>, with: &[u8]) {
-        let (old, end) = (range.end - range.start, self.buf.len());
-        if with.len() > old {
-            let more = with.len() - old;
-            // Any `more` bytes open the gap: the tail moves over them.
-            self.buf.extend_from_slice(&with[..more]);
-            self.buf.copy_within(range.end..end, range.end + more);
-        } else {
-            self.buf.copy_within(range.end..end, range.start + with.len());
-            self.buf.truncate(end - (old - with.len()));
-        }
-        self.buf[range.start..range.start + with.len()].copy_from_slice(with);
+        Self::encode(self.buf.splice_gap(span.0..span.1, Self::packed_size(item)), item);
     }
 
     /// Removes the `items` elements that lie in `range` (spans from
-    /// [`Item`]s, first start to last end).
+    /// [`Item`]s, first start to last end). The buffer gives back memory
+    /// as soon as it fits a smaller size class, as a listpack does.
     pub fn remove(&mut self, range: Range<usize>, items: usize) {
-        self.put_at(range, &[]);
-        let n = self.len() - items;
-        if n == 0 {
-            self.buf = ThinVec::new();
-            return;
-        }
-        self.set_len(n);
-        // Give back the room once a quarter of the buffer stands empty, as
-        // a listpack reallocates on delete (not on every delete: a queue
-        // popping one element at a time would reallocate at each size
-        // class it passes).
-        if self.buf.len() <= self.buf.capacity() / 4 * 3 {
-            let mut smaller = ThinVec::with_capacity(fit(self.buf.len()));
-            smaller.extend_from_slice(&self.buf);
-            self.buf = smaller;
+        self.buf.splice(range, &[]);
+        match self.len() - items {
+            0 => self.buf = Buf::new(),
+            n => self.set_len(n),
         }
     }
 }
@@ -359,7 +299,7 @@ mod tests {
     }
 
     /// Inserts anywhere grow the buffer to the size class of what it
-    /// holds and no further (`ThinVec::splice` doubled it).
+    /// holds and no further (`ThinVec::splice`, used before, doubled it).
     #[test]
     fn inserts_in_the_middle_keep_the_buffer_in_its_class() {
         let mut p = Packed::<false>::default();
@@ -386,8 +326,9 @@ mod tests {
     #[test]
     fn back_lengths_round_trip() {
         for v in [0, 1, 127, 128, 300, 16_383, 16_384, 1 << 30] {
-            let mut out = vec![0xff, 0x80]; // bytes before it do not matter
-            write_backlen(&mut out, v);
+            let mut out = vec![0xff, 0x80, 0, 0, 0, 0, 0]; // bytes before it do not matter
+            let n = put_backlen(&mut out[2..], v);
+            out.truncate(2 + n);
             assert_eq!(read_backlen(&out), (v, varint_len(v)), "{v}");
         }
     }

@@ -4,6 +4,7 @@
 //! Redis 7.2's `setTypeAdd` rules, and like Redis a set never converts
 //! back.
 
+use super::buf::Buf;
 use super::packed::Packed;
 use super::Limits;
 use crate::table::hash_key;
@@ -16,11 +17,65 @@ type Table = crate::table::Table<Box<[u8]>>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Set {
-    Intset(thin_vec::ThinVec<i64>),
+    Intset(Ints),
     /// Members packed in one buffer (packed.rs).
     Listpack(Packed),
     /// Boxed, so a small set's handle stays small.
     Table(Box<Table>),
+}
+
+/// An intset's integers in ascending order, eight little-endian bytes
+/// each, in one [`Buf`]: one pointer, so a set stays 16 bytes and lives
+/// in the key's value (value.rs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ints(Buf);
+
+impl Ints {
+    pub fn len(&self) -> usize {
+        self.0.len() / 8
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<i64> {
+        let b = self.0.get(i * 8..i * 8 + 8)?;
+        Some(i64::from_le_bytes(b.try_into().expect("eight bytes")))
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = i64> + '_ {
+        self.0.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("eight bytes")))
+    }
+
+    /// As `slice::binary_search`: where `x` is, or where it would go.
+    pub fn binary_search(&self, x: i64) -> Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.get(mid).expect("below len").cmp(&x) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
+    }
+
+    fn insert(&mut self, at: usize, x: i64) {
+        self.0.splice(at * 8..at * 8, &x.to_le_bytes());
+    }
+
+    fn remove(&mut self, at: usize) -> i64 {
+        let x = self.get(at).expect("below len");
+        self.0.splice(at * 8..at * 8 + 8, &[]);
+        x
+    }
+
+    /// Bytes allocated.
+    pub fn allocated(&self) -> usize {
+        self.0.allocated()
+    }
 }
 
 fn int_of(m: &[u8]) -> Option<i64> {
@@ -69,7 +124,7 @@ impl Set {
 
     pub fn contains(&self, m: &[u8]) -> bool {
         match self {
-            Set::Intset(v) => int_of(m).is_some_and(|i| v.binary_search(&i).is_ok()),
+            Set::Intset(v) => int_of(m).is_some_and(|i| v.binary_search(i).is_ok()),
             Set::Listpack(p) => p.iter().any(|x| x.bytes == m),
             Set::Table(t) => t.get(m).is_some(),
         }
@@ -80,7 +135,7 @@ impl Set {
         match self {
             Set::Intset(v) => {
                 if let Some(i) = int_of(m) {
-                    return match v.binary_search(&i) {
+                    return match v.binary_search(i) {
                         Ok(_) => false,
                         Err(p) => {
                             v.insert(p, i);
@@ -92,14 +147,15 @@ impl Set {
                     };
                 }
                 // Redis checks the widest integer already present too.
-                let widest = v.first().into_iter().chain(v.last()).map(|i| int_bytes(*i).len()).max().unwrap_or(0);
+                let widest =
+                    v.get(0).into_iter().chain(v.iter().next_back()).map(|i| int_bytes(i).len()).max().unwrap_or(0);
                 if v.len() < lim.set_max_listpack_entries
                     && m.len() <= lim.set_max_listpack_value
                     && widest <= lim.set_max_listpack_value
                 {
                     let mut members = Packed::default();
                     for i in v.iter() {
-                        members.push(&[itoa::Buffer::new().format(*i).as_bytes()]);
+                        members.push(&[itoa::Buffer::new().format(i).as_bytes()]);
                     }
                     *self = Set::Listpack(members);
                 } else {
@@ -131,7 +187,7 @@ impl Set {
 
     pub fn remove(&mut self, m: &[u8]) -> bool {
         match self {
-            Set::Intset(v) => match int_of(m).map(|i| v.binary_search(&i)) {
+            Set::Intset(v) => match int_of(m).map(|i| v.binary_search(i)) {
                 Some(Ok(p)) => {
                     v.remove(p);
                     true
@@ -152,7 +208,7 @@ impl Set {
     /// The member at `i` (0..len), for random picks and scans.
     pub fn get_index(&self, i: usize) -> Option<Bytes> {
         match self {
-            Set::Intset(v) => v.get(i).map(|x| int_bytes(*x)),
+            Set::Intset(v) => v.get(i).map(int_bytes),
             Set::Listpack(p) => p.iter().nth(i).map(|x| Bytes::copy_from_slice(x.bytes)),
             Set::Table(t) => t.get_index(i).map(|m| Bytes::copy_from_slice(m)),
         }
@@ -188,7 +244,7 @@ impl Set {
     /// Every member, in the encoding's order.
     pub fn members(&self) -> Vec<Bytes> {
         match self {
-            Set::Intset(v) => v.iter().map(|i| int_bytes(*i)).collect(),
+            Set::Intset(v) => v.iter().map(int_bytes).collect(),
             Set::Listpack(p) => p.iter().map(|x| Bytes::copy_from_slice(x.bytes)).collect(),
             Set::Table(t) => t.slots().map(|m| Bytes::copy_from_slice(m)).collect(),
         }
@@ -213,7 +269,7 @@ impl Set {
             t.push(hash_key(m), m.into());
         };
         match self {
-            Set::Intset(v) => v.iter().for_each(|i| add(itoa::Buffer::new().format(*i).as_bytes())),
+            Set::Intset(v) => v.iter().for_each(|i| add(itoa::Buffer::new().format(i).as_bytes())),
             Set::Listpack(p) => p.iter().for_each(|x| add(x.bytes)),
             Set::Table(_) => return,
         }
