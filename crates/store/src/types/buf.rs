@@ -24,8 +24,12 @@
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
-/// Bytes of the header: the length.
+/// Bytes of the header: the length, and in its top byte a tag the owner
+/// keeps there (an intset's integer width).
 pub const HEADER: usize = std::mem::size_of::<usize>();
+
+const TAG_SHIFT: u32 = usize::BITS - 8;
+const LEN_MASK: usize = (1 << TAG_SHIFT) - 1;
 
 /// The allocation for `len` bytes: the whole size class of the header and
 /// the bytes.
@@ -53,13 +57,31 @@ impl Buf {
         Buf { ptr: None }
     }
 
-    pub fn len(&self) -> usize {
+    /// The header word: the tag and the length (0 while empty).
+    fn word(&self) -> usize {
         match self.ptr {
             None => 0,
-            // SAFETY: an allocation starts with its length, written by
+            // SAFETY: an allocation starts with its header, written by
             // `set_len` (aligned: the layout's alignment is usize's).
             Some(p) => unsafe { p.cast::<usize>().as_ptr().read() },
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.word() & LEN_MASK
+    }
+
+    /// The owner's tag: 0 until set, and again once the buffer is empty.
+    pub fn tag(&self) -> u8 {
+        (self.word() >> TAG_SHIFT) as u8
+    }
+
+    /// Sets the tag of a buffer that holds bytes (an empty one has no
+    /// header to keep it in).
+    pub fn set_tag(&mut self, tag: u8) {
+        let p = self.ptr.expect("a tag is kept by a buffer that holds bytes");
+        // SAFETY: as in `word`.
+        unsafe { p.cast::<usize>().as_ptr().write(self.len() | (tag as usize) << TAG_SHIFT) };
     }
 
     pub fn is_empty(&self) -> bool {
@@ -94,10 +116,11 @@ impl Buf {
     /// past the new one are gone. The allocation is the size class of the
     /// new length (none for 0).
     fn set_len(&mut self, len: usize) {
-        let old = self.len();
+        let (old, tag) = (self.len(), self.word() & !LEN_MASK);
         if len == old {
             return;
         }
+        assert!(len <= LEN_MASK, "a buffer under 2^56 bytes");
         let (old_size, size) = (self.allocated(), size_for(len));
         let p = match (self.ptr, len) {
             (None, _) => {
@@ -125,7 +148,7 @@ impl Buf {
             if len > old {
                 p.as_ptr().add(HEADER + old).write_bytes(0, len - old);
             }
-            p.cast::<usize>().as_ptr().write(len);
+            p.cast::<usize>().as_ptr().write(len | tag);
         }
         self.ptr = Some(p);
     }
@@ -185,6 +208,9 @@ impl Clone for Buf {
     fn clone(&self) -> Buf {
         let mut copy = Buf::new();
         copy.extend_from_slice(self.as_slice());
+        if !copy.is_empty() {
+            copy.set_tag(self.tag());
+        }
         copy
     }
 }
@@ -256,6 +282,20 @@ mod tests {
                 proptest::prop_assert!(c == b);
             }
         }
+    }
+
+    #[test]
+    fn the_tag_stays_through_resizes() {
+        let mut b = Buf::new();
+        assert_eq!(b.tag(), 0);
+        b.extend_from_slice(&[1; 10]);
+        b.set_tag(8);
+        b.extend_from_slice(&[2; 500]);
+        b.splice(0..5, &[]);
+        assert_eq!((b.tag(), b.len()), (8, 505));
+        assert_eq!(b.clone().tag(), 8);
+        b.truncate(0);
+        assert_eq!(b.tag(), 0);
     }
 
     #[test]

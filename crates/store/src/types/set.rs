@@ -24,15 +24,41 @@ pub enum Set {
     Table(Box<Table>),
 }
 
-/// An intset's integers in ascending order, eight little-endian bytes
-/// each, in one [`Buf`]: one pointer, so a set stays 16 bytes and lives
-/// in the key's value (value.rs).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// An intset's integers in ascending order, each in as many little-endian
+/// bytes as the widest needs (2, 4 or 8: Redis's three intset encodings,
+/// and like Redis's, never narrowed again), in one [`Buf`], whose tag
+/// holds the width. One pointer, so a set stays 16 bytes and lives in
+/// the key's value (value.rs).
+#[derive(Debug, Clone, Default)]
 pub struct Ints(Buf);
 
+/// Bytes `x` needs.
+fn width_of(x: i64) -> usize {
+    if i16::try_from(x).is_ok() {
+        2
+    } else if i32::try_from(x).is_ok() {
+        4
+    } else {
+        8
+    }
+}
+
+fn read_int(b: &[u8]) -> i64 {
+    match b.len() {
+        2 => i16::from_le_bytes([b[0], b[1]]) as i64,
+        4 => i32::from_le_bytes(b.try_into().expect("four bytes")) as i64,
+        _ => i64::from_le_bytes(b.try_into().expect("eight bytes")),
+    }
+}
+
 impl Ints {
+    /// Bytes an integer takes (0 while empty: no width yet).
+    fn width(&self) -> usize {
+        self.0.tag() as usize
+    }
+
     pub fn len(&self) -> usize {
-        self.0.len() / 8
+        self.0.len().checked_div(self.width()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -40,12 +66,12 @@ impl Ints {
     }
 
     pub fn get(&self, i: usize) -> Option<i64> {
-        let b = self.0.get(i * 8..i * 8 + 8)?;
-        Some(i64::from_le_bytes(b.try_into().expect("eight bytes")))
+        let w = self.width();
+        self.0.get(i * w..i * w + w).filter(|_| w > 0).map(read_int)
     }
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = i64> + '_ {
-        self.0.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("eight bytes")))
+        self.0.chunks_exact(self.width().max(1)).map(read_int)
     }
 
     /// As `slice::binary_search`: where `x` is, or where it would go.
@@ -62,13 +88,24 @@ impl Ints {
         Err(lo)
     }
 
+    /// Inserts `x` at position `at`, widening every integer first if `x`
+    /// needs more bytes (Redis's `intsetUpgradeAndAdd`).
     fn insert(&mut self, at: usize, x: i64) {
-        self.0.splice(at * 8..at * 8, &x.to_le_bytes());
+        let w = width_of(x).max(self.width());
+        if w != self.width() {
+            let mut wider = Buf::new();
+            for v in self.iter() {
+                wider.extend_from_slice(&v.to_le_bytes()[..w]);
+            }
+            self.0 = wider;
+        }
+        self.0.splice(at * w..at * w, &x.to_le_bytes()[..w]);
+        self.0.set_tag(w as u8);
     }
 
     fn remove(&mut self, at: usize) -> i64 {
-        let x = self.get(at).expect("below len");
-        self.0.splice(at * 8..at * 8 + 8, &[]);
+        let (x, w) = (self.get(at).expect("below len"), self.width());
+        self.0.splice(at * w..at * w + w, &[]);
         x
     }
 
@@ -77,6 +114,15 @@ impl Ints {
         self.0.allocated()
     }
 }
+
+/// The same integers, whatever their widths.
+impl PartialEq for Ints {
+    fn eq(&self, other: &Ints) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Ints {}
 
 fn int_of(m: &[u8]) -> Option<i64> {
     if m.len() > 20 {
@@ -280,6 +326,41 @@ impl Set {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Integers take the width the widest needs, widened in place as
+    /// members arrive, and read back in order whatever their widths.
+    #[test]
+    fn an_intset_widens_as_redis_does() {
+        let lim = Limits::default();
+        let mut s = Set::for_first(b"1", 1, &lim);
+        let mut model = std::collections::BTreeSet::new();
+        let ints = [5i64, -3, 300, -32_768, 32_767, 70_000, -2_147_483_648, 1 << 40, i64::MIN, i64::MAX, 0];
+        let widths = [2, 2, 2, 2, 2, 4, 4, 8, 8, 8, 8];
+        for (x, w) in ints.into_iter().zip(widths) {
+            assert!(s.insert(x.to_string().as_bytes(), &lim));
+            model.insert(x);
+            let Set::Intset(v) = &s else { panic!("still an intset") };
+            assert_eq!(v.width(), w, "after {x}");
+            assert_eq!(v.iter().collect::<Vec<_>>(), model.iter().copied().collect::<Vec<_>>());
+            assert_eq!(v.allocated(), crate::memsize::size_class(8 + w * model.len()));
+        }
+        for x in [i64::MAX, 5, -32_768] {
+            assert!(s.remove(x.to_string().as_bytes()));
+            model.remove(&x);
+            assert!(!s.contains(x.to_string().as_bytes()));
+        }
+        let Set::Intset(v) = &s else { panic!("still an intset") };
+        assert_eq!((v.width(), v.len()), (8, model.len()), "never narrowed");
+        assert!(model.iter().all(|x| s.contains(x.to_string().as_bytes())));
+        let (mut narrow, mut wide) = (Set::for_first(b"1", 1, &lim), Set::for_first(b"1", 1, &lim));
+        for m in [&b"1"[..], b"2"] {
+            narrow.insert(m, &lim);
+            wide.insert(m, &lim);
+        }
+        wide.insert(b"1099511627776", &lim);
+        wide.remove(b"1099511627776");
+        assert_eq!(narrow, wide, "equal whatever the widths");
+    }
 
     #[test]
     fn encodings_follow_redis_72() {
