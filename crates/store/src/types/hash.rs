@@ -10,8 +10,9 @@
 //! a few bytes of index.
 //!
 //! Per-field TTLs (Redis 7.4's HEXPIRE family) live in a side map that
-//! exists only once a field has had a TTL, so plain hashes pay one null
-//! pointer. A small hash that has one reports `listpackex`, as 7.4 does.
+//! exists only once a field has had a TTL: the encoding then moves into a
+//! box beside it, so plain hashes pay nothing for TTLs. A small hash that
+//! has had one reports `listpackex`, as 7.4 does.
 
 use super::packed::{Item, Packed};
 use super::Limits;
