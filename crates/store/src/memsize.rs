@@ -57,8 +57,9 @@ impl StrValue {
 }
 
 fn hash_cost(h: &Hash, samples: usize) -> usize {
+    // A packed buffer's allocation is already a whole size class.
     if let Some(bytes) = h.packed_bytes() {
-        return size_class(bytes);
+        return bytes;
     }
     // The boxed table, its two allocations, and per pair its one
     // allocation (a length byte, field, value).
@@ -86,13 +87,13 @@ impl Value {
             Value::Hash(h) => h.ttl_bytes() + hash_cost(h, samples),
             Value::Set(s) => match s {
                 crate::types::set::Set::Intset(v) => v.allocated(),
-                crate::types::set::Set::Listpack(p) => size_class(p.allocated()),
+                crate::types::set::Set::Listpack(p) => p.allocated(),
                 crate::types::set::Set::Table(t) => {
                     boxed_table_cost(t) + extrapolate(t.len(), samples, t.slots().map(|m| size_class(m.len())))
                 }
             },
             Value::ZSet(z) => match z.packed_bytes() {
-                Some(bytes) => size_class(bytes),
+                Some(bytes) => bytes,
                 None => {
                     // The map's table (its entries are score and
                     // handle), then per entry its place in the order

@@ -223,7 +223,7 @@ impl List {
     /// Heap bytes: the element buffers, and a quicklist's box and node
     /// vector.
     pub fn packed_bytes(&self) -> usize {
-        self.nodes().map(|p| crate::memsize::size_class(p.allocated())).sum::<usize>()
+        self.nodes().map(|p| p.allocated()).sum::<usize>()
             + match &self.items {
                 Items::One(..) => 0,
                 Items::Nodes(q) => {

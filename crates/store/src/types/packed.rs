@@ -184,7 +184,8 @@ impl<const BACK: bool> Packed<BACK> {
         self.buf.len()
     }
 
-    /// Bytes allocated (what the collection costs beyond its handle).
+    /// Bytes allocated (what the collection costs beyond its handle): a
+    /// whole size class, as the buffer always is.
     pub fn allocated(&self) -> usize {
         self.buf.allocated()
     }
