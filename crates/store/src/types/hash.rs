@@ -114,19 +114,23 @@ fn find<'p>(p: &'p Packed, field: &[u8]) -> Option<(Item<'p>, Item<'p>)> {
 }
 
 impl Hash {
-    fn enc(&self) -> Enc<'_> {
+    /// The encoding's data, under any TTL map.
+    fn data(&self) -> &HashData {
         match &self.data {
-            H::Listpack(p) => Enc::Packed(p),
-            H::Table(m) => Enc::Table(m),
-            H::Ex(w) => match &w.data {
-                H::Listpack(p) => Enc::Packed(p),
-                H::Table(m) => Enc::Table(m),
-                H::Ex(_) => unreachable!("a TTL map holds no other"),
-            },
+            H::Ex(w) => &w.data,
+            d => d,
         }
     }
 
-    /// The encoding's data, under any TTL map.
+    fn enc(&self) -> Enc<'_> {
+        match self.data() {
+            H::Listpack(p) => Enc::Packed(p),
+            H::Table(m) => Enc::Table(m),
+            H::Ex(_) => unreachable!("a TTL map holds no other"),
+        }
+    }
+
+    /// As [`Self::data`], to change.
     fn data_mut(&mut self) -> &mut HashData {
         match &mut self.data {
             H::Ex(w) => &mut w.data,
