@@ -69,6 +69,29 @@ impl Request {
         self.inline.clear();
         self.is_inline = false;
     }
+
+    /// Starts a request of `n` arguments made in the server (a script's
+    /// `redis.call`): `out` is cleared to the RESP array header, and each
+    /// [`Request::push_arg`] appends one bulk string and its position, so
+    /// the request is what parsing `out` would give, without the parse.
+    pub fn begin(n: usize, out: &mut Vec<u8>) -> Request {
+        out.clear();
+        out.push(b'*');
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        Request { ranges: Vec::with_capacity(n), inline: Vec::new(), is_inline: false }
+    }
+
+    /// Appends `arg` to a request [`Request::begin`] started on `out`.
+    pub fn push_arg(&mut self, out: &mut Vec<u8>, arg: &[u8]) {
+        out.push(b'$');
+        out.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let start = out.len();
+        out.extend_from_slice(arg);
+        self.ranges.push((start, out.len()));
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Parses one command from the front of `input` into `req`.
@@ -449,6 +472,22 @@ mod tests {
             }
             wire.extend_from_slice(&wire.clone());
             proptest::prop_assert_eq!(parse(&wire).unwrap(), Some((args, one)));
+        }
+
+        /// A request built in the server is byte for byte the RESP a
+        /// client would send, and its arguments are where parsing those
+        /// bytes puts them.
+        #[test]
+        fn built_requests_are_what_parsing_gives(args in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 1..6)) {
+            let mut out = b"left over".to_vec();
+            let mut built = Request::begin(args.len(), &mut out);
+            for a in &args {
+                built.push_arg(&mut out, a);
+            }
+            let mut parsed = Request::default();
+            proptest::prop_assert_eq!(parse_request(&out, &RequestLimits::default(), &mut parsed), Ok(Some(out.len())));
+            proptest::prop_assert_eq!(&built.ranges, &parsed.ranges);
+            proptest::prop_assert_eq!(built.args(&out).collect::<Vec<_>>(), args.iter().map(|a| &a[..]).collect::<Vec<_>>());
         }
     }
 

@@ -15,9 +15,8 @@
 #![allow(unsafe_code)]
 
 use crate::scripting::{call_for_script, format_g};
-use larder_protocol::Frame;
+use larder_protocol::{Frame, Request};
 use mlua::ffi;
-use std::borrow::Cow;
 use std::ffi::c_int;
 use std::sync::atomic::AtomicPtr;
 
@@ -81,34 +80,33 @@ unsafe fn run(state: *mut ffi::lua_State, raise: bool) -> bool {
     failed && (raise || always_raise)
 }
 
-/// The call's arguments as a RESP request, or why they cannot be one.
-unsafe fn request(state: *mut ffi::lua_State) -> Result<Vec<u8>, &'static str> {
+/// The call's arguments as a RESP request (the bytes, and where each
+/// argument is in them), or why they cannot be one.
+unsafe fn request(state: *mut ffi::lua_State) -> Result<(Vec<u8>, Request), &'static str> {
     let n = unsafe { ffi::lua_gettop(state) };
     if n == 0 {
         return Err("Please specify at least one argument for this redis lib call");
     }
-    let mut args: Vec<Cow<'_, [u8]>> = Vec::with_capacity(n as usize);
+    let mut out = Vec::with_capacity(64);
+    let mut req = Request::begin(n as usize, &mut out);
     for i in 1..=n {
         // SAFETY: reads of the arguments' slots, 1 to n; a string's bytes
-        // stay on the stack (and valid) until the request is written.
+        // stay on the stack (and valid) while they are copied.
         unsafe {
             match ffi::lua_type(state, i) {
                 ffi::LUA_TSTRING => {
                     let mut len = 0;
                     let p = ffi::lua_tolstring(state, i, &mut len);
-                    args.push(Cow::Borrowed(std::slice::from_raw_parts(p.cast(), len)));
+                    req.push_arg(&mut out, std::slice::from_raw_parts(p.cast(), len));
                 }
                 // Redis formats numbers for commands with 17 digits (%.17g),
                 // not Lua's 14.
-                ffi::LUA_TNUMBER => args.push(Cow::Owned(format_g(ffi::lua_tonumber(state, i), 17).into_bytes())),
+                ffi::LUA_TNUMBER => req.push_arg(&mut out, format_g(ffi::lua_tonumber(state, i), 17).as_bytes()),
                 _ => return Err("Lua redis lib command arguments must be strings or integers"),
             }
         }
     }
-    let args: Vec<&[u8]> = args.iter().map(|a| a.as_ref()).collect();
-    let mut out = Vec::with_capacity(64);
-    larder_persist::aof::encode_command(&mut out, &args);
-    Ok(out)
+    Ok((out, req))
 }
 
 /// How many stack slots pushing `f` takes at most.

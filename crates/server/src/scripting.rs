@@ -33,7 +33,7 @@ use crate::cmd::Ctx;
 use crate::error::CmdError;
 use bytes::{Bytes, BytesMut};
 use hashbrown::HashMap;
-use larder_protocol::{encode, Frame, Proto, Request, RequestLimits};
+use larder_protocol::{encode, Frame, Proto, Request};
 use mlua::{ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -414,7 +414,7 @@ fn running<T>(slot: &AtomicPtr<()>, f: impl FnOnce(&Running<'_, '_>) -> T) -> Op
 /// reply, whether it is an error, and whether the script asked for RESP3.
 pub(crate) fn call_for_script(
     slot: &AtomicPtr<()>,
-    input: Result<Vec<u8>, &'static str>,
+    input: Result<(Vec<u8>, Request), &'static str>,
 ) -> Option<(Frame, bool, bool)> {
     running(slot, |run| {
         let mut ctx = run.ctx.borrow_mut();
@@ -1644,18 +1644,13 @@ fn redis_call(
     ctx: &mut Ctx<'_>,
     st: &mut RunState,
     wrote_flag: &AtomicBool,
-    input: Result<Vec<u8>, &'static str>,
+    input: Result<(Vec<u8>, Request), &'static str>,
 ) -> (Frame, bool) {
-    let input = match input {
+    let (input, req) = match input {
         Ok(input) => input,
         Err(e) => return (Frame::Error(format!("ERR {e}").into()), true),
     };
-    let mut req = Request::default();
-    larder_protocol::parse_request(&input, &RequestLimits::default(), &mut req)
-        .ok()
-        .flatten()
-        .expect("a request we encoded parses");
-    let argv: Vec<&[u8]> = (0..req.len()).map(|i| req.arg(&input, i)).collect();
+    let argv: Vec<&[u8]> = req.args(&input).collect();
     // Under the debugger, while stepping: the command, and what it gave.
     let stepping = crate::ldb::stepping();
     if stepping {
