@@ -726,7 +726,7 @@ impl Scripting {
     /// SCRIPT LOAD: compiles and caches; returns the sha1.
     pub fn load(&self, body: &[u8]) -> Result<String, CmdError> {
         let mut st = self.lua.lock();
-        st.compile(body).map(|(sha, _, _)| sha)
+        st.compile(body)
     }
 
     /// Scripts in the EVAL cache (0 while a script runs: never waits).
@@ -735,7 +735,7 @@ impl Scripting {
     }
 
     pub fn exists(&self, sha: &[u8]) -> bool {
-        self.lua.lock().scripts.contains_key(&script_key(sha))
+        self.lua.lock().scripts.contains_key(&*script_key(sha))
     }
 
     /// SCRIPT FLUSH: a new VM, as Redis starts one (whatever scripts left
@@ -772,7 +772,7 @@ impl Scripting {
     pub fn declares_no_writes(&self, command: &str, arg: &[u8]) -> bool {
         let declared = match command {
             "eval" => eval_shebang(arg).ok().map(|(d, _)| d),
-            "evalsha" => self.lua.try_lock().and_then(|st| st.scripts.get(&script_key(arg)).map(|(_, _, d)| *d)),
+            "evalsha" => self.lua.try_lock().and_then(|st| st.scripts.get(&*script_key(arg)).map(|(_, _, d)| *d)),
             "fcall" => self
                 .lua
                 .try_lock()
@@ -800,21 +800,22 @@ impl Scripting {
             });
         }
         let mut st = self.lua.lock();
-        let (sha, func, declared) = match script {
-            Ok(body) => st.compile(body)?,
-            Err(sha) => {
-                let sha = script_key(sha);
-                match st.scripts.get(&sha) {
-                    Some((_, f, d)) => (sha, f.clone(), *d),
-                    None => return Err(CmdError::Raw("NOSCRIPT No matching script. Please use EVAL.".into())),
-                }
-            }
+        let sha = match script {
+            Ok(body) => std::borrow::Cow::Owned(st.compile(body)?),
+            Err(sha) => script_key(sha),
         };
+        // Borrowed from the cache, not cloned: each clone of a `Function`
+        // is a registry reference taken and let go.
+        let st = &*st;
+        let Some((_, func, declared)) = st.scripts.get(&*sha) else {
+            return Err(CmdError::Raw("NOSCRIPT No matching script. Please use EVAL.".into()));
+        };
+        let declared = *declared;
         declared.admit(ctx, read_only)?;
         let start =
-            |st: &LuaState| call_runner(&st.lua, &st.run_script, &func, &st.handler, (keys, argv), Pass::Globals);
+            |st: &LuaState| call_runner(&st.lua, &st.run_script, func, &st.handler, (keys, argv), Pass::Globals);
         let (Some(mode), Ok(body)) = (debug, script) else {
-            return self.run(&st, ctx, Origin::Script(&sha), declared.run_state(read_only), start);
+            return self.run(st, ctx, Origin::Script(&sha), declared.run_state(read_only), start);
         };
         // A debugging session (SCRIPT DEBUG): the debugger's hook in place
         // of the usual one for this run; the connection closes after the
@@ -828,7 +829,7 @@ impl Scripting {
         let hooked = unsafe { st.lua.exec_raw::<()>((), |state| crate::ldb::install_hook(state)) };
         let out = hooked
             .map_err(lua_err)
-            .and_then(|()| self.run(&st, ctx, Origin::Script(&sha), declared.run_state(read_only), start));
+            .and_then(|()| self.run(st, ctx, Origin::Script(&sha), declared.run_state(read_only), start));
         drop(session);
         st.install_hook().map_err(lua_err)?;
         ctx.client.lua_debug = None;
@@ -847,7 +848,7 @@ impl Scripting {
         command: Vec<Bytes>,
     ) -> Result<Frame, CmdError> {
         let st = self.lua.lock();
-        let name = String::from_utf8_lossy(name).into_owned();
+        let name = String::from_utf8_lossy(name);
         let Some(f) = st.function(&name) else {
             return Err(CmdError::Err("Function not found".into()));
         };
@@ -857,7 +858,7 @@ impl Scripting {
         let start = |st: &LuaState| {
             call_runner(&st.lua, &st.run_function, callback, &st.handler, (keys, argv), Pass::Arguments)
         };
-        *self.running_fn.lock() = Some((name.clone(), command));
+        *self.running_fn.lock() = Some((name.to_string(), command));
         let out = self.run(&st, ctx, Origin::Function(&name), declared.run_state(ro_command), start);
         *self.running_fn.lock() = None;
         out
@@ -1204,10 +1205,13 @@ impl Default for Scripting {
 }
 
 /// The EVAL cache's key for a sha1 as a client sent it (any case).
-fn script_key(sha: &[u8]) -> String {
+fn script_key(sha: &[u8]) -> std::borrow::Cow<'_, str> {
+    // Clients send the lowercase hex SCRIPT LOAD gave them: that is the
+    // key as it is, with nothing to allocate.
     match std::str::from_utf8(sha) {
-        Ok(s) => s.to_ascii_lowercase(),
-        Err(_) => String::from_utf8_lossy(sha).to_ascii_lowercase(),
+        Ok(s) if !s.bytes().any(|b| b.is_ascii_uppercase()) => std::borrow::Cow::Borrowed(s),
+        Ok(s) => std::borrow::Cow::Owned(s.to_ascii_lowercase()),
+        Err(_) => std::borrow::Cow::Owned(String::from_utf8_lossy(sha).to_ascii_lowercase()),
     }
 }
 
@@ -1434,10 +1438,11 @@ impl LuaState {
     }
 
     /// Compiles `body` (once per distinct body) and returns its sha1.
-    fn compile(&mut self, body: &[u8]) -> Result<(String, Function, Declared), CmdError> {
+    /// Compiles `body` into the cache, unless it is there; its sha1.
+    fn compile(&mut self, body: &[u8]) -> Result<String, CmdError> {
         let sha = sha1_smol::Sha1::from(body).digest().to_string();
-        if let Some((_, f, d)) = self.scripts.get(&sha) {
-            return Ok((sha, f.clone(), *d));
+        if self.scripts.contains_key(&sha) {
+            return Ok(sha);
         }
         // The shebang line stays as an empty line, so line numbers match.
         let (declared, shebang) = eval_shebang(body)?;
@@ -1453,8 +1458,8 @@ impl LuaState {
             }
             other => CmdError::Err(format!("Error compiling script (new function): {other}")),
         })?;
-        self.scripts.insert(sha.clone(), (Bytes::copy_from_slice(body), func.clone(), declared));
-        Ok((sha, func, declared))
+        self.scripts.insert(sha.clone(), (Bytes::copy_from_slice(body), func, declared));
+        Ok(sha)
     }
 }
 
