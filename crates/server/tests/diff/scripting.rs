@@ -28,6 +28,16 @@ fn eval_replies_and_conversions_match_redis() {
         EVAL "return true" 0
         EVAL "return false" 0
         EVAL "return nil" 0
+        EVAL "return" 0
+        EVAL "return 'first', 'second'" 0
+        EVAL "return 7, {1}" 0
+        EVAL "return {1}, 7" 0
+        EVAL "return ''" 0
+        EVAL "return string.char(0, 255, 13, 10)" 0
+        EVAL "return 2^53" 0
+        EVAL "return -0.5" 0
+        EVAL "return redis.call('get', 's')" 0
+        EVAL "return redis.call('get', 'nokey')" 0
         EVAL "return {1,2,{3,'x',nil,4},true,false,3.7,{ok='fine'},{err='inner'}}" 0
         EVAL "return {ok='STATUS'}" 0
         EVAL "return {err='CUSTOM error'}" 0
