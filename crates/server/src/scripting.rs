@@ -242,10 +242,20 @@ real_setmetatable(G, { __index = function(_, k) missing(k) end, __newindex = hid
 hidden.run = function(f, handler) return real_xpcall(f, handler) end
 -- A script runs in an environment of its own, fresh each run (what it
 -- manages to store there does not outlive the run), made here in Lua:
--- each object made from Rust costs a registry reference.
+-- each object made from Rust costs a registry reference. Globals cannot
+-- be assigned, so a run leaves its environment empty unless it rawset
+-- something there; an empty one serves the next run, which then leaves
+-- the collector one table fewer (a fifth of a small script's garbage).
+local real_next, spare_env = next, nil
+local function keep_if_empty(env, ...)
+  if real_next(env) == nil then spare_env = env end
+  return ...
+end
 hidden.run_script = function(f, handler)
-  real_setfenv(f, real_setmetatable({}, hidden.env_meta))
-  return real_xpcall(f, handler)
+  local env = spare_env or real_setmetatable({}, hidden.env_meta)
+  spare_env = nil
+  real_setfenv(f, env)
+  return keep_if_empty(env, real_xpcall(f, handler))
 end
 
 -- Function libraries: `redis` is the load-time API while a library loads

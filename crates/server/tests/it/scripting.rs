@@ -238,6 +238,31 @@ fn getfenv_setfenv_and_loadstring_reach_no_shared_table() {
     assert_eq!(c.call(&["EVAL", "return tostring(1) .. type(redis.call)", "0"]).unwrap(), Frame::bulk("1function"));
 }
 
+/// A script's environment is empty at the start of every run. One its run
+/// left empty serves the next run (a table fewer for the collector each
+/// time); one a script rawset something into does not, so nothing stored
+/// there reaches a later script.
+#[test]
+fn what_a_script_rawsets_into_its_environment_dies_with_the_run() {
+    let s = spawn_server();
+    let mut c = s.raw();
+    let stash = "rawset(getfenv(1), 'left', ARGV[1]) return rawget(getfenv(1), 'left')";
+    let peek = "return tostring(next(getfenv(1)))";
+    assert_eq!(c.call(&["EVAL", stash, "0", "secret"]).unwrap(), Frame::bulk("secret"));
+    assert_eq!(c.call(&["EVAL", peek, "0"]).unwrap(), Frame::bulk("nil"));
+    let undone = "rawset(getfenv(1), 'left', 'x') rawset(getfenv(1), 'left', nil) return 1";
+    assert_eq!(c.call(&["EVAL", undone, "0"]).unwrap(), Frame::Integer(1));
+    assert_eq!(c.call(&["EVAL", peek, "0"]).unwrap(), Frame::bulk("nil"));
+    assert_eq!(c.call(&["EVAL", stash, "0", "again"]).unwrap(), Frame::bulk("again"));
+    let Frame::Bulk(sha) = c.call(&["SCRIPT", "LOAD", peek]).unwrap() else { panic!("a sha") };
+    assert_eq!(c.call(&["EVALSHA", std::str::from_utf8(&sha).unwrap(), "0"]).unwrap(), Frame::bulk("nil"));
+    // The spare is held between runs, so runs that leave it empty, of
+    // any script, see the same table: the reuse itself, which a fresh
+    // table each run (what this replaced) cannot show.
+    let first = c.call(&["EVAL", "return tostring(getfenv(1))", "0"]).unwrap();
+    assert_eq!(c.call(&["EVAL", "local t = tostring(getfenv(1)) return t", "0"]).unwrap(), first);
+}
+
 /// EVAL's KEYS and ARGV live in the globals; a function (another user's,
 /// perhaps) run after it does not find them through `_G`: reading them
 /// is the missing-global error, as in Redis (the differential test
