@@ -1498,8 +1498,8 @@ impl LuaState {
         Ok(name)
     }
 
-    /// Compiles `body` (once per distinct body) and returns its sha1.
-    /// Compiles `body` into the cache, unless it is there; its sha1.
+    /// Compiles `body` into the cache (once per distinct body) and returns
+    /// its sha1.
     fn compile(&mut self, body: &[u8]) -> Result<String, CmdError> {
         let sha = sha1_smol::Sha1::from(body).digest().to_string();
         if self.scripts.contains_key(&sha) {
