@@ -244,7 +244,7 @@ fn script_kill(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 }
 
 fn fcall_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, ro: bool) -> CmdResult {
-    let command: Vec<Bytes> = args.all().iter().map(|a| Bytes::copy_from_slice(a)).collect();
+    let command = args.all();
     let name = args.next_arg()?;
     // FCALL words a bad count its own way (EVAL's is the generic text).
     if args.peek().is_some_and(|n| super::parse_i64(n).is_err()) {
@@ -252,7 +252,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, ro: bool) -> CmdResult {
     }
     let (keys, argv) = split_keys(&mut args)?;
     let shared = ctx.shared;
-    with_declared_keys(ctx, &keys, |ctx| shared.scripting.fcall(ctx, name, &keys, &argv, ro, command))
+    with_declared_keys(ctx, &keys, |ctx| shared.scripting.fcall(ctx, name, &keys, &argv, ro, &command))
 }
 
 /// FCALL function numkeys [key ...] [arg ...]
