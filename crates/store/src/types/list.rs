@@ -67,8 +67,9 @@ struct Quick {
 /// the deque and nothing else. Read from each node's buffer, every count
 /// was a load from another 8 KB allocation, and buffers that all start
 /// at the same offset within a page compete for the same few cache sets:
-/// LINDEX in the middle of a 500,000-element list ran at 0.76x of
-/// Redis's rate, whose quicklist nodes are small structs of their own.
+/// LINDEX in the middle of 500,000 elements of 100 bytes ran at 0.95x of
+/// Redis's rate (7.3x now), whose quicklist nodes are small structs of
+/// their own (BENCHMARKS.md, scripts/collections-bench).
 /// The count changes only through [`QNode::edit`] (or a `sync` after).
 #[derive(Debug, Clone, PartialEq)]
 struct QNode {
