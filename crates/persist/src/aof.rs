@@ -135,21 +135,6 @@ pub fn manifest_name(prefix: &str) -> String {
     format!("{prefix}.manifest")
 }
 
-/// Appends one command as a RESP array of bulk strings.
-pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
-    let mut num = itoa::Buffer::new();
-    out.push(b'*');
-    out.extend_from_slice(num.format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for a in args {
-        out.push(b'$');
-        out.extend_from_slice(num.format(a.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,12 +156,5 @@ mod tests {
         assert_eq!(Manifest::parse("file a seq x type b\n"), Err(ManifestError::Format(1)));
         assert_eq!(Manifest::parse("file a seq 1 type b\nfile b seq 2 type b\n"), Err(ManifestError::TwoBases));
         assert_eq!(Manifest::parse("file a seq 2 type i\nfile b seq 1 type i\n"), Err(ManifestError::Sequence));
-    }
-
-    #[test]
-    fn commands_encode_as_resp_arrays() {
-        let mut out = Vec::new();
-        encode_command(&mut out, &[b"SET", b"k", b""]);
-        assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
     }
 }

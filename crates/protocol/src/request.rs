@@ -76,22 +76,41 @@ impl Request {
     /// the request is what parsing `out` would give, without the parse.
     pub fn begin(n: usize, out: &mut Vec<u8>) -> Request {
         out.clear();
-        out.push(b'*');
-        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        put_header(out, n);
         Request { ranges: Vec::with_capacity(n), inline: Vec::new(), is_inline: false }
     }
 
     /// Appends `arg` to a request [`Request::begin`] started on `out`.
     pub fn push_arg(&mut self, out: &mut Vec<u8>, arg: &[u8]) {
-        out.push(b'$');
-        out.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        let start = out.len();
-        out.extend_from_slice(arg);
-        self.ranges.push((start, out.len()));
-        out.extend_from_slice(b"\r\n");
+        self.ranges.push(put_arg(out, arg));
     }
+}
+
+/// Appends one command as a client sends it: a RESP array of bulk
+/// strings (the AOF, replicas, MIGRATE).
+pub fn encode_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    put_header(out, args.len());
+    for a in args {
+        put_arg(out, a);
+    }
+}
+
+/// A command's array header for `n` arguments.
+fn put_header(out: &mut Vec<u8>, n: usize) {
+    out.push(b'*');
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One argument as a bulk string; where its bytes went.
+fn put_arg(out: &mut Vec<u8>, arg: &[u8]) -> (usize, usize) {
+    out.push(b'$');
+    out.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let start = out.len();
+    out.extend_from_slice(arg);
+    out.extend_from_slice(b"\r\n");
+    (start, start + arg.len())
 }
 
 /// Parses one command from the front of `input` into `req`.
@@ -489,6 +508,13 @@ mod tests {
             proptest::prop_assert_eq!(&built.ranges, &parsed.ranges);
             proptest::prop_assert_eq!(built.args(&out).collect::<Vec<_>>(), args.iter().map(|a| &a[..]).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn commands_encode_as_resp_arrays() {
+        let mut out = b"*1\r\n$4\r\nPING\r\n".to_vec();
+        encode_command(&mut out, &[b"SET", b"k", b""]);
+        assert_eq!(out, b"*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n", "appended");
     }
 
     #[test]

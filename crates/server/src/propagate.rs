@@ -10,7 +10,7 @@
 //! Each consumer owns its thread-local staging (`Staging`), since each
 //! sees every effect.
 
-use larder_persist::aof::encode_command;
+use larder_protocol::encode_command;
 use larder_store::Effect;
 use std::cell::RefCell;
 use std::thread::LocalKey;

@@ -841,7 +841,7 @@ impl Replication {
             return;
         }
         let mut bytes = Vec::new();
-        larder_persist::aof::encode_command(&mut bytes, args);
+        larder_protocol::encode_command(&mut bytes, args);
         self.stream(&mut self.feeds.lock(), &bytes);
     }
 

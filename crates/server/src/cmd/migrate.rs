@@ -13,7 +13,7 @@
 use super::table::{flags::*, CommandSpec, KeySpec};
 use super::{class, eq_ic, Args, CmdResult, Ctx};
 use crate::error::CmdError;
-use larder_persist::aof::encode_command;
+use larder_protocol::encode_command;
 use larder_protocol::Frame;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
