@@ -64,6 +64,11 @@ impl Request {
         (0..self.len()).map(move |i| self.arg(input, i))
     }
 
+    /// The arguments' total length in bytes (CLIENT LIST's `argv-mem`).
+    pub fn args_len(&self) -> usize {
+        self.ranges.iter().map(|(s, e)| e - s).sum()
+    }
+
     fn clear(&mut self) {
         self.ranges.clear();
         self.inline.clear();
@@ -507,6 +512,7 @@ mod tests {
             proptest::prop_assert_eq!(parse_request(&out, &RequestLimits::default(), &mut parsed), Ok(Some(out.len())));
             proptest::prop_assert_eq!(&built.ranges, &parsed.ranges);
             proptest::prop_assert_eq!(built.args(&out).collect::<Vec<_>>(), args.iter().map(|a| &a[..]).collect::<Vec<_>>());
+            proptest::prop_assert_eq!(parsed.args_len(), args.iter().map(Vec::len).sum::<usize>());
         }
     }
 
