@@ -231,12 +231,9 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         client.last_cmd = id;
         client.info.meta.lock().last_cmd.clone_from(&cmd.full_name);
     }
-    if let Some(queue) = client.multi.as_mut() {
-        if !spec.has(flags::TX_CONTROL) {
-            queue.push((req.clone(), input.to_vec()));
-            client.publish_multi();
-            return Frame::simple("QUEUED");
-        }
+    if client.multi.is_some() && !spec.has(flags::TX_CONTROL) {
+        client.queue(req, input);
+        return Frame::simple("QUEUED");
     }
     let handler = spec.handler.expect("table test: every leaf has a handler");
     // Nothing runs while EXEC does; EXEC's own queue already holds the lock.
@@ -459,7 +456,7 @@ pub fn log_denial(shared: &Shared, client: &Client, d: &crate::acl::Denial, cont
         crate::acl::Denied::Key => "key",
         crate::acl::Denied::Channel => "channel",
     };
-    let info = crate::cmd::connection::client_line(&client.info, shared.uptime_ms(), &[]);
+    let info = crate::cmd::connection::client_line(client, shared.uptime_ms(), 0);
     shared.acl.log(
         reason,
         context,

@@ -120,8 +120,9 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("connected_clients:{}", shared.clients.count());
             field!("cluster_connections:0");
             field!("maxclients:{}", cfg.maxclients);
-            field!("client_recent_max_input_buffer:0");
-            field!("client_recent_max_output_buffer:0");
+            let (input, output) = shared.clients.buffers.recent_max();
+            field!("client_recent_max_input_buffer:{input}");
+            field!("client_recent_max_output_buffer:{output}");
             let (blocked, keys, timed) = shared.blocking.stats();
             field!("blocked_clients:{}", blocked + shared.pause.held());
             field!("tracking_clients:{}", shared.tracking.stats().0);
@@ -254,6 +255,8 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("tracking_total_keys:{keys}");
             field!("tracking_total_items:{items}");
             field!("tracking_total_prefixes:{prefixes}");
+            field!("reply_buffer_shrinks:{}", st.reply_buffer_shrinks.load(Relaxed));
+            field!("reply_buffer_expands:{}", st.reply_buffer_expands.load(Relaxed));
         }
         "replication" => {
             out.push_str("# Replication\r\n");

@@ -472,16 +472,10 @@ fn refusal(config: &Config, open: bool, connected: usize, peer: &Peer) -> Option
 /// Redis's serverCron, reduced to what exists: active expiry `hz` times a
 /// second, the memory reading and background eviction, and closing
 /// clients idle longer than `timeout`.
-/// A connection idle this long gives its buffers back (see connection.rs).
-const IDLE_SHRINK_MS: u64 = 2000;
-/// What an idle connection holds once it has: its state and nothing else.
-/// Above this it still has buffers to give back.
-const IDLE_MEM: u64 = 8 * 1024;
-
 async fn cron(shared: Arc<Shared>) {
     /// Keys one shard may expire per tick, so no lock is held for long.
     const EXPIRE_BUDGET: usize = 200;
-    let mut last_timeout_check = Instant::now();
+    let mut last_second = Instant::now();
     loop {
         let hz = shared.config.read().hz.max(1);
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
@@ -510,8 +504,10 @@ async fn cron(shared: Arc<Shared>) {
                 shared.memory.enforce_in_background(&shared.keyspace, shared.clock.now_ms());
             }
         }
-        if last_timeout_check.elapsed() >= Duration::from_secs(1) {
-            last_timeout_check = Instant::now();
+        let timeout = shared.config.read().timeout;
+        shared.clients.tick(shared.uptime_ms(), timeout);
+        if last_second.elapsed() >= Duration::from_secs(1) {
+            last_second = Instant::now();
             // A save's or rewrite's cut begins under the world lock, as
             // BGSAVE's and PSYNC's do: never inside an EXEC or a script,
             // whose writes it would split (a busy moment waits a second).
@@ -525,19 +521,6 @@ async fn cron(shared: Arc<Shared>) {
             for id in shared.replication.timed_out(shared.clock.now_ms(), repl_timeout) {
                 tracing::warn!("Disconnecting timedout replica (client id {id})");
                 shared.clients.kill(id);
-            }
-            let timeout = shared.config.read().timeout;
-            let now = shared.uptime_ms();
-            for c in shared.clients.all() {
-                let idle = now.saturating_sub(c.last_interaction.load(Relaxed));
-                if timeout > 0 && idle > timeout * 1000 {
-                    tracing::debug!(client = c.id, "closing idle client");
-                    c.kill();
-                } else if idle >= IDLE_SHRINK_MS && c.mem.load(Relaxed) > IDLE_MEM {
-                    // Idle two seconds or more, as Redis frees an idle
-                    // client's query buffer: its buffers go back.
-                    c.ask_shrink();
-                }
             }
         }
         shared.cron_loops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

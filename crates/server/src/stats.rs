@@ -56,6 +56,10 @@ pub struct Stats {
     pub total_net_input_bytes: Counter,
     pub total_net_output_bytes: Counter,
     pub total_error_replies: AtomicU64,
+    /// Reply buffers the cron trimmed, and batches whose replies grew
+    /// their buffer (INFO `reply_buffer_shrinks`, `reply_buffer_expands`).
+    pub reply_buffer_shrinks: AtomicU64,
+    pub reply_buffer_expands: AtomicU64,
     /// Highest jemalloc `allocated` seen by INFO memory.
     pub used_memory_peak: AtomicU64,
     /// errorstats: replies per error code ("ERR", "WRONGTYPE"…).
@@ -78,7 +82,13 @@ impl Stats {
 
     /// CONFIG RESETSTAT.
     pub fn reset(&self) {
-        for c in [&self.total_connections_received, &self.rejected_connections, &self.total_error_replies] {
+        for c in [
+            &self.total_connections_received,
+            &self.rejected_connections,
+            &self.total_error_replies,
+            &self.reply_buffer_shrinks,
+            &self.reply_buffer_expands,
+        ] {
             c.store(0, Relaxed);
         }
         for c in [

@@ -212,7 +212,7 @@ fn reset(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 /// logged to ACL LOG, as Redis does.
 fn check_credentials(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<Arc<crate::acl::User>, CmdError> {
     ctx.shared.acl.authenticate(user, pass).ok_or_else(|| {
-        let info = client_line(&ctx.client.info, ctx.shared.uptime_ms(), &[]);
+        let info = client_line(ctx.client, ctx.shared.uptime_ms(), 0);
         let name = String::from_utf8_lossy(user).into_owned();
         ctx.shared.acl.log(
             "auth",
@@ -318,21 +318,38 @@ fn client_getname(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     Ok(ctx.client.info.meta.lock().name.clone().map(Frame::Bulk).unwrap_or(Frame::Null))
 }
 
-/// One line of CLIENT LIST / CLIENT INFO, with Redis 7.2's fields. Buffer
-/// sizes Larder does not track per client (all but `qbuf`) are reported
-/// as 0.
-pub(crate) fn client_line(c: &ClientInfo, uptime_ms: u64, blocked: &[u64]) -> String {
-    client_line_of(c, uptime_ms, blocked, "normal")
+/// The running client's own line of CLIENT INFO (and of ACL LOG's
+/// `client-info`): `argv` is the running command's arguments' bytes.
+pub(crate) fn client_line(client: &crate::conn::client::Client, uptime_ms: u64, argv: u64) -> String {
+    client_line_of(&client.info, &client.outbox, uptime_ms, &[], "normal", Some(argv))
 }
 
-/// [`client_line`] for a client of type `kind` (flags S and M).
-fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -> String {
+/// One line of CLIENT LIST / CLIENT INFO, with Redis 7.2's fields, for a
+/// client of type `kind` (flags S and M). `argv` is given for the client
+/// running the command; another shows the arguments of a command it
+/// waits to run (blocked or paused), else 0, as in Redis.
+///
+/// The buffers are Larder's, which are not Redis's: `qbuf`/`qbuf-free`
+/// are the query buffer's use and room; `rbs` the reply buffer's size
+/// and `rbp` the most one batch of replies took of it lately; `obl` the
+/// reply bytes a write still waits to send; `oll` and `omem` the messages
+/// (pub/sub, invalidations, MONITOR) queued for the client in one buffer,
+/// so `oll` is 1 while it holds any.
+fn client_line_of(
+    c: &ClientInfo,
+    outbox: &crate::pubsub::Outbox,
+    uptime_ms: u64,
+    blocked: &[u64],
+    kind: &str,
+    argv: Option<u64>,
+) -> String {
     let m = c.meta.lock().clone();
     let s = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
     let idle = uptime_ms.saturating_sub(c.last_interaction.load(Relaxed)) / 1000;
     let multi = c.multi.load(Relaxed);
     let subs = c.subs.each_ref().map(|n| n.load(Relaxed));
     let redir = c.redir.load(Relaxed);
+    let (obl, omem) = (c.obl.load(Relaxed), outbox.queued());
     // Redis's order: O or S, M, P, x, b, t, B, e, then T.
     let mut flags = String::new();
     match kind {
@@ -369,7 +386,7 @@ fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}\n",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events={} cmd={} user={} redir={} resp={} lib-name={} lib-ver={}\n",
         c.id,
         c.addr,
         c.laddr,
@@ -385,7 +402,16 @@ fn client_line_of(c: &ClientInfo, uptime_ms: u64, blocked: &[u64], kind: &str) -
         multi,
         c.qbuf.load(Relaxed),
         c.qbuf_free.load(Relaxed),
+        argv.unwrap_or_else(|| c.argv_mem.load(Relaxed)),
+        c.multi_mem.load(Relaxed),
+        c.rbs.load(Relaxed),
+        c.rbp.load(Relaxed),
+        obl,
+        (omem > 0) as u8,
+        omem,
         c.mem.load(Relaxed),
+        // Readable always; writable while replies wait on the socket.
+        if obl > 0 || omem > 0 { "rw" } else { "r" },
         m.last_cmd,
         m.user,
         redir,
@@ -435,6 +461,7 @@ fn client_type_arg(t: &[u8]) -> Result<&'static str, CmdError> {
 
 /// CLIENT LIST [TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID client-id ...]
 fn client_list(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
+    let argv = args.request_len();
     let mut ids: Option<Vec<u64>> = None;
     let mut kind = None;
     while let Some(a) = args.next() {
@@ -458,20 +485,24 @@ fn client_list(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let uptime = ctx.shared.uptime_ms();
     let blocked = ctx.shared.blocking.blocked_clients();
     let types = ClientTypes::now(ctx.shared);
+    let me = ctx.client.info.id;
     let text: String = ctx
         .shared
         .clients
-        .all()
+        .all_with_outboxes()
         .iter()
-        .filter(|c| kind.is_none_or(|k| k == types.of(c.id)) && ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
-        .map(|c| client_line_of(c, uptime, &blocked, types.of(c.id)))
+        .filter(|(c, _)| kind.is_none_or(|k| k == types.of(c.id)) && ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
+        .map(|(c, outbox)| {
+            let own = (c.id == me).then_some(argv);
+            client_line_of(c, outbox, uptime, &blocked, types.of(c.id), own)
+        })
         .collect();
     Ok(verbatim(text))
 }
 
 /// CLIENT INFO
-fn client_info(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
-    Ok(verbatim(client_line(&ctx.client.info, ctx.shared.uptime_ms(), &[])))
+fn client_info(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    Ok(verbatim(client_line(ctx.client, ctx.shared.uptime_ms(), args.request_len())))
 }
 
 /// Which clients a CLIENT KILL filter selects.

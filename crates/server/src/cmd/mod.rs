@@ -155,6 +155,12 @@ impl<'a> Args<'a> {
         Args { req, input, pos }
     }
 
+    /// The whole command's arguments' bytes, its name included (the
+    /// running client's `argv-mem`).
+    pub fn request_len(&self) -> u64 {
+        self.req.args_len() as u64
+    }
+
     /// All arguments, including the command name.
     pub fn len(&self) -> usize {
         self.req.len()

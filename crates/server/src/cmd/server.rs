@@ -726,7 +726,7 @@ fn time(_ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     Ok(Frame::Array(vec![Frame::bulk(now.as_secs().to_string()), Frame::bulk(now.subsec_micros().to_string())]))
 }
 
-/// DEBUG SLEEP seconds | OBJECT key | SET-ACTIVE-EXPIRE 0|1 | HELP
+/// DEBUG SLEEP seconds | OBJECT key | SET-ACTIVE-EXPIRE 0|1 | REPLYBUFFER … | HELP
 /// Redis's allowProtectedAction: `option` (enable-debug-command,
 /// enable-module-command or enable-protected-configs) is `yes`, or
 /// `local` and the client is on this host.
@@ -771,6 +771,31 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if eq_ic(sub, "pause-cron") {
         let v = args.next_arg()?;
         ctx.shared.cron_paused.store(v != b"0", Relaxed);
+        return Ok(Frame::ok());
+    }
+    if eq_ic(sub, "replybuffer") {
+        // DEBUG REPLYBUFFER PEAK-RESET-TIME <ms|never|reset> | RESIZING <0|1>
+        let wrong = || super::subcommand_syntax(&String::from_utf8_lossy(sub), "DEBUG");
+        if args.remaining() != 2 {
+            return Err(wrong());
+        }
+        let (what, v) = (args.next_arg()?, args.next_arg()?);
+        let w = &ctx.shared.clients.buffers;
+        if eq_ic(what, "peak-reset-time") {
+            let ms = if eq_ic(v, "never") {
+                -1
+            } else if eq_ic(v, "reset") {
+                crate::conn::client::PEAK_RESET_MS
+            } else {
+                super::parse_i64(v)?
+            };
+            w.peak_reset_ms.store(ms, Relaxed);
+        } else if eq_ic(what, "resizing") {
+            // atoi, as Redis reads it: anything but a non-zero number is off.
+            w.resizing.store(super::parse_i64(v).unwrap_or(0) != 0, Relaxed);
+        } else {
+            return Err(wrong());
+        }
         return Ok(Frame::ok());
     }
     if eq_ic(sub, "set-disable-deny-scripts") {
@@ -882,6 +907,12 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                 "    Accepted for compatibility: Larder's lists have no separately packed nodes.",
                 "RELOAD [option ...]",
                 "    Save the RDB on disk and reload it back to memory. Options: MERGE, NOFLUSH, NOSAVE.",
+                "REPLYBUFFER PEAK-RESET-TIME <NEVER||RESET|time>",
+                "    Sets the time (in milliseconds) to wait between client reply buffer peak resets.",
+                "    In case NEVER is provided the last observed peak will never be reset.",
+                "    In case RESET is provided the peak reset time will be restored to the default value.",
+                "REPLYBUFFER RESIZING <0|1>",
+                "    Enable or disable the reply buffer resize cron job.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not accessed.",
                 "SLEEP <seconds>",

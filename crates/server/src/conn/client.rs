@@ -8,10 +8,12 @@ use hashbrown::HashMap;
 use larder_protocol::Proto;
 use parking_lot::Mutex;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
+
+use super::connection::{QUERY_TRIM_ABOVE, REPLY_MIN};
 
 /// Where a connection comes from, or arrives at: a TCP address, or the
 /// path of the Unix socket (`unixsocket`).
@@ -84,6 +86,25 @@ pub struct ClientInfo {
     pub qbuf: AtomicU64,
     /// Room left in the query buffer after the last batch (`qbuf-free`).
     pub qbuf_free: AtomicU64,
+    /// The most the query buffer held at once since the cron last looked
+    /// (Redis's `querybuf_peak`): the cron trims a buffer twice that.
+    pub qbuf_peak: AtomicU64,
+    /// The reply buffer's size (`rbs`), and the most one batch's replies
+    /// took of it since the peak was last reset (`rbp`, reset every
+    /// `DEBUG REPLYBUFFER PEAK-RESET-TIME`, at `rbp_reset_at`): the cron
+    /// shrinks a buffer more than twice its peak, as Redis does.
+    pub rbs: AtomicU64,
+    pub rbp: AtomicU64,
+    pub rbp_reset_at: AtomicU64,
+    /// Reply bytes waiting for the socket (`obl`): non-zero only while a
+    /// write is stuck on a client that does not read.
+    pub obl: AtomicU64,
+    /// The arguments' bytes of a command waiting to run again (`argv-mem`
+    /// of a blocked or paused client; see connection.rs).
+    pub argv_mem: AtomicU64,
+    /// The queued MULTI commands' arguments, with a pointer's worth per
+    /// argument (Redis's `multi-mem`).
+    pub multi_mem: AtomicU64,
     pub multi: AtomicI64,
     pub subs: [AtomicU64; 3],
     pub monitor: AtomicBool,
@@ -98,9 +119,9 @@ pub struct ClientInfo {
     /// CLIENT NO-TOUCH (Redis 7.2): the client's commands leave the keys'
     /// access clocks as they were, except TOUCH.
     pub no_touch: AtomicBool,
-    /// Set by the cron for a connection idle a while: it releases its
-    /// empty buffers at its next wake-up.
-    shrink: AtomicBool,
+    /// Set by the cron ([`Shrink`] bits): the connection releases or
+    /// trims its buffers at its next wake-up.
+    shrink: AtomicU8,
     /// Counted against `maxmemory-clients` and so a candidate to
     /// disconnect: set by the connection's own task (a normal or pub/sub
     /// client without NO-EVICT); never for a replica or the primary's
@@ -151,7 +172,7 @@ impl ClientInfo {
     /// Registers the connection task for wake-ups, then reads `ready`:
     /// the flag is read after registering, so a signal set in between is
     /// never missed.
-    pub fn poll_signal(&self, cx: &mut Context<'_>, ready: impl Fn() -> bool) -> Poll<()> {
+    pub fn poll_signal(&self, cx: &mut Context<'_>, mut ready: impl FnMut() -> bool) -> Poll<()> {
         self.waker.register(cx.waker());
         if ready() {
             Poll::Ready(())
@@ -170,17 +191,51 @@ impl ClientInfo {
         std::future::poll_fn(|cx| self.poll_signal(cx, || self.is_killed())).await
     }
 
-    /// Asks an idle connection to release its buffers.
-    pub fn ask_shrink(&self) {
-        self.shrink.store(true, Ordering::Relaxed);
+    /// Asks the connection to release or trim its buffers ([`Shrink`]).
+    pub fn ask_shrink(&self, why: u8) {
+        self.shrink.fetch_or(why, Ordering::Relaxed);
         self.waker.wake();
     }
 
-    /// Completes (taking the request) once the cron asked the connection
-    /// to release its buffers. Only the connection's own task waits.
-    pub async fn shrink_asked(&self) {
-        std::future::poll_fn(|cx| self.poll_signal(cx, || self.shrink.swap(false, Ordering::Relaxed))).await
+    /// Completes once the cron asked the connection to release or trim
+    /// its buffers, with the [`Shrink`] bits it asked for (taking them).
+    /// Only the connection's own task waits.
+    pub async fn shrink_asked(&self) -> u8 {
+        let mut why = 0;
+        std::future::poll_fn(|cx| {
+            self.poll_signal(cx, || {
+                why = self.shrink.swap(0, Ordering::Relaxed);
+                why != 0
+            })
+        })
+        .await;
+        why
     }
+
+    /// Publishes a figure that only grows between the cron's resets (a
+    /// peak): a load and, rarely, a store, where `fetch_max` would be a
+    /// locked instruction on every batch. A reset racing it is harmless.
+    pub fn raise(peak: &AtomicU64, seen: u64) {
+        if seen > peak.load(Ordering::Relaxed) {
+            peak.store(seen, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Why the cron asks a connection to shrink its buffers (bits).
+pub struct Shrink;
+
+impl Shrink {
+    /// Idle two seconds or more: release both buffers while empty, as
+    /// Redis frees an idle client's query buffer.
+    pub const IDLE: u8 = 1;
+    /// The query buffer is more than twice what it held at most lately,
+    /// and past 32 KB: trim it to that peak (Redis's
+    /// `clientsCronResizeQueryBuffer`).
+    pub const QUERY: u8 = 2;
+    /// The reply buffer is more than twice its peak and at least 2 KB:
+    /// trim it to the peak, 1 KB at least (`clientsCronResizeOutputBuffer`).
+    pub const REPLY: u8 = 4;
 }
 
 /// The connection's own state.
@@ -336,10 +391,26 @@ impl Client {
         self.info.monitor.load(Ordering::Relaxed)
     }
 
-    /// Shows the MULTI queue's length (or -1) in CLIENT LIST.
+    /// Shows the MULTI queue's length (or -1) in CLIENT LIST, and its
+    /// memory as 0 when there is no queue (see [`Client::queue`]).
     pub fn publish_multi(&self) {
         let n = self.multi.as_ref().map_or(-1, |q| q.len() as i64);
         self.info.multi.store(n, Ordering::Relaxed);
+        if self.multi.is_none() {
+            self.info.multi_mem.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues a command in MULTI (the caller checked there is a queue) and
+    /// shows the queue in CLIENT LIST: `multi-mem` grows by the command's
+    /// arguments and a pointer for each, as Redis counts them.
+    pub fn queue(&mut self, req: &larder_protocol::Request, input: &[u8]) {
+        if let Some(queue) = self.multi.as_mut() {
+            queue.push((req.clone(), input.to_vec()));
+            let mem = &self.info.multi_mem;
+            mem.store(mem.load(Ordering::Relaxed) + (req.args_len() + 8 * req.len()) as u64, Ordering::Relaxed);
+        }
+        self.publish_multi();
     }
 
     /// Shows the subscription counts in CLIENT LIST.
@@ -373,7 +444,10 @@ impl Client {
 }
 
 /// A connected client as others see it: its info and its outbox.
-type Registered = (Arc<ClientInfo>, Arc<crate::pubsub::Outbox>);
+pub type Registered = (Arc<ClientInfo>, Arc<crate::pubsub::Outbox>);
+
+/// A connection idle this long gives its buffers back (see connection.rs).
+const IDLE_SHRINK_MS: u64 = 2000;
 
 /// Every connected client, by id.
 #[derive(Default)]
@@ -389,6 +463,51 @@ pub struct Clients {
     mem_limit: AtomicU64,
     evicted: AtomicU64,
     evicting: Mutex<()>,
+    pub buffers: BufferWatch,
+}
+
+/// How the cron watches the connections' buffers: DEBUG REPLYBUFFER's
+/// two settings, and the largest buffers of the last eight seconds.
+pub struct BufferWatch {
+    /// PEAK-RESET-TIME, milliseconds (-1: never): how often a reply
+    /// buffer's peak starts again from what the buffer holds.
+    pub peak_reset_ms: AtomicI64,
+    /// RESIZING: whether the cron trims reply buffers.
+    pub resizing: AtomicBool,
+    recent: Mutex<RecentPeaks>,
+}
+
+/// PEAK-RESET-TIME's default (Redis's `REPLY_BUFFER_DEFAULT_PEAK_RESET_TIME`).
+pub const PEAK_RESET_MS: i64 = 5000;
+
+impl Default for BufferWatch {
+    fn default() -> BufferWatch {
+        BufferWatch {
+            peak_reset_ms: AtomicI64::new(PEAK_RESET_MS),
+            resizing: AtomicBool::new(true),
+            recent: Mutex::default(),
+        }
+    }
+}
+
+/// The largest input and output buffer of any client in each of the
+/// last [`RECENT_SECONDS`] seconds (by uptime), as Redis keeps them for
+/// INFO's `client_recent_max_input_buffer` and `..._output_buffer`.
+#[derive(Default)]
+struct RecentPeaks {
+    second: u64,
+    input: [u64; RECENT_SECONDS],
+    output: [u64; RECENT_SECONDS],
+}
+
+const RECENT_SECONDS: usize = 8;
+
+impl BufferWatch {
+    /// The largest input and output buffers of the last eight seconds.
+    pub fn recent_max(&self) -> (u64, u64) {
+        let r = self.recent.lock();
+        (r.input.iter().copied().max().unwrap_or(0), r.output.iter().copied().max().unwrap_or(0))
+    }
 }
 
 impl Clients {
@@ -485,6 +604,13 @@ impl Clients {
             killed: AtomicBool::new(false),
             qbuf: AtomicU64::new(0),
             qbuf_free: AtomicU64::new(0),
+            qbuf_peak: AtomicU64::new(0),
+            rbs: AtomicU64::new(0),
+            rbp: AtomicU64::new(0),
+            rbp_reset_at: AtomicU64::new(now_ms),
+            obl: AtomicU64::new(0),
+            argv_mem: AtomicU64::new(0),
+            multi_mem: AtomicU64::new(0),
             multi: AtomicI64::new(-1),
             subs: Default::default(),
             monitor: AtomicBool::new(false),
@@ -494,12 +620,85 @@ impl Clients {
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
             evictable: AtomicBool::new(false),
-            shrink: AtomicBool::new(false),
+            shrink: AtomicU8::new(0),
             waker: AtomicWaker::new(),
         });
         let outbox = Arc::new(crate::pubsub::Outbox::new(info.clone(), Proto::Resp2));
         self.map.lock().insert(id, (info.clone(), outbox.clone()));
         (info, outbox)
+    }
+
+    /// The cron's pass over the connections (Redis's `clientsCron`),
+    /// `now_ms` being the uptime: closes those idle longer than
+    /// `timeout_secs` (0: never), asks for buffers to be released or
+    /// trimmed ([`Shrink`]), starts the buffer peaks again, and keeps the
+    /// last seconds' largest buffers. Reads only what the connections
+    /// published, and wakes only those it asks something of.
+    pub fn tick(&self, now_ms: u64, timeout_secs: u64) {
+        let w = &self.buffers;
+        let (reset_ms, resizing) = (w.peak_reset_ms.load(Ordering::Relaxed), w.resizing.load(Ordering::Relaxed));
+        let slot = (now_ms / 1000) as usize % RECENT_SECONDS;
+        let (mut max_in, mut max_out) = (0, 0);
+        // Off the registry's lock: asking and killing wake tasks, and an
+        // outbox's figure takes its own lock.
+        for (c, outbox) in &self.all_with_outboxes() {
+            let idle = now_ms.saturating_sub(c.last_interaction.load(Ordering::Relaxed));
+            if timeout_secs > 0 && idle > timeout_secs * 1000 {
+                tracing::debug!(client = c.id, "closing idle client");
+                c.kill();
+                continue;
+            }
+            let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            let (qbuf, qbuf_free, rbs, rbp) = (load(&c.qbuf), load(&c.qbuf_free), load(&c.rbs), load(&c.rbp));
+            let mut why = 0;
+            if idle >= IDLE_SHRINK_MS {
+                // Only what an empty buffer holds can go (a buffer with a
+                // partial command in it, or a write stuck on the socket,
+                // stays), so ask only while there is some.
+                if (qbuf == 0 && qbuf_free > 0) || (rbs > 0 && load(&c.obl) == 0) {
+                    why |= Shrink::IDLE;
+                }
+            } else if qbuf == 0 && qbuf_free > QUERY_TRIM_ABOVE && qbuf_free / 2 > load(&c.qbuf_peak) {
+                // Only between commands: a buffer a large argument is
+                // still arriving in keeps growing (Redis keeps room for
+                // the bulk it reads).
+                why |= Shrink::QUERY;
+            }
+            c.qbuf_peak.store(qbuf, Ordering::Relaxed);
+            if resizing && rbs / 2 >= REPLY_MIN && rbp < rbs / 2 {
+                why |= Shrink::REPLY;
+            }
+            if reset_ms >= 0 && now_ms.saturating_sub(load(&c.rbp_reset_at)) >= reset_ms as u64 {
+                c.rbp.store(load(&c.obl), Ordering::Relaxed);
+                c.rbp_reset_at.store(now_ms, Ordering::Relaxed);
+            }
+            if why != 0 {
+                c.ask_shrink(why);
+            }
+            max_in = max_in.max(qbuf + qbuf_free + load(&c.argv_mem));
+            max_out = max_out.max(outbox.queued() as u64);
+        }
+        let mut r = w.recent.lock();
+        let second = now_ms / 1000;
+        if second != r.second {
+            // Seconds no pass saw (a paused cron) held nothing.
+            for s in 1..=second.saturating_sub(r.second).min(RECENT_SECONDS as u64) {
+                let i = (r.second + s) as usize % RECENT_SECONDS;
+                r.input[i] = 0;
+                r.output[i] = 0;
+            }
+            r.second = second;
+        }
+        r.input[slot] = r.input[slot].max(max_in);
+        r.output[slot] = r.output[slot].max(max_out);
+    }
+
+    /// Every connected client with its outbox, by id (CLIENT LIST's
+    /// `oll` and `omem` are the outbox's).
+    pub fn all_with_outboxes(&self) -> Vec<Registered> {
+        let mut v: Vec<_> = self.map.lock().values().cloned().collect();
+        v.sort_by_key(|(c, _)| c.id);
+        v
     }
 
     /// The outbox of a connected client.
@@ -528,8 +727,6 @@ impl Clients {
 
     /// A snapshot, ordered by id as CLIENT LIST prints them.
     pub fn all(&self) -> Vec<Arc<ClientInfo>> {
-        let mut v: Vec<_> = self.map.lock().values().map(|(c, _)| c.clone()).collect();
-        v.sort_by_key(|c| c.id);
-        v
+        self.all_with_outboxes().into_iter().map(|(c, _)| c).collect()
     }
 }

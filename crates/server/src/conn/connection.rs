@@ -5,9 +5,11 @@
 //!
 //! A malformed frame gets Redis's protocol error and the connection closes;
 //! a bad command only gets an error reply. Buffers are reused across
-//! batches and shrunk after an unusually large request.
+//! batches, released after an unusually large request, and trimmed or
+//! released when the cron asks (`shrink`: the connection owns its
+//! buffers, so the cron only reads what it publishes and asks).
 
-use crate::conn::client::{Client, Peer};
+use crate::conn::client::{Client, ClientInfo, Peer, Shrink};
 use crate::dispatch::dispatch;
 use crate::Shared;
 use bytes::{Buf, BytesMut};
@@ -43,6 +45,11 @@ const READ_CHUNK: usize = 16 * 1024;
 const OUT_FLUSH_AT: usize = 1024 * 1024;
 /// Buffers that grew past this are released once empty.
 const SHRINK_ABOVE: usize = 1024 * 1024;
+/// The cron trims a query buffer only past this (Redis's
+/// `PROTO_RESIZE_THRESHOLD`), and a reply buffer never below this
+/// (`PROTO_REPLY_MIN_BYTES`).
+pub const QUERY_TRIM_ABOVE: u64 = 32 * 1024;
+pub const REPLY_MIN: u64 = 1024;
 /// A connection's own state beyond its buffers (the client, its info, its
 /// outbox, the task), for its memory figure.
 const CLIENT_BASE: usize = std::mem::size_of::<Client>() + 1024;
@@ -59,8 +66,11 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut req = Request::default();
+    // A new reply buffer counts as used to the full until its first peak
+    // reset, as in Redis, so a short-lived connection is never trimmed.
+    info.rbp.store(out.capacity() as u64, Relaxed);
     // Bytes this connection counts against maxmemory-clients.
-    let mut counted = 0;
+    let mut counted = publish_footprint(&shared, &client, &outbox, &inbuf, &out, 0);
 
     'conn: loop {
         make_room(&mut inbuf);
@@ -81,16 +91,12 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
                 }
                 continue;
             }
-            // Idle for a while (the cron asks): give the buffers back, as
-            // Redis frees an idle client's query buffer, so thousands of
-            // idle connections do not hold 32 KB each of maxmemory.
-            _ = info.shrink_asked() => {
-                if inbuf.is_empty() {
-                    inbuf = BytesMut::new();
-                }
-                if out.is_empty() {
-                    out = BytesMut::new();
-                }
+            // The cron asks: idle a while, give the buffers back, as Redis
+            // frees an idle client's query buffer, so thousands of idle
+            // connections do not hold 32 KB each of maxmemory; or trim a
+            // buffer to what it held at most lately.
+            why = info.shrink_asked() => {
+                shrink(&shared, &info, why, &mut inbuf, &mut out);
                 counted = publish_footprint(&shared, &client, &outbox, &inbuf, &out, counted);
                 continue;
             }
@@ -111,7 +117,10 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
         let mut pos = 0;
         let mut processed = 0u64;
         let mut close = false;
+        let reply_room = out.capacity();
         info.qbuf.store(inbuf.len() as u64, Relaxed);
+        info.qbuf_free.store((inbuf.capacity() - inbuf.len()) as u64, Relaxed);
+        ClientInfo::raise(&info.qbuf_peak, inbuf.len() as u64);
         loop {
             match parse_request(&inbuf[pos..], &limits, &mut req) {
                 Ok(None) => break,
@@ -129,7 +138,12 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
                                 req: &req,
                                 at: pos..pos + n,
                             };
-                            if !parked.wait_unpaused().await || !parked.wait_blocked().await {
+                            // Its arguments stay in the query buffer while it
+                            // waits: CLIENT LIST shows them as `argv-mem`.
+                            info.argv_mem.store(req.args_len() as u64, Relaxed);
+                            let go_on = parked.wait_unpaused().await && parked.wait_blocked().await;
+                            info.argv_mem.store(0, Relaxed);
+                            if !go_on {
                                 break 'conn;
                             }
                         }
@@ -139,7 +153,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
                         close = true;
                         break;
                     }
-                    if out.len() >= OUT_FLUSH_AT && write_out(&shared, &mut stream, &mut out).await.is_err() {
+                    if out.len() >= OUT_FLUSH_AT && write_out(&shared, &mut stream, &mut out, &info).await.is_err() {
                         break 'conn;
                     }
                 }
@@ -152,6 +166,15 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
             }
         }
         inbuf.advance(pos);
+        if inbuf.is_empty() {
+            // Back to the start of its allocation (no copy: it is empty),
+            // so the next read has all of it and `qbuf-free` says so.
+            // Asking for one byte more than the room it shows is what
+            // makes `try_reclaim` look at the consumed front at all (it
+            // returns at once when the room suffices); it never allocates,
+            // so a released buffer stays released.
+            let _ = inbuf.try_reclaim(inbuf.capacity() + 1);
+        }
         info.qbuf.store(inbuf.len() as u64, Relaxed);
         // What the batch freed or took is published before this task can
         // move to another thread (at the write below), so a command from
@@ -180,12 +203,16 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
             BackOfQueue(false).await;
         }
         if !out.is_empty() {
+            ClientInfo::raise(&info.rbp, out.len() as u64);
+            if out.capacity() > reply_room {
+                shared.stats.reply_buffer_expands.fetch_add(1, Relaxed);
+            }
             // A client others write to must stay killable by the output
             // buffer limit while its own write is stuck.
             let written = if client.outbox.subscribed() || client.tracking.is_some() || client.monitoring() {
                 write_out_or_killed(&shared, &mut stream, &mut out, &info).await
             } else {
-                write_out(&shared, &mut stream, &mut out).await
+                write_out(&shared, &mut stream, &mut out, &info).await
             };
             if written.is_err() {
                 break;
@@ -239,6 +266,36 @@ fn make_room(inbuf: &mut BytesMut) {
     }
 }
 
+/// Does what the cron asked ([`Shrink`] bits), by the connection's own
+/// view of its buffers, which may have moved since the cron looked:
+/// an idle connection releases its empty buffers; an empty query buffer
+/// is trimmed to what it held at most lately (not below one read's
+/// chunk, which the next read would take back); an empty reply buffer
+/// to its peak, 1 KB at least.
+fn shrink(shared: &Shared, info: &ClientInfo, why: u8, inbuf: &mut BytesMut, out: &mut BytesMut) {
+    if why & Shrink::IDLE != 0 {
+        if inbuf.is_empty() {
+            *inbuf = BytesMut::new();
+        }
+        if out.is_empty() {
+            *out = BytesMut::new();
+        }
+    }
+    if why & Shrink::QUERY != 0 && inbuf.is_empty() {
+        let keep = (info.qbuf_peak.load(Relaxed) as usize).max(READ_CHUNK);
+        if inbuf.capacity() as u64 > QUERY_TRIM_ABOVE && keep < inbuf.capacity() {
+            *inbuf = BytesMut::with_capacity(keep);
+        }
+    }
+    if why & Shrink::REPLY != 0 && out.is_empty() {
+        let keep = (info.rbp.load(Relaxed) + 1).max(REPLY_MIN) as usize;
+        if keep < out.capacity() {
+            *out = BytesMut::with_capacity(keep);
+            shared.stats.reply_buffer_shrinks.fetch_add(1, Relaxed);
+        }
+    }
+}
+
 /// Publishes what this connection holds, for CLIENT LIST (`tot-mem`,
 /// `qbuf-free`) and client eviction (maxmemory-clients): its buffers, the
 /// messages queued for it, and its own state. Replicas and NO-EVICT
@@ -255,6 +312,7 @@ fn publish_footprint(
     let info = &client.info;
     let mem = (inbuf.capacity() + out.capacity() + outbox.queued() + CLIENT_BASE) as u64;
     info.qbuf_free.store((inbuf.capacity() - inbuf.len()) as u64, Relaxed);
+    info.rbs.store(out.capacity() as u64, Relaxed);
     let evictable = client.replica.is_none() && !info.no_evict.load(Relaxed);
     shared.clients.publish_mem(info, mem, if evictable { mem } else { 0 }, counted)
 }
@@ -287,7 +345,7 @@ impl<S: Stream> Parked<'_, S> {
         let _held = shared.pause.hold();
         while client.postponed {
             client.postponed = false;
-            if !out.is_empty() && write_out(shared, &mut **stream, out).await.is_err() {
+            if !out.is_empty() && write_out(shared, &mut **stream, out, &client.info).await.is_err() {
                 return false;
             }
             // Subscribed before the check, so an UNPAUSE right after it wakes us.
@@ -326,7 +384,7 @@ impl<S: Stream> Parked<'_, S> {
         let info = client.info.clone();
         while client.wants_block {
             client.wants_block = false;
-            if !out.is_empty() && write_out(shared, &mut **stream, out).await.is_err() {
+            if !out.is_empty() && write_out(shared, &mut **stream, out, &client.info).await.is_err() {
                 break;
             }
             let st = client.blocked.as_ref().expect("block() sets the state");
@@ -408,15 +466,37 @@ async fn write_out_or_killed(
         return Err(std::io::ErrorKind::ConnectionAborted.into());
     }
     tokio::select! {
-        r = write_out(shared, stream, out) => r,
+        r = write_out(shared, stream, out, info) => r,
         _ = info.killed() => Err(std::io::ErrorKind::ConnectionAborted.into()),
     }
 }
 
-async fn write_out(shared: &Shared, stream: &mut impl Stream, out: &mut BytesMut) -> std::io::Result<()> {
+async fn write_out(
+    shared: &Shared,
+    stream: &mut impl Stream,
+    out: &mut BytesMut,
+    info: &ClientInfo,
+) -> std::io::Result<()> {
     // No reply leaves before the writes it acknowledges are in the AOF.
     shared.aof.before_reply().await;
-    stream.write_all(out).await?;
+    // CLIENT LIST's `obl`, published only once the write has to wait on
+    // the socket: a write that goes at once (nearly all) costs no store,
+    // and no reader can see its bytes as waiting after they arrived.
+    let (waiting, mut shown) = (out.len() as u64, false);
+    let mut write = std::pin::pin!(stream.write_all(out));
+    let written = std::future::poll_fn(|cx| {
+        let poll = std::future::Future::poll(write.as_mut(), cx);
+        if poll.is_pending() && !shown {
+            info.obl.store(waiting, Relaxed);
+            shown = true;
+        }
+        poll
+    })
+    .await;
+    if shown {
+        info.obl.store(0, Relaxed);
+    }
+    written?;
     shared.stats.total_net_output_bytes.add(out.len() as u64);
     out.clear();
     Ok(())

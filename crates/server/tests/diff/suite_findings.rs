@@ -51,6 +51,25 @@ fn debug_protocol_replies_like_redis() {
     );
 }
 
+/// DEBUG REPLYBUFFER (the replybufsize unit sets it): its replies and
+/// refusals, then the defaults back.
+#[test]
+fn debug_replybuffer_replies_like_redis() {
+    check_script(
+        r#"
+        DEBUG REPLYBUFFER PEAK-RESET-TIME 100
+        DEBUG REPLYBUFFER PEAK-RESET-TIME never
+        DEBUG REPLYBUFFER PEAK-RESET-TIME abc
+        DEBUG REPLYBUFFER PEAK-RESET-TIME
+        DEBUG REPLYBUFFER SIZE 1
+        DEBUG REPLYBUFFER RESIZING 0
+        DEBUG REPLYBUFFER RESIZING x
+        DEBUG REPLYBUFFER RESIZING 1
+        DEBUG REPLYBUFFER PEAK-RESET-TIME reset
+        "#,
+    );
+}
+
 #[test]
 fn hyperloglog_debugging_matches_redis() {
     check_script(

@@ -555,6 +555,182 @@ fn idle_connections_give_their_buffers_back() {
     assert_eq!(c.call(&["GET", "big"]).unwrap(), Frame::Bulk(big.into()));
 }
 
+/// One field of the CLIENT LIST line of the client named `name`, as seen
+/// from `watcher`.
+fn list_field(watcher: &mut larder_testkit::RawConn, name: &str, field: &str) -> String {
+    let list = match watcher.call(&["CLIENT", "LIST"]).unwrap() {
+        Frame::Bulk(b) | Frame::Verbatim { text: b, .. } => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    let line = list.lines().find(|l| l.contains(&format!(" name={name} "))).expect("the client").to_string();
+    let prefix = format!("{field}=");
+    line.split_whitespace().find_map(|f| f.strip_prefix(prefix.as_str())).unwrap().to_string()
+}
+
+fn list_number(watcher: &mut larder_testkit::RawConn, name: &str, field: &str) -> u64 {
+    list_field(watcher, name, field).parse().unwrap()
+}
+
+/// CLIENT LIST's memory fields are measured, not zeros: `argv-mem` is
+/// the running command's arguments (and a blocked command's), `multi-mem`
+/// a transaction's queue as Redis counts it (the arguments and a pointer
+/// each: 62 for the queue below, redis-server's figure), and a subscriber
+/// that stops reading shows what waits for it (`obl`, `oll`, `omem`,
+/// events `rw`) and counts in INFO's `client_recent_max_output_buffer`.
+#[test]
+fn client_list_shows_arguments_queues_and_waiting_output() {
+    let s = spawn_server();
+    let mut w = s.raw();
+    let own = match w.call(&["CLIENT", "INFO"]).unwrap() {
+        Frame::Bulk(b) | Frame::Verbatim { text: b, .. } => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    assert!(own.contains(" argv-mem=10 multi-mem=0 "), "CLIENT INFO is 10 bytes of arguments: {own}");
+    let mut tx = s.raw();
+    tx.call(&["CLIENT", "SETNAME", "tx"]).unwrap();
+    assert_eq!(tx.call(&["MULTI"]).unwrap(), Frame::ok());
+    assert_eq!(tx.call(&["SET", "a", "bbbbbbbbbbbbbb"]).unwrap(), Frame::simple("QUEUED"));
+    assert_eq!(tx.call(&["GET", "a"]).unwrap(), Frame::simple("QUEUED"));
+    assert_eq!(list_number(&mut w, "tx", "multi-mem"), 62);
+    assert!(matches!(tx.call(&["EXEC"]).unwrap(), Frame::Array(_)));
+    assert_eq!(list_number(&mut w, "tx", "multi-mem"), 0);
+    assert_eq!(tx.call(&["MULTI"]).unwrap(), Frame::ok());
+    assert_eq!(tx.call(&["PING"]).unwrap(), Frame::simple("QUEUED"));
+    assert_eq!(list_number(&mut w, "tx", "multi-mem"), 12);
+    assert_eq!(tx.call(&["DISCARD"]).unwrap(), Frame::ok());
+    assert_eq!(list_number(&mut w, "tx", "multi-mem"), 0);
+
+    let mut blocked = s.raw();
+    blocked.call(&["CLIENT", "SETNAME", "blocked"]).unwrap();
+    blocked.send(&["BLPOP", "queue", "0"]).unwrap();
+    larder_testkit::eventually(10, || match list_number(&mut w, "blocked", "argv-mem") {
+        11 => Ok(()),
+        n => Err(format!("BLPOP queue 0 is 11 bytes of arguments, not {n}")),
+    });
+    w.call(&["RPUSH", "queue", "x"]).unwrap();
+    blocked.read_frame().unwrap();
+    assert_eq!(list_number(&mut w, "blocked", "argv-mem"), 0);
+
+    let mut sub = s.raw();
+    sub.call(&["CLIENT", "SETNAME", "sub"]).unwrap();
+    sub.send(&["SUBSCRIBE", "ch"]).unwrap();
+    sub.read_frame().unwrap();
+    assert_eq!(list_field(&mut w, "sub", "events"), "r");
+    assert_eq!(list_number(&mut w, "sub", "omem"), 0);
+    // 20 MB to a client that reads none of it: more than the sockets
+    // hold, less than the pub/sub hard limit (32 MB).
+    let message = "m".repeat(512 * 1024);
+    for _ in 0..40 {
+        w.call(&["PUBLISH", "ch", &message]).unwrap();
+    }
+    let omem = larder_testkit::eventually(10, || {
+        let (obl, oll, omem) =
+            (list_number(&mut w, "sub", "obl"), list_number(&mut w, "sub", "oll"), list_number(&mut w, "sub", "omem"));
+        let events = list_field(&mut w, "sub", "events");
+        if obl > 0 && oll == 1 && omem > 1024 * 1024 && events == "rw" {
+            Ok(omem)
+        } else {
+            Err(format!("obl={obl} oll={oll} omem={omem} events={events}"))
+        }
+    });
+    larder_testkit::eventually(10, || {
+        let recent: u64 = info_field(&mut w, "clients", "client_recent_max_output_buffer").parse().unwrap();
+        (recent > 1024 * 1024).then_some(()).ok_or(format!("{recent}, with {omem} queued"))
+    });
+}
+
+/// The query buffer is measured whole (`qbuf` + `qbuf-free` is its
+/// allocation: 16 KB for a connection that sent small commands, as the
+/// Redis querybuf suite expects), and one a large request grew is trimmed
+/// back, without an idle pause, once the requests after it are small
+/// (Redis's `clientsCronResizeQueryBuffer`); INFO keeps the largest
+/// input buffer of the last seconds.
+#[test]
+fn a_query_buffer_grown_by_one_large_request_is_trimmed_while_busy() {
+    let s = spawn_server();
+    let mut w = s.raw();
+    let mut q = s.raw();
+    q.call(&["CLIENT", "SETNAME", "q"]).unwrap();
+    let size = |w: &mut larder_testkit::RawConn| list_number(w, "q", "qbuf") + list_number(w, "q", "qbuf-free");
+    let small = larder_testkit::eventually(10, || match size(&mut w) {
+        n if (16 * 1024..32 * 1024).contains(&n) => Ok(n),
+        n => Err(format!("a 16 KB query buffer, not {n}")),
+    });
+    // The cron stays out of it until the large buffer has been seen.
+    assert_eq!(w.call(&["DEBUG", "PAUSE-CRON", "1"]).unwrap(), Frame::ok());
+    assert_eq!(q.call(&["SET", "x", &"A".repeat(400_000)]).unwrap(), Frame::ok());
+    let big = larder_testkit::eventually(10, || match size(&mut w) {
+        n if n > 400_000 => Ok(n),
+        n => Err(format!("a query buffer that held 400 KB, not {n}")),
+    });
+    assert_eq!(w.call(&["DEBUG", "PAUSE-CRON", "0"]).unwrap(), Frame::ok());
+    larder_testkit::eventually(10, || {
+        let recent: u64 = info_field(&mut w, "clients", "client_recent_max_input_buffer").parse().unwrap();
+        (recent >= 400_000).then_some(()).ok_or(format!("client_recent_max_input_buffer {recent}"))
+    });
+    let trimmed = larder_testkit::eventually(10, || {
+        assert_eq!(q.call(&["SET", "x", "small"]).unwrap(), Frame::ok());
+        std::thread::sleep(Duration::from_millis(10));
+        match size(&mut w) {
+            n if n < big => Ok(n),
+            n => Err(format!("still {n} after small requests only")),
+        }
+    });
+    assert!(trimmed > 0 && trimmed <= 32 * 1024, "trimmed to {trimmed} (it held {small} at first)");
+    assert_eq!(q.call(&["GET", "x"]).unwrap(), Frame::Bulk("small".into()));
+}
+
+/// The reply buffer is sized by use, as Redis 7's is: `rbs` starts at
+/// 16 KB with `rbp` at the same (a new client is never trimmed before its
+/// first peak reset); after a reset (DEBUG REPLYBUFFER PEAK-RESET-TIME) a
+/// client that got only small replies is trimmed to 1 KB; a large reply
+/// grows it again; with RESIZING 0 nothing is trimmed. INFO counts the
+/// shrinks and expands.
+#[test]
+fn reply_buffers_are_sized_by_their_recent_peak() {
+    let s = spawn_server();
+    let mut w = s.raw();
+    let mut c = s.raw();
+    c.call(&["CLIENT", "SETNAME", "rb"]).unwrap();
+    larder_testkit::eventually(10, || match (list_number(&mut w, "rb", "rbs"), list_number(&mut w, "rb", "rbp")) {
+        (16384, 16384) => Ok(()),
+        (rbs, rbp) => Err(format!("rbs={rbs} rbp={rbp}")),
+    });
+    assert_eq!(w.call(&["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "100"]).unwrap(), Frame::ok());
+    larder_testkit::eventually(10, || match list_number(&mut w, "rb", "rbs") {
+        1024 => Ok(()),
+        n => Err(format!("an idle client's reply buffer is {n}")),
+    });
+    let shrinks: u64 = info_field(&mut w, "stats", "reply_buffer_shrinks").parse().unwrap();
+    assert!(shrinks >= 1);
+    let expands: u64 = info_field(&mut w, "stats", "reply_buffer_expands").parse().unwrap();
+    let big = "x".repeat(32 * 1024);
+    w.call(&["SET", "big", &big]).unwrap();
+    assert_eq!(w.call(&["DEBUG", "REPLYBUFFER", "RESIZING", "0"]).unwrap(), Frame::ok());
+    assert_eq!(c.call(&["GET", "big"]).unwrap(), Frame::Bulk(big.clone().into()));
+    let grown = list_number(&mut w, "rb", "rbs");
+    assert!(grown > 32 * 1024, "rbs {grown} after a 32 KB reply");
+    let after: u64 = info_field(&mut w, "stats", "reply_buffer_expands").parse().unwrap();
+    assert!(after > expands);
+    // Several peak resets later, with resizing off, it is as it was.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(list_number(&mut w, "rb", "rbp"), 0);
+    assert_eq!(list_number(&mut w, "rb", "rbs"), grown);
+    assert_eq!(w.call(&["DEBUG", "REPLYBUFFER", "RESIZING", "1"]).unwrap(), Frame::ok());
+    larder_testkit::eventually(10, || match list_number(&mut w, "rb", "rbs") {
+        1024 => Ok(()),
+        n => Err(format!("with resizing on again, rbs is {n}")),
+    });
+    for bad in [&["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME"][..], &["DEBUG", "REPLYBUFFER", "SIZE", "1"]] {
+        match w.call(bad).unwrap() {
+            Frame::Error(e) => {
+                assert_eq!(e, "ERR unknown subcommand or wrong number of arguments for 'REPLYBUFFER'. Try DEBUG HELP.")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 /// `unixsocket`: the redis crate connects over the socket in RESP2 and
 /// RESP3; the socket has `unixsocketperm`'s mode; its clients show as
 /// Redis shows them (CLIENT INFO, MONITOR); shutdown removes the file.
