@@ -250,6 +250,7 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("pubsub_channels:{}", channels);
             field!("pubsub_patterns:{}", patterns);
             field!("pubsubshard_channels:{}", shard);
+            field!("migrate_cached_sockets:{}", shared.migrate_sockets.len());
             field!("total_error_replies:{}", st.total_error_replies.load(Relaxed));
             let (_, keys, items, prefixes) = shared.tracking.stats();
             field!("tracking_total_keys:{keys}");

@@ -49,6 +49,8 @@ pub struct Shared {
     pub listeners: crate::listen::Listeners,
     /// The TLS configuration `tls-port`'s connections shake hands with.
     pub tls: crate::tls::Tls,
+    /// MIGRATE's cached connections to its targets.
+    pub migrate_sockets: crate::cmd::migrate::Sockets,
     /// Completed cron runs; tests wait on it instead of sleeping.
     pub cron_loops: AtomicU64,
     pub blocking: Arc<crate::blocking::Blocking>,
@@ -225,6 +227,7 @@ impl Server {
             listen_addr: RwLock::new(None),
             listeners: Default::default(),
             tls: Default::default(),
+            migrate_sockets: Default::default(),
             cron_loops: AtomicU64::new(0),
             blocking,
             world: Default::default(),
@@ -515,6 +518,7 @@ async fn cron(shared: Arc<Shared>) {
                 crate::snapshot::cron_tick(&shared);
                 crate::aof::cron_tick(&shared);
             }
+            shared.migrate_sockets.close_idle();
             let period = shared.config.read().repl_ping_replica_period;
             shared.replication.cron_tick(shared.clock.now_ms(), period);
             let repl_timeout = shared.config.read().extra_int("repl-timeout") as u64;

@@ -6,18 +6,25 @@
 //! whole server up to the timeout. Here the command is EXCLUSIVE (it holds
 //! the world lock, as EVAL does) for the same atomicity: a write landing
 //! between the dump and the delete would otherwise be lost with the key.
-//! Unlike Redis, the connection to the target is not cached between calls
-//! (Redis keeps it 10 s); each MIGRATE connects, authenticates and selects
-//! afresh, which costs a round trip and nothing in correctness.
+//!
+//! Connections to targets are cached as Redis caches them ([`Sockets`]):
+//! by host and port, 64 at most, each closed after 10 s unused, so a
+//! resharding tool that moves keys one MIGRATE at a time connects once,
+//! and SELECTs only when the database changes. A cached connection the
+//! target closed meanwhile fails at its first write or read; then the
+//! MIGRATE connects once more and tries again, as Redis does, unless the
+//! target had answered part of it or the failure was a timeout.
 
 use super::table::{flags::*, CommandSpec, KeySpec};
 use super::{class, eq_ic, Args, CmdResult, Ctx};
 use crate::error::CmdError;
+use hashbrown::HashMap;
 use larder_protocol::encode_command;
 use larder_protocol::Frame;
+use parking_lot::Mutex;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub static COMMANDS: &[CommandSpec] =
     &[CommandSpec::new("migrate", -6, WRITE | MOVABLEKEYS | EXCLUSIVE, KeySpec::single(3), migrate).doc(
@@ -28,6 +35,67 @@ pub static COMMANDS: &[CommandSpec] =
 
 const CONNECT_FAILED: &str = "IOERR error or timeout connecting to the client";
 const READ_FAILED: &str = "IOERR error or timeout reading to target instance";
+const WRITE_FAILED: &str = "IOERR error or timeout writing to target instance";
+
+/// Redis's `MIGRATE_SOCKET_CACHE_ITEMS` and `MIGRATE_SOCKET_CACHE_TTL`.
+const CACHED_AT_MOST: usize = 64;
+const CACHED_FOR: Duration = Duration::from_secs(10);
+
+/// MIGRATE's connections to its targets, by `host:port` as given (INFO's
+/// `migrate_cached_sockets` counts them).
+#[derive(Default)]
+pub struct Sockets(Mutex<HashMap<String, Cached>>);
+
+/// A target's connection, the database it last SELECTed (`None`: send
+/// SELECT), and when MIGRATE last used it.
+struct Cached {
+    conn: BufReader<TcpStream>,
+    db: Option<i64>,
+    used: Instant,
+}
+
+impl Sockets {
+    pub fn len(&self) -> usize {
+        self.0.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Closes those unused for 10 s (the cron calls this every second).
+    pub fn close_idle(&self) {
+        self.0.lock().retain(|_, c| c.used.elapsed() <= CACHED_FOR);
+    }
+
+    /// The cached connection to `name`, taken out while MIGRATE uses it
+    /// (the command holds the world lock, so no other MIGRATE waits), or
+    /// a new one. The bool says whether it was cached.
+    fn take(&self, name: &str, host: &str, port: i64, timeout: Duration) -> Result<(Cached, bool), CmdError> {
+        if let Some(c) = self.0.lock().remove(name) {
+            return Ok((c, true));
+        }
+        let connect_failed = || CmdError::Raw(CONNECT_FAILED.into());
+        let port = u16::try_from(port).map_err(|_| connect_failed())?;
+        let addr = (host, port).to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(connect_failed)?;
+        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|_| connect_failed())?;
+        let _ = stream.set_nodelay(true);
+        Ok((Cached { conn: BufReader::new(stream), db: None, used: Instant::now() }, false))
+    }
+
+    /// Puts a connection back for the next MIGRATE to `name`, making room
+    /// by closing another if 64 are cached already.
+    fn put(&self, name: String, mut c: Cached) {
+        c.used = Instant::now();
+        let mut map = self.0.lock();
+        if map.len() >= CACHED_AT_MOST {
+            if let Some(other) = map.keys().next().cloned() {
+                map.remove(&other);
+            }
+        }
+        map.insert(name, c);
+    }
+}
 
 /// MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE]
 /// [AUTH password | AUTH2 username password] [KEYS key [key ...]]
@@ -77,21 +145,43 @@ fn migrate(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if moving.is_empty() {
         return Ok(Frame::simple("NOKEY"));
     }
-    let mut request = Vec::new();
-    if !auth.is_empty() {
-        encode_command(&mut request, &auth);
-    }
-    let db = db.to_string();
-    encode_command(&mut request, &[b"SELECT", db.as_bytes()]);
+    let mut restores = Vec::new();
     for (k, ttl, payload) in &moving {
         let mut cmd: Vec<&[u8]> = vec![b"RESTORE", k, ttl.as_bytes(), payload];
         if replace {
             cmd.push(b"REPLACE");
         }
-        encode_command(&mut request, &cmd);
+        encode_command(&mut restores, &cmd);
     }
-    let replies = exchange(&host, port, timeout, &request, moving.len() + 1 + usize::from(!auth.is_empty()))?;
+    let sockets = &ctx.shared.migrate_sockets;
+    let name = format!("{host}:{}", String::from_utf8_lossy(args.get(2)));
+    let mut retried = false;
+    let (mut conn, replies) = loop {
+        let (mut conn, cached) = sockets.take(&name, &host, port, timeout)?;
+        let mut request = Vec::new();
+        if !auth.is_empty() {
+            encode_command(&mut request, &auth);
+        }
+        // SELECT only when the cached connection is not in `db` already.
+        let select = conn.db != Some(db);
+        if select {
+            encode_command(&mut request, &[b"SELECT", db.to_string().as_bytes()]);
+        }
+        request.extend_from_slice(&restores);
+        let count = moving.len() + usize::from(select) + usize::from(!auth.is_empty());
+        match exchange(&mut conn, timeout, &request, count) {
+            Ok(replies) => break (conn, replies),
+            // A cached connection the target closed fails before any
+            // reply: one more try on a new one, unless it timed out.
+            Err(e) if cached && !retried && e.replied == 0 && !e.timed_out => retried = true,
+            Err(e) => return Err(CmdError::Raw(if e.writing { WRITE_FAILED } else { READ_FAILED }.into())),
+        }
+    };
     let (setup, restored) = replies.split_at(replies.len() - moving.len());
+    let target_error = setup.iter().chain(restored).find_map(|r| r.strip_prefix('-')).is_some();
+    // After an error the target's database is in doubt: SELECT next time.
+    conn.db = if target_error { None } else { Some(db) };
+    sockets.put(name, conn);
     if let Some(err) = setup.iter().find_map(|r| r.strip_prefix('-')) {
         return Err(CmdError::Raw(format!("ERR Target instance replied with error: {err}")));
     }
@@ -111,27 +201,40 @@ fn migrate(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
 }
 
+/// How an exchange with the target failed: writing or reading, after
+/// how many replies, and whether by the timeout.
+struct Failed {
+    writing: bool,
+    replied: usize,
+    timed_out: bool,
+}
+
+impl Failed {
+    fn new(writing: bool, replied: usize, e: Option<std::io::Error>) -> Failed {
+        let timed_out =
+            e.is_some_and(|e| matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
+        Failed { writing, replied, timed_out }
+    }
+}
+
 /// Sends `request` and reads `count` one-line replies (+OK or -ERR …: all
 /// AUTH, SELECT and RESTORE answer), each within `timeout`.
-fn exchange(host: &str, port: i64, timeout: Duration, request: &[u8], count: usize) -> Result<Vec<String>, CmdError> {
-    let connect_failed = || CmdError::Raw(CONNECT_FAILED.into());
-    let port = u16::try_from(port).map_err(|_| connect_failed())?;
-    let addr = (host, port).to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(connect_failed)?;
-    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|_| connect_failed())?;
-    let read_failed = || CmdError::Raw(READ_FAILED.into());
+fn exchange(conn: &mut Cached, timeout: Duration, request: &[u8], count: usize) -> Result<Vec<String>, Failed> {
+    let stream = conn.conn.get_ref();
     stream
         .set_read_timeout(Some(timeout))
         .and_then(|_| stream.set_write_timeout(Some(timeout)))
-        .map_err(|_| read_failed())?;
-    (&stream).write_all(request).map_err(|_| read_failed())?;
-    let mut reader = BufReader::new(&stream);
+        .map_err(|e| Failed::new(true, 0, Some(e)))?;
+    let mut writer = stream;
+    writer.write_all(request).map_err(|e| Failed::new(true, 0, Some(e)))?;
     let mut replies = Vec::with_capacity(count);
     for _ in 0..count {
         let mut line = String::new();
-        if reader.read_line(&mut line).map_err(|_| read_failed())? == 0 {
-            return Err(read_failed());
+        match conn.conn.read_line(&mut line) {
+            Ok(0) => return Err(Failed::new(false, replies.len(), None)),
+            Ok(_) => replies.push(line.trim_end().to_string()),
+            Err(e) => return Err(Failed::new(false, replies.len(), Some(e))),
         }
-        replies.push(line.trim_end().to_string());
     }
     Ok(replies)
 }

@@ -293,7 +293,11 @@ fn flushall_empties_every_database() {
 /// MIGRATE moves keys to another server (Larder, then a real redis-server
 /// when installed) with their TTLs; COPY keeps them here; a key already
 /// there answers the target's BUSYKEY unless REPLACE; AUTH reaches a
-/// protected target; nothing to move answers NOKEY.
+/// protected target; nothing to move answers NOKEY. As in Redis, the
+/// connection to a target is cached (one connection for every MIGRATE
+/// to it, INFO's `migrate_cached_sockets`; SELECT only when the database
+/// changes), and a cached connection the target closed is replaced
+/// without an error.
 #[test]
 fn migrate_moves_keys_to_larder_and_to_redis() {
     use larder_protocol::Frame;
@@ -307,6 +311,14 @@ fn migrate_moves_keys_to_larder_and_to_redis() {
         targets.push((r.addr, r.raw()));
     }
     let ok = || Frame::ok();
+    let stat = |conn: &mut RawConn, section: &str, prefix: &str| -> u64 {
+        let Frame::Bulk(info) = conn.call(&["INFO", section]).unwrap() else { panic!() };
+        let info = String::from_utf8_lossy(&info).into_owned();
+        let rest = info.lines().find_map(|l| l.strip_prefix(prefix)).map(str::to_string);
+        rest.map_or(0, |r| r.trim_end().split(',').next().unwrap().parse().unwrap())
+    };
+    let selects = |dst: &mut RawConn| stat(dst, "commandstats", "cmdstat_select:calls=");
+    let connections = |dst: &mut RawConn| stat(dst, "stats", "total_connections_received:");
     for (addr, mut dst) in targets {
         let (host, port) = (addr.ip().to_string(), addr.port().to_string());
         let migrate = |src: &mut RawConn, rest: &[&str]| {
@@ -319,14 +331,22 @@ fn migrate_moves_keys_to_larder_and_to_redis() {
         src.call(&["SET", "s", "v", "PX", "100000"]).unwrap();
         src.call(&["RPUSH", "l", "a", "b"]).unwrap();
         src.call(&["SET", "c", "kept"]).unwrap();
+        src.call(&["CONFIG", "RESETSTAT"]).unwrap();
+        let connected = connections(&mut dst);
+        // (The loop's earlier targets keep theirs.)
+        let cached = stat(&mut src, "stats", "migrate_cached_sockets:");
         assert_eq!(migrate(&mut src, &["s", "3", "5000"]), ok());
+        assert_eq!(stat(&mut src, "stats", "migrate_cached_sockets:"), cached + 1);
         assert_eq!(src.call(&["EXISTS", "s"]).unwrap(), Frame::Integer(0));
         dst.call(&["SELECT", "3"]).unwrap();
         assert_eq!(dst.call(&["GET", "s"]).unwrap(), Frame::Bulk("v".into()));
         let Frame::Integer(ttl) = dst.call(&["PTTL", "s"]).unwrap() else { panic!() };
         assert!((90_000..=100_000).contains(&ttl), "TTL {ttl}");
-        // Several keys; one missing is skipped.
+        // Several keys; one missing is skipped. The cached connection is
+        // in database 3 already: no SELECT.
+        let selected = selects(&mut dst);
         assert_eq!(migrate(&mut src, &["", "3", "5000", "COPY", "KEYS", "l", "c", "nosuch"]), ok());
+        assert_eq!(selects(&mut dst), selected);
         assert_eq!(src.call(&["EXISTS", "l", "c"]).unwrap(), Frame::Integer(2));
         assert_eq!(
             dst.call(&["LRANGE", "l", "0", "-1"]).unwrap(),
@@ -339,8 +359,16 @@ fn migrate_moves_keys_to_larder_and_to_redis() {
         assert_eq!(migrate(&mut src, &["c", "3", "5000", "REPLACE"]), ok());
         assert_eq!(dst.call(&["GET", "c"]).unwrap(), Frame::Bulk("newer".into()));
         assert_eq!(migrate(&mut src, &["nosuch", "3", "5000"]), Frame::simple("NOKEY"));
-        // A protected target: refused without AUTH, served with it.
+        assert_eq!(connections(&mut dst), connected + 1, "every MIGRATE went over one connection");
+        assert_eq!(stat(&mut src, "stats", "migrate_cached_sockets:"), cached + 1);
+        // A protected target: refused without AUTH, served with it. The
+        // cached connection logged in before the password was set, so it
+        // is closed first (it still serves, as in Redis, while it lasts);
+        // the next MIGRATE finds it closed and connects again.
         dst.call(&["CONFIG", "SET", "requirepass", "pw"]).unwrap();
+        let Frame::Integer(1) = dst.call(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]).unwrap() else {
+            panic!("the cached connection, and only it, is killed")
+        };
         src.call(&["SET", "p", "1"]).unwrap();
         let Frame::Error(e) = migrate(&mut src, &["p", "0", "5000"]) else { panic!() };
         assert!(e.starts_with(b"ERR Target instance replied with error: NOAUTH"), "{e:?}");
