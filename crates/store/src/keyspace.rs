@@ -269,6 +269,9 @@ pub struct Keyspace {
     pub effects: EffectStream,
     shard_mask: usize,
     expired: std::sync::atomic::AtomicU64,
+    /// Active cycles that left due keys for the next one (a shard's
+    /// budget ran out): INFO `expired_time_cap_reached_count`.
+    capped_cycles: std::sync::atomic::AtomicU64,
     /// Eviction state and the LFU settings (see evict.rs).
     pub evictor: crate::evict::Evictor,
     cut: Cut,
@@ -401,6 +404,7 @@ impl Keyspace {
             effects: EffectStream::default(),
             shard_mask: n - 1,
             expired: Default::default(),
+            capped_cycles: Default::default(),
             evictor: Default::default(),
             cut: Cut::default(),
             expiry_by_primary: AtomicBool::new(false),
@@ -540,6 +544,12 @@ impl Keyspace {
     /// Keys removed because their TTL passed, lazily or actively (INFO).
     pub fn expired_keys(&self) -> u64 {
         self.expired.load(Ordering::Relaxed)
+    }
+
+    /// Active expiry cycles that stopped at a shard's budget with keys
+    /// still due there (Redis counts cycles stopped by their time limit).
+    pub fn capped_expire_cycles(&self) -> u64 {
+        self.capped_cycles.load(Ordering::Relaxed)
     }
 
     /// Removes an expired key found by a lookup, scan or the active cycle.
@@ -774,7 +784,7 @@ impl Keyspace {
     /// The active expiry cycle: removes keys whose deadline has passed, at
     /// most `budget` per shard, emitting DEL for each. Returns the count.
     pub fn active_expire(&self, now: u64, budget: usize) -> usize {
-        let mut total = 0;
+        let (mut total, mut capped) = (0, false);
         if self.expiry_held(now) {
             // A replica's keys (and hash fields) leave by the primary's
             // stream, and a pause holds them all; Redis skips this cycle
@@ -790,9 +800,14 @@ impl Keyspace {
                     continue;
                 }
                 let mut tx = self.lock_shard(db, shard, now);
-                total += tx.expire_due(budget);
+                let n = tx.expire_due(budget);
+                total += n;
+                capped |= n == budget;
                 tx.expire_hash_fields(budget);
             }
+        }
+        if capped {
+            self.capped_cycles.fetch_add(1, Ordering::Relaxed);
         }
         total
     }
@@ -1382,6 +1397,23 @@ mod tests {
         assert_eq!(ks.db_stats(1), (51, 50));
         assert_eq!(ks.active_expire(10_000, 1000), 50);
         assert_eq!(ks.db_stats(1), (1, 0));
+        assert_eq!(ks.capped_expire_cycles(), 0, "every cycle took all that was due");
+    }
+
+    /// A cycle that leaves due keys for the next one (its budget ran out
+    /// in a shard) is counted; one that takes the last of them is not.
+    #[test]
+    fn cycles_stopped_by_their_budget_are_counted() {
+        let ks = Keyspace::new(1, 1);
+        for i in 0..25u64 {
+            let key = format!("k{i}");
+            ks.lock(0, key.as_bytes(), 0).set(key.as_bytes(), s("v"), Ttl::At(100));
+        }
+        assert_eq!(ks.active_expire(200, 10), 10);
+        assert_eq!(ks.active_expire(200, 10), 10);
+        assert_eq!(ks.capped_expire_cycles(), 2);
+        assert_eq!(ks.active_expire(200, 10), 5);
+        assert_eq!(ks.capped_expire_cycles(), 2);
     }
 
     /// Keys of one 64 ms tick sort by position in the expiry index, not by
