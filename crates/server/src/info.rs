@@ -152,11 +152,22 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             let total = total_system_memory();
             field!("total_system_memory:{total}");
             field!("total_system_memory_human:{}", human_bytes(total));
-            let lua = shared.memory.not_counted();
+            let scripts = shared.scripting.footprint();
+            let lua = scripts.vm;
             field!("used_memory_lua:{lua}");
             field!("used_memory_vm_eval:{lua}");
             field!("used_memory_lua_human:{}", human_bytes(lua));
-            field!("number_of_cached_scripts:{}", r.scripts);
+            field!("used_memory_scripts_eval:{}", scripts.eval_bytes);
+            field!("number_of_cached_scripts:{}", scripts.scripts);
+            field!("number_of_functions:{}", scripts.functions);
+            field!("number_of_libraries:{}", scripts.libraries);
+            // One Lua VM runs both EVAL scripts and functions.
+            field!("used_memory_vm_total:{lua}");
+            field!("used_memory_vm_total_human:{}", human_bytes(lua));
+            field!("used_memory_functions:{}", scripts.function_bytes);
+            let overhead = (scripts.eval_bytes + scripts.function_bytes) as u64;
+            field!("used_memory_scripts:{overhead}");
+            field!("used_memory_scripts_human:{}", human_bytes(overhead));
             field!("maxmemory:{}", cfg.maxmemory);
             field!("maxmemory_human:{}", human_bytes(cfg.maxmemory));
             field!("maxmemory_policy:{}", cfg.maxmemory_policy);
@@ -169,13 +180,14 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("rss_overhead_bytes:{}", r.rss as i64 - resident as i64);
             field!("mem_fragmentation_ratio:{:.2}", ratio(r.rss, used));
             field!("mem_fragmentation_bytes:{}", r.rss as i64 - used as i64);
-            field!("mem_not_counted_for_evict:{lua}");
-            field!("mem_replication_backlog:0");
-            field!("mem_total_replication_buffers:0");
-            field!("mem_clients_slaves:0");
-            field!("mem_clients_normal:0");
+            field!("mem_not_counted_for_evict:{}", shared.memory.not_counted());
+            let backlog = shared.replication.backlog().map_or(0, |(_, _, held)| held);
+            field!("mem_replication_backlog:{backlog}");
+            let (replicas, normal) = shared.clients.memory_by_kind(&shared.replication.replica_ids());
+            field!("mem_clients_slaves:{replicas}");
+            field!("mem_clients_normal:{normal}");
             field!("mem_cluster_links:0");
-            field!("mem_aof_buffer:0");
+            field!("mem_aof_buffer:{}", shared.aof.pending_len());
             field!("mem_allocator:jemalloc");
             field!("active_defrag_running:0");
             let (pending, freed) = shared.lazyfree.stats();
@@ -203,6 +215,8 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("rdb_current_bgsave_time_sec:{current}");
             field!("rdb_saves:{}", snaps.saves.load(Relaxed));
             field!("rdb_last_cow_size:{}", snaps.last_cow.load(Relaxed));
+            field!("rdb_last_load_keys_expired:{}", snaps.last_load_expired.load(Relaxed));
+            field!("rdb_last_load_keys_loaded:{}", snaps.last_load_keys.load(Relaxed));
             let aof = &shared.aof;
             field!("aof_enabled:{}", aof.enabled() as u8);
             field!("aof_rewrite_in_progress:{}", aof.rewrite_in_progress.load(Relaxed) as u8);
@@ -230,15 +244,24 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             out.push_str("# Stats\r\n");
             field!("total_connections_received:{}", st.total_connections_received.load(Relaxed));
             field!("total_commands_processed:{}", st.total_commands_processed.get());
-            field!("instantaneous_ops_per_sec:0");
+            let (ops, input, output) = {
+                use crate::stats::Rate;
+                let r = st.rates.lock();
+                (r.per_sec(Rate::Commands), r.per_sec(Rate::NetInput), r.per_sec(Rate::NetOutput))
+            };
+            field!("instantaneous_ops_per_sec:{}", ops as u64);
             field!("total_net_input_bytes:{}", st.total_net_input_bytes.get());
             field!("total_net_output_bytes:{}", st.total_net_output_bytes.get());
+            field!("instantaneous_input_kbps:{:.2}", input / 1024.0);
+            field!("instantaneous_output_kbps:{:.2}", output / 1024.0);
             field!("rejected_connections:{}", st.rejected_connections.load(Relaxed));
             let sync = &shared.replication.stats;
             field!("sync_full:{}", sync.full.load(Relaxed));
             field!("sync_partial_ok:{}", sync.partial_ok.load(Relaxed));
             field!("sync_partial_err:{}", sync.partial_err.load(Relaxed));
             field!("expired_keys:{}", shared.keyspace.expired_keys());
+            field!("expired_time_cap_reached_count:{}", shared.keyspace.capped_expire_cycles());
+            field!("expire_cycle_cpu_milliseconds:{}", st.expire_cycle_us.load(Relaxed) / 1000);
             field!("evicted_keys:{}", shared.keyspace.evicted_keys());
             field!("evicted_clients:{}", shared.clients.evicted());
             // Larder's own: the part of evicted_keys evicted while idle
@@ -250,12 +273,18 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("pubsub_channels:{}", channels);
             field!("pubsub_patterns:{}", patterns);
             field!("pubsubshard_channels:{}", shard);
+            // Larder saves and rewrites without forking (a point-in-time
+            // cut of the shards instead): no fork has happened, ever.
+            field!("latest_fork_usec:0");
+            field!("total_forks:0");
             field!("migrate_cached_sockets:{}", shared.migrate_sockets.len());
             field!("total_error_replies:{}", st.total_error_replies.load(Relaxed));
             let (_, keys, items, prefixes) = shared.tracking.stats();
             field!("tracking_total_keys:{keys}");
             field!("tracking_total_items:{items}");
             field!("tracking_total_prefixes:{prefixes}");
+            field!("total_reads_processed:{}", st.total_reads_processed.get());
+            field!("total_writes_processed:{}", st.total_writes_processed.get());
             field!("reply_buffer_shrinks:{}", st.reply_buffer_shrinks.load(Relaxed));
             field!("reply_buffer_expands:{}", st.reply_buffer_expands.load(Relaxed));
         }

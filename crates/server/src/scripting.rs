@@ -335,6 +335,8 @@ pub struct Scripting {
     /// The Lua heap right after the last full collection (0: none yet).
     lua_floor: AtomicU64,
     lua: Mutex<LuaState>,
+    /// The last [`Scripting::footprint`] taken with the VM free.
+    footprint: Mutex<Footprint>,
     /// Start of the running script in ms since `epoch`, or 0.
     running_since: AtomicU64,
     epoch: Instant,
@@ -444,6 +446,19 @@ impl Drop for RunningGuard<'_> {
 }
 
 /// A library loaded with FUNCTION LOAD.
+/// The Lua VM's heap; the cached EVAL scripts (their bodies and shas)
+/// and the function libraries (their code and names), counted and in
+/// bytes.
+#[derive(Default, Clone, Copy)]
+pub struct Footprint {
+    pub vm: u64,
+    pub scripts: usize,
+    pub eval_bytes: usize,
+    pub libraries: usize,
+    pub functions: usize,
+    pub function_bytes: usize,
+}
+
 pub struct Library {
     pub code: Bytes,
     pub functions: Vec<FunctionDef>,
@@ -747,6 +762,7 @@ impl Scripting {
             busy_threshold: AtomicU64::new(5000),
             allow_noscript: AtomicBool::new(false),
             lua_floor: AtomicU64::new(0),
+            footprint: Mutex::default(),
             running_fn: Mutex::new(None),
             counts: Mutex::new((0, 0)),
         }
@@ -815,6 +831,30 @@ impl Scripting {
     /// Scripts in the EVAL cache (0 while a script runs: never waits).
     pub fn script_count(&self) -> usize {
         self.lua.try_lock().map_or(0, |l| l.scripts.len())
+    }
+
+    /// What the cached scripts and the function libraries hold outside
+    /// the Lua heap, for INFO memory. Never waits: while a script runs,
+    /// the figures of the last look that found the VM free.
+    pub fn footprint(&self) -> Footprint {
+        let Some(st) = self.lua.try_lock() else { return *self.footprint.lock() };
+        let eval_bytes = st.scripts.iter().map(|(sha, (body, ..))| sha.len() + body.len()).sum();
+        let functions = st.libraries.values().map(|l| l.functions.len()).sum();
+        let function_bytes = st
+            .libraries
+            .iter()
+            .map(|(name, l)| name.len() + l.code.len() + l.functions.iter().map(|f| f.name.len()).sum::<usize>())
+            .sum();
+        let f = Footprint {
+            vm: st.lua.used_memory() as u64,
+            scripts: st.scripts.len(),
+            eval_bytes,
+            libraries: st.libraries.len(),
+            functions,
+            function_bytes,
+        };
+        *self.footprint.lock() = f;
+        f
     }
 
     pub fn exists(&self, sha: &[u8]) -> bool {

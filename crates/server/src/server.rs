@@ -495,7 +495,9 @@ async fn cron(shared: Arc<Shared>) {
                 // Redis's keys per loop grow (20, then 5 more a step).
                 let effort = shared.config.read().extra_int("active-expire-effort").clamp(1, 10) as usize;
                 shared.keyspace.active_expire(shared.clock.now_ms(), EXPIRE_BUDGET * (3 + effort) / 4);
-                shared.latency.sample_if_needed("expire-cycle", started.elapsed().as_millis() as u64);
+                let took = started.elapsed();
+                shared.stats.expire_cycle_us.fetch_add(took.as_micros() as u64, Relaxed);
+                shared.latency.sample_if_needed("expire-cycle", took.as_millis() as u64);
             }
         }
         shared.tracking.enforce_limit();
@@ -509,6 +511,10 @@ async fn cron(shared: Arc<Shared>) {
         }
         let timeout = shared.config.read().timeout;
         shared.clients.tick(shared.uptime_ms(), timeout);
+        let st = &shared.stats;
+        let totals =
+            [st.total_commands_processed.get(), st.total_net_input_bytes.get(), st.total_net_output_bytes.get()];
+        st.rates.lock().sample(shared.uptime_ms(), totals);
         if last_second.elapsed() >= Duration::from_secs(1) {
             last_second = Instant::now();
             // A save's or rewrite's cut begins under the world lock, as

@@ -56,6 +56,10 @@ pub struct Snapshots {
     pub last_attempt: AtomicU64,
     /// BGSAVE SCHEDULE arrived while an AOF rewrite held the cut.
     pub scheduled: AtomicBool,
+    /// The last RDB load (start-up, DEBUG RELOAD, a replica's full sync):
+    /// keys loaded, and keys skipped as already expired.
+    pub last_load_keys: AtomicU64,
+    pub last_load_expired: AtomicU64,
 }
 
 impl Default for Snapshots {
@@ -72,6 +76,8 @@ impl Default for Snapshots {
             last_cow: Default::default(),
             last_attempt: Default::default(),
             scheduled: Default::default(),
+            last_load_keys: Default::default(),
+            last_load_expired: Default::default(),
         }
     }
 }
@@ -720,5 +726,7 @@ pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path, replace_functi
         "DB loaded from disk: {keys} keys ({expired} already expired, skipped) in {:.3} s",
         started.elapsed().as_secs_f64()
     );
+    shared.snapshots.last_load_keys.store(keys, Relaxed);
+    shared.snapshots.last_load_expired.store(expired, Relaxed);
     Ok(())
 }

@@ -55,7 +55,19 @@ pub struct Stats {
     pub keyspace_misses: Counter,
     pub total_net_input_bytes: Counter,
     pub total_net_output_bytes: Counter,
+    /// Reads that brought bytes, and writes of replies, on client
+    /// connections (INFO `total_reads_processed`, `total_writes_processed`).
+    pub total_reads_processed: Counter,
+    pub total_writes_processed: Counter,
     pub total_error_replies: AtomicU64,
+    /// The active expiry cycle: its time, in microseconds (INFO shows
+    /// milliseconds), and how many cycles left keys that were due for the
+    /// next (INFO `expired_time_cap_reached_count`: Larder's cycle is
+    /// capped by keys per shard rather than by time).
+    pub expire_cycle_us: AtomicU64,
+    pub expire_cycle_capped: AtomicU64,
+    /// The instantaneous rates (see [`Rates`]).
+    pub rates: Mutex<Rates>,
     /// Reply buffers the cron trimmed, and batches whose replies grew
     /// their buffer (INFO `reply_buffer_shrinks`, `reply_buffer_expands`).
     pub reply_buffer_shrinks: AtomicU64,
@@ -88,6 +100,8 @@ impl Stats {
             &self.total_error_replies,
             &self.reply_buffer_shrinks,
             &self.reply_buffer_expands,
+            &self.expire_cycle_us,
+            &self.expire_cycle_capped,
         ] {
             c.store(0, Relaxed);
         }
@@ -97,9 +111,95 @@ impl Stats {
             &self.keyspace_misses,
             &self.total_net_input_bytes,
             &self.total_net_output_bytes,
+            &self.total_reads_processed,
+            &self.total_writes_processed,
         ] {
             c.reset();
         }
         self.errors.lock().clear();
+    }
+}
+
+/// Samples kept of each rate (Redis's `STATS_METRIC_SAMPLES`).
+const SAMPLES: usize = 16;
+/// The shortest time between two samples (Redis samples every 100 ms).
+const SAMPLE_EVERY_MS: u64 = 100;
+
+/// Redis's instantaneous metrics: commands a second and bytes a second in
+/// and out, each a rate over the time since the last sample, averaged
+/// over the last [`SAMPLES`] samples (about the last 1.6 s). The cron
+/// samples; INFO reads the averages.
+#[derive(Default)]
+pub struct Rates {
+    at_ms: u64,
+    last: [u64; 3],
+    samples: [[f64; SAMPLES]; 3],
+    next: usize,
+    taken: usize,
+}
+
+/// Which rate: the order of [`Rates::sample`]'s totals.
+pub enum Rate {
+    Commands = 0,
+    NetInput = 1,
+    NetOutput = 2,
+}
+
+impl Rates {
+    /// Records the totals as of `now_ms` (commands, bytes in, bytes out),
+    /// if the last sample is at least 100 ms old. The first call only
+    /// starts the clock.
+    pub fn sample(&mut self, now_ms: u64, totals: [u64; 3]) {
+        let elapsed = now_ms.saturating_sub(self.at_ms);
+        if self.at_ms != 0 && elapsed < SAMPLE_EVERY_MS {
+            return;
+        }
+        if self.at_ms != 0 {
+            for (i, &total) in totals.iter().enumerate() {
+                // A CONFIG RESETSTAT in between makes a total go back.
+                let delta = total.saturating_sub(self.last[i]);
+                self.samples[i][self.next] = delta as f64 * 1000.0 / elapsed as f64;
+            }
+            self.next = (self.next + 1) % SAMPLES;
+            self.taken = (self.taken + 1).min(SAMPLES);
+        }
+        self.at_ms = now_ms;
+        self.last = totals;
+    }
+
+    /// The average of the samples taken, per second.
+    pub fn per_sec(&self, which: Rate) -> f64 {
+        if self.taken == 0 {
+            return 0.0;
+        }
+        self.samples[which as usize][..self.taken].iter().sum::<f64>() / self.taken as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_average_the_last_sixteen_samples() {
+        let mut r = Rates::default();
+        r.sample(1_000, [0, 0, 0]);
+        assert_eq!(r.per_sec(Rate::Commands), 0.0, "one reading is no rate");
+        r.sample(1_050, [10, 10, 10]);
+        assert_eq!(r.per_sec(Rate::Commands), 0.0, "samples are 100 ms apart at least");
+        // 200 commands in 200 ms: 1,000 a second.
+        r.sample(1_200, [200, 2048, 0]);
+        assert_eq!(r.per_sec(Rate::Commands), 1000.0);
+        assert_eq!(r.per_sec(Rate::NetInput), 10240.0);
+        // Then 16 samples of nothing push it out of the average.
+        for i in 1..=15 {
+            r.sample(1_200 + 100 * i, [200, 2048, 0]);
+            assert!(r.per_sec(Rate::Commands) > 0.0);
+        }
+        r.sample(1_200 + 1_600, [200, 2048, 0]);
+        assert_eq!(r.per_sec(Rate::Commands), 0.0);
+        // A reset counter counts as no traffic, not as a huge negative rate.
+        r.sample(3_000, [0, 0, 0]);
+        assert_eq!(r.per_sec(Rate::Commands), 0.0);
     }
 }

@@ -81,7 +81,10 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
             biased;
             r = stream.read_buf(&mut inbuf) => match r {
                 Ok(0) | Err(_) => break,
-                Ok(n) => { shared.stats.total_net_input_bytes.add(n as u64); }
+                Ok(n) => {
+                    shared.stats.total_net_input_bytes.add(n as u64);
+                    shared.stats.total_reads_processed.add(1);
+                }
             },
             _ = info.killed() => break,
             _ = outbox.ready() => {
@@ -498,6 +501,7 @@ async fn write_out(
     }
     written?;
     shared.stats.total_net_output_bytes.add(out.len() as u64);
+    shared.stats.total_writes_processed.add(1);
     out.clear();
     Ok(())
 }

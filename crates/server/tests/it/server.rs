@@ -451,3 +451,89 @@ fn info_latencystats_follows_its_percentiles() {
     c.call(&["CONFIG", "SET", "latency-tracking-info-percentiles", ""]).unwrap();
     assert_eq!(line(&mut c, "set"), "");
 }
+
+/// INFO's measured fields that were missing or zero: the instantaneous
+/// rates (Redis's 100 ms samples averaged over 16) rise under a load and
+/// fall back once it stops; reads and writes are counted per batch; the
+/// expiry cycle's time and caps, the connections' and scripts' memory and
+/// the last RDB load's keys are reported.
+#[test]
+fn info_reports_rates_reads_clients_scripts_and_the_last_load() {
+    let s = spawn_server();
+    let mut raw = s.raw();
+    let field = |raw: &mut larder_testkit::RawConn, section: &str, name: &str| -> f64 {
+        crate::info_field(raw, section, name).parse().unwrap()
+    };
+    // A second connection sends PINGs one at a time for a second.
+    let addr = s.addr;
+    let load = std::thread::spawn(move || {
+        let mut c = larder_testkit::RawConn::connect(addr).unwrap();
+        let started = std::time::Instant::now();
+        let mut n = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(1500) {
+            assert_eq!(c.call(&["PING"]).unwrap(), Frame::simple("PONG"));
+            n += 1;
+        }
+        n
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let ops = field(&mut raw, "stats", "instantaneous_ops_per_sec");
+    let (input, output) =
+        (field(&mut raw, "stats", "instantaneous_input_kbps"), field(&mut raw, "stats", "instantaneous_output_kbps"));
+    let reads_before = field(&mut raw, "stats", "total_reads_processed");
+    let pings = load.join().unwrap();
+    assert!(ops > 100.0, "{ops} commands a second while {pings} PINGs ran");
+    assert!(input > 0.0 && output > 0.0, "in {input} kbps, out {output} kbps");
+    let reads = field(&mut raw, "stats", "total_reads_processed");
+    let writes = field(&mut raw, "stats", "total_writes_processed");
+    assert!(reads > reads_before && reads >= pings as f64 && writes >= pings as f64, "{reads} {writes} {pings}");
+    // Two seconds without a load: the rates average 1.6 s of samples.
+    let quiet = larder_testkit::eventually(10, || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        match field(&mut raw, "stats", "instantaneous_ops_per_sec") {
+            n if n < 20.0 => Ok(n),
+            n => Err(format!("{n} commands a second after the load")),
+        }
+    });
+    assert!(quiet < ops);
+    for name in ["expired_time_cap_reached_count", "expire_cycle_cpu_milliseconds", "total_forks"] {
+        field(&mut raw, "stats", name);
+    }
+
+    // Each connection's buffers and state count in mem_clients_normal.
+    let one = field(&mut raw, "memory", "mem_clients_normal");
+    let others: Vec<_> = (0..4).map(|_| s.raw()).collect();
+    let five = larder_testkit::eventually(10, || match field(&mut raw, "memory", "mem_clients_normal") {
+        n if n >= one + 4.0 * 16384.0 => Ok(n),
+        n => Err(format!("{n} for five connections, {one} for one")),
+    });
+    drop(others);
+    assert!(five > one);
+
+    // Scripts and functions: counted, and their code's bytes.
+    let body = "return 'a script'";
+    let Frame::Bulk(sha) = raw.call(&["SCRIPT", "LOAD", body]).unwrap() else { panic!() };
+    let library = "#!lua name=lib\nredis.register_function('f1', function() return 1 end)\n\
+                   redis.register_function('f2', function() return 2 end)";
+    assert_eq!(raw.call(&["FUNCTION", "LOAD", library]).unwrap(), Frame::bulk("lib"));
+    assert_eq!(field(&mut raw, "memory", "number_of_cached_scripts"), 1.0);
+    assert_eq!(field(&mut raw, "memory", "used_memory_scripts_eval"), (sha.len() + body.len()) as f64);
+    assert_eq!(field(&mut raw, "memory", "number_of_libraries"), 1.0);
+    assert_eq!(field(&mut raw, "memory", "number_of_functions"), 2.0);
+    assert_eq!(field(&mut raw, "memory", "used_memory_functions"), (3 + library.len() + 4) as f64);
+    assert!(field(&mut raw, "memory", "used_memory_vm_total") > 0.0, "the Lua heap");
+
+    // The last load: keys loaded, and those past their deadline skipped
+    // (saved while they lived, loaded once they had expired).
+    for i in 0..5 {
+        raw.call(&["SET", &format!("k{i}"), "v"]).unwrap();
+    }
+    for i in 0..3 {
+        raw.call(&["SET", &format!("short{i}"), "v", "PX", "300"]).unwrap();
+    }
+    assert_eq!(raw.call(&["SAVE"]).unwrap(), Frame::ok());
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(raw.call(&["DEBUG", "RELOAD", "NOSAVE"]).unwrap(), Frame::ok());
+    assert_eq!(field(&mut raw, "persistence", "rdb_last_load_keys_loaded"), 5.0);
+    assert_eq!(field(&mut raw, "persistence", "rdb_last_load_keys_expired"), 3.0);
+}
