@@ -34,6 +34,10 @@ pub struct Request {
     ranges: Vec<(usize, usize)>,
     inline: Vec<u8>,
     is_inline: bool,
+    /// After a parse that needs more bytes: the argument whose bytes are
+    /// still arriving, once its length line is here (see
+    /// [`Request::waiting_for`]).
+    waiting: Option<(usize, usize)>,
 }
 
 impl Request {
@@ -66,13 +70,27 @@ impl Request {
 
     /// The arguments' total length in bytes (CLIENT LIST's `argv-mem`).
     pub fn args_len(&self) -> usize {
-        self.ranges.iter().map(|(s, e)| e - s).sum()
+        self.args_lens().sum()
+    }
+
+    /// Each argument's length.
+    pub fn args_lens(&self) -> impl Iterator<Item = usize> + '_ {
+        self.ranges.iter().map(|(s, e)| e - s)
+    }
+
+    /// After [`parse_request`] returned `Ok(None)`: where the argument
+    /// whose bytes are still arriving will lie in the input, if its length
+    /// line has arrived (the connection reads a large one into a buffer
+    /// of its own size, as Redis does).
+    pub fn waiting_for(&self) -> Option<std::ops::Range<usize>> {
+        self.waiting.map(|(s, e)| s..e)
     }
 
     fn clear(&mut self) {
         self.ranges.clear();
         self.inline.clear();
         self.is_inline = false;
+        self.waiting = None;
     }
 
     /// Starts a request of `n` arguments made in the server (a script's
@@ -82,7 +100,7 @@ impl Request {
     pub fn begin(n: usize, out: &mut Vec<u8>) -> Request {
         out.clear();
         put_header(out, n);
-        Request { ranges: Vec::with_capacity(n), inline: Vec::new(), is_inline: false }
+        Request { ranges: Vec::with_capacity(n), inline: Vec::new(), is_inline: false, waiting: None }
     }
 
     /// Appends `arg` to a request [`Request::begin`] started on `out`.
@@ -254,6 +272,7 @@ fn parse_multibulk(input: &[u8], limits: &RequestLimits, req: &mut Request) -> R
         let start = cr + 2;
         let end = start + len as usize;
         if end + 2 > input.len() {
+            req.waiting = Some((start, end));
             return Ok(None);
         }
         req.ranges.push((start, end));
@@ -514,6 +533,26 @@ mod tests {
             proptest::prop_assert_eq!(built.args(&out).collect::<Vec<_>>(), args.iter().map(|a| &a[..]).collect::<Vec<_>>());
             proptest::prop_assert_eq!(parsed.args_len(), args.iter().map(Vec::len).sum::<usize>());
         }
+    }
+
+    /// A request cut inside an argument says where that argument will be
+    /// once it has arrived; cut in a length line, or complete, it says
+    /// nothing.
+    #[test]
+    fn an_incomplete_request_names_the_argument_it_waits_for() {
+        let whole = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n0123456789\r\n";
+        let mut req = Request::default();
+        // Each argument's bytes, from just after its length line until
+        // its closing CRLF has arrived.
+        let args = [8..11, 17..18, 25..35];
+        for cut in 0..whole.len() {
+            assert_eq!(parse_request(&whole[..cut], &RequestLimits::default(), &mut req), Ok(None));
+            let want = args.iter().find(|a| (a.start..a.end + 2).contains(&cut)).cloned();
+            assert_eq!(req.waiting_for(), want, "cut at {cut}");
+        }
+        assert_eq!(parse_request(whole, &RequestLimits::default(), &mut req), Ok(Some(whole.len())));
+        assert_eq!(req.waiting_for(), None);
+        assert_eq!(req.arg(whole, 2), b"0123456789");
     }
 
     #[test]
