@@ -52,6 +52,10 @@ impl StrValue {
             StrValue::Raw(b) => size_class(b.len()),
             // The allocation carries the strong and weak counts.
             StrValue::Shared(b) => size_class(b.len() + 16),
+            // The buffer it arrived in (its request's few other bytes
+            // too, about a hundred), the count `Bytes` keeps beside it,
+            // and the box.
+            StrValue::Adopted(b) => size_class(b.len() + 128) + 24 + 32,
         }
     }
 }

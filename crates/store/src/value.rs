@@ -51,17 +51,33 @@ pub enum StrValue {
     Raw(Box<[u8]>),
     /// A `raw` string longer than [`SHARE_ABOVE`].
     Shared(std::sync::Arc<[u8]>),
+    /// A large string kept in the buffer it arrived in (see
+    /// [`StrValue::adopt`]), as Redis keeps a large argument's buffer as
+    /// the value: no copy. Boxed, so the value stays 24 bytes.
+    Adopted(Box<Bytes>),
 }
+
+/// Strings at least this long may be adopted (Redis's
+/// `PROTO_MBULK_BIG_ARG`, from which it reads an argument into a buffer of
+/// its own).
+pub const ADOPT_FROM: usize = 32 * 1024;
 
 // The inline variant must not grow a string value (or any value: a
 // collection's box shares the tag byte) past its 24 bytes.
 const _: () = assert!(std::mem::size_of::<StrValue>() == 24 && std::mem::size_of::<Value>() == 24);
 
 /// Equal when of the same variant with the same bytes (as the derived
-/// equality of the variants would be; a split string's are canonical).
+/// equality of the variants would be; a split string's are canonical). A
+/// shared and an adopted string are one kind: which one a large string
+/// is depends only on how it arrived.
 impl PartialEq for StrValue {
     fn eq(&self, other: &StrValue) -> bool {
-        std::mem::discriminant(self) == std::mem::discriminant(other) && self.bytes() == other.bytes()
+        use StrValue::{Adopted, Shared};
+        let same_kind = match (self, other) {
+            (Shared(_) | Adopted(_), Shared(_) | Adopted(_)) => true,
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        };
+        same_kind && self.bytes() == other.bytes()
     }
 }
 
@@ -142,6 +158,18 @@ impl StrValue {
         StrValue::from_slice(&b)
     }
 
+    /// A string of at least [`ADOPT_FROM`] bytes kept in `b`'s own buffer,
+    /// without a copy. The caller hands a buffer made for this string (a
+    /// large argument read into one of its own size): the value keeps all
+    /// of it alive. Shorter strings are stored as [`Self::from_slice`]
+    /// stores them.
+    pub fn adopt(b: Bytes) -> StrValue {
+        if b.len() < ADOPT_FROM {
+            return StrValue::from_slice(&b);
+        }
+        StrValue::Adopted(Box::new(b))
+    }
+
     /// A `raw` string of exactly these bytes (APPEND, SETRANGE, SETBIT…).
     pub fn raw(b: impl Into<Vec<u8>>) -> StrValue {
         let b = b.into();
@@ -156,6 +184,7 @@ impl StrValue {
     pub fn to_bytes(&self) -> Bytes {
         match self {
             StrValue::Shared(b) => Bytes::from_owner(b.clone()),
+            StrValue::Adopted(b) => (**b).clone(),
             other => Bytes::from(other.bytes().into_owned()),
         }
     }
@@ -173,6 +202,7 @@ impl StrValue {
             }
             StrValue::Raw(b) => std::borrow::Cow::Borrowed(b),
             StrValue::Shared(b) => std::borrow::Cow::Borrowed(b),
+            StrValue::Adopted(b) => std::borrow::Cow::Borrowed(b),
         }
     }
 
@@ -183,6 +213,7 @@ impl StrValue {
             StrValue::Split(split) => split.len(),
             StrValue::Raw(b) => b.len(),
             StrValue::Shared(b) => b.len(),
+            StrValue::Adopted(b) => b.len(),
         }
     }
 
@@ -195,7 +226,7 @@ impl StrValue {
             StrValue::Int(_) => "int",
             StrValue::Inline(..) => "embstr",
             StrValue::Split(split) if split.len() <= EMBSTR_MAX => "embstr",
-            StrValue::Split(..) | StrValue::Raw(_) | StrValue::Shared(_) => "raw",
+            StrValue::Split(..) | StrValue::Raw(_) | StrValue::Shared(_) | StrValue::Adopted(_) => "raw",
         }
     }
 }
@@ -319,6 +350,23 @@ mod tests {
         assert!(matches!(StrValue::from_slice(&big[..SHARE_ABOVE]), StrValue::Split(..)));
         assert!(matches!(StrValue::raw(big.clone()), StrValue::Shared(_)));
         assert_eq!(StrValue::from_vec(big.clone()), v);
+    }
+
+    /// A large string adopts the buffer it is handed (no copy: the same
+    /// bytes in memory) and equals the same string stored by copy; a
+    /// shorter one is stored as usual.
+    #[test]
+    fn large_strings_adopt_their_buffer() {
+        let big = Bytes::from(vec![b'y'; ADOPT_FROM]);
+        let v = StrValue::adopt(big.clone());
+        assert!(matches!(v, StrValue::Adopted(_)));
+        assert_eq!(v.bytes().as_ptr(), big.as_ptr());
+        assert_eq!(v.to_bytes().as_ptr(), big.as_ptr());
+        assert_eq!((v.len(), v.encoding()), (ADOPT_FROM, "raw"));
+        assert_eq!(v, StrValue::from_slice(&big));
+        let small = Bytes::from(vec![b'z'; ADOPT_FROM - 1]);
+        assert!(matches!(StrValue::adopt(small.clone()), StrValue::Shared(_)));
+        assert!(matches!(StrValue::adopt(Bytes::from_static(b"12")), StrValue::Int(12)));
     }
 
     #[test]
