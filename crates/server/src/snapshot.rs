@@ -375,7 +375,7 @@ enum Held {
 
 /// A shared string held until the saver writes it: its key, its bytes (a
 /// reference, not a copy), its deadline and its recency.
-type HeldString = (Key, Arc<[u8]>, Option<u64>, Recency);
+type HeldString = (Key, StrValue, Option<u64>, Recency);
 
 const STRING_HANDLE: usize = std::mem::size_of::<HeldString>();
 
@@ -406,7 +406,9 @@ impl CutSink for Chunks {
             }
             keys += 1;
             let recency = self.recency.of_entry(e, self.cut_ms);
-            if let Value::Str(StrValue::Shared(s)) = &e.value {
+            // A large string is held by its count (a shared or adopted
+            // buffer), not copied.
+            if let Value::Str(s @ (StrValue::Shared(_) | StrValue::Adopted(_))) = &e.value {
                 strings.push((k.clone(), s.clone(), e.expire_at(), recency));
                 continue;
             }
@@ -473,7 +475,7 @@ impl Chunks {
                     let n = strings.len();
                     w.switch_db(db);
                     for (k, s, at, recency) in strings {
-                        w.entry(&k, &Value::Str(StrValue::Shared(s)), at, recency).map_err(|e| e.to_string())?;
+                        w.entry(&k, &Value::Str(s), at, recency).map_err(|e| e.to_string())?;
                     }
                     n * STRING_HANDLE
                 }

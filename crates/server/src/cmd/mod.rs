@@ -60,6 +60,24 @@ impl<'a> Ctx<'a> {
         self.client.db
     }
 
+    /// The string a write stores from the argument `arg`: kept in the
+    /// buffer its request arrived in when the connection read that
+    /// request into a buffer of its own (a large argument: no copy, as
+    /// Redis keeps a large argument as the value), else copied.
+    pub fn str_value(&self, arg: &[u8]) -> larder_store::value::StrValue {
+        use larder_store::value::{StrValue, ADOPT_FROM};
+        if arg.len() >= ADOPT_FROM {
+            if let Some(owned) = &self.client.owned_input {
+                let (start, end) = (owned.as_ptr() as usize, owned.as_ptr() as usize + owned.len());
+                let at = arg.as_ptr() as usize;
+                if at >= start && at + arg.len() <= end {
+                    return StrValue::adopt(owned.slice_ref(arg));
+                }
+            }
+        }
+        StrValue::from_slice(arg)
+    }
+
     /// Locks the shard holding `key` in the client's database.
     pub fn lock(&self, key: &[u8]) -> Tx<'a> {
         let mut tx = self.shared.keyspace.lock(self.client.db, key, self.now);

@@ -219,7 +219,7 @@ fn set_generic(ctx: &Ctx<'_>, key: &[u8], value: &[u8], o: &SetOpts) -> Result<(
         (None, true) => Ttl::Keep,
         (None, false) => Ttl::Clear,
     };
-    tx.set(key, str_value(value), ttl);
+    tx.set(key, Value::Str(ctx.str_value(value)), ttl);
     match ttl {
         Ttl::At(at) => tx.emit(&[b"SET", key, value, b"PXAT", itoa::Buffer::new().format(at).as_bytes()]),
         Ttl::Keep => tx.emit(&[b"SET", key, value, b"KEEPTTL"]),

@@ -247,6 +247,10 @@ pub struct Client {
     /// The client's user as of ACL generation `acl_gen` (see acl.rs).
     pub user: Arc<crate::acl::User>,
     pub acl_gen: u64,
+    /// The running request's bytes when the connection read it into a
+    /// buffer of its own (a large argument): a write may keep that
+    /// argument as its value without a copy (`Ctx::str_value`).
+    pub owned_input: Option<Bytes>,
     /// Set by QUIT, SHUTDOWN and CLIENT KILL of oneself: close after the reply.
     pub close_after_reply: bool,
     /// Set by SHUTDOWN, which closes the connection without replying.
@@ -336,6 +340,7 @@ impl Client {
             authenticated,
             user,
             acl_gen: 0,
+            owned_input: None,
             close_after_reply: false,
             lua_debug: None,
             no_reply: false,

@@ -12,8 +12,9 @@
 use crate::conn::client::{Client, ClientInfo, Peer, Shrink};
 use crate::dispatch::dispatch;
 use crate::Shared;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use larder_protocol::{encode, parse_request, Frame, Request, RequestLimits};
+use larder_store::value::ADOPT_FROM;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -50,6 +51,10 @@ const SHRINK_ABOVE: usize = 1024 * 1024;
 /// (`PROTO_REPLY_MIN_BYTES`).
 pub const QUERY_TRIM_ABOVE: u64 = 32 * 1024;
 pub const REPLY_MIN: u64 = 1024;
+/// Room after a large argument, in the buffer read for its request, for
+/// the arguments that may follow it (SET's options): past it, the buffer
+/// grows as any does. Small, because the value keeps it.
+const AFTER_LARGE_ARG: usize = 64;
 /// A connection's own state beyond its buffers (the client, its info, its
 /// outbox, the task), for its memory figure.
 const CLIENT_BASE: usize = std::mem::size_of::<Client>() + 1024;
@@ -66,6 +71,9 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut req = Request::default();
+    // The query buffer was made for the request at its front, which has a
+    // large argument (see `read_large_argument`).
+    let mut own_buffer = false;
     // A new reply buffer counts as used to the full until its first peak
     // reset, as in Redis, so a short-lived connection is never trimmed.
     info.rbp.store(out.capacity() as u64, Relaxed);
@@ -73,7 +81,11 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
     let mut counted = publish_footprint(&shared, &client, &outbox, &inbuf, &out, 0);
 
     'conn: loop {
-        make_room(&mut inbuf);
+        // A buffer made for one request has room for it: it grows only
+        // if what follows the large argument outruns its spare room.
+        if !own_buffer || inbuf.len() == inbuf.capacity() {
+            make_room(&mut inbuf);
+        }
         // Wake also for messages and invalidations other clients queue.
         // Biased: the branches are cheap to poll in order, and tokio's
         // random start costs a thread-local RNG step per request.
@@ -124,12 +136,41 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
         info.qbuf.store(inbuf.len() as u64, Relaxed);
         info.qbuf_free.store((inbuf.capacity() - inbuf.len()) as u64, Relaxed);
         ClientInfo::raise(&info.qbuf_peak, inbuf.len() as u64);
+        let mut waiting = None;
         loop {
             match parse_request(&inbuf[pos..], &limits, &mut req) {
-                Ok(None) => break,
+                Ok(None) => {
+                    waiting = req.waiting_for();
+                    break;
+                }
                 Ok(Some(n)) => {
+                    // The request a buffer was made for leaves with the
+                    // buffer, so a write may keep its large argument as
+                    // it is (`Ctx::str_value`).
+                    // Made for this request: by `read_large_argument`, or
+                    // left by the one before at its size and filled whole.
+                    let fitted = pos == 0
+                        && (own_buffer
+                            || (inbuf.capacity() <= n + n / 16 + AFTER_LARGE_ARG
+                                && req.args_lens().any(|len| len >= ADOPT_FROM)));
+                    let owned = fitted.then(|| {
+                        let request = inbuf.split_to(n).freeze();
+                        // What follows moves to a new buffer of the same
+                        // size, as Redis's does after a large argument:
+                        // the next large one likely arrives whole in it.
+                        let mut next = BytesMut::with_capacity(n + AFTER_LARGE_ARG);
+                        next.extend_from_slice(&inbuf);
+                        inbuf = next;
+                        request
+                    });
+                    own_buffer = false;
                     if !req.is_empty() {
-                        dispatch(&shared, &mut client, &req, &inbuf[pos..pos + n], &mut out);
+                        client.owned_input.clone_from(&owned);
+                        let input = match &owned {
+                            Some(b) => &b[..],
+                            None => &inbuf[pos..pos + n],
+                        };
+                        dispatch(&shared, &mut client, &req, input, &mut out);
                         processed += 1;
                         if client.postponed || client.wants_block {
                             let mut parked = Parked {
@@ -139,6 +180,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
                                 inbuf: &mut inbuf,
                                 out: &mut out,
                                 req: &req,
+                                owned: &owned,
                                 at: pos..pos + n,
                             };
                             // Its arguments stay in the query buffer while it
@@ -150,8 +192,11 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
                                 break 'conn;
                             }
                         }
+                        client.owned_input = None;
                     }
-                    pos += n;
+                    if owned.is_none() {
+                        pos += n;
+                    }
                     if client.close_after_reply || info.is_killed() {
                         close = true;
                         break;
@@ -169,6 +214,9 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
             }
         }
         inbuf.advance(pos);
+        if let Some(arg) = waiting.filter(|a| !own_buffer && a.len() >= ADOPT_FROM) {
+            own_buffer = read_large_argument(&mut inbuf, arg, query_buffer_limit);
+        }
         if inbuf.is_empty() {
             // Back to the start of its allocation (no copy: it is empty),
             // so the next read has all of it and `qbuf-free` says so.
@@ -269,6 +317,30 @@ fn make_room(inbuf: &mut BytesMut) {
     }
 }
 
+/// The request at the front of `inbuf` waits for a large argument (at
+/// `arg`, at least [`ADOPT_FROM`] bytes): its bytes go into a buffer of
+/// the request's size, with a little room for what follows, so the rest
+/// arrives in place (no doubling and copying on the way) and a write can
+/// keep the argument in that buffer as its value, as Redis reads a large
+/// argument into a buffer of its own and keeps it as the value. Returns
+/// whether it made the buffer: not when the request would pass the
+/// query buffer limit (the connection closes at the limit anyway).
+fn read_large_argument(inbuf: &mut BytesMut, arg: std::ops::Range<usize>, limit: u64) -> bool {
+    let size = arg.end + 2 + AFTER_LARGE_ARG;
+    if size as u64 > limit {
+        return false;
+    }
+    // The buffer a large request left behind already fits this one (not
+    // by much more: the value keeps all of it): no copy.
+    let fits = (arg.end + 2..=size + size / 16).contains(&inbuf.capacity());
+    if !fits {
+        let mut own = BytesMut::with_capacity(size);
+        own.extend_from_slice(inbuf);
+        *inbuf = own;
+    }
+    true
+}
+
 /// Does what the cron asked ([`Shrink`] bits), by the connection's own
 /// view of its buffers, which may have moved since the cron looked:
 /// an idle connection releases its empty buffers; an empty query buffer
@@ -330,7 +402,18 @@ struct Parked<'a, S> {
     inbuf: &'a mut BytesMut,
     out: &'a mut BytesMut,
     req: &'a Request,
+    /// The request's bytes when they left the query buffer (a large
+    /// argument's request); else they are in it at `at`.
+    owned: &'a Option<Bytes>,
     at: std::ops::Range<usize>,
+}
+
+/// A parked request's bytes (see [`Parked::owned`]).
+fn request_bytes<'b>(owned: &'b Option<Bytes>, inbuf: &'b BytesMut, at: &std::ops::Range<usize>) -> &'b [u8] {
+    match owned {
+        Some(b) => b,
+        None => &inbuf[at.clone()],
+    }
 }
 
 impl<S: Stream> Parked<'_, S> {
@@ -339,7 +422,7 @@ impl<S: Stream> Parked<'_, S> {
     /// still on holds again). Bytes that arrive meanwhile are kept for later.
     /// Returns false if the connection must close.
     async fn wait_unpaused(&mut self) -> bool {
-        let Parked { shared, client, stream, inbuf, out, req, at } = self;
+        let Parked { shared, client, stream, inbuf, out, req, owned, at } = self;
         let (shared, req, at) = (*shared, *req, at.clone());
         if !client.postponed {
             return true;
@@ -366,7 +449,7 @@ impl<S: Stream> Parked<'_, S> {
                     return false;
                 }
             }
-            dispatch(shared, client, req, &inbuf[at.clone()], out);
+            dispatch(shared, client, req, request_bytes(owned, inbuf, &at), out);
         }
         true
     }
@@ -376,7 +459,7 @@ impl<S: Stream> Parked<'_, S> {
     /// killed, or it disconnects. Bytes that arrive meanwhile are kept for
     /// later, as Redis does. Returns false if the connection must close.
     async fn wait_blocked(&mut self) -> bool {
-        let Parked { shared, client, stream, inbuf, out, req, at } = self;
+        let Parked { shared, client, stream, inbuf, out, req, owned, at } = self;
         let (shared, req, at) = (*shared, *req, at.clone());
         enum Event {
             Woken,
@@ -417,7 +500,7 @@ impl<S: Stream> Parked<'_, S> {
                         if let Some(st) = client.blocked.as_mut() {
                             st.deadline = Some(std::time::Instant::now());
                         }
-                        dispatch(shared, client, req, &inbuf[at.clone()], out)
+                        dispatch(shared, client, req, request_bytes(owned, inbuf, &at), out)
                     }
                     // CLIENT UNBLOCK: the wait ends as asked, the command unrun.
                     Some(how) => {
@@ -431,10 +514,10 @@ impl<S: Stream> Parked<'_, S> {
                         };
                         encode(&reply, client.proto, out);
                     }
-                    None => dispatch(shared, client, req, &inbuf[at.clone()], out),
+                    None => dispatch(shared, client, req, request_bytes(owned, inbuf, &at), out),
                 },
                 Event::Timeout if client.blocked.as_ref().is_some_and(|st| st.rerun_at_deadline) => {
-                    dispatch(shared, client, req, &inbuf[at.clone()], out)
+                    dispatch(shared, client, req, request_bytes(owned, inbuf, &at), out)
                 }
                 Event::Timeout => {
                     let st = client.blocked.take().expect("still blocked");

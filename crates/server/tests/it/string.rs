@@ -211,3 +211,73 @@ fn wrongtype_is_reported_on_reads_and_writes() {
         assert_eq!(t, "none");
     });
 }
+
+/// A large argument (32 KB and more) is read into a buffer of its
+/// request's size, and SET keeps it there as the value: whole requests,
+/// requests cut anywhere (header, argument, options), several pipelined
+/// with small ones after them, SET with options after the value, a SET
+/// held by CLIENT PAUSE WRITE, and one queued in MULTI (copied: the
+/// queue keeps its own copy) all store exactly what was sent. The value
+/// kept in its buffer costs MEMORY USAGE a little more than the copy
+/// (the request's other bytes and the buffer's count), which is how the
+/// test knows which path each took.
+#[test]
+fn large_values_are_kept_in_the_buffer_they_arrived_in() {
+    use larder_protocol::{encode_command, Frame};
+    let s = larder_testkit::spawn_server();
+    let mut c = s.raw();
+    let value = |seed: u8, len: usize| -> Vec<u8> { (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect() };
+    let get = |c: &mut larder_testkit::RawConn, key: &str| match c.call(&["GET", key]).unwrap() {
+        Frame::Bulk(b) => b.to_vec(),
+        other => panic!("{other:?}"),
+    };
+    // Whole, then cut at every 7,919th byte with a pause between pieces.
+    let big = value(1, 100_000);
+    c.call(&[&b"SET"[..], b"whole", &big]).unwrap();
+    assert_eq!(get(&mut c, "whole"), big);
+    let mut request = Vec::new();
+    encode_command(&mut request, &[b"SET", b"cut", &big, b"EX", b"1000"]);
+    for piece in request.chunks(7919) {
+        c.send_raw(piece).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_eq!(c.read_frame().unwrap(), Frame::ok());
+    assert_eq!(get(&mut c, "cut"), big);
+    assert!(matches!(c.call(&["TTL", "cut"]).unwrap(), Frame::Integer(t) if t > 990));
+    // Pipelined: three large SETs and small commands in one write.
+    let mut batch = Vec::new();
+    for i in 0..3u8 {
+        encode_command(&mut batch, &[b"SET", format!("p{i}").as_bytes(), &value(i + 10, 40_000 + i as usize)]);
+        encode_command(&mut batch, &[b"INCR", b"n"]);
+    }
+    encode_command(&mut batch, &[b"SET", b"small", b"v"]);
+    c.send_raw(&batch).unwrap();
+    for i in 1..=3 {
+        assert_eq!(c.read_frame().unwrap(), Frame::ok());
+        assert_eq!(c.read_frame().unwrap(), Frame::Integer(i));
+    }
+    assert_eq!(c.read_frame().unwrap(), Frame::ok());
+    for i in 0..3u8 {
+        assert_eq!(get(&mut c, &format!("p{i}")), value(i + 10, 40_000 + i as usize));
+    }
+    // Held by a pause, then run.
+    let mut admin = s.raw();
+    admin.call(&["CLIENT", "PAUSE", "10000", "WRITE"]).unwrap();
+    c.send(&[&b"SET"[..], b"paused", &big]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    admin.call(&["CLIENT", "UNPAUSE"]).unwrap();
+    assert_eq!(c.read_frame().unwrap(), Frame::ok());
+    assert_eq!(get(&mut c, "paused"), big);
+    // Queued in MULTI: stored from the queue's copy.
+    c.call(&["MULTI"]).unwrap();
+    c.call(&[&b"SET"[..], b"queued", &big]).unwrap();
+    assert!(matches!(c.call(&["EXEC"]).unwrap(), Frame::Array(_)));
+    assert_eq!(get(&mut c, "queued"), big);
+    let usage = |c: &mut larder_testkit::RawConn, key: &str| match c.call(&["MEMORY", "USAGE", key]).unwrap() {
+        Frame::Integer(n) => n,
+        other => panic!("{other:?}"),
+    };
+    let (kept, copied) = (usage(&mut c, "whole"), usage(&mut c, "queued"));
+    assert!(kept > copied, "kept in its buffer: {kept}; copied: {copied}");
+    assert_eq!(c.call(&["PING"]).unwrap(), Frame::simple("PONG"));
+}
