@@ -74,6 +74,11 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
     // The query buffer was made for the request at its front, which has a
     // large argument (see `read_large_argument`).
     let mut own_buffer = false;
+    // The query buffer's first byte is its allocation's first: a request
+    // split off from the front takes no consumed bytes along (which the
+    // value would keep alive). Cleared when bytes are consumed and others
+    // remain; set again once it is emptied back to its start.
+    let mut at_start = true;
     // A new reply buffer counts as used to the full until its first peak
     // reset, as in Redis, so a short-lived connection is never trimmed.
     info.rbp.store(out.capacity() as u64, Relaxed);
@@ -112,6 +117,8 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
             // buffer to what it held at most lately.
             why = info.shrink_asked() => {
                 shrink(&shared, &info, why, &mut inbuf, &mut out);
+                // (Only an empty query buffer is replaced.)
+                at_start |= inbuf.is_empty();
                 counted = publish_footprint(&shared, &client, &outbox, &inbuf, &out, counted);
                 continue;
             }
@@ -144,12 +151,13 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
                     break;
                 }
                 Ok(Some(n)) => {
-                    // The request a buffer was made for leaves with the
-                    // buffer, so a write may keep its large argument as
-                    // it is (`Ctx::str_value`).
-                    // Made for this request: by `read_large_argument`, or
-                    // left by the one before at its size and filled whole.
+                    // A request the buffer was made for (by
+                    // `read_large_argument`, or left at its size by the
+                    // large request before and filled whole) leaves with
+                    // the buffer, so a write may keep its large argument
+                    // where it is (`Ctx::str_value`).
                     let fitted = pos == 0
+                        && at_start
                         && (own_buffer
                             || (inbuf.capacity() <= n + n / 16 + AFTER_LARGE_ARG
                                 && req.args_lens().any(|len| len >= ADOPT_FROM)));
@@ -214,8 +222,10 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
             }
         }
         inbuf.advance(pos);
+        at_start &= pos == 0 || inbuf.is_empty();
         if let Some(arg) = waiting.filter(|a| !own_buffer && a.len() >= ADOPT_FROM) {
-            own_buffer = read_large_argument(&mut inbuf, arg, query_buffer_limit);
+            own_buffer = read_large_argument(&mut inbuf, arg, query_buffer_limit, at_start);
+            at_start |= own_buffer;
         }
         if inbuf.is_empty() {
             // Back to the start of its allocation (no copy: it is empty),
@@ -225,6 +235,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
             // returns at once when the room suffices); it never allocates,
             // so a released buffer stays released.
             let _ = inbuf.try_reclaim(inbuf.capacity() + 1);
+            at_start = true;
         }
         info.qbuf.store(inbuf.len() as u64, Relaxed);
         // What the batch freed or took is published before this task can
@@ -325,14 +336,15 @@ fn make_room(inbuf: &mut BytesMut) {
 /// argument into a buffer of its own and keeps it as the value. Returns
 /// whether it made the buffer: not when the request would pass the
 /// query buffer limit (the connection closes at the limit anyway).
-fn read_large_argument(inbuf: &mut BytesMut, arg: std::ops::Range<usize>, limit: u64) -> bool {
+/// `at_start`: the request begins at the buffer's allocation.
+fn read_large_argument(inbuf: &mut BytesMut, arg: std::ops::Range<usize>, limit: u64, at_start: bool) -> bool {
     let size = arg.end + 2 + AFTER_LARGE_ARG;
     if size as u64 > limit {
         return false;
     }
-    // The buffer a large request left behind already fits this one (not
-    // by much more: the value keeps all of it): no copy.
-    let fits = (arg.end + 2..=size + size / 16).contains(&inbuf.capacity());
+    // The buffer a large request left behind already fits this one, from
+    // its start and not by much more (the value keeps all of it): no copy.
+    let fits = at_start && (arg.end + 2..=size + size / 16).contains(&inbuf.capacity());
     if !fits {
         let mut own = BytesMut::with_capacity(size);
         own.extend_from_slice(inbuf);

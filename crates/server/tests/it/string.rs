@@ -260,6 +260,19 @@ fn large_values_are_kept_in_the_buffer_they_arrived_in() {
     for i in 0..3u8 {
         assert_eq!(get(&mut c, &format!("p{i}")), value(i + 10, 40_000 + i as usize));
     }
+    // Small commands ahead of a large SET in one write, into the buffer
+    // the large SET before left.
+    let mut batch = Vec::new();
+    for _ in 0..20 {
+        encode_command(&mut batch, &[b"INCR", b"m"]);
+    }
+    encode_command(&mut batch, &[b"SET", b"after", &value(7, 40_001)]);
+    c.send_raw(&batch).unwrap();
+    for i in 1..=20 {
+        assert_eq!(c.read_frame().unwrap(), Frame::Integer(i));
+    }
+    assert_eq!(c.read_frame().unwrap(), Frame::ok());
+    assert_eq!(get(&mut c, "after"), value(7, 40_001));
     // Held by a pause, then run.
     let mut admin = s.raw();
     admin.call(&["CLIENT", "PAUSE", "10000", "WRITE"]).unwrap();
