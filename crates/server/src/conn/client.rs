@@ -192,9 +192,13 @@ impl ClientInfo {
     }
 
     /// Asks the connection to release or trim its buffers ([`Shrink`]).
+    /// It is woken only for something not asked already: one that has not
+    /// got to the last ask (a blocked client's task waits elsewhere) is
+    /// not woken again at every tick of the cron.
     pub fn ask_shrink(&self, why: u8) {
-        self.shrink.fetch_or(why, Ordering::Relaxed);
-        self.waker.wake();
+        if self.shrink.fetch_or(why, Ordering::Relaxed) & why != why {
+            self.waker.wake();
+        }
     }
 
     /// Completes once the cron asked the connection to release or trim
@@ -747,5 +751,48 @@ impl Clients {
     /// A snapshot, ordered by id as CLIENT LIST prints them.
     pub fn all(&self) -> Vec<Arc<ClientInfo>> {
         self.all_with_outboxes().into_iter().map(|(c, _)| c).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Wake, Waker};
+
+    struct Counting(AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The cron asks again at every tick while the reason holds; the
+    /// connection is woken for a new reason only, and again once it has
+    /// taken the last ask.
+    #[test]
+    fn a_shrink_ask_wakes_the_connection_once_until_taken() {
+        let clients = Clients::default();
+        let addr = Peer::Tcp("127.0.0.1:1".parse().unwrap());
+        let (info, _outbox) = clients.register(addr.clone(), addr, -1, 0);
+        let wakes = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(info.poll_signal(&mut cx, || false).is_pending());
+        let count = || wakes.0.load(Ordering::SeqCst);
+        info.ask_shrink(Shrink::IDLE);
+        assert_eq!(count(), 1);
+        // Woken, the task polls what it waits on (a blocked client's wait
+        // does not take the ask) and sleeps again.
+        assert!(info.poll_signal(&mut cx, || false).is_pending());
+        info.ask_shrink(Shrink::IDLE);
+        assert_eq!(count(), 1, "the same ask again wakes nobody");
+        info.ask_shrink(Shrink::REPLY);
+        assert_eq!(count(), 2, "a new reason wakes");
+        assert_eq!(info.shrink.swap(0, Ordering::Relaxed), Shrink::IDLE | Shrink::REPLY);
+        assert!(info.poll_signal(&mut cx, || false).is_pending());
+        info.ask_shrink(Shrink::IDLE);
+        assert_eq!(count(), 3, "once taken, an ask wakes again");
     }
 }
