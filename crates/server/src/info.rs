@@ -244,16 +244,20 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             out.push_str("# Stats\r\n");
             field!("total_connections_received:{}", st.total_connections_received.load(Relaxed));
             field!("total_commands_processed:{}", st.total_commands_processed.get());
-            let (ops, input, output) = {
-                use crate::stats::Rate;
+            let rates = {
+                use crate::stats::Rate::*;
                 let r = st.rates.lock();
-                (r.per_sec(Rate::Commands), r.per_sec(Rate::NetInput), r.per_sec(Rate::NetOutput))
+                [Commands, NetInput, NetOutput, ReplInput, ReplOutput].map(|which| r.per_sec(which))
             };
-            field!("instantaneous_ops_per_sec:{}", ops as u64);
+            field!("instantaneous_ops_per_sec:{}", rates[0] as u64);
             field!("total_net_input_bytes:{}", st.total_net_input_bytes.get());
             field!("total_net_output_bytes:{}", st.total_net_output_bytes.get());
-            field!("instantaneous_input_kbps:{:.2}", input / 1024.0);
-            field!("instantaneous_output_kbps:{:.2}", output / 1024.0);
+            field!("total_net_repl_input_bytes:{}", st.total_net_repl_input_bytes.get());
+            field!("total_net_repl_output_bytes:{}", st.total_net_repl_output_bytes.get());
+            field!("instantaneous_input_kbps:{:.2}", rates[1] / 1024.0);
+            field!("instantaneous_output_kbps:{:.2}", rates[2] / 1024.0);
+            field!("instantaneous_input_repl_kbps:{:.2}", rates[3] / 1024.0);
+            field!("instantaneous_output_repl_kbps:{:.2}", rates[4] / 1024.0);
             field!("rejected_connections:{}", st.rejected_connections.load(Relaxed));
             let sync = &shared.replication.stats;
             field!("sync_full:{}", sync.full.load(Relaxed));

@@ -299,8 +299,9 @@ async fn full_sync(
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("bad image header {header:?}"))?;
     while buf.len() < len {
-        if stream.read_buf(buf).await? == 0 {
-            anyhow::bail!("the primary closed the connection during the transfer");
+        match stream.read_buf(buf).await? {
+            0 => anyhow::bail!("the primary closed the connection during the transfer"),
+            n => shared.stats.total_net_repl_input_bytes.add(n as u64),
         }
     }
     let image = buf.split_to(len);
@@ -428,6 +429,7 @@ async fn apply_stream(
                 }
                 link.read_offset.fetch_add(r as u64, Relaxed);
                 link.last_io_ms.store(shared.clock.now_ms(), Relaxed);
+                shared.stats.total_net_repl_input_bytes.add(r as u64);
             }
             _ = held => {}
             _ = shared.replication.deferred_wanted() => {}

@@ -512,8 +512,13 @@ async fn cron(shared: Arc<Shared>) {
         let timeout = shared.config.read().timeout;
         shared.clients.tick(shared.uptime_ms(), timeout);
         let st = &shared.stats;
-        let totals =
-            [st.total_commands_processed.get(), st.total_net_input_bytes.get(), st.total_net_output_bytes.get()];
+        let totals = [
+            st.total_commands_processed.get(),
+            st.total_net_input_bytes.get(),
+            st.total_net_output_bytes.get(),
+            st.total_net_repl_input_bytes.get(),
+            st.total_net_repl_output_bytes.get(),
+        ];
         st.rates.lock().sample(shared.uptime_ms(), totals);
         if last_second.elapsed() >= Duration::from_secs(1) {
             last_second = Instant::now();

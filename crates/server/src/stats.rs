@@ -55,6 +55,11 @@ pub struct Stats {
     pub keyspace_misses: Counter,
     pub total_net_input_bytes: Counter,
     pub total_net_output_bytes: Counter,
+    /// Replication's traffic, kept out of the two above as Redis keeps
+    /// it: the stream sent to replicas, and on a replica the stream read
+    /// from its primary.
+    pub total_net_repl_input_bytes: Counter,
+    pub total_net_repl_output_bytes: Counter,
     /// Reads that brought bytes, and writes of replies, on client
     /// connections (INFO `total_reads_processed`, `total_writes_processed`).
     pub total_reads_processed: Counter,
@@ -111,6 +116,8 @@ impl Stats {
             &self.keyspace_misses,
             &self.total_net_input_bytes,
             &self.total_net_output_bytes,
+            &self.total_net_repl_input_bytes,
+            &self.total_net_repl_output_bytes,
             &self.total_reads_processed,
             &self.total_writes_processed,
         ] {
@@ -132,8 +139,8 @@ const SAMPLE_EVERY_MS: u64 = 100;
 #[derive(Default)]
 pub struct Rates {
     at_ms: u64,
-    last: [u64; 3],
-    samples: [[f64; SAMPLES]; 3],
+    last: [u64; RATES],
+    samples: [[f64; SAMPLES]; RATES],
     next: usize,
     taken: usize,
 }
@@ -143,13 +150,17 @@ pub enum Rate {
     Commands = 0,
     NetInput = 1,
     NetOutput = 2,
+    ReplInput = 3,
+    ReplOutput = 4,
 }
 
+const RATES: usize = 5;
+
 impl Rates {
-    /// Records the totals as of `now_ms` (commands, bytes in, bytes out),
-    /// if the last sample is at least 100 ms old. The first call only
-    /// starts the clock.
-    pub fn sample(&mut self, now_ms: u64, totals: [u64; 3]) {
+    /// Records the totals as of `now_ms` (in [`Rate`]'s order), if the
+    /// last sample is at least 100 ms old. The first call only starts the
+    /// clock.
+    pub fn sample(&mut self, now_ms: u64, totals: [u64; RATES]) {
         let elapsed = now_ms.saturating_sub(self.at_ms);
         if self.at_ms != 0 && elapsed < SAMPLE_EVERY_MS {
             return;
@@ -183,23 +194,24 @@ mod tests {
     #[test]
     fn rates_average_the_last_sixteen_samples() {
         let mut r = Rates::default();
-        r.sample(1_000, [0, 0, 0]);
+        r.sample(1_000, [0; RATES]);
         assert_eq!(r.per_sec(Rate::Commands), 0.0, "one reading is no rate");
-        r.sample(1_050, [10, 10, 10]);
+        r.sample(1_050, [10; RATES]);
         assert_eq!(r.per_sec(Rate::Commands), 0.0, "samples are 100 ms apart at least");
         // 200 commands in 200 ms: 1,000 a second.
-        r.sample(1_200, [200, 2048, 0]);
+        r.sample(1_200, [200, 2048, 0, 0, 400]);
         assert_eq!(r.per_sec(Rate::Commands), 1000.0);
         assert_eq!(r.per_sec(Rate::NetInput), 10240.0);
+        assert_eq!(r.per_sec(Rate::ReplOutput), 2000.0);
         // Then 16 samples of nothing push it out of the average.
         for i in 1..=15 {
-            r.sample(1_200 + 100 * i, [200, 2048, 0]);
+            r.sample(1_200 + 100 * i, [200, 2048, 0, 0, 400]);
             assert!(r.per_sec(Rate::Commands) > 0.0);
         }
-        r.sample(1_200 + 1_600, [200, 2048, 0]);
+        r.sample(1_200 + 1_600, [200, 2048, 0, 0, 400]);
         assert_eq!(r.per_sec(Rate::Commands), 0.0);
         // A reset counter counts as no traffic, not as a huge negative rate.
-        r.sample(3_000, [0, 0, 0]);
+        r.sample(3_000, [0; RATES]);
         assert_eq!(r.per_sec(Rate::Commands), 0.0);
     }
 }

@@ -372,6 +372,7 @@ fn psync(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         if let Some(acked) = from.and_then(|from| shared.replication.resume(replid, from, who, now)) {
             ctx.client.no_reply = true;
             ctx.client.replica = Some(acked);
+            ctx.client.info.replica.store(true, Relaxed);
             shared.replication.stats.partial_ok.fetch_add(1, Relaxed);
             tracing::info!("Partial resynchronization request from replica {id} accepted");
             return Ok(Frame::ok());
@@ -390,6 +391,7 @@ fn full_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
     let shared = ctx.shared;
     let who = joining(ctx);
     ctx.client.replica = Some(who.ack.clone());
+    ctx.client.info.replica.store(true, Relaxed);
     shared.replication.stats.full.fetch_add(1, Relaxed);
     if shared.replication.is_replica() {
         // Its stream is its primary's: the image must be cut between two

@@ -116,6 +116,8 @@ pub struct ClientInfo {
     /// CLIENT NO-EVICT: never disconnected by `maxmemory-clients`, and
     /// not counted against it.
     pub no_evict: AtomicBool,
+    /// A replica: what is written to it counts as replication traffic.
+    pub replica: AtomicBool,
     /// CLIENT NO-TOUCH (Redis 7.2): the client's commands leave the keys'
     /// access clocks as they were, except TOUCH.
     pub no_touch: AtomicBool,
@@ -627,6 +629,7 @@ impl Clients {
             bcast: AtomicBool::new(false),
             mem: AtomicU64::new(0),
             no_evict: AtomicBool::new(false),
+            replica: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
             evictable: AtomicBool::new(false),
             shrink: AtomicU8::new(0),

@@ -595,7 +595,11 @@ async fn write_out(
         info.obl.store(0, Relaxed);
     }
     written?;
-    shared.stats.total_net_output_bytes.add(out.len() as u64);
+    if info.replica.load(Relaxed) {
+        shared.stats.total_net_repl_output_bytes.add(out.len() as u64);
+    } else {
+        shared.stats.total_net_output_bytes.add(out.len() as u64);
+    }
     shared.stats.total_writes_processed.add(1);
     out.clear();
     Ok(())

@@ -1379,3 +1379,46 @@ fn replicas_follow_over_tls() {
         wait_same_digest(&mut w, &mut rr);
     }
 }
+
+/// Replication's traffic is counted apart, as Redis counts it: what the
+/// primary sends its replica in `total_net_repl_output_bytes` (not in
+/// `total_net_output_bytes`, which its clients' small replies make),
+/// what the replica reads from its primary in
+/// `total_net_repl_input_bytes`; the instantaneous rate follows.
+#[test]
+fn replication_traffic_is_counted_apart_from_clients() {
+    let stat = |c: &mut RawConn, name: &str| -> f64 { crate::info_field(c, "stats", name).parse().unwrap() };
+    let primary = spawn_server();
+    let replica = spawn_server();
+    let (mut w, mut r) = (primary.raw(), replica.raw());
+    w.call(&["SET", "before", "1"]).unwrap();
+    follow(&mut r, primary.addr);
+    let (sent_before, out_before) =
+        (stat(&mut w, "total_net_repl_output_bytes"), stat(&mut w, "total_net_output_bytes"));
+    let value = "v".repeat(10_000);
+    for i in 0..100 {
+        assert_eq!(w.call(&["SET", &format!("k{i}"), &value]).unwrap(), Frame::ok());
+    }
+    wait_same_digest(&mut w, &mut r);
+    let sent = stat(&mut w, "total_net_repl_output_bytes") - sent_before;
+    let replies = stat(&mut w, "total_net_output_bytes") - out_before;
+    assert!(sent >= 1_000_000.0, "a megabyte of SETs went to the replica: {sent}");
+    assert!(replies < 100_000.0, "the client's replies are small, the stream is not among them: {replies}");
+    let read = stat(&mut r, "total_net_repl_input_bytes");
+    assert!(read >= 1_000_000.0, "the replica read the stream: {read}");
+    // While writes go on, the rates (over the last 1.6 s) show the stream.
+    let addr = primary.addr;
+    let writer = std::thread::spawn(move || {
+        let mut c = RawConn::connect(addr).unwrap();
+        let value = "v".repeat(10_000);
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(1500) {
+            assert_eq!(c.call(&["SET", "busy", &value]).unwrap(), Frame::ok());
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let (out_kbps, in_kbps) =
+        (stat(&mut w, "instantaneous_output_repl_kbps"), stat(&mut r, "instantaneous_input_repl_kbps"));
+    writer.join().unwrap();
+    assert!(out_kbps > 100.0 && in_kbps > 100.0, "primary sends {out_kbps} kbps, replica reads {in_kbps} kbps");
+}
