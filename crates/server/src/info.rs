@@ -152,15 +152,16 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             let total = total_system_memory();
             field!("total_system_memory:{total}");
             field!("total_system_memory_human:{}", human_bytes(total));
-            let scripts = shared.scripting.footprint();
+            let scripts = &r.scripts;
             let lua = scripts.vm;
             field!("used_memory_lua:{lua}");
             field!("used_memory_vm_eval:{lua}");
             field!("used_memory_lua_human:{}", human_bytes(lua));
             field!("used_memory_scripts_eval:{}", scripts.eval_bytes);
             field!("number_of_cached_scripts:{}", scripts.scripts);
-            field!("number_of_functions:{}", scripts.functions);
-            field!("number_of_libraries:{}", scripts.libraries);
+            let (libraries, functions) = shared.scripting.function_counts();
+            field!("number_of_functions:{functions}");
+            field!("number_of_libraries:{libraries}");
             // One Lua VM runs both EVAL scripts and functions.
             field!("used_memory_vm_total:{lua}");
             field!("used_memory_vm_total_human:{}", human_bytes(lua));
@@ -181,13 +182,11 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("mem_fragmentation_ratio:{:.2}", ratio(r.rss, used));
             field!("mem_fragmentation_bytes:{}", r.rss as i64 - used as i64);
             field!("mem_not_counted_for_evict:{}", shared.memory.not_counted());
-            let backlog = shared.replication.backlog().map_or(0, |(_, _, held)| held);
-            field!("mem_replication_backlog:{backlog}");
-            let (replicas, normal) = shared.clients.memory_by_kind(&shared.replication.replica_ids());
-            field!("mem_clients_slaves:{replicas}");
-            field!("mem_clients_normal:{normal}");
+            field!("mem_replication_backlog:{}", r.backlog);
+            field!("mem_clients_slaves:{}", r.clients_replicas);
+            field!("mem_clients_normal:{}", r.clients_normal);
             field!("mem_cluster_links:0");
-            field!("mem_aof_buffer:{}", shared.aof.pending_len());
+            field!("mem_aof_buffer:{}", r.aof_buffer);
             field!("mem_allocator:jemalloc");
             field!("active_defrag_running:0");
             let (pending, freed) = shared.lazyfree.stats();

@@ -446,16 +446,14 @@ impl Drop for RunningGuard<'_> {
 }
 
 /// A library loaded with FUNCTION LOAD.
-/// The Lua VM's heap; the cached EVAL scripts (their bodies and shas)
-/// and the function libraries (their code and names), counted and in
-/// bytes.
+/// The Lua VM's heap; the cached EVAL scripts (counted, and their bodies
+/// and shas in bytes) and the function libraries' code and names in
+/// bytes ([`Scripting::function_counts`] counts them).
 #[derive(Default, Clone, Copy)]
 pub struct Footprint {
     pub vm: u64,
     pub scripts: usize,
     pub eval_bytes: usize,
-    pub libraries: usize,
-    pub functions: usize,
     pub function_bytes: usize,
 }
 
@@ -828,31 +826,18 @@ impl Scripting {
         st.compile(body)
     }
 
-    /// Scripts in the EVAL cache (0 while a script runs: never waits).
-    pub fn script_count(&self) -> usize {
-        self.lua.try_lock().map_or(0, |l| l.scripts.len())
-    }
-
     /// What the cached scripts and the function libraries hold outside
     /// the Lua heap, for INFO memory. Never waits: while a script runs,
     /// the figures of the last look that found the VM free.
     pub fn footprint(&self) -> Footprint {
         let Some(st) = self.lua.try_lock() else { return *self.footprint.lock() };
         let eval_bytes = st.scripts.iter().map(|(sha, (body, ..))| sha.len() + body.len()).sum();
-        let functions = st.libraries.values().map(|l| l.functions.len()).sum();
         let function_bytes = st
             .libraries
             .iter()
             .map(|(name, l)| name.len() + l.code.len() + l.functions.iter().map(|f| f.name.len()).sum::<usize>())
             .sum();
-        let f = Footprint {
-            vm: st.lua.used_memory() as u64,
-            scripts: st.scripts.len(),
-            eval_bytes,
-            libraries: st.libraries.len(),
-            functions,
-            function_bytes,
-        };
+        let f = Footprint { vm: st.lua.used_memory() as u64, scripts: st.scripts.len(), eval_bytes, function_bytes };
         *self.footprint.lock() = f;
         f
     }

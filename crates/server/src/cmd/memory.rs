@@ -80,7 +80,15 @@ pub struct Report {
     pub dbs: Vec<(usize, usize, u64, u64)>,
     pub keys: u64,
     pub overhead: u64,
-    pub scripts: usize,
+    /// The Lua heap, the cached scripts and the function libraries.
+    pub scripts: crate::scripting::Footprint,
+    /// What the replication backlog holds, what replicas' and other
+    /// clients' connections hold, and the AOF's unwritten buffer: the
+    /// parts INFO memory and MEMORY STATS both show.
+    pub backlog: u64,
+    pub clients_replicas: u64,
+    pub clients_normal: u64,
+    pub aof_buffer: u64,
 }
 
 impl Report {
@@ -122,6 +130,7 @@ pub fn report(shared: &Shared) -> Report {
         overhead += main + expires;
         dbs.push((db, n, main, expires));
     }
+    let (clients_replicas, clients_normal) = shared.clients.memory_by_kind(&shared.replication.replica_ids());
     Report {
         used,
         peak,
@@ -131,7 +140,11 @@ pub fn report(shared: &Shared) -> Report {
         dbs,
         keys,
         overhead,
-        scripts: shared.scripting.script_count(),
+        scripts: shared.scripting.footprint(),
+        backlog: shared.replication.backlog().map_or(0, |(_, _, held)| held),
+        clients_replicas,
+        clients_normal,
+        aof_buffer: shared.aof.pending_len() as u64,
     }
 }
 
@@ -147,13 +160,18 @@ fn stats(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
         ("total.allocated".into(), int(r.used)),
         ("startup.allocated".into(), int(r.startup)),
     ];
-    // Not kept apart from the total: there is no replication, AOF or
-    // cluster yet, and client buffers are not metered separately.
-    for name in ["replication.backlog", "clients.slaves", "clients.normal", "cluster.links", "aof.buffer"] {
-        fields.push((name.into(), int(0)));
-    }
-    fields.push(("lua.caches".into(), int(r.scripts as u64)));
-    fields.push(("functions.caches".into(), int(ctx.shared.scripting.function_counts().1 as u64)));
+    // INFO memory's `mem_*` figures, from the same report; no cluster.
+    fields.extend([
+        ("replication.backlog".into(), int(r.backlog)),
+        ("clients.slaves".into(), int(r.clients_replicas)),
+        ("clients.normal".into(), int(r.clients_normal)),
+        ("cluster.links".into(), int(0)),
+        ("aof.buffer".into(), int(r.aof_buffer)),
+        // Bytes, as Redis's: `used_memory_scripts_eval` and
+        // `used_memory_functions`.
+        ("lua.caches".into(), int(r.scripts.eval_bytes as u64)),
+        ("functions.caches".into(), int(r.scripts.function_bytes as u64)),
+    ]);
     for (db, _, main, expires) in &r.dbs {
         let inner = vec![
             (Frame::bulk("overhead.hashtable.main"), int(*main)),

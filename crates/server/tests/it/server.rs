@@ -522,6 +522,16 @@ fn info_reports_rates_reads_clients_scripts_and_the_last_load() {
     assert_eq!(field(&mut raw, "memory", "number_of_functions"), 2.0);
     assert_eq!(field(&mut raw, "memory", "used_memory_functions"), (3 + library.len() + 4) as f64);
     assert!(field(&mut raw, "memory", "used_memory_vm_total") > 0.0, "the Lua heap");
+    // MEMORY STATS shows the same figures (its caches in bytes, as Redis's).
+    let Frame::Array(stats) = raw.call(&["MEMORY", "STATS"]).unwrap() else { panic!() };
+    let stat = |name: &str| -> i64 {
+        let at = stats.iter().position(|f| *f == Frame::bulk(name)).unwrap_or_else(|| panic!("no {name}"));
+        let Frame::Integer(n) = stats[at + 1] else { panic!("{name}: {:?}", stats[at + 1]) };
+        n
+    };
+    assert_eq!(stat("lua.caches") as f64, field(&mut raw, "memory", "used_memory_scripts_eval"));
+    assert_eq!(stat("functions.caches") as f64, field(&mut raw, "memory", "used_memory_functions"));
+    assert!(stat("clients.normal") >= 16384, "this connection's buffers at least");
 
     // The last load: keys loaded, and those past their deadline skipped
     // (saved while they lived, loaded once they had expired).
