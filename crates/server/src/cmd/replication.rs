@@ -371,8 +371,7 @@ fn psync(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         let id = who.id;
         if let Some(acked) = from.and_then(|from| shared.replication.resume(replid, from, who, now)) {
             ctx.client.no_reply = true;
-            ctx.client.replica = Some(acked);
-            ctx.client.info.replica.store(true, Relaxed);
+            ctx.client.become_replica(acked);
             shared.replication.stats.partial_ok.fetch_add(1, Relaxed);
             tracing::info!("Partial resynchronization request from replica {id} accepted");
             return Ok(Frame::ok());
@@ -390,8 +389,7 @@ fn full_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
     }
     let shared = ctx.shared;
     let who = joining(ctx);
-    ctx.client.replica = Some(who.ack.clone());
-    ctx.client.info.replica.store(true, Relaxed);
+    ctx.client.become_replica(who.ack.clone());
     shared.replication.stats.full.fetch_add(1, Relaxed);
     if shared.replication.is_replica() {
         // Its stream is its primary's: the image must be cut between two

@@ -402,6 +402,13 @@ impl Client {
         self.info.monitor.load(Ordering::Relaxed)
     }
 
+    /// Makes this connection a replica's (PSYNC, SYNC), and says so where
+    /// its writes are counted (replication traffic, see `write_out`).
+    pub fn become_replica(&mut self, ack: Arc<crate::replication::Ack>) {
+        self.replica = Some(ack);
+        self.info.replica.store(true, Ordering::Relaxed);
+    }
+
     /// Shows the MULTI queue's length (or -1) in CLIENT LIST, and its
     /// memory as 0 when there is no queue (see [`Client::queue`]).
     pub fn publish_multi(&self) {
