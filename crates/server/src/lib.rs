@@ -32,6 +32,7 @@ pub mod lazyfree;
 pub mod ldb;
 pub mod listen;
 pub mod lua_ffi;
+pub mod lua_strip;
 pub mod memory;
 pub mod monitor;
 pub mod multi;

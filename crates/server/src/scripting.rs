@@ -310,6 +310,15 @@ hidden.fcall = function(f, handler, keys, args)
 end
 "#;
 
+/// The prelude compiled and stripped of its debug information, once per
+/// process, in a VM of its own: compiling it in the scripting VM would
+/// leave that VM's string table grown by the names stripping drops.
+static STRIPPED_PRELUDE: std::sync::LazyLock<Option<Vec<u8>>> = std::sync::LazyLock::new(|| {
+    let lua = Lua::new_with(StdLib::NONE, LuaOptions::default()).ok()?;
+    let f = lua.load(PRELUDE).set_name("=prelude").into_function().ok()?;
+    crate::lua_strip::strip(&f.dump(false))
+});
+
 /// What one script run may do, and what it did.
 struct RunState {
     /// Protocol for redis.call replies inside the script (redis.setresp).
@@ -499,17 +508,18 @@ pub struct FunctionDef {
 }
 
 /// Heap growth past the last full collection that triggers the next one:
-/// half the live heap, and at least this much. A full collection walks the
-/// whole live heap, so its cost per run is the live size over the garbage
-/// between two collections; growth in proportion to the live size keeps
-/// that cost the same whatever libraries are loaded (Lua's own collector
-/// waits for 100%). Redis (stepped every 50 calls) keeps a fresh VM's heap
-/// under the 100 KB its suite checks after 10,000 EVALs ("EVAL does not
-/// leak in the Lua stack"); Larder's live heap after SCRIPT FLUSH is about
-/// 60 KB (the prelude, with the read-only views of the shared tables), so
-/// 32 KB keeps it under that too. At 32 KB perf put the collector at 5% of
-/// a small EVALSHA's time (BENCHMARKS.md).
-const GC_SLACK_MIN_BYTES: u64 = 32 * 1024;
+/// as much as the live heap, and at least this much. A full collection
+/// walks the whole live heap, so its cost per run is the live size over
+/// the garbage let pile up between two collections; growth in proportion
+/// to the live size keeps that cost the same whatever libraries are
+/// loaded. Growth of the whole live heap is Lua's own default (a pause of
+/// 200%), which Redis keeps; half of it made the collector a tenth of a
+/// small FCALL's time (perf). Redis keeps a fresh VM's heap under the
+/// 100 KB its suite checks after 10,000 EVALs ("EVAL does not leak in the
+/// Lua stack"); Larder's live heap after SCRIPT FLUSH is about 52 KB (the
+/// prelude, stripped, with the read-only views of the shared tables), so
+/// 40 KB keeps it under that too.
+const GC_SLACK_MIN_BYTES: u64 = 40 * 1024;
 
 /// Flags redis.register_function accepts.
 const FUNCTION_FLAGS: &[&str] = &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
@@ -672,38 +682,49 @@ type Ran = (Option<Quick>, MultiValue);
 /// and takes them off the stack; anything else is left for mlua.
 ///
 /// # Safety
-/// The stack holds the runner's results and nothing else.
+/// The stack holds the runner's results above `base` and nothing else.
 #[allow(unsafe_code)]
-unsafe fn take_quick(state: *mut mlua::ffi::lua_State) -> Option<Quick> {
+unsafe fn take_quick(state: *mut mlua::ffi::lua_State, base: i32) -> Option<Quick> {
     use mlua::ffi;
-    let n = ffi::lua_gettop(state);
-    if !(1..=2).contains(&n) || ffi::lua_type(state, 1) != ffi::LUA_TBOOLEAN || ffi::lua_toboolean(state, 1) == 0 {
+    let (first, second) = (base + 1, base + 2);
+    let n = ffi::lua_gettop(state) - base;
+    if !(1..=2).contains(&n)
+        || ffi::lua_type(state, first) != ffi::LUA_TBOOLEAN
+        || ffi::lua_toboolean(state, first) == 0
+    {
         return None;
     }
     // As `to_frame` converts each (see value_frame).
-    let quick = match ffi::lua_type(state, 2) {
+    let quick = match ffi::lua_type(state, second) {
         ffi::LUA_TNONE | ffi::LUA_TNIL => Quick::Reply(Frame::Null),
-        ffi::LUA_TBOOLEAN => Quick::Boolean(ffi::lua_toboolean(state, 2) != 0),
-        ffi::LUA_TNUMBER => Quick::Reply(Frame::Integer(ffi::lua_tonumber(state, 2) as i64)),
+        ffi::LUA_TBOOLEAN => Quick::Boolean(ffi::lua_toboolean(state, second) != 0),
+        ffi::LUA_TNUMBER => Quick::Reply(Frame::Integer(ffi::lua_tonumber(state, second) as i64)),
         ffi::LUA_TSTRING => {
             let mut len = 0;
-            let p = ffi::lua_tolstring(state, 2, &mut len);
+            let p = ffi::lua_tolstring(state, second, &mut len);
             Quick::Reply(Frame::Bulk(Bytes::copy_from_slice(std::slice::from_raw_parts(p.cast(), len))))
         }
         _ => return None,
     };
-    ffi::lua_settop(state, 0);
+    ffi::lua_settop(state, base);
     Some(quick)
 }
 
 /// Runs `runner(f, handler)` with KEYS and ARGV set first (EVAL), or
-/// `runner(f, handler, keys, args)` with them removed (FCALL), in one
-/// protected call, the tables built on the Lua stack: through mlua, each
-/// table and each string in them was a handle with a registry reference,
-/// made and dropped per call (a quarter of a small FCALL's time,
-/// profiled), and setting or removing the globals took a second
-/// protected call (in Lua 5.1 each also leaves a C closure for the
-/// collector).
+/// `runner(f, handler, keys, args)` with them removed (FCALL), the tables
+/// built on the Lua stack: through mlua, each table and each string in
+/// them was a handle with a registry reference, made and dropped per call
+/// (a quarter of a small FCALL's time, profiled).
+///
+/// Called with `lua_pcall` on the VM's own stack, not through mlua's
+/// `exec_raw`: in Lua 5.1 every C function pushed is a closure allocated
+/// for the collector, and `exec_raw` pushes two per call (its protected
+/// trampoline and a traceback handler), 80 of the 224 bytes of garbage a
+/// small FCALL left; the collector was about a tenth of its time. The
+/// runner catches the script's errors itself (xpcall with the handler), so
+/// the only failures `lua_pcall` sees are the runner's own (out of memory).
+/// Building the tables before the protected call can fail only the same
+/// way, and Rust aborts on that before Lua would see it.
 fn call_runner(
     lua: &Lua,
     runner: &Function,
@@ -712,18 +733,24 @@ fn call_runner(
     (keys, argv): KeysArgv<'_, '_>,
     pass: Pass,
 ) -> mlua::Result<Ran> {
-    let mut quick = None;
-    #[allow(unsafe_code)]
-    // SAFETY: exec_raw pushes the three functions and runs this in a
-    // protected call with room for three more values: setting or removing
-    // the globals needs three and leaves the stack as it found it (so
-    // FCALL's arguments, pushed after, have the same room); they take
-    // a table, another, and one string at a time. lua_call then takes the
-    // functions' arguments and leaves its results, all the stack holds,
-    // which take_quick reads or exec_raw collects. Nothing here owns
-    // anything a Lua error unwinding past it would need to drop.
-    let rest = unsafe {
-        lua.exec_raw::<MultiValue>((runner, f, handler), |state| {
+    use mlua::ffi;
+    lua.exec_raw_lua(|raw| {
+        let state = raw.state();
+        #[allow(unsafe_code)]
+        // SAFETY: the stack gets room for what is pushed before the call
+        // (three functions; then three values at most for setting or
+        // removing the globals, which leaves the stack as it found it, or
+        // two tables and a string at a time); lua_pcall leaves the results
+        // above `base`, which take_quick reads or pop_value takes, and the
+        // stack is back at `base` on every way out.
+        unsafe {
+            let base = ffi::lua_gettop(state);
+            if ffi::lua_checkstack(state, 8) == 0 {
+                return Err(mlua::Error::StackError);
+            }
+            raw.push(runner)?;
+            raw.push(f)?;
+            raw.push(handler)?;
             let nargs = match pass {
                 Pass::Globals => {
                     set_keys_and_argv_raw(state, Some((keys, argv)));
@@ -736,11 +763,24 @@ fn call_runner(
                     4
                 }
             };
-            mlua::ffi::lua_call(state, nargs, mlua::ffi::LUA_MULTRET);
-            quick = take_quick(state);
-        })
-    }?;
-    Ok((quick, rest))
+            if ffi::lua_pcall(state, nargs, ffi::LUA_MULTRET, 0) != 0 {
+                let e = match raw.pop_value() {
+                    Value::Error(e) => *e,
+                    other => mlua::Error::runtime(value_text(&other)),
+                };
+                ffi::lua_settop(state, base);
+                return Err(e);
+            }
+            if let Some(quick) = take_quick(state, base) {
+                return Ok((Some(quick), MultiValue::new()));
+            }
+            let mut rest = MultiValue::new();
+            while ffi::lua_gettop(state) > base {
+                rest.push_front(raw.pop_value());
+            }
+            Ok((None, rest))
+        }
+    })
 }
 
 fn lua_err(e: mlua::Error) -> CmdError {
@@ -1011,15 +1051,14 @@ impl Scripting {
         st.leave_at.store(0, Ordering::Relaxed);
         let Running { ctx, state: run_state, .. } = running;
         let ctx = ctx.into_inner();
-        // Lua's own collector lets the heap double before a cycle, and the
-        // VM's live data (libraries, prelude) is most of it: garbage from
-        // many short scripts would sit there. A full collection once the
-        // heap has grown half (GC_SLACK_MIN_BYTES at least) past what the
-        // last one left keeps it near its live size (Redis steps its
-        // collector every 50 calls instead).
+        // A full collection once the heap has doubled since the last one
+        // left it (GC_SLACK_MIN_BYTES at least): the trigger Lua's own
+        // collector uses, checked here so that the floor is known (INFO)
+        // and a small VM still collects (Redis steps its collector every
+        // 50 calls instead).
         let mut used = st.lua.used_memory() as u64;
         let floor = self.lua_floor.load(Ordering::Relaxed);
-        if floor == 0 || used > floor + GC_SLACK_MIN_BYTES.max(floor / 2) {
+        if floor == 0 || used > floor + GC_SLACK_MIN_BYTES.max(floor) {
             let _ = st.lua.gc_collect();
             used = st.lua.used_memory() as u64;
             self.lua_floor.store(used, Ordering::Relaxed);
@@ -1430,7 +1469,15 @@ impl LuaState {
         )?;
         let killed = kill.clone();
         hidden.raw_set("killed", lua.create_function(move |_, ()| Ok(killed.load(Ordering::Relaxed)))?)?;
-        lua.load(PRELUDE).set_name("=prelude").call::<()>((hidden.clone(), g.clone()))?;
+        // Loaded without its debug information (lua_strip.rs): its
+        // functions live as long as the VM, and every full collection
+        // walks them.
+        let prelude = match &*STRIPPED_PRELUDE {
+            Some(chunk) => lua.load(&chunk[..]).set_mode(ChunkMode::Binary),
+            None => lua.load(PRELUDE).set_mode(ChunkMode::Text),
+        };
+        let prelude = prelude.set_name("=prelude").into_function()?;
+        prelude.call::<()>((hidden.clone(), g.clone()))?;
         hidden.raw_set("handler", lua.create_function(error_handler)?)?;
         let env_meta: Table = hidden.raw_get("env_meta")?;
         lua.set_named_registry_value(ENV_META_KEY.to_str().expect("ASCII"), env_meta)?;
