@@ -129,8 +129,32 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         if !counted {
             record_error(shared, e);
         }
+        // (Not a script's commands: their errors go to the script.)
+        let from_source = client.from_master || client.replaying || client.replica.is_some();
+        if from_source && !(client.in_exec && shared.scripting.is_running()) {
+            unexpected_error(shared, client, req, input, e);
+        }
     }
     reply
+}
+
+/// An error replied to the primary's stream, to a replica or to the AOF
+/// being loaded: counted (INFO `unexpected_error_replies`) and, but for
+/// the AOF (its loader says which commands failed), logged, as Redis
+/// logs it, since the data may now differ from its source.
+#[cold]
+fn unexpected_error(shared: &Shared, client: &Client, req: &Request, input: &[u8], e: &[u8]) {
+    shared.stats.unexpected_error_replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if client.replaying {
+        return;
+    }
+    let to = if client.from_master { "master" } else { "replica" };
+    tracing::warn!(
+        "== CRITICAL == This {} is sending an error to its {to}: '{}' after processing the command '{}'",
+        if client.from_master { "replica" } else { "master" },
+        String::from_utf8_lossy(&e[..e.len().min(128)]),
+        String::from_utf8_lossy(req.arg(input, 0)),
+    );
 }
 
 /// Counts one error reply under its code (the first word).

@@ -267,6 +267,9 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("expire_cycle_cpu_milliseconds:{}", st.expire_cycle_us.load(Relaxed) / 1000);
             field!("evicted_keys:{}", shared.keyspace.evicted_keys());
             field!("evicted_clients:{}", shared.clients.evicted());
+            let (current, total) = shared.memory.over_limit_ms();
+            field!("total_eviction_exceeded_time:{total}");
+            field!("current_eviction_exceeded_time:{current}");
             // Larder's own: the part of evicted_keys evicted while idle
             // (memory.rs), not by a command.
             field!("evicted_keys_ahead:{}", shared.memory.evicted_ahead());
@@ -282,6 +285,7 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("total_forks:0");
             field!("migrate_cached_sockets:{}", shared.migrate_sockets.len());
             field!("total_error_replies:{}", st.total_error_replies.load(Relaxed));
+            field!("unexpected_error_replies:{}", st.unexpected_error_replies.load(Relaxed));
             let (_, keys, items, prefixes) = shared.tracking.stats();
             field!("tracking_total_keys:{keys}");
             field!("tracking_total_items:{items}");

@@ -244,6 +244,18 @@ pub struct Memory {
     /// Keys evicted ahead, off the request path (INFO
     /// `evicted_keys_ahead`, a part of `evicted_keys`).
     ahead_evicted: AtomicU64,
+    /// When eviction last ended with memory still over the limit, and it
+    /// has not been under since (Redis's `stat_last_eviction_exceeded_time`):
+    /// µs since [`origin_us`]'s origin, plus one; 0 while under.
+    exceeded_since: AtomicU64,
+    /// µs over the limit in the spells that ended.
+    exceeded_total_us: AtomicU64,
+}
+
+/// µs on a monotonic clock since its first reading.
+fn origin_us() -> u64 {
+    static ORIGIN: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    ORIGIN.elapsed().as_micros() as u64
 }
 
 impl Default for Memory {
@@ -252,6 +264,8 @@ impl Default for Memory {
             ahead: tokio::sync::Notify::new(),
             ahead_pending: AtomicBool::new(false),
             ahead_evicted: AtomicU64::new(0),
+            exceeded_since: AtomicU64::new(0),
+            exceeded_total_us: AtomicU64::new(0),
             startup: AtomicU64::new(0),
             not_counted: AtomicU64::new(0),
             anchor: AtomicI64::new(0),
@@ -360,21 +374,51 @@ impl Memory {
 
     fn evict(&self, keyspace: &Keyspace, now_ms: impl FnOnce() -> u64, most: u32) -> Pressure {
         let limit = self.limit.load(Relaxed);
-        if limit == 0 {
-            return Pressure::Ok;
+        let pressure = if limit == 0 {
+            Pressure::Ok
+        } else {
+            let counted = self.counted_for_eviction();
+            if counted > limit - headroom(limit) {
+                self.nudge_ahead();
+            }
+            if counted <= limit {
+                Pressure::Ok
+            } else {
+                match self.evict_to(keyspace, now_ms(), limit, most, true).0 {
+                    Evicted::Under => Pressure::Ok,
+                    Evicted::Bounded => Pressure::Evicting,
+                    Evicted::Nothing => Pressure::OutOfMemory,
+                }
+            }
+        };
+        self.time_over_limit(pressure != Pressure::Ok);
+        pressure
+    }
+
+    /// Starts the clock of a spell over the limit when eviction could not
+    /// end it, and stops it once memory is under the limit (or there is
+    /// no limit any more), as Redis's `performEvictions` does. The
+    /// common case, under the limit with no spell running, is one load.
+    fn time_over_limit(&self, over: bool) {
+        if over {
+            if self.exceeded_since.load(Relaxed) == 0 {
+                let _ = self.exceeded_since.compare_exchange(0, origin_us() + 1, Relaxed, Relaxed);
+            }
+        } else if self.exceeded_since.load(Relaxed) != 0 {
+            let since = self.exceeded_since.swap(0, Relaxed);
+            if since != 0 {
+                self.exceeded_total_us.fetch_add((origin_us() + 1).saturating_sub(since), Relaxed);
+            }
         }
-        let counted = self.counted_for_eviction();
-        if counted > limit - headroom(limit) {
-            self.nudge_ahead();
-        }
-        if counted <= limit {
-            return Pressure::Ok;
-        }
-        match self.evict_to(keyspace, now_ms(), limit, most, true).0 {
-            Evicted::Under => Pressure::Ok,
-            Evicted::Bounded => Pressure::Evicting,
-            Evicted::Nothing => Pressure::OutOfMemory,
-        }
+    }
+
+    /// Milliseconds over the limit: in the spell under way (0 if none),
+    /// and in all of them, that one included (INFO
+    /// `current_eviction_exceeded_time`, `total_eviction_exceeded_time`).
+    pub fn over_limit_ms(&self) -> (u64, u64) {
+        let since = self.exceeded_since.load(Relaxed);
+        let current = if since == 0 { 0 } else { (origin_us() + 1).saturating_sub(since) };
+        (current / 1000, (self.exceeded_total_us.load(Relaxed) + current) / 1000)
     }
 
     /// Evicts by `maxmemory-policy` until memory is at most `mark`, at
@@ -433,8 +477,12 @@ impl Memory {
         self.ahead_evicted.load(Relaxed)
     }
 
+    /// CONFIG RESETSTAT: a spell under way starts again at the next
+    /// eviction that cannot end it, as in Redis.
     pub fn reset_stats(&self) {
         self.ahead_evicted.store(0, Relaxed);
+        self.exceeded_since.store(0, Relaxed);
+        self.exceeded_total_us.store(0, Relaxed);
     }
 }
 

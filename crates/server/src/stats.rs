@@ -65,6 +65,10 @@ pub struct Stats {
     pub total_reads_processed: Counter,
     pub total_writes_processed: Counter,
     pub total_error_replies: AtomicU64,
+    /// Error replies to the primary's stream, to a replica, or to the AOF
+    /// being loaded (INFO `unexpected_error_replies`): each means a copy
+    /// of the data may now differ from its source.
+    pub unexpected_error_replies: AtomicU64,
     /// The active expiry cycle: its time, in microseconds (INFO shows
     /// milliseconds), and how many cycles left keys that were due for the
     /// next (INFO `expired_time_cap_reached_count`: Larder's cycle is
@@ -103,6 +107,7 @@ impl Stats {
             &self.total_connections_received,
             &self.rejected_connections,
             &self.total_error_replies,
+            &self.unexpected_error_replies,
             &self.reply_buffer_shrinks,
             &self.reply_buffer_expands,
             &self.expire_cycle_us,

@@ -302,3 +302,27 @@ fn redis_aof_loads_in_larder_and_config_set_turns_aof_on() {
 fn wait_rewrite(con: &mut redis::Connection) -> String {
     crate::persistence::wait_persistence(con, "aof_rewrite_in_progress:0", "the AOF rewrite never ended")
 }
+
+/// A command the log holds that fails when replayed (the file was edited,
+/// or holds commands meant for other data) is counted in INFO
+/// `unexpected_error_replies`, as Redis counts it; the rest of the file
+/// still loads.
+#[test]
+fn a_command_failing_in_the_log_counts_as_an_unexpected_error() {
+    let dir = temp_dir("aof-unexpected");
+    {
+        let (_proc, port) = larder(&dir, &["--appendfsync", "always"]);
+        let mut con = connect(port);
+        let _: () = cmd("SET").arg("s").arg("text").query(&mut con).unwrap();
+    }
+    let incr = incr_file(&dir);
+    let mut log = std::fs::read(&incr).unwrap();
+    log.extend_from_slice(b"*3\r\n$5\r\nLPUSH\r\n$1\r\ns\r\n$1\r\nx\r\n*3\r\n$3\r\nSET\r\n$5\r\nafter\r\n$1\r\n1\r\n");
+    std::fs::write(&incr, &log).unwrap();
+    let (_proc, port) = larder(&dir, &[]);
+    let mut con = connect(port);
+    assert_eq!(cmd("GET").arg("after").query::<String>(&mut con).unwrap(), "1");
+    let info: String = cmd("INFO").arg("stats").query(&mut con).unwrap();
+    assert!(info.contains("\r\nunexpected_error_replies:1\r\n"), "{info}");
+    assert!(info.contains("\r\ntotal_error_replies:1\r\n"), "{info}");
+}

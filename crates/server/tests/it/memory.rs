@@ -311,3 +311,39 @@ fn info_memory_splits_startup_overhead_and_dataset() {
     assert!(dataset > before + 5000 * 175, "dataset {before} → {dataset}");
     assert!(info.contains("mem_allocator:jemalloc") && info.contains("maxmemory_policy:noeviction"));
 }
+
+/// INFO's eviction-exceeded times, with the same steps against Larder and
+/// redis-server: a write refused over the limit starts the clock
+/// (`current_eviction_exceeded_time`); the first command once memory is
+/// under the limit again stops it, and the spell is in
+/// `total_eviction_exceeded_time`; CONFIG RESETSTAT clears both.
+#[test]
+fn time_over_the_memory_limit_is_in_info() {
+    let larder = spawn_server();
+    let redis = larder_testkit::RedisServer::start();
+    let mut conns = vec![("larder", larder.raw())];
+    if let Some(r) = &redis {
+        conns.push(("redis", r.raw()));
+    }
+    for (who, c) in &mut conns {
+        let times = |c: &mut larder_testkit::RawConn| -> (u64, u64) {
+            let mut field = |name| crate::info_field(c, "stats", name).parse::<u64>().unwrap();
+            (field("current_eviction_exceeded_time"), field("total_eviction_exceeded_time"))
+        };
+        c.call(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]).unwrap();
+        assert_eq!(times(c), (0, 0), "{who}");
+        c.call(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
+        let refused = c.call(&["SET", "k", "v"]).unwrap();
+        assert!(matches!(&refused, larder_protocol::Frame::Error(e) if e.starts_with(b"OOM")), "{who}: {refused:?}");
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let (current, total) = times(c);
+        assert!(current >= 140 && total >= current, "{who}: over the limit {current} ms, {total} in all");
+        c.call(&["CONFIG", "SET", "maxmemory", "1gb"]).unwrap();
+        assert_eq!(c.call(&["SET", "k", "v"]).unwrap(), larder_protocol::Frame::ok(), "{who}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (current, after) = times(c);
+        assert!(current == 0 && after >= total && after < total + 1000, "{who}: {current} ms now, {after} in all");
+        c.call(&["CONFIG", "RESETSTAT"]).unwrap();
+        assert_eq!(times(c), (0, 0), "{who}");
+    }
+}

@@ -1422,3 +1422,26 @@ fn replication_traffic_is_counted_apart_from_clients() {
     writer.join().unwrap();
     assert!(out_kbps > 100.0 && in_kbps > 100.0, "primary sends {out_kbps} kbps, replica reads {in_kbps} kbps");
 }
+
+/// A writable replica whose data has drifted from its primary's: the
+/// primary's LPUSH meets a string the replica's own client wrote, and the
+/// WRONGTYPE it gets counts in INFO `unexpected_error_replies` (Redis's
+/// figure for errors replied to the primary, a replica or the AOF).
+/// Errors replied to ordinary clients do not count.
+#[test]
+fn errors_replied_to_the_primary_count_as_unexpected() {
+    let primary = spawn_server();
+    let replica = spawn_server();
+    let (mut w, mut r) = (primary.raw(), replica.raw());
+    assert!(matches!(w.call(&["INCR", "not-a-number-first"]).unwrap(), Frame::Integer(1)));
+    assert!(matches!(w.call(&["LPUSH", "not-a-number-first", "x"]).unwrap(), Frame::Error(_)));
+    follow(&mut r, primary.addr);
+    assert_eq!(r.call(&["CONFIG", "SET", "replica-read-only", "no"]).unwrap(), Frame::ok());
+    assert_eq!(r.call(&["SET", "drifted", "a string"]).unwrap(), Frame::ok());
+    assert_eq!(w.call(&["LPUSH", "drifted", "x"]).unwrap(), Frame::Integer(1));
+    wait_info_field(&mut r, "stats", "unexpected_error_replies", "1");
+    assert_eq!(info_field(&mut w, "stats", "unexpected_error_replies"), "0");
+    assert_eq!(r.call(&["CONFIG", "RESETSTAT"]).unwrap(), Frame::ok());
+    assert_eq!(info_field(&mut r, "stats", "unexpected_error_replies"), "0");
+    r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+}
