@@ -3,13 +3,17 @@
 //!
 //! Why: the prelude's functions live as long as the VM, and every full
 //! collection walks them. Compiled from source, each keeps a line number
-//! per instruction and the names of its locals and upvalues, about 7 KB of
-//! the 59 KB a fresh VM holds. A script never sees them: the debugger and
-//! the error handler look only at the script's own frames. Lua 5.1's
-//! `lua_dump` has no strip flag (mlua passes it on only for later
-//! versions), so this rewrites the dump, a format simple enough to walk
-//! (`ldump.c`): the code and constants are copied as they are, and each
-//! function's three debug lists are written empty.
+//! per instruction and the names of its locals, about 3.6 KB of the 59 KB
+//! a fresh VM holds. A script never sees them: the debugger and the error
+//! handler look only at the script's own frames. The names of upvalues
+//! stay (as much again): Lua names a C function in its argument errors by
+//! the upvalue its caller called it through, and the prelude's wrappers
+//! call `rawset`, `insert` and the rest so (without them the error says
+//! `'?'`). Lua 5.1's `lua_dump` has no strip flag (mlua passes it on only
+//! for later versions), so this rewrites the dump, a format simple enough
+//! to walk (`ldump.c`): the code, constants and upvalue names are copied
+//! as they are, and each function's line numbers and locals are written
+//! as empty lists.
 //!
 //! The format is checked as it is read (the header must be this build's:
 //! little-endian, 4-byte ints and instructions, 8-byte sizes and numbers);
@@ -20,8 +24,8 @@
 /// Instruction and lua_Number, floating-point numbers.
 const HEADER: [u8; 12] = [0x1b, b'L', b'u', b'a', 0x51, 0, 1, 4, 8, 4, 8, 0];
 
-/// `chunk` (a `lua_dump` of a Lua 5.1 function) without line numbers,
-/// local names or upvalue names.
+/// `chunk` (a `lua_dump` of a Lua 5.1 function) without line numbers or
+/// local names.
 pub fn strip(chunk: &[u8]) -> Option<Vec<u8>> {
     let mut r = Reader { at: chunk, out: Vec::with_capacity(chunk.len()) };
     if r.take(HEADER.len())? != HEADER {
@@ -97,17 +101,18 @@ impl Reader<'_> {
         for _ in 0..self.copy_int()? {
             self.function()?;
         }
-        // Debug information, written as three empty lists.
+        // Debug information: line numbers and locals written as empty
+        // lists, upvalue names as they are.
         let lines = self.int()?;
         self.take(lines.checked_mul(4)?)?;
         for _ in 0..self.int()? {
             self.string(false)?;
             self.take(8)?; // where the local is live
         }
-        for _ in 0..self.int()? {
-            self.string(false)?;
+        self.out.extend_from_slice(&[0; 8]);
+        for _ in 0..self.copy_int()? {
+            self.string(true)?;
         }
-        self.out.extend_from_slice(&[0; 12]);
         Some(())
     }
 }

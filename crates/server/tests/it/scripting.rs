@@ -341,7 +341,9 @@ fn the_lua_heap_starts_small_and_stays_bounded() {
     let mut c = s.raw();
     let lua = |c: &mut RawConn| crate::info_field(c, "memory", "used_memory_lua").parse::<u64>().unwrap();
     let fresh = lua(&mut c);
-    assert!(fresh < 60 * 1024, "a fresh VM holds {fresh} bytes");
+    // About 58 KB with what setting it up left for the collector; 75 KB
+    // with the prelude compiled in this VM and not stripped.
+    assert!(fresh < 64 * 1024, "a fresh VM holds {fresh} bytes");
     assert_eq!(c.call(&["SCRIPT", "FLUSH"]).unwrap(), Frame::ok());
     let script = "return redis.call('incr', KEYS[1])";
     for _ in 0..10 {
