@@ -28,7 +28,6 @@
 
 use crate::snapshot::{write_file, Chunks};
 use crate::Shared;
-use bytes::BytesMut;
 use larder_persist::aof::{self as layout, Manifest, Part};
 use larder_protocol::{parse_request, Request, RequestLimits};
 use larder_store::{Effect, EffectSink};
@@ -500,7 +499,7 @@ fn replay_as(
 ) -> anyhow::Result<usize> {
     let limits = RequestLimits::default();
     let mut req = Request::default();
-    let mut out = BytesMut::new();
+    let mut out = crate::conn::reply::Reply::default();
     let (mut pos, mut commands, mut failed) = (0usize, 0u64, 0u64);
     // Where the open MULTI began: a file that ends inside it ends there.
     let mut multi_at: Option<usize> = None;

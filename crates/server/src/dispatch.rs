@@ -7,13 +7,13 @@
 use crate::cmd::table::{flags, Command};
 use crate::cmd::{Args, Ctx};
 use crate::conn::client::Client;
+use crate::conn::reply::Reply;
 use crate::error::CmdError;
 use crate::Shared;
-use bytes::BytesMut;
 use larder_protocol::{encode, Frame, Request};
 
 /// Runs one parsed command and appends its reply to `out`.
-pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8], out: &mut BytesMut) {
+pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8], out: &mut Reply) {
     // WAIT's offset: only kept while there is a stream to wait on.
     let stream_before = shared.replication.stream_offset();
     let aof_before = shared.aof.enabled().then(|| shared.aof.appended());
@@ -66,7 +66,7 @@ pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8
         }
     };
     if !std::mem::take(&mut client.no_reply) && client.replica.is_none() && !silenced {
-        encode(&reply, client.proto, out);
+        out.push(&reply, client.proto);
     }
     crate::tracking::take_after_reply(out);
 }

@@ -10,6 +10,7 @@
 //! buffers, so the cron only reads what it publishes and asks).
 
 use crate::conn::client::{Client, ClientInfo, Peer, Shrink};
+use crate::conn::reply::Reply;
 use crate::dispatch::dispatch;
 use crate::Shared;
 use bytes::{Buf, Bytes, BytesMut};
@@ -69,7 +70,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
         info.kill();
     }
     let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
-    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = Reply::with_capacity(READ_CHUNK);
     let mut req = Request::default();
     // The query buffer was made for the request at its front, which has a
     // large argument (see `read_large_argument`).
@@ -209,7 +210,9 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
                         close = true;
                         break;
                     }
-                    if out.len() >= OUT_FLUSH_AT && write_out(&shared, &mut stream, &mut out, &info).await.is_err() {
+                    if out.total_len() >= OUT_FLUSH_AT
+                        && write_out(&shared, &mut stream, &mut out, &info).await.is_err()
+                    {
                         break 'conn;
                     }
                 }
@@ -291,7 +294,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
             inbuf = BytesMut::with_capacity(READ_CHUNK);
         }
         if out.capacity() > SHRINK_ABOVE {
-            out = BytesMut::with_capacity(READ_CHUNK);
+            out.set_buffer(BytesMut::with_capacity(READ_CHUNK));
         }
         counted = publish_footprint(&shared, &client, &outbox, &inbuf, &out, counted);
         if shared.clients.over_mem_limit() && shared.clients.evict_over_limit() > 0 && info.is_killed() {
@@ -359,13 +362,13 @@ fn read_large_argument(inbuf: &mut BytesMut, arg: std::ops::Range<usize>, limit:
 /// is trimmed to what it held at most lately (not below one read's
 /// chunk, which the next read would take back); an empty reply buffer
 /// to its peak, 1 KB at least.
-fn shrink(shared: &Shared, info: &ClientInfo, why: u8, inbuf: &mut BytesMut, out: &mut BytesMut) {
+fn shrink(shared: &Shared, info: &ClientInfo, why: u8, inbuf: &mut BytesMut, out: &mut Reply) {
     if why & Shrink::IDLE != 0 {
         if inbuf.is_empty() {
             *inbuf = BytesMut::new();
         }
         if out.is_empty() {
-            *out = BytesMut::new();
+            out.set_buffer(BytesMut::new());
         }
     }
     if why & Shrink::QUERY != 0 && inbuf.is_empty() {
@@ -377,7 +380,7 @@ fn shrink(shared: &Shared, info: &ClientInfo, why: u8, inbuf: &mut BytesMut, out
     if why & Shrink::REPLY != 0 && out.is_empty() {
         let keep = (info.rbp.load(Relaxed) + 1).max(REPLY_MIN) as usize;
         if keep < out.capacity() {
-            *out = BytesMut::with_capacity(keep);
+            out.set_buffer(BytesMut::with_capacity(keep));
             shared.stats.reply_buffer_shrinks.fetch_add(1, Relaxed);
         }
     }
@@ -412,7 +415,7 @@ struct Parked<'a, S> {
     client: &'a mut Client,
     stream: &'a mut S,
     inbuf: &'a mut BytesMut,
-    out: &'a mut BytesMut,
+    out: &'a mut Reply,
     req: &'a Request,
     /// The request's bytes when they left the query buffer (a large
     /// argument's request); else they are in it at `at`.
@@ -556,7 +559,7 @@ impl<S: Stream> Parked<'_, S> {
 async fn write_out_or_killed(
     shared: &Shared,
     stream: &mut impl Stream,
-    out: &mut BytesMut,
+    out: &mut Reply,
     info: &crate::conn::client::ClientInfo,
 ) -> std::io::Result<()> {
     // Killed before this write began: do not start it.
@@ -572,7 +575,7 @@ async fn write_out_or_killed(
 async fn write_out(
     shared: &Shared,
     stream: &mut impl Stream,
-    out: &mut BytesMut,
+    out: &mut Reply,
     info: &ClientInfo,
 ) -> std::io::Result<()> {
     // No reply leaves before the writes it acknowledges are in the AOF.
@@ -580,25 +583,27 @@ async fn write_out(
     // CLIENT LIST's `obl`, published only once the write has to wait on
     // the socket: a write that goes at once (nearly all) costs no store,
     // and no reader can see its bytes as waiting after they arrived.
-    let (waiting, mut shown) = (out.len() as u64, false);
-    let mut write = std::pin::pin!(stream.write_all(out));
-    let written = std::future::poll_fn(|cx| {
-        let poll = std::future::Future::poll(write.as_mut(), cx);
-        if poll.is_pending() && !shown {
-            info.obl.store(waiting, Relaxed);
-            shown = true;
-        }
-        poll
-    })
-    .await;
+    let (waiting, mut shown) = (out.total_len() as u64, false);
+    let written = {
+        let mut write = std::pin::pin!(out.write_to(stream));
+        std::future::poll_fn(|cx| {
+            let poll = std::future::Future::poll(write.as_mut(), cx);
+            if poll.is_pending() && !shown {
+                info.obl.store(waiting, Relaxed);
+                shown = true;
+            }
+            poll
+        })
+        .await
+    };
     if shown {
         info.obl.store(0, Relaxed);
     }
     written?;
     if info.replica.load(Relaxed) {
-        shared.stats.total_net_repl_output_bytes.add(out.len() as u64);
+        shared.stats.total_net_repl_output_bytes.add(waiting);
     } else {
-        shared.stats.total_net_output_bytes.add(out.len() as u64);
+        shared.stats.total_net_output_bytes.add(waiting);
     }
     shared.stats.total_writes_processed.add(1);
     out.clear();

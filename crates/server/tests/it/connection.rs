@@ -684,7 +684,8 @@ fn a_query_buffer_grown_by_one_large_request_is_trimmed_while_busy() {
 /// 16 KB with `rbp` at the same (a new client is never trimmed before its
 /// first peak reset); after a reset (DEBUG REPLYBUFFER PEAK-RESET-TIME) a
 /// client that got only small replies is trimmed to 1 KB; a large reply
-/// grows it again; with RESIZING 0 nothing is trimmed. INFO counts the
+/// grows it again (one large value alone does not: it is sent from where
+/// it is stored); with RESIZING 0 nothing is trimmed. INFO counts the
 /// shrinks and expands.
 #[test]
 fn reply_buffers_are_sized_by_their_recent_peak() {
@@ -707,7 +708,12 @@ fn reply_buffers_are_sized_by_their_recent_peak() {
     let big = "x".repeat(32 * 1024);
     w.call(&["SET", "big", &big]).unwrap();
     assert_eq!(w.call(&["DEBUG", "REPLYBUFFER", "RESIZING", "0"]).unwrap(), Frame::ok());
+    // A value this large is sent from where it is stored (conn/reply.rs):
+    // only its header goes through the buffer.
     assert_eq!(c.call(&["GET", "big"]).unwrap(), Frame::Bulk(big.clone().into()));
+    assert_eq!(list_number(&mut w, "rb", "rbs"), 1024);
+    // Inside an array it is copied, and the buffer grows to take it.
+    assert_eq!(c.call(&["MGET", "big"]).unwrap(), Frame::Array(vec![Frame::Bulk(big.clone().into())]));
     let grown = list_number(&mut w, "rb", "rbs");
     assert!(grown > 32 * 1024, "rbs {grown} after a 32 KB reply");
     let after: u64 = info_field(&mut w, "stats", "reply_buffer_expands").parse().unwrap();

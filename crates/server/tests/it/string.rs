@@ -294,3 +294,49 @@ fn large_values_are_kept_in_the_buffer_they_arrived_in() {
     assert!(kept > copied, "kept in its buffer: {kept}; copied: {copied}");
     assert_eq!(c.call(&["PING"]).unwrap(), Frame::simple("PONG"));
 }
+
+/// A reply that is one large value (16 KB and more) is sent from where the
+/// value is stored, beside the reply buffer (conn/reply.rs). Pipelined
+/// among small replies, at the splice size and either side of it, to a
+/// client that reads nothing until the server's writes have filled the
+/// socket (so they go out in pieces), in RESP2 and RESP3: every reply
+/// arrives whole and in order, and the connection's output counts the
+/// values' bytes. (TLS: tls.rs's large GET.)
+#[test]
+fn large_values_are_sent_from_where_they_are_stored() {
+    use larder_protocol::Frame;
+    let s = larder_testkit::spawn_server();
+    let value = |seed: usize, len: usize| -> Vec<u8> { (0..len).map(|i| (i * 7 + seed) as u8).collect() };
+    let sizes = [16 * 1024 - 1, 16 * 1024, 100_000, 3 << 20];
+    let mut setup = s.raw();
+    for (i, &n) in sizes.iter().enumerate() {
+        assert_eq!(setup.call(&[b"SET".to_vec(), format!("v{i}").into_bytes(), value(i, n)]).unwrap(), Frame::ok());
+    }
+    let before: u64 = crate::info_field(&mut setup, "stats", "total_net_output_bytes").parse().unwrap();
+    let mut sent = 0;
+    for proto in ["2", "3"] {
+        let mut c = s.raw();
+        assert!(matches!(c.call(&["HELLO", proto]).unwrap(), Frame::Map(_) | Frame::Array(_)));
+        for _ in 0..3 {
+            for i in 0..sizes.len() {
+                c.send(&["GET", &format!("v{i}")]).unwrap();
+                c.send(&["PING"]).unwrap();
+            }
+            c.send(&["GET", "missing"]).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        for _ in 0..3 {
+            for (i, &n) in sizes.iter().enumerate() {
+                match c.read_frame().unwrap() {
+                    Frame::Bulk(b) => assert!(b[..] == value(i, n)[..], "v{i} came back changed"),
+                    other => panic!("{other:?}"),
+                }
+                assert_eq!(c.read_frame().unwrap(), Frame::simple("PONG"));
+                sent += n;
+            }
+            assert_eq!(c.read_frame().unwrap(), Frame::Null);
+        }
+    }
+    let after: u64 = crate::info_field(&mut setup, "stats", "total_net_output_bytes").parse().unwrap();
+    assert!(after - before > sent as u64, "{} bytes of output for {sent} bytes of values", after - before);
+}
