@@ -51,6 +51,21 @@ fn incr_file(dir: &Path) -> std::path::PathBuf {
     dir.join("appendonlydir").join(name)
 }
 
+/// Runs `commands` on Larder with `appendfsync always` in `dir`, then
+/// stops it; the incremental file they were logged to.
+fn logged(dir: &Path, commands: &[&[&str]]) -> std::path::PathBuf {
+    let (_proc, port) = larder(dir, &["--appendfsync", "always"]);
+    let mut con = connect(port);
+    for args in commands {
+        let mut c = cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        c.query::<redis::Value>(&mut con).unwrap();
+    }
+    incr_file(dir)
+}
+
 /// What one writer thread had acknowledged when the server died.
 #[derive(Default, Debug)]
 struct Acked {
@@ -137,13 +152,7 @@ fn kill_9_with_appendfsync_everysec_loses_nothing_acknowledged() {
 #[test]
 fn a_torn_tail_is_cut_with_a_warning_or_refused_and_corruption_stops_the_server() {
     let dir = temp_dir("torn");
-    {
-        let (_proc, port) = larder(&dir, &["--appendfsync", "always"]);
-        let mut con = connect(port);
-        let _: () = cmd("SET").arg("kept").arg("1").query(&mut con).unwrap();
-        let _: () = cmd("RPUSH").arg("list").arg("a").query(&mut con).unwrap();
-    }
-    let incr = incr_file(&dir);
+    let incr = logged(&dir, &[&["SET", "kept", "1"], &["RPUSH", "list", "a"]]);
     let whole = std::fs::read(&incr).unwrap();
     // A command cut short, then a transaction without its EXEC.
     let mut torn = whole.clone();
@@ -310,12 +319,7 @@ fn wait_rewrite(con: &mut redis::Connection) -> String {
 #[test]
 fn a_command_failing_in_the_log_counts_as_an_unexpected_error() {
     let dir = temp_dir("aof-unexpected");
-    {
-        let (_proc, port) = larder(&dir, &["--appendfsync", "always"]);
-        let mut con = connect(port);
-        let _: () = cmd("SET").arg("s").arg("text").query(&mut con).unwrap();
-    }
-    let incr = incr_file(&dir);
+    let incr = logged(&dir, &[&["SET", "s", "text"]]);
     let mut log = std::fs::read(&incr).unwrap();
     log.extend_from_slice(b"*3\r\n$5\r\nLPUSH\r\n$1\r\ns\r\n$1\r\nx\r\n*3\r\n$3\r\nSET\r\n$5\r\nafter\r\n$1\r\n1\r\n");
     std::fs::write(&incr, &log).unwrap();
