@@ -295,7 +295,7 @@ fn large_values_are_kept_in_the_buffer_they_arrived_in() {
     assert_eq!(c.call(&["PING"]).unwrap(), Frame::simple("PONG"));
 }
 
-/// A reply that is one large value (16 KB and more) is sent from where the
+/// A reply that is one large value (4 KB and more) is sent from where the
 /// value is stored, beside the reply buffer (conn/reply.rs). Pipelined
 /// among small replies, at the splice size and either side of it, to a
 /// client that reads nothing until the server's writes have filled the
@@ -307,7 +307,7 @@ fn large_values_are_sent_from_where_they_are_stored() {
     use larder_protocol::Frame;
     let s = larder_testkit::spawn_server();
     let value = |seed: usize, len: usize| -> Vec<u8> { (0..len).map(|i| (i * 7 + seed) as u8).collect() };
-    let sizes = [16 * 1024 - 1, 16 * 1024, 100_000, 3 << 20];
+    let sizes = [4096 - 1, 4096, 100_000, 3 << 20];
     let mut setup = s.raw();
     for (i, &n) in sizes.iter().enumerate() {
         assert_eq!(setup.call(&[b"SET".to_vec(), format!("v{i}").into_bytes(), value(i, n)]).unwrap(), Frame::ok());
