@@ -299,9 +299,10 @@ fn large_values_are_kept_in_the_buffer_they_arrived_in() {
 /// value is stored, beside the reply buffer (conn/reply.rs). Pipelined
 /// among small replies, at the splice size and either side of it, to a
 /// client that reads nothing until the server's writes have filled the
-/// socket (so they go out in pieces), in RESP2 and RESP3: every reply
-/// arrives whole and in order, and the connection's output counts the
-/// values' bytes. (TLS: tls.rs's large GET.)
+/// socket (so they go out in pieces), alone and in MGET's array, in RESP2
+/// and RESP3: every reply arrives whole and in order, and the
+/// connection's output counts the values' bytes. (TLS: tls.rs's large
+/// GET.)
 #[test]
 fn large_values_are_sent_from_where_they_are_stored() {
     use larder_protocol::Frame;
@@ -323,6 +324,7 @@ fn large_values_are_sent_from_where_they_are_stored() {
                 c.send(&["PING"]).unwrap();
             }
             c.send(&["GET", "missing"]).unwrap();
+            c.send(&["MGET", "v3", "missing", "v0", "v2"]).unwrap();
         }
         std::thread::sleep(std::time::Duration::from_millis(300));
         for _ in 0..3 {
@@ -335,6 +337,9 @@ fn large_values_are_sent_from_where_they_are_stored() {
                 sent += n;
             }
             assert_eq!(c.read_frame().unwrap(), Frame::Null);
+            let want = |i: usize| Frame::Bulk(value(i, sizes[i]).into());
+            assert!(c.read_frame().unwrap() == Frame::Array(vec![want(3), Frame::Null, want(0), want(2)]), "MGET");
+            sent += sizes[3] + sizes[0] + sizes[2];
         }
     }
     let after: u64 = crate::info_field(&mut setup, "stats", "total_net_output_bytes").parse().unwrap();
