@@ -722,9 +722,12 @@ unsafe fn take_quick(state: *mut mlua::ffi::lua_State, base: i32) -> Option<Quic
 /// trampoline and a traceback handler), 80 of the 224 bytes of garbage a
 /// small FCALL left; the collector was about a tenth of its time. The
 /// runner catches the script's errors itself (xpcall with the handler), so
-/// the only failures `lua_pcall` sees are the runner's own (out of memory).
-/// Building the tables before the protected call can fail only the same
-/// way, and Rust aborts on that before Lua would see it.
+/// the only failures `lua_pcall` sees are the runner's own. Building the
+/// tables before the protected call raises no Lua error: with no memory
+/// limit set, mlua's allocator aborts the process where an allocation
+/// fails, as any Rust allocation would, and a collection step run by an
+/// allocation there finalizes only mlua's own userdata (scripts cannot
+/// make userdata: `newproxy` is gone).
 fn call_runner(
     lua: &Lua,
     runner: &Function,
