@@ -343,6 +343,11 @@ impl Memory {
 
     pub fn set_limits(&self, maxmemory: u64, policy: Policy, samples: usize, tenacity: u64) {
         self.limit.store(maxmemory, Relaxed);
+        if maxmemory == 0 {
+            // No limit, nothing over it: eviction is not asked again, so
+            // the spell ends here (Redis's clock runs on).
+            self.time_over_limit(false);
+        }
         *self.policy.write() = policy;
         self.samples.store(samples.max(1), Relaxed);
         let limit = eviction_time_limit(tenacity).as_micros().min(u64::MAX as u128) as u64;
@@ -396,8 +401,8 @@ impl Memory {
     }
 
     /// Starts the clock of a spell over the limit when eviction could not
-    /// end it, and stops it once memory is under the limit (or there is
-    /// no limit any more), as Redis's `performEvictions` does. The
+    /// end it, and stops it once memory is under the limit, as Redis's
+    /// `performEvictions` does (and when the limit is removed). The
     /// common case, under the limit with no spell running, is one load.
     fn time_over_limit(&self, over: bool) {
         if over {

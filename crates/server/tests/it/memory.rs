@@ -316,7 +316,8 @@ fn info_memory_splits_startup_overhead_and_dataset() {
 /// redis-server: a write refused over the limit starts the clock
 /// (`current_eviction_exceeded_time`); the first command once memory is
 /// under the limit again stops it, and the spell is in
-/// `total_eviction_exceeded_time`; CONFIG RESETSTAT clears both.
+/// `total_eviction_exceeded_time`; CONFIG RESETSTAT clears both. In
+/// Larder removing the limit ends a spell as well.
 #[test]
 fn time_over_the_memory_limit_is_in_info() {
     let larder = spawn_server();
@@ -345,5 +346,14 @@ fn time_over_the_memory_limit_is_in_info() {
         assert!(current == 0 && after >= total && after < total + 1000, "{who}: {current} ms now, {after} in all");
         c.call(&["CONFIG", "RESETSTAT"]).unwrap();
         assert_eq!(times(c), (0, 0), "{who}");
+        if *who == "larder" {
+            // Removing the limit ends a spell too (Redis's clock runs on).
+            c.call(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
+            assert!(matches!(c.call(&["SET", "k", "v"]).unwrap(), larder_protocol::Frame::Error(_)));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            c.call(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
+            let (current, total) = times(c);
+            assert!(current == 0 && total >= 10, "{current} ms now, {total} in all");
+        }
     }
 }
