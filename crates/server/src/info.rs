@@ -284,12 +284,12 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("latest_fork_usec:0");
             field!("total_forks:0");
             field!("migrate_cached_sockets:{}", shared.migrate_sockets.len());
-            field!("total_error_replies:{}", st.total_error_replies.load(Relaxed));
-            field!("unexpected_error_replies:{}", st.unexpected_error_replies.load(Relaxed));
             let (_, keys, items, prefixes) = shared.tracking.stats();
             field!("tracking_total_keys:{keys}");
             field!("tracking_total_items:{items}");
             field!("tracking_total_prefixes:{prefixes}");
+            field!("unexpected_error_replies:{}", st.unexpected_error_replies.load(Relaxed));
+            field!("total_error_replies:{}", st.total_error_replies.load(Relaxed));
             field!("total_reads_processed:{}", st.total_reads_processed.get());
             field!("total_writes_processed:{}", st.total_writes_processed.get());
             field!("reply_buffer_shrinks:{}", st.reply_buffer_shrinks.load(Relaxed));
