@@ -519,8 +519,7 @@ fn maxmemory_clients_disconnects_the_largest_clients() {
 #[test]
 fn idle_connections_give_their_buffers_back() {
     let s = spawn_server();
-    let mut c = s.raw();
-    c.call(&["CLIENT", "SETNAME", "idler"]).unwrap();
+    let mut c = named(&s, "idler");
     let mut watcher = s.raw();
     let field = |w: &mut larder_testkit::RawConn, name: &str| -> u64 {
         let Frame::Bulk(list) = w.call(&["CLIENT", "LIST"]).unwrap() else { panic!() };
@@ -571,6 +570,13 @@ fn list_number(watcher: &mut larder_testkit::RawConn, name: &str, field: &str) -
     list_field(watcher, name, field).parse().unwrap()
 }
 
+/// A new connection to `s`, named `name` for CLIENT LIST.
+fn named(s: &larder_testkit::TestServer, name: &str) -> larder_testkit::RawConn {
+    let mut c = s.raw();
+    assert_eq!(c.call(&["CLIENT", "SETNAME", name]).unwrap(), Frame::ok());
+    c
+}
+
 /// CLIENT LIST's memory fields are measured, not zeros: `argv-mem` is
 /// the running command's arguments (and a blocked command's), `multi-mem`
 /// a transaction's queue as Redis counts it (the arguments and a pointer
@@ -586,8 +592,7 @@ fn client_list_shows_arguments_queues_and_waiting_output() {
         other => panic!("{other:?}"),
     };
     assert!(own.contains(" argv-mem=10 multi-mem=0 "), "CLIENT INFO is 10 bytes of arguments: {own}");
-    let mut tx = s.raw();
-    tx.call(&["CLIENT", "SETNAME", "tx"]).unwrap();
+    let mut tx = named(&s, "tx");
     assert_eq!(tx.call(&["MULTI"]).unwrap(), Frame::ok());
     assert_eq!(tx.call(&["SET", "a", "bbbbbbbbbbbbbb"]).unwrap(), Frame::simple("QUEUED"));
     assert_eq!(tx.call(&["GET", "a"]).unwrap(), Frame::simple("QUEUED"));
@@ -600,8 +605,7 @@ fn client_list_shows_arguments_queues_and_waiting_output() {
     assert_eq!(tx.call(&["DISCARD"]).unwrap(), Frame::ok());
     assert_eq!(list_number(&mut w, "tx", "multi-mem"), 0);
 
-    let mut blocked = s.raw();
-    blocked.call(&["CLIENT", "SETNAME", "blocked"]).unwrap();
+    let mut blocked = named(&s, "blocked");
     blocked.send(&["BLPOP", "queue", "0"]).unwrap();
     larder_testkit::eventually(10, || match list_number(&mut w, "blocked", "argv-mem") {
         11 => Ok(()),
@@ -611,8 +615,7 @@ fn client_list_shows_arguments_queues_and_waiting_output() {
     blocked.read_frame().unwrap();
     assert_eq!(list_number(&mut w, "blocked", "argv-mem"), 0);
 
-    let mut sub = s.raw();
-    sub.call(&["CLIENT", "SETNAME", "sub"]).unwrap();
+    let mut sub = named(&s, "sub");
     sub.send(&["SUBSCRIBE", "ch"]).unwrap();
     sub.read_frame().unwrap();
     assert_eq!(list_field(&mut w, "sub", "events"), "r");
@@ -649,8 +652,7 @@ fn client_list_shows_arguments_queues_and_waiting_output() {
 fn a_query_buffer_grown_by_one_large_request_is_trimmed_while_busy() {
     let s = spawn_server();
     let mut w = s.raw();
-    let mut q = s.raw();
-    q.call(&["CLIENT", "SETNAME", "q"]).unwrap();
+    let mut q = named(&s, "q");
     let size = |w: &mut larder_testkit::RawConn| list_number(w, "q", "qbuf") + list_number(w, "q", "qbuf-free");
     let small = larder_testkit::eventually(10, || match size(&mut w) {
         n if (16 * 1024..32 * 1024).contains(&n) => Ok(n),
@@ -691,8 +693,7 @@ fn a_query_buffer_grown_by_one_large_request_is_trimmed_while_busy() {
 fn reply_buffers_are_sized_by_their_recent_peak() {
     let s = spawn_server();
     let mut w = s.raw();
-    let mut c = s.raw();
-    c.call(&["CLIENT", "SETNAME", "rb"]).unwrap();
+    let mut c = named(&s, "rb");
     larder_testkit::eventually(10, || match (list_number(&mut w, "rb", "rbs"), list_number(&mut w, "rb", "rbp")) {
         (16384, 16384) => Ok(()),
         (rbs, rbp) => Err(format!("rbs={rbs} rbp={rbp}")),
