@@ -175,10 +175,7 @@ pub async fn run(shared: Arc<Shared>, mut stream: impl Stream, addr: Peer, laddr
                     own_buffer = false;
                     if !req.is_empty() {
                         client.owned_input.clone_from(&owned);
-                        let input = match &owned {
-                            Some(b) => &b[..],
-                            None => &inbuf[pos..pos + n],
-                        };
+                        let input = request_bytes(&owned, &inbuf, &(pos..pos + n));
                         dispatch(&shared, &mut client, &req, input, &mut out);
                         processed += 1;
                         if client.postponed || client.wants_block {
