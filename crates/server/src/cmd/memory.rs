@@ -130,7 +130,7 @@ pub fn report(shared: &Shared) -> Report {
         overhead += main + expires;
         dbs.push((db, n, main, expires));
     }
-    let (clients_replicas, clients_normal) = shared.clients.memory_by_kind(&shared.replication.replica_ids());
+    let (clients_replicas, clients_normal) = shared.clients.memory_by_kind();
     Report {
         used,
         peak,

@@ -712,13 +712,13 @@ impl Clients {
         r.output[slot] = r.output[slot].max(max_out);
     }
 
-    /// What the connections hold (their published `tot-mem`): those of
-    /// `replicas`, then the others (INFO `mem_clients_slaves`,
+    /// What the connections hold (their published `tot-mem`): the
+    /// replicas', then the others' (INFO `mem_clients_slaves`,
     /// `mem_clients_normal`).
-    pub fn memory_by_kind(&self, replicas: &[u64]) -> (u64, u64) {
+    pub fn memory_by_kind(&self) -> (u64, u64) {
         self.map.lock().values().fold((0, 0), |(r, n), (c, _)| {
             let mem = c.mem.load(Ordering::Relaxed);
-            if replicas.contains(&c.id) {
+            if c.replica.load(Ordering::Relaxed) {
                 (r + mem, n)
             } else {
                 (r, n + mem)

@@ -1406,6 +1406,11 @@ fn replication_traffic_is_counted_apart_from_clients() {
     assert!(replies < 100_000.0, "the client's replies are small, the stream is not among them: {replies}");
     let read = stat(&mut r, "total_net_repl_input_bytes");
     assert!(read >= 1_000_000.0, "the replica read the stream: {read}");
+    // The replica's connection counts as a replica's memory on the
+    // primary, and on the replica nothing does.
+    let mem = |c: &mut RawConn, name: &str| -> u64 { crate::info_field(c, "memory", name).parse().unwrap() };
+    assert!(mem(&mut w, "mem_clients_slaves") > 0);
+    assert_eq!(mem(&mut r, "mem_clients_slaves"), 0);
     // While writes go on, the rates (over the last 1.6 s) show the stream.
     let addr = primary.addr;
     let writer = std::thread::spawn(move || {
