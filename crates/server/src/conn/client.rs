@@ -660,7 +660,7 @@ impl Clients {
         let (mut max_in, mut max_out) = (0, 0);
         // Off the registry's lock: asking and killing wake tasks, and an
         // outbox's figure takes its own lock.
-        for (c, outbox) in &self.all_with_outboxes() {
+        for (c, outbox) in &self.registered() {
             let idle = now_ms.saturating_sub(c.last_interaction.load(Ordering::Relaxed));
             if timeout_secs > 0 && idle > timeout_secs * 1000 {
                 tracing::debug!(client = c.id, "closing idle client");
@@ -729,9 +729,15 @@ impl Clients {
     /// Every connected client with its outbox, by id (CLIENT LIST's
     /// `oll` and `omem` are the outbox's).
     pub fn all_with_outboxes(&self) -> Vec<Registered> {
-        let mut v: Vec<_> = self.map.lock().values().cloned().collect();
+        let mut v = self.registered();
         v.sort_by_key(|(c, _)| c.id);
         v
+    }
+
+    /// Every connected client with its outbox, in no order (the cron's
+    /// pass, several times a second, has no use for CLIENT LIST's sort).
+    fn registered(&self) -> Vec<Registered> {
+        self.map.lock().values().cloned().collect()
     }
 
     /// The outbox of a connected client.
