@@ -69,12 +69,9 @@ pub struct Stats {
     /// being loaded (INFO `unexpected_error_replies`): each means a copy
     /// of the data may now differ from its source.
     pub unexpected_error_replies: AtomicU64,
-    /// The active expiry cycle: its time, in microseconds (INFO shows
-    /// milliseconds), and how many cycles left keys that were due for the
-    /// next (INFO `expired_time_cap_reached_count`: Larder's cycle is
-    /// capped by keys per shard rather than by time).
+    /// The active expiry cycle's time, in microseconds (INFO shows
+    /// milliseconds; the cycles it cut short are the keyspace's count).
     pub expire_cycle_us: AtomicU64,
-    pub expire_cycle_capped: AtomicU64,
     /// The instantaneous rates (see [`Rates`]).
     pub rates: Mutex<Rates>,
     /// Reply buffers the cron trimmed, and batches whose replies grew
@@ -111,7 +108,6 @@ impl Stats {
             &self.reply_buffer_shrinks,
             &self.reply_buffer_expands,
             &self.expire_cycle_us,
-            &self.expire_cycle_capped,
         ] {
             c.store(0, Relaxed);
         }
