@@ -552,6 +552,13 @@ impl Keyspace {
         self.capped_cycles.load(Ordering::Relaxed)
     }
 
+    /// CONFIG RESETSTAT: the expired-key and cut-short-cycle counts start
+    /// again, as Redis's do.
+    pub fn reset_stats(&self) {
+        self.expired.store(0, Ordering::Relaxed);
+        self.capped_cycles.store(0, Ordering::Relaxed);
+    }
+
     /// Removes an expired key found by a lookup, scan or the active cycle.
     fn note_expired(&self, db: usize, key: &[u8]) {
         self.expired.fetch_add(1, Ordering::Relaxed);

@@ -435,6 +435,7 @@ fn config_set(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 /// CONFIG RESETSTAT
 fn config_resetstat(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     ctx.shared.stats.reset();
+    ctx.shared.keyspace.reset_stats();
     ctx.shared.keyspace.evictor.reset_stats();
     ctx.shared.memory.reset_stats();
     ctx.shared.lazyfree.reset_stats();

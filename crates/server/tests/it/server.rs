@@ -547,3 +547,25 @@ fn info_reports_rates_reads_clients_scripts_and_the_last_load() {
     assert_eq!(field(&mut raw, "persistence", "rdb_last_load_keys_loaded"), 5.0);
     assert_eq!(field(&mut raw, "persistence", "rdb_last_load_keys_expired"), 3.0);
 }
+
+/// CONFIG RESETSTAT starts INFO's expiry counts again, in Larder as in
+/// redis-server (the same steps against both).
+#[test]
+fn config_resetstat_clears_the_expiry_counts() {
+    let larder = spawn_server();
+    let redis = larder_testkit::RedisServer::start();
+    let mut conns = vec![("larder", larder.raw())];
+    if let Some(r) = &redis {
+        conns.push(("redis", r.raw()));
+    }
+    for (who, c) in &mut conns {
+        let expired = |c: &mut larder_testkit::RawConn| crate::info_field(c, "stats", "expired_keys");
+        assert_eq!(c.call(&["SET", "k", "v", "PX", "1"]).unwrap(), Frame::ok());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(c.call(&["GET", "k"]).unwrap(), Frame::Null);
+        assert_eq!(expired(c), "1", "{who}");
+        assert_eq!(c.call(&["CONFIG", "RESETSTAT"]).unwrap(), Frame::ok());
+        assert_eq!(expired(c), "0", "{who}");
+        assert_eq!(crate::info_field(c, "stats", "expired_time_cap_reached_count"), "0", "{who}");
+    }
+}
