@@ -453,12 +453,8 @@ fn unlink_and_async_flushes_free_in_the_background() {
 #[test]
 fn the_keyspaces_own_deletions_free_lazily_when_told() {
     use crate::{info_field, wait_info_field};
-    let larder = larder_testkit::spawn_server();
-    let redis = larder_testkit::RedisServer::start();
-    let mut servers = vec![larder.raw()];
-    if let Some(r) = &redis {
-        servers.push(r.raw());
-    }
+    let both = crate::Both::start();
+    let mut servers: Vec<_> = both.conns().into_iter().map(|(_, c)| c).collect();
     let big = |raw: &mut larder_testkit::RawConn, key: &str| {
         let mut args = vec!["HSET".to_string(), key.to_string()];
         // Past hash-max-listpack-entries: a hashtable in Redis too, whose

@@ -37,6 +37,30 @@ pub fn each_proto(f: impl Fn(&TestServer, &mut redis::Connection, Proto)) {
     }
 }
 
+/// A fresh Larder and, where one is installed, a fresh redis-server, for
+/// the same steps against both: keep it alive while the connections
+/// [`Both::conns`] gives are used.
+pub struct Both {
+    pub larder: TestServer,
+    pub redis: Option<larder_testkit::RedisServer>,
+}
+
+impl Both {
+    pub fn start() -> Both {
+        Both { larder: spawn_server(), redis: larder_testkit::RedisServer::start() }
+    }
+
+    /// A connection to each server, named for assertion messages; Larder's
+    /// first.
+    pub fn conns(&self) -> Vec<(&'static str, larder_testkit::RawConn)> {
+        let mut conns = vec![("larder", self.larder.raw())];
+        if let Some(r) = &self.redis {
+            conns.push(("redis", r.raw()));
+        }
+        conns
+    }
+}
+
 pub fn cmd(name: &str) -> redis::Cmd {
     redis::cmd(name)
 }

@@ -320,13 +320,8 @@ fn info_memory_splits_startup_overhead_and_dataset() {
 /// Larder removing the limit ends a spell as well.
 #[test]
 fn time_over_the_memory_limit_is_in_info() {
-    let larder = spawn_server();
-    let redis = larder_testkit::RedisServer::start();
-    let mut conns = vec![("larder", larder.raw())];
-    if let Some(r) = &redis {
-        conns.push(("redis", r.raw()));
-    }
-    for (who, c) in &mut conns {
+    let both = crate::Both::start();
+    for (who, c) in &mut both.conns() {
         let times = |c: &mut larder_testkit::RawConn| -> (u64, u64) {
             let mut field = |name| crate::info_field(c, "stats", name).parse::<u64>().unwrap();
             (field("current_eviction_exceeded_time"), field("total_eviction_exceeded_time"))

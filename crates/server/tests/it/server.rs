@@ -552,13 +552,8 @@ fn info_reports_rates_reads_clients_scripts_and_the_last_load() {
 /// redis-server (the same steps against both).
 #[test]
 fn config_resetstat_clears_the_expiry_counts() {
-    let larder = spawn_server();
-    let redis = larder_testkit::RedisServer::start();
-    let mut conns = vec![("larder", larder.raw())];
-    if let Some(r) = &redis {
-        conns.push(("redis", r.raw()));
-    }
-    for (who, c) in &mut conns {
+    let both = crate::Both::start();
+    for (who, c) in &mut both.conns() {
         let expired = |c: &mut larder_testkit::RawConn| crate::info_field(c, "stats", "expired_keys");
         assert_eq!(c.call(&["SET", "k", "v", "PX", "1"]).unwrap(), Frame::ok());
         std::thread::sleep(std::time::Duration::from_millis(20));
