@@ -7,7 +7,7 @@
 //! 0 means every element).
 
 use crate::keyspace::Entry;
-use crate::table::{Key, INLINE_KEY};
+use crate::table::{Elem, Key, INLINE_KEY};
 use crate::types::hash::Hash;
 use crate::value::{StrValue, Value};
 use bytes::Bytes;
@@ -65,10 +65,20 @@ fn hash_cost(h: &Hash, samples: usize) -> usize {
     if let Some(bytes) = h.packed_bytes() {
         return bytes;
     }
-    // The boxed table, its two allocations, and per pair its one
-    // allocation (a length byte, field, value).
+    // The boxed table, its two allocations, and per pair the allocation
+    // of its length byte, field and value, unless they fit in the handle.
     boxed_table_cost(h.table().expect("not packed"))
-        + extrapolate(h.len(), samples, h.iter().map(|(f, v)| size_class(1 + f.len() + v.len())))
+        + extrapolate(h.len(), samples, h.iter().map(|(f, v)| elem_heap(1 + f.len() + v.len())))
+}
+
+/// The heap bytes of an [`Elem`] of `len` bytes: none while they fit in
+/// its handle.
+fn elem_heap(len: usize) -> usize {
+    if len > Elem::MAX_INLINE {
+        size_class(len)
+    } else {
+        0
+    }
 }
 
 /// A dense table's (table.rs) slot vector and index.
@@ -93,7 +103,7 @@ impl Value {
                 crate::types::set::Set::Intset(v) => v.allocated(),
                 crate::types::set::Set::Listpack(p) => p.allocated(),
                 crate::types::set::Set::Table(t) => {
-                    boxed_table_cost(t) + extrapolate(t.len(), samples, t.slots().map(|m| size_class(m.len())))
+                    boxed_table_cost(t) + extrapolate(t.len(), samples, t.slots().map(|m| elem_heap(m.len())))
                 }
             },
             Value::ZSet(z) => match z.packed_bytes() {
@@ -103,7 +113,7 @@ impl Value {
                     // handle), then per entry its place in the order
                     // (the same) and the member's bytes, one copy in
                     // each.
-                    let per = |e: crate::types::zset::ZRef<'_>| 24 + 2 * size_class(e.member.len());
+                    let per = |e: crate::types::zset::ZRef<'_>| 24 + 2 * elem_heap(e.member.len());
                     let dict = z.dict().map_or(0, table_cost);
                     size_class(z.skiplist_bytes()) + dict + extrapolate(z.len(), samples, z.iter().map(per))
                 }

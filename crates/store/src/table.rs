@@ -138,8 +138,17 @@ impl Keyed for Slot {
     }
 }
 
+/// An element of a large collection: a set's or sorted set's member, a
+/// hash's field with its value. Up to 15 bytes sit in the 16-byte handle
+/// itself; longer ones in one allocation of exactly their size, as a
+/// `Box<[u8]>` (what this replaced, the same 16 bytes) kept every one. A
+/// member of 15 bytes or fewer (ids, short tags, `member:00000001`) thus
+/// costs no allocation: the 16-byte class jemalloc served it from, and the
+/// trip there on a lookup.
+pub type Elem = compact_bytes::CompactBytesSlice;
+
 /// A set member is its own key.
-impl Keyed for Box<[u8]> {
+impl Keyed for Elem {
     fn key(&self) -> &[u8] {
         self
     }
@@ -540,8 +549,8 @@ mod tests {
     /// ignores order, and a table three quarters empty gives memory back.
     #[test]
     fn a_table_of_members_finds_replaces_removes_and_shrinks() {
-        let member = |i: usize| -> Box<[u8]> { format!("member:{i}").into_bytes().into() };
-        let mut t: Table<Box<[u8]>> = Table::with_capacity(4);
+        let member = |i: usize| Elem::new(format!("member:{i}").as_bytes());
+        let mut t: Table<Elem> = Table::with_capacity(4);
         for i in 0..1000 {
             assert!(t.replace(member(i)).is_none());
         }
@@ -551,7 +560,7 @@ mod tests {
         assert!(full[0] >= 1000 * 16 && full[1] >= 1024 * 3, "{full:?}");
         assert!(full[0] < 1000 * 16 * 9 / 8 + 256, "the vector grows by an eighth: {full:?}");
 
-        let mut reversed: Table<Box<[u8]>> = Table::default();
+        let mut reversed: Table<Elem> = Table::default();
         (0..1000).rev().for_each(|i| {
             reversed.replace(member(i));
         });

@@ -352,3 +352,50 @@ fn time_over_the_memory_limit_is_in_info() {
         }
     }
 }
+
+/// Large sets, sorted sets and hashes of short elements keep each element
+/// in its 16-byte handle (table.rs's `Elem`), not in an allocation of its
+/// own; MEMORY USAGE counts them so. Measured in a
+/// process of its own, where `used_memory` moves only with this test.
+#[test]
+fn short_elements_of_large_collections_cost_no_allocation() {
+    let (_proc, port, _err) = start_binary(&["--port", "0"]);
+    let mut con = connect(port);
+    const N: usize = 20_000;
+    let mut per_element = |key: &str, add: &dyn Fn(usize) -> redis::Cmd| -> (f64, f64) {
+        let before = info_field(&mut con, "memory", "used_memory");
+        let mut pipe = redis::pipe();
+        for i in 0..N {
+            pipe.add_command(add(i)).ignore();
+        }
+        let _: () = pipe.query(&mut con).unwrap();
+        let grew = info_field(&mut con, "memory", "used_memory") - before;
+        let usage: u64 = cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query(&mut con).unwrap();
+        (grew as f64 / N as f64, usage as f64 / N as f64)
+    };
+    // Members of 14 bytes: in the handle (a box of them took 16 more).
+    let set = per_element("s", &|i| {
+        let mut c = cmd("SADD");
+        c.arg("s").arg(format!("member:{i:07}"));
+        c
+    });
+    let zset = per_element("z", &|i| {
+        let mut c = cmd("ZADD");
+        c.arg("z").arg(i).arg(format!("member:{i:07}"));
+        c
+    });
+    // A length byte, a 7-byte field and a value of up to 5 digits: in the
+    // handle too (a box of them took 16 more).
+    let hash = per_element("h", &|i| {
+        let mut c = cmd("HSET");
+        c.arg("h").arg(format!("f{i:06}")).arg(i);
+        c
+    });
+    eprintln!("bytes per element (used_memory, MEMORY USAGE): set {set:?}, zset {zset:?}, hash {hash:?}");
+    assert!(set.0 < 30.0, "set: {set:?}");
+    assert!(zset.0 < 72.0, "sorted set: {zset:?}");
+    assert!(hash.0 < 28.0, "hash: {hash:?}");
+    for (what, (grew, usage)) in [("set", set), ("zset", zset), ("hash", hash)] {
+        assert!((usage - grew).abs() < grew * 0.2, "{what}: MEMORY USAGE {usage:.1} a element, used_memory {grew:.1}");
+    }
+}

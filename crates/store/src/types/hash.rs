@@ -16,26 +16,40 @@
 
 use super::packed::{Item, Packed};
 use super::Limits;
-use crate::table::{hash_key, Keyed, Table};
+use crate::table::{hash_key, Elem, Keyed, Table};
 use bytes::Bytes;
 
 /// A large hash's fields, each with its value in one allocation.
 type Map = Table<Pair>;
 
-/// A field and its value in one allocation: the field's length (a varint),
-/// the field, the value. A table entry is this 16-byte handle where two
-/// `Bytes` took 64, and one allocation where they took two. The table
-/// finds it by its field.
+/// A field and its value as one run of bytes: the field's length (a
+/// varint), the field, the value, in an [`Elem`]: up to 15 bytes in the
+/// 16-byte handle, longer ones in one allocation of exactly their size.
+/// Two `Bytes` took 64 bytes of handles and two allocations. A 24-byte
+/// handle holding 23 would take in more pairs (a 14-byte field and a
+/// counter) but cost every longer pair 8 bytes, and measured so, a hash of
+/// 30-byte fields and 100-byte values came out 4% over Redis's; this one
+/// costs no pair more than a box did. The table finds it by its field.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Pair(Box<[u8]>);
+pub struct Pair(Elem);
 
 impl Pair {
     fn new(field: &[u8], value: &[u8]) -> Pair {
-        let mut b = Vec::with_capacity(field.len() + value.len() + 5);
-        super::packed::write_varint(&mut b, field.len());
+        let mut len = [0; 10];
+        let n = super::packed::put_varint(&mut len, field.len());
+        let size = n + field.len() + value.len();
+        if size <= Elem::MAX_INLINE {
+            let mut b = [0; Elem::MAX_INLINE];
+            b[..n].copy_from_slice(&len[..n]);
+            b[n..n + field.len()].copy_from_slice(field);
+            b[n + field.len()..size].copy_from_slice(value);
+            return Pair(Elem::new(&b[..size]));
+        }
+        let mut b = Vec::with_capacity(size);
+        b.extend_from_slice(&len[..n]);
         b.extend_from_slice(field);
         b.extend_from_slice(value);
-        Pair(b.into_boxed_slice())
+        Pair(b.into_boxed_slice().into())
     }
 
     /// Where the field starts and ends.
@@ -398,6 +412,23 @@ pub fn scan_indexed(len: usize, cursor: u64, count: usize, mut visit: impl FnMut
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pairs_keep_field_and_value_in_and_out_of_the_handle() {
+        let long = vec![b'f'; 300];
+        for (field, value) in [
+            (&b""[..], &b""[..]),
+            (b"f", b""),
+            (b"field", b"0123456789"), // 16 bytes with the length: spilled
+            (b"field", b"012345678"),  // 15: in the handle
+            (&long[..], b"v"),         // a two-byte length
+            (b"k", &long[..]),
+        ] {
+            let p = Pair::new(field, value);
+            assert_eq!((p.field(), p.value()), (field, value));
+            assert_eq!(p.0.spilled(), 1 + field.len() + value.len() + usize::from(field.len() > 127) > 15);
+        }
+    }
 
     #[test]
     fn converts_at_the_thresholds() {

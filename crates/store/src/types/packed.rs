@@ -79,7 +79,7 @@ pub(crate) fn read_varint(b: &[u8]) -> (usize, usize) {
 }
 
 /// Writes `v` as a varint at the start of `out`; returns its length.
-fn put_varint(out: &mut [u8], mut v: usize) -> usize {
+pub(crate) fn put_varint(out: &mut [u8], mut v: usize) -> usize {
     let mut i = 0;
     while v >= 0x80 {
         out[i] = v as u8 | 0x80;
@@ -91,12 +91,6 @@ fn put_varint(out: &mut [u8], mut v: usize) -> usize {
 }
 
 /// Appends `v` as a varint (a hash table's `Pair`).
-pub(crate) fn write_varint(out: &mut Vec<u8>, v: usize) {
-    let mut b = [0; 10];
-    let n = put_varint(&mut b, v);
-    out.extend_from_slice(&b[..n]);
-}
-
 fn varint_len(v: usize) -> usize {
     (usize::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize
 }
@@ -317,10 +311,10 @@ mod tests {
     #[test]
     fn varints_round_trip() {
         for v in [0, 1, 127, 128, 300, 16_383, 16_384, 1 << 30, usize::MAX >> 1] {
-            let mut out = Vec::new();
-            write_varint(&mut out, v);
-            assert_eq!(out.len(), varint_len(v), "{v}");
-            assert_eq!(read_varint(&out), (v, out.len()));
+            let mut out = [0; 10];
+            let n = put_varint(&mut out, v);
+            assert_eq!(n, varint_len(v), "{v}");
+            assert_eq!(read_varint(&out[..n]), (v, n));
         }
     }
 

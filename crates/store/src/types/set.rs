@@ -8,12 +8,13 @@ use super::buf::Buf;
 use super::packed::Packed;
 use super::Limits;
 use crate::table::hash_key;
+use crate::table::Elem;
 use crate::value::parse_canonical_i64;
 use bytes::Bytes;
 
-/// A large set's members, each a plain boxed slice: 16 bytes of handle
-/// where a `Bytes` takes 32.
-type Table = crate::table::Table<Box<[u8]>>;
+/// A large set's members, each a 16-byte [`Elem`](crate::table::Elem)
+/// (short ones inline) where a `Bytes` took 32 and an allocation.
+type Table = crate::table::Table<crate::table::Elem>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Set {
@@ -225,7 +226,7 @@ impl Set {
                 if t.find(h, m).is_some() {
                     return false;
                 }
-                t.push(h, m.into());
+                t.push(h, Elem::new(m));
                 true
             }
         }
@@ -270,7 +271,7 @@ impl Set {
                 p.remove(span.0..span.1, 1);
                 Some(m)
             }
-            Set::Table(t) => t.swap_remove_index(i).map(Bytes::from),
+            Set::Table(t) => t.swap_remove_index(i).map(|m| Bytes::from(m.into_boxed_slice())),
         }
     }
 
@@ -312,7 +313,7 @@ impl Set {
     fn convert_to_table(&mut self, extra: usize) {
         let mut t = Table::with_capacity(self.len() + extra);
         let mut add = |m: &[u8]| {
-            t.push(hash_key(m), m.into());
+            t.push(hash_key(m), Elem::new(m));
         };
         match self {
             Set::Intset(v) => v.iter().for_each(|i| add(itoa::Buffer::new().format(i).as_bytes())),

@@ -9,7 +9,7 @@
 use super::ordered::Ordered;
 use super::packed::{Item, Packed};
 use super::Limits;
-use crate::table::{hash_key, Keyed, Table};
+use crate::table::{hash_key, Elem, Keyed, Table};
 use std::cmp::Ordering;
 
 /// A large sorted set's member→score map: entries found by member.
@@ -30,7 +30,7 @@ impl Keyed for ZEntry {
 #[derive(Debug, Clone)]
 pub struct ZEntry {
     pub score: f64,
-    pub member: Box<[u8]>,
+    pub member: Elem,
 }
 
 impl ZEntry {
@@ -70,7 +70,7 @@ impl ZRef<'_> {
     }
 
     pub fn to_owned(&self) -> ZEntry {
-        ZEntry { score: self.score, member: self.member.into() }
+        ZEntry { score: self.score, member: Elem::new(self.member) }
     }
 }
 
@@ -244,7 +244,7 @@ impl ZSet {
                 p.insert_at(at, &[member, score_bytes(score, &mut [0; 8])]);
             }
             Data::Skiplist(s) => {
-                let e = ZEntry { score, member: member.into() };
+                let e = ZEntry { score, member: Elem::new(member) };
                 s.dict.push(hash_key(member), e.clone());
                 s.order.insert(e);
             }
