@@ -15,7 +15,7 @@
 use crate::listpack;
 use crate::rdb::{put_bytes, put_len, RdbError, Reader};
 use bytes::{BufMut, Bytes, BytesMut};
-use larder_store::types::stream::{Consumer, Group, Pending, Stream, StreamId};
+use larder_store::types::stream::{Consumer, Entry, Group, Pending, Stream, StreamId};
 
 pub(crate) const RDB_TYPE_STREAM_LISTPACKS: u8 = 15;
 pub(crate) const RDB_TYPE_STREAM_LISTPACKS_2: u8 = 19;
@@ -42,9 +42,9 @@ fn id_from_key(k: &[u8]) -> Result<StreamId, RdbError> {
 /// Writes the body of a stream (after its type byte and key) as type
 /// `ty`: 19 or 21.
 pub(crate) fn put_stream(out: &mut BytesMut, s: &Stream, ty: u8) {
-    let entries: Vec<(&StreamId, &Vec<Bytes>)> = s.entries.iter().map(|(id, e)| (id, &e.fields)).collect();
+    let entries: Vec<(&StreamId, &Entry)> = s.entries.iter().collect();
     let node_of: Vec<u64> = s.entries.values().map(|e| e.node).collect();
-    let mut nodes: Vec<&[(&StreamId, &Vec<Bytes>)]> = Vec::new();
+    let mut nodes: Vec<&[(&StreamId, &Entry)]> = Vec::new();
     let mut start = 0;
     for i in 1..=entries.len() {
         if i == entries.len() || node_of[i] != node_of[start] {
@@ -55,8 +55,8 @@ pub(crate) fn put_stream(out: &mut BytesMut, s: &Stream, ty: u8) {
     put_len(out, nodes.len() as u64);
     let mut num = itoa::Buffer::new();
     for node in nodes {
-        let (master, master_fields) = node[0];
-        let names: Vec<&Bytes> = master_fields.iter().step_by(2).collect();
+        let (master, master_entry) = node[0];
+        let names: Vec<&[u8]> = master_entry.fields().step_by(2).collect();
         // Numbers as text: the listpack encoder stores them as integers.
         let mut items: Vec<Vec<u8>> = Vec::new();
         let mut int = |items: &mut Vec<Vec<u8>>, v: i64| items.push(num.format(v).as_bytes().to_vec());
@@ -65,18 +65,19 @@ pub(crate) fn put_stream(out: &mut BytesMut, s: &Stream, ty: u8) {
         int(&mut items, names.len() as i64);
         items.extend(names.iter().map(|n| n.to_vec()));
         int(&mut items, 0);
-        for (id, fields) in node {
-            let same = fields.len() == 2 * names.len() && fields.iter().step_by(2).zip(&names).all(|(a, b)| a == *b);
+        for (id, entry) in node {
+            let fields = entry.fields();
+            let same = fields.len() == 2 * names.len() && fields.clone().step_by(2).zip(&names).all(|(a, b)| a == *b);
             int(&mut items, if same { FLAG_SAMEFIELDS } else { 0 });
             int(&mut items, id.ms.wrapping_sub(master.ms) as i64);
             int(&mut items, id.seq.wrapping_sub(master.seq) as i64);
             let pairs = fields.len() / 2;
             if same {
-                items.extend(fields.iter().skip(1).step_by(2).map(|v| v.to_vec()));
+                items.extend(fields.skip(1).step_by(2).map(|v| v.to_vec()));
                 int(&mut items, pairs as i64 + 3);
             } else {
                 int(&mut items, pairs as i64);
-                items.extend(fields.iter().map(|f| f.to_vec()));
+                items.extend(fields.map(|f| f.to_vec()));
                 int(&mut items, 2 * pairs as i64 + 4);
             }
         }
@@ -165,7 +166,7 @@ fn read_node(s: &mut Stream, master: StreamId, lp: &[Bytes]) -> Result<(), RdbEr
         if s.entries.last_key_value().is_some_and(|(last, _)| *last >= id) {
             return Err(RdbError::BadFormat);
         }
-        s.append(id, fields, first);
+        s.append(id, &fields, first);
         first = false;
     }
     Ok(())
@@ -275,7 +276,7 @@ mod tests {
             } else {
                 vec![b("f"), b("v"), b("n"), b(&i.to_string())]
             };
-            s.add(id, fields, NODE_ENTRIES);
+            s.add(id, &fields, NODE_ENTRIES);
         }
         let doomed = *s.entries.keys().nth(3).unwrap();
         s.delete(&doomed);
@@ -301,7 +302,12 @@ mod tests {
     }
 
     fn same(a: &Stream, b: &Stream) {
-        let fields = |s: &Stream| s.entries.iter().map(|(id, e)| (*id, e.fields.clone())).collect::<Vec<_>>();
+        let fields = |s: &Stream| {
+            s.entries
+                .iter()
+                .map(|(id, e)| (*id, e.fields().map(<[u8]>::to_vec).collect::<Vec<_>>()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(fields(a), fields(b));
         assert_eq!(
             (a.last_id, a.first_id, a.max_deleted_id, a.entries_added),

@@ -119,9 +119,10 @@ impl Value {
                 }
             },
             Value::Stream(st) => {
-                let entry = |e: &crate::types::stream::Entry| {
-                    48 + e.fields.iter().map(bytes_cost).sum::<usize>() + 8 * e.fields.len()
-                };
+                // Its share of the B-tree (an ID, the buffer's handle and
+                // the node number: 32 bytes, in leaves that appends leave
+                // a little over half full), then the packed fields.
+                let entry = |e: &crate::types::stream::Entry| 64 + e.allocated();
                 let entries = extrapolate(st.len(), samples, st.entries.values().map(entry));
                 let groups: usize = st
                     .groups

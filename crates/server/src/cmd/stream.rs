@@ -16,7 +16,7 @@ use super::{class, eq_ic, get_as, parse_i64, Args, CmdResult, Ctx};
 use crate::error::CmdError;
 use bytes::Bytes;
 use larder_protocol::Frame;
-use larder_store::types::stream::{Group, Trim, INVALID_ENTRIES_READ};
+use larder_store::types::stream::{Entry, Group, Trim, INVALID_ENTRIES_READ};
 use larder_store::{Stream, StreamId, Ttl, Tx, Value};
 use std::time::Duration;
 
@@ -165,8 +165,9 @@ fn id_frame(id: &StreamId) -> Frame {
     Frame::Bulk(id.to_bytes())
 }
 
-fn entry_frame(id: &StreamId, fields: &[Bytes]) -> Frame {
-    Frame::Array(vec![id_frame(id), Frame::Array(fields.iter().cloned().map(Frame::Bulk).collect())])
+fn entry_frame(id: &StreamId, entry: &Entry) -> Frame {
+    let fields = entry.fields().map(|f| Frame::Bulk(Bytes::copy_from_slice(f))).collect();
+    Frame::Array(vec![id_frame(id), Frame::Array(fields)])
 }
 
 /// A map in RESP3, a flat array in RESP2: XINFO's replies.
@@ -295,7 +296,7 @@ fn xadd(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             }
         }
     };
-    s.add(id, raw.iter().map(|f| Bytes::copy_from_slice(f)).collect(), ctx.client.limits.stream_node_max_entries);
+    s.add(id, &raw, ctx.client.limits.stream_node_max_entries);
     let id_text = id.to_string();
     let mut effect: Vec<&[u8]> = vec![b"XADD", key, id_text.as_bytes()];
     effect.extend(&raw);
@@ -330,7 +331,7 @@ fn range_cmd(ctx: &mut Ctx<'_>, mut args: Args<'_>, rev: bool) -> CmdResult {
     if count == Some(0) {
         return Ok(Frame::NullArray);
     }
-    let out = s.range(start, end, rev).take(count.unwrap_or(usize::MAX)).map(|(id, e)| entry_frame(id, &e.fields));
+    let out = s.range(start, end, rev).take(count.unwrap_or(usize::MAX)).map(|(id, e)| entry_frame(id, e));
     Ok(Frame::Array(out.collect()))
 }
 
@@ -478,7 +479,7 @@ fn xread(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         let entries: Vec<Frame> = s
             .range(start, StreamId::MAX, false)
             .take(if r.count == 0 { usize::MAX } else { r.count })
-            .map(|(id, e)| entry_frame(id, &e.fields))
+            .map(|(id, e)| entry_frame(id, e))
             .collect();
         if !entries.is_empty() {
             out.push((Frame::Bulk(Bytes::copy_from_slice(key)), Frame::Array(entries)));
@@ -612,7 +613,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                     .range(after.incr().unwrap_or(StreamId::MAX)..)
                     .take(limit)
                     .map(|pid| match s.get(pid) {
-                        Some(e) => entry_frame(pid, &e.fields),
+                        Some(e) => entry_frame(pid, e),
                         None => Frame::Array(vec![id_frame(pid), Frame::NullArray]),
                     })
                     .collect();
@@ -620,9 +621,10 @@ fn xreadgroup(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             }
             None => {
                 let start = s.groups[group].last_id.incr();
-                let picked: Vec<(StreamId, Vec<Bytes>)> = match start {
+                // Each entry's reply, made before the group changes.
+                let picked: Vec<(StreamId, Frame)> = match start {
                     Some(st) => {
-                        s.range(st, StreamId::MAX, false).take(limit).map(|(i, e)| (*i, e.fields.clone())).collect()
+                        s.range(st, StreamId::MAX, false).take(limit).map(|(i, e)| (*i, entry_frame(i, e))).collect()
                     }
                     None => vec![],
                 };
@@ -663,7 +665,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                     if r.noack {
                         emit_setid(&tx, key, group, last, read);
                     }
-                    Some(Frame::Array(picked.iter().map(|(i, f)| entry_frame(i, f)).collect()))
+                    Some(Frame::Array(picked.into_iter().map(|(_, f)| f).collect()))
                 }
             }
         };
@@ -888,7 +890,7 @@ fn xclaim(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     for id in &ids {
         if claim_one(s, group, consumer, id, &opts) == Some(true) {
             claimed.push(*id);
-            out.push(if justid { id_frame(id) } else { entry_frame(id, &s.get(id).expect("exists").fields) });
+            out.push(if justid { id_frame(id) } else { entry_frame(id, s.get(id).expect("exists")) });
         }
     }
     let g = &s.groups[group];
@@ -970,9 +972,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let s = read(&mut tx, key)?.expect("checked");
     let entries: Vec<Frame> = claimed
         .iter()
-        .map(
-            |id| if justid { id_frame(id) } else { entry_frame(id, &s.get(id).expect("claimed entries exist").fields) },
-        )
+        .map(|id| if justid { id_frame(id) } else { entry_frame(id, s.get(id).expect("claimed entries exist")) })
         .collect();
     Ok(Frame::Array(vec![id_frame(&next), Frame::Array(entries), Frame::Array(deleted.iter().map(id_frame).collect())]))
 }
@@ -1209,13 +1209,13 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let Some(count) = full else {
         f.push(("groups", Frame::Integer(s.groups.len() as i64)));
         let edge = |e: Option<(&StreamId, &larder_store::types::stream::Entry)>| {
-            e.map_or(Frame::Null, |(id, e)| entry_frame(id, &e.fields))
+            e.map_or(Frame::Null, |(id, e)| entry_frame(id, e))
         };
         f.push(("first-entry", edge(s.first())));
         f.push(("last-entry", edge(s.last())));
         return Ok(kv(f));
     };
-    let entries = s.range(StreamId::MIN, StreamId::MAX, false).take(count).map(|(id, e)| entry_frame(id, &e.fields));
+    let entries = s.range(StreamId::MIN, StreamId::MAX, false).take(count).map(|(id, e)| entry_frame(id, e));
     f.push(("entries", Frame::Array(entries.collect())));
     let groups = s.groups.iter().map(|(name, g)| {
         let pending = g.pel.iter().take(count).map(|(id, p)| {

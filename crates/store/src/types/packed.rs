@@ -44,6 +44,7 @@ pub struct Item<'a> {
     pub span: (usize, usize),
 }
 
+#[derive(Clone)]
 pub struct Iter<'a, const BACK: bool> {
     buf: &'a [u8],
     at: usize,

@@ -12,6 +12,7 @@
 //! The group bookkeeping (entries-read, lag, tombstones) follows Redis 7's
 //! t_stream.c so XINFO reports the same numbers.
 
+use super::packed::Packed;
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -64,13 +65,61 @@ impl fmt::Display for StreamId {
     }
 }
 
+/// One entry: its fields and values packed in one buffer (packed.rs), a
+/// varint length before each. As a vector of `Bytes` (what this replaced)
+/// an entry of three short pairs took a 24-byte vector, 192 bytes of
+/// handles and an allocation per field: 355 bytes an entry in all, to
+/// Redis's 31; packed, one allocation of about their bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// field, value, field, value…
-    pub fields: Vec<Bytes>,
+    fields: Packed,
     /// The node it was appended to (numbered from 0 in append order).
     pub node: u64,
 }
+
+impl Entry {
+    fn new<F: AsRef<[u8]>>(fields: &[F], node: u64) -> Entry {
+        let items: Vec<&[u8]> = fields.iter().map(AsRef::as_ref).collect();
+        let mut packed = Packed::default();
+        packed.push(&items);
+        Entry { fields: packed, node }
+    }
+
+    /// Field, value, field, value…
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = &[u8]> + Clone + '_ {
+        let n = self.fields.len();
+        Counted { it: self.fields.iter().map(|i| i.bytes), left: n }
+    }
+
+    /// Bytes the packed fields hold on the heap.
+    pub fn allocated(&self) -> usize {
+        self.fields.allocated()
+    }
+}
+
+/// An iterator whose length is known (the packed buffer's count).
+#[derive(Clone)]
+struct Counted<I> {
+    it: I,
+    left: usize,
+}
+
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        let next = self.it.next();
+        self.left = self.left.saturating_sub(usize::from(next.is_some()));
+        next
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for Counted<I> {}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
@@ -172,14 +221,14 @@ impl Stream {
     /// Appends an entry; the caller has checked that `id` > last_id. A
     /// new node starts once the newest holds `node_max` entries (0: no
     /// limit), as stream-node-max-entries rules.
-    pub fn add(&mut self, id: StreamId, fields: Vec<Bytes>, node_max: u64) {
+    pub fn add<F: AsRef<[u8]>>(&mut self, id: StreamId, fields: &[F], node_max: u64) {
         let full = node_max > 0 && self.tail_len >= node_max;
         self.append(id, fields, full);
     }
 
     /// Appends an entry, in a new node if `new_node` (a loader keeps the
     /// nodes of the file it reads).
-    pub fn append(&mut self, id: StreamId, fields: Vec<Bytes>, new_node: bool) {
+    pub fn append<F: AsRef<[u8]>>(&mut self, id: StreamId, fields: &[F], new_node: bool) {
         // An emptied stream has no node left to append to.
         if new_node || self.entries.is_empty() {
             if self.tail_len > 0 || !self.entries.is_empty() {
@@ -190,7 +239,7 @@ impl Stream {
         let node = self.tail_node;
         self.tail_len += 1;
         self.entries_added += 1;
-        self.entries.insert(id, Entry { fields, node });
+        self.entries.insert(id, Entry::new(fields, node));
         if self.entries.len() == 1 {
             self.first_id = id;
         }
@@ -371,7 +420,7 @@ mod tests {
     fn add_n(s: &mut Stream, n: u64) {
         for i in 0..n {
             let id = StreamId::new(1, s.entries_added + i);
-            s.add(id, vec![Bytes::from_static(b"f"), Bytes::from_static(b"v")], NODE_ENTRIES);
+            s.add(id, &[b"f", b"v"], NODE_ENTRIES);
         }
     }
 
@@ -379,7 +428,7 @@ mod tests {
     fn approximate_trim_removes_whole_nodes() {
         let mut s = Stream::default();
         for i in 1..=250 {
-            s.add(StreamId::new(1, i), vec![], NODE_ENTRIES);
+            s.add::<&[u8]>(StreamId::new(1, i), &[], NODE_ENTRIES);
         }
         assert_eq!(s.trim(Trim::MaxLen(180), true, 0), 0);
         assert_eq!(s.trim(Trim::MaxLen(150), true, 0), 100);
