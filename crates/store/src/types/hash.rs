@@ -19,7 +19,7 @@ use super::Limits;
 use crate::table::{hash_key, Elem, Keyed, Table};
 use bytes::Bytes;
 
-/// A large hash's fields, each with its value in one allocation.
+/// A large hash's fields, each with its value (a [`Pair`]).
 type Map = Table<Pair>;
 
 /// A field and its value as one run of bytes: the field's length (a

@@ -12,9 +12,9 @@ use crate::table::Elem;
 use crate::value::parse_canonical_i64;
 use bytes::Bytes;
 
-/// A large set's members, each a 16-byte [`Elem`](crate::table::Elem)
-/// (short ones inline) where a `Bytes` took 32 and an allocation.
-type Table = crate::table::Table<crate::table::Elem>;
+/// A large set's members, each a 16-byte [`Elem`] (short ones inline)
+/// where a `Bytes` took 32 and an allocation.
+type Table = crate::table::Table<Elem>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Set {

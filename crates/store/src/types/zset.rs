@@ -13,9 +13,9 @@ use crate::table::{hash_key, Elem, Keyed, Table};
 use std::cmp::Ordering;
 
 /// A large sorted set's member→score map: entries found by member.
-/// Members are plain boxed slices here and in the order, each its own
-/// copy: a shared `Bytes` took a 32-byte handle in each and a shared
-/// header besides.
+/// Members are [`Elem`]s here and in the order, each its own copy (a
+/// member of up to 15 bytes inside its handle): a shared `Bytes` took a
+/// 32-byte handle in each and a shared header besides.
 type Dict = Table<ZEntry>;
 
 impl Keyed for ZEntry {
