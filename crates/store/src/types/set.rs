@@ -271,7 +271,16 @@ impl Set {
                 p.remove(span.0..span.1, 1);
                 Some(m)
             }
-            Set::Table(t) => t.swap_remove_index(i).map(|m| Bytes::from(m.into_boxed_slice())),
+            // A spilled member's allocation becomes the `Bytes` as it is.
+            // One held inline is copied: `into_boxed_slice` would hand over
+            // the whole 15-byte inline buffer, padding and all.
+            Set::Table(t) => t.swap_remove_index(i).map(|m| {
+                if m.spilled() {
+                    Bytes::from(m.into_boxed_slice())
+                } else {
+                    Bytes::copy_from_slice(&m)
+                }
+            }),
         }
     }
 
@@ -384,5 +393,22 @@ mod tests {
             s.insert(i.to_string().as_bytes(), &lim);
         }
         assert_eq!(s.encoding(), "hashtable");
+    }
+
+    #[test]
+    fn members_removed_from_a_table_come_out_as_they_went_in() {
+        let lim = Limits { set_max_listpack_entries: 2, ..Default::default() };
+        // In the handle, at its 15 bytes, and spilled.
+        let members = ["m", "fifteen-bytes-x", "sixteen-bytes-xx", "a longer member, well past the handle"];
+        let mut s = Set::for_first(members[0].as_bytes(), 1, &lim);
+        for m in members {
+            s.insert(m.as_bytes(), &lim);
+        }
+        assert_eq!(s.encoding(), "hashtable");
+        let mut out: Vec<Bytes> = std::iter::from_fn(|| s.remove_index(0)).collect();
+        out.sort();
+        let mut want: Vec<Bytes> = members.iter().map(|m| Bytes::from(*m)).collect();
+        want.sort();
+        assert_eq!(out, want);
     }
 }
