@@ -353,40 +353,49 @@ fn time_over_the_memory_limit_is_in_info() {
     }
 }
 
+/// Runs `add(i)` for each of `n` elements, pipelined, and returns per
+/// element how much `used_memory` grew by and what MEMORY USAGE of `key`
+/// (SAMPLES 0) says it holds.
+fn grown_per_element(con: &mut Connection, key: &str, n: usize, add: impl Fn(usize) -> redis::Cmd) -> (f64, f64) {
+    let before = info_field(con, "memory", "used_memory");
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        pipe.add_command(add(i)).ignore();
+    }
+    let _: () = pipe.query(con).unwrap();
+    let grew = info_field(con, "memory", "used_memory") - before;
+    let usage: u64 = cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query(con).unwrap();
+    (grew as f64 / n as f64, usage as f64 / n as f64)
+}
+
+/// MEMORY USAGE within 20% of what the allocator holds.
+fn assert_usage_near(what: &str, (grew, usage): (f64, f64)) {
+    assert!((usage - grew).abs() < grew * 0.2, "{what}: MEMORY USAGE {usage:.1} an element, used_memory {grew:.1}");
+}
+
 /// Large sets, sorted sets and hashes of short elements keep each element
 /// in its 16-byte handle (table.rs's `Elem`), not in an allocation of its
-/// own; MEMORY USAGE counts them so. Measured in a
-/// process of its own, where `used_memory` moves only with this test.
+/// own; MEMORY USAGE counts them so. Measured in a process of its own,
+/// where `used_memory` moves only with this test.
 #[test]
 fn short_elements_of_large_collections_cost_no_allocation() {
     let (_proc, port, _err) = start_binary(&["--port", "0"]);
     let mut con = connect(port);
     const N: usize = 20_000;
-    let mut per_element = |key: &str, add: &dyn Fn(usize) -> redis::Cmd| -> (f64, f64) {
-        let before = info_field(&mut con, "memory", "used_memory");
-        let mut pipe = redis::pipe();
-        for i in 0..N {
-            pipe.add_command(add(i)).ignore();
-        }
-        let _: () = pipe.query(&mut con).unwrap();
-        let grew = info_field(&mut con, "memory", "used_memory") - before;
-        let usage: u64 = cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query(&mut con).unwrap();
-        (grew as f64 / N as f64, usage as f64 / N as f64)
-    };
     // Members of 14 bytes: in the handle (a box of them took 16 more).
-    let set = per_element("s", &|i| {
+    let set = grown_per_element(&mut con, "s", N, |i| {
         let mut c = cmd("SADD");
         c.arg("s").arg(format!("member:{i:07}"));
         c
     });
-    let zset = per_element("z", &|i| {
+    let zset = grown_per_element(&mut con, "z", N, |i| {
         let mut c = cmd("ZADD");
         c.arg("z").arg(i).arg(format!("member:{i:07}"));
         c
     });
     // A length byte, a 7-byte field and a value of up to 5 digits: in the
     // handle too (a box of them took 16 more).
-    let hash = per_element("h", &|i| {
+    let hash = grown_per_element(&mut con, "h", N, |i| {
         let mut c = cmd("HSET");
         c.arg("h").arg(format!("f{i:06}")).arg(i);
         c
@@ -395,8 +404,8 @@ fn short_elements_of_large_collections_cost_no_allocation() {
     assert!(set.0 < 30.0, "set: {set:?}");
     assert!(zset.0 < 72.0, "sorted set: {zset:?}");
     assert!(hash.0 < 28.0, "hash: {hash:?}");
-    for (what, (grew, usage)) in [("set", set), ("zset", zset), ("hash", hash)] {
-        assert!((usage - grew).abs() < grew * 0.2, "{what}: MEMORY USAGE {usage:.1} a element, used_memory {grew:.1}");
+    for (what, measured) in [("set", set), ("zset", zset), ("hash", hash)] {
+        assert_usage_near(what, measured);
     }
 }
 
@@ -408,28 +417,15 @@ fn short_elements_of_large_collections_cost_no_allocation() {
 fn stream_entries_are_packed() {
     let (_proc, port, _err) = start_binary(&["--port", "0"]);
     let mut con = connect(port);
-    const N: usize = 20_000;
-    let before = info_field(&mut con, "memory", "used_memory");
-    let mut pipe = redis::pipe();
-    for i in 0..N {
-        pipe.cmd("XADD")
-            .arg("st")
-            .arg("*")
-            .arg("user")
-            .arg(format!("u{}", i % 1000))
-            .arg("event")
-            .arg("click")
-            .arg("ts")
-            .arg(1_700_000_000 + i)
-            .ignore();
-    }
-    let _: () = pipe.query(&mut con).unwrap();
-    let grew = (info_field(&mut con, "memory", "used_memory") - before) as f64 / N as f64;
-    let usage: u64 = cmd("MEMORY").arg("USAGE").arg("st").arg("SAMPLES").arg(0).query(&mut con).unwrap();
-    let usage = usage as f64 / N as f64;
-    eprintln!("bytes per stream entry: used_memory {grew:.1}, MEMORY USAGE {usage:.1}");
-    assert!(grew < 160.0, "{grew}");
-    assert!((usage - grew).abs() < grew * 0.2, "MEMORY USAGE {usage:.1} an entry, used_memory {grew:.1}");
+    let entry = grown_per_element(&mut con, "st", 20_000, |i| {
+        let mut c = cmd("XADD");
+        c.arg("st").arg("*").arg("user").arg(format!("u{}", i % 1000));
+        c.arg("event").arg("click").arg("ts").arg(1_700_000_000 + i);
+        c
+    });
+    eprintln!("bytes per stream entry (used_memory, MEMORY USAGE): {entry:?}");
+    assert!(entry.0 < 160.0, "{entry:?}");
+    assert_usage_near("stream", entry);
     // What went in comes out.
     let last: Vec<(String, Vec<(String, String)>)> =
         cmd("XREVRANGE").arg("st").arg("+").arg("-").arg("COUNT").arg(1).query(&mut con).unwrap();
