@@ -67,11 +67,12 @@ pub(crate) fn put_stream(out: &mut BytesMut, s: &Stream, ty: u8) {
         int(&mut items, 0);
         for (id, entry) in node {
             let fields = entry.fields();
-            let same = fields.len() == 2 * names.len() && fields.clone().step_by(2).zip(&names).all(|(a, b)| a == *b);
+            let same =
+                entry.field_count() == 2 * names.len() && fields.clone().step_by(2).zip(&names).all(|(a, b)| a == *b);
             int(&mut items, if same { FLAG_SAMEFIELDS } else { 0 });
             int(&mut items, id.ms.wrapping_sub(master.ms) as i64);
             int(&mut items, id.seq.wrapping_sub(master.seq) as i64);
-            let pairs = fields.len() / 2;
+            let pairs = entry.field_count() / 2;
             if same {
                 items.extend(fields.skip(1).step_by(2).map(|v| v.to_vec()));
                 int(&mut items, pairs as i64 + 3);

@@ -87,9 +87,13 @@ impl Entry {
     }
 
     /// Field, value, field, value…
-    pub fn fields(&self) -> impl ExactSizeIterator<Item = &[u8]> + Clone + '_ {
-        let n = self.fields.len();
-        Counted { it: self.fields.iter().map(|i| i.bytes), left: n }
+    pub fn fields(&self) -> impl Iterator<Item = &[u8]> + Clone + '_ {
+        self.fields.iter().map(|i| i.bytes)
+    }
+
+    /// How many fields and values (the buffer's count).
+    pub fn field_count(&self) -> usize {
+        self.fields.len()
     }
 
     /// Bytes the packed fields hold on the heap.
@@ -97,29 +101,6 @@ impl Entry {
         self.fields.allocated()
     }
 }
-
-/// An iterator whose length is known (the packed buffer's count).
-#[derive(Clone)]
-struct Counted<I> {
-    it: I,
-    left: usize,
-}
-
-impl<I: Iterator> Iterator for Counted<I> {
-    type Item = I::Item;
-
-    fn next(&mut self) -> Option<I::Item> {
-        let next = self.it.next();
-        self.left = self.left.saturating_sub(usize::from(next.is_some()));
-        next
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
-    }
-}
-
-impl<I: Iterator> ExactSizeIterator for Counted<I> {}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
