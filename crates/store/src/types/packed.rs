@@ -140,9 +140,9 @@ impl<const BACK: bool> Packed<BACK> {
     }
 
     /// Writes `items` packed, one after another, into `out`.
-    fn encode_all(out: &mut [u8], items: &[&[u8]]) {
+    fn encode_all<I: AsRef<[u8]>>(out: &mut [u8], items: &[I]) {
         let mut at = 0;
-        for item in items {
+        for item in items.iter().map(AsRef::as_ref) {
             let n = Self::packed_size(item);
             Self::encode(&mut out[at..at + n], item);
             at += n;
@@ -209,16 +209,16 @@ impl<const BACK: bool> Packed<BACK> {
     }
 
     /// Appends elements.
-    pub fn push(&mut self, items: &[&[u8]]) {
+    pub fn push<I: AsRef<[u8]>>(&mut self, items: &[I]) {
         self.insert_at(self.end(), items)
     }
 
     /// Inserts elements before the one starting at `at` (an [`Item`]'s
     /// span start; [`Self::end`] appends).
-    pub fn insert_at(&mut self, at: usize, items: &[&[u8]]) {
+    pub fn insert_at<I: AsRef<[u8]>>(&mut self, at: usize, items: &[I]) {
         self.start();
         let at = at.min(self.end());
-        let n = items.iter().map(|i| Self::packed_size(i)).sum();
+        let n = items.iter().map(|i| Self::packed_size(i.as_ref())).sum();
         Self::encode_all(self.buf.splice_gap(at..at, n), items);
         self.set_len(self.len() + items.len());
     }
@@ -263,12 +263,12 @@ mod tests {
         let mut p = Packed::<BACK>::default();
         assert_eq!((p.len(), p.allocated(), items(&p).len()), (0, 0, 0));
         let long = vec![b'x'; 300]; // a two-byte length
-        p.push(&[b"a", b"", &long]);
+        p.push::<&[u8]>(&[b"a", b"", &long]);
         p.push(&[b"bc"]);
         assert_eq!(p.len(), 4);
         assert_eq!(items(&p), [b"a".to_vec(), vec![], long.clone(), b"bc".to_vec()]);
         let second = p.iter().nth(1).unwrap().span;
-        p.insert_at(second.0, &[b"x", b"yz"]);
+        p.insert_at::<&[u8]>(second.0, &[b"x", b"yz"]);
         p.insert_at(p.end(), &[b"end"]);
         assert_eq!(
             items(&p),
@@ -299,7 +299,7 @@ mod tests {
     #[test]
     fn inserts_in_the_middle_keep_the_buffer_in_its_class() {
         let mut p = Packed::<false>::default();
-        p.push(&[b"first", b"last"]);
+        p.push::<&[u8]>(&[b"first", b"last"]);
         for i in 0..300 {
             let at = p.iter().nth(1).unwrap().span.0;
             p.insert_at(at, &[format!("member:{i}").as_bytes()]);

@@ -80,9 +80,8 @@ pub struct Entry {
 
 impl Entry {
     fn new<F: AsRef<[u8]>>(fields: &[F], node: u64) -> Entry {
-        let items: Vec<&[u8]> = fields.iter().map(AsRef::as_ref).collect();
         let mut packed = Packed::default();
-        packed.push(&items);
+        packed.push(fields);
         Entry { fields: packed, node }
     }
 
