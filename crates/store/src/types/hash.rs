@@ -38,18 +38,24 @@ impl Pair {
         let mut len = [0; 10];
         let n = super::packed::put_varint(&mut len, field.len());
         let size = n + field.len() + value.len();
+        let fill = |b: &mut [u8]| {
+            let (head, rest) = b.split_at_mut(n);
+            head.copy_from_slice(&len[..n]);
+            let (f, v) = rest.split_at_mut(field.len());
+            f.copy_from_slice(field);
+            v.copy_from_slice(value);
+        };
+        // Written where it will stay: on the stack for the handle to copy
+        // in, or in the exact-size box the handle takes over.
         if size <= Elem::MAX_INLINE {
             let mut b = [0; Elem::MAX_INLINE];
-            b[..n].copy_from_slice(&len[..n]);
-            b[n..n + field.len()].copy_from_slice(field);
-            b[n + field.len()..size].copy_from_slice(value);
-            return Pair(Elem::new(&b[..size]));
+            fill(&mut b[..size]);
+            Pair(Elem::new(&b[..size]))
+        } else {
+            let mut b = vec![0; size].into_boxed_slice();
+            fill(&mut b);
+            Pair(b.into())
         }
-        let mut b = Vec::with_capacity(size);
-        b.extend_from_slice(&len[..n]);
-        b.extend_from_slice(field);
-        b.extend_from_slice(value);
-        Pair(b.into_boxed_slice().into())
     }
 
     /// Where the field starts and ends.
