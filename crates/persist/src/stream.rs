@@ -5,17 +5,17 @@
 //! its *master ID* (big-endian ms and seq) and opening with a master entry
 //! (count, deleted, the field names of its first entry); every entry then
 //! stores its ID as a difference from the master's, and its values alone
-//! when its field names match the master's. Larder keeps entries in an
-//! ordered map, so writing packs them into nodes of up to 100 entries
-//! (`stream-node-max-entries`) and reading unpacks whatever nodes Redis
-//! wrote, skipping entries flagged deleted. Type 19 (Redis 7.0) is what
+//! when its field names match the master's. Larder's streams keep nodes
+//! too (types/stream.rs, in a layout of their own): writing emits each
+//! node's live entries as one listpack, and reading keeps the file's
+//! nodes, skipping entries flagged deleted. Type 19 (Redis 7.0) is what
 //! version-10 files carry; type 21 (7.2) adds each consumer's active time
 //! and is what DUMP writes; type 15 (5.0 to 6.2) still loads.
 
 use crate::listpack;
 use crate::rdb::{put_bytes, put_len, RdbError, Reader};
 use bytes::{BufMut, Bytes, BytesMut};
-use larder_store::types::stream::{Consumer, Entry, Group, Pending, Stream, StreamId};
+use larder_store::types::stream::{Consumer, Group, Pending, Stream, StreamId};
 
 pub(crate) const RDB_TYPE_STREAM_LISTPACKS: u8 = 15;
 pub(crate) const RDB_TYPE_STREAM_LISTPACKS_2: u8 = 19;
@@ -42,25 +42,17 @@ fn id_from_key(k: &[u8]) -> Result<StreamId, RdbError> {
 /// Writes the body of a stream (after its type byte and key) as type
 /// `ty`: 19 or 21.
 pub(crate) fn put_stream(out: &mut BytesMut, s: &Stream, ty: u8) {
-    let entries: Vec<(&StreamId, &Entry)> = s.entries.iter().collect();
-    let node_of: Vec<u64> = s.entries.values().map(|e| e.node).collect();
-    let mut nodes: Vec<&[(&StreamId, &Entry)]> = Vec::new();
-    let mut start = 0;
-    for i in 1..=entries.len() {
-        if i == entries.len() || node_of[i] != node_of[start] {
-            nodes.push(&entries[start..i]);
-            start = i;
-        }
-    }
+    // Every node holds a live entry (the stream drops emptied ones); the
+    // count written must match the nodes written all the same.
+    let nodes: Vec<_> = s.nodes().filter_map(|node| Some((node.clone().next()?, node))).collect();
     put_len(out, nodes.len() as u64);
     let mut num = itoa::Buffer::new();
-    for node in nodes {
-        let (master, master_entry) = node[0];
+    for ((master, master_entry), node) in nodes {
         let names: Vec<&[u8]> = master_entry.fields().step_by(2).collect();
         // Numbers as text: the listpack encoder stores them as integers.
         let mut items: Vec<Vec<u8>> = Vec::new();
         let mut int = |items: &mut Vec<Vec<u8>>, v: i64| items.push(num.format(v).as_bytes().to_vec());
-        int(&mut items, node.len() as i64);
+        int(&mut items, node.clone().count() as i64);
         int(&mut items, 0);
         int(&mut items, names.len() as i64);
         items.extend(names.iter().map(|n| n.to_vec()));
@@ -82,7 +74,7 @@ pub(crate) fn put_stream(out: &mut BytesMut, s: &Stream, ty: u8) {
                 int(&mut items, 2 * pairs as i64 + 4);
             }
         }
-        put_bytes(out, &id_key(master));
+        put_bytes(out, &id_key(&master));
         put_bytes(out, &listpack::encode(items.iter().map(|i| i.as_slice())));
     }
     put_len(out, s.len() as u64);
@@ -164,7 +156,7 @@ fn read_node(s: &mut Stream, master: StreamId, lp: &[Bytes]) -> Result<(), RdbEr
         if flags & FLAG_DELETED != 0 {
             continue;
         }
-        if s.entries.last_key_value().is_some_and(|(last, _)| *last >= id) {
+        if !s.is_empty() && s.last_id >= id {
             return Err(RdbError::BadFormat);
         }
         s.append(id, &fields, first);
@@ -194,16 +186,17 @@ pub(crate) fn read_stream(r: &mut Reader<'_>, ty: u8) -> Result<Stream, RdbError
     if length != s.len() as u64 {
         return Err(RdbError::BadFormat);
     }
+    // Appending kept the newest entry's ID and the first's.
+    let newest = s.last_id;
     s.last_id = read_id(r)?;
     if ty >= RDB_TYPE_STREAM_LISTPACKS_2 {
         s.first_id = read_id(r)?;
         s.max_deleted_id = read_id(r)?;
         s.entries_added = r.len()?.1;
     } else {
-        s.first_id = s.entries.keys().next().copied().unwrap_or(StreamId::MIN);
         s.entries_added = length;
     }
-    if s.entries.last_key_value().is_some_and(|(id, _)| *id > s.last_id) {
+    if !s.is_empty() && newest > s.last_id {
         return Err(RdbError::BadFormat);
     }
     let (_, groups) = r.len()?;
@@ -258,7 +251,6 @@ pub(crate) fn read_stream(r: &mut Reader<'_>, ty: u8) -> Result<Stream, RdbError
 mod tests {
     use super::*;
     use crate::rdb::{dump_payload, restore_payload};
-    use larder_store::types::stream::NODE_ENTRIES;
     use larder_store::{Limits, Value};
 
     fn b(s: &str) -> Bytes {
@@ -271,18 +263,18 @@ mod tests {
     fn sample() -> Stream {
         let mut s = Stream::default();
         for i in 0..250u64 {
-            let id = StreamId::new(1000 + i / 3, (7 - i % 3) * 10);
+            let id = StreamId::new(1000 + i / 3, 5 + (i % 3) * 10);
             let fields = if i % 5 == 0 {
                 vec![b("other"), b(&i.to_string())]
             } else {
                 vec![b("f"), b("v"), b("n"), b(&i.to_string())]
             };
-            s.add(id, &fields, NODE_ENTRIES);
+            s.add(id, &fields, &Limits::default());
         }
-        let doomed = *s.entries.keys().nth(3).unwrap();
-        s.delete(&doomed);
-        let mut g = Group::new(*s.entries.keys().nth(10).unwrap(), 11);
-        for (i, id) in s.entries.keys().take(6).enumerate() {
+        let ids: Vec<StreamId> = s.range(StreamId::MIN, StreamId::MAX, false).map(|(id, _)| id).collect();
+        s.delete(&ids[3]);
+        let mut g = Group::new(ids[11], 11);
+        for (i, id) in ids.iter().filter(|id| **id != ids[3]).take(6).enumerate() {
             let name = if i % 2 == 0 { b("alice") } else { b("bob") };
             g.pel.insert(
                 *id,
@@ -304,9 +296,8 @@ mod tests {
 
     fn same(a: &Stream, b: &Stream) {
         let fields = |s: &Stream| {
-            s.entries
-                .iter()
-                .map(|(id, e)| (*id, e.fields().map(<[u8]>::to_vec).collect::<Vec<_>>()))
+            s.range(StreamId::MIN, StreamId::MAX, false)
+                .map(|(id, e)| (id, e.fields().map(<[u8]>::to_vec).collect::<Vec<_>>()))
                 .collect::<Vec<_>>()
         };
         assert_eq!(fields(a), fields(b));

@@ -303,17 +303,17 @@ macro_rules! int_param {
 }
 
 macro_rules! mem_param {
-    ($name:literal, $field:ident, $min:expr) => {
+    ($name:literal, $($field:ident).+, $min:expr) => {
         Param {
             name: $name,
             mutable: true,
-            get: |c| c.$field.to_string(),
+            get: |c| c.$($field).+.to_string(),
             set: |c, v| {
                 let (n, min): (u64, u64) = (parse_memory(v)?, $min);
                 if n < min {
                     return Err(format!("argument must be between {min} and {} inclusive", i64::MAX));
                 }
-                c.$field = n;
+                c.$($field).+ = n;
                 Ok(())
             },
         }
@@ -550,7 +550,6 @@ pub static EXTRAS: &[Extra] = &[
     extra("cluster-node-timeout", Kind::Int(0, i64::MAX), "15000", true),
     extra("cluster-link-sendbuf-limit", Kind::Memory(0, i64::MAX), "0", true),
     extra("active-defrag-ignore-bytes", Kind::Memory(1, i64::MAX), "104857600", true),
-    extra("stream-node-max-bytes", Kind::Memory(0, i64::MAX), "4096", true),
     extra("tls-port", Kind::Int(0, 65535), "0", true),
     extra("tls-session-cache-size", Kind::Int(0, INT_MAX), "20480", true),
     extra("tls-session-cache-timeout", Kind::Int(0, INT_MAX), "300", true),
@@ -774,6 +773,7 @@ pub static PARAMS: &[Param] = &[
     limit_param!("list-max-ziplist-size", list_max_listpack_size, i32::MIN, i32::MAX),
     limit_param!("hll-sparse-max-bytes", hll_sparse_max_bytes, 0, i64::MAX),
     limit_param!("stream-node-max-entries", stream_node_max_entries, 0, i64::MAX),
+    mem_param!("stream-node-max-bytes", limits.stream_node_max_bytes, 0),
     int_param!("list-compress-depth", list_compress_depth, 0, i32::MAX as u64, true),
     int_param!("busy-reply-threshold", busy_reply_threshold, 0, i64::MAX as u64, true),
     int_param!("lua-time-limit", busy_reply_threshold, 0, i64::MAX as u64, true),

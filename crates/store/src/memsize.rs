@@ -119,11 +119,10 @@ impl Value {
                 }
             },
             Value::Stream(st) => {
-                // Its share of the B-tree (an ID, the buffer's handle and
-                // the node number: 32 bytes, in leaves that appends leave
-                // a little over half full), then the packed fields.
-                let entry = |e: &crate::types::stream::Entry| 64 + e.allocated();
-                let entries = extrapolate(st.len(), samples, st.entries.values().map(entry));
+                // Per node, its share of the B-tree (the master ID and the
+                // node's 40 bytes, in leaves that appends leave a little
+                // over half full), then its buffer.
+                let entries = extrapolate(st.node_count(), samples, st.node_allocations().map(|b| 100 + b));
                 let groups: usize = st
                     .groups
                     .iter()

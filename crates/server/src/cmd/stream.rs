@@ -165,7 +165,7 @@ fn id_frame(id: &StreamId) -> Frame {
     Frame::Bulk(id.to_bytes())
 }
 
-fn entry_frame(id: &StreamId, entry: &Entry) -> Frame {
+fn entry_frame(id: &StreamId, entry: Entry<'_>) -> Frame {
     let fields = entry.fields().map(|f| Frame::Bulk(Bytes::copy_from_slice(f))).collect();
     Frame::Array(vec![id_frame(id), Frame::Array(fields)])
 }
@@ -296,7 +296,7 @@ fn xadd(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             }
         }
     };
-    s.add(id, &raw, ctx.client.limits.stream_node_max_entries);
+    s.add(id, &raw, &ctx.client.limits);
     let id_text = id.to_string();
     let mut effect: Vec<&[u8]> = vec![b"XADD", key, id_text.as_bytes()];
     effect.extend(&raw);
@@ -331,7 +331,7 @@ fn range_cmd(ctx: &mut Ctx<'_>, mut args: Args<'_>, rev: bool) -> CmdResult {
     if count == Some(0) {
         return Ok(Frame::NullArray);
     }
-    let out = s.range(start, end, rev).take(count.unwrap_or(usize::MAX)).map(|(id, e)| entry_frame(id, e));
+    let out = s.range(start, end, rev).take(count.unwrap_or(usize::MAX)).map(|(id, e)| entry_frame(&id, e));
     Ok(Frame::Array(out.collect()))
 }
 
@@ -479,7 +479,7 @@ fn xread(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         let entries: Vec<Frame> = s
             .range(start, StreamId::MAX, false)
             .take(if r.count == 0 { usize::MAX } else { r.count })
-            .map(|(id, e)| entry_frame(id, e))
+            .map(|(id, e)| entry_frame(&id, e))
             .collect();
         if !entries.is_empty() {
             out.push((Frame::Bulk(Bytes::copy_from_slice(key)), Frame::Array(entries)));
@@ -624,7 +624,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                 // Each entry's reply, made before the group changes.
                 let picked: Vec<(StreamId, Frame)> = match start {
                     Some(st) => {
-                        s.range(st, StreamId::MAX, false).take(limit).map(|(i, e)| (*i, entry_frame(i, e))).collect()
+                        s.range(st, StreamId::MAX, false).take(limit).map(|(i, e)| (i, entry_frame(&i, e))).collect()
                     }
                     None => vec![],
                 };
@@ -1208,14 +1208,12 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     ];
     let Some(count) = full else {
         f.push(("groups", Frame::Integer(s.groups.len() as i64)));
-        let edge = |e: Option<(&StreamId, &larder_store::types::stream::Entry)>| {
-            e.map_or(Frame::Null, |(id, e)| entry_frame(id, e))
-        };
+        let edge = |e: Option<(StreamId, Entry<'_>)>| e.map_or(Frame::Null, |(id, e)| entry_frame(&id, e));
         f.push(("first-entry", edge(s.first())));
         f.push(("last-entry", edge(s.last())));
         return Ok(kv(f));
     };
-    let entries = s.range(StreamId::MIN, StreamId::MAX, false).take(count).map(|(id, e)| entry_frame(id, e));
+    let entries = s.range(StreamId::MIN, StreamId::MAX, false).take(count).map(|(id, e)| entry_frame(&id, e));
     f.push(("entries", Frame::Array(entries.collect())));
     let groups = s.groups.iter().map(|(name, g)| {
         let pending = g.pel.iter().take(count).map(|(id, p)| {

@@ -907,6 +907,32 @@ fn stream_commands_match_redis() {
     );
 }
 
+/// Streams split into nodes where Redis's do (stream-node-max-entries and
+/// the listpack bytes stream-node-max-bytes weighs), so `~` trimming, which
+/// removes whole nodes, removes the same entries: values long and short,
+/// integers (which a listpack stores as such), field names that differ
+/// from a node's first entry's, and a byte bound small enough to bind.
+#[test]
+fn streams_split_into_nodes_as_redis_does() {
+    let add = |key: &str| {
+        let line = |i: u64| {
+            let long = "v".repeat((i as usize * 37) % 300);
+            let int = i as i64 * 997 - 30_000;
+            let extra = if i.is_multiple_of(4) { " g x" } else { "" };
+            format!("XADD {key} {i}-{} f {long} n {int}{extra}\n", i % 3)
+        };
+        (1..=120).map(line).collect::<String>()
+    };
+    let mut script = add("s");
+    script +=
+        "XTRIM s MAXLEN ~ 100\nXLEN s\nXTRIM s MINID ~ 90\nXLEN s\nXDEL s 95-2 96-0\nXTRIM s MAXLEN ~ 1\nXLEN s\n";
+    script += "CONFIG SET stream-node-max-bytes 1000\nCONFIG SET stream-node-max-entries 0\nCONFIG GET stream-node-max-bytes\n";
+    script += &add("t");
+    script += "XTRIM t MAXLEN ~ 100\nXLEN t\nXTRIM t MINID ~ 60\nXLEN t\nXTRIM t MAXLEN ~ 20 LIMIT 30\nXLEN t\n";
+    script += "CONFIG SET stream-node-max-bytes 1kb\nCONFIG GET stream-node-max-bytes\n!CONFIG SET stream-node-max-bytes -1\n";
+    check_script(&script);
+}
+
 #[test]
 fn sort_matches_redis() {
     check_script(

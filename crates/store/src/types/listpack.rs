@@ -11,16 +11,27 @@ pub const LP_OVERHEAD: usize = 6 + 1;
 
 /// Bytes one element takes in a listpack, encoding plus back-length.
 pub fn entry_size(s: &[u8]) -> usize {
-    let enc = match (s.len() <= 20).then(|| parse_canonical_i64(s)).flatten() {
-        Some(v) if (0..=127).contains(&v) => 1,
-        Some(v) if (-4096..4096).contains(&v) => 2,
-        Some(v) if i16::try_from(v).is_ok() => 3,
-        Some(v) if (-(1 << 23)..(1 << 23)).contains(&v) => 4,
-        Some(v) if i32::try_from(v).is_ok() => 5,
-        Some(_) => 9,
-        None if s.len() < 64 => 1 + s.len(),
-        None if s.len() < 4096 => 2 + s.len(),
-        None => 5 + s.len(),
+    if let Some(v) = (s.len() <= 20).then(|| parse_canonical_i64(s)).flatten() {
+        return int_size(v);
+    }
+    let enc = match s.len() {
+        0..64 => 1 + s.len(),
+        64..4096 => 2 + s.len(),
+        _ => 5 + s.len(),
+    };
+    enc + backlen_size(enc)
+}
+
+/// Bytes an integer element takes (a string that reads as one is stored
+/// as one).
+pub fn int_size(v: i64) -> usize {
+    let enc = match v {
+        0..=127 => 1,
+        -4096..4096 => 2,
+        _ if i16::try_from(v).is_ok() => 3,
+        -0x80_0000..0x80_0000 => 4,
+        _ if i32::try_from(v).is_ok() => 5,
+        _ => 9,
     };
     enc + backlen_size(enc)
 }
@@ -49,5 +60,7 @@ mod tests {
         assert_eq!(entry_size(b"abc"), 5);
         assert_eq!(entry_size(&[b'x'; 100]), 103);
         assert_eq!(entry_size(b"007"), 5);
+        assert_eq!(int_size(-4097), 4);
+        assert_eq!(int_size(1 << 23), 6);
     }
 }

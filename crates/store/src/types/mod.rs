@@ -33,6 +33,9 @@ pub struct Limits {
     pub hll_sparse_max_bytes: usize,
     /// stream-node-max-entries: entries per node (what `~` trims whole).
     pub stream_node_max_entries: u64,
+    /// stream-node-max-bytes: a node's bytes before a new one starts (0:
+    /// Redis's 1 GiB cap).
+    pub stream_node_max_bytes: u64,
 }
 
 impl Default for Limits {
@@ -47,7 +50,8 @@ impl Default for Limits {
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
             hll_sparse_max_bytes: hll::SPARSE_MAX_BYTES,
-            stream_node_max_entries: 100,
+            stream_node_max_entries: stream::NODE_ENTRIES,
+            stream_node_max_bytes: stream::NODE_BYTES,
         }
     }
 }

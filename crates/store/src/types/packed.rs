@@ -91,15 +91,15 @@ pub(crate) fn put_varint(out: &mut [u8], mut v: usize) -> usize {
     i + 1
 }
 
-/// Appends `v` as a varint (a hash table's `Pair`).
-fn varint_len(v: usize) -> usize {
+/// Bytes `v` takes as a varint.
+pub(crate) fn varint_len(v: usize) -> usize {
     (usize::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize
 }
 
 /// `v` as a back-length at the start of `out`: seven bits a byte, the low
 /// ones last, each byte but the first flagged, so a reader going
 /// backwards knows where it stops. Returns its length.
-fn put_backlen(out: &mut [u8], v: usize) -> usize {
+pub(crate) fn put_backlen(out: &mut [u8], v: usize) -> usize {
     let n = varint_len(v);
     for (j, byte) in out[..n].iter_mut().enumerate() {
         let group = ((v >> (7 * (n - 1 - j))) & 0x7f) as u8;
@@ -109,7 +109,7 @@ fn put_backlen(out: &mut [u8], v: usize) -> usize {
 }
 
 /// The back-length that ends `b`: (value, bytes).
-fn read_backlen(b: &[u8]) -> (usize, usize) {
+pub(crate) fn read_backlen(b: &[u8]) -> (usize, usize) {
     let mut v = 0usize;
     for (i, &byte) in b.iter().rev().enumerate() {
         v |= ((byte & 0x7f) as usize) << (7 * i);
