@@ -437,7 +437,7 @@ pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
     let mut manifest = manifest;
     let file = match manifest.incrs.last() {
         Some(p) => OpenOptions::new().append(true).open(dir.join(&p.name))?,
-        None => add_increment(&dir, &prefix, &mut manifest).map_err(anyhow::Error::msg)?,
+        None => add_increment(&dir, &prefix, &mut manifest, true).map_err(anyhow::Error::msg)?,
     };
     *aof.out.lock() = Some(Active { file });
     *aof.files.lock() = Some((dir, prefix, manifest));
@@ -651,17 +651,31 @@ pub fn rewrite(shared: &Shared, wait: bool, turn_on: bool) -> Result<(), String>
 /// appended before the cut, a new increment starts, and the manifest,
 /// still listing the old base and increments, adds it. Recording starts
 /// here if the AOF was off. Returns the new base's and increment's seqs.
+///
+/// With the AOF off until now, the files on disk describe the data as it
+/// was when it went off (or as another run left it): the new parts are
+/// numbered after them, so none opens an old file, and the manifest on
+/// disk is left alone until the new base replaces it whole, as Redis's
+/// temporary increment does. (Numbering from 1 again appended the new
+/// increment to the old one, and a restart replayed writes made before
+/// the AOF went off over the new base: a key deleted meanwhile came back.)
 fn switch_increment(shared: &Shared, dir: &Path, prefix: &str, turn_on: bool) -> Result<(u64, u64), String> {
     let aof = &shared.aof;
     let mut out = aof.out.lock();
     aof.write_locked(&mut out, true);
     let mut files = aof.files.lock();
-    let mut manifest = match files.take() {
-        Some((_, _, m)) => m,
-        None => Manifest::default(),
+    let (mut manifest, listed) = match files.take() {
+        Some((_, _, m)) => (m, true),
+        None => {
+            let on_disk = read_manifest(dir, prefix).unwrap_or_else(|e| {
+                tracing::warn!("{e}: the AOF files there are replaced by the rewrite");
+                None
+            });
+            (on_disk.unwrap_or_default(), false)
+        }
     };
     let (base_seq, incr_seq) = manifest.next_seqs();
-    let file = add_increment(dir, prefix, &mut manifest)?;
+    let file = add_increment(dir, prefix, &mut manifest, listed)?;
     *out = Some(Active { file });
     aof.pending.lock().db = None;
     *files = Some((dir.to_path_buf(), prefix.to_string(), manifest));
@@ -672,17 +686,22 @@ fn switch_increment(shared: &Shared, dir: &Path, prefix: &str, turn_on: bool) ->
     Ok((base_seq, incr_seq))
 }
 
-/// Creates the manifest's next incremental file and lists it (the
-/// manifest is persisted); returns the file, open for appending.
-fn add_increment(dir: &Path, prefix: &str, manifest: &mut Manifest) -> Result<File, String> {
+/// Creates the manifest's next incremental file and lists it (on disk
+/// too if `persist`); returns the file, open for writing. A file already
+/// there by that name is no manifest's (a crash between making it and
+/// listing it) and starts over empty.
+fn add_increment(dir: &Path, prefix: &str, manifest: &mut Manifest, persist: bool) -> Result<File, String> {
     let part = Part::incr(prefix, manifest.next_seqs().1);
     let file = OpenOptions::new()
         .create(true)
-        .append(true)
+        .write(true)
+        .truncate(true)
         .open(dir.join(&part.name))
         .map_err(|e| format!("creating {}: {e}", part.name))?;
     manifest.incrs.push(part);
-    persist_manifest(dir, prefix, manifest).map_err(|e| format!("writing the AOF manifest: {e}"))?;
+    if persist {
+        persist_manifest(dir, prefix, manifest).map_err(|e| format!("writing the AOF manifest: {e}"))?;
+    }
     Ok(file)
 }
 

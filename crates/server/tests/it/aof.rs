@@ -307,6 +307,45 @@ fn redis_aof_loads_in_larder_and_config_set_turns_aof_on() {
     assert_eq!(cmd("FCALL").arg("two").arg(0).query::<i64>(&mut con).unwrap(), 2, "FUNCTION LOAD was recorded");
 }
 
+/// Turning the AOF off and on again starts its files over from what is
+/// there: writes logged before it went off are not replayed over the new
+/// base after a restart (a key deleted while it was off stays deleted),
+/// and the old files go once the new base is in.
+#[test]
+fn turning_the_aof_off_and_on_again_replays_nothing_from_before() {
+    let dir = temp_dir("aof-off-on");
+    let (proc, port) = larder(&dir, &[]);
+    let mut con = connect(port);
+    let run = |con: &mut Connection, args: &[&str]| {
+        let mut c = cmd(args[0]);
+        c.arg(&args[1..]);
+        c.query::<redis::Value>(con).unwrap();
+    };
+    run(&mut con, &["SET", "gone", "1"]);
+    run(&mut con, &["SET", "kept", "1"]);
+    run(&mut con, &["CONFIG", "SET", "appendonly", "no"]);
+    run(&mut con, &["DEL", "gone"]);
+    run(&mut con, &["SET", "kept", "2"]);
+    run(&mut con, &["SET", "while-off", "1"]);
+    run(&mut con, &["CONFIG", "SET", "appendonly", "yes"]);
+    wait_rewrite(&mut con);
+    run(&mut con, &["SET", "after", "1"]);
+    let manifest = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    assert_eq!(manifest, "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n");
+    let mut files: Vec<String> = std::fs::read_dir(dir.join("appendonlydir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["appendonly.aof.2.base.rdb", "appendonly.aof.2.incr.aof", "appendonly.aof.manifest"]);
+    drop(proc); // SIGKILL
+    let (_proc, port) = larder(&dir, &[]);
+    let mut con = connect(port);
+    let got: (Option<String>, String, String, String) =
+        redis::pipe().get("gone").get("kept").get("while-off").get("after").query(&mut con).unwrap();
+    assert_eq!(got, (None, "2".into(), "1".into(), "1".into()));
+}
+
 /// Waits for the AOF rewrite in progress to end; INFO persistence then.
 fn wait_rewrite(con: &mut redis::Connection) -> String {
     crate::persistence::wait_persistence(con, "aof_rewrite_in_progress:0", "the AOF rewrite never ended")
