@@ -48,7 +48,7 @@ pub(crate) fn put_stream(out: &mut BytesMut, s: &Stream, ty: u8) {
     put_len(out, nodes.len() as u64);
     let mut num = itoa::Buffer::new();
     for ((master, master_entry), node) in nodes {
-        let names: Vec<&[u8]> = master_entry.fields().step_by(2).collect();
+        let names: Vec<_> = master_entry.fields().step_by(2).collect();
         // Numbers as text: the listpack encoder stores them as integers.
         let mut items: Vec<Vec<u8>> = Vec::new();
         let mut int = |items: &mut Vec<Vec<u8>>, v: i64| items.push(num.format(v).as_bytes().to_vec());
@@ -297,7 +297,7 @@ mod tests {
     fn same(a: &Stream, b: &Stream) {
         let fields = |s: &Stream| {
             s.range(StreamId::MIN, StreamId::MAX, false)
-                .map(|(id, e)| (id, e.fields().map(<[u8]>::to_vec).collect::<Vec<_>>()))
+                .map(|(id, e)| (id, e.fields().map(|f| f.to_vec()).collect::<Vec<_>>()))
                 .collect::<Vec<_>>()
         };
         assert_eq!(fields(a), fields(b));

@@ -66,7 +66,7 @@ fn mix_value(digest: &mut Digest, entry: &Entry) {
         Value::Stream(s) => {
             for (id, e) in s.range(StreamId::MIN, StreamId::MAX, false) {
                 mix(digest, format!("{}.{}", id.ms, id.seq).as_bytes());
-                e.fields().for_each(|f| mix(digest, f));
+                e.each_field(|f| mix(digest, f));
             }
         }
     }

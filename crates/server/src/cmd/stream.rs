@@ -166,7 +166,8 @@ fn id_frame(id: &StreamId) -> Frame {
 }
 
 fn entry_frame(id: &StreamId, entry: Entry<'_>) -> Frame {
-    let fields = entry.fields().map(|f| Frame::Bulk(Bytes::copy_from_slice(f))).collect();
+    let mut fields = Vec::with_capacity(entry.field_count());
+    entry.each_field(|f| fields.push(Frame::Bulk(Bytes::copy_from_slice(f))));
     Frame::Array(vec![id_frame(id), Frame::Array(fields)])
 }
 
