@@ -75,8 +75,16 @@ impl StreamId {
         }
     }
 
+    /// `ms-seq`, as replies give it (one per entry of an XRANGE: written
+    /// with itoa, not through the formatter).
     pub fn to_bytes(&self) -> Bytes {
-        Bytes::from(self.to_string())
+        let (mut ms, mut seq) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let (ms, seq) = (ms.format(self.ms).as_bytes(), seq.format(self.seq).as_bytes());
+        let mut out = Vec::with_capacity(ms.len() + 1 + seq.len());
+        out.extend_from_slice(ms);
+        out.push(b'-');
+        out.extend_from_slice(seq);
+        Bytes::from(out)
     }
 }
 
@@ -858,6 +866,9 @@ mod tests {
         assert_eq!(s.lag(&s.groups[&b"g"[..]]), Some(4));
         assert_eq!(StreamId::new(1, u64::MAX).incr(), Some(StreamId::new(2, 0)));
         assert_eq!(StreamId::MAX.incr(), None);
+        for id in [StreamId::MIN, StreamId::MAX, StreamId::new(1_700_000_000_123, 7)] {
+            assert_eq!(id.to_bytes(), id.to_string().as_bytes());
+        }
     }
 
     /// One step of the model test.
