@@ -287,13 +287,13 @@ struct Raw<'a> {
 }
 
 /// A node: a buffer holding the master field names (a count, then each
-/// name as an item: a varint length and the bytes), then the entries,
-/// each a flags byte, its ms less the master's (varint), its seq
-/// (varint), the body's length (varint, so a reader can step over it),
-/// the body (the values as items if it shares the master's names, else
-/// the pair count, a varint, and field, value… as items) and the
-/// length of all that as a back-length (packed.rs), so a reader can step
-/// back over it: XREVRANGE walks a node from its end, as Redis's
+/// name as an item: its header, see [`item_header`], and a string's
+/// bytes), then the entries, each a flags byte, its ms less the master's
+/// (varint), its seq (varint), the body's length (varint, so a reader can
+/// step over it), the body (the values as items if it shares the master's
+/// names, else the pair count, a varint, and field, value… as items) and
+/// the length of all that as a back-length (packed.rs), so a reader can
+/// step back over it: XREVRANGE walks a node from its end, as Redis's
 /// listpacks let it.
 #[derive(Debug, Clone)]
 struct Node {
