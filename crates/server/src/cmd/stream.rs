@@ -642,10 +642,11 @@ fn xreadgroup(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                                     pc.pel.remove(pid);
                                 }
                             }
+                            let name = g.consumer_name(consumer).expect("made above");
                             g.pel.insert(
                                 *pid,
                                 larder_store::types::stream::Pending {
-                                    consumer: Bytes::copy_from_slice(consumer),
+                                    consumer: name,
                                     delivery_time: now,
                                     delivery_count: 1,
                                 },
@@ -801,11 +802,12 @@ fn claim_one(s: &mut Stream, group: &[u8], consumer: &[u8], id: &StreamId, o: &C
         g.ack(id);
         return Some(false);
     }
+    let name = g.consumer_name(consumer).expect("see_claimer made the claimer");
     let p = g.pel.get_mut(id).expect("present");
     if min_idle > 0 && now.saturating_sub(p.delivery_time) < min_idle {
         return None;
     }
-    let prev = std::mem::replace(&mut p.consumer, Bytes::copy_from_slice(consumer));
+    let prev = std::mem::replace(&mut p.consumer, name);
     p.delivery_time = delivery_time;
     if let Some(r) = retry {
         p.delivery_count = r;

@@ -511,12 +511,18 @@ impl Group {
     /// The consumer `name`, created if missing; true if it was created.
     pub fn consumer(&mut self, name: &[u8], now: u64) -> (&mut Consumer, bool) {
         let created = !self.consumers.contains_key(name);
-        let c = self.consumers.entry(Bytes::copy_from_slice(name)).or_insert_with(|| Consumer {
-            seen_time: now,
-            active_time: 0,
-            pel: BTreeSet::new(),
-        });
-        (c, created)
+        if created {
+            let c = Consumer { seen_time: now, active_time: 0, pel: BTreeSet::new() };
+            self.consumers.insert(Bytes::copy_from_slice(name), c);
+        }
+        (self.consumers.get_mut(name).expect("there or made"), created)
+    }
+
+    /// The consumer `name`'s own handle on its name, for a pending entry
+    /// to hold: every entry shares the one allocation (a copy each cost a
+    /// pending entry an allocation of the name's size).
+    pub fn consumer_name(&self, name: &[u8]) -> Option<Bytes> {
+        self.consumers.get_key_value(name).map(|(k, _)| k.clone())
     }
 
     /// Removes `id` from the PEL and from its consumer's list.
