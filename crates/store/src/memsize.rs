@@ -123,15 +123,12 @@ impl Value {
                 // node's 40 bytes, in leaves that appends leave a little
                 // over half full), then its buffer.
                 let entries = extrapolate(st.node_count(), samples, st.node_allocations().map(|b| 100 + b));
-                // A pending entry is a slot in the group's PEL (its ID and
-                // a 48-byte record) and one in its consumer's (the ID): 80
-                // bytes, in B-tree leaves that deliveries, arriving in ID
-                // order, leave a little over half full.
-                let groups: usize = st
-                    .groups
-                    .iter()
-                    .map(|(name, g)| bytes_cost(name) + 96 + g.pel.len() * 160 + g.consumers.len() * 96)
-                    .sum();
+                // The PELs count their own chunks (pel.rs).
+                let consumers = |g: &crate::types::stream::Group| -> usize {
+                    g.consumers.iter().map(|(name, c)| bytes_cost(name) + 96 + c.pel.heap_bytes()).sum()
+                };
+                let groups: usize =
+                    st.groups.iter().map(|(name, g)| bytes_cost(name) + 96 + g.pel.heap_bytes() + consumers(g)).sum();
                 size_class(std::mem::size_of_val(&**st)) + entries + groups
             }
         }

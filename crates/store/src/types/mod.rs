@@ -13,6 +13,7 @@ pub mod list;
 pub mod listpack;
 pub mod ordered;
 pub mod packed;
+pub mod pel;
 pub mod set;
 pub mod stream;
 pub mod zset;

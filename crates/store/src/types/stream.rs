@@ -22,9 +22,10 @@
 use super::buf::Buf;
 use super::listpack::{entry_size, int_size, LP_OVERHEAD};
 use super::packed::{put_backlen, put_varint, read_backlen, read_varint, varint_len};
+use super::pel::{IdMap, IdSet};
 use super::Limits;
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// stream-node-max-entries's default.
@@ -489,7 +490,7 @@ pub struct Consumer {
     pub seen_time: u64,
     /// Last successful read or claim, ms (0: never).
     pub active_time: u64,
-    pub pel: BTreeSet<StreamId>,
+    pub pel: IdSet,
 }
 
 /// "Unknown" for a group's entries-read counter.
@@ -499,20 +500,20 @@ pub const INVALID_ENTRIES_READ: i64 = -1;
 pub struct Group {
     pub last_id: StreamId,
     pub entries_read: i64,
-    pub pel: BTreeMap<StreamId, Pending>,
+    pub pel: IdMap<Pending>,
     pub consumers: BTreeMap<Bytes, Consumer>,
 }
 
 impl Group {
     pub fn new(last_id: StreamId, entries_read: i64) -> Group {
-        Group { last_id, entries_read, pel: BTreeMap::new(), consumers: BTreeMap::new() }
+        Group { last_id, entries_read, pel: IdMap::new(), consumers: BTreeMap::new() }
     }
 
     /// The consumer `name`, created if missing; true if it was created.
     pub fn consumer(&mut self, name: &[u8], now: u64) -> (&mut Consumer, bool) {
         let created = !self.consumers.contains_key(name);
         if created {
-            let c = Consumer { seen_time: now, active_time: 0, pel: BTreeSet::new() };
+            let c = Consumer { seen_time: now, active_time: 0, pel: IdSet::new() };
             self.consumers.insert(Bytes::copy_from_slice(name), c);
         }
         (self.consumers.get_mut(name).expect("there or made"), created)
