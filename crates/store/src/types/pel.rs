@@ -13,6 +13,12 @@
 //! search in one chunk; acknowledging in any order moves at most a
 //! chunk's entries.
 //!
+//! Sorted sets' `Ordered` (ordered.rs) fills chunks the same way but is
+//! built for ranks: a Fenwick tree over 512-entry chunks, no lookup or
+//! replacement by key. A PEL is looked up by ID on every XACK and XCLAIM
+//! and never by rank, and a 512-entry chunk of 64-byte entries would make
+//! an out-of-order XACK move up to 32 KB; hence a keyed map of its own.
+//!
 //! The invariant the lookups rest on: every entry of the chunk keyed `k`
 //! lies in `[k, next chunk's key)`. A chunk's key stays when its first
 //! entry goes (still below what is left), and becomes the new first when
