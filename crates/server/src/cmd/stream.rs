@@ -633,6 +633,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                     None
                 } else {
                     any_new = true;
+                    let name = s.groups[group].consumer_name(consumer).expect("made above");
                     for (pid, _) in &picked {
                         s.advance_group(group, *pid);
                         let g = s.groups.get_mut(group).expect("checked");
@@ -642,11 +643,10 @@ fn xreadgroup(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                                     pc.pel.remove(pid);
                                 }
                             }
-                            let name = g.consumer_name(consumer).expect("made above");
                             g.pel.insert(
                                 *pid,
                                 larder_store::types::stream::Pending {
-                                    consumer: name,
+                                    consumer: name.clone(),
                                     delivery_time: now,
                                     delivery_count: 1,
                                 },
