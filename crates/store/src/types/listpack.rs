@@ -11,13 +11,19 @@ pub const LP_OVERHEAD: usize = 6 + 1;
 
 /// Bytes one element takes in a listpack, encoding plus back-length.
 pub fn entry_size(s: &[u8]) -> usize {
-    if let Some(v) = (s.len() <= 20).then(|| parse_canonical_i64(s)).flatten() {
-        return int_size(v);
+    match (s.len() <= 20).then(|| parse_canonical_i64(s)).flatten() {
+        Some(v) => int_size(v),
+        None => string_size(s.len()),
     }
-    let enc = match s.len() {
-        0..64 => 1 + s.len(),
-        64..4096 => 2 + s.len(),
-        _ => 5 + s.len(),
+}
+
+/// Bytes a string element of `len` bytes takes (one that does not read as
+/// an integer).
+pub fn string_size(len: usize) -> usize {
+    let enc = match len {
+        0..64 => 1 + len,
+        64..4096 => 2 + len,
+        _ => 5 + len,
     };
     enc + backlen_size(enc)
 }

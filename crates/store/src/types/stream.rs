@@ -20,7 +20,7 @@
 //! t_stream.c so XINFO reports the same numbers.
 
 use super::buf::Buf;
-use super::listpack::{entry_size, int_size, LP_OVERHEAD};
+use super::listpack::{int_size, string_size, LP_OVERHEAD};
 use super::packed::{put_backlen, put_varint, read_backlen, read_varint, varint_len};
 use super::pel::{IdMap, IdSet};
 use super::Limits;
@@ -137,13 +137,19 @@ impl fmt::Debug for Field<'_> {
 /// the low bit set, or a string's length shifted up. Integers are what an
 /// event log's values mostly are (timestamps, counts, IDs): ten digits of
 /// a timestamp take five bytes, as Redis's listpack keeps them.
-fn item_header(b: &[u8]) -> (usize, usize) {
-    let int = (b.len() <= 20).then(|| crate::value::parse_canonical_i64(b)).flatten();
+/// Returns the header and how many of the item's bytes follow it; `int`
+/// is what [`as_int`] says of them.
+fn item_header(b: &[u8], int: Option<i64>) -> (usize, usize) {
     match int.map(|v| ((v << 1) ^ (v >> 63)) as u64) {
         // The zigzag form must leave the top bit for the shift.
         Some(z) if z >> 63 == 0 => ((z << 1 | 1) as usize, 0),
         _ => (b.len() << 1, b.len()),
     }
+}
+
+/// The integer a field reads as, by Redis's rule (the listpack's too).
+fn as_int(b: &[u8]) -> Option<i64> {
+    (b.len() <= 20).then(|| crate::value::parse_canonical_i64(b)).flatten()
 }
 
 /// An item as a node stores it.
@@ -180,13 +186,14 @@ fn take_item<'a>(b: &mut &'a [u8]) -> Field<'a> {
     }
 }
 
-fn items_len<F: AsRef<[u8]>>(items: impl Iterator<Item = F>) -> usize {
-    items
-        .map(|i| {
-            let (h, len) = item_header(i.as_ref());
-            varint_len(h) + len
-        })
-        .sum()
+/// What `items` take here and as elements of Redis's listpack (what
+/// stream-node-max-bytes weighs), each read for an integer once.
+fn items_sizes<F: AsRef<[u8]>>(items: impl Iterator<Item = F>) -> (usize, usize) {
+    items.fold((0, 0), |(here, lp), item| {
+        let (b, int) = (item.as_ref(), as_int(item.as_ref()));
+        let (h, len) = item_header(b, int);
+        (here + varint_len(h) + len, lp + int.map_or_else(|| string_size(b.len()), int_size))
+    })
 }
 
 /// Writes `items` into the front of `out`, each after its header; returns
@@ -195,7 +202,7 @@ fn put_items<F: AsRef<[u8]>>(out: &mut [u8], items: impl Iterator<Item = F>) -> 
     let mut at = 0;
     for item in items {
         let item = item.as_ref();
-        let (h, len) = item_header(item);
+        let (h, len) = item_header(item, as_int(item));
         at += put_varint(&mut out[at..], h);
         out[at..at + len].copy_from_slice(&item[..len]);
         at += len;
@@ -319,17 +326,15 @@ struct Node {
 impl Node {
     fn new<F: AsRef<[u8]>>(master: StreamId, fields: &[F]) -> Node {
         let names = fields.iter().step_by(2);
-        let size = varint_len(fields.len() / 2) + items_len(names.clone());
+        let (here, names_lp) = items_sizes(names.clone());
+        let size = varint_len(fields.len() / 2) + here;
         let mut buf = Buf::new();
         let out = buf.splice_gap(0..0, size);
         let n = put_varint(out, fields.len() / 2);
-        put_items(&mut out[n..], names.clone());
+        put_items(&mut out[n..], names);
         // The master entry: count and deleted (counted apart), the field
         // names with their number, and a terminating 0.
-        let lp = LP_OVERHEAD
-            + int_size(names.len() as i64)
-            + names.clone().map(|n| entry_size(n.as_ref())).sum::<usize>()
-            + int_size(0);
+        let lp = LP_OVERHEAD + int_size(fields.len() as i64 / 2) + names_lp + int_size(0);
         let mut node = Node { buf, start: size as u32, count: 0, live: 0, last: master, lp: lp as u32 };
         node.push(master, master, fields);
         node
@@ -356,23 +361,17 @@ impl Node {
             let mut names = names;
             fields.iter().step_by(2).all(|f| *take_item(&mut names) == *f.as_ref())
         };
-        let (flags, body_len) = if same {
-            (SAME_FIELDS, items_len(fields.iter().skip(1).step_by(2)))
-        } else {
-            (0, varint_len(fields.len() / 2) + items_len(fields.iter()))
-        };
+        // The values alone, or every field and value after their count.
+        let stored = fields.iter().skip(same as usize).step_by(if same { 2 } else { 1 });
+        let (here, stored_lp) = items_sizes(stored.clone());
+        let pairs = fields.len() / 2;
+        let (flags, body_len) = if same { (SAME_FIELDS, here) } else { (0, varint_len(pairs) + here) };
         let ms = (id.ms - master.ms) as usize;
         // Redis's elements: flags, the ID's two differences, the pair count
         // unless shared, the fields and values, and their number.
-        let pairs = fields.len() as i64 / 2;
-        let size_of = |f: &F| entry_size(f.as_ref());
-        let (stored, lp_count) = if same {
-            (fields.iter().skip(1).step_by(2).map(size_of).sum::<usize>(), pairs + 3)
-        } else {
-            (int_size(pairs) + fields.iter().map(size_of).sum::<usize>(), 2 * pairs + 4)
-        };
+        let (count_lp, lp_count) = if same { (0, pairs + 3) } else { (int_size(pairs as i64), 2 * pairs + 4) };
         let id_diffs = [flags as i64, ms as i64, id.seq.wrapping_sub(master.seq) as i64];
-        let lp = id_diffs.map(int_size).iter().sum::<usize>() + stored + int_size(lp_count);
+        let lp = id_diffs.map(int_size).iter().sum::<usize>() + count_lp + stored_lp + int_size(lp_count as i64);
         let len = 1 + varint_len(ms) + varint_len(id.seq as usize) + varint_len(body_len) + body_len;
         let end = self.buf.len();
         let out = self.buf.splice_gap(end..end, len + varint_len(len));
@@ -382,12 +381,10 @@ impl Node {
         for v in [ms, id.seq as usize, body_len] {
             at += put_varint(&mut out[at..], v);
         }
-        if same {
-            put_items(&mut out[at..], fields.iter().skip(1).step_by(2));
-        } else {
-            at += put_varint(&mut out[at..], fields.len() / 2);
-            put_items(&mut out[at..], fields.iter());
+        if !same {
+            at += put_varint(&mut out[at..], pairs);
         }
+        put_items(&mut out[at..], stored);
         self.count += 1;
         self.live += 1;
         self.last = id;
