@@ -203,6 +203,17 @@ fn a_replayed_log_expires_nothing_a_later_command_kept() {
     assert_eq!(cmd("TTL").arg("k").query::<i64>(&mut con).unwrap(), -1);
 }
 
+/// The AOF directory's manifest and its files' names, sorted.
+fn aof_dir(dir: &Path) -> (String, Vec<String>) {
+    let manifest = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(dir.join("appendonlydir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    (manifest, files)
+}
+
 fn shutdown(con: &mut Connection, proc: &mut Proc) {
     let _ = cmd("SHUTDOWN").query::<()>(con);
     wait_exit(proc);
@@ -227,13 +238,8 @@ fn rewrite_under_writes_keeps_every_value_and_redis_reads_the_directory() {
     }
     let info = wait_rewrite(&mut con);
     assert!(info.contains("aof_rewrites:1") && info.contains("aof_last_bgrewrite_status:ok"), "{info}");
-    let manifest = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    let (manifest, files) = aof_dir(&dir);
     assert_eq!(manifest, "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n");
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("appendonlydir"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
     assert_eq!(
         files,
         ["appendonly.aof.2.base.rdb", "appendonly.aof.2.incr.aof", "appendonly.aof.manifest"],
@@ -330,13 +336,8 @@ fn turning_the_aof_off_and_on_again_replays_nothing_from_before() {
     run(&mut con, &["CONFIG", "SET", "appendonly", "yes"]);
     wait_rewrite(&mut con);
     run(&mut con, &["SET", "after", "1"]);
-    let manifest = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    let (manifest, files) = aof_dir(&dir);
     assert_eq!(manifest, "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n");
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("appendonlydir"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
     assert_eq!(files, ["appendonly.aof.2.base.rdb", "appendonly.aof.2.incr.aof", "appendonly.aof.manifest"]);
     drop(proc); // SIGKILL
     let (_proc, port) = larder(&dir, &[]);
