@@ -31,6 +31,7 @@ pub mod latency;
 pub mod lazyfree;
 pub mod ldb;
 pub mod listen;
+pub mod logging;
 pub mod lua_ffi;
 pub mod lua_strip;
 pub mod memory;

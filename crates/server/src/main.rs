@@ -38,13 +38,6 @@ fn load_config(args: &[String]) -> anyhow::Result<Config> {
 }
 
 fn main() {
-    if let Err(e) = try_main() {
-        eprintln!("{e:#}");
-        std::process::exit(1);
-    }
-}
-
-fn try_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = match load_config(&cli.args) {
         Ok(c) => c,
@@ -53,18 +46,22 @@ fn try_main() -> anyhow::Result<()> {
             std::process::exit(1);
         }
     };
-    let level = match config.loglevel.as_str() {
-        "debug" => "debug",
-        "verbose" => "info",
-        "warning" => "warn",
-        "nothing" => "off",
-        _ => "info",
-    };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()))
-        .init();
+    // Redis checks the log file while it reads its config, before it
+    // detaches: after that, standard error goes nowhere.
+    if let Err(e) = larder_server::logging::init(&config.logfile, &config.loglevel) {
+        eprintln!("Can't open the log file: {e}");
+        std::process::exit(1);
+    }
+    // Before the runtime starts its threads: a fork keeps only the
+    // calling thread.
+    let detached = larder_server::process::detach(&config);
+    if let Err(e) = try_main(config, detached) {
+        tracing::error!("{e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn try_main(config: Config, detached: bool) -> anyhow::Result<()> {
     let threads = config.worker_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder
@@ -84,10 +81,10 @@ fn try_main() -> anyhow::Result<()> {
     #[cfg(tokio_unstable)]
     builder.disable_lifo_slot();
     let runtime = builder.build()?;
-    runtime.block_on(run(config))
+    runtime.block_on(run(config, detached))
 }
 
-async fn run(mut config: Config) -> anyhow::Result<()> {
+async fn run(mut config: Config, detached: bool) -> anyhow::Result<()> {
     // `port 0` beside `tls-port` or `unixsocket` is Redis's "no plain TCP".
     // Alone it takes a port the system picks; CONFIG GET port then names
     // it, and a CONFIG SET port of that value changes nothing.
@@ -102,7 +99,13 @@ async fn run(mut config: Config) -> anyhow::Result<()> {
         config.port = l.local_addr()?.port();
     }
     let (databases, shards) = (config.databases, config.shards.next_power_of_two());
-    let pidfile = config.extra("pidfile").to_string();
+    // A detached server writes a pid file even when none is named, at
+    // Redis's default path, as Redis does: it is how an init script finds
+    // the process it started.
+    let pidfile = match config.extra("pidfile") {
+        "" if detached => larder_server::process::DEFAULT_PIDFILE.to_string(),
+        named => named.to_string(),
+    };
     let supervised = config.extra("supervised").to_string();
     larder_server::process::tune(&config);
     let server = Server::new(config);

@@ -1,13 +1,54 @@
-//! What the server does to its own process at a config's word: the pid
-//! file, readiness for systemd, transparent huge pages, the kernel's OOM
+//! What the server does to its own process at a config's word: detaching
+//! from the terminal, the pid file, readiness for systemd, transparent huge pages, the kernel's OOM
 //! score and jemalloc's background thread (Redis's `pidfile`,
-//! `supervised`, `disable-thp`, `oom-score-adj`, `jemalloc-bg-thread`).
+//! `daemonize`, `supervised`, `disable-thp`, `oom-score-adj`, `jemalloc-bg-thread`).
 //!
 //! Each step that fails logs a warning and the server goes on, as Redis
 //! does: none of them is needed to serve data correctly.
 
 use crate::config::Config;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+
+/// Where a detached server writes its pid when `pidfile` names no file
+/// (Redis's `CONFIG_DEFAULT_PID_FILE`).
+pub const DEFAULT_PIDFILE: &str = "/var/run/redis.pid";
+
+/// Whether a service manager watches this process (`supervised`, as
+/// Redis's `redisIsSupervised` decides): systemd through NOTIFY_SOCKET,
+/// upstart through UPSTART_JOB, either under `auto`.
+fn supervised(mode: &str) -> bool {
+    let systemd = std::env::var_os("NOTIFY_SOCKET").is_some();
+    let upstart = std::env::var_os("UPSTART_JOB").is_some();
+    match mode {
+        "systemd" => systemd,
+        "upstart" => upstart,
+        "auto" => systemd || upstart,
+        _ => false,
+    }
+}
+
+/// `daemonize yes` without a service manager: the process forks, the
+/// parent exits at once, and the child carries on in a session of its
+/// own with standard input, output and error on /dev/null, as Redis's
+/// `daemonize()`. So a `logfile` of "" logs nowhere, as in Redis. Returns
+/// whether it detached. Must run before any thread starts: the child
+/// keeps only the thread that forked.
+pub fn detach(config: &Config) -> bool {
+    if !config.daemonize || supervised(config.extra("supervised")) {
+        return false;
+    }
+    // SAFETY: daemon(3) forks, `_exit`s the parent and in the child calls
+    // setsid and dup2s /dev/null over fds 0-2; it takes no pointers. The
+    // caller runs it while the process has one thread, so the child is
+    // not left holding a lock another thread had.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::daemon(1, 0) };
+    if r != 0 {
+        tracing::warn!("Failed to daemonize: {}", std::io::Error::last_os_error());
+        return false;
+    }
+    true
+}
 
 /// The pid file, removed when this drops (a clean shutdown).
 pub struct PidFile(Option<std::path::PathBuf>);

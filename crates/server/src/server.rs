@@ -138,6 +138,7 @@ impl Shared {
         ev.lfu.store(matches!(policy, larder_store::Policy::AllKeysLfu | larder_store::Policy::VolatileLfu), Relaxed);
         ev.newcomers.set_enabled(policy == larder_store::Policy::AllKeysSieve);
         crate::process::apply(config, self.replication.is_replica() || !config.replicaof.is_empty());
+        crate::logging::set_level(&config.loglevel);
         for (option, why) in [
             ("lazyfree-lazy-eviction", larder_store::Disposal::Eviction),
             ("lazyfree-lazy-expire", larder_store::Disposal::Expiry),

@@ -18,8 +18,8 @@ use std::time::Duration;
 fn larder(dir: &Path, extra: &[&str]) -> (Proc, u16) {
     let mut args = vec!["--port", "0", "--dir", dir.to_str().unwrap(), "--appendonly", "yes"];
     args.extend_from_slice(extra);
-    let (proc, port, mut err) = start_binary(&args);
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let (proc, port, mut log) = start_binary(&args);
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
     (proc, port)
 }
 
@@ -29,15 +29,15 @@ fn failed_start(dir: &Path, extra: &[&str]) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_larder-server"))
         .args(["--port", "0", "--dir", dir.to_str().unwrap(), "--appendonly", "yes"])
         .args(extra)
-        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     for _ in 0..400 {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(!status.success());
-            let mut err = String::new();
-            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-            return err;
+            let mut log = String::new();
+            std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut log).unwrap();
+            return log;
         }
         std::thread::sleep(Duration::from_millis(25));
     }

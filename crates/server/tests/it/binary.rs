@@ -235,7 +235,7 @@ fn supervised_systemd_reports_ready() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_larder-server"))
         .args(["--port", "0", "--dir", dir.to_str().unwrap(), "--supervised", "systemd"])
         .env("NOTIFY_SOCKET", &sock_path)
-        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let mut buf = [0u8; 64];
@@ -285,11 +285,84 @@ fn acl_users_survive_a_restart() {
     let fails = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_larder-server")).args(args).output().unwrap();
         assert!(!out.status.success());
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        String::from_utf8_lossy(&out.stdout).into_owned()
     };
     std::fs::write(&acl, "user carol on +nosuch\n").unwrap();
     let err = fails(&["--port", "0", "--dir", d, "--aclfile", acl.to_str().unwrap()]);
     assert!(err.contains("Aborting Redis startup because of ACL errors") && err.contains("'+nosuch'"), "{err}");
     let err = fails(&[conf.to_str().unwrap(), "--dir", d, "--aclfile", acl.to_str().unwrap()]);
     assert!(err.contains("either an ACL file or declare users directly"), "{err}");
+}
+
+/// A server that detached from the test (`daemonize yes`): killed by pid
+/// on drop, should the test fail before it shuts it down.
+struct Daemon(String);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-9", &self.0]).status();
+    }
+}
+
+/// `daemonize yes`: the command returns at once and the server runs on
+/// in a session of its own, its pid in the pid file. `logfile`: lines
+/// land in the file, and after the file is moved away (logrotate) the
+/// next line starts it afresh. `CONFIG SET loglevel` takes effect at
+/// once. A log file that cannot be opened stops the start.
+#[test]
+fn daemonize_and_logfile_as_redis_does() {
+    let dir = larder_testkit::private_dir("daemon");
+    let (log, pid) = (dir.join("larder.log"), dir.join("larder.pid"));
+    let [d, l, p] = [dir.to_path_buf(), log.clone(), pid.clone()].map(|x| x.to_str().unwrap().to_string());
+    let args = ["--port", "0", "--dir", &d, "--save", "", "--daemonize", "yes", "--logfile", &l, "--pidfile", &p];
+    // Reaped (and, if it never returned, killed) as a `Proc`.
+    let mut started = Proc(Command::new(env!("CARGO_BIN_EXE_larder-server")).args(args).spawn().unwrap(), None);
+    let status =
+        larder_testkit::eventually(20, || started.0.try_wait().unwrap().ok_or("still in the foreground".to_string()));
+    assert!(status.success(), "{status:?}");
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
+    let port: u16 = larder_testkit::eventually(20, || {
+        let text = read(&log);
+        let rest = text.split("ready to accept connections on ").nth(1).ok_or(format!("no ready line: {text}"))?;
+        Ok(rest.split(' ').next().unwrap().rsplit(':').next().unwrap().parse().unwrap())
+    });
+    let daemon = Daemon(read(&pid).trim().to_string());
+    assert!(!daemon.0.is_empty(), "no pid file");
+    // Field 6 of /proc/<pid>/stat is the session: the server leads its own.
+    let stat = read(std::path::Path::new(&format!("/proc/{}/stat", daemon.0)));
+    let after_name = stat.rsplit(')').next().unwrap();
+    assert_eq!(after_name.split_whitespace().nth(3), Some(daemon.0.as_str()), "{stat}");
+
+    let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+    let mut run = |args: &[&str]| -> String {
+        let mut c = redis::cmd(args[0]);
+        c.arg(&args[1..]);
+        c.query(&mut con).unwrap()
+    };
+    let saved = |text: String| text.matches("DB saved on disk").count();
+    run(&["CONFIG", "SET", "loglevel", "warning"]);
+    run(&["SAVE"]);
+    assert_eq!(saved(read(&log)), 0, "an info line at loglevel warning");
+    run(&["CONFIG", "SET", "loglevel", "notice"]);
+    run(&["SAVE"]);
+    assert_eq!(saved(read(&log)), 1);
+    let rotated = dir.join("larder.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    run(&["SAVE"]);
+    assert_eq!((saved(read(&rotated)), saved(read(&log))), (1, 1), "the next line starts a new file");
+    let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").arg("NOSAVE").query(&mut con);
+    larder_testkit::eventually(10, || match pid.exists() {
+        false => Ok(()),
+        true => Err("the pid file is still there".to_string()),
+    });
+    assert!(read(&log).contains("User requested shutdown"));
+    drop(daemon);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_larder-server"))
+        .args(["--port", "0", "--dir", &d, "--logfile", &format!("{d}/no/such/dir/x.log")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("Can't open the log file: "), "{err}");
 }

@@ -104,8 +104,9 @@ impl Drop for Proc {
 }
 
 /// Starts the binary with `args` and returns it with the port from its
-/// ready line, and its stderr.
-pub fn start_binary(args: &[&str]) -> (Proc, u16, std::io::BufReader<std::process::ChildStderr>) {
+/// ready line, and its log (standard output, as Redis's with no
+/// `logfile`).
+pub fn start_binary(args: &[&str]) -> (Proc, u16, std::io::BufReader<std::process::ChildStdout>) {
     use std::io::BufRead;
     // Its own directory unless the test names one: no stray dump.rdb is
     // loaded at start, and a SAVE writes nowhere shared.
@@ -125,17 +126,17 @@ pub fn start_binary(args: &[&str]) -> (Proc, u16, std::io::BufReader<std::proces
         .args(extra)
         .args(&protected)
         .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
         .spawn();
     let mut proc = Proc(spawned.expect("spawn larder-server"), (!named).then_some(dir));
-    let mut err = std::io::BufReader::new(proc.0.stderr.take().unwrap());
+    let mut log = std::io::BufReader::new(proc.0.stdout.take().unwrap());
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(err.read_line(&mut line).unwrap_or(0) > 0, "larder-server exited before it was ready");
+        assert!(log.read_line(&mut line).unwrap_or(0) > 0, "larder-server exited before it was ready");
         if let Some(rest) = line.split("ready to accept connections on ").nth(1) {
             let port = rest.split(' ').next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
-            return (proc, port, err);
+            return (proc, port, log);
         }
     }
 }

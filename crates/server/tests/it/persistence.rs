@@ -276,7 +276,7 @@ fn a_corrupt_file_stops_the_server_with_a_clear_error() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "started on a corrupt file");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stdout);
     // Which check trips depends on what the flipped byte was (the key
     // order in the file follows a per-process hash seed).
     let named = ["checksum", "truncated", "Bad data", "unknown RDB"];
