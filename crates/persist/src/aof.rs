@@ -40,47 +40,78 @@ pub struct Manifest {
     pub history: Vec<Part>,
 }
 
+/// Why a manifest was refused, in Redis's words (its `aofLoadManifestFromFile`
+/// logs them; tools and Redis's own test suite look for them).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ManifestError {
-    #[error("Invalid AOF manifest file format at line {0}")]
-    Format(usize),
+    #[error("Found an empty AOF manifest")]
+    Empty,
+    #[error("The AOF manifest file contains too long line")]
+    LineTooLong,
+    #[error("Invalid AOF manifest file format")]
+    Format,
+    #[error("File can't be a path, just a filename")]
+    Path,
+    #[error("Unknown AOF file type")]
+    UnknownType,
     #[error("Found duplicate base file information")]
     TwoBases,
     #[error("Found a non-monotonic sequence number")]
     Sequence,
 }
 
+/// Longest manifest line Redis reads, its newline included.
+const MAX_LINE: usize = 1024;
+
 impl Manifest {
+    /// Reads a manifest as Redis 7 does, refusing what it refuses: no
+    /// lines at all, a line without its newline or longer than 1,024
+    /// bytes, a blank line, fewer than three key-value pairs, a file name
+    /// that is a path, a missing name, sequence (0 counts as missing) or
+    /// type, an unknown type, a second base, or incremental files out of
+    /// order. Keys are case-insensitive; unknown keys are skipped (later
+    /// versions may add some); names may be quoted as Redis writes them.
     pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        if text.is_empty() {
+            return Err(ManifestError::Empty);
+        }
         let mut m = Manifest::default();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
+        let mut rest = text;
+        while !rest.is_empty() {
+            let end = rest.find('\n').filter(|&n| n < MAX_LINE).ok_or(ManifestError::LineTooLong)?;
+            let line = &rest[..end];
+            rest = &rest[end + 1..];
+            // Only a '#' in the first column makes a comment, as in Redis.
+            if line.starts_with('#') {
                 continue;
             }
-            let words: Vec<&str> = line.split_whitespace().collect();
-            if !words.len().is_multiple_of(2) {
-                return Err(ManifestError::Format(i + 1));
+            let words = larder_protocol::split_args(line.trim_matches([' ', '\t', '\r']).as_bytes())
+                .map_err(|_| ManifestError::Format)?;
+            if words.len() < 6 || !words.len().is_multiple_of(2) {
+                return Err(ManifestError::Format);
             }
-            let (mut name, mut seq, mut kind) = (None, None, None);
+            let (mut name, mut seq, mut kind) = (None, 0u64, None);
             for kv in words.chunks(2) {
-                match kv[0] {
-                    "file" => name = Some(kv[1].to_string()),
-                    "seq" => seq = kv[1].parse::<u64>().ok(),
-                    "type" => {
-                        kind = match kv[1] {
-                            "b" => Some(Kind::Base),
-                            "h" => Some(Kind::History),
-                            "i" => Some(Kind::Incr),
-                            _ => None,
-                        }
+                let value = String::from_utf8_lossy(&kv[1]);
+                match kv[0].to_ascii_lowercase().as_slice() {
+                    b"file" if value.contains('/') => return Err(ManifestError::Path),
+                    b"file" => name = Some(value.into_owned()),
+                    // atoll: leading digits, anything else 0.
+                    b"seq" => {
+                        seq = value.bytes().take_while(u8::is_ascii_digit).fold(0, |n, d| n * 10 + u64::from(d - b'0'))
                     }
-                    // Later Redis versions may add keys; skipping them is theirs too.
+                    b"type" => kind = value.bytes().next(),
                     _ => {}
                 }
             }
-            let (Some(name), Some(seq), Some(kind)) = (name, seq, kind) else {
-                return Err(ManifestError::Format(i + 1));
+            let (Some(name), true, Some(kind)) = (name, seq > 0, kind) else {
+                return Err(ManifestError::Format);
+            };
+            let kind = match kind {
+                b'b' => Kind::Base,
+                b'h' => Kind::History,
+                b'i' => Kind::Incr,
+                _ => return Err(ManifestError::UnknownType),
             };
             let part = Part { name, seq, kind };
             match kind {
@@ -106,7 +137,11 @@ impl Manifest {
             Kind::Incr => "i",
         };
         for p in self.base.iter().chain(&self.history).chain(&self.incrs) {
-            let _ = writeln!(out, "file {} seq {} type {}", p.name, p.seq, tag(p.kind));
+            let name = match larder_protocol::needs_repr(p.name.as_bytes()) {
+                true => larder_protocol::repr(p.name.as_bytes()),
+                false => p.name.clone(),
+            };
+            let _ = writeln!(out, "file {name} seq {} type {}", p.seq, tag(p.kind));
         }
         out
     }
@@ -150,11 +185,37 @@ mod tests {
         assert_eq!(m.next_seqs(), (2, 3));
     }
 
+    /// What Redis 7.0's `aofLoadManifestFromFile` refuses, this refuses
+    /// with its words; what it reads, this reads the same.
     #[test]
-    fn bad_manifests_are_refused() {
-        assert_eq!(Manifest::parse("file a seq 1\n"), Err(ManifestError::Format(1)));
-        assert_eq!(Manifest::parse("file a seq x type b\n"), Err(ManifestError::Format(1)));
-        assert_eq!(Manifest::parse("file a seq 1 type b\nfile b seq 2 type b\n"), Err(ManifestError::TwoBases));
-        assert_eq!(Manifest::parse("file a seq 2 type i\nfile b seq 1 type i\n"), Err(ManifestError::Sequence));
+    fn manifests_are_read_as_redis_reads_them() {
+        use ManifestError as E;
+        let refused = [
+            ("", E::Empty),
+            ("file a seq 1 type b", E::LineTooLong),
+            (&format!("file {} seq 1 type b\n", "a".repeat(1010)), E::LineTooLong),
+            ("file a seq 1 type b\n\nfile b seq 1 type i\n", E::Format),
+            ("file a seq 1\n", E::Format),
+            ("file a seq 1 type b extra\n", E::Format),
+            ("file a seq x type b\n", E::Format),
+            ("file a seq 0 type b\n", E::Format),
+            ("name a seq 1 type b\n", E::Format),
+            ("file dir/a seq 1 type b\n", E::Path),
+            ("file a seq 1 type x\n", E::UnknownType),
+            ("file a seq 1 type b\nfile b seq 2 type b\n", E::TwoBases),
+            ("file a seq 2 type i\nfile b seq 1 type i\n", E::Sequence),
+        ];
+        for (text, why) in refused {
+            assert_eq!(Manifest::parse(text), Err(why), "{text:?}");
+        }
+        // Comments (first column only), any case of the keys, unknown keys,
+        // a trailing \r, and a quoted name.
+        let m = Manifest::parse(
+            "# made by hand\nFILE \"odd name.aof\" SEQ 3 TYPE b new-key x\r\nfile i.aof seq 4 type i\n",
+        )
+        .unwrap();
+        assert_eq!(m.base.as_ref().map(|b| (b.name.as_str(), b.seq)), Some(("odd name.aof", 3)));
+        assert_eq!(m.render(), "file \"odd name.aof\" seq 3 type b\nfile i.aof seq 4 type i\n");
+        assert_eq!(Manifest::parse(&m.render()), Ok(m));
     }
 }

@@ -221,8 +221,10 @@ pub enum FileError {
     BadHeader,
     #[error("can't handle RDB format version {0}")]
     Version(u16),
-    #[error("wrong RDB checksum (expected {expected:#x}, got {got:#x}): the file is corrupt")]
-    Checksum { expected: u64, got: u64 },
+    /// Redis's words, which log watchers and its test suite look for
+    /// ("expected" is what the content sums to).
+    #[error("Wrong RDB checksum expected: ({computed:x}) but got ({stored:x}): RDB CRC error, the file is corrupt")]
+    Checksum { stored: u64, computed: u64 },
     #[error("the file ends before its EOF marker: truncated")]
     Truncated,
     #[error("unknown RDB opcode or type {0} (module data is not supported)")]
@@ -252,10 +254,11 @@ pub fn aux_field(data: &[u8], name: &str) -> Option<Bytes> {
     None
 }
 
-/// Reads a whole RDB file image, handing each key and function to `on`.
-/// The checksum is verified before anything is handed over, so a corrupt
-/// file loads nothing.
-pub fn load(data: &[u8], lim: &Limits, mut on: impl FnMut(Item)) -> Result<(), FileError> {
+/// Reads an RDB file image, handing each key and function to `on`, and
+/// returns the bytes it took (an old-style AOF goes on with commands after
+/// it). The checksum is verified before anything is handed over, so a
+/// corrupt file loads nothing.
+pub fn load(data: &[u8], lim: &Limits, mut on: impl FnMut(Item)) -> Result<usize, FileError> {
     if data.len() < 9 || &data[..5] != b"REDIS" {
         return Err(FileError::BadHeader);
     }
@@ -270,7 +273,10 @@ pub fn load(data: &[u8], lim: &Limits, mut on: impl FnMut(Item)) -> Result<(), F
     walk(data, version, lim, &mut on)
 }
 
-fn walk(data: &[u8], version: u16, lim: &Limits, on: &mut dyn FnMut(Item)) -> Result<(), FileError> {
+/// Walks the image to its EOF marker (and checksum), handing each item to
+/// `on`; returns how many bytes the image took, so whatever follows (the
+/// commands after an AOF's RDB preamble) can be read on from there.
+fn walk(data: &[u8], version: u16, lim: &Limits, on: &mut dyn FnMut(Item)) -> Result<usize, FileError> {
     let mut r = Reader::new(&data[9..]);
     let truncated = |e: RdbError| if e == RdbError::BadFormat { FileError::Truncated } else { FileError::Rdb(e) };
     let mut db = 0usize;
@@ -285,11 +291,11 @@ fn walk(data: &[u8], version: u16, lim: &Limits, on: &mut dyn FnMut(Item)) -> Re
                     if stored != 0 {
                         let got = CRC.checksum(&data[..end]);
                         if got != stored {
-                            return Err(FileError::Checksum { expected: stored, got });
+                            return Err(FileError::Checksum { stored, computed: got });
                         }
                     }
                 }
-                return Ok(());
+                return Ok(9 + r.pos());
             }
             OP_AUX => {
                 r.bytes().map_err(truncated)?;

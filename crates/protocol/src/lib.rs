@@ -16,4 +16,6 @@ pub use decode::{decode, MAX_DEPTH};
 pub use encode::{encode, format_double};
 pub use error::ProtocolError;
 pub use frame::{Frame, Proto};
-pub use request::{encode_command, parse_request, split_args, Request, RequestLimits, PROTO_INLINE_MAX_SIZE};
+pub use request::{
+    encode_command, needs_repr, parse_request, quote, repr, split_args, Request, RequestLimits, PROTO_INLINE_MAX_SIZE,
+};

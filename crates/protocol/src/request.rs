@@ -304,6 +304,42 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
     Ok(ranges.into_iter().map(|(s, e)| out[s..e].to_vec()).collect())
 }
 
+/// `arg` in double quotes, escaped as Redis's `sdscatrepr` does: what
+/// [`split_args`] reads back as the one word `arg`.
+pub fn quote(out: &mut Vec<u8>, arg: &[u8]) {
+    out.push(b'"');
+    for &b in arg {
+        match b {
+            b'\\' | b'"' => out.extend_from_slice(&[b'\\', b]),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            7 => out.extend_from_slice(b"\\a"),
+            8 => out.extend_from_slice(b"\\b"),
+            b if b.is_ascii_graphic() || b == b' ' => out.push(b),
+            b => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+        }
+    }
+    out.push(b'"');
+}
+
+/// [`quote`] as a string: a config value CONFIG REWRITE writes, a
+/// command-line flag turned into config text, a file name in an AOF
+/// manifest.
+pub fn repr(arg: &[u8]) -> String {
+    let mut out = Vec::with_capacity(arg.len() + 2);
+    quote(&mut out, arg);
+    String::from_utf8(out).expect("quote escapes all but printable ASCII")
+}
+
+/// Whether `arg` must be quoted to read back as one word: Redis's
+/// `sdsneedsrepr` (a space, a double quote, a backslash, a byte that is
+/// not printable ASCII), and also a single quote, which Redis leaves bare
+/// though its own reader would take it as the start of a quoted word.
+pub fn needs_repr(arg: &[u8]) -> bool {
+    arg.iter().any(|&b| matches!(b, b'\\' | b'"' | b'\'') || !b.is_ascii_graphic())
+}
+
 /// C's `isspace`, which `sdssplitargs` uses between words.
 fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
@@ -498,6 +534,22 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// A quoted word reads back as itself, and one that needs no quotes
+        /// reads back as itself bare (a CONFIG REWRITE value, an AOF
+        /// manifest's file name).
+        #[test]
+        fn quoted_words_split_back_whole(
+            word in proptest::prop_oneof![
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+                proptest::strategy::Strategy::prop_map("[ -~]{0,20}", String::into_bytes),
+            ]
+        ) {
+            proptest::prop_assert_eq!(split_args(repr(&word).as_bytes()).unwrap(), vec![word.clone()]);
+            if !word.is_empty() && !needs_repr(&word) {
+                proptest::prop_assert_eq!(split_args(&word).unwrap(), vec![word]);
+            }
+        }
+
         /// Any command a client encodes parses back whole, every prefix of
         /// it asks for more, and a pipeline of two splits where it should.
         #[test]

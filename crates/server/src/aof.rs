@@ -422,12 +422,59 @@ fn load_unlimited(shared: &Shared, dir: &Path, manifest: &Manifest) -> anyhow::R
     loaded
 }
 
+/// An AOF from before Redis 7 (one file, `appendfilename` in `dir`) is
+/// moved into the AOF directory as its base, as Redis 7 does on its first
+/// start over it: when there is no AOF directory, or no manifest listing
+/// anything, or a manifest listing only that file as its base while it
+/// still lies in `dir` (a move that was cut short). The manifest naming it
+/// is written before the file moves, so a crash between the two leaves the
+/// last case, which this finishes.
+fn upgrade_old_style(
+    shared: &Shared,
+    dir: &Path,
+    prefix: &str,
+    manifest: Option<Manifest>,
+) -> anyhow::Result<Option<Manifest>> {
+    let old = PathBuf::from(&shared.config.read().dir).join(prefix);
+    let unfinished = |m: &Manifest| {
+        m.incrs.is_empty() && m.base.as_ref().is_some_and(|b| b.name == prefix) && !dir.join(prefix).exists()
+    };
+    let upgrade = old.is_file()
+        && match &manifest {
+            _ if !dir.is_dir() => true,
+            None => true,
+            Some(m) => (m.base.is_none() && m.incrs.is_empty()) || unfinished(m),
+        };
+    if !upgrade {
+        return Ok(manifest);
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("Can't open or create append-only dir {}: {e}", dir.display()))?;
+    let mut manifest = manifest.unwrap_or_default();
+    manifest.base = Some(Part { name: prefix.to_string(), seq: 1, kind: layout::Kind::Base });
+    persist_manifest(dir, prefix, &manifest).map_err(|e| anyhow::anyhow!("writing the AOF manifest: {e}"))?;
+    std::fs::rename(&old, dir.join(prefix)).map_err(|e| {
+        anyhow::anyhow!("Error trying to rename the existing AOF to the new AOF directory {}: {e}", dir.display())
+    })?;
+    tracing::info!("Successfully migrated an old-style AOF into the AOF directory {}.", dir.display());
+    Ok(Some(manifest))
+}
+
 pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
     let (dir, prefix) = aof_dir(shared);
-    let Some(manifest) = read_manifest(&dir, &prefix)? else {
+    let manifest = upgrade_old_style(shared, &dir, &prefix, read_manifest(&dir, &prefix)?)?;
+    // A manifest that lists nothing is no AOF, as in Redis.
+    let Some(manifest) = manifest.filter(|m| m.base.is_some() || !m.incrs.is_empty()) else {
         crate::snapshot::load_rdb_file(shared, true)?;
         return start(shared, true).map_err(|e| anyhow::anyhow!("creating the AOF: {e}"));
     };
+    // Every listed file must be there before any is loaded: one missing is
+    // a fatal error, as in Redis (and in its words).
+    for part in manifest.base.iter().chain(&manifest.incrs) {
+        if let Err(e) = std::fs::metadata(dir.join(&part.name)) {
+            anyhow::bail!("Unable to obtain the AOF file {} length. stat: {e}", part.name);
+        }
+    }
     let total = load_unlimited(shared, &dir, &manifest)?;
     let aof = &shared.aof;
     aof.current_size.store(total, Relaxed);
@@ -452,40 +499,46 @@ pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
 fn load_parts(shared: &Shared, dir: &Path, manifest: &Manifest) -> anyhow::Result<u64> {
     let started = std::time::Instant::now();
     let mut total = 0u64;
-    if let Some(base) = &manifest.base {
-        let path = dir.join(&base.name);
-        let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        tracing::info!("Loading the AOF base {} ({} bytes)…", path.display(), data.len());
-        if base.name.ends_with(".rdb") {
-            crate::snapshot::load_rdb(shared, &data, &path, true)?;
-        } else {
-            replay(shared, &data, &path, false)?;
-        }
-        total += data.len() as u64;
-    }
-    let last = manifest.incrs.len().saturating_sub(1);
-    for (i, part) in manifest.incrs.iter().enumerate() {
+    let files = manifest.base.iter().chain(&manifest.incrs);
+    let count = files.clone().count();
+    for (i, part) in files.enumerate() {
         let path = dir.join(&part.name);
         let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        tracing::info!("Loading the AOF increment {} ({} bytes)…", path.display(), data.len());
-        let kept = replay(shared, &data, &path, i == last)?;
-        total += kept as u64;
+        let what = if part.kind == layout::Kind::Base { "base" } else { "increment" };
+        tracing::info!("Loading the AOF {what} {} ({} bytes)…", path.display(), data.len());
+        total += load_file(shared, &data, &path, i + 1 == count)? as u64;
     }
     tracing::info!("DB loaded from append only file: {:.3} seconds", started.elapsed().as_secs_f64());
     Ok(total)
 }
 
-/// Replays one file of RESP commands through the dispatcher, as a client
-/// would send them. Returns how many bytes were kept. A torn tail on the
+/// Loads one AOF file; returns the bytes kept. A file that starts as an
+/// RDB image does (a base, or an old-style AOF with its RDB preamble) is
+/// loaded as one, and any commands after the image are replayed, as
+/// Redis's `loadSingleAppendOnlyFile` does whatever the file's name.
+fn load_file(shared: &Shared, data: &[u8], path: &Path, last: bool) -> anyhow::Result<usize> {
+    let from = match data.starts_with(b"REDIS") {
+        true => crate::snapshot::load_rdb(shared, data, path, true)?,
+        false => 0,
+    };
+    match from == data.len() {
+        true => Ok(from),
+        false => replay(shared, data, from, path, last),
+    }
+}
+
+/// Replays a file's RESP commands, from byte `from` on (past any RDB
+/// preamble), through the dispatcher, as a client would send them.
+/// Returns how many bytes of the file were kept. A torn tail on the
 /// last file (a command cut short, or a MULTI without its EXEC) is cut off
 /// with a warning when `aof-load-truncated` is yes, and is an error
 /// otherwise; anything malformed before the tail is always an error.
-fn replay(shared: &Shared, data: &[u8], path: &Path, last: bool) -> anyhow::Result<usize> {
+fn replay(shared: &Shared, data: &[u8], from: usize, path: &Path, last: bool) -> anyhow::Result<usize> {
     let addr = crate::conn::client::Peer::Tcp(([0, 0, 0, 0], 0).into());
     let (info, outbox) = shared.clients.register(addr.clone(), addr, -1, shared.uptime_ms());
     let mut client = crate::conn::client::Client::new(info, outbox, shared.acl.default_user(), true);
     client.replaying = true;
-    let result = replay_as(shared, &mut client, data, path, last);
+    let result = replay_as(shared, &mut client, data, from, path, last);
     shared.clients.unregister(client.id());
     result
 }
@@ -494,13 +547,14 @@ fn replay_as(
     shared: &Shared,
     client: &mut crate::conn::client::Client,
     data: &[u8],
+    from: usize,
     path: &Path,
     last: bool,
 ) -> anyhow::Result<usize> {
     let limits = RequestLimits::default();
     let mut req = Request::default();
     let mut out = crate::conn::reply::Reply::default();
-    let (mut pos, mut commands, mut failed) = (0usize, 0u64, 0u64);
+    let (mut pos, mut commands, mut failed) = (from, 0u64, 0u64);
     // Where the open MULTI began: a file that ends inside it ends there.
     let mut multi_at: Option<usize> = None;
     let torn = loop {

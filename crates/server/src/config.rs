@@ -89,6 +89,10 @@ pub struct Config {
     /// while loading a snapshot (negative: 1 µs once in that many keys),
     /// so tests can watch a load in progress.
     pub key_load_delay: i64,
+    /// Redis's hidden `rdb-key-save-delay`: the same per key written to a
+    /// snapshot (BGSAVE, an AOF rewrite's base, a full sync's image), so
+    /// tests can act while one is in progress.
+    pub rdb_key_save_delay: i64,
     /// SLOWLOG: commands at least this many µs long are logged (negative:
     /// none), the newest `slowlog_max_len` kept.
     pub slowlog_log_slower_than: i64,
@@ -185,6 +189,7 @@ impl Default for Config {
             io_threads: 0,
             shards: DEFAULT_SHARDS,
             key_load_delay: 0,
+            rdb_key_save_delay: 0,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
             acllog_max_len: 128,
@@ -758,6 +763,7 @@ pub static PARAMS: &[Param] = &[
     bool_param!("lazyfree-lazy-user-del", lazyfree_lazy_user_del, true),
     bool_param!("lazyfree-lazy-user-flush", lazyfree_lazy_user_flush, true),
     int_param!("key-load-delay", key_load_delay, i32::MIN, i32::MAX, true),
+    int_param!("rdb-key-save-delay", rdb_key_save_delay, i32::MIN, i32::MAX, true),
     limit_param!("hash-max-listpack-entries", hash_max_listpack_entries, 0, i64::MAX),
     limit_param!("hash-max-ziplist-entries", hash_max_listpack_entries, 0, i64::MAX),
     limit_param!("hash-max-listpack-value", hash_max_listpack_value, 0, i64::MAX),
@@ -906,10 +912,11 @@ fn notify_flags_string(flags: u32) -> String {
 }
 
 /// Parameters CONFIG GET lists only when asked for by exact name, as
-/// Redis's HIDDEN_CONFIG ones: its test knob `key-load-delay`, and
-/// Larder's immutable `shards`, which tools that set every listed value
-/// back (Redis's own test suite does) cannot know to skip.
-pub const HIDDEN: &[&str] = &["key-load-delay", "shards"];
+/// Redis's HIDDEN_CONFIG ones: its test knobs `key-load-delay` and
+/// `rdb-key-save-delay`, and Larder's immutable `shards`, which tools that
+/// set every listed value back (Redis's own test suite does) cannot know
+/// to skip.
+pub const HIDDEN: &[&str] = &["key-load-delay", "rdb-key-save-delay", "shards"];
 
 /// A parameter of either table: a typed one of [`PARAMS`], or one of
 /// [`EXTRAS`] under its name or an alias.
@@ -1114,7 +1121,7 @@ pub fn args_to_config_text(args: &[String]) -> Result<(Option<String>, String), 
 }
 
 fn quote(v: &str) -> String {
-    crate::monitor::repr(v.as_bytes())
+    larder_protocol::repr(v.as_bytes())
 }
 
 /// Names Redis keeps for old spellings of a parameter: a file may use

@@ -30,7 +30,7 @@
 //! on; errors are raised only once no Rust value is left on the frame.
 #![allow(unsafe_code)]
 
-use crate::monitor::repr;
+use larder_protocol::repr;
 use mlua::ffi;
 use std::cell::RefCell;
 use std::ffi::{c_int, CStr};

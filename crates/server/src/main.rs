@@ -124,10 +124,12 @@ async fn run(mut config: Config, detached: bool) -> anyhow::Result<()> {
     // anyone who waited for that line must find them in place.
     let shutdown = shutdown_signal(server.shared().clone())?;
     let pid = larder_server::process::PidFile::create(&pidfile);
+    // Redis's words start the line: tools and Redis's own test suite wait
+    // for "Ready to accept connections" in the log.
     tracing::info!(
-        "Larder {} ready to accept connections on {} ({databases} databases, {shards} shards each)",
-        env!("CARGO_PKG_VERSION"),
+        "Ready to accept connections on {} (Larder {}, {databases} databases, {shards} shards each)",
         addrs.join(" and "),
+        env!("CARGO_PKG_VERSION"),
     );
     larder_server::process::notify_ready(&supervised);
     server.run(listeners, shutdown).await?;

@@ -74,7 +74,7 @@ fn line(at: std::time::SystemTime, db: usize, addr: &str, args: &[&[u8]]) -> Vec
         if hidden.contains(&i) {
             out.extend_from_slice(b"\"(redacted)\"");
         } else {
-            quote(&mut out, arg);
+            larder_protocol::quote(&mut out, arg);
         }
     }
     out.extend_from_slice(b"\r\n");
@@ -113,32 +113,6 @@ pub(crate) fn redacted(args: &[&[u8]]) -> Vec<usize> {
         hidden.extend((i + 1..=i + after).filter(|&j| j < args.len()));
     }
     hidden
-}
-
-/// [`quote`] as a string: a config value CONFIG REWRITE writes, or a
-/// command-line flag turned into config text.
-pub(crate) fn repr(arg: &[u8]) -> String {
-    let mut out = Vec::with_capacity(arg.len() + 2);
-    quote(&mut out, arg);
-    String::from_utf8(out).expect("quote escapes all but printable ASCII")
-}
-
-/// `arg` in double quotes, escaped as Redis's sdscatrepr does.
-fn quote(out: &mut Vec<u8>, arg: &[u8]) {
-    out.push(b'"');
-    for &b in arg {
-        match b {
-            b'\\' | b'"' => out.extend_from_slice(&[b'\\', b]),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            7 => out.extend_from_slice(b"\\a"),
-            8 => out.extend_from_slice(b"\\b"),
-            b if b.is_ascii_graphic() || b == b' ' => out.push(b),
-            b => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
-        }
-    }
-    out.push(b'"');
 }
 
 #[cfg(test)]

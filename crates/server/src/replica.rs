@@ -332,7 +332,7 @@ fn load_image(shared: &Shared, image: &[u8]) -> anyhow::Result<()> {
         let lazy = shared.config.read().extra_flag("replica-lazy-flush");
         shared.lazyfree.free_flushed(shared.keyspace.take_all(), lazy);
         shared.scripting.function_flush();
-        crate::snapshot::load_rdb(shared, image, std::path::Path::new("(replication image)"), true)
+        crate::snapshot::load_rdb(shared, image, std::path::Path::new("(replication image)"), true).map(drop)
     })
 }
 

@@ -498,7 +498,8 @@ impl Chunks {
     pub(crate) fn write_cut<W: std::io::Write>(&self, shared: &Shared, w: &mut file::Writer<W>) -> Result<u64, String> {
         self.walked.store(true, Relaxed);
         let gauge = &shared.snapshots.current_cow;
-        let walked = self.walk(&shared.keyspace, w, gauge);
+        let delay = shared.config.read().rdb_key_save_delay;
+        let walked = self.walk(&shared.keyspace, w, gauge, delay);
         gauge.store(0, Relaxed);
         walked.map(|()| self.keys.load(Relaxed))
     }
@@ -508,6 +509,7 @@ impl Chunks {
         ks: &larder_store::Keyspace,
         w: &mut file::Writer<W>,
         gauge: &AtomicU64,
+        delay: i64,
     ) -> Result<(), String> {
         // The cut must end even if the file fails, or every later lock
         // would keep feeding a saver that is gone.
@@ -520,8 +522,12 @@ impl Chunks {
         let end = EndCut(ks, self.cut_ms);
         for db in 0..ks.databases() {
             for shard in 0..ks.shard_count() {
+                let before = self.keys.load(Relaxed);
                 drop(ks.lock_shard(db, shard, self.cut_ms));
                 self.drain(w, gauge)?;
+                // `rdb-key-save-delay`, per key written, with no lock held:
+                // writers go on meanwhile, as they do beside Redis's child.
+                (before..self.keys.load(Relaxed)).for_each(|_| debug_delay(delay));
             }
         }
         drop(end);
@@ -657,7 +663,8 @@ pub(crate) fn load_rdb_file(shared: &Shared, replace_functions: bool) -> anyhow:
     let data = match std::fs::read(&target) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => anyhow::bail!("reading {}: {e}", target.display()),
+        // Redis's words (its test suite waits for them in the log).
+        Err(e) => anyhow::bail!("Fatal error loading the DB {}: {e}. Exiting.", target.display()),
     };
     tracing::info!("Loading RDB {} ({} bytes)…", target.display(), data.len());
     load_rdb(shared, &data, &target, replace_functions)?;
@@ -678,8 +685,9 @@ fn debug_delay(usec: i64) {
     }
 }
 
-/// Loads an RDB image (a dump.rdb, or an AOF's base) into the keyspace.
-pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path, replace_functions: bool) -> anyhow::Result<()> {
+/// Loads an RDB image (a dump.rdb, or an AOF's base) into the keyspace;
+/// returns the bytes the image took (see `file::load`).
+pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path, replace_functions: bool) -> anyhow::Result<usize> {
     let started = std::time::Instant::now();
     let lim = shared.config.read().limits;
     let now = shared.clock.now_ms();
@@ -687,7 +695,7 @@ pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path, replace_functi
     let mut functions = Vec::new();
     let delay = shared.config.read().key_load_delay;
     let by_primary = shared.keyspace.expiry_by_primary();
-    file::load(data, &lim, |item| match item {
+    let taken = file::load(data, &lim, |item| match item {
         Item::Key { db, key, value, expire_at_ms, idle_secs, freq } => {
             debug_delay(delay);
             if db >= shared.keyspace.databases() {
@@ -730,5 +738,5 @@ pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path, replace_functi
     );
     shared.snapshots.last_load_keys.store(keys, Relaxed);
     shared.snapshots.last_load_expired.store(expired, Relaxed);
-    Ok(())
+    Ok(taken)
 }

@@ -370,3 +370,62 @@ fn a_command_failing_in_the_log_counts_as_an_unexpected_error() {
     assert!(info.contains("\r\nunexpected_error_replies:1\r\n"), "{info}");
     assert!(info.contains("\r\ntotal_error_replies:1\r\n"), "{info}");
 }
+
+/// An AOF from before Redis 7 (one `appendonly.aof` in `dir`) is moved
+/// into the AOF directory as its base, as Redis 7 does, in both of its
+/// forms: plain commands, and an RDB preamble with commands after it. The
+/// manifest lists it as base 1 with a new increment; a restart loads both;
+/// a rewrite replaces it. A move cut short (the manifest written, the file
+/// not yet moved) is finished at the next start.
+#[test]
+fn an_old_style_aof_is_moved_into_the_aof_directory_and_loaded() {
+    let resp = |args: &[&str]| -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        out
+    };
+    // An RDB image holding `snap`, made by a Larder without an AOF.
+    let image = {
+        let dir = temp_dir("aof-old-image");
+        let (proc, port, mut log) = start_binary(&["--port", "0", "--dir", dir.to_str().unwrap()]);
+        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+        let mut con = connect(port);
+        let _: () = cmd("SET").arg("snap").arg("from the preamble").query(&mut con).unwrap();
+        let _: () = cmd("SAVE").query(&mut con).unwrap();
+        drop(proc);
+        std::fs::read(dir.join("dump.rdb")).unwrap()
+    };
+    let plain = [resp(&["SELECT", "0"]), resp(&["SET", "old", "v1"]), resp(&["RPUSH", "list", "a", "b"])].concat();
+    let preamble = [image, resp(&["SET", "old", "v2"])].concat();
+    for (file, want_old, want_snap) in [(plain, "v1", None), (preamble, "v2", Some("from the preamble"))] {
+        for interrupted in [false, true] {
+            let dir = temp_dir("aof-old-style");
+            std::fs::write(dir.join("appendonly.aof"), &file).unwrap();
+            if interrupted {
+                std::fs::create_dir(dir.join("appendonlydir")).unwrap();
+                std::fs::write(dir.join("appendonlydir/appendonly.aof.manifest"), "file appendonly.aof seq 1 type b\n")
+                    .unwrap();
+            }
+            let (proc, port) = larder(&dir, &[]);
+            let mut con = connect(port);
+            let got: (String, Option<String>) = redis::pipe().get("old").get("snap").query(&mut con).unwrap();
+            assert_eq!(got, (want_old.to_string(), want_snap.map(String::from)), "interrupted: {interrupted}");
+            assert!(!dir.join("appendonly.aof").exists(), "moved out of dir");
+            let (manifest, files) = aof_dir(&dir);
+            assert_eq!(manifest, "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n");
+            assert_eq!(files, ["appendonly.aof", "appendonly.aof.1.incr.aof", "appendonly.aof.manifest"]);
+            let _: () = cmd("SET").arg("new").arg("1").query(&mut con).unwrap();
+            drop(proc); // SIGKILL
+            let (_proc, port) = larder(&dir, &[]);
+            let mut con = connect(port);
+            let got: (String, String) = redis::pipe().get("old").get("new").query(&mut con).unwrap();
+            assert_eq!(got, (want_old.to_string(), "1".to_string()));
+            let _: () = cmd("BGREWRITEAOF").query(&mut con).unwrap();
+            wait_rewrite(&mut con);
+            let (_, files) = aof_dir(&dir);
+            assert_eq!(files, ["appendonly.aof.2.base.rdb", "appendonly.aof.2.incr.aof", "appendonly.aof.manifest"]);
+        }
+    }
+}

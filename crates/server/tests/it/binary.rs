@@ -323,7 +323,7 @@ fn daemonize_and_logfile_as_redis_does() {
     let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
     let port: u16 = larder_testkit::eventually(20, || {
         let text = read(&log);
-        let rest = text.split("ready to accept connections on ").nth(1).ok_or(format!("no ready line: {text}"))?;
+        let rest = text.split("Ready to accept connections on ").nth(1).ok_or(format!("no ready line: {text}"))?;
         Ok(rest.split(' ').next().unwrap().rsplit(':').next().unwrap().parse().unwrap())
     });
     let daemon = Daemon(read(&pid).trim().to_string());

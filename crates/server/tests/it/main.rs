@@ -134,7 +134,7 @@ pub fn start_binary(args: &[&str]) -> (Proc, u16, std::io::BufReader<std::proces
     loop {
         line.clear();
         assert!(log.read_line(&mut line).unwrap_or(0) > 0, "larder-server exited before it was ready");
-        if let Some(rest) = line.split("ready to accept connections on ").nth(1) {
+        if let Some(rest) = line.split("Ready to accept connections on ").nth(1) {
             let port = rest.split(' ').next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
             return (proc, port, log);
         }

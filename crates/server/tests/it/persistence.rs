@@ -488,3 +488,28 @@ fn rdbchecksum_no_writes_a_zero_trailer() {
     let file = std::fs::read(dir.join("dump.rdb")).unwrap();
     assert_ne!(file[file.len() - 8..], [0u8; 8], "rdbchecksum yes (the default) writes one");
 }
+
+/// `rdb-key-save-delay` (Redis's hidden test knob) slows a BGSAVE per key
+/// written, so a test can act while one is in progress: here the save
+/// is still running after it started, writes are served meanwhile, and it
+/// ends with every key saved.
+#[test]
+fn rdb_key_save_delay_holds_a_bgsave_in_progress() {
+    let dir = temp_dir("save-delay");
+    let (_proc, mut con) = larder(&dir);
+    for i in 0..5 {
+        let _: () = cmd("SET").arg(format!("k{i}")).arg(i).query(&mut con).unwrap();
+    }
+    // 5 keys x 0.2 s: a second of saving.
+    let _: () = cmd("CONFIG").arg("SET").arg("rdb-key-save-delay").arg(200_000).query(&mut con).unwrap();
+    let _: String = cmd("BGSAVE").query(&mut con).unwrap();
+    let info: String = cmd("INFO").arg("persistence").query(&mut con).unwrap();
+    assert!(info.contains("rdb_bgsave_in_progress:1"), "{info}");
+    let _: () = cmd("SET").arg("during").arg(1).query(&mut con).unwrap();
+    wait_persistence(&mut con, "rdb_bgsave_in_progress:0", "the BGSAVE never ended");
+    let saved = std::fs::read(dir.join("dump.rdb")).unwrap();
+    assert!((0..5).all(|i| saved.windows(2).any(|w| w == format!("k{i}").as_bytes())));
+    // Hidden, as in Redis: only asked for by name.
+    let all: Vec<String> = cmd("CONFIG").arg("GET").arg("*").query(&mut con).unwrap();
+    assert!(!all.iter().any(|n| n == "rdb-key-save-delay"));
+}
