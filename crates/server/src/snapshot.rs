@@ -60,6 +60,8 @@ pub struct Snapshots {
     /// keys loaded, and keys skipped as already expired.
     pub last_load_keys: AtomicU64,
     pub last_load_expired: AtomicU64,
+    /// The running BGSAVE's cut, for FLUSHALL to stop ([`abort_bgsave`]).
+    running: Mutex<Option<Arc<Chunks>>>,
 }
 
 impl Default for Snapshots {
@@ -78,6 +80,7 @@ impl Default for Snapshots {
             scheduled: Default::default(),
             last_load_keys: Default::default(),
             last_load_expired: Default::default(),
+            running: Default::default(),
         }
     }
 }
@@ -153,10 +156,29 @@ fn finished(shared: &Shared, target: &Path, written: &Result<u64, String>, seq: 
             snaps.saves.fetch_add(1, Relaxed);
             snaps.last_failed.store(false, Relaxed);
         }
+        // Stopped on purpose: the last save's status stands, as Redis's
+        // does when it kills its own child.
+        Err(e) if e == ABORTED => tracing::info!("Background saving stopped: {e}"),
         Err(e) => {
             tracing::warn!("Failed saving the DB: {e}");
             snaps.last_failed.store(true, Relaxed);
         }
+    }
+}
+
+/// Why a BGSAVE stopped short when FLUSHALL stopped it.
+const ABORTED: &str = "FLUSHALL emptied the keyspace";
+
+/// Stops a running BGSAVE, as Redis's FLUSHALL kills its saving child:
+/// the file would hold the data just flushed, and a restart would bring
+/// it back. The saver notices at its next shard, captures nothing more,
+/// deletes its temporary file and ends the cut; this returns once it has,
+/// so the flush that follows is not copied into a cut nobody will write.
+pub fn abort_bgsave(shared: &Shared) {
+    let Some(chunks) = shared.snapshots.running.lock().clone() else { return };
+    chunks.failed.lock().get_or_insert_with(|| ABORTED.to_string());
+    while shared.snapshots.running.lock().as_ref().is_some_and(|r| Arc::ptr_eq(r, &chunks)) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -397,6 +419,11 @@ pub(crate) struct Chunks {
 
 impl CutSink for Chunks {
     fn capture(&self, db: usize, _shard: usize, entries: &mut dyn Iterator<Item = (&Key, &Entry)>) {
+        // A save that failed or was stopped keeps nothing more: the cut
+        // only has to end.
+        if self.failed.lock().is_some() {
+            return;
+        }
         let mut buf = BytesMut::new();
         let mut strings = Vec::new();
         let mut keys = 0;
@@ -559,6 +586,7 @@ pub fn bgsave(shared: &Arc<Shared>) -> Result<(), String> {
     };
     snaps.bgsave_started_ms.store(now, Relaxed);
     tracing::info!("Background saving started (a cut at effect {seq}, no fork)");
+    *snaps.running.lock() = Some(chunks.clone());
     let shared = shared.clone();
     std::thread::Builder::new()
         .name("larder-bgsave".into())
@@ -575,9 +603,17 @@ pub fn bgsave(shared: &Arc<Shared>) -> Result<(), String> {
             if written.is_ok() {
                 tracing::info!("Background saving terminated with success; held at most {} bytes", chunks.peak_bytes());
             }
+            // Not in progress first, so FLUSHALL's SAVE that follows an
+            // abort finds none; then this save's handle goes (a BGSAVE
+            // begun in between keeps its own).
             snaps.bgsave_in_progress.store(false, Relaxed);
+            let mut running = snaps.running.lock();
+            if running.as_ref().is_some_and(|r| Arc::ptr_eq(r, &chunks)) {
+                *running = None;
+            }
         })
         .map_err(|e| {
+            *snaps.running.lock() = None;
             snaps.bgsave_in_progress.store(false, Relaxed);
             e.to_string()
         })?;

@@ -743,9 +743,18 @@ fn flushall(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let lazy = flush_mode(ctx, &mut args)?;
     let (ks, now) = (&ctx.shared.keyspace, ctx.now);
     ctx.shared.watches.touch_if(|db, k| ks.lock(db, k, now).contains(k));
+    // As Redis's flushAllDataAndResetRDB: a BGSAVE running would write
+    // the flushed data, so it stops; with save points, the empty dataset
+    // is saved at once, so a restart does not bring the data back.
+    crate::snapshot::abort_bgsave(ctx.shared);
     let flushed = ks.take_all();
     ks.effects.emit(ctx.db(), &[b"FLUSHALL"]);
     ctx.shared.lazyfree.free_flushed(flushed, lazy);
+    if !ctx.shared.config.read().save.trim().is_empty() {
+        if let Err(e) = crate::snapshot::save(ctx.shared) {
+            tracing::warn!("Saving the empty dataset after FLUSHALL: {e}");
+        }
+    }
     Ok(Frame::ok())
 }
 

@@ -513,3 +513,41 @@ fn rdb_key_save_delay_holds_a_bgsave_in_progress() {
     let all: Vec<String> = cmd("CONFIG").arg("GET").arg("*").query(&mut con).unwrap();
     assert!(!all.iter().any(|n| n == "rdb-key-save-delay"));
 }
+
+/// FLUSHALL stops a BGSAVE in progress, as Redis's kills its child: the
+/// file it was writing held the flushed data. The last save's status
+/// stays ok and the changes are still unsaved. With save points, FLUSHALL
+/// saves the empty dataset at once, so a restart does not bring the keys
+/// back.
+#[test]
+fn flushall_stops_a_bgsave_and_a_restart_finds_nothing() {
+    let dir = temp_dir("flushall-save");
+    let (proc, mut con) = larder(&dir);
+    let set = |con: &mut Connection, name: &str, value: &str| {
+        let _: () = cmd("CONFIG").arg("SET").arg(name).arg(value).query(con).unwrap();
+    };
+    for i in 0..50 {
+        let _: () = cmd("SET").arg(format!("k{i}")).arg(i).query(&mut con).unwrap();
+    }
+    set(&mut con, "save", "");
+    // 50 keys x 0.2 s: ten seconds of saving, were it not stopped.
+    set(&mut con, "rdb-key-save-delay", "200000");
+    let _: String = cmd("BGSAVE").query(&mut con).unwrap();
+    let _: () = cmd("FLUSHALL").query(&mut con).unwrap();
+    let info = wait_persistence(&mut con, "rdb_bgsave_in_progress:0", "the BGSAVE went on");
+    assert!(info.contains("rdb_last_bgsave_status:ok"), "{info}");
+    assert!(!info.contains("rdb_changes_since_last_save:0\r"), "{info}");
+    assert!(!dir.join("dump.rdb").exists(), "the stopped save wrote its file");
+    let temps: Vec<_> = std::fs::read_dir(&*dir).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    assert!(temps.iter().all(|n| !n.to_string_lossy().starts_with("temp-")), "{temps:?}");
+    // With save points: the empty dataset is saved at once.
+    set(&mut con, "rdb-key-save-delay", "0");
+    let _: () = cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+    let _: () = cmd("SAVE").query(&mut con).unwrap();
+    set(&mut con, "save", "3600 1");
+    let _: () = cmd("FLUSHALL").query(&mut con).unwrap();
+    drop(proc); // SIGKILL: no shutdown save
+    let (_proc, mut con) = larder(&dir);
+    let n: i64 = cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(n, 0, "FLUSHALL's data came back after a restart");
+}
