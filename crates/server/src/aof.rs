@@ -465,7 +465,7 @@ pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
     let manifest = upgrade_old_style(shared, &dir, &prefix, read_manifest(&dir, &prefix)?)?;
     // A manifest that lists nothing is no AOF, as in Redis.
     let Some(manifest) = manifest.filter(|m| m.base.is_some() || !m.incrs.is_empty()) else {
-        crate::snapshot::load_rdb_file(shared, true)?;
+        crate::snapshot::load_rdb_file(shared, true, false)?;
         return start(shared, true).map_err(|e| anyhow::anyhow!("creating the AOF: {e}"));
     };
     // Every listed file must be there before any is loaded: one missing is

@@ -183,6 +183,9 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("mem_fragmentation_bytes:{}", r.rss as i64 - used as i64);
             field!("mem_not_counted_for_evict:{}", shared.memory.not_counted());
             field!("mem_replication_backlog:{}", r.backlog);
+            // Redis 7 shares one buffer between the backlog and its
+            // replicas and reports the whole; here it is the two summed.
+            field!("mem_total_replication_buffers:{}", r.backlog + r.clients_replicas);
             field!("mem_clients_slaves:{}", r.clients_replicas);
             field!("mem_clients_normal:{}", r.clients_normal);
             field!("mem_cluster_links:0");

@@ -144,6 +144,13 @@ pub struct SyncStats {
     pub partial_err: AtomicU64,
 }
 
+impl SyncStats {
+    /// CONFIG RESETSTAT (Redis's resetServerStats clears these three).
+    pub fn reset(&self) {
+        [&self.full, &self.partial_ok, &self.partial_err].iter().for_each(|c| c.store(0, Relaxed));
+    }
+}
+
 pub struct Replication {
     feeds: Mutex<Feeds>,
     count: AtomicUsize,
@@ -408,6 +415,23 @@ impl Replication {
         *self.replid.write() = saved.replid;
         feeds.proxied_db = saved.stream_db;
         feeds.db = Some(saved.stream_db);
+    }
+
+    /// At start-up of a primary, before loading a snapshot that saved its
+    /// position (a restart: SHUTDOWN saves one): that history becomes
+    /// `master_replid2`, continued up to the saved offset + 1, and the
+    /// offset goes on from there with an empty backlog. So the replicas
+    /// that followed it continue with PSYNC instead of a full sync, as
+    /// with Redis's loadDataFromDisk for a master. The id stays the new
+    /// random one, and the stream selects its database anew.
+    pub fn restore_as_primary(&self, saved: SavedPosition) {
+        let mut feeds = self.feeds.lock();
+        feeds.backlog = Some(Default::default());
+        feeds.db = None;
+        self.backlogged.store(true, Relaxed);
+        self.offset.store(saved.offset, Relaxed);
+        *self.replid2.write() = saved.replid;
+        self.second_offset.store(saved.offset as i64 + 1, Relaxed);
     }
 
     /// `replicaof` in the config, at start-up: with no position restored
@@ -810,6 +834,15 @@ impl Replication {
         }
         self.alone_since_ms.store(0, Relaxed);
         let last = self.last_ping_ms.load(Relaxed);
+        // The first period starts at the first tick with a replica (one
+        // that continued a restarted primary's history with PSYNC, with
+        // no full sync to start it): Redis pings on its cron's loop count,
+        // a period after it starts, so a restarted primary's offset stays
+        // where its file left it until then.
+        if last == 0 {
+            self.last_ping_ms.store(now_ms, Relaxed);
+            return;
+        }
         if now_ms.saturating_sub(last) < period_secs.saturating_mul(1000) {
             return;
         }

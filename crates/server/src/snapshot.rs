@@ -365,7 +365,9 @@ fn write_keyspace<W: std::io::Write>(shared: &Shared, w: &mut file::Writer<W>) -
         let mut failed = None;
         let mut cursor = 0;
         loop {
-            cursor = shared.keyspace.scan(db, cursor, 1024, now, |k, e: &Entry| {
+            // Every stored key, those past their deadline too (see
+            // `Chunks::capture`).
+            cursor = shared.keyspace.scan_stored(db, cursor, 1024, |k, e: &Entry| {
                 if failed.is_none() {
                     match w.entry(k, &e.value, e.expire_at(), recency.of_entry(e, now)) {
                         Ok(()) => total += 1,
@@ -403,7 +405,7 @@ const STRING_HANDLE: usize = std::mem::size_of::<HeldString>();
 
 /// Shards as of a cut, waiting for the saver thread.
 pub(crate) struct Chunks {
-    /// The cut's time: keys past their deadline then are left out.
+    /// The cut's time, for the recency saved with each key.
     cut_ms: u64,
     recency: SaveRecency,
     queue: Mutex<Vec<(usize, Held)>>,
@@ -427,10 +429,11 @@ impl CutSink for Chunks {
         let mut buf = BytesMut::new();
         let mut strings = Vec::new();
         let mut keys = 0;
+        // Keys past their deadline but not yet deleted are saved too, as
+        // Redis saves them: the load skips them (and a primary's boot
+        // deletes them in its stream), while replicas that continue with
+        // PSYNC still hold them and must be told.
         for (k, e) in entries {
-            if e.is_expired(self.cut_ms) {
-                continue;
-            }
             keys += 1;
             let recency = self.recency.of_entry(e, self.cut_ms);
             // A large string is held by its count (a shared or adopted
@@ -666,11 +669,12 @@ pub fn load_at_startup(shared: &Shared) -> anyhow::Result<()> {
     if shared.config.read().appendonly {
         return crate::aof::load_at_startup(shared);
     }
-    let position = load_rdb_file(shared, true)?;
+    let replica = !shared.config.read().replicaof.is_empty();
+    let position = load_rdb_file(shared, true, !replica)?;
     // A replica continues its primary's stream from where the file's data
-    // stands, as Redis's loadDataFromDisk does (only for a replica: a
-    // primary's history starts anew when it restarts).
-    if let Some(at) = position.filter(|_| !shared.config.read().replicaof.is_empty()) {
+    // stands, as Redis's loadDataFromDisk does (a primary's history was
+    // restored before the load: see `load_rdb_file`).
+    if let Some(at) = position.filter(|_| replica) {
         tracing::info!("Replication position restored from the RDB: {} at offset {}", at.replid, at.offset);
         shared.replication.restore(at);
     }
@@ -692,9 +696,17 @@ fn saved_position(data: &[u8]) -> Option<SavedPosition> {
 
 /// Loads `dir`/`dbfilename` if it exists. `replace_functions`: a library
 /// already loaded is replaced (else loading fails, as DEBUG RELOAD
-/// NOFLUSH without MERGE does in Redis). The replication position the
-/// file saved, if any.
-pub(crate) fn load_rdb_file(shared: &Shared, replace_functions: bool) -> anyhow::Result<Option<SavedPosition>> {
+/// NOFLUSH without MERGE does in Redis). `primary_boot`: a primary
+/// starting up, which takes the position the file saved as its previous
+/// history before loading (`Replication::restore_as_primary`), so the
+/// keys the load skips as expired reach the backlog as deletions, as
+/// Redis feeds them: its replicas still hold them. Returns the position
+/// the file saved, if any.
+pub(crate) fn load_rdb_file(
+    shared: &Shared,
+    replace_functions: bool,
+    primary_boot: bool,
+) -> anyhow::Result<Option<SavedPosition>> {
     let target = path(shared);
     let data = match std::fs::read(&target) {
         Ok(d) => d,
@@ -703,9 +715,18 @@ pub(crate) fn load_rdb_file(shared: &Shared, replace_functions: bool) -> anyhow:
         Err(e) => anyhow::bail!("Fatal error loading the DB {}: {e}. Exiting.", target.display()),
     };
     tracing::info!("Loading RDB {} ({} bytes)…", target.display(), data.len());
-    load_rdb(shared, &data, &target, replace_functions)?;
+    let position = saved_position(&data);
+    let restored = match (&position, primary_boot) {
+        (Some(at), true) => {
+            tracing::info!("Replication history continued from the RDB: {} up to offset {}", at.replid, at.offset);
+            shared.replication.restore_as_primary(at.clone());
+            true
+        }
+        _ => false,
+    };
+    load_rdb_as(shared, &data, &target, replace_functions, restored)?;
     shared.snapshots.seq_at_save.store(shared.keyspace.write_count(), Relaxed);
-    Ok(saved_position(&data))
+    Ok(position)
 }
 
 /// `key-load-delay` for one key: Redis's debugDelay, which sleeps `usec`
@@ -724,6 +745,18 @@ fn debug_delay(usec: i64) {
 /// Loads an RDB image (a dump.rdb, or an AOF's base) into the keyspace;
 /// returns the bytes the image took (see `file::load`).
 pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path, replace_functions: bool) -> anyhow::Result<usize> {
+    load_rdb_as(shared, data, name, replace_functions, false)
+}
+
+/// [`load_rdb`]; `feed_expired`: each key skipped as expired is deleted
+/// in the replication stream too (a primary's boot, see `load_rdb_file`).
+fn load_rdb_as(
+    shared: &Shared,
+    data: &[u8],
+    name: &Path,
+    replace_functions: bool,
+    feed_expired: bool,
+) -> anyhow::Result<usize> {
     let started = std::time::Instant::now();
     let lim = shared.config.read().limits;
     let now = shared.clock.now_ms();
@@ -731,6 +764,7 @@ pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path, replace_functi
     let mut functions = Vec::new();
     let delay = shared.config.read().key_load_delay;
     let by_primary = shared.keyspace.expiry_by_primary();
+    let lazy_expire = shared.config.read().extra_flag("lazyfree-lazy-expire");
     let taken = file::load(data, &lim, |item| match item {
         Item::Key { db, key, value, expire_at_ms, idle_secs, freq } => {
             debug_delay(delay);
@@ -742,6 +776,10 @@ pub(crate) fn load_rdb(shared: &Shared, data: &[u8], name: &Path, replace_functi
             // delete, and its clock may not have reached them yet.
             if expire_at_ms.is_some_and(|at| at <= now) && !by_primary {
                 expired += 1;
+                if feed_expired {
+                    let del: &[u8] = if lazy_expire { b"UNLINK" } else { b"DEL" };
+                    shared.keyspace.effects.emit_from(db, &[del, &key], larder_store::Origin::Expiry);
+                }
                 return;
             }
             let access = shared.keyspace.evictor.access(now);

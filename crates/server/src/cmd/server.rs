@@ -439,6 +439,7 @@ fn config_resetstat(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     ctx.shared.keyspace.evictor.reset_stats();
     ctx.shared.memory.reset_stats();
     ctx.shared.lazyfree.reset_stats();
+    ctx.shared.replication.stats.reset();
     for c in ctx.shared.commands.iter_all() {
         c.stats.reset();
     }
@@ -865,7 +866,7 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             ctx.shared.keyspace.flush_all();
         }
         let merge = has("merge") || !has("noflush");
-        crate::snapshot::load_rdb_file(ctx.shared, merge)
+        crate::snapshot::load_rdb_file(ctx.shared, merge, false)
             .map_err(|e| CmdError::Err(format!("Error trying to load the RDB dump: {e}")))?;
         return Ok(Frame::ok());
     }

@@ -348,6 +348,48 @@ fn a_restarted_old_primary_continues_from_the_replica_promoted() {
     assert_eq!(log, Frame::Array(["one", "two", "three"].iter().map(|t| Frame::bulk(*t)).collect()));
 }
 
+/// A primary restarted from the file its SHUTDOWN saved keeps its old
+/// history as replid2, up to the saved offset, so its replica continues
+/// with PSYNC instead of a full sync, as Redis 7's does. Keys that were
+/// past their deadline but not yet deleted are saved (as Redis saves
+/// them), skipped by the load, and deleted in the stream, so the replica,
+/// which still held them, ends with the primary's data.
+#[test]
+fn a_restarted_primary_continues_its_replicas_from_its_saved_position() {
+    let dir = larder_testkit::private_dir("primary-restart-psync");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let args = ["--port", &port, "--save", "3600 1"];
+    let (primary, mut p, _) = larder_binary(&dir, &args);
+    let replica = spawn_server();
+    let mut r = replica.raw();
+    follow(&mut r, ([127, 0, 0, 1], port.parse().unwrap()).into());
+    p.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
+    write_counted(&mut p, "kept");
+    for i in 0..10 {
+        p.call(&["SET", &format!("short{i}"), "v", "PX", "10"]).unwrap();
+    }
+    wait_in_step(&mut p, &mut r);
+    std::thread::sleep(Duration::from_millis(20));
+    let (old_id, offset) =
+        (info_field(&mut p, "replication", "master_replid"), info_field(&mut p, "replication", "master_repl_offset"));
+    let _ = p.call(&["SHUTDOWN"]);
+    let mut primary = primary;
+    eventually(10, || primary.0.try_wait().unwrap().map(drop).ok_or("the primary did not exit".to_string()));
+    let (_primary, mut p, _) = larder_binary(&dir, &args);
+    wait_link_up(&mut r);
+    wait_in_step(&mut p, &mut r);
+    assert_eq!(info_field(&mut p, "replication", "master_replid2"), old_id);
+    let second: u64 = info_field(&mut p, "replication", "second_repl_offset").parse().unwrap();
+    assert_eq!(second, offset.parse::<u64>().unwrap() + 1);
+    assert_eq!(info_field(&mut p, "persistence", "rdb_last_load_keys_expired"), "10");
+    assert_eq!(info_field(&mut p, "stats", "sync_full"), "0", "no full sync");
+    assert_eq!(info_field(&mut p, "stats", "sync_partial_ok"), "1");
+    assert_eq!(wait_same_digest(&mut p, &mut r), digest(&mut p));
+    // DBSIZE counts keys past their deadline too: the replica's ten went.
+    assert_eq!(r.call(&["DBSIZE"]).unwrap(), p.call(&["DBSIZE"]).unwrap());
+    assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(2), "the expired keys deleted on the replica");
+}
+
 /// A replica ignores maxmemory by default (replica-ignore-maxmemory yes,
 /// as Redis): it neither evicts nor refuses, so its data stays the
 /// primary's. `maxmemory 1` is over the limit whatever the process holds.
