@@ -341,14 +341,16 @@ fn parse_side(a: &[u8]) -> Result<bool, CmdError> {
 
 /// The shared body of LMOVE, RPOPLPUSH and their blocking forms. With
 /// `block` set, an empty source blocks the client (registered while the
-/// source's lock is held, so no push slips in between).
+/// source's lock is held, so no push slips in between). (B)RPOPLPUSH is
+/// RPOPLPUSH in the replication stream and the AOF, (B)LMOVE is LMOVE, as
+/// Redis propagates them (a replica's command stats say which ran).
 fn move_one(
     ctx: &mut Ctx<'_>,
     src: &[u8],
     dst: &[u8],
-    from_left: bool,
-    to_left: bool,
+    (from_left, to_left): (bool, bool),
     block: Option<Option<std::time::Duration>>,
+    rpoplpush: bool,
 ) -> CmdResult {
     let (lim, woken) = (ctx.client.limits, ctx.woken());
     let mut tx = ctx.lock_keys([src, dst]);
@@ -379,7 +381,10 @@ fn move_one(
             b"RIGHT"
         }
     };
-    tx.emit(&[b"LMOVE", src, dst, side(from_left), side(to_left)]);
+    match rpoplpush {
+        true => tx.emit(&[b"RPOPLPUSH", src, dst]),
+        false => tx.emit(&[b"LMOVE", src, dst, side(from_left), side(to_left)]),
+    }
     ctx.key_ready(dst);
     Ok(Frame::Bulk(v))
 }
@@ -388,13 +393,13 @@ fn move_one(
 fn lmove(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (src, dst) = (args.next_arg()?, args.next_arg()?);
     let (from, to) = (parse_side(args.next_arg()?)?, parse_side(args.next_arg()?)?);
-    move_one(ctx, src, dst, from, to, None)
+    move_one(ctx, src, dst, (from, to), None, false)
 }
 
 /// RPOPLPUSH source destination
 fn rpoplpush(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (src, dst) = (args.next_arg()?, args.next_arg()?);
-    move_one(ctx, src, dst, false, true, None)
+    move_one(ctx, src, dst, (false, true), None, true)
 }
 
 /// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout
@@ -402,14 +407,14 @@ fn blmove(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (src, dst) = (args.next_arg()?, args.next_arg()?);
     let (from, to) = (parse_side(args.next_arg()?)?, parse_side(args.next_arg()?)?);
     let timeout = parse_timeout(args.next_arg()?)?;
-    move_one(ctx, src, dst, from, to, Some(timeout))
+    move_one(ctx, src, dst, (from, to), Some(timeout), false)
 }
 
 /// BRPOPLPUSH source destination timeout
 fn brpoplpush(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let (src, dst) = (args.next_arg()?, args.next_arg()?);
     let timeout = parse_timeout(args.next_arg()?)?;
-    move_one(ctx, src, dst, false, true, Some(timeout))
+    move_one(ctx, src, dst, (false, true), Some(timeout), true)
 }
 
 /// The pop of BLPOP, BRPOP, LMPOP and BLMPOP over several keys: the first

@@ -126,6 +126,13 @@ fn sync_stream_has_redis_shape() {
     // Rewriting a bit with its own value is no write.
     w.call(&["SETBIT", "bits", "3", "0"]).unwrap();
     w.call(&["SET", "last", "1"]).unwrap();
+    // (B)RPOPLPUSH goes as RPOPLPUSH, (B)LMOVE as LMOVE, as Redis sends them.
+    w.call(&["RPUSH", "l", "1", "2", "3", "4"]).unwrap();
+    for cmd in
+        [&["RPOPLPUSH", "l", "m"][..], &["BRPOPLPUSH", "l", "m", "0"], &["BLMOVE", "l", "m", "LEFT", "RIGHT", "0"]]
+    {
+        w.call(cmd).unwrap();
+    }
     let expected =
         ["select 0", "set a 1", "set b 2", "select 1", "multi", "set c 3", "select 2", "set d 4", "exec", "select 0"];
     for want in expected {
@@ -135,6 +142,10 @@ fn sync_stream_has_redis_shape() {
     assert!(set_t.starts_with("set t x PXAT "), "relative TTLs become absolute: {set_t}");
     assert_eq!(next_command(&mut repl), "setbit bits 3 0");
     assert_eq!(next_command(&mut repl), "set last 1");
+    assert_eq!(next_command(&mut repl), "rpush l 1 2 3 4");
+    assert_eq!(next_command(&mut repl), "rpoplpush l m");
+    assert_eq!(next_command(&mut repl), "rpoplpush l m");
+    assert_eq!(next_command(&mut repl), "lmove l m LEFT RIGHT");
     // Replies to what a replica sends are not sent (REPLCONF ACK).
     repl.send(&["REPLCONF", "ACK", "0"]).unwrap();
     w.call(&["SET", "after-ack", "1"]).unwrap();
