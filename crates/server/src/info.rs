@@ -114,6 +114,11 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
             field!("executable:{}", std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default());
             field!("config_file:{}", cfg.config_file);
             field!("io_threads_active:0");
+            // Only while a shutdown waits for its replicas, as in Redis.
+            let deadline = shared.shutdown_deadline_ms.load(Relaxed);
+            if deadline != 0 {
+                field!("shutdown_in_milliseconds:{}", deadline.saturating_sub(shared.clock.now_ms()));
+            }
         }
         "clients" => {
             out.push_str("# Clients\r\n");

@@ -166,5 +166,7 @@ fn shutdown_signal(
             larder_server::server::SHUTDOWN_DEFAULT
         };
         shared.shutdown_save.store(mode, std::sync::atomic::Ordering::Relaxed);
+        let now = flags.split(' ').any(|f| f == "now");
+        shared.shutdown_now.store(now, std::sync::atomic::Ordering::Relaxed);
     })
 }

@@ -39,11 +39,13 @@ pub enum Purpose {
     Client = 0,
     /// FAILOVER, until it ends.
     Failover = 1,
+    /// A shutdown waiting for its replicas (`shutdown-timeout`).
+    Shutdown = 2,
 }
 
 pub struct Pause {
     /// Each purpose's pause: its mode and its end in ms (server clock).
-    state: Mutex<[Option<(Mode, u64)>; 2]>,
+    state: Mutex<[Option<(Mode, u64)>; 3]>,
     /// Whether `state` may hold a pause (cleared lazily once it is over).
     on: AtomicBool,
     /// Bumped whenever a pause ends early or changes, waking the held.
@@ -55,7 +57,7 @@ pub struct Pause {
 impl Default for Pause {
     fn default() -> Self {
         Pause {
-            state: Mutex::new([None; 2]),
+            state: Mutex::new([None; 3]),
             on: AtomicBool::new(false),
             changed: watch::Sender::new(0),
             held: 0.into(),
@@ -87,7 +89,7 @@ impl Pause {
 
     /// After a change: what is on, until when keys are held, and a wake-up
     /// for the held clients to look again.
-    fn settle(&self, st: &mut [Option<(Mode, u64)>; 2], now: u64, keyspace: &larder_store::Keyspace) {
+    fn settle(&self, st: &mut [Option<(Mode, u64)>; 3], now: u64, keyspace: &larder_store::Keyspace) {
         let merged = merge(st, now);
         self.on.store(merged.is_some(), Relaxed);
         keyspace.hold_expiry_until(merged.map_or(0, |(_, end)| end));
@@ -138,7 +140,7 @@ impl Pause {
 
 /// The purposes' pauses still on at `now` (those over are cleared),
 /// merged.
-fn merge(st: &mut [Option<(Mode, u64)>; 2], now: u64) -> Option<(Mode, u64)> {
+fn merge(st: &mut [Option<(Mode, u64)>; 3], now: u64) -> Option<(Mode, u64)> {
     let mut merged: Option<(Mode, u64)> = None;
     for slot in st.iter_mut() {
         match *slot {

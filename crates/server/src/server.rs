@@ -82,7 +82,16 @@ pub struct Shared {
     pub snapshots: crate::snapshot::Snapshots,
     /// What to do about a final snapshot on shutdown: `SHUTDOWN_*`.
     pub shutdown_save: std::sync::atomic::AtomicU8,
+    /// SHUTDOWN NOW (or a signal whose `shutdown-on-*` says `now`): no
+    /// wait for lagging replicas.
+    pub shutdown_now: std::sync::atomic::AtomicBool,
+    /// While a shutdown waits for its replicas: until when, in ms of the
+    /// server's clock (INFO's `shutdown_in_milliseconds`); 0 otherwise.
+    pub shutdown_deadline_ms: AtomicU64,
     shutdown_tx: watch::Sender<bool>,
+    /// SHUTDOWN asked for a stop: the accept loop ends, the connections
+    /// go on until the replicas are waited for (see [`Shared::begin_shutdown`]).
+    begin_tx: watch::Sender<bool>,
     /// This Shared's own Arc, for work that outlives a command (BGSAVE).
     me: std::sync::OnceLock<std::sync::Weak<Shared>>,
 }
@@ -90,6 +99,14 @@ pub struct Shared {
 impl Shared {
     pub fn shutdown_rx(&self) -> watch::Receiver<bool> {
         self.shutdown_tx.subscribe()
+    }
+
+    /// SHUTDOWN: the server stops as on SIGTERM. The accept loop ends,
+    /// then a primary waits for its lagging replicas (`shutdown-timeout`)
+    /// while its connections are still served, then every connection
+    /// closes ([`Shared::request_shutdown`]).
+    pub fn begin_shutdown(&self) {
+        self.begin_tx.send_replace(true);
     }
 
     /// Asks the server to stop: the accept loop ends and every connection
@@ -248,7 +265,10 @@ impl Server {
             replication,
             snapshots: Default::default(),
             shutdown_save: std::sync::atomic::AtomicU8::new(SHUTDOWN_DEFAULT),
+            shutdown_now: Default::default(),
+            shutdown_deadline_ms: Default::default(),
             shutdown_tx,
+            begin_tx: watch::channel(false).0,
             me: Default::default(),
         };
         shared.keyspace.set_disposer(Box::new(shared.lazyfree.clone()));
@@ -330,6 +350,7 @@ impl Server {
             shared.replication.follow(&shared, host.to_string(), port);
         }
         let mut stop = shared.shutdown_rx();
+        let mut begun = shared.begin_tx.subscribe();
         tokio::pin!(shutdown);
         let mut conns = tokio::task::JoinSet::new();
         loop {
@@ -376,9 +397,11 @@ impl Server {
                 }
                 _ = &mut shutdown => break,
                 _ = stop.changed() => break,
+                _ = begun.changed() => break,
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         }
+        wait_for_replicas(&shared).await;
         // New connections are refused from here on, not left in a backlog
         // nobody accepts (Shared, which holds the sockets, may outlive this).
         shared.listeners.close();
@@ -409,6 +432,49 @@ impl Server {
         tracing::info!("Larder is now ready to exit, bye bye...");
         Ok(())
     }
+}
+
+/// Redis 7's `shutdown-timeout`: a primary whose replicas have not
+/// acknowledged everything it sent pauses writes, asks them for their
+/// offsets (REPLCONF GETACK) and waits, up to that many seconds, for each
+/// to catch up, so a failover after a planned stop loses no acknowledged
+/// write. Connections are still served meanwhile (reads; writes wait).
+/// Skipped by SHUTDOWN NOW, a `shutdown-timeout` of 0, or no replicas.
+/// Logs, as Redis does, each replica still behind and how many were in
+/// sync.
+async fn wait_for_replicas(shared: &Arc<Shared>) {
+    let repl = &shared.replication;
+    let timeout_s = shared.config.read().extra_int("shutdown-timeout").max(0) as u64;
+    let in_sync = || repl.acked_at_least(repl.offset());
+    let count = || repl.replicas(shared.clock.now_ms()).len();
+    if count() == 0 {
+        return;
+    }
+    if !shared.shutdown_now.load(Relaxed) && timeout_s > 0 && in_sync() < count() {
+        let now = shared.clock.now_ms();
+        let deadline = now + timeout_s * 1000;
+        shared.shutdown_deadline_ms.store(deadline, Relaxed);
+        shared.pause.start(crate::pause::Purpose::Shutdown, crate::pause::Mode::Write, u64::MAX, now, &shared.keyspace);
+        repl.request_acks();
+        tracing::info!("Waiting for replicas before shutting down.");
+        while in_sync() < count() && shared.clock.now_ms() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let now = shared.clock.now_ms();
+    let (offset, replicas) = (repl.offset(), repl.replicas(now));
+    for r in replicas.iter().filter(|r| r.offset != offset) {
+        let state = if r.online { "online" } else { "wait_bgsave" };
+        tracing::warn!(
+            "Lagging replica {}:{} reported offset {} behind master, lag={}, state={state}.",
+            r.ip,
+            r.port,
+            offset.saturating_sub(r.offset),
+            if r.online { r.lag } else { 0 },
+        );
+    }
+    let synced = replicas.iter().filter(|r| r.offset == offset).count();
+    tracing::info!("{synced} of {} replicas are in sync when shutting down.", replicas.len());
 }
 
 /// Sets a new TCP connection's options (no Nagle delay, `tcp-keepalive`);

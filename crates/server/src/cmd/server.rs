@@ -1012,7 +1012,7 @@ fn lastsave(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 /// (SAVE, or save points configured and no NOSAVE) is written once the
 /// connections are closed (see `Server::run`).
 fn shutdown(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
-    let mut mode = crate::server::SHUTDOWN_DEFAULT;
+    let (mut mode, mut now) = (crate::server::SHUTDOWN_DEFAULT, false);
     while let Some(a) = args.next() {
         if eq_ic(a, "abort") {
             return Err(CmdError::Err("No shutdown in progress.".into()));
@@ -1021,13 +1021,16 @@ fn shutdown(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             mode = crate::server::SHUTDOWN_SAVE;
         } else if eq_ic(a, "nosave") {
             mode = crate::server::SHUTDOWN_NOSAVE;
-        } else if !["now", "force"].iter().any(|w| eq_ic(a, w)) {
+        } else if eq_ic(a, "now") {
+            now = true;
+        } else if !eq_ic(a, "force") {
             return Err(CmdError::Syntax);
         }
     }
     ctx.shared.shutdown_save.store(mode, Relaxed);
+    ctx.shared.shutdown_now.store(now, Relaxed);
     tracing::warn!("User requested shutdown...");
-    ctx.shared.request_shutdown();
+    ctx.shared.begin_shutdown();
     ctx.client.close_after_reply = true;
     ctx.client.no_reply = true;
     Ok(Frame::ok())

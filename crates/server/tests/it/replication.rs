@@ -383,6 +383,12 @@ fn a_restarted_primary_continues_its_replicas_from_its_saved_position() {
     std::thread::sleep(Duration::from_millis(20));
     let (old_id, offset) =
         (info_field(&mut p, "replication", "master_replid"), info_field(&mut p, "replication", "master_repl_offset"));
+    // Acknowledged up to there, so SHUTDOWN has no replica to wait for
+    // (waiting, it would send a GETACK, and the saved offset would move).
+    eventually(10, || {
+        let info = text(&p.call(&["INFO", "replication"]).unwrap());
+        info.contains(&format!(",offset={offset},")).then_some(()).ok_or(info)
+    });
     let _ = p.call(&["SHUTDOWN"]);
     let mut primary = primary;
     eventually(10, || primary.0.try_wait().unwrap().map(drop).ok_or("the primary did not exit".to_string()));
@@ -1502,4 +1508,50 @@ fn errors_replied_to_the_primary_count_as_unexpected() {
     assert_eq!(r.call(&["CONFIG", "RESETSTAT"]).unwrap(), Frame::ok());
     assert_eq!(info_field(&mut r, "stats", "unexpected_error_replies"), "0");
     r.call(&["REPLICAOF", "NO", "ONE"]).unwrap();
+}
+
+/// Redis 7's `shutdown-timeout`: a primary whose replica has not
+/// acknowledged its last write waits for it before exiting (INFO shows
+/// `shutdown_in_milliseconds` meanwhile), and exits once it has, the
+/// replica holding the write; SHUTDOWN NOW does not wait.
+#[test]
+fn shutdown_waits_for_a_lagging_replica_unless_now() {
+    for now in [false, true] {
+        let pdir = larder_testkit::private_dir("shutdown-wait-primary");
+        let rdir = larder_testkit::private_dir("shutdown-wait-replica");
+        let (mut primary, mut p, pport) = larder_binary(&pdir, &["--save", ""]);
+        let pport = pport.to_string();
+        let (replica, mut r, _) = larder_binary(&rdir, &["--replicaof", "127.0.0.1", &pport]);
+        wait_link_up(&mut r);
+        p.call(&["SET", "k", "1"]).unwrap();
+        wait_in_step(&mut p, &mut r);
+        let signal = |sig: &str| {
+            assert!(std::process::Command::new("kill")
+                .args([sig, &replica.0.id().to_string()])
+                .status()
+                .unwrap()
+                .success())
+        };
+        signal("-STOP");
+        p.call(&["INCR", "k"]).unwrap();
+        // Connected (and served once) before: no new connection is
+        // accepted once a shutdown has begun.
+        let mut other = RawConn::connect(([127, 0, 0, 1], pport.parse().unwrap()).into()).unwrap();
+        other.call(&["PING"]).unwrap();
+        let _ = p.send(if now { &["SHUTDOWN", "NOW"][..] } else { &["SHUTDOWN"] });
+        if now {
+            eventually(10, || primary.0.try_wait().unwrap().map(drop).ok_or("SHUTDOWN NOW waited".to_string()));
+            signal("-CONT");
+            continue;
+        }
+        eventually(10, || {
+            let info = text(&other.call(&["INFO", "server"]).unwrap());
+            info.contains("shutdown_in_milliseconds:").then_some(()).ok_or(info)
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(primary.0.try_wait().unwrap().is_none(), "exited with its replica behind");
+        signal("-CONT");
+        eventually(20, || primary.0.try_wait().unwrap().map(drop).ok_or("still waiting".to_string()));
+        assert_eq!(r.call(&["GET", "k"]).unwrap(), Frame::Bulk("2".into()));
+    }
 }
