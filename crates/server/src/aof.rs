@@ -86,6 +86,9 @@ pub struct Aof {
     pub last_rewrite_ok: AtomicBool,
     pub rewrites: AtomicU64,
     pub last_write_ok: AtomicBool,
+    /// DEBUG AOF-FLUSH-SLEEP: µs to sleep before each write to the file
+    /// (Redis's test knob, to catch a reply sent before its write).
+    pub flush_sleep_us: AtomicU64,
     /// Why the last write failed (MISCONF names it).
     pub last_write_error: Mutex<String>,
     pub last_cow: AtomicU64,
@@ -121,6 +124,7 @@ impl Default for Aof {
             last_rewrite_ok: AtomicBool::new(true),
             rewrites: AtomicU64::new(0),
             last_write_ok: AtomicBool::new(true),
+            flush_sleep_us: AtomicU64::new(0),
             last_write_error: Default::default(),
             last_cow: AtomicU64::new(0),
             current_size: AtomicU64::new(0),
@@ -244,6 +248,10 @@ impl Aof {
             (std::mem::take(&mut p.buf), self.appended.load(Acquire))
         };
         if !buf.is_empty() {
+            match self.flush_sleep_us.load(Relaxed) {
+                0 => {}
+                us => std::thread::sleep(std::time::Duration::from_micros(us)),
+            }
             match active.file.write_all(&buf) {
                 Ok(()) => {
                     self.current_size.fetch_add(buf.len() as u64, Relaxed);

@@ -870,6 +870,11 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             .map_err(|e| CmdError::Err(format!("Error trying to load the RDB dump: {e}")))?;
         return Ok(Frame::ok());
     }
+    if eq_ic(sub, "aof-flush-sleep") {
+        let us = super::parse_i64(args.next_arg()?).map_err(|_| CmdError::NotInteger)?;
+        ctx.shared.aof.flush_sleep_us.store(us.max(0) as u64, Relaxed);
+        return Ok(Frame::ok());
+    }
     if eq_ic(sub, "loadaof") {
         crate::aof::reload(ctx.shared).map_err(|e| CmdError::Err(format!("Error loading the AOF: {e}")))?;
         return Ok(Frame::ok());
@@ -889,6 +894,8 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         return Ok(help_reply(
             "DEBUG",
             &[
+                "AOF-FLUSH-SLEEP <microsec>",
+                "    Server will sleep before flushing the AOF, this is used for testing.",
                 "DIGEST",
                 "    Output a hex signature representing the current DB content.",
                 "DIGEST-VALUE <key> [<key> ...]",
