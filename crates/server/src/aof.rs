@@ -58,6 +58,8 @@ struct Pending {
     buf: Vec<u8>,
     /// The database the file's last SELECT chose (None: a new file).
     db: Option<usize>,
+    /// The second of the last `#TS:` annotation (aof-timestamp-enabled).
+    ts: u64,
 }
 
 /// The incremental file being appended to.
@@ -70,6 +72,10 @@ pub struct Aof {
     /// Effects are being recorded.
     on: AtomicBool,
     policy: AtomicU8,
+    /// `aof-timestamp-enabled`: a `#TS:<unix seconds>` line before the
+    /// first command of each new second, as Redis writes, which
+    /// redis-check-aof can truncate the file back to.
+    timestamps: AtomicBool,
     pending: Mutex<Pending>,
     /// Positions in the stream of bytes since start: appended (moved
     /// under the pending lock), handed to the kernel, and on disk.
@@ -111,6 +117,7 @@ impl Default for Aof {
         Aof {
             on: AtomicBool::new(false),
             policy: AtomicU8::new(EVERYSEC),
+            timestamps: AtomicBool::new(false),
             pending: Mutex::default(),
             appended: AtomicU64::new(0),
             written: AtomicU64::new(0),
@@ -162,7 +169,14 @@ impl Aof {
     fn append(&self, cmds: Vec<(usize, Vec<u8>)>) {
         let mut p = self.pending.lock();
         let before = p.buf.len();
-        let Pending { buf, db } = &mut *p;
+        let Pending { buf, db, ts } = &mut *p;
+        if self.timestamps.load(Relaxed) {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+            if now > *ts {
+                buf.extend_from_slice(format!("#TS:{now}\r\n").as_bytes());
+                *ts = now;
+            }
+        }
         crate::propagate::append_selecting(buf, db, &cmds);
         // Moved only under the pending lock, so a reader holding it sees
         // the position of exactly the bytes in `buf`.
@@ -200,6 +214,11 @@ impl Aof {
 
     pub fn set_policy(&self, name: &str) {
         self.policy.store(policy_of(name), Relaxed);
+    }
+
+    /// `aof-timestamp-enabled`.
+    pub fn set_timestamps(&self, on: bool) {
+        self.timestamps.store(on, Relaxed);
     }
 
     /// Called before a connection writes replies: what it (and anyone)
@@ -569,6 +588,17 @@ fn replay_as(
         if pos == data.len() {
             break multi_at;
         }
+        // An annotation (`#TS:...`, aof-timestamp-enabled) is a line of
+        // its own, skipped as Redis's loader skips it.
+        if data[pos] == b'#' {
+            match data[pos..].iter().position(|&b| b == b'\n') {
+                Some(n) => {
+                    pos += n + 1;
+                    continue;
+                }
+                None => break Some(multi_at.unwrap_or(pos)),
+            }
+        }
         if data[pos] != b'*' {
             anyhow::bail!(
                 "Bad file format reading the append only file {} at byte {pos}: make a backup of your AOF file, \
@@ -584,6 +614,15 @@ fn replay_as(
             }
         };
         let name = req.arg(&data[pos..pos + n], 0);
+        // A command this server does not know stops the load, as in Redis:
+        // skipping it would load something other than what was logged.
+        if shared.commands.lookup(name).is_none() {
+            anyhow::bail!(
+                "Unknown command '{}' reading the append only file {}",
+                String::from_utf8_lossy(name),
+                path.display()
+            );
+        }
         if name.eq_ignore_ascii_case(b"MULTI") {
             multi_at = Some(pos);
         } else if name.eq_ignore_ascii_case(b"EXEC") {

@@ -468,10 +468,7 @@ pub static EXTRAS: &[Extra] = &[
     extra("no-appendfsync-on-rewrite", YES_NO, "no", true),
     extra("cluster-require-full-coverage", YES_NO, "yes", true),
     extra("rdb-save-incremental-fsync", YES_NO, "yes", true),
-    Extra {
-        refuse: |v| (v == "yes").then_some("Larder does not write timestamp annotations in the AOF"),
-        ..extra("aof-timestamp-enabled", YES_NO, "no", true)
-    },
+    extra("aof-timestamp-enabled", YES_NO, "no", true),
     extra("cluster-replica-no-failover", YES_NO, "no", true),
     extra("replica-lazy-flush", YES_NO, "no", true),
     extra("jemalloc-bg-thread", YES_NO, "yes", true),

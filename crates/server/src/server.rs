@@ -140,6 +140,7 @@ impl Shared {
         self.latency.set_tracking(config.latency_tracking);
         self.scripting.set_busy_threshold(config.busy_reply_threshold);
         self.aof.set_policy(&config.appendfsync);
+        self.aof.set_timestamps(config.extra_flag("aof-timestamp-enabled"));
         larder_persist::lzf::set_enabled(config.rdbcompression);
         let policy = larder_store::Policy::parse(&config.maxmemory_policy).unwrap_or(larder_store::Policy::NoEviction);
         let tenacity = config.extra_int("maxmemory-eviction-tenacity") as u64;
@@ -454,7 +455,8 @@ async fn wait_for_replicas(shared: &Arc<Shared>) {
         let now = shared.clock.now_ms();
         let deadline = now + timeout_s * 1000;
         shared.shutdown_deadline_ms.store(deadline, Relaxed);
-        shared.pause.start(crate::pause::Purpose::Shutdown, crate::pause::Mode::Write, u64::MAX, now, &shared.keyspace);
+        // Writes wait until the deadline at most; the process ends then.
+        shared.pause.start(crate::pause::Purpose::Shutdown, crate::pause::Mode::Write, deadline, now, &shared.keyspace);
         repl.request_acks();
         tracing::info!("Waiting for replicas before shutting down.");
         while in_sync() < count() && shared.clock.now_ms() < deadline {

@@ -557,7 +557,9 @@ impl Chunks {
                 self.drain(w, gauge)?;
                 // `rdb-key-save-delay`, per key written, with no lock held:
                 // writers go on meanwhile, as they do beside Redis's child.
-                (before..self.keys.load(Relaxed)).for_each(|_| debug_delay(delay));
+                if delay != 0 {
+                    (before..self.keys.load(Relaxed)).for_each(|_| debug_delay(delay));
+                }
             }
         }
         drop(end);

@@ -369,6 +369,12 @@ fn a_command_failing_in_the_log_counts_as_an_unexpected_error() {
     let info: String = cmd("INFO").arg("stats").query(&mut con).unwrap();
     assert!(info.contains("\r\nunexpected_error_replies:1\r\n"), "{info}");
     assert!(info.contains("\r\ntotal_error_replies:1\r\n"), "{info}");
+    drop(_proc);
+    // A command the server does not know stops the start, in Redis's words.
+    log.extend_from_slice(b"*2\r\n$3\r\nBLA\r\n$1\r\nx\r\n");
+    std::fs::write(&incr, &log).unwrap();
+    let err = failed_start(&dir, &[]);
+    assert!(err.contains("Unknown command 'BLA' reading the append only file"), "{err}");
 }
 
 /// An AOF from before Redis 7 (one `appendonly.aof` in `dir`) is moved
@@ -428,4 +434,48 @@ fn an_old_style_aof_is_moved_into_the_aof_directory_and_loaded() {
             assert_eq!(files, ["appendonly.aof.2.base.rdb", "appendonly.aof.2.incr.aof", "appendonly.aof.manifest"]);
         }
     }
+}
+
+/// `aof-timestamp-enabled yes`: a `#TS:<unix seconds>` line before the
+/// first command of each new second, as Redis writes them. Larder loads
+/// the file over them, redis-check-aof finds it valid, and its
+/// `--truncate-to-timestamp` cuts it back to the first second's writes.
+#[test]
+fn timestamp_annotations_are_written_and_skipped_on_load() {
+    let dir = temp_dir("aof-timestamps");
+    let (proc, port) = larder(&dir, &["--appendfsync", "always", "--aof-timestamp-enabled", "yes"]);
+    let mut con = connect(port);
+    let _: () = cmd("SET").arg("first").arg("1").query(&mut con).unwrap();
+    // The next second, to the millisecond.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    std::thread::sleep(Duration::from_millis(1000 - now.subsec_millis() as u64 + 20));
+    let _: () = cmd("SET").arg("second").arg("2").query(&mut con).unwrap();
+    let text = String::from_utf8_lossy(&std::fs::read(incr_file(&dir)).unwrap()).into_owned();
+    let stamps: Vec<u64> =
+        text.lines().filter_map(|l| l.trim_end().strip_prefix("#TS:")).map(|t| t.parse().unwrap()).collect();
+    assert_eq!(stamps.len(), 2, "{text}");
+    assert!(text.find("#TS").unwrap() < text.find("first").unwrap(), "{text}");
+    drop(proc);
+    let (proc, port) = larder(&dir, &[]);
+    let mut con = connect(port);
+    let got: (String, String) = redis::pipe().get("first").get("second").query(&mut con).unwrap();
+    assert_eq!(got, ("1".into(), "2".into()));
+    drop(proc);
+    let manifest = dir.join("appendonlydir/appendonly.aof.manifest");
+    let Ok(out) = Command::new("redis-check-aof").arg(&manifest).output() else {
+        assert!(std::env::var("LARDER_REQUIRE_REDIS").map_or(true, |v| v != "1"), "redis-check-aof missing");
+        return;
+    };
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"), "{out:?}");
+    let cut = Command::new("redis-check-aof")
+        .args(["--truncate-to-timestamp", &stamps[0].to_string()])
+        .arg(&manifest)
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(cut.status.success(), "{cut:?}");
+    let (_proc, port) = larder(&dir, &[]);
+    let mut con = connect(port);
+    let got: (Option<String>, Option<String>) = redis::pipe().get("first").get("second").query(&mut con).unwrap();
+    assert_eq!(got, (Some("1".into()), None), "cut back to the first second");
 }
