@@ -409,7 +409,7 @@ fn client_line_of(
         obl,
         (omem > 0) as u8,
         omem,
-        c.mem.load(Relaxed),
+        c.live_mem(outbox),
         // Readable always; writable while replies wait on the socket.
         if obl > 0 || omem > 0 { "rw" } else { "r" },
         m.last_cmd,

@@ -111,8 +111,11 @@ pub struct ClientInfo {
     pub redir: AtomicI64,
     pub bcast: AtomicBool,
     /// Bytes the connection holds (its buffers and queued messages), as
-    /// its task last published them (CLIENT LIST `tot-mem`).
+    /// its task last published them; [`ClientInfo::live_mem`] is what it
+    /// holds now (CLIENT LIST `tot-mem`).
     pub mem: AtomicU64,
+    /// What its outbox held when `mem` was published.
+    pub queued_at_publish: AtomicU64,
     /// CLIENT NO-EVICT: never disconnected by `maxmemory-clients`, and
     /// not counted against it.
     pub no_evict: AtomicBool,
@@ -160,6 +163,16 @@ pub struct ClientMeta {
 }
 
 impl ClientInfo {
+    /// What the connection holds now: as last published, with its outbox
+    /// as it stands. A connection whose peer stops reading (a stalled
+    /// replica) publishes nothing while its write waits, yet its outbox
+    /// keeps growing with what is queued for it.
+    pub fn live_mem(&self, outbox: &crate::pubsub::Outbox) -> u64 {
+        let published = self.mem.load(Ordering::Relaxed);
+        let then = self.queued_at_publish.load(Ordering::Relaxed);
+        published.saturating_sub(then) + outbox.queued() as u64
+    }
+
     /// Asks the connection to close; it does so at its next wake-up.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
@@ -579,7 +592,7 @@ impl Clients {
             .filter(|(c, _)| {
                 !c.is_killed() && c.evictable.load(Ordering::Relaxed) && !c.no_evict.load(Ordering::Relaxed)
             })
-            .map(|(c, _)| (c.mem.load(Ordering::Relaxed), c.clone()))
+            .map(|(c, outbox)| (c.live_mem(outbox), c.clone()))
             .collect();
         candidates.sort_unstable_by_key(|(mem, _)| std::cmp::Reverse(*mem));
         let (mut over, mut n) = (total - limit, 0);
@@ -635,6 +648,7 @@ impl Clients {
             redir: AtomicI64::new(-1),
             bcast: AtomicBool::new(false),
             mem: AtomicU64::new(0),
+            queued_at_publish: AtomicU64::new(0),
             no_evict: AtomicBool::new(false),
             replica: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
@@ -716,8 +730,8 @@ impl Clients {
     /// replicas', then the others' (INFO `mem_clients_slaves`,
     /// `mem_clients_normal`).
     pub fn memory_by_kind(&self) -> (u64, u64) {
-        self.map.lock().values().fold((0, 0), |(r, n), (c, _)| {
-            let mem = c.mem.load(Ordering::Relaxed);
+        self.map.lock().values().fold((0, 0), |(r, n), (c, outbox)| {
+            let mem = c.live_mem(outbox);
             if c.replica.load(Ordering::Relaxed) {
                 (r + mem, n)
             } else {

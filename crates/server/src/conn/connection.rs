@@ -397,7 +397,9 @@ fn publish_footprint(
     counted: u64,
 ) -> u64 {
     let info = &client.info;
-    let mem = (inbuf.capacity() + out.capacity() + outbox.queued() + CLIENT_BASE) as u64;
+    let queued = outbox.queued();
+    let mem = (inbuf.capacity() + out.capacity() + queued + CLIENT_BASE) as u64;
+    info.queued_at_publish.store(queued as u64, Relaxed);
     info.qbuf_free.store((inbuf.capacity() - inbuf.len()) as u64, Relaxed);
     info.rbs.store(out.capacity() as u64, Relaxed);
     let evictable = client.replica.is_none() && !info.no_evict.load(Relaxed);

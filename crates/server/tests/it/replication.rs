@@ -1533,6 +1533,21 @@ fn shutdown_waits_for_a_lagging_replica_unless_now() {
                 .success())
         };
         signal("-STOP");
+        // Past what the kernel's socket buffers take: the replica's
+        // outbox grows, and INFO counts it (as Redis's suite does this).
+        let value = "x".repeat(1024);
+        let total = |p: &mut RawConn| info_field(p, "memory", "mem_total_replication_buffers").parse::<u64>().unwrap();
+        let mut round = 0;
+        while total(&mut p) <= 2 << 20 {
+            round += 1;
+            assert!(round < 64, "64 MB written, and INFO counts {} bytes of replication buffers", total(&mut p));
+            for i in 0..1024 {
+                p.send(&["SET", &format!("junk{round}:{i}"), &value]).unwrap();
+            }
+            for _ in 0..1024 {
+                p.read_frame().unwrap();
+            }
+        }
         p.call(&["INCR", "k"]).unwrap();
         // Connected (and served once) before: no new connection is
         // accepted once a shutdown has begun.
