@@ -486,6 +486,8 @@ pub static EXTRAS: &[Extra] = &[
     extra("crash-log-enabled", YES_NO, "yes", true),
     // Redis's hidden test knob: exit instead of aborting on a panic.
     extra("use-exit-on-panic", YES_NO, "no", true),
+    // Redis's hidden knob: how often a load stops to serve clients.
+    extra("loading-process-events-interval-bytes", Kind::Int(1024, INT_MAX), "2097152", true),
     extra("crash-memcheck-enabled", YES_NO, "yes", true),
     extra("disable-thp", YES_NO, "yes", false),
     extra("cluster-allow-replica-migration", YES_NO, "yes", true),
@@ -912,10 +914,12 @@ fn notify_flags_string(flags: u32) -> String {
 
 /// Parameters CONFIG GET lists only when asked for by exact name, as
 /// Redis's HIDDEN_CONFIG ones: its test knobs `key-load-delay`,
-/// `rdb-key-save-delay` and `use-exit-on-panic`, and Larder's immutable `shards`, which tools that
+/// `rdb-key-save-delay`, `use-exit-on-panic` and
+/// `loading-process-events-interval-bytes`, and Larder's immutable `shards`, which tools that
 /// set every listed value back (Redis's own test suite does) cannot know
 /// to skip.
-pub const HIDDEN: &[&str] = &["key-load-delay", "rdb-key-save-delay", "use-exit-on-panic", "shards"];
+pub const HIDDEN: &[&str] =
+    &["key-load-delay", "rdb-key-save-delay", "use-exit-on-panic", "loading-process-events-interval-bytes", "shards"];
 
 /// A parameter of either table: a typed one of [`PARAMS`], or one of
 /// [`EXTRAS`] under its name or an alias.
