@@ -863,7 +863,10 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                 .map_err(|e| CmdError::Err(format!("Error trying to save the DB: {e}")))?;
         }
         if !has("noflush") {
+            // Functions too, as Redis's emptyData does: the file's
+            // libraries are then all there is.
             ctx.shared.keyspace.flush_all();
+            ctx.shared.scripting.function_flush();
         }
         let merge = has("merge") || !has("noflush");
         crate::snapshot::load_rdb_file(ctx.shared, merge, false)

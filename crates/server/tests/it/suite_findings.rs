@@ -236,6 +236,13 @@ fn debug_reload_round_trips_the_dataset() {
     assert!(matches!(&e, Frame::Error(t) if t.starts_with(b"ERR Error trying to load the RDB")), "{e:?}");
     ok(&mut c, &["DEBUG", "RELOAD", "NOFLUSH", "MERGE"]);
     assert_eq!(c.call(&["DEBUG", "DIGEST"]).unwrap(), before);
+    // Flushing empties the functions too, as Redis's emptyData does: a
+    // library loaded after the save is gone after the reload.
+    ok(&mut c, &["FUNCTION", "LOAD", "#!lua name=later\nredis.register_function('g', function() return 2 end)"]);
+    ok(&mut c, &["DEBUG", "RELOAD", "NOSAVE"]);
+    let e = c.call(&["FCALL", "g", "0"]).unwrap();
+    assert!(matches!(&e, Frame::Error(t) if t.starts_with(b"ERR Function not found")), "{e:?}");
+    assert_eq!(c.call(&["FCALL", "f", "0"]).unwrap(), Frame::Integer(1));
 }
 
 #[test]
