@@ -873,6 +873,10 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             .map_err(|e| CmdError::Err(format!("Error trying to load the RDB dump: {e}")))?;
         return Ok(Frame::ok());
     }
+    if eq_ic(sub, "set-skip-checksum-validation") {
+        larder_persist::rdb::set_skip_checksum(args.next_arg()? != b"0");
+        return Ok(Frame::ok());
+    }
     if eq_ic(sub, "aof-flush-sleep") {
         let us = super::parse_i64(args.next_arg()?).map_err(|_| CmdError::NotInteger)?;
         ctx.shared.aof.flush_sleep_us.store(us.max(0) as u64, Relaxed);
@@ -927,6 +931,8 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                 "    Enable or disable the reply buffer resize cron job.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not accessed.",
+                "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
+                "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
                 "SLEEP <seconds>",
                 "    Stop the server for <seconds>. Decimals allowed.",
             ],

@@ -341,3 +341,33 @@ fn a_busy_script_answers_busy_and_dies_by_kill_even_inside_pcall() {
         assert_eq!(admin.call(&["PING"]).unwrap(), Frame::Simple("PONG".into()));
     }
 }
+
+/// DEBUG SET-SKIP-CHECKSUM-VALIDATION (Redis's test knob, which its
+/// corrupt-dump unit needs): RESTORE takes a payload whatever its CRC
+/// says, and the decoder alone judges the body. In a process of its own:
+/// the knob is process-wide.
+#[test]
+fn skipping_checksum_validation_leaves_restore_to_the_decoder() {
+    let (_proc, port, mut log) = crate::start_binary(&["--port", "0", "--save", ""]);
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    let mut c = larder_testkit::RawConn::connect(([127, 0, 0, 1], port).into()).unwrap();
+    ok(&mut c, &["RPUSH", "l", "a", "b"]);
+    let Frame::Bulk(payload) = c.call(&["DUMP", "l"]).unwrap() else { panic!("DUMP") };
+    let mut payload = payload.to_vec();
+    let last = payload.len() - 1;
+    payload[last] ^= 0xff;
+    let restore = |c: &mut larder_testkit::RawConn, key: &str, body: &[u8]| {
+        let args: [&[u8]; 4] = [b"RESTORE", key.as_bytes(), b"0", body];
+        c.call(&args).unwrap()
+    };
+    let e = restore(&mut c, "m", &payload);
+    assert!(matches!(&e, Frame::Error(t) if t.ends_with(b"checksum are wrong")), "{e:?}");
+    ok(&mut c, &["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "1"]);
+    assert_eq!(restore(&mut c, "m", &payload), Frame::ok());
+    assert_eq!(c.call(&["LRANGE", "m", "0", "-1"]).unwrap(), Frame::Array(vec![Frame::bulk("a"), Frame::bulk("b")]));
+    // A body the decoder refuses is still refused.
+    let mut broken = payload.clone();
+    broken[1] = 0xff;
+    let e = restore(&mut c, "n", &broken);
+    assert!(matches!(&e, Frame::Error(_)), "{e:?}");
+}
