@@ -233,8 +233,18 @@ pub enum FileError {
 
 /// What a file holds, item by item.
 pub enum Item {
-    Key { db: usize, key: Bytes, value: Value, expire_at_ms: Option<u64>, idle_secs: Option<u64>, freq: Option<u8> },
+    Key {
+        db: usize,
+        key: Bytes,
+        value: Value,
+        expire_at_ms: Option<u64>,
+        idle_secs: Option<u64>,
+        freq: Option<u8>,
+    },
     Function(Bytes),
+    /// A key whose collection holds nothing (older Redis versions could
+    /// save one): not loaded, as in Redis.
+    Empty(Bytes),
 }
 
 /// The aux field `name` of an RDB image (they come first, after the
@@ -319,11 +329,18 @@ fn walk(data: &[u8], version: u16, lim: &Limits, on: &mut dyn FnMut(Item)) -> Re
             OP_MODULE_AUX => return Err(FileError::Unknown(op)),
             ty => {
                 let key = r.bytes().map_err(truncated)?;
-                let value = rdb::read_value(&mut r, ty, lim).map_err(|e| match e {
+                let value = match rdb::read_value(&mut r, ty, lim) {
+                    Ok(value) => value,
+                    // Read whole and empty: skipped, as Redis skips it.
+                    Err(RdbError::EmptyKey) => {
+                        (expire, idle, freq) = (None, None, None);
+                        on(Item::Empty(key));
+                        continue;
+                    }
                     // An unknown type byte (module values, newer types).
-                    RdbError::BadFormat if !known_type(ty) => FileError::Unknown(ty),
-                    e => truncated(e),
-                })?;
+                    Err(RdbError::BadFormat) if !known_type(ty) => return Err(FileError::Unknown(ty)),
+                    Err(e) => return Err(truncated(e)),
+                };
                 on(Item::Key {
                     db,
                     key,
@@ -370,12 +387,44 @@ mod tests {
         load(&data, &lim, |item| match item {
             Item::Key { key, value, expire_at_ms, .. } => keys.push((key, value, expire_at_ms)),
             Item::Function(_) => functions += 1,
+            Item::Empty(_) => panic!("no empty key was written"),
         })
         .unwrap();
         assert_eq!(functions, 1);
         assert_eq!(keys.len(), 2);
         assert_eq!(keys[1].2, Some(1_700_000_000_000));
         assert_eq!(keys[0].1, Value::Str(StrValue::from_slice(b"hello")));
+    }
+
+    /// Keys whose collections hold nothing (older Redis versions saved
+    /// some) are skipped, and the load goes on, as Redis's does: an empty
+    /// set, an empty listpack hash, a quicklist whose one node is empty.
+    #[test]
+    fn empty_keys_are_skipped_and_the_load_goes_on() {
+        let empty_listpack: &[u8] = &[7, 7, 0, 0, 0, 0, 0, 0xff];
+        let mut data = b"REDIS0011\xfe\x00".to_vec();
+        data.extend_from_slice(b"\x02\x03set\x00");
+        data.extend_from_slice(b"\x10\x01h");
+        data.extend_from_slice(empty_listpack);
+        data.extend_from_slice(b"\x12\x01l\x01\x02");
+        data.extend_from_slice(empty_listpack);
+        data.extend_from_slice(b"\x00\x01k\x01v\xff");
+        data.extend_from_slice(&[0; 8]);
+        let (mut keys, mut empty) = (Vec::new(), Vec::new());
+        load(&data, &Limits::default(), |item| match item {
+            Item::Key { key, .. } => keys.push(key),
+            Item::Empty(key) => empty.push(key),
+            Item::Function(_) => panic!("no function was written"),
+        })
+        .unwrap();
+        assert_eq!(empty, ["set", "h", "l"]);
+        assert_eq!(keys, ["k"]);
+        // RESTORE still refuses an empty collection, in Redis's words.
+        let mut payload = b"\x02\x00".to_vec();
+        payload.extend_from_slice(&crate::rdb::RDB_VERSION.to_le_bytes());
+        payload.extend_from_slice(&CRC.checksum(&payload).to_le_bytes());
+        let e = crate::rdb::restore_payload(&payload, &Limits::default()).unwrap_err();
+        assert_eq!(e.to_string(), "Bad data format");
     }
 
     #[test]

@@ -48,6 +48,12 @@ pub enum RdbError {
     VersionOrChecksum,
     #[error("Bad data format")]
     BadFormat,
+    /// A collection read whole that holds nothing. RESTORE refuses it
+    /// (with BadFormat's words, as Redis); a file load skips the key, as
+    /// Redis's does ("skipping empty key"): older Redis versions could
+    /// save such keys.
+    #[error("Bad data format")]
+    EmptyKey,
 }
 
 pub(crate) fn put_len(out: &mut BytesMut, len: u64) {
@@ -387,13 +393,8 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
                 let (_, container) = r.len()?;
                 match container {
                     QUICKLIST_NODE_PLAIN => items.push(r.bytes()?),
-                    QUICKLIST_NODE_PACKED => {
-                        let node = r.listpack()?;
-                        if node.is_empty() {
-                            return Err(RdbError::BadFormat);
-                        }
-                        items.extend(node)
-                    }
+                    // An empty node is skipped, as Redis's loader does.
+                    QUICKLIST_NODE_PACKED => items.extend(r.listpack()?),
                     _ => return Err(RdbError::BadFormat),
                 }
             }
@@ -412,7 +413,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
                     ints.iter().map(|i| Bytes::copy_from_slice(itoa::Buffer::new().format(*i).as_bytes())).collect()
                 }
             };
-            let first = members.first().ok_or(RdbError::BadFormat)?;
+            let first = members.first().ok_or(RdbError::EmptyKey)?;
             let mut set = Set::for_first(first, members.len(), lim);
             for m in &members {
                 if !set.insert(m, lim) {
@@ -430,7 +431,10 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
                 RDB_TYPE_HASH_ZIPLIST => r.ziplist()?,
                 _ => r.listpack()?,
             };
-            if flat.is_empty() || !flat.len().is_multiple_of(2) {
+            if flat.is_empty() {
+                return Err(RdbError::EmptyKey);
+            }
+            if !flat.len().is_multiple_of(2) {
                 return Err(RdbError::BadFormat);
             }
             let mut h = Hash::default();
@@ -462,7 +466,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
                 }
             };
             if pairs.is_empty() {
-                return Err(RdbError::BadFormat);
+                return Err(RdbError::EmptyKey);
             }
             let max_len = pairs.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
             let mut z = ZSet::with_hint(pairs.len(), max_len, lim);
@@ -494,7 +498,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
                 }
             }
             if h.is_empty() {
-                return Err(RdbError::BadFormat);
+                return Err(RdbError::EmptyKey);
             }
             Value::Hash(h)
         }
@@ -504,7 +508,10 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
             }
             // Triples: field, value, absolute deadline (0: none).
             let flat = r.listpack()?;
-            if flat.is_empty() || !flat.len().is_multiple_of(3) {
+            if flat.is_empty() {
+                return Err(RdbError::EmptyKey);
+            }
+            if !flat.len().is_multiple_of(3) {
                 return Err(RdbError::BadFormat);
             }
             let mut h = Hash::default();
@@ -528,7 +535,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
 
 fn build_list(items: Vec<Bytes>, lim: &Limits) -> Result<List, RdbError> {
     if items.is_empty() {
-        return Err(RdbError::BadFormat);
+        return Err(RdbError::EmptyKey);
     }
     let mut l = List::default();
     for item in items {

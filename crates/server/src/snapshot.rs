@@ -764,7 +764,7 @@ fn load_rdb_as(
     let started = std::time::Instant::now();
     let lim = shared.config.read().limits;
     let now = shared.clock.now_ms();
-    let (mut keys, mut expired) = (0u64, 0u64);
+    let (mut keys, mut expired, mut empty) = (0u64, 0u64, 0u64);
     let mut functions = Vec::new();
     let delay = shared.config.read().key_load_delay;
     let by_primary = shared.keyspace.expiry_by_primary();
@@ -802,6 +802,10 @@ fn load_rdb_as(
             }
         }
         Item::Function(code) => functions.push(code),
+        Item::Empty(key) => {
+            tracing::warn!("rdbLoadObject skipping empty key: {}", String::from_utf8_lossy(&key));
+            empty += 1;
+        }
     })
     .map_err(|e| anyhow::anyhow!("{}: {e}", name.display()))?;
     for code in functions {
@@ -809,6 +813,9 @@ fn load_rdb_as(
             .scripting
             .function_load(&code, replace_functions)
             .map_err(|e| anyhow::anyhow!("a function library in the RDB: {e}"))?;
+    }
+    if empty > 0 {
+        tracing::warn!("Done loading RDB, keys loaded: {keys}, keys expired: {expired}, empty keys skipped: {empty}.");
     }
     tracing::info!(
         "DB loaded from disk: {keys} keys ({expired} already expired, skipped) in {:.3} s",
