@@ -141,10 +141,24 @@ pub fn decode_ziplist(zl: &[u8]) -> Option<Vec<Bytes>> {
     if total != zl.len() || *zl.last()? != 0xFF {
         return None;
     }
-    let mut pos = 10;
+    // Checked as Redis's ziplistValidateIntegrity does: each entry names
+    // the previous one's length, the header the last entry's offset and
+    // (below 65,535) the count. A payload whose redundant fields disagree
+    // with its entries is refused, as Redis refuses it.
+    let tail = u32::from_le_bytes(zl.get(4..8)?.try_into().ok()?) as usize;
+    let count = u16::from_le_bytes(zl.get(8..10)?.try_into().ok()?);
+    let (mut pos, mut prev_len, mut last) = (10, 0usize, 10);
     let mut out = Vec::new();
     while *zl.get(pos)? != 0xFF {
+        let start = pos;
         // The previous entry's length: one byte, or 0xFE and four.
+        let named = match zl[pos] {
+            n @ 0..0xFE => n as usize,
+            _ => u32::from_le_bytes(zl.get(pos + 1..pos + 5)?.try_into().ok()?) as usize,
+        };
+        if named != prev_len {
+            return None;
+        }
         pos += if zl[pos] < 0xFE { 1 } else { 5 };
         let enc = *zl.get(pos)?;
         let int = |n: usize| -> Option<i64> {
@@ -178,9 +192,11 @@ pub fn decode_ziplist(zl: &[u8]) -> Option<Vec<Bytes>> {
             },
         };
         pos += len;
+        (prev_len, last) = (pos - start, start);
         out.push(item);
     }
-    (pos == zl.len() - 1).then_some(out)
+    let counted = count == u16::MAX || usize::from(count) == out.len();
+    (pos == zl.len() - 1 && tail == last && counted).then_some(out)
 }
 
 /// Encodes sorted integers as an intset, at the narrowest width that fits.
@@ -224,6 +240,38 @@ pub fn decode_intset(b: &[u8]) -> Option<Vec<i64>> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A ziplist of "a" and "bc", its header and prevlens as Redis writes
+    /// them.
+    fn ziplist_a_bc() -> Vec<u8> {
+        let mut zl = Vec::new();
+        zl.extend_from_slice(&18u32.to_le_bytes()); // zlbytes
+        zl.extend_from_slice(&13u32.to_le_bytes()); // zltail: the last entry
+        zl.extend_from_slice(&2u16.to_le_bytes()); // zllen
+        zl.extend_from_slice(&[0, 0x01, b'a']); // prevlen 0
+        zl.extend_from_slice(&[3, 0x02, b'b', b'c']); // prevlen 3
+        zl.push(0xFF);
+        zl
+    }
+
+    /// A ziplist whose redundant fields disagree with its entries is
+    /// refused, as Redis's integrity check refuses it (the suite's
+    /// corrupt-dump payloads: a wrong prevlen, count or tail).
+    #[test]
+    fn ziplists_are_checked_whole() {
+        let good = ziplist_a_bc();
+        let items = decode_ziplist(&good).unwrap();
+        assert_eq!(items, [Bytes::from_static(b"a"), Bytes::from_static(b"bc")]);
+        for (at, value) in [(13, 2u8), (10, 1), (8, 3), (4, 10)] {
+            let mut bad = good.clone();
+            bad[at] = value;
+            assert_eq!(decode_ziplist(&bad), None, "byte {at} = {value}");
+        }
+        // A count of 65,535 means "count them", as in Redis.
+        let mut many = good.clone();
+        many[8..10].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert_eq!(decode_ziplist(&many).unwrap().len(), 2);
+    }
 
     proptest! {
         #[test]

@@ -559,8 +559,13 @@ fn restore(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     if !replace && tx.contains(key) {
         return Err(CmdError::BusyKey);
     }
-    let value =
-        larder_persist::restore_payload(payload, &ctx.client.limits).map_err(|e| CmdError::Err(e.to_string()))?;
+    let value = larder_persist::restore_payload(payload, &ctx.client.limits).map_err(|e| {
+        // Logged as Redis logs a payload its integrity check refuses.
+        if e != larder_persist::RdbError::VersionOrChecksum {
+            tracing::warn!("RESTORE payload integrity check failed: {e}");
+        }
+        CmdError::Err(e.to_string())
+    })?;
     let deadline = match ttl {
         0 => None,
         t if absttl => Some(t as u64),
