@@ -94,11 +94,15 @@ impl Manifest {
             for kv in words.chunks(2) {
                 let value = String::from_utf8_lossy(&kv[1]);
                 match kv[0].to_ascii_lowercase().as_slice() {
-                    b"file" if value.contains('/') => return Err(ManifestError::Path),
+                    b"file" if value.contains(['/', '\\']) => return Err(ManifestError::Path),
                     b"file" => name = Some(value.into_owned()),
-                    // atoll: leading digits, anything else 0.
+                    // atoll: leading digits, anything else 0 (and no
+                    // overflow: a sequence past u64 stays at its top).
                     b"seq" => {
-                        seq = value.bytes().take_while(u8::is_ascii_digit).fold(0, |n, d| n * 10 + u64::from(d - b'0'))
+                        seq = value
+                            .bytes()
+                            .take_while(u8::is_ascii_digit)
+                            .fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(d - b'0')))
                     }
                     b"type" => kind = value.bytes().next(),
                     _ => {}
@@ -201,8 +205,11 @@ mod tests {
             ("file a seq 0 type b\n", E::Format),
             ("name a seq 1 type b\n", E::Format),
             ("file dir/a seq 1 type b\n", E::Path),
+            ("file dir\\\\a seq 1 type b\n", E::Path),
             ("file a seq 1 type x\n", E::UnknownType),
             ("file a seq 1 type b\nfile b seq 2 type b\n", E::TwoBases),
+            // A sequence past u64 stays at its top rather than overflowing.
+            ("file a seq 99999999999999999999999 type i\nfile b seq 1 type i\n", E::Sequence),
             ("file a seq 2 type i\nfile b seq 1 type i\n", E::Sequence),
         ];
         for (text, why) in refused {
