@@ -8,9 +8,10 @@
 //! failure. Commands run synchronously on a worker, and the accept loop is
 //! another task that may be parked on the old sockets; so the command swaps
 //! the set under the lock and wakes the loop, which takes the lock only
-//! inside a poll, never across an await. Closing first matters: a new set
-//! that shares an address and port with the old one (`bind 127.0.0.1` to
-//! `bind 127.0.0.1 ::1`) could not be bound while the old was open.
+//! inside a poll, never across an await. Closing first matters when the
+//! port stays: a new set that shares an address and port with the old one
+//! (`bind 127.0.0.1` to `bind 127.0.0.1 ::1`) could not be bound while the
+//! old was open. A new port is bound first instead (see [`rebind`]).
 //!
 //! Address rules, from Redis's listenToPort: `*` is every IPv4 address,
 //! `::*` every IPv6 one, an IPv6 socket is IPv6-only (so `* ::*` binds
@@ -303,11 +304,22 @@ pub fn rebind(shared: &Shared, entries: &[String], port: u16, old: (&[String], u
         true => shared.listeners.install_tls(sockets),
         false => shared.listeners.install(shared, sockets),
     };
-    if tls {
-        shared.listeners.close_tls();
-    } else {
-        shared.listeners.close();
+    let close = || match tls {
+        true => shared.listeners.close_tls(),
+        false => shared.listeners.close(),
+    };
+    // A new port shares no socket with the old set: bind it first, and
+    // the old sockets close only once it is up. A refused port then
+    // leaves them as they were, with no moment without a listener, in
+    // which another process could take the old port.
+    if port != old.1 && port != 0 {
+        let sockets = bind(entries, port).inspect_err(|why| tracing::warn!("Failed to listen: {why}"))?;
+        let port = sockets.first().and_then(|l| l.local_addr().ok()).map_or(port, |a| a.port());
+        close();
+        install(sockets);
+        return Ok(port);
     }
+    close();
     match bind(entries, port) {
         Ok(sockets) => {
             let port = sockets.first().and_then(|l| l.local_addr().ok()).map_or(port, |a| a.port());
