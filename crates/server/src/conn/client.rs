@@ -110,12 +110,11 @@ pub struct ClientInfo {
     pub monitor: AtomicBool,
     pub redir: AtomicI64,
     pub bcast: AtomicBool,
-    /// Bytes the connection holds (its buffers and queued messages), as
-    /// its task last published them; [`ClientInfo::live_mem`] is what it
-    /// holds now (CLIENT LIST `tot-mem`).
+    /// Bytes the connection holds apart from its outbox (its buffers and
+    /// its state), as its task last published them;
+    /// [`ClientInfo::live_mem`] adds the outbox as it stands (CLIENT LIST
+    /// `tot-mem`).
     pub mem: AtomicU64,
-    /// What its outbox held when `mem` was published.
-    pub queued_at_publish: AtomicU64,
     /// CLIENT NO-EVICT: never disconnected by `maxmemory-clients`, and
     /// not counted against it.
     pub no_evict: AtomicBool,
@@ -168,9 +167,7 @@ impl ClientInfo {
     /// replica) publishes nothing while its write waits, yet its outbox
     /// keeps growing with what is queued for it.
     pub fn live_mem(&self, outbox: &crate::pubsub::Outbox) -> u64 {
-        let published = self.mem.load(Ordering::Relaxed);
-        let then = self.queued_at_publish.load(Ordering::Relaxed);
-        published.saturating_sub(then) + outbox.queued() as u64
+        self.mem.load(Ordering::Relaxed) + outbox.queued() as u64
     }
 
     /// Asks the connection to close; it does so at its next wake-up.
@@ -542,8 +539,9 @@ impl BufferWatch {
 }
 
 impl Clients {
-    /// A connection's new figure: `mem` bytes, of which `counted` count
-    /// against `maxmemory-clients` (0 for a replica or a NO-EVICT client);
+    /// A connection's new figure: `mem` bytes apart from its outbox, and
+    /// `counted` bytes (its outbox's included) against `maxmemory-clients`
+    /// (0 for a replica or a NO-EVICT client);
     /// `before` is what it counted until now. Returns `counted`, to pass
     /// as `before` next time (and to [`Self::forget_mem`] at the end).
     pub fn publish_mem(&self, info: &ClientInfo, mem: u64, counted: u64, before: u64) -> u64 {
@@ -648,7 +646,6 @@ impl Clients {
             redir: AtomicI64::new(-1),
             bcast: AtomicBool::new(false),
             mem: AtomicU64::new(0),
-            queued_at_publish: AtomicU64::new(0),
             no_evict: AtomicBool::new(false),
             replica: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),

@@ -397,13 +397,14 @@ fn publish_footprint(
     counted: u64,
 ) -> u64 {
     let info = &client.info;
-    let queued = outbox.queued();
-    let mem = (inbuf.capacity() + out.capacity() + queued + CLIENT_BASE) as u64;
-    info.queued_at_publish.store(queued as u64, Relaxed);
+    // The outbox is left out of what is published: readers add it as it
+    // stands then (`ClientInfo::live_mem`).
+    let held = (inbuf.capacity() + out.capacity() + CLIENT_BASE) as u64;
     info.qbuf_free.store((inbuf.capacity() - inbuf.len()) as u64, Relaxed);
     info.rbs.store(out.capacity() as u64, Relaxed);
     let evictable = client.replica.is_none() && !info.no_evict.load(Relaxed);
-    shared.clients.publish_mem(info, mem, if evictable { mem } else { 0 }, counted)
+    let mem = held + outbox.queued() as u64;
+    shared.clients.publish_mem(info, held, if evictable { mem } else { 0 }, counted)
 }
 
 /// A connection whose command waits: held by CLIENT PAUSE, or blocked
