@@ -22,6 +22,7 @@ pub mod blocking;
 pub mod cmd;
 pub mod config;
 pub mod conn;
+pub mod crash;
 pub mod digest;
 pub mod dispatch;
 pub mod error;

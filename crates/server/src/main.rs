@@ -52,6 +52,7 @@ fn main() {
         eprintln!("Can't open the log file: {e}");
         std::process::exit(1);
     }
+    larder_server::crash::install(&config.logfile);
     // Before the runtime starts its threads: a fork keeps only the
     // calling thread.
     let detached = larder_server::process::detach(&config);
@@ -67,8 +68,13 @@ fn try_main(config: Config, detached: bool) -> anyhow::Result<()> {
     builder
         .worker_threads(threads)
         .thread_stack_size(larder_server::WORKER_STACK_BYTES)
-        // Each thread's memory counts from its start (see memory.rs).
-        .on_thread_start(larder_server::memory::publish)
+        // Each thread's memory counts from its start (see memory.rs),
+        // and each gets room to report a crash in (see crash.rs).
+        .on_thread_start(|| {
+            larder_server::memory::publish();
+            larder_server::crash::arm_thread();
+        })
+        .on_thread_stop(larder_server::crash::disarm_thread)
         .enable_all();
     // tokio runs a task woken by the I/O driver or by another task before
     // the ones already queued (its LIFO slot), so of two connections whose

@@ -157,6 +157,7 @@ impl Shared {
         ev.newcomers.set_enabled(policy == larder_store::Policy::AllKeysSieve);
         crate::process::apply(config, self.replication.is_replica() || !config.replicaof.is_empty());
         crate::logging::set_level(&config.loglevel);
+        crate::crash::set_enabled(config.extra_flag("crash-log-enabled"));
         for (option, why) in [
             ("lazyfree-lazy-eviction", larder_store::Disposal::Eviction),
             ("lazyfree-lazy-expire", larder_store::Disposal::Expiry),

@@ -770,6 +770,9 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
         return Ok(Frame::ok());
     }
+    if eq_ic(sub, "segfault") {
+        crate::crash::segfault();
+    }
     if eq_ic(sub, "pause-cron") {
         let v = args.next_arg()?;
         ctx.shared.cron_paused.store(v != b"0", Relaxed);

@@ -366,3 +366,51 @@ fn daemonize_and_logfile_as_redis_does() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("Can't open the log file: "), "{err}");
 }
+
+/// A fatal signal leaves Redis's bug report in the log: the signal, the
+/// thread and a symbolized stack. The exit status stays the signal's, and
+/// `crash-log-enabled no` leaves the report out.
+#[test]
+fn a_crash_writes_a_report_to_the_log() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let crash = |enabled: bool| -> (std::process::ExitStatus, String) {
+        let (mut child, port, mut log) = start(&["--port", "0"]);
+        let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap().get_connection().unwrap();
+        if !enabled {
+            let _: () = redis::cmd("CONFIG").arg("SET").arg("crash-log-enabled").arg("no").query(&mut con).unwrap();
+        }
+        let reply: redis::RedisResult<()> = redis::cmd("DEBUG").arg("SEGFAULT").query(&mut con);
+        assert!(reply.is_err(), "the connection closes with the process");
+        let status = child.0.wait().unwrap();
+        let mut text = String::new();
+        log.read_to_string(&mut text).unwrap();
+        (status, text)
+    };
+    let (status, text) = crash(true);
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{status:?}");
+    for part in [
+        "=== LARDER BUG REPORT START",
+        "crashed by signal: 11 (SIGSEGV), si_code: 2",
+        "Accessing address: 0x",
+        "Crashed running thread 'tokio-rt-worker'",
+        "------ STACK TRACE ------",
+        "larder_server::crash::segfault",
+        "src/cmd/server.rs",
+        "=== LARDER BUG REPORT END",
+    ] {
+        assert!(text.contains(part), "no {part:?} in {text}");
+    }
+    let (status, text) = crash(false);
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{status:?}");
+    assert!(!text.contains("BUG REPORT"), "{text}");
+
+    // Sent from outside: no faulting address, the main thread's report.
+    let (mut child, _port, mut log) = start(&["--port", "0"]);
+    signal(&child, "ABRT");
+    assert_eq!(child.0.wait().unwrap().signal(), Some(libc::SIGABRT));
+    let mut text = String::new();
+    log.read_to_string(&mut text).unwrap();
+    assert!(text.contains("crashed by signal: 6 (SIGABRT)") && text.contains("STACK TRACE"), "{text}");
+    assert!(!text.contains("Accessing address"), "{text}");
+}
