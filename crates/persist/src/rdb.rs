@@ -392,7 +392,13 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Value, Rdb
             for _ in 0..nodes {
                 let (_, container) = r.len()?;
                 match container {
-                    QUICKLIST_NODE_PLAIN => items.push(r.bytes()?),
+                    // A node's string is never empty: Redis refuses a
+                    // zero encoded length, plain or packed (an empty
+                    // element is stored packed).
+                    QUICKLIST_NODE_PLAIN => match r.bytes()? {
+                        node if node.is_empty() => return Err(RdbError::BadFormat),
+                        node => items.push(node),
+                    },
                     // An empty node is skipped, as Redis's loader does.
                     QUICKLIST_NODE_PACKED => items.extend(r.listpack()?),
                     _ => return Err(RdbError::BadFormat),
@@ -764,6 +770,22 @@ mod tests {
         let mut p = dump_payload(&Value::Str(StrValue::from_slice(b"hello"))).unwrap().to_vec();
         p[2] ^= 1;
         assert_eq!(restore_payload(&p, &Limits::default()), Err(RdbError::VersionOrChecksum));
+    }
+
+    /// Redis's corrupt-dump case "quicklist encoded_len is 0": one plain
+    /// node holding nothing. Redis refuses it; so must the loader.
+    #[test]
+    fn an_empty_quicklist_node_is_refused() {
+        let node = |payload: &[u8]| {
+            let mut b = BytesMut::new();
+            put_len(&mut b, 1);
+            put_len(&mut b, QUICKLIST_NODE_PLAIN);
+            put_bytes(&mut b, payload);
+            read_value(&mut Reader::new(&b), RDB_TYPE_LIST_QUICKLIST_2, &Limits::default())
+        };
+        assert_eq!(node(b""), Err(RdbError::BadFormat));
+        let Ok(Value::List(l)) = node(b"x") else { panic!("a plain node loads") };
+        assert_eq!(l.iter().collect::<Vec<_>>(), [&b"x"[..]]);
     }
 
     proptest! {
