@@ -115,12 +115,17 @@ fn int(b: &Bytes) -> Result<i64, RdbError> {
     larder_store::value::parse_canonical_i64(b).ok_or(RdbError::BadFormat)
 }
 
-/// Unpacks one listpack node into `s`, in order.
+/// Unpacks one listpack node into `s`, in order. The node's own counts
+/// must agree with its entries, as Redis's deep check
+/// (`streamValidateListpackIntegrity`) requires: the master entry's live
+/// and deleted counts, and each entry's element count (its `lp-count`).
+/// The entries alone would do for Larder, which counts for itself, but a
+/// node whose counts disagree was not written by Redis or Larder.
 fn read_node(s: &mut Stream, master: StreamId, lp: &[Bytes]) -> Result<(), RdbError> {
     let mut it = lp.iter();
     let mut next = || it.next().ok_or(RdbError::BadFormat);
-    let _count = int(next()?)?;
-    let _deleted = int(next()?)?;
+    let count = int(next()?)?;
+    let deleted = int(next()?)?;
     let nfields = usize::try_from(int(next()?)?).map_err(|_| RdbError::BadFormat)?;
     if nfields > lp.len() {
         return Err(RdbError::BadFormat);
@@ -132,17 +137,19 @@ fn read_node(s: &mut Stream, master: StreamId, lp: &[Bytes]) -> Result<(), RdbEr
     let mut rest = it.peekable();
     // The file's nodes stay nodes, so `~` trims them as Redis would.
     let mut first = true;
+    let (mut live, mut dead) = (0, 0);
     while rest.peek().is_some() {
         let mut take = || rest.next().ok_or(RdbError::BadFormat);
         let flags = int(take()?)?;
         let id =
             StreamId::new(master.ms.wrapping_add(int(take()?)? as u64), master.seq.wrapping_add(int(take()?)? as u64));
         let mut fields = Vec::new();
-        if flags & FLAG_SAMEFIELDS != 0 {
+        let elements = if flags & FLAG_SAMEFIELDS != 0 {
             for name in &names {
                 fields.push(name.clone());
                 fields.push(take()?.clone());
             }
+            names.len() + 3
         } else {
             let n = usize::try_from(int(take()?)?).map_err(|_| RdbError::BadFormat)?;
             if n > lp.len() {
@@ -151,16 +158,24 @@ fn read_node(s: &mut Stream, master: StreamId, lp: &[Bytes]) -> Result<(), RdbEr
             for _ in 0..2 * n {
                 fields.push(take()?.clone());
             }
+            2 * n + 4
+        };
+        if int(take()?)? != elements as i64 {
+            return Err(RdbError::BadFormat);
         }
-        let _lp_count = take()?;
         if flags & FLAG_DELETED != 0 {
+            dead += 1;
             continue;
         }
+        live += 1;
         if !s.is_empty() && s.last_id >= id {
             return Err(RdbError::BadFormat);
         }
         s.append(id, &fields, first);
         first = false;
+    }
+    if (live, dead) != (count, deleted) {
+        return Err(RdbError::BadFormat);
     }
     Ok(())
 }
@@ -255,6 +270,33 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// A node's counts must agree with its entries (Redis's corrupt-dump
+    /// case "stream bad lp_count"): live and deleted in the master entry,
+    /// the element count after each entry.
+    #[test]
+    fn a_node_whose_counts_disagree_is_refused() {
+        // Master: 1 live, 1 deleted, field "f". Then a deleted entry with
+        // the master's fields (4 elements) and a live one with its own
+        // (2*1 + 4 elements).
+        let node = |count: &str, deleted: &str, same_lp: &str, own_lp: &str| {
+            let items = [
+                count, deleted, "1", "f", "0", //
+                "3", "0", "0", "v", same_lp, //
+                "0", "0", "1", "1", "g", "w", own_lp,
+            ];
+            let lp: Vec<Bytes> = items.iter().map(|i| b(i)).collect();
+            let mut s = Stream::default();
+            read_node(&mut s, StreamId::new(5, 0), &lp).map(|()| s)
+        };
+        let s = node("1", "1", "4", "6").expect("consistent counts load");
+        assert_eq!((s.len(), s.last_id), (1, StreamId::new(5, 1)));
+        for (count, deleted, same_lp, own_lp) in
+            [("2", "1", "4", "6"), ("1", "0", "4", "6"), ("1", "1", "5", "6"), ("1", "1", "4", "4")]
+        {
+            assert!(node(count, deleted, same_lp, own_lp).is_err(), "{count} {deleted} {same_lp} {own_lp}");
+        }
     }
 
     /// Entries across several nodes (with field names that match the
