@@ -75,6 +75,12 @@ pub(crate) struct Shard {
     /// active cycle reclaims expired fields nobody reads. Entries may be
     /// stale (the hash changed or went); the cycle re-checks each one.
     hash_due: BTreeSet<(u64, Bytes)>,
+    /// On a writable replica, the keys its own clients gave a deadline,
+    /// by that deadline: the primary never sends their DEL, so the
+    /// replica's active cycle expires them itself, and only them (Redis's
+    /// `slaveKeysWithExpire`). Entries may be stale (the key went, or its
+    /// deadline moved); the cycle re-checks each one.
+    replica_own: BTreeSet<(u64, Bytes)>,
 }
 
 impl Shard {
@@ -792,10 +798,11 @@ impl Keyspace {
     /// most `budget` per shard, emitting DEL for each. Returns the count.
     pub fn active_expire(&self, now: u64, budget: usize) -> usize {
         let (mut total, mut capped) = (0, false);
-        if self.expiry_held(now) {
-            // A replica's keys (and hash fields) leave by the primary's
-            // stream, and a pause holds them all; Redis skips this cycle
-            // in both cases too.
+        // A replica's keys (and hash fields) leave by the primary's
+        // stream, except those its own clients gave a deadline; a pause
+        // holds them all. Redis's cycle does the same.
+        let replica = self.expiry_by_primary();
+        if now < self.expiry_held_until.load(Ordering::Relaxed) {
             return 0;
         }
         for db in 0..self.dbs.len() {
@@ -807,10 +814,12 @@ impl Keyspace {
                     continue;
                 }
                 let mut tx = self.lock_shard(db, shard, now);
-                let n = tx.expire_due(budget);
+                let n = if replica { tx.expire_replica_own(budget) } else { tx.expire_due(budget) };
                 total += n;
                 capped |= n == budget;
-                tx.expire_hash_fields(budget);
+                if !replica {
+                    tx.expire_hash_fields(budget);
+                }
             }
         }
         if capped {
@@ -1115,7 +1124,9 @@ impl<'a> Tx<'a> {
             let mut entry = Entry::new(value, ev.access(now));
             if let Ttl::At(at) = ttl {
                 entry.set_deadline(at);
+                self.note_own_deadline(key, at);
             }
+            let s = self.shard(key);
             if hidden {
                 // An expired key may still be stored: overwrite it.
                 s.insert(hash, key, entry);
@@ -1138,7 +1149,19 @@ impl<'a> Tx<'a> {
             Ttl::Keep => {}
             Ttl::Clear if !e.has_deadline() => {}
             Ttl::Clear => s.set_expire_index(i, 0),
-            Ttl::At(at) => s.set_expire_index(i, at),
+            Ttl::At(at) => {
+                s.set_expire_index(i, at);
+                self.note_own_deadline(key, at);
+            }
+        }
+    }
+
+    /// Remembers a deadline a writable replica's own client set (see
+    /// `Shard::replica_own`). A primary's stream (its Tx ignores
+    /// deadlines) and a primary's own clients do not come here.
+    fn note_own_deadline(&mut self, key: &[u8], at: u64) {
+        if at != 0 && self.expiry == Expiry::Reclaim && self.ks.expiry_by_primary() {
+            self.shard(key).replica_own.insert((at, Bytes::copy_from_slice(key)));
         }
     }
 
@@ -1153,6 +1176,9 @@ impl<'a> Tx<'a> {
         };
         if let Some(at) = due {
             self.note_field_deadline(&key, at);
+        }
+        if let Some(at) = entry.expire_at() {
+            self.note_own_deadline(&key, at);
         }
         let hash = hash_key(&key);
         self.shard(&key).insert(hash, &key, entry);
@@ -1178,7 +1204,11 @@ impl<'a> Tx<'a> {
     /// Returns false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], at: u64) -> bool {
         let (s, i) = self.live(key);
-        i.map(|i| s.set_expire_index(i, at)).is_some()
+        let found = i.map(|i| s.set_expire_index(i, at)).is_some();
+        if found {
+            self.note_own_deadline(key, at);
+        }
+        found
     }
 
     /// Records that the hash at `key` has a field due at `at`.
@@ -1220,6 +1250,11 @@ impl<'a> Tx<'a> {
         let db = self.db;
         let ks = self.ks;
         let s = self.guards.only();
+        // What a writable replica remembered is a primary's to expire now,
+        // by the index below: forget it.
+        while s.replica_own.first().is_some_and(|(at, _)| *at <= now) {
+            s.replica_own.pop_first();
+        }
         let mut n = 0;
         while n < budget {
             // The index orders one 64 ms tick's keys by position, not by
@@ -1238,6 +1273,33 @@ impl<'a> Tx<'a> {
             ks.dispose(value, Disposal::Expiry);
             ks.note_expired(db, &key);
             n += 1;
+        }
+        n
+    }
+
+    /// A replica's cycle in one shard: expires the due keys its own
+    /// clients gave a deadline (see `Shard::replica_own`), at most
+    /// `budget`; a remembered key whose deadline moved later is looked at
+    /// again then.
+    fn expire_replica_own(&mut self, budget: usize) -> usize {
+        let (now, db, ks) = (self.now, self.db, self.ks);
+        let s = self.guards.only();
+        let mut n = 0;
+        while n < budget && s.replica_own.first().is_some_and(|(at, _)| *at <= now) {
+            let (_, key) = s.replica_own.pop_first().expect("checked above");
+            let Some(i) = s.map.find(hash_key(&key), &key) else { continue };
+            match s.map.slot(i).entry.expire_at() {
+                Some(at) if at <= now => {
+                    let (key, value) = s.remove_index_key(i);
+                    ks.dispose(value, Disposal::Expiry);
+                    ks.note_expired(db, &key);
+                    n += 1;
+                }
+                Some(at) => {
+                    s.replica_own.insert((at, key));
+                }
+                None => {}
+            }
         }
         n
     }

@@ -499,6 +499,69 @@ fn a_replica_leaves_expiry_to_its_primary() {
     assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(3));
 }
 
+/// A writable replica expires the keys its own clients gave a deadline,
+/// as Redis's `expireSlaveKeys` does: the primary never sends their DEL,
+/// so without this they stayed stored for good. Keys from the primary
+/// still wait for the primary's DEL.
+#[test]
+fn a_writable_replica_expires_the_keys_its_clients_gave_a_deadline() {
+    use larder_store::{Clock, ManualClock, SystemClock};
+    use std::sync::Arc;
+    let primary = spawn_server();
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
+    let replica = larder_testkit::spawn_server_with_clock(larder_server::Config::default(), clock.clone());
+    let (mut w, mut r) = (primary.raw(), replica.raw());
+    follow(&mut r, primary.addr);
+    // Sixty seconds: the primary, on the real clock, must not expire it
+    // while the test runs.
+    w.call(&["SET", "from-primary", "v", "EX", "60"]).unwrap();
+    wait_in_step(&mut w, &mut r);
+    assert_eq!(r.call(&["CONFIG", "SET", "replica-read-only", "no"]).unwrap(), Frame::ok());
+    for cmd in [
+        "SET own-set v EX 5",
+        "SET own-expire v",
+        "PEXPIRE own-expire 5000",
+        "SET moved v EX 5",
+        "EXPIRE moved 100",
+        "SET deleted v EX 5",
+        "DEL deleted",
+        "SET persisted v EX 5",
+        "PERSIST persisted",
+        "SET renamed-from v EX 5",
+        "RENAME renamed-from renamed",
+    ] {
+        r.call(&cmd.split(' ').collect::<Vec<_>>()).unwrap();
+    }
+    assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(6));
+    clock.advance(10_000);
+    let dbsize = |r: &mut larder_testkit::RawConn| match r.call(&["DBSIZE"]).unwrap() {
+        Frame::Integer(n) => n,
+        other => panic!("{other:?}"),
+    };
+    // own-set, own-expire and renamed go; the primary's key, the moved
+    // deadline and the persisted key stay.
+    larder_testkit::eventually(10, || match dbsize(&mut r) {
+        3 => Ok(()),
+        n => Err(format!("{n} keys")),
+    });
+    assert_eq!(info_field(&mut r, "stats", "expired_keys"), "3");
+    assert_eq!(r.call(&["EXISTS", "moved", "persisted"]).unwrap(), Frame::Integer(2));
+    clock.advance(100_000);
+    larder_testkit::eventually(10, || match dbsize(&mut r) {
+        2 => Ok(()),
+        n => Err(format!("{n} keys")),
+    });
+    // The primary's key is hidden from readers but stays until its DEL.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(dbsize(&mut r), 2);
+    assert_eq!(r.call(&["GET", "from-primary"]).unwrap(), Frame::Null);
+    w.call(&["DEL", "from-primary"]).unwrap();
+    larder_testkit::eventually(10, || match dbsize(&mut r) {
+        1 => Ok(()),
+        n => Err(format!("{n} keys")),
+    });
+}
+
 /// CLIENT PAUSE on a replica holds its primary's stream too, as Redis
 /// holds its primary's client: the bytes keep arriving
 /// (slave_read_repl_offset) but are applied (slave_repl_offset) only once
