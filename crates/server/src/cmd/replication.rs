@@ -365,8 +365,15 @@ fn psync(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     refuse_without_link(ctx)?;
     let shared = ctx.shared;
+    // An offset that is no integer is refused, the connection kept, as
+    // Redis 7.0.12 on does; before, it began a full sync anyway.
+    let offset = parse_i64(offset).inspect_err(|_| {
+        let who = joining(ctx);
+        let port = if who.port == 0 { String::new() } else { format!(":{}", who.port) };
+        tracing::warn!("Replica {}{port} asks for synchronization but with a wrong offset", who.ip);
+    })?;
     if replid != b"?" {
-        let from = parse_i64(offset).ok().and_then(|n| u64::try_from(n).ok());
+        let from = u64::try_from(offset).ok();
         let (who, now) = (joining(ctx), shared.clock.now_ms());
         let id = who.id;
         if let Some(acked) = from.and_then(|from| shared.replication.resume(replid, from, who, now)) {

@@ -102,6 +102,19 @@ fn redis_replica_follows_larder() {
     assert!(info.contains(&format!("port={}", replica.addr.port())), "{info}");
 }
 
+/// PSYNC with an offset that is no integer is refused and the connection
+/// stays a client's, as in Redis 7.0.12 on; it used to start a full sync.
+#[test]
+fn psync_with_a_wrong_offset_is_refused() {
+    let server = spawn_server();
+    let mut c = server.raw();
+    c.call(&["SET", "k", "v"]).unwrap();
+    let refused = c.call(&["PSYNC", "replicationid", "offset_str"]).unwrap();
+    assert_eq!(refused, Frame::Error("ERR value is not an integer or out of range".into()));
+    assert_eq!(c.call(&["GET", "k"]).unwrap(), Frame::Bulk("v".into()));
+    assert_eq!(info_field(&mut c, "replication", "connected_slaves"), "0");
+}
+
 #[test]
 fn sync_stream_has_redis_shape() {
     let s = spawn_server();
