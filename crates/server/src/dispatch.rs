@@ -65,10 +65,35 @@ pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8
             true
         }
     };
-    if !std::mem::take(&mut client.no_reply) && client.replica.is_none() && !silenced {
-        out.push(&reply, client.proto);
+    if !std::mem::take(&mut client.no_reply) && !silenced {
+        match client.replica {
+            None => out.push(&reply, client.proto),
+            // A reply would land in the replica's stream, where it reads
+            // as a command from its primary: Redis drops such a replica
+            // with a warning, so the bug that made it ask shows.
+            Some(_) => drop_replying_replica(shared, client, req, input, &reply),
+        }
     }
     crate::tracking::take_after_reply(out);
+}
+
+/// A replica sent a command that replies (anything but REPLCONF ACK):
+/// logged in Redis's words and disconnected.
+fn drop_replying_replica(shared: &Shared, client: &mut Client, req: &Request, input: &[u8], reply: &Frame) {
+    let mut name = String::from_utf8_lossy(req.arg(input, 0)).to_lowercase();
+    let has_subs = shared.commands.lookup(req.arg(input, 0)).is_some_and(|c| !c.subs.is_empty());
+    if has_subs && req.len() > 1 {
+        name = format!("{name}|{}", String::from_utf8_lossy(req.arg(input, 1)).to_lowercase());
+    }
+    if let Frame::Error(e) = reply {
+        tracing::warn!(
+            "== CRITICAL == This master is sending an error to its replica: '{}' after processing the command '{name}'",
+            String::from_utf8_lossy(e)
+        );
+    }
+    let line = crate::cmd::connection::client_line(client, shared.uptime_ms(), 0);
+    tracing::warn!("Replica generated a reply to command '{name}', disconnecting it: {line}");
+    client.close_after_reply = true;
 }
 
 fn is_client_caching(req: &Request, input: &[u8]) -> bool {
@@ -452,6 +477,12 @@ fn disk_gate(shared: &Shared, client: &Client, cmd: &Command) -> Result<(), CmdE
 /// not judged again (a REPLICAOF inside it does not fail the rest), and
 /// scripts check their own commands (scripting.rs).
 fn replication_gate(shared: &Shared, client: &Client, cmd: &Command) -> Result<(), CmdError> {
+    // A replica's connection carries its acknowledgements, nothing that
+    // reads or writes keys (Redis refuses them: a replica is exempt from
+    // CLIENT PAUSE, so it must not write through one).
+    if client.replica.is_some() && cmd.spec.has(flags::WRITE | flags::READONLY | flags::MAY_REPLICATE) {
+        return Err(CmdError::Err("Replica can't interact with the keyspace".into()));
+    }
     if client.from_master || client.in_exec {
         return Ok(());
     }

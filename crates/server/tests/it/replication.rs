@@ -165,6 +165,35 @@ fn sync_stream_has_redis_shape() {
     assert_eq!(next_command(&mut repl), "set after-ack 1");
 }
 
+/// A replica's connection carries acknowledgements only. A command that
+/// would reply (its reply would land in the replica's stream) drops the
+/// replica, as in Redis, and one that touches keys is refused first, so
+/// a SET sent there writes nothing.
+#[test]
+fn a_replica_that_sends_a_replying_command_is_dropped() {
+    let s = spawn_server();
+    let mut w = s.raw();
+    for (sync, cmd) in [(&["SYNC"][..], &["PING"][..]), (&["PSYNC", "?", "-1"], &["SET", "k", "from-replica"])] {
+        let mut repl = s.raw();
+        repl.send(sync).unwrap();
+        if sync[0] == "PSYNC" {
+            assert!(text(&repl.read_frame().unwrap()).starts_with("FULLRESYNC "));
+        }
+        repl.read_sync_payload().unwrap();
+        eventually(10, || match info_field(&mut w, "replication", "connected_slaves").as_str() {
+            "1" => Ok(()),
+            n => Err(format!("{n} replicas")),
+        });
+        repl.send(cmd).unwrap();
+        eventually(10, || match info_field(&mut w, "replication", "connected_slaves").as_str() {
+            "0" => Ok(()),
+            n => Err(format!("{n} replicas")),
+        });
+        assert!(repl.read_frame().is_err(), "{cmd:?}: the connection is closed, nothing written to it");
+    }
+    assert_eq!(w.call(&["EXISTS", "k"]).unwrap(), Frame::Integer(0));
+}
+
 /// Waits until `conn`'s INFO replication says the link to its primary is up.
 fn wait_link_up(conn: &mut RawConn) {
     eventually(20, || {
