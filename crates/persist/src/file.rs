@@ -240,6 +240,9 @@ pub enum Item {
         expire_at_ms: Option<u64>,
         idle_secs: Option<u64>,
         freq: Option<u8>,
+        /// Bytes of the image read once this key was: how far a load has
+        /// got (INFO's `loading_loaded_bytes`).
+        read: usize,
     },
     Function(Bytes),
     /// A key whose collection holds nothing (older Redis versions could
@@ -348,6 +351,7 @@ fn walk(data: &[u8], version: u16, lim: &Limits, on: &mut dyn FnMut(Item)) -> Re
                     expire_at_ms: expire.take(),
                     idle_secs: idle.take(),
                     freq: freq.take(),
+                    read: 9 + r.pos(),
                 });
             }
         }

@@ -528,12 +528,21 @@ fn load_parts(shared: &Shared, dir: &Path, manifest: &Manifest) -> anyhow::Resul
     let mut total = 0u64;
     let files = manifest.base.iter().chain(&manifest.incrs);
     let count = files.clone().count();
+    // INFO's loading figures: the files' sizes, and those read so far
+    // (an RDB base counts as it goes, see `snapshot::load_rdb`).
+    let loading = &shared.snapshots.loading;
+    let sizes = files.clone().map(|p| std::fs::metadata(dir.join(&p.name)).map_or(0, |m| m.len())).sum();
+    loading.total_bytes.store(sizes, Relaxed);
+    loading.loaded_bytes.store(0, Relaxed);
+    let mut read = 0u64;
     for (i, part) in files.enumerate() {
         let path = dir.join(&part.name);
         let data = std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
         let what = if part.kind == layout::Kind::Base { "base" } else { "increment" };
         tracing::info!("Loading the AOF {what} {} ({} bytes)…", path.display(), data.len());
         total += load_file(shared, &data, &path, i + 1 == count)? as u64;
+        read += data.len() as u64;
+        loading.loaded_bytes.store(read, Relaxed);
     }
     tracing::info!("DB loaded from append only file: {:.3} seconds", started.elapsed().as_secs_f64());
     Ok(total)

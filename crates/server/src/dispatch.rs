@@ -205,6 +205,8 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         Err(e)
     } else if let Err(e) = replication_gate(shared, client, cmd) {
         Err(e)
+    } else if shared.snapshots.loading.is_active() && !spec.has(flags::LOADING) && !client.replaying {
+        Err(CmdError::Raw("LOADING Redis is loading the dataset in memory".into()))
     } else if client.in_subscribed_mode() && !allowed_when_subscribed(&cmd.full_name) {
         Err(CmdError::Err(format!(
             "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",

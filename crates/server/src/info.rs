@@ -203,7 +203,8 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
         }
         "persistence" => {
             out.push_str("# Persistence\r\n");
-            field!("loading:0");
+            let loading = &shared.snapshots.loading;
+            field!("loading:{}", loading.is_active() as u8);
             field!("async_loading:0");
             let snaps = &shared.snapshots;
             field!("current_cow_size:{}", snaps.current_cow.load(Relaxed));
@@ -245,6 +246,26 @@ fn render_section(shared: &Shared, cfg: &Config, section: &str, out: &mut String
                 field!("aof_buffer_length:{}", aof.pending_len());
                 field!("aof_pending_bio_fsync:0");
                 field!("aof_delayed_fsync:0");
+            }
+            if loading.is_active() {
+                // Redis's figures and arithmetic (its ETA: the seconds so
+                // far, scaled by the bytes left over the bytes read).
+                let (total, loaded) = (loading.total_bytes.load(Relaxed), loading.loaded_bytes.load(Relaxed));
+                let started = loading.started_s.load(Relaxed);
+                let perc = match total {
+                    0 if loaded > 0 => 100.0,
+                    0 => 0.0,
+                    t => loaded as f64 / t as f64 * 100.0,
+                };
+                let remaining = if total > 0 { total.saturating_sub(loaded) } else { 1 };
+                let elapsed = (shared.clock.now_ms() / 1000).saturating_sub(started);
+                let eta = if elapsed == 0 { 1 } else { elapsed * remaining / (loaded + 1) };
+                field!("loading_start_time:{started}");
+                field!("loading_total_bytes:{total}");
+                field!("loading_rdb_used_mem:{}", loading.rdb_used_mem.load(Relaxed));
+                field!("loading_loaded_bytes:{loaded}");
+                field!("loading_loaded_perc:{perc:.2}");
+                field!("loading_eta_seconds:{eta}");
             }
         }
         "stats" => {

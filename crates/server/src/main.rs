@@ -87,7 +87,10 @@ fn try_main(config: Config, detached: bool) -> anyhow::Result<()> {
     #[cfg(tokio_unstable)]
     builder.disable_lifo_slot();
     let runtime = builder.build()?;
-    runtime.block_on(run(config, detached))
+    let result = runtime.block_on(run(config, detached));
+    // A load still running (a shutdown during it) is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }
 
 async fn run(mut config: Config, detached: bool) -> anyhow::Result<()> {
@@ -119,26 +122,31 @@ async fn run(mut config: Config, detached: bool) -> anyhow::Result<()> {
         let shared = server.shared();
         larder_server::acl::load_at_startup(&shared.acl, &shared.config.read()).map_err(anyhow::Error::msg)?;
     }
-    larder_server::snapshot::load_at_startup(server.shared())?;
-    // Bound before "ready" is logged, as the TCP sockets are: whoever waits
-    // for that line may connect to it at once.
+    // Every socket is bound before the load, which runs while clients are
+    // served (they get LOADING until it is done: see snapshot::Loading).
     addrs.extend(server.listen_tls()?);
     if let Some(path) = server.listen_unix()? {
         addrs.push(path);
     }
-    // Handlers are registered before "ready" is logged: a signal sent by
-    // anyone who waited for that line must find them in place.
+    // A signal during the load stops the server without saving.
     let shutdown = shutdown_signal(server.shared().clone())?;
     let pid = larder_server::process::PidFile::create(&pidfile);
-    // Redis's words start the line: tools and Redis's own test suite wait
-    // for "Ready to accept connections" in the log.
-    tracing::info!(
-        "Ready to accept connections on {} (Larder {}, {databases} databases, {shards} shards each)",
-        addrs.join(" and "),
-        env!("CARGO_PKG_VERSION"),
-    );
-    larder_server::process::notify_ready(&supervised);
-    server.run(listeners, shutdown).await?;
+    let ready = move || {
+        // Redis's words start the line: tools and Redis's own test suite
+        // wait for "Ready to accept connections" in the log, once the
+        // data is loaded.
+        tracing::info!(
+            "Ready to accept connections on {} (Larder {}, {databases} databases, {shards} shards each)",
+            addrs.join(" and "),
+            env!("CARGO_PKG_VERSION"),
+        );
+        larder_server::process::notify_ready(&supervised);
+    };
+    let startup = larder_server::server::Startup {
+        load: Box::new(larder_server::snapshot::load_at_startup),
+        ready: Box::new(ready),
+    };
+    server.run_after(listeners, shutdown, Some(startup)).await?;
     drop(pid);
     Ok(())
 }

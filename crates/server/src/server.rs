@@ -337,20 +337,27 @@ impl Server {
     /// replace them), on `tls-port` and on `unixsocket` if set, until
     /// `shutdown` completes or SHUTDOWN is run.
     pub async fn run(self, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        self.run_after(listeners, shutdown, None).await
+    }
+
+    /// [`Self::run`], serving clients while `startup` loads the dataset
+    /// (see `snapshot::Loading`): the cron, background eviction and the
+    /// link to a configured primary start once it is done. A load that
+    /// fails ends the process, in the log, as one before serving did.
+    pub async fn run_after(
+        self,
+        listeners: Vec<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+        startup: Option<Startup>,
+    ) -> std::io::Result<()> {
         self.listen_unix()?;
         self.listen_tls()?;
         let shared = self.shared;
-        shared.listeners.install(&shared, listeners);
-        let cron = tokio::spawn(cron(shared.clone()));
-        let ahead = tokio::spawn(evict_ahead(shared.clone()));
-        // `replicaof` in the config: follow that primary from the start.
-        let upstream = shared.config.read().replicaof.clone();
-        if let Some((host, port)) = upstream.split_once(' ') {
-            let port = port.parse().expect("checked when the config was read");
-            tracing::info!("REPLICAOF {host}:{port} (from the configuration)");
-            shared.replication.start_from_config();
-            shared.replication.follow(&shared, host.to_string(), port);
+        if startup.is_some() {
+            shared.snapshots.loading.begin(shared.clock.now_ms());
         }
+        shared.listeners.install(&shared, listeners);
+        let background = tokio::spawn(start_background(shared.clone(), startup));
         let mut stop = shared.shutdown_rx();
         let mut begun = shared.begin_tx.subscribe();
         tokio::pin!(shutdown);
@@ -416,13 +423,18 @@ impl Server {
         if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
             conns.abort_all();
         }
-        cron.abort();
-        ahead.abort();
+        background.abort();
         // What was appended reaches the disk, whatever appendfsync says.
         shared.aof.flush_all();
         let mode = shared.shutdown_save.load(Relaxed);
         let save_points = !shared.config.read().save.trim().is_empty();
-        if mode == SHUTDOWN_SAVE || (mode == SHUTDOWN_DEFAULT && save_points) {
+        // A dataset half loaded is never saved over the file it came
+        // from (Redis turns such a SHUTDOWN into NOSAVE too).
+        let loading = shared.snapshots.loading.is_active();
+        if loading {
+            tracing::warn!("Shutting down during the load: not saving.");
+        }
+        if !loading && (mode == SHUTDOWN_SAVE || (mode == SHUTDOWN_DEFAULT && save_points)) {
             tracing::info!("Saving the final RDB snapshot before exiting.");
             crate::snapshot::wait_for_bgsave(&shared);
             let _world = shared.world.write();
@@ -642,6 +654,49 @@ async fn evict_ahead(shared: Arc<Shared>) {
         }
         shared.memory.ahead_done();
     }
+}
+
+/// Loads the dataset (on a blocking thread).
+pub type Loader = Box<dyn FnOnce(&Shared) -> anyhow::Result<()> + Send>;
+
+/// The start-up load and what follows it, for [`Server::run_after`].
+pub struct Startup {
+    pub load: Loader,
+    /// Runs once it is loaded: the ready line, the service manager's
+    /// notification.
+    pub ready: Box<dyn FnOnce() + Send>,
+}
+
+/// Loads the dataset if there is a `startup`, then runs the cron, the
+/// eviction ahead of writes and the link to a configured primary until
+/// aborted (at shutdown).
+async fn start_background(shared: Arc<Shared>, startup: Option<Startup>) {
+    if let Some(Startup { load, ready }) = startup {
+        let loader = shared.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&loader)).await;
+        match loaded {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!("{e:#}");
+                std::process::exit(1);
+            }
+            Err(e) => {
+                tracing::error!("the load failed: {e}");
+                std::process::exit(1);
+            }
+        }
+        shared.snapshots.loading.end();
+        ready();
+    }
+    // `replicaof` in the config: follow that primary from the start.
+    let upstream = shared.config.read().replicaof.clone();
+    if let Some((host, port)) = upstream.split_once(' ') {
+        let port = port.parse().expect("checked when the config was read");
+        tracing::info!("REPLICAOF {host}:{port} (from the configuration)");
+        shared.replication.start_from_config();
+        shared.replication.follow(&shared, host.to_string(), port);
+    }
+    tokio::join!(cron(shared.clone()), evict_ahead(shared.clone()));
 }
 
 /// Serves `listener` with `config` until `shutdown` completes.

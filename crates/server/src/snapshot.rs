@@ -62,6 +62,45 @@ pub struct Snapshots {
     pub last_load_expired: AtomicU64,
     /// The running BGSAVE's cut, for FLUSHALL to stop ([`abort_bgsave`]).
     running: Mutex<Option<Arc<Chunks>>>,
+    /// The start-up load, while clients are already served.
+    pub loading: Loading,
+}
+
+/// The start-up load (an RDB or the AOF), run while the server already
+/// accepts connections, as Redis serves clients between chunks of its
+/// load: commands without the `loading` flag are refused with LOADING,
+/// and INFO persistence shows how far it has got. A client that connects
+/// meanwhile learns at once why it waits, where before it sat in the
+/// listen backlog, unanswered, until the load was done.
+#[derive(Default)]
+pub struct Loading {
+    pub active: AtomicBool,
+    /// Unix seconds when the load began.
+    pub started_s: AtomicU64,
+    pub started_ms: AtomicU64,
+    /// Bytes of the files to load, and of those read so far.
+    pub total_bytes: AtomicU64,
+    pub loaded_bytes: AtomicU64,
+    /// The `used-mem` the image recorded when it was saved.
+    pub rdb_used_mem: AtomicU64,
+}
+
+impl Loading {
+    pub fn begin(&self, now_ms: u64) {
+        self.started_ms.store(now_ms, Relaxed);
+        self.started_s.store(now_ms / 1000, Relaxed);
+        self.total_bytes.store(0, Relaxed);
+        self.loaded_bytes.store(0, Relaxed);
+        self.active.store(true, Relaxed);
+    }
+
+    pub fn end(&self) {
+        self.active.store(false, Relaxed);
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active.load(Relaxed)
+    }
 }
 
 impl Default for Snapshots {
@@ -78,6 +117,7 @@ impl Default for Snapshots {
             last_cow: Default::default(),
             last_attempt: Default::default(),
             scheduled: Default::default(),
+            loading: Default::default(),
             last_load_keys: Default::default(),
             last_load_expired: Default::default(),
             running: Default::default(),
@@ -719,6 +759,9 @@ pub(crate) fn load_rdb_file(
         Err(e) => anyhow::bail!("Fatal error loading the DB {}: {e}. Exiting.", target.display()),
     };
     tracing::info!("Loading RDB {} ({} bytes)…", target.display(), data.len());
+    let loading = &shared.snapshots.loading;
+    loading.total_bytes.store(data.len() as u64, Relaxed);
+    loading.loaded_bytes.store(0, Relaxed);
     let position = saved_position(&data);
     let restored = match (&position, primary_boot) {
         (Some(at), true) => {
@@ -769,9 +812,14 @@ fn load_rdb_as(
     let delay = shared.config.read().key_load_delay;
     let by_primary = shared.keyspace.expiry_by_primary();
     let lazy_expire = shared.config.read().extra_flag("lazyfree-lazy-expire");
+    // An AOF's base may follow other files in the count.
+    let loaded_before = shared.snapshots.loading.loaded_bytes.load(Relaxed);
+    let used_mem = file::aux_field(data, "used-mem").and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok());
+    shared.snapshots.loading.rdb_used_mem.store(used_mem.unwrap_or(0), Relaxed);
     let taken = file::load(data, &lim, |item| match item {
-        Item::Key { db, key, value, expire_at_ms, idle_secs, freq } => {
+        Item::Key { db, key, value, expire_at_ms, idle_secs, freq, read } => {
             debug_delay(delay);
+            shared.snapshots.loading.loaded_bytes.store(loaded_before + read as u64, Relaxed);
             if db >= shared.keyspace.databases() {
                 return;
             }

@@ -2,6 +2,7 @@
 //! clean exit on signals and SHUTDOWN, a clear error for a bad directive.
 
 use crate::{start_binary as start, Proc};
+use larder_protocol::Frame;
 use std::process::Command;
 
 fn ping(port: u16) -> String {
@@ -413,4 +414,72 @@ fn a_crash_writes_a_report_to_the_log() {
     log.read_to_string(&mut text).unwrap();
     assert!(text.contains("crashed by signal: 6 (SIGABRT)") && text.contains("STACK TRACE"), "{text}");
     assert!(!text.contains("Accessing address"), "{text}");
+}
+
+/// The start-up load runs while clients are served, as Redis's does: a
+/// command without Redis's `loading` flag gets LOADING, INFO shows the
+/// load's progress, the ready line comes once it is done, and a SHUTDOWN
+/// during it leaves the file as it was instead of saving half of it.
+#[test]
+fn clients_are_answered_while_the_dataset_loads() {
+    let dir = larder_testkit::private_dir("loading");
+    let d = dir.to_str().unwrap();
+    let (child, port, _log) = start(&["--port", "0", "--dir", d]);
+    let mut c = larder_testkit::RawConn::connect(([127, 0, 0, 1], port).into()).unwrap();
+    c.call(&["DEBUG", "POPULATE", "1000", "key", "100"]).unwrap();
+    c.call(&["SAVE"]).unwrap();
+    drop(child);
+    let file = dir.join("dump.rdb");
+    let saved = std::fs::read(&file).unwrap();
+
+    // 1000 keys, 3 ms each: three seconds of loading.
+    let restart = |extra: &[&str]| {
+        let port = larder_testkit::free_port();
+        let args = ["--port", &port.to_string(), "--dir", d, "--key-load-delay", "3000"].map(String::from);
+        let child = Command::new(env!("CARGO_BIN_EXE_larder-server"))
+            .args(args.iter().chain(extra.iter().map(|s| s.to_string()).collect::<Vec<_>>().iter()))
+            .args(["--enable-debug-command", "yes"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let conn = larder_testkit::eventually(20, || {
+            larder_testkit::RawConn::connect(([127, 0, 0, 1], port).into()).map_err(|e| e.to_string())
+        });
+        (Proc(child, None), conn)
+    };
+    let info = |c: &mut larder_testkit::RawConn, field: &str| -> String {
+        let text = match c.call(&["INFO", "persistence"]).unwrap() {
+            Frame::Bulk(b) => String::from_utf8(b.to_vec()).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let line = text.lines().find(|l| l.starts_with(&format!("{field}:"))).unwrap_or_default();
+        line.split_once(':').map(|(_, v)| v.to_string()).unwrap_or_default()
+    };
+    let (mut child, mut c) = restart(&[]);
+    assert_eq!(c.call(&["PING"]).unwrap(), Frame::Error("LOADING Redis is loading the dataset in memory".into()));
+    assert_eq!(
+        c.call(&["GET", "key:1"]).unwrap(),
+        Frame::Error("LOADING Redis is loading the dataset in memory".into())
+    );
+    assert_eq!(info(&mut c, "loading"), "1");
+    assert_eq!(info(&mut c, "loading_total_bytes"), saved.len().to_string());
+    let perc: f64 = info(&mut c, "loading_loaded_perc").parse().unwrap();
+    assert!((0.0..100.0).contains(&perc), "{perc}");
+    larder_testkit::eventually(20, || match info(&mut c, "loading").as_str() {
+        "0" => Ok(()),
+        other => Err(format!("loading:{other}")),
+    });
+    assert_eq!(c.call(&["DBSIZE"]).unwrap(), Frame::Integer(1000));
+    assert!(info(&mut c, "loading_total_bytes").is_empty(), "the load's figures go with it");
+    let mut out = String::new();
+    let _ = c.call(&["SHUTDOWN", "NOSAVE"]);
+    std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(out.contains("Ready to accept connections"), "{out}");
+
+    // With save points a SHUTDOWN would save; during the load it must not.
+    let (mut child, mut c) = restart(&["--save", "3600 1"]);
+    assert_eq!(info(&mut c, "loading"), "1");
+    let _ = c.call(&["SHUTDOWN"]);
+    assert!(child.0.wait().unwrap().success());
+    assert_eq!(std::fs::read(&file).unwrap(), saved, "the file is as it was");
 }
