@@ -1065,7 +1065,10 @@ impl Config {
                 .map_err(|_| fail("Unbalanced quotes in configuration line"))?;
             let words: Vec<String> = words.iter().map(|w| String::from_utf8_lossy(w).into_owned()).collect();
             let (name, args) = words.split_first().expect("non-empty line has a word");
-            if args.is_empty() {
+            // `save` alone is `save ""` (no save points), as Redis reads a
+            // multi-argument directive given none; Redis's test suite
+            // writes it so.
+            if args.is_empty() && !name.eq_ignore_ascii_case("save") {
                 return Err(fail("wrong number of arguments"));
             }
             if name.eq_ignore_ascii_case("user") {
@@ -1319,6 +1322,18 @@ mod tests {
         // No rules at all is written as such, or the defaults would return.
         cfg.set("save", "", true).unwrap();
         assert!(rewrite(&text, &cfg).lines().any(|l| l == r#"save """#));
+    }
+
+    /// `save` with nothing after it, as Redis's test suite writes its
+    /// config files, means no save points; other directives still need a
+    /// value.
+    #[test]
+    fn a_bare_save_line_clears_the_save_points() {
+        let mut c = Config::default();
+        c.apply_text("save \nport 7001\n").unwrap();
+        assert_eq!((c.save.as_str(), c.port), ("", 7001));
+        let err = Config::default().apply_text("port\n").unwrap_err();
+        assert!(err.contains("wrong number of arguments"), "{err}");
     }
 
     #[test]
