@@ -293,6 +293,18 @@ impl EffectSink for Replication {
 }
 
 impl Replication {
+    /// DEBUG REPLICATE: `args` onto the replicas' stream as a command,
+    /// without running it here (nor writing it to the AOF), so tests can
+    /// make a replica diverge. Nothing when no replica could read it.
+    pub fn feed_unrun(&self, db: usize, args: &[&[u8]]) {
+        if self.proxying.load(Relaxed) || (self.count.load(Relaxed) == 0 && !self.backlogged.load(Relaxed)) {
+            return;
+        }
+        let mut cmd = Vec::new();
+        larder_protocol::encode_command(&mut cmd, args);
+        self.feed(&[(db, cmd)]);
+    }
+
     fn feed(&self, cmds: &[(usize, Vec<u8>)]) {
         let mut feeds = self.feeds.lock();
         let mut whole = Vec::new();

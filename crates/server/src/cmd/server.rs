@@ -770,6 +770,11 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
         return Ok(Frame::ok());
     }
+    if eq_ic(sub, "replicate") && args.remaining() > 0 {
+        let rest: Vec<&[u8]> = std::iter::from_fn(|| args.next()).collect();
+        ctx.shared.replication.feed_unrun(ctx.db(), &rest);
+        return Ok(Frame::ok());
+    }
     if eq_ic(sub, "segfault") {
         crate::crash::segfault();
     }

@@ -483,3 +483,45 @@ fn clients_are_answered_while_the_dataset_loads() {
     assert!(child.0.wait().unwrap().success());
     assert_eq!(std::fs::read(&file).unwrap(), saved, "the file is as it was");
 }
+
+/// A command from the primary that fails on the replica means their data
+/// diverged: the replica says so in Redis's CRITICAL words, and with
+/// `propagation-error-behavior panic` it stops rather than serve diverged
+/// data. DEBUG REPLICATE (Redis's) puts a command on the replicas' stream
+/// without running it, which is how the divergence is made here.
+#[test]
+fn a_replica_logs_a_failed_command_from_its_primary_and_can_stop_on_it() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let (_primary, pport, _plog) = start(&["--port", "0"]);
+    let (mut replica, rport, mut rlog) = start(&["--port", "0"]);
+    let conn = |port: u16| larder_testkit::RawConn::connect(([127, 0, 0, 1], port).into()).unwrap();
+    let (mut p, mut r) = (conn(pport), conn(rport));
+    r.call(&["REPLICAOF", "127.0.0.1", &pport.to_string()]).unwrap();
+    larder_testkit::eventually(20, || match r.call(&["INFO", "replication"]).unwrap() {
+        Frame::Bulk(b) if String::from_utf8_lossy(&b).contains("master_link_status:up") => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    for cmd in [&["DEBUG", "REPLICATE", "SET", "ghost", "1"][..], &["DEBUG", "REPLICATE", "fake-command-1"]] {
+        assert_eq!(p.call(cmd).unwrap(), Frame::ok());
+    }
+    p.call(&["SET", "real", "1"]).unwrap();
+    larder_testkit::eventually(20, || match r.call(&["GET", "real"]).unwrap() {
+        Frame::Bulk(_) => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    assert_eq!(r.call(&["GET", "ghost"]).unwrap(), Frame::Bulk("1".into()), "run on the replica only");
+    assert_eq!(p.call(&["GET", "ghost"]).unwrap(), Frame::Null);
+    r.call(&["CONFIG", "SET", "propagation-error-behavior", "panic"]).unwrap();
+    p.call(&["DEBUG", "REPLICATE", "fake-command-2"]).unwrap();
+    let status = larder_testkit::eventually(20, || replica.0.try_wait().unwrap().ok_or("still running".to_string()));
+    assert_eq!(status.signal(), Some(libc::SIGABRT));
+    let mut log = String::new();
+    rlog.read_to_string(&mut log).unwrap();
+    for n in [1, 2] {
+        let line = format!(
+            "== CRITICAL == This replica is sending an error to its master: 'ERR unknown command 'fake-command-{n}'"
+        );
+        assert!(log.contains(&line), "no {line:?} in {log}");
+    }
+}
