@@ -107,6 +107,19 @@ async fn run(mut config: Config, detached: bool) -> anyhow::Result<()> {
     if let Some(l) = listeners.first() {
         config.port = l.local_addr()?.port();
     }
+    // Redis's banner, once the port is bound: with `always-show-logo` its
+    // logo, which names the port and the pid (Redis's test suite waits
+    // for " PID: <pid>" before it connects), else one line.
+    match config.extra_flag("always-show-logo") {
+        true => tracing::info!(
+            "Larder {} (Redis {} compatible) 64 bit, mode standalone, Port: {}, PID: {}",
+            env!("CARGO_PKG_VERSION"),
+            larder_server::cmd::connection::REDIS_VERSION,
+            config.port,
+            std::process::id()
+        ),
+        false => tracing::info!("Running mode=standalone, port={}.", config.port),
+    }
     let (databases, shards) = (config.databases, config.shards.next_power_of_two());
     // A detached server writes a pid file even when none is named, at
     // Redis's default path, as Redis does: it is how an init script finds

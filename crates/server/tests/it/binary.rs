@@ -525,3 +525,26 @@ fn a_replica_logs_a_failed_command_from_its_primary_and_can_stop_on_it() {
         assert!(log.contains(&line), "no {line:?} in {log}");
     }
 }
+
+/// Redis's banner comes once the port is bound, before the load: with
+/// `always-show-logo yes` it names the port and the pid, which is what
+/// Redis's test suite waits for before it connects.
+#[test]
+fn the_banner_names_the_port_and_pid_before_the_ready_line() {
+    use std::io::BufRead;
+    let port = larder_testkit::free_port();
+    let dir = larder_testkit::private_dir("banner");
+    let mut child = Proc(
+        Command::new(env!("CARGO_BIN_EXE_larder-server"))
+            .args(["--port", &port.to_string(), "--dir", dir.to_str().unwrap(), "--always-show-logo", "yes"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        None,
+    );
+    let out = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let lines: Vec<String> =
+        out.lines().map(|l| l.unwrap()).take_while(|l| !l.contains("Ready to accept connections")).collect();
+    let banner = format!("Port: {port}, PID: {}", child.0.id());
+    assert!(lines.iter().any(|l| l.contains(&banner)), "no {banner:?} in {lines:?}");
+}
