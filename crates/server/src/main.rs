@@ -142,7 +142,7 @@ async fn run(mut config: Config, detached: bool) -> anyhow::Result<()> {
         addrs.push(path);
     }
     // A signal during the load stops the server without saving.
-    let shutdown = shutdown_signal(server.shared().clone())?;
+    shutdown_signal(server.shared().clone())?;
     let pid = larder_server::process::PidFile::create(&pidfile);
     let ready = move || {
         // Redis's words start the line: tools and Redis's own test suite
@@ -159,41 +159,47 @@ async fn run(mut config: Config, detached: bool) -> anyhow::Result<()> {
         load: Box::new(larder_server::snapshot::load_at_startup),
         ready: Box::new(ready),
     };
-    server.run_after(listeners, shutdown, Some(startup)).await?;
+    server.run_after(listeners, std::future::pending(), Some(startup)).await?;
     drop(pid);
     Ok(())
 }
 
-/// Registers SIGINT and SIGTERM now; the returned future completes on
-/// either, having set how the shutdown saves from `shutdown-on-sigint` or
-/// `shutdown-on-sigterm` (`default`: as the save points say).
-fn shutdown_signal(
-    shared: std::sync::Arc<larder_server::Shared>,
-) -> std::io::Result<impl std::future::Future<Output = ()>> {
+/// Registers SIGINT and SIGTERM now; each one received starts a shutdown
+/// (as SHUTDOWN does), having set how it saves from `shutdown-on-sigint`
+/// or `shutdown-on-sigterm` (`default`: as the save points say). Every
+/// signal counts: a shutdown whose final snapshot failed leaves the
+/// server up, and the next signal tries again, as in Redis.
+fn shutdown_signal(shared: std::sync::Arc<larder_server::Shared>) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
-    Ok(async move {
-        let option = tokio::select! {
-            _ = int.recv() => {
-                tracing::warn!("Received SIGINT scheduling shutdown...");
-                "shutdown-on-sigint"
-            }
-            _ = term.recv() => {
-                tracing::warn!("Received SIGTERM scheduling shutdown...");
-                "shutdown-on-sigterm"
-            }
-        };
-        let flags = shared.config.read().extra(option).to_string();
-        let mode = if flags.split(' ').any(|f| f == "nosave") {
-            larder_server::server::SHUTDOWN_NOSAVE
-        } else if flags.split(' ').any(|f| f == "save") {
-            larder_server::server::SHUTDOWN_SAVE
-        } else {
-            larder_server::server::SHUTDOWN_DEFAULT
-        };
-        shared.shutdown_save.store(mode, std::sync::atomic::Ordering::Relaxed);
-        let now = flags.split(' ').any(|f| f == "now");
-        shared.shutdown_now.store(now, std::sync::atomic::Ordering::Relaxed);
-    })
+    tokio::spawn(async move {
+        loop {
+            let option = tokio::select! {
+                _ = int.recv() => {
+                    tracing::warn!("Received SIGINT scheduling shutdown...");
+                    "shutdown-on-sigint"
+                }
+                _ = term.recv() => {
+                    tracing::warn!("Received SIGTERM scheduling shutdown...");
+                    "shutdown-on-sigterm"
+                }
+            };
+            let flags = shared.config.read().extra(option).to_string();
+            let has = |flag: &str| flags.split(' ').any(|f| f == flag);
+            let mode = if has("nosave") {
+                larder_server::server::SHUTDOWN_NOSAVE
+            } else if has("save") {
+                larder_server::server::SHUTDOWN_SAVE
+            } else {
+                larder_server::server::SHUTDOWN_DEFAULT
+            };
+            shared.shutdown_save.store(mode, Relaxed);
+            shared.shutdown_now.store(has("now"), Relaxed);
+            shared.shutdown_force.store(has("force"), Relaxed);
+            shared.begin_shutdown();
+        }
+    });
+    Ok(())
 }

@@ -85,6 +85,11 @@ pub struct Shared {
     /// SHUTDOWN NOW (or a signal whose `shutdown-on-*` says `now`): no
     /// wait for lagging replicas.
     pub shutdown_now: std::sync::atomic::AtomicBool,
+    /// SHUTDOWN FORCE (or `force` in `shutdown-on-*`): exit even if the
+    /// final snapshot fails.
+    pub shutdown_force: std::sync::atomic::AtomicBool,
+    /// The connections whose SHUTDOWN is in progress: told if it fails.
+    pub shutdown_callers: parking_lot::Mutex<Vec<Arc<crate::pubsub::Outbox>>>,
     /// While a shutdown waits for its replicas: until when, in ms of the
     /// server's clock (INFO's `shutdown_in_milliseconds`); 0 otherwise.
     pub shutdown_deadline_ms: AtomicU64,
@@ -268,6 +273,8 @@ impl Server {
             snapshots: Default::default(),
             shutdown_save: std::sync::atomic::AtomicU8::new(SHUTDOWN_DEFAULT),
             shutdown_now: Default::default(),
+            shutdown_force: Default::default(),
+            shutdown_callers: Default::default(),
             shutdown_deadline_ms: Default::default(),
             shutdown_tx,
             begin_tx: watch::channel(false).0,
@@ -361,56 +368,70 @@ impl Server {
         let mut stop = shared.shutdown_rx();
         let mut begun = shared.begin_tx.subscribe();
         tokio::pin!(shutdown);
+        let mut signalled = false;
         let mut conns = tokio::task::JoinSet::new();
-        loop {
-            tokio::select! {
-                accepted = shared.listeners.accept() => {
-                    let accepted = match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            // Out of file descriptors and the like: back off, keep serving.
-                            tracing::warn!("accept failed: {e}");
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                            continue;
-                        }
-                    };
-                    match accepted {
-                        Accepted::Tcp(stream, addr) => {
-                            let laddr = tcp_options(&shared, &stream, addr);
-                            let addr = Peer::Tcp(addr);
-                            if let Some(stream) = admit(&shared, stream, &addr).await {
-                                conns.spawn(crate::conn::connection::run(shared.clone(), stream, addr, laddr));
+        'serve: loop {
+            loop {
+                tokio::select! {
+                    accepted = shared.listeners.accept() => {
+                        let accepted = match accepted {
+                            Ok(a) => a,
+                            Err(e) => {
+                                // Out of file descriptors and the like: back off, keep serving.
+                                tracing::warn!("accept failed: {e}");
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                continue;
                             }
-                        }
-                        Accepted::Tls(stream, addr) => {
-                            let laddr = tcp_options(&shared, &stream, addr);
-                            let shared = shared.clone();
-                            // The handshake runs in the connection's own task:
-                            // a slow or silent peer holds up nobody else.
-                            conns.spawn(async move {
-                                let Some(stream) = handshake(&shared, stream, addr).await else { return };
+                        };
+                        match accepted {
+                            Accepted::Tcp(stream, addr) => {
+                                let laddr = tcp_options(&shared, &stream, addr);
                                 let addr = Peer::Tcp(addr);
                                 if let Some(stream) = admit(&shared, stream, &addr).await {
-                                    crate::conn::connection::run(shared.clone(), stream, addr, laddr).await;
+                                    conns.spawn(crate::conn::connection::run(shared.clone(), stream, addr, laddr));
                                 }
-                            });
-                        }
-                        #[cfg(unix)]
-                        Accepted::Unix(stream, path) => {
-                            let addr = Peer::Unix(path);
-                            if let Some(stream) = admit(&shared, stream, &addr).await {
-                                conns.spawn(crate::conn::connection::run(shared.clone(), stream, addr.clone(), addr));
+                            }
+                            Accepted::Tls(stream, addr) => {
+                                let laddr = tcp_options(&shared, &stream, addr);
+                                let shared = shared.clone();
+                                // The handshake runs in the connection's own task:
+                                // a slow or silent peer holds up nobody else.
+                                conns.spawn(async move {
+                                    let Some(stream) = handshake(&shared, stream, addr).await else { return };
+                                    let addr = Peer::Tcp(addr);
+                                    if let Some(stream) = admit(&shared, stream, &addr).await {
+                                        crate::conn::connection::run(shared.clone(), stream, addr, laddr).await;
+                                    }
+                                });
+                            }
+                            #[cfg(unix)]
+                            Accepted::Unix(stream, path) => {
+                                let addr = Peer::Unix(path);
+                                if let Some(stream) = admit(&shared, stream, &addr).await {
+                                    conns.spawn(crate::conn::connection::run(shared.clone(), stream, addr.clone(), addr));
+                                }
                             }
                         }
                     }
+                    // The host's own stop (an embedded server's owner, a
+                    // test) is final: it has no second signal to send, so
+                    // a failed final snapshot does not keep the server up.
+                    _ = &mut shutdown, if !signalled => {
+                        signalled = true;
+                        shared.shutdown_force.store(true, Relaxed);
+                        break;
+                    }
+                    _ = stop.changed() => break,
+                    _ = begun.changed() => break,
+                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 }
-                _ = &mut shutdown => break,
-                _ = stop.changed() => break,
-                _ = begun.changed() => break,
-                Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
+            wait_for_replicas(&shared).await;
+            if final_save(&shared) {
+                break 'serve;
+            }
+            shutdown_failed(&shared);
         }
-        wait_for_replicas(&shared).await;
         // New connections are refused from here on, not left in a backlog
         // nobody accepts (Shared, which holds the sockets, may outlive this).
         shared.listeners.close();
@@ -426,25 +447,60 @@ impl Server {
         background.abort();
         // What was appended reaches the disk, whatever appendfsync says.
         shared.aof.flush_all();
-        let mode = shared.shutdown_save.load(Relaxed);
-        let save_points = !shared.config.read().save.trim().is_empty();
-        // A dataset half loaded is never saved over the file it came
-        // from (Redis turns such a SHUTDOWN into NOSAVE too).
-        let loading = shared.snapshots.loading.is_active();
-        if loading {
-            tracing::warn!("Shutting down during the load: not saving.");
-        }
-        if !loading && (mode == SHUTDOWN_SAVE || (mode == SHUTDOWN_DEFAULT && save_points)) {
-            tracing::info!("Saving the final RDB snapshot before exiting.");
-            crate::snapshot::wait_for_bgsave(&shared);
-            let _world = shared.world.write();
-            if let Err(e) = crate::snapshot::save(&shared) {
-                // Redis refuses to exit here; a server asked to stop stops.
-                tracing::warn!("Error trying to save the DB before exiting: {e}");
-            }
-        }
         tracing::info!("Larder is now ready to exit, bye bye...");
         Ok(())
+    }
+}
+
+/// The final snapshot a shutdown owes, taken while the connections are
+/// still open, with writes held from here on so it holds every
+/// acknowledged write. False when it failed and the server must stay up:
+/// as Redis does, a server whose data could not be saved does not exit
+/// and lose it, unless FORCE said to. True when no snapshot was due.
+fn final_save(shared: &Arc<Shared>) -> bool {
+    let mode = shared.shutdown_save.load(Relaxed);
+    let save_points = !shared.config.read().save.trim().is_empty();
+    if !(mode == SHUTDOWN_SAVE || (mode == SHUTDOWN_DEFAULT && save_points)) {
+        return true;
+    }
+    // A dataset half loaded is never saved over the file it came from
+    // (Redis turns such a SHUTDOWN into NOSAVE too).
+    if shared.snapshots.loading.is_active() {
+        tracing::warn!("Shutting down during the load: not saving.");
+        return true;
+    }
+    let now = shared.clock.now_ms();
+    // Held until the process ends (a day is forever here), or the save fails.
+    let until = now + 86_400_000;
+    shared.pause.start(crate::pause::Purpose::Shutdown, crate::pause::Mode::Write, until, now, &shared.keyspace);
+    tracing::info!("Saving the final RDB snapshot before exiting.");
+    crate::snapshot::wait_for_bgsave(shared);
+    let _world = shared.world.write();
+    match crate::snapshot::save(shared) {
+        Ok(_) => true,
+        Err(e) if shared.shutdown_force.load(Relaxed) => {
+            tracing::warn!("Error trying to save the DB: {e}. Exit anyway (FORCE).");
+            true
+        }
+        Err(e) => {
+            tracing::warn!("Error trying to save the DB, can't exit: {e}");
+            false
+        }
+    }
+}
+
+/// A shutdown that could not save: writes resume, the SHUTDOWN callers
+/// get Redis's error, and the server goes on serving.
+fn shutdown_failed(shared: &Shared) {
+    tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
+    shared.pause.end(crate::pause::Purpose::Shutdown, shared.clock.now_ms(), &shared.keyspace);
+    shared.shutdown_deadline_ms.store(0, Relaxed);
+    shared.shutdown_now.store(false, Relaxed);
+    shared.shutdown_force.store(false, Relaxed);
+    shared.shutdown_save.store(SHUTDOWN_DEFAULT, Relaxed);
+    let error = larder_protocol::Frame::error(crate::error::CmdError::ShutdownFailed.to_string());
+    for caller in shared.shutdown_callers.lock().drain(..) {
+        caller.push_frame(&error, crate::pubsub::BufferLimit::default());
     }
 }
 

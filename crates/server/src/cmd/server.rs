@@ -1036,7 +1036,7 @@ fn lastsave(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 /// (SAVE, or save points configured and no NOSAVE) is written once the
 /// connections are closed (see `Server::run`).
 fn shutdown(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
-    let (mut mode, mut now) = (crate::server::SHUTDOWN_DEFAULT, false);
+    let (mut mode, mut now, mut force) = (crate::server::SHUTDOWN_DEFAULT, false, false);
     while let Some(a) = args.next() {
         if eq_ic(a, "abort") {
             return Err(CmdError::Err("No shutdown in progress.".into()));
@@ -1047,15 +1047,22 @@ fn shutdown(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             mode = crate::server::SHUTDOWN_NOSAVE;
         } else if eq_ic(a, "now") {
             now = true;
-        } else if !eq_ic(a, "force") {
+        } else if eq_ic(a, "force") {
+            force = true;
+        } else {
             return Err(CmdError::Syntax);
         }
     }
-    ctx.shared.shutdown_save.store(mode, Relaxed);
-    ctx.shared.shutdown_now.store(now, Relaxed);
+    let shared = ctx.shared;
+    shared.shutdown_save.store(mode, Relaxed);
+    shared.shutdown_now.store(now, Relaxed);
+    shared.shutdown_force.store(force, Relaxed);
     tracing::warn!("User requested shutdown...");
-    ctx.shared.begin_shutdown();
-    ctx.client.close_after_reply = true;
+    // No reply: the connection closes as the process ends, or, if the
+    // final snapshot fails and the server stays up, it gets Redis's error
+    // (`server::shutdown_failed`).
+    shared.shutdown_callers.lock().push(ctx.client.outbox.clone());
+    shared.begin_shutdown();
     ctx.client.no_reply = true;
     Ok(Frame::ok())
 }

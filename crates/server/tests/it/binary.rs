@@ -548,3 +548,44 @@ fn the_banner_names_the_port_and_pid_before_the_ready_line() {
     let banner = format!("Port: {port}, PID: {}", child.0.id());
     assert!(lines.iter().any(|l| l.contains(&banner)), "no {banner:?} in {lines:?}");
 }
+
+/// A shutdown whose final snapshot fails leaves the server up, as Redis
+/// does, rather than exit and lose what it could not save: SHUTDOWN gets
+/// Redis's error and a SIGTERM is logged and changes nothing. Once the
+/// snapshot can be written the next signal stops it with everything
+/// saved; SHUTDOWN FORCE exits whatever happens.
+#[test]
+fn a_shutdown_that_cannot_save_leaves_the_server_up() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = larder_testkit::private_dir("cannot-save");
+    let d = dir.to_str().unwrap();
+    let (mut child, port, _log) = start(&["--port", "0", "--dir", d, "--save", "3600 1"]);
+    let conn = || larder_testkit::RawConn::connect(([127, 0, 0, 1], port).into()).unwrap();
+    let mut c = conn();
+    c.call(&["SET", "k", "v"]).unwrap();
+    // A directory where the snapshot goes: the rename onto it fails.
+    let blocker = dir.join("dump.rdb");
+    std::fs::create_dir_all(blocker.join("in-the-way")).unwrap();
+    let refused = conn().call(&["SHUTDOWN"]).unwrap();
+    assert_eq!(refused, Frame::Error("ERR Errors trying to SHUTDOWN. Check logs.".into()));
+    assert_eq!(c.call(&["GET", "k"]).unwrap(), Frame::Bulk("v".into()));
+    // Writes are refused while saving fails (stop-writes-on-bgsave-error),
+    // and come back after.
+    assert!(matches!(c.call(&["SET", "k2", "v2"]).unwrap(), Frame::Error(e) if e.starts_with(b"MISCONF")));
+    signal(&child, "TERM");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(child.0.try_wait().unwrap().is_none(), "still up after SIGTERM");
+    assert_eq!(c.call(&["GET", "k"]).unwrap(), Frame::Bulk("v".into()));
+    std::fs::remove_dir_all(&blocker).unwrap();
+    signal(&child, "TERM");
+    assert!(child.0.wait().unwrap().success());
+
+    let (mut child, port, _log) = start(&["--port", "0", "--dir", d, "--save", "3600 1"]);
+    let mut c = larder_testkit::RawConn::connect(([127, 0, 0, 1], port).into()).unwrap();
+    assert_eq!(c.call(&["GET", "k"]).unwrap(), Frame::Bulk("v".into()), "saved at the second signal");
+    std::fs::remove_file(&blocker).unwrap();
+    std::fs::create_dir_all(blocker.join("in-the-way")).unwrap();
+    let _ = c.call(&["SHUTDOWN", "FORCE"]);
+    let status = child.0.wait().unwrap();
+    assert!(status.success() && status.signal().is_none(), "{status:?}");
+}
