@@ -71,7 +71,7 @@ pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8
             // A reply would land in the replica's stream, where it reads
             // as a command from its primary: Redis drops such a replica
             // with a warning, so the bug that made it ask shows.
-            Some(_) => drop_replying_replica(shared, client, req, input, &reply),
+            Some(_) => drop_replying_replica(shared, client, req, input),
         }
     }
     crate::tracking::take_after_reply(out);
@@ -79,17 +79,11 @@ pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8
 
 /// A replica sent a command that replies (anything but REPLCONF ACK):
 /// logged in Redis's words and disconnected.
-fn drop_replying_replica(shared: &Shared, client: &mut Client, req: &Request, input: &[u8], reply: &Frame) {
+fn drop_replying_replica(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]) {
     let mut name = String::from_utf8_lossy(req.arg(input, 0)).to_lowercase();
     let has_subs = shared.commands.lookup(req.arg(input, 0)).is_some_and(|c| !c.subs.is_empty());
     if has_subs && req.len() > 1 {
         name = format!("{name}|{}", String::from_utf8_lossy(req.arg(input, 1)).to_lowercase());
-    }
-    if let Frame::Error(e) = reply {
-        tracing::warn!(
-            "== CRITICAL == This master is sending an error to its replica: '{}' after processing the command '{name}'",
-            String::from_utf8_lossy(e)
-        );
     }
     let line = crate::cmd::connection::client_line(client, shared.uptime_ms(), 0);
     tracing::warn!("Replica generated a reply to command '{name}', disconnecting it: {line}");
@@ -156,11 +150,23 @@ pub fn execute(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
         }
         // (Not a script's commands: their errors go to the script.)
         let from_source = client.from_master || client.replaying || client.replica.is_some();
-        if from_source && !(client.in_exec && shared.scripting.is_running()) {
+        if from_source && !client.busy_held && !(client.in_exec && shared.scripting.is_running()) {
             unexpected_error(shared, client, req, input, e);
         }
     }
     reply
+}
+
+/// A busy script refuses the command. The primary's is not refused but
+/// held (see `Client::busy_held`): nothing is counted or logged, and the
+/// link runs it again once the script is done.
+fn busy(shared: &Shared, client: &mut Client, cmd: &Command) -> Frame {
+    if client.from_master {
+        client.busy_held = true;
+        client.error_counted = true;
+        return shared.scripting.busy_error().to_frame();
+    }
+    reject(shared, client, cmd, shared.scripting.busy_error())
 }
 
 /// An error replied to the primary's stream, to a replica or to the AOF
@@ -174,12 +180,24 @@ fn unexpected_error(shared: &Shared, client: &Client, req: &Request, input: &[u8
         return;
     }
     let to = if client.from_master { "master" } else { "replica" };
+    // Redis names the command as its table does (lower case), or
+    // "<unknown>".
+    let name = match shared.commands.lookup(req.arg(input, 0)) {
+        Some(_) => String::from_utf8_lossy(req.arg(input, 0)).to_lowercase(),
+        None => "<unknown>".to_string(),
+    };
     tracing::warn!(
-        "== CRITICAL == This {} is sending an error to its {to}: '{}' after processing the command '{}'",
+        "== CRITICAL == This {} is sending an error to its {to}: '{}' after processing the command '{name}'",
         if client.from_master { "replica" } else { "master" },
         String::from_utf8_lossy(&e[..e.len().min(128)]),
-        String::from_utf8_lossy(req.arg(input, 0)),
     );
+    // The replica's data now differs from its primary's: under
+    // `propagation-error-behavior panic` (or `panic-on-replicas`) it stops
+    // rather than serve it (SIGABRT, with the crash report).
+    if client.from_master && shared.config.read().extra("propagation-error-behavior") != "ignore" {
+        tracing::error!("Guru Meditation: This replica panicked sending an error to its master after processing the command '{name}'");
+        std::process::abort();
+    }
 }
 
 /// Counts one error reply under its code (the first word).
@@ -258,7 +276,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
     // MULTI included (which dooms the EXEC), as Redis's processCommand does.
     let busy_exempt = spec.has(flags::ALLOW_BUSY) && shared.scripting.is_running();
     if !client.in_exec && !busy_exempt && shared.scripting.busy() {
-        return reject(shared, client, cmd, shared.scripting.busy_error());
+        return busy(shared, client, cmd);
     }
     // CLIENT PAUSE holds the commands it covers, before they run or queue
     // (Redis's processCommand order): never a replica's, the primary's
@@ -311,7 +329,7 @@ fn run_command(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]
             }
         };
         if !acquired {
-            return reject(shared, client, cmd, shared.scripting.busy_error());
+            return busy(shared, client, cmd);
         }
     }
     // One clock reading per top-level command: what EXEC or a script runs

@@ -283,6 +283,10 @@ pub struct Client {
     /// single-threaded and DEBUG LOADAOF already holds one (an EXEC or
     /// FLUSHALL in the file would otherwise wait for it forever).
     pub replaying: bool,
+    /// The primary's command just met a busy script and did not run: the
+    /// link holds it and what follows until the script ends (Redis stops
+    /// reading its primary meanwhile), instead of losing the write.
+    pub busy_held: bool,
     /// The running script's declared keys, while no read-only command of
     /// it has yet recorded them for client tracking.
     pub script_keys: Option<Vec<bytes::Bytes>>,
@@ -364,6 +368,7 @@ impl Client {
             replica_port: 0,
             replica_ip: None,
             replaying: false,
+            busy_held: false,
             from_master: false,
             script_keys: None,
             reply_mode: ReplyMode::On,

@@ -194,6 +194,37 @@ fn a_replica_that_sends_a_replying_command_is_dropped() {
     assert_eq!(w.call(&["EXISTS", "k"]).unwrap(), Frame::Integer(0));
 }
 
+/// While a script on the replica is past busy-reply-threshold, the
+/// primary's writes wait for it, as Redis stops reading its primary
+/// meanwhile. They used to be refused with BUSY, and so lost: the replica
+/// ended without them.
+#[test]
+fn a_busy_script_on_the_replica_holds_the_primarys_writes() {
+    let primary = spawn_server();
+    let replica = spawn_server();
+    let (mut w, mut r) = (primary.raw(), replica.raw());
+    follow(&mut r, primary.addr);
+    w.call(&["SET", "before", "1"]).unwrap();
+    wait_in_step(&mut w, &mut r);
+    assert_eq!(r.call(&["CONFIG", "SET", "busy-reply-threshold", "50"]).unwrap(), Frame::ok());
+    let mut script = replica.raw();
+    script.send(&["EVAL", "while true do end", "0"]).unwrap();
+    let mut admin = replica.raw();
+    eventually(10, || match admin.call(&["PING"]).unwrap() {
+        Frame::Error(e) if e.starts_with(b"BUSY") => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    for i in 0..200 {
+        w.call(&["SET", &format!("during:{i}"), "x"]).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(admin.call(&["SCRIPT", "KILL"]).unwrap(), Frame::ok());
+    assert!(matches!(script.read_frame().unwrap(), Frame::Error(_)), "the script was killed");
+    wait_in_step(&mut w, &mut r);
+    assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(201));
+    assert_eq!(info_field(&mut r, "stats", "unexpected_error_replies"), "0");
+}
+
 /// Waits until `conn`'s INFO replication says the link to its primary is up.
 fn wait_link_up(conn: &mut RawConn) {
     eventually(20, || {
