@@ -775,6 +775,11 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         ctx.shared.replication.feed_unrun(ctx.db(), &rest);
         return Ok(Frame::ok());
     }
+    if eq_ic(sub, "log") && args.remaining() == 1 {
+        // Redis's marker in the log, for tests that read it.
+        tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(args.next_arg()?));
+        return Ok(Frame::ok());
+    }
     if eq_ic(sub, "segfault") {
         crate::crash::segfault();
     }
@@ -917,6 +922,8 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                 "    Output a hex signature of the values of all the specified keys.",
                 "LOADAOF",
                 "    Flush the AOF buffers on disk and reload the AOF in memory.",
+                "LOG <message>",
+                "    Write <message> to the server log.",
                 "OBJECT <key>",
                 "    Show low level info about the key and associated value.",
                 "POPULATE <count> [<prefix>] [<size>]",
@@ -929,6 +936,8 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                 "    true, false.",
                 "QUICKLIST-PACKED-THRESHOLD <size>",
                 "    Accepted for compatibility: Larder's lists have no separately packed nodes.",
+                "REPLICATE <string>",
+                "    Replicates the provided string to replicas, allowing data divergence.",
                 "RELOAD [option ...]",
                 "    Save the RDB on disk and reload it back to memory. Options: MERGE, NOFLUSH, NOSAVE.",
                 "REPLYBUFFER PEAK-RESET-TIME <NEVER||RESET|time>",
@@ -939,6 +948,8 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
                 "    Enable or disable the reply buffer resize cron job.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not accessed.",
+                "SEGFAULT",
+                "    Crash the server with sigsegv.",
                 "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
                 "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
                 "SLEEP <seconds>",

@@ -381,6 +381,7 @@ fn a_crash_writes_a_report_to_the_log() {
         if !enabled {
             let _: () = redis::cmd("CONFIG").arg("SET").arg("crash-log-enabled").arg("no").query(&mut con).unwrap();
         }
+        let _: () = redis::cmd("DEBUG").arg("LOG").arg("before the crash").query(&mut con).unwrap();
         let reply: redis::RedisResult<()> = redis::cmd("DEBUG").arg("SEGFAULT").query(&mut con);
         assert!(reply.is_err(), "the connection closes with the process");
         let status = child.0.wait().unwrap();
@@ -391,6 +392,7 @@ fn a_crash_writes_a_report_to_the_log() {
     let (status, text) = crash(true);
     assert_eq!(status.signal(), Some(libc::SIGSEGV), "{status:?}");
     for part in [
+        "DEBUG LOG: before the crash",
         "=== LARDER BUG REPORT START",
         "crashed by signal: 11 (SIGSEGV), si_code: 2",
         "Accessing address: 0x",
