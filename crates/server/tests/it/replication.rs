@@ -200,10 +200,7 @@ fn a_replica_that_sends_a_replying_command_is_dropped() {
 /// ended without them.
 #[test]
 fn a_busy_script_on_the_replica_holds_the_primarys_writes() {
-    let primary = spawn_server();
-    let replica = spawn_server();
-    let (mut w, mut r) = (primary.raw(), replica.raw());
-    follow(&mut r, primary.addr);
+    let ([_primary, replica], mut w, mut r) = primary_and_replica();
     w.call(&["SET", "before", "1"]).unwrap();
     wait_in_step(&mut w, &mut r);
     assert_eq!(r.call(&["CONFIG", "SET", "busy-reply-threshold", "50"]).unwrap(), Frame::ok());
@@ -223,6 +220,15 @@ fn a_busy_script_on_the_replica_holds_the_primarys_writes() {
     wait_in_step(&mut w, &mut r);
     assert_eq!(r.call(&["DBSIZE"]).unwrap(), Frame::Integer(201));
     assert_eq!(info_field(&mut r, "stats", "unexpected_error_replies"), "0");
+}
+
+/// A primary and a replica following it (both kept alive by the first
+/// value), with a connection to each.
+fn primary_and_replica() -> ([larder_testkit::TestServer; 2], RawConn, RawConn) {
+    let (primary, replica) = (spawn_server(), spawn_server());
+    let (w, mut r) = (primary.raw(), replica.raw());
+    follow(&mut r, primary.addr);
+    ([primary, replica], w, r)
 }
 
 /// Waits until `conn`'s INFO replication says the link to its primary is up.
@@ -641,10 +647,7 @@ fn a_writable_replica_expires_the_keys_its_clients_gave_a_deadline() {
 /// the pause ends.
 #[test]
 fn a_paused_replica_receives_the_stream_but_applies_it_after() {
-    let primary = spawn_server();
-    let replica = spawn_server();
-    let (mut w, mut r) = (primary.raw(), replica.raw());
-    follow(&mut r, primary.addr);
+    let ([_primary, _replica], mut w, mut r) = primary_and_replica();
     w.call(&["SET", "foo", "bar"]).unwrap();
     wait_in_step(&mut w, &mut r);
     let applied = info_field(&mut r, "replication", "slave_repl_offset");
@@ -665,10 +668,7 @@ fn a_paused_replica_receives_the_stream_but_applies_it_after() {
 /// client goes and the link stays.
 #[test]
 fn client_eviction_spares_replication_links() {
-    let primary = spawn_server();
-    let replica = spawn_server();
-    let (mut w, mut r) = (primary.raw(), replica.raw());
-    follow(&mut r, primary.addr);
+    let ([primary, _replica], mut w, mut r) = primary_and_replica();
     for c in [&mut w, &mut r] {
         c.call(&["CLIENT", "NO-EVICT", "on"]).unwrap();
     }
