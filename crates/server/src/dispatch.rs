@@ -192,9 +192,12 @@ fn unexpected_error(shared: &Shared, client: &Client, req: &Request, input: &[u8
         String::from_utf8_lossy(&e[..e.len().min(128)]),
     );
     // The replica's data now differs from its primary's: under
-    // `propagation-error-behavior panic` (or `panic-on-replicas`) it stops
-    // rather than serve it (SIGABRT, with the crash report).
-    if client.from_master && shared.config.read().extra("propagation-error-behavior") != "ignore" {
+    // `propagation-error-behavior panic` (or `panic-on-replicas`) a
+    // read-only replica stops rather than serve it (SIGABRT, with the
+    // crash report). A writable replica may diverge by design (its own
+    // writes), so it only logs, as in Redis.
+    let behavior = shared.config.read().extra("propagation-error-behavior").to_string();
+    if client.from_master && shared.replication.read_only_replica() && behavior != "ignore" {
         tracing::error!("Guru Meditation: This replica panicked sending an error to its master after processing the command '{name}'");
         std::process::abort();
     }

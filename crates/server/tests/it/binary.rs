@@ -488,8 +488,8 @@ fn clients_are_answered_while_the_dataset_loads() {
 
 /// A command from the primary that fails on the replica means their data
 /// diverged: the replica says so in Redis's CRITICAL words, and with
-/// `propagation-error-behavior panic` it stops rather than serve diverged
-/// data. DEBUG REPLICATE (Redis's) puts a command on the replicas' stream
+/// `propagation-error-behavior panic` a read-only replica stops rather
+/// than serve diverged data (a writable one may diverge by design). DEBUG REPLICATE (Redis's) puts a command on the replicas' stream
 /// without running it, which is how the divergence is made here.
 #[test]
 fn a_replica_logs_a_failed_command_from_its_primary_and_can_stop_on_it() {
@@ -514,13 +514,22 @@ fn a_replica_logs_a_failed_command_from_its_primary_and_can_stop_on_it() {
     });
     assert_eq!(r.call(&["GET", "ghost"]).unwrap(), Frame::Bulk("1".into()), "run on the replica only");
     assert_eq!(p.call(&["GET", "ghost"]).unwrap(), Frame::Null);
+    // A writable replica may diverge by design: it logs and goes on.
     r.call(&["CONFIG", "SET", "propagation-error-behavior", "panic"]).unwrap();
+    r.call(&["CONFIG", "SET", "replica-read-only", "no"]).unwrap();
+    p.call(&["DEBUG", "REPLICATE", "fake-command-w"]).unwrap();
+    p.call(&["SET", "real", "2"]).unwrap();
+    larder_testkit::eventually(20, || match r.call(&["GET", "real"]).unwrap() {
+        Frame::Bulk(b) if b == "2" => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    r.call(&["CONFIG", "SET", "replica-read-only", "yes"]).unwrap();
     p.call(&["DEBUG", "REPLICATE", "fake-command-2"]).unwrap();
     let status = larder_testkit::eventually(20, || replica.0.try_wait().unwrap().ok_or("still running".to_string()));
     assert_eq!(status.signal(), Some(libc::SIGABRT));
     let mut log = String::new();
     rlog.read_to_string(&mut log).unwrap();
-    for n in [1, 2] {
+    for n in ["1", "w", "2"] {
         let line = format!(
             "== CRITICAL == This replica is sending an error to its master: 'ERR unknown command 'fake-command-{n}'"
         );
