@@ -370,67 +370,68 @@ impl Server {
         tokio::pin!(shutdown);
         let mut signalled = false;
         let mut conns = tokio::task::JoinSet::new();
-        'serve: loop {
-            loop {
-                tokio::select! {
-                    accepted = shared.listeners.accept() => {
-                        let accepted = match accepted {
-                            Ok(a) => a,
-                            Err(e) => {
-                                // Out of file descriptors and the like: back off, keep serving.
-                                tracing::warn!("accept failed: {e}");
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                                continue;
+        loop {
+            let shutting_down = tokio::select! {
+                accepted = shared.listeners.accept() => {
+                    let accepted = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off, keep serving.
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    };
+                    match accepted {
+                        Accepted::Tcp(stream, addr) => {
+                            let laddr = tcp_options(&shared, &stream, addr);
+                            let addr = Peer::Tcp(addr);
+                            if let Some(stream) = admit(&shared, stream, &addr).await {
+                                conns.spawn(crate::conn::connection::run(shared.clone(), stream, addr, laddr));
                             }
-                        };
-                        match accepted {
-                            Accepted::Tcp(stream, addr) => {
-                                let laddr = tcp_options(&shared, &stream, addr);
+                        }
+                        Accepted::Tls(stream, addr) => {
+                            let laddr = tcp_options(&shared, &stream, addr);
+                            let shared = shared.clone();
+                            // The handshake runs in the connection's own task:
+                            // a slow or silent peer holds up nobody else.
+                            conns.spawn(async move {
+                                let Some(stream) = handshake(&shared, stream, addr).await else { return };
                                 let addr = Peer::Tcp(addr);
                                 if let Some(stream) = admit(&shared, stream, &addr).await {
-                                    conns.spawn(crate::conn::connection::run(shared.clone(), stream, addr, laddr));
+                                    crate::conn::connection::run(shared.clone(), stream, addr, laddr).await;
                                 }
-                            }
-                            Accepted::Tls(stream, addr) => {
-                                let laddr = tcp_options(&shared, &stream, addr);
-                                let shared = shared.clone();
-                                // The handshake runs in the connection's own task:
-                                // a slow or silent peer holds up nobody else.
-                                conns.spawn(async move {
-                                    let Some(stream) = handshake(&shared, stream, addr).await else { return };
-                                    let addr = Peer::Tcp(addr);
-                                    if let Some(stream) = admit(&shared, stream, &addr).await {
-                                        crate::conn::connection::run(shared.clone(), stream, addr, laddr).await;
-                                    }
-                                });
-                            }
-                            #[cfg(unix)]
-                            Accepted::Unix(stream, path) => {
-                                let addr = Peer::Unix(path);
-                                if let Some(stream) = admit(&shared, stream, &addr).await {
-                                    conns.spawn(crate::conn::connection::run(shared.clone(), stream, addr.clone(), addr));
-                                }
+                            });
+                        }
+                        #[cfg(unix)]
+                        Accepted::Unix(stream, path) => {
+                            let addr = Peer::Unix(path);
+                            if let Some(stream) = admit(&shared, stream, &addr).await {
+                                conns.spawn(crate::conn::connection::run(shared.clone(), stream, addr.clone(), addr));
                             }
                         }
                     }
-                    // The host's own stop (an embedded server's owner, a
-                    // test) is final: it has no second signal to send, so
-                    // a failed final snapshot does not keep the server up.
-                    _ = &mut shutdown, if !signalled => {
-                        signalled = true;
-                        shared.shutdown_force.store(true, Relaxed);
-                        break;
-                    }
-                    _ = stop.changed() => break,
-                    _ = begun.changed() => break,
-                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                    false
                 }
+                // The host's own stop (an embedded server's owner, a
+                // test) is final: it has no second signal to send, so
+                // a failed final snapshot does not keep the server up.
+                _ = &mut shutdown, if !signalled => {
+                    signalled = true;
+                    shared.shutdown_force.store(true, Relaxed);
+                    true
+                }
+                _ = stop.changed() => true,
+                _ = begun.changed() => true,
+                Some(_) = conns.join_next(), if !conns.is_empty() => false,
+            };
+            if shutting_down {
+                wait_for_replicas(&shared).await;
+                if final_save(&shared) {
+                    break;
+                }
+                shutdown_failed(&shared);
             }
-            wait_for_replicas(&shared).await;
-            if final_save(&shared) {
-                break 'serve;
-            }
-            shutdown_failed(&shared);
         }
         // New connections are refused from here on, not left in a backlog
         // nobody accepts (Shared, which holds the sockets, may outlive this).
