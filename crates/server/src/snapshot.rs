@@ -101,6 +101,22 @@ impl Loading {
     pub fn is_active(&self) -> bool {
         self.active.load(Relaxed)
     }
+
+    /// Loading until the guard drops: DEBUG RELOAD and DEBUG LOADAOF, which
+    /// Redis runs as loads too (other clients get LOADING meanwhile).
+    pub fn hold(&self, now_ms: u64) -> LoadingGuard<'_> {
+        self.begin(now_ms);
+        LoadingGuard(self)
+    }
+}
+
+/// See [`Loading::hold`].
+pub struct LoadingGuard<'a>(&'a Loading);
+
+impl Drop for LoadingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.end();
+    }
 }
 
 impl Default for Snapshots {

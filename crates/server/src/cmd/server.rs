@@ -882,6 +882,7 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
             ctx.shared.scripting.function_flush();
         }
         let merge = has("merge") || !has("noflush");
+        let _loading = ctx.shared.snapshots.loading.hold(ctx.shared.clock.now_ms());
         crate::snapshot::load_rdb_file(ctx.shared, merge, false)
             .map_err(|e| CmdError::Err(format!("Error trying to load the RDB dump: {e}")))?;
         return Ok(Frame::ok());
@@ -896,6 +897,7 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         return Ok(Frame::ok());
     }
     if eq_ic(sub, "loadaof") {
+        let _loading = ctx.shared.snapshots.loading.hold(ctx.shared.clock.now_ms());
         crate::aof::reload(ctx.shared).map_err(|e| CmdError::Err(format!("Error loading the AOF: {e}")))?;
         return Ok(Frame::ok());
     }

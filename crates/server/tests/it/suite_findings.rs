@@ -243,6 +243,20 @@ fn debug_reload_round_trips_the_dataset() {
     let e = c.call(&["FCALL", "g", "0"]).unwrap();
     assert!(matches!(&e, Frame::Error(t) if t.starts_with(b"ERR Function not found")), "{e:?}");
     assert_eq!(c.call(&["FCALL", "f", "0"]).unwrap(), Frame::Integer(1));
+
+    // The reload is a load: other clients get LOADING meanwhile, as from
+    // Redis (300 keys, 5 ms each).
+    ok(&mut c, &["DEBUG", "POPULATE", "300"]);
+    ok(&mut c, &["SAVE"]);
+    ok(&mut c, &["CONFIG", "SET", "key-load-delay", "5000"]);
+    c.send(&["DEBUG", "RELOAD", "NOSAVE"]).unwrap();
+    let mut other = s.raw();
+    larder_testkit::eventually(10, || match other.call(&["PING"]).unwrap() {
+        Frame::Error(e) if e.starts_with(b"LOADING") => Ok(()),
+        reply => Err(format!("{reply:?}")),
+    });
+    assert_eq!(c.read_frame().unwrap(), Frame::ok());
+    assert_eq!(other.call(&["PING"]).unwrap(), Frame::simple("PONG"));
 }
 
 #[test]
