@@ -379,6 +379,13 @@ struct LuaState {
     /// While a script runs and still holds its tokio worker: the ms since
     /// `epoch` after which the hook hands the worker on (0: nothing to do).
     leave_at: Arc<AtomicU64>,
+    /// While a script runs: (its start, the moment it counts as slow by
+    /// busy-reply-threshold), in ms since `epoch`, when the hook logs
+    /// Redis's "Slow script detected" once ((0, 0): nothing to log); and
+    /// the kill command and name that line gives, in a buffer reused from
+    /// run to run.
+    slow_at: Arc<(AtomicU64, AtomicU64)>,
+    slow_what: Arc<Mutex<String>>,
     epoch: Instant,
     /// The run in progress, for the callbacks registered once (see
     /// [`Running`]); null between runs.
@@ -1038,8 +1045,20 @@ impl Scripting {
         // microseconds, and each read is a noticeable part of it.
         let now = Instant::now();
         self.running_since.store(now.duration_since(self.epoch).as_millis() as u64 + 1, Ordering::Relaxed);
-        let leave_at = now.duration_since(st.epoch).as_millis() as u64 + LEAVE_WORKER_AFTER_MS;
-        st.leave_at.store(leave_at, Ordering::Relaxed);
+        let started = now.duration_since(st.epoch).as_millis() as u64;
+        st.leave_at.store(started + LEAVE_WORKER_AFTER_MS, Ordering::Relaxed);
+        {
+            let mut what = st.slow_what.lock();
+            what.clear();
+            what.push_str(if source == "user_script" {
+                "SCRIPT KILL command. Script name is: f_"
+            } else {
+                "FUNCTION KILL command. Script name is: "
+            });
+            what.push_str(label);
+        }
+        st.slow_at.0.store(started, Ordering::Relaxed);
+        st.slow_at.1.store(started + self.busy_threshold.load(Ordering::Relaxed).max(1), Ordering::Relaxed);
         let running = Running {
             ctx: std::cell::RefCell::new(ctx),
             state: std::cell::RefCell::new(run_state),
@@ -1052,6 +1071,7 @@ impl Scripting {
         };
         self.running_since.store(0, Ordering::Relaxed);
         st.leave_at.store(0, Ordering::Relaxed);
+        st.slow_at.1.store(0, Ordering::Relaxed);
         let Running { ctx, state: run_state, .. } = running;
         let ctx = ctx.into_inner();
         // A full collection once the heap has doubled since the last one
@@ -1489,6 +1509,9 @@ impl LuaState {
         let loading = load_since.clone();
         let leave_at = Arc::new(AtomicU64::new(0));
         let leaving = leave_at.clone();
+        let slow_at = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        let slow_what = Arc::new(Mutex::new(String::new()));
+        let (slow, what) = (slow_at.clone(), slow_what.clone());
         let hook: Arc<Hook> = Arc::new(move |_: &Lua, _: &mlua::Debug| {
             if kill.load(Ordering::Relaxed) {
                 return Err(mlua::Error::external(ReplyError("ERR Script killed by user with SCRIPT KILL...".into())));
@@ -1497,6 +1520,16 @@ impl LuaState {
             if at != 0 && epoch.elapsed().as_millis() as u64 >= at {
                 leaving.store(0, Ordering::Relaxed);
                 leave_worker();
+            }
+            let due = slow.1.load(Ordering::Relaxed);
+            let now = epoch.elapsed().as_millis() as u64;
+            if due != 0 && now >= due {
+                slow.1.store(0, Ordering::Relaxed);
+                tracing::warn!(
+                    "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the {}.",
+                    now.saturating_sub(slow.0.load(Ordering::Relaxed)),
+                    what.lock()
+                );
             }
             // A library's load-time code may not run for long: nothing
             // can kill it (Redis's FUNCTION LOAD timeout).
@@ -1518,6 +1551,8 @@ impl LuaState {
             libraries: Default::default(),
             load_since,
             leave_at,
+            slow_at,
+            slow_what,
             epoch,
             running,
             hook,

@@ -382,6 +382,11 @@ fn a_crash_writes_a_report_to_the_log() {
             let _: () = redis::cmd("CONFIG").arg("SET").arg("crash-log-enabled").arg("no").query(&mut con).unwrap();
         }
         let _: () = redis::cmd("DEBUG").arg("LOG").arg("before the crash").query(&mut con).unwrap();
+        // A script past busy-reply-threshold is logged as slow, as in Redis.
+        let _: () = redis::cmd("CONFIG").arg("SET").arg("busy-reply-threshold").arg("20").query(&mut con).unwrap();
+        let slow = "local s = redis.call('TIME') repeat local t = redis.call('TIME') \
+                    until (t[1] - s[1]) * 1000000 + (t[2] - s[2]) > 100000 return 1";
+        let _: i64 = redis::cmd("EVAL").arg(slow).arg(0).query(&mut con).unwrap();
         let reply: redis::RedisResult<()> = redis::cmd("DEBUG").arg("SEGFAULT").query(&mut con);
         assert!(reply.is_err(), "the connection closes with the process");
         let status = child.0.wait().unwrap();
@@ -393,6 +398,8 @@ fn a_crash_writes_a_report_to_the_log() {
     assert_eq!(status.signal(), Some(libc::SIGSEGV), "{status:?}");
     for part in [
         "DEBUG LOG: before the crash",
+        "Slow script detected: still in execution after ",
+        "You can try killing the script using the SCRIPT KILL command. Script name is: f_",
         "=== LARDER BUG REPORT START",
         "crashed by signal: 11 (SIGSEGV), si_code: 2",
         "Accessing address: 0x",
