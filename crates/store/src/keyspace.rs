@@ -200,6 +200,14 @@ impl Shard {
         (key, h, entry.into_value())
     }
 
+    /// Remembers a deadline `at` that a writable replica's own client set
+    /// on `key` (`own`: see `Tx::own_deadlines`).
+    fn remember_own_deadline(&mut self, own: bool, key: &[u8], at: u64) {
+        if own && at != 0 {
+            self.replica_own.insert((at, Bytes::copy_from_slice(key)));
+        }
+    }
+
     fn set_expire_index(&mut self, i: usize, at: u64) {
         let slot = self.map.slot_mut(i);
         let was = slot.entry.expire_at().unwrap_or(0);
@@ -1118,15 +1126,14 @@ impl<'a> Tx<'a> {
     pub fn set(&mut self, key: &[u8], value: Value, ttl: Ttl) {
         let (now, ks) = (self.now, self.ks);
         let ev = &ks.evictor;
-        let (hidden, touch) = (self.expiry == Expiry::Hide, self.touch);
+        let (hidden, touch, own) = (self.expiry == Expiry::Hide, self.touch, self.own_deadlines());
         let (s, hash, i) = self.live_hashed(key);
         let Some(i) = i else {
             let mut entry = Entry::new(value, ev.access(now));
             if let Ttl::At(at) = ttl {
                 entry.set_deadline(at);
-                self.note_own_deadline(key, at);
+                s.remember_own_deadline(own, key, at);
             }
-            let s = self.shard(key);
             if hidden {
                 // An expired key may still be stored: overwrite it.
                 s.insert(hash, key, entry);
@@ -1151,18 +1158,16 @@ impl<'a> Tx<'a> {
             Ttl::Clear => s.set_expire_index(i, 0),
             Ttl::At(at) => {
                 s.set_expire_index(i, at);
-                self.note_own_deadline(key, at);
+                s.remember_own_deadline(own, key, at);
             }
         }
     }
 
-    /// Remembers a deadline a writable replica's own client set (see
-    /// `Shard::replica_own`). A primary's stream (its Tx ignores
-    /// deadlines) and a primary's own clients do not come here.
-    fn note_own_deadline(&mut self, key: &[u8], at: u64) {
-        if at != 0 && self.expiry == Expiry::Reclaim && self.ks.expiry_by_primary() {
-            self.shard(key).replica_own.insert((at, Bytes::copy_from_slice(key)));
-        }
+    /// Whether deadlines set through this Tx are a writable replica's own
+    /// clients' (see `Shard::replica_own`): a primary's stream (its Tx
+    /// ignores deadlines) and a primary's own clients are not.
+    fn own_deadlines(&self) -> bool {
+        self.expiry == Expiry::Reclaim && self.ks.expiry_by_primary()
     }
 
     /// Puts a whole entry (with its TTL and access data) under `key`.
@@ -1177,11 +1182,12 @@ impl<'a> Tx<'a> {
         if let Some(at) = due {
             self.note_field_deadline(&key, at);
         }
+        let (hash, own) = (hash_key(&key), self.own_deadlines());
+        let s = self.guards.get(self.ks.shard_for(hash));
         if let Some(at) = entry.expire_at() {
-            self.note_own_deadline(&key, at);
+            s.remember_own_deadline(own, &key, at);
         }
-        let hash = hash_key(&key);
-        self.shard(&key).insert(hash, &key, entry);
+        s.insert(hash, &key, entry);
     }
 
     /// Removes a live key and returns its entry.
@@ -1203,12 +1209,12 @@ impl<'a> Tx<'a> {
     /// Sets (`at` > 0) or clears (`at` == 0) a live key's deadline.
     /// Returns false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], at: u64) -> bool {
+        let own = self.own_deadlines();
         let (s, i) = self.live(key);
-        let found = i.map(|i| s.set_expire_index(i, at)).is_some();
-        if found {
-            self.note_own_deadline(key, at);
-        }
-        found
+        let Some(i) = i else { return false };
+        s.set_expire_index(i, at);
+        s.remember_own_deadline(own, key, at);
+        true
     }
 
     /// Records that the hash at `key` has a field due at `at`.
