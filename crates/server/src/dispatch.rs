@@ -80,14 +80,16 @@ pub fn dispatch(shared: &Shared, client: &mut Client, req: &Request, input: &[u8
 /// A replica sent a command that replies (anything but REPLCONF ACK):
 /// logged in Redis's words and disconnected.
 fn drop_replying_replica(shared: &Shared, client: &mut Client, req: &Request, input: &[u8]) {
-    let mut name = String::from_utf8_lossy(req.arg(input, 0)).to_lowercase();
-    let has_subs = shared.commands.lookup(req.arg(input, 0)).is_some_and(|c| !c.subs.is_empty());
-    if has_subs && req.len() > 1 {
-        name = format!("{name}|{}", String::from_utf8_lossy(req.arg(input, 1)).to_lowercase());
-    }
+    let name = logged_name(shared, req, input);
     let line = crate::cmd::connection::client_line(client, shared.uptime_ms(), 0);
     tracing::warn!("Replica generated a reply to command '{name}', disconnecting it: {line}");
     client.close_after_reply = true;
+}
+
+/// A command's name as Redis's log lines give it: the table's full name
+/// (`xinfo|help`), or `<unknown>`.
+fn logged_name(shared: &Shared, req: &Request, input: &[u8]) -> String {
+    resolve(shared, req, input).map_or_else(|_| "<unknown>".to_string(), |(cmd, _)| cmd.full_name.clone())
 }
 
 fn is_client_caching(req: &Request, input: &[u8]) -> bool {
@@ -180,12 +182,7 @@ fn unexpected_error(shared: &Shared, client: &Client, req: &Request, input: &[u8
         return;
     }
     let to = if client.from_master { "master" } else { "replica" };
-    // Redis names the command as its table does (lower case), or
-    // "<unknown>".
-    let name = match shared.commands.lookup(req.arg(input, 0)) {
-        Some(_) => String::from_utf8_lossy(req.arg(input, 0)).to_lowercase(),
-        None => "<unknown>".to_string(),
-    };
+    let name = logged_name(shared, req, input);
     tracing::warn!(
         "== CRITICAL == This {} is sending an error to its {to}: '{}' after processing the command '{name}'",
         if client.from_master { "replica" } else { "master" },
@@ -196,8 +193,10 @@ fn unexpected_error(shared: &Shared, client: &Client, req: &Request, input: &[u8
     // read-only replica stops rather than serve it (SIGABRT, with the
     // crash report). A writable replica may diverge by design (its own
     // writes), so it only logs, as in Redis.
-    let behavior = shared.config.read().extra("propagation-error-behavior").to_string();
-    if client.from_master && shared.replication.read_only_replica() && behavior != "ignore" {
+    if client.from_master
+        && shared.replication.read_only_replica()
+        && shared.config.read().extra("propagation-error-behavior") != "ignore"
+    {
         tracing::error!("Guru Meditation: This replica panicked sending an error to its master after processing the command '{name}'");
         std::process::abort();
     }

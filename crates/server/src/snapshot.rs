@@ -62,14 +62,15 @@ pub struct Snapshots {
     pub last_load_expired: AtomicU64,
     /// The running BGSAVE's cut, for FLUSHALL to stop ([`abort_bgsave`]).
     running: Mutex<Option<Arc<Chunks>>>,
-    /// The start-up load, while clients are already served.
+    /// A load in progress, while clients are served.
     pub loading: Loading,
 }
 
-/// The start-up load (an RDB or the AOF), run while the server already
-/// accepts connections, as Redis serves clients between chunks of its
-/// load: commands without the `loading` flag are refused with LOADING,
-/// and INFO persistence shows how far it has got. A client that connects
+/// A load of the dataset while the server accepts connections: the
+/// start-up load (an RDB or the AOF), DEBUG RELOAD, DEBUG LOADAOF. As
+/// Redis serves clients between chunks of its load, commands without
+/// the `loading` flag are refused with LOADING, and INFO persistence
+/// shows how far it has got. A client that connects
 /// meanwhile learns at once why it waits, where before it sat in the
 /// listen backlog, unanswered, until the load was done.
 #[derive(Default)]
@@ -77,7 +78,6 @@ pub struct Loading {
     pub active: AtomicBool,
     /// Unix seconds when the load began.
     pub started_s: AtomicU64,
-    pub started_ms: AtomicU64,
     /// Bytes of the files to load, and of those read so far.
     pub total_bytes: AtomicU64,
     pub loaded_bytes: AtomicU64,
@@ -87,7 +87,6 @@ pub struct Loading {
 
 impl Loading {
     pub fn begin(&self, now_ms: u64) {
-        self.started_ms.store(now_ms, Relaxed);
         self.started_s.store(now_ms / 1000, Relaxed);
         self.total_bytes.store(0, Relaxed);
         self.loaded_bytes.store(0, Relaxed);
