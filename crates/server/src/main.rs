@@ -170,7 +170,6 @@ async fn run(mut config: Config, detached: bool) -> anyhow::Result<()> {
 /// signal counts: a shutdown whose final snapshot failed leaves the
 /// server up, and the next signal tries again, as in Redis.
 fn shutdown_signal(shared: std::sync::Arc<larder_server::Shared>) -> std::io::Result<()> {
-    use std::sync::atomic::Ordering::Relaxed;
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -195,10 +194,7 @@ fn shutdown_signal(shared: std::sync::Arc<larder_server::Shared>) -> std::io::Re
             } else {
                 larder_server::server::SHUTDOWN_DEFAULT
             };
-            shared.shutdown_save.store(mode, Relaxed);
-            shared.shutdown_now.store(has("now"), Relaxed);
-            shared.shutdown_force.store(has("force"), Relaxed);
-            shared.begin_shutdown();
+            shared.begin_shutdown(mode, has("now"), has("force"));
         }
     });
     Ok(())

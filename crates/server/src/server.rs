@@ -110,7 +110,12 @@ impl Shared {
     /// then a primary waits for its lagging replicas (`shutdown-timeout`)
     /// while its connections are still served, then every connection
     /// closes ([`Shared::request_shutdown`]).
-    pub fn begin_shutdown(&self) {
+    /// `save` is one of the `SHUTDOWN_*` modes; `now` skips the wait for
+    /// replicas; `force` exits even if the final snapshot fails.
+    pub fn begin_shutdown(&self, save: u8, now: bool, force: bool) {
+        self.shutdown_save.store(save, Relaxed);
+        self.shutdown_now.store(now, Relaxed);
+        self.shutdown_force.store(force, Relaxed);
         self.begin_tx.send_replace(true);
     }
 

@@ -1067,15 +1067,12 @@ fn shutdown(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
     }
     let shared = ctx.shared;
-    shared.shutdown_save.store(mode, Relaxed);
-    shared.shutdown_now.store(now, Relaxed);
-    shared.shutdown_force.store(force, Relaxed);
     tracing::warn!("User requested shutdown...");
     // No reply: the connection closes as the process ends, or, if the
     // final snapshot fails and the server stays up, it gets Redis's error
     // (`server::shutdown_failed`).
     shared.shutdown_callers.lock().push(ctx.client.outbox.clone());
-    shared.begin_shutdown();
+    shared.begin_shutdown(mode, now, force);
     ctx.client.no_reply = true;
     Ok(Frame::ok())
 }
