@@ -14,6 +14,7 @@ pub mod entry;
 pub mod evict;
 mod expiry;
 pub mod glob;
+mod index;
 pub mod keyspace;
 pub mod memsize;
 pub mod newcomers;

@@ -1,5 +1,6 @@
 //! A shard's map: keys and their entries in one dense vector, found through
-//! a hash index of 16-bit positions (32-bit in shards past 65,536 keys).
+//! a hash index of 16-bit positions (32-bit in shards past 65,536 keys;
+//! index.rs).
 //! Large hashes, sets and sorted sets use the same table for their fields
 //! and members ([`Keyed`] says what a slot is found by).
 //!
@@ -9,8 +10,9 @@
 //! header `Bytes` promotes to); its entry vector also reserves up to the
 //! index's capacity, so at a typical load half its slots stood empty. Here
 //! a slot is the [`Key`] (short keys inline, no allocation) and the entry;
-//! the index holds a `u16` per bucket (a `u32` past 65,536 slots) and
-//! never the hash, which is recomputed from the key on the rare resize;
+//! the index holds a tag byte and a `u16` per bucket (a `u32` past 65,536
+//! slots) and never the hash, which is recomputed from the key when the
+//! index is rebuilt;
 //! the vector grows by an eighth, so it is never more than a ninth empty
 //! while it fills (the keyspace trims it back when keys leave; see
 //! `Shard::shrink_if_sparse`).
@@ -24,8 +26,8 @@
 //! buckets use the low bits and the top seven. The seed is random per
 //! process, so nobody can choose keys that collide.
 
+use crate::index::Index;
 use crate::keyspace::Entry;
-use hashbrown::HashTable;
 use std::borrow::Borrow;
 use std::hash::BuildHasher;
 use std::sync::LazyLock;
@@ -114,6 +116,9 @@ impl std::fmt::Debug for Key {
 static SEED: LazyLock<foldhash::fast::FixedState> =
     LazyLock::new(|| foldhash::fast::FixedState::with_seed(rand::random()));
 
+/// Positions a `u16` holds: a table of more slots has a `u32` index.
+const NARROW: usize = 1 << 16;
+
 /// The one hash of a key: shard selection and the shard's index both use it.
 #[inline]
 pub fn hash_key(key: &[u8]) -> u64 {
@@ -195,69 +200,6 @@ impl<S: Keyed + PartialEq> PartialEq for Table<S> {
     }
 }
 
-/// The hash index: slot positions, as `u16` while they fit. A shard of a
-/// million-key keyspace holds about a thousand keys, and its index of
-/// 2,048 buckets took 10,256 bytes (a 12 KB class) as `u32`s and takes
-/// 6,160 (7 KB) as `u16`s: 5 bytes a key. Past 65,536 slots the index
-/// turns `u32` for good; that shard already holds megabytes.
-#[derive(Clone)]
-enum Index {
-    Narrow(HashTable<u16>),
-    Wide(HashTable<u32>),
-}
-
-impl Default for Index {
-    fn default() -> Index {
-        Index::Narrow(HashTable::new())
-    }
-}
-
-/// A slot position as an index bucket holds it.
-trait Pos: Copy + std::fmt::Debug {
-    fn at(self) -> usize;
-    /// `None` if `i` does not fit.
-    fn fits(i: usize) -> Option<Self>;
-}
-
-impl Pos for u16 {
-    fn at(self) -> usize {
-        self as usize
-    }
-    fn fits(i: usize) -> Option<u16> {
-        u16::try_from(i).ok()
-    }
-}
-
-impl Pos for u32 {
-    fn at(self) -> usize {
-        self as usize
-    }
-    fn fits(i: usize) -> Option<u32> {
-        u32::try_from(i).ok()
-    }
-}
-
-/// The position of the slot with hash `hash` that `is` accepts.
-#[inline]
-fn find_in<P: Pos, S>(index: &HashTable<P>, slots: &[S], hash: u64, is: impl Fn(&S) -> bool) -> Option<usize> {
-    index.find(hash, |&i| is(&slots[i.at()])).map(|&i| i.at())
-}
-
-fn insert_in<P: Pos, S: Keyed>(index: &mut HashTable<P>, slots: &[S], hash: u64, i: P) {
-    index.insert_unique(hash, i, |&j| hash_key(slots[j.at()].key()));
-}
-
-/// Unlinks position `i` (hash `h`) and relinks `last`, the slot about to
-/// move into it.
-fn remove_in<P: Pos, S: Keyed>(index: &mut HashTable<P>, slots: &[S], i: usize, h: u64, last: usize) {
-    index.find_entry(h, |&j| j.at() == i).expect("every slot is indexed").remove();
-    if i != last {
-        let h = hash_key(slots[last].key());
-        *index.find_mut(h, |&j| j.at() == last).expect("every slot is indexed") =
-            P::fits(i).expect("a lower position fits too");
-    }
-}
-
 impl Table<Slot> {
     pub fn slot(&self, i: usize) -> &Slot {
         &self.slots[i]
@@ -275,11 +217,7 @@ impl Table<Slot> {
 impl<S: Keyed> Table<S> {
     /// Room for `n` slots without growing.
     pub fn with_capacity(n: usize) -> Table<S> {
-        let index = match u16::fits(n) {
-            Some(_) => Index::Narrow(HashTable::with_capacity(n)),
-            None => Index::Wide(HashTable::with_capacity(n)),
-        };
-        Table { index, slots: Vec::with_capacity(fit_for::<S>(n)) }
+        Table { index: Index::with_capacity(n, n > NARROW), slots: Vec::with_capacity(fit_for::<S>(n)) }
     }
 
     pub fn len(&self) -> usize {
@@ -295,21 +233,9 @@ impl<S: Keyed> Table<S> {
     }
 
     /// The sizes of the table's two allocations: the slot vector and the
-    /// index (a position and a control byte per bucket, sixteen control
-    /// bytes more), for MEMORY USAGE.
+    /// index, for MEMORY USAGE.
     pub fn allocations(&self) -> [usize; 2] {
-        let (cap, per) = match &self.index {
-            Index::Narrow(t) => (t.capacity(), 3),
-            Index::Wide(t) => (t.capacity(), 5),
-        };
-        // hashbrown fills seven buckets in eight (all but one below 8).
-        let buckets = match cap {
-            0 => 0,
-            1..=7 => cap + 1,
-            _ => (cap * 8 / 7).next_power_of_two(),
-        };
-        let index = if buckets == 0 { 0 } else { buckets * per + 16 };
-        [self.slots.capacity() * std::mem::size_of::<S>(), index]
+        [self.slots.capacity() * std::mem::size_of::<S>(), self.index.allocated()]
     }
 
     /// The slot at `i` (0..len).
@@ -385,10 +311,7 @@ impl<S: Keyed> Table<S> {
 
     #[inline]
     fn find_where(&self, hash: u64, is: impl Fn(&S) -> bool) -> Option<usize> {
-        match &self.index {
-            Index::Narrow(t) => find_in(t, &self.slots, hash, is),
-            Index::Wide(t) => find_in(t, &self.slots, hash, is),
-        }
+        self.index.find(hash, |i| is(&self.slots[i]))
     }
 
     /// Appends a slot whose key is known to be absent and hashes to
@@ -405,42 +328,44 @@ impl<S: Keyed> Table<S> {
             self.slots.reserve_exact(fit_for::<S>(i + (i / 8).max(1)) - i);
         }
         self.slots.push(slot);
-        if let Index::Narrow(t) = &self.index {
-            if <u16 as Pos>::fits(i).is_none() {
-                // Position 65,536: the index turns `u32`, hashing every key
-                // once more.
-                let mut wide = HashTable::with_capacity(t.capacity());
-                for &j in t.iter() {
-                    insert_in(&mut wide, &self.slots, hash_key(self.slots[j.at()].key()), j.at() as u32);
-                }
-                self.index = Index::Wide(wide);
-            }
-        }
-        match &mut self.index {
-            Index::Narrow(t) => insert_in(t, &self.slots, hash, i as u16),
-            Index::Wide(t) => {
-                insert_in(t, &self.slots, hash, u32::try_from(i).expect("a table holds under 2^32 slots"))
-            }
+        if self.index.is_full() || (i >= NARROW && !self.index.is_wide()) {
+            // A quarter more keys than it holds now (load 0.7 after the
+            // rebuild, the next one at 0.875): small steps, since an index
+            // costs a key's hash per position to rebuild and a shard's
+            // thousand take microseconds. Past 65,536 slots, where a
+            // rebuild takes milliseconds, twice as many.
+            let len = self.slots.len();
+            let want = if len > NARROW { len * 2 } else { len + len / 4 };
+            self.rebuild(want);
+        } else {
+            self.index.insert(hash, i);
         }
         i
+    }
+
+    /// A new index for `want` slots, holding every slot's position.
+    fn rebuild(&mut self, want: usize) {
+        let wide = want.max(self.slots.len()) > NARROW;
+        let slots = &self.slots;
+        self.index = Index::build(want, wide, slots.iter().enumerate().map(|(i, s)| (hash_key(s.key()), i)));
     }
 
     /// Removes the slot at `i`, whose key hashes to `h`; the last slot
     /// moves into its place.
     pub fn swap_remove(&mut self, i: usize, h: u64) -> S {
         let last = self.slots.len() - 1;
-        match &mut self.index {
-            Index::Narrow(t) => remove_in(t, &self.slots, i, h, last),
-            Index::Wide(t) => remove_in(t, &self.slots, i, h, last),
+        self.index.remove(h, i);
+        if i != last {
+            self.index.repoint(hash_key(self.slots[last].key()), last, i);
         }
         self.slots.swap_remove(i)
     }
 
     /// Shrinks the slot vector to the smallest allocation that holds
     /// `max(len, cap)` slots, if that is smaller than the one it has. The
-    /// index keeps its buckets: they are a power of two, rehashing them
-    /// means hashing every key again, and [`Self::shrink_to`] sees to them
-    /// when the table is half empty.
+    /// index keeps its buckets: rebuilding it means hashing every key
+    /// again, and [`Self::shrink_to`] sees to it when the table is half
+    /// empty.
     pub fn trim_slots(&mut self, cap: usize) {
         let want = fit_for::<S>(cap.max(self.slots.len()));
         if want < self.slots.capacity() {
@@ -451,11 +376,10 @@ impl<S: Keyed> Table<S> {
     /// Frees capacity beyond `min(len, cap)` slots, in the vector and in
     /// the index.
     pub fn shrink_to(&mut self, cap: usize) {
-        self.slots.shrink_to(fit_for::<S>(cap.max(self.slots.len())));
-        let slots = &self.slots;
-        match &mut self.index {
-            Index::Narrow(t) => t.shrink_to(cap, |&j| hash_key(slots[j.at()].key())),
-            Index::Wide(t) => t.shrink_to(cap, |&j| hash_key(slots[j.at()].key())),
+        let want = cap.max(self.slots.len());
+        self.slots.shrink_to(fit_for::<S>(want));
+        if self.index.oversized_for(want) {
+            self.rebuild(want);
         }
     }
 }
@@ -522,12 +446,12 @@ mod tests {
         let n = 70_000;
         for i in 0..n {
             if i == 65_536 {
-                assert!(matches!(t.index, Index::Narrow(_)));
+                assert!(!t.index.is_wide());
             }
             let k = key(i);
             t.push(hash_key(&k), Slot { key: Key::new(&k), entry: entry("v") });
         }
-        assert!(matches!(t.index, Index::Wide(_)));
+        assert!(t.index.is_wide());
         // Remove from the front: the last slots move into low positions.
         for i in 0..1000 {
             let k = key(i);
