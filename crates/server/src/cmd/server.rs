@@ -883,7 +883,9 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         }
         let merge = has("merge") || !has("noflush");
         let _loading = ctx.shared.snapshots.loading.hold(ctx.shared.clock.now_ms());
-        crate::snapshot::load_rdb_file(ctx.shared, merge, false)
+        // Off this worker, so the connections queued on it get LOADING
+        // meanwhile rather than waiting for the load.
+        crate::scripting::off_worker(|| crate::snapshot::load_rdb_file(ctx.shared, merge, false))
             .map_err(|e| CmdError::Err(format!("Error trying to load the RDB dump: {e}")))?;
         return Ok(Frame::ok());
     }
@@ -898,7 +900,8 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     }
     if eq_ic(sub, "loadaof") {
         let _loading = ctx.shared.snapshots.loading.hold(ctx.shared.clock.now_ms());
-        crate::aof::reload(ctx.shared).map_err(|e| CmdError::Err(format!("Error loading the AOF: {e}")))?;
+        crate::scripting::off_worker(|| crate::aof::reload(ctx.shared))
+            .map_err(|e| CmdError::Err(format!("Error loading the AOF: {e}")))?;
         return Ok(Frame::ok());
     }
     if eq_ic(sub, "quicklist-packed-threshold") {
