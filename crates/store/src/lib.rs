@@ -18,6 +18,7 @@ mod index;
 pub mod keyspace;
 pub mod memsize;
 pub mod newcomers;
+pub mod print95;
 pub mod split;
 pub mod table;
 pub mod types;

@@ -3,7 +3,8 @@
 //! as boxed variants, each implemented in its own module under `types`.
 
 use crate::ascii7;
-use crate::split::{Split, HEAD};
+use crate::print95;
+use crate::split::{Packing, Split, HEAD};
 use crate::types::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
 use bytes::Bytes;
 
@@ -23,6 +24,15 @@ pub const INLINE_MAX: usize = 22;
 const FIRST_CHARS: usize = 16;
 const FIRST_PACKED: usize = 14;
 const _: () = assert!(FIRST_PACKED > HEAD && FIRST_CHARS <= INLINE_MAX + 1);
+
+/// The same for printable packing: three groups of six, fifteen bytes.
+const FIRST_PRINT95_CHARS: usize = 18;
+const FIRST_PRINT95_PACKED: usize = 15;
+const _: () = assert!(
+    print95::packed_len(FIRST_PRINT95_CHARS) == FIRST_PRINT95_PACKED
+        && FIRST_PRINT95_PACKED > HEAD
+        && FIRST_PRINT95_CHARS <= INLINE_MAX + 1
+);
 
 /// The bytes sit behind a handle in the value's own 24 bytes (the value
 /// lives in every key's slot). Up to [`INLINE_MAX`] bytes they are those
@@ -113,9 +123,20 @@ impl StrValue {
 
     /// A string set whole past the inline limit: packed if ASCII (shorter
     /// strings cost nothing already; longer ones are shared, since a large
-    /// value is read more than it is stored), then split.
+    /// value is read more than it is stored), then split. Printable text
+    /// packs tightest (print95.rs); other ASCII seven bits a character.
     fn split(b: &[u8]) -> StrValue {
         let head = |stored: &[u8]| -> [u8; HEAD] { stored[..HEAD].try_into().expect("longer than the head") };
+        if print95::is_printable(b) {
+            // As for seven bits below: the first characters make the head
+            // and the tail's first bytes, the rest pack into the tail.
+            let mut first = [0u8; FIRST_PRINT95_PACKED];
+            print95::pack_into(&b[..FIRST_PRINT95_CHARS], &mut first);
+            let mut tail = vec![0u8; print95::packed_len(b.len()) - HEAD].into_boxed_slice();
+            tail[..FIRST_PRINT95_PACKED - HEAD].copy_from_slice(&first[HEAD..]);
+            print95::pack_into(&b[FIRST_PRINT95_CHARS..], &mut tail[FIRST_PRINT95_PACKED - HEAD..]);
+            return StrValue::Split(Split::new(b.len(), Packing::Print95, head(&first), tail));
+        }
         // Packed straight into the two halves: the first 16 characters
         // make 14 bytes (the head and the tail's first), the rest pack
         // from a group boundary into the tail after it. A byte past ASCII
@@ -126,25 +147,36 @@ impl StrValue {
             let mut tail = vec![0u8; ascii7::packed_len(b.len()) - HEAD].into_boxed_slice();
             tail[..FIRST_PACKED - HEAD].copy_from_slice(&first[HEAD..]);
             if ascii7::pack_into(&b[FIRST_CHARS..], &mut tail[FIRST_PACKED - HEAD..]) {
-                return StrValue::Split(Split::new(b.len(), true, head(&first), tail));
+                return StrValue::Split(Split::new(b.len(), Packing::Ascii7, head(&first), tail));
             }
         }
-        StrValue::Split(Split::new(b.len(), false, head(b), b[HEAD..].into()))
+        StrValue::Split(Split::new(b.len(), Packing::Raw, head(b), b[HEAD..].into()))
     }
 
     /// A split string's bytes appended to `out`: unpacked if packed.
     fn join(split: &Split, out: &mut Vec<u8>) {
         let tail = split.tail();
         out.reserve(split.len());
-        if split.packed() {
-            let mut first = [0u8; FIRST_PACKED];
-            first[..HEAD].copy_from_slice(split.head());
-            first[HEAD..].copy_from_slice(&tail[..FIRST_PACKED - HEAD]);
-            ascii7::unpack_into(&first, FIRST_CHARS, out);
-            ascii7::unpack_into(&tail[FIRST_PACKED - HEAD..], split.len() - FIRST_CHARS, out);
-        } else {
-            out.extend_from_slice(split.head());
-            out.extend_from_slice(tail);
+        match split.packing() {
+            Packing::Ascii7 => {
+                let mut first = [0u8; FIRST_PACKED];
+                first[..HEAD].copy_from_slice(split.head());
+                first[HEAD..].copy_from_slice(&tail[..FIRST_PACKED - HEAD]);
+                ascii7::unpack_into(&first, FIRST_CHARS, out);
+                ascii7::unpack_into(&tail[FIRST_PACKED - HEAD..], split.len() - FIRST_CHARS, out);
+            }
+            Packing::Print95 => {
+                let mut first = [0u8; FIRST_PRINT95_PACKED];
+                first[..HEAD].copy_from_slice(split.head());
+                first[HEAD..].copy_from_slice(&tail[..FIRST_PRINT95_PACKED - HEAD]);
+                print95::unpack_into(&first, FIRST_PRINT95_CHARS, out);
+                let rest = &tail[FIRST_PRINT95_PACKED - HEAD..];
+                print95::unpack_into(rest, split.len() - FIRST_PRINT95_CHARS, out);
+            }
+            Packing::Raw => {
+                out.extend_from_slice(split.head());
+                out.extend_from_slice(tail);
+            }
         }
     }
 
@@ -468,13 +500,16 @@ mod tests {
             // One byte past ASCII anywhere keeps the bytes unpacked.
             let mut binary = text.clone();
             binary[n / 2] = 0x80;
-            for (bytes, packed) in [(&text, true), (&binary, false)] {
-                let stored = if packed { ascii7::packed_len(n) } else { n };
+            // A line break keeps it ASCII but not all printable.
+            let mut lines = text.clone();
+            lines[n / 3] = b'\n';
+            for (bytes, packing) in [(&text, Packing::Print95), (&lines, Packing::Ascii7), (&binary, Packing::Raw)] {
+                let stored = packing.stored_len(n);
                 for v in [StrValue::from_slice(bytes), StrValue::text(bytes), StrValue::from_vec(bytes.clone())] {
                     let StrValue::Split(split) = &v else { panic!("length {n} not split: {v:?}") };
                     assert_eq!(
-                        (split.len(), split.packed(), split.tail_len()),
-                        (n, packed, stored - HEAD),
+                        (split.len(), split.packing(), split.tail_len()),
+                        (n, packing, stored - HEAD),
                         "length {n}"
                     );
                     // OBJECT ENCODING answers as for the string in one piece.
