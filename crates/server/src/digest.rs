@@ -34,7 +34,8 @@ fn mix(digest: &mut Digest, data: &[u8]) {
 /// Redis's `xorObjectDigest`: the value's type, its contents and whether
 /// it has a TTL, mixed into `digest`.
 fn mix_value(digest: &mut Digest, entry: &Entry) {
-    let type_id: u32 = match &entry.value {
+    let value = entry.value();
+    let type_id: u32 = match &*value {
         Value::Str(_) => 0,
         Value::List(_) => 1,
         Value::Set(_) => 2,
@@ -43,7 +44,7 @@ fn mix_value(digest: &mut Digest, entry: &Entry) {
         Value::Stream(_) => 6,
     };
     mix(digest, &type_id.to_be_bytes());
-    match &entry.value {
+    match &*value {
         Value::Str(s) => mix(digest, &s.to_bytes()),
         Value::List(l) => l.iter().for_each(|item| mix(digest, item)),
         Value::Set(s) => s.members().iter().for_each(|m| xor(digest, m)),

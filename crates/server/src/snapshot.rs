@@ -424,7 +424,7 @@ fn write_keyspace<W: std::io::Write>(shared: &Shared, w: &mut file::Writer<W>) -
             // `Chunks::capture`).
             cursor = shared.keyspace.scan_stored(db, cursor, 1024, |k, e: &Entry| {
                 if failed.is_none() {
-                    match w.entry(k, &e.value, e.expire_at(), recency.of_entry(e, now)) {
+                    match w.entry(k, &e.value(), e.expire_at(), recency.of_entry(e, now)) {
                         Ok(()) => total += 1,
                         Err(err) => failed = Some(format!("key {}: {err}", String::from_utf8_lossy(k))),
                     }
@@ -493,11 +493,11 @@ impl CutSink for Chunks {
             let recency = self.recency.of_entry(e, self.cut_ms);
             // A large string is held by its count (a shared or adopted
             // buffer), not copied.
-            if let Value::Str(s @ (StrValue::Shared(_) | StrValue::Adopted(_))) = &e.value {
+            if let Value::Str(s @ (StrValue::Shared(_) | StrValue::Adopted(_))) = &*e.value() {
                 strings.push((k.clone(), s.clone(), e.expire_at(), recency));
                 continue;
             }
-            if let Err(err) = file::encode_entry(&mut buf, k, &e.value, e.expire_at(), recency) {
+            if let Err(err) = file::encode_entry(&mut buf, k, &e.value(), e.expire_at(), recency) {
                 self.failed.lock().get_or_insert_with(|| format!("key {}: {err}", String::from_utf8_lossy(k)));
                 return;
             }

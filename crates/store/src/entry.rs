@@ -1,5 +1,5 @@
-//! One key's value and metadata: its deadline, its access clock and the
-//! SIEVE bit, packed in one `u64` beside the value.
+//! One key with its value and metadata: its deadline, its access clock
+//! and the SIEVE bit, packed in one `u64` beside the value.
 //!
 //! Every key pays for its entry in its shard's slot (table.rs), so each
 //! byte here is a byte per key. The entry was the value, a `u64`
@@ -29,9 +29,27 @@
 //! lies on, so whether it has passed needs no look at the table. The
 //! entry frees its slot when dropped, so the table holds only the far
 //! deadlines of entries that exist.
+//!
+//! A key's spare bytes. The entry holds its key too (the slot is the
+//! entry: 24 bytes of key, 24 of value, the word). A key of up to 22 bytes
+//! sits inline, and a shorter one leaves bytes unused: 8 for the common
+//! `key:0000000001`. A split string (value.rs, split.rs) lends the first
+//! bytes of its heap tail to them when that drops the tail into a smaller
+//! jemalloc class: a 100-character text value packs to 84 bytes, 13 in
+//! the value and 71 on the heap (the 80-byte class); with 7 lent to the
+//! key, 64 (the 64-byte class), 16 bytes a key less. The value then
+//! cannot be read without the key, which is why `value` is private and
+//! read through [`Entry::str_bytes`] or [`Entry::value`], changed through
+//! [`Entry::value_mut`], and taken out through [`Entry::into_value`]: each
+//! passes the lent bytes along or takes them back first. A new key
+//! ([`Entry::set_key`]) takes them back before it overwrites the old one.
 
+use crate::split::lend_count;
+use crate::table::Key;
 use crate::value::{StrValue, Value};
+use bytes::Bytes;
 use parking_lot::Mutex;
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 const CLOCK_BITS: u32 = 24;
@@ -146,10 +164,16 @@ fn lfu_clock(now_ms: u64, counter: u8) -> u64 {
     lfu_minutes(now_ms) << 8 | counter as u64
 }
 
-/// One key's value and metadata.
+/// One key, its value and metadata: a shard's slot.
 #[derive(Debug)]
 pub struct Entry {
-    pub value: Value,
+    /// Set by the keyspace when it stores the entry ([`Entry::set_key`]);
+    /// empty until then.
+    key: Key,
+    /// Private: a split string may have lent bytes to the key's unused
+    /// ones (see "A key's spare bytes" in the module docs), and is read
+    /// only with them, through the entry's own methods.
+    value: Value,
     /// See the module docs. Private so that the deadline changes only
     /// through [`crate::Tx`], which keeps the expiry index in step.
     word: u64,
@@ -158,7 +182,126 @@ pub struct Entry {
 impl Entry {
     pub fn new(value: Value, access: Access) -> Entry {
         let clock = if access.lfu { lfu_clock(access.now_ms, LFU_INIT_VAL) } else { lru_clock(access.now_ms) };
-        Entry { value, word: clock }
+        Entry { key: Key::new(b""), value, word: clock }
+    }
+
+    pub fn key(&self) -> &[u8] {
+        self.key.as_bytes()
+    }
+
+    pub fn key_ref(&self) -> &Key {
+        &self.key
+    }
+
+    /// Stores the entry under `key`: the value takes back what it lent to
+    /// the old key's spare bytes and may lend to the new one's.
+    pub(crate) fn set_key(&mut self, key: &[u8]) {
+        self.take_back();
+        self.key = Key::new(key);
+        self.settle();
+    }
+
+    /// The bytes the value lent to the key (none unless it is a split
+    /// string that did).
+    fn lent(&self) -> &[u8] {
+        match &self.value {
+            Value::Str(StrValue::Split(s)) => &self.key.spare()[..s.ext()],
+            _ => &[],
+        }
+    }
+
+    fn take_back(&mut self) {
+        if let Value::Str(StrValue::Split(s)) = &mut self.value {
+            let n = s.ext();
+            if n > 0 {
+                s.take_back(&self.key.spare()[..n]);
+            }
+        }
+    }
+
+    /// Lends a split string's first tail bytes to the key's spare ones if
+    /// that puts the tail in a smaller size class: as many as leave the
+    /// tail filling that class.
+    fn settle(&mut self) {
+        let Value::Str(StrValue::Split(s)) = &mut self.value else { return };
+        if s.ext() != 0 {
+            return;
+        }
+        let n = lend_count(s.tail_len(), self.key.spare().len());
+        if n > 0 {
+            s.lend(n, self.key.spare_mut());
+        }
+    }
+
+    /// An entry under `key` whose value `make` builds, given the key's
+    /// spare bytes to lend to (a string built for its place: one
+    /// allocation, where [`Entry::set_key`] would move a built one's tail).
+    pub fn with_key(key: &[u8], access: Access, make: impl FnOnce(&mut [u8]) -> Value) -> Entry {
+        let mut e = Entry::new(Value::Str(StrValue::Int(0)), access);
+        e.key = Key::new(key);
+        e.value = make(e.key.spare_mut());
+        e.settle();
+        e
+    }
+
+    /// The value, whole: a copy if it lent bytes to the key (for the rare
+    /// readers of any value: DUMP, a snapshot, DEBUG; string commands read
+    /// with [`Self::str_bytes`]).
+    pub fn value(&self) -> Cow<'_, Value> {
+        match &self.value {
+            Value::Str(StrValue::Split(s)) if s.ext() > 0 => {
+                let mut whole = s.clone();
+                whole.take_back(self.lent());
+                Cow::Owned(Value::Str(StrValue::Split(whole)))
+            }
+            v => Cow::Borrowed(v),
+        }
+    }
+
+    /// The value to change in place; it takes back any bytes it lent.
+    pub fn value_mut(&mut self) -> &mut Value {
+        self.take_back();
+        &mut self.value
+    }
+
+    /// Puts `value` in place of the value, which it returns to be dropped
+    /// (it may have lent bytes to the key, which the new value reuses).
+    pub(crate) fn swap_value(&mut self, make: impl FnOnce(&mut [u8]) -> Value) -> Value {
+        let old = std::mem::replace(&mut self.value, Value::Str(StrValue::Int(0)));
+        self.value = make(self.key.spare_mut());
+        self.settle();
+        old
+    }
+
+    /// A string's bytes (None for another type).
+    pub fn str_bytes(&self) -> Option<Bytes> {
+        Some(self.value.as_str()?.to_bytes_with(self.lent()))
+    }
+
+    /// A string's length (None for another type).
+    pub fn str_len(&self) -> Option<usize> {
+        self.value.as_str().map(StrValue::len)
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        self.value.type_name()
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        self.value.encoding()
+    }
+
+    /// The value as stored, for what reads no string bytes (its size,
+    /// its type's fields).
+    pub(crate) fn stored(&self) -> &Value {
+        &self.value
+    }
+
+    /// The key and the value, whole.
+    pub fn into_parts(mut self) -> (Key, Value) {
+        self.take_back();
+        let key = std::mem::replace(&mut self.key, Key::new(b""));
+        (key, std::mem::replace(&mut self.value, Value::Str(StrValue::Int(0))))
     }
 
     fn field(&self) -> u64 {
@@ -217,9 +360,9 @@ impl Entry {
         }
     }
 
-    /// The value, leaving the entry to drop.
-    pub fn into_value(mut self) -> Value {
-        std::mem::replace(&mut self.value, Value::Str(StrValue::Int(0)))
+    /// The value, whole, leaving the entry to drop.
+    pub fn into_value(self) -> Value {
+        self.into_parts().1
     }
 
     /// The 24-bit access clock as stored (DEBUG OBJECT's `lru`; COPY
@@ -327,7 +470,9 @@ impl Entry {
 impl Clone for Entry {
     /// A far deadline gets a slot of its own: each entry frees its own.
     fn clone(&self) -> Entry {
-        let mut copy = Entry { value: self.value.clone(), word: self.word & (CLOCK_MASK | VISITED) };
+        // The key's spare bytes come along: a lent split's copy reads them.
+        let mut copy =
+            Entry { key: self.key.clone(), value: self.value.clone(), word: self.word & (CLOCK_MASK | VISITED) };
         if let Some(at) = self.expire_at() {
             copy.set_deadline(at);
         }
@@ -350,8 +495,59 @@ mod tests {
     }
 
     #[test]
-    fn the_entry_is_its_value_and_one_word() {
-        assert_eq!(std::mem::size_of::<Entry>(), std::mem::size_of::<Value>() + 8);
+    fn the_entry_is_its_key_its_value_and_one_word() {
+        assert_eq!(std::mem::size_of::<Entry>(), std::mem::size_of::<Key>() + std::mem::size_of::<Value>() + 8);
+    }
+
+    fn split_of(e: &Entry) -> (usize, usize) {
+        match &e.value {
+            Value::Str(StrValue::Split(s)) => (s.ext(), s.tail_len()),
+            other => panic!("not split: {other:?}"),
+        }
+    }
+
+    /// A 100-character text value lends 7 bytes to a 14-byte key, and its
+    /// tail drops from the 80-byte class to the 64; it reads whole through
+    /// every door, takes the bytes back for a longer key, and lends again
+    /// for a short one.
+    #[test]
+    fn a_split_string_lends_its_bytes_to_a_short_key() {
+        let text: Vec<u8> = (0..100).map(|i| b' ' + (i * 37 % 95) as u8).collect();
+        let mut e = Entry::new(Value::Str(StrValue::from_slice(&text)), Access::lru(0));
+        assert_eq!(split_of(&e), (0, 71), "packed to 84, 13 in the value");
+        e.set_key(b"key:0000000001");
+        assert_eq!(split_of(&e), (7, 64));
+        assert_eq!(e.key(), b"key:0000000001");
+        assert_eq!(e.str_bytes().as_deref(), Some(&text[..]));
+        assert_eq!(e.str_len(), Some(100));
+        assert_eq!(e.encoding(), "raw");
+        assert_eq!(e.value().as_str().map(|s| s.to_bytes()).as_deref(), Some(&text[..]));
+        let copy = e.clone();
+        assert_eq!((copy.key(), copy.str_bytes().as_deref()), (&b"key:0000000001"[..], Some(&text[..])));
+        // A 22-byte key has no spare bytes: everything comes back.
+        e.set_key(&[b'k'; 22]);
+        assert_eq!(split_of(&e), (0, 71));
+        assert_eq!(e.str_bytes().as_deref(), Some(&text[..]));
+        e.set_key(b"k");
+        assert_eq!(split_of(&e), (7, 64), "no more than fills the smaller class");
+        // A new value reuses the spare bytes; the old one only drops.
+        let other: Vec<u8> = text.iter().rev().copied().collect();
+        drop(e.swap_value(|_| Value::Str(StrValue::from_slice(&other))));
+        assert_eq!(e.str_bytes().as_deref(), Some(&other[..]));
+        e.value_mut();
+        assert_eq!(split_of(&e), (0, 71), "changed in place, it holds its bytes");
+        e.set_key(b"key:0000000001");
+        assert_eq!(e.into_value().as_str().map(|s| s.to_bytes()).as_deref(), Some(&other[..]));
+        // A 20-byte key's two spare bytes reach no smaller class: nothing
+        // lent. A 40-character value's 21-byte tail reaches the 16 class
+        // with five.
+        let mut long = Entry::new(Value::Str(StrValue::from_slice(&text)), Access::lru(0));
+        long.set_key(b"key:0000000000000001");
+        assert_eq!(split_of(&long), (0, 71));
+        let mut short = Entry::new(Value::Str(StrValue::from_slice(&text[..40])), Access::lru(0));
+        short.set_key(b"key:0000000001");
+        assert_eq!(split_of(&short), (5, 16));
+        assert_eq!(short.str_bytes().as_deref(), Some(&text[..40]));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! 0 means every element).
 
 use crate::keyspace::Entry;
-use crate::table::{Elem, Key, INLINE_KEY};
+use crate::table::{Elem, INLINE_KEY};
 use crate::types::hash::Hash;
 use crate::value::{StrValue, Value};
 use bytes::Bytes;
@@ -136,12 +136,12 @@ impl Value {
 }
 
 /// The keyspace's bookkeeping per key: (map slot, expiry index entry).
-/// A slot is the key and the entry, plus its index bucket (a `u16` and a
-/// control byte, in all but shards of over 65,536 keys); an expiry entry
+/// A slot is the entry (its key inside), plus its index bucket (a `u16`
+/// and a tag byte, in all but shards of over 65,536 keys); an expiry entry
 /// is one `u64`, the deadline's tick and the slot's position (see
 /// expiry.rs).
 pub fn bookkeeping() -> (usize, usize) {
-    (std::mem::size_of::<Key>() + std::mem::size_of::<Entry>() + 3, std::mem::size_of::<u64>())
+    (std::mem::size_of::<Entry>() + 3, std::mem::size_of::<u64>())
 }
 
 /// A key's buffer outside its slot (none for short keys).
@@ -159,7 +159,7 @@ fn key_heap(key: &[u8]) -> usize {
 pub fn key_usage(key: &[u8], e: &Entry, samples: usize) -> usize {
     let (slot, expiry) = bookkeeping();
     let ttl = if e.expire_at().is_some() { expiry } else { 0 };
-    slot + key_heap(key) + ttl + e.value.mem_usage(samples)
+    slot + key_heap(key) + ttl + e.stored().mem_usage(samples)
 }
 
 #[cfg(test)]

@@ -22,9 +22,33 @@
 /// Stored bytes held in the value itself.
 pub const HEAD: usize = 13;
 
-/// The length's bits in the two-byte header; the packing takes the rest.
-const LEN_BITS: u32 = 14;
+use crate::memsize::size_class;
+
+/// How many of a `tail`-byte tail's first bytes to lend to `room` spare
+/// ones: as many as put the rest in the smallest size class within reach
+/// and fill it, none if no smaller class is within reach.
+pub fn lend_count(tail: usize, room: usize) -> usize {
+    let room = room.min(EXT_MAX).min(tail.saturating_sub(1));
+    if room == 0 {
+        return 0;
+    }
+    let smallest = size_class(tail - room);
+    if smallest < size_class(tail) {
+        tail - smallest
+    } else {
+        0
+    }
+}
+
+/// The two-byte header: the length in the low ten bits, then the
+/// packing (two), then the bytes lent out to the key's slot (four).
+const LEN_BITS: u32 = 10;
 const LEN_MASK: u16 = (1 << LEN_BITS) - 1;
+const PACKING_SHIFT: u32 = LEN_BITS;
+const EXT_SHIFT: u32 = LEN_BITS + 2;
+
+/// Most stored bytes a split can lend out (see [`Split::lend`]).
+pub const EXT_MAX: usize = 15;
 
 /// How a split string's characters are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +62,16 @@ pub enum Packing {
 }
 
 impl Packing {
+    /// Stored bytes and the characters they hold in one group, the unit
+    /// packing works in (raw: one and one).
+    pub fn group(self) -> (usize, usize) {
+        match self {
+            Packing::Raw => (1, 1),
+            Packing::Ascii7 => (7, 8),
+            Packing::Print95 => (5, 6),
+        }
+    }
+
     /// Bytes `len` characters take stored this way.
     pub fn stored_len(self, len: usize) -> usize {
         match self {
@@ -48,11 +82,16 @@ impl Packing {
     }
 }
 
-/// Longer than [`HEAD`] stored bytes, and at most 16,383 characters.
+/// Longer than [`HEAD`] stored bytes, and at most 1,023 characters.
+///
+/// A split may lend the stored bytes after its head to whoever holds it
+/// (an entry, in its key's unused bytes: entry.rs), so that its tail
+/// shrinks to a smaller size class. Those bytes are then not here: a lent
+/// split only says how many, and whoever holds them passes them back to
+/// read it ([`Split::with_ext`]). It can still be dropped on its own.
 #[repr(C, packed)]
 pub struct Split {
-    /// The string's length (low 14 bits) and its [`Packing`] (the top
-    /// two), little-endian.
+    /// See [`LEN_BITS`], little-endian.
     len: [u8; 2],
     head: [u8; HEAD],
     /// `tail_len()` bytes, from a `Box<[u8]>`.
@@ -71,11 +110,55 @@ impl Split {
     /// (at least a byte): the tail's length is computed from them from now
     /// on.
     pub fn new(len: usize, packing: Packing, head: [u8; HEAD], tail: Box<[u8]>) -> Split {
+        Split::new_lent(len, packing, head, tail, 0)
+    }
+
+    /// [`Self::new`] for a split that lent `ext` bytes, between its head
+    /// and `tail`, out already.
+    pub fn new_lent(len: usize, packing: Packing, head: [u8; HEAD], tail: Box<[u8]>, ext: usize) -> Split {
         let stored = packing.stored_len(len);
-        assert!(len <= LEN_MASK as usize && stored > HEAD && tail.len() == stored - HEAD);
+        assert!(len <= LEN_MASK as usize && ext <= EXT_MAX && !tail.is_empty() && tail.len() + ext + HEAD == stored);
         let tail = std::ptr::NonNull::new(Box::into_raw(tail).cast::<u8>()).expect("a box is never null");
-        let len = (len as u16 | (packing as u16) << LEN_BITS).to_le_bytes();
+        let len = (len as u16 | (packing as u16) << PACKING_SHIFT | (ext as u16) << EXT_SHIFT).to_le_bytes();
         Split { len, head, tail }
+    }
+
+    /// Stored bytes lent out (0 when it holds them all).
+    pub fn ext(&self) -> usize {
+        (self.bits() >> EXT_SHIFT) as usize
+    }
+
+    /// Puts `tail` in place of the tail, `ext` bytes now lent out.
+    fn set_tail(&mut self, tail: Box<[u8]>, ext: usize) {
+        assert!(ext <= EXT_MAX && tail.len() + ext == self.stored_len() - HEAD);
+        self.free_tail();
+        self.tail = std::ptr::NonNull::new(Box::into_raw(tail).cast::<u8>()).expect("a box is never null");
+        self.len = ((self.bits() & !(0xf << EXT_SHIFT)) | (ext as u16) << EXT_SHIFT).to_le_bytes();
+    }
+
+    /// Lends the first `n` bytes of the tail (none lent yet, `n` at most
+    /// [`EXT_MAX`] and less than the tail) into `out`; the tail shrinks by
+    /// as many.
+    pub fn lend(&mut self, n: usize, out: &mut [u8]) {
+        assert!(self.ext() == 0 && n <= EXT_MAX && n < self.tail_len());
+        let tail = self.tail();
+        out[..n].copy_from_slice(&tail[..n]);
+        let rest: Box<[u8]> = tail[n..].into();
+        self.set_tail(rest, n);
+    }
+
+    /// Takes back the bytes lent out, `ext` (as many as [`Self::ext`]).
+    pub fn take_back(&mut self, ext: &[u8]) {
+        assert_eq!(ext.len(), self.ext());
+        let whole: Box<[u8]> = [ext, self.tail()].concat().into();
+        self.set_tail(whole, 0);
+    }
+
+    /// The stored bytes after the head: `ext` (the bytes lent out) then the
+    /// tail.
+    pub fn with_ext<'a>(&'a self, ext: &'a [u8]) -> [&'a [u8]; 2] {
+        assert_eq!(ext.len(), self.ext(), "a lent split is read with its bytes");
+        [ext, self.tail()]
     }
 
     fn bits(&self) -> u16 {
@@ -94,7 +177,7 @@ impl Split {
 
     /// How the characters are stored.
     pub fn packing(&self) -> Packing {
-        match self.bits() >> LEN_BITS {
+        match (self.bits() >> PACKING_SHIFT) & 3 {
             0 => Packing::Raw,
             1 => Packing::Ascii7,
             _ => Packing::Print95,
@@ -108,7 +191,7 @@ impl Split {
 
     /// Bytes on the heap.
     pub fn tail_len(&self) -> usize {
-        self.stored_len() - HEAD
+        self.stored_len() - HEAD - self.ext()
     }
 
     pub fn head(&self) -> &[u8; HEAD] {
@@ -117,24 +200,35 @@ impl Split {
 
     pub fn tail(&self) -> &[u8] {
         let p = self.tail;
-        // SAFETY: `new` made the tail from a box of `tail_len()` bytes
-        // (the length and the pointer are set together, only there, and
-        // are private), and nothing writes or frees it before `drop`.
+        // SAFETY: `new` or `set_tail` made the tail from a box of
+        // `tail_len()` bytes (the length and the pointer are set together,
+        // only there, and are private), and nothing writes or frees it
+        // before `free_tail`.
         unsafe { std::slice::from_raw_parts(p.as_ptr(), self.tail_len()) }
+    }
+
+    /// Frees the tail; the caller puts another in its place or is `drop`.
+    fn free_tail(&mut self) {
+        let (p, n) = (self.tail, self.tail_len());
+        // SAFETY: the box `new` or `set_tail` made, with its length, freed
+        // once: both callers replace or forget the pointer right after.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.as_ptr(), n)) });
     }
 }
 
 impl Drop for Split {
     fn drop(&mut self) {
-        let (p, n) = (self.tail, self.tail_len());
-        // SAFETY: the box `new` made, with its length, dropped once.
-        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.as_ptr(), n)) });
+        self.free_tail();
     }
 }
 
+/// A lent split's copy lends as many bytes: it is only read with the same
+/// bytes, as the copy of a whole entry (key and value) is.
 impl Clone for Split {
     fn clone(&self) -> Split {
-        Split::new(self.len(), self.packing(), self.head, self.tail().into())
+        let tail: Box<[u8]> = self.tail().into();
+        let tail = std::ptr::NonNull::new(Box::into_raw(tail).cast::<u8>()).expect("a box is never null");
+        Split { len: self.len, head: self.head, tail }
     }
 }
 
@@ -150,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_split_holds_its_head_tail_and_length() {
-        for n in [HEAD + 1, 75, 499, 13_000] {
+        for n in [HEAD + 1, 75, 499, 1000] {
             let bytes: Vec<u8> = (0..n).map(|i| (i * 31 % 256) as u8).collect();
             // Packed, the same bytes stand for more characters.
             for (chars, packing) in [(n, Packing::Raw), (n * 8 / 7, Packing::Ascii7), (n * 6 / 5, Packing::Print95)] {
@@ -165,6 +259,23 @@ mod tests {
                 assert_eq!([&c.head()[..], c.tail()].concat(), bytes);
             }
         }
+    }
+
+    /// Lent bytes leave the tail and come back whole; a copy lends as many.
+    #[test]
+    fn a_split_lends_bytes_and_takes_them_back() {
+        let bytes: Vec<u8> = (0..100u8).collect();
+        let mut s = Split::new(100, Packing::Raw, bytes[..HEAD].try_into().unwrap(), bytes[HEAD..].into());
+        let mut ext = [0u8; EXT_MAX];
+        s.lend(8, &mut ext);
+        assert_eq!((s.ext(), s.tail_len(), s.len(), s.stored_len()), (8, 100 - HEAD - 8, 100, 100));
+        assert_eq!([&s.head()[..], s.with_ext(&ext[..8]).concat().as_slice()].concat(), bytes);
+        let c = s.clone();
+        assert_eq!([&c.head()[..], c.with_ext(&ext[..8]).concat().as_slice()].concat(), bytes);
+        drop(c);
+        s.take_back(&ext[..8]);
+        assert_eq!((s.ext(), s.tail_len()), (0, 100 - HEAD));
+        assert_eq!([&s.head()[..], s.tail()].concat(), bytes);
     }
 
     #[test]

@@ -60,6 +60,22 @@ impl Key {
             Key::Heap(b) => b,
         }
     }
+
+    /// The inline bytes the key does not use (a value may borrow them:
+    /// entry.rs); none for a key on the heap.
+    pub(crate) fn spare(&self) -> &[u8] {
+        match self {
+            Key::Inline(n, buf) => &buf[*n as usize..],
+            Key::Heap(_) => &[],
+        }
+    }
+
+    pub(crate) fn spare_mut(&mut self) -> &mut [u8] {
+        match self {
+            Key::Inline(n, buf) => &mut buf[*n as usize..],
+            Key::Heap(_) => &mut [],
+        }
+    }
 }
 
 impl std::ops::Deref for Key {
@@ -125,21 +141,16 @@ pub fn hash_key(key: &[u8]) -> u64 {
     SEED.hash_one(key)
 }
 
-/// A keyspace shard's slot: a key and its entry.
-pub struct Slot {
-    pub key: Key,
-    pub entry: Entry,
-}
-
 /// What a table's slot is found by: its key's bytes, hashed with
 /// [`hash_key`].
 pub trait Keyed {
     fn key(&self) -> &[u8];
 }
 
-impl Keyed for Slot {
+/// A keyspace shard's slot is an entry, its key inside it.
+impl Keyed for Entry {
     fn key(&self) -> &[u8] {
-        self.key.as_bytes()
+        Entry::key(self)
     }
 }
 
@@ -161,13 +172,13 @@ impl Keyed for Elem {
 
 /// Slots in a dense vector and an index of their positions.
 ///
-/// The keyspace's shards hold [`Slot`]s; large hashes, sets and sorted
+/// The keyspace's shards hold [`Entry`]s; large hashes, sets and sorted
 /// sets hold their fields and members. Against `IndexSet` (what those
 /// used): no stored hash (8 bytes an element), an index of `u16` or
 /// `u32` positions rather than `usize`, and a vector grown by an eighth
 /// to a whole size class rather than reserved up to the index's capacity
 /// (which left, at a million elements, 1.8 million entries allocated).
-pub struct Table<S = Slot> {
+pub struct Table<S = Entry> {
     index: Index,
     slots: Vec<S>,
 }
@@ -200,17 +211,17 @@ impl<S: Keyed + PartialEq> PartialEq for Table<S> {
     }
 }
 
-impl Table<Slot> {
-    pub fn slot(&self, i: usize) -> &Slot {
+impl Table<Entry> {
+    pub fn slot(&self, i: usize) -> &Entry {
         &self.slots[i]
     }
 
-    pub fn slot_mut(&mut self, i: usize) -> &mut Slot {
+    pub fn slot_mut(&mut self, i: usize) -> &mut Entry {
         &mut self.slots[i]
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
-        self.slots.iter().map(|s| (&s.key, &s.entry))
+        self.slots.iter().map(|e| (e.key_ref(), e))
     }
 }
 
@@ -420,11 +431,17 @@ mod tests {
         Entry::new(Value::Str(StrValue::from_slice(v.as_bytes())), crate::entry::Access::lru(0))
     }
 
+    fn keyed(k: &[u8]) -> Entry {
+        let mut e = entry("v");
+        e.set_key(k);
+        e
+    }
+
     #[test]
     fn a_slot_is_56_bytes() {
         // Key 24, value 24, metadata word 8 (entry.rs): every byte here
         // is a byte per key.
-        assert_eq!(std::mem::size_of::<Slot>(), 56);
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
     }
 
     #[test]
@@ -449,7 +466,7 @@ mod tests {
                 assert!(!t.index.is_wide());
             }
             let k = key(i);
-            t.push(hash_key(&k), Slot { key: Key::new(&k), entry: entry("v") });
+            t.push(hash_key(&k), keyed(&k));
         }
         assert!(t.index.is_wide());
         // Remove from the front: the last slots move into low positions.
@@ -463,7 +480,7 @@ mod tests {
             let found = t.find(hash_key(&k), &k);
             assert_eq!(found.is_some(), i >= 1000, "k{i}");
             if let Some(at) = found {
-                assert_eq!(t.slot(at).key.as_bytes(), &k[..]);
+                assert_eq!(t.slot(at).key(), &k[..]);
             }
         }
     }
@@ -514,19 +531,19 @@ mod tests {
         let keys: Vec<Vec<u8>> = (0..1000).map(|i| format!("key:{i}{}", "x".repeat(i % 40)).into_bytes()).collect();
         for k in &keys {
             assert_eq!(t.find(hash_key(k), k), None);
-            t.push(hash_key(k), Slot { key: Key::new(k), entry: entry("v") });
+            t.push(hash_key(k), keyed(k));
         }
         // Remove every third key by position, then check the rest.
         for k in keys.iter().step_by(3) {
             let i = t.find(hash_key(k), k).unwrap();
-            assert_eq!(t.swap_remove(i, hash_key(k)).key.as_bytes(), &k[..]);
+            assert_eq!(t.swap_remove(i, hash_key(k)).key(), &k[..]);
         }
         t.shrink_to(0);
         for (n, k) in keys.iter().enumerate() {
             let found = t.find(hash_key(k), k);
             assert_eq!(found.is_some(), n % 3 != 0, "{}", String::from_utf8_lossy(k));
             if let Some(i) = found {
-                assert_eq!(t.slot(i).key.as_bytes(), &k[..]);
+                assert_eq!(t.slot(i).key(), &k[..]);
             }
         }
         assert_eq!(t.len(), keys.len() - keys.len().div_ceil(3));

@@ -4,7 +4,7 @@
 
 use crate::ascii7;
 use crate::print95;
-use crate::split::{Packing, Split, HEAD};
+use crate::split::{lend_count, Packing, Split, EXT_MAX, HEAD};
 use crate::types::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
 use bytes::Bytes;
 
@@ -19,20 +19,16 @@ pub const SHARE_ABOVE: usize = 512;
 /// slot already has them: no further cache miss for a GET.
 pub const INLINE_MAX: usize = 22;
 
-/// Characters whose packed bytes cover the head and end on a group
-/// boundary: two groups of eight, fourteen bytes.
-const FIRST_CHARS: usize = 16;
-const FIRST_PACKED: usize = 14;
-const _: () = assert!(FIRST_PACKED > HEAD && FIRST_CHARS <= INLINE_MAX + 1);
-
-/// The same for printable packing: three groups of six, fifteen bytes.
-const FIRST_PRINT95_CHARS: usize = 18;
-const FIRST_PRINT95_PACKED: usize = 15;
-const _: () = assert!(
-    print95::packed_len(FIRST_PRINT95_CHARS) == FIRST_PRINT95_PACKED
-        && FIRST_PRINT95_PACKED > HEAD
-        && FIRST_PRINT95_CHARS <= INLINE_MAX + 1
-);
+/// Most packed bytes [`StrValue::join`] unpacks from its small buffer:
+/// the head and the most a split lends, rounded up to a whole group.
+const FIRST_MAX: usize = {
+    let (seven, print) = ((HEAD + EXT_MAX).div_ceil(7) * 7, (HEAD + EXT_MAX).div_ceil(5) * 5);
+    if seven > print {
+        seven
+    } else {
+        print
+    }
+};
 
 /// The bytes sit behind a handle in the value's own 24 bytes (the value
 /// lives in every key's slot). Up to [`INLINE_MAX`] bytes they are those
@@ -94,21 +90,33 @@ impl PartialEq for StrValue {
 impl StrValue {
     /// Picks the encoding Redis's `tryObjectEncoding` would.
     pub fn from_slice(b: &[u8]) -> StrValue {
+        StrValue::from_slice_lending(b, &mut [])
+    }
+
+    /// [`Self::from_slice`] for a value about to be stored under a key with
+    /// `spare` unused bytes: a split string lends them what drops its tail
+    /// to a smaller size class (see entry.rs). Only an entry may hold the
+    /// result, with those bytes.
+    pub(crate) fn from_slice_lending(b: &[u8], spare: &mut [u8]) -> StrValue {
         if b.len() <= 20 {
             if let Some(i) = parse_canonical_i64(b) {
                 return StrValue::Int(i);
             }
         }
-        StrValue::text(b)
+        StrValue::text_lending(b, spare)
     }
 
     /// A string kept as a string even where it reads as an integer (Redis
     /// stores INCRBYFLOAT's result so): `embstr` or `raw` by length.
     pub fn text(b: &[u8]) -> StrValue {
+        StrValue::text_lending(b, &mut [])
+    }
+
+    fn text_lending(b: &[u8], spare: &mut [u8]) -> StrValue {
         if b.len() <= INLINE_MAX {
             StrValue::inline(b)
         } else if b.len() <= SHARE_ABOVE {
-            StrValue::split(b)
+            StrValue::split(b, spare)
         } else {
             StrValue::Shared(b.into())
         }
@@ -123,60 +131,84 @@ impl StrValue {
 
     /// A string set whole past the inline limit: packed if ASCII (shorter
     /// strings cost nothing already; longer ones are shared, since a large
-    /// value is read more than it is stored), then split. Printable text
-    /// packs tightest (print95.rs); other ASCII seven bits a character.
-    fn split(b: &[u8]) -> StrValue {
-        let head = |stored: &[u8]| -> [u8; HEAD] { stored[..HEAD].try_into().expect("longer than the head") };
-        if print95::is_printable(b) {
-            // As for seven bits below: the first characters make the head
-            // and the tail's first bytes, the rest pack into the tail.
-            let mut first = [0u8; FIRST_PRINT95_PACKED];
-            print95::pack_into(&b[..FIRST_PRINT95_CHARS], &mut first);
-            let mut tail = vec![0u8; print95::packed_len(b.len()) - HEAD].into_boxed_slice();
-            tail[..FIRST_PRINT95_PACKED - HEAD].copy_from_slice(&first[HEAD..]);
-            print95::pack_into(&b[FIRST_PRINT95_CHARS..], &mut tail[FIRST_PRINT95_PACKED - HEAD..]);
-            return StrValue::Split(Split::new(b.len(), Packing::Print95, head(&first), tail));
+    /// value is read more than it is stored), then split, lending to
+    /// `spare` what drops the tail a size class. Printable text packs
+    /// tightest (print95.rs); other ASCII seven bits a character.
+    fn split(b: &[u8], spare: &mut [u8]) -> StrValue {
+        let packing = if print95::is_printable(b) { Packing::Print95 } else { Packing::Ascii7 };
+        // A byte past ASCII stops the packing half way (binary data mostly
+        // in its first group), and the string is kept as it is.
+        if let Some(v) = StrValue::split_packed(b, packing, spare) {
+            return v;
         }
-        // Packed straight into the two halves: the first 16 characters
-        // make 14 bytes (the head and the tail's first), the rest pack
-        // from a group boundary into the tail after it. A byte past ASCII
-        // stops the packing (binary data mostly in the first 16), and the
-        // string is kept as it is.
-        let mut first = [0u8; FIRST_PACKED];
-        if ascii7::pack_into(&b[..FIRST_CHARS], &mut first) {
-            let mut tail = vec![0u8; ascii7::packed_len(b.len()) - HEAD].into_boxed_slice();
-            tail[..FIRST_PACKED - HEAD].copy_from_slice(&first[HEAD..]);
-            if ascii7::pack_into(&b[FIRST_CHARS..], &mut tail[FIRST_PACKED - HEAD..]) {
-                return StrValue::Split(Split::new(b.len(), Packing::Ascii7, head(&first), tail));
-            }
-        }
-        StrValue::Split(Split::new(b.len(), Packing::Raw, head(b), b[HEAD..].into()))
+        let lent = lend_count(b.len() - HEAD, spare.len());
+        spare[..lent].copy_from_slice(&b[HEAD..HEAD + lent]);
+        let head = b[..HEAD].try_into().expect("longer than the head");
+        StrValue::Split(Split::new_lent(b.len(), Packing::Raw, head, b[HEAD + lent..].into(), lent))
     }
 
-    /// A split string's bytes appended to `out`: unpacked if packed.
-    fn join(split: &Split, out: &mut Vec<u8>) {
-        let tail = split.tail();
-        out.reserve(split.len());
-        match split.packing() {
-            Packing::Ascii7 => {
-                let mut first = [0u8; FIRST_PACKED];
-                first[..HEAD].copy_from_slice(split.head());
-                first[HEAD..].copy_from_slice(&tail[..FIRST_PACKED - HEAD]);
-                ascii7::unpack_into(&first, FIRST_CHARS, out);
-                ascii7::unpack_into(&tail[FIRST_PACKED - HEAD..], split.len() - FIRST_CHARS, out);
-            }
+    /// [`Self::split`] packed, straight into its three places: the first
+    /// groups (the head, the bytes lent and the tail's first few) into a
+    /// small buffer, the rest from a group's boundary into the tail. None
+    /// if a byte will not pack (past ASCII, for seven bits).
+    fn split_packed(b: &[u8], packing: Packing, spare: &mut [u8]) -> Option<StrValue> {
+        let (group, chars) = packing.group();
+        let stored = packing.stored_len(b.len());
+        let lent = lend_count(stored - HEAD, spare.len());
+        let front = HEAD + lent;
+        let first = (front.div_ceil(group) * group).min(stored);
+        let first_chars = if first == stored { b.len() } else { first / group * chars };
+        let mut buf = [0u8; FIRST_MAX];
+        let mut tail = vec![0u8; stored - front].into_boxed_slice();
+        let pack = |src: &[u8], out: &mut [u8]| match packing {
             Packing::Print95 => {
-                let mut first = [0u8; FIRST_PRINT95_PACKED];
-                first[..HEAD].copy_from_slice(split.head());
-                first[HEAD..].copy_from_slice(&tail[..FIRST_PRINT95_PACKED - HEAD]);
-                print95::unpack_into(&first, FIRST_PRINT95_CHARS, out);
-                let rest = &tail[FIRST_PRINT95_PACKED - HEAD..];
-                print95::unpack_into(rest, split.len() - FIRST_PRINT95_CHARS, out);
+                print95::pack_into(src, out);
+                true
             }
-            Packing::Raw => {
-                out.extend_from_slice(split.head());
-                out.extend_from_slice(tail);
-            }
+            _ => ascii7::pack_into(src, out),
+        };
+        if !pack(&b[..first_chars], &mut buf[..first]) || !pack(&b[first_chars..], &mut tail[first - front..]) {
+            return None;
+        }
+        spare[..lent].copy_from_slice(&buf[HEAD..front]);
+        tail[..first - front].copy_from_slice(&buf[front..first]);
+        let head = buf[..HEAD].try_into().expect("longer than the head");
+        Some(StrValue::Split(Split::new_lent(b.len(), packing, head, tail, lent)))
+    }
+
+    /// A split string's bytes appended to `out`: unpacked if packed. `ext`
+    /// are the bytes it lent out (see split.rs), none if it holds them all.
+    ///
+    /// Packed bytes are unpacked a group at a time (seven bytes for eight
+    /// characters, or five for six), and the head and lent bytes rarely
+    /// end on a group's boundary: the groups they start are joined with
+    /// the tail's first bytes in a small buffer, the rest unpacked from
+    /// the tail where it lies.
+    fn join(split: &Split, ext: &[u8], out: &mut Vec<u8>) {
+        let [ext, tail] = split.with_ext(ext);
+        if split.packing() == Packing::Raw {
+            out.reserve(split.len());
+            out.extend_from_slice(split.head());
+            out.extend_from_slice(ext);
+            out.extend_from_slice(tail);
+            return;
+        }
+        let (group, chars) = split.packing().group();
+        let unpack = |packed: &[u8], n: usize, out: &mut Vec<u8>| match split.packing() {
+            Packing::Ascii7 => ascii7::unpack_into(packed, n, out),
+            _ => print95::unpack_into(packed, n, out),
+        };
+        let front = HEAD + ext.len();
+        let first = (front.div_ceil(group) * group).min(split.stored_len());
+        let mut buf = [0u8; FIRST_MAX];
+        buf[..HEAD].copy_from_slice(split.head());
+        buf[HEAD..front].copy_from_slice(ext);
+        buf[front..first].copy_from_slice(&tail[..first - front]);
+        let first_chars = if first == split.stored_len() { split.len() } else { first / group * chars };
+        out.reserve(split.len());
+        unpack(&buf[..first], first_chars, out);
+        if first_chars < split.len() {
+            unpack(&tail[first - front..], split.len() - first_chars, out);
         }
     }
 
@@ -214,22 +246,32 @@ impl StrValue {
 
     /// The stored bytes, owned (a copy; shared for large values).
     pub fn to_bytes(&self) -> Bytes {
+        self.to_bytes_with(&[])
+    }
+
+    /// [`Self::to_bytes`] of a value whose split lent out `ext` (an entry's
+    /// value: entry.rs).
+    pub(crate) fn to_bytes_with(&self, ext: &[u8]) -> Bytes {
         match self {
             StrValue::Shared(b) => Bytes::from_owner(b.clone()),
             StrValue::Adopted(b) => (**b).clone(),
-            other => Bytes::from(other.bytes().into_owned()),
+            other => Bytes::from(other.bytes_with(ext).into_owned()),
         }
     }
 
     /// The bytes, borrowed where stored whole (integers are formatted,
     /// split strings joined).
     pub fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        self.bytes_with(&[])
+    }
+
+    fn bytes_with(&self, ext: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         match self {
             StrValue::Int(i) => std::borrow::Cow::Owned(itoa::Buffer::new().format(*i).as_bytes().to_vec()),
             StrValue::Inline(n, buf) => std::borrow::Cow::Borrowed(&buf[..*n as usize]),
             StrValue::Split(split) => {
                 let mut out = Vec::new();
-                StrValue::join(split, &mut out);
+                StrValue::join(split, ext, &mut out);
                 std::borrow::Cow::Owned(out)
             }
             StrValue::Raw(b) => std::borrow::Cow::Borrowed(b),
@@ -490,6 +532,30 @@ mod tests {
                 let copy = v.clone();
                 proptest::prop_assert_eq!(&copy.bytes()[..], &b[..]);
             }
+        }
+
+        /// Built lending to any number of spare bytes, in any of the three
+        /// packings, a string reads back whole with the bytes it lent.
+        #[test]
+        fn a_string_that_lent_bytes_reads_back_with_them(
+            kind in 0..3u8,
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 23..=SHARE_ABOVE),
+            room in 0..=22usize,
+        ) {
+            let b: Vec<u8> = match kind {
+                0 => raw.iter().map(|c| b' ' + c % 95).collect(),
+                1 => raw.iter().map(|c| c & 0x7f).collect(),
+                _ => raw,
+            };
+            let mut spare = [0u8; 22];
+            let v = StrValue::from_slice_lending(&b, &mut spare[..room]);
+            let lent = match &v {
+                StrValue::Split(s) => s.ext(),
+                _ => 0,
+            };
+            proptest::prop_assert!(lent <= room.min(EXT_MAX));
+            proptest::prop_assert_eq!(&v.to_bytes_with(&spare[..lent])[..], &b[..]);
+            proptest::prop_assert_eq!(v.len(), b.len());
         }
     }
 

@@ -72,7 +72,7 @@ fn bit_offset(ctx: &Ctx<'_>, a: &[u8], hash: bool, bits: u64) -> Result<u64, Cmd
 fn read_bytes(tx: &mut Tx<'_>, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
     match tx.get(key) {
         None => Ok(None),
-        Some(e) => e.value.as_str().map(|s| Some(s.to_bytes())).ok_or(CmdError::WrongType),
+        Some(e) => e.str_bytes().map(Some).ok_or(CmdError::WrongType),
     }
 }
 
@@ -81,14 +81,14 @@ fn read_bytes(tx: &mut Tx<'_>, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
 /// Whether writing `key` at `min_len` bytes creates or grows it (then the
 /// write counts even if no bit changes, as Redis's `dirty` flag says).
 fn creates_or_grows(tx: &mut Tx<'_>, key: &[u8], min_len: usize) -> bool {
-    tx.peek(key).and_then(|e| e.value.as_str()).is_none_or(|s| s.len() < min_len)
+    tx.peek(key).and_then(|e| e.str_len()).is_none_or(|n| n < min_len)
 }
 
 fn take_for_write(tx: &mut Tx<'_>, key: &[u8], min_len: usize) -> Result<Vec<u8>, CmdError> {
     let mut buf = match tx.get(key) {
         None => Vec::new(),
         Some(e) => {
-            let s = e.value.as_str_mut().ok_or(CmdError::WrongType)?;
+            let s = e.value_mut().as_str_mut().ok_or(CmdError::WrongType)?;
             match std::mem::replace(s, StrValue::raw(Vec::new())) {
                 StrValue::Raw(b) => b.into_vec(),
                 StrValue::Inline(n, buf) => buf[..n as usize].to_vec(),

@@ -124,7 +124,7 @@ fn err(e: HllError) -> CmdError {
 /// The HLL bytes at `key` (None if missing), checked.
 fn read(tx: &mut Tx<'_>, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
     let Some(e) = tx.get(key) else { return Ok(None) };
-    let b = e.value.as_str().ok_or(CmdError::WrongType)?.to_bytes();
+    let b = e.str_bytes().ok_or(CmdError::WrongType)?;
     hll::validate(&b).map_err(err)?;
     Ok(Some(b))
 }

@@ -251,7 +251,7 @@ fn touch(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
 /// TYPE key
 fn type_(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
-    let t = ctx.lock(key).peek(key).map_or("none", |e| e.value.type_name());
+    let t = ctx.lock(key).peek(key).map_or("none", |e| e.type_name());
     Ok(Frame::simple(t))
 }
 
@@ -299,7 +299,7 @@ fn parse_db(ctx: &Ctx<'_>, raw: &[u8]) -> Result<usize, CmdError> {
 /// A copy of `key`'s entry and its deadline, for COPY.
 fn read_copy(tx: &mut Tx<'_>, key: &[u8], now: u64) -> Option<(Entry, Option<u64>)> {
     let e = tx.peek(key)?;
-    let mut copy = Entry::new(e.value.clone(), larder_store::Access::lru(now));
+    let mut copy = Entry::new(e.value().into_owned(), larder_store::Access::lru(now));
     copy.set_raw_clock(e.raw_clock());
     Some((copy, e.expire_at()))
 }
@@ -404,7 +404,7 @@ fn scan(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let opts = ScanOpts::parse(&mut args, true)?;
     let mut found = Vec::new();
     let next = ctx.shared.keyspace.scan(ctx.db(), opts.cursor, opts.count, ctx.now, |k, e| {
-        if opts.matches(k) && opts.typ.as_deref().is_none_or(|t| t == e.value.type_name()) {
+        if opts.matches(k) && opts.typ.as_deref().is_none_or(|t| t == e.type_name()) {
             found.push(Frame::Bulk(Bytes::copy_from_slice(k)));
         }
     });
@@ -521,7 +521,7 @@ fn dump(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     Ok(match ctx.lock(key).peek(key) {
         None => Frame::Null,
-        Some(e) => Frame::Bulk(larder_persist::dump_payload(&e.value).map_err(|e| CmdError::Err(e.to_string()))?),
+        Some(e) => Frame::Bulk(larder_persist::dump_payload(&e.value()).map_err(|e| CmdError::Err(e.to_string()))?),
     })
 }
 
@@ -622,7 +622,7 @@ fn with_entry(ctx: &mut Ctx<'_>, mut args: Args<'_>, f: impl FnOnce(&Entry) -> C
 
 /// OBJECT ENCODING key
 fn object_encoding(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    with_entry(ctx, args, |e| Ok(Frame::bulk_static(e.value.encoding())))
+    with_entry(ctx, args, |e| Ok(Frame::bulk_static(e.encoding())))
 }
 
 /// OBJECT REFCOUNT key
@@ -630,7 +630,7 @@ fn object_refcount(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     // Redis shares the integers 0..10000 and reports them as immortal.
     with_entry(ctx, args, |e| {
         let shared =
-            matches!(e.value, larder_store::Value::Str(larder_store::StrValue::Int(i)) if (0..10000).contains(&i));
+            matches!(&*e.value(), larder_store::Value::Str(larder_store::StrValue::Int(i)) if (0..10000).contains(i));
         Ok(int(if shared { i32::MAX as i64 } else { 1 }))
     })
 }

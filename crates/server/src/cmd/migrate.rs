@@ -136,7 +136,7 @@ fn migrate(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         let mut tx = ctx.lock_keys(keys.iter().copied());
         for &k in &keys {
             if let Some(e) = tx.peek(k) {
-                let payload = larder_persist::dump_payload(&e.value).map_err(|e| CmdError::Err(e.to_string()))?;
+                let payload = larder_persist::dump_payload(&e.value()).map_err(|e| CmdError::Err(e.to_string()))?;
                 let ttl = e.expire_at().map_or(0, |at| at.saturating_sub(ctx.now).max(1));
                 moving.push((k, ttl.to_string(), payload));
             }

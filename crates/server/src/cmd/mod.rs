@@ -60,22 +60,23 @@ impl<'a> Ctx<'a> {
         self.client.db
     }
 
-    /// The string a write stores from the argument `arg`: kept in the
+    /// Stores the argument `arg` as the string at `key`: kept in the
     /// buffer its request arrived in when the connection read that
     /// request into a buffer of its own (a large argument: no copy, as
-    /// Redis keeps a large argument as the value), else copied.
-    pub fn str_value(&self, arg: &[u8]) -> larder_store::value::StrValue {
+    /// Redis keeps a large argument as the value), else copied into its
+    /// place (`Tx::set_str`).
+    pub fn set_str(&self, tx: &mut Tx<'_>, key: &[u8], arg: &[u8], ttl: Ttl) {
         use larder_store::value::{StrValue, ADOPT_FROM};
         if arg.len() >= ADOPT_FROM {
             if let Some(owned) = &self.client.owned_input {
                 let (start, end) = (owned.as_ptr() as usize, owned.as_ptr() as usize + owned.len());
                 let at = arg.as_ptr() as usize;
                 if at >= start && at + arg.len() <= end {
-                    return StrValue::adopt(owned.slice_ref(arg));
+                    return tx.set(key, Value::Str(StrValue::adopt(owned.slice_ref(arg))), ttl);
                 }
             }
         }
-        StrValue::from_slice(arg)
+        tx.set_str(key, arg, ttl)
     }
 
     /// Locks the shard holding `key` in the client's database.
@@ -333,7 +334,7 @@ pub fn get_as<'t, T: ?Sized>(
 ) -> Result<Option<&'t mut T>, CmdError> {
     match tx.get(key) {
         None => Ok(None),
-        Some(e) => view(&mut e.value).map(Some).ok_or(CmdError::WrongType),
+        Some(e) => view(e.value_mut()).map(Some).ok_or(CmdError::WrongType),
     }
 }
 
@@ -348,7 +349,7 @@ pub fn get_or_create<'t, T: ?Sized>(
         tx.set(key, make(), Ttl::Clear);
     }
     let e = tx.get(key).expect("present or just created");
-    view(&mut e.value).ok_or(CmdError::WrongType)
+    view(e.value_mut()).ok_or(CmdError::WrongType)
 }
 
 /// Deletes `key` if the collection a write just emptied was its value:

@@ -827,10 +827,10 @@ fn debug(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
         let key = args.next_arg()?;
         let mut tx = ctx.lock(key);
         let e = tx.peek_stored(key).ok_or(CmdError::NoSuchKey)?;
-        let serialized = larder_persist::dump_payload(&e.value).map_or(0, |p| p.len() - 10);
+        let serialized = larder_persist::dump_payload(&e.value()).map_or(0, |p| p.len() - 10);
         let text = format!(
             "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
-            e.value.encoding(),
+            e.encoding(),
             serialized,
             e.raw_clock(),
             e.idle_secs(ctx.now)

@@ -88,10 +88,9 @@ fn lookup(tx: &mut Tx<'_>, pattern: &[u8], elem: &Bytes) -> Option<Bytes> {
     key.extend_from_slice(elem);
     key.extend_from_slice(&key_pat[star + 1..]);
     let e = tx.get(&key)?;
-    match (field, &e.value) {
-        (None, Value::Str(s)) => Some(s.to_bytes()),
-        (Some(f), Value::Hash(h)) => h.get(f).map(Bytes::copy_from_slice),
-        _ => None,
+    match field {
+        None => e.str_bytes(),
+        Some(f) => e.value().as_hash()?.get(f).map(Bytes::copy_from_slice),
     }
 }
 
@@ -117,7 +116,7 @@ fn run(ctx: &mut Ctx<'_>, mut args: Args<'_>, read_only: bool) -> CmdResult {
     };
     let (elems, is_zset): (Vec<Bytes>, bool) = match tx.get(key) {
         None => (vec![], false),
-        Some(e) => match &e.value {
+        Some(e) => match &*e.value() {
             Value::List(l) => (l.iter().map(Bytes::copy_from_slice).collect(), false),
             Value::Set(s) => {
                 let mut m = s.members();

@@ -128,12 +128,8 @@ pub(super) static COMMANDS: &[CommandSpec] = &[
 fn read_str(tx: &mut Tx<'_>, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
     match tx.get(key) {
         None => Ok(None),
-        Some(e) => e.value.as_str().map(|s| Some(s.to_bytes())).ok_or(CmdError::WrongType),
+        Some(e) => e.str_bytes().map(Some).ok_or(CmdError::WrongType),
     }
-}
-
-fn str_value(b: &[u8]) -> Value {
-    Value::Str(StrValue::from_slice(b))
 }
 
 fn max_bulk(ctx: &Ctx<'_>) -> usize {
@@ -219,7 +215,7 @@ fn set_generic(ctx: &Ctx<'_>, key: &[u8], value: &[u8], o: &SetOpts) -> Result<(
         (None, true) => Ttl::Keep,
         (None, false) => Ttl::Clear,
     };
-    tx.set(key, Value::Str(ctx.str_value(value)), ttl);
+    ctx.set_str(&mut tx, key, value, ttl);
     match ttl {
         Ttl::At(at) => tx.emit(&[b"SET", key, value, b"PXAT", itoa::Buffer::new().format(at).as_bytes()]),
         Ttl::Keep => tx.emit(&[b"SET", key, value, b"KEEPTTL"]),
@@ -336,7 +332,7 @@ fn mget(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let out = keys
         .iter()
         .map(|k| {
-            let v = tx.get(k).and_then(|e| e.value.as_str().map(StrValue::to_bytes));
+            let v = tx.get(k).and_then(|e| e.str_bytes());
             ctx.record_lookup(v.is_some());
             v.map(Frame::Bulk).unwrap_or(Frame::Null)
         })
@@ -355,7 +351,7 @@ fn mset_generic(ctx: &mut Ctx<'_>, mut args: Args<'_>, nx: bool) -> Result<bool,
         return Ok(false);
     }
     for kv in pairs.chunks(2) {
-        tx.set(kv[0], str_value(kv[1]), Ttl::Clear);
+        tx.set_str(kv[0], kv[1], Ttl::Clear);
         tx.notify(class::STRING, "set", kv[0]);
     }
     let mut effect: Vec<&[u8]> = Vec::with_capacity(pairs.len() + 1);
@@ -387,7 +383,7 @@ fn incr_generic(ctx: &Ctx<'_>, key: &[u8], delta: i64, command: &[&[u8]]) -> Cmd
             delta
         }
         Some(e) => {
-            let sv = e.value.as_str_mut().ok_or(CmdError::WrongType)?;
+            let sv = e.value_mut().as_str_mut().ok_or(CmdError::WrongType)?;
             let current = match &*sv {
                 StrValue::Int(i) => *i,
                 other => larder_store::value::parse_canonical_i64(&other.to_bytes()).ok_or(CmdError::NotInteger)?,
@@ -517,7 +513,7 @@ fn append(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let current = read_str(&mut tx, key)?;
     let len = match current {
         None => {
-            tx.set(key, str_value(value), Ttl::Clear);
+            tx.set_str(key, value, Ttl::Clear);
             value.len()
         }
         Some(old) => {
@@ -542,7 +538,7 @@ fn strlen(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     let key = args.next_arg()?;
     let len = match ctx.lock(key).get(key) {
         None => 0,
-        Some(e) => e.value.as_str().ok_or(CmdError::WrongType)?.len(),
+        Some(e) => e.str_len().ok_or(CmdError::WrongType)?,
     };
     Ok(Frame::Integer(len as i64))
 }
@@ -627,11 +623,7 @@ fn lcs(ctx: &mut Ctx<'_>, mut args: Args<'_>) -> CmdResult {
     // LCS has its own type error, and treats a missing key as "".
     let mut read = |k: &[u8]| match tx.get(k) {
         None => Ok(Bytes::new()),
-        Some(e) => e
-            .value
-            .as_str()
-            .map(StrValue::to_bytes)
-            .ok_or_else(|| CmdError::Err("The specified keys must contain string values".into())),
+        Some(e) => e.str_bytes().ok_or_else(|| CmdError::Err("The specified keys must contain string values".into())),
     };
     let (a, b) = (read(k1)?, read(k2)?);
     drop(tx);

@@ -596,7 +596,7 @@ enum Agg {
 fn source_entries(tx: &mut Tx<'_>, key: &[u8]) -> Result<Option<Vec<(Bytes, f64)>>, CmdError> {
     match tx.get(key) {
         None => Ok(None),
-        Some(e) => match &e.value {
+        Some(e) => match &*e.value() {
             Value::ZSet(z) => Ok(Some(z.iter().map(|e| (Bytes::copy_from_slice(e.member), e.score)).collect())),
             Value::Set(s) => Ok(Some(s.members().into_iter().map(|m| (m, 1.0)).collect())),
             _ => Err(CmdError::WrongType),
