@@ -194,8 +194,12 @@ impl Entry {
     }
 
     /// Stores the entry under `key`: the value takes back what it lent to
-    /// the old key's spare bytes and may lend to the new one's.
+    /// the old key's spare bytes and may lend to the new one's. Nothing to
+    /// do if it has that key already (built for it: [`Entry::with_key`]).
     pub(crate) fn set_key(&mut self, key: &[u8]) {
+        if self.key() == key {
+            return;
+        }
         self.take_back();
         self.key = Key::new(key);
         self.settle();
@@ -250,9 +254,7 @@ impl Entry {
     pub fn value(&self) -> Cow<'_, Value> {
         match &self.value {
             Value::Str(StrValue::Split(s)) if s.ext() > 0 => {
-                let mut whole = s.clone();
-                whole.take_back(self.lent());
-                Cow::Owned(Value::Str(StrValue::Split(whole)))
+                Cow::Owned(Value::Str(StrValue::Split(s.whole(self.lent()))))
             }
             v => Cow::Borrowed(v),
         }
@@ -300,6 +302,14 @@ impl Entry {
     /// The key and the value, whole.
     pub fn into_parts(mut self) -> (Key, Value) {
         self.take_back();
+        self.into_parts_to_drop()
+    }
+
+    /// The key and the value as stored, for a removal that only drops the
+    /// value (an eviction, an expiry): taking back lent bytes would cost
+    /// an allocation for nothing. The value drops whole but does not read
+    /// back without them.
+    pub(crate) fn into_parts_to_drop(mut self) -> (Key, Value) {
         let key = std::mem::replace(&mut self.key, Key::new(b""));
         (key, std::mem::replace(&mut self.value, Value::Str(StrValue::Int(0))))
     }

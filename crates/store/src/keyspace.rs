@@ -163,9 +163,7 @@ impl Shard {
                 let at = entry.expire_at().unwrap_or(0);
                 self.set_expire_index(i, at);
                 let mut entry = entry;
-                if entry.key() != key {
-                    entry.set_key(key);
-                }
+                entry.set_key(key);
                 *self.map.slot_mut(i) = entry;
             }
             None => self.push_new(hash, key, entry),
@@ -178,15 +176,14 @@ impl Shard {
             self.expiry.insert(at, self.map.len() as u32);
         }
         let mut entry = entry;
-        if entry.key() != key {
-            entry.set_key(key);
-        }
+        entry.set_key(key);
         self.map.push(hash, entry);
     }
 
     /// Removes the entry at `i`, returning its key and its value.
+    /// The value is for the disposer only (see [`Entry::into_parts_to_drop`]).
     fn remove_index_key(&mut self, i: usize) -> (Key, Value) {
-        self.remove_index(i).into_parts()
+        self.remove_index(i).into_parts_to_drop()
     }
 
     /// Evicts the entry at `i`, whose key hashes to `h`: returns the key,
@@ -196,7 +193,7 @@ impl Shard {
     /// lock is gone, and a copy was an allocation and a free per eviction.
     /// The value goes back too, for the keyspace's disposer.
     fn evict_at(&mut self, i: usize, h: u64) -> (Key, u64, Value) {
-        let (key, value) = self.remove_hashed(i, h).into_parts();
+        let (key, value) = self.remove_hashed(i, h).into_parts_to_drop();
         (key, h, value)
     }
 
@@ -318,7 +315,9 @@ pub enum Disposal {
 }
 
 /// Frees (or hands to another thread) values the keyspace removed. Called
-/// with a shard locked: it must only free or queue.
+/// with a shard locked: it must only free or queue. A string may come
+/// without the bytes it lent to its key (entry.rs): it drops whole, but
+/// does not read back.
 pub trait Disposer: Send + Sync {
     fn dispose(&self, value: Value, why: Disposal);
 }

@@ -64,12 +64,23 @@ pub enum Packing {
 impl Packing {
     /// Stored bytes and the characters they hold in one group, the unit
     /// packing works in (raw: one and one).
-    pub fn group(self) -> (usize, usize) {
+    fn group(self) -> (usize, usize) {
         match self {
             Packing::Raw => (1, 1),
             Packing::Ascii7 => (7, 8),
             Packing::Print95 => (5, 6),
         }
+    }
+
+    /// For a string of `len` characters whose first `front` stored bytes
+    /// lie apart from the rest (a head and lent bytes): the stored bytes
+    /// of the whole groups those start, and the characters in them. The
+    /// rest then packs from a group's boundary.
+    pub fn first_groups(self, len: usize, front: usize) -> (usize, usize) {
+        let (group, chars) = self.group();
+        let stored = self.stored_len(len);
+        let first = (front.div_ceil(group) * group).min(stored);
+        (first, if first == stored { len } else { first / group * chars })
     }
 
     /// Bytes `len` characters take stored this way.
@@ -149,9 +160,13 @@ impl Split {
 
     /// Takes back the bytes lent out, `ext` (as many as [`Self::ext`]).
     pub fn take_back(&mut self, ext: &[u8]) {
-        assert_eq!(ext.len(), self.ext());
-        let whole: Box<[u8]> = [ext, self.tail()].concat().into();
-        self.set_tail(whole, 0);
+        *self = self.whole(ext);
+    }
+
+    /// A copy that holds all its bytes, given `ext`, those this one lent.
+    pub fn whole(&self, ext: &[u8]) -> Split {
+        let tail: Box<[u8]> = self.with_ext(ext).concat().into();
+        Split::new(self.len(), self.packing(), self.head, tail)
     }
 
     /// The stored bytes after the head: `ext` (the bytes lent out) then the

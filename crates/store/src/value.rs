@@ -152,14 +152,10 @@ impl StrValue {
     /// small buffer, the rest from a group's boundary into the tail. None
     /// if a byte will not pack (past ASCII, for seven bits).
     fn split_packed(b: &[u8], packing: Packing, spare: &mut [u8]) -> Option<StrValue> {
-        let (group, chars) = packing.group();
         let stored = packing.stored_len(b.len());
         let lent = lend_count(stored - HEAD, spare.len());
         let front = HEAD + lent;
-        let first = (front.div_ceil(group) * group).min(stored);
-        let first_chars = if first == stored { b.len() } else { first / group * chars };
-        let mut buf = [0u8; FIRST_MAX];
-        let mut tail = vec![0u8; stored - front].into_boxed_slice();
+        let (first, first_chars) = packing.first_groups(b.len(), front);
         let pack = |src: &[u8], out: &mut [u8]| match packing {
             Packing::Print95 => {
                 print95::pack_into(src, out);
@@ -167,7 +163,14 @@ impl StrValue {
             }
             _ => ascii7::pack_into(src, out),
         };
-        if !pack(&b[..first_chars], &mut buf[..first]) || !pack(&b[first_chars..], &mut tail[first - front..]) {
+        // The first groups before the tail is allocated: binary data
+        // fails there, most often, and allocates nothing.
+        let mut buf = [0u8; FIRST_MAX];
+        if !pack(&b[..first_chars], &mut buf[..first]) {
+            return None;
+        }
+        let mut tail = vec![0u8; stored - front].into_boxed_slice();
+        if !pack(&b[first_chars..], &mut tail[first - front..]) {
             return None;
         }
         spare[..lent].copy_from_slice(&buf[HEAD..front]);
@@ -193,18 +196,16 @@ impl StrValue {
             out.extend_from_slice(tail);
             return;
         }
-        let (group, chars) = split.packing().group();
         let unpack = |packed: &[u8], n: usize, out: &mut Vec<u8>| match split.packing() {
             Packing::Ascii7 => ascii7::unpack_into(packed, n, out),
             _ => print95::unpack_into(packed, n, out),
         };
         let front = HEAD + ext.len();
-        let first = (front.div_ceil(group) * group).min(split.stored_len());
+        let (first, first_chars) = split.packing().first_groups(split.len(), front);
         let mut buf = [0u8; FIRST_MAX];
         buf[..HEAD].copy_from_slice(split.head());
         buf[HEAD..front].copy_from_slice(ext);
         buf[front..first].copy_from_slice(&tail[..first - front]);
-        let first_chars = if first == split.stored_len() { split.len() } else { first / group * chars };
         out.reserve(split.len());
         unpack(&buf[..first], first_chars, out);
         if first_chars < split.len() {

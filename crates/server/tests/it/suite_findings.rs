@@ -225,10 +225,27 @@ fn debug_reload_round_trips_the_dataset() {
     let mut c = s.raw();
     ok(&mut c, &["RPUSH", "l", "a", "b"]);
     ok(&mut c, &["SET", "t", "v", "EX", "100"]);
+    // Strings that lend bytes to their keys (crates/store/src/entry.rs)
+    // are saved and loaded whole: printable, other ASCII, binary.
+    let long: Vec<(String, Vec<u8>)> = [
+        (0..100).map(|i| b' ' + (i * 7 % 95) as u8).collect::<Vec<u8>>(),
+        (0..100).map(|i| if i % 10 == 0 { b'\n' } else { b'a' + (i % 26) as u8 }).collect(),
+        (0..100).map(|i| (i * 37 + 128) as u8).collect(),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, v)| (format!("key:000000000{i}"), v))
+    .collect();
+    for (k, v) in &long {
+        assert_eq!(c.call(&[&b"SET"[..], k.as_bytes(), v]).unwrap(), Frame::ok());
+    }
     ok(&mut c, &["FUNCTION", "LOAD", "#!lua name=lib\nredis.register_function('f', function() return 1 end)"]);
     let before = c.call(&["DEBUG", "DIGEST"]).unwrap();
     ok(&mut c, &["DEBUG", "RELOAD"]);
     assert_eq!(c.call(&["DEBUG", "DIGEST"]).unwrap(), before);
+    for (k, v) in &long {
+        assert_eq!(c.call(&["GET", k]).unwrap(), Frame::Bulk(v.clone().into()), "{k}");
+    }
     assert_eq!(c.call(&["FCALL", "F", "0"]).unwrap(), Frame::Integer(1), "function names ignore case");
     // Without flushing, the file's library clashes with the loaded one
     // unless MERGE says to replace it.
