@@ -532,8 +532,7 @@ fn load_parts(shared: &Shared, dir: &Path, manifest: &Manifest) -> anyhow::Resul
     // (an RDB base counts as it goes, see `snapshot::load_rdb`).
     let loading = &shared.snapshots.loading;
     let sizes = files.clone().map(|p| std::fs::metadata(dir.join(&p.name)).map_or(0, |m| m.len())).sum();
-    loading.total_bytes.store(sizes, Relaxed);
-    loading.loaded_bytes.store(0, Relaxed);
+    loading.set_total(sizes);
     let mut read = 0u64;
     for (i, part) in files.enumerate() {
         let path = dir.join(&part.name);

@@ -365,11 +365,15 @@ impl Server {
         self.listen_unix()?;
         self.listen_tls()?;
         let shared = self.shared;
-        if startup.is_some() {
+        let loads = startup.is_some();
+        if loads {
             shared.snapshots.loading.begin(shared.clock.now_ms());
         }
-        shared.listeners.install(&shared, listeners);
         let background = tokio::spawn(start_background(shared.clone(), startup));
+        if loads {
+            shared.snapshots.loading.sized().await;
+        }
+        shared.listeners.install(&shared, listeners);
         let mut stop = shared.shutdown_rx();
         let mut begun = shared.begin_tx.subscribe();
         tokio::pin!(shutdown);

@@ -31,7 +31,7 @@ use larder_store::{CutSink, Entry, Key, StrValue, Value};
 use parking_lot::Mutex;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use std::sync::Arc;
 
 /// What INFO persistence and LASTSAVE report.
@@ -83,6 +83,8 @@ pub struct Loading {
     pub loaded_bytes: AtomicU64,
     /// The `used-mem` the image recorded when it was saved.
     pub rdb_used_mem: AtomicU64,
+    /// The load has found its files and set `total_bytes`.
+    sized: AtomicBool,
 }
 
 impl Loading {
@@ -90,7 +92,25 @@ impl Loading {
         self.started_s.store(now_ms / 1000, Relaxed);
         self.total_bytes.store(0, Relaxed);
         self.loaded_bytes.store(0, Relaxed);
+        self.sized.store(false, Relaxed);
         self.active.store(true, Relaxed);
+    }
+
+    /// The files to load come to `total` bytes (INFO's
+    /// `loading_total_bytes`); none read yet.
+    pub fn set_total(&self, total: u64) {
+        self.total_bytes.store(total, Relaxed);
+        self.loaded_bytes.store(0, Relaxed);
+        self.sized.store(true, Release);
+    }
+
+    /// Waits until the load has sized its files or ended: the start-up
+    /// serves clients only then, so INFO never shows a load of 0 bytes
+    /// (Redis sizes its file before it serves anyone).
+    pub async fn sized(&self) {
+        while !self.sized.load(Acquire) && self.is_active() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
 
     pub fn end(&self) {
@@ -775,8 +795,7 @@ pub(crate) fn load_rdb_file(
     };
     tracing::info!("Loading RDB {} ({} bytes)…", target.display(), data.len());
     let loading = &shared.snapshots.loading;
-    loading.total_bytes.store(data.len() as u64, Relaxed);
-    loading.loaded_bytes.store(0, Relaxed);
+    loading.set_total(data.len() as u64);
     let position = saved_position(&data);
     let restored = match (&position, primary_boot) {
         (Some(at), true) => {
