@@ -9,7 +9,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -100,7 +100,7 @@ impl Browser {
         let mut raw = Vec::new();
         let mut buf = [0u8; 16384];
         let payload = loop {
-            let n = s.read(&mut buf)?;
+            let n = crate::read_some(&mut s, &mut buf)?;
             if n == 0 {
                 bail!("{method} {path}: connection closed mid-reply");
             }

@@ -163,6 +163,19 @@ pub fn eventually<T>(secs: u64, mut check: impl FnMut() -> Result<T, String>) ->
     }
 }
 
+/// A read that a signal interrupted is tried again. A socket with a read
+/// timeout is not restarted after a signal handler runs (signal(7)), and
+/// the test process has handlers: an in-process server's, and tokio's
+/// SIGCHLD one once a test spawns a child through it.
+pub(crate) fn read_some(stream: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match stream.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Waits until the server at `addr` answers PING: the address the
 /// answering connection came from (the server's name for that client),
 /// or None if `exited` says its process is gone first (it lost its port).
@@ -259,7 +272,7 @@ impl RawConn {
                 return Ok(frame);
             }
             let mut chunk = [0u8; 16384];
-            let n = self.stream.read(&mut chunk).context("read reply")?;
+            let n = read_some(&mut self.stream, &mut chunk).context("read reply")?;
             if n == 0 {
                 bail!("connection closed");
             }
@@ -275,7 +288,7 @@ impl RawConn {
             if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
                 break p;
             }
-            let n = self.stream.read(&mut chunk).context("read sync header")?;
+            let n = read_some(&mut self.stream, &mut chunk).context("read sync header")?;
             if n == 0 {
                 bail!("connection closed");
             }
@@ -287,7 +300,7 @@ impl RawConn {
             bail!("expected a bulk header, got {:?}", String::from_utf8_lossy(&header));
         }
         while self.buf.len() < len {
-            let n = self.stream.read(&mut chunk).context("read sync payload")?;
+            let n = read_some(&mut self.stream, &mut chunk).context("read sync payload")?;
             if n == 0 {
                 bail!("connection closed");
             }
