@@ -6,8 +6,27 @@ use larder_testkit::diff::{compare, Compare};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const KEYS: &[&str] = &["k1", "k2", "k3", "{k}4"];
-const VALUES: &[&str] = &["", "0", "1", "-7", "42", "abc", "hello world", "3.5", "9223372036854775807", "007", " 1"];
+/// Short keys, whose unused inline bytes a long value borrows, and one of
+/// 21 bytes with a single spare byte (crates/store/src/entry.rs).
+const KEYS: &[&str] = &["k1", "k2", "k3", "{k}4", "key:00000000000000005"];
+/// Short values and integers, and strings long enough to be split and
+/// packed: printable (20-bit triples), with a tab (seven bits).
+const VALUES: &[&str] = &[
+    "",
+    "0",
+    "1",
+    "-7",
+    "42",
+    "abc",
+    "hello world",
+    "3.5",
+    "9223372036854775807",
+    "007",
+    " 1",
+    "{\"id\": 12345, \"name\": \"a session\", \"seen\": [1, 2, 3]}",
+    "The quick brown fox jumps over the lazy dog; THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG! 0123456789",
+    "tab\tseparated\tfields of a row that is long enough to be split and packed seven bits a character",
+];
 /// Increments for the float key. Redis adds in long double; below 16 in
 /// magnitude its 17-decimal output equals the exact decimal sum, which is
 /// what Larder prints, so these keep the key small.
