@@ -157,12 +157,11 @@ impl Shard {
     }
 
     /// Stores `entry` under `key` (hash `hash`), replacing any entry there.
-    fn insert(&mut self, hash: u64, key: &[u8], entry: Entry) {
+    fn insert(&mut self, hash: u64, key: &[u8], mut entry: Entry) {
         match self.map.find(hash, key) {
             Some(i) => {
                 let at = entry.expire_at().unwrap_or(0);
                 self.set_expire_index(i, at);
-                let mut entry = entry;
                 entry.set_key(key);
                 *self.map.slot_mut(i) = entry;
             }
@@ -171,11 +170,10 @@ impl Shard {
     }
 
     /// Stores a key known to be absent.
-    fn push_new(&mut self, hash: u64, key: &[u8], entry: Entry) {
+    fn push_new(&mut self, hash: u64, key: &[u8], mut entry: Entry) {
         if let Some(at) = entry.expire_at() {
             self.expiry.insert(at, self.map.len() as u32);
         }
-        let mut entry = entry;
         entry.set_key(key);
         self.map.push(hash, entry);
     }
@@ -1144,7 +1142,7 @@ impl<'a> Tx<'a> {
         // lookup's cache miss then overlap (built after it, SET of 100-byte
         // values ran about 8% slower).
         let mut lent = [0u8; INLINE_KEY];
-        let value = make(&mut lent[..INLINE_KEY.saturating_sub(key.len())]);
+        let value = make(&mut lent[..Key::spare_for(key)]);
         let place = |spare: &mut [u8]| {
             spare.copy_from_slice(&lent[..spare.len()]);
             value

@@ -61,6 +61,12 @@ impl Key {
         }
     }
 
+    /// How many bytes [`Self::spare`] has for a key of these bytes, before
+    /// the key is made (a value built for its place: `Tx::set_str`).
+    pub(crate) fn spare_for(key: &[u8]) -> usize {
+        INLINE_KEY.saturating_sub(key.len())
+    }
+
     /// The inline bytes the key does not use (a value may borrow them:
     /// entry.rs); none for a key on the heap.
     pub(crate) fn spare(&self) -> &[u8] {
@@ -452,6 +458,10 @@ mod tests {
         assert_eq!(Key::new(b"").as_bytes(), b"");
         assert_eq!(&*Key::new(&[b'x'; 40]), &[b'x'; 40][..]);
         assert!(Key::new(b"a") < Key::new(&[b'a'; 30]));
+        for n in [0, 1, 14, 21, 22, 23, 40] {
+            let k = vec![b'k'; n];
+            assert_eq!(Key::spare_for(&k), Key::new(&k).spare().len(), "{n}");
+        }
     }
 
     /// Past 65,536 slots the index turns from `u16` to `u32` positions;
