@@ -513,11 +513,14 @@ impl CutSink for Chunks {
             let recency = self.recency.of_entry(e, self.cut_ms);
             // A large string is held by its count (a shared or adopted
             // buffer), not copied.
-            if let Value::Str(s @ (StrValue::Shared(_) | StrValue::Adopted(_))) = &*e.value() {
+            // Read once: a string that lent bytes to its key comes whole
+            // as a copy (entry.rs).
+            let value = e.value();
+            if let Value::Str(s @ (StrValue::Shared(_) | StrValue::Adopted(_))) = &*value {
                 strings.push((k.clone(), s.clone(), e.expire_at(), recency));
                 continue;
             }
-            if let Err(err) = file::encode_entry(&mut buf, k, &e.value(), e.expire_at(), recency) {
+            if let Err(err) = file::encode_entry(&mut buf, k, &value, e.expire_at(), recency) {
                 self.failed.lock().get_or_insert_with(|| format!("key {}: {err}", String::from_utf8_lossy(k)));
                 return;
             }
